@@ -1,0 +1,492 @@
+//! `NodeNetwork`: one node's desired network state (spec, written by the operator) and what the
+//! node's agent applied (status). This is the contract between the two halves.
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{Condition, EncapsulationMode};
+use super::felix::ProtoPort;
+use super::policy::Action;
+
+/// Everything one node's agent needs to program its dataplane. Named after the node.
+#[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "gingham.dev",
+    version = "v1",
+    kind = "NodeNetwork",
+    plural = "nodenetworks",
+    singular = "nodenetwork",
+    shortname = "nodenet",
+    category = "gingham",
+    status = "NodeNetworkStatus",
+    printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"BGP","type":"string","jsonPath":".status.bgpSummary"}"#,
+    printcolumn = r#"{"name":"ENDPOINTS","type":"integer","jsonPath":".status.endpointCount"}"#,
+    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    derive = "PartialEq",
+    derive = "Default"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeNetworkSpec {
+    /// The node's underlay address with its prefix length (e.g. `192.168.10.2/24`); the prefix
+    /// decides which nodes share its subnet for CrossSubnet.
+    pub address: String,
+    /// The CIDRs of the blocks this node owns (also published as IPAMBlocks).
+    #[serde(default)]
+    pub blocks: Vec<String>,
+    /// Every usable pool, for encapsulation decisions and natOutgoing.
+    #[serde(default)]
+    pub pools: Vec<PoolRouting>,
+    /// Tunnel devices and their MTU.
+    #[serde(default)]
+    pub tunnel: TunnelSpec,
+    /// BGP settings for BIRD; absent when BGP is off for this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<NodeBgpSpec>,
+    /// Compiled policy for this node's endpoints.
+    #[serde(default)]
+    pub policy: NodePolicySpec,
+    /// Agent settings from the merged FelixConfiguration.
+    #[serde(default)]
+    pub agent: AgentSettings,
+}
+
+/// How one pool is routed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolRouting {
+    /// The pool's name.
+    pub name: String,
+    /// The pool's CIDR.
+    pub cidr: String,
+    /// IP-in-IP mode.
+    #[serde(default)]
+    pub ipip_mode: EncapsulationMode,
+    /// VXLAN mode.
+    #[serde(default)]
+    pub vxlan_mode: EncapsulationMode,
+    /// Masquerade traffic leaving every pool.
+    #[serde(default)]
+    pub nat_outgoing: bool,
+    /// Keep this pool's blocks out of BGP.
+    #[serde(default, rename = "disableBGPExport")]
+    pub disable_bgp_export: bool,
+}
+
+/// Tunnel devices for the node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TunnelSpec {
+    /// The VXLAN network identifier.
+    #[serde(default = "default_vni", rename = "vxlanVNI")]
+    pub vxlan_vni: u32,
+    /// The VXLAN UDP port.
+    #[serde(default = "default_vxlan_port")]
+    pub vxlan_port: u16,
+    /// This node's VTEP or tunl0 address, from its first block; absent with no encapsulation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// This node's VTEP MAC.
+    #[serde(default, rename = "vtepMAC", skip_serializing_if = "Option::is_none")]
+    pub vtep_mac: Option<String>,
+    /// VXLAN device MTU; unset: the underlay MTU less 50.
+    #[serde(default, rename = "vxlanMTU", skip_serializing_if = "Option::is_none")]
+    pub vxlan_mtu: Option<u32>,
+    /// tunl0 MTU; unset: the underlay MTU less 20.
+    #[serde(default, rename = "ipipMTU", skip_serializing_if = "Option::is_none")]
+    pub ipip_mtu: Option<u32>,
+}
+
+fn default_vni() -> u32 {
+    super::felix::DEFAULT_VXLAN_VNI
+}
+
+fn default_vxlan_port() -> u16 {
+    super::felix::DEFAULT_VXLAN_PORT
+}
+
+/// BGP settings rendered into BIRD's configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeBgpSpec {
+    /// The router id (the node's IPv4 address).
+    #[serde(rename = "routerID")]
+    pub router_id: String,
+    /// This node's AS number.
+    pub as_number: u32,
+    /// The port BIRD listens on.
+    #[serde(default = "default_bgp_port")]
+    pub listen_port: u16,
+    /// Set when this node is a route reflector: its cluster id.
+    #[serde(default, rename = "routeReflectorClusterID", skip_serializing_if = "Option::is_none")]
+    pub route_reflector_cluster_id: Option<String>,
+    /// The sessions BIRD should run.
+    #[serde(default)]
+    pub peers: Vec<BgpPeerSession>,
+}
+
+fn default_bgp_port() -> u16 {
+    179
+}
+
+/// Why a BGP session exists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub enum PeerKind {
+    /// The node-to-node mesh.
+    #[default]
+    Mesh,
+    /// A route reflector (this node is its client) or a client (this node is the reflector).
+    RouteReflector,
+    /// A BGPPeer resource naming an external router.
+    Explicit,
+}
+
+/// One BGP session.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BgpPeerSession {
+    /// A name unique on this node, safe for BIRD (letters, digits, `_`).
+    pub name: String,
+    /// Why the session exists.
+    #[serde(default)]
+    pub kind: PeerKind,
+    /// The peer's address.
+    pub address: String,
+    /// The peer's port.
+    #[serde(default = "default_bgp_port")]
+    pub port: u16,
+    /// The peer's AS number.
+    pub as_number: u32,
+    /// The AS number presented to this peer instead of the node's.
+    #[serde(default, rename = "localASNumber", skip_serializing_if = "Option::is_none")]
+    pub local_as_number: Option<u32>,
+    /// This node reflects routes to the peer (the peer is its route-reflector client).
+    #[serde(default)]
+    pub route_reflector_client: bool,
+    /// The session password, resolved from its Secret by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Keepalive time in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive_seconds: Option<u32>,
+    /// Graceful-restart time in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_restart_seconds: Option<u32>,
+    /// Next-hop handling: Auto, Self or Keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_hop_mode: Option<String>,
+    /// TTL security hops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_security: Option<u8>,
+    /// How many times the local AS may appear in a path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_local_as: Option<u32>,
+    /// Send the node's own address as the session source.
+    #[serde(default = "default_true")]
+    pub use_node_source_address: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Compiled policy for the node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodePolicySpec {
+    /// What happens to traffic from local pods to the node itself.
+    #[serde(default)]
+    pub default_endpoint_to_host_action: EndpointToHostAction,
+    /// Inbound ports on the node that stay open whatever the policy.
+    #[serde(default)]
+    pub failsafe_inbound: Vec<ProtoPort>,
+    /// Outbound ports from the node that stay open whatever the policy.
+    #[serde(default)]
+    pub failsafe_outbound: Vec<ProtoPort>,
+    /// Every local endpoint whose policy is known. An endpoint missing here has its traffic dropped.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointPolicy>,
+    /// The policies the endpoints refer to.
+    #[serde(default)]
+    pub policies: Vec<CompiledPolicy>,
+    /// The address sets the rules refer to (selector memberships, named ports).
+    #[serde(default)]
+    pub ip_sets: Vec<IpSet>,
+}
+
+/// What happens to traffic from pods to their own node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum EndpointToHostAction {
+    /// Drop it (except failsafes).
+    #[default]
+    Drop,
+    /// Accept it.
+    Accept,
+    /// Hand it to host policy (no host endpoints yet: accepted).
+    Return,
+}
+
+/// The policies that apply to one local endpoint, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointPolicy {
+    /// `namespace/pod`.
+    pub name: String,
+    /// Policies (by name) applying to traffic into the endpoint; empty: allow all.
+    #[serde(default)]
+    pub ingress: Vec<String>,
+    /// Policies (by name) applying to traffic out of the endpoint; empty: allow all.
+    #[serde(default)]
+    pub egress: Vec<String>,
+}
+
+/// A policy compiled to address sets and port ranges.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompiledPolicy {
+    /// A name unique on the node: `<namespace>/<name>` or `global/<name>`.
+    pub name: String,
+    /// Ingress rules, in order.
+    #[serde(default)]
+    pub ingress: Vec<CompiledRule>,
+    /// Egress rules, in order.
+    #[serde(default)]
+    pub egress: Vec<CompiledRule>,
+}
+
+/// One compiled rule: every listed condition must hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompiledRule {
+    /// What to do on a match.
+    pub action: CompiledAction,
+    /// IP protocol number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<u8>,
+    /// Not this protocol number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_protocol: Option<u8>,
+    /// ICMP type and optional code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp: Option<IcmpMatch>,
+    /// Not this ICMP type and code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_icmp: Option<IcmpMatch>,
+    /// Source conditions.
+    #[serde(default)]
+    pub source: CompiledMatch,
+    /// Destination conditions.
+    #[serde(default)]
+    pub destination: CompiledMatch,
+}
+
+/// A rule action, as compiled (the same four as [`Action`]).
+pub type CompiledAction = Action;
+
+/// ICMP type and code.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct IcmpMatch {
+    /// ICMP type.
+    #[serde(rename = "type")]
+    pub type_: u8,
+    /// ICMP code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u8>,
+}
+
+/// Conditions on one side of a compiled rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompiledMatch {
+    /// The address is in one of these CIDRs (empty: any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nets: Vec<String>,
+    /// The address is in none of these CIDRs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_nets: Vec<String>,
+    /// The address is in every one of these sets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<String>,
+    /// The address is in none of these sets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_sets: Vec<String>,
+    /// The port is in one of these ranges (empty: any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortRange>,
+    /// The port is in none of these ranges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ports: Vec<PortRange>,
+    /// The address, protocol and port are in this named-port set (ORed with `ports`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named_port_set: Option<String>,
+}
+
+/// An inclusive port range.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub struct PortRange {
+    /// First port.
+    pub first: u16,
+    /// Last port.
+    pub last: u16,
+}
+
+/// A named set of addresses (or address-protocol-port triples for named ports).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IpSet {
+    /// The set's name, unique on the node (safe for nftables: letters, digits, `_`).
+    pub name: String,
+    /// Addresses or `address,protocol,port` triples.
+    #[serde(default)]
+    pub kind: IpSetKind,
+    /// The members, sorted.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// What an [`IpSet`] holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum IpSetKind {
+    /// IPv4 addresses or CIDRs.
+    #[default]
+    Addresses,
+    /// `address,protocol,port` triples.
+    AddressPorts,
+}
+
+/// Agent settings from the merged FelixConfiguration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSettings {
+    /// Route resync interval in seconds.
+    #[serde(default = "default_refresh")]
+    pub route_refresh_seconds: u32,
+    /// nftables resync interval in seconds.
+    #[serde(default = "default_refresh")]
+    pub nftables_refresh_seconds: u32,
+    /// Log level.
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        Self {
+            route_refresh_seconds: default_refresh(),
+            nftables_refresh_seconds: default_refresh(),
+            log_level: default_log_level(),
+        }
+    }
+}
+
+fn default_refresh() -> u32 {
+    90
+}
+
+fn default_log_level() -> String {
+    "Info".to_string()
+}
+
+/// What the node's agent applied.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeNetworkStatus {
+    /// The spec generation last applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, RoutesProgrammed, PolicyProgrammed and BGPEstablished.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// `established/total` BGP sessions, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp_summary: Option<String>,
+    /// Every BGP session as BIRD reports it.
+    #[serde(default)]
+    pub bgp_sessions: Vec<BgpSessionStatus>,
+    /// How many local endpoints exist.
+    #[serde(default)]
+    pub endpoint_count: u32,
+    /// The local endpoints and their addresses (the operator reads these to build address sets).
+    #[serde(default)]
+    pub endpoints: Vec<LocalEndpoint>,
+    /// Address use in the node's blocks.
+    #[serde(default)]
+    pub ipam: IpamUsage,
+    /// What this node's kernel can do.
+    #[serde(default)]
+    pub capabilities: NodeCapabilities,
+    /// The last error, if the last apply failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// The readiness condition types of a NodeNetwork.
+pub mod conditions {
+    /// Everything below holds.
+    pub const READY: &str = "Ready";
+    /// Routes, devices and neighbours match the spec.
+    pub const ROUTES_PROGRAMMED: &str = "RoutesProgrammed";
+    /// The nftables ruleset matches the spec.
+    pub const POLICY_PROGRAMMED: &str = "PolicyProgrammed";
+    /// Every BGP session is established.
+    pub const BGP_ESTABLISHED: &str = "BGPEstablished";
+}
+
+/// One BGP session as BIRD reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BgpSessionStatus {
+    /// The session name.
+    pub name: String,
+    /// The peer's address.
+    #[serde(default)]
+    pub peer_address: String,
+    /// BIRD's protocol state (up, start, down).
+    pub state: String,
+    /// The BGP state (Established, Active, Connect, ...).
+    #[serde(default)]
+    pub info: String,
+    /// Since when, as BIRD prints it.
+    #[serde(default)]
+    pub since: String,
+}
+
+/// A local endpoint (pod) as the agent knows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalEndpoint {
+    /// `namespace/pod`.
+    pub name: String,
+    /// The pod's address.
+    pub address: String,
+    /// The host-side interface.
+    pub interface: String,
+}
+
+/// Address use in the node's blocks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IpamUsage {
+    /// Addresses in use.
+    #[serde(default)]
+    pub allocated: u32,
+    /// Addresses available in all blocks.
+    #[serde(default)]
+    pub capacity: u32,
+    /// The blocks are nearly full: the operator should assign another.
+    #[serde(default)]
+    pub pressure: bool,
+}
+
+/// What the node's kernel supports.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeCapabilities {
+    /// IP-in-IP (`tunl0`).
+    #[serde(default)]
+    pub ipip: bool,
+    /// VXLAN.
+    #[serde(default)]
+    pub vxlan: bool,
+}

@@ -1,0 +1,66 @@
+//! Names both halves must derive the same way from the same facts: pod interface names, VTEP MACs
+//! and IPAMBlock object names.
+
+/// The prefix of every host-side pod interface gingham creates.
+pub const INTERFACE_PREFIX: &str = "gh";
+
+/// FNV-1a, 64-bit: a small, stable hash (not for security) so that names never change across
+/// versions or platforms.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The host-side interface name of a pod: `gh` and 11 hex digits of a hash of `namespace/pod`
+/// (13 characters, within the kernel's 15).
+pub fn endpoint_interface_name(namespace: &str, pod: &str) -> String {
+    let hash = fnv1a(&format!("{namespace}/{pod}"));
+    format!("{INTERFACE_PREFIX}{:011x}", hash >> 20)
+}
+
+/// The VTEP MAC of a node: locally administered, unicast, from a hash of the node name.
+pub fn vtep_mac(node: &str) -> String {
+    let bytes = fnv1a(node).to_be_bytes();
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        (bytes[2] & 0xfe) | 0x02,
+        bytes[3],
+        bytes[4],
+        bytes[5],
+        bytes[6],
+        bytes[7]
+    )
+}
+
+/// The object name of the IPAMBlock for a CIDR: `10.244.0.64/26` becomes `10-244-0-64-26`.
+pub fn block_object_name(cidr: &str) -> String {
+    cidr.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names_fit_the_kernel_limit_and_are_stable() {
+        let name = endpoint_interface_name("default", "web-0");
+        assert_eq!(name.len(), 13);
+        assert!(name.starts_with(INTERFACE_PREFIX));
+        assert_eq!(name, endpoint_interface_name("default", "web-0"));
+        assert_ne!(name, endpoint_interface_name("default", "web-1"));
+        assert_ne!(endpoint_interface_name("a", "b/c"), endpoint_interface_name("a/b", "c"));
+    }
+
+    #[test]
+    fn vtep_macs_are_locally_administered_unicast() {
+        let mac = vtep_mac("node-1");
+        let first = u8::from_str_radix(&mac[..2], 16).unwrap_or_default();
+        assert_eq!(first & 0x03, 0x02, "{mac}");
+        assert_ne!(mac, vtep_mac("node-2"));
+    }
+
+    #[test]
+    fn block_names_are_dns_labels() {
+        assert_eq!(block_object_name("10.244.0.64/26"), "10-244-0-64-26");
+        assert_eq!(block_object_name("fd00::/122"), "fd00---122");
+    }
+}

@@ -1,0 +1,112 @@
+//! Calico conformance: every manifest in `shared/conformance/calico/valid/` is accepted with no field
+//! dropped, and every one in `invalid/` is rejected, after changing only its apiVersion.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use gingham_crds::manifest::{Manifest, read_documents};
+use gingham_crds::offline::validate_document;
+use serde_json::Value;
+
+fn corpus(part: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/calico").join(part);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("the conformance corpus must be at {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no manifests in {}", dir.display());
+    files
+}
+
+fn as_gingham(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap().replace("projectcalico.org/v3", "gingham.dev/v1")
+}
+
+/// Whether every leaf of `original` is present, equal, in `kept`.
+fn missing_fields(original: &Value, kept: &Value, path: &str, missing: &mut Vec<String>) {
+    match (original, kept) {
+        (Value::Object(fields), Value::Object(kept_fields)) => {
+            for (name, value) in fields {
+                match kept_fields.get(name) {
+                    Some(kept_value) => missing_fields(value, kept_value, &format!("{path}.{name}"), missing),
+                    None => missing.push(format!("{path}.{name}")),
+                }
+            }
+        }
+        (Value::Array(items), Value::Array(kept_items)) if items.len() == kept_items.len() => {
+            for (index, (item, kept_item)) in items.iter().zip(kept_items).enumerate() {
+                missing_fields(item, kept_item, &format!("{path}[{index}]"), missing);
+            }
+        }
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => {}
+        (a, b) if a == b => {}
+        (a, b) => missing.push(format!("{path}: {a} became {b}")),
+    }
+}
+
+fn manifest_json(manifest: &Manifest) -> Value {
+    match manifest {
+        Manifest::IPPool(o) => serde_json::to_value(o),
+        Manifest::BGPConfiguration(o) => serde_json::to_value(o),
+        Manifest::BGPPeer(o) => serde_json::to_value(o),
+        Manifest::FelixConfiguration(o) => serde_json::to_value(o),
+        Manifest::NetworkPolicy(o) => serde_json::to_value(o),
+        Manifest::GlobalNetworkPolicy(o) => serde_json::to_value(o),
+        other => panic!("unexpected kind {} in the corpus", other.kind()),
+    }
+    .unwrap()
+}
+
+#[test]
+fn every_valid_calico_manifest_is_accepted_with_no_field_dropped() {
+    let mut failures = Vec::new();
+    for path in corpus("valid") {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        for document in read_documents(&as_gingham(&path)).unwrap() {
+            match validate_document(&document) {
+                Ok(manifest) => {
+                    let mut missing = Vec::new();
+                    missing_fields(&document.value, &manifest_json(&manifest), "", &mut missing);
+                    if !missing.is_empty() {
+                        failures.push(format!("{name}: fields dropped or changed: {missing:?}"));
+                    }
+                }
+                Err(problems) => failures.push(format!("{name}: rejected: {problems:?}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "valid Calico manifests gingham does not accept:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn every_invalid_calico_manifest_is_rejected() {
+    let mut accepted = Vec::new();
+    let mut count = 0;
+    for path in corpus("invalid") {
+        count += 1;
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let documents = read_documents(&as_gingham(&path)).unwrap();
+        if documents.iter().all(|document| validate_document(document).is_ok()) {
+            accepted.push(name);
+        }
+    }
+    assert!(count >= 30, "expected the whole invalid corpus, found {count} files");
+    assert!(accepted.is_empty(), "invalid Calico manifests gingham accepts: {accepted:?}");
+}
+
+#[test]
+fn print_rejections() {
+    for path in corpus("invalid") {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        for document in read_documents(&as_gingham(&path)).unwrap() {
+            if let Err(problems) = validate_document(&document) {
+                println!(
+                    "{name}: {:?}",
+                    problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+}
