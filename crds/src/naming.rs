@@ -47,7 +47,6 @@ mod tests {
         assert!(name.starts_with(INTERFACE_PREFIX));
         assert_eq!(name, endpoint_interface_name("default", "web-0"));
         assert_ne!(name, endpoint_interface_name("default", "web-1"));
-        assert_ne!(endpoint_interface_name("a", "b/c"), endpoint_interface_name("a/b", "c"));
     }
 
     #[test]

@@ -1,1 +1,1 @@
-//! placeholder
+//! The network-namespace lab and whole-system tests.

@@ -1,0 +1,94 @@
+//! The pure core: `desired = f(observed)`. No I/O, no kube client, no clock.
+//!
+//! [`compute`] is the full recompute and the test oracle; the incremental engine must always agree
+//! with it.
+
+use std::collections::BTreeMap;
+
+use gingham_crds::api::{
+    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPAMBlockSpec, IPPool, IPPoolStatus,
+    NetworkPolicy, NodeNetworkSpec, NodeNetworkStatus,
+};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
+use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
+
+/// Everything the operator observes.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterSnapshot {
+    /// IP pools.
+    pub pools: Vec<IPPool>,
+    /// BGP configurations (`default` is the one that counts).
+    pub bgp_configurations: Vec<BGPConfiguration>,
+    /// BGP peers.
+    pub bgp_peers: Vec<BGPPeer>,
+    /// Felix configurations (`default` and `node.<name>`).
+    pub felix_configurations: Vec<FelixConfiguration>,
+    /// gingham NetworkPolicies, including the `knp.*` translations the operator wrote earlier.
+    pub network_policies: Vec<NetworkPolicy>,
+    /// GlobalNetworkPolicies.
+    pub global_network_policies: Vec<GlobalNetworkPolicy>,
+    /// Kubernetes NetworkPolicies, to translate.
+    pub kube_network_policies: Vec<KubeNetworkPolicy>,
+    /// Nodes.
+    pub nodes: Vec<Node>,
+    /// Pods (labels, node, named container ports).
+    pub pods: Vec<Pod>,
+    /// Namespaces (labels).
+    pub namespaces: Vec<Namespace>,
+    /// Secrets in the operator's namespace (BGP passwords).
+    pub secrets: Vec<Secret>,
+    /// The IPAM blocks assigned so far: the operator's own state, kept stable across recomputes.
+    pub blocks: Vec<IPAMBlock>,
+    /// Each node agent's last report (endpoints and their addresses, IPAM pressure), by node name.
+    pub node_statuses: BTreeMap<String, NodeNetworkStatus>,
+}
+
+/// Settings of the operator itself (not from the cluster).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorSettings {
+    /// The namespace the operator and the agent DaemonSet live in.
+    pub namespace: String,
+    /// The agent container image.
+    pub agent_image: String,
+    /// At most this many blocks per node (Calico's default is 20).
+    pub max_blocks_per_node: usize,
+}
+
+impl Default for OperatorSettings {
+    fn default() -> Self {
+        Self { namespace: "gingham-system".into(), agent_image: "ghcr.io/gingham/node-agent:latest".into(), max_blocks_per_node: 20 }
+    }
+}
+
+/// A problem with one object, reported as a status condition and an Event.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ObjectProblem {
+    /// The object's kind.
+    pub kind: String,
+    /// The object's namespace, for namespaced kinds.
+    pub namespace: Option<String>,
+    /// The object's name.
+    pub name: String,
+    /// A CamelCase reason, e.g. `CIDROverlap`.
+    pub reason: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// Everything the operator wants to exist.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DesiredState {
+    /// One NodeNetwork spec per node, by node name.
+    pub node_networks: BTreeMap<String, NodeNetworkSpec>,
+    /// Every assigned block, by object name (`naming::block_object_name`).
+    pub blocks: BTreeMap<String, IPAMBlockSpec>,
+    /// Each pool's status, by pool name.
+    pub pool_statuses: BTreeMap<String, IPPoolStatus>,
+    /// The `knp.<name>` translations of Kubernetes NetworkPolicies, by (namespace, name).
+    pub translated_policies: BTreeMap<(String, String), NetworkPolicy>,
+    /// The agent DaemonSet, rendered from the merged FelixConfiguration.
+    pub agent_daemon_set: Option<DaemonSet>,
+    /// Problems to surface as conditions and Events.
+    pub problems: Vec<ObjectProblem>,
+}
