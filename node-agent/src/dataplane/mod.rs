@@ -18,3 +18,26 @@ pub struct NodeView<'a> {
     /// The pods on this node.
     pub endpoints: &'a [LocalEndpoint],
 }
+
+/// What one sync achieved, for status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Routes, devices, neighbours and FDB entries match the spec.
+    pub routes_programmed: bool,
+    /// The nftables ruleset matches the spec.
+    pub policy_programmed: bool,
+    /// The endpoints (`namespace/pod`) whose routes and policy are both in force.
+    pub programmed_endpoints: std::collections::BTreeSet<String>,
+    /// What the kernel supports.
+    pub capabilities: gingham_crds::api::nodenetwork::NodeCapabilities,
+    /// The errors of this sync, if any (the previous state stays in force).
+    pub errors: Vec<String>,
+}
+
+/// Makes the kernel match a [`NodeView`]. The real implementation uses netlink and nftables; tests
+/// may use a fake.
+#[allow(async_fn_in_trait)]
+pub trait Dataplane {
+    /// Makes the kernel match the view, changing only what differs.
+    async fn sync(&mut self, view: &NodeView<'_>) -> SyncReport;
+}

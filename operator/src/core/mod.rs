@@ -92,3 +92,11 @@ pub struct DesiredState {
     /// Problems to surface as conditions and Events.
     pub problems: Vec<ObjectProblem>,
 }
+
+/// The full recompute: everything the operator wants, from everything it observes.
+///
+/// Placeholder until the core lands: wants nothing.
+pub fn compute(snapshot: &ClusterSnapshot, settings: &OperatorSettings) -> DesiredState {
+    let _ = (snapshot, settings);
+    DesiredState::default()
+}
