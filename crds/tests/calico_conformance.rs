@@ -96,17 +96,65 @@ fn every_invalid_calico_manifest_is_rejected() {
     assert!(accepted.is_empty(), "invalid Calico manifests gingham accepts: {accepted:?}");
 }
 
+/// The rule each invalid manifest breaks, as a word its rejection must name.
+const EXPECTED_REASONS: &[(&str, &str)] = &[
+    ("bgpconfig-01", "nodeMeshPassword"),
+    ("bgpconfig-02", "communities"),
+    ("bgpconfig-03", "CIDR"),
+    ("bgpconfig-04", "16-bit"),
+    ("bgppeer-01", "node and nodeSelector"),
+    ("bgppeer-02", "peerIP and peerSelector"),
+    ("bgppeer-03", "asNumber must be empty"),
+    ("bgppeer-04", "keepOriginalNextHop"),
+    ("bgppeer-05", "AS number"),
+    ("bgppeer-06", "AS number"),
+    ("bgppeer-07", "AS number"),
+    ("bgppeer-08", "peerIP"),
+    ("bgppeer-09", "selector"),
+    ("felix-01", "pattern"),
+    ("felix-02", "greater than or equal to 1"),
+    ("felix-03", "nodeSelector"),
+    ("felix-04", "IPv4"),
+    ("ippool-01", "both"),
+    ("ippool-02", "IPv6"),
+    ("ippool-03", "blockSize"),
+    ("ippool-04", "blockSize"),
+    ("ippool-05", "blockSize"),
+    ("ippool-06", "masked"),
+    ("ippool-07", "link-local"),
+    ("ippool-08", "unsupported value"),
+    ("ippool-09", "smaller than one block"),
+    ("ippool-10", "LoadBalancer"),
+    ("policy-01", "unsupported value"),
+    ("policy-02", "protocol"),
+    ("policy-03", "protocol"),
+    ("policy-04", "selector"),
+    ("policy-05", "ICMP code"),
+    ("policy-06", "ipVersion"),
+    ("policy-07", "preDNAT and doNotTrack"),
+    ("policy-08", "applyOnForward"),
+    ("policy-09", "services"),
+];
+
 #[test]
-fn print_rejections() {
+fn every_invalid_calico_manifest_is_rejected_for_its_rule() {
+    let mut wrong = Vec::new();
     for path in corpus("invalid") {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        for document in read_documents(&as_gingham(&path)).unwrap() {
-            if let Err(problems) = validate_document(&document) {
-                println!(
-                    "{name}: {:?}",
-                    problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>()
-                );
-            }
+        let (_, reason) = EXPECTED_REASONS
+            .iter()
+            .find(|(prefix, _)| name.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{name} is new: add the rule it breaks to EXPECTED_REASONS"));
+        let messages: Vec<String> = read_documents(&as_gingham(&path))
+            .unwrap()
+            .iter()
+            .filter_map(|document| validate_document(document).err())
+            .flatten()
+            .map(|problem| format!("{}: {}", problem.path, problem.message))
+            .collect();
+        if !messages.iter().any(|m| m.contains(reason)) {
+            wrong.push(format!("{name}: expected a rejection naming {reason:?}, got {messages:?}"));
         }
     }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

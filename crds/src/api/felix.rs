@@ -22,6 +22,7 @@ pub const IPIP_OVERHEAD: u32 = 20;
     group = "gingham.dev",
     version = "v1",
     kind = "FelixConfiguration",
+    doc = "Node agent settings: `default` for every node, `node.<name>` overrides for one node.",
     plural = "felixconfigurations",
     singular = "felixconfiguration",
     shortname = "felixconfig",

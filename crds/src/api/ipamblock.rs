@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
     group = "gingham.dev",
     version = "v1",
     kind = "IPAMBlock",
+    doc = "A block of a pool assigned to one node, with the facts other nodes need to route to it.",
     plural = "ipamblocks",
     singular = "ipamblock",
     shortname = "ipb",

@@ -20,6 +20,7 @@ pub const DEFAULT_BLOCK_SIZE_V6: u8 = 122;
     group = "gingham.dev",
     version = "v1",
     kind = "IPPool",
+    doc = "A range of pod addresses, cut into per-node blocks, with its encapsulation and NAT settings.",
     plural = "ippools",
     singular = "ippool",
     shortname = "ipp",
@@ -48,6 +49,8 @@ pub const DEFAULT_BLOCK_SIZE_V6: u8 = 122;
 #[x_kube(validation = Rule::new(
     "!isCIDR(self.cidr) || cidr(self.cidr).prefixLength() <= (has(self.blockSize) ? self.blockSize : (self.cidr.contains(':') ? 122 : 26))"
 ).message("the pool is smaller than one block: make the cidr prefix no longer than blockSize (default 26 for IPv4, 122 for IPv6)"))]
+#[x_kube(validation = Rule::new("has(self.blockSize) == has(oldSelf.blockSize)")
+    .message("blockSize is immutable: create a new pool with the new size"))]
 #[x_kube(validation = Rule::new(
     "!has(self.allowedUses) || !('LoadBalancer' in self.allowedUses) || self.allowedUses.all(u, u == 'LoadBalancer')"
 ).message("allowedUses LoadBalancer cannot be combined with Workload or Tunnel: use separate pools"))]

@@ -15,6 +15,7 @@ use super::policy::Action;
     group = "gingham.dev",
     version = "v1",
     kind = "NodeNetwork",
+    doc = "One node's desired network state (spec, from the operator) and what its agent applied (status).",
     plural = "nodenetworks",
     singular = "nodenetwork",
     shortname = "nodenet",

@@ -24,7 +24,7 @@ pub fn validate_bgp_configuration(spec: &BGPConfigurationSpec) -> Result<(), Vec
         ("serviceLoadBalancerIPs", &spec.service_load_balancer_ips),
     ] {
         for (index, range) in ranges.iter().flatten().enumerate() {
-            problems.cidr(&format!("spec.{field}[{index}].cidr"), &range.cidr);
+            problems.network(&format!("spec.{field}[{index}].cidr"), &range.cidr);
         }
     }
     let communities = spec.communities.as_deref().unwrap_or_default();
@@ -44,7 +44,7 @@ pub fn validate_bgp_configuration(spec: &BGPConfigurationSpec) -> Result<(), Vec
         }
     }
     for (index, advertisement) in spec.prefix_advertisements.iter().flatten().enumerate() {
-        problems.cidr(&format!("spec.prefixAdvertisements[{index}].cidr"), &advertisement.cidr);
+        problems.network(&format!("spec.prefixAdvertisements[{index}].cidr"), &advertisement.cidr);
         for (position, name) in advertisement.communities.iter().enumerate() {
             let known = communities.iter().any(|c| &c.name == name);
             if !known && check_community_value(name).is_err() {

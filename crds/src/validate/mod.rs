@@ -80,6 +80,16 @@ impl Problems {
         }
     }
 
+    /// Checks that a string is a CIDR with an explicit prefix length (`10.96.0.0/12`).
+    pub fn network(&mut self, path: &str, text: &str) {
+        self.check(
+            text.parse::<IpNet>().is_err(),
+            path,
+            &format!("{text:?} is not a CIDR"),
+            "write an address range with its prefix length, such as 10.96.0.0/12",
+        );
+    }
+
     /// The problems found, in the order found.
     pub fn into_result(self) -> Result<(), Vec<FieldError>> {
         if self.0.is_empty() { Ok(()) } else { Err(self.0) }
