@@ -3,3 +3,5 @@
 
 pub mod dataplane;
 pub mod endpoint;
+pub mod atomic_file;
+pub mod ipam;

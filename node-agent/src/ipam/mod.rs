@@ -1,0 +1,151 @@
+//! Node-local IPAM: pod addresses from the node's blocks, persisted under the state directory,
+//! keyed by CNI container id and interface.
+
+mod blocks;
+mod store;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use blocks::BlockSet;
+pub use store::{IpamStore, PRESSURE_PERCENT};
+
+use crate::endpoint::LocalEndpoint;
+
+/// An IPAM operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IpamError {
+    /// Reading or locking the state failed.
+    #[error("IPAM state {path}: {source}; check that the state directory exists and is writable by root")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing the state failed.
+    #[error(transparent)]
+    Write(#[from] crate::atomic_file::AtomicWriteError),
+    /// The state file does not parse; it is left alone so no address is handed out twice.
+    #[error("IPAM state {path} is corrupt ({reason}); repair or remove it by hand (pods keep their addresses)")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        reason: String,
+    },
+    /// Every address is taken.
+    #[error(
+        "no free address in the node's blocks [{blocks}] ({allocated} allocated); the operator assigns another block when it sees IPAM pressure, try again later"
+    )]
+    Exhausted {
+        /// The node's blocks.
+        blocks: String,
+        /// How many addresses are allocated.
+        allocated: usize,
+    },
+    /// A block in the spec is not a CIDR.
+    #[error("block {cidr:?} is not a CIDR: {reason}")]
+    BadBlock {
+        /// The text.
+        cidr: String,
+        /// The parser's message.
+        reason: String,
+    },
+    /// No allocation exists for the container.
+    #[error("no address is allocated to container {container_id}; run ADD first")]
+    NotFound {
+        /// The CNI container id.
+        container_id: String,
+    },
+}
+
+impl IpamError {
+    /// A stable short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Io { .. } => "io",
+            Self::Write(_) => "write",
+            Self::Corrupt { .. } => "corrupt",
+            Self::Exhausted { .. } => "exhausted",
+            Self::BadBlock { .. } => "bad_block",
+            Self::NotFound { .. } => "not_found",
+        }
+    }
+}
+
+/// What an ADD asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocationRequest {
+    /// The CNI container id.
+    pub container_id: String,
+    /// The interface inside the pod (`eth0`).
+    pub ifname: String,
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub pod: String,
+}
+
+/// A CNI attachment that still exists (from `cni.dev/valid-attachments`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    /// The CNI container id.
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    /// The interface inside the pod.
+    pub ifname: String,
+}
+
+/// One address handed to one pod interface.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocation {
+    /// The CNI container id.
+    pub container_id: String,
+    /// The interface inside the pod.
+    pub ifname: String,
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub pod: String,
+    /// The host-side veth.
+    pub interface: String,
+    /// The pod's address.
+    pub address: Ipv4Addr,
+    /// The veth exists: the dataplane programs this endpoint.
+    #[serde(default)]
+    pub ready: bool,
+}
+
+impl Allocation {
+    fn new(request: &AllocationRequest, address: Ipv4Addr) -> Self {
+        Self {
+            container_id: request.container_id.clone(),
+            ifname: request.ifname.clone(),
+            namespace: request.namespace.clone(),
+            pod: request.pod.clone(),
+            interface: gingham_crds::naming::endpoint_interface_name(&request.namespace, &request.pod),
+            address,
+            ready: false,
+        }
+    }
+
+    fn matches(&self, container_id: &str, ifname: &str) -> bool {
+        self.container_id == container_id && self.ifname == ifname
+    }
+
+    /// The endpoint the dataplane programs for this allocation.
+    pub fn endpoint(&self) -> LocalEndpoint {
+        LocalEndpoint {
+            namespace: self.namespace.clone(),
+            pod: self.pod.clone(),
+            container_id: self.container_id.clone(),
+            interface: self.interface.clone(),
+            address: self.address,
+        }
+    }
+}

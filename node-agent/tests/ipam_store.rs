@@ -1,0 +1,173 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Node-local IPAM: persistence, idempotence, GC, exhaustion, pressure and concurrency.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use gingham_node_agent::ipam::{AllocationRequest, Attachment, BlockSet, IpamError, IpamStore};
+
+fn blocks(cidrs: &[&str], tunnel: Option<&str>) -> BlockSet {
+    BlockSet {
+        blocks: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
+        releasing: BTreeSet::new(),
+        reserved: tunnel.map(|t| t.parse().unwrap()),
+    }
+}
+
+fn request(id: &str) -> AllocationRequest {
+    AllocationRequest {
+        container_id: id.into(),
+        ifname: "eth0".into(),
+        namespace: "default".into(),
+        pod: format!("pod-{id}"),
+    }
+}
+
+#[test]
+fn allocations_survive_reopen_and_add_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = blocks(&["10.244.0.0/30"], Some("10.244.0.0"));
+    let first = IpamStore::open(dir.path()).unwrap().allocate(&set, &request("a")).unwrap();
+    assert_eq!(first.address.to_string(), "10.244.0.1", "the tunnel address is skipped");
+    let reopened = IpamStore::open(dir.path()).unwrap();
+    assert_eq!(reopened.allocate(&set, &request("a")).unwrap(), first, "same container, same address");
+    let second = reopened.allocate(&set, &request("b")).unwrap();
+    assert_eq!(second.address.to_string(), "10.244.0.2");
+    assert_eq!(reopened.list().unwrap(), vec![first, second]);
+}
+
+#[test]
+fn release_is_idempotent_and_frees_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IpamStore::open(dir.path()).unwrap();
+    let set = blocks(&["10.244.0.0/31"], None);
+    let a = store.allocate(&set, &request("a")).unwrap();
+    assert_eq!(store.release("a", Some("eth0")).unwrap(), vec![a.clone()]);
+    assert!(store.release("a", Some("eth0")).unwrap().is_empty());
+    assert!(store.release("never", None).unwrap().is_empty());
+    assert_eq!(store.allocate(&set, &request("b")).unwrap().address, a.address);
+}
+
+#[test]
+fn gc_releases_what_is_not_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IpamStore::open(dir.path()).unwrap();
+    let set = blocks(&["10.244.0.0/28"], None);
+    for id in ["a", "b", "c"] {
+        store.allocate(&set, &request(id)).unwrap();
+    }
+    let valid = vec![Attachment { container_id: "b".into(), ifname: "eth0".into() }];
+    let gone: Vec<_> = store.gc(&valid).unwrap().into_iter().map(|a| a.container_id).collect();
+    assert_eq!(gone, vec!["a", "c"]);
+    let left: Vec<_> = store.list().unwrap().into_iter().map(|a| a.container_id).collect();
+    assert_eq!(left, vec!["b"]);
+}
+
+#[test]
+fn a_new_sandbox_of_the_same_pod_replaces_the_old_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IpamStore::open(dir.path()).unwrap();
+    let set = blocks(&["10.244.0.0/28"], None);
+    store.allocate(&set, &request("old")).unwrap();
+    let mut again = request("new");
+    again.pod = "pod-old".into();
+    store.allocate(&set, &again).unwrap();
+    let left: Vec<_> = store.list().unwrap().into_iter().map(|a| a.container_id).collect();
+    assert_eq!(left, vec!["new"]);
+}
+
+#[test]
+fn exhaustion_is_an_error_that_says_what_to_do_and_pressure_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IpamStore::open(dir.path()).unwrap();
+    let set = blocks(&["10.244.0.0/29"], Some("10.244.0.0"));
+    let mut pressures = Vec::new();
+    for index in 0..7 {
+        store.allocate(&set, &request(&index.to_string())).unwrap();
+        let usage = store.usage(&set).unwrap();
+        assert_eq!((usage.allocated, usage.capacity), (index + 1, 7));
+        pressures.push(usage.pressure);
+    }
+    // 5/7 = 71% is fine, 6/7 = 86% is pressure.
+    assert_eq!(pressures, vec![false, false, false, false, false, true, true]);
+    let error = store.allocate(&set, &request("full")).unwrap_err();
+    assert!(matches!(error, IpamError::Exhausted { .. }), "{error}");
+    assert!(error.to_string().contains("10.244.0.0/29"), "{error}");
+    assert!(store.usage(&blocks(&[], None)).unwrap().pressure, "no blocks at all is pressure too");
+}
+
+#[test]
+fn mark_ready_needs_an_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IpamStore::open(dir.path()).unwrap();
+    assert!(matches!(store.mark_ready("x", "eth0"), Err(IpamError::NotFound { .. })));
+    store.allocate(&blocks(&["10.0.0.0/30"], None), &request("x")).unwrap();
+    assert!(store.mark_ready("x", "eth0").unwrap().ready);
+    assert!(store.list().unwrap()[0].ready);
+}
+
+#[test]
+fn a_corrupt_table_is_an_error_not_a_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IpamStore::open(dir.path()).unwrap();
+    std::fs::write(dir.path().join("ipam/allocations.json"), "{ not json").unwrap();
+    let error = store.allocate(&blocks(&["10.0.0.0/30"], None), &request("x")).unwrap_err();
+    assert!(matches!(error, IpamError::Corrupt { .. }), "{error}");
+}
+
+#[test]
+fn concurrent_allocations_from_many_handles_never_collide() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let set = Arc::new(blocks(&["10.244.0.0/26"], Some("10.244.0.0")));
+    let threads: Vec<_> = (0..32)
+        .map(|index| {
+            let (dir, set) = (Arc::clone(&dir), Arc::clone(&set));
+            std::thread::spawn(move || {
+                // A separate store (and so a separate lock file description) per thread, like separate processes.
+                let store = IpamStore::open(dir.path()).unwrap();
+                store.allocate(&set, &request(&format!("c{index}"))).unwrap().address
+            })
+        })
+        .collect();
+    let addresses: BTreeSet<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(addresses.len(), 32);
+    assert_eq!(IpamStore::open(dir.path()).unwrap().list().unwrap().len(), 32);
+}
+
+/// Child mode of the multi-process test: allocate one address and print it.
+#[test]
+fn child_process_allocates() {
+    let (Ok(dir), Ok(id)) = (std::env::var("GINGHAM_IPAM_CHILD_DIR"), std::env::var("GINGHAM_IPAM_CHILD_ID")) else {
+        return;
+    };
+    let store = IpamStore::open(std::path::Path::new(&dir)).unwrap();
+    let allocation = store.allocate(&blocks(&["10.244.0.0/26"], None), &request(&id)).unwrap();
+    println!("ADDRESS={}", allocation.address);
+}
+
+#[test]
+fn concurrent_allocations_from_many_processes_never_collide() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..12)
+        .map(|index| {
+            std::process::Command::new(&exe)
+                .args(["--exact", "child_process_allocates", "--nocapture", "--test-threads=1"])
+                .env("GINGHAM_IPAM_CHILD_DIR", dir.path())
+                .env("GINGHAM_IPAM_CHILD_ID", format!("p{index}"))
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut addresses = BTreeSet::new();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success());
+        let text = String::from_utf8_lossy(&output.stdout);
+        let line = text.lines().find_map(|l| l.split("ADDRESS=").nth(1)).expect("child printed its address");
+        addresses.insert(line.to_string());
+    }
+    assert_eq!(addresses.len(), 12, "{addresses:?}");
+    assert_eq!(IpamStore::open(dir.path()).unwrap().list().unwrap().len(), 12);
+}
