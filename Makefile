@@ -1,0 +1,26 @@
+# gingham's entry points. Run as root on Debian: the lab and the kernel tests need namespaces.
+CARGO ?= cargo
+
+.PHONY: deps build crds test lint
+
+## deps: install the Debian packages the lab and the tests use (only what is missing)
+deps:
+	./scripts/install-deps.sh
+
+## build: build every binary and regenerate the CRDs
+build: deps
+	$(CARGO) build --workspace --all-features --bins
+	$(CARGO) run -q -p gingham-crds --bin crdgen
+
+## crds: regenerate config/crd/ from the Rust types
+crds:
+	$(CARGO) run -p gingham-crds --bin crdgen
+
+## test: every test: unit, mocked API server, kernel (root), lab e2e (root)
+test: deps
+	$(CARGO) test --workspace --all-features
+
+## lint: formatting and clippy, as CI would judge them
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
