@@ -1,0 +1,197 @@
+//! What each subcommand does, given the parsed command line: the body behind a thin `main`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+use crate::cli::{Cli, Command, DatastoreKind, LogFormat, RunArgs};
+use crate::controller;
+use crate::datastore::file::FileDatastore;
+use crate::datastore::kubernetes::KubeDatastore;
+use crate::health::{self, Readiness};
+use crate::leader;
+use crate::metrics::Metrics;
+use crate::render::render;
+use crate::validate::validate_paths;
+use crate::webhook;
+
+/// Sets up logging to stderr, as text or JSON; `RUST_LOG` filters (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Runs the command and says how the process should exit.
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Validate { paths } => match validate_paths(&paths) {
+            Ok(report) => {
+                for problem in &report.problems {
+                    println!("{problem}");
+                }
+                println!("{}", report.summary());
+                if report.invalid == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Render { dir, node, settings } => match render(&dir, node.as_deref(), &settings.to_settings()) {
+            Ok(rendered) => {
+                for problem in &rendered.problems {
+                    eprintln!("skipped: {problem}");
+                }
+                print!("{}", rendered.yaml);
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run(args) => match run_operator(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(%error, "the operator stopped");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// The operator stopped for a reason other than shutdown.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No Kubernetes client could be configured.
+    #[error("cannot configure a Kubernetes client: {0} (run in a pod, or set KUBECONFIG)")]
+    Client(#[source] kube::Error),
+    /// Leader election failed.
+    #[error(transparent)]
+    Leader(#[from] leader::LeaderError),
+    /// The webhook could not start.
+    #[error(transparent)]
+    Webhook(#[from] webhook::WebhookError),
+    /// The HTTP endpoints could not start.
+    #[error(transparent)]
+    Health(#[from] health::HealthError),
+}
+
+impl RunError {
+    /// A stable short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Client(_) => "client",
+            Self::Leader(e) => e.label(),
+            Self::Webhook(e) => e.label(),
+            Self::Health(e) => e.label(),
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down");
+}
+
+/// A future completing when `receiver` sees shutdown.
+async fn on_shutdown(mut receiver: watch::Receiver<bool>) {
+    let _ = receiver.wait_for(|stop| *stop).await;
+}
+
+async fn run_operator(args: RunArgs) -> Result<(), RunError> {
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        termination().await;
+        let _ = stop.send(true);
+    });
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let registry = Arc::new(registry);
+    let readiness = Readiness::default();
+    let router = health::router(Arc::clone(&registry), readiness.clone());
+    let mut servers = vec![tokio::spawn(health::serve(args.health_addr, router.clone(), on_shutdown(stopped.clone())))];
+    if args.metrics_addr != args.health_addr {
+        servers.push(tokio::spawn(health::serve(args.metrics_addr, router, on_shutdown(stopped.clone()))));
+    }
+    let settings = args.settings.to_settings();
+    let result = match (args.datastore, &args.dir) {
+        (DatastoreKind::File, Some(dir)) => {
+            tracing::info!(dir = %dir.display(), "running on the file datastore");
+            let mut datastore = FileDatastore::new(dir);
+            controller::run(&mut datastore, &settings, &metrics, &readiness, on_shutdown(stopped.clone())).await;
+            Ok(())
+        }
+        _ => run_kubernetes(&args, &settings, &metrics, &readiness, stopped.clone()).await,
+    };
+    for server in servers {
+        if let Ok(Err(error)) = server.await {
+            tracing::warn!(%error, "HTTP server failed");
+        }
+    }
+    result
+}
+
+async fn run_kubernetes(
+    args: &RunArgs,
+    settings: &crate::core::OperatorSettings,
+    metrics: &Metrics,
+    readiness: &Readiness,
+    stopped: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let client = kube::Client::try_default().await.map_err(RunError::Client)?;
+    let identity = args.identity.clone().unwrap_or_else(leader::default_identity);
+    if let Some(addr) = args.webhook_addr {
+        let config = webhook::WebhookConfig {
+            addr,
+            namespace: settings.namespace.clone(),
+            service: args.webhook_service.clone(),
+        };
+        let tls = webhook::tls::ensure_certificate(&client, &config).await?;
+        let server = webhook::serve(client.clone(), config, tls, on_shutdown(stopped.clone()));
+        tokio::spawn(async move {
+            if let Err(error) = server.await {
+                tracing::error!(%error, "the webhook stopped");
+            }
+        });
+    }
+    let lease =
+        leader::Leadership::acquire(client.clone(), &settings.namespace, &identity, on_shutdown(stopped.clone()))
+            .await?;
+    let Some(mut lease) = lease else { return Ok(()) };
+    let mut datastore = KubeDatastore::start(client, &settings.namespace, &identity);
+    let shutdown = on_shutdown(stopped);
+    let lost = lease.lost();
+    let outcome = tokio::select! {
+        () = controller::run(&mut datastore, settings, metrics, readiness, shutdown) => Ok(()),
+        () = lost => Err(leader::LeaderError::Lost),
+    };
+    lease.release().await;
+    Ok(outcome?)
+}

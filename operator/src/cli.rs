@@ -1,0 +1,116 @@
+//! Command-line interface: `validate`, `render`, `run` and `webhook`, parsed with clap derive.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::core::OperatorSettings;
+
+/// gingham's operator: the cluster-wide brain of gingham networking.
+#[derive(Debug, Parser)]
+#[command(name = "gingham-operator", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, env = "GINGHAM_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate manifests the way the cluster would: schema, defaults, CEL, Rust validators, pool overlap.
+    Validate {
+        /// Files or directories (recursing into *.yaml and *.yml).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print what the operator would derive from a file datastore directory, as YAML, and exit.
+    Render {
+        /// The file datastore directory.
+        dir: PathBuf,
+        /// Only print the objects of this node (its NodeNetwork and IPAMBlocks).
+        #[arg(long)]
+        node: Option<String>,
+        /// Operator settings.
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Run the operator until SIGTERM or SIGINT.
+    Run(RunArgs),
+}
+
+/// Which datastore `run` uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DatastoreKind {
+    /// The Kubernetes API server.
+    Kubernetes,
+    /// A directory of YAML files (see docs/file-datastore.md).
+    File,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Where objects are read from and written to.
+    #[arg(long, value_enum, default_value_t = DatastoreKind::Kubernetes)]
+    pub datastore: DatastoreKind,
+    /// The directory of the file datastore (required with `--datastore file`).
+    #[arg(long, required_if_eq("datastore", "file"))]
+    pub dir: Option<PathBuf>,
+    /// Serve `/metrics` here.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    pub metrics_addr: SocketAddr,
+    /// Serve `/healthz` and `/readyz` here.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub health_addr: SocketAddr,
+    /// Serve the validating admission webhook (HTTPS, path `/validate`) here; Kubernetes datastore only.
+    #[arg(long)]
+    pub webhook_addr: Option<SocketAddr>,
+    /// The Service that fronts the webhook, for the certificate's DNS names.
+    #[arg(long, default_value = "gingham-webhook")]
+    pub webhook_service: String,
+    /// This replica's identity for leader election (defaults to the pod name from $POD_NAME or the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Operator settings.
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+}
+
+/// Settings shared by `render` and `run`.
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// The namespace of the operator, its Lease, its Secrets and the agent DaemonSet.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "gingham-system")]
+    pub namespace: String,
+    /// The node agent's container image.
+    #[arg(long, default_value = "ghcr.io/gingham/node-agent:latest")]
+    pub agent_image: String,
+    /// At most this many blocks per node.
+    #[arg(long, default_value_t = 20)]
+    pub max_blocks_per_node: usize,
+}
+
+impl SettingsArgs {
+    /// The core's settings.
+    pub fn to_settings(&self) -> OperatorSettings {
+        OperatorSettings {
+            namespace: self.namespace.clone(),
+            agent_image: self.agent_image.clone(),
+            max_blocks_per_node: self.max_blocks_per_node,
+        }
+    }
+}

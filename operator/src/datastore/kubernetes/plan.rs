@@ -1,0 +1,210 @@
+//! Pure planning for the Kubernetes datastore: from what is desired and what the API server holds,
+//! the writes to make. Nothing is written when nothing changed; only objects labelled as the
+//! operator's are ever deleted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gingham_crds::api::common::conditions_equivalent;
+use gingham_crds::api::{IPAMBlock, IPPool, IPPoolStatus, NetworkPolicy, NodeNetwork};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::core::ApiResource;
+use serde_json::Value;
+
+use crate::core::DesiredState;
+use crate::datastore::objects::{ipam_block, is_managed, managed_labels, node_network, pool_status, translated_policy};
+
+/// The annotation holding a hash of the DaemonSet the operator last applied (the API server
+/// defaults many fields, so the object itself cannot be compared).
+pub const DESIRED_HASH_ANNOTATION: &str = "gingham.dev/desired-hash";
+
+/// What the API server holds of the kinds the operator writes.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// NodeNetworks by name.
+    pub node_networks: BTreeMap<String, NodeNetwork>,
+    /// IPAMBlocks by name.
+    pub blocks: BTreeMap<String, IPAMBlock>,
+    /// gingham NetworkPolicies by (namespace, name).
+    pub policies: BTreeMap<(String, String), NetworkPolicy>,
+    /// IPPools by name (for their status).
+    pub pools: BTreeMap<String, IPPool>,
+    /// The agent DaemonSets in the operator's namespace, by name.
+    pub daemon_sets: BTreeMap<String, DaemonSet>,
+}
+
+/// The object a write is about.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    /// The kind, for logs and metrics.
+    pub kind: &'static str,
+    /// Group, version and plural, for the dynamic API.
+    pub resource: ApiResource,
+    /// The namespace of namespaced kinds.
+    pub namespace: Option<String>,
+    /// The object's name.
+    pub name: String,
+}
+
+/// One write to the API server.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    /// Server-side apply of the whole object (field manager `gingham-operator`, forced).
+    Apply {
+        /// What to apply to.
+        target: Target,
+        /// The applied configuration.
+        body: Value,
+    },
+    /// Server-side apply of the status subresource.
+    ApplyStatus {
+        /// What to apply to.
+        target: Target,
+        /// The applied configuration (name and status only).
+        body: Value,
+    },
+    /// Deletion of an object the operator created and no longer wants.
+    Delete {
+        /// What to delete.
+        target: Target,
+    },
+}
+
+impl Write {
+    /// The object written.
+    pub fn target(&self) -> &Target {
+        match self {
+            Self::Apply { target, .. } | Self::ApplyStatus { target, .. } | Self::Delete { target } => target,
+        }
+    }
+}
+
+fn target<K: kube::Resource<DynamicType = ()>>(kind: &'static str, namespace: Option<&str>, name: &str) -> Target {
+    Target {
+        kind,
+        resource: ApiResource::erase::<K>(&()),
+        namespace: namespace.map(str::to_string),
+        name: name.to_string(),
+    }
+}
+
+/// The writes that make `observed` match `desired`. `now` stamps conditions whose status changed.
+pub fn plan(desired: &DesiredState, observed: &Observed, now: &Time) -> Vec<Write> {
+    let mut writes = Vec::new();
+    let apply =
+        |target: Target, body: Result<Value, serde_json::Error>| body.ok().map(|body| Write::Apply { target, body });
+
+    for (name, spec) in &desired.node_networks {
+        let current = observed.node_networks.get(name);
+        if current.is_none_or(|c| c.spec != *spec || !is_managed(c.metadata.labels.as_ref())) {
+            let body = serde_json::to_value(node_network(name, spec, None));
+            writes.extend(apply(target::<NodeNetwork>("NodeNetwork", None, name), body));
+        }
+    }
+    for (name, spec) in &desired.blocks {
+        let current = observed.blocks.get(name);
+        if current.is_none_or(|c| c.spec != *spec || !is_managed(c.metadata.labels.as_ref())) {
+            let body = serde_json::to_value(ipam_block(name, spec));
+            writes.extend(apply(target::<IPAMBlock>("IPAMBlock", None, name), body));
+        }
+    }
+    let mut wanted_policies = BTreeSet::new();
+    for (key, policy) in &desired.translated_policies {
+        let object = translated_policy(key, policy);
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let current = observed.policies.get(&(key.0.clone(), name.clone()));
+        if current.is_none_or(|c| {
+            c.spec != object.spec
+                || c.metadata.owner_references != object.metadata.owner_references
+                || !is_managed(c.metadata.labels.as_ref())
+        }) {
+            let body = serde_json::to_value(&object);
+            writes.extend(apply(target::<NetworkPolicy>("NetworkPolicy", Some(&key.0), &name), body));
+        }
+        wanted_policies.insert((key.0.clone(), name));
+    }
+    for (name, status) in &desired.pool_statuses {
+        let Some(pool) = observed.pools.get(name) else { continue };
+        let status = stamp_conditions(status, pool.status.as_ref(), now);
+        if pool.status.as_ref().is_none_or(|current| !pool_status_equivalent(current, &status)) {
+            writes.push(Write::ApplyStatus {
+                target: target::<IPPool>("IPPool", None, name),
+                body: pool_status(name, &status),
+            });
+        }
+    }
+    let mut wanted_daemon_sets = BTreeSet::new();
+    if let Some(daemon_set) = &desired.agent_daemon_set {
+        let (object, hash) = hashed_daemon_set(daemon_set);
+        let namespace = object.metadata.namespace.clone().unwrap_or_default();
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let current_hash = observed
+            .daemon_sets
+            .get(&name)
+            .and_then(|c| c.metadata.annotations.as_ref())
+            .and_then(|a| a.get(DESIRED_HASH_ANNOTATION));
+        if current_hash != Some(&hash) {
+            let body = serde_json::to_value(&object);
+            writes.extend(apply(target::<DaemonSet>("DaemonSet", Some(&namespace), &name), body));
+        }
+        wanted_daemon_sets.insert(name);
+    }
+
+    let delete = |t: Target| Write::Delete { target: t };
+    for (name, current) in &observed.node_networks {
+        if !desired.node_networks.contains_key(name) && is_managed(current.metadata.labels.as_ref()) {
+            writes.push(delete(target::<NodeNetwork>("NodeNetwork", None, name)));
+        }
+    }
+    for (name, current) in &observed.blocks {
+        if !desired.blocks.contains_key(name) && is_managed(current.metadata.labels.as_ref()) {
+            writes.push(delete(target::<IPAMBlock>("IPAMBlock", None, name)));
+        }
+    }
+    for ((namespace, name), current) in &observed.policies {
+        let key = (namespace.clone(), name.clone());
+        if !wanted_policies.contains(&key) && is_managed(current.metadata.labels.as_ref()) {
+            writes.push(delete(target::<NetworkPolicy>("NetworkPolicy", Some(namespace), name)));
+        }
+    }
+    for (name, current) in &observed.daemon_sets {
+        if !wanted_daemon_sets.contains(name) && is_managed(current.metadata.labels.as_ref()) {
+            let namespace = current.metadata.namespace.as_deref();
+            writes.push(delete(target::<DaemonSet>("DaemonSet", namespace, name)));
+        }
+    }
+    writes
+}
+
+/// Keeps each condition's transition time when its status did not change; stamps `now` otherwise.
+fn stamp_conditions(desired: &IPPoolStatus, current: Option<&IPPoolStatus>, now: &Time) -> IPPoolStatus {
+    let mut status = desired.clone();
+    for condition in &mut status.conditions {
+        let previous = current.and_then(|c| c.conditions.iter().find(|p| p.type_ == condition.type_));
+        condition.last_transition_time = match previous {
+            Some(p) if p.status == condition.status => p.last_transition_time.clone(),
+            _ => now.clone(),
+        };
+    }
+    status
+}
+
+/// Whether two pool statuses say the same thing, ignoring condition timestamps.
+fn pool_status_equivalent(a: &IPPoolStatus, b: &IPPoolStatus) -> bool {
+    a.observed_generation == b.observed_generation
+        && a.blocks_in_use == b.blocks_in_use
+        && a.addresses_in_use == b.addresses_in_use
+        && conditions_equivalent(&a.conditions, &b.conditions)
+}
+
+/// The DaemonSet to apply, labelled and annotated with a hash of its content.
+fn hashed_daemon_set(daemon_set: &DaemonSet) -> (DaemonSet, String) {
+    let mut object = daemon_set.clone();
+    object.metadata.labels.get_or_insert_with(BTreeMap::new).extend(managed_labels());
+    object.status = None;
+    let text = serde_json::to_string(&object).unwrap_or_default();
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = format!("{hash:016x}");
+    object.metadata.annotations.get_or_insert_with(BTreeMap::new).insert(DESIRED_HASH_ANNOTATION.into(), hash.clone());
+    (object, hash)
+}

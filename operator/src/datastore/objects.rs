@@ -1,0 +1,72 @@
+//! The objects the operator writes, built the same way for every datastore: named, labelled as
+//! managed by the operator, with the spec or status the core computed.
+
+use std::collections::BTreeMap;
+
+use gingham_crds::api::{
+    API_VERSION, IPAMBlock, IPAMBlockSpec, IPPoolStatus, NetworkPolicy, NodeNetwork, NodeNetworkSpec,
+};
+use serde_json::{Value, json};
+
+/// The field manager of every server-side apply, and the value of the managed-by label.
+pub const MANAGER: &str = "gingham-operator";
+/// The label that marks objects the operator created (and may therefore delete).
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// The prefix of translated Kubernetes NetworkPolicies.
+pub const KNP_PREFIX: &str = "knp.";
+
+/// The operator's labels.
+pub fn managed_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([(MANAGED_BY_LABEL.to_string(), MANAGER.to_string())])
+}
+
+/// Whether labels mark an object as the operator's.
+pub fn is_managed(labels: Option<&BTreeMap<String, String>>) -> bool {
+    labels.and_then(|l| l.get(MANAGED_BY_LABEL)).is_some_and(|v| v == MANAGER)
+}
+
+/// A NodeNetwork with its spec (and, for the file datastore, its generation).
+pub fn node_network(name: &str, spec: &NodeNetworkSpec, generation: Option<i64>) -> NodeNetwork {
+    let mut object = NodeNetwork::new(name, spec.clone());
+    object.metadata.labels = Some(managed_labels());
+    object.metadata.generation = generation;
+    object
+}
+
+/// An IPAMBlock.
+pub fn ipam_block(name: &str, spec: &IPAMBlockSpec) -> IPAMBlock {
+    let mut object = IPAMBlock::new(name, spec.clone());
+    object.metadata.labels = Some(managed_labels());
+    object
+}
+
+/// The object name of a translated policy: the core's name when it set one, else `knp.<source>`.
+pub fn translated_policy_name(key_name: &str, policy: &NetworkPolicy) -> String {
+    match policy.metadata.name.as_deref() {
+        Some(name) if !name.is_empty() => name.to_string(),
+        _ if key_name.starts_with(KNP_PREFIX) => key_name.to_string(),
+        _ => format!("{KNP_PREFIX}{key_name}"),
+    }
+}
+
+/// A translated policy, named and namespaced, with the operator's labels added to the core's.
+pub fn translated_policy(key: &(String, String), policy: &NetworkPolicy) -> NetworkPolicy {
+    let mut object = policy.clone();
+    object.metadata.name = Some(translated_policy_name(&key.1, policy));
+    object.metadata.namespace = Some(key.0.clone());
+    object.metadata.labels.get_or_insert_with(BTreeMap::new).extend(managed_labels());
+    object.metadata.resource_version = None;
+    object.metadata.managed_fields = None;
+    object
+}
+
+/// An IPPool carrying only its name and status (the status subresource's body, and the file
+/// datastore's `status/ippools/<pool>.yaml`).
+pub fn pool_status(name: &str, status: &IPPoolStatus) -> Value {
+    json!({
+        "apiVersion": API_VERSION,
+        "kind": "IPPool",
+        "metadata": { "name": name },
+        "status": status,
+    })
+}
