@@ -1,0 +1,124 @@
+//! What the agent does for each request: IPAM through the store, readiness through [`Shared`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{CODE_IO, CODE_TRY_AGAIN, CODE_UNKNOWN_CONTAINER, Request, Response};
+use crate::ipam::{AllocationRequest, IpamError, IpamStore};
+use crate::shared::Shared;
+
+/// What the API server needs.
+#[derive(Debug)]
+pub struct ApiContext {
+    /// The allocation table.
+    pub ipam: IpamStore,
+    /// State shared with the main loop.
+    pub shared: Arc<Shared>,
+}
+
+/// Answers one request.
+pub async fn handle(context: &ApiContext, request: Request) -> Response {
+    match request {
+        Request::Add { container_id, netns, ifname, namespace, pod } => {
+            let Some(blocks) = context.shared.blocks() else {
+                return Response::error(
+                    CODE_TRY_AGAIN,
+                    "the gingham agent has no valid NodeNetwork for this node yet; wait for the operator to assign blocks and check `kubectl get nodenetworks`",
+                    "",
+                );
+            };
+            tracing::info!(%container_id, %netns, %ifname, %namespace, %pod, "CNI ADD: allocating");
+            let request = AllocationRequest { container_id, ifname, namespace, pod };
+            let ipam = context.ipam.clone();
+            blocking(move || ipam.allocate(&blocks, &request))
+                .await
+                .map_or_else(ipam_error, |allocation| Response::Allocated { allocation })
+        }
+        Request::Ready { container_id, ifname, timeout_seconds } => {
+            let ipam = context.ipam.clone();
+            let allocation = match blocking(move || ipam.mark_ready(&container_id, &ifname)).await {
+                Ok(allocation) => allocation,
+                Err(error) => return ipam_error(error),
+            };
+            let key = allocation.endpoint().key();
+            let seq = context.shared.endpoints_changed();
+            let wait = Duration::from_secs(u64::from(timeout_seconds.max(1)));
+            match tokio::time::timeout(wait, context.shared.wait_programmed(seq, &key)).await {
+                Ok(()) => {
+                    tracing::info!(endpoint = %key, address = %allocation.address, "CNI ADD: endpoint programmed");
+                    Response::Allocated { allocation }
+                }
+                Err(_) => Response::error(
+                    CODE_TRY_AGAIN,
+                    format!(
+                        "timed out after {timeout_seconds}s waiting for the agent to program routes and policy for {key}; check the agent's log and the NodeNetwork's status.lastError"
+                    ),
+                    "",
+                ),
+            }
+        }
+        Request::Del { container_id, ifname } => {
+            let ipam = context.ipam.clone();
+            released(context, blocking(move || ipam.release(&container_id, Some(&ifname))).await)
+        }
+        Request::Gc { valid } => {
+            let ipam = context.ipam.clone();
+            released(context, blocking(move || ipam.gc(&valid)).await)
+        }
+        Request::Check { container_id, ifname } => {
+            let ipam = context.ipam.clone();
+            let list = blocking(move || ipam.list()).await;
+            match list.map(|all| all.into_iter().find(|a| a.container_id == container_id && a.ifname == ifname)) {
+                Ok(Some(allocation)) if allocation.ready => Response::Allocated { allocation },
+                Ok(_) => Response::error(
+                    CODE_UNKNOWN_CONTAINER,
+                    "the agent has no programmed address for this container; delete and re-create the pod",
+                    "",
+                ),
+                Err(error) => ipam_error(error),
+            }
+        }
+        Request::Status => {
+            let programmed = context.shared.programmed();
+            let (ready, message) = match (context.shared.blocks().is_some(), programmed.synced) {
+                (false, _) => (false, "no valid NodeNetwork for this node yet"),
+                (true, false) => (false, "the dataplane has not been synced yet"),
+                (true, true) => (true, "ready"),
+            };
+            Response::Status { ready, message: message.to_string() }
+        }
+    }
+}
+
+fn released(context: &ApiContext, result: Result<Vec<crate::ipam::Allocation>, IpamError>) -> Response {
+    match result {
+        Ok(allocations) => {
+            for allocation in &allocations {
+                tracing::info!(container = %allocation.container_id, address = %allocation.address, "released");
+            }
+            if !allocations.is_empty() {
+                context.shared.endpoints_changed();
+            }
+            Response::Released { allocations }
+        }
+        Err(error) => ipam_error(error),
+    }
+}
+
+fn ipam_error(error: IpamError) -> Response {
+    tracing::warn!(%error, "CNI request failed");
+    let code = match error {
+        IpamError::Exhausted { .. } => CODE_TRY_AGAIN,
+        IpamError::NotFound { .. } => CODE_UNKNOWN_CONTAINER,
+        _ => CODE_IO,
+    };
+    Response::error(code, error.to_string(), "")
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, IpamError> + Send + 'static,
+) -> Result<T, IpamError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(IpamError::Io { path: "<ipam task>".into(), source: std::io::Error::other(e.to_string()) })
+    })
+}

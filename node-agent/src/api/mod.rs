@@ -1,0 +1,115 @@
+//! The unix-socket protocol between the CNI plugin and the agent: one JSON request line per
+//! connection, answered by one JSON response line.
+//!
+//! An ADD is two requests: `add` allocates the address (and records the endpoint, not yet
+//! programmed); after creating the veth the plugin sends `ready`, which marks the endpoint for the
+//! dataplane and answers once its routes and policy are programmed (or the timeout passes).
+
+mod client;
+mod handler;
+mod server;
+
+use serde::{Deserialize, Serialize};
+
+pub use client::{AgentClient, ClientError};
+pub use handler::{ApiContext, handle};
+pub use server::{ServerError, bind, serve};
+
+use crate::ipam::{Allocation, Attachment};
+
+/// The CNI error code for "try again later".
+pub const CODE_TRY_AGAIN: u32 = 11;
+/// The CNI error code for "container unknown or does not exist".
+pub const CODE_UNKNOWN_CONTAINER: u32 = 3;
+/// The CNI error code for an I/O failure.
+pub const CODE_IO: u32 = 5;
+/// The CNI error code for a request that does not decode.
+pub const CODE_DECODE: u32 = 6;
+
+/// A request from the plugin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum Request {
+    /// Allocate (or return the existing) address for a container interface.
+    Add {
+        /// The CNI container id.
+        container_id: String,
+        /// The pod's network namespace path.
+        netns: String,
+        /// The interface inside the pod.
+        ifname: String,
+        /// The pod's namespace.
+        namespace: String,
+        /// The pod's name.
+        pod: String,
+    },
+    /// The veth exists: program the endpoint and answer once it is programmed.
+    Ready {
+        /// The CNI container id.
+        container_id: String,
+        /// The interface inside the pod.
+        ifname: String,
+        /// How long to wait for programming.
+        timeout_seconds: u32,
+    },
+    /// Release the container's address (succeeds when there is none).
+    Del {
+        /// The CNI container id.
+        container_id: String,
+        /// The interface inside the pod.
+        ifname: String,
+    },
+    /// Return the container's allocation, or fail when there is none.
+    Check {
+        /// The CNI container id.
+        container_id: String,
+        /// The interface inside the pod.
+        ifname: String,
+    },
+    /// Release every allocation not in `valid`.
+    Gc {
+        /// The attachments that still exist.
+        valid: Vec<Attachment>,
+    },
+    /// Whether the agent can serve ADDs.
+    Status,
+}
+
+/// The agent's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "camelCase")]
+pub enum Response {
+    /// The container's allocation (add, ready, check).
+    Allocated {
+        /// The allocation.
+        allocation: Allocation,
+    },
+    /// What was released (del, gc).
+    Released {
+        /// The released allocations.
+        allocations: Vec<Allocation>,
+    },
+    /// The agent's readiness.
+    Status {
+        /// ADDs can be served.
+        ready: bool,
+        /// Why not, or a summary.
+        message: String,
+    },
+    /// The request failed; the fields are the CNI error's.
+    Error {
+        /// A CNI error code.
+        code: u32,
+        /// What failed and what to do.
+        msg: String,
+        /// More detail.
+        details: String,
+    },
+}
+
+impl Response {
+    /// An error response.
+    pub fn error(code: u32, msg: impl Into<String>, details: impl Into<String>) -> Self {
+        Self::Error { code, msg: msg.into(), details: details.into() }
+    }
+}

@@ -1,0 +1,195 @@
+//! The six CNI commands. ADD: allocate through the agent, plumb the veth, wait for programming,
+//! print the result; any failure after allocation undoes what it did.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::plumbing::{self, GATEWAY, HOST_MAC, Veth};
+use super::{CniError, Command, Invocation, NetConf, SUPPORTED_VERSIONS, codes};
+use crate::api::{AgentClient, ClientError, Request, Response};
+use crate::ipam::Allocation;
+
+/// How long a quick request (not ADD's wait) may take.
+const QUICK: Duration = Duration::from_secs(10);
+
+/// Runs one invocation; `Ok(Some(json))` is printed on stdout, `Ok(None)` prints nothing.
+pub fn run(invocation: &Invocation, stdin: &str) -> Result<Option<Value>, CniError> {
+    if invocation.command == Command::Version {
+        let version = serde_json::from_str::<Value>(stdin)
+            .ok()
+            .and_then(|v| v["cniVersion"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "1.1.0".to_string());
+        return Ok(Some(json!({ "cniVersion": version, "supportedVersions": SUPPORTED_VERSIONS })));
+    }
+    let conf = NetConf::parse(stdin)?;
+    let client = AgentClient::new(&conf.socket_path, QUICK);
+    match invocation.command {
+        Command::Add => add(invocation, &conf).map(Some),
+        Command::Del => del(invocation, &client).map(|()| None),
+        Command::Check => check(invocation, &conf, &client).map(|()| None),
+        Command::Gc => released(&client, &Request::Gc { valid: conf.valid_attachments.clone() }).map(|_| None),
+        Command::Status => status(&client).map(|()| None),
+        Command::Version => Ok(None),
+    }
+}
+
+fn add(invocation: &Invocation, conf: &NetConf) -> Result<Value, CniError> {
+    let (namespace, pod) = invocation.pod()?;
+    if !Path::new(&invocation.netns).exists() {
+        return Err(CniError::new(
+            codes::INVALID_ENV,
+            format!(
+                "CNI_NETNS={} does not exist; the runtime must create the pod's network namespace before ADD",
+                invocation.netns
+            ),
+        ));
+    }
+    let client = AgentClient::new(&conf.socket_path, QUICK);
+    let allocation = allocated(client.call(&Request::Add {
+        container_id: invocation.container_id.clone(),
+        netns: invocation.netns.clone(),
+        ifname: invocation.ifname.clone(),
+        namespace,
+        pod,
+    }))?;
+    let veth = Veth {
+        netns: &invocation.netns,
+        ifname: &invocation.ifname,
+        host: &allocation.interface,
+        address: allocation.address,
+        mtu: conf.mtu,
+    };
+    let undo = |error: CniError| {
+        if let Err(cleanup) = plumbing::remove(Some(veth.netns), veth.ifname, Some(veth.host)) {
+            tracing::warn!(%cleanup, "undoing a failed ADD: removing the veth failed");
+        }
+        let release = Request::Del { container_id: invocation.container_id.clone(), ifname: invocation.ifname.clone() };
+        if let Err(cleanup) = released(&client, &release) {
+            tracing::warn!(%cleanup, "undoing a failed ADD: releasing the address failed; the agent's GC will");
+        }
+        error
+    };
+    let pod_mac = plumbing::create(&veth).map_err(|e| {
+        undo(CniError::new(codes::IO, format!("creating the pod's veth failed: {e}")).details(e.to_string()))
+    })?;
+    let waiting = AgentClient::new(&conf.socket_path, Duration::from_secs(u64::from(conf.timeout_seconds) + 5));
+    allocated(waiting.call(&Request::Ready {
+        container_id: invocation.container_id.clone(),
+        ifname: invocation.ifname.clone(),
+        timeout_seconds: conf.timeout_seconds,
+    }))
+    .map_err(undo)?;
+    Ok(json!({
+        "cniVersion": conf.cni_version,
+        "interfaces": [
+            { "name": allocation.interface, "mac": HOST_MAC },
+            { "name": invocation.ifname, "mac": pod_mac, "sandbox": invocation.netns },
+        ],
+        "ips": [{ "address": format!("{}/32", allocation.address), "interface": 1 }],
+        "routes": [{ "dst": "0.0.0.0/0", "gw": GATEWAY }],
+        "dns": {},
+    }))
+}
+
+fn del(invocation: &Invocation, client: &AgentClient) -> Result<(), CniError> {
+    let request = Request::Del { container_id: invocation.container_id.clone(), ifname: invocation.ifname.clone() };
+    // Find the host side before releasing: the agent knows it; without the agent, CNI_ARGS does.
+    let known = client
+        .call(&Request::Check { container_id: invocation.container_id.clone(), ifname: invocation.ifname.clone() });
+    let host = match known {
+        Ok(Response::Allocated { allocation }) => Some(allocation.interface),
+        _ => invocation.pod().ok().map(|(ns, pod)| gingham_crds::naming::endpoint_interface_name(&ns, &pod)),
+    };
+    plumbing::remove(Some(&invocation.netns), &invocation.ifname, host.as_deref())
+        .map_err(|e| CniError::new(codes::IO, format!("removing the pod's veth failed: {e}")))?;
+    match released(client, &request) {
+        Ok(_) => Ok(()),
+        Err(error) if error.code == codes::TRY_AGAIN => {
+            tracing::warn!(msg = %error.msg, "DEL: the agent is unreachable; the veth is gone and its next GC releases the address");
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn check(invocation: &Invocation, conf: &NetConf, client: &AgentClient) -> Result<(), CniError> {
+    let prev = conf.prev_result.as_ref().ok_or_else(|| {
+        CniError::new(
+            codes::INVALID_CONFIG,
+            "network configuration field prevResult is missing; CHECK needs the ADD result",
+        )
+    })?;
+    let allocation =
+        allocated(client.call(&Request::Check {
+            container_id: invocation.container_id.clone(),
+            ifname: invocation.ifname.clone(),
+        }))?;
+    let address = format!("{}/32", allocation.address);
+    let listed =
+        prev["ips"].as_array().is_some_and(|ips| ips.iter().any(|ip| ip["address"].as_str() == Some(&address)));
+    let failed = |msg: String| CniError::new(codes::NOT_AVAILABLE, msg);
+    if !listed {
+        return Err(failed(format!(
+            "prevResult does not list the agent's address {address}; delete and re-create the pod"
+        )));
+    }
+    let veth = Veth {
+        netns: &invocation.netns,
+        ifname: &invocation.ifname,
+        host: &allocation.interface,
+        address: allocation.address,
+        mtu: conf.mtu,
+    };
+    plumbing::check(&veth).map_err(|e| failed(format!("{e}; delete and re-create the pod")))
+}
+
+fn status(client: &AgentClient) -> Result<(), CniError> {
+    match client.call(&Request::Status) {
+        Ok(Response::Status { ready: true, .. }) => Ok(()),
+        Ok(Response::Status { message, .. }) => {
+            Err(CniError::new(codes::NOT_AVAILABLE, format!("the gingham agent is not ready: {message}")))
+        }
+        Ok(other) => Err(unexpected(&other)),
+        Err(error) => Err(CniError::new(codes::NOT_AVAILABLE, error.to_string())),
+    }
+}
+
+fn allocated(answer: Result<Response, ClientError>) -> Result<Allocation, CniError> {
+    match answer.map_err(client_error)? {
+        Response::Allocated { allocation } => Ok(allocation),
+        other => Err(agent_error(other)),
+    }
+}
+
+fn released(client: &AgentClient, request: &Request) -> Result<Vec<Allocation>, CniError> {
+    match client.call(request).map_err(client_error)? {
+        Response::Released { allocations } => Ok(allocations),
+        other => Err(agent_error(other)),
+    }
+}
+
+fn agent_error(response: Response) -> CniError {
+    match response {
+        Response::Error { code, msg, details } => CniError { code, msg, details },
+        other => unexpected(&other),
+    }
+}
+
+fn unexpected(response: &Response) -> CniError {
+    CniError::new(
+        codes::DECODE,
+        "the agent answered with an unexpected response; are the plugin and agent the same version?",
+    )
+    .details(format!("{response:?}"))
+}
+
+fn client_error(error: ClientError) -> CniError {
+    let code = match error {
+        ClientError::Unreachable { .. } => codes::TRY_AGAIN,
+        ClientError::Io { .. } => codes::IO,
+        ClientError::Protocol { .. } => codes::DECODE,
+    };
+    CniError::new(code, error.to_string())
+}

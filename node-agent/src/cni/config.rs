@@ -1,0 +1,150 @@
+//! The network configuration on stdin: CNI's common fields plus gingham's (`socketPath`, `mtu`,
+//! `timeoutSeconds`). Each problem names its field.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::{CniError, SUPPORTED_VERSIONS, codes};
+use crate::ipam::Attachment;
+
+/// The agent's socket when `socketPath` is not set.
+pub const DEFAULT_SOCKET: &str = "/run/gingham/cni.sock";
+/// The pod MTU when `mtu` is not set: fits VXLAN (50 bytes) on a 1500-byte underlay.
+pub const DEFAULT_MTU: u32 = 1450;
+/// How long ADD waits for programming when `timeoutSeconds` is not set.
+pub const DEFAULT_TIMEOUT_SECONDS: u32 = 30;
+
+/// The parsed network configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetConf {
+    /// `cniVersion`.
+    pub cni_version: String,
+    /// `name`.
+    pub name: String,
+    /// `socketPath`: the agent's socket.
+    pub socket_path: PathBuf,
+    /// `mtu`: the pod interface MTU.
+    pub mtu: u32,
+    /// `timeoutSeconds`: how long ADD waits for the agent.
+    pub timeout_seconds: u32,
+    /// `prevResult` (CHECK).
+    pub prev_result: Option<Value>,
+    /// `cni.dev/valid-attachments` (GC).
+    pub valid_attachments: Vec<Attachment>,
+}
+
+impl NetConf {
+    /// Parses and checks the configuration.
+    pub fn parse(text: &str) -> Result<Self, CniError> {
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            CniError::new(codes::DECODE, "the network configuration on stdin is not JSON; check the conflist")
+                .details(e.to_string())
+        })?;
+        let cni_version = string(&value, "cniVersion")?.ok_or_else(|| missing("cniVersion", "set it to 1.1.0"))?;
+        if !SUPPORTED_VERSIONS.contains(&cni_version.as_str()) {
+            return Err(CniError::new(
+                codes::INCOMPATIBLE_VERSION,
+                format!(
+                    "cniVersion {cni_version:?} is not supported; gingham speaks {}",
+                    SUPPORTED_VERSIONS.join(", ")
+                ),
+            ));
+        }
+        let name = string(&value, "name")?.ok_or_else(|| missing("name", "name the network, e.g. gingham"))?;
+        match string(&value, "type")?.as_deref() {
+            Some("gingham") => {}
+            other => return Err(invalid("type", &format!("{other:?}"), "this plugin is type \"gingham\"")),
+        }
+        let socket_path = PathBuf::from(string(&value, "socketPath")?.unwrap_or_else(|| DEFAULT_SOCKET.to_string()));
+        if !socket_path.is_absolute() {
+            return Err(invalid("socketPath", &socket_path.display().to_string(), "use an absolute path"));
+        }
+        let mtu = number(&value, "mtu", 68, 65535)?.unwrap_or(DEFAULT_MTU);
+        let timeout_seconds = number(&value, "timeoutSeconds", 1, 600)?.unwrap_or(DEFAULT_TIMEOUT_SECONDS);
+        let valid_attachments = match value.get("cni.dev/valid-attachments") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(list) => serde_json::from_value(list.clone()).map_err(|e| {
+                invalid("cni.dev/valid-attachments", &e.to_string(), "a list of {containerID, ifname} objects")
+            })?,
+        };
+        Ok(Self {
+            cni_version,
+            name,
+            socket_path,
+            mtu,
+            timeout_seconds,
+            prev_result: value.get("prevResult").filter(|v| !v.is_null()).cloned(),
+            valid_attachments,
+        })
+    }
+}
+
+fn string(value: &Value, field: &str) -> Result<Option<String>, CniError> {
+    match value.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(other) => Err(invalid(field, &other.to_string(), "it must be a string")),
+    }
+}
+
+fn number(value: &Value, field: &str, min: u32, max: u32) -> Result<Option<u32>, CniError> {
+    match value.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(found) => found
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| (min..=max).contains(n))
+            .map(Some)
+            .ok_or_else(|| invalid(field, &found.to_string(), &format!("use an integer from {min} to {max}"))),
+    }
+}
+
+fn missing(field: &str, hint: &str) -> CniError {
+    CniError::new(codes::INVALID_CONFIG, format!("network configuration field {field} is missing; {hint}"))
+}
+
+fn invalid(field: &str, found: &str, hint: &str) -> CniError {
+    CniError::new(codes::INVALID_CONFIG, format!("network configuration field {field} is invalid ({found}); {hint}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply() {
+        let conf = NetConf::parse(r#"{"cniVersion":"1.1.0","name":"k8s","type":"gingham"}"#).unwrap();
+        assert_eq!(conf.socket_path, PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!((conf.mtu, conf.timeout_seconds), (DEFAULT_MTU, DEFAULT_TIMEOUT_SECONDS));
+    }
+
+    #[test]
+    fn every_problem_names_its_field() {
+        let cases = [
+            (r#"{"cniVersion":"0.3.1","name":"k","type":"gingham"}"#, codes::INCOMPATIBLE_VERSION, "cniVersion"),
+            (r#"{"name":"k","type":"gingham"}"#, codes::INVALID_CONFIG, "cniVersion"),
+            (r#"{"cniVersion":"1.0.0","type":"gingham"}"#, codes::INVALID_CONFIG, "name"),
+            (r#"{"cniVersion":"1.0.0","name":"k","type":"calico"}"#, codes::INVALID_CONFIG, "type"),
+            (r#"{"cniVersion":"1.0.0","name":"k","type":"gingham","mtu":"big"}"#, codes::INVALID_CONFIG, "mtu"),
+            (r#"{"cniVersion":"1.0.0","name":"k","type":"gingham","mtu":20}"#, codes::INVALID_CONFIG, "mtu"),
+            (
+                r#"{"cniVersion":"1.0.0","name":"k","type":"gingham","timeoutSeconds":0}"#,
+                codes::INVALID_CONFIG,
+                "timeoutSeconds",
+            ),
+            (
+                r#"{"cniVersion":"1.0.0","name":"k","type":"gingham","socketPath":"rel"}"#,
+                codes::INVALID_CONFIG,
+                "socketPath",
+            ),
+            ("not json", codes::DECODE, "JSON"),
+        ];
+        for (text, code, field) in cases {
+            let error = NetConf::parse(text).unwrap_err();
+            assert_eq!(error.code, code, "{text}: {error}");
+            assert!(error.msg.contains(field), "{text}: {}", error.msg);
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The state the main loop and the CNI API share: the node's blocks (set by the loop when it
+//! accepts a spec), a change counter (bumped by the API when endpoints change) and the endpoints the
+//! last sync programmed (published by the loop).
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{Notify, watch};
+
+use crate::ipam::BlockSet;
+
+/// What the last dataplane sync achieved, for waiters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Programmed {
+    /// The endpoint change counter the sync's view was built after.
+    pub seq: u64,
+    /// The endpoints (`namespace/pod`) whose routes and policy are in force.
+    pub endpoints: BTreeSet<String>,
+    /// At least one sync has run.
+    pub synced: bool,
+}
+
+/// Shared between the main loop and the API server (behind an `Arc`).
+#[derive(Debug)]
+pub struct Shared {
+    blocks: watch::Sender<Option<BlockSet>>,
+    programmed: watch::Sender<Programmed>,
+    seq: AtomicU64,
+    changed: Notify,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            blocks: watch::Sender::new(None),
+            programmed: watch::Sender::new(Programmed::default()),
+            seq: AtomicU64::new(0),
+            changed: Notify::new(),
+        }
+    }
+}
+
+impl Shared {
+    /// The node's blocks, or `None` while no valid spec has arrived.
+    pub fn blocks(&self) -> Option<BlockSet> {
+        self.blocks.borrow().clone()
+    }
+
+    /// Sets the node's blocks (the loop, after accepting a spec).
+    pub fn set_blocks(&self, blocks: BlockSet) {
+        self.blocks.send_if_modified(|current| {
+            let changed = current.as_ref() != Some(&blocks);
+            *current = Some(blocks);
+            changed
+        });
+    }
+
+    /// Records an endpoint change and wakes the loop; returns the new change number.
+    pub fn endpoints_changed(&self) -> u64 {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        self.changed.notify_one();
+        seq
+    }
+
+    /// The current change number (read by the loop before it lists the endpoints).
+    pub fn current_seq(&self) -> u64 {
+        self.seq.load(Ordering::SeqCst)
+    }
+
+    /// Waits for the next endpoint change.
+    pub async fn wait_for_change(&self) {
+        self.changed.notified().await;
+    }
+
+    /// Publishes what a sync programmed.
+    pub fn publish(&self, programmed: Programmed) {
+        self.programmed.send_replace(programmed);
+    }
+
+    /// The last published sync result.
+    pub fn programmed(&self) -> Programmed {
+        self.programmed.borrow().clone()
+    }
+
+    /// Waits until a sync that saw change `seq` reports `key` programmed.
+    pub async fn wait_programmed(&self, seq: u64, key: &str) {
+        let mut receiver = self.programmed.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = receiver.wait_for(|p| p.seq >= seq && p.endpoints.contains(key)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn waiters_need_a_sync_that_saw_their_change() {
+        let shared = std::sync::Arc::new(Shared::default());
+        shared.publish(Programmed { seq: 0, endpoints: ["ns/a".to_string()].into(), synced: true });
+        let seq = shared.endpoints_changed();
+        let waiter = tokio::spawn({
+            let shared = std::sync::Arc::clone(&shared);
+            async move { shared.wait_programmed(seq, "ns/a").await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "an older sync must not release the waiter");
+        shared.publish(Programmed { seq, endpoints: ["ns/a".to_string()].into(), synced: true });
+        let finished = tokio::time::timeout(std::time::Duration::from_secs(1), waiter).await;
+        assert!(matches!(finished, Ok(Ok(()))), "a sync that saw the change releases the waiter");
+    }
+}

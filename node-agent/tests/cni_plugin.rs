@@ -1,0 +1,215 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The real `gingham-cni` binary per the CNI spec, against real network namespaces and an in-test
+//! agent API server.
+
+mod cni_support;
+
+use std::collections::BTreeSet;
+
+use cni_support::{Invoke, Netns, TestAgent, config, require_root};
+use gingham_crds::naming::endpoint_interface_name;
+use serde_json::{Value, json};
+
+fn invoke<'a>(
+    node: &'a Netns,
+    command: &'a str,
+    container: &'a str,
+    pod: &'a Netns,
+    name: &'a str,
+    config: Value,
+) -> Invoke<'a> {
+    Invoke { node, command, container, netns: pod.path(), pod: name, config }
+}
+
+#[test]
+fn add_check_del_twice() {
+    require_root();
+    let agent = TestAgent::start(&["10.66.0.0/26"]);
+    let (node, pod) = (Netns::new("acd-node"), Netns::new("acd-pod"));
+    let (output, result) = invoke(&node, "ADD", "c1", &pod, "web", config(&agent.socket)).run();
+    assert!(output.status.success(), "ADD: {result} {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(result["cniVersion"], "1.1.0");
+    assert_eq!(result["ips"][0]["address"], "10.66.0.0/32");
+    let host = endpoint_interface_name("default", "web");
+    assert_eq!(result["interfaces"][0]["name"], host.as_str());
+
+    let addresses = pod.json(&["ip", "-j", "-4", "addr", "show", "dev", "eth0"]);
+    assert_eq!(addresses[0]["addr_info"][0]["local"], "10.66.0.0");
+    assert_eq!(addresses[0]["addr_info"][0]["prefixlen"], 32);
+    assert_eq!(addresses[0]["mtu"], 1400);
+    let routes = pod.run(&["ip", "-4", "route", "show"]);
+    assert!(routes.contains("default via 169.254.1.1 dev eth0"), "{routes}");
+    assert!(routes.contains("169.254.1.1 dev eth0 scope link"), "{routes}");
+    let link = node.json(&["ip", "-j", "link", "show", "dev", &host]);
+    assert_eq!(link[0]["address"], "ee:ee:ee:ee:ee:ee");
+    assert!(link[0]["flags"].as_array().unwrap().contains(&json!("UP")), "{link}");
+    assert_eq!(node.run(&["cat", &format!("/proc/sys/net/ipv4/conf/{host}/proxy_arp")]).trim(), "1");
+    assert_eq!(node.run(&["cat", &format!("/proc/sys/net/ipv4/neigh/{host}/proxy_delay")]).trim(), "0");
+
+    let mut check = config(&agent.socket);
+    check["prevResult"] = result.clone();
+    let (output, error) = invoke(&node, "CHECK", "c1", &pod, "web", check.clone()).run();
+    assert!(output.status.success(), "CHECK after ADD: {error}");
+
+    pod.run(&["ip", "route", "del", "default"]);
+    let (output, error) = invoke(&node, "CHECK", "c1", &pod, "web", check).run();
+    assert!(!output.status.success());
+    assert_eq!(error["code"], 50, "{error}");
+    assert!(error["msg"].as_str().unwrap().contains("169.254.1.1"), "{error}");
+
+    for round in 0..2 {
+        let (output, out) = invoke(&node, "DEL", "c1", &pod, "web", config(&agent.socket)).run();
+        assert!(output.status.success(), "DEL round {round}: {out}");
+        assert!(!node.has_link(&host), "the host veth is gone");
+        assert!(!pod.has_link("eth0"), "the pod veth is gone");
+    }
+    assert!(agent.ipam.list().unwrap().is_empty(), "the address was released");
+}
+
+#[test]
+fn del_succeeds_when_the_netns_is_already_gone() {
+    require_root();
+    let agent = TestAgent::start(&["10.66.1.0/26"]);
+    let node = Netns::new("gone-node");
+    let pod = Netns::new("gone-pod");
+    let (output, result) = invoke(&node, "ADD", "c1", &pod, "gone", config(&agent.socket)).run();
+    assert!(output.status.success(), "{result}");
+    let path = pod.path();
+    drop(pod);
+    let del = Invoke {
+        node: &node,
+        command: "DEL",
+        container: "c1",
+        netns: path,
+        pod: "gone",
+        config: config(&agent.socket),
+    };
+    let (output, out) = del.run();
+    assert!(output.status.success(), "{out}");
+    assert!(agent.ipam.list().unwrap().is_empty());
+}
+
+#[test]
+fn gc_releases_allocations_not_in_valid_attachments() {
+    require_root();
+    let agent = TestAgent::start(&["10.66.2.0/26"]);
+    let node = Netns::new("gc-node");
+    let pods: Vec<Netns> = (0..3).map(|i| Netns::new(&format!("gc-pod{i}"))).collect();
+    for (index, pod) in pods.iter().enumerate() {
+        let (output, result) =
+            invoke(&node, "ADD", &format!("c{index}"), pod, &format!("p{index}"), config(&agent.socket)).run();
+        assert!(output.status.success(), "{result}");
+    }
+    let mut gc = config(&agent.socket);
+    gc["cni.dev/valid-attachments"] = json!([{ "containerID": "c1", "ifname": "eth0" }]);
+    let (output, out) = invoke(&node, "GC", "", &pods[0], "", gc).run();
+    assert!(output.status.success(), "{out}");
+    let left: Vec<_> = agent.ipam.list().unwrap().into_iter().map(|a| a.container_id).collect();
+    assert_eq!(left, vec!["c1"]);
+}
+
+#[test]
+fn version_lists_the_supported_versions() {
+    let node = Netns::new("version");
+    let pod = Netns::new("version-pod");
+    let (output, result) = invoke(&node, "VERSION", "", &pod, "", json!({ "cniVersion": "1.0.0" })).run();
+    assert!(output.status.success());
+    assert_eq!(result, json!({ "cniVersion": "1.0.0", "supportedVersions": ["1.0.0", "1.1.0"] }));
+}
+
+#[test]
+fn status_reports_whether_the_agent_is_reachable() {
+    require_root();
+    let mut agent = TestAgent::start(&["10.66.3.0/26"]);
+    let node = Netns::new("status");
+    let pod = Netns::new("status-pod");
+    let (output, out) = invoke(&node, "STATUS", "", &pod, "", config(&agent.socket)).run();
+    assert!(output.status.success(), "{out}");
+    agent.stop();
+    let (output, error) = invoke(&node, "STATUS", "", &pod, "", config(&agent.socket)).run();
+    assert!(!output.status.success());
+    assert_eq!(error["code"], 50, "{error}");
+    assert!(error["msg"].as_str().unwrap().contains("gingham-node-agent"), "{error}");
+}
+
+#[test]
+fn add_with_the_agent_down_says_try_again_and_del_still_cleans_up() {
+    require_root();
+    let mut agent = TestAgent::start(&["10.66.4.0/26"]);
+    let node = Netns::new("down-node");
+    let pod = Netns::new("down-pod");
+    let (output, result) = invoke(&node, "ADD", "c1", &pod, "down", config(&agent.socket)).run();
+    assert!(output.status.success(), "{result}");
+    agent.stop();
+    let (output, error) = invoke(&node, "ADD", "c2", &pod, "other", config(&agent.socket)).run();
+    assert!(!output.status.success());
+    assert_eq!(error["code"], 11, "{error}");
+    let (output, out) = invoke(&node, "DEL", "c1", &pod, "down", config(&agent.socket)).run();
+    assert!(output.status.success(), "DEL with the agent down: {out}");
+    assert!(!node.has_link(&endpoint_interface_name("default", "down")));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("GC"), "a warning says who releases the address");
+}
+
+#[test]
+fn invalid_config_is_code_4_naming_the_field() {
+    require_root();
+    let agent = TestAgent::start(&["10.66.5.0/26"]);
+    let node = Netns::new("badconf");
+    let pod = Netns::new("badconf-pod");
+    let mut bad = config(&agent.socket);
+    bad["mtu"] = json!("jumbo");
+    let (output, error) = invoke(&node, "ADD", "c1", &pod, "bad", bad).run();
+    assert!(!output.status.success());
+    assert_eq!(error["code"], 4, "{error}");
+    assert!(error["msg"].as_str().unwrap().contains("mtu"), "{error}");
+    assert!(agent.ipam.list().unwrap().is_empty(), "nothing was allocated");
+}
+
+#[test]
+fn a_missing_netns_is_a_clear_error() {
+    require_root();
+    let agent = TestAgent::start(&["10.66.6.0/26"]);
+    let node = Netns::new("nonetns");
+    let missing = format!("/run/netns/gc-missing-{}", std::process::id());
+    let add = Invoke {
+        node: &node,
+        command: "ADD",
+        container: "c1",
+        netns: missing.clone(),
+        pod: "p",
+        config: config(&agent.socket),
+    };
+    let (output, error) = add.run();
+    assert!(!output.status.success());
+    assert_eq!(error["code"], 7, "{error}");
+    assert!(error["msg"].as_str().unwrap().contains(&missing), "{error}");
+    assert!(agent.ipam.list().unwrap().is_empty());
+}
+
+#[test]
+fn ten_concurrent_adds_get_distinct_addresses() {
+    require_root();
+    let agent = TestAgent::start(&["10.66.7.0/26"]);
+    let node = Netns::new("conc-node");
+    let pods: Vec<Netns> = (0..10).map(|i| Netns::new(&format!("conc{i}"))).collect();
+    let addresses: BTreeSet<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = pods
+            .iter()
+            .enumerate()
+            .map(|(index, pod)| {
+                let (node, socket) = (&node, &agent.socket);
+                scope.spawn(move || {
+                    let (output, result) =
+                        invoke(node, "ADD", &format!("c{index}"), pod, &format!("p{index}"), config(socket)).run();
+                    assert!(output.status.success(), "{result}");
+                    result["ips"][0]["address"].as_str().unwrap().to_string()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(addresses.len(), 10, "{addresses:?}");
+    for pod in &pods {
+        assert!(pod.has_link("eth0"));
+    }
+}
