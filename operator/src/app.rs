@@ -167,9 +167,9 @@ async fn run_kubernetes(
 ) -> Result<(), RunError> {
     let client = kube::Client::try_default().await.map_err(RunError::Client)?;
     let identity = args.identity.clone().unwrap_or_else(leader::default_identity);
-    if let Some(addr) = args.webhook_addr {
+    if !args.no_webhook {
         let config = webhook::WebhookConfig {
-            addr,
+            addr: args.webhook_addr,
             namespace: settings.namespace.clone(),
             service: args.webhook_service.clone(),
         };

@@ -77,10 +77,13 @@ pub struct RunArgs {
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub health_addr: SocketAddr,
     /// Serve the validating admission webhook (HTTPS, path `/validate`) here; Kubernetes datastore only.
+    #[arg(long, default_value = "0.0.0.0:9443")]
+    pub webhook_addr: SocketAddr,
+    /// Do not serve the admission webhook.
     #[arg(long)]
-    pub webhook_addr: Option<SocketAddr>,
+    pub no_webhook: bool,
     /// The Service that fronts the webhook, for the certificate's DNS names.
-    #[arg(long, default_value = "gingham-webhook")]
+    #[arg(long, default_value = "gingham-operator-webhook")]
     pub webhook_service: String,
     /// This replica's identity for leader election (defaults to the pod name from $POD_NAME or the host name).
     #[arg(long, env = "POD_NAME")]

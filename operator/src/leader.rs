@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// The Lease's name.
-pub const LEASE_NAME: &str = "gingham-operator";
+pub const LEASE_NAME: &str = "gingham-operator-leader";
 /// How long a lease lasts without renewal, in seconds.
 const LEASE_SECONDS: u64 = 15;
 /// How long before expiry the holder renews, in seconds.

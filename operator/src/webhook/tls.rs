@@ -8,7 +8,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
 use super::{WebhookConfig, WebhookError};
@@ -119,16 +119,24 @@ async fn patch_ca_bundle(client: &Client, ca_cert: &str) -> Result<(), WebhookEr
         return Ok(());
     };
     let bundle = ByteString(ca_cert.as_bytes().to_vec());
-    let webhooks = configuration.webhooks.get_or_insert_with(Vec::new);
+    let webhooks = configuration.webhooks.take().unwrap_or_default();
     if webhooks.iter().all(|w| w.client_config.ca_bundle.as_ref() == Some(&bundle)) {
         return Ok(());
     }
-    for webhook in webhooks.iter_mut() {
-        webhook.client_config.ca_bundle = Some(bundle.clone());
-    }
-    api.replace(WEBHOOK_CONFIGURATION, &PostParams::default(), &configuration).await.map_err(kube_error)?;
+    let names: Vec<String> = webhooks.iter().map(|w| w.name.clone()).collect();
+    api.patch(WEBHOOK_CONFIGURATION, &PatchParams::default(), &Patch::Strategic(ca_bundle_patch(&names, &bundle)))
+        .await
+        .map_err(kube_error)?;
     tracing::info!(name = WEBHOOK_CONFIGURATION, "patched the caBundle");
     Ok(())
+}
+
+/// A strategic merge patch setting every webhook's caBundle (webhooks merge by name), so that only
+/// `patch` is needed in RBAC and nothing else in the configuration is touched.
+fn ca_bundle_patch(names: &[String], bundle: &ByteString) -> serde_json::Value {
+    let webhooks: Vec<serde_json::Value> =
+        names.iter().map(|name| serde_json::json!({"name": name, "clientConfig": {"caBundle": bundle}})).collect();
+    serde_json::json!({ "webhooks": webhooks })
 }
 
 #[cfg(test)]
@@ -142,5 +150,14 @@ mod tests {
         assert!(tls.ca_cert.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(tls.key.contains("PRIVATE KEY"));
         assert_eq!(from_secret(&to_secret("gingham-system", &tls)), Some(tls));
+    }
+
+    #[test]
+    fn the_ca_bundle_patch_merges_by_webhook_name() {
+        let patch = ca_bundle_patch(&["validate.gingham.dev".into()], &ByteString(b"PEM".to_vec()));
+        assert_eq!(
+            patch,
+            serde_json::json!({"webhooks": [{"name": "validate.gingham.dev", "clientConfig": {"caBundle": "UEVN"}}]})
+        );
     }
 }

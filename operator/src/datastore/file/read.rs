@@ -110,7 +110,8 @@ fn parse(file: &Path, text: &str, area: Area, problems: &mut Vec<String>) -> Par
     let documents = match read_documents(text) {
         Ok(documents) => documents,
         Err(e) => {
-            problems.push(format!("{}: {e}", file.display()));
+            let message = e.to_string();
+            problems.push(format!("{}: {}", file.display(), message.lines().next().unwrap_or_default()));
             return parsed;
         }
     };
