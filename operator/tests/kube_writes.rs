@@ -1,0 +1,288 @@
+//! The Kubernetes datastore's writes against a mocked API server (tower-test): each request's
+//! method, path, query and body, for create, update, status, delete, and the error cases.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use gingham_crds::api::{IPAMBlock, IPPool, IPPoolSpec, NodeNetwork};
+use gingham_operator::core::DesiredState;
+use gingham_operator::datastore::WriteOp;
+use gingham_operator::datastore::kubernetes::apply::{Backoff, Writer};
+use gingham_operator::datastore::kubernetes::execute;
+use gingham_operator::datastore::kubernetes::plan::{Observed, plan};
+use http::{Method, Request, Response};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::client::Body;
+use serde_json::{Value, json};
+use support::{block_name, block_spec, node_spec, pool_status};
+use tower_test::mock::Handle;
+
+/// One request the API server expects, and its answer.
+struct Exchange {
+    method: Method,
+    path: String,
+    /// The query's pairs, in any order (empty: no query).
+    query: Vec<(&'static str, &'static str)>,
+    /// The exact JSON body, when the request has one.
+    body: Option<Value>,
+    status: u16,
+    response: Value,
+}
+
+const APPLY_QUERY: [(&str, &str); 2] = [("fieldManager", "gingham-operator"), ("force", "true")];
+
+fn managed() -> Value {
+    json!({"app.kubernetes.io/managed-by": "gingham-operator"})
+}
+
+fn failure(code: u16, reason: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": reason, "reason": reason, "code": code})
+}
+
+fn apply(path: &str, body: Value) -> Exchange {
+    Exchange {
+        method: Method::PATCH,
+        path: path.into(),
+        query: APPLY_QUERY.to_vec(),
+        body: Some(body.clone()),
+        status: 200,
+        response: body,
+    }
+}
+
+fn delete(path: &str, status: u16) -> Exchange {
+    let response = if status == 200 {
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 200})
+    } else {
+        failure(status, "NotFound")
+    };
+    Exchange { method: Method::DELETE, path: path.into(), query: vec![], body: None, status, response }
+}
+
+fn failing(mut exchange: Exchange, status: u16, reason: &str) -> Exchange {
+    exchange.status = status;
+    exchange.response = failure(status, reason);
+    exchange
+}
+
+/// Answers the expected requests in order, checking each, then checks that no other request came.
+async fn api_server(mut handle: Handle<Request<Body>, Response<Body>>, exchanges: Vec<Exchange>) {
+    for (index, exchange) in exchanges.into_iter().enumerate() {
+        let (request, respond) = handle.next_request().await.unwrap_or_else(|| panic!("request {index} never came"));
+        assert_eq!(request.method(), exchange.method, "request {index}");
+        assert_eq!(request.uri().path(), exchange.path, "request {index}");
+        let mut query: Vec<(String, String)> = request
+            .uri()
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .filter_map(|pair| pair.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+        query.sort();
+        let mut expected: Vec<(String, String)> =
+            exchange.query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        expected.sort();
+        assert_eq!(query, expected, "request {index} query");
+        let bytes = request.into_body().collect_bytes().await.unwrap();
+        if let Some(body) = exchange.body {
+            let actual: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(actual, body, "request {index} body");
+        }
+        let response = Response::builder()
+            .status(exchange.status)
+            .body(Body::from(serde_json::to_vec(&exchange.response).unwrap()))
+            .unwrap();
+        respond.send_response(response);
+    }
+    assert!(handle.next_request().await.is_none(), "an unexpected request came");
+}
+
+/// Plans `desired` against `observed`, executes the writes against a mock API server expecting
+/// `exchanges`, and returns the outcome.
+async fn run(
+    desired: &DesiredState,
+    observed: &Observed,
+    exchanges: Vec<Exchange>,
+) -> (gingham_operator::datastore::WriteSummary, Option<String>) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let server = tokio::spawn(api_server(handle, exchanges));
+    let client = kube::Client::new(service, "default");
+    let backoff = Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(100), attempts: 4 };
+    let writes = plan(desired, observed, &now());
+    let (summary, error) = execute(&Writer::new(client, backoff), &writes).await;
+    server.await.unwrap();
+    (summary, error.map(|e| format!("{}: {e}", e.label())))
+}
+
+fn now() -> Time {
+    Time("2026-11-26T12:00:00Z".parse().unwrap())
+}
+
+fn node_network_body(name: &str, spec: &gingham_crds::api::NodeNetworkSpec) -> Value {
+    json!({
+        "apiVersion": "gingham.dev/v1",
+        "kind": "NodeNetwork",
+        "metadata": {"name": name, "labels": managed()},
+        "spec": serde_json::to_value(spec).unwrap(),
+    })
+}
+
+fn observed_node(name: &str, spec: gingham_crds::api::NodeNetworkSpec) -> NodeNetwork {
+    let mut node = NodeNetwork::new(name, spec);
+    node.metadata.labels = Some(BTreeMap::from([("app.kubernetes.io/managed-by".into(), "gingham-operator".into())]));
+    node
+}
+
+fn desired_nodes(indices: &[u8]) -> DesiredState {
+    let mut desired = DesiredState::default();
+    for index in indices {
+        desired.node_networks.insert(format!("node-{index}"), node_spec(*index));
+    }
+    desired
+}
+
+#[tokio::test]
+async fn a_new_node_network_is_created_by_server_side_apply() {
+    let exchanges = vec![apply("/apis/gingham.dev/v1/nodenetworks/node-1", node_network_body("node-1", &node_spec(1)))];
+    let (summary, error) = run(&desired_nodes(&[1]), &Observed::default(), exchanges).await;
+    assert_eq!(error, None);
+    assert_eq!(summary.writes.get(&("NodeNetwork", WriteOp::Apply)), Some(&1));
+}
+
+#[tokio::test]
+async fn only_the_changed_node_network_is_updated() {
+    let mut observed = Observed::default();
+    observed.node_networks.insert("node-1".into(), observed_node("node-1", node_spec(9)));
+    observed.node_networks.insert("node-2".into(), observed_node("node-2", node_spec(2)));
+    let exchanges = vec![apply("/apis/gingham.dev/v1/nodenetworks/node-1", node_network_body("node-1", &node_spec(1)))];
+    let (summary, error) = run(&desired_nodes(&[1, 2]), &observed, exchanges).await;
+    assert_eq!(error, None);
+    assert_eq!(summary.total(), 1);
+}
+
+fn observed_pool(status: Option<gingham_crds::api::IPPoolStatus>) -> Observed {
+    let mut pool = IPPool::new("default", IPPoolSpec { cidr: "10.244.0.0/16".into(), ..IPPoolSpec::default() });
+    pool.status = status;
+    let mut observed = Observed::default();
+    observed.pools.insert("default".into(), pool);
+    observed
+}
+
+#[tokio::test]
+async fn pool_status_goes_through_the_status_subresource() {
+    let mut desired = DesiredState::default();
+    desired.pool_statuses.insert("default".into(), pool_status());
+    let mut status = serde_json::to_value(pool_status()).unwrap();
+    status["conditions"][0]["lastTransitionTime"] = json!("2026-11-26T12:00:00Z");
+    let body =
+        json!({"apiVersion": "gingham.dev/v1", "kind": "IPPool", "metadata": {"name": "default"}, "status": status});
+    let exchanges = vec![apply("/apis/gingham.dev/v1/ippools/default/status", body)];
+    let (summary, error) = run(&desired, &observed_pool(None), exchanges).await;
+    assert_eq!(error, None);
+    assert_eq!(summary.writes.get(&("IPPool", WriteOp::Apply)), Some(&1));
+}
+
+#[tokio::test]
+async fn a_pool_status_differing_only_in_timestamps_is_not_written() {
+    let mut desired = DesiredState::default();
+    desired.pool_statuses.insert("default".into(), pool_status());
+    let mut current = pool_status();
+    current.conditions[0].last_transition_time = Time("2026-01-01T00:00:00Z".parse().unwrap());
+    let (summary, error) = run(&desired, &observed_pool(Some(current)), vec![]).await;
+    assert_eq!((summary.total(), error), (0, None));
+}
+
+fn observed_blocks(labelled: bool) -> Observed {
+    let mut observed = Observed::default();
+    for index in [1, 2] {
+        let mut block = IPAMBlock::new(&block_name(index), block_spec(index));
+        if labelled || index == 1 {
+            block.metadata.labels =
+                Some(BTreeMap::from([("app.kubernetes.io/managed-by".into(), "gingham-operator".into())]));
+        }
+        observed.blocks.insert(block_name(index), block);
+    }
+    observed
+}
+
+fn desired_block_1() -> DesiredState {
+    let mut desired = DesiredState::default();
+    desired.blocks.insert(block_name(1), block_spec(1));
+    desired
+}
+
+#[tokio::test]
+async fn a_stale_block_is_deleted() {
+    let path = format!("/apis/gingham.dev/v1/ipamblocks/{}", block_name(2));
+    let (summary, error) = run(&desired_block_1(), &observed_blocks(true), vec![delete(&path, 200)]).await;
+    assert_eq!(error, None);
+    assert_eq!(summary.writes.get(&("IPAMBlock", WriteOp::Delete)), Some(&1));
+}
+
+#[tokio::test]
+async fn a_block_without_the_managed_by_label_is_never_deleted() {
+    let (summary, error) = run(&desired_block_1(), &observed_blocks(false), vec![]).await;
+    assert_eq!((summary.total(), error), (0, None));
+}
+
+#[tokio::test]
+async fn not_found_on_delete_means_done() {
+    let path = format!("/apis/gingham.dev/v1/ipamblocks/{}", block_name(2));
+    let (summary, error) = run(&desired_block_1(), &observed_blocks(true), vec![delete(&path, 404)]).await;
+    assert_eq!(error, None);
+    assert_eq!(summary.total(), 1);
+}
+
+#[tokio::test]
+async fn a_conflict_is_retried() {
+    let body = node_network_body("node-1", &node_spec(1));
+    let path = "/apis/gingham.dev/v1/nodenetworks/node-1";
+    let exchanges = vec![failing(apply(path, body.clone()), 409, "Conflict"), apply(path, body)];
+    let (summary, error) = run(&desired_nodes(&[1]), &Observed::default(), exchanges).await;
+    assert_eq!(error, None);
+    assert_eq!(summary.total(), 1);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_with_backoff_until_success() {
+    let body = node_network_body("node-1", &node_spec(1));
+    let path = "/apis/gingham.dev/v1/nodenetworks/node-1";
+    let exchanges = vec![
+        failing(apply(path, body.clone()), 500, "InternalError"),
+        failing(apply(path, body.clone()), 503, "ServiceUnavailable"),
+        apply(path, body),
+    ];
+    let started = Instant::now();
+    let (summary, error) = run(&desired_nodes(&[1]), &Observed::default(), exchanges).await;
+    assert_eq!(error, None);
+    assert_eq!(summary.total(), 1);
+    // Waited 20 ms, then 40 ms.
+    assert!(started.elapsed() >= Duration::from_millis(60), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn persistent_server_errors_give_up_after_the_last_attempt_and_other_writes_still_happen() {
+    let path = "/apis/gingham.dev/v1/nodenetworks/node-1";
+    let body = node_network_body("node-1", &node_spec(1));
+    let mut exchanges: Vec<Exchange> =
+        (0..4).map(|_| failing(apply(path, body.clone()), 500, "InternalError")).collect();
+    exchanges.push(apply("/apis/gingham.dev/v1/nodenetworks/node-2", node_network_body("node-2", &node_spec(2))));
+    let (summary, error) = run(&desired_nodes(&[1, 2]), &Observed::default(), exchanges).await;
+    let error = error.unwrap();
+    assert!(error.starts_with("write: cannot write NodeNetwork node-1 after 4 attempt(s)"), "{error}");
+    assert_eq!(summary.total(), 1, "node-2 was still written");
+}
+
+#[tokio::test]
+async fn an_invalid_request_is_not_retried() {
+    let path = "/apis/gingham.dev/v1/nodenetworks/node-1";
+    let exchanges = vec![failing(apply(path, node_network_body("node-1", &node_spec(1))), 422, "Invalid")];
+    let (summary, error) = run(&desired_nodes(&[1]), &Observed::default(), exchanges).await;
+    assert!(error.unwrap().contains("after 1 attempt(s)"));
+    assert_eq!(summary.total(), 0);
+}
