@@ -40,15 +40,8 @@ impl BirdPaths {
 
     /// Runs `birdc -s <socket> <args>` and returns its output.
     pub async fn birdc(&self, args: &[&str]) -> Result<String, BirdError> {
-        let output = Command::new(&self.birdc)
-            .arg("-s")
-            .arg(self.socket())
-            .args(args)
-            .output()
-            .await
-            .map_err(|source| BirdError::Spawn { program: self.birdc.display().to_string(), source })?;
-        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        if !output.status.success() || text.contains("Unable to connect") {
+        let (success, text) = self.birdc_output(args).await?;
+        if !success {
             return Err(BirdError::Control { command: args.join(" "), output: text.trim().to_string() });
         }
         Ok(text)
@@ -57,12 +50,26 @@ impl BirdPaths {
     /// Checks `file` with the running BIRD (`configure check`).
     pub async fn configure_check(&self, file: &Path) -> Result<(), BirdError> {
         let quoted = format!("\"{}\"", file.display());
-        let text = self.birdc(&["configure", "check", &quoted]).await?;
-        if text.contains("Configuration OK") {
-            Ok(())
-        } else {
-            Err(BirdError::Rejected { output: text.trim().to_string() })
+        let args = ["configure", "check", quoted.as_str()];
+        match self.birdc_output(&args).await? {
+            (true, text) if text.contains("Configuration OK") => Ok(()),
+            (_, text) if text.contains("Reading configuration") => {
+                Err(BirdError::Rejected { output: text.trim().to_string() })
+            }
+            (_, text) => Err(BirdError::Control { command: args.join(" "), output: text.trim().to_string() }),
         }
+    }
+
+    async fn birdc_output(&self, args: &[&str]) -> Result<(bool, String), BirdError> {
+        let output = Command::new(&self.birdc)
+            .arg("-s")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .await
+            .map_err(|source| BirdError::Spawn { program: self.birdc.display().to_string(), source })?;
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        Ok((output.status.success() && !text.contains("Unable to connect"), text))
     }
 
     /// Checks `file` without a running BIRD (`bird -p`).
