@@ -2,6 +2,21 @@
 //!
 //! The agent's main loop calls [`NodeView`]-based sync; everything below it is this module's.
 
+pub mod desired;
+pub mod diff;
+pub mod fake;
+pub mod kernel;
+pub mod model;
+pub mod netlink;
+pub mod nft;
+pub mod rtnl;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use kernel::KernelDataplane;
+pub use model::ROUTE_PROTOCOL;
+
 use gingham_crds::api::{IPAMBlockSpec, NodeNetworkSpec};
 
 use crate::endpoint::LocalEndpoint;

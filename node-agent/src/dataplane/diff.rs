@@ -1,0 +1,182 @@
+//! The minimal operations that turn the observed kernel state into the desired one.
+//!
+//! Order matters for a loss-free mode change: devices and addresses first, then neighbours and FDB
+//! entries, then route replacements (a prefix that stays is replaced in place, never deleted), and
+//! only at the end the deletions of what is no longer wanted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::model::{
+    AddressSpec, FdbSpec, IPIP_DEVICE, LinkState, Mac, NeighbourSpec, RouteSpec, RouteTarget, SysctlSpec, TunnelSpec,
+    VXLAN_DEVICE,
+};
+
+/// What the dataplane wants the kernel to hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DesiredState {
+    /// Routes carrying our protocol.
+    pub routes: BTreeSet<RouteSpec>,
+    /// Tunnel devices.
+    pub tunnels: BTreeSet<TunnelSpec>,
+    /// Addresses on tunnel devices.
+    pub addresses: BTreeSet<AddressSpec>,
+    /// Permanent neighbours on the VXLAN device.
+    pub neighbours: BTreeSet<NeighbourSpec>,
+    /// Permanent FDB entries on the VXLAN device.
+    pub fdb: BTreeSet<FdbSpec>,
+    /// Sysctl values.
+    pub sysctls: BTreeSet<SysctlSpec>,
+    /// Endpoint interfaces that must be up.
+    pub endpoint_links: BTreeSet<String>,
+}
+
+/// What the kernel holds, as far as the dataplane manages it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelState {
+    /// Every link.
+    pub links: Vec<LinkState>,
+    /// IPv4 addresses on every link.
+    pub addresses: BTreeSet<AddressSpec>,
+    /// Routes carrying our protocol.
+    pub routes: BTreeSet<RouteSpec>,
+    /// Permanent IPv4 neighbours.
+    pub neighbours: BTreeSet<NeighbourSpec>,
+    /// Permanent FDB entries with a destination.
+    pub fdb: BTreeSet<FdbSpec>,
+    /// The current value of each desired sysctl (`None`: unreadable).
+    pub sysctls: BTreeMap<String, Option<String>>,
+}
+
+impl KernelState {
+    /// The link with this name.
+    pub fn link(&self, name: &str) -> Option<&LinkState> {
+        self.links.iter().find(|link| link.name == name)
+    }
+}
+
+/// One change to the kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Create a tunnel device, up, with its MTU and MAC.
+    CreateTunnel(TunnelSpec),
+    /// Set a link's MTU and MAC (when given) and bring it up.
+    SetLink {
+        /// The link name.
+        name: String,
+        /// A new MTU.
+        mtu: Option<u32>,
+        /// A new MAC.
+        mac: Option<Mac>,
+    },
+    /// Delete a link.
+    DeleteLink(String),
+    /// Add an address.
+    AddAddress(AddressSpec),
+    /// Delete an address.
+    DeleteAddress(AddressSpec),
+    /// Create or replace a permanent neighbour.
+    ReplaceNeighbour(NeighbourSpec),
+    /// Delete a neighbour.
+    DeleteNeighbour(NeighbourSpec),
+    /// Create or replace a permanent FDB entry.
+    ReplaceFdb(FdbSpec),
+    /// Delete an FDB entry.
+    DeleteFdb(FdbSpec),
+    /// Create or replace a route (with our protocol).
+    ReplaceRoute(RouteSpec),
+    /// Delete a route (only ever one of ours).
+    DeleteRoute(RouteSpec),
+    /// Write a sysctl.
+    WriteSysctl(SysctlSpec),
+}
+
+/// Devices whose state gingham manages (addresses, neighbours, FDB entries).
+fn managed(device: &str) -> bool {
+    device == VXLAN_DEVICE || device == IPIP_DEVICE
+}
+
+fn route_device(route: &RouteSpec) -> Option<&str> {
+    match &route.target {
+        RouteTarget::Device(device) | RouteTarget::Via { device: Some(device), .. } => Some(device),
+        _ => None,
+    }
+}
+
+/// The operations that make `current` match `desired`, in a loss-minimising order.
+pub fn diff(current: &KernelState, desired: &DesiredState) -> Vec<Op> {
+    let mut ops = Vec::new();
+    let mut recreated = BTreeSet::new();
+    for tunnel in &desired.tunnels {
+        match current.link(&tunnel.name) {
+            None => ops.push(Op::CreateTunnel(tunnel.clone())),
+            Some(link) if link.tunnel.as_ref() != Some(&tunnel.kind) && tunnel.name != IPIP_DEVICE => {
+                ops.push(Op::DeleteLink(tunnel.name.clone()));
+                ops.push(Op::CreateTunnel(tunnel.clone()));
+                recreated.insert(tunnel.name.as_str());
+            }
+            Some(link) => {
+                let mtu = (link.mtu != tunnel.mtu).then_some(tunnel.mtu);
+                let mac = tunnel.mac.filter(|mac| link.mac != Some(*mac));
+                if mtu.is_some() || mac.is_some() || !link.up {
+                    ops.push(Op::SetLink { name: tunnel.name.clone(), mtu, mac });
+                }
+            }
+        }
+    }
+    for name in &desired.endpoint_links {
+        if current.link(name).is_some_and(|link| !link.up) {
+            ops.push(Op::SetLink { name: name.clone(), mtu: None, mac: None });
+        }
+    }
+    let fresh = |device: &str| !recreated.contains(device);
+
+    let addresses: BTreeSet<&AddressSpec> =
+        current.addresses.iter().filter(|a| managed(&a.device) && fresh(&a.device)).collect();
+    ops.extend(desired.addresses.iter().filter(|a| !addresses.contains(a)).cloned().map(Op::AddAddress));
+
+    let neighbours: BTreeSet<&NeighbourSpec> =
+        current.neighbours.iter().filter(|n| n.device == VXLAN_DEVICE && fresh(&n.device)).collect();
+    ops.extend(desired.neighbours.iter().filter(|n| !neighbours.contains(n)).cloned().map(Op::ReplaceNeighbour));
+    let fdb: BTreeSet<&FdbSpec> = current.fdb.iter().filter(|f| f.device == VXLAN_DEVICE && fresh(&f.device)).collect();
+    ops.extend(desired.fdb.iter().filter(|f| !fdb.contains(f)).cloned().map(Op::ReplaceFdb));
+
+    for sysctl in &desired.sysctls {
+        if current.sysctls.get(&sysctl.path).and_then(|v| v.as_deref()) != Some(sysctl.value.as_str()) {
+            ops.push(Op::WriteSysctl(sysctl.clone()));
+        }
+    }
+
+    let routes: Vec<&RouteSpec> = current.routes.iter().filter(|r| route_device(r).is_none_or(&fresh)).collect();
+    let mut wanted = BTreeMap::new();
+    for route in &desired.routes {
+        wanted.entry(route.destination).or_insert(route);
+    }
+    for route in wanted.values() {
+        if !routes.iter().any(|seen| route.satisfied_by(seen)) {
+            ops.push(Op::ReplaceRoute((*route).clone()));
+        }
+    }
+    // A prefix that stays was replaced in place above; only prefixes no longer wanted are deleted.
+    ops.extend(routes.into_iter().filter(|r| !wanted.contains_key(&r.destination)).cloned().map(Op::DeleteRoute));
+
+    // Entries replaced under the same key above are not deleted: the replacement already overwrote them.
+    let neighbour_keys: BTreeSet<_> = desired.neighbours.iter().map(|n| (&n.device, n.address)).collect();
+    ops.extend(
+        neighbours
+            .into_iter()
+            .filter(|n| !neighbour_keys.contains(&(&n.device, n.address)))
+            .cloned()
+            .map(Op::DeleteNeighbour),
+    );
+    let fdb_keys: BTreeSet<_> = desired.fdb.iter().map(|f| (&f.device, f.mac)).collect();
+    ops.extend(fdb.into_iter().filter(|f| !fdb_keys.contains(&(&f.device, f.mac))).cloned().map(Op::DeleteFdb));
+    ops.extend(addresses.into_iter().filter(|a| !desired.addresses.contains(a)).cloned().map(Op::DeleteAddress));
+    if current.link(VXLAN_DEVICE).is_some() && !desired.tunnels.iter().any(|t| t.name == VXLAN_DEVICE) {
+        ops.push(Op::DeleteLink(VXLAN_DEVICE.into()));
+    }
+    ops
+}
+
+#[cfg(test)]
+#[path = "diff_tests.rs"]
+mod tests;

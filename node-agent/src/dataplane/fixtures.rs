@@ -1,0 +1,125 @@
+//! Short builders for dataplane test fixtures (test-only).
+
+use gingham_crds::api::IPAMBlockSpec;
+use gingham_crds::api::common::EncapsulationMode;
+use gingham_crds::api::nodenetwork::{NodeNetworkSpec, PoolRouting};
+
+use crate::endpoint::LocalEndpoint;
+
+/// This node's name in fixtures.
+pub const NODE: &str = "node-a";
+
+/// A node spec at `192.168.1.2/24` owning `10.0.0.0/26`, with a VTEP.
+pub fn spec() -> NodeNetworkSpec {
+    let mut spec = NodeNetworkSpec {
+        address: "192.168.1.2/24".into(),
+        blocks: vec!["10.0.0.0/26".into()],
+        ..NodeNetworkSpec::default()
+    };
+    spec.tunnel.address = Some("10.0.0.0".into());
+    spec.tunnel.vtep_mac = Some("02:00:00:00:00:0a".into());
+    spec
+}
+
+/// A pool with the given encapsulation modes.
+pub fn pool(cidr: &str, vxlan: EncapsulationMode, ipip: EncapsulationMode) -> PoolRouting {
+    PoolRouting {
+        name: format!("pool-{cidr}"),
+        cidr: cidr.into(),
+        vxlan_mode: vxlan,
+        ipip_mode: ipip,
+        ..Default::default()
+    }
+}
+
+/// A remote node's block.
+pub fn block(cidr: &str, node: &str, node_address: &str, tunnel: &str, mac: &str) -> IPAMBlockSpec {
+    IPAMBlockSpec {
+        cidr: cidr.into(),
+        node: node.into(),
+        pool: "pool".into(),
+        node_address: node_address.into(),
+        tunnel_address: Some(tunnel.into()),
+        vtep_mac: Some(mac.into()),
+        releasing: false,
+    }
+}
+
+/// Two remote blocks: node-b on this subnet, node-c on another.
+pub fn remote_blocks() -> Vec<IPAMBlockSpec> {
+    vec![
+        block("10.0.0.0/26", NODE, "192.168.1.2/24", "10.0.0.0", "02:00:00:00:00:0a"),
+        block("10.0.1.0/26", "node-b", "192.168.1.3/24", "10.0.1.0", "02:00:00:00:00:0b"),
+        block("10.0.2.0/26", "node-c", "192.168.2.4/24", "10.0.2.0", "02:00:00:00:00:0c"),
+    ]
+}
+
+/// A local pod.
+pub fn endpoint(pod: &str, address: [u8; 4]) -> LocalEndpoint {
+    LocalEndpoint {
+        namespace: "default".into(),
+        pod: pod.into(),
+        container_id: format!("c-{pod}"),
+        interface: gingham_crds::naming::endpoint_interface_name("default", pod),
+        address: address.into(),
+    }
+}
+
+/// A policy spec: `web` has ingress policy `default/allow-http`, `db` is known with no policies,
+/// and one Log-then-Deny egress policy.
+pub fn policy_spec() -> NodeNetworkSpec {
+    use gingham_crds::api::nodenetwork::{
+        CompiledMatch, CompiledPolicy, CompiledRule, EndpointPolicy, IcmpMatch, IpSet, IpSetKind, PortRange,
+    };
+    use gingham_crds::api::policy::Action;
+    let mut spec = spec();
+    spec.pools = vec![PoolRouting {
+        nat_outgoing: true,
+        ..pool("10.0.0.0/16", EncapsulationMode::Always, EncapsulationMode::Never)
+    }];
+    spec.policy.failsafe_inbound = gingham_crds::api::felix::default_failsafe_inbound().into_iter().take(2).collect();
+    spec.policy.ip_sets = vec![
+        IpSet {
+            name: "clients".into(),
+            kind: IpSetKind::Addresses,
+            members: vec!["10.0.1.0/26".into(), "10.0.0.9".into()],
+        },
+        IpSet { name: "web_http".into(), kind: IpSetKind::AddressPorts, members: vec!["10.0.0.5,TCP,8080".into()] },
+    ];
+    let http = CompiledRule {
+        action: Action::Allow,
+        protocol: Some(6),
+        source: CompiledMatch { sets: vec!["clients".into()], ..Default::default() },
+        destination: CompiledMatch {
+            ports: vec![PortRange { first: 80, last: 80 }, PortRange { first: 8000, last: 8100 }],
+            named_port_set: Some("web_http".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let ping = CompiledRule {
+        action: Action::Allow,
+        protocol: Some(1),
+        icmp: Some(IcmpMatch { type_: 8, code: None }),
+        ..Default::default()
+    };
+    let log = CompiledRule { action: Action::Log, ..Default::default() };
+    let deny = CompiledRule {
+        action: Action::Deny,
+        destination: CompiledMatch { nets: vec!["192.168.0.0/16".into()], ..Default::default() },
+        ..Default::default()
+    };
+    spec.policy.policies = vec![
+        CompiledPolicy { name: "default/allow-http".into(), ingress: vec![http, ping], egress: vec![] },
+        CompiledPolicy { name: "global/audit".into(), ingress: vec![], egress: vec![log, deny] },
+    ];
+    spec.policy.endpoints = vec![
+        EndpointPolicy {
+            name: "default/web".into(),
+            ingress: vec!["default/allow-http".into()],
+            egress: vec!["global/audit".into()],
+        },
+        EndpointPolicy { name: "default/db".into(), ingress: vec![], egress: vec![] },
+    ];
+    spec
+}

@@ -1,0 +1,242 @@
+//! [`KernelDataplane`]: one sync is compute desired → read the kernel → diff → apply netlink
+//! operations → apply nftables → report. It never flushes: what is already right is not touched.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use gingham_crds::api::nodenetwork::NodeCapabilities;
+use ipnet::Ipv4Net;
+use tracing::{debug, info, warn};
+
+use super::desired::{
+    HostFacts, desired_addresses, desired_fdb, desired_neighbours, desired_routes, desired_sysctls, desired_tunnels,
+    needs_ipip,
+};
+use super::diff::{DesiredState, KernelState, Op, diff};
+use super::netlink::{Netlink, NetlinkError, describe};
+use super::nft::apply::{Nft, NftChange, NftCommand};
+use super::nft::build::ruleset;
+use super::nft::observe::{Plan, plan};
+use super::rtnl::RtNetlink;
+use super::{Dataplane, NodeView, SyncReport};
+
+/// What the nftables step of the last sync did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NftOutcome {
+    /// No sync yet.
+    #[default]
+    NotRun,
+    /// The table already matched.
+    UpToDate,
+    /// Set and map elements were added or deleted.
+    Elements,
+    /// The table was rewritten in one transaction.
+    Rewrite,
+    /// The change failed; the previous ruleset stays in force.
+    Failed,
+}
+
+/// What the last sync changed, for metrics and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Netlink and sysctl changes applied successfully.
+    pub netlink_changes: usize,
+    /// The nftables step.
+    pub nft: NftOutcome,
+}
+
+/// The real dataplane over a [`Netlink`] and an [`Nft`] (the kernel by default).
+#[derive(Debug)]
+pub struct KernelDataplane<N = RtNetlink, F = NftCommand> {
+    netlink: N,
+    nft: F,
+    capabilities: Option<NodeCapabilities>,
+    last: SyncStats,
+}
+
+impl KernelDataplane {
+    /// Connects to the kernel of the current network namespace (needs a tokio runtime and
+    /// CAP_NET_ADMIN) and uses the `nft` command.
+    pub fn connect() -> Result<Self, NetlinkError> {
+        Ok(Self::new(RtNetlink::connect()?, NftCommand::default()))
+    }
+}
+
+impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
+    /// A dataplane over the given kernel interfaces.
+    pub fn new(netlink: N, nft: F) -> Self {
+        Self { netlink, nft, capabilities: None, last: SyncStats::default() }
+    }
+
+    /// The netlink side (tests inspect fakes through it).
+    pub fn netlink_mut(&mut self) -> &mut N {
+        &mut self.netlink
+    }
+
+    /// The nftables side.
+    pub fn nft_mut(&mut self) -> &mut F {
+        &mut self.nft
+    }
+
+    /// What the last sync changed.
+    pub fn last_sync(&self) -> &SyncStats {
+        &self.last
+    }
+
+    async fn capabilities(&mut self) -> NodeCapabilities {
+        if let Some(known) = &self.capabilities {
+            return known.clone();
+        }
+        let found = self.netlink.capabilities().await;
+        if !found.ipip {
+            info!("this kernel has no IP-in-IP (no tunl0, no ipip module): IPIP pools cannot be routed here");
+        }
+        self.capabilities = Some(found.clone());
+        found
+    }
+
+    async fn read(&mut self) -> Result<KernelState, NetlinkError> {
+        Ok(KernelState {
+            links: self.netlink.links().await?,
+            addresses: self.netlink.addresses().await?,
+            routes: self.netlink.routes().await?,
+            neighbours: self.netlink.neighbours().await?,
+            fdb: self.netlink.fdb().await?,
+            sysctls: Default::default(),
+        })
+    }
+
+    /// Routes, devices, neighbours, FDB and sysctls. Returns the endpoints (`namespace/pod`) whose
+    /// plumbing is in place.
+    async fn sync_routes(&mut self, view: &NodeView<'_>, ipip: bool, report: &mut SyncReport) -> BTreeSet<String> {
+        let mut current = match self.read().await {
+            Ok(current) => current,
+            Err(error) => {
+                report.errors.push(error.to_string());
+                return BTreeSet::new();
+            }
+        };
+        let facts = HostFacts { underlay_mtu: underlay_mtu(view, &current), ipip };
+        let present: BTreeSet<&str> = current.links.iter().map(|l| l.name.as_str()).collect();
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            view.endpoints.iter().partition(|e| present.contains(e.interface.as_str()));
+        for endpoint in &waiting {
+            debug!(endpoint = %endpoint.key(), interface = %endpoint.interface, "interface not there yet");
+        }
+        let ready_view = NodeView { endpoints: &ready.into_iter().cloned().collect::<Vec<_>>(), ..view.clone() };
+        let desired = DesiredState {
+            routes: desired_routes(&ready_view, &facts),
+            tunnels: desired_tunnels(&ready_view, &facts),
+            addresses: desired_addresses(&ready_view, &facts),
+            neighbours: desired_neighbours(&ready_view),
+            fdb: desired_fdb(&ready_view),
+            sysctls: desired_sysctls(&ready_view),
+            endpoint_links: ready_view.endpoints.iter().map(|e| e.interface.clone()).collect(),
+        };
+        for sysctl in &desired.sysctls {
+            current.sysctls.insert(sysctl.path.clone(), self.netlink.sysctl(&sysctl.path));
+        }
+        let mut failed = Vec::new();
+        for op in diff(&current, &desired) {
+            match self.netlink.apply(&op).await {
+                Ok(()) => {
+                    debug!(change = %describe(&op), "applied");
+                    self.last.netlink_changes += 1;
+                }
+                Err(error) => {
+                    warn!(%error, "netlink change failed");
+                    report.errors.push(error.to_string());
+                    failed.push(op);
+                }
+            }
+        }
+        if needs_ipip(view) && !ipip {
+            report.errors.push(
+                "a pool uses IPIP but this kernel has no IP-in-IP: its remote blocks are not routed; use VXLAN".into(),
+            );
+        }
+        report.routes_programmed = report.errors.is_empty();
+        ready_view
+            .endpoints
+            .iter()
+            .filter(|e| !failed.iter().any(|op| touches(op, &e.interface, e.address)))
+            .map(|e| e.key())
+            .collect()
+    }
+
+    /// The nftables table. Returns whether it is in force.
+    async fn sync_policy(&mut self, view: &NodeView<'_>, report: &mut SyncReport) -> bool {
+        let desired = ruleset(view);
+        let observed = match self.nft.list().await {
+            Ok(observed) => observed,
+            Err(error) => {
+                warn!(%error, "cannot list the nftables table; rewriting it");
+                None
+            }
+        };
+        let (outcome, result) = match plan(&desired, observed.as_ref()) {
+            Plan::UpToDate => (NftOutcome::UpToDate, Ok(())),
+            Plan::Elements { add, delete } => {
+                match self.nft.apply(NftChange::Elements { add: &add, delete: &delete }).await {
+                    Ok(()) => (NftOutcome::Elements, Ok(())),
+                    Err(error) => {
+                        warn!(%error, "element update failed; rewriting the table");
+                        (NftOutcome::Rewrite, self.nft.apply(NftChange::Rewrite(&desired)).await)
+                    }
+                }
+            }
+            Plan::Rewrite => (NftOutcome::Rewrite, self.nft.apply(NftChange::Rewrite(&desired)).await),
+        };
+        match result {
+            Ok(()) => {
+                self.last.nft = outcome;
+                true
+            }
+            Err(error) => {
+                warn!(%error, "nftables change failed");
+                report.errors.push(error.to_string());
+                self.last.nft = NftOutcome::Failed;
+                false
+            }
+        }
+    }
+}
+
+/// The MTU of the device holding the node's underlay address.
+fn underlay_mtu(view: &NodeView<'_>, current: &KernelState) -> Option<u32> {
+    let node = view.spec.address.parse::<Ipv4Net>().ok()?.addr();
+    let device = current.addresses.iter().find(|a| a.address.addr() == node)?;
+    current.link(&device.device).map(|link| link.mtu)
+}
+
+/// Whether a failed change concerns an endpoint.
+fn touches(op: &Op, interface: &str, address: Ipv4Addr) -> bool {
+    match op {
+        Op::ReplaceRoute(route) | Op::DeleteRoute(route) => route.destination == Ipv4Net::from(address),
+        Op::SetLink { name, .. } => name == interface,
+        Op::WriteSysctl(sysctl) => sysctl.path.split('/').any(|part| part == interface),
+        _ => false,
+    }
+}
+
+impl<N: Netlink, F: Nft> Dataplane for KernelDataplane<N, F> {
+    async fn sync(&mut self, view: &NodeView<'_>) -> SyncReport {
+        self.last = SyncStats::default();
+        let capabilities = self.capabilities().await;
+        let mut report = SyncReport { capabilities: capabilities.clone(), ..SyncReport::default() };
+        let plumbed = self.sync_routes(view, capabilities.ipip, &mut report).await;
+        report.policy_programmed = self.sync_policy(view, &mut report).await;
+        if report.policy_programmed {
+            let known: BTreeSet<&str> = view.spec.policy.endpoints.iter().map(|e| e.name.as_str()).collect();
+            report.programmed_endpoints = plumbed.into_iter().filter(|key| known.contains(key.as_str())).collect();
+        }
+        if self.last.netlink_changes > 0 || self.last.nft != NftOutcome::UpToDate {
+            info!(netlink_changes = self.last.netlink_changes, nft = ?self.last.nft, errors = report.errors.len(), "dataplane synced");
+        }
+        report
+    }
+}
+
+#[cfg(test)]
+#[path = "kernel_tests.rs"]
+mod tests;

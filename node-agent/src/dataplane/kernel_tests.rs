@@ -1,0 +1,162 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use gingham_crds::api::common::EncapsulationMode::{Always, Never};
+use gingham_crds::api::nodenetwork::NodeNetworkSpec;
+
+use super::*;
+use crate::dataplane::fake::FakeNetlink;
+use crate::dataplane::fixtures::{NODE, endpoint, policy_spec, pool, remote_blocks};
+use crate::dataplane::model::{AddressSpec, RouteTarget, VXLAN_DEVICE};
+use crate::dataplane::nft::apply::FakeNft;
+use crate::endpoint::LocalEndpoint;
+
+fn host(endpoints: &[LocalEndpoint]) -> FakeNetlink {
+    let mut netlink = FakeNetlink::host();
+    netlink.capabilities.vxlan = true;
+    netlink.addresses.insert(AddressSpec { device: "eth0".into(), address: "192.168.1.2/24".parse().unwrap() });
+    for e in endpoints {
+        netlink.add_link(&e.interface, false);
+    }
+    netlink
+}
+
+async fn sync(
+    dataplane: &mut KernelDataplane<FakeNetlink, FakeNft>,
+    spec: &NodeNetworkSpec,
+    endpoints: &[LocalEndpoint],
+) -> SyncReport {
+    let blocks = remote_blocks();
+    dataplane.sync(&NodeView { node_name: NODE, spec, blocks: &blocks, endpoints }).await
+}
+
+fn pods() -> Vec<LocalEndpoint> {
+    vec![endpoint("web", [10, 0, 0, 5]), endpoint("db", [10, 0, 0, 6])]
+}
+
+#[tokio::test]
+async fn a_first_sync_programs_everything_and_a_second_changes_nothing() {
+    let (spec, pods) = (policy_spec(), pods());
+    let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
+    let report = sync(&mut dataplane, &spec, &pods).await;
+    assert_eq!(report.errors, Vec::<String>::new());
+    assert!(report.routes_programmed && report.policy_programmed);
+    assert_eq!(report.programmed_endpoints, ["default/db".to_string(), "default/web".to_string()].into());
+    assert_eq!(dataplane.last_sync().nft, NftOutcome::Rewrite);
+    let kernel = dataplane.netlink_mut();
+    assert!(kernel.links.iter().all(|l| l.up), "{:?}", kernel.links);
+    let vxlan = kernel.links.iter().find(|l| l.name == VXLAN_DEVICE).unwrap();
+    assert_eq!(vxlan.mtu, 1450, "underlay 1500 less 50");
+    assert_eq!(kernel.routes.len(), 2 + 1 + 2, "two pods, one blackhole, two remote blocks");
+    assert_eq!(
+        kernel.sysctls.get(&format!("net/ipv4/conf/{}/proxy_arp", pods[0].interface)).map(String::as_str),
+        Some("1")
+    );
+
+    let again = sync(&mut dataplane, &spec, &pods).await;
+    assert_eq!(again, report);
+    assert_eq!(dataplane.last_sync(), &SyncStats { netlink_changes: 0, nft: NftOutcome::UpToDate });
+}
+
+#[tokio::test]
+async fn a_restart_with_everything_right_changes_nothing() {
+    let (spec, pods) = (policy_spec(), pods());
+    let mut first = KernelDataplane::new(host(&pods), FakeNft::default());
+    sync(&mut first, &spec, &pods).await;
+    let kernel = std::mem::take(first.netlink_mut());
+    let table = std::mem::take(first.nft_mut());
+    let mut second = KernelDataplane::new(FakeNetlink { applied: vec![], ..kernel }, FakeNft { rewrites: 0, ..table });
+    let report = sync(&mut second, &spec, &pods).await;
+    assert!(report.errors.is_empty() && report.routes_programmed && report.policy_programmed);
+    assert!(second.netlink_mut().applied.is_empty(), "{:?}", second.netlink_mut().applied);
+    assert_eq!(second.nft_mut().rewrites, 0);
+}
+
+#[tokio::test]
+async fn drift_is_repaired_with_the_smallest_change() {
+    let (spec, pods) = (policy_spec(), pods());
+    let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
+    sync(&mut dataplane, &spec, &pods).await;
+    let route = dataplane.netlink_mut().routes.iter().find(|r| r.target == RouteTarget::Blackhole).cloned().unwrap();
+    dataplane.netlink_mut().routes.remove(&route);
+    let table = dataplane.nft_mut().table.as_mut().unwrap();
+    table.elements.get_mut("s_clients").unwrap().remove("10.0.0.9");
+    sync(&mut dataplane, &spec, &pods).await;
+    assert!(dataplane.netlink_mut().routes.contains(&route));
+    assert!(dataplane.nft_mut().table.as_ref().unwrap().elements["s_clients"].contains("10.0.0.9"));
+    assert_eq!(dataplane.last_sync(), &SyncStats { netlink_changes: 1, nft: NftOutcome::Elements });
+    assert_eq!(dataplane.nft_mut().rewrites, 1);
+}
+
+#[tokio::test]
+async fn a_failed_nft_transaction_is_reported_and_blocks_readiness() {
+    let (spec, pods) = (policy_spec(), pods());
+    let mut dataplane = KernelDataplane::new(host(&pods), FakeNft { fail: true, ..FakeNft::default() });
+    let report = sync(&mut dataplane, &spec, &pods).await;
+    assert!(report.routes_programmed);
+    assert!(!report.policy_programmed);
+    assert!(report.programmed_endpoints.is_empty());
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(report.errors[0].contains("injected"), "{:?}", report.errors);
+}
+
+#[tokio::test]
+async fn endpoints_wait_for_their_interface_and_their_policy() {
+    let (mut spec, pods) = (policy_spec(), pods());
+    spec.policy.endpoints.retain(|e| e.name != "default/db");
+    let late = endpoint("late", [10, 0, 0, 7]);
+    let mut all = pods.clone();
+    all.push(late.clone());
+    let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
+    let report = sync(&mut dataplane, &spec, &all).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.programmed_endpoints, ["default/web".to_string()].into(), "db lacks policy, late lacks its veth");
+    assert!(!dataplane.netlink_mut().routes.iter().any(|r| r.destination.addr() == late.address));
+}
+
+#[tokio::test]
+async fn ipip_without_kernel_support_is_reported_not_fatal() {
+    let mut spec = policy_spec();
+    spec.pools = vec![pool("10.0.0.0/16", Never, Always)];
+    let pods = pods();
+    let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
+    let report = sync(&mut dataplane, &spec, &pods).await;
+    assert!(!report.capabilities.ipip);
+    assert!(!report.routes_programmed);
+    assert!(report.policy_programmed);
+    assert!(report.errors.iter().any(|e| e.contains("no IP-in-IP")), "{:?}", report.errors);
+    assert_eq!(dataplane.netlink_mut().routes.len(), 3, "pods and the blackhole are still programmed");
+}
+
+#[tokio::test]
+async fn a_failed_netlink_change_is_reported_and_the_rest_still_applies() {
+    let (spec, pods) = (policy_spec(), pods());
+    let mut netlink = host(&pods);
+    netlink.fail_matching = Some(format!("route {}/32", pods[0].address));
+    let mut dataplane = KernelDataplane::new(netlink, FakeNft::default());
+    let report = sync(&mut dataplane, &spec, &pods).await;
+    assert!(!report.routes_programmed);
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert_eq!(report.programmed_endpoints, ["default/db".to_string()].into());
+    assert_eq!(dataplane.netlink_mut().routes.len(), 4);
+}
+
+#[tokio::test]
+async fn switching_vxlan_off_replaces_routes_before_removing_the_device() {
+    let (mut spec, pods) = (policy_spec(), pods());
+    let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
+    sync(&mut dataplane, &spec, &pods).await;
+    spec.pools[0].vxlan_mode = gingham_crds::api::common::EncapsulationMode::CrossSubnet;
+    sync(&mut dataplane, &spec, &pods).await;
+    spec.pools[0].vxlan_mode = Never;
+    dataplane.netlink_mut().applied.clear();
+    let report = sync(&mut dataplane, &spec, &pods).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let kernel = dataplane.netlink_mut();
+    assert!(kernel.link(VXLAN_DEVICE).is_none());
+    assert!(kernel.routes.iter().all(|r| !matches!(&r.target, RouteTarget::Via { .. })), "{:?}", kernel.routes);
+    assert!(
+        matches!(kernel.applied.last(), Some(Op::DeleteLink(name)) if name == VXLAN_DEVICE),
+        "{:?}",
+        kernel.applied
+    );
+}

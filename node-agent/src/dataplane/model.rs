@@ -1,0 +1,207 @@
+//! Typed kernel state the dataplane manages: routes, links, addresses, neighbours, FDB entries and
+//! sysctls. Desired and observed state use the same types, so a diff is a comparison of sets.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+/// The route protocol number that marks routes as gingham's. Only routes with it are ever deleted.
+pub const ROUTE_PROTOCOL: u8 = 249;
+
+/// The VXLAN device gingham creates.
+pub const VXLAN_DEVICE: &str = "vxlan.gingham";
+
+/// The IP-in-IP fallback device.
+pub const IPIP_DEVICE: &str = "tunl0";
+
+/// Bytes of VXLAN overhead (outer IPv4, UDP, VXLAN and Ethernet headers).
+pub const VXLAN_OVERHEAD: u32 = 50;
+
+/// Bytes of IP-in-IP overhead (the outer IPv4 header).
+pub const IPIP_OVERHEAD: u32 = 20;
+
+/// What a route does with matching packets.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RouteTarget {
+    /// `dev <device> scope link`: the destination is directly on the device (a local pod).
+    Device(String),
+    /// `blackhole`: a block this node owns; unallocated addresses go nowhere.
+    Blackhole,
+    /// `via <gateway> [dev <device> onlink]`; without a device the kernel picks the interface.
+    Via {
+        /// The next hop.
+        gateway: Ipv4Addr,
+        /// The output device, with `onlink`; `None` to let the kernel resolve the gateway.
+        device: Option<String>,
+    },
+}
+
+/// One IPv4 route in the main table, carrying [`ROUTE_PROTOCOL`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RouteSpec {
+    /// The destination prefix.
+    pub destination: Ipv4Net,
+    /// Where matching packets go.
+    pub target: RouteTarget,
+}
+
+impl RouteSpec {
+    /// Whether an observed route (which always names a device) fulfils this desired one.
+    pub fn satisfied_by(&self, observed: &RouteSpec) -> bool {
+        match (&self.target, &observed.target) {
+            (RouteTarget::Via { gateway, device: None }, RouteTarget::Via { gateway: seen, .. }) => {
+                self.destination == observed.destination && gateway == seen
+            }
+            _ => self == observed,
+        }
+    }
+}
+
+impl fmt::Display for RouteSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.target {
+            RouteTarget::Device(device) => write!(f, "{} dev {device} scope link", self.destination),
+            RouteTarget::Blackhole => write!(f, "blackhole {}", self.destination),
+            RouteTarget::Via { gateway, device: Some(device) } => {
+                write!(f, "{} via {gateway} dev {device} onlink", self.destination)
+            }
+            RouteTarget::Via { gateway, device: None } => write!(f, "{} via {gateway}", self.destination),
+        }
+    }
+}
+
+/// A 48-bit Ethernet address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    /// Parses `aa:bb:cc:dd:ee:ff`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut bytes = [0u8; 6];
+        let mut parts = text.split(':');
+        for byte in &mut bytes {
+            *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
+        }
+        parts.next().is_none().then_some(Self(bytes))
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+/// The kind of a tunnel device and the settings fixed at creation.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TunnelKind {
+    /// A VXLAN device without learning.
+    Vxlan {
+        /// The VXLAN network identifier.
+        vni: u32,
+        /// The UDP destination port.
+        port: u16,
+        /// The underlay source address.
+        local: Ipv4Addr,
+    },
+    /// The IP-in-IP fallback device `tunl0`.
+    Ipip,
+}
+
+/// A tunnel device gingham owns.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TunnelSpec {
+    /// The device name.
+    pub name: String,
+    /// Kind and creation-time settings.
+    pub kind: TunnelKind,
+    /// The MTU.
+    pub mtu: u32,
+    /// The MAC address (VXLAN only).
+    pub mac: Option<Mac>,
+}
+
+/// A link as the kernel reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkState {
+    /// The interface index.
+    pub index: u32,
+    /// The interface name.
+    pub name: String,
+    /// The tunnel kind, for VXLAN and IP-in-IP devices.
+    pub tunnel: Option<TunnelKind>,
+    /// The MTU.
+    pub mtu: u32,
+    /// The MAC address, if it has one.
+    pub mac: Option<Mac>,
+    /// Administratively up.
+    pub up: bool,
+}
+
+/// An IPv4 address on a device.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AddressSpec {
+    /// The device name.
+    pub device: String,
+    /// The address and prefix length.
+    pub address: Ipv4Net,
+}
+
+/// A permanent neighbour (ARP) entry: a remote VTEP address and its MAC.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NeighbourSpec {
+    /// The device name.
+    pub device: String,
+    /// The neighbour's address.
+    pub address: Ipv4Addr,
+    /// The neighbour's MAC.
+    pub mac: Mac,
+}
+
+/// A permanent FDB entry: a remote VTEP MAC and the underlay address behind it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FdbSpec {
+    /// The device name.
+    pub device: String,
+    /// The remote VTEP MAC.
+    pub mac: Mac,
+    /// The remote node's underlay address.
+    pub destination: Ipv4Addr,
+}
+
+/// A `/proc/sys` setting.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SysctlSpec {
+    /// The path below `/proc/sys/`, e.g. `net/ipv4/conf/gh0/proxy_arp`.
+    pub path: String,
+    /// The value to write.
+    pub value: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_round_trip_and_reject_garbage() {
+        let mac = Mac::parse("ee:ee:ee:ee:ee:0a");
+        assert_eq!(mac.map(|m| m.to_string()).as_deref(), Some("ee:ee:ee:ee:ee:0a"));
+        for bad in ["", "ee:ee", "ee:ee:ee:ee:ee:ee:ee", "zz:ee:ee:ee:ee:ee"] {
+            assert_eq!(Mac::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_deviceless_route_is_satisfied_by_any_device() {
+        let gateway = Ipv4Addr::new(192, 168, 1, 3);
+        let destination: Ipv4Net = "10.0.1.0/26".parse().unwrap_or_default();
+        let desired = RouteSpec { destination, target: RouteTarget::Via { gateway, device: None } };
+        let seen = RouteSpec { destination, target: RouteTarget::Via { gateway, device: Some("eth0".into()) } };
+        assert!(desired.satisfied_by(&seen));
+        let other = RouteSpec { destination, target: RouteTarget::Via { gateway: Ipv4Addr::LOCALHOST, device: None } };
+        assert!(!desired.satisfied_by(&other));
+        assert!(!seen.satisfied_by(&desired));
+    }
+}

@@ -1,0 +1,111 @@
+//! The small kernel interface the dataplane needs: list links, addresses, routes, neighbours and FDB
+//! entries, read sysctls, and apply one [`Op`]. [`super::rtnl::RtNetlink`] is the real thing;
+//! [`super::fake::FakeNetlink`] is an in-memory stand-in for tests.
+
+use std::collections::BTreeSet;
+
+use gingham_crds::api::nodenetwork::NodeCapabilities;
+
+use super::diff::Op;
+use super::model::{AddressSpec, FdbSpec, LinkState, NeighbourSpec, RouteSpec};
+
+/// A failed netlink or sysctl operation.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    /// Opening the netlink socket failed.
+    #[error("cannot open a netlink socket: {0}; the agent needs CAP_NET_ADMIN")]
+    Connect(#[source] std::io::Error),
+    /// Listing kernel objects failed.
+    #[error("cannot list {what}: {source}")]
+    List {
+        /// What was listed.
+        what: &'static str,
+        /// The netlink error.
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// A change was refused.
+    #[error("cannot {op}: {source}")]
+    Apply {
+        /// The operation, as text.
+        op: String,
+        /// The netlink error.
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// A change names a link that does not exist.
+    #[error("cannot {op}: link {link} does not exist")]
+    MissingLink {
+        /// The operation, as text.
+        op: String,
+        /// The missing link.
+        link: String,
+    },
+    /// Writing a sysctl failed.
+    #[error("cannot write {value} to /proc/sys/{path}: {source}")]
+    Sysctl {
+        /// The path below `/proc/sys`.
+        path: String,
+        /// The value.
+        value: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The fake was told to fail this operation.
+    #[error("cannot {0}: injected failure")]
+    Injected(String),
+}
+
+impl NetlinkError {
+    /// A short, stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "connect",
+            Self::List { .. } => "list",
+            Self::Apply { .. } => "apply",
+            Self::MissingLink { .. } => "missing_link",
+            Self::Sysctl { .. } => "sysctl",
+            Self::Injected(_) => "injected",
+        }
+    }
+}
+
+/// Reads and changes the kernel's links, addresses, routes, neighbours, FDB and sysctls.
+#[allow(async_fn_in_trait)]
+pub trait Netlink {
+    /// Every link.
+    async fn links(&mut self) -> Result<Vec<LinkState>, NetlinkError>;
+    /// Every IPv4 address.
+    async fn addresses(&mut self) -> Result<BTreeSet<AddressSpec>, NetlinkError>;
+    /// IPv4 routes in the main table carrying [`super::model::ROUTE_PROTOCOL`].
+    async fn routes(&mut self) -> Result<BTreeSet<RouteSpec>, NetlinkError>;
+    /// Permanent IPv4 neighbours.
+    async fn neighbours(&mut self) -> Result<BTreeSet<NeighbourSpec>, NetlinkError>;
+    /// Permanent FDB entries that carry a destination.
+    async fn fdb(&mut self) -> Result<BTreeSet<FdbSpec>, NetlinkError>;
+    /// A sysctl's value (below `/proc/sys`), `None` when it cannot be read.
+    fn sysctl(&mut self, path: &str) -> Option<String>;
+    /// What the kernel supports (IP-in-IP, VXLAN).
+    async fn capabilities(&mut self) -> NodeCapabilities;
+    /// Applies one change.
+    async fn apply(&mut self, op: &Op) -> Result<(), NetlinkError>;
+}
+
+/// A short description of an operation, for errors and logs.
+pub fn describe(op: &Op) -> String {
+    match op {
+        Op::CreateTunnel(tunnel) => format!("create device {}", tunnel.name),
+        Op::SetLink { name, mtu, mac } => format!("set link {name} up (mtu {mtu:?}, mac {mac:?})"),
+        Op::DeleteLink(name) => format!("delete device {name}"),
+        Op::AddAddress(a) => format!("add address {} to {}", a.address, a.device),
+        Op::DeleteAddress(a) => format!("delete address {} from {}", a.address, a.device),
+        Op::ReplaceNeighbour(n) => format!("replace neighbour {} lladdr {} dev {}", n.address, n.mac, n.device),
+        Op::DeleteNeighbour(n) => format!("delete neighbour {} dev {}", n.address, n.device),
+        Op::ReplaceFdb(f) => format!("replace fdb {} dst {} dev {}", f.mac, f.destination, f.device),
+        Op::DeleteFdb(f) => format!("delete fdb {} dst {} dev {}", f.mac, f.destination, f.device),
+        Op::ReplaceRoute(r) => format!("replace route {r}"),
+        Op::DeleteRoute(r) => format!("delete route {r}"),
+        Op::WriteSysctl(s) => format!("write {} to {}", s.value, s.path),
+    }
+}

@@ -1,0 +1,179 @@
+//! Applying rulesets: the [`Nft`] trait, the real `nft` command and an in-memory fake.
+
+use std::process::Stdio;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use super::model::{Ruleset, TABLE};
+use super::observe::{Elements, Observed};
+use super::render;
+
+/// A failed nft invocation.
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    /// `nft` could not be started.
+    #[error("cannot run {program}: {source}; install nftables")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `nft` refused the input; the previous ruleset stays in force.
+    #[error("nft {action} failed (the previous ruleset stays in force): {stderr}")]
+    Failed {
+        /// What was attempted.
+        action: &'static str,
+        /// nft's error output.
+        stderr: String,
+    },
+    /// The listing was not the JSON expected.
+    #[error("cannot parse `nft -j list table {TABLE}`: {0}")]
+    Parse(#[source] serde_json::Error),
+    /// The fake was told to fail.
+    #[error("nft {0} failed: injected failure")]
+    Injected(&'static str),
+}
+
+impl NftError {
+    /// A short, stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Spawn { .. } => "spawn",
+            Self::Failed { .. } => "failed",
+            Self::Parse(_) => "parse",
+            Self::Injected(_) => "injected",
+        }
+    }
+}
+
+/// One atomic change to gingham's table.
+#[derive(Clone, Copy, Debug)]
+pub enum NftChange<'a> {
+    /// Delete and recreate the whole table.
+    Rewrite(&'a Ruleset),
+    /// Add and delete set and map elements.
+    Elements {
+        /// Elements to add.
+        add: &'a Elements,
+        /// Elements to delete.
+        delete: &'a Elements,
+    },
+}
+
+/// Reads and changes gingham's nftables table.
+#[allow(async_fn_in_trait)]
+pub trait Nft {
+    /// The table as listed, or `None` when it does not exist.
+    async fn list(&mut self) -> Result<Option<Observed>, NftError>;
+    /// Applies one change in one transaction; on error nothing changed.
+    async fn apply(&mut self, change: NftChange<'_>) -> Result<(), NftError>;
+}
+
+/// The `nft` command.
+#[derive(Clone, Debug)]
+pub struct NftCommand {
+    program: String,
+}
+
+impl Default for NftCommand {
+    fn default() -> Self {
+        Self { program: "nft".into() }
+    }
+}
+
+impl NftCommand {
+    /// Runs `nft` with arguments and optional stdin; returns stdout, or stderr as the error.
+    async fn run(&self, args: &[&str], input: Option<&str>, action: &'static str) -> Result<String, NftError> {
+        let spawn = |source| NftError::Spawn { program: self.program.clone(), source };
+        let mut child = Command::new(&self.program)
+            .args(args)
+            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(spawn)?;
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin.write_all(text.as_bytes()).await.map_err(spawn)?;
+        }
+        let output = child.wait_with_output().await.map_err(spawn)?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(NftError::Failed { action, stderr: String::from_utf8_lossy(&output.stderr).trim().to_string() })
+        }
+    }
+
+    /// Applies an arbitrary script (for tests of failure handling).
+    pub async fn run_script(&self, script: &str) -> Result<(), NftError> {
+        self.run(&["-f", "-"], Some(script), "transaction").await.map(drop)
+    }
+}
+
+impl Nft for NftCommand {
+    async fn list(&mut self) -> Result<Option<Observed>, NftError> {
+        let mut args = vec!["-j", "list", "table"];
+        args.extend(TABLE.split(' '));
+        match self.run(&args, None, "list").await {
+            Ok(json) => Observed::from_json(&json).map(Some).map_err(NftError::Parse),
+            Err(NftError::Failed { stderr, .. }) if stderr.contains("No such file or directory") => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn apply(&mut self, change: NftChange<'_>) -> Result<(), NftError> {
+        let script = match change {
+            NftChange::Rewrite(ruleset) => render::transaction(ruleset),
+            NftChange::Elements { add, delete } => render::element_updates(add, delete),
+        };
+        self.run_script(&script).await
+    }
+}
+
+/// An in-memory table for unit tests, counting what was applied.
+#[derive(Clone, Debug, Default)]
+pub struct FakeNft {
+    /// The table, if it exists.
+    pub table: Option<Observed>,
+    /// How many full rewrites were applied.
+    pub rewrites: usize,
+    /// How many element updates were applied.
+    pub element_updates: usize,
+    /// Fail every change.
+    pub fail: bool,
+}
+
+impl Nft for FakeNft {
+    async fn list(&mut self) -> Result<Option<Observed>, NftError> {
+        Ok(self.table.clone())
+    }
+
+    async fn apply(&mut self, change: NftChange<'_>) -> Result<(), NftError> {
+        if self.fail {
+            return Err(NftError::Injected("transaction"));
+        }
+        match change {
+            NftChange::Rewrite(ruleset) => {
+                self.table = Some(Observed::expected(ruleset));
+                self.rewrites += 1;
+            }
+            NftChange::Elements { add, delete } => {
+                let table = self.table.get_or_insert_with(Observed::default);
+                for (name, elements) in delete {
+                    let set = table.elements.entry(name.clone()).or_default();
+                    elements.iter().for_each(|e| {
+                        set.remove(e);
+                    });
+                }
+                for (name, elements) in add {
+                    table.elements.entry(name.clone()).or_default().extend(elements.iter().cloned());
+                }
+                self.element_updates += 1;
+            }
+        }
+        Ok(())
+    }
+}

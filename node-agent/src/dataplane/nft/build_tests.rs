@@ -1,0 +1,85 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use gingham_crds::api::nodenetwork::{EndpointPolicy, EndpointToHostAction, NodeNetworkSpec};
+
+use super::*;
+use crate::dataplane::fixtures::{NODE, endpoint, policy_spec};
+use crate::dataplane::nft::render::{self, transaction};
+
+fn rendered(spec: &NodeNetworkSpec, pods: &[&str]) -> String {
+    let endpoints: Vec<_> = pods.iter().enumerate().map(|(i, pod)| endpoint(pod, [10, 0, 0, 5 + i as u8])).collect();
+    let view = NodeView { node_name: NODE, spec, blocks: &[], endpoints: &endpoints };
+    transaction(&ruleset(&view))
+}
+
+#[test]
+fn golden_empty_node() {
+    insta::assert_snapshot!(rendered(&crate::dataplane::fixtures::spec(), &[]));
+}
+
+#[test]
+fn golden_policies_sets_and_failsafes() {
+    insta::assert_snapshot!(rendered(&policy_spec(), &["web", "db", "pending"]));
+}
+
+#[test]
+fn golden_endpoint_to_host_accept() {
+    let mut spec = policy_spec();
+    spec.policy.default_endpoint_to_host_action = EndpointToHostAction::Accept;
+    spec.policy.failsafe_inbound.clear();
+    insta::assert_snapshot!(rendered(&spec, &["web"]));
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    assert_eq!(rendered(&policy_spec(), &["web", "db"]), rendered(&policy_spec(), &["web", "db"]));
+}
+
+#[test]
+fn membership_changes_keep_the_structure() {
+    let endpoints = [endpoint("web", [10, 0, 0, 5]), endpoint("db", [10, 0, 0, 6]), endpoint("web2", [10, 0, 0, 7])];
+    let spec = policy_spec();
+    let before = ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints[..2] });
+    let mut changed = spec.clone();
+    changed.policy.ip_sets[0].members.push("10.0.3.3".into());
+    let web2 = EndpointPolicy { name: "default/web2".into(), ..changed.policy.endpoints[0].clone() };
+    changed.policy.endpoints.push(web2);
+    let after = ruleset(&NodeView { node_name: NODE, spec: &changed, blocks: &[], endpoints: &endpoints });
+    assert_eq!(
+        render::fingerprint(&before),
+        render::fingerprint(&after),
+        "a new pod with known policies and a new member"
+    );
+    assert_ne!(before.elements(), after.elements());
+
+    let mut new_policy = spec.clone();
+    new_policy.policy.endpoints[1].ingress = vec!["default/allow-http".into()];
+    let restructured = ruleset(&NodeView { node_name: NODE, spec: &new_policy, blocks: &[], endpoints: &endpoints });
+    assert_ne!(render::fingerprint(&after), render::fingerprint(&restructured), "a new policy list is structure");
+}
+
+#[test]
+fn endpoints_without_known_policy_are_left_to_the_default_drop() {
+    let endpoints = [endpoint("web", [10, 0, 0, 5]), endpoint("pending", [10, 0, 0, 7])];
+    let spec = policy_spec();
+    let rules = ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints });
+    let from = &rules.maps.iter().find(|m| m.name == FROM_ENDPOINT).unwrap().elements;
+    assert!(from.contains_key(&endpoints[0].interface));
+    assert!(!from.contains_key(&endpoints[1].interface));
+    let forward = rules.chains.iter().find(|c| c.name == "forward").unwrap();
+    let texts: Vec<String> = forward.rules.iter().map(render::rule_text).collect();
+    assert!(texts.contains(&"iifname \"gh*\" meta mark & 0x10000 == 0 drop".to_string()), "{texts:#?}");
+    assert!(texts.contains(&"oifname \"gh*\" meta mark & 0x10000 == 0 drop".to_string()), "{texts:#?}");
+}
+
+#[test]
+fn a_missing_policy_fails_closed() {
+    let mut spec = policy_spec();
+    spec.policy.endpoints[0].ingress = vec!["default/gone".into()];
+    let endpoints = [endpoint("web", [10, 0, 0, 5])];
+    let rules = ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints });
+    let to = &rules.maps.iter().find(|m| m.name == TO_ENDPOINT).unwrap().elements;
+    let chain = rules.chains.iter().find(|c| Some(&c.name) == to.get(&endpoints[0].interface)).unwrap();
+    let texts: Vec<String> = chain.rules.iter().map(render::rule_text).collect();
+    assert_eq!(texts[1], "drop comment \"policy default/gone is not in the spec\"");
+}

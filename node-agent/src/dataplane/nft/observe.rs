@@ -1,0 +1,135 @@
+//! What `nft -j list table inet gingham` shows, reduced to what decides between doing nothing,
+//! updating elements and rewriting the table; and that decision ([`plan`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::model::Ruleset;
+use super::render::FINGERPRINT_PREFIX;
+
+/// Elements by set or map name, in nft syntax.
+pub type Elements = BTreeMap<String, BTreeSet<String>>;
+
+/// The table as listed: enough to detect structural drift and element drift.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// The structure fingerprint found in a rule comment.
+    pub fingerprint: Option<String>,
+    /// Rules per chain.
+    pub chains: BTreeMap<String, usize>,
+    /// Elements of every set and map.
+    pub elements: Elements,
+}
+
+impl Observed {
+    /// What listing the table should show once `ruleset` is applied.
+    pub fn expected(ruleset: &Ruleset) -> Self {
+        let fingerprint = ruleset
+            .chains
+            .iter()
+            .flat_map(|chain| chain.rules.iter())
+            .find_map(|rule| rule.comment.as_deref()?.strip_prefix(FINGERPRINT_PREFIX).map(str::to_string));
+        let chains = ruleset.chains.iter().map(|chain| (chain.name.clone(), chain.rules.len())).collect();
+        Self { fingerprint, chains, elements: ruleset.elements() }
+    }
+
+    /// Parses `nft -j list table` output.
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        let value: Value = serde_json::from_str(json)?;
+        let mut observed = Self::default();
+        let items = value.get("nftables").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        for item in items {
+            if let Some(chain) = item.get("chain") {
+                let name = text(chain.get("name"));
+                observed.chains.entry(name).or_insert(0);
+            } else if let Some(rule) = item.get("rule") {
+                *observed.chains.entry(text(rule.get("chain"))).or_insert(0) += 1;
+                let comment = rule.get("comment").and_then(Value::as_str).unwrap_or_default();
+                if let Some(print) = comment.strip_prefix(FINGERPRINT_PREFIX) {
+                    observed.fingerprint = Some(print.to_string());
+                }
+            } else if let Some(set) = item.get("set").or_else(|| item.get("map")) {
+                let elements = set.get("elem").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+                observed.elements.insert(text(set.get("name")), elements.iter().map(element).collect());
+            }
+        }
+        Ok(observed)
+    }
+}
+
+fn text(value: Option<&Value>) -> String {
+    value.and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+/// One element as nft input syntax: `10.0.0.1`, `10.1.0.0/16`, `10.0.0.1 . tcp . 80`,
+/// `"gh1" : jump ep`.
+fn element(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(pair) if pair.len() == 2 => {
+            let target = pair[1].get("jump").or_else(|| pair[1].get("goto")).map(|j| text(j.get("target")));
+            format!("\"{}\" : jump {}", element(&pair[0]), target.unwrap_or_default())
+        }
+        Value::Object(object) => {
+            if let Some(prefix) = object.get("prefix") {
+                format!("{}/{}", text(prefix.get("addr")), prefix.get("len").and_then(Value::as_u64).unwrap_or(32))
+            } else if let Some(Value::Array(parts)) = object.get("concat") {
+                parts.iter().map(element).collect::<Vec<_>>().join(" . ")
+            } else if let Some(Value::Array(range)) = object.get("range") {
+                range.iter().map(element).collect::<Vec<_>>().join("-")
+            } else if let Some(inner) = object.get("elem").and_then(|e| e.get("val")) {
+                element(inner)
+            } else {
+                value.to_string()
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// What applying a desired ruleset takes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// The table already matches.
+    UpToDate,
+    /// Only elements differ: add and delete them.
+    Elements {
+        /// Elements to add, by set or map.
+        add: Elements,
+        /// Elements to delete, by set or map.
+        delete: Elements,
+    },
+    /// The structure differs (or the table is missing): rewrite it in one transaction.
+    Rewrite,
+}
+
+/// Decides how to bring the observed table to the desired ruleset.
+pub fn plan(desired: &Ruleset, observed: Option<&Observed>) -> Plan {
+    let want = Observed::expected(desired);
+    let Some(seen) = observed else { return Plan::Rewrite };
+    let same_names = want.elements.keys().eq(seen.elements.keys());
+    if want.fingerprint != seen.fingerprint || want.chains != seen.chains || !same_names {
+        return Plan::Rewrite;
+    }
+    let empty = BTreeSet::new();
+    let mut add = Elements::new();
+    let mut delete = Elements::new();
+    for (name, wanted) in &want.elements {
+        let present = seen.elements.get(name).unwrap_or(&empty);
+        let missing: BTreeSet<String> = wanted.difference(present).cloned().collect();
+        let extra: BTreeSet<String> = present.difference(wanted).cloned().collect();
+        if !missing.is_empty() {
+            add.insert(name.clone(), missing);
+        }
+        if !extra.is_empty() {
+            delete.insert(name.clone(), extra);
+        }
+    }
+    if add.is_empty() && delete.is_empty() { Plan::UpToDate } else { Plan::Elements { add, delete } }
+}
+
+#[cfg(test)]
+#[path = "observe_tests.rs"]
+mod tests;

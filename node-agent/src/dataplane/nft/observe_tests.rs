@@ -1,0 +1,61 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use crate::dataplane::NodeView;
+use crate::dataplane::fixtures::{NODE, endpoint, policy_spec};
+use crate::dataplane::nft::build::ruleset;
+
+/// Trimmed output of `nft -j list table inet gingham` (nft 1.0.6).
+const LISTING: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
+ {"table": {"family": "inet", "name": "gingham", "handle": 2}},
+ {"set": {"family": "inet", "name": "s_web", "table": "gingham", "type": "ipv4_addr", "flags": ["interval"],
+   "elem": ["10.0.0.1", {"prefix": {"addr": "10.1.0.0", "len": 16}}]}},
+ {"set": {"family": "inet", "name": "np", "table": "gingham", "type": ["ipv4_addr", "inet_proto", "inet_service"],
+   "elem": [{"concat": ["10.0.0.1", "tcp", 8080]}]}},
+ {"map": {"family": "inet", "name": "from_endpoint", "table": "gingham", "type": "ifname", "map": "verdict",
+   "elem": [["gh0123", {"jump": {"target": "ep_allow"}}]]}},
+ {"set": {"family": "inet", "name": "empty", "table": "gingham", "type": "ipv4_addr"}},
+ {"chain": {"family": "inet", "table": "gingham", "name": "ep_allow", "handle": 1}},
+ {"chain": {"family": "inet", "table": "gingham", "name": "forward", "handle": 4, "hook": "forward"}},
+ {"rule": {"family": "inet", "table": "gingham", "chain": "forward", "handle": 10, "comment": "gingham structure abc", "expr": []}},
+ {"rule": {"family": "inet", "table": "gingham", "chain": "forward", "handle": 11, "expr": []}}]}"#;
+
+#[test]
+fn listings_parse_to_elements_chains_and_fingerprint() {
+    let observed = Observed::from_json(LISTING).unwrap();
+    assert_eq!(observed.fingerprint.as_deref(), Some("abc"));
+    assert_eq!(observed.chains, [("ep_allow".to_string(), 0), ("forward".to_string(), 2)].into());
+    let shown = |name: &str| observed.elements[name].iter().cloned().collect::<Vec<_>>();
+    assert_eq!(shown("s_web"), vec!["10.0.0.1", "10.1.0.0/16"]);
+    assert_eq!(shown("np"), vec!["10.0.0.1 . tcp . 8080"]);
+    assert_eq!(shown("from_endpoint"), vec!["\"gh0123\" : jump ep_allow"]);
+    assert!(shown("empty").is_empty());
+    assert!(Observed::from_json("not json").is_err());
+}
+
+#[test]
+fn plans_pick_the_smallest_change() {
+    let spec = policy_spec();
+    let endpoints = [endpoint("web", [10, 0, 0, 5])];
+    let desired = ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints });
+    let exact = Observed::expected(&desired);
+    assert_eq!(plan(&desired, None), Plan::Rewrite, "missing table");
+    assert_eq!(plan(&desired, Some(&exact)), Plan::UpToDate);
+
+    let mut drifted = exact.clone();
+    drifted.elements.get_mut("s_clients").unwrap().remove("10.0.0.9");
+    drifted.elements.get_mut("s_clients").unwrap().insert("10.9.9.9".into());
+    let Plan::Elements { add, delete } = plan(&desired, Some(&drifted)) else { panic!("expected element updates") };
+    assert_eq!(add, [("s_clients".to_string(), ["10.0.0.9".to_string()].into())].into());
+    assert_eq!(delete, [("s_clients".to_string(), ["10.9.9.9".to_string()].into())].into());
+
+    let mut rule_deleted = exact.clone();
+    *rule_deleted.chains.get_mut("forward").unwrap() -= 1;
+    assert_eq!(plan(&desired, Some(&rule_deleted)), Plan::Rewrite, "a deleted rule");
+    let mut foreign = exact.clone();
+    foreign.fingerprint = Some("other".into());
+    assert_eq!(plan(&desired, Some(&foreign)), Plan::Rewrite, "another structure");
+    let mut set_gone = exact;
+    set_gone.elements.remove("s_clients");
+    assert_eq!(plan(&desired, Some(&set_gone)), Plan::Rewrite, "a deleted set");
+}

@@ -1,0 +1,177 @@
+//! Renders the typed ruleset to `nft -f -` text, deterministically: the same [`Ruleset`] always
+//! gives the same bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use gingham_crds::api::nodenetwork::PortRange;
+
+use super::model::{
+    ALLOW_MARK, AddressSet, Chain, Hook, Interface, Match, Rule, Ruleset, SetType, Side, Statement, TABLE, Verdict,
+};
+
+/// The prefix of the rule comment that carries the structure fingerprint.
+pub const FINGERPRINT_PREFIX: &str = "gingham structure ";
+
+/// One transaction that replaces the whole table atomically: create it (so the delete cannot fail),
+/// delete it, and define it again.
+pub fn transaction(ruleset: &Ruleset) -> String {
+    format!("table {TABLE} {{}}\ndelete table {TABLE}\n{}", table(ruleset))
+}
+
+/// Element additions and deletions for sets and maps, as one transaction (deletions first).
+pub fn element_updates(
+    add: &BTreeMap<String, BTreeSet<String>>,
+    delete: &BTreeMap<String, BTreeSet<String>>,
+) -> String {
+    let mut out = String::new();
+    for (verb, changes) in [("delete", delete), ("add", add)] {
+        for (name, elements) in changes.iter().filter(|(_, e)| !e.is_empty()) {
+            // A map element is deleted by its key alone.
+            let list: Vec<&str> = elements
+                .iter()
+                .map(|e| if verb == "delete" { e.split(" : ").next().unwrap_or(e) } else { e.as_str() })
+                .collect();
+            let _ = writeln!(out, "{verb} element {TABLE} {name} {{ {} }}", list.join(", "));
+        }
+    }
+    out
+}
+
+/// A stable hash of everything but the elements and comments: when it is unchanged, element
+/// updates are enough.
+pub fn fingerprint(ruleset: &Ruleset) -> String {
+    let mut structure = ruleset.structure();
+    structure.chains.iter_mut().flat_map(|c| c.rules.iter_mut()).for_each(|rule| rule.comment = None);
+    format!("{:016x}", super::model::stable_hash(&table(&structure)))
+}
+
+/// The table definition.
+pub fn table(ruleset: &Ruleset) -> String {
+    let mut out = format!("table {TABLE} {{\n");
+    for set in &ruleset.sets {
+        let _ = writeln!(out, "\tset {} {{", set.name);
+        match set.kind {
+            SetType::Addresses => out.push_str("\t\ttype ipv4_addr\n\t\tflags interval\n"),
+            SetType::AddressPorts => out.push_str("\t\ttype ipv4_addr . inet_proto . inet_service\n"),
+        }
+        elements(&mut out, set.elements.iter().map(String::as_str));
+        out.push_str("\t}\n");
+    }
+    for map in &ruleset.maps {
+        let _ = writeln!(out, "\tmap {} {{\n\t\ttype ifname : verdict", map.name);
+        let items: Vec<String> = map.elements.iter().map(|(k, c)| super::model::map_element(k, c)).collect();
+        elements(&mut out, items.iter().map(String::as_str));
+        out.push_str("\t}\n");
+    }
+    for chain in &ruleset.chains {
+        render_chain(&mut out, chain);
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn elements<'a>(out: &mut String, items: impl Iterator<Item = &'a str>) {
+    let items: Vec<&str> = items.collect();
+    if !items.is_empty() {
+        let _ = writeln!(out, "\t\telements = {{ {} }}", items.join(", "));
+    }
+}
+
+fn render_chain(out: &mut String, chain: &Chain) {
+    let _ = writeln!(out, "\tchain {} {{", chain.name);
+    match chain.hook {
+        Some(Hook::Forward) => out.push_str("\t\ttype filter hook forward priority filter; policy accept;\n"),
+        Some(Hook::Input) => out.push_str("\t\ttype filter hook input priority filter; policy accept;\n"),
+        Some(Hook::Postrouting) => out.push_str("\t\ttype nat hook postrouting priority srcnat; policy accept;\n"),
+        None => {}
+    }
+    for rule in &chain.rules {
+        let _ = writeln!(out, "\t\t{}", rule_text(rule));
+    }
+    out.push_str("\t}\n");
+}
+
+/// One rule as nft text.
+pub fn rule_text(rule: &Rule) -> String {
+    let mut parts: Vec<String> = rule.matches.iter().map(match_text).collect();
+    parts.extend(rule.statements.iter().map(statement_text));
+    if let Some(comment) = &rule.comment {
+        parts.push(format!("comment {}", quoted(comment)));
+    }
+    parts.join(" ")
+}
+
+fn quoted(text: &str) -> String {
+    let clean: String = text.chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()).collect();
+    format!("\"{clean}\"")
+}
+
+fn not(negate: bool) -> &'static str {
+    if negate { "!= " } else { "" }
+}
+
+fn side(side: Side, address: &str, port: &str) -> String {
+    match side {
+        Side::Source => format!("{address}s{port}"),
+        Side::Destination => format!("{address}d{port}"),
+    }
+}
+
+fn ranges(ranges: &[PortRange]) -> String {
+    let items: Vec<String> = ranges
+        .iter()
+        .map(|r| if r.first == r.last { r.first.to_string() } else { format!("{}-{}", r.first, r.last) })
+        .collect();
+    format!("{{ {} }}", items.join(", "))
+}
+
+fn match_text(m: &Match) -> String {
+    match m {
+        Match::CtState(states) => format!("ct state {states}"),
+        Match::InterfaceName(interface, pattern) => format!("{} {}", interface_key(*interface), quoted(pattern)),
+        Match::NotAllowed => format!("meta mark & {ALLOW_MARK:#x} == 0"),
+        Match::Allowed => format!("meta mark & {ALLOW_MARK:#x} == {ALLOW_MARK:#x}"),
+        Match::Protocol { negate, number } => format!("meta l4proto {}{number}", not(*negate)),
+        Match::Icmp { negate, type_, code: None } => format!("icmp type {}{type_}", not(*negate)),
+        Match::Icmp { negate: false, type_, code: Some(code) } => format!("icmp type {type_} icmp code {code}"),
+        Match::Icmp { negate: true, type_, code: Some(code) } => {
+            format!("icmp type . icmp code != {{ {type_} . {code} }}")
+        }
+        Match::Address { side: s, negate, set } => {
+            let target = match set {
+                AddressSet::Named(name) => format!("@{name}"),
+                AddressSet::Literal(items) => format!("{{ {} }}", items.join(", ")),
+            };
+            format!("ip {} {}{target}", side(*s, "", "addr"), not(*negate))
+        }
+        Match::Ports { side: s, negate, ranges: r } => {
+            format!("th {} {}{}", side(*s, "", "port"), not(*negate), ranges(r))
+        }
+        Match::NamedPort { side: s, set } => {
+            format!("ip {} . meta l4proto . th {} @{set}", side(*s, "", "addr"), side(*s, "", "port"))
+        }
+        Match::Service { protocol, port } => format!("{protocol} dport {port}"),
+    }
+}
+
+fn interface_key(interface: Interface) -> &'static str {
+    match interface {
+        Interface::In => "iifname",
+        Interface::Out => "oifname",
+    }
+}
+
+fn statement_text(statement: &Statement) -> String {
+    match statement {
+        Statement::ClearAllowMark => format!("meta mark set meta mark & {:#010x}", !ALLOW_MARK),
+        Statement::SetAllowMark => format!("meta mark set meta mark | {ALLOW_MARK:#x}"),
+        Statement::Log(prefix) => format!("log prefix {}", quoted(prefix)),
+        Statement::Dispatch(interface, map) => format!("{} vmap @{map}", interface_key(*interface)),
+        Statement::Masquerade => "masquerade".into(),
+        Statement::Verdict(Verdict::Accept) => "accept".into(),
+        Statement::Verdict(Verdict::Drop) => "drop".into(),
+        Statement::Verdict(Verdict::Return) => "return".into(),
+        Statement::Verdict(Verdict::Jump(chain)) => format!("jump {chain}"),
+    }
+}
