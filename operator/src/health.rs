@@ -106,3 +106,37 @@ pub async fn serve(
         .await
         .map_err(|source| HealthError::Serve { addr, source })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use axum::body::Body;
+    use http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn get(router: &Router, path: &str) -> (u16, String) {
+        let response = router.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn readiness_follows_the_first_reconcile_and_metrics_are_served() {
+        let mut registry = Registry::default();
+        let metrics = crate::metrics::Metrics::register(&mut registry);
+        metrics.reconciled("cluster", 0.5, None);
+        let readiness = Readiness::default();
+        let router = router(Arc::new(registry), readiness.clone());
+        assert_eq!(get(&router, "/healthz").await, (200, "ok".into()));
+        assert_eq!(get(&router, "/readyz").await.0, 503);
+        readiness.set(true);
+        assert_eq!(get(&router, "/readyz").await, (200, "ready".into()));
+        let (status, text) = get(&router, "/metrics").await;
+        assert_eq!(status, 200);
+        assert!(text.contains("gingham_operator_reconciles_total{controller=\"cluster\"} 1"), "{text}");
+    }
+}

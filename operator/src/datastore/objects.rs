@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use gingham_crds::api::{
     API_VERSION, IPAMBlock, IPAMBlockSpec, IPPoolStatus, NetworkPolicy, NodeNetwork, NodeNetworkSpec,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
 
 /// The field manager of every server-side apply, and the value of the managed-by label.
@@ -69,4 +70,18 @@ pub fn pool_status(name: &str, status: &IPPoolStatus) -> Value {
         "metadata": { "name": name },
         "status": status,
     })
+}
+
+/// Keeps each condition's transition time when its status did not change since `current`; stamps
+/// `now` otherwise (the core has no clock).
+pub fn stamp_conditions(desired: &IPPoolStatus, current: Option<&IPPoolStatus>, now: &Time) -> IPPoolStatus {
+    let mut status = desired.clone();
+    for condition in &mut status.conditions {
+        let previous = current.and_then(|c| c.conditions.iter().find(|p| p.type_ == condition.type_));
+        condition.last_transition_time = match previous {
+            Some(p) if p.status == condition.status => p.last_transition_time.clone(),
+            _ => now.clone(),
+        };
+    }
+    status
 }

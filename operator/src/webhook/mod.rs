@@ -195,3 +195,87 @@ pub async fn serve(
         });
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use http::{Request, Response};
+    use http_body_util::BodyExt;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn review(kind: &str, resource: &str, operation: &str, object: Value) -> Value {
+        json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "u-1",
+                "kind": {"group": "gingham.dev", "version": "v1", "kind": kind},
+                "resource": {"group": "gingham.dev", "version": "v1", "resource": resource},
+                "name": object["metadata"]["name"], "operation": operation, "userInfo": {},
+                "object": object, "dryRun": false,
+            }
+        })
+    }
+
+    fn pool(name: &str, cidr: &str) -> Value {
+        json!({"apiVersion": "gingham.dev/v1", "kind": "IPPool", "metadata": {"name": name}, "spec": {"cidr": cidr}})
+    }
+
+    /// Posts a review to the router, answering the pool list (when `pools` is given) from a mock
+    /// API server; returns the response's `response` object.
+    async fn admit(body: Value, pools: Option<Vec<Value>>) -> Value {
+        let (service, mut handle) =
+            tower_test::mock::pair::<Request<kube::client::Body>, Response<kube::client::Body>>();
+        let server = tokio::spawn(async move {
+            if let Some(items) = pools {
+                let (request, respond) = handle.next_request().await.unwrap();
+                assert_eq!(request.uri().path(), "/apis/gingham.dev/v1/ippools");
+                let list =
+                    json!({"apiVersion": "gingham.dev/v1", "kind": "IPPoolList", "metadata": {}, "items": items});
+                respond.send_response(Response::new(kube::client::Body::from(serde_json::to_vec(&list).unwrap())));
+            }
+            assert!(handle.next_request().await.is_none(), "unexpected request");
+        });
+        let request = Request::post(PATH)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap();
+        let response = router(Client::new(service, "default")).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        server.await.unwrap();
+        serde_json::from_slice::<Value>(&bytes).unwrap()["response"].clone()
+    }
+
+    #[tokio::test]
+    async fn an_overlapping_pool_is_rejected_with_the_field_named() {
+        let existing = vec![pool("default", "10.244.0.0/16")];
+        let response =
+            admit(review("IPPool", "ippools", "CREATE", pool("inner", "10.244.1.0/24")), Some(existing)).await;
+        assert_eq!(response["uid"], "u-1");
+        assert_eq!(response["allowed"], false);
+        assert_eq!(
+            response["status"]["message"],
+            "spec.cidr: 10.244.1.0/24 overlaps IPPool default (10.244.0.0/16) (fix: choose a range outside every other pool)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_separate_pool_is_admitted() {
+        let existing = vec![pool("default", "10.244.0.0/16")];
+        let response =
+            admit(review("IPPool", "ippools", "CREATE", pool("other", "10.245.0.0/16")), Some(existing)).await;
+        assert_eq!(response["allowed"], true);
+    }
+
+    #[tokio::test]
+    async fn a_peer_with_a_bad_selector_is_rejected_without_listing_pools() {
+        let peer = json!({"apiVersion": "gingham.dev/v1", "kind": "BGPPeer", "metadata": {"name": "p"},
+                          "spec": {"nodeSelector": "rack ==", "peerIP": "192.0.2.1", "asNumber": 64513}});
+        let response = admit(review("BGPPeer", "bgppeers", "UPDATE", peer), None).await;
+        assert_eq!(response["allowed"], false);
+        let message = response["status"]["message"].as_str().unwrap();
+        assert!(message.starts_with("spec.nodeSelector: invalid selector"), "{message}");
+    }
+}

@@ -4,14 +4,15 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use gingham_crds::api::NodeNetwork;
+use gingham_crds::api::{IPPoolStatus, NodeNetwork};
 use gingham_crds::manifest::read_documents;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Serialize;
 
 use super::FileError;
 use super::layout::{IPAM_BLOCKS, NETWORK_POLICIES, NODE_NETWORKS, POOL_STATUSES, object_path};
 use crate::core::DesiredState;
-use crate::datastore::objects::{ipam_block, node_network, pool_status, translated_policy};
+use crate::datastore::objects::{ipam_block, node_network, pool_status, stamp_conditions, translated_policy};
 use crate::datastore::{WriteOp, WriteSummary};
 
 /// Makes the operator's files under `root` match `desired`.
@@ -49,8 +50,11 @@ pub fn write_desired(root: &Path, desired: &DesiredState) -> Result<WriteSummary
     remove_stale(root, NETWORK_POLICIES, &names, "NetworkPolicy", &mut summary)?;
 
     let mut names = BTreeSet::new();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
     for (pool, status) in &desired.pool_statuses {
-        write_if_changed(&object_path(root, POOL_STATUSES, pool), &pool_status(pool, status), "IPPool", &mut summary)?;
+        let path = object_path(root, POOL_STATUSES, pool);
+        let status = stamp_conditions(status, read_status(&path).as_ref(), &now);
+        write_if_changed(&path, &pool_status(pool, &status), "IPPool", &mut summary)?;
         names.insert(pool.clone());
     }
     remove_stale(root, POOL_STATUSES, &names, "IPPool", &mut summary)?;
@@ -62,6 +66,13 @@ fn read_node_network(path: &Path) -> Option<NodeNetwork> {
     let text = std::fs::read_to_string(path).ok()?;
     let document = read_documents(&text).ok()?.into_iter().next()?;
     serde_json::from_value(document.value).ok()
+}
+
+/// The status in a `status/ippools` file, if it is there and readable.
+fn read_status(path: &Path) -> Option<IPPoolStatus> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let document = read_documents(&text).ok()?.into_iter().next()?;
+    serde_json::from_value(document.value.get("status")?.clone()).ok()
 }
 
 /// Writes `object` as YAML to `path` unless the file already holds exactly that.

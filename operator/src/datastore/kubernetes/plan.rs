@@ -12,7 +12,9 @@ use kube::core::ApiResource;
 use serde_json::Value;
 
 use crate::core::DesiredState;
-use crate::datastore::objects::{ipam_block, is_managed, managed_labels, node_network, pool_status, translated_policy};
+use crate::datastore::objects::{
+    ipam_block, is_managed, managed_labels, node_network, pool_status, stamp_conditions, translated_policy,
+};
 
 /// The annotation holding a hash of the DaemonSet the operator last applied (the API server
 /// defaults many fields, so the object itself cannot be compared).
@@ -174,19 +176,6 @@ pub fn plan(desired: &DesiredState, observed: &Observed, now: &Time) -> Vec<Writ
         }
     }
     writes
-}
-
-/// Keeps each condition's transition time when its status did not change; stamps `now` otherwise.
-fn stamp_conditions(desired: &IPPoolStatus, current: Option<&IPPoolStatus>, now: &Time) -> IPPoolStatus {
-    let mut status = desired.clone();
-    for condition in &mut status.conditions {
-        let previous = current.and_then(|c| c.conditions.iter().find(|p| p.type_ == condition.type_));
-        condition.last_transition_time = match previous {
-            Some(p) if p.status == condition.status => p.last_transition_time.clone(),
-            _ => now.clone(),
-        };
-    }
-    status
 }
 
 /// Whether two pool statuses say the same thing, ignoring condition timestamps.

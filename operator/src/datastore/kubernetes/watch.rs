@@ -217,3 +217,60 @@ where
     }
     objects
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use http::{Request, Response};
+    use kube::client::Body;
+    use serde_json::json;
+
+    use super::*;
+
+    fn peer(name: &str, spec: serde_json::Value) -> serde_json::Value {
+        json!({"apiVersion": "gingham.dev/v1", "kind": "BGPPeer",
+               "metadata": {"name": name, "resourceVersion": "7"}, "spec": spec})
+    }
+
+    /// A real watcher over a mocked API server whose list holds a good peer, one that does not
+    /// decode and one that decodes but fails validation: the watch keeps going, the good one is
+    /// used and the two others are reported.
+    #[tokio::test]
+    async fn a_malformed_object_is_reported_and_the_watch_keeps_going() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        let changes = Arc::new(Notify::new());
+        let store: Guarded<BGPPeer> = watch(Api::all(client), watcher::Config::default(), &changes);
+        let (request, respond) = handle.next_request().await.unwrap();
+        assert_eq!(request.uri().path(), "/apis/gingham.dev/v1/bgppeers");
+        let list = json!({
+            "apiVersion": "gingham.dev/v1", "kind": "BGPPeerList", "metadata": {"resourceVersion": "10"},
+            "items": [
+                peer("good", json!({"peerIP": "192.0.2.1", "asNumber": 64513})),
+                peer("garbled", json!({"peerIP": "192.0.2.2", "asNumber": "not-a-number"})),
+                peer("bad-selector", json!({"nodeSelector": "rack ==", "peerIP": "192.0.2.3", "asNumber": 64513})),
+            ],
+        });
+        respond.send_response(Response::new(Body::from(serde_json::to_vec(&list).unwrap())));
+        store.wait_until_ready().await.unwrap();
+        changes.notified().await;
+
+        let mut rejected = Vec::new();
+        let peers = valid(&store, &mut rejected, |o: &BGPPeer| Manifest::BGPPeer(o.clone()).validate());
+        assert_eq!(peers.iter().map(ResourceExt::name_any).collect::<Vec<_>>(), ["good"]);
+        rejected.sort();
+        let summary: Vec<(&str, bool)> = rejected
+            .iter()
+            .map(|r| {
+                (r.name.as_str(), r.message.starts_with("cannot decode") || r.message.contains("spec.nodeSelector"))
+            })
+            .collect();
+        assert_eq!(summary, [("bad-selector", true), ("garbled", true)], "{rejected:?}");
+        assert!(rejected.iter().all(|r| r.kind == "BGPPeer" && r.resource_version.as_deref() == Some("7")));
+
+        // The watcher went on to watch from the list's version.
+        let (request, _respond) = handle.next_request().await.unwrap();
+        let query = request.uri().query().unwrap_or_default().to_string();
+        assert!(query.contains("watch=true") && query.contains("resourceVersion=10"), "{query}");
+    }
+}
