@@ -3,6 +3,21 @@
 //! [`compute`] is the full recompute and the test oracle; the incremental engine must always agree
 //! with it.
 
+pub mod bgp;
+pub mod compile;
+pub mod daemonset;
+pub mod engine;
+pub mod facts;
+pub mod felix;
+pub mod ipam;
+pub mod pools;
+#[cfg(test)]
+pub(crate) mod testkit;
+pub mod translate;
+
+#[cfg(test)]
+mod policy_tests;
+
 use std::collections::BTreeMap;
 
 use gingham_crds::api::{
@@ -57,7 +72,11 @@ pub struct OperatorSettings {
 
 impl Default for OperatorSettings {
     fn default() -> Self {
-        Self { namespace: "gingham-system".into(), agent_image: "ghcr.io/gingham/node-agent:latest".into(), max_blocks_per_node: 20 }
+        Self {
+            namespace: "gingham-system".into(),
+            agent_image: "ghcr.io/gingham/node-agent:latest".into(),
+            max_blocks_per_node: 20,
+        }
     }
 }
 
@@ -93,10 +112,9 @@ pub struct DesiredState {
     pub problems: Vec<ObjectProblem>,
 }
 
-/// The full recompute: everything the operator wants, from everything it observes.
-///
-/// Placeholder until the core lands: wants nothing.
+/// The full recompute: everything the operator wants, from everything it observes. It loads the
+/// snapshot into an [`engine::Engine`] in one batch; feeding the same objects as events one by one
+/// must give the same result (the engine's property test checks that).
 pub fn compute(snapshot: &ClusterSnapshot, settings: &OperatorSettings) -> DesiredState {
-    let _ = (snapshot, settings);
-    DesiredState::default()
+    engine::Engine::from_snapshot(snapshot, settings.clone()).into_desired()
 }

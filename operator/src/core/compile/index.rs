@@ -1,0 +1,530 @@
+//! The policy index: endpoints, policies and selector sets, kept up to date one change at a time,
+//! with a record of which nodes' compiled policy must be rebuilt and which of their sets refreshed.
+//!
+//! Memberships are tracked per endpoint (which members it contributes to which set), so a pod
+//! change touches only the sets it enters or leaves and the nodes that use those sets.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use gingham_crds::api::nodenetwork::{CompiledPolicy, EndpointPolicy, IpSet, LocalEndpoint, NodePolicySpec};
+use gingham_crds::selector::Selector;
+
+use super::sets::{Scope, SetKey, namespace_selector_matches};
+use crate::core::facts::{PodFacts, implicit_namespace_labels};
+
+/// An endpoint: `(node, namespace/pod)`.
+pub type EndpointKey = (String, String);
+/// A set's id within the index.
+pub type SetId = u32;
+
+/// Which endpoints a policy applies to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Applies {
+    /// Endpoints of one namespace (a NetworkPolicy).
+    Namespace(String),
+    /// Endpoints of the namespaces the selector picks, or all (a GlobalNetworkPolicy).
+    Namespaces(Option<Selector>),
+}
+
+/// A compiled policy as the index holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyEntry {
+    /// `ns/name` or `global/name`.
+    pub name: Arc<str>,
+    /// Order; `None` sorts last.
+    pub order: Option<f64>,
+    /// The endpoint selector.
+    pub selector: Selector,
+    /// Where its endpoints live.
+    pub applies: Applies,
+    /// It governs ingress.
+    pub ingress: bool,
+    /// It governs egress.
+    pub egress: bool,
+    /// The compiled rules.
+    pub compiled: CompiledPolicy,
+    /// The sets its rules use.
+    pub sets: BTreeSet<SetKey>,
+}
+
+#[derive(Debug)]
+struct Endpoint {
+    namespace: String,
+    address: String,
+    contributions: BTreeMap<SetId, Vec<String>>,
+    ingress: Vec<Arc<str>>,
+    egress: Vec<Arc<str>>,
+}
+
+#[derive(Debug)]
+struct SetEntry {
+    key: SetKey,
+    name: String,
+    members: BTreeMap<String, u32>,
+    contributors: BTreeSet<EndpointKey>,
+    users: u32,
+}
+
+/// What the last changes require.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Dirty {
+    /// Nodes whose compiled policy must be rebuilt.
+    pub rebuild: BTreeSet<String>,
+    /// Nodes whose copies of these sets must be refreshed.
+    pub refresh: BTreeMap<String, BTreeSet<SetId>>,
+}
+
+/// The index. See the module documentation.
+#[derive(Debug, Default)]
+pub struct PolicyIndex {
+    namespaces: HashMap<String, BTreeMap<String, String>>,
+    pods: HashMap<String, PodFacts>,
+    endpoints: BTreeMap<EndpointKey, Endpoint>,
+    by_namespace: HashMap<String, BTreeSet<EndpointKey>>,
+    by_name: HashMap<String, BTreeSet<String>>,
+    policies: HashMap<Arc<str>, PolicyEntry>,
+    policies_by_namespace: HashMap<String, BTreeSet<Arc<str>>>,
+    global_policies: BTreeSet<Arc<str>>,
+    set_ids: HashMap<SetKey, SetId>,
+    sets: HashMap<SetId, SetEntry>,
+    next_set: SetId,
+    sets_by_namespace: HashMap<String, BTreeSet<SetId>>,
+    cross_sets: BTreeSet<SetId>,
+    node_sets: HashMap<String, BTreeSet<SetId>>,
+    set_nodes: HashMap<SetId, BTreeSet<String>>,
+    node_policies: HashMap<String, BTreeSet<Arc<str>>>,
+    policy_nodes: HashMap<Arc<str>, BTreeSet<String>>,
+    deferred: bool,
+    dirty: Dirty,
+}
+
+fn policy_order(a: &PolicyEntry, b: &PolicyEntry) -> std::cmp::Ordering {
+    let key = |p: &PolicyEntry| (p.order.is_none(), p.order.unwrap_or(0.0));
+    let (a_none, a_order) = key(a);
+    let (b_none, b_order) = key(b);
+    a_none.cmp(&b_none).then(a_order.total_cmp(&b_order)).then_with(|| a.name.cmp(&b.name))
+}
+
+impl PolicyIndex {
+    /// An index that defers working out which policies apply to which endpoint until
+    /// [`PolicyIndex::finish_batch`]: for loading a whole snapshot at once.
+    pub fn batch() -> Self {
+        Self { deferred: true, ..Self::default() }
+    }
+
+    /// Works out every endpoint's policies after a batch load and switches to incremental mode.
+    pub fn finish_batch(&mut self) {
+        self.deferred = false;
+        let keys: Vec<EndpointKey> = self.endpoints.keys().cloned().collect();
+        for key in keys {
+            self.reapply(&key);
+        }
+    }
+
+    /// Takes what the changes so far require.
+    pub fn take_dirty(&mut self) -> Dirty {
+        std::mem::take(&mut self.dirty)
+    }
+
+    fn namespace_labels(&self, namespace: &str) -> Cow<'_, BTreeMap<String, String>> {
+        match self.namespaces.get(namespace) {
+            Some(labels) => Cow::Borrowed(labels),
+            None => Cow::Owned(implicit_namespace_labels(namespace)),
+        }
+    }
+
+    fn facts(&self, name: &str, namespace: &str) -> Cow<'_, PodFacts> {
+        match self.pods.get(name) {
+            Some(facts) => Cow::Borrowed(facts),
+            None => Cow::Owned(PodFacts::bare(namespace)),
+        }
+    }
+
+    /// Records a namespace's labels (`None`: the namespace object is gone).
+    pub fn set_namespace(&mut self, name: &str, labels: Option<BTreeMap<String, String>>) {
+        let changed = match labels {
+            Some(labels) => self.namespaces.insert(name.to_string(), labels.clone()) != Some(labels),
+            None => self.namespaces.remove(name).is_some(),
+        };
+        if changed {
+            let keys: Vec<EndpointKey> = self.by_namespace.get(name).into_iter().flatten().cloned().collect();
+            for key in keys {
+                self.reevaluate(&key);
+            }
+        }
+    }
+
+    /// Records a pod's facts (`None`: the pod is gone) under `namespace/name`.
+    pub fn set_pod(&mut self, name: &str, facts: Option<PodFacts>) {
+        let changed = match facts {
+            Some(facts) if self.pods.get(name) == Some(&facts) => false,
+            Some(facts) => {
+                self.pods.insert(name.to_string(), facts);
+                true
+            }
+            None => self.pods.remove(name).is_some(),
+        };
+        if changed {
+            let nodes: Vec<String> = self.by_name.get(name).into_iter().flatten().cloned().collect();
+            for node in nodes {
+                self.reevaluate(&(node, name.to_string()));
+            }
+        }
+    }
+
+    /// Replaces a node's endpoints with what its agent reports.
+    pub fn set_node_endpoints(&mut self, node: &str, reported: &[LocalEndpoint]) {
+        let wanted: BTreeMap<&str, &str> = reported.iter().map(|e| (e.name.as_str(), e.address.as_str())).collect();
+        let existing: Vec<(String, String)> = self
+            .endpoints
+            .range((node.to_string(), String::new())..)
+            .take_while(|(key, _)| key.0 == node)
+            .map(|(key, ep)| (key.1.clone(), ep.address.clone()))
+            .collect();
+        for (name, address) in &existing {
+            if wanted.get(name.as_str()) != Some(&address.as_str()) {
+                self.remove_endpoint(&(node.to_string(), name.clone()));
+            }
+        }
+        for (name, address) in wanted {
+            let key = (node.to_string(), name.to_string());
+            if self.endpoints.contains_key(&key) {
+                continue;
+            }
+            let namespace = name.split_once('/').map_or("default", |(ns, _)| ns).to_string();
+            self.by_namespace.entry(namespace.clone()).or_default().insert(key.clone());
+            self.by_name.entry(name.to_string()).or_default().insert(node.to_string());
+            let endpoint = Endpoint {
+                namespace,
+                address: address.to_string(),
+                contributions: BTreeMap::new(),
+                ingress: Vec::new(),
+                egress: Vec::new(),
+            };
+            self.endpoints.insert(key.clone(), endpoint);
+            self.dirty.rebuild.insert(node.to_string());
+            self.reevaluate(&key);
+        }
+    }
+
+    fn remove_endpoint(&mut self, key: &EndpointKey) {
+        let Some(endpoint) = self.endpoints.remove(key) else { return };
+        for (id, members) in endpoint.contributions {
+            self.change_members(id, key, &members, &[]);
+        }
+        if let Some(keys) = self.by_namespace.get_mut(&endpoint.namespace) {
+            keys.remove(key);
+        }
+        if let Some(nodes) = self.by_name.get_mut(&key.1) {
+            nodes.remove(&key.0);
+            if nodes.is_empty() {
+                self.by_name.remove(&key.1);
+            }
+        }
+        self.dirty.rebuild.insert(key.0.clone());
+    }
+
+    fn change_members(&mut self, id: SetId, key: &EndpointKey, old: &[String], new: &[String]) {
+        let Some(set) = self.sets.get_mut(&id) else { return };
+        for member in old {
+            if let Some(count) = set.members.get_mut(member) {
+                *count -= 1;
+                if *count == 0 {
+                    set.members.remove(member);
+                }
+            }
+        }
+        for member in new {
+            *set.members.entry(member.clone()).or_insert(0) += 1;
+        }
+        if new.is_empty() {
+            set.contributors.remove(key);
+        } else {
+            set.contributors.insert(key.clone());
+        }
+        for node in self.set_nodes.get(&id).into_iter().flatten() {
+            self.dirty.refresh.entry(node.clone()).or_default().insert(id);
+        }
+    }
+
+    /// Re-works out an endpoint's set memberships and policies.
+    fn reevaluate(&mut self, key: &EndpointKey) {
+        let Some(endpoint) = self.endpoints.get(key) else { return };
+        let mut candidates: BTreeSet<SetId> = self.cross_sets.clone();
+        candidates.extend(self.sets_by_namespace.get(&endpoint.namespace).into_iter().flatten());
+        candidates.extend(endpoint.contributions.keys());
+        let mut changes = Vec::new();
+        {
+            let labels = self.namespace_labels(&endpoint.namespace);
+            let facts = self.facts(&key.1, &endpoint.namespace);
+            for id in candidates {
+                let Some(set) = self.sets.get(&id) else { continue };
+                let new = set.key.members(&endpoint.namespace, &labels, &facts, &endpoint.address);
+                let old = endpoint.contributions.get(&id).cloned().unwrap_or_default();
+                if old != new {
+                    changes.push((id, old, new));
+                }
+            }
+        }
+        for (id, old, new) in changes {
+            self.change_members(id, key, &old, &new);
+            if let Some(endpoint) = self.endpoints.get_mut(key) {
+                if new.is_empty() {
+                    endpoint.contributions.remove(&id);
+                } else {
+                    endpoint.contributions.insert(id, new);
+                }
+            }
+        }
+        self.reapply(key);
+    }
+
+    /// Re-works out which policies apply to an endpoint.
+    fn reapply(&mut self, key: &EndpointKey) {
+        if self.deferred {
+            return;
+        }
+        let Some(endpoint) = self.endpoints.get(key) else { return };
+        let labels = self.namespace_labels(&endpoint.namespace);
+        let facts = self.facts(&key.1, &endpoint.namespace);
+        let candidates =
+            self.policies_by_namespace.get(&endpoint.namespace).into_iter().flatten().chain(&self.global_policies);
+        let mut applying: Vec<&PolicyEntry> = candidates
+            .filter_map(|name| self.policies.get(name))
+            .filter(|p| match &p.applies {
+                Applies::Namespace(ns) => *ns == endpoint.namespace,
+                Applies::Namespaces(None) => true,
+                Applies::Namespaces(Some(selector)) => namespace_selector_matches(selector, &labels),
+            })
+            .filter(|p| p.selector.matches(&facts.labels))
+            .collect();
+        applying.sort_by(|a, b| policy_order(a, b));
+        let ingress: Vec<Arc<str>> = applying.iter().filter(|p| p.ingress).map(|p| p.name.clone()).collect();
+        let egress: Vec<Arc<str>> = applying.iter().filter(|p| p.egress).map(|p| p.name.clone()).collect();
+        if endpoint.ingress != ingress || endpoint.egress != egress {
+            if let Some(endpoint) = self.endpoints.get_mut(key) {
+                endpoint.ingress = ingress;
+                endpoint.egress = egress;
+            }
+            self.dirty.rebuild.insert(key.0.clone());
+        }
+    }
+
+    fn endpoints_in(&self, applies_namespace: Option<&str>) -> Vec<EndpointKey> {
+        match applies_namespace {
+            Some(ns) => self.by_namespace.get(ns).into_iter().flatten().cloned().collect(),
+            None => self.endpoints.keys().cloned().collect(),
+        }
+    }
+
+    /// Adds or replaces a policy.
+    pub fn upsert_policy(&mut self, entry: PolicyEntry) {
+        if self.policies.get(&entry.name) == Some(&entry) {
+            return;
+        }
+        let mut affected = BTreeSet::new();
+        for key in &entry.sets {
+            self.acquire_set(key);
+        }
+        if let Some(old) = self.remove_policy_entry(&entry.name) {
+            affected.extend(self.scope_endpoints(&old.applies));
+        }
+        affected.extend(self.scope_endpoints(&entry.applies));
+        match &entry.applies {
+            Applies::Namespace(ns) => {
+                self.policies_by_namespace.entry(ns.clone()).or_default().insert(entry.name.clone());
+            }
+            Applies::Namespaces(_) => {
+                self.global_policies.insert(entry.name.clone());
+            }
+        }
+        let name = entry.name.clone();
+        self.policies.insert(name.clone(), entry);
+        self.dirty.rebuild.extend(self.policy_nodes.get(&name).into_iter().flatten().cloned());
+        for key in affected {
+            self.reapply(&key);
+        }
+    }
+
+    /// Removes a policy.
+    pub fn delete_policy(&mut self, name: &str) {
+        if let Some(old) = self.remove_policy_entry(name) {
+            self.dirty.rebuild.extend(self.policy_nodes.get(name).into_iter().flatten().cloned());
+            for key in self.scope_endpoints(&old.applies) {
+                self.reapply(&key);
+            }
+        }
+    }
+
+    fn scope_endpoints(&self, applies: &Applies) -> Vec<EndpointKey> {
+        if self.deferred {
+            return Vec::new();
+        }
+        match applies {
+            Applies::Namespace(ns) => self.endpoints_in(Some(ns)),
+            Applies::Namespaces(_) => self.endpoints_in(None),
+        }
+    }
+
+    fn remove_policy_entry(&mut self, name: &str) -> Option<PolicyEntry> {
+        let old = self.policies.remove(name)?;
+        match &old.applies {
+            Applies::Namespace(ns) => {
+                if let Some(names) = self.policies_by_namespace.get_mut(ns) {
+                    names.remove(name);
+                }
+            }
+            Applies::Namespaces(_) => {
+                self.global_policies.remove(name);
+            }
+        }
+        for key in &old.sets {
+            self.release_set(key);
+        }
+        Some(old)
+    }
+
+    fn acquire_set(&mut self, key: &SetKey) {
+        if let Some(set) = self.set_ids.get(key).and_then(|id| self.sets.get_mut(id)) {
+            set.users += 1;
+            return;
+        }
+        let id = self.next_set;
+        self.next_set += 1;
+        self.set_ids.insert(key.clone(), id);
+        let candidates = match &key.scope {
+            Scope::Namespace(ns) => {
+                self.sets_by_namespace.entry(ns.clone()).or_default().insert(id);
+                self.endpoints_in(Some(ns))
+            }
+            Scope::Namespaces(_) | Scope::Everywhere => {
+                self.cross_sets.insert(id);
+                self.endpoints_in(None)
+            }
+        };
+        let set = SetEntry {
+            key: key.clone(),
+            name: key.name(),
+            members: BTreeMap::new(),
+            contributors: BTreeSet::new(),
+            users: 1,
+        };
+        self.sets.insert(id, set);
+        for endpoint_key in candidates {
+            let Some(endpoint) = self.endpoints.get(&endpoint_key) else { continue };
+            let members = {
+                let labels = self.namespace_labels(&endpoint.namespace);
+                let facts = self.facts(&endpoint_key.1, &endpoint.namespace);
+                key.members(&endpoint.namespace, &labels, &facts, &endpoint.address)
+            };
+            if !members.is_empty() {
+                self.change_members(id, &endpoint_key, &[], &members);
+                if let Some(endpoint) = self.endpoints.get_mut(&endpoint_key) {
+                    endpoint.contributions.insert(id, members);
+                }
+            }
+        }
+    }
+
+    fn release_set(&mut self, key: &SetKey) {
+        let Some(&id) = self.set_ids.get(key) else { return };
+        let Some(set) = self.sets.get_mut(&id) else { return };
+        set.users -= 1;
+        if set.users > 0 {
+            return;
+        }
+        let Some(set) = self.sets.remove(&id) else { return };
+        self.set_ids.remove(key);
+        for contributor in &set.contributors {
+            if let Some(endpoint) = self.endpoints.get_mut(contributor) {
+                endpoint.contributions.remove(&id);
+            }
+        }
+        match &key.scope {
+            Scope::Namespace(ns) => {
+                if let Some(ids) = self.sets_by_namespace.get_mut(ns) {
+                    ids.remove(&id);
+                }
+            }
+            Scope::Namespaces(_) | Scope::Everywhere => {
+                self.cross_sets.remove(&id);
+            }
+        }
+    }
+
+    /// A set's name and sorted members.
+    pub fn set_view(&self, id: SetId) -> Option<(&str, Vec<String>)> {
+        self.sets.get(&id).map(|s| (s.name.as_str(), s.members.keys().cloned().collect()))
+    }
+
+    /// Builds a node's compiled policy onto `base` (which carries the node's header fields) and
+    /// records which sets and policies the node now uses.
+    pub fn build_node(&mut self, node: &str, mut base: NodePolicySpec) -> NodePolicySpec {
+        let mut used_policies: BTreeSet<Arc<str>> = BTreeSet::new();
+        for ((_, name), endpoint) in
+            self.endpoints.range((node.to_string(), String::new())..).take_while(|(k, _)| k.0 == node)
+        {
+            used_policies.extend(endpoint.ingress.iter().cloned());
+            used_policies.extend(endpoint.egress.iter().cloned());
+            base.endpoints.push(EndpointPolicy {
+                name: name.clone(),
+                ingress: endpoint.ingress.iter().map(|p| p.to_string()).collect(),
+                egress: endpoint.egress.iter().map(|p| p.to_string()).collect(),
+            });
+        }
+        let mut used_sets: BTreeSet<SetId> = BTreeSet::new();
+        for name in &used_policies {
+            let Some(policy) = self.policies.get(name) else { continue };
+            base.policies.push(policy.compiled.clone());
+            used_sets.extend(policy.sets.iter().filter_map(|k| self.set_ids.get(k)));
+        }
+        base.ip_sets = used_sets
+            .iter()
+            .filter_map(|id| self.sets.get(id))
+            .map(|s| IpSet { name: s.name.clone(), kind: s.key.kind(), members: s.members.keys().cloned().collect() })
+            .collect();
+        base.ip_sets.sort_by(|a, b| a.name.cmp(&b.name));
+        self.record_usage(node, used_sets, used_policies);
+        base
+    }
+
+    /// Forgets what a node uses (the node is gone).
+    pub fn forget_node(&mut self, node: &str) {
+        self.record_usage(node, BTreeSet::new(), BTreeSet::new());
+    }
+
+    fn record_usage(&mut self, node: &str, sets: BTreeSet<SetId>, policies: BTreeSet<Arc<str>>) {
+        let old_sets = self.node_sets.remove(node).unwrap_or_default();
+        for id in old_sets.difference(&sets) {
+            if let Some(nodes) = self.set_nodes.get_mut(id) {
+                nodes.remove(node);
+                if nodes.is_empty() {
+                    self.set_nodes.remove(id);
+                }
+            }
+        }
+        for id in sets.difference(&old_sets) {
+            self.set_nodes.entry(*id).or_default().insert(node.to_string());
+        }
+        let old_policies = self.node_policies.remove(node).unwrap_or_default();
+        for name in old_policies.difference(&policies) {
+            if let Some(nodes) = self.policy_nodes.get_mut(name) {
+                nodes.remove(node);
+                if nodes.is_empty() {
+                    self.policy_nodes.remove(name);
+                }
+            }
+        }
+        for name in policies.difference(&old_policies) {
+            self.policy_nodes.entry(name.clone()).or_default().insert(node.to_string());
+        }
+        if !sets.is_empty() {
+            self.node_sets.insert(node.to_string(), sets);
+        }
+        if !policies.is_empty() {
+            self.node_policies.insert(node.to_string(), policies);
+        }
+    }
+}

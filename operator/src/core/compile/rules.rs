@@ -1,0 +1,274 @@
+//! One policy's rules compiled to protocol numbers, port ranges, CIDRs and set references.
+//!
+//! How selectors are scoped (Calico's semantics):
+//! - a rule `selector`/`notSelector` without `namespaceSelector` matches endpoints in the policy's
+//!   namespace (namespaced policies) or anywhere (global policies);
+//! - with `namespaceSelector`, endpoints in the namespaces it matches (`all()`: every namespace);
+//! - `namespaceSelector` without `selector` means every endpoint in those namespaces;
+//! - neither: no condition on the peer at all (any address, inside or outside the cluster).
+//!
+//! Named ports become one `address,protocol,port` set per side, ORed with the numeric ports.
+//! Rules the dataplane cannot express (IPv6-only rules, named `notPorts`, service and service
+//! account matches) are left out and reported.
+
+use std::collections::BTreeSet;
+
+use gingham_crds::api::common::PortSpec;
+use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledPolicy, CompiledRule, IcmpMatch, PortRange};
+use gingham_crds::api::policy::{EntityRule, IcmpFields, PolicyRule, PolicyScope, PolicyView};
+use gingham_crds::selector::{Expr, Selector};
+
+use super::sets::{NamedPorts, Scope, SetKey};
+
+/// A compiled policy and the sets its rules refer to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Template {
+    /// The compiled rules (set names filled in).
+    pub policy: CompiledPolicy,
+    /// Every set the rules refer to, without duplicates.
+    pub sets: BTreeSet<SetKey>,
+}
+
+/// Compiles a policy. `name` is the compiled name (`ns/name` or `global/name`). Returns the
+/// template and one message per rule left out.
+pub fn compile_policy(name: &str, view: &PolicyView<'_>) -> (Template, Vec<String>) {
+    let mut sets = BTreeSet::new();
+    let mut problems = Vec::new();
+    let home = match view.scope {
+        PolicyScope::Namespace(ns) => Some(ns),
+        PolicyScope::NamespaceSelector(_) => None,
+    };
+    let mut compile_all = |direction: &str, rules: &[PolicyRule], ingress: bool| -> Vec<CompiledRule> {
+        rules
+            .iter()
+            .enumerate()
+            .filter_map(|(index, rule)| match compile_rule(rule, home, ingress, &mut sets) {
+                Ok(compiled) => compiled,
+                Err(message) => {
+                    problems.push(format!("spec.{direction}[{index}]: {message}; the rule is left out"));
+                    None
+                }
+            })
+            .collect()
+    };
+    let ingress = compile_all("ingress", view.ingress, true);
+    let egress = compile_all("egress", view.egress, false);
+    (Template { policy: CompiledPolicy { name: name.to_string(), ingress, egress }, sets }, problems)
+}
+
+/// `Ok(None)`: the rule can never match IPv4 traffic and is dropped silently.
+fn compile_rule(
+    rule: &PolicyRule,
+    home: Option<&str>,
+    ingress: bool,
+    sets: &mut BTreeSet<SetKey>,
+) -> Result<Option<CompiledRule>, String> {
+    if rule.ip_version == Some(6) {
+        return Ok(None);
+    }
+    let protocol = rule.protocol.as_ref().map(|p| p.number()).transpose()?;
+    let not_protocol = rule.not_protocol.as_ref().map(|p| p.number()).transpose()?;
+    let empty = EntityRule::default();
+    let source = compile_side(rule.source.as_ref().unwrap_or(&empty), home, !ingress, protocol, sets)?;
+    let destination = compile_side(rule.destination.as_ref().unwrap_or(&empty), home, ingress, protocol, sets)?;
+    Ok(Some(CompiledRule {
+        action: rule.action,
+        protocol,
+        not_protocol,
+        icmp: rule.icmp.as_ref().and_then(icmp),
+        not_icmp: rule.not_icmp.as_ref().and_then(icmp),
+        source,
+        destination,
+    }))
+}
+
+fn icmp(fields: &IcmpFields) -> Option<IcmpMatch> {
+    fields.type_.map(|type_| IcmpMatch { type_, code: fields.code })
+}
+
+fn parse(field: &str, text: &str) -> Result<Selector, String> {
+    Selector::parse(text).map_err(|e| format!("{field}: {e}"))
+}
+
+/// Compiles one side. `local` is the side where the policy's own endpoint sits (destination of an
+/// ingress rule, source of an egress rule): in a namespaced policy it is always in `home`.
+fn compile_side(
+    side: &EntityRule,
+    home: Option<&str>,
+    local: bool,
+    protocol: Option<u8>,
+    sets: &mut BTreeSet<SetKey>,
+) -> Result<CompiledMatch, String> {
+    if side.services.is_some() {
+        return Err("services matches are not supported yet".into());
+    }
+    if side.service_accounts.is_some() {
+        return Err("serviceAccounts matches are not supported yet".into());
+    }
+    let scope = match side.namespace_selector.as_deref() {
+        Some(text) => {
+            let selector = parse("namespaceSelector", text)?;
+            if matches!(selector.expr(), Expr::All) { Scope::Everywhere } else { Scope::Namespaces(selector) }
+        }
+        None => home.map_or(Scope::Everywhere, |ns| Scope::Namespace(ns.to_string())),
+    };
+    let mut compiled = CompiledMatch {
+        nets: side.nets.clone().unwrap_or_default(),
+        not_nets: side.not_nets.clone().unwrap_or_default(),
+        ..CompiledMatch::default()
+    };
+    let mut add = |key: SetKey| {
+        let name = key.name();
+        sets.insert(key);
+        name
+    };
+    let selector = side.selector.as_deref().map(|t| parse("selector", t)).transpose()?;
+    if selector.is_some() || side.namespace_selector.is_some() {
+        let key = SetKey { scope: scope.clone(), selector: selector.clone().unwrap_or_default(), named_ports: None };
+        compiled.sets.push(add(key));
+    }
+    if let Some(text) = side.not_selector.as_deref() {
+        let key = SetKey { scope: scope.clone(), selector: parse("notSelector", text)?, named_ports: None };
+        compiled.not_sets.push(add(key));
+    }
+    let mut names = BTreeSet::new();
+    for port in side.ports.iter().flatten() {
+        match port.spec()? {
+            PortSpec::Range { first, last } => compiled.ports.push(PortRange { first, last }),
+            PortSpec::Named(name) => {
+                names.insert(name);
+            }
+        }
+    }
+    for port in side.not_ports.iter().flatten() {
+        match port.spec()? {
+            PortSpec::Range { first, last } => compiled.not_ports.push(PortRange { first, last }),
+            PortSpec::Named(name) => return Err(format!("named port {name:?} in notPorts is not supported")),
+        }
+    }
+    if !names.is_empty() {
+        let named_scope = match (&selector, side.namespace_selector.is_some(), local, home) {
+            (None, false, true, Some(ns)) => Scope::Namespace(ns.to_string()),
+            _ => scope,
+        };
+        let key = SetKey {
+            scope: named_scope,
+            selector: selector.unwrap_or_default(),
+            named_ports: Some(NamedPorts { protocol, names }),
+        };
+        compiled.named_port_set = Some(add(key));
+    }
+    Ok(compiled)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use gingham_crds::api::common::{Port, Protocol};
+    use gingham_crds::api::policy::{Action, PolicyType};
+
+    use super::*;
+
+    fn view<'a>(scope: PolicyScope<'a>, ingress: &'a [PolicyRule]) -> PolicyView<'a> {
+        PolicyView { order: None, selector: None, scope, types: vec![PolicyType::Ingress], ingress, egress: &[] }
+    }
+
+    fn rule(source: EntityRule, destination: EntityRule) -> PolicyRule {
+        PolicyRule {
+            action: Action::Allow,
+            protocol: Some(Protocol::named("TCP")),
+            source: Some(source),
+            destination: Some(destination),
+            ..PolicyRule::default()
+        }
+    }
+
+    #[test]
+    fn selectors_are_scoped_the_calico_way() {
+        let side = |selector: Option<&str>, ns: Option<&str>| EntityRule {
+            selector: selector.map(Into::into),
+            namespace_selector: ns.map(Into::into),
+            ..EntityRule::default()
+        };
+        let ns = || Scope::Namespace("shop".into());
+        let cases: Vec<(&str, PolicyScope, EntityRule, Option<Scope>)> = vec![
+            (
+                "namespaced selector stays home",
+                PolicyScope::Namespace("shop"),
+                side(Some("a == 'b'"), None),
+                Some(ns()),
+            ),
+            (
+                "global selector is everywhere",
+                PolicyScope::NamespaceSelector(None),
+                side(Some("a == 'b'"), None),
+                Some(Scope::Everywhere),
+            ),
+            (
+                "namespaceSelector picks namespaces",
+                PolicyScope::Namespace("shop"),
+                side(None, Some("env == 'x'")),
+                Some(Scope::Namespaces("env == 'x'".parse().unwrap())),
+            ),
+            (
+                "namespaceSelector all() is everywhere",
+                PolicyScope::Namespace("shop"),
+                side(None, Some("all()")),
+                Some(Scope::Everywhere),
+            ),
+            ("no selector: no set", PolicyScope::Namespace("shop"), side(None, None), None),
+        ];
+        for (case, scope, source, expected) in cases {
+            let rules = [rule(source, EntityRule::default())];
+            let (template, problems) = compile_policy("p", &view(scope, &rules));
+            assert!(problems.is_empty(), "{case}");
+            assert_eq!(template.sets.iter().next().map(|k| k.scope.clone()), expected, "{case}");
+            assert_eq!(template.policy.ingress[0].source.sets.len(), usize::from(expected.is_some()), "{case}");
+        }
+    }
+
+    #[test]
+    fn ports_protocols_and_nets_compile() {
+        let destination = EntityRule {
+            ports: Some(vec![
+                Port::number(80),
+                Port(gingham_crds::api::IntOrString::String("8000:8080".into())),
+                Port::named("http"),
+            ]),
+            not_ports: Some(vec![Port::number(8001)]),
+            ..EntityRule::default()
+        };
+        let source = EntityRule {
+            nets: Some(vec!["10.0.0.0/8".into()]),
+            not_nets: Some(vec!["10.1.0.0/16".into()]),
+            ..EntityRule::default()
+        };
+        let rules = [rule(source, destination)];
+        let (template, _) = compile_policy("shop/p", &view(PolicyScope::Namespace("shop"), &rules));
+        let compiled = &template.policy.ingress[0];
+        assert_eq!(compiled.protocol, Some(6));
+        assert_eq!(compiled.source.nets, ["10.0.0.0/8"]);
+        assert_eq!(compiled.source.not_nets, ["10.1.0.0/16"]);
+        assert_eq!(
+            compiled.destination.ports,
+            [PortRange { first: 80, last: 80 }, PortRange { first: 8000, last: 8080 }]
+        );
+        assert_eq!(compiled.destination.not_ports, [PortRange { first: 8001, last: 8001 }]);
+        let named = template.sets.iter().find(|k| k.named_ports.is_some()).unwrap();
+        assert_eq!(named.scope, Scope::Namespace("shop".into()), "the local side of a namespaced policy stays home");
+        assert_eq!(compiled.destination.named_port_set, Some(named.name()));
+    }
+
+    #[test]
+    fn what_cannot_be_expressed_is_left_out_and_reported() {
+        let ipv6 = PolicyRule { ip_version: Some(6), ..PolicyRule::default() };
+        let named_not = rule(
+            EntityRule::default(),
+            EntityRule { not_ports: Some(vec![Port::named("http")]), ..EntityRule::default() },
+        );
+        let rules = [ipv6, named_not, PolicyRule::default()];
+        let (template, problems) = compile_policy("p", &view(PolicyScope::Namespace("a"), &rules));
+        assert_eq!(template.policy.ingress.len(), 1);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+    }
+}

@@ -1,0 +1,177 @@
+//! Selector memberships as named sets: what a set means ([`SetKey`]), its nftables-safe name, and
+//! which members an endpoint contributes to it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gingham_crds::api::nodenetwork::IpSetKind;
+use gingham_crds::selector::{Expr, Selector};
+
+use crate::core::facts::PodFacts;
+
+/// Where a set's endpoints may live.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// One namespace (a namespaced policy's rule without `namespaceSelector`).
+    Namespace(String),
+    /// The namespaces whose labels match (a rule's `namespaceSelector`; `global()` matches none).
+    Namespaces(Selector),
+    /// Every namespace (a global policy's rule, or `namespaceSelector: all()`).
+    Everywhere,
+}
+
+impl Scope {
+    /// Whether an endpoint in `namespace` (with those namespace labels) is in scope.
+    pub fn contains(&self, namespace: &str, namespace_labels: &BTreeMap<String, String>) -> bool {
+        match self {
+            Scope::Namespace(ns) => ns == namespace,
+            Scope::Namespaces(selector) => namespace_selector_matches(selector, namespace_labels),
+            Scope::Everywhere => true,
+        }
+    }
+}
+
+/// A namespace selector over namespace labels. `global()` means non-namespaced endpoints (host
+/// endpoints, which gingham does not have), so it matches no namespace.
+pub fn namespace_selector_matches(selector: &Selector, labels: &BTreeMap<String, String>) -> bool {
+    !matches!(selector.expr(), Expr::Global) && selector.matches(labels)
+}
+
+/// Named ports a set matches: an optional protocol and the port names.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NamedPorts {
+    /// The rule's protocol; `None`: any protocol.
+    pub protocol: Option<u8>,
+    /// The port names.
+    pub names: BTreeSet<String>,
+}
+
+/// What a set means: the endpoints in `scope` matching `selector` (their addresses), or with
+/// `named_ports` their `address,protocol,port` triples. Equal keys share one set.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SetKey {
+    /// Where members may live.
+    pub scope: Scope,
+    /// Which endpoints there are members.
+    pub selector: Selector,
+    /// For named-port sets: which ports.
+    pub named_ports: Option<NamedPorts>,
+}
+
+/// FNV-1a, 64-bit: stable across platforms and versions.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn protocol_name(protocol: u8) -> String {
+    match protocol {
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        132 => "sctp".into(),
+        other => other.to_string(),
+    }
+}
+
+impl SetKey {
+    /// The canonical text of the key (what the name hashes).
+    fn canonical(&self) -> String {
+        let scope = match &self.scope {
+            Scope::Namespace(ns) => format!("ns={ns}"),
+            Scope::Namespaces(selector) => format!("nssel={selector}"),
+            Scope::Everywhere => "all".into(),
+        };
+        let ports = match &self.named_ports {
+            Some(p) => format!("|ports={:?}:{}", p.protocol, p.names.iter().cloned().collect::<Vec<_>>().join(",")),
+            None => String::new(),
+        };
+        format!("{scope}|{}{ports}", self.selector)
+    }
+
+    /// The set's name: `gs_` (addresses) or `gp_` (named ports) and 16 hex digits of a hash of the
+    /// key. 19 characters of `[a-z0-9_]`, safe for nftables and deterministic.
+    pub fn name(&self) -> String {
+        let prefix = if self.named_ports.is_some() { "gp" } else { "gs" };
+        format!("{prefix}_{:016x}", fnv1a(&self.canonical()))
+    }
+
+    /// What the set holds.
+    pub fn kind(&self) -> IpSetKind {
+        if self.named_ports.is_some() { IpSetKind::AddressPorts } else { IpSetKind::Addresses }
+    }
+
+    /// The members one endpoint contributes: none when it is out of scope or does not match.
+    pub fn members(
+        &self,
+        namespace: &str,
+        namespace_labels: &BTreeMap<String, String>,
+        facts: &PodFacts,
+        address: &str,
+    ) -> Vec<String> {
+        if !self.scope.contains(namespace, namespace_labels) || !self.selector.matches(&facts.labels) {
+            return Vec::new();
+        }
+        match &self.named_ports {
+            None => vec![address.to_string()],
+            Some(wanted) => facts
+                .named_ports
+                .iter()
+                .filter(|p| wanted.names.contains(&p.name) && wanted.protocol.is_none_or(|proto| proto == p.protocol))
+                .map(|p| format!("{address},{},{}", protocol_name(p.protocol), p.port))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::core::facts::NamedPort;
+
+    fn key(scope: Scope, selector: &str, ports: Option<(Option<u8>, &[&str])>) -> SetKey {
+        SetKey {
+            scope,
+            selector: selector.parse().unwrap(),
+            named_ports: ports.map(|(protocol, names)| NamedPorts {
+                protocol,
+                names: names.iter().map(|n| (*n).to_string()).collect(),
+            }),
+        }
+    }
+
+    #[test]
+    fn names_are_short_safe_stable_and_distinct() {
+        let a = key(Scope::Namespace("prod".into()), "app == 'web'", None);
+        let b = key(Scope::Namespace("dev".into()), "app == 'web'", None);
+        let p = key(Scope::Everywhere, "all()", Some((Some(6), &["http"])));
+        for set in [&a, &b, &p] {
+            let name = set.name();
+            assert_eq!(name.len(), 19);
+            assert!(name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_'), "{name}");
+        }
+        assert_eq!(a.name(), key(Scope::Namespace("prod".into()), "app=='web'", None).name());
+        assert_ne!(a.name(), b.name());
+        assert!(p.name().starts_with("gp_"));
+    }
+
+    #[test]
+    fn membership_follows_scope_selector_and_ports() {
+        let facts = PodFacts {
+            labels: BTreeMap::from([("app".into(), "web".into())]),
+            named_ports: vec![NamedPort { name: "http".into(), protocol: 6, port: 8080 }],
+        };
+        let prod = BTreeMap::from([("env".into(), "prod".into())]);
+        let cases = [
+            (key(Scope::Namespace("a".into()), "app == 'web'", None), "a", vec!["10.0.0.1"]),
+            (key(Scope::Namespace("b".into()), "app == 'web'", None), "a", vec![]),
+            (key(Scope::Namespaces("env == 'prod'".parse().unwrap()), "all()", None), "a", vec!["10.0.0.1"]),
+            (key(Scope::Namespaces("global()".parse().unwrap()), "all()", None), "a", vec![]),
+            (key(Scope::Everywhere, "app == 'db'", None), "a", vec![]),
+            (key(Scope::Everywhere, "all()", Some((Some(6), &["http"]))), "a", vec!["10.0.0.1,tcp,8080"]),
+            (key(Scope::Everywhere, "all()", Some((Some(17), &["http"]))), "a", vec![]),
+            (key(Scope::Everywhere, "all()", Some((None, &["http", "dns"]))), "a", vec!["10.0.0.1,tcp,8080"]),
+        ];
+        for (set, namespace, expected) in cases {
+            assert_eq!(set.members(namespace, &prod, &facts, "10.0.0.1"), expected, "{set:?}");
+        }
+    }
+}

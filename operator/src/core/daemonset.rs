@@ -1,0 +1,185 @@
+//! The agent DaemonSet, rendered from the `default` FelixConfiguration (see `felix` for which
+//! fields land here) in the same shape as `config/agent/daemonset.yaml`.
+
+use gingham_crds::api::{FelixConfiguration, FelixConfigurationSpec};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use serde_json::json;
+
+use super::OperatorSettings;
+
+/// The DaemonSet's name (and its pods' `app.kubernetes.io/name`).
+pub const NAME: &str = "gingham-node-agent";
+/// The agent's health port when FelixConfiguration does not set one.
+pub const DEFAULT_HEALTH_PORT: u16 = 9099;
+/// The agent's metrics port when FelixConfiguration does not set one.
+pub const DEFAULT_METRICS_PORT: u16 = 9091;
+
+/// Why the DaemonSet could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The rendered JSON is not a DaemonSet (a bug in this module).
+    #[error("the rendered agent DaemonSet {namespace}/{NAME} does not deserialize: {source}")]
+    Shape {
+        /// The DaemonSet's namespace.
+        namespace: String,
+        /// The deserialization error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl RenderError {
+    /// A stable short label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            RenderError::Shape { .. } => "daemonset_shape",
+        }
+    }
+}
+
+/// Renders the agent DaemonSet. `default` is the `default` FelixConfiguration; when it exists the
+/// DaemonSet is owned by it, so deleting it cascades.
+pub fn render(default: Option<&FelixConfiguration>, settings: &OperatorSettings) -> Result<DaemonSet, RenderError> {
+    let spec = default.map(|c| c.spec.clone()).unwrap_or_default();
+    let FelixConfigurationSpec {
+        health_enabled, health_port, prometheus_metrics_enabled, prometheus_metrics_port, ..
+    } = &spec;
+    let health_port = health_port.unwrap_or(DEFAULT_HEALTH_PORT);
+    let metrics_port = prometheus_metrics_port.unwrap_or(DEFAULT_METRICS_PORT);
+    let log_level = spec.log_severity_screen.clone().filter(|l| !l.is_empty()).unwrap_or_else(|| "Info".into());
+    let owner = default.and_then(|config| {
+        config.metadata.uid.as_ref().map(|uid| {
+            json!([{
+                "apiVersion": gingham_crds::api::API_VERSION,
+                "kind": "FelixConfiguration",
+                "name": config.metadata.name.clone().unwrap_or_default(),
+                "uid": uid,
+                "controller": true,
+                "blockOwnerDeletion": true,
+            }])
+        })
+    });
+    let mut ports = Vec::new();
+    let mut env = vec![
+        json!({"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}),
+        json!({"name": "LOG_LEVEL", "value": log_level}),
+    ];
+    let health = health_enabled.unwrap_or(true);
+    if health {
+        ports.push(json!({"name": "health", "containerPort": health_port}));
+        env.push(json!({"name": "HEALTH_PORT", "value": health_port.to_string()}));
+    }
+    if prometheus_metrics_enabled.unwrap_or(false) {
+        ports.push(json!({"name": "metrics", "containerPort": metrics_port}));
+        env.push(json!({"name": "METRICS_PORT", "value": metrics_port.to_string()}));
+    }
+    let probe = |path: &str| health.then(|| json!({"httpGet": {"path": path, "port": health_port}}));
+    let host_path =
+        |name: &str, path: &str| json!({"name": name, "hostPath": {"path": path, "type": "DirectoryOrCreate"}});
+    let labels = json!({"app.kubernetes.io/name": NAME});
+    let value = json!({
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": NAME, "namespace": settings.namespace, "labels": labels, "ownerReferences": owner},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": NAME,
+                    "hostNetwork": true,
+                    "priorityClassName": "system-node-critical",
+                    "tolerations": [{"operator": "Exists"}],
+                    "terminationGracePeriodSeconds": 10,
+                    "containers": [{
+                        "name": "agent",
+                        "image": settings.agent_image,
+                        "args": ["--datastore", "kubernetes", "--state-dir", "/var/lib/gingham", "--cni-socket", "/run/gingham/cni.sock"],
+                        "env": env,
+                        "ports": ports,
+                        "readinessProbe": probe("/readyz"),
+                        "livenessProbe": probe("/healthz"),
+                        "securityContext": {
+                            "privileged": false,
+                            "capabilities": {"add": ["NET_ADMIN", "NET_RAW", "SYS_ADMIN"]},
+                        },
+                        "volumeMounts": [
+                            {"name": "cni-bin", "mountPath": "/host/opt/cni/bin"},
+                            {"name": "cni-net", "mountPath": "/host/etc/cni/net.d"},
+                            {"name": "state", "mountPath": "/var/lib/gingham"},
+                            {"name": "run", "mountPath": "/run/gingham"},
+                            {"name": "netns", "mountPath": "/var/run/netns", "mountPropagation": "HostToContainer"},
+                        ],
+                    }],
+                    "volumes": [
+                        host_path("cni-bin", "/opt/cni/bin"),
+                        host_path("cni-net", "/etc/cni/net.d"),
+                        host_path("state", "/var/lib/gingham"),
+                        host_path("run", "/run/gingham"),
+                        host_path("netns", "/var/run/netns"),
+                    ],
+                },
+            },
+        },
+    });
+    serde_json::from_value(value).map_err(|source| RenderError::Shape { namespace: settings.namespace.clone(), source })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::core::testkit::{Meta, meta};
+
+    fn felix(spec: FelixConfigurationSpec) -> FelixConfiguration {
+        FelixConfiguration { metadata: meta(None, "default"), spec }.uid("felix-uid")
+    }
+
+    #[test]
+    fn the_daemonset_has_what_the_agent_needs() {
+        let settings = OperatorSettings::default();
+        let ds = render(Some(&felix(FelixConfigurationSpec::default())), &settings).unwrap();
+        assert_eq!(ds.metadata.namespace.as_deref(), Some("gingham-system"));
+        let owner = &ds.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("FelixConfiguration", "felix-uid"));
+        let spec = ds.spec.unwrap();
+        let strategy = spec.update_strategy.unwrap();
+        assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+        let pod = spec.template.spec.unwrap();
+        assert_eq!(pod.host_network, Some(true));
+        assert_eq!(pod.tolerations.unwrap()[0].operator.as_deref(), Some("Exists"));
+        let container = &pod.containers[0];
+        assert_eq!(container.image.as_deref(), Some(settings.agent_image.as_str()));
+        let caps = container.security_context.as_ref().unwrap().capabilities.as_ref().unwrap().add.clone().unwrap();
+        assert_eq!(caps, ["NET_ADMIN", "NET_RAW", "SYS_ADMIN"]);
+        let env = container.env.as_ref().unwrap();
+        let node_name = env.iter().find(|e| e.name == "NODE_NAME").unwrap();
+        assert_eq!(node_name.value_from.as_ref().unwrap().field_ref.as_ref().unwrap().field_path, "spec.nodeName");
+        let mounts: Vec<&str> = container.volume_mounts.iter().flatten().map(|m| m.mount_path.as_str()).collect();
+        for path in ["/var/lib/gingham", "/run/gingham", "/var/run/netns", "/host/opt/cni/bin", "/host/etc/cni/net.d"] {
+            assert!(mounts.contains(&path), "{path} in {mounts:?}");
+        }
+        let netns = container.volume_mounts.iter().flatten().find(|m| m.name == "netns").unwrap();
+        assert_eq!(netns.mount_propagation.as_deref(), Some("HostToContainer"));
+    }
+
+    #[test]
+    fn log_level_and_ports_come_from_felix() {
+        let spec = FelixConfigurationSpec {
+            log_severity_screen: Some("Debug".into()),
+            health_port: Some(9999),
+            prometheus_metrics_enabled: Some(true),
+            ..FelixConfigurationSpec::default()
+        };
+        let ds = render(Some(&felix(spec)), &OperatorSettings::default()).unwrap();
+        let container = ds.spec.unwrap().template.spec.unwrap().containers[0].clone();
+        let env = container.env.unwrap();
+        assert_eq!(env.iter().find(|e| e.name == "LOG_LEVEL").unwrap().value.as_deref(), Some("Debug"));
+        let ports: Vec<(String, i32)> =
+            container.ports.unwrap().into_iter().map(|p| (p.name.unwrap_or_default(), p.container_port)).collect();
+        assert_eq!(ports, [("health".to_string(), 9999), ("metrics".to_string(), 9091)]);
+        let unowned = render(None, &OperatorSettings::default()).unwrap();
+        assert!(unowned.metadata.owner_references.is_none());
+    }
+}

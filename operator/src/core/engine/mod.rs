@@ -1,0 +1,212 @@
+//! The incremental engine: feed it events, read the desired state and what changed.
+//!
+//! ```text
+//! let mut engine = Engine::new(settings);          // or Engine::from_snapshot(&snapshot, settings)
+//! engine.apply(Event::Upsert(Object::Pod(pod)));
+//! let changed = engine.take_changes();              // write only these
+//! let desired = engine.desired();
+//! ```
+//!
+//! Cluster-level objects (pools, nodes, blocks, BGP, Felix configuration, secrets) are few and
+//! change rarely: they re-run the cluster stages (pool check, block assignment, BGP topology,
+//! per-node routing), which cost O(nodes) and write only the objects whose content changed. Pods,
+//! namespaces, policies and the endpoint lists in node reports go through the policy index, which
+//! rebuilds only the nodes whose endpoints' policies changed and patches the sets that changed on
+//! the nodes that use them. [`crate::core::compute`] is `Engine::from_snapshot`, the oracle the
+//! incremental path is tested against.
+
+mod stages;
+pub mod store;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gingham_crds::api::NodeNetworkStatus;
+use gingham_crds::api::nodenetwork::NodeBgpSpec;
+
+pub use self::store::Event;
+use self::store::{Key, Kind, Object, Store};
+use super::compile::index::PolicyIndex;
+use super::facts::NodeFacts;
+use super::ipam::Assignment;
+use super::pools::CheckedPool;
+use super::{ClusterSnapshot, DesiredState, ObjectProblem, OperatorSettings};
+
+/// What changed in the desired state since the last [`Engine::take_changes`]. A key whose object
+/// is no longer in the desired state was deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// NodeNetworks, by node name.
+    pub node_networks: BTreeSet<String>,
+    /// IPAMBlocks, by object name.
+    pub blocks: BTreeSet<String>,
+    /// Pool statuses, by pool name.
+    pub pool_statuses: BTreeSet<String>,
+    /// Translated policies, by (namespace, name).
+    pub translated_policies: BTreeSet<(String, String)>,
+    /// The agent DaemonSet.
+    pub agent_daemon_set: bool,
+    /// The problem list.
+    pub problems: bool,
+}
+
+impl Changes {
+    /// How many objects these changes write (for metrics and the benchmark).
+    pub fn object_count(&self) -> usize {
+        self.node_networks.len()
+            + self.blocks.len()
+            + self.pool_statuses.len()
+            + self.translated_policies.len()
+            + usize::from(self.agent_daemon_set)
+    }
+}
+
+/// Where a problem came from, so each source can be replaced on its own.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    Pools,
+    Nodes,
+    Bgp,
+    Felix,
+    DaemonSet,
+    Object(Kind, Key),
+}
+
+/// Which cluster stages an event requires.
+#[derive(Clone, Copy, Debug, Default)]
+struct Work {
+    pools: bool,
+    nodes: bool,
+    ipam: bool,
+    bgp: bool,
+    statuses: bool,
+    felix: bool,
+}
+
+/// The incremental engine. See the module documentation.
+#[derive(Debug)]
+pub struct Engine {
+    settings: OperatorSettings,
+    store: Store,
+    pools: BTreeMap<String, CheckedPool>,
+    nodes: BTreeMap<String, NodeFacts>,
+    ipam_reports: BTreeMap<String, NodeNetworkStatus>,
+    assignment: Assignment,
+    bgp: BTreeMap<String, Option<NodeBgpSpec>>,
+    index: PolicyIndex,
+    addresses: BTreeMap<String, BTreeMap<String, u64>>,
+    address_totals: BTreeMap<String, u64>,
+    problems: BTreeMap<Source, Vec<ObjectProblem>>,
+    desired: DesiredState,
+    changes: Changes,
+}
+
+impl Engine {
+    /// An engine that has observed nothing yet.
+    pub fn new(settings: OperatorSettings) -> Self {
+        Self::from_snapshot(&ClusterSnapshot::default(), settings)
+    }
+
+    /// An engine loaded with a whole snapshot in one batch. Its changes list everything.
+    pub fn from_snapshot(snapshot: &ClusterSnapshot, settings: OperatorSettings) -> Self {
+        let mut engine = Self {
+            settings,
+            store: Store::from_snapshot(snapshot),
+            pools: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            ipam_reports: BTreeMap::new(),
+            assignment: Assignment::default(),
+            bgp: BTreeMap::new(),
+            index: PolicyIndex::batch(),
+            addresses: BTreeMap::new(),
+            address_totals: BTreeMap::new(),
+            problems: BTreeMap::new(),
+            desired: DesiredState::default(),
+            changes: Changes::default(),
+        };
+        engine.load_policy_inputs();
+        engine.index.finish_batch();
+        let all = Work { pools: true, nodes: true, ipam: true, bgp: true, statuses: true, felix: true };
+        engine.run(all);
+        engine.index.take_dirty();
+        engine
+    }
+
+    /// The desired state.
+    pub fn desired(&self) -> &DesiredState {
+        &self.desired
+    }
+
+    /// The desired state, consuming the engine.
+    pub fn into_desired(self) -> DesiredState {
+        self.desired
+    }
+
+    /// What changed since the last call (or since creation).
+    pub fn take_changes(&mut self) -> Changes {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Everything observed, as a snapshot (what [`crate::core::compute`] would be given).
+    pub fn snapshot(&self) -> ClusterSnapshot {
+        self.store.to_snapshot()
+    }
+
+    /// Applies one event.
+    pub fn apply(&mut self, event: Event) {
+        let (kind, key, previous, current) = match event {
+            Event::Upsert(object) => {
+                let (kind, key) = (object.kind(), object.key());
+                let previous = self.store.upsert(object);
+                let current = self.store.get(kind, &key).cloned();
+                (kind, key, previous, current)
+            }
+            Event::Delete(kind, key) => {
+                let previous = self.store.delete(kind, &key);
+                (kind, key, previous, None)
+            }
+        };
+        let mut work = Work::default();
+        match kind {
+            Kind::Pool => work.pools = true,
+            Kind::Block => work.ipam = true,
+            Kind::Node => work.nodes = true,
+            Kind::BgpConfiguration | Kind::BgpPeer | Kind::Secret => work.bgp = true,
+            Kind::FelixConfiguration => work.felix = true,
+            Kind::NodeStatus => work = self.node_status_changed(&key.1, previous.as_ref(), current.as_ref()),
+            Kind::Pod | Kind::Namespace | Kind::NetworkPolicy | Kind::GlobalNetworkPolicy | Kind::KubeNetworkPolicy => {
+                self.policy_object_changed(kind, &key, current.as_ref());
+            }
+        }
+        self.run(work);
+    }
+
+    fn node_status_changed(&mut self, node: &str, previous: Option<&Object>, current: Option<&Object>) -> Work {
+        let status = |o: Option<&Object>| match o {
+            Some(Object::NodeStatus(_, s)) => Some(s.clone()),
+            _ => None,
+        };
+        let (old, new) = (status(previous).unwrap_or_default(), status(current));
+        let new_ipam = new.as_ref().map(|s| s.ipam.clone()).unwrap_or_default();
+        if old.endpoints != new.as_ref().map(|s| s.endpoints.clone()).unwrap_or_default() {
+            self.index.set_node_endpoints(node, new.as_ref().map_or(&[], |s| s.endpoints.as_slice()));
+        }
+        match &new {
+            Some(_) => {
+                let report = NodeNetworkStatus { ipam: new_ipam.clone(), ..NodeNetworkStatus::default() };
+                self.ipam_reports.insert(node.to_string(), report);
+            }
+            None => {
+                self.ipam_reports.remove(node);
+            }
+        }
+        let allocated_changed = old.ipam.allocated != new_ipam.allocated;
+        if allocated_changed {
+            self.update_addresses(node);
+        }
+        Work {
+            ipam: old.ipam.pressure != new_ipam.pressure || old.ipam.capacity != new_ipam.capacity,
+            statuses: allocated_changed,
+            ..Work::default()
+        }
+    }
+}

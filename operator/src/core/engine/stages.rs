@@ -1,0 +1,405 @@
+//! The engine's stages: cluster stages (pools, nodes, blocks, BGP, Felix, routing), the policy
+//! objects, and writing their results into the desired state while recording what changed.
+
+use gingham_crds::api::nodenetwork::{NodePolicySpec, PoolRouting};
+use gingham_crds::api::{BGPConfigurationSpec, NodeNetworkSpec};
+use gingham_crds::naming::block_object_name;
+use gingham_crds::validate::validate_felix_configuration;
+
+use super::store::{Key, Kind, Object};
+use super::{Engine, Source, Work};
+use crate::core::bgp::{BgpInput, topology};
+use crate::core::compile::{global_name, global_policy_entry, namespaced_name, network_policy_entry};
+use crate::core::facts::{NodeFacts, PodFacts, namespace_labels};
+use crate::core::felix::{agent_settings, default_config, merged_for, policy_header, tunnel_settings};
+use crate::core::ipam::{IpamInput, assign, blocks_per_pool};
+use crate::core::pools::{attribute_addresses, check_pools, pool_statuses};
+use crate::core::translate::{PREFIX, translate};
+use crate::core::{ObjectProblem, daemonset};
+
+/// The node-wide header fields of a compiled policy.
+fn header_of(policy: &NodePolicySpec) -> NodePolicySpec {
+    NodePolicySpec {
+        default_endpoint_to_host_action: policy.default_endpoint_to_host_action,
+        failsafe_inbound: policy.failsafe_inbound.clone(),
+        failsafe_outbound: policy.failsafe_outbound.clone(),
+        ..NodePolicySpec::default()
+    }
+}
+
+fn namespace_or_default(namespace: &str) -> &str {
+    if namespace.is_empty() { "default" } else { namespace }
+}
+
+impl Engine {
+    /// Runs the cluster stages an event requires, then applies what the policy index says.
+    pub(super) fn run(&mut self, work: Work) {
+        if work.pools {
+            let (checked, problems) = check_pools(&self.store.pools());
+            self.pools = checked;
+            self.set_problems(Source::Pools, problems);
+        }
+        if work.nodes {
+            self.read_nodes();
+        }
+        let ipam = work.pools || work.nodes || work.ipam;
+        if ipam {
+            self.assign_blocks();
+        }
+        if work.nodes || work.bgp {
+            self.bgp_topology();
+        }
+        if work.felix {
+            self.felix_configuration();
+        }
+        if ipam || work.statuses {
+            self.pool_statuses();
+        }
+        if ipam || work.bgp || work.felix {
+            self.refresh_routing();
+        }
+        self.apply_policy_changes();
+    }
+
+    fn read_nodes(&mut self) {
+        let mut problems = Vec::new();
+        self.nodes = self
+            .store
+            .all(Kind::Node)
+            .filter_map(|o| if let Object::Node(node) = o { Some(node) } else { None })
+            .map(|node| {
+                let (facts, mut found) = NodeFacts::from_node(node);
+                problems.append(&mut found);
+                (facts.name.clone(), facts)
+            })
+            .collect();
+        self.set_problems(Source::Nodes, problems);
+    }
+
+    fn assign_blocks(&mut self) {
+        let existing = self.store.blocks();
+        let assignment = assign(&IpamInput {
+            pools: &self.pools,
+            nodes: &self.nodes,
+            existing: &existing,
+            statuses: &self.ipam_reports,
+            max_blocks_per_node: self.settings.max_blocks_per_node,
+        });
+        for (name, spec) in &assignment.blocks {
+            if self.desired.blocks.get(name) != Some(spec) {
+                self.changes.blocks.insert(name.clone());
+            }
+        }
+        for name in self.desired.blocks.keys().filter(|n| !assignment.blocks.contains_key(*n)) {
+            self.changes.blocks.insert(name.clone());
+        }
+        self.desired.blocks = assignment.blocks.clone();
+        self.assignment = assignment;
+        self.addresses.clear();
+        self.address_totals.clear();
+        let reporting: Vec<String> = self.ipam_reports.keys().cloned().collect();
+        for node in reporting {
+            self.update_addresses(&node);
+        }
+    }
+
+    /// Re-attributes one node's reported address use to its blocks' pools.
+    pub(super) fn update_addresses(&mut self, node: &str) {
+        for (pool, count) in self.addresses.remove(node).unwrap_or_default() {
+            if let Some(total) = self.address_totals.get_mut(&pool) {
+                *total -= count;
+            }
+        }
+        let allocated = self.ipam_reports.get(node).map_or(0, |s| s.ipam.allocated);
+        let pools: Vec<&str> = self
+            .assignment
+            .node_blocks
+            .get(node)
+            .into_iter()
+            .flatten()
+            .filter_map(|cidr| self.desired.blocks.get(&block_object_name(cidr)).map(|b| b.pool.as_str()))
+            .collect();
+        let shares = attribute_addresses(allocated, &pools);
+        for (pool, count) in &shares {
+            *self.address_totals.entry(pool.clone()).or_insert(0) += count;
+        }
+        if !shares.is_empty() {
+            self.addresses.insert(node.to_string(), shares);
+        }
+    }
+
+    fn pool_statuses(&mut self) {
+        let statuses = pool_statuses(&self.pools, &blocks_per_pool(&self.desired.blocks), &self.address_totals);
+        for (name, status) in &statuses {
+            if self.desired.pool_statuses.get(name) != Some(status) {
+                self.changes.pool_statuses.insert(name.clone());
+            }
+        }
+        for name in self.desired.pool_statuses.keys().filter(|n| !statuses.contains_key(*n)) {
+            self.changes.pool_statuses.insert(name.clone());
+        }
+        self.desired.pool_statuses = statuses;
+    }
+
+    fn bgp_topology(&mut self) {
+        let config = self
+            .store
+            .bgp_configurations()
+            .into_iter()
+            .find(|c| c.metadata.name.as_deref() == Some("default"))
+            .map(|c| c.spec)
+            .unwrap_or_else(BGPConfigurationSpec::default);
+        let (peers, secrets) = (self.store.bgp_peers(), self.store.secrets());
+        let input = BgpInput {
+            config: &config,
+            nodes: &self.nodes,
+            peers: &peers,
+            secrets: &secrets,
+            namespace: &self.settings.namespace,
+        };
+        let (bgp, problems) = topology(&input);
+        self.bgp = bgp;
+        self.set_problems(Source::Bgp, problems);
+    }
+
+    fn felix_configuration(&mut self) {
+        let configs = self.store.felix_configurations();
+        let mut problems = Vec::new();
+        for config in &configs {
+            if let Err(errors) = validate_felix_configuration(config) {
+                problems.extend(errors.iter().map(|e| ObjectProblem {
+                    kind: "FelixConfiguration".into(),
+                    namespace: None,
+                    name: config.metadata.name.clone().unwrap_or_default(),
+                    reason: "InvalidConfiguration".into(),
+                    message: e.to_string(),
+                }));
+            }
+        }
+        self.set_problems(Source::Felix, problems);
+        match daemonset::render(default_config(&configs), &self.settings) {
+            Ok(rendered) => {
+                self.set_problems(Source::DaemonSet, Vec::new());
+                if self.desired.agent_daemon_set.as_ref() != Some(&rendered) {
+                    self.desired.agent_daemon_set = Some(rendered);
+                    self.changes.agent_daemon_set = true;
+                }
+            }
+            Err(error) => {
+                let problem = ObjectProblem {
+                    kind: "FelixConfiguration".into(),
+                    namespace: None,
+                    name: "default".into(),
+                    reason: "RenderFailed".into(),
+                    message: error.to_string(),
+                };
+                self.set_problems(Source::DaemonSet, vec![problem]);
+            }
+        }
+    }
+
+    /// Rewrites every node's non-policy fields (and policy header), writing only what changed;
+    /// adds NodeNetworks for new nodes and drops those of deleted ones.
+    fn refresh_routing(&mut self) {
+        let configs = self.store.felix_configurations();
+        let pools: Vec<PoolRouting> = self
+            .pools
+            .values()
+            .filter(|p| p.is_valid())
+            .map(|p| PoolRouting {
+                name: p.name.clone(),
+                cidr: p.spec.cidr.clone(),
+                ipip_mode: p.spec.ipip_mode,
+                vxlan_mode: p.spec.vxlan_mode,
+                nat_outgoing: p.spec.nat_outgoing,
+                disable_bgp_export: p.spec.disable_bgp_export,
+            })
+            .collect();
+        let gone: Vec<String> =
+            self.desired.node_networks.keys().filter(|n| !self.nodes.contains_key(*n)).cloned().collect();
+        for node in gone {
+            self.desired.node_networks.remove(&node);
+            self.index.forget_node(&node);
+            self.changes.node_networks.insert(node);
+        }
+        for (name, facts) in &self.nodes {
+            let felix = merged_for(&configs, name);
+            let mut tunnel = tunnel_settings(&felix);
+            if let Some(node_tunnel) = self.assignment.tunnels.get(name) {
+                tunnel.address.clone_from(&node_tunnel.address);
+                tunnel.vtep_mac.clone_from(&node_tunnel.vtep_mac);
+            }
+            let header = policy_header(&felix);
+            let routing = NodeNetworkSpec {
+                address: facts.address.map(|a| a.to_string()).unwrap_or_default(),
+                blocks: self.assignment.node_blocks.get(name).cloned().unwrap_or_default(),
+                pools: pools.clone(),
+                tunnel,
+                bgp: self.bgp.get(name).cloned().flatten(),
+                policy: NodePolicySpec::default(),
+                agent: agent_settings(&felix),
+            };
+            let Some(spec) = self.desired.node_networks.get_mut(name) else {
+                let policy = self.index.build_node(name, header);
+                self.desired.node_networks.insert(name.clone(), NodeNetworkSpec { policy, ..routing });
+                self.changes.node_networks.insert(name.clone());
+                continue;
+            };
+            let old_routing = NodeNetworkSpec { policy: NodePolicySpec::default(), ..spec.clone() };
+            let mut changed = false;
+            if old_routing != routing {
+                let policy = std::mem::take(&mut spec.policy);
+                *spec = NodeNetworkSpec { policy, ..routing };
+                changed = true;
+            }
+            if header_of(&spec.policy) != header {
+                spec.policy.default_endpoint_to_host_action = header.default_endpoint_to_host_action;
+                spec.policy.failsafe_inbound = header.failsafe_inbound;
+                spec.policy.failsafe_outbound = header.failsafe_outbound;
+                changed = true;
+            }
+            if changed {
+                self.changes.node_networks.insert(name.clone());
+            }
+        }
+    }
+
+    /// Rebuilds the nodes the policy index marked, and patches refreshed sets on the others.
+    fn apply_policy_changes(&mut self) {
+        let dirty = self.index.take_dirty();
+        for node in &dirty.rebuild {
+            let Some(spec) = self.desired.node_networks.get_mut(node) else { continue };
+            let policy = self.index.build_node(node, header_of(&spec.policy));
+            if spec.policy != policy {
+                spec.policy = policy;
+                self.changes.node_networks.insert(node.clone());
+            }
+        }
+        for (node, ids) in dirty.refresh {
+            if dirty.rebuild.contains(&node) {
+                continue;
+            }
+            let Some(spec) = self.desired.node_networks.get_mut(&node) else { continue };
+            for id in ids {
+                let Some((name, members)) = self.index.set_view(id) else { continue };
+                let Ok(position) = spec.policy.ip_sets.binary_search_by(|s| s.name.as_str().cmp(name)) else {
+                    continue;
+                };
+                let set = &mut spec.policy.ip_sets[position];
+                if set.members != members {
+                    set.members = members;
+                    self.changes.node_networks.insert(node.clone());
+                }
+            }
+        }
+    }
+
+    /// Feeds namespaces, pods, node reports and policies to the index (the batch load).
+    pub(super) fn load_policy_inputs(&mut self) {
+        for kind in [
+            Kind::Namespace,
+            Kind::Pod,
+            Kind::NodeStatus,
+            Kind::NetworkPolicy,
+            Kind::GlobalNetworkPolicy,
+            Kind::KubeNetworkPolicy,
+        ] {
+            let objects: Vec<Object> = self.store.all(kind).cloned().collect();
+            for object in objects {
+                let key = object.key();
+                if let Object::NodeStatus(node, status) = &object {
+                    self.index.set_node_endpoints(node, &status.endpoints);
+                    let report =
+                        gingham_crds::api::NodeNetworkStatus { ipam: status.ipam.clone(), ..Default::default() };
+                    self.ipam_reports.insert(node.clone(), report);
+                } else {
+                    self.policy_object_changed(kind, &key, Some(&object));
+                }
+            }
+        }
+    }
+
+    /// Feeds one pod, namespace or policy change to the index.
+    pub(super) fn policy_object_changed(&mut self, kind: Kind, key: &Key, current: Option<&Object>) {
+        let namespace = namespace_or_default(&key.0);
+        match (kind, current) {
+            (Kind::Pod, current) => {
+                let facts = match current {
+                    Some(Object::Pod(pod)) => Some(PodFacts::from_pod(pod)),
+                    _ => None,
+                };
+                self.index.set_pod(&format!("{namespace}/{}", key.1), facts);
+            }
+            (Kind::Namespace, current) => {
+                let labels = match current {
+                    Some(Object::Namespace(ns)) => Some(namespace_labels(ns)),
+                    _ => None,
+                };
+                self.index.set_namespace(&key.1, labels);
+            }
+            (Kind::NetworkPolicy, _) if key.1.starts_with(PREFIX) => {}
+            (Kind::NetworkPolicy, Some(Object::NetworkPolicy(policy))) => {
+                let (entry, problems) = network_policy_entry(policy);
+                self.set_problems(Source::Object(kind, key.clone()), problems);
+                match entry {
+                    Some(entry) => self.index.upsert_policy(entry),
+                    None => self.index.delete_policy(&namespaced_name(namespace, &key.1)),
+                }
+            }
+            (Kind::GlobalNetworkPolicy, Some(Object::GlobalNetworkPolicy(policy))) => {
+                let (entry, problems) = global_policy_entry(policy);
+                self.set_problems(Source::Object(kind, key.clone()), problems);
+                match entry {
+                    Some(entry) => self.index.upsert_policy(entry),
+                    None => self.index.delete_policy(&global_name(&key.1)),
+                }
+            }
+            (Kind::KubeNetworkPolicy, Some(Object::KubeNetworkPolicy(knp))) => {
+                let (translated_key, translated, problem) = translate(knp);
+                let (entry, mut problems) = network_policy_entry(&translated);
+                problems.extend(problem);
+                self.set_problems(Source::Object(kind, key.clone()), problems);
+                if self.desired.translated_policies.get(&translated_key) != Some(&translated) {
+                    self.desired.translated_policies.insert(translated_key.clone(), translated);
+                    self.changes.translated_policies.insert(translated_key);
+                }
+                match entry {
+                    Some(entry) => self.index.upsert_policy(entry),
+                    None => self.index.delete_policy(&namespaced_name(namespace, &format!("{PREFIX}{}", key.1))),
+                }
+            }
+            (Kind::NetworkPolicy | Kind::GlobalNetworkPolicy | Kind::KubeNetworkPolicy, _) => {
+                self.set_problems(Source::Object(kind, key.clone()), Vec::new());
+                let name = match kind {
+                    Kind::GlobalNetworkPolicy => global_name(&key.1),
+                    Kind::KubeNetworkPolicy => {
+                        let translated_key = (namespace.to_string(), format!("{PREFIX}{}", key.1));
+                        if self.desired.translated_policies.remove(&translated_key).is_some() {
+                            self.changes.translated_policies.insert(translated_key);
+                        }
+                        namespaced_name(namespace, &format!("{PREFIX}{}", key.1))
+                    }
+                    _ => namespaced_name(namespace, &key.1),
+                };
+                self.index.delete_policy(&name);
+            }
+            _ => {}
+        }
+    }
+
+    fn set_problems(&mut self, source: Source, problems: Vec<ObjectProblem>) {
+        let previous = self.problems.get(&source).map_or(&[][..], Vec::as_slice);
+        if previous == problems.as_slice() {
+            return;
+        }
+        if problems.is_empty() {
+            self.problems.remove(&source);
+        } else {
+            self.problems.insert(source, problems);
+        }
+        let mut all: Vec<ObjectProblem> = self.problems.values().flatten().cloned().collect();
+        all.sort();
+        self.desired.problems = all;
+        self.changes.problems = true;
+    }
+}

@@ -1,0 +1,237 @@
+//! Events the engine consumes, and the observed objects it keeps (the snapshot, by key).
+
+use std::collections::BTreeMap;
+
+use gingham_crds::api::{
+    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy,
+    NodeNetworkStatus,
+};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
+use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
+use kube::Resource;
+
+use crate::core::ClusterSnapshot;
+
+/// One observed object.
+///
+/// Variants differ in size (a Pod is large); objects are moved once into the store, so boxing
+/// each one would only add allocations.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum Object {
+    /// An IPPool.
+    Pool(IPPool),
+    /// A BGPConfiguration.
+    BgpConfiguration(BGPConfiguration),
+    /// A BGPPeer.
+    BgpPeer(BGPPeer),
+    /// A FelixConfiguration.
+    FelixConfiguration(FelixConfiguration),
+    /// A gingham NetworkPolicy.
+    NetworkPolicy(NetworkPolicy),
+    /// A GlobalNetworkPolicy.
+    GlobalNetworkPolicy(GlobalNetworkPolicy),
+    /// A Kubernetes NetworkPolicy.
+    KubeNetworkPolicy(KubeNetworkPolicy),
+    /// A Node.
+    Node(Node),
+    /// A Pod.
+    Pod(Pod),
+    /// A Namespace.
+    Namespace(Namespace),
+    /// A Secret.
+    Secret(Secret),
+    /// An IPAMBlock.
+    Block(IPAMBlock),
+    /// A node agent's report: node name and status.
+    NodeStatus(String, NodeNetworkStatus),
+}
+
+/// The kinds of [`Object`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// IPPool.
+    Pool,
+    /// BGPConfiguration.
+    BgpConfiguration,
+    /// BGPPeer.
+    BgpPeer,
+    /// FelixConfiguration.
+    FelixConfiguration,
+    /// gingham NetworkPolicy.
+    NetworkPolicy,
+    /// GlobalNetworkPolicy.
+    GlobalNetworkPolicy,
+    /// Kubernetes NetworkPolicy.
+    KubeNetworkPolicy,
+    /// Node.
+    Node,
+    /// Pod.
+    Pod,
+    /// Namespace.
+    Namespace,
+    /// Secret.
+    Secret,
+    /// IPAMBlock.
+    Block,
+    /// A node agent's report (keyed by node name).
+    NodeStatus,
+}
+
+/// An object's identity: namespace (empty for cluster-scoped kinds) and name.
+pub type Key = (String, String);
+
+/// A change the engine consumes.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// The object was created or changed.
+    Upsert(Object),
+    /// The object was deleted.
+    Delete(Kind, Key),
+}
+
+fn key_of<T: Resource>(object: &T) -> Key {
+    (object.meta().namespace.clone().unwrap_or_default(), object.meta().name.clone().unwrap_or_default())
+}
+
+impl Object {
+    /// The object's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::Pool(_) => Kind::Pool,
+            Object::BgpConfiguration(_) => Kind::BgpConfiguration,
+            Object::BgpPeer(_) => Kind::BgpPeer,
+            Object::FelixConfiguration(_) => Kind::FelixConfiguration,
+            Object::NetworkPolicy(_) => Kind::NetworkPolicy,
+            Object::GlobalNetworkPolicy(_) => Kind::GlobalNetworkPolicy,
+            Object::KubeNetworkPolicy(_) => Kind::KubeNetworkPolicy,
+            Object::Node(_) => Kind::Node,
+            Object::Pod(_) => Kind::Pod,
+            Object::Namespace(_) => Kind::Namespace,
+            Object::Secret(_) => Kind::Secret,
+            Object::Block(_) => Kind::Block,
+            Object::NodeStatus(..) => Kind::NodeStatus,
+        }
+    }
+
+    /// The object's key.
+    pub fn key(&self) -> Key {
+        match self {
+            Object::Pool(o) => key_of(o),
+            Object::BgpConfiguration(o) => key_of(o),
+            Object::BgpPeer(o) => key_of(o),
+            Object::FelixConfiguration(o) => key_of(o),
+            Object::NetworkPolicy(o) => key_of(o),
+            Object::GlobalNetworkPolicy(o) => key_of(o),
+            Object::KubeNetworkPolicy(o) => key_of(o),
+            Object::Node(o) => key_of(o),
+            Object::Pod(o) => key_of(o),
+            Object::Namespace(o) => key_of(o),
+            Object::Secret(o) => key_of(o),
+            Object::Block(o) => key_of(o),
+            Object::NodeStatus(node, _) => (String::new(), node.clone()),
+        }
+    }
+}
+
+/// Every observed object, by kind and key.
+#[derive(Clone, Debug, Default)]
+pub struct Store {
+    objects: BTreeMap<Kind, BTreeMap<Key, Object>>,
+}
+
+impl Store {
+    /// Loads a snapshot.
+    pub fn from_snapshot(snapshot: &ClusterSnapshot) -> Self {
+        let mut store = Self::default();
+        let s = snapshot;
+        let objects = s
+            .pools
+            .iter()
+            .cloned()
+            .map(Object::Pool)
+            .chain(s.bgp_configurations.iter().cloned().map(Object::BgpConfiguration))
+            .chain(s.bgp_peers.iter().cloned().map(Object::BgpPeer))
+            .chain(s.felix_configurations.iter().cloned().map(Object::FelixConfiguration))
+            .chain(s.network_policies.iter().cloned().map(Object::NetworkPolicy))
+            .chain(s.global_network_policies.iter().cloned().map(Object::GlobalNetworkPolicy))
+            .chain(s.kube_network_policies.iter().cloned().map(Object::KubeNetworkPolicy))
+            .chain(s.nodes.iter().cloned().map(Object::Node))
+            .chain(s.pods.iter().cloned().map(Object::Pod))
+            .chain(s.namespaces.iter().cloned().map(Object::Namespace))
+            .chain(s.secrets.iter().cloned().map(Object::Secret))
+            .chain(s.blocks.iter().cloned().map(Object::Block))
+            .chain(s.node_statuses.iter().map(|(n, st)| Object::NodeStatus(n.clone(), st.clone())));
+        for object in objects {
+            store.upsert(object);
+        }
+        store
+    }
+
+    /// Stores an object; returns the previous version.
+    pub fn upsert(&mut self, object: Object) -> Option<Object> {
+        self.objects.entry(object.kind()).or_default().insert(object.key(), object)
+    }
+
+    /// Removes an object; returns it.
+    pub fn delete(&mut self, kind: Kind, key: &Key) -> Option<Object> {
+        self.objects.get_mut(&kind).and_then(|objects| objects.remove(key))
+    }
+
+    /// The objects of one kind, by key.
+    pub fn all(&self, kind: Kind) -> impl Iterator<Item = &Object> {
+        self.objects.get(&kind).into_iter().flat_map(|objects| objects.values())
+    }
+
+    /// One object.
+    pub fn get(&self, kind: Kind, key: &Key) -> Option<&Object> {
+        self.objects.get(&kind).and_then(|objects| objects.get(key))
+    }
+
+    /// The store as a snapshot.
+    pub fn to_snapshot(&self) -> ClusterSnapshot {
+        let mut s = ClusterSnapshot::default();
+        for object in self.objects.values().flat_map(|objects| objects.values()).cloned() {
+            match object {
+                Object::Pool(o) => s.pools.push(o),
+                Object::BgpConfiguration(o) => s.bgp_configurations.push(o),
+                Object::BgpPeer(o) => s.bgp_peers.push(o),
+                Object::FelixConfiguration(o) => s.felix_configurations.push(o),
+                Object::NetworkPolicy(o) => s.network_policies.push(o),
+                Object::GlobalNetworkPolicy(o) => s.global_network_policies.push(o),
+                Object::KubeNetworkPolicy(o) => s.kube_network_policies.push(o),
+                Object::Node(o) => s.nodes.push(o),
+                Object::Pod(o) => s.pods.push(o),
+                Object::Namespace(o) => s.namespaces.push(o),
+                Object::Secret(o) => s.secrets.push(o),
+                Object::Block(o) => s.blocks.push(o),
+                Object::NodeStatus(node, status) => {
+                    s.node_statuses.insert(node, status);
+                }
+            }
+        }
+        s
+    }
+}
+
+/// Typed views of the store.
+macro_rules! typed {
+    ($fn_name:ident, $variant:ident, $ty:ty, $kind:ident) => {
+        impl Store {
+            /// Every object of this kind.
+            pub fn $fn_name(&self) -> Vec<$ty> {
+                self.all(Kind::$kind)
+                    .filter_map(|o| if let Object::$variant(x) = o { Some(x.clone()) } else { None })
+                    .collect()
+            }
+        }
+    };
+}
+
+typed!(pools, Pool, IPPool, Pool);
+typed!(bgp_peers, BgpPeer, BGPPeer, BgpPeer);
+typed!(felix_configurations, FelixConfiguration, FelixConfiguration, FelixConfiguration);
+typed!(secrets, Secret, Secret, Secret);
+typed!(blocks, Block, IPAMBlock, Block);
+typed!(bgp_configurations, BgpConfiguration, BGPConfiguration, BgpConfiguration);

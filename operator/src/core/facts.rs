@@ -1,0 +1,186 @@
+//! Facts the core reads off Kubernetes objects: a node's underlay address, AS number and route
+//! reflector cluster id, a pod's endpoint labels and named ports, a namespace's labels.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use gingham_crds::api::AsNumber;
+use ipnet::Ipv4Net;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+
+use super::ObjectProblem;
+
+/// The annotation that gives a node's underlay address with its prefix, e.g. `192.168.10.2/24`.
+pub const ADDRESS_ANNOTATION: &str = "gingham.dev/ipv4-address";
+/// Calico's annotation for the same, read when gingham's is absent.
+pub const CALICO_ADDRESS_ANNOTATION: &str = "projectcalico.org/IPv4Address";
+/// The annotation that gives a node its own AS number.
+pub const AS_ANNOTATION: &str = "gingham.dev/as-number";
+/// Calico's annotation for the same, read when gingham's is absent.
+pub const CALICO_AS_ANNOTATION: &str = "projectcalico.org/ASNumber";
+/// The label (or annotation) that makes a node a route reflector with this cluster id.
+pub const RR_CLUSTER_ID_KEY: &str = "gingham.dev/route-reflector-cluster-id";
+/// The implicit endpoint label holding the pod's namespace (Calico's name for it).
+pub const NAMESPACE_LABEL: &str = "projectcalico.org/namespace";
+
+/// What the core needs to know about one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeFacts {
+    /// The node's name.
+    pub name: String,
+    /// The node's labels.
+    pub labels: BTreeMap<String, String>,
+    /// The underlay IPv4 address with prefix; `None` when the node has none yet.
+    pub address: Option<Ipv4Net>,
+    /// The AS number from the node's annotation, when it sets one.
+    pub as_number: Option<u32>,
+    /// The route reflector cluster id, when the node is a route reflector.
+    ///
+    /// Read from the **label** `gingham.dev/route-reflector-cluster-id` first, then from an annotation
+    /// of the same key. The label is preferred because BGPPeer `peerSelector`s select route
+    /// reflectors by label, so one label both marks the node and makes it selectable.
+    pub rr_cluster_id: Option<String>,
+}
+
+impl NodeFacts {
+    /// Reads the facts off a Node; problems (unparsable annotations) are returned alongside.
+    pub fn from_node(node: &Node) -> (Self, Vec<ObjectProblem>) {
+        let meta = &node.metadata;
+        let name = meta.name.clone().unwrap_or_default();
+        let labels = meta.labels.clone().unwrap_or_default();
+        let annotations = meta.annotations.clone().unwrap_or_default();
+        let mut problems = Vec::new();
+        let mut problem = |reason: &str, message: String| {
+            problems.push(ObjectProblem {
+                kind: "Node".into(),
+                namespace: None,
+                name: name.clone(),
+                reason: reason.into(),
+                message,
+            });
+        };
+        let annotated = [ADDRESS_ANNOTATION, CALICO_ADDRESS_ANNOTATION].iter().find_map(|key| annotations.get(*key));
+        let address = match annotated {
+            Some(text) => match text.parse::<Ipv4Net>() {
+                Ok(net) => Some(net),
+                Err(_) => {
+                    problem(
+                        "InvalidAddress",
+                        format!(
+                            "annotation {ADDRESS_ANNOTATION} {text:?} is not an IPv4 address with prefix: write e.g. 192.168.10.2/24"
+                        ),
+                    );
+                    internal_ip(node)
+                }
+            },
+            None => internal_ip(node),
+        };
+        let as_number = match [AS_ANNOTATION, CALICO_AS_ANNOTATION].iter().find_map(|key| annotations.get(*key)) {
+            Some(text) => match AsNumber::parse(text) {
+                Ok(value) => Some(value.value()),
+                Err(message) => {
+                    problem("InvalidASNumber", format!("annotation {AS_ANNOTATION}: {message}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        let rr_cluster_id = labels
+            .get(RR_CLUSTER_ID_KEY)
+            .or_else(|| annotations.get(RR_CLUSTER_ID_KEY))
+            .filter(|id| !id.is_empty())
+            .cloned();
+        (Self { name, labels, address, as_number, rr_cluster_id }, problems)
+    }
+
+    /// The bare underlay address.
+    pub fn ip(&self) -> Option<Ipv4Addr> {
+        self.address.map(|net| net.addr())
+    }
+}
+
+fn internal_ip(node: &Node) -> Option<Ipv4Net> {
+    let addresses = node.status.as_ref()?.addresses.as_ref()?;
+    addresses
+        .iter()
+        .filter(|a| a.type_ == "InternalIP")
+        .find_map(|a| a.address.parse::<Ipv4Addr>().ok())
+        .and_then(|ip| Ipv4Net::new(ip, 32).ok())
+}
+
+/// A named container port of a pod.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NamedPort {
+    /// The port's name.
+    pub name: String,
+    /// The IP protocol number (TCP when the pod does not say).
+    pub protocol: u8,
+    /// The port number.
+    pub port: u16,
+}
+
+/// What policy needs to know about a pod: its labels (with the implicit namespace label) and named
+/// ports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodFacts {
+    /// The pod's labels plus `projectcalico.org/namespace`.
+    pub labels: BTreeMap<String, String>,
+    /// The pod's named container ports, sorted.
+    pub named_ports: Vec<NamedPort>,
+}
+
+impl PodFacts {
+    /// Facts of a pod known only by name (no Pod object): just the namespace label.
+    pub fn bare(namespace: &str) -> Self {
+        Self { labels: BTreeMap::from([(NAMESPACE_LABEL.to_string(), namespace.to_string())]), named_ports: Vec::new() }
+    }
+
+    /// Reads the facts off a Pod.
+    pub fn from_pod(pod: &Pod) -> Self {
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let mut facts = Self::bare(namespace);
+        for (key, value) in pod.metadata.labels.iter().flatten() {
+            facts.labels.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+        let containers = pod.spec.iter().flat_map(|spec| spec.containers.iter());
+        for port in containers.flat_map(|c| c.ports.iter().flatten()) {
+            let (Some(name), Ok(number)) = (port.name.as_ref(), u16::try_from(port.container_port)) else { continue };
+            let protocol = match port.protocol.as_deref().unwrap_or("TCP") {
+                "UDP" => 17,
+                "SCTP" => 132,
+                _ => 6,
+            };
+            facts.named_ports.push(NamedPort { name: name.clone(), protocol, port: number });
+        }
+        facts.named_ports.sort();
+        facts.named_ports.dedup();
+        facts
+    }
+}
+
+/// `namespace/name` of a pod, the name endpoints carry.
+pub fn pod_key(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+        pod.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// A namespace's labels, with the implicit `kubernetes.io/metadata.name` (set by the API server,
+/// missing in hand-written files) and Calico's `projectcalico.org/name` filled in.
+pub fn namespace_labels(namespace: &Namespace) -> BTreeMap<String, String> {
+    let name = namespace.metadata.name.clone().unwrap_or_default();
+    let mut labels = namespace.metadata.labels.clone().unwrap_or_default();
+    labels.entry("kubernetes.io/metadata.name".into()).or_insert_with(|| name.clone());
+    labels.entry("projectcalico.org/name".into()).or_insert(name);
+    labels
+}
+
+/// The labels of a namespace that has no Namespace object (only its implicit name labels).
+pub fn implicit_namespace_labels(name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("kubernetes.io/metadata.name".to_string(), name.to_string()),
+        ("projectcalico.org/name".to_string(), name.to_string()),
+    ])
+}

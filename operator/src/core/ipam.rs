@@ -1,0 +1,250 @@
+//! Block assignment, the cluster half of IPAM: which node owns which block of which pool, and the
+//! routing facts (underlay address, tunnel address, VTEP MAC) each IPAMBlock carries.
+//!
+//! Rules:
+//! - An existing block stays with its node while the node exists, whatever happened to its pool
+//!   (a deleted, disabled or invalid pool's blocks are marked `releasing`: no new addresses).
+//! - A deleted node's blocks are released (they are not in the result).
+//! - Each node gets one block from every pool that hands out blocks and selects the node, when it
+//!   has none from that pool yet; the lowest free block, so the result is deterministic.
+//! - A node whose agent reports `ipam.pressure` gets one more block, but only when its reported
+//!   `capacity` already covers every block it owns: a report older than the last assignment does
+//!   not trigger yet another block.
+//! - At most `max_blocks_per_node` blocks per node; no block is ever assigned twice.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use gingham_crds::api::ippool::AllowedUse;
+use gingham_crds::api::{IPAMBlock, IPAMBlockSpec, NodeNetworkStatus};
+use gingham_crds::naming::{block_object_name, vtep_mac};
+use gingham_crds::selector::Selector;
+use ipnet::IpNet;
+
+use super::facts::NodeFacts;
+use super::pools::CheckedPool;
+
+/// The result of block assignment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Assignment {
+    /// Every block, by object name.
+    pub blocks: BTreeMap<String, IPAMBlockSpec>,
+    /// Each node's block CIDRs, sorted.
+    pub node_blocks: BTreeMap<String, Vec<String>>,
+    /// Each node's tunnel facts.
+    pub tunnels: BTreeMap<String, NodeTunnel>,
+}
+
+/// A node's tunnel endpoint, when its pools encapsulate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeTunnel {
+    /// The tunnel address: the first usable address of the node's first encapsulating block.
+    pub address: Option<String>,
+    /// The VTEP MAC, when the node has a block of a VXLAN pool.
+    pub vtep_mac: Option<String>,
+}
+
+/// Block ranges already taken, as `(start, end)` integer ranges per address family.
+#[derive(Default)]
+struct Taken(BTreeMap<(bool, u128), u128>);
+
+impl Taken {
+    fn range(net: &IpNet) -> (bool, u128, u128) {
+        match net {
+            IpNet::V4(n) => (false, u128::from(u32::from(n.network())), u128::from(u32::from(n.broadcast()))),
+            IpNet::V6(n) => (true, u128::from(n.network()), u128::from(n.broadcast())),
+        }
+    }
+
+    fn overlaps(&self, net: &IpNet) -> bool {
+        let (v6, start, end) = Self::range(net);
+        self.0.range((v6, 0)..=(v6, end)).next_back().is_some_and(|(_, taken_end)| *taken_end >= start)
+    }
+
+    fn insert(&mut self, net: &IpNet) {
+        let (v6, start, end) = Self::range(net);
+        self.0.insert((v6, start), end);
+    }
+}
+
+/// Everything block assignment reads.
+pub struct IpamInput<'a> {
+    /// Validated pools by name.
+    pub pools: &'a BTreeMap<String, CheckedPool>,
+    /// Nodes by name.
+    pub nodes: &'a BTreeMap<String, NodeFacts>,
+    /// The blocks assigned so far.
+    pub existing: &'a [IPAMBlock],
+    /// The agents' reports by node name.
+    pub statuses: &'a BTreeMap<String, NodeNetworkStatus>,
+    /// The per-node cap.
+    pub max_blocks_per_node: usize,
+}
+
+/// One block while assigning: its network and pool.
+struct Owned {
+    net: IpNet,
+    pool: String,
+}
+
+/// Assigns blocks. Pure and deterministic.
+pub fn assign(input: &IpamInput<'_>) -> Assignment {
+    let mut taken = Taken::default();
+    let mut owned: BTreeMap<&str, Vec<Owned>> = BTreeMap::new();
+    let mut previous_tunnel: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut existing: Vec<&IPAMBlock> = input.existing.iter().collect();
+    existing.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    for block in existing {
+        let Some((name, _)) = input.nodes.get_key_value(block.spec.node.as_str()) else { continue };
+        let Ok(net) = block.spec.cidr.parse::<IpNet>() else { continue };
+        if taken.overlaps(&net) {
+            continue;
+        }
+        taken.insert(&net);
+        owned.entry(name.as_str()).or_default().push(Owned { net, pool: block.spec.pool.clone() });
+        if let Some(tunnel) = &block.spec.tunnel_address {
+            previous_tunnel.insert(name.as_str(), tunnel.as_str());
+        }
+    }
+    let handing_out: Vec<(&CheckedPool, Selector)> = input
+        .pools
+        .values()
+        .filter(|p| p.hands_out_blocks())
+        .filter_map(|p| Selector::parse(&p.spec.node_selector).ok().map(|s| (p, s)))
+        .collect();
+    let mut cursors: BTreeMap<&str, u128> = BTreeMap::new();
+    for (name, node) in input.nodes {
+        let blocks = owned.entry(name.as_str()).or_default();
+        let matching: Vec<&CheckedPool> =
+            handing_out.iter().filter(|(_, selector)| selector.matches(&node.labels)).map(|(p, _)| *p).collect();
+        for pool in &matching {
+            if blocks.len() < input.max_blocks_per_node
+                && !blocks.iter().any(|b| b.pool == pool.name)
+                && let Some(net) = next_free(pool, &mut taken, &mut cursors)
+            {
+                blocks.push(Owned { net, pool: pool.name.clone() });
+            }
+        }
+        if wants_another(input.statuses.get(name), blocks) && blocks.len() < input.max_blocks_per_node {
+            for pool in &matching {
+                if let Some(net) = next_free(pool, &mut taken, &mut cursors) {
+                    blocks.push(Owned { net, pool: pool.name.clone() });
+                    break;
+                }
+            }
+        }
+    }
+    let mut assignment = Assignment::default();
+    for (name, mut blocks) in owned {
+        let Some(node) = input.nodes.get(name) else { continue };
+        blocks.sort_by_key(|b| b.net);
+        let tunnel = tunnel_for(input.pools, &blocks, previous_tunnel.get(name).copied(), name);
+        let node_address = node.address.map(|a| a.to_string()).unwrap_or_default();
+        for block in &blocks {
+            let usable = input.pools.get(&block.pool).is_some_and(|p| p.is_valid() && !p.spec.disabled);
+            let spec = IPAMBlockSpec {
+                cidr: block.net.to_string(),
+                node: name.to_string(),
+                pool: block.pool.clone(),
+                node_address: node_address.clone(),
+                tunnel_address: tunnel.address.clone(),
+                vtep_mac: tunnel.vtep_mac.clone(),
+                releasing: !usable,
+            };
+            assignment.blocks.insert(block_object_name(&spec.cidr), spec);
+        }
+        assignment.node_blocks.insert(name.to_string(), blocks.iter().map(|b| b.net.to_string()).collect());
+        assignment.tunnels.insert(name.to_string(), tunnel);
+    }
+    assignment
+}
+
+fn block_size(net: &IpNet) -> u128 {
+    let bits = u32::from(net.max_prefix_len() - net.prefix_len());
+    1u128.checked_shl(bits).unwrap_or(u128::MAX)
+}
+
+fn wants_another(status: Option<&NodeNetworkStatus>, blocks: &[Owned]) -> bool {
+    let Some(status) = status.filter(|s| s.ipam.pressure) else { return false };
+    let owned: u128 = blocks.iter().map(|b| block_size(&b.net)).sum();
+    !blocks.is_empty() && u128::from(status.ipam.capacity) >= owned
+}
+
+/// The lowest block of the pool that overlaps no taken block, advancing the pool's cursor.
+fn next_free<'a>(pool: &'a CheckedPool, taken: &mut Taken, cursors: &mut BTreeMap<&'a str, u128>) -> Option<IpNet> {
+    let network = pool.network?;
+    let size = pool.spec.effective_block_size();
+    let count = 1u128.checked_shl(u32::from(size.checked_sub(network.prefix_len())?)).unwrap_or(u128::MAX);
+    let cursor = cursors.entry(pool.name.as_str()).or_insert(0);
+    while *cursor < count {
+        let index = *cursor;
+        *cursor += 1;
+        let candidate = nth_block(&network, size, index)?;
+        if !taken.overlaps(&candidate) {
+            taken.insert(&candidate);
+            return Some(candidate);
+        }
+    }
+    None
+}
+
+fn nth_block(network: &IpNet, size: u8, index: u128) -> Option<IpNet> {
+    match network {
+        IpNet::V4(n) => {
+            let step = 1u32.checked_shl(u32::from(32 - size)).unwrap_or(0);
+            let offset = u32::try_from(index).ok()?.checked_mul(step)?;
+            let start = u32::from(n.network()).checked_add(offset)?;
+            IpNet::new(IpAddr::V4(start.into()), size).ok()
+        }
+        IpNet::V6(n) => {
+            let step = 1u128.checked_shl(u32::from(128 - size)).unwrap_or(0);
+            let start = u128::from(n.network()).checked_add(index.checked_mul(step)?)?;
+            IpNet::new(IpAddr::V6(start.into()), size).ok()
+        }
+    }
+}
+
+fn first_usable(net: &IpNet) -> String {
+    let bump = u8::from(net.prefix_len() < net.max_prefix_len().saturating_sub(1));
+    match net {
+        IpNet::V4(n) => std::net::Ipv4Addr::from(u32::from(n.network()) + u32::from(bump)).to_string(),
+        IpNet::V6(n) => std::net::Ipv6Addr::from(u128::from(n.network()) + u128::from(bump)).to_string(),
+    }
+}
+
+fn tunnel_for(
+    pools: &BTreeMap<String, CheckedPool>,
+    blocks: &[Owned],
+    previous: Option<&str>,
+    node: &str,
+) -> NodeTunnel {
+    let encapsulating: Vec<&Owned> = blocks
+        .iter()
+        .filter(|b| {
+            pools
+                .get(&b.pool)
+                .is_some_and(|p| p.is_valid() && p.encapsulates() && p.spec.allowed_uses.contains(&AllowedUse::Tunnel))
+        })
+        .collect();
+    let kept = previous.and_then(|text| {
+        let addr = text.parse::<IpAddr>().ok()?;
+        encapsulating.iter().any(|b| b.net.contains(&addr)).then(|| text.to_string())
+    });
+    let address = kept.or_else(|| encapsulating.first().map(|b| first_usable(&b.net)));
+    let vxlan =
+        blocks.iter().any(|b| pools.get(&b.pool).is_some_and(|p| p.is_valid() && p.spec.vxlan_mode.is_enabled()));
+    NodeTunnel { address, vtep_mac: vxlan.then(|| vtep_mac(node)) }
+}
+
+/// Blocks per pool, for pool status.
+pub fn blocks_per_pool(blocks: &BTreeMap<String, IPAMBlockSpec>) -> BTreeMap<String, u32> {
+    let mut counts = BTreeMap::new();
+    for block in blocks.values() {
+        *counts.entry(block.pool.clone()).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[cfg(test)]
+#[path = "ipam_tests.rs"]
+mod tests;

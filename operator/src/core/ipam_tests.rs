@@ -1,0 +1,198 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+
+use gingham_crds::api::{IPAMBlock, IPPool, NodeNetworkStatus};
+use k8s_openapi::api::core::v1::Node;
+
+use super::*;
+use crate::core::facts::NodeFacts;
+use crate::core::pools::check_pools;
+use crate::core::testkit::{Meta, PoolExt, block, ipam_status, node, pool};
+
+struct Case {
+    name: &'static str,
+    pools: Vec<IPPool>,
+    nodes: Vec<Node>,
+    existing: Vec<IPAMBlock>,
+    statuses: Vec<(&'static str, NodeNetworkStatus)>,
+    max: usize,
+    expected: Vec<(&'static str, Vec<&'static str>)>,
+}
+
+fn run(case: &Case) -> Assignment {
+    let (pools, _) = check_pools(&case.pools);
+    let nodes: BTreeMap<String, NodeFacts> = case
+        .nodes
+        .iter()
+        .map(|n| {
+            let (facts, _) = NodeFacts::from_node(n);
+            (facts.name.clone(), facts)
+        })
+        .collect();
+    let statuses = case.statuses.iter().map(|(n, s)| ((*n).to_string(), s.clone())).collect();
+    assign(&IpamInput {
+        pools: &pools,
+        nodes: &nodes,
+        existing: &case.existing,
+        statuses: &statuses,
+        max_blocks_per_node: case.max,
+    })
+}
+
+fn base() -> Case {
+    Case {
+        name: "",
+        pools: vec![pool("p", "10.0.0.0/24")],
+        nodes: vec![node("a", "192.168.0.1/24"), node("b", "192.168.0.2/24")],
+        existing: vec![],
+        statuses: vec![],
+        max: 20,
+        expected: vec![],
+    }
+}
+
+#[test]
+fn blocks_are_assigned_like_the_rules_say() {
+    let cases = vec![
+        Case {
+            name: "each node gets the lowest free block",
+            expected: vec![("a", vec!["10.0.0.0/26"]), ("b", vec!["10.0.0.64/26"])],
+            ..base()
+        },
+        Case {
+            name: "existing blocks stay put; new nodes fill the gaps",
+            existing: vec![block("10.0.0.0/26", "b", "p")],
+            expected: vec![("a", vec!["10.0.0.64/26"]), ("b", vec!["10.0.0.0/26"])],
+            ..base()
+        },
+        Case {
+            name: "a deleted node's blocks are released",
+            existing: vec![block("10.0.0.0/26", "gone", "p")],
+            expected: vec![("a", vec!["10.0.0.0/26"]), ("b", vec!["10.0.0.64/26"])],
+            ..base()
+        },
+        Case {
+            name: "nodeSelector picks the nodes",
+            pools: vec![pool("p", "10.0.0.0/24").node_selector("zone == 'x'")],
+            nodes: vec![node("a", "192.168.0.1/24").label("zone", "x"), node("b", "192.168.0.2/24")],
+            expected: vec![("a", vec!["10.0.0.0/26"]), ("b", vec![])],
+            ..base()
+        },
+        Case {
+            name: "one block from every matching pool",
+            pools: vec![pool("p", "10.0.0.0/24"), pool("q", "10.1.0.0/24")],
+            nodes: vec![node("a", "192.168.0.1/24")],
+            expected: vec![("a", vec!["10.0.0.0/26", "10.1.0.0/26"])],
+            ..base()
+        },
+        Case {
+            name: "disabled and invalid pools hand out nothing but keep blocks in use",
+            pools: vec![pool("p", "10.0.0.0/24").disabled(), pool("bad", "10.1.0.0/33")],
+            existing: vec![block("10.0.0.64/26", "a", "p"), block("10.9.0.0/26", "b", "deleted-pool")],
+            expected: vec![("a", vec!["10.0.0.64/26"]), ("b", vec!["10.9.0.0/26"])],
+            ..base()
+        },
+        Case {
+            name: "pressure with an up-to-date report: one more block",
+            existing: vec![block("10.0.0.0/26", "a", "p")],
+            statuses: vec![("a", ipam_status(60, 64, true))],
+            expected: vec![("a", vec!["10.0.0.0/26", "10.0.0.64/26"]), ("b", vec!["10.0.0.128/26"])],
+            ..base()
+        },
+        Case {
+            name: "pressure from a report older than the last block: wait",
+            existing: vec![block("10.0.0.0/26", "a", "p"), block("10.0.0.128/26", "a", "p")],
+            statuses: vec![("a", ipam_status(60, 64, true))],
+            expected: vec![("a", vec!["10.0.0.0/26", "10.0.0.128/26"]), ("b", vec!["10.0.0.64/26"])],
+            ..base()
+        },
+        Case {
+            name: "pressure stops at the cap",
+            existing: vec![block("10.0.0.0/26", "a", "p")],
+            statuses: vec![("a", ipam_status(64, 64, true))],
+            max: 1,
+            expected: vec![("a", vec!["10.0.0.0/26"]), ("b", vec!["10.0.0.64/26"])],
+            ..base()
+        },
+        Case {
+            name: "a full pool hands out nothing more",
+            pools: vec![pool("p", "10.0.0.0/26")],
+            expected: vec![("a", vec!["10.0.0.0/26"]), ("b", vec![])],
+            ..base()
+        },
+    ];
+    for case in &cases {
+        let assignment = run(case);
+        for (node, expected) in &case.expected {
+            let got = assignment.node_blocks.get(*node).cloned().unwrap_or_default();
+            assert_eq!(got, *expected, "{}: node {node}", case.name);
+        }
+        let mut all: Vec<&String> = assignment.node_blocks.values().flatten().collect();
+        let count = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), count, "{}: a block was assigned twice", case.name);
+    }
+}
+
+#[test]
+fn blocks_carry_the_routing_facts() {
+    let vxlan = Case { pools: vec![pool("p", "10.0.0.0/24").vxlan()], ..base() };
+    let assignment = run(&vxlan);
+    let first = &assignment.blocks["10-0-0-0-26"];
+    assert_eq!(first.node, "a");
+    assert_eq!(first.pool, "p");
+    assert_eq!(first.node_address, "192.168.0.1/24");
+    assert_eq!(first.tunnel_address.as_deref(), Some("10.0.0.1"));
+    assert_eq!(first.vtep_mac, Some(gingham_crds::naming::vtep_mac("a")));
+    assert!(!first.releasing);
+
+    let ipip = run(&Case { pools: vec![pool("p", "10.0.0.0/24").ipip()], ..base() });
+    assert_eq!(ipip.blocks["10-0-0-0-26"].tunnel_address.as_deref(), Some("10.0.0.1"));
+    assert_eq!(ipip.blocks["10-0-0-0-26"].vtep_mac, None);
+
+    let plain = run(&base());
+    assert_eq!(plain.blocks["10-0-0-0-26"].tunnel_address, None);
+
+    let disabled = run(&Case {
+        pools: vec![pool("p", "10.0.0.0/24").disabled()],
+        existing: vec![block("10.0.0.0/26", "a", "p")],
+        ..base()
+    });
+    assert!(disabled.blocks["10-0-0-0-26"].releasing);
+}
+
+#[test]
+fn a_tunnel_address_once_given_is_kept() {
+    let mut earlier = block("10.0.0.64/26", "a", "p");
+    earlier.spec.tunnel_address = Some("10.0.0.65".into());
+    let case = Case {
+        pools: vec![pool("p", "10.0.0.0/24").vxlan()],
+        nodes: vec![node("a", "192.168.0.1/24")],
+        existing: vec![earlier, block("10.0.0.0/26", "a", "p")],
+        ..base()
+    };
+    assert_eq!(run(&case).tunnels["a"].address.as_deref(), Some("10.0.0.65"));
+}
+
+#[test]
+fn node_addresses_come_from_annotations_then_internal_ip() {
+    use k8s_openapi::api::core::v1::{NodeAddress, NodeStatus};
+    let calico = node("c", "").annotate(crate::core::facts::CALICO_ADDRESS_ANNOTATION, "10.1.1.1/16");
+    let mut internal = node("i", "");
+    internal.status = Some(NodeStatus {
+        addresses: Some(vec![NodeAddress { type_: "InternalIP".into(), address: "10.2.2.2".into() }]),
+        ..NodeStatus::default()
+    });
+    let cases = [
+        (node("g", "192.168.0.1/24"), Some("192.168.0.1/24")),
+        (calico, Some("10.1.1.1/16")),
+        (internal, Some("10.2.2.2/32")),
+        (node("none", ""), None),
+    ];
+    for (node, expected) in cases {
+        let (facts, _) = NodeFacts::from_node(&node);
+        assert_eq!(facts.address.map(|a| a.to_string()).as_deref(), expected, "{}", facts.name);
+    }
+}

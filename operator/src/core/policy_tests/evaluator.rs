@@ -1,0 +1,122 @@
+//! A reference evaluator over the compiled output: decides a packet the way the agent's nftables
+//! program must, reading only NodeNetwork specs (policy lists, compiled rules, sets).
+
+use gingham_crds::api::NodeNetworkSpec;
+use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule, NodePolicySpec};
+use gingham_crds::api::policy::Action;
+use ipnet::Ipv4Net;
+
+/// One side of a packet.
+#[derive(Clone, Copy, Debug)]
+pub struct Side<'a> {
+    /// `namespace/pod`, for finding the endpoint's policy lists.
+    pub endpoint: &'a str,
+    /// The address.
+    pub address: &'a str,
+    /// The node the endpoint runs on.
+    pub node: &'a str,
+}
+
+/// A packet: protocol number and destination port.
+#[derive(Clone, Copy, Debug)]
+pub struct Packet {
+    /// IP protocol number.
+    pub protocol: u8,
+    /// Destination port.
+    pub port: u16,
+}
+
+fn in_net(address: &str, net: &str) -> bool {
+    let net: Ipv4Net = net.parse().or_else(|_| format!("{net}/32").parse()).unwrap_or_default();
+    address.parse::<std::net::Ipv4Addr>().is_ok_and(|a| net.contains(&a))
+}
+
+fn in_set(spec: &NodePolicySpec, set: &str, member: &str) -> bool {
+    let Some(found) = spec.ip_sets.iter().find(|s| s.name == set) else {
+        panic!("a rule refers to set {set} that the node does not carry")
+    };
+    found.members.iter().any(|m| m == member)
+}
+
+fn protocol_name(protocol: u8) -> String {
+    match protocol {
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        132 => "sctp".into(),
+        other => other.to_string(),
+    }
+}
+
+fn side_matches(spec: &NodePolicySpec, side: &CompiledMatch, address: &str, port: Option<u16>, protocol: u8) -> bool {
+    let nets = side.nets.is_empty() || side.nets.iter().any(|n| in_net(address, n));
+    let not_nets = !side.not_nets.iter().any(|n| in_net(address, n));
+    let sets = side.sets.iter().all(|s| in_set(spec, s, address));
+    let not_sets = !side.not_sets.iter().any(|s| in_set(spec, s, address));
+    let ports = match port {
+        None => side.ports.is_empty() && side.named_port_set.is_none(),
+        Some(port) => {
+            let listed = side.ports.iter().any(|r| r.first <= port && port <= r.last);
+            let named = side
+                .named_port_set
+                .as_ref()
+                .is_some_and(|set| in_set(spec, set, &format!("{address},{},{port}", protocol_name(protocol))));
+            (side.ports.is_empty() && side.named_port_set.is_none()) || listed || named
+        }
+    };
+    let not_ports = port.is_none_or(|port| !side.not_ports.iter().any(|r| r.first <= port && port <= r.last));
+    nets && not_nets && sets && not_sets && ports && not_ports
+}
+
+fn rule_matches(
+    spec: &NodePolicySpec,
+    rule: &CompiledRule,
+    source: &Side<'_>,
+    destination: &Side<'_>,
+    packet: Packet,
+) -> bool {
+    rule.protocol.is_none_or(|p| p == packet.protocol)
+        && rule.not_protocol.is_none_or(|p| p != packet.protocol)
+        && side_matches(spec, &rule.source, source.address, None, packet.protocol)
+        && side_matches(spec, &rule.destination, destination.address, Some(packet.port), packet.protocol)
+}
+
+/// The verdict of one node for one direction: `ingress` evaluates at the destination.
+fn verdict(node: &NodeNetworkSpec, ingress: bool, source: &Side<'_>, destination: &Side<'_>, packet: Packet) -> bool {
+    let spec = &node.policy;
+    let local = if ingress { destination.endpoint } else { source.endpoint };
+    let Some(endpoint) = spec.endpoints.iter().find(|e| e.name == local) else {
+        panic!("endpoint {local} has no policy entry on its node, so its traffic would be dropped")
+    };
+    let policies = if ingress { &endpoint.ingress } else { &endpoint.egress };
+    if policies.is_empty() {
+        return true;
+    }
+    for name in policies {
+        let Some(policy) = spec.policies.iter().find(|p| &p.name == name) else {
+            panic!("policy {name} is listed but not compiled on the node")
+        };
+        let rules = if ingress { &policy.ingress } else { &policy.egress };
+        for rule in rules.iter().filter(|r| rule_matches(spec, r, source, destination, packet)) {
+            match rule.action {
+                Action::Allow | Action::Pass => return true,
+                Action::Deny => return false,
+                Action::Log => {}
+            }
+        }
+    }
+    false
+}
+
+/// Whether the packet gets from `source` to `destination`: allowed on egress at the source's node
+/// and on ingress at the destination's node.
+pub fn allowed(
+    nodes: &std::collections::BTreeMap<String, NodeNetworkSpec>,
+    source: Side<'_>,
+    destination: Side<'_>,
+    packet: Packet,
+) -> bool {
+    let (Some(from), Some(to)) = (nodes.get(source.node), nodes.get(destination.node)) else {
+        panic!("no NodeNetwork for {} or {}", source.node, destination.node)
+    };
+    verdict(from, false, &source, &destination, packet) && verdict(to, true, &source, &destination, packet)
+}

@@ -1,0 +1,6 @@
+//! End-to-end policy tests: Kubernetes NetworkPolicy semantics checked by a reference evaluator
+//! over the compiled NodeNetworks.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod evaluator;
+mod knp_matrix;
