@@ -101,3 +101,6 @@ fn log_problems(known: &mut BTreeSet<ObjectProblem>, current: &[ObjectProblem]) 
     }
     *known = current;
 }
+
+#[cfg(test)]
+mod tests;

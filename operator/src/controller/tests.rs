@@ -1,0 +1,83 @@
+//! The run loop against a scripted datastore: a failed apply is retried with the last snapshot even
+//! when nothing changes, readiness follows the first success, shutdown ends the loop.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::registry::Registry;
+
+use super::*;
+use crate::core::DesiredState;
+use crate::datastore::file::FileError;
+use crate::datastore::{DatastoreError, WriteSummary};
+
+/// Hands out one snapshot, then waits forever; apply outcomes follow a script.
+struct Scripted {
+    snapshots: usize,
+    applies: Arc<Mutex<VecDeque<bool>>>,
+    applied: Arc<Mutex<usize>>,
+}
+
+impl Datastore for Scripted {
+    async fn next_snapshot(&mut self) -> Result<ClusterSnapshot, DatastoreError> {
+        self.snapshots += 1;
+        if self.snapshots > 1 {
+            std::future::pending::<()>().await;
+        }
+        Ok(ClusterSnapshot::default())
+    }
+
+    async fn apply(&mut self, _: &DesiredState) -> Result<WriteSummary, DatastoreError> {
+        *self.applied.lock().unwrap() += 1;
+        if self.applies.lock().unwrap().pop_front().unwrap_or(true) {
+            Ok(WriteSummary::default())
+        } else {
+            let path = std::path::PathBuf::from("generated");
+            let source = std::io::Error::other("disk full");
+            Err(FileError::Write { path, source }.into())
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_apply_is_retried_without_a_new_snapshot_and_then_the_operator_is_ready() {
+    let applied = Arc::new(Mutex::new(0));
+    let mut datastore = Scripted {
+        snapshots: 0,
+        applies: Arc::new(Mutex::new(VecDeque::from([false, false, true]))),
+        applied: Arc::clone(&applied),
+    };
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let readiness = Readiness::default();
+    let settings = OperatorSettings::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let observed = readiness.clone();
+    let counter = Arc::clone(&applied);
+    let watcher = tokio::spawn(async move {
+        // Paused time auto-advances through the retry delays (0.5 s, then 1 s).
+        while !observed.get() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let applies = *counter.lock().unwrap();
+        let _ = stop.send(());
+        applies
+    });
+    run(&mut datastore, &settings, &metrics, &readiness, async {
+        let _ = stopped.await;
+    })
+    .await;
+    assert_eq!(watcher.await.unwrap(), 3);
+    // The first snapshot, two retries that waited on the datastore in vain and reused the last
+    // snapshot, and the wait for the next change after the success.
+    assert_eq!(datastore.snapshots, 4);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(text.contains("gingham_operator_reconciles_total{controller=\"cluster\"} 3"), "{text}");
+    assert!(
+        text.contains("gingham_operator_reconcile_errors_total{controller=\"cluster\",error=\"write\"} 2"),
+        "{text}"
+    );
+}
