@@ -1,0 +1,151 @@
+//! Kernel tests (root): VXLAN between two node namespaces with a pod each, mode changes, and the
+//! IP-in-IP check (skipped loudly on kernels without it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod kernel_support;
+
+use gingham_crds::api::IPAMBlockSpec;
+use gingham_crds::api::common::EncapsulationMode;
+use gingham_crds::api::nodenetwork::{NodeNetworkSpec, PoolRouting};
+use gingham_crds::naming::vtep_mac;
+use gingham_node_agent::dataplane::netlink::Netlink;
+use gingham_node_agent::dataplane::rtnl::RtNetlink;
+use gingham_node_agent::endpoint::LocalEndpoint;
+use kernel_support::{Netns, Node, assert_clean, can_run, endpoint, link, plumb_pod};
+
+struct Cluster {
+    nodes: Vec<Node>,
+}
+
+/// Node `i` has underlay `192.168.70.<i+1>/24`, block `10.70.<i>.0/26` and one pod `.5` in it.
+fn cluster(vxlan: EncapsulationMode, ipip: EncapsulationMode) -> Cluster {
+    let names = ["node-a", "node-b"];
+    let blocks: Vec<IPAMBlockSpec> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| IPAMBlockSpec {
+            cidr: format!("10.70.{i}.0/26"),
+            node: (*name).into(),
+            pool: "default".into(),
+            node_address: format!("192.168.70.{}/24", i + 1),
+            tunnel_address: Some(format!("10.70.{i}.0")),
+            vtep_mac: Some(vtep_mac(name)),
+            releasing: false,
+        })
+        .collect();
+    let nodes = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut spec = NodeNetworkSpec {
+                address: format!("192.168.70.{}/24", i + 1),
+                blocks: vec![blocks[i].cidr.clone()],
+                pools: vec![PoolRouting {
+                    name: "default".into(),
+                    cidr: "10.70.0.0/16".into(),
+                    vxlan_mode: vxlan,
+                    ipip_mode: ipip,
+                    ..Default::default()
+                }],
+                ..NodeNetworkSpec::default()
+            };
+            // TunnelSpec's derived Default leaves VNI and port at 0 (only serde applies 4096/4789).
+            spec.tunnel.vxlan_vni = 4096;
+            spec.tunnel.vxlan_port = 4789;
+            spec.tunnel.address = blocks[i].tunnel_address.clone();
+            spec.tunnel.vtep_mac = blocks[i].vtep_mac.clone();
+            let pod: LocalEndpoint = endpoint(&format!("pod-{i}"), [10, 70, i as u8, 5]);
+            Node { name: (*name).into(), spec, blocks: blocks.clone(), endpoints: vec![pod] }.allow_all()
+        })
+        .collect();
+    Cluster { nodes }
+}
+
+/// Two node namespaces on one underlay link, each with one pod namespace.
+fn lab(test: &str, cluster: &Cluster) -> Vec<Netns> {
+    let a = Netns::new(test, "a");
+    let b = Netns::new(test, "b");
+    link(&a, "eth0", "192.168.70.1/24", &b, "eth0", "192.168.70.2/24");
+    // Proxy ARP answers for 169.254.1.1 only when the node has a route to it, as real nodes do.
+    a.ip("route add default via 192.168.70.2");
+    b.ip("route add default via 192.168.70.1");
+    let pa = Netns::new(test, "pa");
+    let pb = Netns::new(test, "pb");
+    plumb_pod(&a, &pa, &cluster.nodes[0].endpoints[0]);
+    plumb_pod(&b, &pb, &cluster.nodes[1].endpoints[0]);
+    vec![a, b, pa, pb]
+}
+
+#[test]
+fn vxlan_carries_pod_traffic_between_two_nodes() {
+    if !can_run() {
+        return;
+    }
+    let mut cluster = cluster(EncapsulationMode::Always, EncapsulationMode::Never);
+    let ns = lab("vxlan", &cluster);
+    for (host, node) in ns.iter().zip(&cluster.nodes) {
+        assert_clean(&host.sync(node).0);
+    }
+    let device = ns[0].ip("-d link show vxlan.gingham");
+    assert!(device.contains("vxlan id 4096") && device.contains("dstport 4789"), "{device}");
+    assert!(device.contains("local 192.168.70.1") && device.contains("nolearning"), "{device}");
+    assert!(device.contains("mtu 1450") && device.contains(&vtep_mac("node-a")), "{device}");
+    let mac_b = vtep_mac("node-b");
+    let (_, fdb) = ns[0].sh("bridge fdb show dev vxlan.gingham");
+    assert!(fdb.contains(&format!("{mac_b} dst 192.168.70.2 self permanent")), "{fdb}");
+    let neigh = ns[0].ip("neigh show dev vxlan.gingham");
+    assert!(neigh.contains(&format!("10.70.1.0 lladdr {mac_b} PERMANENT")), "{neigh}");
+    let routes = ns[0].ip("route show proto 249");
+    assert!(routes.contains("10.70.1.0/26 via 10.70.1.0 dev vxlan.gingham onlink"), "{routes}");
+    assert!(ns[0].ip("addr show dev vxlan.gingham").contains("10.70.0.0/32"));
+
+    let (ok, output) = ns[2].sh("ping -c2 -W2 10.70.1.5");
+    assert!(ok, "pod on node-a pings pod on node-b over VXLAN: {output}");
+
+    // CrossSubnet with both nodes on one subnet: routes go direct, replaced in place.
+    for node in &mut cluster.nodes {
+        node.spec.pools[0].vxlan_mode = EncapsulationMode::CrossSubnet;
+    }
+    for (host, node) in ns.iter().zip(&cluster.nodes) {
+        assert_clean(&host.sync(node).0);
+    }
+    let routes = ns[0].ip("route show proto 249");
+    assert!(routes.contains("10.70.1.0/26 via 192.168.70.2 dev eth0"), "{routes}");
+    let (ok, output) = ns[2].sh("ping -c2 -W2 10.70.1.5");
+    assert!(ok, "direct routing on one subnet: {output}");
+
+    // Never: remote routes are BIRD's job, and the device goes away.
+    for node in &mut cluster.nodes {
+        node.spec.pools[0].vxlan_mode = EncapsulationMode::Never;
+    }
+    for (host, node) in ns.iter().zip(&cluster.nodes) {
+        assert_clean(&host.sync(node).0);
+    }
+    assert!(!ns[0].ip("link show").contains("vxlan.gingham"));
+    assert!(!ns[0].ip("route show proto 249").contains("10.70.1.0/26"));
+}
+
+#[test]
+fn ipip_tunnel_routes_requires_ipip_module() {
+    if !can_run() {
+        return;
+    }
+    let cluster = cluster(EncapsulationMode::Never, EncapsulationMode::Always);
+    let ns = lab("ipip", &cluster);
+    let capabilities = ns[0].run(|| async { RtNetlink::connect().unwrap().capabilities().await });
+    let (report, _) = ns[0].sync(&cluster.nodes[0]);
+    assert_eq!(report.capabilities, capabilities);
+    if !capabilities.ipip {
+        assert!(report.errors.iter().any(|e| e.contains("no IP-in-IP")), "{:?}", report.errors);
+        eprintln!(
+            "SKIPPED ipip_tunnel_routes_requires_ipip_module: this kernel has no IP-in-IP (no tunl0, no ipip module); run it in the DESIGN.md VM"
+        );
+        return;
+    }
+    ns[1].sync(&cluster.nodes[1]);
+    let routes = ns[0].ip("route show proto 249");
+    assert!(routes.contains("10.70.1.0/26 via 192.168.70.2 dev tunl0 onlink"), "{routes}");
+    let (ok, output) = ns[2].sh("ping -c2 -W2 10.70.1.5");
+    assert!(ok, "pod on node-a pings pod on node-b over IP-in-IP: {output}");
+}
