@@ -1,7 +1,7 @@
 # gingham's entry points. Run as root on Debian: the lab and the kernel tests need namespaces.
 CARGO ?= cargo
 
-.PHONY: deps build crds test lint
+.PHONY: deps build crds test lint lab lab-down
 
 ## deps: install the Debian packages the lab and the tests use (only what is missing)
 deps:
@@ -24,3 +24,11 @@ test: deps
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+## lab: start the default lab (3 nodes, 6 pods, BGP mesh) and print readiness and a ping matrix
+lab: build
+	./target/debug/gingham-lab up
+
+## lab-down: remove everything the lab created (also after a crash)
+lab-down:
+	./target/debug/gingham-lab down

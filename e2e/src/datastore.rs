@@ -1,0 +1,180 @@
+//! The lab's side of the file datastore (docs/file-datastore.md): it writes the user's objects
+//! (Nodes, Pods, Namespaces, scenario objects, `apply -f`) and reads what agents report.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use gingham_crds::manifest::{self, Manifest};
+use serde_json::{Value, json};
+
+use crate::scenario::{NamespaceSpec, PodSpec};
+
+/// Reading or writing the datastore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DatastoreError {
+    /// A file could not be read or written.
+    #[error("datastore file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An object is not one gingham reads, or is invalid.
+    #[error("{file}: {message}")]
+    Invalid {
+        /// The file it came from.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The annotation carrying a node's underlay address and prefix length.
+pub const NODE_ADDRESS_ANNOTATION: &str = "gingham.dev/ipv4-address";
+
+fn str_of<'a>(value: &'a Value, pointer: &str) -> &'a str {
+    value.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The file an object lives in, from its identity (apiVersion group, kind, namespace, name), so that
+/// applying an object again replaces it.
+pub fn object_path(dir: &Path, object: &Value) -> PathBuf {
+    let group = if str_of(object, "/apiVersion").starts_with("gingham.dev/") { "gingham" } else { "k8s" };
+    let kind = str_of(object, "/kind").to_ascii_lowercase();
+    let name = str_of(object, "/metadata/name");
+    let file = match object.pointer("/metadata/namespace").and_then(Value::as_str) {
+        Some(ns) => format!("{ns}.{name}.yaml"),
+        None => format!("{name}.yaml"),
+    };
+    dir.join("objects").join(group).join(kind).join(file)
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<(), DatastoreError> {
+    let io = |source| DatastoreError::Io { path: path.to_path_buf(), source };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Writes one object into the datastore (replacing an earlier version of it).
+pub fn put(dir: &Path, object: &Value) -> Result<PathBuf, DatastoreError> {
+    let path = object_path(dir, object);
+    let text = serde_saphyr::to_string(object)
+        .map_err(|e| DatastoreError::Invalid { file: path.display().to_string(), message: e.to_string() })?;
+    write_atomic(&path, &text)?;
+    Ok(path)
+}
+
+/// Removes one object from the datastore; `false` when it was not there.
+pub fn remove(dir: &Path, object: &Value) -> Result<bool, DatastoreError> {
+    let path = object_path(dir, object);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(DatastoreError::Io { path, source }),
+    }
+}
+
+/// Reads a manifest file and checks every object the way `gingham-operator validate` would.
+pub fn read_manifests(file: &Path) -> Result<Vec<Value>, DatastoreError> {
+    let name = file.display().to_string();
+    let text =
+        std::fs::read_to_string(file).map_err(|source| DatastoreError::Io { path: file.to_path_buf(), source })?;
+    let invalid = |message: String| DatastoreError::Invalid { file: name.clone(), message };
+    let documents = manifest::read_documents(&text).map_err(|e| invalid(e.to_string()))?;
+    let mut objects = Vec::new();
+    for document in documents {
+        let object = Manifest::from_document(&document).map_err(|e| invalid(e.to_string()))?;
+        object.validate().map_err(|problems| {
+            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            invalid(format!("line {}: {} is invalid: {}", document.line, object.kind(), list.join("; ")))
+        })?;
+        objects.push(document.value);
+    }
+    Ok(objects)
+}
+
+/// A v1 Node with its labels and underlay address annotation.
+pub fn node_object(name: &str, address: &str, labels: &BTreeMap<String, String>) -> Value {
+    let mut labels = labels.clone();
+    labels.insert("kubernetes.io/hostname".into(), name.into());
+    labels.insert("kubernetes.io/os".into(), "linux".into());
+    let ip = address.split('/').next().unwrap_or_default();
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": labels, "annotations": {NODE_ADDRESS_ANNOTATION: address}},
+        "status": {"addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}]},
+    })
+}
+
+/// A v1 Namespace with its labels (and `kubernetes.io/metadata.name`, as the API server adds).
+pub fn namespace_object(ns: &NamespaceSpec) -> Value {
+    let mut labels = ns.labels.clone();
+    labels.insert("kubernetes.io/metadata.name".into(), ns.name.clone());
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns.name, "labels": labels}})
+}
+
+/// A v1 Pod with labels, node and named container ports; `address` fills status.podIP.
+pub fn pod_object(pod: &PodSpec, address: Option<&str>) -> Value {
+    let ports: Vec<Value> = pod
+        .ports
+        .iter()
+        .map(|p| {
+            let mut port = json!({"containerPort": p.port, "protocol": p.protocol});
+            if let (Some(name), Some(map)) = (&p.name, port.as_object_mut()) {
+                map.insert("name".into(), json!(name));
+            }
+            port
+        })
+        .collect();
+    let mut object = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": pod.name, "namespace": pod.namespace, "labels": pod.labels},
+        "spec": {"nodeName": pod.node, "containers": [{"name": "main", "image": "gingham-lab", "ports": ports}]},
+        "status": {"phase": "Running"},
+    });
+    if let (Some(ip), Some(status)) = (address, object.get_mut("status").and_then(Value::as_object_mut)) {
+        let ip = ip.split('/').next().unwrap_or_default();
+        status.insert("podIP".into(), json!(ip));
+        status.insert("podIPs".into(), json!([{"ip": ip}]));
+    }
+    object
+}
+
+/// A node's status as its agent last wrote it (`status/nodenetworks/<node>.yaml`), as JSON, if any.
+/// Read untyped so that a status the lab cannot fully decode still shows what it has.
+pub fn node_status(dir: &Path, node: &str) -> Result<Option<Value>, DatastoreError> {
+    let path = dir.join("status").join("nodenetworks").join(format!("{node}.yaml"));
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(DatastoreError::Io { path, source }),
+    };
+    let value: Value = serde_saphyr::from_str(&text)
+        .map_err(|e| DatastoreError::Invalid { file: path.display().to_string(), message: e.to_string() })?;
+    Ok(value.get("status").cloned())
+}
+
+/// The `status` and `reason message` of one condition of a node status, e.g. `("True", "")`.
+pub fn condition(status: &Value, kind: &str) -> Option<(String, String)> {
+    let conditions = status.get("conditions")?.as_array()?;
+    let found = conditions.iter().find(|c| str_of(c, "/type") == kind)?;
+    let detail = [str_of(found, "/reason"), str_of(found, "/message")].join(" ").trim().to_string();
+    Some((str_of(found, "/status").to_string(), detail))
+}
+
+/// The BGP sessions of a node status: name, peer, state and info.
+pub fn bgp_sessions(status: &Value) -> Vec<[String; 4]> {
+    let sessions = status.get("bgpSessions").and_then(Value::as_array).cloned().unwrap_or_default();
+    sessions
+        .iter()
+        .map(|s| {
+            [str_of(s, "/name"), str_of(s, "/peerAddress"), str_of(s, "/state"), str_of(s, "/info")].map(str::to_string)
+        })
+        .collect()
+}

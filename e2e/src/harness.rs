@@ -1,0 +1,196 @@
+//! What the whole-system tests use: a lab guard that tears the lab down even when a test fails,
+//! a lock so that only one lab test runs at a time, and a background ping that counts losses.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::lab::{self, LabError, UpOptions};
+use crate::scenario::{self, Scenario, ScenarioErrors};
+use crate::state::{LabState, STATE_ROOT};
+
+/// A test lab could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// The scenario is invalid.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioErrors),
+    /// The lab failed.
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    /// The lock or a helper process failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Holds the machine-wide lab lock: lab tests run one at a time (2 cores, shared names).
+pub struct LabLock(#[allow(dead_code)] Flock<File>);
+
+/// Takes the lab lock, waiting for other lab tests to finish.
+pub fn lock() -> Result<LabLock, HarnessError> {
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |source| HarnessError::Io { what, source }
+    };
+    std::fs::create_dir_all(STATE_ROOT).map_err(io("create /run/gingham-lab"))?;
+    let file = File::create(Path::new(STATE_ROOT).join(".lock")).map_err(io("open the lab lock"))?;
+    let lock = Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, errno)| HarnessError::Io { what: "lock the lab lock".into(), source: errno.into() })?;
+    Ok(LabLock(lock))
+}
+
+/// A running lab that is torn down when dropped, whatever happened.
+pub struct LabGuard {
+    /// The lab's state.
+    pub state: LabState,
+    /// The validated scenario it came from.
+    pub scenario: Scenario,
+    armed: bool,
+    _lock: LabLock,
+}
+
+impl LabGuard {
+    /// Brings up a lab from scenario text with its prefix replaced by `prefix` (unique per test).
+    pub fn up(text: &str, prefix: &str, bin_dir: &Path, topology_only: bool) -> Result<Self, HarnessError> {
+        let lock = lock()?;
+        let mut scenario = scenario::parse(text)?;
+        scenario.prefix = prefix.to_string();
+        let options = UpOptions {
+            state_dir: None,
+            bin_dir: bin_dir.to_path_buf(),
+            topology_only,
+            ready_timeout: Duration::from_secs(90),
+        };
+        let state_dir = LabState::default_dir(prefix);
+        match lab::up(&scenario, &options) {
+            Ok(state) => Ok(Self { state, scenario, armed: true, _lock: lock }),
+            Err(e) => {
+                let _ = lab::down(prefix, &state_dir);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Keeps the lock but will not run `down` when dropped (for tests of `down` itself).
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+
+    /// The datastore directory.
+    pub fn datastore(&self) -> PathBuf {
+        self.state.datastore()
+    }
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if std::env::var_os("GINGHAM_LAB_KEEP").is_some() {
+            eprintln!(
+                "GINGHAM_LAB_KEEP set: lab {} left up; remove it with gingham-lab down --prefix {}",
+                self.state.prefix, self.state.prefix
+            );
+            return;
+        }
+        if let Err(e) = lab::down(&self.state.prefix, &self.state.state_dir) {
+            eprintln!("tearing down lab {}: {e}", self.state.prefix);
+        }
+    }
+}
+
+/// A `ping -i 0.01` running inside a namespace, counting what it sent and got back.
+pub struct Pinger {
+    child: Option<Child>,
+}
+
+/// What a [`Pinger`] counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PingCount {
+    /// Echo requests sent.
+    pub sent: u64,
+    /// Echo replies received.
+    pub received: u64,
+}
+
+impl PingCount {
+    /// Packets lost.
+    pub fn lost(&self) -> u64 {
+        self.sent.saturating_sub(self.received)
+    }
+}
+
+impl Pinger {
+    /// Starts pinging `address` every 10 ms from inside `netns`.
+    pub fn start(netns: &str, address: &str) -> Result<Self, HarnessError> {
+        let child = Command::new("ip")
+            .args(["netns", "exec", netns, "ping", "-i", "0.01", "-W", "1", "-q", address])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| HarnessError::Io { what: format!("start ping in {netns}"), source })?;
+        Ok(Self { child: Some(child) })
+    }
+
+    /// Stops the ping (SIGINT, so it prints its summary) and returns its counts.
+    pub fn stop(mut self) -> Result<PingCount, HarnessError> {
+        let Some(child) = self.child.take() else {
+            return Ok(PingCount { sent: 0, received: 0 });
+        };
+        let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+        let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
+        let out = child.wait_with_output().map_err(io_error("wait for ping"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        parse_ping_summary(&text).ok_or_else(|| HarnessError::Io {
+            what: format!("ping printed no summary: {text} {}", String::from_utf8_lossy(&out.stderr)),
+            source: std::io::Error::other("no summary"),
+        })
+    }
+}
+
+fn io_error(what: &str) -> impl FnOnce(std::io::Error) -> HarnessError {
+    let what = what.to_string();
+    move |source| HarnessError::Io { what, source }
+}
+
+impl Drop for Pinger {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Reads `N packets transmitted, M received` from ping's summary.
+pub fn parse_ping_summary(text: &str) -> Option<PingCount> {
+    let line = text.lines().find(|l| l.contains("packets transmitted"))?;
+    let mut numbers = line.split(',').filter_map(|part| part.split_whitespace().next()?.parse::<u64>().ok());
+    Some(PingCount { sent: numbers.next()?, received: numbers.next()? })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    #[test]
+    fn ping_summaries_are_read() {
+        let text = "--- 10.0.0.1 ping statistics ---\n512 packets transmitted, 498 received, +3 errors, 2.7% packet loss, time 5120ms\n";
+        let count = super::parse_ping_summary(text).unwrap();
+        assert_eq!((count.sent, count.received, count.lost()), (512, 498, 14));
+        assert!(super::parse_ping_summary("nothing").is_none());
+    }
+}

@@ -1,0 +1,170 @@
+//! Pods: a network namespace plumbed by the real CNI plugin, run inside the node's namespace the
+//! way a kubelet on that node would, plus the Pod object and a small server on its ports.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::cmd::{self, CmdError};
+use crate::datastore::{self, DatastoreError};
+use crate::lab::{CNI, LAB, cni_socket};
+use crate::process::{self, SpawnError};
+use crate::scenario::PodSpec;
+use crate::state::{LabState, PodRecord, StateError};
+use crate::topology::{self, TopologyError, names};
+
+/// The TCP port every pod serves, besides its own ports, for `probe --port`.
+pub const PROBE_PORT: u16 = 8080;
+
+/// A pod could not be created or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum PodError {
+    /// The pod's node is not in the lab.
+    #[error("pod {pod}: node {node} is not in the lab")]
+    UnknownNode {
+        /// The pod.
+        pod: String,
+        /// The node.
+        node: String,
+    },
+    /// CNI ADD or DEL failed.
+    #[error("pod {pod}: CNI {command} on {node} failed: {detail}")]
+    Cni {
+        /// The pod.
+        pod: String,
+        /// The node.
+        node: String,
+        /// ADD or DEL.
+        command: String,
+        /// What the plugin said.
+        detail: String,
+    },
+    /// A command failed.
+    #[error(transparent)]
+    Cmd(#[from] CmdError),
+    /// The namespace could not be made.
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    /// The datastore failed.
+    #[error(transparent)]
+    Datastore(#[from] DatastoreError),
+    /// The state failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The server could not start.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+}
+
+/// The network configuration the lab hands the plugin (what a conflist's plugin entry holds).
+pub fn cni_config(socket: &str) -> Value {
+    json!({"cniVersion": "1.0.0", "name": "gingham", "type": "gingham", "socketPath": socket})
+}
+
+/// Runs the CNI plugin for a pod inside its node's namespace; returns the plugin's stdout.
+pub fn run_cni(state: &LabState, pod: &PodRecord, command: &str) -> Result<String, PodError> {
+    let node = state.node(&pod.node).ok_or_else(|| PodError::UnknownNode { pod: pod.key(), node: pod.node.clone() })?;
+    let config = cni_config(&cni_socket(node).display().to_string()).to_string();
+    let bin_dir = state.bin_dir.display().to_string();
+    let mut cni = Command::new("ip");
+    cni.args(["netns", "exec", &node.netns, "env"])
+        .arg(format!("CNI_COMMAND={command}"))
+        .arg(format!("CNI_CONTAINERID={}", pod.container_id))
+        .arg(format!("CNI_NETNS=/run/netns/{}", pod.netns))
+        .arg("CNI_IFNAME=eth0")
+        .arg(format!("CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={}", pod.namespace, pod.name))
+        .arg(format!("CNI_PATH={bin_dir}"))
+        .arg(state.bin_dir.join(CNI));
+    let out = cmd::output(&mut cni, Some(config.as_bytes()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        return Ok(stdout);
+    }
+    let detail = format!("{} {}", stdout.trim(), String::from_utf8_lossy(&out.stderr).trim());
+    Err(PodError::Cni { pod: pod.key(), node: pod.node.clone(), command: command.into(), detail })
+}
+
+/// The first address of a CNI result (`ips[0].address`).
+pub fn result_address(result: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(result).ok()?;
+    value.pointer("/ips/0/address").and_then(Value::as_str).map(str::to_string)
+}
+
+/// Adds a pod: namespace, CNI ADD (retried for up to 30 s while the node gets its blocks), Pod
+/// object with its address, and a server on its ports.
+pub fn add(state: &mut LabState, spec: &PodSpec) -> Result<PodRecord, PodError> {
+    if state.node(&spec.node).is_none() {
+        return Err(PodError::UnknownNode {
+            pod: format!("{}/{}", spec.namespace, spec.name),
+            node: spec.node.clone(),
+        });
+    }
+    let netns = names::pod(&state.prefix, &spec.namespace, &spec.name);
+    let mut record = PodRecord {
+        name: spec.name.clone(),
+        namespace: spec.namespace.clone(),
+        node: spec.node.clone(),
+        netns: netns.clone(),
+        container_id: format!("{}-{}-{}", state.prefix, spec.namespace, spec.name),
+        address: None,
+    };
+    topology::add_netns(state, &netns)?;
+    state.pods.push(record.clone());
+    state.save()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let result = loop {
+        match run_cni(state, &record, "ADD") {
+            Ok(out) => break out,
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    };
+    record.address = result_address(&result);
+    if let Some(saved) = state.pods.iter_mut().find(|p| p.netns == netns) {
+        saved.address.clone_from(&record.address);
+    }
+    state.save()?;
+    datastore::put(&state.datastore(), &datastore::pod_object(spec, record.address.as_deref()))?;
+    start_server(state, &record, spec)?;
+    Ok(record)
+}
+
+/// Starts `gingham-lab serve` in the pod on its ports and [`PROBE_PORT`].
+fn start_server(state: &mut LabState, pod: &PodRecord, spec: &PodSpec) -> Result<(), PodError> {
+    let mut ports = vec![format!("tcp:{PROBE_PORT}")];
+    ports.extend(spec.ports.iter().map(|p| format!("{}:{}", p.protocol.to_ascii_lowercase(), p.port)));
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", &pod.netns]).arg(state.bin_dir.join(LAB)).args([
+        "serve",
+        "--name",
+        &pod.key(),
+        "--ports",
+        &ports.join(","),
+    ]);
+    let log = state.logs().join(format!("serve-{}-{}.log", pod.namespace, pod.name));
+    let record = process::spawn(&format!("serve {}", pod.key()), &mut command, &log)?;
+    state.processes.push(record);
+    state.save()?;
+    Ok(())
+}
+
+/// Removes a pod: its server, CNI DEL, its Pod object and its namespace.
+pub fn remove(state: &mut LabState, namespace: &str, name: &str) -> Result<(), PodError> {
+    let Some(pod) = state.pods.iter().find(|p| p.namespace == namespace && p.name == name).cloned() else {
+        return Ok(());
+    };
+    let server = format!("serve {}", pod.key());
+    for record in state.processes.iter().filter(|p| p.name == server) {
+        process::stop(record, Duration::from_secs(2));
+    }
+    state.processes.retain(|p| p.name != server);
+    run_cni(state, &pod, "DEL")?;
+    let object = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace}});
+    datastore::remove(&state.datastore(), &object)?;
+    topology::delete_netns(&pod.netns)?;
+    state.namespaces.retain(|n| *n != pod.netns);
+    state.pods.retain(|p| p.netns != pod.netns);
+    state.save()?;
+    Ok(())
+}

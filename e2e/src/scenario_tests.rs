@@ -1,0 +1,65 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+
+#[test]
+fn the_default_scenario_is_valid() {
+    let scenario = parse(DEFAULT_SCENARIO).unwrap();
+    assert_eq!(scenario.prefix, "ghlab");
+    assert_eq!(scenario.nodes.len(), 3);
+    assert!(scenario.namespaces.iter().any(|n| n.name == "prod" && n.labels.get("env").is_some_and(|v| v == "prod")));
+    assert_eq!(scenario.objects.len(), 2);
+}
+
+const BASE: &str =
+    "lab: {prefix: t1}\nsubnets:\n  - {name: a, cidr: 10.231.1.0/24}\nnodes:\n  - {name: n1, subnet: a}\n";
+
+/// A table of broken scenarios: each must be rejected naming this line and field.
+#[test]
+fn errors_name_the_line_and_the_field() {
+    let cases: &[(&str, &str, u64, &str)] = &[
+        ("wrong subnet", "pods:\n  - {name: p, node: n1}\n  - {name: q, node: n9}\n", 8, "pods[1].node"),
+        ("node subnet", "  - {name: n2, subnet: z}\n", 6, "nodes[1].subnet"),
+        (
+            "pool outside range",
+            "objects:\n  - apiVersion: gingham.dev/v1\n    kind: IPPool\n    metadata: {name: p}\n    spec: {cidr: 192.168.0.0/16}\n",
+            7,
+            "objects[0].spec.cidr",
+        ),
+        ("unknown kind", "objects:\n  - {apiVersion: v1, kind: ConfigMap, metadata: {name: x}}\n", 7, "objects[0]"),
+        ("node object", "objects:\n  - {apiVersion: v1, kind: Node, metadata: {name: x}}\n", 7, "objects[0].kind"),
+    ];
+    for (what, extra, line, field) in cases {
+        let errors = parse(&format!("{BASE}{extra}")).expect_err(what).0;
+        assert!(
+            errors.iter().any(|e| e.line == *line && e.field == *field && !e.fix.is_empty()),
+            "{what}: expected line {line} field {field}, got {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_keys_and_bad_values_are_located() {
+    let errors = parse(&format!("{BASE}pods:\n  - {{name: p, node: n1, colour: red}}\n")).unwrap_err().0;
+    assert_eq!(errors[0].line, 7, "{errors:?}");
+    assert!(errors[0].message.contains("colour"), "{errors:?}");
+    let errors =
+        parse("lab: {prefix: BAD_PREFIX}\nsubnets:\n  - {name: a, cidr: 10.0.0.0/8}\nnodes: []\n").unwrap_err().0;
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert!(
+        fields.contains(&"lab.prefix") && fields.contains(&"subnets[0].cidr") && fields.contains(&"nodes"),
+        "{errors:?}"
+    );
+    assert_eq!(errors.iter().find(|e| e.field == "lab.prefix").map(|e| e.line), Some(1));
+}
+
+#[test]
+fn pod_namespaces_are_added_and_objects_validated() {
+    let text = format!(
+        "{BASE}pods:\n  - {{name: p, namespace: team, node: n1}}\nobjects:\n  - apiVersion: gingham.dev/v1\n    kind: IPPool\n    metadata: {{name: p}}\n    spec: {{cidr: 10.232.0.0/16, ipipMode: Always, vxlanMode: Always}}\n"
+    );
+    let errors = parse(&text).unwrap_err().0;
+    assert!(errors.iter().all(|e| e.line == 9), "{errors:?}");
+    let ok = parse(&format!("{BASE}pods:\n  - {{name: p, namespace: team, node: n1}}\n")).unwrap();
+    assert!(ok.namespaces.iter().any(|n| n.name == "team"));
+}
