@@ -79,9 +79,6 @@ pub enum RunError {
     /// The webhook could not start.
     #[error(transparent)]
     Webhook(#[from] webhook::WebhookError),
-    /// The HTTP endpoints could not start.
-    #[error(transparent)]
-    Health(#[from] health::HealthError),
 }
 
 impl RunError {
@@ -91,7 +88,6 @@ impl RunError {
             Self::Client(_) => "client",
             Self::Leader(e) => e.label(),
             Self::Webhook(e) => e.label(),
-            Self::Health(e) => e.label(),
         }
     }
 }
@@ -136,10 +132,22 @@ async fn run_operator(args: RunArgs) -> Result<(), RunError> {
     let registry = Arc::new(registry);
     let readiness = Readiness::default();
     let router = health::router(Arc::clone(&registry), readiness.clone());
-    let mut servers = vec![tokio::spawn(health::serve(args.health_addr, router.clone(), on_shutdown(stopped.clone())))];
+    let mut addrs = vec![args.health_addr];
     if args.metrics_addr != args.health_addr {
-        servers.push(tokio::spawn(health::serve(args.metrics_addr, router, on_shutdown(stopped.clone()))));
+        addrs.push(args.metrics_addr);
     }
+    let servers: Vec<_> = addrs
+        .into_iter()
+        .map(|addr| {
+            // A busy port is reported at once; the operator keeps working without it.
+            let server = health::serve(addr, router.clone(), on_shutdown(stopped.clone()));
+            tokio::spawn(async move {
+                if let Err(error) = server.await {
+                    tracing::error!(%error, "HTTP server failed");
+                }
+            })
+        })
+        .collect();
     let settings = args.settings.to_settings();
     let result = match (args.datastore, &args.dir) {
         (DatastoreKind::File, Some(dir)) => {
@@ -151,9 +159,7 @@ async fn run_operator(args: RunArgs) -> Result<(), RunError> {
         _ => run_kubernetes(&args, &settings, &metrics, &readiness, stopped.clone()).await,
     };
     for server in servers {
-        if let Ok(Err(error)) = server.await {
-            tracing::warn!(%error, "HTTP server failed");
-        }
+        let _ = server.await;
     }
     result
 }

@@ -118,6 +118,15 @@ metadata:
   name: node-1
 ";
 
+const BAD_POOL: &str = "\
+apiVersion: gingham.dev/v1
+kind: IPPool
+metadata:
+  name: host-bits
+spec:
+  cidr: 10.1.0.1/16
+";
+
 const BAD_PEER: &str = "\
 apiVersion: gingham.dev/v1
 kind: BGPPeer
@@ -148,6 +157,7 @@ fn malformed_files_and_objects_are_skipped_and_the_rest_is_read() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a-pools.yaml"), POOL_AND_NODE).unwrap();
     std::fs::write(dir.path().join("b-broken.yaml"), "kind: [\n").unwrap();
+    std::fs::write(dir.path().join("c-pool.yaml"), BAD_POOL).unwrap();
     std::fs::create_dir_all(dir.path().join("objects/team")).unwrap();
     std::fs::write(dir.path().join("objects/team/peers.yaml"), BAD_PEER).unwrap();
     std::fs::create_dir_all(dir.path().join("status/nodenetworks")).unwrap();
@@ -158,16 +168,19 @@ fn malformed_files_and_objects_are_skipped_and_the_rest_is_read() {
     let mut reader = Reader::new(dir.path());
     let outcome = reader.read().unwrap();
     let snapshot = &outcome.snapshot;
-    assert_eq!(snapshot.pools.len(), 1);
+    // The invalid pool still reaches the core, which reports it in the pool's status.
+    let pools: Vec<_> = snapshot.pools.iter().map(|p| p.spec.cidr.clone()).collect();
+    assert_eq!(pools, ["10.244.0.0/16", "10.1.0.1/16"]);
     let nodes: Vec<_> = snapshot.nodes.iter().map(|n| n.metadata.name.clone().unwrap()).collect();
     assert_eq!(nodes, ["node-1", "node-2"]);
     assert!(snapshot.bgp_peers.is_empty());
     assert_eq!(snapshot.blocks.len(), 2, "generated blocks are read back as state");
     assert_eq!(snapshot.network_policies.len(), 1, "translations are read back");
     assert_eq!(snapshot.node_statuses.get("node-1").and_then(|s| s.observed_generation), Some(3));
-    assert_eq!(outcome.problems.len(), 2, "{:?}", outcome.problems);
+    assert_eq!(outcome.problems.len(), 3, "{:?}", outcome.problems);
     assert!(outcome.problems[0].contains("b-broken.yaml"), "{:?}", outcome.problems);
-    assert!(outcome.problems[1].contains("peers.yaml:1: BGPPeer/broken: spec.nodeSelector"), "{:?}", outcome.problems);
+    assert!(outcome.problems[1].contains("c-pool.yaml:1: IPPool/host-bits: spec.cidr"), "{:?}", outcome.problems);
+    assert!(outcome.problems[2].contains("peers.yaml:1: BGPPeer/broken: spec.nodeSelector"), "{:?}", outcome.problems);
 
     let again = reader.read().unwrap();
     assert!(!again.changed, "nothing changed");

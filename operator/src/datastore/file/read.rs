@@ -124,6 +124,11 @@ fn parse(file: &Path, text: &str, area: Area, problems: &mut Vec<String>) -> Par
                 }
                 Ok(manifest) => parsed.manifests.push(manifest),
                 Err(found) => {
+                    // A pool reaches the core even when invalid: it gets Allocatable=False with the
+                    // reason in its status (the Kubernetes datastore does the same).
+                    if let Ok(pool @ Manifest::IPPool(_)) = Manifest::from_document(&document) {
+                        parsed.manifests.push(pool);
+                    }
                     let object = object_label(&document);
                     for p in found {
                         let at = if p.path.is_empty() { String::new() } else { format!("{}: ", p.path) };
