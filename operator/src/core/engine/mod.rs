@@ -210,3 +210,6 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
