@@ -1,0 +1,168 @@
+//! Kernel tests (root): nftables dispatch allowing and denying real TCP between pods, default drop
+//! for pods without policy, incremental membership changes, masquerade, and a failed transaction
+//! leaving the previous rules in force.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod kernel_support;
+
+use gingham_crds::api::nodenetwork::{
+    CompiledMatch, CompiledPolicy, CompiledRule, EndpointPolicy, IpSet, IpSetKind, NodeNetworkSpec, PoolRouting,
+    PortRange,
+};
+use gingham_crds::api::policy::Action;
+use gingham_node_agent::dataplane::kernel::NftOutcome;
+use gingham_node_agent::dataplane::nft::apply::{Nft, NftCommand};
+use kernel_support::{Netns, Node, assert_clean, can_run, endpoint, link, plumb_pod};
+
+const CLIENT: [u8; 4] = [10, 80, 0, 5];
+const SERVER: [u8; 4] = [10, 80, 0, 6];
+const PENDING: [u8; 4] = [10, 80, 0, 7];
+
+/// `client` has no policy (allow all), `server` allows TCP 8080 from the `clients` set only,
+/// `pending` has no policy entry yet.
+fn node() -> Node {
+    let endpoints = vec![endpoint("client", CLIENT), endpoint("server", SERVER), endpoint("pending", PENDING)];
+    let mut spec = NodeNetworkSpec {
+        address: "192.168.80.1/24".into(),
+        blocks: vec!["10.80.0.0/26".into()],
+        pools: vec![PoolRouting {
+            name: "default".into(),
+            cidr: "10.80.0.0/16".into(),
+            nat_outgoing: true,
+            ..Default::default()
+        }],
+        ..NodeNetworkSpec::default()
+    };
+    spec.policy.ip_sets =
+        vec![IpSet { name: "clients".into(), kind: IpSetKind::Addresses, members: vec!["10.80.0.5".into()] }];
+    spec.policy.policies = vec![CompiledPolicy {
+        name: "default/allow-8080".into(),
+        ingress: vec![CompiledRule {
+            action: Action::Allow,
+            protocol: Some(6),
+            source: CompiledMatch { sets: vec!["clients".into()], ..Default::default() },
+            destination: CompiledMatch { ports: vec![PortRange { first: 8080, last: 8080 }], ..Default::default() },
+            ..Default::default()
+        }],
+        egress: vec![],
+    }];
+    spec.policy.endpoints = vec![
+        EndpointPolicy { name: "default/client".into(), ..Default::default() },
+        EndpointPolicy { name: "default/server".into(), ingress: vec!["default/allow-8080".into()], egress: vec![] },
+    ];
+    Node { name: "node-a".into(), spec, blocks: vec![], endpoints }
+}
+
+struct Lab {
+    host: Netns,
+    outside: Netns,
+    pods: Vec<Netns>,
+}
+
+fn lab(test: &str, node: &Node) -> Lab {
+    let host = Netns::new(test, "node");
+    let outside = Netns::new(test, "out");
+    link(&host, "eth0", "192.168.80.1/24", &outside, "eth0", "192.168.80.2/24");
+    host.ip("route add default via 192.168.80.2");
+    // Without masquerade the outside would answer the pod directly.
+    outside.ip("route add 10.80.0.0/16 via 192.168.80.1");
+    let pods = node
+        .endpoints
+        .iter()
+        .map(|e| {
+            let ns = Netns::new(test, &e.pod);
+            plumb_pod(&host, &ns, e);
+            ns
+        })
+        .collect();
+    Lab { host, outside, pods }
+}
+
+#[test]
+fn policy_allows_and_denies_real_tcp() {
+    if !can_run() {
+        return;
+    }
+    let mut node = node();
+    let lab = lab("policy", &node);
+    let (client, server, pending) = (&lab.pods[0], &lab.pods[1], &lab.pods[2]);
+    server.serve_peer_address(8080);
+    server.serve_peer_address(9090);
+    client.serve_peer_address(8080);
+    pending.serve_peer_address(8080);
+    let (report, _) = lab.host.sync(&node);
+    assert_eq!(report.programmed_endpoints, ["default/client".to_string(), "default/server".to_string()].into());
+    assert!(report.routes_programmed && report.policy_programmed, "{report:?}");
+
+    let server_ip = SERVER.into();
+    assert_eq!(client.connect(server_ip, 8080).as_deref(), Some("10.80.0.5"), "allowed by policy, not masqueraded");
+    assert_eq!(client.connect(server_ip, 9090), None, "no rule allows 9090");
+    assert_eq!(pending.connect(CLIENT.into(), 8080), None, "a pod without policy cannot send");
+    assert_eq!(server.connect(CLIENT.into(), 8080).as_deref(), Some("10.80.0.6"), "client has no ingress policy");
+    assert_eq!(client.connect(PENDING.into(), 8080), None, "a pod without policy cannot receive");
+    let (ok, _) = lab.host.sh("nft delete table inet gingham");
+    assert!(ok);
+    assert_eq!(client.connect(PENDING.into(), 8080).as_deref(), Some("10.80.0.5"), "only policy stood in the way");
+    assert_eq!(client.connect(server_ip, 9090).as_deref(), Some("10.80.0.5"));
+    let (report, stats) = lab.host.sync(&node);
+    assert_clean(&report);
+    assert_eq!(stats.nft, NftOutcome::Rewrite, "a deleted table is recreated");
+    assert_eq!(client.connect(server_ip, 9090), None);
+
+    node.spec.policy.ip_sets[0].members.clear();
+    let (report, stats) = lab.host.sync(&node);
+    assert_clean(&report);
+    assert_eq!(stats.nft, NftOutcome::Elements, "a membership change is an element update");
+    assert_eq!(client.connect(server_ip, 8080), None, "the client left the allowed set");
+}
+
+#[test]
+fn outgoing_traffic_from_nat_pools_is_masqueraded() {
+    if !can_run() {
+        return;
+    }
+    let mut node = node();
+    let lab = lab("masq", &node);
+    lab.outside.serve_peer_address(7070);
+    assert!(lab.host.sync(&node).0.policy_programmed);
+    let outside = [192, 168, 80, 2].into();
+    assert_eq!(lab.pods[0].connect(outside, 7070).as_deref(), Some("192.168.80.1"), "the far side sees the node");
+
+    node.spec.pools[0].nat_outgoing = false;
+    let (report, stats) = lab.host.sync(&node);
+    assert_clean(&report);
+    assert_eq!(stats.nft, NftOutcome::Elements);
+    assert_eq!(lab.pods[0].connect(outside, 7070).as_deref(), Some("10.80.0.5"), "natOutgoing off: the pod itself");
+}
+
+#[test]
+fn a_failed_transaction_leaves_the_previous_rules_in_force() {
+    if !can_run() {
+        return;
+    }
+    let node = node();
+    let lab = lab("nftfail", &node);
+    let (client, server) = (&lab.pods[0], &lab.pods[1]);
+    server.serve_peer_address(8080);
+    assert_clean(&lab.host.sync(&node).0);
+    let before = lab.host.run(|| async { NftCommand::default().list().await.unwrap() });
+    assert!(before.is_some());
+
+    let broken = "delete table inet gingham\ntable inet gingham { chain forward { this is not nft } }\n";
+    let failed = lab.host.run(move || async move { NftCommand::default().run_script(broken).await });
+    assert!(failed.is_err(), "nft must refuse the broken transaction");
+
+    let mut bad = node.clone();
+    bad.spec.policy.ip_sets[0].name = "x".repeat(300);
+    bad.spec.policy.policies[0].ingress[0].source.sets = vec!["x".repeat(300)];
+    let (report, stats) = lab.host.sync(&bad);
+    assert!(!report.policy_programmed);
+    assert!(report.programmed_endpoints.is_empty(), "no endpoint is ready while policy failed");
+    assert_eq!(stats.nft, NftOutcome::Failed);
+    assert!(report.errors.iter().any(|e| e.contains("previous ruleset stays in force")), "{:?}", report.errors);
+
+    let after = lab.host.run(|| async { NftCommand::default().list().await.unwrap() });
+    assert_eq!(after, before, "the table is exactly as it was");
+    assert_eq!(client.connect(SERVER.into(), 8080).as_deref(), Some("10.80.0.5"), "and still enforced");
+}
