@@ -27,6 +27,7 @@ pub struct Shared {
     programmed: watch::Sender<Programmed>,
     seq: AtomicU64,
     changed: Notify,
+    heartbeat: AtomicU64,
 }
 
 impl Default for Shared {
@@ -36,6 +37,7 @@ impl Default for Shared {
             programmed: watch::Sender::new(Programmed::default()),
             seq: AtomicU64::new(0),
             changed: Notify::new(),
+            heartbeat: AtomicU64::new(now_seconds()),
         }
     }
 }
@@ -82,12 +84,26 @@ impl Shared {
         self.programmed.borrow().clone()
     }
 
+    /// Records that the main loop is alive.
+    pub fn beat(&self) {
+        self.heartbeat.store(now_seconds(), Ordering::SeqCst);
+    }
+
+    /// Whether the main loop was alive within `seconds`.
+    pub fn alive_within(&self, seconds: u64) -> bool {
+        now_seconds().saturating_sub(self.heartbeat.load(Ordering::SeqCst)) <= seconds
+    }
+
     /// Waits until a sync that saw change `seq` reports `key` programmed.
     pub async fn wait_programmed(&self, seq: u64, key: &str) {
         let mut receiver = self.programmed.subscribe();
         // The sender lives in `self`, so the channel cannot close while we wait.
         let _ = receiver.wait_for(|p| p.seq >= seq && p.endpoints.contains(key)).await;
     }
+}
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -1,0 +1,311 @@
+//! The main loop: on any change of spec, blocks or endpoints, and on a periodic resync, build the
+//! [`NodeView`], sync the dataplane and BIRD, and write status when it changed.
+//!
+//! A spec that does not decode or validate is rejected with an error in status; the last good spec
+//! stays in force. On shutdown routes and rules stay in place.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gingham_crds::api::NodeNetworkSpec;
+use gingham_crds::api::NodeNetworkStatus;
+use gingham_crds::api::nodenetwork::BgpSessionStatus;
+use gingham_crds::validate::validate_node_network;
+use tokio::sync::watch;
+
+use crate::bird::{self, BirdSupervisor};
+use crate::dataplane::{Dataplane, NodeView, SyncReport};
+use crate::datastore::{NodeNetworkState, Snapshot, StatusSink};
+use crate::endpoint::LocalEndpoint;
+use crate::ipam::{BlockSet, IpamStore};
+use crate::metrics::Metrics;
+use crate::shared::{Programmed, Shared};
+use crate::status::{self, StatusInputs};
+
+/// How often BIRD is polled and status refreshed between syncs.
+const TICK: Duration = Duration::from_secs(2);
+
+/// The agent's fixed settings.
+#[derive(Clone, Debug)]
+pub struct AgentOptions {
+    /// This node's name.
+    pub node: String,
+    /// Release ready allocations whose host interface has disappeared (the pod is gone).
+    pub reap_missing_interfaces: bool,
+}
+
+/// The main loop and what it owns.
+pub struct Agent<D: Dataplane, S: StatusSink> {
+    options: AgentOptions,
+    dataplane: D,
+    sink: S,
+    inputs: watch::Receiver<Snapshot>,
+    shared: Arc<Shared>,
+    ipam: IpamStore,
+    bird: Option<BirdSupervisor>,
+    metrics: Metrics,
+    state: LoopState,
+}
+
+/// What the loop remembers between iterations.
+#[derive(Debug, Default)]
+struct LoopState {
+    accepted: Option<(Option<i64>, NodeNetworkSpec)>,
+    blocks: Option<BlockSet>,
+    spec_error: Option<String>,
+    report: Option<SyncReport>,
+    endpoints: Vec<LocalEndpoint>,
+    bird_apply_error: Option<String>,
+    bird_exit_error: Option<String>,
+    sessions: Vec<BgpSessionStatus>,
+    written: Option<NodeNetworkStatus>,
+}
+
+impl<D: Dataplane, S: StatusSink> Agent<D, S> {
+    /// An agent; nothing runs until [`Agent::run`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        options: AgentOptions,
+        dataplane: D,
+        sink: S,
+        inputs: watch::Receiver<Snapshot>,
+        shared: Arc<Shared>,
+        ipam: IpamStore,
+        bird: Option<BirdSupervisor>,
+        metrics: Metrics,
+    ) -> Self {
+        Self { options, dataplane, sink, inputs, shared, ipam, bird, metrics, state: LoopState::default() }
+    }
+
+    /// Runs until `shutdown` completes. BIRD is stopped (its kernel routes persist); the
+    /// dataplane's routes and rules are left in place.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(TICK);
+        let mut next_resync = Instant::now();
+        let mut dirty = true;
+        let mut inputs_open = true;
+        loop {
+            if dirty || Instant::now() >= next_resync {
+                self.reconcile().await;
+                let refresh = self.state.accepted.as_ref().map_or(90, |(_, s)| s.agent.route_refresh_seconds);
+                next_resync = Instant::now() + Duration::from_secs(u64::from(refresh.max(1)));
+                dirty = false;
+            }
+            self.refresh_bird().await;
+            self.write_status().await;
+            self.shared.beat();
+            tokio::select! {
+                () = &mut shutdown => break,
+                changed = self.inputs.changed(), if inputs_open => {
+                    if changed.is_err() {
+                        tracing::error!("the datastore stopped; keeping the last inputs");
+                        inputs_open = false;
+                    }
+                    dirty = true;
+                }
+                () = self.shared.wait_for_change() => dirty = true,
+                _ = tick.tick() => {}
+            }
+        }
+        tracing::info!("shutting down; routes and rules stay in place");
+        if let Some(bird) = &mut self.bird {
+            bird.stop().await;
+        }
+    }
+
+    /// One full pass: accept the spec, sync the dataplane, apply BIRD's config.
+    async fn reconcile(&mut self) {
+        let snapshot = self.inputs.borrow_and_update().clone();
+        self.accept(&snapshot);
+        let Some((_, spec)) = self.state.accepted.clone() else { return };
+        if self.options.reap_missing_interfaces {
+            self.reap_missing_interfaces();
+        }
+        let seq = self.shared.current_seq();
+        let endpoints: Vec<LocalEndpoint> = match self.ipam.list() {
+            Ok(list) => list.into_iter().filter(|a| a.ready).map(|a| a.endpoint()).collect(),
+            Err(error) => {
+                tracing::error!(%error, "cannot read the IPAM state; syncing without endpoints");
+                self.metrics.error("ipam");
+                Vec::new()
+            }
+        };
+        let view =
+            NodeView { node_name: &self.options.node, spec: &spec, blocks: &snapshot.blocks, endpoints: &endpoints };
+        let started = Instant::now();
+        let report = self.dataplane.sync(&view).await;
+        self.metrics.sync_seconds.observe(started.elapsed().as_secs_f64());
+        for error in &report.errors {
+            tracing::warn!(%error, "dataplane sync error; the previous state stays in force");
+            self.metrics.error("sync");
+        }
+        self.metrics.endpoints.set(i64::try_from(report.programmed_endpoints.len()).unwrap_or(i64::MAX));
+        self.shared.publish(Programmed { seq, endpoints: report.programmed_endpoints.clone(), synced: true });
+        self.state.report = Some(report);
+        self.state.endpoints = endpoints;
+        self.apply_bird(&spec).await;
+    }
+
+    /// Takes a valid spec into force, or records why it was rejected.
+    fn accept(&mut self, snapshot: &Snapshot) {
+        let node = &self.options.node;
+        let error = match &snapshot.node_network {
+            NodeNetworkState::Missing => {
+                Some(format!("no NodeNetwork {node} yet; the operator creates it when it assigns the node's blocks"))
+            }
+            NodeNetworkState::Malformed(message) => {
+                Some(format!("NodeNetwork {node} rejected: {message}; the last good spec stays in force"))
+            }
+            NodeNetworkState::Found(network) => match validate_node_network(&network.spec) {
+                Ok(()) => {
+                    let releasing: Vec<String> = snapshot
+                        .blocks
+                        .iter()
+                        .filter(|b| b.node == *node && b.releasing)
+                        .map(|b| b.cidr.clone())
+                        .collect();
+                    match BlockSet::from_spec(&network.spec, &releasing) {
+                        Ok(blocks) => {
+                            self.shared.set_blocks(blocks.clone());
+                            self.state.blocks = Some(blocks);
+                            self.state.accepted = Some((network.metadata.generation, network.spec.clone()));
+                            None
+                        }
+                        Err(error) => Some(format!("NodeNetwork {node} rejected: {error}")),
+                    }
+                }
+                Err(problems) => {
+                    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                    Some(format!(
+                        "NodeNetwork {node} generation {} rejected: {}; the last good spec stays in force",
+                        network.metadata.generation.unwrap_or_default(),
+                        problems.join("; ")
+                    ))
+                }
+            },
+        };
+        if error != self.state.spec_error {
+            match &error {
+                Some(error) => {
+                    tracing::warn!(%error, "NodeNetwork not accepted");
+                    self.metrics.error("spec");
+                }
+                None => tracing::info!(node, "NodeNetwork accepted"),
+            }
+        }
+        self.state.spec_error = error;
+    }
+
+    /// Releases ready allocations whose host interface no longer exists.
+    fn reap_missing_interfaces(&mut self) {
+        let Ok(allocations) = self.ipam.list() else { return };
+        for gone in allocations.iter().filter(|a| a.ready && !interface_exists(&a.interface)) {
+            tracing::info!(pod = %gone.endpoint().key(), address = %gone.address, "releasing the address of a pod whose interface is gone");
+            if let Err(error) = self.ipam.release(&gone.container_id, Some(&gone.ifname)) {
+                tracing::warn!(%error, "releasing a leaked address failed");
+                self.metrics.error("ipam");
+            }
+        }
+    }
+
+    async fn apply_bird(&mut self, spec: &NodeNetworkSpec) {
+        let Some(bird) = &mut self.bird else { return };
+        let outcome = match &spec.bgp {
+            Some(bgp) => match bird::render(&self.options.node, spec, bgp) {
+                Ok(text) => bird.apply(&text).await,
+                Err(error) => Err(error),
+            },
+            None => {
+                bird.stop().await;
+                self.state.sessions.clear();
+                Ok(())
+            }
+        };
+        if let Err(error) = &outcome {
+            if self.state.bird_apply_error.as_deref() != Some(&error.to_string()) {
+                tracing::warn!(%error, "BIRD config not applied");
+            }
+            self.metrics.error("bird");
+        }
+        self.state.bird_apply_error = outcome.err().map(|e| e.to_string());
+    }
+
+    /// Restarts an exited BIRD (with backoff) and reads its sessions.
+    async fn refresh_bird(&mut self) {
+        let Some(bird) = &mut self.bird else { return };
+        if let Err(error) = bird.poll() {
+            tracing::warn!(%error, "BIRD");
+            if matches!(error, bird::BirdError::Exited { .. }) {
+                self.metrics.bird_exits.inc();
+            }
+            self.state.bird_exit_error = Some(error.to_string());
+        }
+        if bird.pid().is_none() {
+            return;
+        }
+        let peers = self.state.accepted.as_ref().and_then(|(_, s)| s.bgp.as_ref()).map(|b| b.peers.as_slice());
+        match bird.paths().birdc(&["show", "protocols"]).await {
+            Ok(output) => {
+                self.state.sessions = bird::parse_protocols(&output, peers.unwrap_or_default());
+                self.state.bird_exit_error = None;
+                bird.settle();
+                let established = self.state.sessions.iter().filter(|s| bird::is_established(s)).count();
+                self.metrics.sessions(established, self.state.sessions.len());
+            }
+            Err(error) => tracing::debug!(%error, "BIRD does not answer yet"),
+        }
+    }
+
+    /// Writes status when it says something new.
+    async fn write_status(&mut self) {
+        let ipam = match &self.state.blocks {
+            Some(blocks) => self.ipam.usage(blocks).unwrap_or_default(),
+            None => Default::default(),
+        };
+        self.metrics.ipam_allocated.set(i64::from(ipam.allocated));
+        self.metrics.ipam_capacity.set(i64::from(ipam.capacity));
+        let bird_error = self.state.bird_apply_error.as_deref().or(self.state.bird_exit_error.as_deref());
+        let spec = self.state.accepted.as_ref();
+        let programmed: Vec<LocalEndpoint> = match &self.state.report {
+            Some(report) => self
+                .state
+                .endpoints
+                .iter()
+                .filter(|e| report.programmed_endpoints.contains(&e.key()))
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        let inputs = StatusInputs {
+            generation: spec.and_then(|(generation, _)| *generation),
+            spec_error: self.state.spec_error.as_deref(),
+            report: self.state.report.as_ref(),
+            bgp_enabled: spec.is_some_and(|(_, s)| s.bgp.is_some()) && self.bird.is_some(),
+            sessions: &self.state.sessions,
+            bird_error,
+            endpoints: &programmed,
+            ipam,
+        };
+        let mut next = status::build(
+            &inputs,
+            &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
+        );
+        status::carry_times(&mut next, self.state.written.as_ref());
+        if self.state.written.as_ref().is_some_and(|written| status::equivalent(written, &next)) {
+            return;
+        }
+        match self.sink.write_status(&next).await {
+            Ok(()) => self.state.written = Some(next),
+            Err(error) => {
+                tracing::warn!(%error, "writing status failed; retrying on the next tick");
+                self.metrics.error("status");
+            }
+        }
+    }
+}
+
+fn interface_exists(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}

@@ -1,0 +1,46 @@
+//! Unknown fields: keys of the written object that its typed form does not keep (a typo such as
+//! `blokcs` would otherwise be dropped silently).
+
+use serde_json::Value;
+
+/// The paths (like `spec.bgp.peerz`) present in `written` but absent from `typed` (the written
+/// object decoded and encoded again). Null values count as absent.
+pub fn unknown_fields(written: &Value, typed: &Value, path: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    walk(written, typed, path, &mut found);
+    found
+}
+
+fn walk(written: &Value, typed: &Value, path: &str, found: &mut Vec<String>) {
+    match (written, typed) {
+        (Value::Object(written), Value::Object(typed)) => {
+            for (key, value) in written {
+                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                match typed.get(key) {
+                    Some(kept) => walk(value, kept, &child, found),
+                    None if value.is_null() => {}
+                    None => found.push(child),
+                }
+            }
+        }
+        (Value::Array(written), Value::Array(typed)) => {
+            for (index, (value, kept)) in written.iter().zip(typed).enumerate() {
+                walk(value, kept, &format!("{path}[{index}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn finds_typos_at_any_depth_and_ignores_nulls() {
+        let written = json!({ "blokcs": [], "bgp": { "peers": [{ "name": "a", "adress": "x" }] }, "tunnel": null });
+        let typed = json!({ "blocks": [], "bgp": { "peers": [{ "name": "a", "address": "" }] } });
+        assert_eq!(unknown_fields(&written, &typed, "spec"), vec!["spec.bgp.peers[0].adress", "spec.blokcs"]);
+    }
+}

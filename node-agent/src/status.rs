@@ -1,0 +1,121 @@
+//! NodeNetwork.status from what the agent knows (pure), and the comparison that keeps the agent
+//! from rewriting an unchanged status.
+
+use gingham_crds::api::NodeNetworkStatus;
+use gingham_crds::api::common::{Condition, condition_status, conditions_equivalent};
+use gingham_crds::api::nodenetwork::{BgpSessionStatus, IpamUsage, LocalEndpoint as StatusEndpoint, conditions};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::bird::{is_established, summary};
+use crate::dataplane::SyncReport;
+use crate::endpoint::LocalEndpoint;
+
+/// Everything status is built from.
+#[derive(Clone, Debug, Default)]
+pub struct StatusInputs<'a> {
+    /// The generation of the spec in force.
+    pub generation: Option<i64>,
+    /// Why the current spec was rejected (or is missing).
+    pub spec_error: Option<&'a str>,
+    /// The last sync's report, if a spec was ever in force.
+    pub report: Option<&'a SyncReport>,
+    /// BGP is configured for this node.
+    pub bgp_enabled: bool,
+    /// The sessions BIRD reports.
+    pub sessions: &'a [BgpSessionStatus],
+    /// Why BIRD is unhappy.
+    pub bird_error: Option<&'a str>,
+    /// The programmed endpoints.
+    pub endpoints: &'a [LocalEndpoint],
+    /// IPAM usage.
+    pub ipam: IpamUsage,
+}
+
+/// Builds the status; conditions get `now` as their transition time (see [`carry_times`]).
+pub fn build(inputs: &StatusInputs<'_>, now: &Time) -> NodeNetworkStatus {
+    let condition = |type_: &str, ok: Option<bool>, reason: &str, message: String| Condition {
+        type_: type_.to_string(),
+        status: match ok {
+            Some(true) => condition_status::TRUE,
+            Some(false) => condition_status::FALSE,
+            None => condition_status::UNKNOWN,
+        }
+        .to_string(),
+        reason: reason.to_string(),
+        message,
+        observed_generation: inputs.generation,
+        last_transition_time: now.clone(),
+    };
+    let sync_errors = inputs.report.map(|r| r.errors.join("; ")).unwrap_or_default();
+    let programmed = |flag: fn(&SyncReport) -> bool, what: &str, type_: &str| match inputs.report {
+        None => condition(type_, None, "NoSpec", "no valid NodeNetwork spec has been applied yet".into()),
+        Some(report) if flag(report) => condition(type_, Some(true), "Programmed", format!("{what} match the spec")),
+        Some(_) => condition(type_, Some(false), "SyncFailed", format!("{what} do not match the spec: {sync_errors}")),
+    };
+    let routes = programmed(|r| r.routes_programmed, "routes, devices and neighbours", conditions::ROUTES_PROGRAMMED);
+    let policy = programmed(|r| r.policy_programmed, "the nftables rules", conditions::POLICY_PROGRAMMED);
+    let down: Vec<&str> = inputs.sessions.iter().filter(|s| !is_established(s)).map(|s| s.name.as_str()).collect();
+    let bgp = match (inputs.bgp_enabled, inputs.bird_error) {
+        (false, _) => {
+            condition(conditions::BGP_ESTABLISHED, Some(true), "BGPDisabled", "BGP is off for this node".into())
+        }
+        (true, Some(error)) => condition(conditions::BGP_ESTABLISHED, Some(false), "BirdFailed", error.to_string()),
+        (true, None) if down.is_empty() => condition(
+            conditions::BGP_ESTABLISHED,
+            Some(true),
+            "Established",
+            format!("{} BGP sessions established", summary(inputs.sessions)),
+        ),
+        (true, None) => condition(
+            conditions::BGP_ESTABLISHED,
+            Some(false),
+            "NotEstablished",
+            format!("not established: {}", down.join(", ")),
+        ),
+    };
+    let failing = [&routes, &policy, &bgp].into_iter().find(|c| c.status != condition_status::TRUE);
+    let ready = match (inputs.spec_error, failing) {
+        (Some(error), _) => condition(conditions::READY, Some(false), "SpecRejected", error.to_string()),
+        (None, Some(c)) => condition(conditions::READY, Some(false), &format!("{}NotTrue", c.type_), c.message.clone()),
+        (None, None) => condition(conditions::READY, Some(true), "Ready", "the node's network matches its spec".into()),
+    };
+    let errors: Vec<&str> = [inputs.spec_error, Some(sync_errors.as_str()), inputs.bird_error]
+        .into_iter()
+        .flatten()
+        .filter(|e| !e.is_empty())
+        .collect();
+    NodeNetworkStatus {
+        observed_generation: inputs.generation,
+        conditions: vec![ready, routes, policy, bgp],
+        bgp_summary: inputs.bgp_enabled.then(|| summary(inputs.sessions)),
+        bgp_sessions: inputs.sessions.to_vec(),
+        endpoint_count: u32::try_from(inputs.endpoints.len()).unwrap_or(u32::MAX),
+        endpoints: inputs
+            .endpoints
+            .iter()
+            .map(|e| StatusEndpoint { name: e.key(), address: e.address.to_string(), interface: e.interface.clone() })
+            .collect(),
+        ipam: inputs.ipam.clone(),
+        capabilities: inputs.report.map(|r| r.capabilities.clone()).unwrap_or_default(),
+        last_error: (!errors.is_empty()).then(|| errors.join("; ")),
+    }
+}
+
+/// Keeps the transition time of every condition whose status did not change.
+pub fn carry_times(status: &mut NodeNetworkStatus, previous: Option<&NodeNetworkStatus>) {
+    let Some(previous) = previous else { return };
+    for condition in &mut status.conditions {
+        if let Some(old) =
+            previous.conditions.iter().find(|c| c.type_ == condition.type_ && c.status == condition.status)
+        {
+            condition.last_transition_time = old.last_transition_time.clone();
+        }
+    }
+}
+
+/// Whether two statuses say the same thing (timestamps aside).
+pub fn equivalent(a: &NodeNetworkStatus, b: &NodeNetworkStatus) -> bool {
+    conditions_equivalent(&a.conditions, &b.conditions)
+        && NodeNetworkStatus { conditions: Vec::new(), ..a.clone() }
+            == NodeNetworkStatus { conditions: Vec::new(), ..b.clone() }
+}

@@ -1,0 +1,159 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The main loop over the file datastore with a fake dataplane: status, endpoints through the CNI
+//! API, rejected specs keeping the last good one, and no rewrites of an unchanged status.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gingham_crds::api::NodeNetworkSpec;
+use gingham_node_agent::agent::{Agent, AgentOptions};
+use gingham_node_agent::api::{ApiContext, Request, Response, handle};
+use gingham_node_agent::dataplane::{Dataplane, NodeView, SyncReport};
+use gingham_node_agent::datastore::file::{FileDatastore, FileStatus};
+use gingham_node_agent::ipam::IpamStore;
+use gingham_node_agent::metrics::Metrics;
+use gingham_node_agent::shared::Shared;
+use serde_json::Value;
+
+/// Programs everything it is given and remembers the last spec.
+#[derive(Clone, Default)]
+struct FakeDataplane {
+    last_spec: Arc<Mutex<Option<NodeNetworkSpec>>>,
+}
+
+impl Dataplane for FakeDataplane {
+    async fn sync(&mut self, view: &NodeView<'_>) -> SyncReport {
+        *self.last_spec.lock().unwrap() = Some(view.spec.clone());
+        SyncReport {
+            routes_programmed: true,
+            policy_programmed: true,
+            programmed_endpoints: view.endpoints.iter().map(|e| e.key()).collect(),
+            ..Default::default()
+        }
+    }
+}
+
+fn write_spec(dir: &Path, generation: i64, spec_yaml: &str) {
+    let path = dir.join("generated/nodenetworks/node-a.yaml");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let text = format!(
+        "apiVersion: gingham.dev/v1\nkind: NodeNetwork\nmetadata:\n  name: node-a\n  generation: {generation}\nspec:\n{spec_yaml}"
+    );
+    let temp = path.with_file_name(".node-a.yaml.tmp");
+    std::fs::write(&temp, text).unwrap();
+    std::fs::rename(temp, path).unwrap();
+}
+
+const GOOD: &str = "  address: 192.168.10.2/24\n  blocks: [10.70.0.0/28]\n";
+
+fn status(dir: &Path) -> Option<Value> {
+    let text = std::fs::read_to_string(dir.join("status/nodenetworks/node-a.yaml")).ok()?;
+    let value: Value = serde_saphyr::from_str(&text).ok()?;
+    Some(value["status"].clone())
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == type_).unwrap()
+}
+
+async fn wait_status(dir: &Path, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = status(dir).filter(|s| check(s)) {
+            return status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}: {:?}", status(dir));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_loop_programs_reports_and_keeps_the_last_good_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    write_spec(dir.path(), 1, GOOD);
+    let shared = Arc::new(Shared::default());
+    let ipam = IpamStore::open(state.path()).unwrap();
+    let dataplane = FakeDataplane::default();
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let inputs = FileDatastore::new(dir.path(), "node-a").spawn();
+            let agent = Agent::new(
+                AgentOptions { node: "node-a".into(), reap_missing_interfaces: false },
+                dataplane.clone(),
+                FileStatus::new(dir.path(), "node-a"),
+                inputs,
+                Arc::clone(&shared),
+                ipam.clone(),
+                None,
+                Metrics::register(&mut prometheus_client::registry::Registry::default()),
+            );
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let running = tokio::task::spawn_local(agent.run(async {
+                let _ = stopped.await;
+            }));
+
+            let ready = wait_status(dir.path(), "Ready", |s| condition(s, "Ready")["status"] == "True").await;
+            assert_eq!(ready["observedGeneration"], 1);
+            assert_eq!(ready["ipam"]["capacity"], 16);
+
+            // A CNI ADD through the API: allocate, then ready waits for the sync that programs it.
+            let context = ApiContext { ipam: ipam.clone(), shared: Arc::clone(&shared) };
+            let add = Request::Add {
+                container_id: "c1".into(),
+                netns: "/run/netns/x".into(),
+                ifname: "eth0".into(),
+                namespace: "default".into(),
+                pod: "web".into(),
+            };
+            assert!(matches!(handle(&context, add).await, Response::Allocated { .. }));
+            let ready_request = Request::Ready { container_id: "c1".into(), ifname: "eth0".into(), timeout_seconds: 5 };
+            let Response::Allocated { allocation } = handle(&context, ready_request).await else {
+                panic!("not programmed")
+            };
+            assert_eq!(allocation.address.to_string(), "10.70.0.0");
+            let with_pod = wait_status(dir.path(), "the endpoint", |s| s["endpointCount"] == 1).await;
+            assert_eq!(with_pod["endpoints"][0]["name"], "default/web");
+            assert_eq!(with_pod["endpoints"][0]["address"], "10.70.0.0");
+            assert_eq!(with_pod["ipam"]["allocated"], 1);
+
+            // An unknown field is rejected; the last good spec stays in force.
+            write_spec(dir.path(), 2, "  address: 192.168.10.2/24\n  blokcs: [10.71.0.0/28]\n");
+            let rejected =
+                wait_status(dir.path(), "rejection", |s| s["lastError"].as_str().is_some_and(|e| e.contains("blokcs")))
+                    .await;
+            assert_eq!(rejected["observedGeneration"], 1);
+            assert_eq!(condition(&rejected, "Ready")["reason"], "SpecRejected");
+            assert!(rejected["lastError"].as_str().unwrap().contains("last good spec"), "{rejected}");
+            assert_eq!(dataplane.last_spec.lock().unwrap().as_ref().unwrap().blocks, vec!["10.70.0.0/28"]);
+
+            // A spec that fails validation is rejected with its field path.
+            write_spec(dir.path(), 3, "  address: nonsense\n  blocks: [10.70.0.0/28]\n");
+            wait_status(dir.path(), "validation error", |s| {
+                s["lastError"].as_str().is_some_and(|e| e.contains("spec.address"))
+            })
+            .await;
+
+            // A good spec again clears the error.
+            write_spec(dir.path(), 4, GOOD);
+            let fixed = wait_status(dir.path(), "recovery", |s| s["observedGeneration"] == 4).await;
+            assert!(fixed.get("lastError").is_none_or(Value::is_null), "{fixed}");
+            assert_eq!(condition(&fixed, "Ready")["status"], "True");
+
+            // Nothing changes, so nothing is rewritten.
+            let path = dir.path().join("status/nodenetworks/node-a.yaml");
+            let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+            tokio::time::sleep(Duration::from_millis(4500)).await;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().modified().unwrap(),
+                before,
+                "an unchanged status is not rewritten"
+            );
+
+            let _ = stop.send(());
+            running.await.unwrap();
+        })
+        .await;
+}
