@@ -72,6 +72,21 @@ fn start(dir: &Path, metrics: u16, health: u16) -> Guard {
     Guard(child)
 }
 
+/// Sends SIGTERM and waits for a clean exit.
+fn stop(operator: &mut Guard) {
+    let status = Command::new("kill").args(["-TERM", &operator.0.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = operator.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the operator did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+}
+
 #[test]
 fn the_file_operator_reconciles_serves_health_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -96,17 +111,7 @@ fn the_file_operator_reconciles_serves_health_and_stops_on_sigterm() {
     std::thread::sleep(Duration::from_millis(1200));
     assert!(operator.0.try_wait().unwrap().is_none(), "the operator stopped");
 
-    let status = Command::new("kill").args(["-TERM", &operator.0.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let exit = loop {
-        if let Some(exit) = operator.0.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "the operator did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(exit.success(), "{exit:?}");
+    stop(&mut operator);
     let mut logs = String::new();
     operator.0.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
     let lines: Vec<serde_json::Value> = logs.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -118,4 +123,92 @@ fn the_file_operator_reconciles_serves_health_and_stops_on_sigterm() {
     assert!(skipped.iter().any(|p| p.contains("broken.yaml")), "{skipped:?}");
     assert!(skipped.iter().any(|p| p.contains("worse.yaml")), "{skipped:?}");
     assert!(lines.iter().any(|l| l["fields"]["message"] == "shutting down"), "{logs}");
+}
+
+const NODE: &str = "\
+apiVersion: v1
+kind: Node
+metadata:
+  name: NAME
+status:
+  addresses:
+    - {type: InternalIP, address: ADDRESS}
+";
+
+fn node(name: &str, address: &str) -> String {
+    NODE.replace("NAME", name).replace("ADDRESS", address)
+}
+
+/// Inode and modification time of every file the operator wrote.
+fn generated_stamps(dir: &Path) -> Vec<(String, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut stamps = Vec::new();
+    for area in ["generated/nodenetworks", "generated/ipamblocks", "status/ippools"] {
+        for entry in std::fs::read_dir(dir.join(area)).unwrap() {
+            let entry = entry.unwrap();
+            let m = entry.metadata().unwrap();
+            stamps.push((
+                format!("{area}/{}", entry.file_name().to_string_lossy()),
+                m.ino(),
+                m.mtime(),
+                m.mtime_nsec(),
+            ));
+        }
+    }
+    stamps.sort();
+    stamps
+}
+
+fn yaml(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    gingham_crds::manifest::read_documents(&text).unwrap().remove(0).value
+}
+
+#[test]
+fn nodes_join_with_few_writes_and_a_restart_rewrites_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("pool.yaml"), USER_OBJECTS).unwrap();
+    std::fs::write(
+        root.join("nodes.yaml"),
+        format!("{}---\n{}", node("node-1", "192.168.10.1"), node("node-2", "192.168.10.2")),
+    )
+    .unwrap();
+    let (metrics, health) = (free_port(), free_port());
+    let mut operator = start(root, metrics, health);
+    let node_1 = root.join("generated/nodenetworks/node-1.yaml");
+    let pool_status = root.join("status/ippools/default.yaml");
+    wait_for("both NodeNetworks and the pool status", || {
+        node_1.exists() && root.join("generated/nodenetworks/node-2.yaml").exists() && pool_status.exists()
+    });
+    wait_for("two blocks", || std::fs::read_dir(root.join("generated/ipamblocks")).is_ok_and(|d| d.count() == 2));
+    let status = yaml(&pool_status);
+    assert_eq!(status["status"]["conditions"][0]["type"], "Allocatable");
+    assert_eq!(status["status"]["conditions"][0]["status"], "True");
+    assert_eq!(status["status"]["blocksInUse"], 2);
+
+    // Settled: several polls later nothing has been rewritten.
+    std::thread::sleep(Duration::from_millis(1200));
+    let settled = generated_stamps(root);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(generated_stamps(root), settled, "the operator keeps rewriting unchanged objects");
+    assert_eq!(yaml(&node_1)["metadata"]["generation"], 1);
+
+    // A third node joins: its objects appear; node-1's spec changes (a new mesh peer), so its
+    // generation is bumped.
+    std::fs::create_dir_all(root.join("objects")).unwrap();
+    std::fs::write(root.join("objects/node-3.yaml"), node("node-3", "192.168.10.3")).unwrap();
+    wait_for("node-3's NodeNetwork", || root.join("generated/nodenetworks/node-3.yaml").exists());
+    wait_for("node-1's generation 2", || yaml(&node_1)["metadata"]["generation"] == 2);
+    wait_for("three blocks in use", || yaml(&pool_status)["status"]["blocksInUse"] == 3);
+    std::thread::sleep(Duration::from_millis(1200));
+    stop(&mut operator);
+
+    // A restart reads its blocks back and rewrites nothing.
+    let before = generated_stamps(root);
+    let mut operator = start(root, metrics, health);
+    wait_for("readiness", || http_get(health, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")));
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(generated_stamps(root), before, "a restart rewrote objects");
+    stop(&mut operator);
 }
