@@ -286,3 +286,69 @@ async fn an_invalid_request_is_not_retried() {
     assert!(error.unwrap().contains("after 1 attempt(s)"));
     assert_eq!(summary.total(), 0);
 }
+
+#[tokio::test]
+async fn a_translated_policy_is_applied_in_its_namespace_with_the_operator_label() {
+    let mut desired = DesiredState::default();
+    desired.translated_policies.insert(("default".into(), "web".into()), support::translated());
+    let body = json!({
+        "apiVersion": "gingham.dev/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "knp.web", "namespace": "default", "labels": managed()},
+        "spec": serde_json::to_value(&support::translated().spec).unwrap(),
+    });
+    let exchanges = vec![apply("/apis/gingham.dev/v1/namespaces/default/networkpolicies/knp.web", body)];
+    let (summary, error) = run(&desired, &Observed::default(), exchanges).await;
+    assert_eq!((summary.total(), error), (1, None));
+}
+
+fn agent_daemon_set() -> k8s_openapi::api::apps::v1::DaemonSet {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "gingham-node-agent", "namespace": "gingham-system"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "agent"}},
+            "template": {"metadata": {"labels": {"app": "agent"}},
+                         "spec": {"containers": [{"name": "agent", "image": "agent:1"}]}}
+        }
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_daemon_set_is_applied_once_and_then_left_alone_while_unchanged() {
+    let mut desired = DesiredState { agent_daemon_set: Some(agent_daemon_set()), ..DesiredState::default() };
+    let path = "/apis/apps/v1/namespaces/gingham-system/daemonsets/gingham-node-agent";
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let applied = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = std::sync::Arc::clone(&applied);
+    let server = tokio::spawn(async move {
+        let mut handle = handle;
+        let (request, respond) = handle.next_request().await.unwrap();
+        assert_eq!((request.method(), request.uri().path()), (&Method::PATCH, path));
+        let body: Value = serde_json::from_slice(&request.into_body().collect_bytes().await.unwrap()).unwrap();
+        *seen.lock().unwrap() = Some(body.clone());
+        respond.send_response(Response::new(Body::from(serde_json::to_vec(&body).unwrap())));
+        assert!(handle.next_request().await.is_none());
+    });
+    let writer = Writer::new(kube::Client::new(service, "default"), Backoff::default());
+    let (summary, error) = execute(&writer, &plan(&desired, &Observed::default(), &now())).await;
+    drop(writer);
+    server.await.unwrap();
+    assert_eq!((summary.total(), error.map(|e| e.to_string())), (1, None));
+    let body = applied.lock().unwrap().take().unwrap();
+    assert_eq!(body["metadata"]["labels"], managed());
+    let hash = body["metadata"]["annotations"]["gingham.dev/desired-hash"].as_str().unwrap().to_string();
+    assert_eq!(hash.len(), 16);
+
+    // The API server's copy (defaulted, with the annotation) needs no write; a changed image does.
+    let mut current: k8s_openapi::api::apps::v1::DaemonSet = serde_json::from_value(body).unwrap();
+    current.spec.as_mut().unwrap().revision_history_limit = Some(10);
+    let mut observed = Observed::default();
+    observed.daemon_sets.insert("gingham-node-agent".into(), current);
+    assert!(plan(&desired, &observed, &now()).is_empty());
+    let mut changed = agent_daemon_set();
+    changed.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("agent:2".into());
+    desired.agent_daemon_set = Some(changed);
+    assert_eq!(plan(&desired, &observed, &now()).len(), 1);
+}

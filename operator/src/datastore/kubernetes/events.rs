@@ -48,7 +48,6 @@ impl Events {
                 continue;
             }
             let (kind, namespace, name, reason, message) = &item;
-            tracing::warn!(kind, namespace, name, reason, message, "object problem");
             let reference = ObjectReference {
                 api_version: Some(api_version(kind).into()),
                 kind: Some(kind.clone()),

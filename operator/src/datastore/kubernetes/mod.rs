@@ -86,6 +86,15 @@ impl Datastore for KubeDatastore {
         }
         tokio::time::sleep(DEBOUNCE).await;
         let (snapshot, rejected) = self.stores.snapshot();
+        for skipped in rejected.iter().filter(|r| !self.rejected.contains(r)) {
+            tracing::warn!(
+                kind = skipped.kind,
+                namespace = skipped.namespace,
+                name = skipped.name,
+                problem = skipped.message,
+                "skipping an invalid object"
+            );
+        }
         self.rejected = rejected;
         Ok(snapshot)
     }
