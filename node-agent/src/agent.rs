@@ -268,16 +268,6 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         self.metrics.ipam_capacity.set(i64::from(ipam.capacity));
         let bird_error = self.state.bird_apply_error.as_deref().or(self.state.bird_exit_error.as_deref());
         let spec = self.state.accepted.as_ref();
-        let programmed: Vec<LocalEndpoint> = match &self.state.report {
-            Some(report) => self
-                .state
-                .endpoints
-                .iter()
-                .filter(|e| report.programmed_endpoints.contains(&e.key()))
-                .cloned()
-                .collect(),
-            None => Vec::new(),
-        };
         let inputs = StatusInputs {
             generation: spec.and_then(|(generation, _)| *generation),
             spec_error: self.state.spec_error.as_deref(),
@@ -285,7 +275,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             bgp_enabled: spec.is_some_and(|(_, s)| s.bgp.is_some()) && self.bird.is_some(),
             sessions: &self.state.sessions,
             bird_error,
-            endpoints: &programmed,
+            endpoints: &self.state.endpoints,
             ipam,
         };
         let mut next = status::build(

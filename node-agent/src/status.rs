@@ -25,7 +25,8 @@ pub struct StatusInputs<'a> {
     pub sessions: &'a [BgpSessionStatus],
     /// Why BIRD is unhappy.
     pub bird_error: Option<&'a str>,
-    /// The programmed endpoints.
+    /// The endpoints whose veth exists (programmed or not: the operator compiles their policy
+    /// from this list, and the dataplane programs an endpoint only once its policy is known).
     pub endpoints: &'a [LocalEndpoint],
     /// IPAM usage.
     pub ipam: IpamUsage,

@@ -1,5 +1,7 @@
 //! Support for the CNI tests: throwaway network namespaces, an in-test agent API server whose fake
 //! dataplane programs every ready endpoint, and a runner for the real `gingham-cni` binary.
+// Each test crate uses a part of this module.
+#![allow(dead_code)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,144 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The real `gingham-node-agent` (file datastore, kernel dataplane, no BIRD) in a node namespace,
+//! and the real `gingham-cni` adding a pod: programmed, reachable, reported, deleted; SIGTERM exits.
+
+mod cni_support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cni_support::{Invoke, Netns, config, require_root};
+use serde_json::Value;
+
+/// The agent process, stopped by PID on drop.
+struct AgentProcess(Child);
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const SPEC: &str = "apiVersion: gingham.dev/v1
+kind: NodeNetwork
+metadata:
+  name: node-a
+  generation: 1
+spec:
+  address: 192.168.77.2/24
+  blocks: [10.77.0.0/28]
+  pools:
+    - name: default
+      cidr: 10.77.0.0/16
+  policy:
+    defaultEndpointToHostAction: Accept
+    endpoints:
+      - name: default/web
+";
+
+fn wait(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn status(dir: &Path) -> Value {
+    std::fs::read_to_string(dir.join("status/nodenetworks/node-a.yaml"))
+        .ok()
+        .and_then(|text| serde_saphyr::from_str::<Value>(&text).ok())
+        .map(|v| v["status"].clone())
+        .unwrap_or(Value::Null)
+}
+
+fn ready(status: &Value) -> bool {
+    status["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+#[test]
+fn the_real_agent_serves_the_real_plugin() {
+    require_root();
+    let node = Netns::new("agent-node");
+    let pod = Netns::new("agent-pod");
+    node.run(&["ip", "link", "set", "lo", "up"]);
+    node.run(&["ip", "link", "add", "ul0", "type", "veth", "peer", "name", "ul1"]);
+    node.run(&["ip", "link", "set", "ul1", "up"]);
+    node.run(&["ip", "addr", "add", "192.168.77.2/24", "dev", "ul0"]);
+    node.run(&["ip", "link", "set", "ul0", "up"]);
+    // Proxy ARP answers for 169.254.1.1 only when the node has a route to it, as real nodes do.
+    node.run(&["ip", "route", "add", "default", "dev", "ul0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let datastore = dir.path().join("datastore");
+    std::fs::create_dir_all(datastore.join("generated/nodenetworks")).unwrap();
+    std::fs::write(datastore.join("generated/nodenetworks/node-a.yaml"), SPEC).unwrap();
+    let socket = dir.path().join("cni.sock");
+    let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
+    let child = Command::new("ip")
+        .args(["netns", "exec", &node.name, env!("CARGO_BIN_EXE_gingham-node-agent")])
+        .args(["--node", "node-a", "--datastore", "file", "--no-bird"])
+        .arg("--dir")
+        .arg(&datastore)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--cni-socket")
+        .arg(&socket)
+        .args(["--metrics-addr", "127.0.0.1:9091", "--health-addr", "127.0.0.1:9099"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut agent = AgentProcess(child);
+    let agent_log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+    wait("the agent to report Ready", || ready(&status(&datastore)));
+    let mode = std::fs::metadata(&socket).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
+    assert_eq!(mode.unwrap(), 0o600, "the CNI socket is root-only");
+
+    let add =
+        Invoke { node: &node, command: "ADD", container: "c1", netns: pod.path(), pod: "web", config: config(&socket) };
+    let (output, result) = add.run();
+    assert!(output.status.success(), "ADD: {result}\n{}", agent_log());
+    let address = result["ips"][0]["address"].as_str().unwrap().trim_end_matches("/32").to_string();
+    let host = gingham_crds::naming::endpoint_interface_name("default", "web");
+    let routes = node.run(&["ip", "-4", "route", "show", &address]);
+    assert!(routes.contains(&format!("dev {host}")), "the agent routes the pod: {routes}");
+    let ping = Command::new("ip")
+        .args(["netns", "exec", &node.name, "ping", "-c", "1", "-W", "2", &address])
+        .output()
+        .unwrap();
+    assert!(ping.status.success(), "node -> pod: {}", String::from_utf8_lossy(&ping.stdout));
+    wait("the endpoint in status", || status(&datastore)["endpoints"][0]["name"] == "default/web");
+
+    let health = node.run(&[
+        "bash",
+        "-c",
+        "exec 3<>/dev/tcp/127.0.0.1/9099; printf 'GET /readyz HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
+    ]);
+    assert!(health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"), "{health}");
+    let metrics = node.run(&[
+        "bash",
+        "-c",
+        "exec 3<>/dev/tcp/127.0.0.1/9091; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
+    ]);
+    assert!(metrics.contains("gingham_agent_sync_duration_seconds"), "{metrics}");
+
+    let del =
+        Invoke { node: &node, command: "DEL", container: "c1", netns: pod.path(), pod: "web", config: config(&socket) };
+    let (output, out) = del.run();
+    assert!(output.status.success(), "DEL: {out}");
+    wait("the pod route to go", || node.run(&["ip", "-4", "route", "show", &address]).trim().is_empty());
+
+    let pid = agent.0.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let start = Instant::now();
+    let exit = loop {
+        if let Some(exit) = agent.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "the agent did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(exit.success(), "SIGTERM is a clean exit: {exit}\n{}", agent_log());
+}
