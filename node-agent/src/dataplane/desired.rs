@@ -99,9 +99,34 @@ fn needs(view: &NodeView<'_>) -> (bool, bool) {
     (vxlan, ipip)
 }
 
-/// Whether some pool asks for IP-in-IP.
-pub fn needs_ipip(view: &NodeView<'_>) -> bool {
-    needs(view).1
+/// Why part of the spec cannot be programmed (each is reported; the rest is still applied).
+pub fn problems(view: &NodeView<'_>, facts: &HostFacts) -> Vec<String> {
+    let mut problems = Vec::new();
+    let (vxlan, ipip) = needs(view);
+    if ipip && !facts.ipip {
+        problems.push(
+            "a pool uses IPIP but this kernel has no IP-in-IP: its remote blocks are not routed; use VXLAN".into(),
+        );
+    }
+    let Some(local) = Local::of(view) else {
+        problems.push(format!("spec.address {:?} is not an IPv4 address with prefix length", view.spec.address));
+        return problems;
+    };
+    if vxlan && !vxlan_ready(&local) {
+        problems.push("a pool uses VXLAN but spec.tunnel.address or spec.tunnel.vtepMAC is missing or invalid: no VXLAN device; the operator sets both".into());
+        return problems;
+    }
+    for remote in remotes(view, &local).iter().filter(|r| r.path == Path::Vxlan) {
+        let address = remote.block.tunnel_address.as_deref().and_then(|a| a.parse::<Ipv4Addr>().ok());
+        let mac = remote.block.vtep_mac.as_deref().and_then(Mac::parse);
+        if address.is_none() || mac.is_none() {
+            problems.push(format!(
+                "IPAMBlock {} of node {} lacks a valid tunnelAddress or vtepMAC: it is not routed over VXLAN",
+                remote.block.cidr, remote.block.node
+            ));
+        }
+    }
+    problems
 }
 
 fn vxlan_ready(local: &Local) -> bool {
@@ -124,9 +149,9 @@ pub fn desired_routes(view: &NodeView<'_>, facts: &HostFacts) -> BTreeSet<RouteS
     for remote in remotes(view, &local) {
         let target = match remote.path {
             Path::Vxlan if vxlan_ready(&local) => {
-                let Some(gateway) = remote.block.tunnel_address.as_deref().and_then(|a| a.parse().ok()) else {
-                    continue;
-                };
+                let mac = remote.block.vtep_mac.as_deref().and_then(Mac::parse);
+                let gateway = remote.block.tunnel_address.as_deref().and_then(|a| a.parse().ok());
+                let (Some(gateway), Some(_)) = (gateway, mac) else { continue };
                 RouteTarget::Via { gateway, device: Some(VXLAN_DEVICE.into()) }
             }
             Path::Ipip if facts.ipip => RouteTarget::Via { gateway: remote.node_ip, device: Some(IPIP_DEVICE.into()) },

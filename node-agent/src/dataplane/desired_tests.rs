@@ -2,6 +2,9 @@
 
 use gingham_crds::api::common::EncapsulationMode::{Always, CrossSubnet, Never};
 
+use gingham_crds::api::IPAMBlockSpec;
+use gingham_crds::api::nodenetwork::NodeNetworkSpec;
+
 use super::*;
 use crate::dataplane::fixtures::{NODE, endpoint, pool, remote_blocks, spec};
 
@@ -149,4 +152,47 @@ fn endpoints_get_proxy_arp_without_delay() {
             format!("net/ipv4/neigh/{name}/proxy_delay=0"),
         ]
     );
+}
+
+#[test]
+fn what_cannot_be_programmed_is_explained() {
+    let cases: Vec<(&str, Box<dyn Fn(&mut NodeNetworkSpec, &mut Vec<IPAMBlockSpec>)>, bool, &str)> = vec![
+        ("all fine", Box::new(|_, _| {}), true, ""),
+        (
+            "ipip without kernel support",
+            Box::new(|s, _| s.pools[0] = pool("10.0.0.0/16", Never, Always)),
+            false,
+            "no IP-in-IP",
+        ),
+        ("ipip with kernel support", Box::new(|s, _| s.pools[0] = pool("10.0.0.0/16", Never, Always)), true, ""),
+        ("no VTEP MAC", Box::new(|s, _| s.tunnel.vtep_mac = Some("nonsense".into())), true, "spec.tunnel.vtepMAC"),
+        ("remote without VTEP", Box::new(|_, b| b[2].vtep_mac = None), true, "IPAMBlock 10.0.2.0/26 of node node-c"),
+        ("bad address", Box::new(|s, _| s.address = "somewhere".into()), true, "spec.address"),
+    ];
+    for (name, change, ipip, expected) in cases {
+        let mut spec = spec();
+        spec.pools = vec![pool("10.0.0.0/16", Always, Never)];
+        let mut blocks = remote_blocks();
+        change(&mut spec, &mut blocks);
+        let view = NodeView { node_name: NODE, spec: &spec, blocks: &blocks, endpoints: &[] };
+        let problems = problems(&view, &HostFacts { ipip, ..FACTS });
+        if expected.is_empty() {
+            assert!(problems.is_empty(), "{name}: {problems:?}");
+        } else {
+            assert!(problems.len() == 1 && problems[0].contains(expected), "{name}: {problems:?}");
+        }
+    }
+}
+
+#[test]
+fn a_remote_block_without_vtep_is_not_routed_over_vxlan() {
+    let mut spec = spec();
+    spec.pools = vec![pool("10.0.0.0/16", Always, Never)];
+    let mut blocks = remote_blocks();
+    blocks[2].vtep_mac = None;
+    let view = NodeView { node_name: NODE, spec: &spec, blocks: &blocks, endpoints: &[] };
+    let routes = shown(&desired_routes(&view, &FACTS));
+    assert!(routes.contains(&"10.0.1.0/26 via 10.0.1.0 dev vxlan.gingham onlink".to_string()), "{routes:?}");
+    assert!(!routes.iter().any(|r| r.starts_with("10.0.2.0")), "{routes:?}");
+    assert_eq!(desired_neighbours(&view).len(), 1);
 }

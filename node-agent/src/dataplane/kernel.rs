@@ -10,7 +10,7 @@ use tracing::{debug, info, warn};
 
 use super::desired::{
     HostFacts, desired_addresses, desired_fdb, desired_neighbours, desired_routes, desired_sysctls, desired_tunnels,
-    needs_ipip,
+    problems,
 };
 use super::diff::{DesiredState, KernelState, Op, diff};
 use super::netlink::{Netlink, NetlinkError, describe};
@@ -150,11 +150,7 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
                 }
             }
         }
-        if needs_ipip(view) && !ipip {
-            report.errors.push(
-                "a pool uses IPIP but this kernel has no IP-in-IP: its remote blocks are not routed; use VXLAN".into(),
-            );
-        }
+        report.errors.extend(problems(view, &facts));
         report.routes_programmed = report.errors.is_empty();
         ready_view
             .endpoints

@@ -160,3 +160,13 @@ async fn switching_vxlan_off_replaces_routes_before_removing_the_device() {
         kernel.applied
     );
 }
+
+#[tokio::test]
+async fn the_real_dataplane_sync_can_be_spawned_on_a_multithreaded_runtime() {
+    fn assert_send<T: Send>(_: &T) {}
+    let mut dataplane = KernelDataplane::connect().unwrap();
+    let spec = policy_spec();
+    let view = NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &[] };
+    let future = dataplane.sync(&view);
+    assert_send(&future);
+}
