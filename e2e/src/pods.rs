@@ -112,6 +112,8 @@ pub fn add(state: &mut LabState, spec: &PodSpec) -> Result<PodRecord, PodError> 
     topology::add_netns(state, &netns)?;
     state.pods.push(record.clone());
     state.save()?;
+    // As in Kubernetes, the Pod exists before CNI ADD: the operator compiles its policy from it.
+    datastore::put(&state.datastore(), &datastore::pod_object(spec, None))?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let result = loop {
         match run_cni(state, &record, "ADD") {
