@@ -120,3 +120,92 @@ pub fn equivalent(a: &NodeNetworkStatus, b: &NodeNetworkStatus) -> bool {
         && NodeNetworkStatus { conditions: Vec::new(), ..a.clone() }
             == NodeNetworkStatus { conditions: Vec::new(), ..b.clone() }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn time(seconds: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(seconds).unwrap())
+    }
+
+    fn session(name: &str, info: &str) -> BgpSessionStatus {
+        BgpSessionStatus { name: name.into(), state: "up".into(), info: info.into(), ..Default::default() }
+    }
+
+    fn reason(status: &NodeNetworkStatus, type_: &str) -> (String, String) {
+        let c = status.conditions.iter().find(|c| c.type_ == type_).unwrap();
+        (c.status.clone(), c.reason.clone())
+    }
+
+    #[test]
+    fn conditions_follow_the_inputs() {
+        let good = SyncReport { routes_programmed: true, policy_programmed: true, ..Default::default() };
+        let failed = SyncReport {
+            routes_programmed: false,
+            policy_programmed: true,
+            errors: vec!["boom".into()],
+            ..Default::default()
+        };
+        let up = [session("Mesh_a", "Established")];
+        let down = [session("Mesh_a", "Established"), session("Mesh_b", "Active")];
+        let base = StatusInputs { generation: Some(3), report: Some(&good), ..Default::default() };
+        let cases: Vec<(StatusInputs<'_>, &str, (&str, &str), Option<&str>)> = vec![
+            (base.clone(), conditions::READY, ("True", "Ready"), None),
+            (StatusInputs { report: None, ..base.clone() }, conditions::ROUTES_PROGRAMMED, ("Unknown", "NoSpec"), None),
+            (
+                StatusInputs { report: Some(&failed), ..base.clone() },
+                conditions::READY,
+                ("False", "RoutesProgrammedNotTrue"),
+                Some("boom"),
+            ),
+            (
+                StatusInputs { spec_error: Some("bad spec"), ..base.clone() },
+                conditions::READY,
+                ("False", "SpecRejected"),
+                Some("bad spec"),
+            ),
+            (
+                StatusInputs { bgp_enabled: true, sessions: &up, ..base.clone() },
+                conditions::BGP_ESTABLISHED,
+                ("True", "Established"),
+                None,
+            ),
+            (
+                StatusInputs { bgp_enabled: true, sessions: &down, ..base.clone() },
+                conditions::BGP_ESTABLISHED,
+                ("False", "NotEstablished"),
+                None,
+            ),
+            (
+                StatusInputs { bgp_enabled: true, bird_error: Some("BIRD exited"), ..base.clone() },
+                conditions::READY,
+                ("False", "BGPEstablishedNotTrue"),
+                Some("BIRD exited"),
+            ),
+            (base.clone(), conditions::BGP_ESTABLISHED, ("True", "BGPDisabled"), None),
+        ];
+        for (inputs, type_, (status, why), error) in cases {
+            let built = build(&inputs, &time(0));
+            assert_eq!(reason(&built, type_), (status.to_string(), why.to_string()), "{inputs:?}");
+            assert_eq!(built.last_error.as_deref(), error, "{inputs:?}");
+            assert_eq!(built.observed_generation, Some(3));
+        }
+        let with_bgp = build(&StatusInputs { bgp_enabled: true, sessions: &down, ..base }, &time(0));
+        assert_eq!(with_bgp.bgp_summary.as_deref(), Some("1/2"));
+    }
+
+    #[test]
+    fn timestamps_alone_do_not_make_a_new_status() {
+        let report = SyncReport { routes_programmed: true, policy_programmed: true, ..Default::default() };
+        let inputs = StatusInputs { generation: Some(1), report: Some(&report), ..Default::default() };
+        let first = build(&inputs, &time(100));
+        let mut second = build(&inputs, &time(200));
+        assert!(equivalent(&first, &second));
+        carry_times(&mut second, Some(&first));
+        assert_eq!(second.conditions[0].last_transition_time, time(100), "an unchanged condition keeps its time");
+        let changed = build(&StatusInputs { spec_error: Some("x"), ..inputs }, &time(300));
+        assert!(!equivalent(&first, &changed));
+    }
+}

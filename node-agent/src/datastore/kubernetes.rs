@@ -1,15 +1,19 @@
 //! The Kubernetes datastore: watches this node's NodeNetwork (by name) and every IPAMBlock, and
 //! writes status through the status subresource with server-side apply.
+//!
+//! Objects are watched untyped and decoded here, so one object that does not decode is reported
+//! (the NodeNetwork) or skipped (an IPAMBlock) instead of breaking the watch.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
 use gingham_crds::api::{API_VERSION, IPAMBlock, NodeNetwork, NodeNetworkStatus};
-use kube::api::{Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, ResourceExt};
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -19,26 +23,31 @@ use super::{DatastoreError, FIELD_MANAGER, NodeNetworkState, Snapshot, StatusSin
 pub fn spawn(client: Client, node: &str) -> watch::Receiver<Snapshot> {
     let (sender, receiver) = watch::channel(Snapshot::default());
     let sender = Arc::new(sender);
-    tokio::spawn(watch_node_network(Api::all(client.clone()), node.to_string(), Arc::clone(&sender)));
-    tokio::spawn(watch_blocks(Api::all(client), sender));
+    let networks = Api::all_with(client.clone(), &ApiResource::erase::<NodeNetwork>(&()));
+    let blocks = Api::all_with(client, &ApiResource::erase::<IPAMBlock>(&()));
+    tokio::spawn(watch_node_network(networks, node.to_string(), Arc::clone(&sender)));
+    tokio::spawn(watch_blocks(blocks, sender));
     receiver
 }
 
-async fn watch_node_network(api: Api<NodeNetwork>, node: String, sender: Arc<watch::Sender<Snapshot>>) {
+fn decode<T: DeserializeOwned>(object: &DynamicObject) -> Result<T, String> {
+    serde_json::to_value(object).and_then(serde_json::from_value).map_err(|e| e.to_string())
+}
+
+async fn watch_node_network(api: Api<DynamicObject>, node: String, sender: Arc<watch::Sender<Snapshot>>) {
     let config = watcher::Config::default().fields(&format!("metadata.name={node}"));
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
     while let Some(event) = events.next().await {
         let state = match event {
-            Ok(Event::Apply(network) | Event::InitApply(network)) => NodeNetworkState::Found(Box::new(network)),
+            Ok(Event::Apply(object) | Event::InitApply(object)) => match decode::<NodeNetwork>(&object) {
+                Ok(network) => NodeNetworkState::Found(Box::new(network)),
+                Err(error) => NodeNetworkState::Malformed(format!("cannot decode: {error}")),
+            },
             Ok(Event::Delete(_)) => NodeNetworkState::Missing,
             Ok(Event::Init | Event::InitDone) => continue,
             Err(error) => {
                 tracing::warn!(%node, %error, "watching this node's NodeNetwork failed; retrying");
-                if matches!(error, watcher::Error::WatchError(_) | watcher::Error::InitialListFailed(_)) {
-                    NodeNetworkState::Malformed(error.to_string())
-                } else {
-                    continue;
-                }
+                continue;
             }
         };
         sender.send_if_modified(|snapshot| {
@@ -49,22 +58,36 @@ async fn watch_node_network(api: Api<NodeNetwork>, node: String, sender: Arc<wat
     }
 }
 
-async fn watch_blocks(api: Api<IPAMBlock>, sender: Arc<watch::Sender<Snapshot>>) {
+async fn watch_blocks(api: Api<DynamicObject>, sender: Arc<watch::Sender<Snapshot>>) {
     let mut known = BTreeMap::new();
     let mut pending = BTreeMap::new();
     let mut events = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
     while let Some(event) = events.next().await {
+        let decoded = |object: &DynamicObject| match decode::<IPAMBlock>(object) {
+            Ok(block) => Some(block.spec),
+            Err(error) => {
+                tracing::warn!(block = %object.name_any(), %error, "skipping an IPAMBlock that does not decode");
+                None
+            }
+        };
         match event {
             Ok(Event::Init) => pending.clear(),
-            Ok(Event::InitApply(block)) => {
-                pending.insert(block.name_any(), block.spec);
+            Ok(Event::InitApply(object)) => {
+                if let Some(spec) = decoded(&object) {
+                    pending.insert(object.name_any(), spec);
+                }
             }
             Ok(Event::InitDone) => known = std::mem::take(&mut pending),
-            Ok(Event::Apply(block)) => {
-                known.insert(block.name_any(), block.spec);
-            }
-            Ok(Event::Delete(block)) => {
-                known.remove(&block.name_any());
+            Ok(Event::Apply(object)) => match decoded(&object) {
+                Some(spec) => {
+                    known.insert(object.name_any(), spec);
+                }
+                None => {
+                    known.remove(&object.name_any());
+                }
+            },
+            Ok(Event::Delete(object)) => {
+                known.remove(&object.name_any());
             }
             Err(error) => {
                 tracing::warn!(%error, "watching IPAMBlocks failed; retrying");
