@@ -352,3 +352,51 @@ async fn the_daemon_set_is_applied_once_and_then_left_alone_while_unchanged() {
     desired.agent_daemon_set = Some(changed);
     assert_eq!(plan(&desired, &observed, &now()).len(), 1);
 }
+
+#[tokio::test]
+async fn a_new_block_is_created_and_an_existing_one_is_never_overwritten() {
+    let mut body =
+        serde_json::to_value(gingham_operator::datastore::objects::ipam_block(&block_name(1), &block_spec(1))).unwrap();
+    let create = Exchange {
+        method: Method::POST,
+        path: "/apis/gingham.dev/v1/ipamblocks".into(),
+        query: vec![("fieldManager", "gingham-operator")],
+        body: Some(body.clone()),
+        status: 201,
+        response: body.clone(),
+    };
+    let (summary, error) = run(&desired_block_1(), &Observed::default(), vec![create]).await;
+    assert_eq!((summary.total(), error), (1, None));
+
+    // Another writer created it first: no retry, no force; the next round reads it.
+    body["metadata"]["resourceVersion"] = json!("1");
+    let conflict = Exchange {
+        method: Method::POST,
+        path: "/apis/gingham.dev/v1/ipamblocks".into(),
+        query: vec![("fieldManager", "gingham-operator")],
+        body: None,
+        status: 409,
+        response: failure(409, "AlreadyExists"),
+    };
+    let (summary, error) = run(&desired_block_1(), &Observed::default(), vec![conflict]).await;
+    assert_eq!(summary.total(), 0);
+    assert!(error.unwrap().starts_with("conflict: IPAMBlock 10-244-0-0-26 changed since it was read"));
+}
+
+#[tokio::test]
+async fn a_changed_block_is_applied_at_the_version_it_was_read_at() {
+    let mut observed = Observed::default();
+    let mut stale = IPAMBlock::new(&block_name(1), block_spec(2));
+    stale.metadata.resource_version = Some("41".into());
+    observed.blocks.insert(block_name(1), stale);
+    let mut body =
+        serde_json::to_value(gingham_operator::datastore::objects::ipam_block(&block_name(1), &block_spec(1))).unwrap();
+    body["metadata"]["resourceVersion"] = json!("41");
+    let path = format!("/apis/gingham.dev/v1/ipamblocks/{}", block_name(1));
+    let (summary, error) = run(&desired_block_1(), &observed, vec![apply(&path, body.clone())]).await;
+    assert_eq!((summary.total(), error), (1, None));
+    // The precondition failed: one attempt only.
+    let (summary, error) = run(&desired_block_1(), &observed, vec![failing(apply(&path, body), 409, "Conflict")]).await;
+    assert_eq!(summary.total(), 0);
+    assert!(error.unwrap().starts_with("conflict: "));
+}

@@ -1,11 +1,12 @@
 //! Executing planned writes against the API server: server-side apply with the field manager
-//! `gingham-operator` (forced), status through the status subresource, deletes that treat 404 as
-//! done, and retries with exponential backoff on conflicts, throttling and server errors.
+//! `gingham-operator` (forced), creates with a precondition, status through the status
+//! subresource, deletes that treat 404 as done, and retries with exponential backoff on conflicts,
+//! throttling and server errors (a failed precondition is not retried: only a fresh read helps).
 
 use std::time::Duration;
 
 use kube::Client;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 
 use super::KubeError;
 use super::plan::{Target, Write};
@@ -55,6 +56,10 @@ impl Writer {
         loop {
             match self.attempt(write).await {
                 Ok(()) => return Ok(()),
+                Err(e) if status_code(&e) == Some(409) && !write.retries_conflicts() => {
+                    let target = write.target();
+                    return Err(KubeError::Conflict { kind: target.kind, name: target.name.clone() });
+                }
                 Err(e) if is_transient(&e) && attempt < self.backoff.attempts => {
                     let target = write.target();
                     tracing::info!(kind = target.kind, name = %target.name, attempt, error = %e, ?delay, "retrying a write");
@@ -80,6 +85,13 @@ impl Writer {
         match write {
             Write::Apply { target, body } => {
                 self.api(target).patch(&target.name, &params, &Patch::Apply(body)).await.map(drop)
+            }
+            Write::Create { target, body } => {
+                let object: DynamicObject = serde_json::from_value(body.clone()).map_err(kube::Error::SerdeError)?;
+                self.api(target)
+                    .create(&PostParams { field_manager: Some(MANAGER.into()), ..PostParams::default() }, &object)
+                    .await
+                    .map(drop)
             }
             Write::ApplyStatus { target, body } => {
                 match self.api(target).patch_status(&target.name, &params, &Patch::Apply(body)).await {

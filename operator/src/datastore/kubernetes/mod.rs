@@ -35,6 +35,15 @@ pub enum KubeError {
         #[source]
         source: Box<kube::Error>,
     },
+    /// A precondition failed: another writer changed the object since it was read. The next round
+    /// reads it again.
+    #[error("{kind} {name} changed since it was read (another writer?); recomputing from a fresh read")]
+    Conflict {
+        /// The kind.
+        kind: &'static str,
+        /// The object's name.
+        name: String,
+    },
     /// A reflector's writer went away: the watches stopped.
     #[error("the watches stopped before their first list completed")]
     WatchStopped,
@@ -45,6 +54,7 @@ impl KubeError {
     pub fn label(&self) -> &'static str {
         match self {
             Self::Write { .. } => "write",
+            Self::Conflict { .. } => "conflict",
             Self::WatchStopped => "watch_stopped",
         }
     }

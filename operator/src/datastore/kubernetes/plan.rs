@@ -51,11 +51,19 @@ pub struct Target {
 /// One write to the API server.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Write {
-    /// Server-side apply of the whole object (field manager `gingham-operator`, forced).
+    /// Server-side apply of the whole object (field manager `gingham-operator`, forced). When the
+    /// body carries `metadata.resourceVersion`, the API server checks it as a precondition.
     Apply {
         /// What to apply to.
         target: Target,
         /// The applied configuration.
+        body: Value,
+    },
+    /// Creation of an object that must not exist yet (a 409 means another writer was first).
+    Create {
+        /// What to create.
+        target: Target,
+        /// The object.
         body: Value,
     },
     /// Server-side apply of the status subresource.
@@ -73,10 +81,23 @@ pub enum Write {
 }
 
 impl Write {
+    /// Whether a 409 is worth retrying as is: not when it reports a failed precondition, which only
+    /// a fresh read can resolve.
+    pub fn retries_conflicts(&self) -> bool {
+        match self {
+            Self::Create { .. } => false,
+            Self::Apply { body, .. } => body.pointer("/metadata/resourceVersion").is_none(),
+            Self::ApplyStatus { .. } | Self::Delete { .. } => true,
+        }
+    }
+
     /// The object written.
     pub fn target(&self) -> &Target {
         match self {
-            Self::Apply { target, .. } | Self::ApplyStatus { target, .. } | Self::Delete { target } => target,
+            Self::Apply { target, .. }
+            | Self::Create { target, .. }
+            | Self::ApplyStatus { target, .. }
+            | Self::Delete { target } => target,
         }
     }
 }
@@ -103,11 +124,19 @@ pub fn plan(desired: &DesiredState, observed: &Observed, now: &Time) -> Vec<Writ
             writes.extend(apply(target::<NodeNetwork>("NodeNetwork", None, name), body));
         }
     }
+    // Blocks are written with preconditions, so that a block is never assigned twice even if two
+    // replicas briefly both believe they lead: a new block is created (409 if it exists), a
+    // changed one is applied at the resourceVersion it was read at (409 if it changed since).
     for (name, spec) in &desired.blocks {
-        let current = observed.blocks.get(name);
-        if current.is_none_or(|c| c.spec != *spec || !is_managed(c.metadata.labels.as_ref())) {
-            let body = serde_json::to_value(ipam_block(name, spec));
-            writes.extend(apply(target::<IPAMBlock>("IPAMBlock", None, name), body));
+        let target = target::<IPAMBlock>("IPAMBlock", None, name);
+        let mut object = ipam_block(name, spec);
+        match observed.blocks.get(name) {
+            None => writes.extend(serde_json::to_value(object).ok().map(|body| Write::Create { target, body })),
+            Some(c) if c.spec != *spec || !is_managed(c.metadata.labels.as_ref()) => {
+                object.metadata.resource_version = c.metadata.resource_version.clone();
+                writes.extend(apply(target, serde_json::to_value(object)));
+            }
+            Some(_) => {}
         }
     }
     let mut wanted_policies = BTreeSet::new();
