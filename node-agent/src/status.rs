@@ -126,6 +126,9 @@ pub fn equivalent(a: &NodeNetworkStatus, b: &NodeNetworkStatus) -> bool {
 mod tests {
     use super::*;
 
+    /// Inputs, the condition type, its expected (status, reason), and the expected lastError.
+    type Case<'a> = (StatusInputs<'a>, &'a str, (&'a str, &'a str), Option<&'a str>);
+
     fn time(seconds: i64) -> Time {
         Time(k8s_openapi::jiff::Timestamp::from_second(seconds).unwrap())
     }
@@ -151,7 +154,7 @@ mod tests {
         let up = [session("Mesh_a", "Established")];
         let down = [session("Mesh_a", "Established"), session("Mesh_b", "Active")];
         let base = StatusInputs { generation: Some(3), report: Some(&good), ..Default::default() };
-        let cases: Vec<(StatusInputs<'_>, &str, (&str, &str), Option<&str>)> = vec![
+        let cases: Vec<Case<'_>> = vec![
             (base.clone(), conditions::READY, ("True", "Ready"), None),
             (StatusInputs { report: None, ..base.clone() }, conditions::ROUTES_PROGRAMMED, ("Unknown", "NoSpec"), None),
             (
