@@ -187,6 +187,9 @@ async fn run_kubernetes(
             }
         });
     }
+    // A replica that waits for the Lease is ready: it serves the webhook, and a rolling update
+    // needs the new (follower) pod ready before the old leader goes.
+    readiness.set(true);
     let lease =
         leader::Leadership::acquire(client.clone(), &settings.namespace, &identity, on_shutdown(stopped.clone()))
             .await?;

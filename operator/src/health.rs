@@ -1,5 +1,7 @@
 //! The HTTP endpoints for operations: `/metrics` (Prometheus text format), `/healthz` (the process
-//! runs) and `/readyz` (the first reconcile finished).
+//! runs) and `/readyz`: the file operator after its first reconcile; a Kubernetes replica once it
+//! serves the webhook and waits for or holds the Lease (a follower must be ready, or a rolling
+//! update would wait for it forever).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
