@@ -96,3 +96,39 @@ fn drift_in_routes_and_set_elements_is_repaired() {
     assert_eq!(stats.nft, NftOutcome::Elements, "element drift is repaired without a rewrite");
     assert_eq!(stats.netlink_changes, 3, "the route, the link and the pod route the link took down");
 }
+
+#[test]
+fn a_rule_edited_in_place_is_rewritten_by_the_running_agent() {
+    if !can_run() {
+        return;
+    }
+    let host = Netns::new("edited", "node");
+    let pod = Netns::new("edited", "pod");
+    let peer = Netns::new("edited", "peer");
+    link(&host, "eth0", "192.168.62.1/24", &peer, "eth0", "192.168.62.2/24");
+    let web = endpoint("web", [10, 60, 0, 5]);
+    plumb_pod(&host, &pod, &web);
+    let mut node = node(vec![web]);
+    node.spec.address = "192.168.62.1/24".into();
+    let outcomes = host.run(move || async move {
+        use gingham_node_agent::dataplane::{Dataplane, KernelDataplane};
+        let mut dataplane = KernelDataplane::connect().unwrap();
+        let mut outcomes = Vec::new();
+        for edit in [None, Some("accept"), None] {
+            if let Some(verdict) = edit {
+                let script = format!(
+                    "nft replace rule inet gingham endpoint_to_host handle \
+                     $(nft -a list chain inet gingham endpoint_to_host | awk '/drop # handle/ {{print $NF}}') {verdict}"
+                );
+                let status = std::process::Command::new("sh").args(["-c", &script]).status().unwrap();
+                assert!(status.success(), "{script}");
+            }
+            assert_clean(&dataplane.sync(&node.view()).await);
+            outcomes.push(dataplane.last_sync().nft);
+        }
+        outcomes
+    });
+    assert_eq!(outcomes, vec![NftOutcome::Rewrite, NftOutcome::Rewrite, NftOutcome::UpToDate]);
+    let (_, chain) = host.sh("nft list chain inet gingham endpoint_to_host");
+    assert!(chain.contains("drop") && !chain.contains("accept"), "{chain}");
+}

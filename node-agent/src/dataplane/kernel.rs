@@ -43,6 +43,12 @@ pub struct SyncStats {
     pub netlink_changes: usize,
     /// The nftables step.
     pub nft: NftOutcome,
+    /// Routes gingham wants (pods, blocks, remote blocks).
+    pub routes: usize,
+    /// Rules in the desired nftables table.
+    pub rules: usize,
+    /// Set and map elements in the desired nftables table.
+    pub set_elements: usize,
 }
 
 /// The real dataplane over a [`Netlink`] and an [`Nft`] (the kernel by default).
@@ -51,6 +57,7 @@ pub struct KernelDataplane<N = RtNetlink, F = NftCommand> {
     netlink: N,
     nft: F,
     capabilities: Option<NodeCapabilities>,
+    rules_digest: Option<u64>,
     last: SyncStats,
 }
 
@@ -65,7 +72,7 @@ impl KernelDataplane {
 impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
     /// A dataplane over the given kernel interfaces.
     pub fn new(netlink: N, nft: F) -> Self {
-        Self { netlink, nft, capabilities: None, last: SyncStats::default() }
+        Self { netlink, nft, capabilities: None, rules_digest: None, last: SyncStats::default() }
     }
 
     /// The netlink side (tests inspect fakes through it).
@@ -136,6 +143,7 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
         for sysctl in &desired.sysctls {
             current.sysctls.insert(sysctl.path.clone(), self.netlink.sysctl(&sysctl.path));
         }
+        self.last.routes = desired.routes.len();
         let mut failed = Vec::new();
         for op in diff(&current, &desired) {
             match self.netlink.apply(&op).await {
@@ -163,6 +171,8 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
     /// The nftables table. Returns whether it is in force.
     async fn sync_policy(&mut self, view: &NodeView<'_>, report: &mut SyncReport) -> bool {
         let desired = ruleset(view);
+        self.last.rules = desired.chains.iter().map(|c| c.rules.len()).sum();
+        self.last.set_elements = desired.elements().values().map(|e| e.len()).sum();
         let observed = match self.nft.list().await {
             Ok(observed) => observed,
             Err(error) => {
@@ -170,7 +180,7 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
                 None
             }
         };
-        let (outcome, result) = match plan(&desired, observed.as_ref()) {
+        let (outcome, result) = match plan(&desired, observed.as_ref(), self.rules_digest) {
             Plan::UpToDate => (NftOutcome::UpToDate, Ok(())),
             Plan::Elements { add, delete } => {
                 match self.nft.apply(NftChange::Elements { add: &add, delete: &delete }).await {
@@ -186,6 +196,12 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
         match result {
             Ok(()) => {
                 self.last.nft = outcome;
+                self.rules_digest = match (outcome, observed) {
+                    (NftOutcome::Rewrite, _) | (_, None) => {
+                        self.nft.list().await.ok().flatten().map(|o| o.rules_digest)
+                    }
+                    (_, Some(seen)) => Some(self.rules_digest.unwrap_or(seen.rules_digest)),
+                };
                 true
             }
             Err(error) => {

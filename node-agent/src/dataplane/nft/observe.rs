@@ -20,6 +20,9 @@ pub struct Observed {
     pub chains: BTreeMap<String, usize>,
     /// Elements of every set and map.
     pub elements: Elements,
+    /// A hash of every rule's chain, expressions and comment as listed (0 when not from a
+    /// listing): it changes when a rule is edited in place.
+    pub rules_digest: u64,
 }
 
 impl Observed {
@@ -31,13 +34,14 @@ impl Observed {
             .flat_map(|chain| chain.rules.iter())
             .find_map(|rule| rule.comment.as_deref()?.strip_prefix(FINGERPRINT_PREFIX).map(str::to_string));
         let chains = ruleset.chains.iter().map(|chain| (chain.name.clone(), chain.rules.len())).collect();
-        Self { fingerprint, chains, elements: ruleset.elements() }
+        Self { fingerprint, chains, elements: ruleset.elements(), rules_digest: 0 }
     }
 
     /// Parses `nft -j list table` output.
     pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
         let value: Value = serde_json::from_str(json)?;
         let mut observed = Self::default();
+        let mut rules = String::new();
         let items = value.get("nftables").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         for item in items {
             if let Some(chain) = item.get("chain") {
@@ -45,6 +49,10 @@ impl Observed {
                 observed.chains.entry(name).or_insert(0);
             } else if let Some(rule) = item.get("rule") {
                 *observed.chains.entry(text(rule.get("chain"))).or_insert(0) += 1;
+                for key in ["chain", "expr", "comment"] {
+                    rules.push_str(&rule.get(key).map(Value::to_string).unwrap_or_default());
+                }
+                rules.push('\n');
                 let comment = rule.get("comment").and_then(Value::as_str).unwrap_or_default();
                 if let Some(print) = comment.strip_prefix(FINGERPRINT_PREFIX) {
                     observed.fingerprint = Some(print.to_string());
@@ -54,6 +62,7 @@ impl Observed {
                 observed.elements.insert(text(set.get("name")), elements.iter().map(element).collect());
             }
         }
+        observed.rules_digest = super::model::stable_hash(&rules);
         Ok(observed)
     }
 }
@@ -105,12 +114,15 @@ pub enum Plan {
     Rewrite,
 }
 
-/// Decides how to bring the observed table to the desired ruleset.
-pub fn plan(desired: &Ruleset, observed: Option<&Observed>) -> Plan {
+/// Decides how to bring the observed table to the desired ruleset. `trusted_rules` is the rules
+/// digest listed right after gingham last wrote the table, when known: a different digest means a
+/// rule was edited in place.
+pub fn plan(desired: &Ruleset, observed: Option<&Observed>, trusted_rules: Option<u64>) -> Plan {
     let want = Observed::expected(desired);
     let Some(seen) = observed else { return Plan::Rewrite };
     let same_names = want.elements.keys().eq(seen.elements.keys());
-    if want.fingerprint != seen.fingerprint || want.chains != seen.chains || !same_names {
+    let edited = trusted_rules.is_some_and(|digest| digest != seen.rules_digest);
+    if want.fingerprint != seen.fingerprint || want.chains != seen.chains || !same_names || edited {
         return Plan::Rewrite;
     }
     let empty = BTreeSet::new();
