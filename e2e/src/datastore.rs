@@ -82,11 +82,16 @@ pub fn remove(dir: &Path, object: &Value) -> Result<bool, DatastoreError> {
 
 /// Reads a manifest file and checks every object the way `gingham-operator validate` would.
 pub fn read_manifests(file: &Path) -> Result<Vec<Value>, DatastoreError> {
-    let name = file.display().to_string();
     let text =
         std::fs::read_to_string(file).map_err(|source| DatastoreError::Io { path: file.to_path_buf(), source })?;
+    parse_manifests(&text, &file.display().to_string())
+}
+
+/// Parses manifest text (`name` is used in messages) and checks every object.
+pub fn parse_manifests(text: &str, name: &str) -> Result<Vec<Value>, DatastoreError> {
+    let name = name.to_string();
     let invalid = |message: String| DatastoreError::Invalid { file: name.clone(), message };
-    let documents = manifest::read_documents(&text).map_err(|e| invalid(e.to_string()))?;
+    let documents = manifest::read_documents(text).map_err(|e| invalid(e.to_string()))?;
     let mut objects = Vec::new();
     for document in documents {
         let object = Manifest::from_document(&document).map_err(|e| invalid(e.to_string()))?;
@@ -177,4 +182,24 @@ pub fn bgp_sessions(status: &Value) -> Vec<[String; 4]> {
             [str_of(s, "/name"), str_of(s, "/peerAddress"), str_of(s, "/state"), str_of(s, "/info")].map(str::to_string)
         })
         .collect()
+}
+
+/// The `metadata.generation` of the NodeNetwork the operator generated for a node, if any.
+pub fn generated_generation(dir: &Path, node: &str) -> Option<i64> {
+    let path = dir.join("generated").join("nodenetworks").join(format!("{node}.yaml"));
+    let value: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    value.pointer("/metadata/generation").and_then(Value::as_i64)
+}
+
+/// The IPAMBlocks the operator generated: (cidr, node).
+pub fn ipam_blocks(dir: &Path) -> Vec<(String, String)> {
+    let Ok(entries) = std::fs::read_dir(dir.join("generated").join("ipamblocks")) else { return Vec::new() };
+    let mut blocks: Vec<(String, String)> = entries
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| serde_saphyr::from_str::<Value>(&std::fs::read_to_string(e.path()).ok()?).ok())
+        .map(|v| (str_of(&v, "/spec/cidr").to_string(), str_of(&v, "/spec/node").to_string()))
+        .collect();
+    blocks.sort();
+    blocks
 }

@@ -10,6 +10,7 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::datastore;
 use crate::lab::{self, LabError, UpOptions};
 use crate::scenario::{self, Scenario, ScenarioErrors};
 use crate::state::{LabState, STATE_ROOT};
@@ -90,6 +91,43 @@ impl LabGuard {
     /// The datastore directory.
     pub fn datastore(&self) -> PathBuf {
         self.state.datastore()
+    }
+
+    /// Applies manifest text (as `gingham-lab apply -f`) and waits until every node applied it.
+    pub fn apply(&self, manifests: &str) -> Result<(), HarnessError> {
+        for object in datastore::parse_manifests(manifests, "<test>").map_err(LabError::from)? {
+            datastore::put(&self.datastore(), &object).map_err(LabError::from)?;
+        }
+        self.converge()
+    }
+
+    /// Deletes the objects of manifest text and waits until every node applied the change.
+    pub fn delete(&self, manifests: &str) -> Result<(), HarnessError> {
+        for object in datastore::parse_manifests(manifests, "<test>").map_err(LabError::from)? {
+            datastore::remove(&self.datastore(), &object).map_err(LabError::from)?;
+        }
+        self.converge()
+    }
+
+    /// Waits (up to 60 s) until the operator has reacted and every node applied its latest spec.
+    pub fn converge(&self) -> Result<(), HarnessError> {
+        // The operator polls the directory: give it a moment to write new generations.
+        std::thread::sleep(Duration::from_millis(1500));
+        lab::wait_converged(&self.state, Duration::from_secs(60))?;
+        Ok(())
+    }
+
+    /// A pod's network namespace and address, by `namespace/name`.
+    pub fn pod(&self, key: &str) -> (String, String) {
+        let pod = self.state.pods.iter().find(|p| p.key() == key);
+        let netns = pod.map(|p| p.netns.clone()).unwrap_or_default();
+        let address = pod.and_then(|p| p.address.as_deref()).unwrap_or_default().split('/').next().unwrap_or_default();
+        (netns, address.to_string())
+    }
+
+    /// A node's network namespace, by name.
+    pub fn node_netns(&self, name: &str) -> String {
+        self.state.node(name).map(|n| n.netns.clone()).unwrap_or_default()
     }
 }
 

@@ -165,6 +165,62 @@ pub fn start_agent(state: &mut LabState, node: &NodeRecord) -> Result<(), LabErr
     Ok(())
 }
 
+/// Adds a node to a running lab: namespace, Node object, agent (the operator assigns its blocks).
+pub fn add_node(state: &mut LabState, spec: &crate::scenario::NodeSpec) -> Result<NodeRecord, LabError> {
+    let record = topology::add_node(state, &spec.name, &spec.subnet)?;
+    datastore::put(&state.datastore(), &datastore::node_object(&spec.name, &record.address, &spec.labels))?;
+    start_agent(state, &record)?;
+    wait_for_socket(state, &record, Duration::from_secs(60))?;
+    Ok(record)
+}
+
+/// Removes a node from a running lab: its pods, agent, Node object and namespace.
+pub fn remove_node(state: &mut LabState, name: &str) -> Result<(), LabError> {
+    let pods: Vec<(String, String)> =
+        state.pods.iter().filter(|p| p.node == name).map(|p| (p.namespace.clone(), p.name.clone())).collect();
+    for (namespace, pod) in pods {
+        pods::remove(state, &namespace, &pod)?;
+    }
+    let agent = format!("agent {name}");
+    for record in state.processes.iter().filter(|p| p.name == agent) {
+        process::stop(record, Duration::from_secs(3));
+    }
+    state.processes.retain(|p| p.name != agent);
+    let object = serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}});
+    datastore::remove(&state.datastore(), &object)?;
+    if let Some(netns) = state.node(name).map(|n| n.netns.clone()) {
+        for pid in topology::pids_in_netns(&netns) {
+            process::stop(
+                &crate::state::ProcessRecord { name: format!("in {netns}"), pid, start_time: 0 },
+                Duration::from_secs(2),
+            );
+        }
+    }
+    topology::remove_node(state, name)?;
+    Ok(())
+}
+
+/// Kills a node's agent with SIGKILL (the agent alone: its BIRD and the kernel state stay) and
+/// starts it again, as a crash and a DaemonSet restart would.
+pub fn kill_and_restart_agent(state: &mut LabState, name: &str) -> Result<(), LabError> {
+    let agent = format!("agent {name}");
+    if let Some(record) = state.processes.iter().find(|p| p.name == agent).cloned() {
+        if process::is_running(&record) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(record.pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        for _ in 0..100 {
+            if !process::is_running(&record) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    state.processes.retain(|p| p.name != agent);
+    let node = state.node(name).cloned().ok_or_else(|| LabError::NoLab(format!("node {name}")))?;
+    start_agent(state, &node)?;
+    wait_for_socket(state, &node, Duration::from_secs(60))
+}
+
 /// The last lines of a log file, for error messages.
 pub fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -207,6 +263,37 @@ pub fn not_ready(state: &LabState, node: &str) -> Option<String> {
             }
             None => Some(format!("{node}: status has no Ready condition")),
         },
+    }
+}
+
+/// Why a node has not applied its latest spec: Ready must be True and the status's
+/// observedGeneration must equal the generated NodeNetwork's generation.
+pub fn not_converged(state: &LabState, node: &str) -> Option<String> {
+    if let Some(why) = not_ready(state, node) {
+        return Some(why);
+    }
+    let wanted = datastore::generated_generation(&state.datastore(), node);
+    let status = datastore::node_status(&state.datastore(), node).ok().flatten();
+    let seen = status.as_ref().and_then(|s| s.get("observedGeneration")).and_then(serde_json::Value::as_i64);
+    (wanted.is_some() && wanted != seen).then(|| format!("{node}: spec generation {wanted:?}, applied {seen:?}"))
+}
+
+/// Waits until every node applied its latest spec and is Ready (after an `apply`).
+pub fn wait_converged(state: &LabState, timeout: Duration) -> Result<(), LabError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pending: Vec<String> = state.nodes.iter().filter_map(|n| not_converged(state, &n.name)).collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(LabError::Timeout {
+                what: "every node to apply its latest NodeNetwork".into(),
+                seconds: timeout.as_secs(),
+                detail: pending.join("\n"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -1,0 +1,83 @@
+//! Shared by the lab tests: scenario text builders and assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+
+use std::path::PathBuf;
+
+use gingham_e2e::cmd;
+use gingham_e2e::harness::LabGuard;
+use gingham_e2e::probe::{self, Probe, Reach};
+
+/// Where the gingham binaries are (next to gingham-lab in target/).
+pub fn bin_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gingham-lab")).parent().unwrap().to_path_buf()
+}
+
+/// An IPPool manifest for the lab's pool range.
+pub fn pool(vxlan: &str, nat: bool) -> String {
+    format!(
+        "apiVersion: gingham.dev/v1\nkind: IPPool\nmetadata: {{name: pool}}\nspec: {{cidr: 10.232.0.0/16, blockSize: 26, vxlanMode: {vxlan}, natOutgoing: {nat}}}\n"
+    )
+}
+
+/// A scenario: nodes `(name, subnet)` on subnets a (10.231.1.0/24) and, if used, b
+/// (10.231.2.0/24); one pod `default/p-<node>` per node (label app=p, port http 80); the pool.
+pub fn scenario(nodes: &[(&str, &str)], vxlan: &str) -> String {
+    let mut text = String::from("lab: {prefix: tt}\nsubnets:\n  - {name: a, cidr: 10.231.1.0/24}\n");
+    if nodes.iter().any(|(_, s)| *s == "b") {
+        text.push_str("  - {name: b, cidr: 10.231.2.0/24}\n");
+    }
+    text.push_str("nodes:\n");
+    for (node, subnet) in nodes {
+        text.push_str(&format!("  - {{name: {node}, subnet: {subnet}}}\n"));
+    }
+    text.push_str("pods:\n");
+    for (node, _) in nodes {
+        text.push_str(&format!(
+            "  - {{name: p-{node}, node: {node}, labels: {{app: p}}, ports: [{{name: http, port: 80}}]}}\n"
+        ));
+    }
+    text.push_str("objects:\n");
+    for line in pool(vxlan, true).lines() {
+        text.push_str(&format!("  {}{line}\n", if line.starts_with("apiVersion") { "- " } else { "  " }));
+    }
+    text
+}
+
+/// Brings a lab up, failing loudly with what is missing.
+pub fn up(text: &str, prefix: &str) -> LabGuard {
+    match LabGuard::up(text, prefix, &bin_dir(), false) {
+        Ok(guard) => guard,
+        Err(e) => panic!("the lab {prefix} did not come up: {e}"),
+    }
+}
+
+/// Every pod reaches every other pod by ICMP.
+pub fn assert_full_mesh(lab: &LabGuard) {
+    let matrix = probe::matrix(&lab.state, Probe::Icmp);
+    assert_eq!(matrix.len(), lab.state.pods.len() * (lab.state.pods.len() - 1));
+    let bad: Vec<_> = matrix.iter().filter(|(_, r)| **r != Reach::Ok).collect();
+    assert!(bad.is_empty(), "unreachable pairs: {bad:?}\n{}", probe::render(&lab.state, &matrix));
+}
+
+/// A counter of a device in a node's namespace (`tx_packets`, ...); 0 when the device is absent.
+pub fn counter(netns: &str, device: &str, name: &str) -> u64 {
+    cmd::run_in(netns, "cat", &[&format!("/sys/class/net/{device}/statistics/{name}")])
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Pings `count` times (10 ms apart) from a pod's namespace; returns how many came back.
+pub fn ping(netns: &str, address: &str, count: u32) -> u64 {
+    let out = cmd::output(
+        &mut cmd::in_netns(netns, "ping", &["-c", &count.to_string(), "-i", "0.01", "-W", "1", "-q", address]),
+        None,
+    )
+    .unwrap();
+    gingham_e2e::harness::parse_ping_summary(&String::from_utf8_lossy(&out.stdout)).map_or(0, |c| c.received)
+}
+
+/// The routes of a node's namespace.
+pub fn routes(lab: &LabGuard, node: &str) -> String {
+    cmd::ip(Some(&lab.node_netns(node)), &["-4", "route"]).unwrap()
+}
