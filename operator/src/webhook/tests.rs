@@ -1,0 +1,133 @@
+//! The admission endpoint: verdicts through the router with a mocked API server for the pool
+//! list, and the whole HTTPS path with the generated certificate.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+
+use super::*;
+
+fn review(kind: &str, resource: &str, operation: &str, object: Value) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "u-1",
+            "kind": {"group": "gingham.dev", "version": "v1", "kind": kind},
+            "resource": {"group": "gingham.dev", "version": "v1", "resource": resource},
+            "name": object["metadata"]["name"], "operation": operation, "userInfo": {},
+            "object": object, "dryRun": false,
+        }
+    })
+}
+
+fn pool(name: &str, cidr: &str) -> Value {
+    json!({"apiVersion": "gingham.dev/v1", "kind": "IPPool", "metadata": {"name": name}, "spec": {"cidr": cidr}})
+}
+
+/// Posts a review to the router, answering the pool list (when `pools` is given) from a mock
+/// API server; returns the response's `response` object.
+async fn admit(body: Value, pools: Option<Vec<Value>>) -> Value {
+    let (service, mut handle) = tower_test::mock::pair::<Request<kube::client::Body>, Response<kube::client::Body>>();
+    let server = tokio::spawn(async move {
+        if let Some(items) = pools {
+            let (request, respond) = handle.next_request().await.unwrap();
+            assert_eq!(request.uri().path(), "/apis/gingham.dev/v1/ippools");
+            let list = json!({"apiVersion": "gingham.dev/v1", "kind": "IPPoolList", "metadata": {}, "items": items});
+            respond.send_response(Response::new(kube::client::Body::from(serde_json::to_vec(&list).unwrap())));
+        }
+        assert!(handle.next_request().await.is_none(), "unexpected request");
+    });
+    let request = Request::post(PATH)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap();
+    let response = router(Client::new(service, "default")).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    server.await.unwrap();
+    serde_json::from_slice::<Value>(&bytes).unwrap()["response"].clone()
+}
+
+#[tokio::test]
+async fn an_overlapping_pool_is_rejected_with_the_field_named() {
+    let existing = vec![pool("default", "10.244.0.0/16")];
+    let response = admit(review("IPPool", "ippools", "CREATE", pool("inner", "10.244.1.0/24")), Some(existing)).await;
+    assert_eq!(response["uid"], "u-1");
+    assert_eq!(response["allowed"], false);
+    assert_eq!(
+        response["status"]["message"],
+        "spec.cidr: 10.244.1.0/24 overlaps IPPool default (10.244.0.0/16) (fix: choose a range outside every other pool)"
+    );
+}
+
+#[tokio::test]
+async fn a_separate_pool_is_admitted() {
+    let existing = vec![pool("default", "10.244.0.0/16")];
+    let response = admit(review("IPPool", "ippools", "CREATE", pool("other", "10.245.0.0/16")), Some(existing)).await;
+    assert_eq!(response["allowed"], true);
+}
+
+#[tokio::test]
+async fn a_peer_with_a_bad_selector_is_rejected_without_listing_pools() {
+    let peer = json!({"apiVersion": "gingham.dev/v1", "kind": "BGPPeer", "metadata": {"name": "p"},
+                      "spec": {"nodeSelector": "rack ==", "peerIP": "192.0.2.1", "asNumber": 64513}});
+    let response = admit(review("BGPPeer", "bgppeers", "UPDATE", peer), None).await;
+    assert_eq!(response["allowed"], false);
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(message.starts_with("spec.nodeSelector: invalid selector"), "{message}");
+}
+
+#[tokio::test]
+async fn the_webhook_answers_over_tls_with_the_generated_certificate() {
+    use rustls::pki_types::ServerName;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let material = tls::generate(tls::dns_names("gingham-operator-webhook", "gingham-system")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = WebhookConfig {
+        addr: ([127, 0, 0, 1], port).into(),
+        namespace: "gingham-system".into(),
+        service: "gingham-operator-webhook".into(),
+    };
+    // A BGPPeer review lists nothing: the mock API server sees no request.
+    let (service, _handle) = tower_test::mock::pair::<Request<kube::client::Body>, Response<kube::client::Body>>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(Client::new(service, "default"), config, material.clone(), async {
+        let _ = stopped.await;
+    }));
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(material.ca_cert.as_bytes()).unwrap()).unwrap();
+    let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+    let tcp = loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(tcp) => break tcp,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    };
+    let name = ServerName::try_from("gingham-operator-webhook.gingham-system.svc").unwrap();
+    let mut stream = connector.connect(name, tcp).await.unwrap();
+    let peer = json!({"apiVersion": "gingham.dev/v1", "kind": "BGPPeer", "metadata": {"name": "p"},
+                      "spec": {"nodeSelector": "rack ==", "peerIP": "192.0.2.1", "asNumber": 64513}});
+    let body = serde_json::to_string(&review("BGPPeer", "bgppeers", "CREATE", peer)).unwrap();
+    let request = format!(
+        "POST {PATH} HTTP/1.1\r\nHost: gingham-operator-webhook.gingham-system.svc\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let json: Value = serde_json::from_str(&response[response.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    assert_eq!(json["response"]["allowed"], false);
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
