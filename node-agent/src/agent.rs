@@ -26,13 +26,18 @@ use crate::status::{self, StatusInputs};
 /// How often BIRD is polled and status refreshed between syncs.
 const TICK: Duration = Duration::from_secs(2);
 
+/// An allocation whose veth was not created after this long is leaked (longer than the longest
+/// ADD timeout the plugin accepts, 600 s).
+pub const STALE_PENDING_SECONDS: u64 = 900;
+
 /// The agent's fixed settings.
 #[derive(Clone, Debug)]
 pub struct AgentOptions {
     /// This node's name.
     pub node: String,
-    /// Release ready allocations whose host interface has disappeared (the pod is gone).
-    pub reap_missing_interfaces: bool,
+    /// Release leaked addresses on each resync: ready allocations whose host interface has
+    /// disappeared, and allocations whose veth was never created (see [`STALE_PENDING_SECONDS`]).
+    pub reap_leaked: bool,
 }
 
 /// The main loop and what it owns.
@@ -120,8 +125,8 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         let snapshot = self.inputs.borrow_and_update().clone();
         self.accept(&snapshot);
         let Some((_, spec)) = self.state.accepted.clone() else { return };
-        if self.options.reap_missing_interfaces {
-            self.reap_missing_interfaces();
+        if self.options.reap_leaked {
+            self.reap_leaked();
         }
         let seq = self.shared.current_seq();
         let endpoints: Vec<LocalEndpoint> = match self.ipam.list() {
@@ -198,8 +203,20 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         self.state.spec_error = error;
     }
 
-    /// Releases ready allocations whose host interface no longer exists.
-    fn reap_missing_interfaces(&mut self) {
+    /// Releases leaked addresses: ready allocations whose host interface no longer exists (the pod
+    /// is gone), and allocations whose veth was never created long after any ADD could still wait.
+    fn reap_leaked(&mut self) {
+        match self.ipam.release_stale_pending(STALE_PENDING_SECONDS) {
+            Ok(gone) => {
+                for allocation in gone {
+                    tracing::info!(pod = %allocation.endpoint().key(), address = %allocation.address, "released an address whose ADD never completed");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "releasing stale pending allocations failed");
+                self.metrics.error("ipam");
+            }
+        }
         let Ok(allocations) = self.ipam.list() else { return };
         for gone in allocations.iter().filter(|a| a.ready && !interface_exists(&a.interface)) {
             tracing::info!(pod = %gone.endpoint().key(), address = %gone.address, "releasing the address of a pod whose interface is gone");

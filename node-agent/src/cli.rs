@@ -140,7 +140,7 @@ impl Parts {
     async fn run<S: StatusSink>(self, inputs: tokio::sync::watch::Receiver<Snapshot>, sink: S) -> Result<(), RunError> {
         let dataplane = KernelDataplane::connect().map_err(RunError::Netlink)?;
         let bird = (!self.cli.no_bird).then(|| BirdSupervisor::new(BirdPaths::debian(&self.cli.bird_dir)));
-        let options = AgentOptions { node: self.cli.node.clone(), reap_missing_interfaces: true };
+        let options = AgentOptions { node: self.cli.node.clone(), reap_leaked: true };
         let agent = Agent::new(options, dataplane, sink, inputs, self.shared, self.ipam, bird, self.metrics);
         agent.run(shutdown()).await;
         Ok(())

@@ -76,7 +76,10 @@ pub fn build(inputs: &StatusInputs<'_>, now: &Time) -> NodeNetworkStatus {
     };
     let failing = [&routes, &policy, &bgp].into_iter().find(|c| c.status != condition_status::TRUE);
     let ready = match (inputs.spec_error, failing) {
-        (Some(error), _) => condition(conditions::READY, Some(false), "SpecRejected", error.to_string()),
+        (Some(error), _) => {
+            let reason = if inputs.report.is_none() { "NoSpec" } else { "SpecRejected" };
+            condition(conditions::READY, Some(false), reason, error.to_string())
+        }
         (None, Some(c)) => condition(conditions::READY, Some(false), &format!("{}NotTrue", c.type_), c.message.clone()),
         (None, None) => condition(conditions::READY, Some(true), "Ready", "the node's network matches its spec".into()),
     };

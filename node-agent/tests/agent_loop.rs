@@ -81,7 +81,7 @@ async fn the_loop_programs_reports_and_keeps_the_last_good_spec() {
         .run_until(async {
             let inputs = FileDatastore::new(dir.path(), "node-a").spawn();
             let agent = Agent::new(
-                AgentOptions { node: "node-a".into(), reap_missing_interfaces: false },
+                AgentOptions { node: "node-a".into(), reap_leaked: false },
                 dataplane.clone(),
                 FileStatus::new(dir.path(), "node-a"),
                 inputs,

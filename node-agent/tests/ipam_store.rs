@@ -171,3 +171,18 @@ fn concurrent_allocations_from_many_processes_never_collide() {
     assert_eq!(addresses.len(), 12, "{addresses:?}");
     assert_eq!(IpamStore::open(dir.path()).unwrap().list().unwrap().len(), 12);
 }
+
+#[test]
+fn allocations_never_made_ready_are_released_when_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IpamStore::open(dir.path()).unwrap();
+    let set = blocks(&["10.244.0.0/28"], None);
+    store.allocate(&set, &request("pending")).unwrap();
+    store.allocate(&set, &request("plumbed")).unwrap();
+    store.mark_ready("plumbed", "eth0").unwrap();
+    assert!(store.release_stale_pending(3600).unwrap().is_empty(), "young pending allocations stay");
+    let gone: Vec<_> = store.release_stale_pending(0).unwrap().into_iter().map(|a| a.container_id).collect();
+    assert_eq!(gone, vec!["pending"]);
+    let left: Vec<_> = store.list().unwrap().into_iter().map(|a| a.container_id).collect();
+    assert_eq!(left, vec!["plumbed"]);
+}

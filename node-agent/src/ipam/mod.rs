@@ -119,6 +119,9 @@ pub struct Allocation {
     /// The veth exists: the dataplane programs this endpoint.
     #[serde(default)]
     pub ready: bool,
+    /// When the address was handed out (seconds since the Unix epoch).
+    #[serde(default)]
+    pub allocated_at: u64,
 }
 
 impl Allocation {
@@ -131,7 +134,13 @@ impl Allocation {
             interface: gingham_crds::naming::endpoint_interface_name(&request.namespace, &request.pod),
             address,
             ready: false,
+            allocated_at: unix_now(),
         }
+    }
+
+    /// Seconds since the address was handed out.
+    pub fn age_seconds(&self) -> u64 {
+        unix_now().saturating_sub(self.allocated_at)
     }
 
     fn matches(&self, container_id: &str, ifname: &str) -> bool {
@@ -148,4 +157,8 @@ impl Allocation {
             address: self.address,
         }
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -97,6 +97,16 @@ impl IpamStore {
         })
     }
 
+    /// Releases allocations whose veth was never reported created (`ready`) after `seconds`: a
+    /// plugin that died between allocating and plumbing. Returns the released ones.
+    pub fn release_stale_pending(&self, seconds: u64) -> Result<Vec<Allocation>, IpamError> {
+        self.update(|table| {
+            let (gone, kept) = table.allocations.drain(..).partition(|a| !a.ready && a.age_seconds() >= seconds);
+            table.allocations = kept;
+            Ok(gone)
+        })
+    }
+
     /// Every allocation, in allocation order.
     pub fn list(&self) -> Result<Vec<Allocation>, IpamError> {
         let _lock = self.lock()?;
