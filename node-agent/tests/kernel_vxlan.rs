@@ -84,13 +84,16 @@ fn vxlan_carries_pod_traffic_between_two_nodes() {
     }
     let mut cluster = cluster(EncapsulationMode::Always, EncapsulationMode::Never);
     let ns = lab("vxlan", &cluster);
+    // The VXLAN MTU follows the underlay device's MTU (the one holding the node's address).
+    ns[0].ip("link set eth0 mtu 9000");
+    ns[1].ip("link set eth0 mtu 9000");
     for (host, node) in ns.iter().zip(&cluster.nodes) {
         assert_clean(&host.sync(node).0);
     }
     let device = ns[0].ip("-d link show vxlan.gingham");
     assert!(device.contains("vxlan id 4096") && device.contains("dstport 4789"), "{device}");
     assert!(device.contains("local 192.168.70.1") && device.contains("nolearning"), "{device}");
-    assert!(device.contains("mtu 1450") && device.contains(&vtep_mac("node-a")), "{device}");
+    assert!(device.contains("mtu 8950") && device.contains(&vtep_mac("node-a")), "{device}");
     let mac_b = vtep_mac("node-b");
     let (_, fdb) = ns[0].sh("bridge fdb show dev vxlan.gingham");
     assert!(fdb.contains(&format!("{mac_b} dst 192.168.70.2 self permanent")), "{fdb}");

@@ -1,6 +1,21 @@
 //! The dataplane: from the desired state (pure) to the kernel (netlink and nftables).
 //!
-//! The agent's main loop calls [`NodeView`]-based sync; everything below it is this module's.
+//! The agent's main loop builds a [`NodeView`] and calls [`Dataplane::sync`] on a
+//! [`KernelDataplane`] (`KernelDataplane::connect()` inside a tokio runtime), periodically and on
+//! every change; everything below it is this module's. One sync is a pipeline:
+//!
+//! | step | module |
+//! |---|---|
+//! | desired routes, devices, addresses, neighbours, FDB, sysctls (pure) | [`desired`], [`model`] |
+//! | read the kernel, diff, apply in a loss-minimising order | [`netlink`] ([`rtnl`], [`fake`]), [`diff`] |
+//! | desired nftables ruleset (pure), render, compare with the listing, apply atomically | [`nft`] |
+//! | orchestration and the [`SyncReport`] | [`kernel`] |
+//!
+//! Known limits: IPv4 only (IPv6 set members are skipped with a warning); failsafe ports apply to
+//! traffic from pods to their node (gingham has no host endpoints, and its table never filters
+//! other host traffic), and `failsafeOutbound` is not used; drift inside a rule is detected only by
+//! a running agent (it remembers the rules it listed after writing; after a restart it trusts the
+//! structure fingerprint and rule counts).
 
 pub mod desired;
 pub mod diff;
