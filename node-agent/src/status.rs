@@ -57,9 +57,12 @@ pub fn build(inputs: &StatusInputs<'_>, now: &Time) -> NodeNetworkStatus {
     let policy = programmed(|r| r.policy_programmed, "the nftables rules", conditions::POLICY_PROGRAMMED);
     let down: Vec<&str> = inputs.sessions.iter().filter(|s| !is_established(s)).map(|s| s.name.as_str()).collect();
     let bgp = match (inputs.bgp_enabled, inputs.bird_error) {
-        (false, _) => {
-            condition(conditions::BGP_ESTABLISHED, Some(true), "BGPDisabled", "BGP is off for this node".into())
-        }
+        (false, _) => condition(
+            conditions::BGP_ESTABLISHED,
+            Some(true),
+            "BGPDisabled",
+            "BGP is off for this node (the spec has no bgp, or the agent runs with --no-bird)".into(),
+        ),
         (true, Some(error)) => condition(conditions::BGP_ESTABLISHED, Some(false), "BirdFailed", error.to_string()),
         (true, None) if down.is_empty() => condition(
             conditions::BGP_ESTABLISHED,

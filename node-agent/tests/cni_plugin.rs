@@ -106,6 +106,10 @@ fn gc_releases_allocations_not_in_valid_attachments() {
     assert!(output.status.success(), "{out}");
     let left: Vec<_> = agent.ipam.list().unwrap().into_iter().map(|a| a.container_id).collect();
     assert_eq!(left, vec!["c1"]);
+    assert!(node.has_link(&endpoint_interface_name("default", "p1")), "the valid pod keeps its veth");
+    for gone in ["p0", "p2"] {
+        assert!(!node.has_link(&endpoint_interface_name("default", gone)), "the leaked veth of {gone} is removed");
+    }
 }
 
 #[test]

@@ -29,7 +29,7 @@ pub fn run(invocation: &Invocation, stdin: &str) -> Result<Option<Value>, CniErr
         Command::Add => add(invocation, &conf).map(Some),
         Command::Del => del(invocation, &client).map(|()| None),
         Command::Check => check(invocation, &conf, &client).map(|()| None),
-        Command::Gc => released(&client, &Request::Gc { valid: conf.valid_attachments.clone() }).map(|_| None),
+        Command::Gc => gc(&conf, &client).map(|()| None),
         Command::Status => status(&client).map(|()| None),
         Command::Version => Ok(None),
     }
@@ -143,6 +143,18 @@ fn check(invocation: &Invocation, conf: &NetConf, client: &AgentClient) -> Resul
         mtu: conf.mtu,
     };
     plumbing::check(&veth).map_err(|e| failed(format!("{e}; delete and re-create the pod")))
+}
+
+/// Releases what is not in `cni.dev/valid-attachments` and removes the host veths of the released
+/// (an allocation is one per pod, so a released pod's interface name is not in use).
+fn gc(conf: &NetConf, client: &AgentClient) -> Result<(), CniError> {
+    for allocation in released(client, &Request::Gc { valid: conf.valid_attachments.clone() })? {
+        tracing::info!(container = %allocation.container_id, address = %allocation.address, "GC released");
+        if let Err(error) = plumbing::remove(None, &allocation.ifname, Some(&allocation.interface)) {
+            tracing::warn!(%error, interface = %allocation.interface, "GC: removing a leaked veth failed");
+        }
+    }
+    Ok(())
 }
 
 fn status(client: &AgentClient) -> Result<(), CniError> {
