@@ -74,8 +74,8 @@ fn start(dir: &Path, metrics: u16, health: u16) -> Guard {
 
 /// Sends SIGTERM and waits for a clean exit.
 fn stop(operator: &mut Guard) {
-    let status = Command::new("kill").args(["-TERM", &operator.0.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(operator.0.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let exit = loop {
         if let Some(exit) = operator.0.try_wait().unwrap() {
