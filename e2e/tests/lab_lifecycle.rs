@@ -1,0 +1,114 @@
+//! Whole-system changes on a running lab: encapsulation switches under traffic, natOutgoing,
+//! an agent killed and restarted, nodes joining and leaving. Runs as root, one lab at a time.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{assert_full_mesh, ping, pool, routes, scenario, up};
+use gingham_e2e::harness::Pinger;
+use gingham_e2e::scenario::NodeSpec;
+use gingham_e2e::{cmd, datastore, lab, topology};
+
+#[test]
+fn switching_vxlan_mode_under_a_10ms_ping_loses_under_a_second_per_switch() {
+    let lab = up(&scenario(&[("n1", "a"), ("n2", "a")], "Never"), "ghswitch");
+    let (from, _) = lab.pod("default/p-n1");
+    let (_, to) = lab.pod("default/p-n2");
+    let mut report = Vec::new();
+    for mode in ["Always", "CrossSubnet", "Never"] {
+        let pinger = Pinger::start(&from, &to).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        lab.apply(&pool(mode, true)).unwrap();
+        std::thread::sleep(Duration::from_millis(1000));
+        let count = pinger.stop().unwrap();
+        eprintln!("switch to {mode}: {} of {} pings lost ({} ms)", count.lost(), count.sent, count.lost() * 10);
+        report.push((mode, count));
+        let table = routes(&lab, "n1");
+        assert_eq!(table.contains("vxlan.gingham"), mode == "Always", "after the switch to {mode}:\n{table}");
+    }
+    for (mode, count) in report {
+        assert!(count.sent > 100, "switch to {mode}: the ping must run throughout ({count:?})");
+        assert!(count.lost() < 100, "switch to {mode} lost {} pings (>= 1 s at 10 ms)", count.lost());
+    }
+}
+
+#[test]
+fn nat_outgoing_shows_the_node_address_to_the_outside() {
+    let lab = up(&scenario(&[("n1", "a"), ("n2", "a")], "Never"), "ghnat");
+    let outside = topology::names::outside(&lab.state.prefix);
+    let mut capture =
+        cmd::in_netns(&outside, "timeout", &["8", "tcpdump", "-n", "-l", "-c", "3", "-i", "eth0", "icmp"]);
+    let capture = capture.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (from, _) = lab.pod("default/p-n1");
+    assert_eq!(ping(&from, topology::OUTSIDE_ADDRESS, 3), 3, "a pod must reach the outside with natOutgoing");
+    let seen = String::from_utf8_lossy(&capture.wait_with_output().unwrap().stdout).into_owned();
+    let node = lab.state.node("n1").unwrap().address.split('/').next().unwrap().to_string();
+    assert!(
+        seen.contains(&format!("IP {node} > {}", topology::OUTSIDE_ADDRESS)),
+        "the outside must see {node}:\n{seen}"
+    );
+    assert!(!seen.contains("IP 10.232."), "no pool address may leave the cluster:\n{seen}");
+}
+
+#[test]
+fn an_agent_killed_and_restarted_loses_no_packet_and_flushes_nothing() {
+    let mut lab = up(&scenario(&[("n1", "a"), ("n2", "a")], "Never"), "ghkill");
+    let (from, _) = lab.pod("default/p-n1");
+    let (_, to) = lab.pod("default/p-n2");
+    let n1 = lab.node_netns("n1");
+    let before = (routes(&lab, "n1"), cmd::run_in(&n1, "nft", &["list", "table", "inet", "gingham"]).unwrap());
+    let pinger = Pinger::start(&from, &to).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    lab::kill_and_restart_agent(&mut lab.state, "n1").unwrap();
+    lab::wait_ready(&lab.state, Duration::from_secs(60)).unwrap();
+    std::thread::sleep(Duration::from_millis(3000));
+    let count = pinger.stop().unwrap();
+    eprintln!("agent restart: {} of {} pings lost", count.lost(), count.sent);
+    assert!(count.sent > 100, "the ping must run throughout: {count:?}");
+    assert_eq!(count.lost(), 0, "no packet may be lost while the agent restarts");
+    let after = (routes(&lab, "n1"), cmd::run_in(&n1, "nft", &["list", "table", "inet", "gingham"]).unwrap());
+    assert_eq!(before.0, after.0, "routes must survive the restart unchanged");
+    assert_eq!(before.1, after.1, "the nftables table must survive the restart unchanged");
+}
+
+#[test]
+fn a_node_joining_and_leaving_updates_routes_everywhere_and_releases_its_blocks() {
+    let mut lab = up(&scenario(&[("n1", "a"), ("n2", "a")], "Never"), "ghjoin");
+    let spec = NodeSpec { name: "n3".into(), subnet: "a".into(), labels: Default::default() };
+    let n3 = lab::add_node(&mut lab.state, &spec).unwrap();
+    let pod = gingham_e2e::scenario::PodSpec {
+        name: "p-n3".into(),
+        namespace: "default".into(),
+        node: "n3".into(),
+        labels: [("app".to_string(), "p".to_string())].into(),
+        ports: Vec::new(),
+    };
+    gingham_e2e::pods::add(&mut lab.state, &pod).unwrap();
+    lab.converge().unwrap();
+    let via = format!("via {} dev eth0 proto bird", n3.address.split('/').next().unwrap());
+    for node in ["n1", "n2"] {
+        wait_for(|| routes(&lab, node).contains(&via), &format!("{node} to learn n3's block"));
+    }
+    assert_full_mesh(&lab);
+    let store = lab.datastore();
+    assert!(datastore::ipam_blocks(&store).iter().any(|(_, node)| node == "n3"));
+    lab::remove_node(&mut lab.state, "n3").unwrap();
+    for node in ["n1", "n2"] {
+        wait_for(|| !routes(&lab, node).contains(&via), &format!("{node} to forget n3's block"));
+    }
+    wait_for(|| !datastore::ipam_blocks(&store).iter().any(|(_, node)| node == "n3"), "n3's blocks to be released");
+    assert_full_mesh(&lab);
+}
+
+fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
+    for _ in 0..300 {
+        if condition() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out after 30 s waiting for {what}");
+}
