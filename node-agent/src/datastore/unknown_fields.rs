@@ -4,7 +4,8 @@
 use serde_json::Value;
 
 /// The paths (like `spec.bgp.peerz`) present in `written` but absent from `typed` (the written
-/// object decoded and encoded again). Null values count as absent.
+/// object decoded and encoded again). Null values and empty lists or maps count as absent (the
+/// types skip serializing them).
 pub fn unknown_fields(written: &Value, typed: &Value, path: &str) -> Vec<String> {
     let mut found = Vec::new();
     walk(written, typed, path, &mut found);
@@ -18,7 +19,7 @@ fn walk(written: &Value, typed: &Value, path: &str, found: &mut Vec<String>) {
                 let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
                 match typed.get(key) {
                     Some(kept) => walk(value, kept, &child, found),
-                    None if value.is_null() => {}
+                    None if is_empty(value) => {}
                     None => found.push(child),
                 }
             }
@@ -32,14 +33,23 @@ fn walk(written: &Value, typed: &Value, path: &str, found: &mut Vec<String>) {
     }
 }
 
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Array(list) => list.is_empty(),
+        Value::Object(map) => map.is_empty(),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     #[test]
-    fn finds_typos_at_any_depth_and_ignores_nulls() {
-        let written = json!({ "blokcs": [], "bgp": { "peers": [{ "name": "a", "adress": "x" }] }, "tunnel": null });
+    fn finds_typos_at_any_depth_and_ignores_empty_values() {
+        let written = json!({ "blokcs": ["x"], "bgp": { "peers": [{ "name": "a", "adress": "x", "nets": [] }] }, "tunnel": null });
         let typed = json!({ "blocks": [], "bgp": { "peers": [{ "name": "a", "address": "" }] } });
         assert_eq!(unknown_fields(&written, &typed, "spec"), vec!["spec.bgp.peers[0].adress", "spec.blokcs"]);
     }
