@@ -15,6 +15,8 @@ use gingham_node_agent::dataplane::{Dataplane, KernelDataplane, NodeView, SyncRe
 use gingham_node_agent::endpoint::LocalEndpoint;
 use nix::sched::{CloneFlags, setns};
 
+pub mod vm;
+
 /// Whether this process may create network namespaces; tests skip loudly otherwise.
 pub fn can_run() -> bool {
     let root = nix::unistd::Uid::effective().is_root();
