@@ -1,0 +1,141 @@
+//! Kubernetes NetworkPolicy semantics on the lab, as a table of cases: each applies policies to a
+//! running lab, checks who reaches prod/web (TCP 80 and the unnamed port 8080) and removes them
+//! again, so policies are added and removed while the lab runs. Runs as root.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::up;
+use gingham_e2e::probe::{self, Probe, Reach};
+
+const SCENARIO: &str = "lab: {prefix: tt}
+subnets:
+  - {name: a, cidr: 10.231.1.0/24}
+nodes:
+  - {name: n1, subnet: a}
+  - {name: n2, subnet: a}
+  - {name: n3, subnet: a}
+namespaces:
+  - {name: prod, labels: {env: prod}}
+  - {name: dev, labels: {env: dev}}
+pods:
+  - {name: web, namespace: prod, node: n1, labels: {app: web}, ports: [{name: http, port: 80}]}
+  - {name: client, namespace: prod, node: n2, labels: {app: client}}
+  - {name: other, namespace: prod, node: n3, labels: {app: other}}
+  - {name: client, namespace: dev, node: n3, labels: {app: client}}
+objects:
+  - apiVersion: gingham.dev/v1
+    kind: IPPool
+    metadata: {name: pool}
+    spec: {cidr: 10.232.0.0/16, blockSize: 26, vxlanMode: Never}
+";
+
+const SOURCES: [&str; 3] = ["prod/client", "prod/other", "dev/client"];
+
+fn knp(name: &str, namespace: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n{spec}"
+    )
+}
+
+const DENY_PROD: &str = "  podSelector: {}\n  policyTypes: [Ingress]\n";
+
+struct Case {
+    name: &'static str,
+    policies: String,
+    /// Expected reachability of prod/web on (port 80, port 8080) from each of SOURCES.
+    expect: [(bool, bool); 3],
+}
+
+fn cases(prod_client_ip: &str, web_ip: &str) -> Vec<Case> {
+    let allow = |from: &str| {
+        knp("allow", "prod", &format!("  podSelector: {{matchLabels: {{app: web}}}}\n  ingress:\n  - from:\n{from}"))
+    };
+    vec![
+        Case { name: "no policy: all allowed", policies: String::new(), expect: [(true, true); 3] },
+        Case { name: "default deny ingress", policies: knp("deny", "prod", DENY_PROD), expect: [(false, false); 3] },
+        Case {
+            name: "allow by pod selector (same namespace only)",
+            policies: knp("deny", "prod", DENY_PROD) + &allow("    - podSelector: {matchLabels: {app: client}}\n"),
+            expect: [(true, true), (false, false), (false, false)],
+        },
+        Case {
+            name: "allow by namespace selector",
+            policies: knp("deny", "prod", DENY_PROD) + &allow("    - namespaceSelector: {matchLabels: {env: dev}}\n"),
+            expect: [(false, false), (false, false), (true, true)],
+        },
+        Case {
+            name: "allow by namespace and pod selector together",
+            policies: knp("deny", "prod", DENY_PROD)
+                + &allow(
+                    "    - namespaceSelector: {matchLabels: {env: dev}}\n      podSelector: {matchLabels: {app: other}}\n",
+                ),
+            expect: [(false, false); 3],
+        },
+        Case {
+            name: "ipBlock with except",
+            policies: knp("deny", "prod", DENY_PROD)
+                + &allow(&format!("    - ipBlock: {{cidr: 10.232.0.0/16, except: [{prod_client_ip}/32]}}\n")),
+            expect: [(false, false), (true, true), (true, true)],
+        },
+        Case {
+            name: "named port",
+            policies: knp("deny", "prod", DENY_PROD)
+                + &knp(
+                    "allow",
+                    "prod",
+                    "  podSelector: {matchLabels: {app: web}}\n  ingress:\n  - ports: [{port: http}]\n",
+                ),
+            expect: [(true, false); 3],
+        },
+        Case {
+            name: "port range with endPort",
+            policies: knp("deny", "prod", DENY_PROD)
+                + &knp(
+                    "allow",
+                    "prod",
+                    "  podSelector: {matchLabels: {app: web}}\n  ingress:\n  - ports: [{port: 79, endPort: 81}]\n",
+                ),
+            expect: [(true, false); 3],
+        },
+        Case {
+            name: "default deny egress on dev, then egress to a CIDR",
+            policies: knp("deny-egress", "dev", "  podSelector: {}\n  policyTypes: [Egress]\n")
+                + &knp(
+                    "to-web",
+                    "dev",
+                    &format!(
+                        "  podSelector: {{}}\n  policyTypes: [Egress]\n  egress:\n  - to: [{{ipBlock: {{cidr: {web_ip}/32}}}}]\n    ports: [{{port: 80}}]\n"
+                    ),
+                ),
+            expect: [(true, true), (true, true), (true, false)],
+        },
+    ]
+}
+
+#[test]
+fn kubernetes_network_policy_matrix() {
+    let lab = up(SCENARIO, "ghpolicy");
+    let (_, web) = lab.pod("prod/web");
+    let (_, prod_client) = lab.pod("prod/client");
+    let mut failures = Vec::new();
+    for case in cases(&prod_client, &web) {
+        if !case.policies.is_empty() {
+            lab.apply(&case.policies).unwrap();
+        }
+        for (source, (on_80, on_8080)) in SOURCES.iter().zip(case.expect) {
+            let (netns, _) = lab.pod(source);
+            for (port, expected) in [(80, on_80), (8080, on_8080)] {
+                let seen = probe::reach(&lab.state, &netns, &web, Probe::Tcp(port));
+                if (seen == Reach::Ok) != expected {
+                    failures
+                        .push(format!("{}: {source} -> prod/web:{port} expected {expected}, saw {seen:?}", case.name));
+                }
+            }
+        }
+        if !case.policies.is_empty() {
+            lab.delete(&case.policies).unwrap();
+        }
+    }
+    assert!(failures.is_empty(), "policy cases failed:\n{}", failures.join("\n"));
+}
