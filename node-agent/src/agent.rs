@@ -19,6 +19,7 @@ use crate::dataplane::{Dataplane, NodeView, SyncReport};
 use crate::datastore::{NodeNetworkState, Snapshot, StatusSink};
 use crate::endpoint::LocalEndpoint;
 use crate::ipam::{BlockSet, IpamStore};
+use crate::logging::LogControl;
 use crate::metrics::Metrics;
 use crate::shared::{Programmed, Shared};
 use crate::status::{self, StatusInputs};
@@ -38,6 +39,8 @@ pub struct AgentOptions {
     /// Release leaked addresses on each resync: ready allocations whose host interface has
     /// disappeared, and allocations whose veth was never created (see [`STALE_PENDING_SECONDS`]).
     pub reap_leaked: bool,
+    /// Applies `spec.agent.logLevel`.
+    pub logs: LogControl,
 }
 
 /// The main loop and what it owns.
@@ -142,6 +145,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         let started = Instant::now();
         let report = self.dataplane.sync(&view).await;
         self.metrics.sync_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics.programmed(&view, &report);
         for error in &report.errors {
             tracing::warn!(%error, "dataplane sync error; the previous state stays in force");
             self.metrics.error("sync");
@@ -175,6 +179,10 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
                         Ok(blocks) => {
                             self.shared.set_blocks(blocks.clone());
                             self.state.blocks = Some(blocks);
+                            let level = &network.spec.agent.log_level;
+                            if self.state.accepted.as_ref().is_none_or(|(_, old)| old.agent.log_level != *level) {
+                                self.options.logs.set(level);
+                            }
                             self.state.accepted = Some((network.metadata.generation, network.spec.clone()));
                             None
                         }

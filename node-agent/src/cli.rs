@@ -13,6 +13,7 @@ use crate::bird::{BirdPaths, BirdSupervisor};
 use crate::dataplane::KernelDataplane;
 use crate::datastore::{Snapshot, StatusSink, file, kubernetes};
 use crate::ipam::IpamStore;
+use crate::logging::LogControl;
 use crate::metrics::Metrics;
 use crate::shared::Shared;
 
@@ -92,7 +93,7 @@ pub enum RunError {
 }
 
 /// Starts every part and runs until SIGTERM or SIGINT.
-pub async fn run(cli: Cli) -> Result<(), RunError> {
+pub async fn run(cli: Cli, logs: LogControl) -> Result<(), RunError> {
     let shared = Arc::new(Shared::default());
     let ipam = IpamStore::open(&cli.state_dir)?;
     let mut registry = Registry::default();
@@ -112,7 +113,7 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
             tracing::error!(%error, "health endpoint down");
         }
     });
-    let parts = Parts { cli: cli.clone(), shared, ipam, metrics };
+    let parts = Parts { cli: cli.clone(), shared, ipam, metrics, logs };
     let outcome = match cli.datastore {
         DatastoreKind::File => {
             let dir = cli.dir.clone().ok_or(RunError::MissingDir)?;
@@ -134,13 +135,14 @@ struct Parts {
     shared: Arc<Shared>,
     ipam: IpamStore,
     metrics: Metrics,
+    logs: LogControl,
 }
 
 impl Parts {
     async fn run<S: StatusSink>(self, inputs: tokio::sync::watch::Receiver<Snapshot>, sink: S) -> Result<(), RunError> {
         let dataplane = KernelDataplane::connect().map_err(RunError::Netlink)?;
         let bird = (!self.cli.no_bird).then(|| BirdSupervisor::new(BirdPaths::debian(&self.cli.bird_dir)));
-        let options = AgentOptions { node: self.cli.node.clone(), reap_leaked: true };
+        let options = AgentOptions { node: self.cli.node.clone(), reap_leaked: true, logs: self.logs };
         let agent = Agent::new(options, dataplane, sink, inputs, self.shared, self.ipam, bird, self.metrics);
         agent.run(shutdown()).await;
         Ok(())

@@ -15,3 +15,4 @@ pub mod http;
 pub mod metrics;
 pub mod agent;
 pub mod cli;
+pub mod logging;

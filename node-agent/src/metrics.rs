@@ -6,6 +6,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::dataplane::desired::{HostFacts, desired_routes};
+use crate::dataplane::nft::build::ruleset;
+use crate::dataplane::{NodeView, SyncReport};
+
 /// Labels as name-value pairs.
 pub type Labels = Vec<(String, String)>;
 
@@ -26,6 +30,12 @@ pub struct Metrics {
     pub ipam_capacity: Gauge,
     /// Times BIRD exited and was restarted.
     pub bird_exits: Counter,
+    /// Routes the agent owns, as last programmed.
+    pub routes: Gauge,
+    /// nftables rules in the agent's table, as last programmed.
+    pub rules: Gauge,
+    /// Elements of the agent's nftables sets and verdict maps, as last programmed.
+    pub set_elements: Gauge,
 }
 
 impl Metrics {
@@ -39,6 +49,9 @@ impl Metrics {
             ipam_allocated: Gauge::default(),
             ipam_capacity: Gauge::default(),
             bird_exits: Counter::default(),
+            routes: Gauge::default(),
+            rules: Gauge::default(),
+            set_elements: Gauge::default(),
         };
         let sub = registry.sub_registry_with_prefix("gingham_agent");
         sub.register("sync_duration_seconds", "Seconds one dataplane sync took", metrics.sync_seconds.clone());
@@ -48,7 +61,31 @@ impl Metrics {
         sub.register("ipam_allocated", "Allocated pod addresses", metrics.ipam_allocated.clone());
         sub.register("ipam_capacity", "Pod addresses in the node's blocks", metrics.ipam_capacity.clone());
         sub.register("bird_exits", "Times BIRD exited", metrics.bird_exits.clone());
+        sub.register("routes", "Routes the agent owns, as last programmed", metrics.routes.clone());
+        sub.register("nft_rules", "nftables rules, as last programmed", metrics.rules.clone());
+        sub.register(
+            "nft_set_elements",
+            "nftables set and map elements, as last programmed",
+            metrics.set_elements.clone(),
+        );
         metrics
+    }
+
+    /// Records what a sync put in force: the sizes of the desired routes and ruleset for the parts
+    /// the report says are programmed (the previous values stay otherwise).
+    pub fn programmed(&self, view: &NodeView<'_>, report: &SyncReport) {
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        if report.routes_programmed {
+            let facts = HostFacts { underlay_mtu: None, ipip: report.capabilities.ipip };
+            self.routes.set(count(desired_routes(view, &facts).len()));
+        }
+        if report.policy_programmed {
+            let rules = ruleset(view);
+            self.rules.set(count(rules.chains.iter().map(|c| c.rules.len()).sum()));
+            let elements = rules.sets.iter().map(|s| s.elements.len()).sum::<usize>()
+                + rules.maps.iter().map(|m| m.elements.len()).sum::<usize>();
+            self.set_elements.set(count(elements));
+        }
     }
 
     /// Counts one error of `kind`.

@@ -12,6 +12,7 @@ use gingham_node_agent::api::{ApiContext, Request, Response, handle};
 use gingham_node_agent::dataplane::{Dataplane, NodeView, SyncReport};
 use gingham_node_agent::datastore::file::{FileDatastore, FileStatus};
 use gingham_node_agent::ipam::IpamStore;
+use gingham_node_agent::logging::LogControl;
 use gingham_node_agent::metrics::Metrics;
 use gingham_node_agent::shared::Shared;
 use serde_json::Value;
@@ -81,7 +82,7 @@ async fn the_loop_programs_reports_and_keeps_the_last_good_spec() {
         .run_until(async {
             let inputs = FileDatastore::new(dir.path(), "node-a").spawn();
             let agent = Agent::new(
-                AgentOptions { node: "node-a".into(), reap_leaked: false },
+                AgentOptions { node: "node-a".into(), reap_leaked: false, logs: LogControl::fixed() },
                 dataplane.clone(),
                 FileStatus::new(dir.path(), "node-a"),
                 inputs,

@@ -123,6 +123,11 @@ fn the_real_agent_serves_the_real_plugin() {
         "exec 3<>/dev/tcp/127.0.0.1/9091; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
     ]);
     assert!(metrics.contains("gingham_agent_sync_duration_seconds"), "{metrics}");
+    let gauge = |name: &str| {
+        metrics.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.trim().parse::<i64>().ok())
+    };
+    assert!(gauge("gingham_agent_routes").is_some_and(|n| n >= 2), "a pod route and a block blackhole: {metrics}");
+    assert!(gauge("gingham_agent_nft_rules").is_some_and(|n| n > 0), "{metrics}");
 
     let del =
         Invoke { node: &node, command: "DEL", container: "c1", netns: pod.path(), pod: "web", config: config(&socket) };
