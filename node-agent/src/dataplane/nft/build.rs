@@ -255,7 +255,7 @@ fn policy_rules(policy: &str, rule: &CompiledRule) -> Vec<Rule> {
     }
     let mut variants = vec![common];
     for (side, matched) in [(Side::Source, &rule.source), (Side::Destination, &rule.destination)] {
-        let base = side_matches(side, matched);
+        let Some(base) = side_matches(side, matched) else { return Vec::new() };
         let alternatives = port_alternatives(side, matched);
         let mut next = Vec::new();
         for prefix in &variants {
@@ -268,16 +268,22 @@ fn policy_rules(policy: &str, rule: &CompiledRule) -> Vec<Rule> {
     variants.into_iter().map(|matches| Rule::new(matches, action_statements(policy, rule.action))).collect()
 }
 
-fn side_matches(side: Side, matched: &CompiledMatch) -> Vec<Match> {
+/// The address and negated-port conditions of one side; `None` when the rule cannot match IPv4
+/// (its nets are all IPv6).
+fn side_matches(side: Side, matched: &CompiledMatch) -> Option<Vec<Match>> {
     let mut out = Vec::new();
-    let literal = |nets: &[String]| {
-        AddressSet::Literal(elements::addresses(nets.iter().map(String::as_str)).into_iter().collect())
+    let ipv4 = |nets: &[String]| -> Vec<String> {
+        elements::addresses(nets.iter().map(String::as_str).filter(|n| !n.contains(':'))).into_iter().collect()
     };
-    if !matched.nets.is_empty() {
-        out.push(Match::Address { side, negate: false, set: literal(&matched.nets) });
+    let (nets, not_nets) = (ipv4(&matched.nets), ipv4(&matched.not_nets));
+    if !matched.nets.is_empty() && nets.is_empty() {
+        return None;
     }
-    if !matched.not_nets.is_empty() {
-        out.push(Match::Address { side, negate: true, set: literal(&matched.not_nets) });
+    if !nets.is_empty() {
+        out.push(Match::Address { side, negate: false, set: AddressSet::Literal(nets) });
+    }
+    if !not_nets.is_empty() {
+        out.push(Match::Address { side, negate: true, set: AddressSet::Literal(not_nets) });
     }
     for set in &matched.sets {
         out.push(Match::Address { side, negate: false, set: AddressSet::Named(set_name(set)) });
@@ -288,7 +294,7 @@ fn side_matches(side: Side, matched: &CompiledMatch) -> Vec<Match> {
     if !matched.not_ports.is_empty() {
         out.push(Match::Ports { side, negate: true, ranges: matched.not_ports.clone() });
     }
-    out
+    Some(out)
 }
 
 /// The port conditions of one side, as alternatives (ORed): ranges, a named-port set, or both.

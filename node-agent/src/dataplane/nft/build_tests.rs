@@ -83,3 +83,26 @@ fn a_missing_policy_fails_closed() {
     let texts: Vec<String> = chain.rules.iter().map(render::rule_text).collect();
     assert_eq!(texts[1], "drop comment \"policy default/gone is not in the spec\"");
 }
+
+#[test]
+fn ipv6_nets_never_break_the_ipv4_table() {
+    use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule};
+    let rule = |nets: &[&str], not_nets: &[&str]| CompiledRule {
+        action: gingham_crds::api::policy::Action::Allow,
+        source: CompiledMatch {
+            nets: nets.iter().map(ToString::to_string).collect(),
+            not_nets: not_nets.iter().map(ToString::to_string).collect(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let cases: &[(&[&str], &[&str], &[&str])] = &[
+        (&["::/0"], &[], &[]),
+        (&["::/0", "0.0.0.0/0"], &[], &["ip saddr { 0.0.0.0/0 } meta mark set meta mark | 0x10000 return"]),
+        (&[], &["fd00::/8"], &["meta mark set meta mark | 0x10000 return"]),
+    ];
+    for (nets, not_nets, expected) in cases {
+        let texts: Vec<String> = policy_rules("p", &rule(nets, not_nets)).iter().map(render::rule_text).collect();
+        assert_eq!(texts, *expected, "{nets:?} {not_nets:?}");
+    }
+}

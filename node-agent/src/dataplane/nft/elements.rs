@@ -21,10 +21,12 @@ fn shown(net: &Ipv4Net) -> String {
 }
 
 /// Interval-set elements: parsed, truncated to their network, and without members another member
-/// already covers (nft refuses overlapping intervals).
+/// already covers (nft refuses overlapping intervals). IPv6 members are left out quietly (the
+/// table is IPv4-only); anything else unparsable is left out with a warning.
 pub fn addresses<'a>(members: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
     let mut nets: Vec<Ipv4Net> = members
         .into_iter()
+        .filter(|m| !m.contains(':'))
         .filter_map(|m| {
             let parsed = address(m);
             if parsed.is_none() {
@@ -79,7 +81,8 @@ mod tests {
 
     #[test]
     fn addresses_are_normalised_and_covered_members_dropped() {
-        let got = addresses(["10.0.0.1/32", "10.0.0.7", "10.1.2.3/16", "10.1.5.0/24", "garbage", "10.0.0.1"]);
+        let got =
+            addresses(["10.0.0.1/32", "10.0.0.7", "10.1.2.3/16", "10.1.5.0/24", "garbage", "10.0.0.1", "fd00::1"]);
         assert_eq!(got.into_iter().collect::<Vec<_>>(), vec!["10.0.0.1", "10.0.0.7", "10.1.0.0/16"]);
     }
 
