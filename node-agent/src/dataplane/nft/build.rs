@@ -12,6 +12,7 @@ use gingham_crds::api::nodenetwork::{
 };
 use gingham_crds::api::policy::Action;
 use gingham_crds::naming::INTERFACE_PREFIX;
+use tracing::warn;
 
 use super::elements;
 use super::model::{
@@ -114,11 +115,37 @@ pub fn ruleset(view: &NodeView<'_>) -> Ruleset {
     ];
     let mut ruleset = Ruleset { sets, maps, chains: base_chains(policy) };
     ruleset.chains.extend(chains.into_values());
+    let missing = missing_sets(&ruleset);
+    ruleset.sets.extend(missing);
     let print = fingerprint(&ruleset);
     if let Some(first) = ruleset.chains.first_mut().and_then(|chain| chain.rules.first_mut()) {
         first.comment = Some(format!("{FINGERPRINT_PREFIX}{print}"));
     }
     ruleset
+}
+
+/// Empty sets for the ones rules name but the spec does not define: nft would refuse the whole
+/// table otherwise.
+fn missing_sets(ruleset: &Ruleset) -> Vec<Set> {
+    let defined: BTreeSet<&str> = ruleset.sets.iter().map(|s| s.name.as_str()).collect();
+    let mut missing = BTreeMap::new();
+    for m in ruleset.chains.iter().flat_map(|c| c.rules.iter()).flat_map(|r| r.matches.iter()) {
+        let (name, kind) = match m {
+            Match::Address { set: AddressSet::Named(name), .. } => (name, SetType::Addresses),
+            Match::NamedPort { set, .. } => (set, SetType::AddressPorts),
+            _ => continue,
+        };
+        if !defined.contains(name.as_str()) {
+            missing.entry(name.clone()).or_insert(kind);
+        }
+    }
+    missing
+        .into_iter()
+        .map(|(name, kind)| {
+            warn!(set = %name, "a policy rule names a set the spec does not define; using an empty set");
+            Set { name, kind, elements: BTreeSet::new() }
+        })
+        .collect()
 }
 
 fn pod_interfaces() -> String {

@@ -106,3 +106,22 @@ fn ipv6_nets_never_break_the_ipv4_table() {
         assert_eq!(texts, *expected, "{nets:?} {not_nets:?}");
     }
 }
+
+#[test]
+fn sets_a_rule_names_but_the_spec_lacks_are_created_empty() {
+    let mut spec = policy_spec();
+    spec.policy.ip_sets.clear();
+    let endpoints = [endpoint("web", [10, 0, 0, 5])];
+    let rules = ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints });
+    let sets: Vec<(&str, SetType, usize)> =
+        rules.sets.iter().map(|s| (s.name.as_str(), s.kind, s.elements.len())).collect();
+    assert_eq!(
+        sets,
+        vec![
+            (ALL_POOLS, SetType::Addresses, 1),
+            (NAT_POOLS, SetType::Addresses, 1),
+            ("s_clients", SetType::Addresses, 0),
+            ("s_web_http", SetType::AddressPorts, 0)
+        ]
+    );
+}
