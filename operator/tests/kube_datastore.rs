@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gingham_operator::core::{OperatorSettings, compute};
-use gingham_operator::datastore::Datastore;
 use gingham_operator::datastore::kubernetes::KubeDatastore;
+use gingham_operator::datastore::{Datastore, Observation};
 use http::{Method, Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
@@ -69,7 +69,8 @@ async fn the_first_round_lists_everything_writes_derived_objects_and_reports_bad
     let service = tower::service_fn(move |request| answer(request, Arc::clone(&handler)));
     let client = kube::Client::new(service, "default");
     let mut datastore = KubeDatastore::start(client, "gingham-system", "operator-0");
-    let snapshot = tokio::time::timeout(Duration::from_secs(10), datastore.next_snapshot()).await.unwrap().unwrap();
+    let observation = tokio::time::timeout(Duration::from_secs(10), datastore.next()).await.unwrap().unwrap();
+    let Observation::Snapshot(snapshot) = observation else { panic!("the first observation is a snapshot") };
     assert_eq!(snapshot.pools.len(), 1);
     assert_eq!(snapshot.nodes.len(), 2);
     assert!(snapshot.bgp_peers.is_empty(), "the garbled peer is skipped");
@@ -109,7 +110,7 @@ async fn the_first_round_lists_everything_writes_derived_objects_and_reports_bad
     log.lock().unwrap().clear();
 
     let desired = compute(&snapshot, &OperatorSettings::default());
-    let summary = datastore.apply(&desired).await.unwrap();
+    let summary = datastore.apply(&desired, None).await.unwrap();
     let writes: Vec<(Method, String, String, Value)> = log.lock().unwrap().drain(..).collect();
     let mut applied: Vec<&str> = writes
         .iter()

@@ -113,7 +113,7 @@ async fn run(
     let server = tokio::spawn(api_server(handle, exchanges));
     let client = kube::Client::new(service, "default");
     let backoff = Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(100), attempts: 4 };
-    let writes = plan(desired, observed, &now());
+    let writes = plan(desired, observed, None, &now());
     let (summary, error) = execute(&Writer::new(client, backoff), &writes).await;
     server.await.unwrap();
     (summary, error.map(|e| format!("{}: {e}", e.label())))
@@ -332,7 +332,7 @@ async fn the_daemon_set_is_applied_once_and_then_left_alone_while_unchanged() {
         assert!(handle.next_request().await.is_none());
     });
     let writer = Writer::new(kube::Client::new(service, "default"), Backoff::default());
-    let (summary, error) = execute(&writer, &plan(&desired, &Observed::default(), &now())).await;
+    let (summary, error) = execute(&writer, &plan(&desired, &Observed::default(), None, &now())).await;
     drop(writer);
     server.await.unwrap();
     assert_eq!((summary.total(), error.map(|e| e.to_string())), (1, None));
@@ -346,11 +346,11 @@ async fn the_daemon_set_is_applied_once_and_then_left_alone_while_unchanged() {
     current.spec.as_mut().unwrap().revision_history_limit = Some(10);
     let mut observed = Observed::default();
     observed.daemon_sets.insert("gingham-node-agent".into(), current);
-    assert!(plan(&desired, &observed, &now()).is_empty());
+    assert!(plan(&desired, &observed, None, &now()).is_empty());
     let mut changed = agent_daemon_set();
     changed.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("agent:2".into());
     desired.agent_daemon_set = Some(changed);
-    assert_eq!(plan(&desired, &observed, &now()).len(), 1);
+    assert_eq!(plan(&desired, &observed, None, &now()).len(), 1);
 }
 
 #[tokio::test]
@@ -399,4 +399,24 @@ async fn a_changed_block_is_applied_at_the_version_it_was_read_at() {
     let (summary, error) = run(&desired_block_1(), &observed, vec![failing(apply(&path, body), 409, "Conflict")]).await;
     assert_eq!(summary.total(), 0);
     assert!(error.unwrap().starts_with("conflict: "));
+}
+
+#[tokio::test]
+async fn with_changes_only_the_named_objects_are_compared_and_written() {
+    let mut observed = Observed::default();
+    // node-3 was deleted from the desired state; node-2 differs but the change set does not name
+    // it (the datastore then does not even look it up).
+    observed.node_networks.insert("node-3".into(), observed_node("node-3", node_spec(3)));
+    let changes = gingham_operator::core::engine::Changes {
+        node_networks: ["node-1".to_string(), "node-3".to_string()].into(),
+        ..Default::default()
+    };
+    let writes = plan(&desired_nodes(&[1, 2]), &observed, Some(&changes), &now());
+    let targets: Vec<(&str, bool)> = writes
+        .iter()
+        .map(|w| {
+            (w.target().name.as_str(), matches!(w, gingham_operator::datastore::kubernetes::plan::Write::Delete { .. }))
+        })
+        .collect();
+    assert_eq!(targets, [("node-1", false), ("node-3", true)]);
 }

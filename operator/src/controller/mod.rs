@@ -1,13 +1,14 @@
-//! The run loop: fetch a snapshot from the datastore, compute the desired state with the pure core,
-//! apply it through the datastore; count and time every round. A failed round is retried with
-//! backoff even when nothing changes; the loop ends only at shutdown.
+//! The run loop: observe through the datastore, update the core's incremental engine, apply the
+//! desired state through the datastore; count and time every round. A failed round is retried
+//! with backoff even when nothing changes; the loop ends only at shutdown.
 
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use crate::core::{self, ClusterSnapshot, ObjectProblem, OperatorSettings};
-use crate::datastore::Datastore;
+use crate::core::engine::Engine;
+use crate::core::{ObjectProblem, OperatorSettings};
+use crate::datastore::{Datastore, Observation};
 use crate::health::Readiness;
 use crate::metrics::Metrics;
 
@@ -20,6 +21,9 @@ const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 
 /// Runs reconcile rounds until `shutdown` completes.
+///
+/// A snapshot rebuilds the core's incremental engine; events update it, and only the objects they
+/// change are compared and written. After a failed apply, the next round compares everything.
 pub async fn run<D: Datastore>(
     datastore: &mut D,
     settings: &OperatorSettings,
@@ -28,31 +32,47 @@ pub async fn run<D: Datastore>(
     shutdown: impl Future<Output = ()>,
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut last: Option<ClusterSnapshot> = None;
+    let mut engine: Option<Engine> = None;
     let mut retry: Option<Duration> = None;
+    let mut compare_all = true;
     let mut problems: BTreeSet<ObjectProblem> = BTreeSet::new();
     loop {
         let next = async {
-            match (retry, &last) {
-                (Some(delay), Some(previous)) => match tokio::time::timeout(delay, datastore.next_snapshot()).await {
-                    Ok(result) => result.map_err(|e| (e.label(), e.to_string())),
-                    Err(_) => Ok(previous.clone()),
-                },
-                _ => datastore.next_snapshot().await.map_err(|e| (e.label(), e.to_string())),
+            match retry {
+                // Nothing new within the delay: retry with what is known.
+                Some(delay) => {
+                    tokio::time::timeout(delay, datastore.next()).await.unwrap_or(Ok(Observation::Events(Vec::new())))
+                }
+                None => datastore.next().await,
             }
         };
-        let snapshot = tokio::select! {
+        let observation = tokio::select! {
             biased;
             () = &mut shutdown => return,
-            snapshot = next => snapshot,
+            observation = next => observation,
         };
         let started = Instant::now();
-        let outcome = match snapshot {
-            Ok(snapshot) => {
-                let desired = core::compute(&snapshot, settings);
+        let outcome = match observation {
+            Ok(Observation::Snapshot(snapshot)) => {
+                engine = Some(Engine::from_snapshot(&snapshot, settings.clone()));
+                compare_all = true;
+                Ok(())
+            }
+            Ok(Observation::Events(events)) => {
+                if let Some(engine) = engine.as_mut() {
+                    events.into_iter().for_each(|event| engine.apply(event));
+                }
+                Ok(())
+            }
+            Err(e) => Err((e.label(), e.to_string())),
+        };
+        let observe_failed = outcome.is_err();
+        let outcome = match (outcome, engine.as_mut()) {
+            (Ok(()), Some(engine)) => {
+                let changes = engine.take_changes();
+                let desired = engine.desired();
                 log_problems(&mut problems, &desired.problems);
-                last = Some(snapshot);
-                match datastore.apply(&desired).await {
+                match datastore.apply(desired, (!compare_all).then_some(&changes)).await {
                     Ok(summary) => {
                         metrics.wrote(&summary);
                         tracing::info!(writes = summary.total(), "reconciled");
@@ -61,19 +81,24 @@ pub async fn run<D: Datastore>(
                     Err(e) => Err((e.label(), e.to_string())),
                 }
             }
-            Err(e) => Err(e),
+            (Ok(()), None) => Ok(()),
+            (Err(e), _) => Err(e),
         };
         let error = outcome.as_ref().err().map(|(label, _)| *label);
         metrics.reconciled(CONTROLLER, started.elapsed().as_secs_f64(), error);
         match outcome {
             Ok(()) => {
-                readiness.set(true);
+                if engine.is_some() {
+                    readiness.set(true);
+                }
                 retry = None;
+                compare_all = false;
             }
             Err((_, message)) => {
                 let delay = retry.map_or(FIRST_RETRY, |d| (d * 2).min(MAX_RETRY));
                 tracing::warn!(error = %message, ?delay, "reconcile failed; retrying");
-                if last.is_none() {
+                if observe_failed {
+                    // The datastore itself failed: wait before asking it again.
                     tokio::select! {
                         biased;
                         () = &mut shutdown => return,
@@ -81,6 +106,7 @@ pub async fn run<D: Datastore>(
                     }
                 }
                 retry = Some(delay);
+                compare_all = true;
             }
         }
     }

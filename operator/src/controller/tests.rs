@@ -10,6 +10,8 @@ use prometheus_client::registry::Registry;
 
 use super::*;
 use crate::core::DesiredState;
+use crate::core::engine::Changes;
+use crate::datastore::Observation;
 use crate::datastore::file::FileError;
 use crate::datastore::{DatastoreError, WriteSummary};
 
@@ -18,18 +20,20 @@ struct Scripted {
     snapshots: usize,
     applies: Arc<Mutex<VecDeque<bool>>>,
     applied: Arc<Mutex<usize>>,
+    compared_all: Arc<Mutex<Vec<bool>>>,
 }
 
 impl Datastore for Scripted {
-    async fn next_snapshot(&mut self) -> Result<ClusterSnapshot, DatastoreError> {
+    async fn next(&mut self) -> Result<Observation, DatastoreError> {
         self.snapshots += 1;
         if self.snapshots > 1 {
             std::future::pending::<()>().await;
         }
-        Ok(ClusterSnapshot::default())
+        Ok(Observation::Snapshot(Box::default()))
     }
 
-    async fn apply(&mut self, _: &DesiredState) -> Result<WriteSummary, DatastoreError> {
+    async fn apply(&mut self, _: &DesiredState, changes: Option<&Changes>) -> Result<WriteSummary, DatastoreError> {
+        self.compared_all.lock().unwrap().push(changes.is_none());
         *self.applied.lock().unwrap() += 1;
         if self.applies.lock().unwrap().pop_front().unwrap_or(true) {
             Ok(WriteSummary::default())
@@ -48,6 +52,7 @@ async fn a_failed_apply_is_retried_without_a_new_snapshot_and_then_the_operator_
         snapshots: 0,
         applies: Arc::new(Mutex::new(VecDeque::from([false, false, true]))),
         applied: Arc::clone(&applied),
+        compared_all: Arc::default(),
     };
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
@@ -73,6 +78,8 @@ async fn a_failed_apply_is_retried_without_a_new_snapshot_and_then_the_operator_
     // The first snapshot, two retries that waited on the datastore in vain and reused the last
     // snapshot, and the wait for the next change after the success.
     assert_eq!(datastore.snapshots, 4);
+    // After a failure the next apply compares everything.
+    assert_eq!(*datastore.compared_all.lock().unwrap(), [true, true, true]);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     assert!(text.contains("gingham_operator_reconciles_total{controller=\"cluster\"} 3"), "{text}");

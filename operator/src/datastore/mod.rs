@@ -9,6 +9,7 @@ pub mod objects;
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use crate::core::engine::{Changes, Event};
 use crate::core::{ClusterSnapshot, DesiredState};
 
 /// A datastore failed; the controller logs it, counts it and tries again on the next change.
@@ -72,12 +73,27 @@ impl WriteSummary {
     }
 }
 
+/// What the operator learns from its datastore.
+#[derive(Clone, Debug)]
+pub enum Observation {
+    /// Everything, from scratch: the core recomputes it all.
+    Snapshot(Box<ClusterSnapshot>),
+    /// What changed since the last observation: the core recomputes only what these touch.
+    Events(Vec<Event>),
+}
+
 /// Where the operator reads what exists and writes what it wants.
 pub trait Datastore {
-    /// Waits until what the operator observes may have changed (the first call returns at once),
-    /// and returns it.
-    fn next_snapshot(&mut self) -> impl Future<Output = Result<ClusterSnapshot, DatastoreError>> + Send;
+    /// Waits until what the operator observes may have changed (the first call returns a
+    /// snapshot at once), and returns it.
+    fn next(&mut self) -> impl Future<Output = Result<Observation, DatastoreError>> + Send;
 
-    /// Makes the stored derived objects match `desired`, writing only what changed.
-    fn apply(&mut self, desired: &DesiredState) -> impl Future<Output = Result<WriteSummary, DatastoreError>> + Send;
+    /// Makes the stored derived objects match `desired`, writing only what changed. `changes`,
+    /// when given, names every object that may differ from the last successful apply; `None`
+    /// asks for a comparison of everything.
+    fn apply(
+        &mut self,
+        desired: &DesiredState,
+        changes: Option<&Changes>,
+    ) -> impl Future<Output = Result<WriteSummary, DatastoreError>> + Send;
 }

@@ -8,8 +8,9 @@ pub mod write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::core::{ClusterSnapshot, DesiredState};
-use crate::datastore::{Datastore, DatastoreError, WriteSummary};
+use crate::core::DesiredState;
+use crate::core::engine::Changes;
+use crate::datastore::{Datastore, DatastoreError, Observation, WriteSummary};
 use crate::yaml_files::YamlFilesError;
 
 /// How often the directory is read.
@@ -80,19 +81,12 @@ impl FileDatastore {
     pub fn with_poll_interval(root: &Path, poll: Duration) -> Self {
         Self { root: root.to_path_buf(), reader: read::Reader::new(root), first: true, poll }
     }
-
-    /// Reads the directory once, logging every bad file or object.
-    pub fn read_once(&mut self) -> Result<ClusterSnapshot, FileError> {
-        let outcome = self.reader.read()?;
-        for problem in &outcome.problems {
-            tracing::warn!(problem = %problem, "skipping an invalid object");
-        }
-        Ok(outcome.snapshot)
-    }
 }
 
+/// Every observation is a snapshot: files carry no change events, and the lab's directories are
+/// small.
 impl Datastore for FileDatastore {
-    async fn next_snapshot(&mut self) -> Result<ClusterSnapshot, DatastoreError> {
+    async fn next(&mut self) -> Result<Observation, DatastoreError> {
         loop {
             if !self.first {
                 tokio::time::sleep(self.poll).await;
@@ -103,12 +97,12 @@ impl Datastore for FileDatastore {
             }
             if outcome.changed || self.first {
                 self.first = false;
-                return Ok(outcome.snapshot);
+                return Ok(Observation::Snapshot(Box::new(outcome.snapshot)));
             }
         }
     }
 
-    async fn apply(&mut self, desired: &DesiredState) -> Result<WriteSummary, DatastoreError> {
+    async fn apply(&mut self, desired: &DesiredState, _: Option<&Changes>) -> Result<WriteSummary, DatastoreError> {
         Ok(write::write_desired(&self.root, desired)?)
     }
 }

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
-use super::watch::Rejected;
+use super::watched::Rejected;
 use crate::core::ObjectProblem;
 use crate::datastore::objects::MANAGER;
 

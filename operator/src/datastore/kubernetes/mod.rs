@@ -1,20 +1,23 @@
-//! The Kubernetes datastore: reflectors feed snapshots, writes are server-side applies with the
-//! field manager `gingham-operator`, problems become Events.
+//! The Kubernetes datastore: reflectors feed a first snapshot and then change events, writes are
+//! server-side applies with the field manager `gingham-operator`, problems become Events.
 
 pub mod apply;
 pub mod events;
 pub mod plan;
 pub mod watch;
+pub mod watched;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
-use tokio::sync::Notify;
+use tokio::sync::mpsc::UnboundedReceiver;
+use watched::{Message, ObjectId, Rejected};
 
-use crate::core::{ClusterSnapshot, DesiredState};
-use crate::datastore::{Datastore, DatastoreError, WriteOp, WriteSummary};
+use crate::core::DesiredState;
+use crate::core::engine::Changes;
+use crate::datastore::{Datastore, DatastoreError, Observation, WriteOp, WriteSummary};
 
 /// Changes arriving within this window are handled together.
 const DEBOUNCE: Duration = Duration::from_millis(100);
@@ -63,56 +66,95 @@ impl KubeError {
 /// The API server as the operator's datastore.
 pub struct KubeDatastore {
     stores: watch::Stores,
-    changes: Arc<Notify>,
+    messages: UnboundedReceiver<Message>,
     writer: apply::Writer,
     events: events::Events,
     ready: bool,
-    rejected: Vec<watch::Rejected>,
+    rejected: BTreeMap<ObjectId, Rejected>,
 }
 
 impl KubeDatastore {
     /// Starts the watches in `namespace` (the operator's) and cluster-wide.
     pub fn start(client: Client, namespace: &str, identity: &str) -> Self {
-        let changes = Arc::new(Notify::new());
-        let stores = watch::Stores::start(&client, namespace, &changes);
+        let (sender, messages) = tokio::sync::mpsc::unbounded_channel();
+        let stores = watch::Stores::start(&client, namespace, &sender);
         Self {
             stores,
-            changes,
+            messages,
             writer: apply::Writer::new(client.clone(), apply::Backoff::default()),
             events: events::Events::new(client, identity),
             ready: false,
-            rejected: Vec::new(),
+            rejected: BTreeMap::new(),
         }
+    }
+
+    fn note_rejected(&mut self, rejected: Rejected) {
+        if self.rejected.get(&rejected.id()) != Some(&rejected) {
+            tracing::warn!(
+                kind = rejected.kind,
+                namespace = rejected.namespace,
+                name = rejected.name,
+                problem = rejected.message,
+                "skipping an invalid object"
+            );
+        }
+        self.rejected.insert(rejected.id(), rejected);
+    }
+
+    /// Everything in the caches; forgets queued events (the snapshot holds them).
+    fn snapshot(&mut self) -> Observation {
+        while self.messages.try_recv().is_ok() {}
+        let (snapshot, rejected) = self.stores.snapshot();
+        let known = std::mem::take(&mut self.rejected);
+        for skipped in rejected {
+            if known.get(&skipped.id()) == Some(&skipped) {
+                self.rejected.insert(skipped.id(), skipped);
+            } else {
+                self.note_rejected(skipped);
+            }
+        }
+        Observation::Snapshot(Box::new(snapshot))
     }
 }
 
 impl Datastore for KubeDatastore {
-    async fn next_snapshot(&mut self) -> Result<ClusterSnapshot, DatastoreError> {
-        if self.ready {
-            self.changes.notified().await;
-        } else {
+    async fn next(&mut self) -> Result<Observation, DatastoreError> {
+        if !self.ready {
             self.stores.wait_until_ready().await?;
             self.ready = true;
+            tokio::time::sleep(DEBOUNCE).await;
+            return Ok(self.snapshot());
         }
+        let first = self.messages.recv().await.ok_or(KubeError::WatchStopped)?;
         tokio::time::sleep(DEBOUNCE).await;
-        let (snapshot, rejected) = self.stores.snapshot();
-        for skipped in rejected.iter().filter(|r| !self.rejected.contains(r)) {
-            tracing::warn!(
-                kind = skipped.kind,
-                namespace = skipped.namespace,
-                name = skipped.name,
-                problem = skipped.message,
-                "skipping an invalid object"
-            );
+        let mut batch = vec![first];
+        while let Ok(message) = self.messages.try_recv() {
+            batch.push(message);
         }
-        self.rejected = rejected;
-        Ok(snapshot)
+        let mut events = Vec::new();
+        for message in batch {
+            match message {
+                Message::Event(event) => events.push(*event),
+                Message::Rejected(rejected) => self.note_rejected(rejected),
+                Message::Accepted(id) => {
+                    self.rejected.remove(&id);
+                }
+                // A watch listed again (after an outage, say): deletions may have been missed.
+                Message::Resync => return Ok(self.snapshot()),
+            }
+        }
+        Ok(Observation::Events(events))
     }
 
-    async fn apply(&mut self, desired: &DesiredState) -> Result<WriteSummary, DatastoreError> {
-        self.events.publish(&desired.problems, &self.rejected).await;
+    async fn apply(
+        &mut self,
+        desired: &DesiredState,
+        changes: Option<&Changes>,
+    ) -> Result<WriteSummary, DatastoreError> {
+        let rejected: Vec<Rejected> = self.rejected.values().cloned().collect();
+        self.events.publish(&desired.problems, &rejected).await;
         let now = Time(k8s_openapi::jiff::Timestamp::now());
-        let writes = plan::plan(desired, &self.stores.observed(), &now);
+        let writes = plan::plan(desired, &self.stores.observed(changes), changes, &now);
         let mut summary = execute(&self.writer, &writes).await;
         summary.0.managed = [
             ("NodeNetwork", desired.node_networks.len() as u64),

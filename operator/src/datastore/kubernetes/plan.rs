@@ -12,6 +12,7 @@ use kube::core::ApiResource;
 use serde_json::Value;
 
 use crate::core::DesiredState;
+use crate::core::engine::Changes;
 use crate::datastore::objects::{
     ipam_block, is_managed, managed_labels, node_network, pool_status, stamp_conditions, translated_policy,
 };
@@ -111,13 +112,16 @@ fn target<K: kube::Resource<DynamicType = ()>>(kind: &'static str, namespace: Op
     }
 }
 
-/// The writes that make `observed` match `desired`. `now` stamps conditions whose status changed.
-pub fn plan(desired: &DesiredState, observed: &Observed, now: &Time) -> Vec<Write> {
+/// The writes that make `observed` match `desired`: for everything, or (with `changes`) for the
+/// objects named there only, `observed` then holding only those. `now` stamps conditions whose
+/// status changed.
+pub fn plan(desired: &DesiredState, observed: &Observed, changes: Option<&Changes>, now: &Time) -> Vec<Write> {
     let mut writes = Vec::new();
     let apply =
         |target: Target, body: Result<Value, serde_json::Error>| body.ok().map(|body| Write::Apply { target, body });
 
-    for (name, spec) in &desired.node_networks {
+    let wanted = |set: Option<&BTreeSet<String>>, name: &String| set.is_none_or(|set| set.contains(name));
+    for (name, spec) in desired.node_networks.iter().filter(|(n, _)| wanted(changes.map(|c| &c.node_networks), n)) {
         let current = observed.node_networks.get(name);
         if current.is_none_or(|c| c.spec != *spec || !is_managed(c.metadata.labels.as_ref())) {
             let body = serde_json::to_value(node_network(name, spec, None));
@@ -127,7 +131,7 @@ pub fn plan(desired: &DesiredState, observed: &Observed, now: &Time) -> Vec<Writ
     // Blocks are written with preconditions, so that a block is never assigned twice even if two
     // replicas briefly both believe they lead: a new block is created (409 if it exists), a
     // changed one is applied at the resourceVersion it was read at (409 if it changed since).
-    for (name, spec) in &desired.blocks {
+    for (name, spec) in desired.blocks.iter().filter(|(n, _)| wanted(changes.map(|c| &c.blocks), n)) {
         let target = target::<IPAMBlock>("IPAMBlock", None, name);
         let mut object = ipam_block(name, spec);
         match observed.blocks.get(name) {
@@ -140,7 +144,8 @@ pub fn plan(desired: &DesiredState, observed: &Observed, now: &Time) -> Vec<Writ
         }
     }
     let mut wanted_policies = BTreeSet::new();
-    for (key, policy) in &desired.translated_policies {
+    let policy_changed = |key: &(String, String)| changes.is_none_or(|c| c.translated_policies.contains(key));
+    for (key, policy) in desired.translated_policies.iter().filter(|(key, _)| policy_changed(key)) {
         let object = translated_policy(key, policy);
         let name = object.metadata.name.clone().unwrap_or_default();
         let current = observed.policies.get(&(key.0.clone(), name.clone()));
@@ -154,7 +159,7 @@ pub fn plan(desired: &DesiredState, observed: &Observed, now: &Time) -> Vec<Writ
         }
         wanted_policies.insert((key.0.clone(), name));
     }
-    for (name, status) in &desired.pool_statuses {
+    for (name, status) in desired.pool_statuses.iter().filter(|(n, _)| wanted(changes.map(|c| &c.pool_statuses), n)) {
         let Some(pool) = observed.pools.get(name) else { continue };
         let status = stamp_conditions(status, pool.status.as_ref(), now);
         if pool.status.as_ref().is_none_or(|current| !pool_status_equivalent(current, &status)) {
@@ -165,7 +170,8 @@ pub fn plan(desired: &DesiredState, observed: &Observed, now: &Time) -> Vec<Writ
         }
     }
     let mut wanted_daemon_sets = BTreeSet::new();
-    if let Some(daemon_set) = &desired.agent_daemon_set {
+    let daemon_set_changed = changes.is_none_or(|c| c.agent_daemon_set);
+    if let Some(daemon_set) = desired.agent_daemon_set.as_ref().filter(|_| daemon_set_changed) {
         let (object, hash) = hashed_daemon_set(daemon_set);
         let namespace = object.metadata.namespace.clone().unwrap_or_default();
         let name = object.metadata.name.clone().unwrap_or_default();

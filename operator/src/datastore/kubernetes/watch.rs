@@ -1,45 +1,29 @@
 //! Reflectors over every kind the operator reads. Objects are decoded through
 //! [`DeserializeGuard`], so a malformed object is held as an error, reported and skipped while the
-//! watch and every other object keep working (linkerd's guarded watches).
+//! watch and every other object keep working (linkerd's guarded watches). Every event also goes to
+//! the datastore as engine events, so that the core recomputes only what changed.
 
 use std::collections::BTreeMap;
-use std::fmt::Debug;
-use std::sync::Arc;
 
 use futures::StreamExt;
 use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy, NodeNetwork,
 };
-use gingham_crds::manifest::Manifest;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
 use kube::core::DeserializeGuard;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
-use tokio::sync::Notify;
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::mpsc::UnboundedSender;
 
 use super::KubeError;
 use super::plan::Observed;
+use super::watched::{Message, Rejected, Watched, judge, messages};
 use crate::core::ClusterSnapshot;
-use crate::datastore::objects::{MANAGED_BY_LABEL, MANAGER};
-
-/// An object the operator skips, and why.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Rejected {
-    /// The kind.
-    pub kind: String,
-    /// The namespace, for namespaced kinds.
-    pub namespace: Option<String>,
-    /// The name.
-    pub name: String,
-    /// The version seen, so that each version is reported once.
-    pub resource_version: Option<String>,
-    /// What is wrong.
-    pub message: String,
-}
+use crate::core::engine::Changes;
+use crate::datastore::objects::{MANAGED_BY_LABEL, MANAGER, translated_policy_name};
 
 type Guarded<K> = Store<DeserializeGuard<K>>;
 
@@ -62,18 +46,25 @@ pub struct Stores {
     daemon_sets: Guarded<DaemonSet>,
 }
 
-fn watch<K>(api: Api<DeserializeGuard<K>>, config: watcher::Config, changes: &Arc<Notify>) -> Guarded<K>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
+fn watch<K: Watched>(
+    api: Api<DeserializeGuard<K>>,
+    config: watcher::Config,
+    sender: &UnboundedSender<Message>,
+) -> Guarded<K> {
     let (reader, writer) = reflector::store();
-    let changes = Arc::clone(changes);
+    let sender = sender.clone();
     tokio::spawn(async move {
         let kind = K::kind(&()).to_string();
         let mut events = std::pin::pin!(watcher(api, config).default_backoff().reflect(writer));
         while let Some(event) = events.next().await {
             match event {
-                Ok(_) => changes.notify_one(),
+                Ok(event) => {
+                    for message in messages(event) {
+                        if sender.send(message).is_err() {
+                            return;
+                        }
+                    }
+                }
                 Err(error) => tracing::warn!(kind, %error, "watch failed; retrying with backoff"),
             }
         }
@@ -82,25 +73,25 @@ where
 }
 
 impl Stores {
-    /// Starts a watch per kind; `changes` is notified on every event.
-    pub fn start(client: &Client, namespace: &str, changes: &Arc<Notify>) -> Self {
+    /// Starts a watch per kind; every event goes to `sender`.
+    pub fn start(client: &Client, namespace: &str, sender: &UnboundedSender<Message>) -> Self {
         let all = watcher::Config::default();
         let ours = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"));
         Self {
-            pools: watch(Api::all(client.clone()), all.clone(), changes),
-            bgp_configurations: watch(Api::all(client.clone()), all.clone(), changes),
-            bgp_peers: watch(Api::all(client.clone()), all.clone(), changes),
-            felix_configurations: watch(Api::all(client.clone()), all.clone(), changes),
-            network_policies: watch(Api::all(client.clone()), all.clone(), changes),
-            global_network_policies: watch(Api::all(client.clone()), all.clone(), changes),
-            kube_network_policies: watch(Api::all(client.clone()), all.clone(), changes),
-            nodes: watch(Api::all(client.clone()), all.clone(), changes),
-            pods: watch(Api::all(client.clone()), all.clone(), changes),
-            namespaces: watch(Api::all(client.clone()), all.clone(), changes),
-            secrets: watch(Api::namespaced(client.clone(), namespace), all.clone(), changes),
-            blocks: watch(Api::all(client.clone()), all.clone(), changes),
-            node_networks: watch(Api::all(client.clone()), all, changes),
-            daemon_sets: watch(Api::namespaced(client.clone(), namespace), ours, changes),
+            pools: watch(Api::all(client.clone()), all.clone(), sender),
+            bgp_configurations: watch(Api::all(client.clone()), all.clone(), sender),
+            bgp_peers: watch(Api::all(client.clone()), all.clone(), sender),
+            felix_configurations: watch(Api::all(client.clone()), all.clone(), sender),
+            network_policies: watch(Api::all(client.clone()), all.clone(), sender),
+            global_network_policies: watch(Api::all(client.clone()), all.clone(), sender),
+            kube_network_policies: watch(Api::all(client.clone()), all.clone(), sender),
+            nodes: watch(Api::all(client.clone()), all.clone(), sender),
+            pods: watch(Api::all(client.clone()), all.clone(), sender),
+            namespaces: watch(Api::all(client.clone()), all.clone(), sender),
+            secrets: watch(Api::namespaced(client.clone(), namespace), all.clone(), sender),
+            blocks: watch(Api::all(client.clone()), all.clone(), sender),
+            node_networks: watch(Api::all(client.clone()), all, sender),
+            daemon_sets: watch(Api::namespaced(client.clone(), namespace), ours, sender),
         }
     }
 
@@ -127,29 +118,20 @@ impl Stores {
     /// Everything valid the caches hold, and every object skipped.
     pub fn snapshot(&self) -> (ClusterSnapshot, Vec<Rejected>) {
         let mut rejected = Vec::new();
-        let node_networks = valid(&self.node_networks, &mut rejected, accept);
+        let node_networks = valid(&self.node_networks, &mut rejected);
         let snapshot = ClusterSnapshot {
-            // Pools reach the core even when invalid: it reports them in their status.
-            pools: valid(&self.pools, &mut rejected, accept),
-            bgp_configurations: valid(&self.bgp_configurations, &mut rejected, |o| {
-                Manifest::BGPConfiguration(o.clone()).validate()
-            }),
-            bgp_peers: valid(&self.bgp_peers, &mut rejected, |o| Manifest::BGPPeer(o.clone()).validate()),
-            felix_configurations: valid(&self.felix_configurations, &mut rejected, |o| {
-                Manifest::FelixConfiguration(o.clone()).validate()
-            }),
-            network_policies: valid(&self.network_policies, &mut rejected, |o| {
-                Manifest::NetworkPolicy(o.clone()).validate()
-            }),
-            global_network_policies: valid(&self.global_network_policies, &mut rejected, |o| {
-                Manifest::GlobalNetworkPolicy(o.clone()).validate()
-            }),
-            kube_network_policies: valid(&self.kube_network_policies, &mut rejected, accept),
-            nodes: valid(&self.nodes, &mut rejected, accept),
-            pods: valid(&self.pods, &mut rejected, accept),
-            namespaces: valid(&self.namespaces, &mut rejected, accept),
-            secrets: valid(&self.secrets, &mut rejected, accept),
-            blocks: valid(&self.blocks, &mut rejected, accept),
+            pools: valid(&self.pools, &mut rejected),
+            bgp_configurations: valid(&self.bgp_configurations, &mut rejected),
+            bgp_peers: valid(&self.bgp_peers, &mut rejected),
+            felix_configurations: valid(&self.felix_configurations, &mut rejected),
+            network_policies: valid(&self.network_policies, &mut rejected),
+            global_network_policies: valid(&self.global_network_policies, &mut rejected),
+            kube_network_policies: valid(&self.kube_network_policies, &mut rejected),
+            nodes: valid(&self.nodes, &mut rejected),
+            pods: valid(&self.pods, &mut rejected),
+            namespaces: valid(&self.namespaces, &mut rejected),
+            secrets: valid(&self.secrets, &mut rejected),
+            blocks: valid(&self.blocks, &mut rejected),
             node_statuses: node_networks
                 .iter()
                 .filter_map(|n| Some((n.name_any(), n.status.clone()?)))
@@ -158,62 +140,73 @@ impl Stores {
         (snapshot, rejected)
     }
 
-    /// What the API server holds of the kinds the operator writes.
-    pub fn observed(&self) -> Observed {
-        let mut ignored = Vec::new();
+    /// What the API server holds of the kinds the operator writes: everything (`None`), or only
+    /// the objects `changes` names.
+    pub fn observed(&self, changes: Option<&Changes>) -> Observed {
+        let Some(changes) = changes else {
+            let mut ignored = Vec::new();
+            return Observed {
+                node_networks: by_name(valid(&self.node_networks, &mut ignored)),
+                blocks: by_name(valid(&self.blocks, &mut ignored)),
+                policies: valid(&self.network_policies, &mut ignored)
+                    .into_iter()
+                    .map(|o| ((o.namespace().unwrap_or_default(), o.name_any()), o))
+                    .collect(),
+                pools: by_name(valid(&self.pools, &mut ignored)),
+                daemon_sets: by_name(valid(&self.daemon_sets, &mut ignored)),
+            };
+        };
+        let cluster =
+            |names: &std::collections::BTreeSet<String>| names.iter().map(|n| (None, n.clone())).collect::<Vec<_>>();
+        let policies = changes
+            .translated_policies
+            .iter()
+            .map(|(namespace, name)| (Some(namespace.clone()), translated_policy_name(name, &NetworkPolicy::default())))
+            .collect::<Vec<_>>();
         Observed {
-            node_networks: valid(&self.node_networks, &mut ignored, accept)
-                .into_iter()
-                .map(|o| (o.name_any(), o))
-                .collect(),
-            blocks: valid(&self.blocks, &mut ignored, accept).into_iter().map(|o| (o.name_any(), o)).collect(),
-            policies: valid(&self.network_policies, &mut ignored, accept)
+            node_networks: by_name(pick(&self.node_networks, &cluster(&changes.node_networks))),
+            blocks: by_name(pick(&self.blocks, &cluster(&changes.blocks))),
+            policies: pick(&self.network_policies, &policies)
                 .into_iter()
                 .map(|o| ((o.namespace().unwrap_or_default(), o.name_any()), o))
                 .collect(),
-            pools: valid(&self.pools, &mut ignored, accept).into_iter().map(|o| (o.name_any(), o)).collect(),
-            daemon_sets: valid(&self.daemon_sets, &mut ignored, accept)
-                .into_iter()
-                .map(|o| (o.name_any(), o))
-                .collect(),
+            pools: by_name(pick(&self.pools, &cluster(&changes.pool_statuses))),
+            daemon_sets: if changes.agent_daemon_set {
+                by_name(valid(&self.daemon_sets, &mut Vec::new()))
+            } else {
+                BTreeMap::new()
+            },
         }
     }
 }
 
-/// Accepts every object that decodes.
-fn accept<K>(_: &K) -> Result<(), Vec<String>> {
-    Ok(())
+fn by_name<K: Watched>(objects: Vec<K>) -> BTreeMap<String, K> {
+    objects.into_iter().map(|o| (o.name_any(), o)).collect()
 }
 
-/// The decodable objects of a store that pass `check`; the others go to `rejected`.
-fn valid<K, E>(store: &Guarded<K>, rejected: &mut Vec<Rejected>, check: impl Fn(&K) -> Result<(), Vec<E>>) -> Vec<K>
-where
-    K: Resource<DynamicType = ()> + Clone,
-    E: std::fmt::Display,
-{
-    let kind = K::kind(&()).to_string();
+/// The decodable, valid objects of `store` among `keys` (namespace, name).
+fn pick<K: Watched>(store: &Guarded<K>, keys: &[(Option<String>, String)]) -> Vec<K> {
+    keys.iter()
+        .filter_map(|(namespace, name)| {
+            let reference = ObjectRef::new(name);
+            let reference = match namespace {
+                Some(namespace) => reference.within(namespace),
+                None => reference,
+            };
+            store.get(&reference)
+        })
+        .filter_map(|guarded| judge(&guarded).ok())
+        .collect()
+}
+
+/// The decodable, valid objects of a store; the others go to `rejected`.
+fn valid<K: Watched>(store: &Guarded<K>, rejected: &mut Vec<Rejected>) -> Vec<K> {
     let mut objects = Vec::new();
     for guarded in store.state() {
-        let (metadata, message) = match &guarded.0 {
-            Ok(object) => match check(object) {
-                Ok(()) => {
-                    objects.push(object.clone());
-                    continue;
-                }
-                Err(errors) => {
-                    let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                    (object.meta().clone(), messages.join("; "))
-                }
-            },
-            Err(invalid) => (invalid.metadata.clone(), format!("cannot decode: {}", invalid.error)),
-        };
-        rejected.push(Rejected {
-            kind: kind.clone(),
-            namespace: metadata.namespace,
-            name: metadata.name.unwrap_or_default(),
-            resource_version: metadata.resource_version,
-            message,
-        });
+        match judge(&guarded) {
+            Ok(object) => objects.push(object),
+            Err(skipped) => rejected.push(skipped),
+        }
     }
     objects
 }
@@ -239,8 +232,8 @@ mod tests {
     async fn a_malformed_object_is_reported_and_the_watch_keeps_going() {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = Client::new(service, "default");
-        let changes = Arc::new(Notify::new());
-        let store: Guarded<BGPPeer> = watch(Api::all(client), watcher::Config::default(), &changes);
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let store: Guarded<BGPPeer> = watch(Api::all(client), watcher::Config::default(), &sender);
         let (request, respond) = handle.next_request().await.unwrap();
         assert_eq!(request.uri().path(), "/apis/gingham.dev/v1/bgppeers");
         let list = json!({
@@ -253,10 +246,40 @@ mod tests {
         });
         respond.send_response(Response::new(Body::from(serde_json::to_vec(&list).unwrap())));
         store.wait_until_ready().await.unwrap();
-        changes.notified().await;
+
+        // The engine hears of the good peer only; the two others are reported, then a resync.
+        let mut heard = Vec::new();
+        loop {
+            let message = receiver.recv().await.unwrap();
+            let done = matches!(message, Message::Resync);
+            heard.push(match message {
+                Message::Event(event) => match *event {
+                    crate::core::engine::Event::Upsert(object) => format!("upsert {:?}", object.key()),
+                    crate::core::engine::Event::Delete(kind, key) => format!("delete {kind:?} {key:?}"),
+                },
+                Message::Rejected(r) => format!("rejected {}", r.name),
+                Message::Accepted(id) => format!("accepted {}", id.2),
+                Message::Resync => "resync".into(),
+            });
+            if done {
+                break;
+            }
+        }
+        assert_eq!(
+            heard,
+            [
+                "accepted good",
+                "upsert (\"\", \"good\")",
+                "rejected garbled",
+                "delete BgpPeer (\"\", \"garbled\")",
+                "rejected bad-selector",
+                "delete BgpPeer (\"\", \"bad-selector\")",
+                "resync",
+            ]
+        );
 
         let mut rejected = Vec::new();
-        let peers = valid(&store, &mut rejected, |o: &BGPPeer| Manifest::BGPPeer(o.clone()).validate());
+        let peers = valid(&store, &mut rejected);
         assert_eq!(peers.iter().map(ResourceExt::name_any).collect::<Vec<_>>(), ["good"]);
         rejected.sort();
         let summary: Vec<(&str, bool)> = rejected
