@@ -148,4 +148,17 @@ async fn two_birds_exchange_their_blocks() {
             .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("Daemon is up"))
     })
     .await;
+
+    // A new supervisor (an agent restarted after a crash) shuts down the BIRD it finds on its socket.
+    let orphan = birds[1].pid().unwrap();
+    let mut adopted = BirdSupervisor::new(birds[1].paths().clone());
+    adopted.apply(&render("node-1", &nodes[1].0, &nodes[1].1).unwrap()).await.unwrap();
+    lab.pids.extend(adopted.pid());
+    assert_ne!(adopted.pid(), Some(orphan));
+    let _ = birds[1].poll();
+    assert!(birds[1].pid().is_none(), "the orphan exited");
+    wait_for("node 0 to learn node 1's block again", || {
+        lab.routes(0).contains("10.244.2.0/26 via 10.99.0.2 dev va proto bird")
+    })
+    .await;
 }

@@ -10,6 +10,8 @@ use super::{BirdError, BirdPaths};
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// BIRD counts as healthy again (its backoff resets) after running this long.
+const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 
 /// Runs and reloads one BIRD.
 #[derive(Debug)]
@@ -18,6 +20,7 @@ pub struct BirdSupervisor {
     child: Option<Child>,
     backoff: Duration,
     next_start: Instant,
+    started_at: Instant,
     restarts: u32,
     last_exit: Option<String>,
 }
@@ -25,7 +28,15 @@ pub struct BirdSupervisor {
 impl BirdSupervisor {
     /// A supervisor for `paths`; BIRD starts with the first config.
     pub fn new(paths: BirdPaths) -> Self {
-        Self { paths, child: None, backoff: FIRST_BACKOFF, next_start: Instant::now(), restarts: 0, last_exit: None }
+        Self {
+            paths,
+            child: None,
+            backoff: FIRST_BACKOFF,
+            next_start: Instant::now(),
+            started_at: Instant::now(),
+            restarts: 0,
+            last_exit: None,
+        }
     }
 
     /// The files and programs.
@@ -47,7 +58,9 @@ impl BirdSupervisor {
     /// the working one in place and is returned as an error.
     pub async fn apply(&mut self, text: &str) -> Result<(), BirdError> {
         let current = tokio::fs::read_to_string(self.paths.config()).await.ok();
-        if current.as_deref() == Some(text) && self.child.is_some() {
+        // After an exit, `poll` restarts BIRD when its backoff has passed.
+        let restarting = self.child.is_none() && self.last_exit.is_some();
+        if current.as_deref() == Some(text) && (self.child.is_some() || restarting) {
             return Ok(());
         }
         let candidate = self.paths.candidate();
@@ -63,10 +76,22 @@ impl BirdSupervisor {
         if self.child.is_some() {
             let output = self.paths.birdc(&["configure"]).await?;
             tracing::info!(output = %output.trim(), "BIRD reconfigured");
-        } else {
+        } else if !restarting {
+            self.stop_orphan().await;
             self.start()?;
         }
         Ok(())
+    }
+
+    /// Shuts down a BIRD left on our control socket by an earlier agent (it would hold the BGP port).
+    async fn stop_orphan(&self) {
+        if self.paths.birdc(&["show", "status"]).await.is_ok() {
+            tracing::warn!(socket = %self.paths.socket().display(), "a BIRD from an earlier agent still runs; shutting it down");
+            if let Err(error) = self.paths.birdc(&["down"]).await {
+                tracing::warn!(%error, "cannot shut down the earlier BIRD");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// Notices an exited BIRD and restarts it when its backoff has passed. Returns an error
@@ -95,6 +120,7 @@ impl BirdSupervisor {
 
     /// Stops BIRD (kernel routes stay: the kernel protocol is `persist`).
     pub async fn stop(&mut self) {
+        self.last_exit = None;
         if let Some(mut child) = self.child.take() {
             if let Err(error) = self.paths.birdc(&["down"]).await {
                 tracing::warn!(%error, "asking BIRD to shut down failed; killing it");
@@ -118,12 +144,13 @@ impl BirdSupervisor {
             command.spawn().map_err(|source| BirdError::Spawn { program: self.paths.bird.join(" "), source })?;
         tracing::info!(pid = child.id(), config = %self.paths.config().display(), "BIRD started");
         self.child = Some(child);
+        self.started_at = Instant::now();
         Ok(())
     }
 
-    /// Marks BIRD healthy again after it has run for a while (resets the backoff).
+    /// Resets the backoff once BIRD has run for a while.
     pub fn settle(&mut self) {
-        if self.child.is_some() {
+        if self.child.is_some() && self.started_at.elapsed() >= HEALTHY_AFTER {
             self.backoff = FIRST_BACKOFF;
         }
     }
