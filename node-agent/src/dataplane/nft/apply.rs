@@ -32,6 +32,14 @@ pub enum NftError {
     /// The listing was not the JSON expected.
     #[error("cannot parse `nft -j list table {TABLE}`: {0}")]
     Parse(#[source] serde_json::Error),
+    /// `nft` did not finish in time (it was killed; the transaction either fully applied or not).
+    #[error("nft {action} did not finish within {seconds} s and was killed")]
+    Timeout {
+        /// What was attempted.
+        action: &'static str,
+        /// The limit.
+        seconds: u64,
+    },
     /// The fake was told to fail.
     #[error("nft {0} failed: injected failure")]
     Injected(&'static str),
@@ -44,10 +52,14 @@ impl NftError {
             Self::Spawn { .. } => "spawn",
             Self::Failed { .. } => "failed",
             Self::Parse(_) => "parse",
+            Self::Timeout { .. } => "timeout",
             Self::Injected(_) => "injected",
         }
     }
 }
+
+/// How long one `nft` invocation may take.
+const NFT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One atomic change to gingham's table.
 #[derive(Clone, Copy, Debug)]
@@ -85,6 +97,11 @@ impl Default for NftCommand {
 }
 
 impl NftCommand {
+    /// Uses another `nft` binary (a path or a name looked up in `PATH`).
+    pub fn with_program(program: impl Into<String>) -> Self {
+        Self { program: program.into() }
+    }
+
     /// Runs `nft` with arguments and optional stdin; returns stdout, or stderr as the error.
     async fn run(&self, args: &[&str], input: Option<&str>, action: &'static str) -> Result<String, NftError> {
         let spawn = |source| NftError::Spawn { program: self.program.clone(), source };
@@ -99,7 +116,9 @@ impl NftCommand {
         if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
             stdin.write_all(text.as_bytes()).await.map_err(spawn)?;
         }
-        let output = child.wait_with_output().await.map_err(spawn)?;
+        let waited = tokio::time::timeout(NFT_TIMEOUT, child.wait_with_output()).await;
+        let output =
+            waited.map_err(|_| NftError::Timeout { action, seconds: NFT_TIMEOUT.as_secs() })?.map_err(spawn)?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
@@ -175,5 +194,66 @@ impl Nft for FakeNft {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// A stand-in `nft` that prints `stdout`, `stderr` and exits with `code`, recording its
+    /// arguments and stdin next to itself.
+    fn fake_nft(dir: &std::path::Path, stdout: &str, stderr: &str, code: i32) -> NftCommand {
+        let path = dir.join("nft");
+        let script = format!(
+            "#!/bin/sh\necho \"$@\" > {0}/args\ncat > {0}/stdin\nprintf '%s' '{stdout}'\nprintf '%s' '{stderr}' >&2\nexit {code}\n",
+            dir.display()
+        );
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        NftCommand::with_program(path.display().to_string())
+    }
+
+    #[tokio::test]
+    async fn a_missing_table_lists_as_none_and_other_failures_as_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut missing = fake_nft(dir.path(), "", "Error: No such file or directory", 1);
+        assert_eq!(missing.list().await.unwrap(), None);
+        assert_eq!(std::fs::read_to_string(dir.path().join("args")).unwrap().trim(), "-j list table inet gingham");
+        let mut broken = fake_nft(dir.path(), "", "Error: permission denied", 1);
+        let error = broken.list().await.unwrap_err();
+        assert_eq!(error.metric_label(), "failed");
+        assert!(error.to_string().contains("permission denied"), "{error}");
+        let mut garbage = fake_nft(dir.path(), "not json", "", 0);
+        assert_eq!(garbage.list().await.unwrap_err().metric_label(), "parse");
+        let mut absent = NftCommand::with_program(dir.path().join("no-such-nft").display().to_string());
+        assert_eq!(absent.list().await.unwrap_err().metric_label(), "spawn");
+    }
+
+    #[tokio::test]
+    async fn changes_are_piped_as_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut nft = fake_nft(dir.path(), "", "", 0);
+        let add: Elements = [("s_x".to_string(), ["10.0.0.1".to_string()].into())].into();
+        let delete: Elements =
+            [("from_endpoint".to_string(), ["\"gh1\" : jump ee_allow_all".to_string()].into())].into();
+        nft.apply(NftChange::Elements { add: &add, delete: &delete }).await.unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join("args")).unwrap().trim(), "-f -");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("stdin")).unwrap(),
+            "delete element inet gingham from_endpoint { \"gh1\" }\nadd element inet gingham s_x { 10.0.0.1 }\n"
+        );
+        let mut refused = fake_nft(dir.path(), "", "Error: syntax error", 1);
+        let error = refused.apply(NftChange::Rewrite(&Ruleset::default())).await.unwrap_err();
+        assert!(error.to_string().contains("previous ruleset stays in force"), "{error}");
+        assert!(
+            std::fs::read_to_string(dir.path().join("stdin"))
+                .unwrap()
+                .starts_with("table inet gingham {}\ndelete table inet gingham\n")
+        );
     }
 }
