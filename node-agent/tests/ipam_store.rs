@@ -186,3 +186,37 @@ fn allocations_never_made_ready_are_released_when_stale() {
     let left: Vec<_> = store.list().unwrap().into_iter().map(|a| a.container_id).collect();
     assert_eq!(left, vec!["plumbed"]);
 }
+
+/// Child mode of the kill test: allocate until killed.
+#[test]
+fn child_process_allocates_until_killed() {
+    let Ok(dir) = std::env::var("GINGHAM_IPAM_KILL_DIR") else { return };
+    let store = IpamStore::open(std::path::Path::new(&dir)).unwrap();
+    for index in 0.. {
+        store.allocate(&blocks(&["10.245.0.0/20"], None), &request(&format!("k{index}"))).unwrap();
+    }
+}
+
+#[test]
+fn a_process_killed_mid_way_leaves_a_consistent_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    for round in 0..5 {
+        let mut child = std::process::Command::new(&exe)
+            .args(["--exact", "child_process_allocates_until_killed", "--test-threads=1"])
+            .env("GINGHAM_IPAM_KILL_DIR", dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(150 + 37 * round));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let store = IpamStore::open(dir.path()).unwrap();
+        let all = store.list().expect("the table still parses after a kill");
+        let unique: BTreeSet<_> = all.iter().map(|a| a.address).collect();
+        assert_eq!(unique.len(), all.len(), "round {round}: no address twice");
+        let next = store.allocate(&blocks(&["10.245.0.0/20"], None), &request(&format!("after{round}"))).unwrap();
+        assert!(!unique.contains(&next.address), "round {round}: a new address after the kill");
+    }
+    assert!(IpamStore::open(dir.path()).unwrap().list().unwrap().len() > 5, "the children did allocate");
+}

@@ -1,0 +1,71 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The agent's socket: root-only, a stale socket is replaced, one JSON line each way, clear errors.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gingham_node_agent::api::{self, AgentClient, ApiContext, Request, Response};
+use gingham_node_agent::ipam::IpamStore;
+use gingham_node_agent::shared::Shared;
+use serde_json::Value;
+
+fn raw(socket: &std::path::Path, line: &str) -> Value {
+    let mut stream = UnixStream::connect(socket).unwrap();
+    stream.write_all(line.as_bytes()).unwrap();
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).unwrap();
+    serde_json::from_str(&answer).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_socket_speaks_one_json_line_each_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("run/cni.sock");
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    std::fs::write(&socket, "stale").unwrap();
+    let listener = api::bind(&socket).unwrap();
+    assert_eq!(std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777, 0o600);
+    let context = ApiContext { ipam: IpamStore::open(dir.path()).unwrap(), shared: Arc::new(Shared::default()) };
+    tokio::spawn(api::serve(listener, Arc::new(context)));
+
+    let socket_path = socket.clone();
+    let (garbage, unknown, status, add) = tokio::task::spawn_blocking(move || {
+        let garbage = raw(&socket_path, "not json\n");
+        let unknown = raw(&socket_path, "{\"op\":\"explode\"}\n");
+        let client = AgentClient::new(&socket_path, Duration::from_secs(5));
+        let status = client.call(&Request::Status).unwrap();
+        let add = client
+            .call(&Request::Add {
+                container_id: "c".into(),
+                netns: "/run/netns/x".into(),
+                ifname: "eth0".into(),
+                namespace: "default".into(),
+                pod: "web".into(),
+            })
+            .unwrap();
+        (garbage, unknown, status, add)
+    })
+    .await
+    .unwrap();
+    for answer in [garbage, unknown] {
+        assert_eq!(answer["result"], "error", "{answer}");
+        assert_eq!(answer["code"], 6, "{answer}");
+        assert!(answer["msg"].as_str().unwrap().contains("same version"), "{answer}");
+    }
+    assert_eq!(status, Response::Status { ready: false, message: "no valid NodeNetwork for this node yet".into() });
+    let Response::Error { code, msg, .. } = add else { panic!("{add:?}") };
+    assert_eq!(code, 11, "no blocks yet: try again later");
+    assert!(msg.contains("kubectl get nodenetworks"), "{msg}");
+}
+
+#[test]
+fn a_missing_agent_is_unreachable_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = AgentClient::new(&dir.path().join("none.sock"), Duration::from_secs(1));
+    let error = client.call(&Request::Status).unwrap_err();
+    assert!(matches!(error, api::ClientError::Unreachable { .. }), "{error}");
+    assert!(error.to_string().contains("gingham-node-agent pod running"), "{error}");
+}
