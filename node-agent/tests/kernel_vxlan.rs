@@ -106,13 +106,27 @@ fn vxlan_carries_pod_traffic_between_two_nodes() {
     let (ok, output) = ns[2].sh("ping -c2 -W2 10.70.1.5");
     assert!(ok, "pod on node-a pings pod on node-b over VXLAN: {output}");
 
-    // CrossSubnet with both nodes on one subnet: routes go direct, replaced in place.
+    // CrossSubnet with both nodes on one subnet: routes go direct, replaced in place, while a
+    // ping runs (40 packets, 50 ms apart) to count what the switch loses.
+    let pinger = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns[2].name, "ping", "-q", "-c", "40", "-i", "0.05", "-W", "1", "10.70.1.5"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
     for node in &mut cluster.nodes {
         node.spec.pools[0].vxlan_mode = EncapsulationMode::CrossSubnet;
     }
     for (host, node) in ns.iter().zip(&cluster.nodes) {
         assert_clean(&host.sync(node).0);
     }
+    let summary = String::from_utf8_lossy(&pinger.wait_with_output().unwrap().stdout).into_owned();
+    let received: u32 = summary
+        .split(',')
+        .find_map(|part| part.trim().strip_suffix(" received")?.parse().ok())
+        .unwrap_or_else(|| panic!("no ping summary: {summary}"));
+    eprintln!("VXLAN -> CrossSubnet switch: {received}/40 pings answered");
+    assert!(received >= 39, "the switch must lose at most one packet: {summary}");
     let routes = ns[0].ip("route show proto 249");
     assert!(routes.contains("10.70.1.0/26 via 192.168.70.2 dev eth0"), "{routes}");
     let (ok, output) = ns[2].sh("ping -c2 -W2 10.70.1.5");
