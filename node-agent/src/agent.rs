@@ -201,6 +201,9 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         };
         if error != self.state.spec_error {
             match &error {
+                Some(error) if snapshot.node_network == NodeNetworkState::Missing => {
+                    tracing::info!(%error, "waiting for the NodeNetwork");
+                }
                 Some(error) => {
                     tracing::warn!(%error, "NodeNetwork not accepted");
                     self.metrics.error("spec");
