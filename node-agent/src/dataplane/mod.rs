@@ -11,11 +11,11 @@
 //! | desired nftables ruleset (pure), render, compare with the listing, apply atomically | [`nft`] |
 //! | orchestration and the [`SyncReport`] | [`kernel`] |
 //!
-//! Known limits: IPv4 only (IPv6 set members are skipped with a warning); failsafe ports apply to
-//! traffic from pods to their node (gingham has no host endpoints, and its table never filters
-//! other host traffic), and `failsafeOutbound` is not used; drift inside a rule is detected only by
-//! a running agent (it remembers the rules it listed after writing; after a restart it trusts the
-//! structure fingerprint and rule counts).
+//! Known limits: IPv4 only (IPv6 set members and IPv6-only rules are left out). Failsafe inbound
+//! ports are accepted first for traffic from pods to their node; the table never filters the
+//! node's own traffic or traffic to it from elsewhere, so outbound failsafes and node reachability
+//! need no rules. Drift inside a rule is detected only by a running agent (it remembers the rules
+//! it listed after writing; after a restart it trusts the structure fingerprint and rule counts).
 
 pub mod desired;
 pub mod diff;
