@@ -286,8 +286,12 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         }
     }
 
-    /// Writes status when it says something new.
+    /// Writes status when it says something new (and the NodeNetwork exists).
     async fn write_status(&mut self) {
+        if self.inputs.borrow().node_network == NodeNetworkState::Missing {
+            // Nothing to attach a status to yet (the API server would answer 404).
+            return;
+        }
         let ipam = match &self.state.blocks {
             Some(blocks) => self.ipam.usage(blocks).unwrap_or_default(),
             None => Default::default(),
