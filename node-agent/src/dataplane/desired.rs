@@ -81,7 +81,12 @@ struct Remote<'a> {
 fn remotes<'a>(view: &'a NodeView<'_>, local: &Local) -> Vec<Remote<'a>> {
     let mut out = Vec::new();
     for block in view.blocks.iter().filter(|b| b.node != view.node_name) {
-        let (Ok(cidr), Ok(node)) = (block.cidr.parse::<Ipv4Net>(), block.node_address.parse::<Ipv4Net>()) else {
+        // The node address normally carries its prefix length; a bare address is accepted too.
+        let node = block
+            .node_address
+            .parse::<Ipv4Net>()
+            .or_else(|_| block.node_address.parse::<Ipv4Addr>().map(Ipv4Net::from));
+        let (Ok(cidr), Ok(node)) = (block.cidr.parse::<Ipv4Net>(), node) else {
             warn!(cidr = %block.cidr, node = %block.node, "skipping an IPAMBlock with an unparsable cidr or nodeAddress");
             continue;
         };

@@ -71,6 +71,7 @@ fn releasing_blocks_stay_routed_and_blocks_outside_pools_are_not() {
     spec.pools = vec![pool("10.0.0.0/16", Always, Never)];
     let mut blocks = remote_blocks();
     blocks[1].releasing = true;
+    blocks[2].node_address = "192.168.2.4".into();
     blocks.push(super::super::fixtures::block(
         "172.16.0.0/26",
         "node-d",
@@ -81,6 +82,10 @@ fn releasing_blocks_stay_routed_and_blocks_outside_pools_are_not() {
     let view = NodeView { node_name: NODE, spec: &spec, blocks: &blocks, endpoints: &[] };
     let routes = shown(&desired_routes(&view, &FACTS));
     assert!(routes.contains(&"10.0.1.0/26 via 10.0.1.0 dev vxlan.gingham onlink".to_string()), "{routes:?}");
+    assert!(
+        routes.contains(&"10.0.2.0/26 via 10.0.2.0 dev vxlan.gingham onlink".to_string()),
+        "bare node address: {routes:?}"
+    );
     assert!(!routes.iter().any(|r| r.starts_with("172.16.")), "{routes:?}");
 }
 

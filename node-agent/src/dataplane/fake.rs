@@ -44,8 +44,13 @@ impl FakeNetlink {
         self.links.push(LinkState { index, name: name.into(), tunnel: None, mtu: 1500, mac: None, up });
     }
 
+    /// The link with this name.
+    pub fn link(&self, name: &str) -> Option<&LinkState> {
+        self.links.iter().find(|l| l.name == name)
+    }
+
     fn has_link(&self, name: &str) -> bool {
-        self.links.iter().any(|l| l.name == name)
+        self.link(name).is_some()
     }
 
     fn route_link(route: &RouteSpec) -> Option<&str> {
@@ -165,12 +170,5 @@ impl Netlink for FakeNetlink {
         self.change(op)?;
         self.applied.push(op.clone());
         Ok(())
-    }
-}
-
-impl FakeNetlink {
-    /// The link with this name.
-    pub fn link(&self, name: &str) -> Option<&LinkState> {
-        self.links.iter().find(|l| l.name == name)
     }
 }
