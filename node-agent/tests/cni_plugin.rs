@@ -114,6 +114,7 @@ fn gc_releases_allocations_not_in_valid_attachments() {
 
 #[test]
 fn version_lists_the_supported_versions() {
+    require_root();
     let node = Netns::new("version");
     let pod = Netns::new("version-pod");
     let (output, result) = invoke(&node, "VERSION", "", &pod, "", json!({ "cniVersion": "1.0.0" })).run();
