@@ -76,7 +76,7 @@ pub struct PoolRouting {
 }
 
 /// Tunnel devices for the node.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TunnelSpec {
     /// The VXLAN network identifier.
@@ -97,6 +97,19 @@ pub struct TunnelSpec {
     /// tunl0 MTU; unset: the underlay MTU less 20.
     #[serde(default, rename = "ipipMTU", skip_serializing_if = "Option::is_none")]
     pub ipip_mtu: Option<u32>,
+}
+
+impl Default for TunnelSpec {
+    fn default() -> Self {
+        Self {
+            vxlan_vni: default_vni(),
+            vxlan_port: default_vxlan_port(),
+            address: None,
+            vtep_mac: None,
+            vxlan_mtu: None,
+            ipip_mtu: None,
+        }
+    }
 }
 
 fn default_vni() -> u32 {
@@ -490,4 +503,19 @@ pub struct NodeCapabilities {
     /// VXLAN.
     #[serde(default)]
     pub vxlan: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_in_rust_match_the_serde_defaults() {
+        let from_empty: TunnelSpec = serde_json::from_str("{}").unwrap_or_default();
+        assert_eq!(TunnelSpec::default(), from_empty);
+        assert_eq!(TunnelSpec::default().vxlan_vni, 4096);
+        assert_eq!(TunnelSpec::default().vxlan_port, 4789);
+        let settings: AgentSettings = serde_json::from_str("{}").unwrap_or_default();
+        assert_eq!(AgentSettings::default(), settings);
+    }
 }
