@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use gingham_crds::api::AsNumber;
+use gingham_crds::selector::Labels;
 use ipnet::Ipv4Net;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Container, ContainerPort, Namespace, Node, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::ObjectProblem;
 
@@ -119,12 +121,41 @@ pub struct NamedPort {
     pub port: u16,
 }
 
+/// Labels as a sorted list: far smaller than a map for the few labels a pod has, and there are
+/// many pods.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LabelList(Vec<(String, String)>);
+
+impl LabelList {
+    /// The labels, sorted by key.
+    pub fn iter(&self) -> impl Iterator<Item = &(String, String)> {
+        self.0.iter()
+    }
+}
+
+impl FromIterator<(String, String)> for LabelList {
+    /// Collects labels; of repeated keys the first wins.
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(labels: I) -> Self {
+        let mut list: Vec<(String, String)> = labels.into_iter().collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list.dedup_by(|later, earlier| later.0 == earlier.0);
+        list.shrink_to_fit();
+        Self(list)
+    }
+}
+
+impl Labels for LabelList {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().map(|i| self.0[i].1.as_str())
+    }
+}
+
 /// What policy needs to know about a pod: its labels (with the implicit namespace label) and named
 /// ports.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PodFacts {
     /// The pod's labels plus `projectcalico.org/namespace`.
-    pub labels: BTreeMap<String, String>,
+    pub labels: LabelList,
     /// The pod's named container ports, sorted.
     pub named_ports: Vec<NamedPort>,
 }
@@ -132,16 +163,19 @@ pub struct PodFacts {
 impl PodFacts {
     /// Facts of a pod known only by name (no Pod object): just the namespace label.
     pub fn bare(namespace: &str) -> Self {
-        Self { labels: BTreeMap::from([(NAMESPACE_LABEL.to_string(), namespace.to_string())]), named_ports: Vec::new() }
+        Self { labels: LabelList(vec![(NAMESPACE_LABEL.to_string(), namespace.to_string())]), named_ports: Vec::new() }
     }
 
     /// Reads the facts off a Pod.
     pub fn from_pod(pod: &Pod) -> Self {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-        let mut facts = Self::bare(namespace);
-        for (key, value) in pod.metadata.labels.iter().flatten() {
-            facts.labels.entry(key.clone()).or_insert_with(|| value.clone());
-        }
+        let implicit = (NAMESPACE_LABEL.to_string(), namespace.to_string());
+        let mut facts = Self {
+            labels: std::iter::once(implicit)
+                .chain(pod.metadata.labels.iter().flatten().map(|(k, v)| (k.clone(), v.clone())))
+                .collect(),
+            named_ports: Vec::new(),
+        };
         let containers = pod.spec.iter().flat_map(|spec| spec.containers.iter());
         for port in containers.flat_map(|c| c.ports.iter().flatten()) {
             let (Some(name), Ok(number)) = (port.name.as_ref(), u16::try_from(port.container_port)) else { continue };
@@ -154,7 +188,43 @@ impl PodFacts {
         }
         facts.named_ports.sort();
         facts.named_ports.dedup();
+        facts.named_ports.shrink_to_fit();
         facts
+    }
+}
+
+impl PodFacts {
+    /// A Pod carrying exactly these facts (what the engine's store hands back in a snapshot).
+    pub fn to_pod(&self, namespace: &str, name: &str) -> Pod {
+        let labels: BTreeMap<String, String> =
+            self.labels.iter().filter(|(k, _)| *k != NAMESPACE_LABEL).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let ports: Vec<ContainerPort> = self
+            .named_ports
+            .iter()
+            .map(|p| ContainerPort {
+                name: Some(p.name.clone()),
+                container_port: i32::from(p.port),
+                protocol: Some(match p.protocol {
+                    17 => "UDP".into(),
+                    132 => "SCTP".into(),
+                    _ => "TCP".into(),
+                }),
+                ..ContainerPort::default()
+            })
+            .collect();
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(namespace.into()),
+                labels: Some(labels),
+                ..ObjectMeta::default()
+            },
+            spec: (!ports.is_empty()).then(|| PodSpec {
+                containers: vec![Container { name: "main".into(), ports: Some(ports), ..Container::default() }],
+                ..PodSpec::default()
+            }),
+            status: None,
+        }
     }
 }
 

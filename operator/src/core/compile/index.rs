@@ -8,10 +8,13 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use gingham_crds::api::nodenetwork::{CompiledPolicy, EndpointPolicy, IpSet, LocalEndpoint, NodePolicySpec};
+use gingham_crds::api::nodenetwork::{CompiledPolicy, LocalEndpoint};
 use gingham_crds::selector::Selector;
 
-use super::sets::{Scope, SetKey, namespace_selector_matches};
+mod membership;
+mod nodes;
+
+use super::sets::{SetKey, namespace_selector_matches};
 use crate::core::facts::{PodFacts, implicit_namespace_labels};
 
 /// An endpoint: `(node, namespace/pod)`.
@@ -53,9 +56,33 @@ pub struct PolicyEntry {
 struct Endpoint {
     namespace: String,
     address: String,
-    contributions: BTreeMap<SetId, Vec<String>>,
+    contributions: Contributions,
     ingress: Vec<Arc<str>>,
     egress: Vec<Arc<str>>,
+}
+
+/// The members one endpoint contributes to each set, sorted by set id (a few entries: a list
+/// is much smaller than a map).
+#[derive(Debug, Default)]
+struct Contributions(Vec<(SetId, Vec<String>)>);
+
+impl Contributions {
+    fn get(&self, id: SetId) -> &[String] {
+        self.0.binary_search_by_key(&id, |(i, _)| *i).map_or(&[], |at| self.0[at].1.as_slice())
+    }
+
+    fn insert(&mut self, id: SetId, members: Vec<String>) {
+        match self.0.binary_search_by_key(&id, |(i, _)| *i) {
+            Ok(at) => self.0[at].1 = members,
+            Err(at) => self.0.insert(at, (id, members)),
+        }
+    }
+
+    fn remove(&mut self, id: SetId) {
+        if let Ok(at) = self.0.binary_search_by_key(&id, |(i, _)| *i) {
+            self.0.remove(at);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -80,7 +107,7 @@ pub struct Dirty {
 #[derive(Debug, Default)]
 pub struct PolicyIndex {
     namespaces: HashMap<String, BTreeMap<String, String>>,
-    pods: HashMap<String, PodFacts>,
+    pods: HashMap<String, Arc<PodFacts>>,
     endpoints: BTreeMap<EndpointKey, Endpoint>,
     by_namespace: HashMap<String, BTreeSet<EndpointKey>>,
     by_name: HashMap<String, BTreeSet<String>>,
@@ -137,7 +164,7 @@ impl PolicyIndex {
 
     fn facts(&self, name: &str, namespace: &str) -> Cow<'_, PodFacts> {
         match self.pods.get(name) {
-            Some(facts) => Cow::Borrowed(facts),
+            Some(facts) => Cow::Borrowed(&**facts),
             None => Cow::Owned(PodFacts::bare(namespace)),
         }
     }
@@ -157,9 +184,9 @@ impl PolicyIndex {
     }
 
     /// Records a pod's facts (`None`: the pod is gone) under `namespace/name`.
-    pub fn set_pod(&mut self, name: &str, facts: Option<PodFacts>) {
+    pub fn set_pod(&mut self, name: &str, facts: Option<Arc<PodFacts>>) {
         let changed = match facts {
-            Some(facts) if self.pods.get(name) == Some(&facts) => false,
+            Some(facts) if self.pods.get(name).is_some_and(|known| **known == *facts) => false,
             Some(facts) => {
                 self.pods.insert(name.to_string(), facts);
                 true
@@ -199,7 +226,7 @@ impl PolicyIndex {
             let endpoint = Endpoint {
                 namespace,
                 address: address.to_string(),
-                contributions: BTreeMap::new(),
+                contributions: Contributions::default(),
                 ingress: Vec::new(),
                 egress: Vec::new(),
             };
@@ -211,7 +238,7 @@ impl PolicyIndex {
 
     fn remove_endpoint(&mut self, key: &EndpointKey) {
         let Some(endpoint) = self.endpoints.remove(key) else { return };
-        for (id, members) in endpoint.contributions {
+        for (id, members) in endpoint.contributions.0 {
             self.change_members(id, key, &members, &[]);
         }
         if let Some(keys) = self.by_namespace.get_mut(&endpoint.namespace) {
@@ -226,35 +253,12 @@ impl PolicyIndex {
         self.dirty.rebuild.insert(key.0.clone());
     }
 
-    fn change_members(&mut self, id: SetId, key: &EndpointKey, old: &[String], new: &[String]) {
-        let Some(set) = self.sets.get_mut(&id) else { return };
-        for member in old {
-            if let Some(count) = set.members.get_mut(member) {
-                *count -= 1;
-                if *count == 0 {
-                    set.members.remove(member);
-                }
-            }
-        }
-        for member in new {
-            *set.members.entry(member.clone()).or_insert(0) += 1;
-        }
-        if new.is_empty() {
-            set.contributors.remove(key);
-        } else {
-            set.contributors.insert(key.clone());
-        }
-        for node in self.set_nodes.get(&id).into_iter().flatten() {
-            self.dirty.refresh.entry(node.clone()).or_default().insert(id);
-        }
-    }
-
     /// Re-works out an endpoint's set memberships and policies.
     fn reevaluate(&mut self, key: &EndpointKey) {
         let Some(endpoint) = self.endpoints.get(key) else { return };
         let mut candidates: BTreeSet<SetId> = self.cross_sets.clone();
         candidates.extend(self.sets_by_namespace.get(&endpoint.namespace).into_iter().flatten());
-        candidates.extend(endpoint.contributions.keys());
+        candidates.extend(endpoint.contributions.0.iter().map(|(id, _)| *id));
         let mut changes = Vec::new();
         {
             let labels = self.namespace_labels(&endpoint.namespace);
@@ -262,7 +266,7 @@ impl PolicyIndex {
             for id in candidates {
                 let Some(set) = self.sets.get(&id) else { continue };
                 let new = set.key.members(&endpoint.namespace, &labels, &facts, &endpoint.address);
-                let old = endpoint.contributions.get(&id).cloned().unwrap_or_default();
+                let old = endpoint.contributions.get(id).to_vec();
                 if old != new {
                     changes.push((id, old, new));
                 }
@@ -272,7 +276,7 @@ impl PolicyIndex {
             self.change_members(id, key, &old, &new);
             if let Some(endpoint) = self.endpoints.get_mut(key) {
                 if new.is_empty() {
-                    endpoint.contributions.remove(&id);
+                    endpoint.contributions.remove(id);
                 } else {
                     endpoint.contributions.insert(id, new);
                 }
@@ -384,147 +388,5 @@ impl PolicyIndex {
             self.release_set(key);
         }
         Some(old)
-    }
-
-    fn acquire_set(&mut self, key: &SetKey) {
-        if let Some(set) = self.set_ids.get(key).and_then(|id| self.sets.get_mut(id)) {
-            set.users += 1;
-            return;
-        }
-        let id = self.next_set;
-        self.next_set += 1;
-        self.set_ids.insert(key.clone(), id);
-        let candidates = match &key.scope {
-            Scope::Namespace(ns) => {
-                self.sets_by_namespace.entry(ns.clone()).or_default().insert(id);
-                self.endpoints_in(Some(ns))
-            }
-            Scope::Namespaces(_) | Scope::Everywhere => {
-                self.cross_sets.insert(id);
-                self.endpoints_in(None)
-            }
-        };
-        let set = SetEntry {
-            key: key.clone(),
-            name: key.name(),
-            members: BTreeMap::new(),
-            contributors: BTreeSet::new(),
-            users: 1,
-        };
-        self.sets.insert(id, set);
-        for endpoint_key in candidates {
-            let Some(endpoint) = self.endpoints.get(&endpoint_key) else { continue };
-            let members = {
-                let labels = self.namespace_labels(&endpoint.namespace);
-                let facts = self.facts(&endpoint_key.1, &endpoint.namespace);
-                key.members(&endpoint.namespace, &labels, &facts, &endpoint.address)
-            };
-            if !members.is_empty() {
-                self.change_members(id, &endpoint_key, &[], &members);
-                if let Some(endpoint) = self.endpoints.get_mut(&endpoint_key) {
-                    endpoint.contributions.insert(id, members);
-                }
-            }
-        }
-    }
-
-    fn release_set(&mut self, key: &SetKey) {
-        let Some(&id) = self.set_ids.get(key) else { return };
-        let Some(set) = self.sets.get_mut(&id) else { return };
-        set.users -= 1;
-        if set.users > 0 {
-            return;
-        }
-        let Some(set) = self.sets.remove(&id) else { return };
-        self.set_ids.remove(key);
-        for contributor in &set.contributors {
-            if let Some(endpoint) = self.endpoints.get_mut(contributor) {
-                endpoint.contributions.remove(&id);
-            }
-        }
-        match &key.scope {
-            Scope::Namespace(ns) => {
-                if let Some(ids) = self.sets_by_namespace.get_mut(ns) {
-                    ids.remove(&id);
-                }
-            }
-            Scope::Namespaces(_) | Scope::Everywhere => {
-                self.cross_sets.remove(&id);
-            }
-        }
-    }
-
-    /// A set's name and sorted members.
-    pub fn set_view(&self, id: SetId) -> Option<(&str, Vec<String>)> {
-        self.sets.get(&id).map(|s| (s.name.as_str(), s.members.keys().cloned().collect()))
-    }
-
-    /// Builds a node's compiled policy onto `base` (which carries the node's header fields) and
-    /// records which sets and policies the node now uses.
-    pub fn build_node(&mut self, node: &str, mut base: NodePolicySpec) -> NodePolicySpec {
-        let mut used_policies: BTreeSet<Arc<str>> = BTreeSet::new();
-        for ((_, name), endpoint) in
-            self.endpoints.range((node.to_string(), String::new())..).take_while(|(k, _)| k.0 == node)
-        {
-            used_policies.extend(endpoint.ingress.iter().cloned());
-            used_policies.extend(endpoint.egress.iter().cloned());
-            base.endpoints.push(EndpointPolicy {
-                name: name.clone(),
-                ingress: endpoint.ingress.iter().map(|p| p.to_string()).collect(),
-                egress: endpoint.egress.iter().map(|p| p.to_string()).collect(),
-            });
-        }
-        let mut used_sets: BTreeSet<SetId> = BTreeSet::new();
-        for name in &used_policies {
-            let Some(policy) = self.policies.get(name) else { continue };
-            base.policies.push(policy.compiled.clone());
-            used_sets.extend(policy.sets.iter().filter_map(|k| self.set_ids.get(k)));
-        }
-        base.ip_sets = used_sets
-            .iter()
-            .filter_map(|id| self.sets.get(id))
-            .map(|s| IpSet { name: s.name.clone(), kind: s.key.kind(), members: s.members.keys().cloned().collect() })
-            .collect();
-        base.ip_sets.sort_by(|a, b| a.name.cmp(&b.name));
-        self.record_usage(node, used_sets, used_policies);
-        base
-    }
-
-    /// Forgets what a node uses (the node is gone).
-    pub fn forget_node(&mut self, node: &str) {
-        self.record_usage(node, BTreeSet::new(), BTreeSet::new());
-    }
-
-    fn record_usage(&mut self, node: &str, sets: BTreeSet<SetId>, policies: BTreeSet<Arc<str>>) {
-        let old_sets = self.node_sets.remove(node).unwrap_or_default();
-        for id in old_sets.difference(&sets) {
-            if let Some(nodes) = self.set_nodes.get_mut(id) {
-                nodes.remove(node);
-                if nodes.is_empty() {
-                    self.set_nodes.remove(id);
-                }
-            }
-        }
-        for id in sets.difference(&old_sets) {
-            self.set_nodes.entry(*id).or_default().insert(node.to_string());
-        }
-        let old_policies = self.node_policies.remove(node).unwrap_or_default();
-        for name in old_policies.difference(&policies) {
-            if let Some(nodes) = self.policy_nodes.get_mut(name) {
-                nodes.remove(node);
-                if nodes.is_empty() {
-                    self.policy_nodes.remove(name);
-                }
-            }
-        }
-        for name in policies.difference(&old_policies) {
-            self.policy_nodes.entry(name.clone()).or_default().insert(node.to_string());
-        }
-        if !sets.is_empty() {
-            self.node_sets.insert(node.to_string(), sets);
-        }
-        if !policies.is_empty() {
-            self.node_policies.insert(node.to_string(), policies);
-        }
     }
 }

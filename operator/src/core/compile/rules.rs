@@ -38,11 +38,20 @@ pub fn compile_policy(name: &str, view: &PolicyView<'_>) -> (Template, Vec<Strin
         PolicyScope::Namespace(ns) => Some(ns),
         PolicyScope::NamespaceSelector(_) => None,
     };
+    let applies_to = Selector::parse(view.selector.unwrap_or_default()).unwrap_or_default();
+    let applies_in = match view.scope {
+        PolicyScope::Namespace(ns) => Scope::Namespace(ns.to_string()),
+        PolicyScope::NamespaceSelector(Some(text)) => {
+            Selector::parse(text).map_or(Scope::Everywhere, Scope::Namespaces)
+        }
+        PolicyScope::NamespaceSelector(None) => Scope::Everywhere,
+    };
+    let own = SetKey { scope: applies_in, selector: applies_to, named_ports: None };
     let mut compile_all = |direction: &str, rules: &[PolicyRule], ingress: bool| -> Vec<CompiledRule> {
         rules
             .iter()
             .enumerate()
-            .filter_map(|(index, rule)| match compile_rule(rule, home, ingress, &mut sets) {
+            .filter_map(|(index, rule)| match compile_rule(rule, home, &own, ingress, &mut sets) {
                 Ok(compiled) => compiled,
                 Err(message) => {
                     problems.push(format!("spec.{direction}[{index}]: {message}; the rule is left out"));
@@ -60,6 +69,7 @@ pub fn compile_policy(name: &str, view: &PolicyView<'_>) -> (Template, Vec<Strin
 fn compile_rule(
     rule: &PolicyRule,
     home: Option<&str>,
+    own: &SetKey,
     ingress: bool,
     sets: &mut BTreeSet<SetKey>,
 ) -> Result<Option<CompiledRule>, String> {
@@ -69,8 +79,9 @@ fn compile_rule(
     let protocol = rule.protocol.as_ref().map(|p| p.number()).transpose()?;
     let not_protocol = rule.not_protocol.as_ref().map(|p| p.number()).transpose()?;
     let empty = EntityRule::default();
-    let source = compile_side(rule.source.as_ref().unwrap_or(&empty), home, !ingress, protocol, sets)?;
-    let destination = compile_side(rule.destination.as_ref().unwrap_or(&empty), home, ingress, protocol, sets)?;
+    let source = compile_side(rule.source.as_ref().unwrap_or(&empty), home, (!ingress).then_some(own), protocol, sets)?;
+    let destination =
+        compile_side(rule.destination.as_ref().unwrap_or(&empty), home, ingress.then_some(own), protocol, sets)?;
     Ok(Some(CompiledRule {
         action: rule.action,
         protocol,
@@ -90,12 +101,14 @@ fn parse(field: &str, text: &str) -> Result<Selector, String> {
     Selector::parse(text).map_err(|e| format!("{field}: {e}"))
 }
 
-/// Compiles one side. `local` is the side where the policy's own endpoint sits (destination of an
-/// ingress rule, source of an egress rule): in a namespaced policy it is always in `home`.
+/// Compiles one side. `own` is set on the side where the policy's own endpoint sits (destination
+/// of an ingress rule, source of an egress rule): the endpoints the policy applies to. A named-port
+/// set there without a selector of its own is narrowed to those endpoints, which changes no match
+/// (the packet's endpoint on that side is always one of them) but keeps the set small.
 fn compile_side(
     side: &EntityRule,
     home: Option<&str>,
-    local: bool,
+    own: Option<&SetKey>,
     protocol: Option<u8>,
     sets: &mut BTreeSet<SetKey>,
 ) -> Result<CompiledMatch, String> {
@@ -147,15 +160,11 @@ fn compile_side(
         }
     }
     if !names.is_empty() {
-        let named_scope = match (&selector, side.namespace_selector.is_some(), local, home) {
-            (None, false, true, Some(ns)) => Scope::Namespace(ns.to_string()),
-            _ => scope,
+        let (scope, selector) = match (selector, side.namespace_selector.is_some(), own) {
+            (None, false, Some(own)) => (own.scope.clone(), own.selector.clone()),
+            (selector, _, _) => (scope, selector.unwrap_or_default()),
         };
-        let key = SetKey {
-            scope: named_scope,
-            selector: selector.unwrap_or_default(),
-            named_ports: Some(NamedPorts { protocol, names }),
-        };
+        let key = SetKey { scope, selector, named_ports: Some(NamedPorts { protocol, names }) };
         compiled.named_port_set = Some(add(key));
     }
     Ok(compiled)
@@ -170,7 +179,14 @@ mod tests {
     use super::*;
 
     fn view<'a>(scope: PolicyScope<'a>, ingress: &'a [PolicyRule]) -> PolicyView<'a> {
-        PolicyView { order: None, selector: None, scope, types: vec![PolicyType::Ingress], ingress, egress: &[] }
+        PolicyView {
+            order: None,
+            selector: Some("app == 'web'"),
+            scope,
+            types: vec![PolicyType::Ingress],
+            ingress,
+            egress: &[],
+        }
     }
 
     fn rule(source: EntityRule, destination: EntityRule) -> PolicyRule {
@@ -256,6 +272,7 @@ mod tests {
         assert_eq!(compiled.destination.not_ports, [PortRange { first: 8001, last: 8001 }]);
         let named = template.sets.iter().find(|k| k.named_ports.is_some()).unwrap();
         assert_eq!(named.scope, Scope::Namespace("shop".into()), "the local side of a namespaced policy stays home");
+        assert_eq!(named.selector.to_string(), r#"app == "web""#, "and is narrowed to the policy's own endpoints");
         assert_eq!(compiled.destination.named_port_set, Some(named.name()));
     }
 

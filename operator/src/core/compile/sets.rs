@@ -156,7 +156,7 @@ mod tests {
     #[test]
     fn membership_follows_scope_selector_and_ports() {
         let facts = PodFacts {
-            labels: BTreeMap::from([("app".into(), "web".into())]),
+            labels: [("app".to_string(), "web".to_string())].into_iter().collect(),
             named_ports: vec![NamedPort { name: "http".into(), protocol: 6, port: 8080 }],
         };
         let prod = BTreeMap::from([("env".into(), "prod".into())]);

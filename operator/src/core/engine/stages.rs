@@ -2,7 +2,7 @@
 //! objects, and writing their results into the desired state while recording what changed.
 
 use gingham_crds::api::nodenetwork::{NodePolicySpec, PoolRouting};
-use gingham_crds::api::{BGPConfigurationSpec, NodeNetworkSpec};
+use gingham_crds::api::{BGPConfigurationSpec, NodeNetworkSpec, NodeNetworkStatus};
 use gingham_crds::naming::block_object_name;
 use gingham_crds::validate::validate_felix_configuration;
 
@@ -10,7 +10,7 @@ use super::store::{Key, Kind, Object};
 use super::{Engine, Source, Work};
 use crate::core::bgp::{BgpInput, topology};
 use crate::core::compile::{global_name, global_policy_entry, namespaced_name, network_policy_entry};
-use crate::core::facts::{NodeFacts, PodFacts, namespace_labels};
+use crate::core::facts::{NodeFacts, namespace_labels};
 use crate::core::felix::{agent_settings, default_config, merged_for, policy_header, tunnel_settings};
 use crate::core::ipam::{IpamInput, assign, blocks_per_pool};
 use crate::core::pools::{attribute_addresses, check_pools, pool_statuses};
@@ -296,21 +296,24 @@ impl Engine {
 
     /// Feeds namespaces, pods, node reports and policies to the index (the batch load).
     pub(super) fn load_policy_inputs(&mut self) {
-        for kind in [
+        let pods: Vec<Key> = self.store.pods().keys().cloned().collect();
+        for key in pods {
+            self.policy_object_changed(Kind::Pod, &key, None);
+        }
+        let kinds = [
             Kind::Namespace,
-            Kind::Pod,
             Kind::NodeStatus,
             Kind::NetworkPolicy,
             Kind::GlobalNetworkPolicy,
             Kind::KubeNetworkPolicy,
-        ] {
-            let objects: Vec<Object> = self.store.all(kind).cloned().collect();
-            for object in objects {
-                let key = object.key();
+        ];
+        for kind in kinds {
+            let keys: Vec<Key> = self.store.all(kind).map(Object::key).collect();
+            for key in keys {
+                let Some(object) = self.store.get(kind, &key).cloned() else { continue };
                 if let Object::NodeStatus(node, status) = &object {
                     self.index.set_node_endpoints(node, &status.endpoints);
-                    let report =
-                        gingham_crds::api::NodeNetworkStatus { ipam: status.ipam.clone(), ..Default::default() };
+                    let report = NodeNetworkStatus { ipam: status.ipam.clone(), ..NodeNetworkStatus::default() };
                     self.ipam_reports.insert(node.clone(), report);
                 } else {
                     self.policy_object_changed(kind, &key, Some(&object));
@@ -323,11 +326,8 @@ impl Engine {
     pub(super) fn policy_object_changed(&mut self, kind: Kind, key: &Key, current: Option<&Object>) {
         let namespace = namespace_or_default(&key.0);
         match (kind, current) {
-            (Kind::Pod, current) => {
-                let facts = match current {
-                    Some(Object::Pod(pod)) => Some(PodFacts::from_pod(pod)),
-                    _ => None,
-                };
+            (Kind::Pod, _) => {
+                let facts = self.store.pods().get(key).cloned();
                 self.index.set_pod(&format!("{namespace}/{}", key.1), facts);
             }
             (Kind::Namespace, current) => {

@@ -1,6 +1,7 @@
 //! Events the engine consumes, and the observed objects it keeps (the snapshot, by key).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy,
@@ -11,11 +12,12 @@ use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
 use kube::Resource;
 
 use crate::core::ClusterSnapshot;
+use crate::core::facts::PodFacts;
 
 /// One observed object.
 ///
-/// Variants differ in size (a Pod is large); objects are moved once into the store, so boxing
-/// each one would only add allocations.
+/// Variants differ in size (a Pod is large); events are moved once into the store (which keeps
+/// pods as their facts), so boxing each one would only add allocations.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Object {
@@ -135,10 +137,12 @@ impl Object {
     }
 }
 
-/// Every observed object, by kind and key.
+/// Every observed object, by kind and key. Pods, the many, are kept as their [`PodFacts`] (what the
+/// core reads of them), not as whole objects.
 #[derive(Clone, Debug, Default)]
 pub struct Store {
     objects: BTreeMap<Kind, BTreeMap<Key, Object>>,
+    pods: BTreeMap<Key, Arc<PodFacts>>,
 }
 
 impl Store {
@@ -169,29 +173,55 @@ impl Store {
         store
     }
 
-    /// Stores an object; returns the previous version.
+    /// Stores an object; returns the previous version (of a pod: as rebuilt from its facts).
     pub fn upsert(&mut self, object: Object) -> Option<Object> {
-        self.objects.entry(object.kind()).or_default().insert(object.key(), object)
+        let key = object.key();
+        match object {
+            Object::Pod(pod) => {
+                let previous = self.pods.insert(key.clone(), Arc::new(PodFacts::from_pod(&pod)));
+                previous.map(|facts| Object::Pod(facts.to_pod(&key.0, &key.1)))
+            }
+            other => self.objects.entry(other.kind()).or_default().insert(key, other),
+        }
     }
 
-    /// Removes an object; returns it.
+    /// Removes an object; returns it (a pod as rebuilt from its facts).
     pub fn delete(&mut self, kind: Kind, key: &Key) -> Option<Object> {
-        self.objects.get_mut(&kind).and_then(|objects| objects.remove(key))
+        match kind {
+            Kind::Pod => self.pods.remove(key).map(|facts| Object::Pod(facts.to_pod(&key.0, &key.1))),
+            _ => self.objects.get_mut(&kind).and_then(|objects| objects.remove(key)),
+        }
     }
 
-    /// The objects of one kind, by key.
+    /// The objects of one kind (pods excepted: see [`Store::pods`]), by key.
     pub fn all(&self, kind: Kind) -> impl Iterator<Item = &Object> {
         self.objects.get(&kind).into_iter().flat_map(|objects| objects.values())
     }
 
-    /// One object.
+    /// Every pod's facts, by key.
+    pub fn pods(&self) -> &BTreeMap<Key, Arc<PodFacts>> {
+        &self.pods
+    }
+
+    /// Whether the store holds this object.
+    pub fn contains(&self, kind: Kind, key: &Key) -> bool {
+        match kind {
+            Kind::Pod => self.pods.contains_key(key),
+            _ => self.objects.get(&kind).is_some_and(|objects| objects.contains_key(key)),
+        }
+    }
+
+    /// One object (pods excepted: see [`Store::pods`]).
     pub fn get(&self, kind: Kind, key: &Key) -> Option<&Object> {
         self.objects.get(&kind).and_then(|objects| objects.get(key))
     }
 
     /// The store as a snapshot.
     pub fn to_snapshot(&self) -> ClusterSnapshot {
-        let mut s = ClusterSnapshot::default();
+        let mut s = ClusterSnapshot {
+            pods: self.pods.iter().map(|((ns, name), facts)| facts.to_pod(ns, name)).collect(),
+            ..ClusterSnapshot::default()
+        };
         for object in self.objects.values().flat_map(|objects| objects.values()).cloned() {
             match object {
                 Object::Pool(o) => s.pools.push(o),

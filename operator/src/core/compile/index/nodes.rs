@@ -1,0 +1,80 @@
+//! Per-node output: a node's compiled policy, and which sets and policies each node uses (so a
+//! change reaches exactly the nodes it affects).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use gingham_crds::api::nodenetwork::{EndpointPolicy, IpSet, NodePolicySpec};
+
+use super::{PolicyIndex, SetId};
+
+impl PolicyIndex {
+    /// Builds a node's compiled policy onto `base` (which carries the node's header fields) and
+    /// records which sets and policies the node now uses.
+    pub fn build_node(&mut self, node: &str, mut base: NodePolicySpec) -> NodePolicySpec {
+        let mut used_policies: BTreeSet<Arc<str>> = BTreeSet::new();
+        for ((_, name), endpoint) in
+            self.endpoints.range((node.to_string(), String::new())..).take_while(|(k, _)| k.0 == node)
+        {
+            used_policies.extend(endpoint.ingress.iter().cloned());
+            used_policies.extend(endpoint.egress.iter().cloned());
+            base.endpoints.push(EndpointPolicy {
+                name: name.clone(),
+                ingress: endpoint.ingress.iter().map(|p| p.to_string()).collect(),
+                egress: endpoint.egress.iter().map(|p| p.to_string()).collect(),
+            });
+        }
+        let mut used_sets: BTreeSet<SetId> = BTreeSet::new();
+        for name in &used_policies {
+            let Some(policy) = self.policies.get(name) else { continue };
+            base.policies.push(policy.compiled.clone());
+            used_sets.extend(policy.sets.iter().filter_map(|k| self.set_ids.get(k)));
+        }
+        base.ip_sets = used_sets
+            .iter()
+            .filter_map(|id| self.sets.get(id))
+            .map(|s| IpSet { name: s.name.clone(), kind: s.key.kind(), members: s.members.keys().cloned().collect() })
+            .collect();
+        base.ip_sets.sort_by(|a, b| a.name.cmp(&b.name));
+        self.record_usage(node, used_sets, used_policies);
+        base
+    }
+
+    /// Forgets what a node uses (the node is gone).
+    pub fn forget_node(&mut self, node: &str) {
+        self.record_usage(node, BTreeSet::new(), BTreeSet::new());
+    }
+
+    fn record_usage(&mut self, node: &str, sets: BTreeSet<SetId>, policies: BTreeSet<Arc<str>>) {
+        let old_sets = self.node_sets.remove(node).unwrap_or_default();
+        for id in old_sets.difference(&sets) {
+            if let Some(nodes) = self.set_nodes.get_mut(id) {
+                nodes.remove(node);
+                if nodes.is_empty() {
+                    self.set_nodes.remove(id);
+                }
+            }
+        }
+        for id in sets.difference(&old_sets) {
+            self.set_nodes.entry(*id).or_default().insert(node.to_string());
+        }
+        let old_policies = self.node_policies.remove(node).unwrap_or_default();
+        for name in old_policies.difference(&policies) {
+            if let Some(nodes) = self.policy_nodes.get_mut(name) {
+                nodes.remove(node);
+                if nodes.is_empty() {
+                    self.policy_nodes.remove(name);
+                }
+            }
+        }
+        for name in policies.difference(&old_policies) {
+            self.policy_nodes.entry(name.clone()).or_default().insert(node.to_string());
+        }
+        if !sets.is_empty() {
+            self.node_sets.insert(node.to_string(), sets);
+        }
+        if !policies.is_empty() {
+            self.node_policies.insert(node.to_string(), policies);
+        }
+    }
+}
