@@ -5,13 +5,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use gingham_operator::core::engine::{Engine, Event};
 use gingham_operator::core::{OperatorSettings, compute};
 use gingham_operator::datastore::kubernetes::KubeDatastore;
 use gingham_operator::datastore::{Datastore, Observation};
 use http::{Method, Request, Response};
+use http_body_util::StreamBody;
+use hyper::body::Frame;
 use kube::client::Body;
 use serde_json::{Value, json};
 
@@ -42,13 +49,41 @@ fn lists() -> BTreeMap<&'static str, Vec<Value>> {
     ])
 }
 
-async fn answer(request: Request<Body>, log: Log) -> Result<Response<Body>, std::convert::Infallible> {
+type TestBody = http_body_util::StreamBody<BoxStream<'static, Result<Frame<Bytes>, Infallible>>>;
+
+fn body_of(value: &Value) -> TestBody {
+    let bytes = Bytes::from(serde_json::to_vec(value).unwrap());
+    StreamBody::new(futures::stream::iter([Ok(Frame::data(bytes))]).boxed())
+}
+
+/// The fake API server: lists from [`lists`], watches that stay open and deliver `watch_events`
+/// for their path, and writes echoed back.
+async fn answer(
+    request: Request<Body>,
+    log: Log,
+    watch_events: Arc<BTreeMap<&'static str, Vec<Value>>>,
+    release: Arc<tokio::sync::Notify>,
+) -> Result<Response<TestBody>, Infallible> {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let query = request.uri().query().unwrap_or_default().to_string();
     if query.contains("watch=true") {
-        // Watches stay open and quiet.
-        std::future::pending::<()>().await;
+        let frames: Vec<Result<Frame<Bytes>, Infallible>> = watch_events
+            .get(path.as_str())
+            .into_iter()
+            .flatten()
+            .map(|event| Ok(Frame::data(Bytes::from(format!("{event}\n")))))
+            .collect();
+        // Events wait until the test releases them (after the first snapshot).
+        let stream = futures::stream::once(async move {
+            if !frames.is_empty() {
+                release.notified().await;
+            }
+            futures::stream::iter(frames)
+        })
+        .flatten()
+        .chain(futures::stream::pending());
+        return Ok(Response::new(StreamBody::new(stream.boxed())));
     }
     let bytes = request.into_body().collect_bytes().await.unwrap();
     let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
@@ -59,16 +94,24 @@ async fn answer(request: Request<Body>, log: Log) -> Result<Response<Body>, std:
     } else {
         body
     };
-    Ok(Response::new(Body::from(serde_json::to_vec(&response).unwrap())))
+    Ok(Response::new(body_of(&response)))
+}
+
+/// A datastore over the fake API server; notifying the returned `Notify` releases the watch events.
+fn start(watch_events: BTreeMap<&'static str, Vec<Value>>) -> (KubeDatastore, Log, Arc<tokio::sync::Notify>) {
+    let log: Log = Arc::default();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (handler, events, released) = (Arc::clone(&log), Arc::new(watch_events), Arc::clone(&release));
+    let service = tower::service_fn(move |request| {
+        answer(request, Arc::clone(&handler), Arc::clone(&events), Arc::clone(&released))
+    });
+    let client = kube::Client::new(service, "default");
+    (KubeDatastore::start(client, "gingham-system", "operator-0"), log, release)
 }
 
 #[tokio::test]
 async fn the_first_round_lists_everything_writes_derived_objects_and_reports_bad_ones() {
-    let log: Log = Arc::default();
-    let handler = Arc::clone(&log);
-    let service = tower::service_fn(move |request| answer(request, Arc::clone(&handler)));
-    let client = kube::Client::new(service, "default");
-    let mut datastore = KubeDatastore::start(client, "gingham-system", "operator-0");
+    let (mut datastore, log, _) = start(BTreeMap::new());
     let observation = tokio::time::timeout(Duration::from_secs(10), datastore.next()).await.unwrap().unwrap();
     let Observation::Snapshot(snapshot) = observation else { panic!("the first observation is a snapshot") };
     assert_eq!(snapshot.pools.len(), 1);
@@ -140,4 +183,38 @@ async fn the_first_round_lists_everything_writes_derived_objects_and_reports_bad
             .any(|e| e["regarding"]["name"] == "garbled" && e["reason"] == "InvalidObject" && e["type"] == "Warning"),
         "{events:?}"
     );
+}
+
+#[tokio::test]
+async fn a_node_joining_later_is_handled_incrementally() {
+    let joined = json!({"type": "ADDED", "object": node("node-3", "192.168.10.3")});
+    let (mut datastore, log, release) = start(BTreeMap::from([("/api/v1/nodes", vec![joined])]));
+    let Observation::Snapshot(snapshot) = datastore.next().await.unwrap() else { panic!("a snapshot comes first") };
+    let mut engine = Engine::from_snapshot(&snapshot, OperatorSettings::default());
+    engine.take_changes();
+
+    // The watch delivers node-3: an event, not a new snapshot.
+    release.notify_one();
+    let observation = tokio::time::timeout(Duration::from_secs(10), datastore.next()).await.unwrap().unwrap();
+    let Observation::Events(events) = observation else { panic!("expected events, got a snapshot") };
+    let upserts: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Upsert(object) => Some(object.key().1),
+            Event::Delete(..) => None,
+        })
+        .collect();
+    assert_eq!(upserts, ["node-3"]);
+    events.into_iter().for_each(|event| engine.apply(event));
+    let changes = engine.take_changes();
+    assert!(changes.node_networks.contains("node-3"));
+    assert!(!changes.agent_daemon_set);
+
+    log.lock().unwrap().clear();
+    datastore.apply(engine.desired(), Some(&changes)).await.unwrap();
+    let writes: Vec<(Method, String)> = log.lock().unwrap().iter().map(|(m, p, ..)| (m.clone(), p.clone())).collect();
+    assert!(writes.iter().all(|(method, _)| method != Method::GET), "observed state comes from the caches: {writes:?}");
+    assert!(writes.contains(&(Method::PATCH, "/apis/gingham.dev/v1/nodenetworks/node-3".into())), "{writes:?}");
+    assert!(writes.contains(&(Method::POST, "/apis/gingham.dev/v1/ipamblocks".into())), "{writes:?}");
+    assert!(!writes.iter().any(|(_, path)| path.contains("daemonsets")), "{writes:?}");
 }
