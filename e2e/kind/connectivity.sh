@@ -2,6 +2,7 @@
 # Pod-to-pod connectivity across nodes in each encapsulation mode, switched with
 # `kubectl patch ippool`, then a NetworkPolicy case. Run after up.sh.
 # Usage: e2e/kind/connectivity.sh [MODE...]   (default: Never VXLAN-Always VXLAN-CrossSubnet IPIP-Always IPIP-CrossSubnet)
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need kubectl
 

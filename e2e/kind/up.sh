@@ -2,6 +2,7 @@
 # Creates the kind cluster with the default CNI disabled, builds and loads gingham's images,
 # installs gingham with `kubectl apply -k config/` and waits until every node is Ready.
 # Usage: e2e/kind/up.sh        (needs docker, kind, kubectl and internet)
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need docker kind kubectl
 

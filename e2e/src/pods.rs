@@ -91,7 +91,7 @@ pub fn result_address(result: &str) -> Option<String> {
     value.pointer("/ips/0/address").and_then(Value::as_str).map(str::to_string)
 }
 
-/// Adds a pod: namespace, CNI ADD (retried for up to 30 s while the node gets its blocks), Pod
+/// Adds a pod: namespace, CNI ADD (retried after a DEL for up to 60 s while the node gets its blocks), Pod
 /// object with its address, and a server on its ports.
 pub fn add(state: &mut LabState, spec: &PodSpec) -> Result<PodRecord, PodError> {
     if state.node(&spec.node).is_none() {
@@ -114,12 +114,27 @@ pub fn add(state: &mut LabState, spec: &PodSpec) -> Result<PodRecord, PodError> 
     state.save()?;
     // As in Kubernetes, the Pod exists before CNI ADD: the operator compiles its policy from it.
     datastore::put(&state.datastore(), &datastore::pod_object(spec, None))?;
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // As a kubelet does: a failed ADD is cleaned up with DEL before it is tried again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut first: Option<String> = None;
     let result = loop {
         match run_cni(state, &record, "ADD") {
             Ok(out) => break out,
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(match (e, first) {
+                    (PodError::Cni { pod, node, command, detail }, Some(first)) if first != detail => {
+                        PodError::Cni { pod, node, command, detail: format!("{detail}\n(first attempt: {first})") }
+                    }
+                    (e, _) => e,
+                });
+            }
+            Err(e) => {
+                if let (None, PodError::Cni { detail, .. }) = (&first, &e) {
+                    first = Some(detail.clone());
+                }
+                let _ = run_cni(state, &record, "DEL");
+                std::thread::sleep(Duration::from_millis(500));
+            }
         }
     };
     record.address = result_address(&result);

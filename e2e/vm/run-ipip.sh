@@ -6,7 +6,10 @@
 # modules, the test script, optional extra test binaries), boots it with TCG and judges the
 # result by the PASS line on the console.
 #
-# Usage: e2e/vm/run-ipip.sh [--extra BINARY]...   (env: GINGHAM_VM_CACHE, GINGHAM_VM_TIMEOUT)
+# Usage: e2e/vm/run-ipip.sh [--lab BIN_DIR] [--extra BINARY]...
+#   --lab BIN_DIR  also run a three-node gingham lab (IPIP Always, then CrossSubnet) in the VM with
+#                  the binaries of BIN_DIR (e.g. target/debug), BIRD and nft from the host
+#   env: GINGHAM_VM_CACHE, GINGHAM_VM_TIMEOUT, GINGHAM_VM_MEMORY (MiB; default 512, 1536 with --lab)
 # Prints "GINGHAM-VM PASS" and exits 0 on success; exits 1 on a test failure, 2 when the VM
 # cannot be prepared (packages not fetchable, tools missing), with the reason.
 set -euo pipefail
@@ -15,12 +18,19 @@ CACHE="${GINGHAM_VM_CACHE:-${HOME:-/root}/.cache/gingham-vm}"
 TIMEOUT="${GINGHAM_VM_TIMEOUT:-180}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 EXTRA=()
+LAB_BIN=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --extra) EXTRA+=("$2"); shift 2 ;;
-        *) echo "usage: $0 [--extra BINARY]..." >&2; exit 2 ;;
+        --lab) LAB_BIN="$2"; shift 2 ;;
+        *) echo "usage: $0 [--lab BIN_DIR] [--extra BINARY]..." >&2; exit 2 ;;
     esac
 done
+MEMORY="${GINGHAM_VM_MEMORY:-$([ -n "$LAB_BIN" ] && echo 1536 || echo 512)}"
+# Modules loaded at boot, with their dependencies (what is built in is skipped).
+BASE_MODULES=(veth ipip)
+LAB_MODULES=(bridge vxlan nfnetlink nf_tables nft_ct nft_nat nft_masq nft_chain_nat nft_reject_inet
+    nft_fib_inet nft_fib_ipv4 nft_limit nft_log)
 
 die() { echo "run-ipip: cannot prepare the VM: $*" >&2; exit 2; }
 
@@ -67,25 +77,58 @@ copy_with_libs() { # copy_with_libs BINARY DEST_ROOT DIR_IN_ROOT
     done
 }
 
+add_module() { # add_module NAME TREE: the module and its dependencies, in load order
+    local name="$1" tree="$2" file dep
+    if grep -qx "$name" "$tree/mods/order" 2>/dev/null; then return; fi
+    file="$(find "$MODULES" \( -name "$name.ko" -o -name "${name//_/-}.ko" \) | head -1)"
+    if [ -z "$file" ]; then return; fi # built into the kernel
+    for dep in $(modinfo -F depends "$file" | tr ',' ' '); do add_module "$dep" "$tree"; done
+    cp "$file" "$tree/mods/$name.ko"
+    echo "$name" >>"$tree/mods/order"
+}
+
+add_lab() { # add_lab TREE: the gingham binaries, BIRD, nft and the lab test
+    local tree="$1" bin
+    for bin in gingham-lab gingham-operator gingham-node-agent gingham-cni; do
+        [ -x "$LAB_BIN/$bin" ] || die "$LAB_BIN/$bin is missing: cargo build --workspace"
+        copy_with_libs "$LAB_BIN/$bin" "$tree" /tests
+        strip "$tree/tests/$bin" 2>/dev/null || true
+    done
+    for bin in bird birdc nft; do
+        command -v "$bin" >/dev/null || die "$bin is missing: apt-get install bird2 nftables"
+        copy_with_libs "$(command -v "$bin")" "$tree" /usr/sbin
+    done
+    mkdir -p "$tree/etc"
+    echo "root:x:0:0:root:/root:/bin/sh" >"$tree/etc/passwd"
+    echo "root:x:0:" >"$tree/etc/group"
+    cp "$HERE/ipip-lab.sh" "$HERE/ipip-lab.yaml" "$tree/tests/"
+}
+
 build_initramfs() { # build_initramfs DIR -> DIR/initramfs.gz
     local work="$1" tree="$1/tree" m
     mkdir -p "$tree"/{bin,proc,sys,dev,run,tmp,mods,tests}
+    : >"$tree/mods/order"
     cp "$(command -v busybox)" "$tree/bin/busybox"
     file "$tree/bin/busybox" | grep -q "statically linked" || die "busybox is not static: apt-get install busybox-static"
     copy_with_libs "$(command -v ip)" "$tree" /usr/sbin
-    for m in tunnel4 ip_tunnel ipip veth; do
-        cp "$(find "$MODULES" -name "$m.ko*" | head -1)" "$tree/mods/"
-    done
+    local wanted=("${BASE_MODULES[@]}")
+    if [ -n "$LAB_BIN" ]; then wanted+=("${LAB_MODULES[@]}"); fi
+    for m in "${wanted[@]}"; do add_module "$m" "$tree"; done
     cp "$HERE/ipip-test.sh" "$tree/tests/ipip-test.sh"
     local extra
     for extra in "${EXTRA[@]}"; do copy_with_libs "$extra" "$tree" /tests; done
+    if [ -n "$LAB_BIN" ]; then add_lab "$tree"; fi
     cat >"$tree/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/usr/sbin:/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs run /run
-for m in tunnel4 ip_tunnel ipip veth; do insmod /mods/$m.ko* || echo "insmod $m failed"; done
-if sh /tests/ipip-test.sh; then echo "GINGHAM-VM PASS"; else echo "GINGHAM-VM FAIL"; fi
+mkdir -p /var/lib /var/run /tmp
+for m in $(cat /mods/order); do insmod /mods/$m.ko || echo "insmod $m failed"; done
+result=PASS
+sh /tests/ipip-test.sh || result=FAIL
+if [ -f /tests/ipip-lab.sh ]; then sh /tests/ipip-lab.sh || result=FAIL; fi
+echo "GINGHAM-VM $result"
 poweroff -f
 INIT
     chmod +x "$tree/init" "$tree/tests/ipip-test.sh"
@@ -100,13 +143,14 @@ main() {
     trap 'rm -rf "$work"' EXIT
     build_initramfs "$work"
     local log="$work/console.log" started=$SECONDS
-    timeout "$TIMEOUT" "$QEMU" -accel tcg -cpu max -m 512 -nographic -no-reboot -net none \
+    timeout "$TIMEOUT" "$QEMU" -accel tcg -cpu max -m "$MEMORY" -nographic -no-reboot -net none \
         -L "$CACHE/root/usr/share/qemu" -L "$CACHE/root/usr/share/seabios" -kernel "$KERNEL" -initrd "$work/initramfs.gz" \
         -append "console=ttyS0 panic=-1 quiet" </dev/null >"$log" 2>&1 || true
-    tr -d '\r' <"$log" | grep -E '^(GINGHAM|ipip-test)' || true
+    tr -d '\r' <"$log" >"$CACHE/last-console.log"
+    tr -d '\r' <"$log" | grep -E '^(GINGHAM|ipip-)' || true
     echo "VM ran for $((SECONDS - started)) s"
     if grep -q "GINGHAM-VM PASS" "$log"; then exit 0; fi
-    echo "run-ipip: no PASS line; console log:" >&2
+    echo "run-ipip: no PASS line; whole console log in $CACHE/last-console.log; its end:" >&2
     tail -40 "$log" >&2
     exit 1
 }

@@ -1,0 +1,52 @@
+#!/bin/sh
+# Runs inside the VM: the real gingham lab (operator, agents, BIRD, CNI) with an IPIP pool.
+# Always: pod traffic from n1 to n2 and to n3 goes through n1's tunl0. CrossSubnet: to n2 (same
+# subnet) goes direct, to n3 (across the router) through tunl0. Judged by tunl0's counters.
+set -e
+say() { echo "ipip-lab: $*"; }
+ip() { /usr/sbin/ip "$@"; }
+LAB=/tests/gingham-lab
+pod_ip() { ip -n "ipl-p-default-p-$1" -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1; }
+tunl_tx() { ip netns exec ipl-n-n1 cat /sys/class/net/tunl0/statistics/tx_packets; }
+# sent_through_tunl0 TARGET: pings p-TARGET from p-n1 10 times; prints how many left by tunl0.
+sent_through_tunl0() {
+    before=$(tunl_tx)
+    ip netns exec ipl-p-default-p-n1 ping -c 10 -W 2 -q "$(pod_ip "$1")" >/dev/null || { echo ping-failed; return; }
+    echo $(( $(tunl_tx) - before ))
+}
+fail() {
+    say "FAIL: $*"
+    for f in /run/gingham-lab/ipl/logs/agent-*.log; do
+        echo "--- $f"
+        grep -v "CNI ADD: allocating\|released container" "$f" | tail -25
+    done
+    cat /run/gingham-lab/ipl/datastore/status/nodenetworks/n1.yaml
+    $LAB status --prefix ipl || true
+    exit 1
+}
+# expect TARGET tunl0|direct, retried while the agents converge.
+expect() {
+    i=0
+    while [ $i -lt 20 ]; do
+        n=$(sent_through_tunl0 "$1")
+        case "$2:$n" in
+            *:ping-failed) ;;
+            tunl0:*) [ "$n" -ge 10 ] && { say "$MODE: p-n1 -> p-$1 through tunl0 ($n packets)"; return; } ;;
+            direct:*) [ "$n" -le 1 ] && { say "$MODE: p-n1 -> p-$1 direct (tunl0 +$n)"; return; } ;;
+        esac
+        i=$((i + 1))
+        sleep 3
+    done
+    fail "$MODE: p-n1 -> p-$1 should be $2, last result: $n"
+}
+$LAB up -f /tests/ipip-lab.yaml --bin-dir /tests --timeout 300 || fail "the lab did not come up"
+MODE=Always
+expect n2 tunl0
+expect n3 tunl0
+sed 's/ipipMode: Always/ipipMode: CrossSubnet/' /tests/ipip-lab.yaml | awk '/^  - apiVersion/,0' | sed 's/^    //; s/^  - //' >/tmp/pool.yaml
+$LAB apply -f /tmp/pool.yaml --prefix ipl
+MODE=CrossSubnet
+expect n2 direct
+expect n3 tunl0
+$LAB down --prefix ipl
+say "PASS: IPIP Always and CrossSubnet between pods over tunl0"
