@@ -181,3 +181,23 @@ pub fn pids_in_netns(name: &str) -> Vec<i32> {
         .map(|out| out.lines().filter_map(|l| l.trim().parse().ok()).collect())
         .unwrap_or_default()
 }
+
+/// Adds a host that is not a node (a top-of-rack router, a client) to a subnet: namespace
+/// `<prefix>-<name>`, a veth to the subnet's bridge and the subnet's `host`th address.
+pub fn add_host(state: &mut LabState, name: &str, subnet: &str, host_index: u32) -> Result<String, TopologyError> {
+    let index = state.subnets.iter().position(|(n, _)| n == subnet);
+    let net: Ipv4Net = index
+        .and_then(|i| state.subnets.get(i))
+        .and_then(|(_, cidr)| cidr.parse().ok())
+        .ok_or_else(|| TopologyError::UnknownSubnet(subnet.into()))?;
+    let (ul, ns) = (names::underlay(&state.prefix), format!("{}-{name}", state.prefix));
+    let link = format!("vh{}", state.namespaces.len());
+    add_netns(state, &ns)?;
+    cmd::ip(Some(&ul), &["link", "add", &link, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
+    cmd::ip(Some(&ul), &["link", "set", &link, "master", &format!("br{}", index.unwrap_or(0)), "up"])?;
+    let address = host(net, host_index);
+    cmd::ip(Some(&ns), &["addr", "add", &format!("{address}/{}", net.prefix_len()), "dev", "eth0"])?;
+    cmd::ip(Some(&ns), &["link", "set", "eth0", "up"])?;
+    cmd::ip(Some(&ns), &["route", "add", "default", "via", &host(net, ROUTER_HOST).to_string()])?;
+    Ok(ns)
+}

@@ -56,3 +56,49 @@ fn a_route_reflector_replaces_the_mesh() {
         }
     }
 }
+
+/// gobgpd (Debian's `gobgpd`) in a "top-of-rack" namespace, configured only through a BGPPeer
+/// resource on the gingham side, learns every node's block with the node as next hop.
+#[test]
+fn an_external_router_learns_every_block_through_a_bgp_peer() {
+    if gingham_e2e::cmd::run("gobgpd", &["--version"]).is_err() {
+        panic!("gobgpd is not installed: apt-get install -y gobgpd (the external BGP peer of this test)");
+    }
+    let mut lab = up(&common::scenario(&[("n1", "a"), ("n2", "a"), ("n3", "a")], "Never"), "ghtor");
+    let tor = gingham_e2e::topology::add_host(&mut lab.state, "tor", "a", 250).unwrap();
+    let mut config = String::from(
+        "[global.config]\n  as = 64513\n  router-id = \"10.231.1.250\"\n  local-address-list = [\"10.231.1.250\"]\n",
+    );
+    for node in &lab.state.nodes {
+        let address = node.address.split('/').next().unwrap();
+        config.push_str(&format!(
+            "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{address}\"\n    peer-as = 64512\n"
+        ));
+    }
+    let file = lab.state.state_dir.join("gobgpd.toml");
+    std::fs::write(&file, config).unwrap();
+    let mut gobgpd = std::process::Command::new("ip");
+    gobgpd.args(["netns", "exec", &tor, "gobgpd", "-t", "toml", "-f"]).arg(&file);
+    let record = gingham_e2e::process::spawn("gobgpd", &mut gobgpd, &lab.state.logs().join("gobgpd.log")).unwrap();
+    lab.state.processes.push(record);
+    lab.state.save().unwrap();
+    lab.apply(
+        "apiVersion: gingham.dev/v1\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {peerIP: 10.231.1.250, asNumber: 64513}\n",
+    )
+    .unwrap();
+    let blocks = datastore::ipam_blocks(&lab.datastore());
+    assert_eq!(blocks.len(), 3, "{blocks:?}");
+    let mut rib = String::new();
+    for _ in 0..150 {
+        rib = gingham_e2e::cmd::run_in(&tor, "gobgp", &["global", "rib", "-a", "ipv4"]).unwrap_or_default();
+        if blocks.iter().all(|(cidr, _)| rib.contains(cidr.as_str())) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for (cidr, node) in &blocks {
+        let next_hop = lab.state.node(node).unwrap().address.split('/').next().unwrap().to_string();
+        let line = rib.lines().find(|l| l.contains(cidr.as_str()));
+        assert!(line.is_some_and(|l| l.contains(&next_hop)), "the router must learn {cidr} via {next_hop}:\n{rib}");
+    }
+}
