@@ -139,3 +139,54 @@ fn kubernetes_network_policy_matrix() {
     }
     assert!(failures.is_empty(), "policy cases failed:\n{}", failures.join("\n"));
 }
+
+fn gnp(name: &str, order: u32, rules: &str) -> String {
+    format!(
+        "---\napiVersion: gingham.dev/v1\nkind: GlobalNetworkPolicy\nmetadata: {{name: {name}}}\nspec:\n  order: {order}\n  selector: app == 'web'\n  types: [Ingress]\n  ingress:\n{rules}"
+    )
+}
+
+/// GlobalNetworkPolicies are evaluated by order before the (translated) Kubernetes policies: the
+/// first Allow or Deny decides, Pass skips the remaining policies.
+#[test]
+fn global_network_policy_order_deny_and_pass() {
+    let lab = up(SCENARIO, "ghgnp");
+    let (_, web) = lab.pod("prod/web");
+    let deny_or_pass = gnp(
+        "deny-other-pass-clients",
+        10,
+        "  - {action: Deny, source: {selector: app == 'other'}}\n  - {action: Pass, source: {selector: app == 'client'}}\n",
+    );
+    let allow_other = |order| gnp("allow-other", order, "  - {action: Allow, source: {selector: app == 'other'}}\n");
+    let cases: Vec<(&str, String, [bool; 3])> = vec![
+        ("Kubernetes default deny alone", knp("deny", "prod", DENY_PROD), [false; 3]),
+        (
+            "Deny at order 10 beats the rest, Pass skips the Kubernetes deny",
+            knp("deny", "prod", DENY_PROD) + &deny_or_pass,
+            [true, false, true],
+        ),
+        (
+            "an Allow at order 5 comes first",
+            knp("deny", "prod", DENY_PROD) + &deny_or_pass + &allow_other(5),
+            [true; 3],
+        ),
+        (
+            "the same Allow at order 50 comes after the Deny",
+            knp("deny", "prod", DENY_PROD) + &deny_or_pass + &allow_other(50),
+            [true, false, true],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, policies, expect) in cases {
+        lab.apply(&policies).unwrap();
+        for (source, expected) in SOURCES.iter().zip(expect) {
+            let (netns, _) = lab.pod(source);
+            let seen = probe::reach(&lab.state, &netns, &web, Probe::Tcp(80));
+            if (seen == Reach::Ok) != expected {
+                failures.push(format!("{name}: {source} -> prod/web:80 expected {expected}, saw {seen:?}"));
+            }
+        }
+        lab.delete(&policies).unwrap();
+    }
+    assert!(failures.is_empty(), "GlobalNetworkPolicy cases failed:\n{}", failures.join("\n"));
+}
