@@ -5,6 +5,7 @@
 
 use http::{Request, Response};
 use http_body_util::BodyExt;
+use k8s_openapi::ByteString;
 use serde_json::{Value, json};
 
 use super::*;
@@ -130,4 +131,98 @@ async fn the_webhook_answers_over_tls_with_the_generated_certificate() {
 
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
+}
+
+/// Answers `expected` (method, path, status, response) in order and returns each request's body.
+async fn api_server(
+    mut handle: tower_test::mock::Handle<Request<kube::client::Body>, Response<kube::client::Body>>,
+    expected: Vec<(http::Method, &'static str, u16, Value)>,
+) -> Vec<(String, Value)> {
+    let mut bodies = Vec::new();
+    for (method, path, status, response) in expected {
+        let (request, respond) = handle.next_request().await.unwrap();
+        assert_eq!((request.method(), request.uri().path()), (&method, path));
+        let content_type =
+            request.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let bytes = request.into_body().collect_bytes().await.unwrap();
+        bodies
+            .push((content_type, if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() }));
+        let body = kube::client::Body::from(serde_json::to_vec(&response).unwrap());
+        respond.send_response(Response::builder().status(status).body(body).unwrap());
+    }
+    assert!(handle.next_request().await.is_none(), "unexpected request");
+    bodies
+}
+
+const SECRET: &str = "/api/v1/namespaces/gingham-system/secrets/gingham-webhook-tls";
+const CONFIGURATION: &str =
+    "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/gingham-validating-webhook";
+
+fn configuration(ca_bundle: Option<&str>) -> Value {
+    let mut client_config =
+        json!({"service": {"name": "gingham-operator-webhook", "namespace": "gingham-system", "path": "/validate"}});
+    if let Some(bundle) = ca_bundle {
+        client_config["caBundle"] = json!(bundle);
+    }
+    json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+           "metadata": {"name": "gingham-validating-webhook"},
+           "webhooks": [{"name": "validate.gingham.dev", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                         "clientConfig": client_config}]})
+}
+
+fn config() -> WebhookConfig {
+    WebhookConfig {
+        addr: ([127, 0, 0, 1], 9443).into(),
+        namespace: "gingham-system".into(),
+        service: "gingham-operator-webhook".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_first_start_creates_the_secret_and_patches_the_ca_bundle() {
+    let (service, handle) = tower_test::mock::pair::<Request<kube::client::Body>, Response<kube::client::Body>>();
+    let not_found =
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404});
+    let server = tokio::spawn(api_server(
+        handle,
+        vec![
+            (http::Method::GET, SECRET, 404, not_found),
+            (http::Method::POST, "/api/v1/namespaces/gingham-system/secrets", 201, json!({"metadata": {"name": "x"}})),
+            (http::Method::GET, CONFIGURATION, 200, configuration(None)),
+            (http::Method::PATCH, CONFIGURATION, 200, configuration(None)),
+        ],
+    ));
+    let material = tls::ensure_certificate(&Client::new(service, "default"), &config()).await.unwrap();
+    let bodies = server.await.unwrap();
+    let secret = &bodies[1].1;
+    assert_eq!(secret["metadata"]["name"], "gingham-webhook-tls");
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    assert_eq!(secret["metadata"]["labels"]["app.kubernetes.io/managed-by"], "gingham-operator");
+    let (content_type, patch) = &bodies[3];
+    assert_eq!(content_type, "application/strategic-merge-patch+json");
+    let bundle = ByteString(material.ca_cert.as_bytes().to_vec());
+    assert_eq!(
+        *patch,
+        json!({"webhooks": [{"name": "validate.gingham.dev", "clientConfig": {"caBundle": serde_json::to_value(&bundle).unwrap()}}]})
+    );
+}
+
+#[tokio::test]
+async fn a_restart_reuses_the_secret_and_leaves_a_current_ca_bundle_alone() {
+    let material = tls::generate(tls::dns_names("gingham-operator-webhook", "gingham-system")).unwrap();
+    let encode = |text: &str| serde_json::to_value(ByteString(text.as_bytes().to_vec())).unwrap();
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "gingham-webhook-tls"},
+                        "data": {"ca.crt": encode(&material.ca_cert), "tls.crt": encode(&material.cert), "tls.key": encode(&material.key)}});
+    let bundle = encode(&material.ca_cert);
+    let (service, handle) = tower_test::mock::pair::<Request<kube::client::Body>, Response<kube::client::Body>>();
+    let server = tokio::spawn(api_server(
+        handle,
+        vec![
+            (http::Method::GET, SECRET, 200, secret),
+            (http::Method::GET, CONFIGURATION, 200, configuration(bundle.as_str())),
+        ],
+    ));
+    let reused = tls::ensure_certificate(&Client::new(service, "default"), &config()).await.unwrap();
+    server.await.unwrap();
+    assert_eq!(reused, material);
 }
