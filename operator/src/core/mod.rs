@@ -16,6 +16,8 @@ pub(crate) mod testkit;
 pub mod translate;
 
 #[cfg(test)]
+mod compute_tests;
+#[cfg(test)]
 mod policy_tests;
 
 use std::collections::BTreeMap;

@@ -5,51 +5,11 @@
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
 use serde_json::{Value, json};
 
-use super::evaluator::{Packet, Side, allowed};
-use crate::core::testkit::{Meta, namespace, node, pod, status, with_port};
+use super::world::{Expect, TCP, UDP, is, mismatches, world};
 use crate::core::{ClusterSnapshot, OperatorSettings, compute};
 
-/// (name, namespace, labels, node, address, named ports)
-type PodRow = (
-    &'static str,
-    &'static str,
-    &'static [(&'static str, &'static str)],
-    &'static str,
-    &'static str,
-    &'static [(&'static str, i32, &'static str)],
-);
-
-const PODS: &[PodRow] = &[
-    ("web", "prod", &[("app", "web"), ("role", "frontend")], "a", "10.0.1.1", &[("http", 8080, "TCP")]),
-    ("db", "prod", &[("app", "db")], "b", "10.0.1.2", &[("pg", 5432, "TCP")]),
-    ("api", "prod", &[("app", "api")], "a", "10.0.1.3", &[("http", 8080, "TCP")]),
-    ("web", "dev", &[("app", "web"), ("role", "frontend")], "b", "10.0.2.1", &[]),
-    ("tool", "dev", &[("app", "tool")], "a", "10.0.2.2", &[("dns", 53, "UDP")]),
-];
-
-const TCP: u8 = 6;
-const UDP: u8 = 17;
-const PROBES: &[(u8, u16)] = &[(TCP, 80), (TCP, 5432), (TCP, 8080), (TCP, 8081), (UDP, 53)];
-
-fn world(policies: &[Value]) -> ClusterSnapshot {
-    let mut snapshot = ClusterSnapshot {
-        nodes: vec![node("a", "192.168.0.1/24"), node("b", "192.168.0.2/24")],
-        namespaces: vec![namespace("prod").label("env", "prod"), namespace("dev").label("env", "dev")],
-        ..ClusterSnapshot::default()
-    };
-    for (name, ns, labels, _, _, ports) in PODS {
-        let mut built = labels.iter().fold(pod(ns, name), |p, (k, v)| p.label(k, v));
-        for (port_name, number, protocol) in ports.iter() {
-            built = with_port(built, port_name, *number, protocol);
-        }
-        snapshot.pods.push(built);
-    }
-    for node_name in ["a", "b"] {
-        let endpoints: Vec<(String, &str)> =
-            PODS.iter().filter(|p| p.3 == node_name).map(|p| (format!("{}/{}", p.1, p.0), p.4)).collect();
-        let refs: Vec<(&str, &str)> = endpoints.iter().map(|(n, a)| (n.as_str(), *a)).collect();
-        snapshot.node_statuses.insert(node_name.into(), status(&refs));
-    }
+fn world_with(policies: &[Value]) -> ClusterSnapshot {
+    let mut snapshot = world();
     for (index, policy) in policies.iter().enumerate() {
         let mut spec = policy.clone();
         let ns = spec.as_object_mut().and_then(|o| o.remove("namespace")).unwrap_or_else(|| json!("prod"));
@@ -61,19 +21,6 @@ fn world(policies: &[Value]) -> ClusterSnapshot {
         snapshot.kube_network_policies.push(knp);
     }
     snapshot
-}
-
-/// A pod as the expectations see it.
-#[derive(Clone, Copy)]
-struct P {
-    ns: &'static str,
-    name: &'static str,
-}
-
-type Expect = fn(P, P, u8, u16) -> bool;
-
-fn is(p: P, ns: &str, name: &str) -> bool {
-    p.ns == ns && p.name == name
 }
 
 fn cases() -> Vec<(&'static str, Vec<Value>, Expect)> {
@@ -212,34 +159,16 @@ fn cases() -> Vec<(&'static str, Vec<Value>, Expect)> {
 fn kubernetes_network_policies_allow_exactly_what_the_spec_says() {
     let mut failures = Vec::new();
     for (case, policies, expect) in cases() {
-        let desired = compute(&world(&policies), &OperatorSettings::default());
+        let desired = compute(&world_with(&policies), &OperatorSettings::default());
         assert!(desired.problems.is_empty(), "{case}: {:?}", desired.problems);
-        for src in PODS {
-            for dst in PODS.iter().filter(|d| (d.0, d.1) != (src.0, src.1)) {
-                for &(protocol, port) in PROBES {
-                    let (src_name, dst_name) = (format!("{}/{}", src.1, src.0), format!("{}/{}", dst.1, dst.0));
-                    let got = allowed(
-                        &desired.node_networks,
-                        Side { endpoint: &src_name, address: src.4, node: src.3 },
-                        Side { endpoint: &dst_name, address: dst.4, node: dst.3 },
-                        Packet { protocol, port },
-                    );
-                    let want = expect(P { ns: src.1, name: src.0 }, P { ns: dst.1, name: dst.0 }, protocol, port);
-                    if got != want {
-                        failures.push(format!(
-                            "{case}: {src_name} -> {dst_name} {protocol}/{port}: got {got}, want {want}"
-                        ));
-                    }
-                }
-            }
-        }
+        failures.extend(mismatches(case, &desired, expect));
     }
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
 fn translations_are_named_owned_and_ordered() {
-    let desired = compute(&world(&[json!({"podSelector": {}, "ingress": [{}]})]), &OperatorSettings::default());
+    let desired = compute(&world_with(&[json!({"podSelector": {}, "ingress": [{}]})]), &OperatorSettings::default());
     let policy = &desired.translated_policies[&("prod".to_string(), "knp.p0".to_string())];
     let owner = &policy.metadata.owner_references.as_ref().expect("an owner")[0];
     assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()), ("NetworkPolicy", "p0", "uid-0"));

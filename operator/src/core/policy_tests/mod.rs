@@ -2,5 +2,7 @@
 //! over the compiled NodeNetworks.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod calico_order;
 mod evaluator;
 mod knp_matrix;
+mod world;

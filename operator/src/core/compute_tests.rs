@@ -1,0 +1,72 @@
+//! `compute` as a whole: one small cluster, every part of the desired state.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use gingham_crds::api::{FelixConfiguration, FelixConfigurationSpec};
+
+use super::testkit::{Meta, PoolExt, ipam_status, meta, node, pool};
+use super::{ClusterSnapshot, OperatorSettings, compute};
+
+fn cluster() -> ClusterSnapshot {
+    let felix = FelixConfiguration {
+        metadata: meta(None, "default"),
+        spec: FelixConfigurationSpec {
+            vxlan_vni: Some(5000),
+            route_refresh_interval: Some("1m".into()),
+            ..FelixConfigurationSpec::default()
+        },
+    }
+    .uid("felix-uid");
+    ClusterSnapshot {
+        pools: vec![pool("main", "10.0.0.0/16").vxlan().created(1), pool("late", "10.0.1.0/24").created(2)],
+        nodes: vec![node("a", "192.168.0.1/24"), node("b", "192.168.0.2/24")],
+        felix_configurations: vec![felix],
+        node_statuses: [("a".to_string(), ipam_status(7, 64, false))].into(),
+        ..ClusterSnapshot::default()
+    }
+}
+
+#[test]
+fn every_node_gets_its_network_and_every_block_its_object() {
+    let desired = compute(&cluster(), &OperatorSettings::default());
+    assert_eq!(desired.node_networks.keys().collect::<Vec<_>>(), ["a", "b"]);
+    let a = &desired.node_networks["a"];
+    assert_eq!(a.address, "192.168.0.1/24");
+    assert_eq!(a.blocks, ["10.0.0.0/26"]);
+    assert_eq!(
+        a.pools.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["main"],
+        "the overlapping pool is not used"
+    );
+    assert_eq!((a.tunnel.vxlan_vni, a.tunnel.address.as_deref()), (5000, Some("10.0.0.1")));
+    assert!(a.tunnel.vtep_mac.is_some());
+    assert_eq!(a.agent.route_refresh_seconds, 60);
+    let bgp = a.bgp.as_ref().unwrap();
+    assert_eq!(bgp.peers.iter().map(|p| p.address.as_str()).collect::<Vec<_>>(), ["192.168.0.2"]);
+    assert_eq!(a.policy.failsafe_inbound, gingham_crds::api::felix::default_failsafe_inbound());
+    assert_eq!(desired.blocks.len(), 2);
+    assert_eq!(desired.blocks["10-0-0-64-26"].node, "b");
+}
+
+#[test]
+fn pools_report_status_and_problems() {
+    let desired = compute(&cluster(), &OperatorSettings::default());
+    let main = &desired.pool_statuses["main"];
+    assert_eq!((main.blocks_in_use, main.addresses_in_use), (2, 7));
+    assert_eq!(desired.pool_statuses["late"].conditions[0].reason, "CIDROverlap");
+    let reasons: Vec<(&str, &str)> = desired.problems.iter().map(|p| (p.name.as_str(), p.reason.as_str())).collect();
+    assert_eq!(reasons, [("late", "CIDROverlap")]);
+}
+
+#[test]
+fn the_daemonset_is_owned_by_the_default_felix_configuration() {
+    let desired = compute(&cluster(), &OperatorSettings::default());
+    let ds = desired.agent_daemon_set.unwrap();
+    assert_eq!(ds.metadata.owner_references.unwrap()[0].uid, "felix-uid");
+}
+
+#[test]
+fn an_empty_cluster_wants_only_the_agent() {
+    let desired = compute(&ClusterSnapshot::default(), &OperatorSettings::default());
+    assert!(desired.node_networks.is_empty() && desired.blocks.is_empty() && desired.problems.is_empty());
+    assert!(desired.agent_daemon_set.is_some());
+}
