@@ -117,8 +117,14 @@ fn target<K: kube::Resource<DynamicType = ()>>(kind: &'static str, namespace: Op
 /// status changed.
 pub fn plan(desired: &DesiredState, observed: &Observed, changes: Option<&Changes>, now: &Time) -> Vec<Write> {
     let mut writes = Vec::new();
-    let apply =
-        |target: Target, body: Result<Value, serde_json::Error>| body.ok().map(|body| Write::Apply { target, body });
+    // Serializing these types cannot fail in practice; if it ever does, say so and skip the write.
+    let apply = |target: Target, body: Result<Value, serde_json::Error>| match body {
+        Ok(body) => Some(Write::Apply { target, body }),
+        Err(error) => {
+            tracing::error!(kind = target.kind, name = target.name, %error, "cannot serialize an object to write");
+            None
+        }
+    };
 
     let wanted = |set: Option<&BTreeSet<String>>, name: &String| set.is_none_or(|set| set.contains(name));
     for (name, spec) in desired.node_networks.iter().filter(|(n, _)| wanted(changes.map(|c| &c.node_networks), n)) {
@@ -135,7 +141,10 @@ pub fn plan(desired: &DesiredState, observed: &Observed, changes: Option<&Change
         let target = target::<IPAMBlock>("IPAMBlock", None, name);
         let mut object = ipam_block(name, spec);
         match observed.blocks.get(name) {
-            None => writes.extend(serde_json::to_value(object).ok().map(|body| Write::Create { target, body })),
+            None => match serde_json::to_value(object) {
+                Ok(body) => writes.push(Write::Create { target, body }),
+                Err(error) => tracing::error!(name, %error, "cannot serialize a block to create"),
+            },
             Some(c) if c.spec != *spec || !is_managed(c.metadata.labels.as_ref()) => {
                 object.metadata.resource_version = c.metadata.resource_version.clone();
                 writes.extend(apply(target, serde_json::to_value(object)));
