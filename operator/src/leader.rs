@@ -103,3 +103,98 @@ impl Leadership {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::{Arc, Mutex};
+
+    use http::{Method, Request, Response};
+    use kube::client::Body;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/gingham-system/leases/gingham-operator-leader";
+
+    /// A one-Lease API server: create, get and merge-patch its spec (null removes a field).
+    async fn lease_api(request: Request<Body>, lease: Arc<Mutex<Option<Value>>>) -> Result<Response<Body>, Infallible> {
+        let (method, path) = (request.method().clone(), request.uri().path().to_string());
+        let bytes = request.into_body().collect_bytes().await.unwrap();
+        let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        let mut stored = lease.lock().unwrap();
+        let response = match (method, path.as_str()) {
+            (Method::GET, PATH) => stored.clone(),
+            (Method::POST, "/apis/coordination.k8s.io/v1/namespaces/gingham-system/leases") => {
+                let mut created = body;
+                created["metadata"]["resourceVersion"] = json!("1");
+                *stored = Some(created);
+                stored.clone()
+            }
+            (Method::PATCH, PATH) => {
+                if let Some(current) = stored.as_mut() {
+                    if !current["spec"].is_object() {
+                        current["spec"] = json!({});
+                    }
+                    let spec = current["spec"].as_object_mut().unwrap();
+                    for (field, value) in body["spec"].as_object().unwrap() {
+                        if value.is_null() {
+                            spec.remove(field);
+                        } else {
+                            spec.insert(field.clone(), value.clone());
+                        }
+                    }
+                }
+                stored.clone()
+            }
+            other => panic!("unexpected request {other:?}"),
+        };
+        let (status, response) = match response {
+            Some(lease) => (200, lease),
+            None => (
+                404,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}),
+            ),
+        };
+        Ok(Response::builder().status(status).body(Body::from(serde_json::to_vec(&response).unwrap())).unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_operator_takes_the_lease_in_its_namespace_and_releases_it() {
+        let lease: Arc<Mutex<Option<Value>>> = Arc::default();
+        let state = Arc::clone(&lease);
+        let client = Client::new(tower::service_fn(move |r| lease_api(r, Arc::clone(&state))), "default");
+        let acquired = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            Leadership::acquire(client, "gingham-system", "operator-0", std::future::pending()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let leadership = acquired.expect("no shutdown was asked for");
+        let held = lease.lock().unwrap().clone().unwrap();
+        assert_eq!(held["spec"]["holderIdentity"], "operator-0");
+        assert_eq!(held["spec"]["leaseDurationSeconds"], 15);
+
+        leadership.release().await;
+        let released = lease.lock().unwrap().clone().unwrap();
+        assert!(released["spec"].get("holderIdentity").is_none(), "{released}");
+    }
+
+    #[tokio::test]
+    async fn shutdown_while_waiting_gives_up_without_leading() {
+        let lease = Arc::new(Mutex::new(Some(json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": LEASE_NAME, "namespace": "gingham-system", "resourceVersion": "1"},
+            "spec": {"holderIdentity": "operator-1", "leaseDurationSeconds": 3600,
+                     "acquireTime": "2099-01-01T00:00:00.000000Z", "renewTime": "2099-01-01T00:00:00.000000Z"},
+        }))));
+        let state = Arc::clone(&lease);
+        let client = Client::new(tower::service_fn(move |r| lease_api(r, Arc::clone(&state))), "default");
+        let shutdown = tokio::time::sleep(std::time::Duration::from_millis(300));
+        let outcome = Leadership::acquire(client, "gingham-system", "operator-0", shutdown).await.unwrap();
+        assert!(outcome.is_none());
+        assert_eq!(lease.lock().unwrap().as_ref().unwrap()["spec"]["holderIdentity"], "operator-1");
+    }
+}
