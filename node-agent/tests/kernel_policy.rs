@@ -13,7 +13,7 @@ use gingham_crds::api::nodenetwork::{
 use gingham_crds::api::policy::Action;
 use gingham_node_agent::dataplane::kernel::NftOutcome;
 use gingham_node_agent::dataplane::nft::apply::{Nft, NftCommand};
-use kernel_support::{Netns, Node, assert_clean, can_run, endpoint, link, plumb_pod};
+use kernel_support::{Netns, Node, assert_clean, endpoint, link, plumb_pod, require_root};
 
 const CLIENT: [u8; 4] = [10, 80, 0, 5];
 const SERVER: [u8; 4] = [10, 80, 0, 6];
@@ -81,9 +81,7 @@ fn lab(test: &str, node: &Node) -> Lab {
 
 #[test]
 fn policy_allows_and_denies_real_tcp() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let mut node = node();
     let lab = lab("policy", &node);
     let (client, server, pending) = (&lab.pods[0], &lab.pods[1], &lab.pods[2]);
@@ -119,9 +117,7 @@ fn policy_allows_and_denies_real_tcp() {
 
 #[test]
 fn outgoing_traffic_from_nat_pools_is_masqueraded() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let mut node = node();
     let lab = lab("masq", &node);
     lab.outside.serve_peer_address(7070);
@@ -138,9 +134,7 @@ fn outgoing_traffic_from_nat_pools_is_masqueraded() {
 
 #[test]
 fn a_failed_transaction_leaves_the_previous_rules_in_force() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let node = node();
     let lab = lab("nftfail", &node);
     let (client, server) = (&lab.pods[0], &lab.pods[1]);

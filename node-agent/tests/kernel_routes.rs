@@ -7,7 +7,7 @@ mod kernel_support;
 
 use gingham_crds::api::nodenetwork::NodeNetworkSpec;
 use gingham_node_agent::dataplane::kernel::NftOutcome;
-use kernel_support::{Netns, Node, assert_clean, can_run, endpoint, link, plumb_pod};
+use kernel_support::{Netns, Node, assert_clean, endpoint, link, plumb_pod, require_root};
 
 fn node(endpoints: Vec<gingham_node_agent::endpoint::LocalEndpoint>) -> Node {
     let spec = NodeNetworkSpec {
@@ -20,9 +20,7 @@ fn node(endpoints: Vec<gingham_node_agent::endpoint::LocalEndpoint>) -> Node {
 
 #[test]
 fn pod_routes_carry_the_protocol_tag_and_a_restart_changes_nothing() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let host = Netns::new("routes", "node");
     let pod = Netns::new("routes", "pod");
     let peer = Netns::new("routes", "peer");
@@ -63,9 +61,7 @@ fn pod_routes_carry_the_protocol_tag_and_a_restart_changes_nothing() {
 
 #[test]
 fn drift_in_routes_and_set_elements_is_repaired() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let host = Netns::new("drift", "node");
     let pod = Netns::new("drift", "pod");
     let peer = Netns::new("drift", "peer");
@@ -99,9 +95,7 @@ fn drift_in_routes_and_set_elements_is_repaired() {
 
 #[test]
 fn a_rule_edited_in_place_is_rewritten_by_the_running_agent() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let host = Netns::new("edited", "node");
     let pod = Netns::new("edited", "pod");
     let peer = Netns::new("edited", "peer");

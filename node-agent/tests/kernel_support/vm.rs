@@ -85,7 +85,7 @@ pub fn run_test_in_vm(test: &str) -> Result<String, String> {
         "#!/bin/busybox sh\n/bin/busybox --install -s /bin\nexport PATH=/usr/sbin:/bin {IN_VM}=1\n\
          mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs run /run\n\
          for m in {}; do insmod /mods/$m.ko* || echo \"insmod $m failed\"; done\n\
-         if /tests/{exe_name} --exact {test} --nocapture --test-threads=1; then echo GINGHAM-VM PASS; else echo GINGHAM-VM FAIL; fi\n\
+         if /tests/{exe_name} --exact {test} --include-ignored --nocapture --test-threads=1; then echo GINGHAM-VM PASS; else echo GINGHAM-VM FAIL; fi\n\
          poweroff -f\n",
         modules.join(" ")
     );
