@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use gingham_crds::api::nodenetwork::{CompiledPolicy, LocalEndpoint};
@@ -103,26 +104,72 @@ pub struct Dirty {
     pub refresh: BTreeMap<String, BTreeSet<SetId>>,
 }
 
+/// A small, fast, non-cryptographic hasher (the Fx hash) for the index's maps, which are hit
+/// millions of times on a full load. Keys are object names; a collision only costs time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FxHasher(u64);
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let mut tail = [0u8; 8];
+        let rest = chunks.remainder();
+        tail[..rest.len()].copy_from_slice(rest);
+        self.add(u64::from_le_bytes(tail) ^ (rest.len() as u64) << 56);
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.add(u64::from(value));
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.add(value);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.add(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A hash map with [`FxHasher`].
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
 /// The index. See the module documentation.
 #[derive(Debug, Default)]
 pub struct PolicyIndex {
-    namespaces: HashMap<String, BTreeMap<String, String>>,
-    pods: HashMap<String, Arc<PodFacts>>,
-    endpoints: BTreeMap<EndpointKey, Endpoint>,
-    by_namespace: HashMap<String, BTreeSet<EndpointKey>>,
-    by_name: HashMap<String, BTreeSet<String>>,
-    policies: HashMap<Arc<str>, PolicyEntry>,
-    policies_by_namespace: HashMap<String, BTreeSet<Arc<str>>>,
+    namespaces: Map<String, BTreeMap<String, String>>,
+    pods: Map<String, Arc<PodFacts>>,
+    /// Endpoints by node, then by name (so a node's endpoints come out sorted).
+    endpoints: Map<String, BTreeMap<String, Endpoint>>,
+    by_namespace: Map<String, BTreeSet<EndpointKey>>,
+    by_name: Map<String, BTreeSet<String>>,
+    policies: Map<Arc<str>, PolicyEntry>,
+    policies_by_namespace: Map<String, BTreeSet<Arc<str>>>,
     global_policies: BTreeSet<Arc<str>>,
-    set_ids: HashMap<SetKey, SetId>,
-    sets: HashMap<SetId, SetEntry>,
+    set_ids: Map<SetKey, SetId>,
+    sets: Map<SetId, SetEntry>,
     next_set: SetId,
-    sets_by_namespace: HashMap<String, BTreeSet<SetId>>,
+    sets_by_namespace: Map<String, BTreeSet<SetId>>,
     cross_sets: BTreeSet<SetId>,
-    node_sets: HashMap<String, BTreeSet<SetId>>,
-    set_nodes: HashMap<SetId, BTreeSet<String>>,
-    node_policies: HashMap<String, BTreeSet<Arc<str>>>,
-    policy_nodes: HashMap<Arc<str>, BTreeSet<String>>,
+    node_sets: Map<String, BTreeSet<SetId>>,
+    set_nodes: Map<SetId, BTreeSet<String>>,
+    node_policies: Map<String, BTreeSet<Arc<str>>>,
+    policy_nodes: Map<Arc<str>, BTreeSet<String>>,
     deferred: bool,
     dirty: Dirty,
 }
@@ -135,6 +182,18 @@ fn policy_order(a: &PolicyEntry, b: &PolicyEntry) -> std::cmp::Ordering {
 }
 
 impl PolicyIndex {
+    fn endpoint(&self, key: &EndpointKey) -> Option<&Endpoint> {
+        self.endpoints.get(&key.0)?.get(&key.1)
+    }
+
+    fn endpoint_mut(&mut self, key: &EndpointKey) -> Option<&mut Endpoint> {
+        self.endpoints.get_mut(&key.0)?.get_mut(&key.1)
+    }
+
+    fn endpoint_keys(&self) -> Vec<EndpointKey> {
+        self.endpoints.iter().flat_map(|(node, eps)| eps.keys().map(move |name| (node.clone(), name.clone()))).collect()
+    }
+
     /// An index that defers working out which policies apply to which endpoint until
     /// [`PolicyIndex::finish_batch`]: for loading a whole snapshot at once.
     pub fn batch() -> Self {
@@ -144,8 +203,7 @@ impl PolicyIndex {
     /// Works out every endpoint's policies after a batch load and switches to incremental mode.
     pub fn finish_batch(&mut self) {
         self.deferred = false;
-        let keys: Vec<EndpointKey> = self.endpoints.keys().cloned().collect();
-        for key in keys {
+        for key in self.endpoint_keys() {
             self.reapply(&key);
         }
     }
@@ -206,9 +264,10 @@ impl PolicyIndex {
         let wanted: BTreeMap<&str, &str> = reported.iter().map(|e| (e.name.as_str(), e.address.as_str())).collect();
         let existing: Vec<(String, String)> = self
             .endpoints
-            .range((node.to_string(), String::new())..)
-            .take_while(|(key, _)| key.0 == node)
-            .map(|(key, ep)| (key.1.clone(), ep.address.clone()))
+            .get(node)
+            .into_iter()
+            .flatten()
+            .map(|(name, ep)| (name.clone(), ep.address.clone()))
             .collect();
         for (name, address) in &existing {
             if wanted.get(name.as_str()) != Some(&address.as_str()) {
@@ -217,7 +276,7 @@ impl PolicyIndex {
         }
         for (name, address) in wanted {
             let key = (node.to_string(), name.to_string());
-            if self.endpoints.contains_key(&key) {
+            if self.endpoint(&key).is_some() {
                 continue;
             }
             let namespace = name.split_once('/').map_or("default", |(ns, _)| ns).to_string();
@@ -230,14 +289,18 @@ impl PolicyIndex {
                 ingress: Vec::new(),
                 egress: Vec::new(),
             };
-            self.endpoints.insert(key.clone(), endpoint);
+            self.endpoints.entry(key.0.clone()).or_default().insert(key.1.clone(), endpoint);
             self.dirty.rebuild.insert(node.to_string());
             self.reevaluate(&key);
         }
     }
 
     fn remove_endpoint(&mut self, key: &EndpointKey) {
-        let Some(endpoint) = self.endpoints.remove(key) else { return };
+        let Some(local) = self.endpoints.get_mut(&key.0) else { return };
+        let Some(endpoint) = local.remove(&key.1) else { return };
+        if local.is_empty() {
+            self.endpoints.remove(&key.0);
+        }
         for (id, members) in endpoint.contributions.0 {
             self.change_members(id, key, &members, &[]);
         }
@@ -255,7 +318,7 @@ impl PolicyIndex {
 
     /// Re-works out an endpoint's set memberships and policies.
     fn reevaluate(&mut self, key: &EndpointKey) {
-        let Some(endpoint) = self.endpoints.get(key) else { return };
+        let Some(endpoint) = self.endpoint(key) else { return };
         let mut candidates: BTreeSet<SetId> = self.cross_sets.clone();
         candidates.extend(self.sets_by_namespace.get(&endpoint.namespace).into_iter().flatten());
         candidates.extend(endpoint.contributions.0.iter().map(|(id, _)| *id));
@@ -274,7 +337,7 @@ impl PolicyIndex {
         }
         for (id, old, new) in changes {
             self.change_members(id, key, &old, &new);
-            if let Some(endpoint) = self.endpoints.get_mut(key) {
+            if let Some(endpoint) = self.endpoint_mut(key) {
                 if new.is_empty() {
                     endpoint.contributions.remove(id);
                 } else {
@@ -290,7 +353,7 @@ impl PolicyIndex {
         if self.deferred {
             return;
         }
-        let Some(endpoint) = self.endpoints.get(key) else { return };
+        let Some(endpoint) = self.endpoint(key) else { return };
         let labels = self.namespace_labels(&endpoint.namespace);
         let facts = self.facts(&key.1, &endpoint.namespace);
         let candidates =
@@ -308,7 +371,7 @@ impl PolicyIndex {
         let ingress: Vec<Arc<str>> = applying.iter().filter(|p| p.ingress).map(|p| p.name.clone()).collect();
         let egress: Vec<Arc<str>> = applying.iter().filter(|p| p.egress).map(|p| p.name.clone()).collect();
         if endpoint.ingress != ingress || endpoint.egress != egress {
-            if let Some(endpoint) = self.endpoints.get_mut(key) {
+            if let Some(endpoint) = self.endpoint_mut(key) {
                 endpoint.ingress = ingress;
                 endpoint.egress = egress;
             }
@@ -319,7 +382,7 @@ impl PolicyIndex {
     fn endpoints_in(&self, applies_namespace: Option<&str>) -> Vec<EndpointKey> {
         match applies_namespace {
             Some(ns) => self.by_namespace.get(ns).into_iter().flatten().cloned().collect(),
-            None => self.endpoints.keys().cloned().collect(),
+            None => self.endpoint_keys(),
         }
     }
 

@@ -3,10 +3,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{EndpointKey, PolicyIndex, SetEntry, SetId};
+use super::{Endpoint, EndpointKey, PolicyIndex, SetEntry, SetId};
 use crate::core::compile::sets::{Scope, SetKey};
 
 impl PolicyIndex {
+    /// The members an endpoint brings to a set being created, if any.
+    fn joins(&self, set: &SetKey, node: &str, name: &str, endpoint: &Endpoint) -> Option<(EndpointKey, Vec<String>)> {
+        let labels = self.namespace_labels(&endpoint.namespace);
+        let facts = self.facts(name, &endpoint.namespace);
+        let members = set.members(&endpoint.namespace, &labels, &facts, &endpoint.address);
+        (!members.is_empty()).then(|| ((node.to_string(), name.to_string()), members))
+    }
+
     pub(super) fn change_members(&mut self, id: SetId, key: &EndpointKey, old: &[String], new: &[String]) {
         let Some(set) = self.sets.get_mut(&id) else { return };
         for member in old {
@@ -42,19 +50,21 @@ impl PolicyIndex {
             Scope::Namespace(ns) => self.sets_by_namespace.entry(ns.clone()).or_default().insert(id),
             Scope::Namespaces(_) | Scope::Everywhere => self.cross_sets.insert(id),
         };
-        let candidates: Box<dyn Iterator<Item = &EndpointKey>> = match &key.scope {
-            Scope::Namespace(ns) => Box::new(self.by_namespace.get(ns).into_iter().flatten()),
-            Scope::Namespaces(_) | Scope::Everywhere => Box::new(self.endpoints.keys()),
+        let found: Vec<(EndpointKey, Vec<String>)> = match &key.scope {
+            Scope::Namespace(ns) => self
+                .by_namespace
+                .get(ns)
+                .into_iter()
+                .flatten()
+                .filter_map(|k| self.endpoint(k).and_then(|ep| self.joins(key, &k.0, &k.1, ep)))
+                .collect(),
+            Scope::Namespaces(_) | Scope::Everywhere => self
+                .endpoints
+                .iter()
+                .flat_map(|(node, local)| local.iter().map(move |(name, ep)| (node, name, ep)))
+                .filter_map(|(node, name, ep)| self.joins(key, node, name, ep))
+                .collect(),
         };
-        let found: Vec<(EndpointKey, Vec<String>)> = candidates
-            .filter_map(|endpoint_key| {
-                let endpoint = self.endpoints.get(endpoint_key)?;
-                let labels = self.namespace_labels(&endpoint.namespace);
-                let facts = self.facts(&endpoint_key.1, &endpoint.namespace);
-                let members = key.members(&endpoint.namespace, &labels, &facts, &endpoint.address);
-                (!members.is_empty()).then(|| (endpoint_key.clone(), members))
-            })
-            .collect();
         let set = SetEntry {
             key: key.clone(),
             name: key.name(),
@@ -65,7 +75,7 @@ impl PolicyIndex {
         self.sets.insert(id, set);
         for (endpoint_key, members) in found {
             self.change_members(id, &endpoint_key, &[], &members);
-            if let Some(endpoint) = self.endpoints.get_mut(&endpoint_key) {
+            if let Some(endpoint) = self.endpoint_mut(&endpoint_key) {
                 endpoint.contributions.insert(id, members);
             }
         }
@@ -81,7 +91,9 @@ impl PolicyIndex {
         let Some(set) = self.sets.remove(&id) else { return };
         self.set_ids.remove(key);
         for contributor in &set.contributors {
-            if let Some(endpoint) = self.endpoints.get_mut(contributor) {
+            if let Some(endpoint) =
+                self.endpoints.get_mut(&contributor.0).and_then(|local| local.get_mut(&contributor.1))
+            {
                 endpoint.contributions.remove(id);
             }
         }

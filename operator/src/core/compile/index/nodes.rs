@@ -13,9 +13,7 @@ impl PolicyIndex {
     /// records which sets and policies the node now uses.
     pub fn build_node(&mut self, node: &str, mut base: NodePolicySpec) -> NodePolicySpec {
         let mut used_policies: BTreeSet<Arc<str>> = BTreeSet::new();
-        for ((_, name), endpoint) in
-            self.endpoints.range((node.to_string(), String::new())..).take_while(|(k, _)| k.0 == node)
-        {
+        for (name, endpoint) in self.endpoints.get(node).into_iter().flatten() {
             used_policies.extend(endpoint.ingress.iter().cloned());
             used_policies.extend(endpoint.egress.iter().cloned());
             base.endpoints.push(EndpointPolicy {
