@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{CODE_IO, CODE_TRY_AGAIN, CODE_UNKNOWN_CONTAINER, Request, Response};
+use super::{Request, Response};
+use crate::cni::codes::{IO, TRY_AGAIN, UNKNOWN_CONTAINER};
 use crate::ipam::{AllocationRequest, IpamError, IpamStore};
 use crate::shared::Shared;
 
@@ -22,7 +23,7 @@ pub async fn handle(context: &ApiContext, request: Request) -> Response {
         Request::Add { container_id, netns, ifname, namespace, pod } => {
             let Some(blocks) = context.shared.blocks() else {
                 return Response::error(
-                    CODE_TRY_AGAIN,
+                    TRY_AGAIN,
                     "the gingham agent has no valid NodeNetwork for this node yet; wait for the operator to assign blocks and check `kubectl get nodenetworks`",
                     "",
                 );
@@ -49,7 +50,7 @@ pub async fn handle(context: &ApiContext, request: Request) -> Response {
                     Response::Allocated { allocation }
                 }
                 Err(_) => Response::error(
-                    CODE_TRY_AGAIN,
+                    TRY_AGAIN,
                     format!(
                         "timed out after {timeout_seconds}s waiting for the agent to program routes and policy for {key}; check the agent's log and the NodeNetwork's status.lastError"
                     ),
@@ -71,7 +72,7 @@ pub async fn handle(context: &ApiContext, request: Request) -> Response {
             match list.map(|all| all.into_iter().find(|a| a.container_id == container_id && a.ifname == ifname)) {
                 Ok(Some(allocation)) if allocation.ready => Response::Allocated { allocation },
                 Ok(_) => Response::error(
-                    CODE_UNKNOWN_CONTAINER,
+                    UNKNOWN_CONTAINER,
                     "the agent has no programmed address for this container; delete and re-create the pod",
                     "",
                 ),
@@ -108,9 +109,9 @@ fn released(context: &ApiContext, result: Result<Vec<crate::ipam::Allocation>, I
 fn ipam_error(error: IpamError) -> Response {
     tracing::warn!(%error, "CNI request failed");
     let code = match error {
-        IpamError::Exhausted { .. } => CODE_TRY_AGAIN,
-        IpamError::NotFound { .. } => CODE_UNKNOWN_CONTAINER,
-        _ => CODE_IO,
+        IpamError::Exhausted { .. } => TRY_AGAIN,
+        IpamError::NotFound { .. } => UNKNOWN_CONTAINER,
+        _ => IO,
     };
     Response::error(code, error.to_string(), "")
 }

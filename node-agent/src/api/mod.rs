@@ -17,15 +17,6 @@ pub use server::{ServerError, bind, serve};
 
 use crate::ipam::{Allocation, Attachment};
 
-/// The CNI error code for "try again later".
-pub const CODE_TRY_AGAIN: u32 = 11;
-/// The CNI error code for "container unknown or does not exist".
-pub const CODE_UNKNOWN_CONTAINER: u32 = 3;
-/// The CNI error code for an I/O failure.
-pub const CODE_IO: u32 = 5;
-/// The CNI error code for a request that does not decode.
-pub const CODE_DECODE: u32 = 6;
-
 /// A request from the plugin.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase")]

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use super::{ApiContext, CODE_DECODE, Request, Response, handle};
+use super::{ApiContext, Request, Response, handle};
+use crate::cni::codes::DECODE;
 
 /// The longest request line accepted.
 const MAX_REQUEST: u64 = 1 << 20;
@@ -63,12 +64,12 @@ async fn connection(stream: UnixStream, context: Arc<ApiContext>) {
         Ok(_) => match serde_json::from_str::<Request>(&line) {
             Ok(request) => handle(&context, request).await,
             Err(e) => Response::error(
-                CODE_DECODE,
+                DECODE,
                 "the request does not decode; are the plugin and agent the same version?",
                 e.to_string(),
             ),
         },
-        Err(e) => Response::error(CODE_DECODE, "reading the request failed", e.to_string()),
+        Err(e) => Response::error(DECODE, "reading the request failed", e.to_string()),
     };
     let mut text = serde_json::to_string(&response).unwrap_or_default();
     text.push('\n');

@@ -9,10 +9,7 @@ fn main() {
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_target(false).init();
     let mut stdin = String::new();
     let read = std::io::stdin().read_to_string(&mut stdin);
-    let version = serde_json::from_str::<serde_json::Value>(&stdin)
-        .ok()
-        .and_then(|v| v["cniVersion"].as_str().map(str::to_string))
-        .unwrap_or_else(|| "1.1.0".to_string());
+    let version = cni::requested_version(&stdin);
     let outcome = read
         .map_err(|e| CniError::new(codes::IO, format!("cannot read the network configuration on stdin: {e}")))
         .and_then(|_| Invocation::from_lookup(|name| std::env::var(name).ok()))

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::plumbing::{self, GATEWAY, HOST_MAC, Veth};
-use super::{CniError, Command, Invocation, NetConf, SUPPORTED_VERSIONS, codes};
+use super::{CniError, Command, Invocation, LATEST_VERSION, NetConf, SUPPORTED_VERSIONS, codes};
 use crate::api::{AgentClient, ClientError, Request, Response};
 use crate::ipam::Allocation;
 
@@ -17,10 +17,7 @@ const QUICK: Duration = Duration::from_secs(10);
 /// Runs one invocation; `Ok(Some(json))` is printed on stdout, `Ok(None)` prints nothing.
 pub fn run(invocation: &Invocation, stdin: &str) -> Result<Option<Value>, CniError> {
     if invocation.command == Command::Version {
-        let version = serde_json::from_str::<Value>(stdin)
-            .ok()
-            .and_then(|v| v["cniVersion"].as_str().map(str::to_string))
-            .unwrap_or_else(|| "1.1.0".to_string());
+        let version = requested_version(stdin);
         return Ok(Some(json!({ "cniVersion": version, "supportedVersions": SUPPORTED_VERSIONS })));
     }
     let conf = NetConf::parse(stdin)?;
@@ -33,6 +30,14 @@ pub fn run(invocation: &Invocation, stdin: &str) -> Result<Option<Value>, CniErr
         Command::Status => status(&client).map(|()| None),
         Command::Version => Ok(None),
     }
+}
+
+/// The `cniVersion` the runtime asked for (for VERSION and error output), else the newest supported.
+pub fn requested_version(stdin: &str) -> String {
+    serde_json::from_str::<Value>(stdin)
+        .ok()
+        .and_then(|v| v["cniVersion"].as_str().map(str::to_string))
+        .unwrap_or_else(|| LATEST_VERSION.to_string())
 }
 
 fn add(invocation: &Invocation, conf: &NetConf) -> Result<Value, CniError> {
@@ -54,13 +59,7 @@ fn add(invocation: &Invocation, conf: &NetConf) -> Result<Value, CniError> {
         namespace,
         pod,
     }))?;
-    let veth = Veth {
-        netns: &invocation.netns,
-        ifname: &invocation.ifname,
-        host: &allocation.interface,
-        address: allocation.address,
-        mtu: conf.mtu,
-    };
+    let veth = veth(invocation, conf, &allocation);
     let undo = |error: CniError| {
         if let Err(cleanup) = plumbing::remove(Some(veth.netns), veth.ifname, Some(veth.host)) {
             tracing::warn!(%cleanup, "undoing a failed ADD: removing the veth failed");
@@ -91,6 +90,17 @@ fn add(invocation: &Invocation, conf: &NetConf) -> Result<Value, CniError> {
         "routes": [{ "dst": "0.0.0.0/0", "gw": GATEWAY }],
         "dns": {},
     }))
+}
+
+/// The pod's veth as the agent allocated it.
+fn veth<'a>(invocation: &'a Invocation, conf: &NetConf, allocation: &'a Allocation) -> Veth<'a> {
+    Veth {
+        netns: &invocation.netns,
+        ifname: &invocation.ifname,
+        host: &allocation.interface,
+        address: allocation.address,
+        mtu: conf.mtu,
+    }
 }
 
 fn del(invocation: &Invocation, client: &AgentClient) -> Result<(), CniError> {
@@ -135,13 +145,7 @@ fn check(invocation: &Invocation, conf: &NetConf, client: &AgentClient) -> Resul
             "prevResult does not list the agent's address {address}; delete and re-create the pod"
         )));
     }
-    let veth = Veth {
-        netns: &invocation.netns,
-        ifname: &invocation.ifname,
-        host: &allocation.interface,
-        address: allocation.address,
-        mtu: conf.mtu,
-    };
+    let veth = veth(invocation, conf, &allocation);
     plumbing::check(&veth).map_err(|e| failed(format!("{e}; delete and re-create the pod")))
 }
 

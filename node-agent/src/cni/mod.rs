@@ -8,13 +8,16 @@ mod plumbing;
 
 use serde_json::{Value, json};
 
-pub use commands::run;
+pub use commands::{requested_version, run};
 pub use config::{DEFAULT_MTU, DEFAULT_SOCKET, DEFAULT_TIMEOUT_SECONDS, NetConf};
 pub use invocation::{Command, Invocation};
 pub use plumbing::{HOST_MAC, PlumbingError};
 
 /// The CNI versions this plugin speaks.
-pub const SUPPORTED_VERSIONS: &[&str] = &["1.0.0", "1.1.0"];
+pub const SUPPORTED_VERSIONS: &[&str] = &["1.0.0", LATEST_VERSION];
+
+/// The newest CNI version this plugin speaks.
+pub const LATEST_VERSION: &str = "1.1.0";
 
 /// CNI spec error codes.
 pub mod codes {

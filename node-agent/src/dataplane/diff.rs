@@ -7,8 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{
-    AddressSpec, FdbSpec, IPIP_DEVICE, LinkState, Mac, NeighbourSpec, RouteSpec, RouteTarget, SysctlSpec, TunnelSpec,
-    VXLAN_DEVICE,
+    AddressSpec, FdbSpec, IPIP_DEVICE, LinkState, Mac, NeighbourSpec, RouteSpec, SysctlSpec, TunnelSpec, VXLAN_DEVICE,
 };
 
 /// What the dataplane wants the kernel to hold.
@@ -95,13 +94,6 @@ fn managed(device: &str) -> bool {
     device == VXLAN_DEVICE || device == IPIP_DEVICE
 }
 
-fn route_device(route: &RouteSpec) -> Option<&str> {
-    match &route.target {
-        RouteTarget::Device(device) | RouteTarget::Via { device: Some(device), .. } => Some(device),
-        _ => None,
-    }
-}
-
 /// The operations that make `current` match `desired`, in a loss-minimising order.
 pub fn diff(current: &KernelState, desired: &DesiredState) -> Vec<Op> {
     let mut ops = Vec::new();
@@ -146,7 +138,7 @@ pub fn diff(current: &KernelState, desired: &DesiredState) -> Vec<Op> {
         }
     }
 
-    let routes: Vec<&RouteSpec> = current.routes.iter().filter(|r| route_device(r).is_none_or(&fresh)).collect();
+    let routes: Vec<&RouteSpec> = current.routes.iter().filter(|r| r.device().is_none_or(&fresh)).collect();
     let mut wanted = BTreeMap::new();
     for route in &desired.routes {
         wanted.entry(route.destination).or_insert(route);

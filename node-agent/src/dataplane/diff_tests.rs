@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 
 use super::*;
-use crate::dataplane::model::TunnelKind;
+use crate::dataplane::model::{RouteTarget, TunnelKind};
 
 fn route(text: &str) -> RouteSpec {
     let (destination, rest) = text.split_once(' ').unwrap_or((text, ""));

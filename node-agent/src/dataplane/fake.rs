@@ -53,13 +53,6 @@ impl FakeNetlink {
         self.link(name).is_some()
     }
 
-    fn route_link(route: &RouteSpec) -> Option<&str> {
-        match &route.target {
-            RouteTarget::Device(device) | RouteTarget::Via { device: Some(device), .. } => Some(device),
-            _ => None,
-        }
-    }
-
     fn change(&mut self, op: &Op) -> Result<(), NetlinkError> {
         let missing = |link: &str| NetlinkError::MissingLink { op: describe(op), link: link.into() };
         match op {
@@ -86,7 +79,7 @@ impl FakeNetlink {
                 self.addresses.retain(|a| &a.device != name);
                 self.neighbours.retain(|n| &n.device != name);
                 self.fdb.retain(|f| &f.device != name);
-                self.routes.retain(|r| Self::route_link(r) != Some(name));
+                self.routes.retain(|r| r.device() != Some(name));
             }
             Op::AddAddress(address) => {
                 if !self.has_link(&address.device) {
@@ -112,7 +105,7 @@ impl FakeNetlink {
                 self.fdb.remove(f);
             }
             Op::ReplaceRoute(route) => {
-                if let Some(link) = Self::route_link(route).filter(|l| !self.has_link(l)) {
+                if let Some(link) = route.device().filter(|l| !self.has_link(l)) {
                     return Err(missing(link));
                 }
                 self.routes.retain(|r| r.destination != route.destination);

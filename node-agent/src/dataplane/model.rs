@@ -47,6 +47,14 @@ pub struct RouteSpec {
 }
 
 impl RouteSpec {
+    /// The device the route names, if any (a blackhole and a deviceless `via` name none).
+    pub fn device(&self) -> Option<&str> {
+        match &self.target {
+            RouteTarget::Device(device) | RouteTarget::Via { device: Some(device), .. } => Some(device),
+            RouteTarget::Blackhole | RouteTarget::Via { device: None, .. } => None,
+        }
+    }
+
     /// Whether an observed route (which always names a device) fulfils this desired one.
     pub fn satisfied_by(&self, observed: &RouteSpec) -> bool {
         match (&self.target, &observed.target) {

@@ -59,7 +59,7 @@ pub enum NetlinkError {
 
 impl NetlinkError {
     /// A short, stable label for metrics.
-    pub fn metric_label(&self) -> &'static str {
+    pub fn label(&self) -> &'static str {
         match self {
             Self::Connect(_) => "connect",
             Self::List { .. } => "list",

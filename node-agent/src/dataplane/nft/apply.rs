@@ -47,7 +47,7 @@ pub enum NftError {
 
 impl NftError {
     /// A short, stable label for metrics.
-    pub fn metric_label(&self) -> &'static str {
+    pub fn label(&self) -> &'static str {
         match self {
             Self::Spawn { .. } => "spawn",
             Self::Failed { .. } => "failed",
@@ -226,12 +226,12 @@ mod tests {
         assert_eq!(std::fs::read_to_string(dir.path().join("args")).unwrap().trim(), "-j list table inet gingham");
         let mut broken = fake_nft(dir.path(), "", "Error: permission denied", 1);
         let error = broken.list().await.unwrap_err();
-        assert_eq!(error.metric_label(), "failed");
+        assert_eq!(error.label(), "failed");
         assert!(error.to_string().contains("permission denied"), "{error}");
         let mut garbage = fake_nft(dir.path(), "not json", "", 0);
-        assert_eq!(garbage.list().await.unwrap_err().metric_label(), "parse");
+        assert_eq!(garbage.list().await.unwrap_err().label(), "parse");
         let mut absent = NftCommand::with_program(dir.path().join("no-such-nft").display().to_string());
-        assert_eq!(absent.list().await.unwrap_err().metric_label(), "spawn");
+        assert_eq!(absent.list().await.unwrap_err().label(), "spawn");
     }
 
     #[tokio::test]
