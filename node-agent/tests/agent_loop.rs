@@ -2,6 +2,7 @@
 //! The main loop over the file datastore with a fake dataplane: status, endpoints through the CNI
 //! API, rejected specs keeping the last good one, and no rewrites of an unchanged status.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use gingham_node_agent::agent::{Agent, AgentOptions};
 use gingham_node_agent::api::{ApiContext, Request, Response, handle};
 use gingham_node_agent::dataplane::{Dataplane, NodeView, SyncReport};
 use gingham_node_agent::datastore::file::{FileDatastore, FileStatus};
-use gingham_node_agent::ipam::IpamStore;
+use gingham_node_agent::ipam::{AllocationRequest, BlockSet, IpamStore};
 use gingham_node_agent::logging::LogControl;
 use gingham_node_agent::metrics::Metrics;
 use gingham_node_agent::shared::Shared;
@@ -69,6 +70,32 @@ async fn wait_status(dir: &Path, what: &str, check: impl Fn(&Value) -> bool) -> 
     }
 }
 
+/// Starts the loop on node-a over the file datastore in `dir` (inside a `LocalSet`); sending on
+/// the returned channel stops it.
+fn start(
+    dir: &Path,
+    dataplane: &FakeDataplane,
+    shared: &Arc<Shared>,
+    ipam: &IpamStore,
+    reap_leaked: bool,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let agent = Agent::new(
+        AgentOptions { node: "node-a".into(), reap_leaked, logs: LogControl::fixed() },
+        dataplane.clone(),
+        FileStatus::new(dir, "node-a"),
+        FileDatastore::new(dir, "node-a").spawn(),
+        Arc::clone(shared),
+        ipam.clone(),
+        None,
+        Metrics::register(&mut prometheus_client::registry::Registry::default()),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::task::spawn_local(agent.run(async {
+        let _ = stopped.await;
+    }));
+    (stop, running)
+}
+
 #[tokio::test]
 async fn the_loop_programs_reports_and_keeps_the_last_good_spec() {
     let dir = tempfile::tempdir().unwrap();
@@ -80,21 +107,7 @@ async fn the_loop_programs_reports_and_keeps_the_last_good_spec() {
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async {
-            let inputs = FileDatastore::new(dir.path(), "node-a").spawn();
-            let agent = Agent::new(
-                AgentOptions { node: "node-a".into(), reap_leaked: false, logs: LogControl::fixed() },
-                dataplane.clone(),
-                FileStatus::new(dir.path(), "node-a"),
-                inputs,
-                Arc::clone(&shared),
-                ipam.clone(),
-                None,
-                Metrics::register(&mut prometheus_client::registry::Registry::default()),
-            );
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let running = tokio::task::spawn_local(agent.run(async {
-                let _ = stopped.await;
-            }));
+            let (stop, running) = start(dir.path(), &dataplane, &shared, &ipam, false);
 
             let ready = wait_status(dir.path(), "Ready", |s| condition(s, "Ready")["status"] == "True").await;
             assert_eq!(ready["observedGeneration"], 1);
@@ -153,6 +166,46 @@ async fn the_loop_programs_reports_and_keeps_the_last_good_spec() {
                 "an unchanged status is not rewritten"
             );
 
+            let _ = stop.send(());
+            running.await.unwrap();
+        })
+        .await;
+}
+
+/// The periodic leak check: a ready allocation whose host veth is gone (the pod was deleted
+/// without a DEL) is released; an ADD still in progress keeps its address.
+#[tokio::test]
+async fn addresses_of_pods_whose_interface_is_gone_are_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    write_spec(dir.path(), 1, GOOD);
+    let ipam = IpamStore::open(state.path()).unwrap();
+    let blocks = BlockSet { blocks: vec!["10.70.0.0/28".parse().unwrap()], releasing: BTreeSet::new(), reserved: None };
+    let request = |container: &str, pod: &str| AllocationRequest {
+        container_id: container.into(),
+        ifname: "eth0".into(),
+        namespace: "default".into(),
+        pod: pod.into(),
+    };
+    let gone = ipam.allocate(&blocks, &request("gone", "deleted")).unwrap();
+    ipam.mark_ready("gone", "eth0").unwrap();
+    assert!(!Path::new("/sys/class/net").join(&gone.interface).exists(), "{} must not exist", gone.interface);
+    ipam.allocate(&blocks, &request("adding", "starting")).unwrap();
+
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let (stop, running) =
+                start(dir.path(), &FakeDataplane::default(), &Arc::new(Shared::default()), &ipam, true);
+            let started = Instant::now();
+            let left = loop {
+                let left: Vec<String> = ipam.list().unwrap().into_iter().map(|a| a.container_id).collect();
+                if left.len() < 2 || started.elapsed() > Duration::from_secs(10) {
+                    break left;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            assert_eq!(left, vec!["adding"], "the leaked address is released, the pending ADD keeps its own");
             let _ = stop.send(());
             running.await.unwrap();
         })

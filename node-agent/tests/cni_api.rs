@@ -1,14 +1,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The agent's socket: root-only, a stale socket is replaced, one JSON line each way, clear errors.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use gingham_node_agent::api::{self, AgentClient, ApiContext, Request, Response};
-use gingham_node_agent::ipam::IpamStore;
+use gingham_node_agent::api::{self, AgentClient, ApiContext, Request, Response, handle};
+use gingham_node_agent::ipam::{BlockSet, IpamStore};
 use gingham_node_agent::shared::Shared;
 use serde_json::Value;
 
@@ -68,4 +69,36 @@ fn a_missing_agent_is_unreachable_with_a_hint() {
     let error = client.call(&Request::Status).unwrap_err();
     assert!(matches!(error, api::ClientError::Unreachable { .. }), "{error}");
     assert!(error.to_string().contains("gingham-node-agent pod running"), "{error}");
+}
+
+#[tokio::test]
+async fn ready_times_out_with_try_again_when_the_pod_is_never_programmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Arc::new(Shared::default());
+    shared.set_blocks(BlockSet {
+        blocks: vec!["10.66.0.0/28".parse().unwrap()],
+        releasing: BTreeSet::new(),
+        reserved: None,
+    });
+    let context = ApiContext { ipam: IpamStore::open(dir.path()).unwrap(), shared };
+    let ready =
+        |container: &str| Request::Ready { container_id: container.into(), ifname: "eth0".into(), timeout_seconds: 1 };
+
+    let unknown = handle(&context, ready("never-added")).await;
+    assert!(matches!(unknown, Response::Error { code: 3, .. }), "READY before ADD: {unknown:?}");
+
+    let add = Request::Add {
+        container_id: "c".into(),
+        netns: "/run/netns/x".into(),
+        ifname: "eth0".into(),
+        namespace: "default".into(),
+        pod: "web".into(),
+    };
+    assert!(matches!(handle(&context, add).await, Response::Allocated { .. }));
+    let started = Instant::now();
+    let answer = handle(&context, ready("c")).await;
+    let Response::Error { code, msg, .. } = answer else { panic!("nothing programmed the pod: {answer:?}") };
+    assert_eq!(code, 11, "try again later");
+    assert!(msg.contains("default/web") && msg.contains("status.lastError"), "says what to check: {msg}");
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited the full timeout: {:?}", started.elapsed());
 }
