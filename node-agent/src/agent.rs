@@ -136,7 +136,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             Ok(list) => list.into_iter().filter(|a| a.ready).map(|a| a.endpoint()).collect(),
             Err(error) => {
                 tracing::error!(%error, "cannot read the IPAM state; syncing without endpoints");
-                self.metrics.error("ipam");
+                self.metrics.error("ipam", error.label());
                 Vec::new()
             }
         };
@@ -148,7 +148,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         self.metrics.programmed(&view, &report);
         for error in &report.errors {
             tracing::warn!(%error, "dataplane sync error; the previous state stays in force");
-            self.metrics.error("sync");
+            self.metrics.error("sync", error.label);
         }
         self.metrics.endpoints.set(i64::try_from(report.programmed_endpoints.len()).unwrap_or(i64::MAX));
         self.shared.publish(Programmed { seq, endpoints: report.programmed_endpoints.clone(), synced: true });
@@ -206,7 +206,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
                 }
                 Some(error) => {
                     tracing::warn!(%error, "NodeNetwork not accepted");
-                    self.metrics.error("spec");
+                    self.metrics.error("spec", "rejected");
                 }
                 None => tracing::info!(node, "NodeNetwork accepted"),
             }
@@ -225,7 +225,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             }
             Err(error) => {
                 tracing::warn!(%error, "releasing stale pending allocations failed");
-                self.metrics.error("ipam");
+                self.metrics.error("ipam", error.label());
             }
         }
         let Ok(allocations) = self.ipam.list() else { return };
@@ -233,7 +233,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             tracing::info!(pod = %gone.endpoint().key(), address = %gone.address, "releasing the address of a pod whose interface is gone");
             if let Err(error) = self.ipam.release(&gone.container_id, Some(&gone.ifname)) {
                 tracing::warn!(%error, "releasing a leaked address failed");
-                self.metrics.error("ipam");
+                self.metrics.error("ipam", error.label());
             }
         }
     }
@@ -255,7 +255,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             if self.state.bird_apply_error.as_deref() != Some(&error.to_string()) {
                 tracing::warn!(%error, "BIRD config not applied");
             }
-            self.metrics.error("bird");
+            self.metrics.error("bird", error.label());
         }
         self.state.bird_apply_error = outcome.err().map(|e| e.to_string());
     }
@@ -322,7 +322,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             Ok(()) => self.state.written = Some(next),
             Err(error) => {
                 tracing::warn!(%error, "writing status failed; retrying on the next tick");
-                self.metrics.error("status");
+                self.metrics.error("status", error.label());
             }
         }
     }

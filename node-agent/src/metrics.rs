@@ -18,7 +18,7 @@ pub type Labels = Vec<(String, String)>;
 pub struct Metrics {
     /// Seconds one dataplane sync took.
     pub sync_seconds: Histogram,
-    /// Errors by kind (`sync`, `bird`, `spec`, `status`, `ipam`).
+    /// Errors by kind (`sync`, `bird`, `spec`, `status`, `ipam`) and reason (the error's `label()`).
     pub errors: Family<Labels, Counter>,
     /// Programmed local endpoints.
     pub endpoints: Gauge,
@@ -88,9 +88,10 @@ impl Metrics {
         }
     }
 
-    /// Counts one error of `kind`.
-    pub fn error(&self, kind: &str) {
-        self.errors.get_or_create(&vec![("kind".to_string(), kind.to_string())]).inc();
+    /// Counts one error of `kind` for `reason` (a stable label, such as the error's `label()`).
+    pub fn error(&self, kind: &str, reason: &str) {
+        let labels = vec![("kind".to_string(), kind.to_string()), ("reason".to_string(), reason.to_string())];
+        self.errors.get_or_create(&labels).inc();
     }
 
     /// Sets the BGP session gauges.

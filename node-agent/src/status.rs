@@ -47,7 +47,10 @@ pub fn build(inputs: &StatusInputs<'_>, now: &Time) -> NodeNetworkStatus {
         observed_generation: inputs.generation,
         last_transition_time: now.clone(),
     };
-    let sync_errors = inputs.report.map(|r| r.errors.join("; ")).unwrap_or_default();
+    let sync_errors = inputs
+        .report
+        .map(|r| r.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        .unwrap_or_default();
     let programmed = |flag: fn(&SyncReport) -> bool, what: &str, type_: &str| match inputs.report {
         None => condition(type_, None, "NoSpec", "no valid NodeNetwork spec has been applied yet".into()),
         Some(report) if flag(report) => condition(type_, Some(true), "Programmed", format!("{what} match the spec")),
@@ -154,7 +157,7 @@ mod tests {
         let failed = SyncReport {
             routes_programmed: false,
             policy_programmed: true,
-            errors: vec!["boom".into()],
+            errors: vec![crate::dataplane::SyncError::unprogrammable("boom".into())],
             ..Default::default()
         };
         let up = [session("Mesh_a", "Established")];

@@ -154,7 +154,7 @@ fn a_failed_transaction_leaves_the_previous_rules_in_force() {
     assert!(!report.policy_programmed);
     assert!(report.programmed_endpoints.is_empty(), "no endpoint is ready while policy failed");
     assert_eq!(stats.nft, NftOutcome::Failed);
-    assert!(report.errors.iter().any(|e| e.contains("previous ruleset stays in force")), "{:?}", report.errors);
+    assert!(report.errors.iter().any(|e| e.message.contains("previous ruleset stays in force")), "{:?}", report.errors);
 
     let after = lab.host.run(|| async { NftCommand::default().list().await.unwrap() });
     assert_eq!(after, before, "the table is exactly as it was");

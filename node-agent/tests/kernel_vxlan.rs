@@ -152,7 +152,7 @@ fn ipip_support_is_detected_and_reported() {
     let capabilities = ns[0].run(|| async { RtNetlink::connect().unwrap().capabilities().await });
     let (report, _) = ns[0].sync(&cluster.nodes[0]);
     assert_eq!(report.capabilities, capabilities);
-    let reported = report.errors.iter().any(|e| e.contains("no IP-in-IP"));
+    let reported = report.errors.iter().any(|e| e.message.contains("no IP-in-IP"));
     assert_eq!(reported, !capabilities.ipip, "ipip {}: {:?}", capabilities.ipip, report.errors);
     assert_eq!(report.routes_programmed, capabilities.ipip, "{report:?}");
 }
@@ -174,7 +174,7 @@ fn ipip_tunnel_routes() {
         assert!(report.routes_programmed, "{report:?}");
         if std::env::var_os(kernel_support::vm::IN_VM).is_some() {
             // The VM has no nftables tools: policy cannot be programmed there, routes can.
-            assert!(report.errors.iter().all(|e| e.contains("nft")), "{:?}", report.errors);
+            assert!(report.errors.iter().all(|e| e.message.contains("nft")), "{:?}", report.errors);
         } else {
             assert_clean(report);
         }

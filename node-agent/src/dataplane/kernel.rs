@@ -18,7 +18,7 @@ use super::nft::apply::{Nft, NftChange, NftCommand};
 use super::nft::build::ruleset;
 use super::nft::observe::{Plan, plan};
 use super::rtnl::RtNetlink;
-use super::{Dataplane, NodeView, SyncReport};
+use super::{Dataplane, NodeView, SyncError, SyncReport};
 
 /// What the nftables step of the last sync did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -119,7 +119,7 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
         let mut current = match self.read().await {
             Ok(current) => current,
             Err(error) => {
-                report.errors.push(error.to_string());
+                report.errors.push(error.into());
                 return BTreeSet::new();
             }
         };
@@ -153,12 +153,12 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
                 }
                 Err(error) => {
                     warn!(%error, "netlink change failed");
-                    report.errors.push(error.to_string());
+                    report.errors.push(error.into());
                     failed.push(op);
                 }
             }
         }
-        report.errors.extend(problems(view, &facts));
+        report.errors.extend(problems(view, &facts).into_iter().map(SyncError::unprogrammable));
         report.routes_programmed = report.errors.is_empty();
         ready_view
             .endpoints
@@ -206,7 +206,7 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
             }
             Err(error) => {
                 warn!(%error, "nftables change failed");
-                report.errors.push(error.to_string());
+                report.errors.push(error.into());
                 self.last.nft = NftOutcome::Failed;
                 false
             }

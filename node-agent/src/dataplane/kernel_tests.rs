@@ -38,7 +38,7 @@ async fn a_first_sync_programs_everything_and_a_second_changes_nothing() {
     let (spec, pods) = (policy_spec(), pods());
     let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
     let report = sync(&mut dataplane, &spec, &pods).await;
-    assert_eq!(report.errors, Vec::<String>::new());
+    assert_eq!(report.errors, Vec::new());
     assert!(report.routes_programmed && report.policy_programmed);
     assert_eq!(report.programmed_endpoints, ["default/db".to_string(), "default/web".to_string()].into());
     assert_eq!(dataplane.last_sync().nft, NftOutcome::Rewrite);
@@ -103,7 +103,8 @@ async fn a_failed_nft_transaction_is_reported_and_blocks_readiness() {
     assert!(!report.policy_programmed);
     assert!(report.programmed_endpoints.is_empty());
     assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
-    assert!(report.errors[0].contains("injected"), "{:?}", report.errors);
+    assert!(report.errors[0].message.contains("injected"), "{:?}", report.errors);
+    assert_eq!(report.errors[0].label, "injected");
 }
 
 #[tokio::test]
@@ -130,7 +131,11 @@ async fn ipip_without_kernel_support_is_reported_not_fatal() {
     assert!(!report.capabilities.ipip);
     assert!(!report.routes_programmed);
     assert!(report.policy_programmed);
-    assert!(report.errors.iter().any(|e| e.contains("no IP-in-IP")), "{:?}", report.errors);
+    assert!(
+        report.errors.iter().any(|e| e.message.contains("no IP-in-IP") && e.label == "unprogrammable"),
+        "{:?}",
+        report.errors
+    );
     assert_eq!(dataplane.netlink_mut().routes.len(), 3, "pods and the blackhole are still programmed");
 }
 

@@ -61,7 +61,42 @@ pub struct SyncReport {
     /// What the kernel supports.
     pub capabilities: gingham_crds::api::nodenetwork::NodeCapabilities,
     /// The errors of this sync, if any (the previous state stays in force).
-    pub errors: Vec<String>,
+    pub errors: Vec<SyncError>,
+}
+
+/// One thing a sync could not do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncError {
+    /// A stable short label for metrics: the failing netlink or nft error's `label()`, or
+    /// `unprogrammable` for a part of the spec this host cannot program.
+    pub label: &'static str,
+    /// What failed and what to do.
+    pub message: String,
+}
+
+impl SyncError {
+    /// A part of the spec this host cannot program (see [`desired::problems`]).
+    pub fn unprogrammable(message: String) -> Self {
+        Self { label: "unprogrammable", message }
+    }
+}
+
+impl From<netlink::NetlinkError> for SyncError {
+    fn from(error: netlink::NetlinkError) -> Self {
+        Self { label: error.label(), message: error.to_string() }
+    }
+}
+
+impl From<nft::apply::NftError> for SyncError {
+    fn from(error: nft::apply::NftError) -> Self {
+        Self { label: error.label(), message: error.to_string() }
+    }
+}
+
+impl std::fmt::Display for SyncError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// Makes the kernel match a [`NodeView`]. The real implementation uses netlink and nftables; tests
