@@ -215,6 +215,15 @@ mod tests {
         );
         std::fs::write(&path, script).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // A child another test thread forks may briefly inherit our write descriptor, and exec
+        // then fails with ETXTBSY ("Text file busy"): wait until the stand-in runs.
+        for _ in 0..100 {
+            let probe = std::process::Command::new(&path).stdin(Stdio::null()).stdout(Stdio::null()).status();
+            if !matches!(&probe, Err(e) if e.raw_os_error() == Some(26)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         NftCommand::with_program(path.display().to_string())
     }
 
