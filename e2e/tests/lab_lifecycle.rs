@@ -35,6 +35,48 @@ fn switching_vxlan_mode_under_a_10ms_ping_loses_under_a_second_per_switch() {
 }
 
 #[test]
+fn an_agent_killed_and_restarted_loses_no_packet_and_flushes_nothing() {
+    let mut lab = up(&scenario(&[("n1", "a"), ("n2", "a")], "Never"), "ghkill");
+    let (from, _) = lab.pod("default/p-n1");
+    let (_, to) = lab.pod("default/p-n2");
+    let n1 = lab.node_netns("n1");
+    let pid_file = lab.state.node("n1").unwrap().dir.join("bird/bird.pid");
+    let bird_pid = || std::fs::read_to_string(&pid_file).unwrap_or_default().trim().to_string();
+    let log = lab.state.logs().join("agent-n1.log");
+    let adopted = || std::fs::read_to_string(&log).unwrap_or_default().contains("adopting the BIRD");
+    let snapshot = |lab: &gingham_e2e::harness::LabGuard| {
+        let nft = cmd::run_in(&n1, "nft", &["list", "table", "inet", "gingham"]).unwrap();
+        (routes(lab, "n1"), routes(lab, "n2"), nft)
+    };
+    let before = snapshot(&lab);
+    let pid = bird_pid();
+    assert!(!pid.is_empty(), "n1's BIRD runs and wrote {}", pid_file.display());
+    assert!(!adopted(), "the first agent started n1's BIRD: {}", log.display());
+    assert!(before.1.contains("proto bird"), "n2 learned n1's block from BIRD:\n{}", before.1);
+    let pinger = Pinger::start(&from, &to).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    lab::kill_and_restart_agent(&mut lab.state, "n1").unwrap();
+    for _ in 0..300 {
+        if adopted() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(adopted(), "the restarted agent did not adopt n1's BIRD; its log ends with:\n{}", lab::log_tail(&log, 30));
+    lab::wait_ready(&lab.state, Duration::from_secs(60)).unwrap();
+    std::thread::sleep(Duration::from_millis(3000));
+    let count = pinger.stop().unwrap();
+    eprintln!("agent restart: {} of {} pings lost ({} ms)", count.lost(), count.sent, count.lost() * 10);
+    assert!(count.sent > 100, "the ping must run throughout: {count:?}");
+    assert_eq!(count.lost(), 0, "no packet may be lost while the agent restarts");
+    assert_eq!(bird_pid(), pid, "the restarted agent kept the running BIRD");
+    let after = snapshot(&lab);
+    assert_eq!(before.0, after.0, "n1's routes must survive the restart unchanged");
+    assert_eq!(before.1, after.1, "n2's routes (learned from n1's BIRD) must stay unchanged");
+    assert_eq!(before.2, after.2, "the nftables table must survive the restart unchanged");
+}
+
+#[test]
 fn nat_outgoing_shows_the_node_address_to_the_outside() {
     let lab = up(&scenario(&[("n1", "a"), ("n2", "a")], "Never"), "ghnat");
     let outside = topology::names::outside(&lab.state.prefix);

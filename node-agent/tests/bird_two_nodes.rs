@@ -1,8 +1,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Two real BIRDs in two network namespaces, configured from rendered specs, exchange their nodes'
-//! blocks; a bad config never replaces a working one; a killed BIRD is restarted.
+//! blocks; a bad config never replaces a working one; a killed BIRD is restarted; a new supervisor
+//! (an agent restarted after a crash) adopts the running BIRD and no route disappears.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use gingham_crds::api::NodeNetworkSpec;
@@ -16,9 +20,9 @@ struct Lab {
 }
 
 impl Lab {
-    fn new() -> Self {
+    fn new(tag: &str) -> Self {
         let id = std::process::id();
-        let namespaces = [format!("gb-a-{id}"), format!("gb-b-{id}")];
+        let namespaces = [format!("gb{tag}-a-{id}"), format!("gb{tag}-b-{id}")];
         for ns in &namespaces {
             let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
             run(&["ip", "netns", "add", ns]);
@@ -80,6 +84,65 @@ fn node(address: &str, block: &str, peer: &str) -> (NodeNetworkSpec, NodeBgpSpec
     (spec, bgp)
 }
 
+const ROUTE_TO_0: &str = "10.244.1.0/26 via 10.99.0.1 dev vb proto bird";
+const ROUTE_TO_1: &str = "10.244.2.0/26 via 10.99.0.2 dev va proto bird";
+
+/// Starts a supervised BIRD per namespace and waits until each node learned the other's block.
+async fn start_two(lab: &mut Lab, dir: &Path) -> ([(NodeNetworkSpec, NodeBgpSpec); 2], Vec<BirdSupervisor>) {
+    let nodes = [node("10.99.0.1", "10.244.1.0/26", "10.99.0.2"), node("10.99.0.2", "10.244.2.0/26", "10.99.0.1")];
+    let mut birds = Vec::new();
+    for (index, (spec, bgp)) in nodes.iter().enumerate() {
+        let mut bird = BirdSupervisor::new(paths(lab, dir, index));
+        bird.apply(&render(&format!("node-{index}"), spec, bgp).unwrap()).await.unwrap();
+        lab.pids.push(bird.pid().unwrap());
+        birds.push(bird);
+    }
+    wait_for("node 1 to learn node 0's block", || lab.routes(1).contains(ROUTE_TO_0)).await;
+    wait_for("node 0 to learn node 1's block", || lab.routes(0).contains(ROUTE_TO_1)).await;
+    (nodes, birds)
+}
+
+fn paths(lab: &Lab, dir: &Path, index: usize) -> BirdPaths {
+    let mut paths = BirdPaths::debian(&dir.join(index.to_string()));
+    paths.bird = ["ip", "netns", "exec", &lab.namespaces[index], "/usr/sbin/bird"].map(String::from).to_vec();
+    paths
+}
+
+/// Checks every 20 ms, until stopped, that both nodes keep the route to the other's block; returns
+/// the routing tables of the checks that failed.
+struct RouteWatch {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(u32, Vec<String>)>,
+}
+
+impl RouteWatch {
+    fn start(lab: &Lab) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let namespaces = lab.namespaces.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut checks, mut missing) = (0, Vec::new());
+            while !flag.load(Ordering::Relaxed) {
+                for (ns, route) in [(&namespaces[0], ROUTE_TO_1), (&namespaces[1], ROUTE_TO_0)] {
+                    let table = run(&["ip", "-n", ns, "-4", "route", "show"]);
+                    if !table.contains(route) {
+                        missing.push(format!("{ns} lacks {route}:\n{table}"));
+                    }
+                }
+                checks += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (checks, missing)
+        });
+        Self { stop, thread }
+    }
+
+    fn stop(self) -> (u32, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
 async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
@@ -90,27 +153,9 @@ async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_birds_exchange_their_blocks() {
-    let mut lab = Lab::new();
+    let mut lab = Lab::new("");
     let dir = tempfile::tempdir().unwrap();
-    let nodes = [node("10.99.0.1", "10.244.1.0/26", "10.99.0.2"), node("10.99.0.2", "10.244.2.0/26", "10.99.0.1")];
-    let mut birds = Vec::new();
-    for (index, (spec, bgp)) in nodes.iter().enumerate() {
-        let mut paths = BirdPaths::debian(&dir.path().join(index.to_string()));
-        paths.bird = ["ip", "netns", "exec", &lab.namespaces[index], "/usr/sbin/bird"].map(String::from).to_vec();
-        let mut bird = BirdSupervisor::new(paths);
-        bird.apply(&render(&format!("node-{index}"), spec, bgp).unwrap()).await.unwrap();
-        lab.pids.push(bird.pid().unwrap());
-        birds.push(bird);
-    }
-
-    wait_for("node 1 to learn node 0's block", || {
-        lab.routes(1).contains("10.244.1.0/26 via 10.99.0.1 dev vb proto bird")
-    })
-    .await;
-    wait_for("node 0 to learn node 1's block", || {
-        lab.routes(0).contains("10.244.2.0/26 via 10.99.0.2 dev va proto bird")
-    })
-    .await;
+    let (nodes, mut birds) = start_two(&mut lab, dir.path()).await;
     assert!(!lab.routes(0).contains("10.244.1.0/26"), "a node's own blackhole is not written by BIRD");
 
     let output = birds[0].paths().birdc(&["show", "protocols"]).await.unwrap();
@@ -148,17 +193,58 @@ async fn two_birds_exchange_their_blocks() {
             .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("Daemon is up"))
     })
     .await;
+}
 
-    // A new supervisor (an agent restarted after a crash) shuts down the BIRD it finds on its socket.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_supervisor_adopts_the_running_bird_and_no_route_disappears() {
+    let mut lab = Lab::new("adopt");
+    let dir = tempfile::tempdir().unwrap();
+    let (nodes, mut birds) = start_two(&mut lab, dir.path()).await;
     let orphan = birds[1].pid().unwrap();
-    let mut adopted = BirdSupervisor::new(birds[1].paths().clone());
-    adopted.apply(&render("node-1", &nodes[1].0, &nodes[1].1).unwrap()).await.unwrap();
-    lab.pids.extend(adopted.pid());
-    assert_ne!(adopted.pid(), Some(orphan));
-    let _ = birds[1].poll();
-    assert!(birds[1].pid().is_none(), "the orphan exited");
-    wait_for("node 0 to learn node 1's block again", || {
-        lab.routes(0).contains("10.244.2.0/26 via 10.99.0.2 dev va proto bird")
+    let watch = RouteWatch::start(&lab);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The agent dies (its supervisor goes, BIRD stays); a new one adopts that BIRD and reloads it
+    // with a config that announces a second block.
+    drop(birds.pop());
+    let (mut spec, bgp) = nodes[1].clone();
+    spec.blocks.push("10.244.3.0/26".into());
+    let mut adopted = BirdSupervisor::new(paths(&lab, dir.path(), 1));
+    adopted.apply(&render("node-1", &spec, &bgp).unwrap()).await.unwrap();
+    assert_eq!(adopted.pid(), Some(orphan), "the running BIRD is adopted, not replaced");
+    assert!(adopted.is_adopted());
+    wait_for("node 0 to learn the block added through the adopted BIRD", || {
+        lab.routes(0).contains("10.244.3.0/26 via 10.99.0.2 dev va proto bird")
     })
     .await;
+    adopted.poll().unwrap();
+    assert_eq!(adopted.pid(), Some(orphan));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (checks, missing) = watch.stop();
+    assert!(checks > 10, "the routes were checked throughout ({checks} checks)");
+    assert!(missing.is_empty(), "routes disappeared while the BIRD was adopted:\n{}", missing.join("\n"));
+
+    // The adopted BIRD crashes: the exit is noticed by PID and BIRD restarted in graceful-restart
+    // recovery, so both nodes keep their routes meanwhile.
+    let watch = RouteWatch::start(&lab);
+    run(&["kill", "-9", &orphan.to_string()]);
+    let start = Instant::now();
+    let mut reported = false;
+    while adopted.pid().is_none_or(|pid| pid == orphan) {
+        assert!(start.elapsed() < Duration::from_secs(10), "the adopted BIRD was not restarted");
+        reported |= matches!(adopted.poll(), Err(BirdError::Exited { .. }));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    lab.pids.extend(adopted.pid());
+    assert!(reported, "the exit of the adopted BIRD was reported");
+    assert!(!adopted.is_adopted(), "the new BIRD is a child");
+    wait_for("the restarted BIRD's session to be established", || {
+        let output = Command::new("birdc").arg("-s").arg(adopted.paths().socket()).args(["show", "protocols"]).output();
+        output.is_ok_and(|o| summary(&parse_protocols(&String::from_utf8_lossy(&o.stdout), &bgp.peers)) == "1/1")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, missing) = watch.stop();
+    assert!(missing.is_empty(), "routes disappeared while BIRD restarted:\n{}", missing.join("\n"));
+    adopted.stop().await;
 }

@@ -1,6 +1,7 @@
-//! `birdc` and `bird -p` calls.
+//! `birdc` and `bird -p` calls, and finding the BIRD process that serves our control socket.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use tokio::process::Command;
 
@@ -38,6 +39,72 @@ impl BirdPaths {
         self.dir.join("bird.ctl")
     }
 
+    /// The PID file BIRD writes (`bird -P`) and removes when it shuts down cleanly.
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("bird.pid")
+    }
+
+    /// Whether a BIRD answers on the control socket (`show status`, within two seconds).
+    pub async fn answers(&self) -> bool {
+        let probe = self.birdc_output(&["show", "status"]);
+        matches!(tokio::time::timeout(Duration::from_secs(2), probe).await, Ok(Ok((true, _))))
+    }
+
+    /// Whether `pid` is a live BIRD started for this directory: its program is our BIRD program and
+    /// its command line names our control socket. A zombie (empty command line) is not.
+    pub fn is_ours(&self, pid: u32) -> bool {
+        let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+        let args: Vec<&[u8]> = raw.split(|b| *b == 0).filter(|a| !a.is_empty()).collect();
+        let Some((program, rest)) = args.split_first() else { return false };
+        let name = |path: &[u8]| path.rsplit(|b| *b == b'/').next().unwrap_or_default().to_vec();
+        let socket = self.socket();
+        let socket = socket.as_os_str().as_encoded_bytes();
+        self.bird.last().is_some_and(|ours| name(ours.as_bytes()) == name(program)) && rest.contains(&socket)
+    }
+
+    /// The BIRD process serving this directory: the PID in [`BirdPaths::pid_file`], else any
+    /// process whose command line names our control socket; either way verified by
+    /// [`BirdPaths::is_ours`].
+    pub fn find_ours(&self) -> Option<u32> {
+        let recorded = std::fs::read_to_string(self.pid_file()).ok().and_then(|text| text.trim().parse::<u32>().ok());
+        if let Some(pid) = recorded.filter(|pid| self.is_ours(*pid)) {
+            return Some(pid);
+        }
+        let entries = std::fs::read_dir("/proc").ok()?;
+        entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok()).find(|pid| self.is_ours(*pid))
+    }
+
+    /// Stops the BIRD process `pid` after checking it is ours ([`BirdPaths::is_ours`]): SIGTERM,
+    /// then SIGKILL if it is still there after five seconds. Returns whether it is gone.
+    pub async fn terminate(&self, pid: u32) -> bool {
+        for signal in ["-TERM", "-KILL"] {
+            if !self.is_ours(pid) {
+                return true;
+            }
+            tracing::info!(pid, signal, "stopping a BIRD this agent started earlier");
+            let sent = Command::new("kill").arg(signal).arg(pid.to_string()).status().await;
+            if let Err(error) = sent {
+                tracing::warn!(%error, pid, "cannot run kill");
+            }
+            if self.wait_gone(pid, Duration::from_secs(5)).await {
+                return true;
+            }
+        }
+        !self.is_ours(pid)
+    }
+
+    /// Waits until `pid` is no longer our BIRD; returns whether it went within `timeout`.
+    pub async fn wait_gone(&self, pid: u32, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.is_ours(pid) {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    }
+
     /// Runs `birdc -s <socket> <args>` and returns its output.
     pub async fn birdc(&self, args: &[&str]) -> Result<String, BirdError> {
         let (success, text) = self.birdc_output(args).await?;
@@ -65,6 +132,7 @@ impl BirdPaths {
             .arg("-s")
             .arg(self.socket())
             .args(args)
+            .kill_on_drop(true)
             .output()
             .await
             .map_err(|source| BirdError::Spawn { program: self.birdc.display().to_string(), source })?;

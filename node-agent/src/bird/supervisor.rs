@@ -1,5 +1,11 @@
-//! BIRD as a supervised child: `bird -f -c <conf> -s <socket>`, restarted with exponential backoff
-//! when it exits; configs are checked before they replace the running one.
+//! BIRD as a supervised process: `bird -f -c <conf> -s <socket> -P <pidfile>`, restarted with
+//! exponential backoff when it exits; configs are checked before they replace the running one.
+//!
+//! A BIRD is either our child or *adopted*: one that an earlier incarnation of the agent started
+//! (found through our PID file, checked to be a BIRD on our control socket) and that still answers
+//! when the agent starts again, e.g. after the agent was killed. An adopted BIRD keeps running,
+//! with its sessions and routes, and is reconfigured and supervised like a child; it is polled by
+//! PID since it is not ours to wait for.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -12,12 +18,16 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// BIRD counts as healthy again (its backoff resets) after running this long.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+/// How long a BIRD of ours that does not answer yet (it may be starting) is given before it is
+/// stopped and replaced.
+const ANSWER_GRACE: Duration = Duration::from_secs(3);
 
 /// Runs and reloads one BIRD.
 #[derive(Debug)]
 pub struct BirdSupervisor {
     paths: BirdPaths,
     child: Option<Child>,
+    adopted: Option<u32>,
     backoff: Duration,
     next_start: Instant,
     started_at: Instant,
@@ -26,11 +36,13 @@ pub struct BirdSupervisor {
 }
 
 impl BirdSupervisor {
-    /// A supervisor for `paths`; BIRD starts with the first config.
+    /// A supervisor for `paths`; with the first config it adopts the BIRD an earlier agent left
+    /// running on the same directory, or starts one.
     pub fn new(paths: BirdPaths) -> Self {
         Self {
             paths,
             child: None,
+            adopted: None,
             backoff: FIRST_BACKOFF,
             next_start: Instant::now(),
             started_at: Instant::now(),
@@ -44,9 +56,14 @@ impl BirdSupervisor {
         &self.paths
     }
 
-    /// BIRD's process id while it runs.
+    /// BIRD's process id while it runs (our child's, or the adopted one's).
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(Child::id)
+        self.child.as_ref().and_then(Child::id).or(self.adopted)
+    }
+
+    /// Whether the running BIRD was adopted from an earlier agent rather than started by this one.
+    pub fn is_adopted(&self) -> bool {
+        self.adopted.is_some()
     }
 
     /// How often BIRD was restarted after exiting, and how it last exited.
@@ -54,18 +71,24 @@ impl BirdSupervisor {
         (self.restarts, self.last_exit.as_deref())
     }
 
+    fn running(&self) -> bool {
+        self.child.is_some() || self.adopted.is_some()
+    }
+
     /// Makes `text` BIRD's config. An unchanged config does nothing; a config BIRD rejects leaves
-    /// the working one in place and is returned as an error.
+    /// the working one in place and is returned as an error. When no BIRD runs yet, one left by an
+    /// earlier agent is adopted (and reconfigured) if it answers; otherwise one is started.
     pub async fn apply(&mut self, text: &str) -> Result<(), BirdError> {
-        let current = tokio::fs::read_to_string(self.paths.config()).await.ok();
         // After an exit, `poll` restarts BIRD when its backoff has passed.
-        let restarting = self.child.is_none() && self.last_exit.is_some();
-        if current.as_deref() == Some(text) && (self.child.is_some() || restarting) {
+        let restarting = !self.running() && self.last_exit.is_some();
+        let adopted = !self.running() && !restarting && self.adopt().await;
+        let current = tokio::fs::read_to_string(self.paths.config()).await.ok();
+        if current.as_deref() == Some(text) && !adopted && (self.running() || restarting) {
             return Ok(());
         }
         let candidate = self.paths.candidate();
         crate::atomic_file::write_atomic(&candidate, text.as_bytes())?;
-        if self.child.is_some() {
+        if self.running() {
             self.paths.configure_check(&candidate).await?;
         } else {
             self.paths.parse_only(&candidate).await?;
@@ -73,24 +96,55 @@ impl BirdSupervisor {
         tokio::fs::rename(&candidate, self.paths.config())
             .await
             .map_err(|source| BirdError::Io { path: self.paths.config(), source })?;
-        if self.child.is_some() {
+        if self.running() {
             let output = self.paths.birdc(&["configure"]).await?;
             tracing::info!(output = %output.trim(), "BIRD reconfigured");
         } else if !restarting {
-            self.stop_orphan().await;
             self.start()?;
         }
         Ok(())
     }
 
-    /// Shuts down a BIRD left on our control socket by an earlier agent (it would hold the BGP port).
-    async fn stop_orphan(&self) {
-        if self.paths.birdc(&["show", "status"]).await.is_ok() {
-            tracing::warn!(socket = %self.paths.socket().display(), "a BIRD from an earlier agent still runs; shutting it down");
-            if let Err(error) = self.paths.birdc(&["down"]).await {
-                tracing::warn!(%error, "cannot shut down the earlier BIRD");
+    /// Looks for a BIRD an earlier agent left on our directory. One that is ours (by PID file or
+    /// command line) and answers is adopted; one that is ours but does not answer is stopped; one
+    /// that answers on our socket but whose process cannot be identified is asked to shut down
+    /// (it would hold the BGP port). Returns whether a BIRD was adopted.
+    async fn adopt(&mut self) -> bool {
+        let pid = self.paths.find_ours();
+        let mut answers = self.paths.answers().await;
+        if let Some(pid) = pid {
+            let deadline = Instant::now() + ANSWER_GRACE;
+            while !answers && Instant::now() < deadline && self.paths.is_ours(pid) {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                answers = self.paths.answers().await;
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        match (pid, answers) {
+            (Some(pid), true) if self.paths.is_ours(pid) => {
+                tracing::info!(pid, socket = %self.paths.socket().display(), "adopting the BIRD an earlier agent started; its sessions and routes stay");
+                self.adopted = Some(pid);
+                self.started_at = Instant::now();
+                true
+            }
+            (Some(pid), _) => {
+                tracing::warn!(
+                    pid,
+                    "the BIRD an earlier agent started does not answer on its control socket; stopping it"
+                );
+                if !self.paths.terminate(pid).await {
+                    tracing::warn!(pid, "the earlier BIRD did not stop");
+                }
+                false
+            }
+            (None, true) => {
+                tracing::warn!(socket = %self.paths.socket().display(), "a BIRD answers on our control socket but is not one this agent started; shutting it down");
+                if let Err(error) = self.paths.birdc(&["down"]).await {
+                    tracing::warn!(%error, "cannot shut down the unknown BIRD");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                false
+            }
+            (None, false) => false,
         }
     }
 
@@ -102,20 +156,32 @@ impl BirdSupervisor {
                 Ok(None) => return Ok(()),
                 Ok(Some(status)) => {
                     self.child = None;
-                    self.next_start = Instant::now() + self.backoff;
-                    let message = format!("BIRD exited ({status}); restarting in {:?}", self.backoff);
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                    self.last_exit = Some(message.clone());
-                    return Err(BirdError::Exited { message });
+                    return Err(self.exited(&format!("BIRD exited ({status})")));
                 }
                 Err(source) => return Err(BirdError::Io { path: self.paths.socket(), source }),
             }
+        }
+        if let Some(pid) = self.adopted {
+            if self.paths.is_ours(pid) {
+                return Ok(());
+            }
+            self.adopted = None;
+            return Err(self.exited(&format!("the adopted BIRD (pid {pid}) exited")));
         }
         if self.last_exit.is_some() && Instant::now() >= self.next_start && self.paths.config().exists() {
             self.restarts += 1;
             self.start()?;
         }
         Ok(())
+    }
+
+    /// Records an exit and schedules the restart after the backoff.
+    fn exited(&mut self, what: &str) -> BirdError {
+        self.next_start = Instant::now() + self.backoff;
+        let message = format!("{what}; restarting in {:?}", self.backoff);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        self.last_exit = Some(message.clone());
+        BirdError::Exited { message }
     }
 
     /// Stops BIRD (kernel routes stay: the kernel protocol is `persist`).
@@ -128,9 +194,21 @@ impl BirdSupervisor {
             }
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
         }
+        if let Some(pid) = self.adopted.take() {
+            let down = self.paths.birdc(&["down"]).await;
+            if down.is_err() || !self.paths.wait_gone(pid, Duration::from_secs(5)).await {
+                tracing::warn!(pid, "the adopted BIRD did not shut down when asked; terminating it");
+                self.paths.terminate(pid).await;
+            }
+        }
     }
 
+    /// Starts BIRD. After an exit, or when an earlier BIRD left its PID file behind (it did not
+    /// shut down cleanly), it starts in graceful-restart recovery (`-R`): the kernel routes it
+    /// left (`persist`) stay until its sessions have converged again, and peers keep its routes
+    /// meanwhile (BGP graceful restart).
     fn start(&mut self) -> Result<(), BirdError> {
+        let recovering = self.last_exit.is_some() || self.paths.pid_file().exists();
         let mut command = self.paths.bird_command()?;
         command
             .arg("-f")
@@ -138,11 +216,15 @@ impl BirdSupervisor {
             .arg(self.paths.config())
             .arg("-s")
             .arg(self.paths.socket())
-            .stdin(Stdio::null())
-            .kill_on_drop(false);
+            .arg("-P")
+            .arg(self.paths.pid_file());
+        if recovering {
+            command.arg("-R");
+        }
+        command.stdin(Stdio::null()).kill_on_drop(false);
         let child =
             command.spawn().map_err(|source| BirdError::Spawn { program: self.paths.bird.join(" "), source })?;
-        tracing::info!(pid = child.id(), config = %self.paths.config().display(), "BIRD started");
+        tracing::info!(pid = child.id(), recovering, config = %self.paths.config().display(), "BIRD started");
         self.child = Some(child);
         self.started_at = Instant::now();
         Ok(())
@@ -150,7 +232,7 @@ impl BirdSupervisor {
 
     /// Resets the backoff once BIRD has run for a while.
     pub fn settle(&mut self) {
-        if self.child.is_some() && self.started_at.elapsed() >= HEALTHY_AFTER {
+        if self.running() && self.started_at.elapsed() >= HEALTHY_AFTER {
             self.backoff = FIRST_BACKOFF;
         }
     }
