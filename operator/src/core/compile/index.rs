@@ -194,17 +194,18 @@ impl PolicyIndex {
         self.endpoints.iter().flat_map(|(node, eps)| eps.keys().map(move |name| (node.clone(), name.clone()))).collect()
     }
 
-    /// An index that defers working out which policies apply to which endpoint until
-    /// [`PolicyIndex::finish_batch`]: for loading a whole snapshot at once.
+    /// An index that defers working out set memberships and which policies apply to which
+    /// endpoint until [`PolicyIndex::finish_batch`]: for loading a whole snapshot at once.
     pub fn batch() -> Self {
         Self { deferred: true, ..Self::default() }
     }
 
-    /// Works out every endpoint's policies after a batch load and switches to incremental mode.
+    /// Works out every endpoint's set memberships and policies after a batch load (one pass per
+    /// endpoint over the sets that could hold it) and switches to incremental mode.
     pub fn finish_batch(&mut self) {
         self.deferred = false;
         for key in self.endpoint_keys() {
-            self.reapply(&key);
+            self.reevaluate(&key);
         }
     }
 

@@ -94,6 +94,7 @@ impl Engine {
             self.changes.blocks.insert(name.clone());
         }
         self.desired.blocks = assignment.blocks.clone();
+        self.block_counts = blocks_per_pool(&self.desired.blocks);
         self.assignment = assignment;
         self.addresses.clear();
         self.address_totals.clear();
@@ -129,7 +130,7 @@ impl Engine {
     }
 
     fn pool_statuses(&mut self) {
-        let statuses = pool_statuses(&self.pools, &blocks_per_pool(&self.desired.blocks), &self.address_totals);
+        let statuses = pool_statuses(&self.pools, &self.block_counts, &self.address_totals);
         for (name, status) in &statuses {
             if self.desired.pool_statuses.get(name) != Some(status) {
                 self.changes.pool_statuses.insert(name.clone());

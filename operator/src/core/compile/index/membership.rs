@@ -50,6 +50,17 @@ impl PolicyIndex {
             Scope::Namespace(ns) => self.sets_by_namespace.entry(ns.clone()).or_default().insert(id),
             Scope::Namespaces(_) | Scope::Everywhere => self.cross_sets.insert(id),
         };
+        let set = SetEntry {
+            key: key.clone(),
+            name: key.name(),
+            members: BTreeMap::new(),
+            contributors: BTreeSet::new(),
+            users: 1,
+        };
+        self.sets.insert(id, set);
+        if self.deferred {
+            return;
+        }
         let found: Vec<(EndpointKey, Vec<String>)> = match &key.scope {
             Scope::Namespace(ns) => self
                 .by_namespace
@@ -65,14 +76,6 @@ impl PolicyIndex {
                 .filter_map(|(node, name, ep)| self.joins(key, node, name, ep))
                 .collect(),
         };
-        let set = SetEntry {
-            key: key.clone(),
-            name: key.name(),
-            members: BTreeMap::new(),
-            contributors: BTreeSet::new(),
-            users: 1,
-        };
-        self.sets.insert(id, set);
         for (endpoint_key, members) in found {
             self.change_members(id, &endpoint_key, &[], &members);
             if let Some(endpoint) = self.endpoint_mut(&endpoint_key) {
