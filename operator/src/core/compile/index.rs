@@ -5,8 +5,7 @@
 //! change touches only the sets it enters or leaves and the nodes that use those sets.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use gingham_crds::api::nodenetwork::{CompiledPolicy, LocalEndpoint};
@@ -15,6 +14,7 @@ use gingham_crds::selector::Selector;
 mod membership;
 mod nodes;
 
+use super::fxhash::Map;
 use super::sets::{SetKey, namespace_selector_matches};
 use crate::core::facts::{PodFacts, implicit_namespace_labels};
 
@@ -103,51 +103,6 @@ pub struct Dirty {
     /// Nodes whose copies of these sets must be refreshed.
     pub refresh: BTreeMap<String, BTreeSet<SetId>>,
 }
-
-/// A small, fast, non-cryptographic hasher (the Fx hash) for the index's maps, which are hit
-/// millions of times on a full load. Keys are object names; a collision only costs time.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct FxHasher(u64);
-
-impl FxHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let mut tail = [0u8; 8];
-        let rest = chunks.remainder();
-        tail[..rest.len()].copy_from_slice(rest);
-        self.add(u64::from_le_bytes(tail) ^ (rest.len() as u64) << 56);
-    }
-
-    fn write_u32(&mut self, value: u32) {
-        self.add(u64::from(value));
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.add(value);
-    }
-
-    fn write_usize(&mut self, value: usize) {
-        self.add(value as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// A hash map with [`FxHasher`].
-type Map<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// The index. See the module documentation.
 #[derive(Debug, Default)]

@@ -7,6 +7,7 @@
 //! Pass skips the remaining policies (and allows, as Calico's default profile does). When policies
 //! apply but none decides, the traffic is denied; when none apply, it is allowed.
 
+mod fxhash;
 pub mod index;
 pub mod rules;
 pub mod sets;
