@@ -145,7 +145,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         let started = Instant::now();
         let report = self.dataplane.sync(&view).await;
         self.metrics.sync_seconds.observe(started.elapsed().as_secs_f64());
-        self.metrics.programmed(&view, &report);
+        self.metrics.programmed(&report);
         for error in &report.errors {
             tracing::warn!(%error, "dataplane sync error; the previous state stays in force");
             self.metrics.error("sync", error.label);

@@ -6,9 +6,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::dataplane::desired::{HostFacts, desired_routes};
-use crate::dataplane::nft::build::ruleset;
-use crate::dataplane::{NodeView, SyncReport};
+use crate::dataplane::SyncReport;
 
 /// Labels as name-value pairs.
 pub type Labels = Vec<(String, String)>;
@@ -73,18 +71,14 @@ impl Metrics {
 
     /// Records what a sync put in force: the sizes of the desired routes and ruleset for the parts
     /// the report says are programmed (the previous values stay otherwise).
-    pub fn programmed(&self, view: &NodeView<'_>, report: &SyncReport) {
+    pub fn programmed(&self, report: &SyncReport) {
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         if report.routes_programmed {
-            let facts = HostFacts { underlay_mtu: None, ipip: report.capabilities.ipip };
-            self.routes.set(count(desired_routes(view, &facts).len()));
+            self.routes.set(count(report.sizes.routes));
         }
         if report.policy_programmed {
-            let rules = ruleset(view);
-            self.rules.set(count(rules.chains.iter().map(|c| c.rules.len()).sum()));
-            let elements = rules.sets.iter().map(|s| s.elements.len()).sum::<usize>()
-                + rules.maps.iter().map(|m| m.elements.len()).sum::<usize>();
-            self.set_elements.set(count(elements));
+            self.rules.set(count(report.sizes.rules));
+            self.set_elements.set(count(report.sizes.set_elements));
         }
     }
 

@@ -43,12 +43,6 @@ pub struct SyncStats {
     pub netlink_changes: usize,
     /// The nftables step.
     pub nft: NftOutcome,
-    /// Routes gingham wants (pods, blocks, remote blocks).
-    pub routes: usize,
-    /// Rules in the desired nftables table.
-    pub rules: usize,
-    /// Set and map elements in the desired nftables table.
-    pub set_elements: usize,
 }
 
 /// The real dataplane over a [`Netlink`] and an [`Nft`] (the kernel by default).
@@ -76,11 +70,13 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
     }
 
     /// The netlink side (tests inspect fakes through it).
+    #[cfg(test)]
     pub fn netlink_mut(&mut self) -> &mut N {
         &mut self.netlink
     }
 
-    /// The nftables side.
+    /// The nftables side (tests inspect fakes through it).
+    #[cfg(test)]
     pub fn nft_mut(&mut self) -> &mut F {
         &mut self.nft
     }
@@ -143,7 +139,7 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
         for sysctl in &desired.sysctls {
             current.sysctls.insert(sysctl.path.clone(), self.netlink.sysctl(&sysctl.path));
         }
-        self.last.routes = desired.routes.len();
+        report.sizes.routes = desired.routes.len();
         let mut failed = Vec::new();
         for op in diff(&current, &desired) {
             match self.netlink.apply(&op).await {
@@ -171,8 +167,8 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
     /// The nftables table. Returns whether it is in force.
     async fn sync_policy(&mut self, view: &NodeView<'_>, report: &mut SyncReport) -> bool {
         let desired = ruleset(view);
-        self.last.rules = desired.chains.iter().map(|c| c.rules.len()).sum();
-        self.last.set_elements = desired.elements().values().map(|e| e.len()).sum();
+        report.sizes.rules = desired.chains.iter().map(|c| c.rules.len()).sum();
+        report.sizes.set_elements = desired.elements().values().map(|e| e.len()).sum();
         let observed = match self.nft.list().await {
             Ok(observed) => observed,
             Err(error) => {

@@ -57,11 +57,11 @@ async fn a_first_sync_programs_everything_and_a_second_changes_nothing() {
     let stats = dataplane.last_sync();
     assert_eq!((stats.netlink_changes, stats.nft), (0, NftOutcome::UpToDate));
     assert_eq!(
-        (stats.routes, stats.set_elements),
+        (again.sizes.routes, again.sizes.set_elements),
         (5, 2 + 1 + 1 + 1 + 2 + 2),
         "two sets, two pool sets and two maps of two"
     );
-    assert!(stats.rules > 10, "{stats:?}");
+    assert!(again.sizes.rules > 10, "{:?}", again.sizes);
 }
 
 #[tokio::test]

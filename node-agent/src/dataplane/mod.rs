@@ -7,7 +7,7 @@
 //! | step | module |
 //! |---|---|
 //! | desired routes, devices, addresses, neighbours, FDB, sysctls (pure) | [`desired`], [`model`] |
-//! | read the kernel, diff, apply in a loss-minimising order | [`netlink`] ([`rtnl`], [`fake`]), [`diff`] |
+//! | read the kernel, diff, apply in a loss-minimising order | [`netlink`] ([`rtnl`]; `fake` in unit tests), [`diff`] |
 //! | desired nftables ruleset (pure), render, compare with the listing, apply atomically | [`nft`] |
 //! | orchestration and the [`SyncReport`] | [`kernel`] |
 //!
@@ -19,6 +19,7 @@
 
 pub mod desired;
 pub mod diff;
+#[cfg(test)]
 pub mod fake;
 pub mod kernel;
 pub mod model;
@@ -62,6 +63,19 @@ pub struct SyncReport {
     pub capabilities: gingham_crds::api::nodenetwork::NodeCapabilities,
     /// The errors of this sync, if any (the previous state stays in force).
     pub errors: Vec<SyncError>,
+    /// The size of the state this sync asked the kernel to hold.
+    pub sizes: DesiredSizes,
+}
+
+/// The size of a desired state, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DesiredSizes {
+    /// Routes gingham wants (pods whose veth exists, blocks, remote blocks).
+    pub routes: usize,
+    /// Rules in the desired nftables table.
+    pub rules: usize,
+    /// Set and verdict-map elements in the desired nftables table.
+    pub set_elements: usize,
 }
 
 /// One thing a sync could not do.

@@ -1,6 +1,6 @@
 //! The small kernel interface the dataplane needs: list links, addresses, routes, neighbours and FDB
 //! entries, read sysctls, and apply one [`Op`]. [`super::rtnl::RtNetlink`] is the real thing;
-//! [`super::fake::FakeNetlink`] is an in-memory stand-in for tests.
+//! `super::fake::FakeNetlink` is an in-memory stand-in for unit tests.
 
 use std::collections::BTreeSet;
 
@@ -53,6 +53,7 @@ pub enum NetlinkError {
         source: std::io::Error,
     },
     /// The fake was told to fail this operation.
+    #[cfg(test)]
     #[error("cannot {0}: injected failure")]
     Injected(String),
 }
@@ -66,6 +67,7 @@ impl NetlinkError {
             Self::Apply { .. } => "apply",
             Self::MissingLink { .. } => "missing_link",
             Self::Sysctl { .. } => "sysctl",
+            #[cfg(test)]
             Self::Injected(_) => "injected",
         }
     }

@@ -1,4 +1,4 @@
-//! Applying rulesets: the [`Nft`] trait, the real `nft` command and an in-memory fake.
+//! Applying rulesets: the [`Nft`] trait, the real `nft` command and (in unit tests) an in-memory fake.
 
 use std::process::Stdio;
 
@@ -41,6 +41,7 @@ pub enum NftError {
         seconds: u64,
     },
     /// The fake was told to fail.
+    #[cfg(test)]
     #[error("nft {0} failed: injected failure")]
     Injected(&'static str),
 }
@@ -53,6 +54,7 @@ impl NftError {
             Self::Failed { .. } => "failed",
             Self::Parse(_) => "parse",
             Self::Timeout { .. } => "timeout",
+            #[cfg(test)]
             Self::Injected(_) => "injected",
         }
     }
@@ -98,6 +100,7 @@ impl Default for NftCommand {
 
 impl NftCommand {
     /// Uses another `nft` binary (a path or a name looked up in `PATH`).
+    #[cfg(test)]
     pub fn with_program(program: impl Into<String>) -> Self {
         Self { program: program.into() }
     }
@@ -152,6 +155,7 @@ impl Nft for NftCommand {
     }
 }
 
+#[cfg(test)]
 /// An in-memory table for unit tests, counting what was applied.
 #[derive(Clone, Debug, Default)]
 pub struct FakeNft {
@@ -165,6 +169,7 @@ pub struct FakeNft {
     pub fail: bool,
 }
 
+#[cfg(test)]
 impl Nft for FakeNft {
     async fn list(&mut self) -> Result<Option<Observed>, NftError> {
         Ok(self.table.clone())
