@@ -43,16 +43,25 @@ pub struct AgentOptions {
     pub logs: LogControl,
 }
 
+/// What the loop shares with the CNI API and the HTTP endpoints.
+#[derive(Clone, Debug)]
+pub struct Services {
+    /// Blocks, endpoint changes and what the last sync programmed.
+    pub shared: Arc<Shared>,
+    /// The allocation table.
+    pub ipam: IpamStore,
+    /// The agent's metrics.
+    pub metrics: Metrics,
+}
+
 /// The main loop and what it owns.
 pub struct Agent<D: Dataplane, S: StatusSink> {
     options: AgentOptions,
     dataplane: D,
     sink: S,
     inputs: watch::Receiver<Snapshot>,
-    shared: Arc<Shared>,
-    ipam: IpamStore,
+    services: Services,
     bird: Option<BirdSupervisor>,
-    metrics: Metrics,
     state: LoopState,
 }
 
@@ -72,18 +81,15 @@ struct LoopState {
 
 impl<D: Dataplane, S: StatusSink> Agent<D, S> {
     /// An agent; nothing runs until [`Agent::run`].
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         options: AgentOptions,
         dataplane: D,
         sink: S,
         inputs: watch::Receiver<Snapshot>,
-        shared: Arc<Shared>,
-        ipam: IpamStore,
+        services: Services,
         bird: Option<BirdSupervisor>,
-        metrics: Metrics,
     ) -> Self {
-        Self { options, dataplane, sink, inputs, shared, ipam, bird, metrics, state: LoopState::default() }
+        Self { options, dataplane, sink, inputs, services, bird, state: LoopState::default() }
     }
 
     /// Runs until `shutdown` completes. BIRD is stopped (its kernel routes persist); the
@@ -103,7 +109,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             }
             self.refresh_bird().await;
             self.write_status().await;
-            self.shared.beat();
+            self.services.shared.beat();
             tokio::select! {
                 () = &mut shutdown => break,
                 changed = self.inputs.changed(), if inputs_open => {
@@ -113,7 +119,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
                     }
                     dirty = true;
                 }
-                () = self.shared.wait_for_change() => dirty = true,
+                () = self.services.shared.wait_for_change() => dirty = true,
                 _ = tick.tick() => {}
             }
         }
@@ -131,12 +137,12 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         if self.options.reap_leaked {
             self.reap_leaked();
         }
-        let seq = self.shared.current_seq();
-        let endpoints: Vec<LocalEndpoint> = match self.ipam.list() {
+        let seq = self.services.shared.current_seq();
+        let endpoints: Vec<LocalEndpoint> = match self.services.ipam.list() {
             Ok(list) => list.into_iter().filter(|a| a.ready).map(|a| a.endpoint()).collect(),
             Err(error) => {
                 tracing::error!(%error, "cannot read the IPAM state; syncing without endpoints");
-                self.metrics.error("ipam", error.label());
+                self.services.metrics.error("ipam", error.label());
                 Vec::new()
             }
         };
@@ -144,14 +150,14 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             NodeView { node_name: &self.options.node, spec: &spec, blocks: &snapshot.blocks, endpoints: &endpoints };
         let started = Instant::now();
         let report = self.dataplane.sync(&view).await;
-        self.metrics.sync_seconds.observe(started.elapsed().as_secs_f64());
-        self.metrics.programmed(&report);
+        self.services.metrics.sync_seconds.observe(started.elapsed().as_secs_f64());
+        self.services.metrics.programmed(&report);
         for error in &report.errors {
             tracing::warn!(%error, "dataplane sync error; the previous state stays in force");
-            self.metrics.error("sync", error.label);
+            self.services.metrics.error("sync", error.label);
         }
-        self.metrics.endpoints.set(i64::try_from(report.programmed_endpoints.len()).unwrap_or(i64::MAX));
-        self.shared.publish(Programmed { seq, endpoints: report.programmed_endpoints.clone(), synced: true });
+        self.services.metrics.endpoints.set(i64::try_from(report.programmed_endpoints.len()).unwrap_or(i64::MAX));
+        self.services.shared.publish(Programmed { seq, endpoints: report.programmed_endpoints.clone(), synced: true });
         self.state.report = Some(report);
         self.state.endpoints = endpoints;
         self.apply_bird(&spec).await;
@@ -177,7 +183,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
                         .collect();
                     match BlockSet::from_spec(&network.spec, &releasing) {
                         Ok(blocks) => {
-                            self.shared.set_blocks(blocks.clone());
+                            self.services.shared.set_blocks(blocks.clone());
                             self.state.blocks = Some(blocks);
                             let level = &network.spec.agent.log_level;
                             if self.state.accepted.as_ref().is_none_or(|(_, old)| old.agent.log_level != *level) {
@@ -206,7 +212,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
                 }
                 Some(error) => {
                     tracing::warn!(%error, "NodeNetwork not accepted");
-                    self.metrics.error("spec", "rejected");
+                    self.services.metrics.error("spec", "rejected");
                 }
                 None => tracing::info!(node, "NodeNetwork accepted"),
             }
@@ -217,7 +223,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
     /// Releases leaked addresses: ready allocations whose host interface no longer exists (the pod
     /// is gone), and allocations whose veth was never created long after any ADD could still wait.
     fn reap_leaked(&mut self) {
-        match self.ipam.release_stale_pending(STALE_PENDING_SECONDS) {
+        match self.services.ipam.release_stale_pending(STALE_PENDING_SECONDS) {
             Ok(gone) => {
                 for allocation in gone {
                     tracing::info!(pod = %allocation.endpoint().key(), address = %allocation.address, "released an address whose ADD never completed");
@@ -225,15 +231,15 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             }
             Err(error) => {
                 tracing::warn!(%error, "releasing stale pending allocations failed");
-                self.metrics.error("ipam", error.label());
+                self.services.metrics.error("ipam", error.label());
             }
         }
-        let Ok(allocations) = self.ipam.list() else { return };
+        let Ok(allocations) = self.services.ipam.list() else { return };
         for gone in allocations.iter().filter(|a| a.ready && !interface_exists(&a.interface)) {
             tracing::info!(pod = %gone.endpoint().key(), address = %gone.address, "releasing the address of a pod whose interface is gone");
-            if let Err(error) = self.ipam.release(&gone.container_id, Some(&gone.ifname)) {
+            if let Err(error) = self.services.ipam.release(&gone.container_id, Some(&gone.ifname)) {
                 tracing::warn!(%error, "releasing a leaked address failed");
-                self.metrics.error("ipam", error.label());
+                self.services.metrics.error("ipam", error.label());
             }
         }
     }
@@ -255,7 +261,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             if self.state.bird_apply_error.as_deref() != Some(&error.to_string()) {
                 tracing::warn!(%error, "BIRD config not applied");
             }
-            self.metrics.error("bird", error.label());
+            self.services.metrics.error("bird", error.label());
         }
         self.state.bird_apply_error = outcome.err().map(|e| e.to_string());
     }
@@ -266,7 +272,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         if let Err(error) = bird.poll() {
             tracing::warn!(%error, "BIRD");
             if matches!(error, bird::BirdError::Exited { .. }) {
-                self.metrics.bird_exits.inc();
+                self.services.metrics.bird_exits.inc();
             }
             self.state.bird_exit_error = Some(error.to_string());
         }
@@ -280,7 +286,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
                 self.state.bird_exit_error = None;
                 bird.settle();
                 let established = self.state.sessions.iter().filter(|s| bird::is_established(s)).count();
-                self.metrics.sessions(established, self.state.sessions.len());
+                self.services.metrics.sessions(established, self.state.sessions.len());
             }
             Err(error) => tracing::debug!(%error, "BIRD does not answer yet"),
         }
@@ -293,11 +299,11 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             return;
         }
         let ipam = match &self.state.blocks {
-            Some(blocks) => self.ipam.usage(blocks).unwrap_or_default(),
+            Some(blocks) => self.services.ipam.usage(blocks).unwrap_or_default(),
             None => Default::default(),
         };
-        self.metrics.ipam_allocated.set(i64::from(ipam.allocated));
-        self.metrics.ipam_capacity.set(i64::from(ipam.capacity));
+        self.services.metrics.ipam_allocated.set(i64::from(ipam.allocated));
+        self.services.metrics.ipam_capacity.set(i64::from(ipam.capacity));
         let bird_error = self.state.bird_apply_error.as_deref().or(self.state.bird_exit_error.as_deref());
         let spec = self.state.accepted.as_ref();
         let inputs = StatusInputs {
@@ -322,7 +328,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             Ok(()) => self.state.written = Some(next),
             Err(error) => {
                 tracing::warn!(%error, "writing status failed; retrying on the next tick");
-                self.metrics.error("status", error.label());
+                self.services.metrics.error("status", error.label());
             }
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, ValueEnum};
 use prometheus_client::registry::Registry;
 
-use crate::agent::{Agent, AgentOptions};
+use crate::agent::{Agent, AgentOptions, Services};
 use crate::api::{self, ApiContext};
 use crate::bird::{BirdPaths, BirdSupervisor};
 use crate::dataplane::KernelDataplane;
@@ -113,7 +113,7 @@ pub async fn run(cli: Cli, logs: LogControl) -> Result<(), RunError> {
             tracing::error!(%error, "health endpoint down");
         }
     });
-    let parts = Parts { cli: cli.clone(), shared, ipam, metrics, logs };
+    let parts = Parts { cli: cli.clone(), services: Services { shared, ipam, metrics }, logs };
     let outcome = match cli.datastore {
         DatastoreKind::File => {
             let dir = cli.dir.clone().ok_or(RunError::MissingDir)?;
@@ -132,9 +132,7 @@ pub async fn run(cli: Cli, logs: LogControl) -> Result<(), RunError> {
 
 struct Parts {
     cli: Cli,
-    shared: Arc<Shared>,
-    ipam: IpamStore,
-    metrics: Metrics,
+    services: Services,
     logs: LogControl,
 }
 
@@ -143,7 +141,7 @@ impl Parts {
         let dataplane = KernelDataplane::connect().map_err(RunError::Netlink)?;
         let bird = (!self.cli.no_bird).then(|| BirdSupervisor::new(BirdPaths::debian(&self.cli.bird_dir)));
         let options = AgentOptions { node: self.cli.node.clone(), reap_leaked: true, logs: self.logs };
-        let agent = Agent::new(options, dataplane, sink, inputs, self.shared, self.ipam, bird, self.metrics);
+        let agent = Agent::new(options, dataplane, sink, inputs, self.services, bird);
         agent.run(shutdown()).await;
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gingham_crds::api::NodeNetworkSpec;
-use gingham_node_agent::agent::{Agent, AgentOptions};
+use gingham_node_agent::agent::{Agent, AgentOptions, Services};
 use gingham_node_agent::api::{ApiContext, Request, Response, handle};
 use gingham_node_agent::dataplane::{Dataplane, NodeView, SyncReport};
 use gingham_node_agent::datastore::file::{FileDatastore, FileStatus};
@@ -84,10 +84,12 @@ fn start(
         dataplane.clone(),
         FileStatus::new(dir, "node-a"),
         FileDatastore::new(dir, "node-a").spawn(),
-        Arc::clone(shared),
-        ipam.clone(),
+        Services {
+            shared: Arc::clone(shared),
+            ipam: ipam.clone(),
+            metrics: Metrics::register(&mut prometheus_client::registry::Registry::default()),
+        },
         None,
-        Metrics::register(&mut prometheus_client::registry::Registry::default()),
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::task::spawn_local(agent.run(async {

@@ -254,6 +254,8 @@ fn compiled_policy_chain(policy: &CompiledPolicy, direction: Direction) -> Chain
     Chain { name: policy_chain(direction, &policy.name), hook: None, rules }
 }
 
+/// A rule's action as statements. Pass skips the remaining policies and counts as allowed, as the
+/// operator compiles it (one tier; past it Calico's default profile allows).
 fn action_statements(policy: &str, action: Action) -> Vec<Statement> {
     match action {
         Action::Allow | Action::Pass => vec![Statement::SetAllowMark, Statement::Verdict(Verdict::Return)],
