@@ -111,17 +111,16 @@ fn the_real_agent_serves_the_real_plugin() {
     assert!(ping.status.success(), "node -> pod: {}", String::from_utf8_lossy(&ping.stdout));
     wait("the endpoint in status", || status(&datastore)["endpoints"][0]["name"] == "default/web");
 
-    let health = node.run(&[
-        "bash",
-        "-c",
-        "exec 3<>/dev/tcp/127.0.0.1/9099; printf 'GET /readyz HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
-    ]);
-    assert!(health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"), "{health}");
-    let metrics = node.run(&[
-        "bash",
-        "-c",
-        "exec 3<>/dev/tcp/127.0.0.1/9091; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
-    ]);
+    let get = |port: u16, path: &str| {
+        let request =
+            format!("exec 3<>/dev/tcp/127.0.0.1/{port}; printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3");
+        node.run(&["bash", "-c", &request])
+    };
+    for probe in ["/healthz", "/readyz"] {
+        let health = get(9099, probe);
+        assert!(health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"), "{probe}: {health}");
+    }
+    let metrics = get(9091, "/metrics");
     assert!(metrics.contains("gingham_agent_sync_duration_seconds"), "{metrics}");
     let gauge = |name: &str| {
         metrics.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.trim().parse::<i64>().ok())
