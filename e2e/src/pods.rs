@@ -116,21 +116,24 @@ pub fn add(state: &mut LabState, spec: &PodSpec) -> Result<PodRecord, PodError> 
     datastore::put(&state.datastore(), &datastore::pod_object(spec, None))?;
     // As a kubelet does: a failed ADD is cleaned up with DEL before it is tried again.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut first: Option<String> = None;
+    let mut seen: Vec<String> = Vec::new();
     let result = loop {
         match run_cni(state, &record, "ADD") {
             Ok(out) => break out,
-            Err(e) if Instant::now() >= deadline => {
-                return Err(match (e, first) {
-                    (PodError::Cni { pod, node, command, detail }, Some(first)) if first != detail => {
-                        PodError::Cni { pod, node, command, detail: format!("{detail}\n(first attempt: {first})") }
-                    }
-                    (e, _) => e,
-                });
+            Err(PodError::Cni { pod, node, command, detail }) if Instant::now() >= deadline => {
+                seen.retain(|d| !detail.starts_with(d.as_str()));
+                let earlier = seen.iter().map(|d| format!("\n(earlier attempt: {d})")).collect::<String>();
+                return Err(PodError::Cni { pod, node, command, detail: format!("{detail}{earlier}") });
             }
+            Err(e) if Instant::now() >= deadline => return Err(e),
             Err(e) => {
-                if let (None, PodError::Cni { detail, .. }) = (&first, &e) {
-                    first = Some(detail.clone());
+                // The plugin's JSON error, without the timestamped log line after it.
+                if let PodError::Cni { detail, .. } = &e
+                    && let Some(json) = detail.split_inclusive('}').next()
+                    && !seen.iter().any(|d| d == json)
+                    && seen.len() < 3
+                {
+                    seen.push(json.to_string());
                 }
                 let _ = run_cni(state, &record, "DEL");
                 std::thread::sleep(Duration::from_millis(500));

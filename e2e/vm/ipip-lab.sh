@@ -18,7 +18,7 @@ fail() {
     say "FAIL: $*"
     for f in /run/gingham-lab/ipl/logs/agent-*.log; do
         echo "--- $f"
-        grep -v "CNI ADD: allocating\|released container" "$f" | tail -25
+        grep -v "CNI ADD: allocating\|released container" "$f" | grep -v "DEBUG.*\(bird\|status\)" | head -60
     done
     cat /run/gingham-lab/ipl/datastore/status/nodenetworks/n1.yaml
     $LAB status --prefix ipl || true
@@ -43,7 +43,12 @@ $LAB up -f /tests/ipip-lab.yaml --bin-dir /tests --timeout 300 || fail "the lab 
 MODE=Always
 expect n2 tunl0
 expect n3 tunl0
-sed 's/ipipMode: Always/ipipMode: CrossSubnet/' /tests/ipip-lab.yaml | awk '/^  - apiVersion/,0' | sed 's/^    //; s/^  - //' >/tmp/pool.yaml
+cat >/tmp/pool.yaml <<'POOL'
+apiVersion: gingham.dev/v1
+kind: IPPool
+metadata: {name: pool}
+spec: {cidr: 10.232.0.0/16, blockSize: 26, ipipMode: CrossSubnet, vxlanMode: Never}
+POOL
 $LAB apply -f /tmp/pool.yaml --prefix ipl
 MODE=CrossSubnet
 expect n2 direct
