@@ -75,7 +75,9 @@ fn an_external_router_learns_every_block_through_a_bgp_peer() {
             "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{address}\"\n    peer-as = 64512\n"
         ));
     }
-    let file = lab.state.state_dir.join("gobgpd.toml");
+    // Under logs/, which `down` removes with the rest of the lab.
+    let file = lab.state.logs().join("gobgpd.toml");
+    std::fs::create_dir_all(lab.state.logs()).unwrap();
     std::fs::write(&file, config).unwrap();
     let mut gobgpd = std::process::Command::new("ip");
     gobgpd.args(["netns", "exec", &tor, "gobgpd", "-t", "toml", "-f"]).arg(&file);
