@@ -55,11 +55,14 @@ impl RouteSpec {
         }
     }
 
-    /// Whether an observed route (which always names a device) fulfils this desired one.
+    /// Whether an observed route (which always names a device) fulfils this desired one. A deviceless
+    /// `via` is the direct route of CrossSubnet: the kernel picks the underlay device, so any device
+    /// but our tunnels fulfils it (the same gateway through `tunl0` is still encapsulated).
     pub fn satisfied_by(&self, observed: &RouteSpec) -> bool {
         match (&self.target, &observed.target) {
-            (RouteTarget::Via { gateway, device: None }, RouteTarget::Via { gateway: seen, .. }) => {
-                self.destination == observed.destination && gateway == seen
+            (RouteTarget::Via { gateway, device: None }, RouteTarget::Via { gateway: seen, device }) => {
+                let through_tunnel = matches!(device.as_deref(), Some(IPIP_DEVICE | VXLAN_DEVICE));
+                self.destination == observed.destination && gateway == seen && !through_tunnel
             }
             _ => self == observed,
         }
@@ -202,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn a_deviceless_route_is_satisfied_by_any_device() {
+    fn a_deviceless_route_is_satisfied_by_any_device_but_a_tunnel() {
         let gateway = Ipv4Addr::new(192, 168, 1, 3);
         let destination: Ipv4Net = "10.0.1.0/26".parse().unwrap_or_default();
         let desired = RouteSpec { destination, target: RouteTarget::Via { gateway, device: None } };
@@ -211,5 +214,10 @@ mod tests {
         let other = RouteSpec { destination, target: RouteTarget::Via { gateway: Ipv4Addr::LOCALHOST, device: None } };
         assert!(!desired.satisfied_by(&other));
         assert!(!seen.satisfied_by(&desired));
+        for tunnel in [IPIP_DEVICE, VXLAN_DEVICE] {
+            let encapsulated =
+                RouteSpec { destination, target: RouteTarget::Via { gateway, device: Some(tunnel.into()) } };
+            assert!(!desired.satisfied_by(&encapsulated), "IPIP Always -> CrossSubnet must leave {tunnel}");
+        }
     }
 }
