@@ -1,11 +1,7 @@
-//! PENDING (not compiled; move to e2e/tests/ to run it). A three-node gingham lab (real operator,
-//! agents, BIRD and CNI plugin) with an IPIP pool, inside the qemu VM of `e2e/vm/run-ipip.sh`.
-//!
-//! State at 13:37 UTC: the lab comes up in the VM and IPIP Always works pod to pod through tunl0
-//! (n1 -> n2 and n1 -> n3, 10 packets each, proven by tunl0 counters). After switching the pool to
-//! ipipMode CrossSubnet, every agent reports observedGeneration 3 and Ready, but n1 keeps
-//! `10.232.0.64/26 via 10.231.1.11 dev tunl0 proto 249 onlink` for n2, which is on its own subnet:
-//! same-subnet traffic stays encapsulated. (VXLAN CrossSubnet is right: lab_routing.rs.)
+//! A three-node gingham lab (real operator, agents, BIRD and CNI plugin) with an IPIP pool, inside the
+//! qemu VM of `e2e/vm/run-ipip.sh` (the host kernel has no IP-in-IP): IPIP Always carries pod
+//! traffic through tunl0 (proven by its counters); after switching to CrossSubnet, same-subnet
+//! traffic goes direct and cross-subnet traffic stays on tunl0.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Command;
