@@ -1,7 +1,7 @@
 # gingham's entry points. Run as root on Debian: the lab and the kernel tests need namespaces.
 CARGO ?= cargo
 
-.PHONY: deps build crds test lint lab lab-down
+.PHONY: deps build crds test lint lab lab-down bench
 
 ## deps: install the Debian packages the lab and the tests use (only what is missing)
 deps:
@@ -32,3 +32,9 @@ lab: build
 ## lab-down: remove everything the lab created (also after a crash)
 lab-down:
 	./target/debug/gingham-lab down
+
+## bench: gingham against its baselines in the same run (root, ~10 min); writes BENCHMARKS.md and bench-results/
+bench:
+	$(CARGO) build --release -p gingham-e2e -p gingham-node-agent -p gingham-operator --bins
+	$(CARGO) bench -q -p gingham-operator --bench compute --no-run
+	$(CARGO) run --release -p gingham-e2e --bin gingham-bench

@@ -4,6 +4,7 @@
 //! [`lab`] starts the operator and the agents; [`pods`] plumbs pods with the real CNI plugin;
 //! [`probe`] measures connectivity; [`harness`] is what the e2e tests use.
 
+pub mod bench;
 pub mod cmd;
 pub mod datastore;
 pub mod harness;

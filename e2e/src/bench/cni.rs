@@ -1,0 +1,197 @@
+//! Benchmark 1: CNI ADD and DEL latency, exec to result, of `gingham-cni` (which answers ADD only
+//! once the agent programmed the endpoint's routes and policy) against the reference `ptp` +
+//! `host-local` plugins, in the same node namespace and the same pod namespaces.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::guard::{self, BenchLab};
+use super::stats::summarize;
+use super::{BenchError, Goal, Options, Results, Row};
+use crate::cmd;
+use crate::lab::{CNI, cni_socket};
+use crate::topology;
+
+/// Debian's reference plugins (package containernetworking-plugins).
+pub const REFERENCE_DIR: &str = "/usr/lib/cni";
+const CONCURRENT: usize = 20;
+const CONCURRENT_ROUNDS: usize = 3;
+const WARMUP: usize = 5;
+
+const SCENARIO: &str = "lab: {prefix: ghb}\nsubnets:\n  - {name: a, cidr: 10.231.1.0/24}\nnodes:\n  - {name: n1, subnet: a}\nobjects:\n  - apiVersion: gingham.dev/v1\n    kind: IPPool\n    metadata: {name: pool}\n    spec: {cidr: 10.232.0.0/16, blockSize: 26, vxlanMode: Never, natOutgoing: false}\n";
+
+/// One CNI plugin as the node would run it.
+pub struct Plugin {
+    name: &'static str,
+    binary: PathBuf,
+    path: String,
+    config: String,
+}
+
+impl Plugin {
+    /// `gingham-cni` talking to the agent on `socket`.
+    pub fn gingham(bin_dir: &Path, socket: &Path) -> Self {
+        Self {
+            name: "gingham",
+            binary: bin_dir.join(CNI),
+            path: bin_dir.display().to_string(),
+            config: json!({"cniVersion": "1.0.0", "name": "gingham", "type": "gingham",
+                "socketPath": socket.display().to_string()})
+            .to_string(),
+        }
+    }
+
+    /// Runs ADD or DEL for `container` in the pod namespace `netns`; the elapsed seconds.
+    pub fn exec(&self, node_netns: &str, command: &str, container: &str, netns: &str) -> Result<f64, BenchError> {
+        let mut cni = Command::new("ip");
+        cni.args(["netns", "exec", node_netns, "env"])
+            .arg(format!("CNI_COMMAND={command}"))
+            .arg(format!("CNI_CONTAINERID={container}"))
+            .arg(format!("CNI_NETNS=/run/netns/{netns}"))
+            .arg("CNI_IFNAME=eth0")
+            .arg(format!("CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME={container}"))
+            .arg(format!("CNI_PATH={}", self.path))
+            .arg(&self.binary);
+        let start = Instant::now();
+        let out = cmd::output(&mut cni, Some(self.config.as_bytes()))?;
+        let elapsed = start.elapsed().as_secs_f64();
+        if !out.status.success() {
+            return Err(BenchError::Failed(format!(
+                "{} {command} {container}: {} {}",
+                self.name,
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(elapsed)
+    }
+}
+
+/// Latencies of one plugin, in seconds.
+#[derive(Default)]
+struct Series {
+    add: Vec<f64>,
+    del: Vec<f64>,
+    add_concurrent: Vec<f64>,
+    del_concurrent: Vec<f64>,
+}
+
+fn cycle(plugin: &Plugin, node: &str, container: &str, netns: &str, into: &mut Series) -> Result<(), BenchError> {
+    into.add.push(plugin.exec(node, "ADD", container, netns)?);
+    into.del.push(plugin.exec(node, "DEL", container, netns)?);
+    Ok(())
+}
+
+fn concurrent(plugin: &Plugin, node: &str, netns: &[String], into: &mut Series) -> Result<(), BenchError> {
+    for (command, out) in [("ADD", &mut into.add_concurrent), ("DEL", &mut into.del_concurrent)] {
+        let results: Vec<Result<f64, BenchError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = netns
+                .iter()
+                .map(|ns| scope.spawn(move || plugin.exec(node, command, &format!("c-{ns}"), ns)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(BenchError::Failed("a CNI thread panicked".into()))))
+                .collect()
+        });
+        for result in results {
+            out.push(result?);
+        }
+    }
+    Ok(())
+}
+
+fn plugins(options: &Options, lab: &BenchLab) -> Result<(Plugin, Option<Plugin>), BenchError> {
+    let node = lab.state.node("n1").ok_or_else(|| BenchError::Failed("node n1 missing".into()))?;
+    let ours = Plugin::gingham(&options.bin_dir, &cni_socket(node));
+    let reference = Path::new(REFERENCE_DIR);
+    let present = ["ptp", "host-local"].iter().all(|p| reference.join(p).is_file());
+    if !present {
+        eprintln!("baseline missing: {REFERENCE_DIR}/ptp and host-local (apt install containernetworking-plugins)");
+        return Ok((ours, None));
+    }
+    let data_dir = lab.state.state_dir.join("host-local");
+    let config = json!({"cniVersion": "1.0.0", "name": "reference", "type": "ptp", "ipMasq": false,
+        "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.234.0.0/16"}]], "dataDir": data_dir}});
+    let baseline =
+        Plugin { name: "ptp", binary: reference.join("ptp"), path: REFERENCE_DIR.into(), config: config.to_string() };
+    Ok((ours, Some(baseline)))
+}
+
+/// Runs benchmark 1.
+pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
+    let mut lab = BenchLab::up(SCENARIO, &guard::prefix('c'), &options.bin_dir, false)?;
+    let node = lab.state.node("n1").map(|n| n.netns.clone()).unwrap_or_default();
+    let (ours, baseline) = plugins(options, &lab)?;
+    let pods: Vec<String> = (0..CONCURRENT).map(|i| lab.scratch(&format!("p{i}"))).collect();
+    for ns in &pods {
+        topology::add_netns(&mut lab.state, ns).map_err(crate::lab::LabError::from)?;
+    }
+    let sides: Vec<&Plugin> = std::iter::once(&ours).chain(baseline.as_ref()).collect();
+    let mut series: Vec<Series> = sides.iter().map(|_| Series::default()).collect();
+    for plugin in &sides {
+        for i in 0..WARMUP {
+            cycle(plugin, &node, &format!("warm-{i}"), &pods[0], &mut Series::default())?;
+        }
+    }
+    for i in 0..options.cni_cycles {
+        guard::check()?;
+        for (plugin, out) in sides.iter().zip(series.iter_mut()) {
+            cycle(plugin, &node, &format!("seq-{i}"), &pods[0], out)?;
+        }
+    }
+    for _ in 0..CONCURRENT_ROUNDS {
+        guard::check()?;
+        for (plugin, out) in sides.iter().zip(series.iter_mut()) {
+            concurrent(plugin, &node, &pods, out)?;
+        }
+    }
+    report(results, &series, options.cni_cycles, baseline.is_some());
+    Ok(())
+}
+
+fn report(results: &mut Results, series: &[Series], cycles: usize, has_baseline: bool) {
+    let names = ["gingham", "ptp"];
+    for (name, s) in names.iter().zip(series) {
+        for (label, values) in [
+            ("add", &s.add),
+            ("del", &s.del),
+            ("add_concurrent", &s.add_concurrent),
+            ("del_concurrent", &s.del_concurrent),
+        ] {
+            let ms: Vec<f64> = values.iter().map(|v| v * 1000.0).collect();
+            results.samples("cni.csv", &format!("{name}_{label}_ms"), &ms);
+        }
+    }
+    let ours = &series[0];
+    let base = series.get(1);
+    let pick = |s: &Series, i: usize| -> Vec<f64> {
+        [&s.add, &s.del, &s.add_concurrent, &s.del_concurrent][i].iter().map(|v| v * 1000.0).collect()
+    };
+    let labels = [
+        format!("ADD sequential ({cycles} cycles)"),
+        format!("DEL sequential ({cycles} cycles)"),
+        format!("ADD {CONCURRENT} concurrent (x{CONCURRENT_ROUNDS})"),
+        format!("DEL {CONCURRENT} concurrent (x{CONCURRENT_ROUNDS})"),
+    ];
+    for (i, label) in labels.iter().enumerate() {
+        let mine = summarize(&pick(ours, i));
+        let theirs = base.and_then(|b| summarize(&pick(b, i)));
+        let is_add = i % 2 == 0;
+        for (stat, goal) in [("p50", Goal::RatioAtMost(0.5)), ("p99", Goal::RatioAtMost(1.0))] {
+            let get = |s: super::stats::Summary| if stat == "p50" { s.p50 } else { s.p99 };
+            let mut row = Row::value(1, format!("{label} {stat}"), mine.map(get), "ms", Goal::None);
+            row.baseline = theirs.map(get);
+            if is_add {
+                row.goal = goal;
+            }
+            if !has_baseline {
+                row.note = format!("baseline missing: {REFERENCE_DIR}/ptp + host-local; no ratio");
+            }
+            results.rows.push(row);
+        }
+    }
+}

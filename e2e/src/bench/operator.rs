@@ -1,0 +1,84 @@
+//! Benchmark 7: the operator's own scale bench (`operator/benches/compute.rs`, issue 3), run as
+//! its author wrote it and included verbatim; its figures also become table rows.
+
+use std::process::Command;
+
+use super::{BenchError, Goal, Options, Results, Row};
+use crate::cmd;
+
+/// Seconds the operator bench may take before the smaller size alone is run instead.
+const BUDGET_SECONDS: &str = "240";
+
+fn bench(options: &Options, nodes: Option<&str>) -> Result<std::process::Output, BenchError> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new("timeout");
+    command.args([BUDGET_SECONDS, &cargo, "bench", "-q", "-p", "gingham-operator", "--bench", "compute"]);
+    command.current_dir(&options.out_dir);
+    if let Some(n) = nodes {
+        command.env("GINGHAM_BENCH_NODES", n);
+    }
+    Ok(cmd::output(&mut command, None)?)
+}
+
+fn cell(cells: &[&str], i: usize) -> Option<f64> {
+    cells.get(i)?.split_whitespace().next()?.parse().ok()
+}
+
+/// Rows from the bench's table lines.
+pub fn rows(table: &str) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for line in table.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| nodes")) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let nodes = cells.first().copied().unwrap_or_default();
+        let kind = cells.get(5).copied().unwrap_or_default();
+        if kind.starts_with("tenant") {
+            rows.push(Row::value(7, format!("{nodes} nodes: full compute"), cell(&cells, 3), "s", Goal::AtMost(5.0)));
+            rows.push(Row::value(7, format!("{nodes} nodes: peak RSS"), cell(&cells, 4), "MiB", Goal::AtMost(1024.0)));
+        }
+        for (what, i) in [("pod add", 6), ("pod delete", 7)] {
+            let mut row =
+                Row::value(7, format!("{nodes} nodes, {kind}: {what}"), cell(&cells, i), "µs", Goal::AtMost(1000.0));
+            row.note = format!("objects written (median, max): {}", cells.get(i + 2).copied().unwrap_or_default());
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+/// Runs benchmark 7.
+pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
+    let mut out = bench(options, None)?;
+    let mut title = "Operator scale (cargo bench -p gingham-operator --bench compute)".to_string();
+    if !out.status.success() {
+        eprintln!(
+            "the operator bench did not finish within {BUDGET_SECONDS} s at 500 and 5,000 nodes; running 500 only"
+        );
+        out = bench(options, Some("500"))?;
+        title = format!("{title}, GINGHAM_BENCH_NODES=500 (both sizes exceeded {BUDGET_SECONDS} s)");
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(BenchError::Failed(format!(
+            "the operator bench failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default()
+        )));
+    }
+    results.rows.extend(rows(&text));
+    results.sections.push((title, text));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    #[test]
+    fn the_operator_table_becomes_rows() {
+        let text = "| nodes | pods |\n|---|---|\n| 500 | 15000 | 1002 | 0.42 s | 180 MiB | tenant (typical) | 35 µs | 20 µs | 2, 3 | 2, 2 |\n";
+        let rows = super::rows(text);
+        assert_eq!(rows.len(), 4);
+        assert_eq!((rows[0].ours, rows[1].ours, rows[2].ours), (Some(0.42), Some(180.0), Some(35.0)));
+        assert_eq!(rows[2].note, "objects written (median, max): 2, 3");
+    }
+}

@@ -1,0 +1,276 @@
+//! Benchmarks 5 and 6 on one node without an operator: the bench writes the node's NodeNetwork
+//! (VXLAN Always) and 5,000 remote IPAMBlocks itself, then times the agent from "blocks appear"
+//! to "every route on vxlan.gingham" against `ip -batch` adding the same routes to a VXLAN device
+//! in a scratch namespace; and reads the agent's VmRSS/VmHWM idle, routed, and with 110 pods.
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::cni::Plugin;
+use super::guard::{self, BenchLab};
+use super::stats::summarize;
+use super::{BenchError, Goal, Options, Results, Row};
+use crate::lab::{self, LabError, cni_socket};
+use crate::state::NodeRecord;
+use crate::{cmd, process, topology};
+
+/// Remote blocks (benchmark 5).
+pub const BLOCKS: u32 = 5_000;
+/// Local pods for the memory figure (benchmark 6).
+pub const PODS: usize = 110;
+const REPS: usize = 3;
+const SCENARIO: &str =
+    "lab: {prefix: ghb}\nsubnets:\n  - {name: a, cidr: 10.231.1.0/24}\nnodes:\n  - {name: n1, subnet: a}\n";
+
+fn block(i: u32) -> (String, Ipv4Addr, String, Ipv4Addr) {
+    let base = u32::from(Ipv4Addr::new(10, 64, 0, 0)) + (i + 2) * 64;
+    let mac = format!("02:bb:{:02x}:{:02x}:00:01", i >> 8, i & 0xff);
+    let node = Ipv4Addr::new(10, 231, 100 + u8::try_from(i / 250).unwrap_or(0), u8::try_from(i % 250 + 1).unwrap_or(1));
+    (format!("{}/26", Ipv4Addr::from(base)), Ipv4Addr::from(base + 1), mac, node)
+}
+
+fn write_yaml(path: &Path, value: &serde_json::Value) -> Result<(), BenchError> {
+    let text =
+        serde_saphyr::to_string(value).map_err(|e| BenchError::Failed(format!("render {}: {e}", path.display())))?;
+    std::fs::write(path, text).map_err(BenchError::io(format!("write {}", path.display())))
+}
+
+/// Writes the node's NodeNetwork and the remote blocks into `staged` (moved in to start a run).
+fn prepare(store: &Path, staged: &Path, node: &NodeRecord, pods: &[String]) -> Result<(), BenchError> {
+    let specs = store.join("generated").join("nodenetworks");
+    std::fs::create_dir_all(&specs).map_err(BenchError::io("create generated/nodenetworks"))?;
+    let spec = json!({"apiVersion": "gingham.dev/v1", "kind": "NodeNetwork", "metadata": {"name": "n1", "generation": 1},
+        "spec": {"address": node.address, "blocks": ["10.64.0.0/26", "10.64.0.64/26"],
+            "pools": [{"name": "bench", "cidr": "10.64.0.0/10", "ipipMode": "Never", "vxlanMode": "Always", "natOutgoing": false}],
+            "tunnel": {"vxlanVNI": 4096, "vxlanPort": 4789, "address": "10.64.0.1", "vtepMAC": "02:aa:00:00:00:01"},
+            "policy": {"endpoints": pods.iter().map(|ns| json!({"name": format!("bench/m-{ns}"), "ingress": [], "egress": []})).collect::<Vec<_>>()}}});
+    write_yaml(&specs.join("n1.yaml"), &spec)?;
+    std::fs::create_dir_all(staged).map_err(BenchError::io("create the staged blocks"))?;
+    for i in 0..BLOCKS {
+        let (cidr, tunnel, mac, address) = block(i);
+        let object = json!({"apiVersion": "gingham.dev/v1", "kind": "IPAMBlock", "metadata": {"name": format!("r{i}")},
+            "spec": {"cidr": cidr, "node": format!("r{i}"), "pool": "bench", "nodeAddress": format!("{address}/16"),
+                "tunnelAddress": tunnel.to_string(), "vtepMAC": mac}});
+        write_yaml(&staged.join(format!("r{i}.yaml")), &object)?;
+    }
+    Ok(())
+}
+
+/// Lines of the agent's namespace's IPv4 main table (via its /proc) on the VXLAN device.
+fn vxlan_routes(pid: i32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/net/route"))
+        .map_or(0, |t| t.lines().filter(|l| l.starts_with("vxlan.gingham")).count())
+}
+
+/// VmRSS and VmHWM, in MiB, when readable.
+pub type Memory = (Option<f64>, Option<f64>);
+
+/// VmRSS and VmHWM of a process, in MiB.
+pub fn memory(pid: i32) -> Memory {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse::<f64>().ok().map(|kib| kib / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+struct RouteLab {
+    lab: BenchLab,
+    node: NodeRecord,
+    staged: PathBuf,
+    live: PathBuf,
+}
+
+impl RouteLab {
+    /// Starts a fresh agent with no remote blocks; its PID once it is Ready.
+    fn start_agent(&mut self) -> Result<i32, BenchError> {
+        let _ = std::fs::remove_file(self.lab.state.datastore().join("status/nodenetworks/n1.yaml"));
+        lab::start_agent(&mut self.lab.state, &self.node)?;
+        let pid = self.lab.state.processes.last().map_or(0, |p| p.pid);
+        let state = &self.lab.state;
+        guard::wait_for("the agent to be Ready", Duration::from_secs(60), Duration::from_millis(50), || {
+            lab::not_ready(state, "n1").is_none()
+        })?;
+        Ok(pid)
+    }
+
+    fn stop_agent(&mut self) -> Result<(), BenchError> {
+        for record in self.lab.state.processes.iter().filter(|p| p.name == "agent n1") {
+            process::stop(record, Duration::from_secs(3));
+        }
+        self.lab.state.processes.retain(|p| p.name != "agent n1");
+        if self.live.exists() {
+            std::fs::rename(&self.live, &self.staged).map_err(BenchError::io("unstage the blocks"))?;
+        }
+        let _ = cmd::ip(Some(&self.node.netns), &["link", "del", "vxlan.gingham"]);
+        Ok(())
+    }
+
+    /// One agent run: blocks appear, until every route is there; seconds, and the idle memory.
+    fn agent_run(&mut self) -> Result<(f64, Memory, i32), BenchError> {
+        let pid = self.start_agent()?;
+        guard::sleep(Duration::from_millis(500))?;
+        let idle = memory(pid);
+        let start = Instant::now();
+        std::fs::rename(&self.staged, &self.live).map_err(BenchError::io("move the blocks in"))?;
+        let wanted = BLOCKS as usize;
+        guard::wait_for("5,000 routes on vxlan.gingham", Duration::from_secs(120), Duration::from_millis(2), || {
+            vxlan_routes(pid) >= wanted
+        })?;
+        Ok((start.elapsed().as_secs_f64(), idle, pid))
+    }
+}
+
+/// The baseline: `ip -batch` (and `bridge -batch` for the FDB) into a fresh VXLAN device.
+fn baseline_run(netns: &str, dir: &Path, with_neighbours: bool) -> Result<f64, BenchError> {
+    let _ = cmd::ip(Some(netns), &["link", "del", "vxlan.b"]);
+    cmd::ip(
+        Some(netns),
+        &[
+            "link",
+            "add",
+            "vxlan.b",
+            "type",
+            "vxlan",
+            "id",
+            "4096",
+            "local",
+            "10.231.1.50",
+            "dstport",
+            "4789",
+            "nolearning",
+            "dev",
+            "d0",
+        ],
+    )?;
+    cmd::ip(Some(netns), &["link", "set", "vxlan.b", "up"])?;
+    let routes = dir.join(if with_neighbours { "all.batch" } else { "routes.batch" });
+    let start = Instant::now();
+    cmd::ip(Some(netns), &["-batch", &routes.display().to_string()])?;
+    if with_neighbours {
+        cmd::run("bridge", &["-n", netns, "-batch", &dir.join("fdb.batch").display().to_string()])?;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+fn baseline_files(dir: &Path) -> Result<(), BenchError> {
+    let (mut routes, mut all, mut fdb) = (String::new(), String::new(), String::new());
+    for i in 0..BLOCKS {
+        let (cidr, tunnel, mac, node) = block(i);
+        let route = format!("route add {cidr} via {tunnel} dev vxlan.b onlink proto 249\n");
+        routes.push_str(&route);
+        all.push_str(&route);
+        let _ = writeln!(all, "neigh add {tunnel} lladdr {mac} dev vxlan.b nud permanent");
+        let _ = writeln!(fdb, "fdb add {mac} dev vxlan.b dst {node} self permanent");
+    }
+    for (name, text) in [("routes.batch", routes), ("all.batch", all), ("fdb.batch", fdb)] {
+        std::fs::write(dir.join(name), text).map_err(BenchError::io(format!("write {name}")))?;
+    }
+    Ok(())
+}
+
+fn add_pods(lab: &mut BenchLab, options: &Options, node: &NodeRecord) -> Result<(), BenchError> {
+    let plugin = Plugin::gingham(&options.bin_dir, &cni_socket(node));
+    let netns: Vec<String> = (0..PODS).map(|i| lab.scratch(&format!("p{i}"))).collect();
+    // The node's NodeNetwork names these endpoints (no operator runs here): see `prepare`.
+    for ns in &netns {
+        topology::add_netns(&mut lab.state, ns).map_err(LabError::from)?;
+    }
+    let (plugin, node) = (&plugin, node.netns.as_str());
+    for chunk in netns.chunks(10) {
+        guard::check()?;
+        let failed: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                chunk.iter().map(|ns| scope.spawn(move || plugin.exec(node, "ADD", &format!("m-{ns}"), ns))).collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).filter_map(|r| r.err().map(|e| e.to_string())).collect()
+        });
+        if let Some(first) = failed.first() {
+            return Err(BenchError::Failed(format!("{} pod ADDs failed, first: {first}", failed.len())));
+        }
+    }
+    Ok(())
+}
+
+/// Runs benchmarks 5 and 6.
+pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
+    let mut lab = BenchLab::up(SCENARIO, &guard::prefix('r'), &options.bin_dir, true)?;
+    let node = lab.state.node("n1").cloned().ok_or_else(|| BenchError::Failed("node n1 missing".into()))?;
+    let staged = lab.state.state_dir.join("staged-blocks");
+    let live = lab.state.datastore().join("generated").join("ipamblocks");
+    let pods: Vec<String> = (0..PODS).map(|i| lab.scratch(&format!("p{i}"))).collect();
+    prepare(&lab.state.datastore(), &staged, &node, &pods)?;
+    let scratch = lab.scratch("routes");
+    topology::add_netns(&mut lab.state, &scratch).map_err(LabError::from)?;
+    cmd::ip(Some(&scratch), &["link", "add", "d0", "type", "veth", "peer", "name", "d1"])?;
+    cmd::ip(Some(&scratch), &["link", "set", "d1", "up"])?;
+    cmd::ip(Some(&scratch), &["addr", "add", "10.231.1.50/24", "dev", "d0"])?;
+    cmd::ip(Some(&scratch), &["link", "set", "d0", "up"])?;
+    baseline_files(&lab.state.state_dir)?;
+    let dir = lab.state.state_dir.clone();
+    let mut rl = RouteLab { lab, node: node.clone(), staged, live };
+    let (mut ours, mut batch, mut batch_all, mut idle) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut pid = 0;
+    for rep in 0..=REPS {
+        guard::check()?;
+        let (seconds, memory_idle, agent) = rl.agent_run()?;
+        let ip = baseline_run(&scratch, &dir, false)?;
+        let all = baseline_run(&scratch, &dir, true)?;
+        if rep > 0 {
+            ours.push(seconds);
+            batch.push(ip);
+            batch_all.push(all);
+            idle.push(memory_idle);
+        }
+        pid = agent;
+        if rep < REPS {
+            rl.stop_agent()?;
+        }
+    }
+    let routed = memory(pid);
+    results.samples("routes.csv", "agent_s", &ours);
+    results.samples("routes.csv", "ip_batch_routes_s", &batch);
+    results.samples("routes.csv", "ip_bridge_batch_routes_neigh_fdb_s", &batch_all);
+    let rate = |s: &[f64]| summarize(s).map(|s| f64::from(BLOCKS) / s.p50);
+    let mut row = Row::value(
+        5,
+        format!("{BLOCKS} VXLAN blocks, empty → routed, median of {REPS}"),
+        rate(&ours),
+        "routes/s",
+        Goal::AtLeast(50_000.0),
+    );
+    results.rows.push(row.clone());
+    row.what = "… vs `ip -batch`, routes only (same routes)".into();
+    row.baseline = rate(&batch);
+    row.goal = Goal::RatioAtLeast(0.5);
+    results.rows.push(row.clone());
+    row.what = "… vs `ip -batch` routes+neigh and `bridge -batch` fdb (what the agent also programs)".into();
+    row.baseline = rate(&batch_all);
+    row.goal = Goal::None;
+    results.rows.push(row);
+    add_pods(&mut rl.lab, options, &node)?;
+    guard::sleep(Duration::from_secs(3))?;
+    memory_rows(results, &idle, routed, memory(pid));
+    Ok(())
+}
+
+fn memory_rows(results: &mut Results, idle: &[Memory], routed: Memory, pods: Memory) {
+    let idle_rss: Vec<f64> = idle.iter().filter_map(|m| m.0).collect();
+    results.samples("memory.csv", "idle_rss_mib", &idle_rss);
+    for (what, (rss, hwm)) in [
+        (
+            "idle (no remote blocks, no pods)".to_string(),
+            (summarize(&idle_rss).map(|s| s.p50), idle.last().and_then(|m| m.1)),
+        ),
+        (format!("{BLOCKS} remote blocks"), routed),
+        (format!("{BLOCKS} remote blocks + {PODS} local pods"), pods),
+    ] {
+        results.samples("memory.csv", &format!("{what} rss/hwm"), &[rss.unwrap_or(0.0), hwm.unwrap_or(0.0)]);
+        results.rows.push(Row::value(6, format!("agent VmRSS, {what}"), rss, "MiB", Goal::AtMost(30.0)));
+        results.rows.push(Row::value(6, format!("agent VmHWM, {what}"), hwm, "MiB", Goal::AtMost(30.0)));
+    }
+}
