@@ -54,8 +54,12 @@ fn main() -> ExitCode {
         }
     };
     let results = bench::run_all(&options);
-    let command: Vec<String> = std::env::args().collect();
-    let context = report::Context::detect(&command.join(" "), bench::method(&options));
+    let mut command: Vec<String> = std::env::args().collect();
+    if let (Some(first), Some(_)) = (command.first_mut(), std::env::var_os("CARGO_PKG_NAME")) {
+        // Started by `cargo run`: record that command rather than the binary's path.
+        *first = "cargo run --release -p gingham-e2e --bin gingham-bench --".into();
+    }
+    let context = report::Context::detect(command.join(" ").trim_end_matches(" --"), bench::method(&options));
     println!("{}", report::table(&results.rows));
     if let Err(e) = report::write(&options.out_dir, &context, &results) {
         eprintln!("{e}");
