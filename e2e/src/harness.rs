@@ -51,6 +51,31 @@ pub fn lock() -> Result<LabLock, HarnessError> {
     Ok(LabLock(lock))
 }
 
+/// Parses scenario text, gives it `prefix` and brings the lab up; removes whatever was created when
+/// that fails. Shared by the tests' [`LabGuard`] and the benchmarks.
+pub fn up_scenario(
+    text: &str,
+    prefix: &str,
+    bin_dir: &Path,
+    topology_only: bool,
+) -> Result<(Scenario, LabState), HarnessError> {
+    let mut scenario = scenario::parse(text)?;
+    scenario.prefix = prefix.to_string();
+    let options = UpOptions {
+        state_dir: None,
+        bin_dir: bin_dir.to_path_buf(),
+        topology_only,
+        ready_timeout: Duration::from_secs(90),
+    };
+    match lab::up(&scenario, &options) {
+        Ok(state) => Ok((scenario, state)),
+        Err(e) => {
+            let _ = lab::down(prefix, &LabState::default_dir(prefix));
+            Err(e.into())
+        }
+    }
+}
+
 /// A running lab that is torn down when dropped, whatever happened.
 pub struct LabGuard {
     /// The lab's state.
@@ -65,22 +90,8 @@ impl LabGuard {
     /// Brings up a lab from scenario text with its prefix replaced by `prefix` (unique per test).
     pub fn up(text: &str, prefix: &str, bin_dir: &Path, topology_only: bool) -> Result<Self, HarnessError> {
         let lock = lock()?;
-        let mut scenario = scenario::parse(text)?;
-        scenario.prefix = prefix.to_string();
-        let options = UpOptions {
-            state_dir: None,
-            bin_dir: bin_dir.to_path_buf(),
-            topology_only,
-            ready_timeout: Duration::from_secs(90),
-        };
-        let state_dir = LabState::default_dir(prefix);
-        match lab::up(&scenario, &options) {
-            Ok(state) => Ok(Self { state, scenario, armed: true, _lock: lock }),
-            Err(e) => {
-                let _ = lab::down(prefix, &state_dir);
-                Err(e.into())
-            }
-        }
+        let (scenario, state) = up_scenario(text, prefix, bin_dir, topology_only)?;
+        Ok(Self { state, scenario, armed: true, _lock: lock })
     }
 
     /// Keeps the lock but will not run `down` when dropped (for tests of `down` itself).

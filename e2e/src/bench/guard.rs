@@ -11,8 +11,7 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
 use super::BenchError;
-use crate::lab::{self, UpOptions};
-use crate::scenario;
+use crate::lab;
 use crate::state::{LabState, STATE_ROOT};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -112,21 +111,8 @@ impl BenchLab {
     /// Brings a lab up from scenario text under `prefix`; removes it again if that fails.
     pub fn up(text: &str, prefix: &str, bin_dir: &Path, topology_only: bool) -> Result<Self, BenchError> {
         check()?;
-        let mut scenario = scenario::parse(text).map_err(crate::harness::HarnessError::from)?;
-        scenario.prefix = prefix.to_string();
-        let options = UpOptions {
-            state_dir: None,
-            bin_dir: bin_dir.to_path_buf(),
-            topology_only,
-            ready_timeout: Duration::from_secs(90),
-        };
-        match lab::up(&scenario, &options) {
-            Ok(state) => Ok(Self { state }),
-            Err(e) => {
-                let _ = lab::down(prefix, &LabState::default_dir(prefix));
-                Err(e.into())
-            }
-        }
+        let (_, state) = crate::harness::up_scenario(text, prefix, bin_dir, topology_only)?;
+        Ok(Self { state })
     }
 
     /// A scratch namespace name inside this lab (removed with it).
