@@ -1,6 +1,7 @@
 //! Kernel tests (root): nftables dispatch allowing and denying real TCP between pods, default drop
-//! for pods without policy, incremental membership changes, masquerade, and a failed transaction
-//! leaving the previous rules in force.
+//! for pods without policy, incremental membership changes, incremental structural changes that
+//! leave the same table as a rewrite, masquerade, and a failed transaction leaving the previous
+//! rules in force.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -13,6 +14,7 @@ use gingham_crds::api::nodenetwork::{
 use gingham_crds::api::policy::Action;
 use gingham_node_agent::dataplane::kernel::NftOutcome;
 use gingham_node_agent::dataplane::nft::apply::{Nft, NftCommand};
+use gingham_node_agent::dataplane::{Dataplane, KernelDataplane};
 use kernel_support::{Netns, Node, assert_clean, endpoint, link, plumb_pod, require_root};
 
 const CLIENT: [u8; 4] = [10, 80, 0, 5];
@@ -159,4 +161,82 @@ fn a_failed_transaction_leaves_the_previous_rules_in_force() {
     let after = lab.host.run(|| async { NftCommand::default().list().await.unwrap() });
     assert_eq!(after, before, "the table is exactly as it was");
     assert_eq!(client.connect(SERVER.into(), 8080).as_deref(), Some("10.80.0.5"), "and still enforced");
+}
+
+/// `nft list table` with its sets, maps and chains sorted by name: a table changed incrementally
+/// lists new chains last, a rewritten one in the ruleset's order; their contents must be equal.
+fn listing(host: &Netns) -> Vec<String> {
+    let (ok, text) = host.sh("nft list table inet gingham");
+    assert!(ok, "{text}");
+    let mut blocks: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let starts_block = line.starts_with('\t') && !line.starts_with("\t\t") && line != "\t}";
+        match blocks.last_mut() {
+            Some(block) if !starts_block => block.push_str(&format!("{line}\n")),
+            _ => blocks.push(format!("{line}\n")),
+        }
+    }
+    blocks.sort();
+    blocks
+}
+
+#[test]
+fn structural_changes_are_incremental_and_leave_the_table_a_rewrite_would() {
+    require_root();
+    let full = node();
+    // Before: no policy and no set yet, and `server` not known (its traffic dropped).
+    let mut bare = full.clone();
+    bare.spec.policy.policies.clear();
+    bare.spec.policy.ip_sets.clear();
+    bare.spec.policy.endpoints.retain(|e| e.name == "default/client");
+    let lab = lab("incr", &full);
+    let (client, server) = (&lab.pods[0], &lab.pods[1]);
+    server.serve_peer_address(8080);
+    server.serve_peer_address(9090);
+
+    let steps = vec![bare.clone(), full.clone(), bare.clone()];
+    let path = format!("/run/netns/{}", lab.host.name);
+    let (outcomes_tx, outcomes_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    // One dataplane over every step (as a running agent), pausing after each for the checks.
+    let worker = std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap();
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let mut dataplane = KernelDataplane::connect().unwrap();
+            for step in &steps {
+                let report = dataplane.sync(&step.view()).await;
+                outcomes_tx.send((report, dataplane.last_sync().nft)).unwrap();
+                go_rx.recv().unwrap();
+            }
+        });
+    });
+    let step = |expected: NftOutcome| {
+        let (report, outcome) = outcomes_rx.recv().unwrap();
+        assert_clean(&report);
+        assert_eq!(outcome, expected);
+        let shown = listing(&lab.host);
+        go_tx.send(()).unwrap();
+        (report, shown)
+    };
+    let (_, first) = step(NftOutcome::Rewrite);
+    assert_eq!(server.connect(CLIENT.into(), 8080), None, "server has no policy yet: dropped");
+
+    let (report, added) = step(NftOutcome::Incremental);
+    assert_eq!(report.programmed_endpoints, ["default/client".to_string(), "default/server".to_string()].into());
+    assert_eq!(client.connect(SERVER.into(), 8080).as_deref(), Some("10.80.0.5"), "the new policy allows 8080");
+    assert_eq!(client.connect(SERVER.into(), 9090), None, "and only 8080");
+    let (_, removed) = step(NftOutcome::Incremental);
+    assert_eq!(client.connect(SERVER.into(), 8080), None, "server's policy entry is gone again: dropped");
+    worker.join().unwrap();
+    assert_ne!(added, first);
+    assert_eq!(removed, first, "removing leaves the table as before adding");
+
+    let (ok, text) = lab.host.sh("nft delete table inet gingham");
+    assert!(ok, "{text}");
+    let (report, stats) = lab.host.sync(&full);
+    assert_clean(&report);
+    assert_eq!(stats.nft, NftOutcome::Rewrite);
+    assert_eq!(listing(&lab.host), added, "the incremental change left exactly the rewritten table");
 }

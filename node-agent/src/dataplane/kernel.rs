@@ -16,6 +16,7 @@ use super::diff::{DesiredState, KernelState, Op, diff};
 use super::netlink::{Netlink, NetlinkError, describe};
 use super::nft::apply::{Nft, NftChange, NftCommand};
 use super::nft::build::ruleset;
+use super::nft::model::Ruleset;
 use super::nft::observe::{Plan, plan};
 use super::rtnl::RtNetlink;
 use super::{Dataplane, NodeView, SyncError, SyncReport};
@@ -30,6 +31,9 @@ pub enum NftOutcome {
     UpToDate,
     /// Set and map elements were added or deleted.
     Elements,
+    /// Sets, maps or chains were added, changed or deleted (and elements updated) in one
+    /// transaction, without rewriting the table.
+    Incremental,
     /// The table was rewritten in one transaction.
     Rewrite,
     /// The change failed; the previous ruleset stays in force.
@@ -52,6 +56,7 @@ pub struct KernelDataplane<N = RtNetlink, F = NftCommand> {
     nft: F,
     capabilities: Option<NodeCapabilities>,
     rules_digest: Option<u64>,
+    applied: Option<Ruleset>,
     last: SyncStats,
 }
 
@@ -66,7 +71,7 @@ impl KernelDataplane {
 impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
     /// A dataplane over the given kernel interfaces.
     pub fn new(netlink: N, nft: F) -> Self {
-        Self { netlink, nft, capabilities: None, rules_digest: None, last: SyncStats::default() }
+        Self { netlink, nft, capabilities: None, rules_digest: None, applied: None, last: SyncStats::default() }
     }
 
     /// The netlink side (tests inspect fakes through it).
@@ -176,13 +181,14 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
                 None
             }
         };
-        let (outcome, result) = match plan(&desired, observed.as_ref(), self.rules_digest) {
+        let (outcome, result) = match plan(&desired, observed.as_ref(), self.rules_digest, self.applied.as_ref()) {
             Plan::UpToDate => (NftOutcome::UpToDate, Ok(())),
-            Plan::Elements { add, delete } => {
-                match self.nft.apply(NftChange::Elements { add: &add, delete: &delete }).await {
-                    Ok(()) => (NftOutcome::Elements, Ok(())),
+            Plan::Changes(delta) => {
+                let outcome = if delta.is_structural() { NftOutcome::Incremental } else { NftOutcome::Elements };
+                match self.nft.apply(NftChange::Delta(&delta)).await {
+                    Ok(()) => (outcome, Ok(())),
                     Err(error) => {
-                        warn!(%error, "element update failed; rewriting the table");
+                        warn!(%error, "incremental change failed; rewriting the table");
                         (NftOutcome::Rewrite, self.nft.apply(NftChange::Rewrite(&desired)).await)
                     }
                 }
@@ -193,11 +199,12 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
             Ok(()) => {
                 self.last.nft = outcome;
                 self.rules_digest = match (outcome, observed) {
-                    (NftOutcome::Rewrite, _) | (_, None) => {
+                    (NftOutcome::Rewrite | NftOutcome::Incremental, _) | (_, None) => {
                         self.nft.list().await.ok().flatten().map(|o| o.rules_digest)
                     }
                     (_, Some(seen)) => Some(self.rules_digest.unwrap_or(seen.rules_digest)),
                 };
+                self.applied = Some(desired);
                 true
             }
             Err(error) => {

@@ -8,6 +8,7 @@ use crate::dataplane::fake::FakeNetlink;
 use crate::dataplane::fixtures::{NODE, endpoint, policy_spec, pool, remote_blocks};
 use crate::dataplane::model::{AddressSpec, RouteTarget, VXLAN_DEVICE};
 use crate::dataplane::nft::apply::FakeNft;
+use crate::dataplane::nft::observe::Observed;
 use crate::endpoint::LocalEndpoint;
 
 fn host(endpoints: &[LocalEndpoint]) -> FakeNetlink {
@@ -92,6 +93,31 @@ async fn drift_is_repaired_with_the_smallest_change() {
     assert!(dataplane.nft_mut().table.as_ref().unwrap().elements["s_clients"].contains("10.0.0.9"));
     assert_eq!((dataplane.last_sync().netlink_changes, dataplane.last_sync().nft), (1, NftOutcome::Elements));
     assert_eq!(dataplane.nft_mut().rewrites, 1);
+}
+
+#[tokio::test]
+async fn endpoints_and_policies_come_and_go_without_rewriting_the_table() {
+    let (mut spec, pods) = (policy_spec(), pods());
+    let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
+    sync(&mut dataplane, &spec, &pods[..1]).await;
+    let expected = |spec: &NodeNetworkSpec, endpoints: &[LocalEndpoint]| {
+        let view = NodeView { node_name: NODE, spec, blocks: &[], endpoints };
+        Observed::expected(&ruleset(&view))
+    };
+    let with_db = sync(&mut dataplane, &spec, &pods).await;
+    assert!(with_db.programmed_endpoints.contains("default/db"));
+    assert_eq!(dataplane.last_sync().nft, NftOutcome::Incremental, "db's allow-all chains are new");
+    spec.policy.policies.retain(|p| p.name != "default/allow-http");
+    spec.policy.endpoints[0].ingress.clear();
+    sync(&mut dataplane, &spec, &pods).await;
+    assert_eq!(dataplane.last_sync().nft, NftOutcome::Incremental, "a policy went away");
+    assert_eq!(dataplane.nft_mut().table, Some(expected(&spec, &pods)));
+    assert_eq!((dataplane.nft_mut().rewrites, dataplane.nft_mut().deltas), (1, 2));
+
+    dataplane.nft_mut().table.as_mut().unwrap().chains.insert("stray".into(), 1);
+    sync(&mut dataplane, &spec, &pods[..1]).await;
+    assert_eq!(dataplane.last_sync().nft, NftOutcome::Rewrite, "a table gingham did not leave is rewritten");
+    assert_eq!(dataplane.nft_mut().table, Some(expected(&spec, &pods[..1])));
 }
 
 #[tokio::test]

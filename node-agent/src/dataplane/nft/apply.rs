@@ -5,8 +5,9 @@ use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
+use super::delta::Delta;
 use super::model::{Ruleset, TABLE};
-use super::observe::{Elements, Observed};
+use super::observe::Observed;
 use super::render;
 
 /// A failed nft invocation.
@@ -68,13 +69,8 @@ const NFT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 pub enum NftChange<'a> {
     /// Delete and recreate the whole table.
     Rewrite(&'a Ruleset),
-    /// Add and delete set and map elements.
-    Elements {
-        /// Elements to add.
-        add: &'a Elements,
-        /// Elements to delete.
-        delete: &'a Elements,
-    },
+    /// Change only what differs: elements, and sets, maps and chains.
+    Delta(&'a Delta),
 }
 
 /// Reads and changes gingham's nftables table.
@@ -149,7 +145,7 @@ impl Nft for NftCommand {
     async fn apply(&mut self, change: NftChange<'_>) -> Result<(), NftError> {
         let script = match change {
             NftChange::Rewrite(ruleset) => render::transaction(ruleset),
-            NftChange::Elements { add, delete } => render::element_updates(add, delete),
+            NftChange::Delta(delta) => render::delta(delta),
         };
         self.run_script(&script).await
     }
@@ -163,8 +159,8 @@ pub struct FakeNft {
     pub table: Option<Observed>,
     /// How many full rewrites were applied.
     pub rewrites: usize,
-    /// How many element updates were applied.
-    pub element_updates: usize,
+    /// How many incremental changes were applied.
+    pub deltas: usize,
     /// Fail every change.
     pub fail: bool,
 }
@@ -184,18 +180,34 @@ impl Nft for FakeNft {
                 self.table = Some(Observed::expected(ruleset));
                 self.rewrites += 1;
             }
-            NftChange::Elements { add, delete } => {
+            NftChange::Delta(delta) => {
                 let table = self.table.get_or_insert_with(Observed::default);
-                for (name, elements) in delete {
+                for name in delta.deleted_chains.iter() {
+                    table.chains.remove(name);
+                }
+                for name in delta.deleted_sets.iter().chain(&delta.deleted_maps) {
+                    table.elements.remove(name);
+                }
+                for chain in delta.new_chains.iter().chain(&delta.refilled) {
+                    table.chains.insert(chain.name.clone(), chain.rules.len());
+                    let comments = chain.rules.iter().filter_map(|rule| rule.comment.as_deref());
+                    if let Some(print) = comments.filter_map(|c| c.strip_prefix(render::FINGERPRINT_PREFIX)).next() {
+                        table.fingerprint = Some(print.to_string());
+                    }
+                }
+                for name in delta.new_sets.iter().map(|s| &s.name).chain(&delta.new_maps) {
+                    table.elements.insert(name.clone(), Default::default());
+                }
+                for (name, elements) in &delta.delete {
                     let set = table.elements.entry(name.clone()).or_default();
                     elements.iter().for_each(|e| {
                         set.remove(e);
                     });
                 }
-                for (name, elements) in add {
+                for (name, elements) in &delta.add {
                     table.elements.entry(name.clone()).or_default().extend(elements.iter().cloned());
                 }
-                self.element_updates += 1;
+                self.deltas += 1;
             }
         }
         Ok(())
@@ -252,10 +264,12 @@ mod tests {
     async fn changes_are_piped_as_one_transaction() {
         let dir = tempfile::tempdir().unwrap();
         let mut nft = fake_nft(dir.path(), "", "", 0);
-        let add: Elements = [("s_x".to_string(), ["10.0.0.1".to_string()].into())].into();
-        let delete: Elements =
-            [("from_endpoint".to_string(), ["\"gh1\" : jump ee_allow_all".to_string()].into())].into();
-        nft.apply(NftChange::Elements { add: &add, delete: &delete }).await.unwrap();
+        let delta = Delta {
+            add: [("s_x".to_string(), ["10.0.0.1".to_string()].into())].into(),
+            delete: [("from_endpoint".to_string(), ["\"gh1\" : jump ee_allow_all".to_string()].into())].into(),
+            ..Delta::default()
+        };
+        nft.apply(NftChange::Delta(&delta)).await.unwrap();
         assert_eq!(std::fs::read_to_string(dir.path().join("args")).unwrap().trim(), "-f -");
         assert_eq!(
             std::fs::read_to_string(dir.path().join("stdin")).unwrap(),

@@ -1,9 +1,10 @@
 //! nftables policy: the ruleset as typed data ([`model`]), built from the spec ([`build`]),
-//! rendered to `nft -f -` text ([`render`]), compared with the listed table ([`observe`]) and
-//! applied atomically ([`apply`]).
+//! rendered to `nft -f -` text ([`render`]), compared with the listed table ([`observe`]), changed
+//! chain by chain where it can ([`delta`]) and applied atomically ([`apply`]).
 
 pub mod apply;
 pub mod build;
+pub mod delta;
 pub mod elements;
 pub mod model;
 pub mod observe;

@@ -1,10 +1,11 @@
 //! What `nft -j list table inet gingham` shows, reduced to what decides between doing nothing,
-//! updating elements and rewriting the table; and that decision ([`plan`]).
+//! changing it incrementally and rewriting it; and that decision ([`plan`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use super::delta::{self, Delta};
 use super::model::Ruleset;
 use super::render::FINGERPRINT_PREFIX;
 
@@ -103,43 +104,48 @@ fn element(value: &Value) -> String {
 pub enum Plan {
     /// The table already matches.
     UpToDate,
-    /// Only elements differ: add and delete them.
-    Elements {
-        /// Elements to add, by set or map.
-        add: Elements,
-        /// Elements to delete, by set or map.
-        delete: Elements,
-    },
-    /// The structure differs (or the table is missing): rewrite it in one transaction.
+    /// Apply these changes in one transaction: elements only, or also sets, maps and chains
+    /// when the table is exactly as gingham last left it.
+    Changes(Box<Delta>),
+    /// The structure differs in a way no delta covers (or the table is missing, or was edited):
+    /// rewrite it in one transaction.
     Rewrite,
 }
 
+impl Observed {
+    /// The same fingerprint, chains with the same rule counts, and the same sets and maps.
+    fn same_structure(&self, other: &Observed) -> bool {
+        self.fingerprint == other.fingerprint
+            && self.chains == other.chains
+            && self.elements.keys().eq(other.elements.keys())
+    }
+}
+
 /// Decides how to bring the observed table to the desired ruleset. `trusted_rules` is the rules
-/// digest listed right after gingham last wrote the table, when known: a different digest means a
-/// rule was edited in place.
-pub fn plan(desired: &Ruleset, observed: Option<&Observed>, trusted_rules: Option<u64>) -> Plan {
-    let want = Observed::expected(desired);
+/// digest listed right after gingham last changed the table's rules, when known: a different
+/// digest means a rule was edited in place. `last` is the ruleset gingham last applied, when
+/// known: a table that still shows its structure is changed chain by chain instead of rewritten.
+pub fn plan(
+    desired: &Ruleset,
+    observed: Option<&Observed>,
+    trusted_rules: Option<u64>,
+    last: Option<&Ruleset>,
+) -> Plan {
     let Some(seen) = observed else { return Plan::Rewrite };
-    let same_names = want.elements.keys().eq(seen.elements.keys());
-    let edited = trusted_rules.is_some_and(|digest| digest != seen.rules_digest);
-    if want.fingerprint != seen.fingerprint || want.chains != seen.chains || !same_names || edited {
+    if trusted_rules.is_some_and(|digest| digest != seen.rules_digest) {
         return Plan::Rewrite;
     }
-    let empty = BTreeSet::new();
-    let mut add = Elements::new();
-    let mut delete = Elements::new();
-    for (name, wanted) in &want.elements {
-        let present = seen.elements.get(name).unwrap_or(&empty);
-        let missing: BTreeSet<String> = wanted.difference(present).cloned().collect();
-        let extra: BTreeSet<String> = present.difference(wanted).cloned().collect();
-        if !missing.is_empty() {
-            add.insert(name.clone(), missing);
+    let mut changes = if Observed::expected(desired).same_structure(seen) {
+        Delta::default()
+    } else {
+        let from_last = last.filter(|last| Observed::expected(last).same_structure(seen));
+        match from_last.and_then(|last| delta::structure(last, desired)) {
+            Some(structural) => structural,
+            None => return Plan::Rewrite,
         }
-        if !extra.is_empty() {
-            delete.insert(name.clone(), extra);
-        }
-    }
-    if add.is_empty() && delete.is_empty() { Plan::UpToDate } else { Plan::Elements { add, delete } }
+    };
+    delta::elements(&mut changes, &desired.elements(), &seen.elements);
+    if changes.is_empty() { Plan::UpToDate } else { Plan::Changes(Box::new(changes)) }
 }
 
 #[cfg(test)]

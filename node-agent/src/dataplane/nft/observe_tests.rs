@@ -46,27 +46,27 @@ fn plans_pick_the_smallest_change() {
     let endpoints = [endpoint("web", [10, 0, 0, 5])];
     let desired = ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints });
     let exact = Observed::expected(&desired);
-    assert_eq!(plan(&desired, None, None), Plan::Rewrite, "missing table");
-    assert_eq!(plan(&desired, Some(&exact), None), Plan::UpToDate);
+    assert_eq!(plan(&desired, None, None, None), Plan::Rewrite, "missing table");
+    assert_eq!(plan(&desired, Some(&exact), None, None), Plan::UpToDate);
 
     let mut drifted = exact.clone();
     drifted.elements.get_mut("s_clients").unwrap().remove("10.0.0.9");
     drifted.elements.get_mut("s_clients").unwrap().insert("10.9.9.9".into());
-    let Plan::Elements { add, delete } = plan(&desired, Some(&drifted), None) else {
-        panic!("expected element updates")
-    };
+    let Plan::Changes(delta) = plan(&desired, Some(&drifted), None, None) else { panic!("expected element updates") };
+    assert!(!delta.is_structural());
+    let Delta { add, delete, .. } = *delta;
     assert_eq!(add, [("s_clients".to_string(), ["10.0.0.9".to_string()].into())].into());
     assert_eq!(delete, [("s_clients".to_string(), ["10.9.9.9".to_string()].into())].into());
 
     let mut rule_deleted = exact.clone();
     *rule_deleted.chains.get_mut("forward").unwrap() -= 1;
-    assert_eq!(plan(&desired, Some(&rule_deleted), None), Plan::Rewrite, "a deleted rule");
+    assert_eq!(plan(&desired, Some(&rule_deleted), None, None), Plan::Rewrite, "a deleted rule");
     let mut foreign = exact.clone();
     foreign.fingerprint = Some("other".into());
-    assert_eq!(plan(&desired, Some(&foreign), None), Plan::Rewrite, "another structure");
-    assert_eq!(plan(&desired, Some(&exact), Some(0)), Plan::UpToDate, "rules as gingham left them");
-    assert_eq!(plan(&desired, Some(&exact), Some(7)), Plan::Rewrite, "a rule edited in place");
+    assert_eq!(plan(&desired, Some(&foreign), None, None), Plan::Rewrite, "another structure");
+    assert_eq!(plan(&desired, Some(&exact), Some(0), None), Plan::UpToDate, "rules as gingham left them");
+    assert_eq!(plan(&desired, Some(&exact), Some(7), None), Plan::Rewrite, "a rule edited in place");
     let mut set_gone = exact;
     set_gone.elements.remove("s_clients");
-    assert_eq!(plan(&desired, Some(&set_gone), None), Plan::Rewrite, "a deleted set");
+    assert_eq!(plan(&desired, Some(&set_gone), None, None), Plan::Rewrite, "a deleted set");
 }

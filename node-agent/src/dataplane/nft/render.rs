@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use gingham_crds::api::nodenetwork::PortRange;
 
+use super::delta::Delta;
 use super::model::{
     ALLOW_MARK, AddressSet, Chain, Hook, Interface, Match, Rule, Ruleset, SetType, Side, Statement, TABLE, Verdict,
 };
@@ -19,24 +20,62 @@ pub fn transaction(ruleset: &Ruleset) -> String {
     format!("table {TABLE} {{}}\ndelete table {TABLE}\n{}", table(ruleset))
 }
 
-/// Element additions and deletions for sets and maps, as one transaction (deletions first).
-pub fn element_updates(
-    add: &BTreeMap<String, BTreeSet<String>>,
-    delete: &BTreeMap<String, BTreeSet<String>>,
-) -> String {
+/// One transaction that makes the changes of a [`Delta`], in an order nft accepts: new sets, maps
+/// and (empty) chains first, so rules and map elements can refer to them; rules of changed and
+/// removed chains flushed before new rules are added; maps (which jump to chains), chains, then
+/// sets deleted last, once nothing refers to them.
+pub fn delta(delta: &Delta) -> String {
     let mut out = String::new();
-    for (verb, changes) in [("delete", delete), ("add", add)] {
-        for (name, elements) in changes.iter().filter(|(_, e)| !e.is_empty()) {
-            // A map element is deleted by its key alone.
-            let list: Vec<&str> = elements
-                .iter()
-                .map(|e| if verb == "delete" { e.split(" : ").next().unwrap_or(e) } else { e.as_str() })
-                .collect();
-            let _ = writeln!(out, "{verb} element {TABLE} {name} {{ {} }}", list.join(", "));
+    for set in &delta.new_sets {
+        let _ = writeln!(out, "add set {TABLE} {} {{ {}; }}", set.name, set_type(set.kind).join("; "));
+    }
+    for map in &delta.new_maps {
+        let _ = writeln!(out, "add map {TABLE} {map} {{ {MAP_TYPE}; }}");
+    }
+    for chain in &delta.new_chains {
+        let _ = writeln!(out, "add chain {TABLE} {}", chain.name);
+    }
+    element_updates(&mut out, "delete", &delta.delete);
+    for name in delta.refilled.iter().map(|c| &c.name).chain(&delta.deleted_chains) {
+        let _ = writeln!(out, "flush chain {TABLE} {name}");
+    }
+    for chain in delta.refilled.iter().chain(&delta.new_chains) {
+        for rule in &chain.rules {
+            let _ = writeln!(out, "add rule {TABLE} {} {}", chain.name, rule_text(rule));
+        }
+    }
+    element_updates(&mut out, "add", &delta.add);
+    for (kind, names) in [("map", &delta.deleted_maps), ("chain", &delta.deleted_chains), ("set", &delta.deleted_sets)]
+    {
+        for name in names {
+            let _ = writeln!(out, "delete {kind} {TABLE} {name}");
         }
     }
     out
 }
+
+/// `add element` or `delete element` lines for sets and maps.
+fn element_updates(out: &mut String, verb: &str, changes: &BTreeMap<String, BTreeSet<String>>) {
+    for (name, elements) in changes.iter().filter(|(_, e)| !e.is_empty()) {
+        // A map element is deleted by its key alone.
+        let list: Vec<&str> = elements
+            .iter()
+            .map(|e| if verb == "delete" { e.split(" : ").next().unwrap_or(e) } else { e.as_str() })
+            .collect();
+        let _ = writeln!(out, "{verb} element {TABLE} {name} {{ {} }}", list.join(", "));
+    }
+}
+
+/// The declaration lines of a set of this type.
+fn set_type(kind: SetType) -> &'static [&'static str] {
+    match kind {
+        SetType::Addresses => &["type ipv4_addr", "flags interval"],
+        SetType::AddressPorts => &["type ipv4_addr . inet_proto . inet_service"],
+    }
+}
+
+/// The type of every verdict map.
+const MAP_TYPE: &str = "type ifname : verdict";
 
 /// A stable hash of everything but the elements and comments: when it is unchanged, element
 /// updates are enough.
@@ -51,15 +90,14 @@ pub fn table(ruleset: &Ruleset) -> String {
     let mut out = format!("table {TABLE} {{\n");
     for set in &ruleset.sets {
         let _ = writeln!(out, "\tset {} {{", set.name);
-        match set.kind {
-            SetType::Addresses => out.push_str("\t\ttype ipv4_addr\n\t\tflags interval\n"),
-            SetType::AddressPorts => out.push_str("\t\ttype ipv4_addr . inet_proto . inet_service\n"),
+        for line in set_type(set.kind) {
+            let _ = writeln!(out, "\t\t{line}");
         }
         elements(&mut out, set.elements.iter().map(String::as_str));
         out.push_str("\t}\n");
     }
     for map in &ruleset.maps {
-        let _ = writeln!(out, "\tmap {} {{\n\t\ttype ifname : verdict", map.name);
+        let _ = writeln!(out, "\tmap {} {{\n\t\t{MAP_TYPE}", map.name);
         let items: Vec<String> = map.elements.iter().map(|(k, c)| super::model::map_element(k, c)).collect();
         elements(&mut out, items.iter().map(String::as_str));
         out.push_str("\t}\n");

@@ -1,0 +1,168 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use gingham_crds::api::nodenetwork::{EndpointPolicy, NodeNetworkSpec};
+
+use super::*;
+use crate::dataplane::NodeView;
+use crate::dataplane::fixtures::{NODE, endpoint, policy_spec};
+use crate::dataplane::nft::build::{FROM_ENDPOINT, TO_ENDPOINT, ruleset};
+use crate::dataplane::nft::model::{Hook, SetType};
+use crate::dataplane::nft::observe::{Observed, Plan, plan};
+use crate::dataplane::nft::render;
+use crate::endpoint::LocalEndpoint;
+
+fn pods(names: &[&str]) -> Vec<LocalEndpoint> {
+    names.iter().enumerate().map(|(i, pod)| endpoint(pod, [10, 0, 0, 5 + i as u8])).collect()
+}
+
+fn rules(spec: &NodeNetworkSpec, names: &[&str]) -> Ruleset {
+    let endpoints = pods(names);
+    ruleset(&NodeView { node_name: NODE, spec, blocks: &[], endpoints: &endpoints })
+}
+
+/// `policy_spec` with `db` gone from the policy and pods, so that the `*_allow_all` chains exist
+/// only while some pod without policies is there.
+fn web_only() -> NodeNetworkSpec {
+    let mut spec = policy_spec();
+    spec.policy.endpoints.retain(|e| e.name == "default/web");
+    spec
+}
+
+fn with_db() -> NodeNetworkSpec {
+    let mut spec = web_only();
+    spec.policy.endpoints.push(EndpointPolicy { name: "default/db".into(), ingress: vec![], egress: vec![] });
+    spec
+}
+
+fn chain_names(chains: &[Chain]) -> Vec<&str> {
+    chains.iter().map(|c| c.name.as_str()).collect()
+}
+
+/// `last`'s table after `delta`, as a listing would show it.
+fn applied(last: &Ruleset, delta: &Delta) -> Observed {
+    let mut table = Observed::expected(last);
+    for name in &delta.deleted_chains {
+        table.chains.remove(name);
+    }
+    for name in delta.deleted_sets.iter().chain(&delta.deleted_maps) {
+        table.elements.remove(name);
+    }
+    for chain in delta.new_chains.iter().chain(&delta.refilled) {
+        table.chains.insert(chain.name.clone(), chain.rules.len());
+    }
+    for name in delta.new_sets.iter().map(|s| &s.name).chain(&delta.new_maps) {
+        table.elements.insert(name.clone(), BTreeSet::new());
+    }
+    for (name, gone) in &delta.delete {
+        table.elements.get_mut(name).unwrap().retain(|e| !gone.contains(e));
+    }
+    for (name, added) in &delta.add {
+        table.elements.get_mut(name).unwrap().extend(added.iter().cloned());
+    }
+    table
+}
+
+#[test]
+fn a_pod_with_a_new_policy_list_adds_its_chains_and_map_elements() {
+    let last = rules(&web_only(), &["web"]);
+    let desired = rules(&with_db(), &["web", "db"]);
+    let mut delta = structure(&last, &desired).unwrap();
+    assert_eq!(chain_names(&delta.new_chains), vec!["ee_allow_all", "ei_allow_all"]);
+    assert_eq!(chain_names(&delta.refilled), vec!["forward"], "only the fingerprint comment changes");
+    assert!(delta.deleted_chains.is_empty() && delta.new_sets.is_empty() && delta.deleted_sets.is_empty());
+    elements(&mut delta, &desired.elements(), &last.elements());
+    let db = &pods(&["web", "db"])[1].interface;
+    assert_eq!(delta.add.keys().collect::<Vec<_>>(), vec![FROM_ENDPOINT, TO_ENDPOINT]);
+    assert_eq!(delta.add[FROM_ENDPOINT], [format!("\"{db}\" : jump ee_allow_all")].into());
+    assert!(delta.delete.is_empty());
+    let mut listed = applied(&last, &delta);
+    listed.fingerprint = Observed::expected(&desired).fingerprint;
+    assert_eq!(listed, Observed::expected(&desired), "the delta leads exactly to the desired table");
+}
+
+#[test]
+fn removing_the_pod_deletes_what_only_it_used() {
+    let last = rules(&with_db(), &["web", "db"]);
+    let desired = rules(&web_only(), &["web"]);
+    let mut delta = structure(&last, &desired).unwrap();
+    assert_eq!(delta.deleted_chains, vec!["ee_allow_all", "ei_allow_all"]);
+    assert!(delta.new_chains.is_empty());
+    elements(&mut delta, &desired.elements(), &last.elements());
+    assert!(delta.add.is_empty());
+    assert_eq!(delta.delete.keys().collect::<Vec<_>>(), vec![FROM_ENDPOINT, TO_ENDPOINT]);
+    let mut listed = applied(&last, &delta);
+    listed.fingerprint = Observed::expected(&desired).fingerprint;
+    assert_eq!(listed, Observed::expected(&desired));
+}
+
+#[test]
+fn a_new_policy_adds_its_chains_and_sets_and_refills_the_endpoint_chain() {
+    let mut spec = policy_spec();
+    spec.policy.policies.retain(|p| p.name == "global/audit");
+    spec.policy.ip_sets.clear();
+    spec.policy.endpoints[0].ingress.clear();
+    let last = rules(&spec, &["web", "db"]);
+    let desired = rules(&policy_spec(), &["web", "db"]);
+    let delta = structure(&last, &desired).unwrap();
+    let new: Vec<&str> = chain_names(&delta.new_chains);
+    assert!(new.iter().any(|c| c.starts_with("pi_default_allow_http")), "{new:?}");
+    assert!(new.iter().any(|c| c.starts_with("ei_default_allow_http")), "{new:?}");
+    let sets: Vec<(&str, SetType)> = delta.new_sets.iter().map(|s| (s.name.as_str(), s.kind)).collect();
+    assert_eq!(sets, vec![("s_clients", SetType::Addresses), ("s_web_http", SetType::AddressPorts)]);
+    assert!(delta.new_sets.iter().all(|s| s.elements.is_empty()), "elements travel as element additions");
+    assert!(delta.deleted_chains.is_empty(), "web's old ingress chain is db's too: {:?}", delta.deleted_chains);
+}
+
+#[test]
+fn what_a_delta_cannot_express_needs_a_rewrite() {
+    let last = rules(&policy_spec(), &["web", "db"]);
+    type Edit = fn(&mut Ruleset);
+    let cases: [(&str, Edit); 4] = [
+        ("a set changes its type", |r| r.sets[0].kind = SetType::AddressPorts),
+        ("a base chain changes its hook", |r| r.chains[0].hook = Some(Hook::Input)),
+        ("a base chain goes", |r| {
+            r.chains.retain(|c| c.name != "postrouting");
+        }),
+        ("a base chain appears", |r| {
+            r.chains.push(Chain { name: "extra".into(), hook: Some(Hook::Input), rules: vec![] })
+        }),
+    ];
+    for (case, edit) in cases {
+        let mut desired = last.clone();
+        edit(&mut desired);
+        assert_eq!(structure(&last, &desired), None, "{case}");
+    }
+    assert!(structure(&last, &last).unwrap().is_empty(), "no change");
+}
+
+#[test]
+fn plans_use_the_last_applied_ruleset_only_while_the_table_still_shows_it() {
+    let last = rules(&web_only(), &["web"]);
+    let desired = rules(&with_db(), &["web", "db"]);
+    let table = Observed::expected(&last);
+    let Plan::Changes(delta) = plan(&desired, Some(&table), None, Some(&last)) else { panic!("expected a delta") };
+    assert!(delta.is_structural());
+    assert_eq!(plan(&desired, Some(&table), None, None), Plan::Rewrite, "after a restart nothing is known");
+    let mut drifted = table.clone();
+    *drifted.chains.get_mut("forward").unwrap() -= 1;
+    assert_eq!(plan(&desired, Some(&drifted), None, Some(&last)), Plan::Rewrite, "a rule was deleted");
+    assert_eq!(plan(&desired, Some(&table), Some(7), Some(&last)), Plan::Rewrite, "a rule was edited");
+
+    let mut stray = table.clone();
+    stray.elements.get_mut("s_clients").unwrap().insert("10.9.9.9".into());
+    let Plan::Changes(delta) = plan(&desired, Some(&stray), None, Some(&last)) else { panic!("expected a delta") };
+    assert_eq!(delta.delete["s_clients"], ["10.9.9.9".to_string()].into(), "element drift is repaired too");
+}
+
+#[test]
+fn golden_delta_for_a_new_pod_and_its_removal() {
+    let (small, large) = (rules(&web_only(), &["web"]), rules(&with_db(), &["web", "db"]));
+    let mut text = String::new();
+    for (last, desired) in [(&small, &large), (&large, &small)] {
+        let mut delta = structure(last, desired).unwrap();
+        elements(&mut delta, &desired.elements(), &last.elements());
+        text.push_str(&render::delta(&delta));
+        text.push_str("# --\n");
+    }
+    insta::assert_snapshot!(text);
+}
