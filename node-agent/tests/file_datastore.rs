@@ -36,16 +36,19 @@ fn full_spec() -> NodeNetworkSpec {
                 ingress: vec!["default/p".into()],
                 egress: vec![],
             }],
-            policies: vec![CompiledPolicy {
-                name: "default/p".into(),
-                ingress: vec![CompiledRule {
-                    action: Action::Allow,
-                    protocol: Some(6),
-                    source: CompiledMatch::default(),
-                    ..Default::default()
-                }],
-                egress: vec![],
-            }],
+            policies: vec![
+                CompiledPolicy {
+                    name: "default/p".into(),
+                    ingress: vec![CompiledRule {
+                        action: Action::Allow,
+                        protocol: Some(6),
+                        source: CompiledMatch::default(),
+                        ..Default::default()
+                    }],
+                    egress: vec![],
+                }
+                .into(),
+            ],
             ..Default::default()
         },
         ..Default::default()

@@ -37,18 +37,21 @@ fn node() -> Node {
         ..NodeNetworkSpec::default()
     };
     spec.policy.ip_sets =
-        vec![IpSet { name: "clients".into(), kind: IpSetKind::Addresses, members: vec!["10.80.0.5".into()] }];
-    spec.policy.policies = vec![CompiledPolicy {
-        name: "default/allow-8080".into(),
-        ingress: vec![CompiledRule {
-            action: Action::Allow,
-            protocol: Some(6),
-            source: CompiledMatch { sets: vec!["clients".into()], ..Default::default() },
-            destination: CompiledMatch { ports: vec![PortRange { first: 8080, last: 8080 }], ..Default::default() },
-            ..Default::default()
-        }],
-        egress: vec![],
-    }];
+        vec![IpSet { name: "clients".into(), kind: IpSetKind::Addresses, members: vec!["10.80.0.5".into()] }.into()];
+    spec.policy.policies = vec![
+        CompiledPolicy {
+            name: "default/allow-8080".into(),
+            ingress: vec![CompiledRule {
+                action: Action::Allow,
+                protocol: Some(6),
+                source: CompiledMatch { sets: vec!["clients".into()], ..Default::default() },
+                destination: CompiledMatch { ports: vec![PortRange { first: 8080, last: 8080 }], ..Default::default() },
+                ..Default::default()
+            }],
+            egress: vec![],
+        }
+        .into(),
+    ];
     spec.policy.endpoints = vec![
         EndpointPolicy { name: "default/client".into(), ..Default::default() },
         EndpointPolicy { name: "default/server".into(), ingress: vec!["default/allow-8080".into()], egress: vec![] },

@@ -8,6 +8,7 @@ pub mod ipamblock;
 pub mod ippool;
 pub mod nodenetwork;
 pub mod policy;
+pub mod shared;
 
 pub use bgp::{BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec};
 pub use common::{AsNumber, Condition, EncapsulationMode, IntOrString, Port, PortSpec, Protocol};
@@ -16,6 +17,7 @@ pub use ipamblock::{IPAMBlock, IPAMBlockSpec};
 pub use ippool::{IPPool, IPPoolSpec, IPPoolStatus};
 pub use nodenetwork::{NodeNetwork, NodeNetworkSpec, NodeNetworkStatus};
 pub use policy::{GlobalNetworkPolicy, GlobalNetworkPolicySpec, NetworkPolicy, NetworkPolicySpec, PolicyRule};
+pub use shared::Shared;
 
 /// The API group of every gingham resource.
 pub const GROUP: &str = "gingham.dev";

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::common::{Condition, EncapsulationMode};
 use super::felix::ProtoPort;
 use super::policy::Action;
+use super::shared::Shared;
 
 /// Everything one node's agent needs to program its dataplane. Named after the node.
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -223,10 +224,10 @@ pub struct NodePolicySpec {
     pub endpoints: Vec<EndpointPolicy>,
     /// The policies the endpoints refer to.
     #[serde(default)]
-    pub policies: Vec<CompiledPolicy>,
+    pub policies: Vec<Shared<CompiledPolicy>>,
     /// The address sets the rules refer to (selector memberships, named ports).
     #[serde(default)]
-    pub ip_sets: Vec<IpSet>,
+    pub ip_sets: Vec<Shared<IpSet>>,
 }
 
 /// What happens to traffic from pods to their own node.

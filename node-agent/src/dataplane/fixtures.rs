@@ -83,8 +83,10 @@ pub fn policy_spec() -> NodeNetworkSpec {
             name: "clients".into(),
             kind: IpSetKind::Addresses,
             members: vec!["10.0.1.0/26".into(), "10.0.0.9".into()],
-        },
-        IpSet { name: "web_http".into(), kind: IpSetKind::AddressPorts, members: vec!["10.0.0.5,TCP,8080".into()] },
+        }
+        .into(),
+        IpSet { name: "web_http".into(), kind: IpSetKind::AddressPorts, members: vec!["10.0.0.5,TCP,8080".into()] }
+            .into(),
     ];
     let http = CompiledRule {
         action: Action::Allow,
@@ -110,8 +112,8 @@ pub fn policy_spec() -> NodeNetworkSpec {
         ..Default::default()
     };
     spec.policy.policies = vec![
-        CompiledPolicy { name: "default/allow-http".into(), ingress: vec![http, ping], egress: vec![] },
-        CompiledPolicy { name: "global/audit".into(), ingress: vec![], egress: vec![log, deny] },
+        CompiledPolicy { name: "default/allow-http".into(), ingress: vec![http, ping], egress: vec![] }.into(),
+        CompiledPolicy { name: "global/audit".into(), ingress: vec![], egress: vec![log, deny] }.into(),
     ];
     spec.policy.endpoints = vec![
         EndpointPolicy {

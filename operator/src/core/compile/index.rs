@@ -8,7 +8,8 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use gingham_crds::api::nodenetwork::{CompiledPolicy, LocalEndpoint};
+use gingham_crds::api::Shared;
+use gingham_crds::api::nodenetwork::{CompiledPolicy, IpSet, LocalEndpoint};
 use gingham_crds::selector::Selector;
 
 mod membership;
@@ -47,8 +48,8 @@ pub struct PolicyEntry {
     pub ingress: bool,
     /// It governs egress.
     pub egress: bool,
-    /// The compiled rules.
-    pub compiled: CompiledPolicy,
+    /// The compiled rules (one copy, shared by every node that uses the policy).
+    pub compiled: Shared<CompiledPolicy>,
     /// The sets its rules use.
     pub sets: BTreeSet<SetKey>,
 }
@@ -91,6 +92,9 @@ struct SetEntry {
     key: SetKey,
     name: String,
     members: BTreeMap<String, u32>,
+    /// The set as nodes carry it: one copy, shared by every node that uses the set, rebuilt when
+    /// its members change.
+    view: Shared<IpSet>,
     contributors: BTreeSet<EndpointKey>,
     users: u32,
 }
@@ -121,6 +125,8 @@ pub struct PolicyIndex {
     next_set: SetId,
     sets_by_namespace: Map<String, BTreeSet<SetId>>,
     cross_sets: BTreeSet<SetId>,
+    /// Sets whose members changed since their view was built.
+    stale_views: BTreeSet<SetId>,
     node_sets: Map<String, BTreeSet<SetId>>,
     set_nodes: Map<SetId, BTreeSet<String>>,
     node_policies: Map<String, BTreeSet<Arc<str>>>,
@@ -164,8 +170,9 @@ impl PolicyIndex {
         }
     }
 
-    /// Takes what the changes so far require.
+    /// Takes what the changes so far require (the views of the sets to refresh are up to date).
     pub fn take_dirty(&mut self) -> Dirty {
+        self.refresh_views();
         std::mem::take(&mut self.dirty)
     }
 

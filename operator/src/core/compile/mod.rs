@@ -64,7 +64,7 @@ fn entry(
         applies,
         ingress: view.types.contains(&PolicyType::Ingress),
         egress: view.types.contains(&PolicyType::Egress),
-        compiled: template.policy,
+        compiled: template.policy.into(),
         sets: template.sets,
     };
     (Some(entry), problems)

@@ -282,13 +282,13 @@ impl Engine {
             }
             let Some(spec) = self.desired.node_networks.get_mut(&node) else { continue };
             for id in ids {
-                let Some((name, members)) = self.index.set_view(id) else { continue };
-                let Ok(position) = spec.policy.ip_sets.binary_search_by(|s| s.name.as_str().cmp(name)) else {
+                let Some(view) = self.index.set_view(id) else { continue };
+                let Ok(position) = spec.policy.ip_sets.binary_search_by(|s| s.name.cmp(&view.name)) else {
                     continue;
                 };
                 let set = &mut spec.policy.ip_sets[position];
-                if set.members != members {
-                    set.members = members;
+                if *set != *view {
+                    *set = view.clone();
                     self.changes.node_networks.insert(node.clone());
                 }
             }

@@ -3,6 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use gingham_crds::api::Shared;
+use gingham_crds::api::nodenetwork::IpSet;
+
 use super::{Endpoint, EndpointKey, PolicyIndex, SetEntry, SetId};
 use crate::core::compile::sets::{Scope, SetKey};
 
@@ -33,6 +36,7 @@ impl PolicyIndex {
         } else {
             set.contributors.insert(key.clone());
         }
+        self.stale_views.insert(id);
         for node in self.set_nodes.get(&id).into_iter().flatten() {
             self.dirty.refresh.entry(node.clone()).or_default().insert(id);
         }
@@ -50,10 +54,13 @@ impl PolicyIndex {
             Scope::Namespace(ns) => self.sets_by_namespace.entry(ns.clone()).or_default().insert(id),
             Scope::Namespaces(_) | Scope::Everywhere => self.cross_sets.insert(id),
         };
+        let name = key.name();
+        let view = Shared::new(IpSet { name: name.clone(), kind: key.kind(), members: Vec::new() });
         let set = SetEntry {
             key: key.clone(),
-            name: key.name(),
+            name,
             members: BTreeMap::new(),
+            view,
             contributors: BTreeSet::new(),
             users: 1,
         };
@@ -93,6 +100,7 @@ impl PolicyIndex {
         }
         let Some(set) = self.sets.remove(&id) else { return };
         self.set_ids.remove(key);
+        self.stale_views.remove(&id);
         for contributor in &set.contributors {
             if let Some(endpoint) =
                 self.endpoints.get_mut(&contributor.0).and_then(|local| local.get_mut(&contributor.1))
@@ -112,8 +120,18 @@ impl PolicyIndex {
         }
     }
 
-    /// A set's name and sorted members.
-    pub fn set_view(&self, id: SetId) -> Option<(&str, Vec<String>)> {
-        self.sets.get(&id).map(|s| (s.name.as_str(), s.members.keys().cloned().collect()))
+    /// A set as nodes carry it (up to date after [`PolicyIndex::take_dirty`]).
+    pub fn set_view(&self, id: SetId) -> Option<&Shared<IpSet>> {
+        self.sets.get(&id).map(|s| &s.view)
+    }
+
+    /// Rebuilds the views of the sets whose members changed.
+    pub(super) fn refresh_views(&mut self) {
+        for id in std::mem::take(&mut self.stale_views) {
+            if let Some(set) = self.sets.get_mut(&id) {
+                let members = set.members.keys().cloned().collect();
+                set.view = Shared::new(IpSet { name: set.name.clone(), kind: set.key.kind(), members });
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use gingham_crds::api::nodenetwork::{EndpointPolicy, IpSet, NodePolicySpec};
+use gingham_crds::api::nodenetwork::{EndpointPolicy, NodePolicySpec};
 
 use super::{PolicyIndex, SetId};
 
@@ -12,6 +12,7 @@ impl PolicyIndex {
     /// Builds a node's compiled policy onto `base` (which carries the node's header fields) and
     /// records which sets and policies the node now uses.
     pub fn build_node(&mut self, node: &str, mut base: NodePolicySpec) -> NodePolicySpec {
+        self.refresh_views();
         let mut used_policies: BTreeSet<Arc<str>> = BTreeSet::new();
         for (name, endpoint) in self.endpoints.get(node).into_iter().flatten() {
             used_policies.extend(endpoint.ingress.iter().cloned());
@@ -28,11 +29,7 @@ impl PolicyIndex {
             base.policies.push(policy.compiled.clone());
             used_sets.extend(policy.sets.iter().filter_map(|k| self.set_ids.get(k)));
         }
-        base.ip_sets = used_sets
-            .iter()
-            .filter_map(|id| self.sets.get(id))
-            .map(|s| IpSet { name: s.name.clone(), kind: s.key.kind(), members: s.members.keys().cloned().collect() })
-            .collect();
+        base.ip_sets = used_sets.iter().filter_map(|id| self.sets.get(id)).map(|s| s.view.clone()).collect();
         base.ip_sets.sort_by(|a, b| a.name.cmp(&b.name));
         self.record_usage(node, used_sets, used_policies);
         base
