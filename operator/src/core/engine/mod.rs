@@ -1,7 +1,7 @@
 //! The incremental engine: feed it events, read the desired state and what changed.
 //!
 //! ```text
-//! let mut engine = Engine::new(settings);          // or Engine::from_snapshot(&snapshot, settings)
+//! let mut engine = Engine::new(settings);          // or Engine::load(snapshot, settings)
 //! engine.apply(Event::Upsert(Object::Pod(pod)));
 //! let changed = engine.take_changes();              // write only these
 //! let desired = engine.desired();
@@ -104,14 +104,21 @@ pub struct Engine {
 impl Engine {
     /// An engine that has observed nothing yet.
     pub fn new(settings: OperatorSettings) -> Self {
-        Self::from_snapshot(&ClusterSnapshot::default(), settings)
+        Self::load(ClusterSnapshot::default(), settings)
     }
 
-    /// An engine loaded with a whole snapshot in one batch. Its changes list everything.
+    /// An engine loaded with a copy of a whole snapshot in one batch (see [`Engine::load`]).
     pub fn from_snapshot(snapshot: &ClusterSnapshot, settings: OperatorSettings) -> Self {
+        Self::load(snapshot.clone(), settings)
+    }
+
+    /// An engine loaded with a whole snapshot in one batch. It consumes the snapshot, releasing the
+    /// observed objects as it takes them in, so the two are not held in full at the same time. Its
+    /// changes list everything.
+    pub fn load(snapshot: ClusterSnapshot, settings: OperatorSettings) -> Self {
         let mut engine = Self {
             settings,
-            store: Store::from_snapshot(snapshot),
+            store: Store::load(snapshot),
             pools: BTreeMap::new(),
             nodes: BTreeMap::new(),
             ipam_reports: BTreeMap::new(),

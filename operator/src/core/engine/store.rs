@@ -146,27 +146,27 @@ pub struct Store {
 }
 
 impl Store {
-    /// Loads a snapshot.
-    pub fn from_snapshot(snapshot: &ClusterSnapshot) -> Self {
+    /// Loads a snapshot, consuming it: each object moves in (a pod is reduced to its facts as it
+    /// comes), so the snapshot's memory is released while the store fills.
+    pub fn load(snapshot: ClusterSnapshot) -> Self {
         let mut store = Self::default();
         let s = snapshot;
         let objects = s
             .pools
-            .iter()
-            .cloned()
+            .into_iter()
             .map(Object::Pool)
-            .chain(s.bgp_configurations.iter().cloned().map(Object::BgpConfiguration))
-            .chain(s.bgp_peers.iter().cloned().map(Object::BgpPeer))
-            .chain(s.felix_configurations.iter().cloned().map(Object::FelixConfiguration))
-            .chain(s.network_policies.iter().cloned().map(Object::NetworkPolicy))
-            .chain(s.global_network_policies.iter().cloned().map(Object::GlobalNetworkPolicy))
-            .chain(s.kube_network_policies.iter().cloned().map(Object::KubeNetworkPolicy))
-            .chain(s.nodes.iter().cloned().map(Object::Node))
-            .chain(s.pods.iter().cloned().map(Object::Pod))
-            .chain(s.namespaces.iter().cloned().map(Object::Namespace))
-            .chain(s.secrets.iter().cloned().map(Object::Secret))
-            .chain(s.blocks.iter().cloned().map(Object::Block))
-            .chain(s.node_statuses.iter().map(|(n, st)| Object::NodeStatus(n.clone(), st.clone())));
+            .chain(s.bgp_configurations.into_iter().map(Object::BgpConfiguration))
+            .chain(s.bgp_peers.into_iter().map(Object::BgpPeer))
+            .chain(s.felix_configurations.into_iter().map(Object::FelixConfiguration))
+            .chain(s.network_policies.into_iter().map(Object::NetworkPolicy))
+            .chain(s.global_network_policies.into_iter().map(Object::GlobalNetworkPolicy))
+            .chain(s.kube_network_policies.into_iter().map(Object::KubeNetworkPolicy))
+            .chain(s.nodes.into_iter().map(Object::Node))
+            .chain(s.pods.into_iter().map(Object::Pod))
+            .chain(s.namespaces.into_iter().map(Object::Namespace))
+            .chain(s.secrets.into_iter().map(Object::Secret))
+            .chain(s.blocks.into_iter().map(Object::Block))
+            .chain(s.node_statuses.into_iter().map(|(n, st)| Object::NodeStatus(n, st)));
         for object in objects {
             store.upsert(object);
         }
