@@ -54,7 +54,10 @@ pub async fn run<D: Datastore>(
         let started = Instant::now();
         let outcome = match observation {
             Ok(Observation::Snapshot(snapshot)) => {
-                engine = Some(Engine::from_snapshot(&snapshot, settings.clone()));
+                // The old engine goes first, and the snapshot is consumed as the new one loads it,
+                // so no two copies of the cluster are held at once.
+                drop(engine.take());
+                engine = Some(Engine::load(*snapshot, settings.clone()));
                 compare_all = true;
                 Ok(())
             }
