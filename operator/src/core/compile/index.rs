@@ -104,8 +104,9 @@ struct SetEntry {
 pub struct Dirty {
     /// Nodes whose compiled policy must be rebuilt.
     pub rebuild: BTreeSet<String>,
-    /// Nodes whose copies of these sets must be refreshed.
-    pub refresh: BTreeMap<String, BTreeSet<SetId>>,
+    /// Sets whose members changed: every node using one (see [`PolicyIndex::set_users`]) must
+    /// get its new view.
+    pub refresh: BTreeSet<SetId>,
 }
 
 /// The index. See the module documentation.
@@ -118,6 +119,8 @@ pub struct PolicyIndex {
     by_namespace: Map<String, BTreeSet<EndpointKey>>,
     by_name: Map<String, BTreeSet<String>>,
     policies: Map<Arc<str>, PolicyEntry>,
+    /// The ids of the sets each policy uses.
+    policy_sets: Map<Arc<str>, Vec<SetId>>,
     policies_by_namespace: Map<String, BTreeSet<Arc<str>>>,
     global_policies: BTreeSet<Arc<str>>,
     set_ids: Map<SetKey, SetId>,
@@ -355,12 +358,11 @@ impl PolicyIndex {
             return;
         }
         let mut affected = BTreeSet::new();
-        for key in &entry.sets {
-            self.acquire_set(key);
-        }
+        let set_ids: Vec<SetId> = entry.sets.iter().map(|key| self.acquire_set(key)).collect();
         if let Some(old) = self.remove_policy_entry(&entry.name) {
             affected.extend(self.scope_endpoints(&old.applies));
         }
+        self.policy_sets.insert(entry.name.clone(), set_ids);
         affected.extend(self.scope_endpoints(&entry.applies));
         match &entry.applies {
             Applies::Namespace(ns) => {
@@ -410,6 +412,7 @@ impl PolicyIndex {
                 self.global_policies.remove(name);
             }
         }
+        self.policy_sets.remove(name);
         for key in &old.sets {
             self.release_set(key);
         }

@@ -276,13 +276,10 @@ impl Engine {
                 self.changes.node_networks.insert(node.clone());
             }
         }
-        for (node, ids) in dirty.refresh {
-            if dirty.rebuild.contains(&node) {
-                continue;
-            }
-            let Some(spec) = self.desired.node_networks.get_mut(&node) else { continue };
-            for id in ids {
-                let Some(view) = self.index.set_view(id) else { continue };
+        for id in dirty.refresh {
+            let Some(view) = self.index.set_view(id) else { continue };
+            for node in self.index.set_users(id).filter(|n| !dirty.rebuild.contains(*n)) {
+                let Some(spec) = self.desired.node_networks.get_mut(node) else { continue };
                 let Ok(position) = spec.policy.ip_sets.binary_search_by(|s| s.name.cmp(&view.name)) else {
                     continue;
                 };

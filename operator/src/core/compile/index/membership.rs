@@ -37,15 +37,16 @@ impl PolicyIndex {
             set.contributors.insert(key.clone());
         }
         self.stale_views.insert(id);
-        for node in self.set_nodes.get(&id).into_iter().flatten() {
-            self.dirty.refresh.entry(node.clone()).or_default().insert(id);
-        }
+        self.dirty.refresh.insert(id);
     }
 
-    pub(super) fn acquire_set(&mut self, key: &SetKey) {
-        if let Some(set) = self.set_ids.get(key).and_then(|id| self.sets.get_mut(id)) {
+    /// Takes a reference to a set, creating it on first use; returns its id.
+    pub(super) fn acquire_set(&mut self, key: &SetKey) -> SetId {
+        if let Some(&id) = self.set_ids.get(key)
+            && let Some(set) = self.sets.get_mut(&id)
+        {
             set.users += 1;
-            return;
+            return id;
         }
         let id = self.next_set;
         self.next_set += 1;
@@ -66,7 +67,7 @@ impl PolicyIndex {
         };
         self.sets.insert(id, set);
         if self.deferred {
-            return;
+            return id;
         }
         let found: Vec<(EndpointKey, Vec<String>)> = match &key.scope {
             Scope::Namespace(ns) => self
@@ -89,6 +90,7 @@ impl PolicyIndex {
                 endpoint.contributions.insert(id, members);
             }
         }
+        id
     }
 
     pub(super) fn release_set(&mut self, key: &SetKey) {
@@ -123,6 +125,11 @@ impl PolicyIndex {
     /// A set as nodes carry it (up to date after [`PolicyIndex::take_dirty`]).
     pub fn set_view(&self, id: SetId) -> Option<&Shared<IpSet>> {
         self.sets.get(&id).map(|s| &s.view)
+    }
+
+    /// The nodes that use a set.
+    pub fn set_users(&self, id: SetId) -> impl Iterator<Item = &String> {
+        self.set_nodes.get(&id).into_iter().flatten()
     }
 
     /// Rebuilds the views of the sets whose members changed.

@@ -27,7 +27,7 @@ impl PolicyIndex {
         for name in &used_policies {
             let Some(policy) = self.policies.get(name) else { continue };
             base.policies.push(policy.compiled.clone());
-            used_sets.extend(policy.sets.iter().filter_map(|k| self.set_ids.get(k)));
+            used_sets.extend(self.policy_sets.get(name).into_iter().flatten());
         }
         base.ip_sets = used_sets.iter().filter_map(|id| self.sets.get(id)).map(|s| s.view.clone()).collect();
         base.ip_sets.sort_by(|a, b| a.name.cmp(&b.name));
