@@ -139,12 +139,18 @@ pub fn diff(current: &KernelState, desired: &DesiredState) -> Vec<Op> {
     }
 
     let routes: Vec<&RouteSpec> = current.routes.iter().filter(|r| r.device().is_none_or(&fresh)).collect();
+    let mut seen: BTreeMap<_, Vec<&RouteSpec>> = BTreeMap::new();
+    for route in &routes {
+        seen.entry(route.destination).or_default().push(route);
+    }
     let mut wanted = BTreeMap::new();
     for route in &desired.routes {
         wanted.entry(route.destination).or_insert(route);
     }
     for route in wanted.values() {
-        if !routes.iter().any(|seen| route.satisfied_by(seen)) {
+        // A route is only ever satisfied by one with the same destination.
+        let there = seen.get(&route.destination).is_some_and(|same| same.iter().any(|r| route.satisfied_by(r)));
+        if !there {
             ops.push(Op::ReplaceRoute((*route).clone()));
         }
     }

@@ -155,13 +155,17 @@ impl Netlink for FakeNetlink {
         self.capabilities.clone()
     }
 
-    async fn apply(&mut self, op: &Op) -> Result<(), NetlinkError> {
-        let text = describe(op);
-        if self.fail_matching.as_deref().is_some_and(|needle| text.contains(needle)) {
-            return Err(NetlinkError::Injected(text));
-        }
-        self.change(op)?;
-        self.applied.push(op.clone());
-        Ok(())
+    async fn apply(&mut self, ops: &[Op]) -> Vec<Result<(), NetlinkError>> {
+        ops.iter()
+            .map(|op| {
+                let text = describe(op);
+                if self.fail_matching.as_deref().is_some_and(|needle| text.contains(needle)) {
+                    return Err(NetlinkError::Injected(text));
+                }
+                self.change(op)?;
+                self.applied.push(op.clone());
+                Ok(())
+            })
+            .collect()
     }
 }

@@ -146,8 +146,10 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
         }
         report.sizes.routes = desired.routes.len();
         let mut failed = Vec::new();
-        for op in diff(&current, &desired) {
-            match self.netlink.apply(&op).await {
+        let ops = diff(&current, &desired);
+        let results = self.netlink.apply(&ops).await;
+        for (op, result) in ops.into_iter().zip(results) {
+            match result {
                 Ok(()) => {
                     debug!(change = %describe(&op), "applied");
                     self.last.netlink_changes += 1;

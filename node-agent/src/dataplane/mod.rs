@@ -7,7 +7,7 @@
 //! | step | module |
 //! |---|---|
 //! | desired routes, devices, addresses, neighbours, FDB, sysctls (pure) | [`desired`], [`model`] |
-//! | read the kernel, diff, apply in a loss-minimising order | [`netlink`] ([`rtnl`]; `fake` in unit tests), [`diff`] |
+//! | read the kernel, diff, apply in a loss-minimising order | [`netlink`] ([`rtnl`], [`batch`]; `fake` in unit tests), [`diff`] |
 //! | desired nftables ruleset (pure), render, compare with the listing, apply atomically | [`nft`] |
 //! | orchestration and the [`SyncReport`] | [`kernel`] |
 //!
@@ -17,6 +17,7 @@
 //! need no rules. Drift inside a rule is detected only by a running agent (it remembers the rules
 //! it listed after writing; after a restart it trusts the structure fingerprint and rule counts).
 
+pub mod batch;
 pub mod desired;
 pub mod diff;
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! The small kernel interface the dataplane needs: list links, addresses, routes, neighbours and FDB
-//! entries, read sysctls, and apply one [`Op`]. [`super::rtnl::RtNetlink`] is the real thing;
+//! entries, read sysctls, and apply [`Op`]s in order. [`super::rtnl::RtNetlink`] is the real thing;
 //! `super::fake::FakeNetlink` is an in-memory stand-in for unit tests.
 
 use std::collections::BTreeSet;
 
 use gingham_crds::api::nodenetwork::NodeCapabilities;
 
+use super::batch::BatchError;
 use super::diff::Op;
 use super::model::{AddressSpec, FdbSpec, LinkState, NeighbourSpec, RouteSpec};
 
@@ -24,14 +25,14 @@ pub enum NetlinkError {
         #[source]
         source: rtnetlink::Error,
     },
-    /// A change was refused.
+    /// A change was refused, or its outcome is unknown.
     #[error("cannot {op}: {source}")]
     Apply {
         /// The operation, as text.
         op: String,
-        /// The netlink error.
+        /// The kernel's answer, or why there is none.
         #[source]
-        source: rtnetlink::Error,
+        source: BatchError,
     },
     /// A change names a link that does not exist.
     #[error("cannot {op}: link {link} does not exist")]
@@ -90,8 +91,9 @@ pub trait Netlink {
     fn sysctl(&mut self, path: &str) -> Option<String>;
     /// What the kernel supports (IP-in-IP, VXLAN).
     async fn capabilities(&mut self) -> NodeCapabilities;
-    /// Applies one change.
-    async fn apply(&mut self, op: &Op) -> Result<(), NetlinkError>;
+    /// Applies the changes in this order, one result per change: a failed change does not stop
+    /// the ones after it.
+    async fn apply(&mut self, ops: &[Op]) -> Vec<Result<(), NetlinkError>>;
 }
 
 /// A short description of an operation, for errors and logs.

@@ -1,13 +1,14 @@
 //! [`Netlink`] over rtnetlink: the real kernel, in the network namespace of the thread that
 //! connected.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 
 use futures::TryStreamExt;
 use gingham_crds::api::nodenetwork::NodeCapabilities;
 use ipnet::Ipv4Net;
 use netlink_packet_route::AddressFamily;
+use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use netlink_packet_route::neighbour::{
@@ -16,33 +17,55 @@ use netlink_packet_route::neighbour::{
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
-use rtnetlink::{Handle, LinkUnspec, LinkVxlan, RouteMessageBuilder};
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage};
+use rtnetlink::{AddressMessageBuilder, Handle, LinkUnspec, LinkVxlan, RouteMessageBuilder};
 
+use super::batch::Batch;
 use super::diff::Op;
 use super::model::{
     AddressSpec, FdbSpec, IPIP_DEVICE, LinkState, Mac, NeighbourSpec, ROUTE_PROTOCOL, RouteSpec, RouteTarget,
-    TunnelKind, TunnelSpec, VXLAN_DEVICE,
+    SysctlSpec, TunnelKind, TunnelSpec, VXLAN_DEVICE,
 };
 use super::netlink::{Netlink, NetlinkError, describe};
 
 /// The kernel's netlink, bound to the network namespace of the thread that called [`Self::connect`].
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct RtNetlink {
     handle: Handle,
+    batch: Batch,
 }
 
+/// How one [`Op`] is made.
+enum Change<'a> {
+    /// A request for the [`Batch`].
+    Netlink(NetlinkMessage<RouteNetlinkMessage>),
+    /// A write below `/proc/sys`.
+    Sysctl(&'a SysctlSpec),
+}
+
+/// Interface indexes by name, looked up once per [`Netlink::apply`] until a link is created or
+/// deleted.
+type Indexes = HashMap<String, u32>;
+
 impl RtNetlink {
-    /// Opens a netlink socket and spawns its connection task on the current tokio runtime.
+    /// Opens two netlink sockets (requests and dumps, and [`Batch`]es of changes) and spawns the
+    /// first's connection task on the current tokio runtime.
     pub fn connect() -> Result<Self, NetlinkError> {
         let (connection, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
         tokio::spawn(connection);
-        Ok(Self { handle })
+        Ok(Self { handle, batch: Batch::open().map_err(NetlinkError::Connect)? })
     }
 
-    async fn index(&self, op: &Op, name: &str) -> Result<u32, NetlinkError> {
+    async fn index(&self, op: &Op, name: &str, indexes: &mut Indexes) -> Result<u32, NetlinkError> {
+        if let Some(index) = indexes.get(name) {
+            return Ok(*index);
+        }
         let found = self.handle.link().get().match_name(name.to_string()).execute().try_next().await;
         match found {
-            Ok(Some(message)) => Ok(message.header.index),
+            Ok(Some(message)) => {
+                indexes.insert(name.to_string(), message.header.index);
+                Ok(message.header.index)
+            }
             _ => Err(NetlinkError::MissingLink { op: describe(op), link: name.into() }),
         }
     }
@@ -51,27 +74,35 @@ impl RtNetlink {
         Ok(self.links().await?.into_iter().map(|l| (l.index, l.name)).collect())
     }
 
-    async fn route_message(&self, op: &Op, route: &RouteSpec) -> Result<RouteMessage, NetlinkError> {
+    async fn route_message(
+        &self,
+        op: &Op,
+        route: &RouteSpec,
+        indexes: &mut Indexes,
+    ) -> Result<RouteMessage, NetlinkError> {
         let builder = RouteMessageBuilder::<Ipv4Addr>::new()
             .destination_prefix(route.destination.addr(), route.destination.prefix_len())
             .protocol(RouteProtocol::from(ROUTE_PROTOCOL));
         let builder = match &route.target {
             RouteTarget::Device(device) => {
-                builder.output_interface(self.index(op, device).await?).scope(RouteScope::Link)
+                builder.output_interface(self.index(op, device, indexes).await?).scope(RouteScope::Link)
             }
             RouteTarget::Blackhole => builder.kind(RouteType::BlackHole),
             RouteTarget::Via { gateway, device: Some(device) } => {
-                builder.gateway(*gateway).output_interface(self.index(op, device).await?).onlink()
+                builder.gateway(*gateway).output_interface(self.index(op, device, indexes).await?).onlink()
             }
             RouteTarget::Via { gateway, device: None } => builder.gateway(*gateway),
         };
         Ok(builder.build())
     }
 
-    async fn change(&mut self, op: &Op) -> Result<(), NetlinkError> {
-        let handle = &self.handle;
-        let done = match op {
-            Op::CreateTunnel(tunnel) => create_tunnel(handle, tunnel).await,
+    /// How to make a change: the netlink request, with the flags rtnetlink's own requests use
+    /// (acknowledgements are the [`Batch`]'s business), or a sysctl write.
+    async fn request<'a>(&self, op: &'a Op, indexes: &mut Indexes) -> Result<Change<'a>, NetlinkError> {
+        const REPLACE: u16 = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE;
+        const CREATE: u16 = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL;
+        let (message, flags) = match op {
+            Op::CreateTunnel(tunnel) => (RouteNetlinkMessage::NewLink(tunnel_message(tunnel)), CREATE),
             Op::SetLink { name, mtu, mac } => {
                 let mut builder = LinkUnspec::new_with_name(name).up();
                 if let Some(mtu) = mtu {
@@ -80,84 +111,93 @@ impl RtNetlink {
                 if let Some(mac) = mac {
                     builder = builder.address(mac.0.to_vec());
                 }
-                handle.link().set(builder.build()).execute().await
+                (RouteNetlinkMessage::SetLink(builder.build()), CREATE)
             }
             Op::DeleteLink(name) => {
-                let message = LinkUnspec::new_with_name(name).build();
-                handle.link().del_with_message(message).execute().await
+                (RouteNetlinkMessage::DelLink(LinkUnspec::new_with_name(name).build()), NLM_F_REQUEST)
             }
-            Op::AddAddress(a) | Op::DeleteAddress(a) => {
-                let index = self.index(op, &a.device).await?;
+            Op::AddAddress(a) => {
+                let index = self.index(op, &a.device, indexes).await?;
+                let message = AddressMessageBuilder::<Ipv4Addr>::new()
+                    .index(index)
+                    .address(a.address.addr(), a.address.prefix_len())
+                    .build();
+                (RouteNetlinkMessage::NewAddress(message), REPLACE)
+            }
+            Op::DeleteAddress(a) => {
                 let ip = IpAddr::V4(a.address.addr());
-                if let Op::AddAddress(_) = op {
-                    handle.address().add(index, ip, a.address.prefix_len()).replace().execute().await
-                } else {
-                    let mut message = AddressMessage::default();
-                    message.header.family = AddressFamily::Inet;
-                    message.header.index = index;
-                    message.header.prefix_len = a.address.prefix_len();
-                    message.attributes.push(AddressAttribute::Local(ip));
-                    message.attributes.push(AddressAttribute::Address(ip));
-                    handle.address().del(message).execute().await
-                }
+                let mut message = AddressMessage::default();
+                message.header.family = AddressFamily::Inet;
+                message.header.index = self.index(op, &a.device, indexes).await?;
+                message.header.prefix_len = a.address.prefix_len();
+                message.attributes.push(AddressAttribute::Local(ip));
+                message.attributes.push(AddressAttribute::Address(ip));
+                (RouteNetlinkMessage::DelAddress(message), NLM_F_REQUEST)
             }
             Op::ReplaceNeighbour(n) => {
-                let index = self.index(op, &n.device).await?;
-                handle
-                    .neighbours()
-                    .add(index, IpAddr::V4(n.address))
-                    .link_layer_address(&n.mac.0)
-                    .state(NeighbourState::Permanent)
-                    .replace()
-                    .execute()
-                    .await
+                let mut message = neighbour(AddressFamily::Inet, self.index(op, &n.device, indexes).await?);
+                message.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(n.address)));
+                message.attributes.push(NeighbourAttribute::LinkLayerAddress(n.mac.0.to_vec()));
+                (RouteNetlinkMessage::NewNeighbour(message), REPLACE)
             }
             Op::DeleteNeighbour(n) => {
-                let mut message = NeighbourMessage::default();
-                message.header.family = AddressFamily::Inet;
-                message.header.ifindex = self.index(op, &n.device).await?;
+                let mut message = neighbour(AddressFamily::Inet, self.index(op, &n.device, indexes).await?);
                 message.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(n.address)));
-                handle.neighbours().del(message).execute().await
+                (RouteNetlinkMessage::DelNeighbour(message), NLM_F_REQUEST)
             }
-            Op::ReplaceFdb(f) => {
-                let index = self.index(op, &f.device).await?;
-                handle
-                    .neighbours()
-                    .add_bridge(index, &f.mac.0)
-                    .destination(IpAddr::V4(f.destination))
-                    .flags(NeighbourFlags::Own)
-                    .state(NeighbourState::Permanent)
-                    .replace()
-                    .execute()
-                    .await
-            }
-            Op::DeleteFdb(f) => {
-                let mut message = NeighbourMessage::default();
-                message.header.family = AddressFamily::Bridge;
-                message.header.ifindex = self.index(op, &f.device).await?;
+            Op::ReplaceFdb(f) | Op::DeleteFdb(f) => {
+                let mut message = neighbour(AddressFamily::Bridge, self.index(op, &f.device, indexes).await?);
                 message.header.flags = NeighbourFlags::Own;
                 message.attributes.push(NeighbourAttribute::LinkLayerAddress(f.mac.0.to_vec()));
                 message.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(f.destination)));
-                handle.neighbours().del(message).execute().await
+                match op {
+                    Op::ReplaceFdb(_) => (RouteNetlinkMessage::NewNeighbour(message), REPLACE),
+                    _ => (RouteNetlinkMessage::DelNeighbour(message), NLM_F_REQUEST),
+                }
             }
             Op::ReplaceRoute(route) => {
-                let message = self.route_message(op, route).await?;
-                handle.route().add(message).replace().execute().await
+                (RouteNetlinkMessage::NewRoute(self.route_message(op, route, indexes).await?), REPLACE)
             }
             Op::DeleteRoute(route) => {
-                let message = self.route_message(op, route).await?;
-                handle.route().del(message).execute().await
+                (RouteNetlinkMessage::DelRoute(self.route_message(op, route, indexes).await?), NLM_F_REQUEST)
             }
-            Op::WriteSysctl(s) => {
-                return std::fs::write(format!("/proc/sys/{}", s.path), &s.value)
-                    .map_err(|source| NetlinkError::Sysctl { path: s.path.clone(), value: s.value.clone(), source });
-            }
+            Op::WriteSysctl(sysctl) => return Ok(Change::Sysctl(sysctl)),
         };
-        done.map_err(|source| NetlinkError::Apply { op: describe(op), source })
+        let mut message = NetlinkMessage::from(message);
+        message.header.flags = flags;
+        Ok(Change::Netlink(message))
+    }
+
+    /// Sends the pending requests and records their outcomes in `results`.
+    async fn flush(
+        &mut self,
+        ops: &[Op],
+        pending: &mut Vec<(usize, NetlinkMessage<RouteNetlinkMessage>)>,
+        results: &mut [Result<(), NetlinkError>],
+    ) {
+        if pending.is_empty() {
+            return;
+        }
+        let (positions, requests): (Vec<usize>, Vec<_>) = pending.drain(..).unzip();
+        for (position, outcome) in positions.into_iter().zip(self.batch.send(requests).await) {
+            if let (Err(source), Some(result), Some(op)) = (outcome, results.get_mut(position), ops.get(position)) {
+                *result = Err(NetlinkError::Apply { op: describe(op), source });
+            }
+        }
     }
 }
 
-async fn create_tunnel(handle: &Handle, tunnel: &TunnelSpec) -> Result<(), rtnetlink::Error> {
+/// A permanent neighbour or FDB entry on a device, without addresses yet.
+fn neighbour(family: AddressFamily, index: u32) -> NeighbourMessage {
+    let mut message = NeighbourMessage::default();
+    message.header.family = family;
+    message.header.ifindex = index;
+    message.header.state = NeighbourState::Permanent;
+    message
+}
+
+/// The link of a new tunnel device, up.
+fn tunnel_message(tunnel: &TunnelSpec) -> LinkMessage {
     match &tunnel.kind {
         TunnelKind::Vxlan { vni, port, local } => {
             let mut builder =
@@ -165,12 +205,9 @@ async fn create_tunnel(handle: &Handle, tunnel: &TunnelSpec) -> Result<(), rtnet
             if let Some(mac) = tunnel.mac {
                 builder = builder.address(mac.0.to_vec());
             }
-            handle.link().add(builder.build()).execute().await
+            builder.build()
         }
-        TunnelKind::Ipip => {
-            let builder = rtnetlink::LinkIpIp::new(IPIP_DEVICE).mtu(tunnel.mtu).up();
-            handle.link().add(builder.build()).execute().await
-        }
+        TunnelKind::Ipip => rtnetlink::LinkIpIp::new(IPIP_DEVICE).mtu(tunnel.mtu).up().build(),
     }
 }
 
@@ -366,7 +403,36 @@ impl Netlink for RtNetlink {
         NodeCapabilities { ipip: has(IPIP_DEVICE, "ipip"), vxlan: has(VXLAN_DEVICE, "vxlan") }
     }
 
-    async fn apply(&mut self, op: &Op) -> Result<(), NetlinkError> {
-        self.change(op).await
+    /// Netlink changes go out in [`Batch`]es, which the kernel handles in order; a sysctl, or a
+    /// change after a link was created or deleted (whose interface index it may need), first
+    /// sends what is pending.
+    async fn apply(&mut self, ops: &[Op]) -> Vec<Result<(), NetlinkError>> {
+        let mut results: Vec<Result<(), NetlinkError>> = Vec::with_capacity(ops.len());
+        let mut pending = Vec::new();
+        let mut indexes = Indexes::new();
+        for (position, op) in ops.iter().enumerate() {
+            match self.request(op, &mut indexes).await {
+                Ok(Change::Netlink(request)) => {
+                    pending.push((position, request));
+                    results.push(Ok(()));
+                }
+                Ok(Change::Sysctl(s)) => {
+                    self.flush(ops, &mut pending, &mut results).await;
+                    let written = std::fs::write(format!("/proc/sys/{}", s.path), &s.value);
+                    results.push(written.map_err(|source| NetlinkError::Sysctl {
+                        path: s.path.clone(),
+                        value: s.value.clone(),
+                        source,
+                    }));
+                }
+                Err(error) => results.push(Err(error)),
+            }
+            if matches!(op, Op::CreateTunnel(_) | Op::DeleteLink(_)) {
+                self.flush(ops, &mut pending, &mut results).await;
+                indexes.clear();
+            }
+        }
+        self.flush(ops, &mut pending, &mut results).await;
+        results
     }
 }
