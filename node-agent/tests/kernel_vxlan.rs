@@ -92,6 +92,8 @@ fn vxlan_carries_pod_traffic_between_two_nodes() {
     let device = ns[0].ip("-d link show vxlan.gingham");
     assert!(device.contains("vxlan id 4096") && device.contains("dstport 4789"), "{device}");
     assert!(device.contains("local 192.168.70.1") && device.contains("nolearning"), "{device}");
+    // No outer UDP checksum (RFC 7348; the kernel's default computes one).
+    assert!(device.contains("noudpcsum"), "{device}");
     assert!(device.contains("mtu 8950") && device.contains(&vtep_mac("node-a")), "{device}");
     let mac_b = vtep_mac("node-b");
     let (_, fdb) = ns[0].sh("bridge fdb show dev vxlan.gingham");
