@@ -295,9 +295,9 @@ impl PolicyIndex {
             for id in candidates {
                 let Some(set) = self.sets.get(&id) else { continue };
                 let new = set.key.members(&endpoint.namespace, &labels, &facts, &endpoint.address);
-                let old = endpoint.contributions.get(id).to_vec();
-                if old != new {
-                    changes.push((id, old, new));
+                let old = endpoint.contributions.get(id);
+                if old != new.as_slice() {
+                    changes.push((id, old.to_vec(), new));
                 }
             }
         }
