@@ -197,7 +197,8 @@ fn structural_changes_are_incremental_and_leave_the_table_a_rewrite_would() {
     server.serve_peer_address(8080);
     server.serve_peer_address(9090);
 
-    let steps = vec![bare.clone(), full.clone(), bare.clone()];
+    // The last step edits a rule the incremental changes did not touch, then syncs again.
+    let steps = [bare.clone(), full.clone(), bare.clone(), bare.clone()];
     let path = format!("/run/netns/{}", lab.host.name);
     let (outcomes_tx, outcomes_rx) = std::sync::mpsc::channel();
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
@@ -208,7 +209,13 @@ fn structural_changes_are_incremental_and_leave_the_table_a_rewrite_would() {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             let mut dataplane = KernelDataplane::connect().unwrap();
-            for step in &steps {
+            for (index, step) in steps.iter().enumerate() {
+                if index == 3 {
+                    let edit = "nft replace rule inet gingham endpoint_to_host handle \
+                         $(nft -a list chain inet gingham endpoint_to_host | awk '/drop # handle/ {print $NF}') accept";
+                    let status = std::process::Command::new("sh").args(["-c", edit]).status().unwrap();
+                    assert!(status.success(), "{edit}");
+                }
                 let report = dataplane.sync(&step.view()).await;
                 outcomes_tx.send((report, dataplane.last_sync().nft)).unwrap();
                 go_rx.recv().unwrap();
@@ -231,6 +238,8 @@ fn structural_changes_are_incremental_and_leave_the_table_a_rewrite_would() {
     assert_eq!(client.connect(SERVER.into(), 8080).as_deref(), Some("10.80.0.5"), "the new policy allows 8080");
     assert_eq!(client.connect(SERVER.into(), 9090), None, "and only 8080");
     let (_, removed) = step(NftOutcome::Incremental);
+    let (_, repaired) = step(NftOutcome::Rewrite);
+    assert_eq!(repaired, first, "a rule edited in place after incremental changes is still found and repaired");
     assert_eq!(client.connect(SERVER.into(), 8080), None, "server's policy entry is gone again: dropped");
     worker.join().unwrap();
     assert_ne!(added, first);

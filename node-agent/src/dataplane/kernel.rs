@@ -17,7 +17,7 @@ use super::netlink::{Netlink, NetlinkError, describe};
 use super::nft::apply::{Nft, NftChange, NftCommand};
 use super::nft::build::ruleset;
 use super::nft::model::Ruleset;
-use super::nft::observe::{Plan, plan};
+use super::nft::observe::{Digests, Plan, plan, trust};
 use super::rtnl::RtNetlink;
 use super::{Dataplane, NodeView, SyncError, SyncReport};
 
@@ -55,7 +55,7 @@ pub struct KernelDataplane<N = RtNetlink, F = NftCommand> {
     netlink: N,
     nft: F,
     capabilities: Option<NodeCapabilities>,
-    rules_digest: Option<u64>,
+    trusted_rules: Option<Digests>,
     applied: Option<Ruleset>,
     last: SyncStats,
 }
@@ -71,7 +71,7 @@ impl KernelDataplane {
 impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
     /// A dataplane over the given kernel interfaces.
     pub fn new(netlink: N, nft: F) -> Self {
-        Self { netlink, nft, capabilities: None, rules_digest: None, applied: None, last: SyncStats::default() }
+        Self { netlink, nft, capabilities: None, trusted_rules: None, applied: None, last: SyncStats::default() }
     }
 
     /// The netlink side (tests inspect fakes through it).
@@ -183,9 +183,12 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
                 None
             }
         };
-        let (outcome, result) = match plan(&desired, observed.as_ref(), self.rules_digest, self.applied.as_ref()) {
+        let trusted = self.trusted_rules.take().unwrap_or_default();
+        let mut changed = BTreeSet::new();
+        let (outcome, result) = match plan(&desired, observed.as_ref(), &trusted, self.applied.as_ref()) {
             Plan::UpToDate => (NftOutcome::UpToDate, Ok(())),
             Plan::Changes(delta) => {
+                changed = delta.changed_chains();
                 let outcome = if delta.is_structural() { NftOutcome::Incremental } else { NftOutcome::Elements };
                 match self.nft.apply(NftChange::Delta(&delta)).await {
                     Ok(()) => (outcome, Ok(())),
@@ -200,11 +203,13 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
         match result {
             Ok(()) => {
                 self.last.nft = outcome;
-                self.rules_digest = match (outcome, observed) {
-                    (NftOutcome::Rewrite | NftOutcome::Incremental, _) | (_, None) => {
-                        self.nft.list().await.ok().flatten().map(|o| o.rules_digest)
+                // After a rewrite, list once to learn every chain's digest; after a delta, the
+                // chains it changed are learned at the next listing, the rest stay trusted.
+                self.trusted_rules = match (outcome, observed) {
+                    (NftOutcome::Rewrite, _) | (_, None) => {
+                        self.nft.list().await.ok().flatten().map(|o| o.rule_digests)
                     }
-                    (_, Some(seen)) => Some(self.rules_digest.unwrap_or(seen.rules_digest)),
+                    (_, Some(seen)) => Some(trust(trusted, &seen, &changed)),
                 };
                 self.applied = Some(desired);
                 true
@@ -212,6 +217,7 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
             Err(error) => {
                 warn!(%error, "nftables change failed");
                 report.errors.push(error.into());
+                self.trusted_rules = Some(trusted);
                 self.last.nft = NftOutcome::Failed;
                 false
             }

@@ -37,6 +37,12 @@ impl Delta {
         !self.is_structural() && self.add.is_empty() && self.delete.is_empty()
     }
 
+    /// The chains whose rules this changes (created, refilled or deleted).
+    pub fn changed_chains(&self) -> BTreeSet<String> {
+        let touched = self.new_chains.iter().chain(&self.refilled).map(|c| c.name.clone());
+        touched.chain(self.deleted_chains.iter().cloned()).collect()
+    }
+
     /// Sets, maps or chains change, not only elements.
     pub fn is_structural(&self) -> bool {
         !(self.new_sets.is_empty()

@@ -7,7 +7,7 @@ use crate::dataplane::NodeView;
 use crate::dataplane::fixtures::{NODE, endpoint, policy_spec};
 use crate::dataplane::nft::build::{FROM_ENDPOINT, TO_ENDPOINT, ruleset};
 use crate::dataplane::nft::model::{Hook, SetType};
-use crate::dataplane::nft::observe::{Observed, Plan, plan};
+use crate::dataplane::nft::observe::{Digests, Observed, Plan, plan};
 use crate::dataplane::nft::render;
 use crate::endpoint::LocalEndpoint;
 
@@ -140,17 +140,24 @@ fn plans_use_the_last_applied_ruleset_only_while_the_table_still_shows_it() {
     let last = rules(&web_only(), &["web"]);
     let desired = rules(&with_db(), &["web", "db"]);
     let table = Observed::expected(&last);
-    let Plan::Changes(delta) = plan(&desired, Some(&table), None, Some(&last)) else { panic!("expected a delta") };
+    let Plan::Changes(delta) = plan(&desired, Some(&table), &Digests::new(), Some(&last)) else {
+        panic!("expected a delta")
+    };
     assert!(delta.is_structural());
-    assert_eq!(plan(&desired, Some(&table), None, None), Plan::Rewrite, "after a restart nothing is known");
+    assert_eq!(plan(&desired, Some(&table), &Digests::new(), None), Plan::Rewrite, "after a restart nothing is known");
     let mut drifted = table.clone();
     *drifted.chains.get_mut("forward").unwrap() -= 1;
-    assert_eq!(plan(&desired, Some(&drifted), None, Some(&last)), Plan::Rewrite, "a rule was deleted");
-    assert_eq!(plan(&desired, Some(&table), Some(7), Some(&last)), Plan::Rewrite, "a rule was edited");
+    assert_eq!(plan(&desired, Some(&drifted), &Digests::new(), Some(&last)), Plan::Rewrite, "a rule was deleted");
+    let mut edited = table.clone();
+    edited.rule_digests.insert("forward".into(), 7);
+    let trusted: Digests = [("forward".to_string(), 0)].into();
+    assert_eq!(plan(&desired, Some(&edited), &trusted, Some(&last)), Plan::Rewrite, "a rule was edited");
 
     let mut stray = table.clone();
     stray.elements.get_mut("s_clients").unwrap().insert("10.9.9.9".into());
-    let Plan::Changes(delta) = plan(&desired, Some(&stray), None, Some(&last)) else { panic!("expected a delta") };
+    let Plan::Changes(delta) = plan(&desired, Some(&stray), &Digests::new(), Some(&last)) else {
+        panic!("expected a delta")
+    };
     assert_eq!(delta.delete["s_clients"], ["10.9.9.9".to_string()].into(), "element drift is repaired too");
 }
 

@@ -21,10 +21,13 @@ pub struct Observed {
     pub chains: BTreeMap<String, usize>,
     /// Elements of every set and map.
     pub elements: Elements,
-    /// A hash of every rule's chain, expressions and comment as listed (0 when not from a
+    /// Per chain, a hash of its rules' expressions and comments as listed (empty when not from a
     /// listing): it changes when a rule is edited in place.
-    pub rules_digest: u64,
+    pub rule_digests: Digests,
 }
+
+/// Rule digests by chain name.
+pub type Digests = BTreeMap<String, u64>;
 
 impl Observed {
     /// What listing the table should show once `ruleset` is applied.
@@ -35,25 +38,27 @@ impl Observed {
             .flat_map(|chain| chain.rules.iter())
             .find_map(|rule| rule.comment.as_deref()?.strip_prefix(FINGERPRINT_PREFIX).map(str::to_string));
         let chains = ruleset.chains.iter().map(|chain| (chain.name.clone(), chain.rules.len())).collect();
-        Self { fingerprint, chains, elements: ruleset.elements(), rules_digest: 0 }
+        Self { fingerprint, chains, elements: ruleset.elements(), rule_digests: Digests::new() }
     }
 
     /// Parses `nft -j list table` output.
     pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
         let value: Value = serde_json::from_str(json)?;
         let mut observed = Self::default();
-        let mut rules = String::new();
+        let mut rules: BTreeMap<String, String> = BTreeMap::new();
         let items = value.get("nftables").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         for item in items {
             if let Some(chain) = item.get("chain") {
                 let name = text(chain.get("name"));
                 observed.chains.entry(name).or_insert(0);
             } else if let Some(rule) = item.get("rule") {
-                *observed.chains.entry(text(rule.get("chain"))).or_insert(0) += 1;
-                for key in ["chain", "expr", "comment"] {
-                    rules.push_str(&rule.get(key).map(Value::to_string).unwrap_or_default());
+                let chain = text(rule.get("chain"));
+                *observed.chains.entry(chain.clone()).or_insert(0) += 1;
+                let listed = rules.entry(chain).or_default();
+                for key in ["expr", "comment"] {
+                    listed.push_str(&rule.get(key).map(Value::to_string).unwrap_or_default());
                 }
-                rules.push('\n');
+                listed.push('\n');
                 let comment = rule.get("comment").and_then(Value::as_str).unwrap_or_default();
                 if let Some(print) = comment.strip_prefix(FINGERPRINT_PREFIX) {
                     observed.fingerprint = Some(print.to_string());
@@ -63,7 +68,8 @@ impl Observed {
                 observed.elements.insert(text(set.get("name")), elements.iter().map(element).collect());
             }
         }
-        observed.rules_digest = super::model::stable_hash(&rules);
+        observed.rule_digests =
+            rules.into_iter().map(|(chain, listed)| (chain, super::model::stable_hash(&listed))).collect();
         Ok(observed)
     }
 }
@@ -121,18 +127,13 @@ impl Observed {
     }
 }
 
-/// Decides how to bring the observed table to the desired ruleset. `trusted_rules` is the rules
-/// digest listed right after gingham last changed the table's rules, when known: a different
-/// digest means a rule was edited in place. `last` is the ruleset gingham last applied, when
+/// Decides how to bring the observed table to the desired ruleset. `trusted_rules` holds the rule
+/// digests of the chains gingham knows it left as they are (see [`trust`]): a different digest
+/// means a rule was edited in place. `last` is the ruleset gingham last applied, when
 /// known: a table that still shows its structure is changed chain by chain instead of rewritten.
-pub fn plan(
-    desired: &Ruleset,
-    observed: Option<&Observed>,
-    trusted_rules: Option<u64>,
-    last: Option<&Ruleset>,
-) -> Plan {
+pub fn plan(desired: &Ruleset, observed: Option<&Observed>, trusted_rules: &Digests, last: Option<&Ruleset>) -> Plan {
     let Some(seen) = observed else { return Plan::Rewrite };
-    if trusted_rules.is_some_and(|digest| digest != seen.rules_digest) {
+    if trusted_rules.iter().any(|(chain, digest)| seen.rule_digests.get(chain).is_some_and(|d| d != digest)) {
         return Plan::Rewrite;
     }
     let mut changes = if Observed::expected(desired).same_structure(seen) {
@@ -146,6 +147,17 @@ pub fn plan(
     };
     delta::elements(&mut changes, &desired.elements(), &seen.elements);
     if changes.is_empty() { Plan::UpToDate } else { Plan::Changes(Box::new(changes)) }
+}
+
+/// The rule digests to trust after a sync that listed `seen` and then changed the rules of the
+/// chains `changed`: those already trusted, plus every other chain as listed (adopted the first
+/// time it is seen), less the changed chains, which are learned at the next listing.
+pub fn trust(mut trusted: Digests, seen: &Observed, changed: &BTreeSet<String>) -> Digests {
+    for (chain, digest) in &seen.rule_digests {
+        trusted.entry(chain.clone()).or_insert(*digest);
+    }
+    trusted.retain(|chain, _| !changed.contains(chain) && seen.chains.contains_key(chain));
+    trusted
 }
 
 #[cfg(test)]

@@ -35,9 +35,9 @@ fn listings_parse_to_elements_chains_and_fingerprint() {
         &LISTING.replace(r#""handle": 11, "expr": []"#, r#""handle": 11, "expr": [{"accept": null}]"#),
     )
     .unwrap();
-    assert_ne!(edited.rules_digest, observed.rules_digest, "an edited rule changes the digest");
+    assert_ne!(edited.rule_digests["forward"], observed.rule_digests["forward"], "an edited rule changes the digest");
     let renumbered = Observed::from_json(&LISTING.replace(r#""handle": 11"#, r#""handle": 99"#)).unwrap();
-    assert_eq!(renumbered.rules_digest, observed.rules_digest, "handles do not matter");
+    assert_eq!(renumbered.rule_digests, observed.rule_digests, "handles do not matter");
 }
 
 #[test]
@@ -45,14 +45,17 @@ fn plans_pick_the_smallest_change() {
     let spec = policy_spec();
     let endpoints = [endpoint("web", [10, 0, 0, 5])];
     let desired = ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints });
-    let exact = Observed::expected(&desired);
-    assert_eq!(plan(&desired, None, None, None), Plan::Rewrite, "missing table");
-    assert_eq!(plan(&desired, Some(&exact), None, None), Plan::UpToDate);
+    let mut exact = Observed::expected(&desired);
+    exact.rule_digests = forward(0);
+    assert_eq!(plan(&desired, None, &Digests::new(), None), Plan::Rewrite, "missing table");
+    assert_eq!(plan(&desired, Some(&exact), &Digests::new(), None), Plan::UpToDate);
 
     let mut drifted = exact.clone();
     drifted.elements.get_mut("s_clients").unwrap().remove("10.0.0.9");
     drifted.elements.get_mut("s_clients").unwrap().insert("10.9.9.9".into());
-    let Plan::Changes(delta) = plan(&desired, Some(&drifted), None, None) else { panic!("expected element updates") };
+    let Plan::Changes(delta) = plan(&desired, Some(&drifted), &Digests::new(), None) else {
+        panic!("expected element updates")
+    };
     assert!(!delta.is_structural());
     let Delta { add, delete, .. } = *delta;
     assert_eq!(add, [("s_clients".to_string(), ["10.0.0.9".to_string()].into())].into());
@@ -60,13 +63,37 @@ fn plans_pick_the_smallest_change() {
 
     let mut rule_deleted = exact.clone();
     *rule_deleted.chains.get_mut("forward").unwrap() -= 1;
-    assert_eq!(plan(&desired, Some(&rule_deleted), None, None), Plan::Rewrite, "a deleted rule");
+    assert_eq!(plan(&desired, Some(&rule_deleted), &Digests::new(), None), Plan::Rewrite, "a deleted rule");
     let mut foreign = exact.clone();
     foreign.fingerprint = Some("other".into());
-    assert_eq!(plan(&desired, Some(&foreign), None, None), Plan::Rewrite, "another structure");
-    assert_eq!(plan(&desired, Some(&exact), Some(0), None), Plan::UpToDate, "rules as gingham left them");
-    assert_eq!(plan(&desired, Some(&exact), Some(7), None), Plan::Rewrite, "a rule edited in place");
+    assert_eq!(plan(&desired, Some(&foreign), &Digests::new(), None), Plan::Rewrite, "another structure");
+    assert_eq!(plan(&desired, Some(&exact), &forward(0), None), Plan::UpToDate, "rules as gingham left them");
+    assert_eq!(plan(&desired, Some(&exact), &forward(7), None), Plan::Rewrite, "a rule edited in place");
     let mut set_gone = exact;
     set_gone.elements.remove("s_clients");
-    assert_eq!(plan(&desired, Some(&set_gone), None, None), Plan::Rewrite, "a deleted set");
+    assert_eq!(plan(&desired, Some(&set_gone), &Digests::new(), None), Plan::Rewrite, "a deleted set");
+}
+
+fn forward(digest: u64) -> Digests {
+    [("forward".to_string(), digest)].into()
+}
+
+#[test]
+fn chains_a_change_touched_are_trusted_again_only_once_listed() {
+    let mut seen = Observed::from_json(LISTING).unwrap();
+    let trusted = trust(Digests::new(), &seen, &BTreeSet::new());
+    assert_eq!(trusted, seen.rule_digests, "a first listing is adopted");
+    let changed: BTreeSet<String> = ["forward".to_string()].into();
+    let after_delta = trust(trusted, &seen, &changed);
+    assert!(
+        !after_delta.contains_key("forward")
+            && after_delta.contains_key("ep_allow") == seen.rule_digests.contains_key("ep_allow")
+    );
+    seen.rule_digests.insert("forward".into(), 42);
+    assert_eq!(trust(after_delta, &seen, &BTreeSet::new())["forward"], 42, "learned at the next listing");
+    seen.chains.remove("forward");
+    assert!(
+        !trust(seen.rule_digests.clone(), &seen, &BTreeSet::new()).contains_key("forward"),
+        "a deleted chain is forgotten"
+    );
 }
