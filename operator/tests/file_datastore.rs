@@ -10,9 +10,13 @@ use std::path::Path;
 
 use gingham_crds::api::NodeNetwork;
 use gingham_crds::manifest::read_documents;
-use gingham_operator::datastore::WriteOp;
+use gingham_operator::core::engine::Changes;
+use gingham_operator::core::engine::Event;
+use gingham_operator::core::engine::store::Object;
+use gingham_operator::datastore::file::FileDatastore;
 use gingham_operator::datastore::file::read::Reader;
-use gingham_operator::datastore::file::write::write_desired;
+use gingham_operator::datastore::file::write::{write_changes, write_desired};
+use gingham_operator::datastore::{Datastore, Observation, WriteOp};
 use support::{block_name, node_spec, scenario};
 
 fn node_network(root: &Path, node: &str) -> NodeNetwork {
@@ -28,7 +32,7 @@ fn stamp(path: &Path) -> (u64, i64, i64) {
 #[test]
 fn derived_objects_are_written_where_the_layout_says() {
     let dir = tempfile::tempdir().unwrap();
-    let summary = write_desired(dir.path(), &scenario()).unwrap();
+    let summary = write_desired(dir.path(), &scenario()).unwrap().summary;
     for path in [
         "generated/nodenetworks/node-1.yaml",
         "generated/nodenetworks/node-2.yaml",
@@ -65,7 +69,7 @@ fn unchanged_desired_state_writes_nothing() {
     let files = ["generated/nodenetworks/node-1.yaml", "status/ippools/default.yaml"].map(|f| dir.path().join(f));
     let before: Vec<_> = files.iter().map(|f| stamp(f)).collect();
     std::thread::sleep(std::time::Duration::from_millis(20));
-    let summary = write_desired(dir.path(), &scenario()).unwrap();
+    let summary = write_desired(dir.path(), &scenario()).unwrap().summary;
     assert_eq!(summary.total(), 0, "{summary:?}");
     assert_eq!(files.iter().map(|f| stamp(f)).collect::<Vec<_>>(), before);
 }
@@ -77,11 +81,34 @@ fn a_spec_change_rewrites_that_node_only_and_bumps_its_generation() {
     let untouched = stamp(&dir.path().join("generated/nodenetworks/node-2.yaml"));
     let mut desired = scenario();
     desired.node_networks.get_mut("node-1").unwrap().blocks.push("10.244.1.0/26".into());
-    let summary = write_desired(dir.path(), &desired).unwrap();
+    let summary = write_desired(dir.path(), &desired).unwrap().summary;
     assert_eq!(summary.total(), 1, "{summary:?}");
     assert_eq!(node_network(dir.path(), "node-1").metadata.generation, Some(2));
     assert_eq!(node_network(dir.path(), "node-2").metadata.generation, Some(1));
     assert_eq!(stamp(&dir.path().join("generated/nodenetworks/node-2.yaml")), untouched);
+}
+
+#[test]
+fn a_round_after_events_writes_and_removes_only_the_objects_named_as_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    write_desired(dir.path(), &scenario()).unwrap();
+    let untouched = stamp(&dir.path().join("generated/nodenetworks/node-2.yaml"));
+    let mut desired = scenario();
+    desired.node_networks.get_mut("node-1").unwrap().blocks.push("10.244.1.0/26".into());
+    desired.node_networks.get_mut("node-2").unwrap().blocks.clear();
+    desired.blocks.remove(&block_name(2));
+    let changes =
+        Changes { node_networks: ["node-1".to_string()].into(), blocks: [block_name(2)].into(), ..Changes::default() };
+    let written = write_changes(dir.path(), &desired, &changes).unwrap();
+    assert_eq!(written.summary.writes.get(&("NodeNetwork", WriteOp::Apply)), Some(&1));
+    assert_eq!(written.summary.writes.get(&("IPAMBlock", WriteOp::Delete)), Some(&1));
+    assert_eq!(written.summary.total(), 2, "{:?}", written.summary);
+    assert_eq!(written.files.len(), 2, "{:?}", written.files);
+    assert_eq!(node_network(dir.path(), "node-1").metadata.generation, Some(2));
+    // node-2 differs from the desired state, but nothing said it changed: it is not compared.
+    assert_eq!(stamp(&dir.path().join("generated/nodenetworks/node-2.yaml")), untouched);
+    assert!(!dir.path().join(format!("generated/ipamblocks/{}.yaml", block_name(2))).exists());
+    assert_eq!(written.summary.managed.get("NodeNetwork"), Some(&2));
 }
 
 #[test]
@@ -93,7 +120,7 @@ fn stale_generated_files_are_removed() {
     desired.node_networks.remove("node-2");
     desired.blocks.remove(&block_name(2));
     desired.translated_policies.clear();
-    let summary = write_desired(dir.path(), &desired).unwrap();
+    let summary = write_desired(dir.path(), &desired).unwrap().summary;
     assert_eq!(summary.writes.get(&("NodeNetwork", WriteOp::Delete)), Some(&1));
     assert_eq!(summary.writes.get(&("IPAMBlock", WriteOp::Delete)), Some(&1));
     assert_eq!(summary.writes.get(&("NetworkPolicy", WriteOp::Delete)), Some(&1));
@@ -186,4 +213,46 @@ fn malformed_files_and_objects_are_skipped_and_the_rest_is_read() {
     assert!(!again.changed, "nothing changed");
     assert!(again.problems.is_empty(), "problems are reported once per file version");
     assert_eq!(again.snapshot.nodes.len(), 2);
+}
+
+/// Observations until one holds an event `wanted` accepts (or the test times out).
+async fn until_event(store: &mut FileDatastore, wanted: impl Fn(&Event) -> bool) {
+    let wait = async {
+        loop {
+            match store.next().await.unwrap() {
+                Observation::Events(events) if events.iter().any(&wanted) => return,
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), wait).await.expect("no such event");
+}
+
+#[tokio::test]
+async fn after_a_snapshot_the_datastore_reports_written_files_as_events_and_restores_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pools.yaml"), POOL_AND_NODE).unwrap();
+    let mut store = FileDatastore::new(dir.path());
+    let Observation::Snapshot(snapshot) = store.next().await.unwrap() else { panic!("a snapshot comes first") };
+    assert_eq!(snapshot.nodes.len(), 1);
+    store.apply(&scenario(), None).await.unwrap();
+
+    let node = "apiVersion: v1\nkind: Node\nmetadata:\n  name: node-2\n";
+    std::fs::create_dir_all(dir.path().join("objects")).unwrap();
+    std::fs::write(dir.path().join("objects/node-2.yaml"), node).unwrap();
+    until_event(
+        &mut store,
+        |e| matches!(e, Event::Upsert(Object::Node(n)) if n.metadata.name.as_deref() == Some("node-2")),
+    )
+    .await;
+
+    // Someone removes a NodeNetwork: the next round compares everything, though nothing changed.
+    let own = dir.path().join("generated/nodenetworks/node-1.yaml");
+    std::fs::remove_file(&own).unwrap();
+    let wait =
+        async { while !matches!(store.next().await.unwrap(), Observation::Events(events) if events.is_empty()) {} };
+    tokio::time::timeout(std::time::Duration::from_secs(20), wait).await.expect("no round for the removal");
+    let summary = store.apply(&scenario(), Some(&Changes::default())).await.unwrap();
+    assert_eq!(summary.writes.get(&("NodeNetwork", WriteOp::Apply)), Some(&1), "{summary:?}");
+    assert_eq!(node_network(dir.path(), "node-1").spec, node_spec(1));
 }

@@ -1,8 +1,12 @@
-//! The file datastore: a directory of YAML objects laid out as docs/file-datastore.md says, polled
-//! for changes. It serves the lab, `render` and tests.
+//! The file datastore: a directory of YAML objects laid out as docs/file-datastore.md says. Changes
+//! are noticed through inotify ([`watch`]), with a slow rescan as a safety net (or a fast poll
+//! when inotify is unavailable), and read file by file ([`read`]) into engine events; a round
+//! writes only the objects the engine says changed ([`write`]). It serves the lab, `render` and
+//! tests.
 
 pub mod layout;
 pub mod read;
+pub mod watch;
 pub mod write;
 
 use std::path::{Path, PathBuf};
@@ -13,8 +17,11 @@ use crate::core::engine::Changes;
 use crate::datastore::{Datastore, DatastoreError, Observation, WriteSummary};
 use crate::yaml_files::YamlFilesError;
 
-/// How often the directory is read.
+/// How often the directory is read when inotify is unavailable.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the whole directory is read anyway while inotify watches it, in case a notification
+/// was missed.
+pub const RESCAN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The file datastore failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,41 +75,85 @@ pub struct FileDatastore {
     root: PathBuf,
     reader: read::Reader,
     first: bool,
+    watch: Option<watch::DirWatch>,
     poll: Duration,
+    /// Files the operator owns changed under it: the next apply compares everything.
+    resync: bool,
 }
 
 impl FileDatastore {
-    /// A datastore over `root`, polled every [`POLL_INTERVAL`].
+    /// A datastore over `root`, watched through inotify (polled every [`POLL_INTERVAL`] when that
+    /// fails).
     pub fn new(root: &Path) -> Self {
-        Self::with_poll_interval(root, POLL_INTERVAL)
+        let watch = watch::DirWatch::start(root)
+            .inspect_err(|error| {
+                tracing::warn!(dir = %root.display(), %error, ?POLL_INTERVAL, "cannot watch the directory; polling it")
+            })
+            .ok();
+        Self { watch, ..Self::polled(root, POLL_INTERVAL) }
     }
 
-    /// A datastore over `root`, polled every `poll`.
-    pub fn with_poll_interval(root: &Path, poll: Duration) -> Self {
-        Self { root: root.to_path_buf(), reader: read::Reader::new(root), first: true, poll }
+    /// A datastore over `root`, polled every `poll` without inotify.
+    pub fn polled(root: &Path, poll: Duration) -> Self {
+        let reader = read::Reader::new(root);
+        Self { root: root.to_path_buf(), reader, first: true, watch: None, poll, resync: false }
+    }
+
+    /// The next batch of changes: what the watcher names, or a rescan.
+    async fn read_changes(&mut self) -> Result<read::Delta, FileError> {
+        let Some(watch) = self.watch.as_mut() else {
+            tokio::time::sleep(self.poll).await;
+            return self.reader.rescan();
+        };
+        match tokio::time::timeout(RESCAN_INTERVAL, watch.changed()).await {
+            Ok(watch::Changed::Paths(paths)) => self.reader.refresh(paths),
+            Ok(watch::Changed::Rescan) | Err(_) => self.reader.rescan(),
+            Ok(watch::Changed::Closed) => {
+                tracing::warn!(?POLL_INTERVAL, "the directory watch stopped; polling instead");
+                self.watch = None;
+                self.reader.rescan()
+            }
+        }
     }
 }
 
-/// Every observation is a snapshot: files carry no change events, and the lab's directories are
-/// small.
+/// The first observation is a snapshot; after it, events name only the objects whose files
+/// changed.
 impl Datastore for FileDatastore {
     async fn next(&mut self) -> Result<Observation, DatastoreError> {
-        loop {
-            if !self.first {
-                tokio::time::sleep(self.poll).await;
-            }
+        if self.first {
             let outcome = self.reader.read()?;
-            for problem in &outcome.problems {
-                tracing::warn!(problem = %problem, "skipping an invalid object");
-            }
-            if outcome.changed || self.first {
-                self.first = false;
-                return Ok(Observation::Snapshot(Box::new(outcome.snapshot)));
+            log_problems(&outcome.problems);
+            self.first = false;
+            return Ok(Observation::Snapshot(Box::new(outcome.snapshot)));
+        }
+        loop {
+            let delta = self.read_changes().await?;
+            log_problems(&delta.problems);
+            self.resync |= delta.own_changed;
+            if !delta.events.is_empty() || delta.own_changed {
+                return Ok(Observation::Events(delta.events));
             }
         }
     }
 
-    async fn apply(&mut self, desired: &DesiredState, _: Option<&Changes>) -> Result<WriteSummary, DatastoreError> {
-        Ok(write::write_desired(&self.root, desired)?)
+    async fn apply(
+        &mut self,
+        desired: &DesiredState,
+        changes: Option<&Changes>,
+    ) -> Result<WriteSummary, DatastoreError> {
+        let written = match changes.filter(|_| !self.resync) {
+            Some(changes) => write::write_changes(&self.root, desired, changes)?,
+            None => write::write_desired(&self.root, desired)?,
+        };
+        self.resync = false;
+        self.reader.adopt(&written.files);
+        Ok(written.summary)
+    }
+}
+
+fn log_problems(problems: &[String]) {
+    for problem in problems {
+        tracing::warn!(problem = %problem, "skipping an invalid object");
     }
 }

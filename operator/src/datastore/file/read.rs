@@ -1,7 +1,14 @@
-//! Reading a file datastore directory into a [`ClusterSnapshot`], re-parsing only files whose text
-//! changed. A file or document that does not parse or validate is reported once and skipped.
+//! Reading a file datastore directory: every file's objects, cached with the file's stamp (inode,
+//! size, modification time) and a hash of its text, so that a read costs only the files that
+//! changed and yields the changed objects as engine events. A file or document that does not
+//! parse or validate is reported once and skipped.
+//!
+//! An object defined in several files comes from the last of them in path order, as in a
+//! snapshot.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use gingham_crds::api::NodeNetworkStatus;
@@ -12,23 +19,48 @@ use serde_json::Value;
 use super::FileError;
 use super::layout::{Area, area_of};
 use crate::core::ClusterSnapshot;
-use crate::yaml_files::yaml_files;
+use crate::core::engine::Event;
+use crate::core::engine::store::{Key, Kind, Object};
+use crate::yaml_files::{YamlFilesError, is_manifest_name, yaml_files};
 
-/// What one file holds, once parsed.
-#[derive(Clone, Debug, Default)]
-struct Parsed {
-    manifests: Vec<Manifest>,
-    statuses: Vec<(String, NodeNetworkStatus)>,
+/// A file's version as its metadata tells it, without reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    inode: u64,
+    len: u64,
+    modified: (i64, i64),
+}
+
+impl Stamp {
+    fn of(metadata: &std::fs::Metadata) -> Self {
+        Self { inode: metadata.ino(), len: metadata.len(), modified: (metadata.mtime(), metadata.mtime_nsec()) }
+    }
 }
 
 /// A file as last read.
 #[derive(Clone, Debug)]
 struct Cached {
-    text: String,
-    parsed: Parsed,
+    stamp: Stamp,
+    hash: u64,
+    /// Its objects, in document order (none for the operator's own files).
+    objects: Vec<Object>,
 }
 
-/// The result of one read.
+/// An object's identity across files.
+type Id = (Kind, Key);
+
+/// What a read found since the previous one.
+#[derive(Clone, Debug, Default)]
+pub struct Delta {
+    /// The objects that appeared, changed or went away.
+    pub events: Vec<Event>,
+    /// Problems in files (re)parsed by this read, as `file:line: message`.
+    pub problems: Vec<String>,
+    /// A file the operator writes changed other than by the operator's hand.
+    pub own_changed: bool,
+}
+
+/// The result of reading everything.
 #[derive(Clone, Debug, Default)]
 pub struct ReadOutcome {
     /// Whether any file appeared, disappeared or changed since the previous read.
@@ -39,80 +71,222 @@ pub struct ReadOutcome {
     pub problems: Vec<String>,
 }
 
-/// Reads a directory, remembering each file's text and parse.
+/// Reads a directory, remembering each file's stamp, hash and objects.
 #[derive(Debug)]
 pub struct Reader {
     dir: PathBuf,
-    cache: BTreeMap<PathBuf, Cached>,
+    files: BTreeMap<PathBuf, Cached>,
+    /// The files defining each object; the last one wins.
+    owners: BTreeMap<Id, BTreeSet<PathBuf>>,
 }
 
 impl Reader {
     /// A reader of `dir` that has read nothing yet.
     pub fn new(dir: &Path) -> Self {
-        Self { dir: dir.to_path_buf(), cache: BTreeMap::new() }
+        Self { dir: dir.to_path_buf(), files: BTreeMap::new(), owners: BTreeMap::new() }
     }
 
-    /// Reads the directory.
+    /// Reads the whole directory and returns everything.
     pub fn read(&mut self) -> Result<ReadOutcome, FileError> {
-        let files = yaml_files(&self.dir)?;
-        let mut outcome = ReadOutcome::default();
-        let mut seen = BTreeMap::new();
-        for file in files {
-            let Some(area) = file.strip_prefix(&self.dir).ok().and_then(area_of) else { continue };
-            let text = match std::fs::read_to_string(&file) {
-                Ok(text) => text,
-                // Removed between listing and reading: the next read sees it gone.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(FileError::Read { path: file, source }),
-            };
-            let cached = match self.cache.remove(&file) {
-                Some(cached) if cached.text == text => cached,
-                _ => {
-                    outcome.changed = true;
-                    let parsed = parse(&file, &text, area, &mut outcome.problems);
-                    Cached { text, parsed }
+        let delta = self.rescan()?;
+        let changed = !delta.events.is_empty() || delta.own_changed;
+        Ok(ReadOutcome { changed, snapshot: self.snapshot(), problems: delta.problems })
+    }
+
+    /// Lists the whole directory and reads the files whose stamp changed.
+    pub fn rescan(&mut self) -> Result<Delta, FileError> {
+        let present: BTreeSet<PathBuf> = yaml_files(&self.dir)?.into_iter().collect();
+        let gone: Vec<PathBuf> = self.files.keys().filter(|path| !present.contains(*path)).cloned().collect();
+        let mut delta = Delta::default();
+        for path in gone.into_iter().chain(present) {
+            self.refresh_file(path, &mut delta);
+        }
+        Ok(delta)
+    }
+
+    /// Reads again what a watcher named: files, and directories standing for every file in and
+    /// under them (a directory created, removed or moved).
+    pub fn refresh(&mut self, paths: impl IntoIterator<Item = PathBuf>) -> Result<Delta, FileError> {
+        let mut files = BTreeSet::new();
+        for path in paths {
+            let known =
+                self.files.range(path.clone()..).map(|(file, _)| file).take_while(|file| file.starts_with(&path));
+            files.extend(known.cloned());
+            if path.is_dir() {
+                match yaml_files(&path) {
+                    Ok(found) => files.extend(found),
+                    Err(YamlFilesError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
                 }
+            } else {
+                files.insert(path);
+            }
+        }
+        let mut delta = Delta::default();
+        for file in files {
+            self.refresh_file(file, &mut delta);
+        }
+        Ok(delta)
+    }
+
+    /// Takes the current version of the operator's own files (`Area::Own`) among `paths`, just
+    /// written or removed, as known, so that their notifications are not mistaken for someone
+    /// else's edit. Files read back as state (blocks, translated policies) are left to be read.
+    pub fn adopt(&mut self, paths: &[PathBuf]) {
+        for path in paths {
+            if path.strip_prefix(&self.dir).ok().and_then(area_of) != Some(Area::Own) {
+                continue;
+            }
+            let current = std::fs::metadata(path).ok().filter(std::fs::Metadata::is_file).and_then(|metadata| {
+                let text = std::fs::read_to_string(path).ok()?;
+                Some(Cached { stamp: Stamp::of(&metadata), hash: hash(&text), objects: Vec::new() })
+            });
+            match current {
+                Some(cached) => self.files.insert(path.clone(), cached),
+                None => self.files.remove(path),
             };
-            add(&mut outcome.snapshot, &cached.parsed);
-            seen.insert(file, cached);
         }
-        outcome.changed |= !self.cache.is_empty();
-        self.cache = seen;
-        Ok(outcome)
+    }
+
+    /// Everything known, as a snapshot (files in path order).
+    pub fn snapshot(&self) -> ClusterSnapshot {
+        let mut snapshot = ClusterSnapshot::default();
+        for object in self.files.values().flat_map(|cached| &cached.objects) {
+            add(&mut snapshot, object.clone());
+        }
+        snapshot
+    }
+
+    /// Reads one file again if its stamp changed. A file that cannot be read is reported and
+    /// keeps its last version.
+    fn refresh_file(&mut self, path: PathBuf, delta: &mut Delta) {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let area = path.strip_prefix(&self.dir).ok().and_then(area_of);
+        let Some(area) = area.filter(|_| is_manifest_name(&name)) else { return };
+        let found = std::fs::metadata(&path).and_then(|metadata| {
+            if !metadata.is_file() {
+                return Ok(None);
+            }
+            let stamp = Stamp::of(&metadata);
+            if self.files.get(&path).is_some_and(|cached| cached.stamp == stamp) {
+                return Ok(Some((stamp, None)));
+            }
+            std::fs::read_to_string(&path).map(|text| Some((stamp, Some(text))))
+        });
+        let found = match found {
+            Ok(Some((_, None))) => return,
+            Ok(Some((stamp, Some(text)))) => Some((stamp, text)),
+            Ok(None) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return delta.problems.push(format!("{}: cannot read: {e}", path.display())),
+        };
+        let new = match found {
+            Some((stamp, text)) => {
+                let hash = hash(&text);
+                if let Some(cached) = self.files.get_mut(&path).filter(|cached| cached.hash == hash) {
+                    cached.stamp = stamp;
+                    return;
+                }
+                let objects =
+                    if area == Area::Own { Vec::new() } else { parse(&path, &text, area, &mut delta.problems) };
+                Some(Cached { stamp, hash, objects })
+            }
+            None if !self.files.contains_key(&path) => return,
+            None => None,
+        };
+        delta.own_changed |= area == Area::Own;
+        let old = match new {
+            Some(new) => self.files.insert(path.clone(), new),
+            None => self.files.remove(&path),
+        };
+        self.note_changes(&path, old.map(|cached| cached.objects).unwrap_or_default(), &mut delta.events);
+    }
+
+    /// The events of one file's objects going from `old` to what the cache holds now.
+    fn note_changes(&mut self, path: &Path, old: Vec<Object>, events: &mut Vec<Event>) {
+        let new: BTreeSet<Id> = self.files.get(path).map(|c| c.objects.iter().map(id_of).collect()).unwrap_or_default();
+        let ids: BTreeSet<Id> = old.iter().map(id_of).chain(new.iter().cloned()).collect();
+        for id in ids {
+            let owners = self.owners.entry(id.clone()).or_default();
+            let was_winner = owners.last().is_some_and(|winner| winner == path);
+            if new.contains(&id) {
+                owners.insert(path.to_path_buf());
+            } else {
+                owners.remove(path);
+            }
+            let winner = owners.last().cloned();
+            if owners.is_empty() {
+                self.owners.remove(&id);
+            }
+            match winner {
+                None => events.push(Event::Delete(id.0, id.1)),
+                Some(winner) if winner == path || was_winner => {
+                    let object = self.files.get(&winner).and_then(|c| c.objects.iter().rev().find(|o| id_of(o) == id));
+                    events.extend(object.cloned().map(Event::Upsert));
+                }
+                Some(_) => {}
+            }
+        }
     }
 }
 
-fn add(snapshot: &mut ClusterSnapshot, parsed: &Parsed) {
-    for manifest in &parsed.manifests {
-        match manifest.clone() {
-            Manifest::IPPool(o) => snapshot.pools.push(o),
-            Manifest::BGPConfiguration(o) => snapshot.bgp_configurations.push(o),
-            Manifest::BGPPeer(o) => snapshot.bgp_peers.push(o),
-            Manifest::FelixConfiguration(o) => snapshot.felix_configurations.push(o),
-            Manifest::NetworkPolicy(o) => snapshot.network_policies.push(o),
-            Manifest::GlobalNetworkPolicy(o) => snapshot.global_network_policies.push(o),
-            Manifest::IPAMBlock(o) => snapshot.blocks.push(o),
-            Manifest::Node(o) => snapshot.nodes.push(*o),
-            Manifest::Pod(o) => snapshot.pods.push(*o),
-            Manifest::Namespace(o) => snapshot.namespaces.push(o),
-            Manifest::Secret(o) => snapshot.secrets.push(o),
-            Manifest::KubeNetworkPolicy(o) => snapshot.kube_network_policies.push(*o),
-            Manifest::NodeNetwork(_) => {}
+fn id_of(object: &Object) -> Id {
+    (object.kind(), object.key())
+}
+
+fn hash(text: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn add(snapshot: &mut ClusterSnapshot, object: Object) {
+    match object {
+        Object::Pool(o) => snapshot.pools.push(o),
+        Object::BgpConfiguration(o) => snapshot.bgp_configurations.push(o),
+        Object::BgpPeer(o) => snapshot.bgp_peers.push(o),
+        Object::FelixConfiguration(o) => snapshot.felix_configurations.push(o),
+        Object::NetworkPolicy(o) => snapshot.network_policies.push(o),
+        Object::GlobalNetworkPolicy(o) => snapshot.global_network_policies.push(o),
+        Object::Block(o) => snapshot.blocks.push(o),
+        Object::Node(o) => snapshot.nodes.push(o),
+        Object::Pod(o) => snapshot.pods.push(o),
+        Object::Namespace(o) => snapshot.namespaces.push(o),
+        Object::Secret(o) => snapshot.secrets.push(o),
+        Object::KubeNetworkPolicy(o) => snapshot.kube_network_policies.push(o),
+        Object::NodeStatus(node, status) => {
+            snapshot.node_statuses.insert(node, status);
         }
-    }
-    for (node, status) in &parsed.statuses {
-        snapshot.node_statuses.insert(node.clone(), status.clone());
     }
 }
 
-fn parse(file: &Path, text: &str, area: Area, problems: &mut Vec<String>) -> Parsed {
-    let mut parsed = Parsed::default();
+/// The engine's object for a manifest (NodeNetworks are the operator's output, not an input).
+fn object(manifest: Manifest) -> Option<Object> {
+    Some(match manifest {
+        Manifest::IPPool(o) => Object::Pool(o),
+        Manifest::BGPConfiguration(o) => Object::BgpConfiguration(o),
+        Manifest::BGPPeer(o) => Object::BgpPeer(o),
+        Manifest::FelixConfiguration(o) => Object::FelixConfiguration(o),
+        Manifest::NetworkPolicy(o) => Object::NetworkPolicy(o),
+        Manifest::GlobalNetworkPolicy(o) => Object::GlobalNetworkPolicy(o),
+        Manifest::IPAMBlock(o) => Object::Block(o),
+        Manifest::Node(o) => Object::Node(*o),
+        Manifest::Pod(o) => Object::Pod(*o),
+        Manifest::Namespace(o) => Object::Namespace(o),
+        Manifest::Secret(o) => Object::Secret(o),
+        Manifest::KubeNetworkPolicy(o) => Object::KubeNetworkPolicy(*o),
+        Manifest::NodeNetwork(_) => return None,
+    })
+}
+
+fn parse(file: &Path, text: &str, area: Area, problems: &mut Vec<String>) -> Vec<Object> {
+    let mut objects = Vec::new();
     let documents = match read_documents(text) {
         Ok(documents) => documents,
         Err(e) => {
             let message = e.to_string();
             problems.push(format!("{}: {}", file.display(), message.lines().next().unwrap_or_default()));
-            return parsed;
+            return objects;
         }
     };
     for document in documents {
@@ -122,33 +296,35 @@ fn parse(file: &Path, text: &str, area: Area, problems: &mut Vec<String>) -> Par
                 Ok(Manifest::NodeNetwork(_)) => {
                     problem("NodeNetworks are written by the operator: move this file out of the user area".into())
                 }
-                Ok(manifest) => parsed.manifests.push(manifest),
+                Ok(manifest) => objects.extend(object(manifest)),
                 Err(found) => {
                     // A pool reaches the core even when invalid: it gets Allocatable=False with the
                     // reason in its status (the Kubernetes datastore does the same).
                     if let Ok(pool @ Manifest::IPPool(_)) = Manifest::from_document(&document) {
-                        parsed.manifests.push(pool);
+                        objects.extend(object(pool));
                     }
-                    let object = object_label(&document);
+                    let label = object_label(&document);
                     for p in found {
                         let at = if p.path.is_empty() { String::new() } else { format!("{}: ", p.path) };
-                        problem(format!("{object}: {at}{}", p.message));
+                        problem(format!("{label}: {at}{}", p.message));
                     }
                 }
             },
             Area::Blocks | Area::Policies => match Manifest::from_document(&document) {
-                Ok(manifest @ (Manifest::IPAMBlock(_) | Manifest::NetworkPolicy(_))) => parsed.manifests.push(manifest),
+                Ok(manifest @ (Manifest::IPAMBlock(_) | Manifest::NetworkPolicy(_))) => {
+                    objects.extend(object(manifest))
+                }
                 Ok(other) => problem(format!("unexpected {} in a generated directory: ignored", other.kind())),
                 Err(e) => problem(e.to_string()),
             },
             Area::NodeStatus => match node_status(&document) {
-                Ok(entry) => parsed.statuses.push(entry),
+                Ok((node, status)) => objects.push(Object::NodeStatus(node, status)),
                 Err(message) => problem(message),
             },
             Area::Own => {}
         }
     }
-    parsed
+    objects
 }
 
 /// A status file: a NodeNetwork with only metadata.name and status.
@@ -172,3 +348,6 @@ fn object_label(document: &Document) -> String {
     let field = |pointer: &str| document.value.pointer(pointer).and_then(Value::as_str).unwrap_or("<unnamed>");
     format!("{}/{}", field("/kind"), field("/metadata/name"))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,10 +1,11 @@
 //! Writing derived objects into a file datastore directory: atomically (`.<name>.tmp` renamed into
 //! place), only when the content changed, removing the operator's files that are no longer wanted.
+//! A round after events writes only the objects the engine says changed.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use gingham_crds::api::{IPPoolStatus, NodeNetwork};
+use gingham_crds::api::{IPAMBlockSpec, IPPoolStatus, NodeNetwork, NodeNetworkSpec};
 use gingham_crds::manifest::read_documents;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Serialize;
@@ -12,53 +13,125 @@ use serde::Serialize;
 use super::FileError;
 use super::layout::{IPAM_BLOCKS, NETWORK_POLICIES, NODE_NETWORKS, POOL_STATUSES, object_path};
 use crate::core::DesiredState;
+use crate::core::engine::Changes;
 use crate::datastore::objects::{ipam_block, node_network, pool_status, stamp_conditions, translated_policy};
 use crate::datastore::{WriteOp, WriteSummary};
 
-/// Makes the operator's files under `root` match `desired`.
-pub fn write_desired(root: &Path, desired: &DesiredState) -> Result<WriteSummary, FileError> {
-    let mut summary = WriteSummary::default();
+/// What a write did: the counts, and the files it wrote or removed.
+#[derive(Clone, Debug, Default)]
+pub struct Written {
+    /// Writes and managed objects, counted.
+    pub summary: WriteSummary,
+    /// The files written or removed (see [`super::read::Reader::adopt`]).
+    pub files: Vec<PathBuf>,
+}
 
-    let mut names = BTreeSet::new();
+/// Makes the operator's files under `root` match `desired`, comparing every one of them.
+pub fn write_desired(root: &Path, desired: &DesiredState) -> Result<Written, FileError> {
+    let mut written = Written::default();
     for (node, spec) in &desired.node_networks {
-        let path = object_path(root, NODE_NETWORKS, node);
-        let existing = read_node_network(&path);
-        let generation = match &existing {
-            Some(old) if old.spec == *spec => old.metadata.generation.unwrap_or(1),
-            Some(old) => old.metadata.generation.unwrap_or(0) + 1,
-            None => 1,
-        };
-        write_if_changed(&path, &node_network(node, spec, Some(generation)), "NodeNetwork", &mut summary)?;
-        names.insert(node.clone());
+        write_node_network(root, node, Some(spec), &mut written)?;
     }
-    remove_stale(root, NODE_NETWORKS, &names, "NodeNetwork", &mut summary)?;
+    let names = desired.node_networks.keys().cloned().collect();
+    remove_stale(root, NODE_NETWORKS, &names, "NodeNetwork", &mut written)?;
 
-    let mut names = BTreeSet::new();
     for (name, spec) in &desired.blocks {
-        write_if_changed(&object_path(root, IPAM_BLOCKS, name), &ipam_block(name, spec), "IPAMBlock", &mut summary)?;
-        names.insert(name.clone());
+        write_block(root, name, Some(spec), &mut written)?;
     }
-    remove_stale(root, IPAM_BLOCKS, &names, "IPAMBlock", &mut summary)?;
+    let names = desired.blocks.keys().cloned().collect();
+    remove_stale(root, IPAM_BLOCKS, &names, "IPAMBlock", &mut written)?;
 
+    write_translated_policies(root, desired, &mut written)?;
+
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    for (pool, status) in &desired.pool_statuses {
+        write_pool_status(root, pool, Some(status), &now, &mut written)?;
+    }
+    let names = desired.pool_statuses.keys().cloned().collect();
+    remove_stale(root, POOL_STATUSES, &names, "IPPool", &mut written)?;
+    count_managed(desired, &mut written.summary);
+    Ok(written)
+}
+
+/// Writes or removes only the objects `changes` names (translated policies, few and named by
+/// key rather than file, are compared all together when any of them changed).
+pub fn write_changes(root: &Path, desired: &DesiredState, changes: &Changes) -> Result<Written, FileError> {
+    let mut written = Written::default();
+    for node in &changes.node_networks {
+        write_node_network(root, node, desired.node_networks.get(node), &mut written)?;
+    }
+    for name in &changes.blocks {
+        write_block(root, name, desired.blocks.get(name), &mut written)?;
+    }
+    if !changes.translated_policies.is_empty() {
+        write_translated_policies(root, desired, &mut written)?;
+    }
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    for pool in &changes.pool_statuses {
+        write_pool_status(root, pool, desired.pool_statuses.get(pool), &now, &mut written)?;
+    }
+    count_managed(desired, &mut written.summary);
+    Ok(written)
+}
+
+fn count_managed(desired: &DesiredState, summary: &mut WriteSummary) {
+    summary.managed = [
+        ("NodeNetwork", desired.node_networks.len() as u64),
+        ("IPAMBlock", desired.blocks.len() as u64),
+        ("NetworkPolicy", desired.translated_policies.len() as u64),
+        ("IPPool", desired.pool_statuses.len() as u64),
+    ]
+    .into_iter()
+    .collect();
+}
+
+/// Writes a node's NodeNetwork (its generation bumped when the spec changed), or removes it.
+fn write_node_network(
+    root: &Path,
+    node: &str,
+    spec: Option<&NodeNetworkSpec>,
+    written: &mut Written,
+) -> Result<(), FileError> {
+    let path = object_path(root, NODE_NETWORKS, node);
+    let Some(spec) = spec else { return remove(&path, "NodeNetwork", written) };
+    let generation = match read_node_network(&path) {
+        Some(old) if old.spec == *spec => old.metadata.generation.unwrap_or(1),
+        Some(old) => old.metadata.generation.unwrap_or(0) + 1,
+        None => 1,
+    };
+    write_if_changed(&path, &node_network(node, spec, Some(generation)), "NodeNetwork", written)
+}
+
+fn write_block(root: &Path, name: &str, spec: Option<&IPAMBlockSpec>, written: &mut Written) -> Result<(), FileError> {
+    let path = object_path(root, IPAM_BLOCKS, name);
+    match spec {
+        Some(spec) => write_if_changed(&path, &ipam_block(name, spec), "IPAMBlock", written),
+        None => remove(&path, "IPAMBlock", written),
+    }
+}
+
+fn write_pool_status(
+    root: &Path,
+    pool: &str,
+    status: Option<&IPPoolStatus>,
+    now: &Time,
+    written: &mut Written,
+) -> Result<(), FileError> {
+    let path = object_path(root, POOL_STATUSES, pool);
+    let Some(status) = status else { return remove(&path, "IPPool", written) };
+    let status = stamp_conditions(status, read_status(&path).as_ref(), now);
+    write_if_changed(&path, &pool_status(pool, &status), "IPPool", written)
+}
+
+fn write_translated_policies(root: &Path, desired: &DesiredState, written: &mut Written) -> Result<(), FileError> {
     let mut names = BTreeSet::new();
     for (key, policy) in &desired.translated_policies {
         let object = translated_policy(key, policy);
         let name = format!("{}.{}", key.0, object.metadata.name.as_deref().unwrap_or_default());
-        write_if_changed(&object_path(root, NETWORK_POLICIES, &name), &object, "NetworkPolicy", &mut summary)?;
+        write_if_changed(&object_path(root, NETWORK_POLICIES, &name), &object, "NetworkPolicy", written)?;
         names.insert(name);
     }
-    remove_stale(root, NETWORK_POLICIES, &names, "NetworkPolicy", &mut summary)?;
-
-    let mut names = BTreeSet::new();
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
-    for (pool, status) in &desired.pool_statuses {
-        let path = object_path(root, POOL_STATUSES, pool);
-        let status = stamp_conditions(status, read_status(&path).as_ref(), &now);
-        write_if_changed(&path, &pool_status(pool, &status), "IPPool", &mut summary)?;
-        names.insert(pool.clone());
-    }
-    remove_stale(root, POOL_STATUSES, &names, "IPPool", &mut summary)?;
-    Ok(summary)
+    remove_stale(root, NETWORK_POLICIES, &names, "NetworkPolicy", written)
 }
 
 /// The NodeNetwork in a file, if it is there and readable.
@@ -80,17 +153,30 @@ fn write_if_changed<T: Serialize>(
     path: &Path,
     object: &T,
     kind: &'static str,
-    summary: &mut WriteSummary,
+    written: &mut Written,
 ) -> Result<(), FileError> {
-    *summary.managed.entry(kind).or_default() += 1;
     let text = serde_saphyr::to_string(object)
         .map_err(|e| FileError::Render { path: path.to_path_buf(), message: e.to_string() })?;
     if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
         return Ok(());
     }
     write_atomically(path, &text)?;
-    summary.count(kind, WriteOp::Apply);
+    written.summary.count(kind, WriteOp::Apply);
+    written.files.push(path.to_path_buf());
     Ok(())
+}
+
+/// Removes the file of an object that is no longer wanted, if it is there.
+fn remove(path: &Path, kind: &'static str, written: &mut Written) -> Result<(), FileError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {
+            written.summary.count(kind, WriteOp::Delete);
+            written.files.push(path.to_path_buf());
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(FileError::Write { path: path.to_path_buf(), source }),
+    }
 }
 
 /// Writes `.<name>.tmp` next to `path` and renames it into place, so readers never see half a file.
@@ -110,7 +196,7 @@ fn remove_stale(
     area: &str,
     wanted: &BTreeSet<String>,
     kind: &'static str,
-    summary: &mut WriteSummary,
+    written: &mut Written,
 ) -> Result<(), FileError> {
     let dir = root.join(area);
     let entries = match std::fs::read_dir(&dir) {
@@ -125,11 +211,7 @@ fn remove_stale(
         if name.starts_with('.') || wanted.contains(name) {
             continue;
         }
-        match std::fs::remove_file(entry.path()) {
-            Ok(()) => summary.count(kind, WriteOp::Delete),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(FileError::Write { path: entry.path(), source }),
-        }
+        remove(&entry.path(), kind, written)?;
     }
     Ok(())
 }
