@@ -1,8 +1,14 @@
 //! The file datastore (docs/file-datastore.md): reads `generated/nodenetworks/<node>.yaml` and
-//! `generated/ipamblocks/*.yaml`, polling for changes; writes `status/nodenetworks/<node>.yaml`.
+//! `generated/ipamblocks/*.yaml` when inotify says they changed (rescanning now and then in case a
+//! notification was missed, or polling when inotify is unavailable); writes
+//! `status/nodenetworks/<node>.yaml`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use gingham_crds::api::{API_VERSION, IPAMBlockSpec, NodeNetworkStatus};
 use gingham_crds::manifest::{Manifest, read_documents};
@@ -12,8 +18,12 @@ use tokio::sync::watch;
 use super::{DatastoreError, NodeNetworkState, Snapshot, StatusSink, unknown_fields};
 use crate::atomic_file::write_atomic;
 
-/// How often the directory is polled.
+/// How often the directory is polled when inotify is unavailable.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(300);
+/// How often the inputs are checked anyway while inotify watches them.
+pub const RESCAN_INTERVAL: Duration = Duration::from_secs(10);
+/// After a notification, how long to wait for more (the operator writes several blocks at once).
+const SETTLE: Duration = Duration::from_millis(5);
 
 /// One node's view of a datastore directory.
 #[derive(Clone, Debug)]
@@ -39,13 +49,24 @@ impl FileDatastore {
         Snapshot { node_network: self.read_node_network(), blocks: self.read_blocks() }
     }
 
-    /// Polls the directory and keeps the returned channel current.
+    /// Watches the directory and keeps the returned channel current.
     pub fn spawn(self) -> watch::Receiver<Snapshot> {
         let (sender, receiver) = watch::channel(self.read());
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let watcher = self
+            .watch(Arc::clone(&changed))
+            .inspect_err(|error| {
+                tracing::warn!(dir = %self.dir.display(), %error, ?POLL_INTERVAL, "cannot watch the directory; polling it")
+            })
+            .ok();
+        let interval = if watcher.is_some() { RESCAN_INTERVAL } else { POLL_INTERVAL };
         tokio::spawn(async move {
+            let _watcher = watcher;
             let mut seen = self.fingerprint();
             loop {
-                tokio::time::sleep(POLL_INTERVAL).await;
+                if tokio::time::timeout(interval, changed.notified()).await.is_ok() {
+                    tokio::time::sleep(SETTLE).await;
+                }
                 let now = self.fingerprint();
                 if now != seen {
                     seen = now;
@@ -62,6 +83,28 @@ impl FileDatastore {
             }
         });
         receiver
+    }
+
+    /// Notifies `changed` whenever this node's NodeNetwork or an IPAMBlock file may have changed.
+    fn watch(&self, changed: Arc<tokio::sync::Notify>) -> Result<RecommendedWatcher, notify::Error> {
+        let (node_network, blocks) = (self.node_network_path(), self.dir.join("generated/ipamblocks"));
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let relevant = match event {
+                // Opening and reading a file changes nothing; a write ends with a close.
+                Ok(event) if matches!(event.kind, EventKind::Access(a) if a != AccessKind::Close(AccessMode::Write)) => {
+                    false
+                }
+                Ok(event) => {
+                    event.need_rescan() || event.paths.iter().any(|p| *p == node_network || p.starts_with(&blocks))
+                }
+                Err(_) => true,
+            };
+            if relevant {
+                changed.notify_one();
+            }
+        })?;
+        watcher.watch(&self.dir, RecursiveMode::Recursive)?;
+        Ok(watcher)
     }
 
     fn fingerprint(&self) -> Fingerprint {
