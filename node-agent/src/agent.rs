@@ -129,11 +129,14 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         }
     }
 
-    /// One full pass: accept the spec, sync the dataplane, apply BIRD's config.
+    /// One full pass: accept the spec, apply BIRD's config, sync the dataplane. BIRD goes first:
+    /// its sessions take a second or more to come up (a node joining waits for them), and its
+    /// config does not depend on the dataplane.
     async fn reconcile(&mut self) {
         let snapshot = self.inputs.borrow_and_update().clone();
         self.accept(&snapshot);
         let Some((_, spec)) = self.state.accepted.clone() else { return };
+        self.apply_bird(&spec).await;
         if self.options.reap_leaked {
             self.reap_leaked();
         }
@@ -160,7 +163,6 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         self.services.shared.publish(Programmed { seq, endpoints: report.programmed_endpoints.clone(), synced: true });
         self.state.report = Some(report);
         self.state.endpoints = endpoints;
-        self.apply_bird(&spec).await;
     }
 
     /// Takes a valid spec into force, or records why it was rejected.

@@ -6,7 +6,9 @@
 //!   (they show up `proto bird`), and learns the kernel's other routes for next-hop resolution.
 //! - `protocol direct` is enabled only for next-hop resolution of iBGP sessions, as in Calico (its
 //!   routes are never exported anywhere); pod veths are excluded.
-//! - One `protocol bgp` per peer session. A route reflector also passes on what it learned.
+//! - One `protocol bgp` per peer session, with short connect and error timers so that a session
+//!   to a joining node comes up within about a second. A route reflector also passes on what it
+//!   learned.
 
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -104,6 +106,10 @@ fn peer_protocol(
         line(w, &format!("  keepalive time {keepalive};\n  hold time {};", keepalive.saturating_mul(3)));
     }
     line(w, "  graceful restart on;");
+    // Session timers (as in Calico's templates, connect delay shorter still): the first connect 1 s
+    // after the session is configured (BIRD's least; its default is 5 s, which a node joining waits
+    // out), retries every 5 s (default 120 s) and 5-30 s after an error (default 60-300 s).
+    line(w, "  connect delay time 1;\n  connect retry time 5;\n  error wait time 5, 30;");
     if let Some(seconds) = peer.max_restart_seconds {
         line(w, &format!("  graceful restart time {seconds};"));
     }
