@@ -1,6 +1,7 @@
 //! Benchmarks on one two-node lab: pod-to-pod iperf3 against node-to-node (2, no encapsulation
 //! and VXLAN), the per-packet cost of non-matching policy (3), packets lost by encapsulation
-//! switches (9, the lab test's ping measurement) and a node joining until routed (8).
+//! switches (9, the lab test's ping measurement); on a lab of its own, a node joining until routed
+//! (8).
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -15,6 +16,8 @@ use crate::scenario::NodeSpec;
 use crate::{cmd, datastore, lab};
 
 const SCENARIO: &str = "lab: {prefix: ghb}\nsubnets:\n  - {name: a, cidr: 10.231.1.0/24}\nnodes:\n  - {name: n1, subnet: a}\n  - {name: n2, subnet: a}\npods:\n  - {name: c, node: n1, labels: {app: c}}\n  - {name: s, node: n2, labels: {role: server}}\n  - {name: s0, node: n2, labels: {role: plain}}\nobjects:\n  - apiVersion: gingham.dev/v1\n    kind: IPPool\n    metadata: {name: pool}\n    spec: {cidr: 10.232.0.0/16, blockSize: 26, vxlanMode: Never, natOutgoing: false}\n";
+/// Nodes joined, one after the other (benchmark 8).
+pub const JOINS: usize = 5;
 /// Non-matching set elements before the matching rule (benchmark 3).
 pub const POLICY_LEVELS: [usize; 4] = [0, 1_000, 10_000, 50_000];
 
@@ -220,16 +223,21 @@ fn join(l: &mut Lab2, results: &mut Results, reps: usize) -> Result<(), BenchErr
     Ok(())
 }
 
-/// Runs benchmarks 2, 3, 9 and 8 on one lab.
-pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
-    let lab = BenchLab::up(SCENARIO, &guard::prefix('t'), &options.bin_dir, false)?;
+/// The two-node lab with its pods.
+fn lab2(options: &Options, letter: char) -> Result<Lab2, BenchError> {
+    let lab = BenchLab::up(SCENARIO, &guard::prefix(letter), &options.bin_dir, false)?;
     let node = |n: &str| lab.state.node(n).cloned().ok_or_else(|| BenchError::Failed(format!("node {n} missing")));
     let (n1, n2) = (node("n1")?, node("n2")?);
     let (client, client_ip) = pod(&lab, "c");
     let server = pod(&lab, "s");
     let plain = pod(&lab, "s0");
     let n2_ip = n2.address.split('/').next().unwrap_or_default().to_string();
-    let mut l = Lab2 { n1: n1.netns, n2: n2.netns, n2_ip, client, client_ip, server, plain, lab };
+    Ok(Lab2 { n1: n1.netns, n2: n2.netns, n2_ip, client, client_ip, server, plain, lab })
+}
+
+/// Runs benchmarks 2, 3 and 9 on one lab.
+pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
+    let l = lab2(options, 't')?;
     throughput(options, &l, results, "no encapsulation", 0.95)?;
     if let Err(e) = policy_cost(options, &l, results) {
         let mut row = Row::value(3, "policy cost: did not complete", None, "", Goal::None);
@@ -239,6 +247,10 @@ pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
     switch(&l, results, "Never", "Always")?;
     throughput(options, &l, results, "VXLAN", 0.90)?;
     switch(&l, results, "Always", "CrossSubnet")?;
-    switch(&l, results, "CrossSubnet", "Never")?;
-    join(&mut l, results, 3)
+    switch(&l, results, "CrossSubnet", "Never")
+}
+
+/// Runs benchmark 8 on a lab of its own.
+pub fn run_join(options: &Options, results: &mut Results) -> Result<(), BenchError> {
+    join(&mut lab2(options, 'j')?, results, JOINS)
 }
