@@ -3,6 +3,7 @@
 //! the CEL rules. Used by `gingham-operator validate`, the conformance test and the webhook.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::core::cel::{Validator, apply_defaults};
@@ -189,6 +190,14 @@ pub struct DocumentProblem {
     pub message: String,
 }
 
+/// The gingham CRDs, generated once: generating their schemas costs tens of milliseconds, and
+/// every document of a gingham kind needs one.
+fn crds() -> &'static [CustomResourceDefinition] {
+    static CRDS: LazyLock<Vec<CustomResourceDefinition>> =
+        LazyLock::new(|| crate::crdgen::all_crds().into_iter().map(|(_, crd)| crd).collect());
+    &CRDS
+}
+
 /// Validates one manifest document completely: its kind, the CRD schema with defaults and CEL (for
 /// gingham kinds), decoding into the Rust type, and the Rust validator. On success returns the
 /// typed object, decoded from the defaulted document.
@@ -200,7 +209,7 @@ pub fn validate_document(
     let kind = document.value.get("kind").and_then(Value::as_str).unwrap_or_default();
     let api_version = document.value.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     let crd = (api_version == crate::api::API_VERSION)
-        .then(|| crate::crdgen::all_crds().into_iter().map(|(_, crd)| crd).find(|crd| crd.spec.names.kind == kind))
+        .then(|| crds().iter().find(|crd| crd.spec.names.kind == kind))
         .flatten();
     let defaulted = match &crd {
         Some(crd) => check_object(crd, &document.value, None).map_err(|issues| {

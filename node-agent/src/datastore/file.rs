@@ -51,7 +51,7 @@ impl FileDatastore {
 
     /// Watches the directory and keeps the returned channel current.
     pub fn spawn(self) -> watch::Receiver<Snapshot> {
-        let (sender, receiver) = watch::channel(self.read());
+        // Watch, then fingerprint, then read: a change after any of these steps is noticed.
         let changed = Arc::new(tokio::sync::Notify::new());
         let watcher = self
             .watch(Arc::clone(&changed))
@@ -60,9 +60,10 @@ impl FileDatastore {
             })
             .ok();
         let interval = if watcher.is_some() { RESCAN_INTERVAL } else { POLL_INTERVAL };
+        let mut seen = self.fingerprint();
+        let (sender, receiver) = watch::channel(self.read());
         tokio::spawn(async move {
             let _watcher = watcher;
-            let mut seen = self.fingerprint();
             loop {
                 if tokio::time::timeout(interval, changed.notified()).await.is_ok() {
                     tokio::time::sleep(SETTLE).await;

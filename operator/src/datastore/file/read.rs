@@ -95,10 +95,21 @@ impl Reader {
 
     /// Lists the whole directory and reads the files whose stamp changed.
     pub fn rescan(&mut self) -> Result<Delta, FileError> {
-        let present: BTreeSet<PathBuf> = yaml_files(&self.dir)?.into_iter().collect();
-        let gone: Vec<PathBuf> = self.files.keys().filter(|path| !present.contains(*path)).cloned().collect();
+        // Both lists are in path order: walk them together, comparing stamps on the way.
+        let mut known = self.files.iter().peekable();
+        let mut changed = Vec::new();
+        for path in yaml_files(&self.dir)? {
+            while let Some((gone, _)) = known.next_if(|(file, _)| **file < path) {
+                changed.push(gone.clone());
+            }
+            match known.next_if(|(file, _)| **file == path) {
+                Some((_, cached)) if stamp_of(&path) == Some(cached.stamp) => {}
+                _ => changed.push(path),
+            }
+        }
+        changed.extend(known.map(|(file, _)| file.clone()));
         let mut delta = Delta::default();
-        for path in gone.into_iter().chain(present) {
+        for path in changed {
             self.refresh_file(path, &mut delta);
         }
         Ok(delta)
@@ -228,6 +239,10 @@ impl Reader {
             }
         }
     }
+}
+
+fn stamp_of(path: &Path) -> Option<Stamp> {
+    std::fs::metadata(path).ok().filter(std::fs::Metadata::is_file).map(|metadata| Stamp::of(&metadata))
 }
 
 fn id_of(object: &Object) -> Id {
