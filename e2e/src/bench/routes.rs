@@ -264,7 +264,7 @@ pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
     );
     if let (Some(total), Some(sync)) = (summarize(&ours), summarize(&syncs)) {
         row.note = format!(
-            "median {:.2} s, of which the agent's sync {:.2} s (sync_duration_seconds; it ends with the nft step); the rest is the file datastore's 300 ms poll and reading {BLOCKS} files",
+            "median {:.2} s, of which the agent's sync {:.2} s (sync_duration_seconds; it ends with the nft step); the rest is noticing (inotify) and reading the {BLOCKS} block files",
             total.p50, sync.p50
         );
     }
