@@ -184,11 +184,22 @@ pub fn bgp_sessions(status: &Value) -> Vec<[String; 4]> {
         .collect()
 }
 
+/// The NodeNetwork the operator generated for a node, as JSON, if it exists and parses.
+fn generated_node_network(dir: &Path, node: &str) -> Option<Value> {
+    let path = dir.join("generated").join("nodenetworks").join(format!("{node}.yaml"));
+    serde_saphyr::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
 /// The `metadata.generation` of the NodeNetwork the operator generated for a node, if any.
 pub fn generated_generation(dir: &Path, node: &str) -> Option<i64> {
-    let path = dir.join("generated").join("nodenetworks").join(format!("{node}.yaml"));
-    let value: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    value.pointer("/metadata/generation").and_then(Value::as_i64)
+    generated_node_network(dir, node)?.pointer("/metadata/generation").and_then(Value::as_i64)
+}
+
+/// The endpoints (`namespace/pod`) whose policy the operator compiled into a node's NodeNetwork.
+pub fn compiled_endpoints(dir: &Path, node: &str) -> Vec<String> {
+    let network = generated_node_network(dir, node).unwrap_or_default();
+    let endpoints = network.pointer("/spec/policy/endpoints").and_then(Value::as_array).cloned().unwrap_or_default();
+    endpoints.iter().map(|e| str_of(e, "/name").to_string()).collect()
 }
 
 /// The IPAMBlocks the operator generated: (cidr, node).

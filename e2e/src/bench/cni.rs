@@ -2,9 +2,10 @@
 //! once the agent programmed the endpoint's routes and policy) against the reference `ptp` +
 //! `host-local` plugins, in the same node namespace and the same pod namespaces.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -12,8 +13,8 @@ use super::guard::{self, BenchLab};
 use super::stats::summarize;
 use super::{BenchError, Goal, Options, Results, Row};
 use crate::cmd;
-use crate::lab::{CNI, cni_socket};
-use crate::topology;
+use crate::lab::{CNI, LabError, cni_socket};
+use crate::{datastore, topology};
 
 /// Debian's reference plugins (package containernetworking-plugins).
 pub const REFERENCE_DIR: &str = "/usr/lib/cni";
@@ -21,7 +22,27 @@ const CONCURRENT: usize = 20;
 const CONCURRENT_ROUNDS: usize = 3;
 const WARMUP: usize = 5;
 
-const SCENARIO: &str = "lab: {prefix: ghb}\nsubnets:\n  - {name: a, cidr: 10.231.1.0/24}\nnodes:\n  - {name: n1, subnet: a}\nobjects:\n  - apiVersion: gingham.dev/v1\n    kind: IPPool\n    metadata: {name: pool}\n    spec: {cidr: 10.232.0.0/16, blockSize: 26, vxlanMode: Never, natOutgoing: false}\n";
+/// The namespace of the benchmark's pods; a policy there selects each of them.
+const NAMESPACE: &str = "bench";
+
+const SCENARIO: &str = "lab: {prefix: ghb}
+subnets:
+  - {name: a, cidr: 10.231.1.0/24}
+nodes:
+  - {name: n1, subnet: a}
+objects:
+  - apiVersion: gingham.dev/v1
+    kind: IPPool
+    metadata: {name: pool}
+    spec: {cidr: 10.232.0.0/16, blockSize: 26, vxlanMode: Never, natOutgoing: false}
+  - apiVersion: gingham.dev/v1
+    kind: NetworkPolicy
+    metadata: {name: from-clients, namespace: bench}
+    spec:
+      selector: app == 'bench'
+      ingress:
+        - {action: Allow, protocol: TCP, source: {selector: app == 'client'}, destination: {ports: [80]}}
+";
 
 /// One CNI plugin as the node would run it.
 pub struct Plugin {
@@ -52,7 +73,7 @@ impl Plugin {
             .arg(format!("CNI_CONTAINERID={container}"))
             .arg(format!("CNI_NETNS=/run/netns/{netns}"))
             .arg("CNI_IFNAME=eth0")
-            .arg(format!("CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME={container}"))
+            .arg(format!("CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE={NAMESPACE};K8S_POD_NAME={container}"))
             .arg(format!("CNI_PATH={}", self.path))
             .arg(&self.binary);
         let start = Instant::now();
@@ -121,6 +142,30 @@ fn plugins(options: &Options, lab: &BenchLab) -> Result<(Plugin, Option<Plugin>)
     Ok((ours, Some(baseline)))
 }
 
+/// As a kubelet's node sees it, every Pod exists (scheduled to n1, selected by the policy) before
+/// its CNI ADD: writes them all and waits until the operator compiled their policy into n1's
+/// NodeNetwork. Each ADD still waits until the agent programmed the pod's routes and policy.
+fn schedule(lab: &BenchLab, containers: &[String]) -> Result<(), BenchError> {
+    let store = lab.state.datastore();
+    for name in containers {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": "bench"}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "main", "image": "gingham-bench"}]}});
+        datastore::put(&store, &pod).map_err(LabError::from)?;
+    }
+    let wanted: BTreeSet<String> = containers.iter().map(|c| format!("{NAMESPACE}/{c}")).collect();
+    guard::wait_for(
+        "the operator to compile the bench pods' policy",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || {
+            let compiled: BTreeSet<String> = datastore::compiled_endpoints(&store, "n1").into_iter().collect();
+            compiled.is_superset(&wanted)
+        },
+    )?;
+    Ok(())
+}
+
 /// Runs benchmark 1.
 pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
     let mut lab = BenchLab::up(SCENARIO, &guard::prefix('c'), &options.bin_dir, false)?;
@@ -130,6 +175,12 @@ pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
     for ns in &pods {
         topology::add_netns(&mut lab.state, ns).map_err(crate::lab::LabError::from)?;
     }
+    let containers: Vec<String> = (0..WARMUP)
+        .map(|i| format!("warm-{i}"))
+        .chain((0..options.cni_cycles).map(|i| format!("seq-{i}")))
+        .chain(pods.iter().map(|ns| format!("c-{ns}")))
+        .collect();
+    schedule(&lab, &containers)?;
     let sides: Vec<&Plugin> = std::iter::once(&ours).chain(baseline.as_ref()).collect();
     let mut series: Vec<Series> = sides.iter().map(|_| Series::default()).collect();
     for plugin in &sides {

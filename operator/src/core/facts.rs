@@ -150,20 +150,29 @@ impl Labels for LabelList {
     }
 }
 
-/// What policy needs to know about a pod: its labels (with the implicit namespace label) and named
-/// ports.
+/// What policy needs to know about a pod: its labels (with the implicit namespace label), named
+/// ports, and the node it is scheduled to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PodFacts {
     /// The pod's labels plus `projectcalico.org/namespace`.
     pub labels: LabelList,
     /// The pod's named container ports, sorted.
     pub named_ports: Vec<NamedPort>,
+    /// The node the pod is scheduled to (`spec.nodeName`), when the pod needs a pod network there:
+    /// `None` for host-network pods, finished pods (phase Succeeded or Failed) and unscheduled
+    /// ones. The operator compiles such a pod's policy into that node's NodeNetwork before the
+    /// kubelet's CNI ADD, so ADD waits only for the agent.
+    pub node: Option<String>,
 }
 
 impl PodFacts {
     /// Facts of a pod known only by name (no Pod object): just the namespace label.
     pub fn bare(namespace: &str) -> Self {
-        Self { labels: LabelList(vec![(NAMESPACE_LABEL.to_string(), namespace.to_string())]), named_ports: Vec::new() }
+        Self {
+            labels: LabelList(vec![(NAMESPACE_LABEL.to_string(), namespace.to_string())]),
+            named_ports: Vec::new(),
+            node: None,
+        }
     }
 
     /// Reads the facts off a Pod.
@@ -175,6 +184,7 @@ impl PodFacts {
                 .chain(pod.metadata.labels.iter().flatten().map(|(k, v)| (k.clone(), v.clone())))
                 .collect(),
             named_ports: Vec::new(),
+            node: scheduled_node(pod),
         };
         let containers = pod.spec.iter().flat_map(|spec| spec.containers.iter());
         for port in containers.flat_map(|c| c.ports.iter().flatten()) {
@@ -219,13 +229,26 @@ impl PodFacts {
                 labels: Some(labels),
                 ..ObjectMeta::default()
             },
-            spec: (!ports.is_empty()).then(|| PodSpec {
+            spec: (!ports.is_empty() || self.node.is_some()).then(|| PodSpec {
                 containers: vec![Container { name: "main".into(), ports: Some(ports), ..Container::default() }],
+                node_name: self.node.clone(),
                 ..PodSpec::default()
             }),
             status: None,
         }
     }
+}
+
+/// The node a pod is scheduled to, unless it has no pod network there (host network) or has
+/// finished (its sandbox is gone).
+fn scheduled_node(pod: &Pod) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    let finished =
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()).is_some_and(|p| p == "Succeeded" || p == "Failed");
+    if spec.host_network == Some(true) || finished {
+        return None;
+    }
+    spec.node_name.clone().filter(|name| !name.is_empty())
 }
 
 /// `namespace/name` of a pod, the name endpoints carry.
@@ -253,4 +276,35 @@ pub fn implicit_namespace_labels(name: &str) -> BTreeMap<String, String> {
         ("kubernetes.io/metadata.name".to_string(), name.to_string()),
         ("projectcalico.org/name".to_string(), name.to_string()),
     ])
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use k8s_openapi::api::core::v1::PodStatus;
+
+    use super::*;
+    use crate::core::testkit::{pod, scheduled};
+
+    #[test]
+    fn a_pod_is_placed_on_its_node_only_while_it_needs_a_pod_network_there() {
+        let finished = |phase: &str| Pod {
+            status: Some(PodStatus { phase: Some(phase.into()), ..PodStatus::default() }),
+            ..scheduled(pod("ns", "job"), "n1", false)
+        };
+        let cases = [
+            (pod("ns", "pending"), None),
+            (scheduled(pod("ns", "web"), "n1", false), Some("n1")),
+            (scheduled(pod("ns", "kube-proxy"), "n1", true), None),
+            (scheduled(pod("ns", "blank"), "", false), None),
+            (finished("Running"), Some("n1")),
+            (finished("Succeeded"), None),
+            (finished("Failed"), None),
+        ];
+        for (pod, expected) in cases {
+            let facts = PodFacts::from_pod(&pod);
+            assert_eq!(facts.node.as_deref(), expected, "{:?}", pod.metadata.name);
+            assert_eq!(PodFacts::from_pod(&facts.to_pod("ns", "x")), facts, "to_pod keeps the facts");
+        }
+    }
 }

@@ -93,6 +93,14 @@ pub fn pod(namespace: &str, name: &str) -> Pod {
     Pod { metadata: meta(Some(namespace), name), ..Pod::default() }
 }
 
+/// Schedules a pod to a node (`spec.nodeName`); `host_network` makes it a host-network pod.
+pub fn scheduled(mut pod: Pod, node: &str, host_network: bool) -> Pod {
+    let spec = pod.spec.get_or_insert_with(PodSpec::default);
+    spec.node_name = Some(node.into());
+    spec.host_network = host_network.then_some(true);
+    pod
+}
+
 /// Adds a named TCP container port to a pod.
 pub fn with_port(mut pod: Pod, name: &str, port: i32, protocol: &str) -> Pod {
     let spec = pod.spec.get_or_insert_with(PodSpec::default);

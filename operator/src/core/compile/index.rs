@@ -54,13 +54,27 @@ pub struct PolicyEntry {
     pub sets: BTreeSet<SetKey>,
 }
 
+/// An endpoint of a node: a pod its agent reported, or a pod scheduled to the node whose CNI ADD
+/// has not happened yet.
 #[derive(Debug)]
 struct Endpoint {
     namespace: String,
-    address: String,
+    /// The address its agent reported; `None` while the pod is only scheduled to the node: its
+    /// policy is compiled, but it is in no set.
+    address: Option<String>,
     contributions: Contributions,
     ingress: Vec<Arc<str>>,
     egress: Vec<Arc<str>>,
+}
+
+impl Endpoint {
+    /// The members it brings to `set` (none before its agent reported its address).
+    fn members_of(&self, set: &SetKey, namespace_labels: &BTreeMap<String, String>, facts: &PodFacts) -> Vec<String> {
+        match &self.address {
+            Some(address) => set.members(&self.namespace, namespace_labels, facts, address),
+            None => Vec::new(),
+        }
+    }
 }
 
 /// The members one endpoint contributes to each set, sorted by set id (a few entries: a list
@@ -207,8 +221,11 @@ impl PolicyIndex {
         }
     }
 
-    /// Records a pod's facts (`None`: the pod is gone) under `namespace/name`.
+    /// Records a pod's facts (`None`: the pod is gone) under `namespace/name`. A pod scheduled to
+    /// a node becomes an endpoint there at once, without an address, so its policy is compiled
+    /// before its CNI ADD.
     pub fn set_pod(&mut self, name: &str, facts: Option<Arc<PodFacts>>) {
+        let old_node = self.pods.get(name).and_then(|known| known.node.clone());
         let changed = match facts {
             Some(facts) if self.pods.get(name).is_some_and(|known| **known == *facts) => false,
             Some(facts) => {
@@ -217,47 +234,83 @@ impl PolicyIndex {
             }
             None => self.pods.remove(name).is_some(),
         };
-        if changed {
-            let nodes: Vec<String> = self.by_name.get(name).into_iter().flatten().cloned().collect();
-            for node in nodes {
-                self.reevaluate(&(node, name.to_string()));
+        if !changed {
+            return;
+        }
+        let new_node = self.pods.get(name).and_then(|known| known.node.clone());
+        if old_node != new_node {
+            if let Some(old) = old_node {
+                let key = (old, name.to_string());
+                if self.endpoint(&key).is_some_and(|e| e.address.is_none()) {
+                    self.remove_endpoint(&key);
+                }
             }
+            if let Some(new) = new_node {
+                let key = (new, name.to_string());
+                if self.endpoint(&key).is_none() {
+                    self.add_endpoint(key, None);
+                }
+            }
+        }
+        let nodes: Vec<String> = self.by_name.get(name).into_iter().flatten().cloned().collect();
+        for node in nodes {
+            self.reevaluate(&(node, name.to_string()));
         }
     }
 
-    /// Replaces a node's endpoints with what its agent reports.
+    /// Replaces a node's endpoints with what its agent reports. An endpoint the agent no longer
+    /// reports stays, without its address, while its pod is still scheduled to the node.
     pub fn set_node_endpoints(&mut self, node: &str, reported: &[LocalEndpoint]) {
         let wanted: BTreeMap<&str, &str> = reported.iter().map(|e| (e.name.as_str(), e.address.as_str())).collect();
-        let existing: Vec<(String, String)> = self
+        let existing: Vec<String> = self
             .endpoints
             .get(node)
             .into_iter()
             .flatten()
-            .map(|(name, ep)| (name.clone(), ep.address.clone()))
+            .filter(|(name, _)| !wanted.contains_key(name.as_str()))
+            .map(|(name, _)| name.clone())
             .collect();
-        for (name, address) in &existing {
-            if wanted.get(name.as_str()) != Some(&address.as_str()) {
-                self.remove_endpoint(&(node.to_string(), name.clone()));
+        for name in existing {
+            let key = (node.to_string(), name);
+            let scheduled_here = self.pods.get(&key.1).and_then(|facts| facts.node.as_deref()) == Some(node);
+            if scheduled_here {
+                self.readdress(&key, None);
+            } else {
+                self.remove_endpoint(&key);
             }
         }
         for (name, address) in wanted {
             let key = (node.to_string(), name.to_string());
             if self.endpoint(&key).is_some() {
-                continue;
+                self.readdress(&key, Some(address.to_string()));
+            } else {
+                self.add_endpoint(key, Some(address.to_string()));
             }
-            let namespace = name.split_once('/').map_or("default", |(ns, _)| ns).to_string();
-            self.by_namespace.entry(namespace.clone()).or_default().insert(key.clone());
-            self.by_name.entry(name.to_string()).or_default().insert(node.to_string());
-            let endpoint = Endpoint {
-                namespace,
-                address: address.to_string(),
-                contributions: Contributions::default(),
-                ingress: Vec::new(),
-                egress: Vec::new(),
-            };
-            self.endpoints.entry(key.0.clone()).or_default().insert(key.1.clone(), endpoint);
-            self.dirty.rebuild.insert(node.to_string());
-            self.reevaluate(&key);
+        }
+    }
+
+    fn add_endpoint(&mut self, key: EndpointKey, address: Option<String>) {
+        let namespace = key.1.split_once('/').map_or("default", |(ns, _)| ns).to_string();
+        self.by_namespace.entry(namespace.clone()).or_default().insert(key.clone());
+        self.by_name.entry(key.1.clone()).or_default().insert(key.0.clone());
+        let endpoint = Endpoint {
+            namespace,
+            address,
+            contributions: Contributions::default(),
+            ingress: Vec::new(),
+            egress: Vec::new(),
+        };
+        self.endpoints.entry(key.0.clone()).or_default().insert(key.1.clone(), endpoint);
+        self.dirty.rebuild.insert(key.0.clone());
+        self.reevaluate(&key);
+    }
+
+    /// Gives an endpoint a new address (or none) and re-works out its set memberships.
+    fn readdress(&mut self, key: &EndpointKey, address: Option<String>) {
+        let Some(endpoint) = self.endpoint_mut(key) else { return };
+        if endpoint.address != address {
+            endpoint.address = address;
+            self.reevaluate(key);
         }
     }
 
@@ -294,7 +347,7 @@ impl PolicyIndex {
             let facts = self.facts(&key.1, &endpoint.namespace);
             for id in candidates {
                 let Some(set) = self.sets.get(&id) else { continue };
-                let new = set.key.members(&endpoint.namespace, &labels, &facts, &endpoint.address);
+                let new = endpoint.members_of(&set.key, &labels, &facts);
                 let old = endpoint.contributions.get(id);
                 if old != new.as_slice() {
                     changes.push((id, old.to_vec(), new));

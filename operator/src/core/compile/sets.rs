@@ -158,6 +158,7 @@ mod tests {
         let facts = PodFacts {
             labels: [("app".to_string(), "web".to_string())].into_iter().collect(),
             named_ports: vec![NamedPort { name: "http".into(), protocol: 6, port: 8080 }],
+            node: None,
         };
         let prod = BTreeMap::from([("env".into(), "prod".into())]);
         let cases = [

@@ -19,7 +19,7 @@ use serde_json::json;
 use super::store::{Event, Kind, Object};
 use super::*;
 use crate::core::facts::RR_CLUSTER_ID_KEY;
-use crate::core::testkit::{Meta, PoolExt, block, meta, namespace, node, pod, pool, status, with_port};
+use crate::core::testkit::{Meta, PoolExt, block, meta, namespace, node, pod, pool, scheduled, status, with_port};
 use crate::core::{DesiredState, compute};
 
 const PODS: usize = 6;
@@ -133,6 +133,12 @@ fn event(op: u8, a: u8, b: u8, c: u8) -> Event {
             }
             if c % 2 == 1 {
                 p = with_port(p, "http", 80 + i32::from(c % 4), "TCP");
+            }
+            match a / 8 % 4 {
+                0 => {}
+                1 => p = scheduled(p, "n0", false),
+                2 => p = scheduled(p, &format!("n{}", b % 5), false),
+                _ => p = scheduled(p, "n1", true),
             }
             upsert(Object::Pod(p))
         }
@@ -336,4 +342,44 @@ fn a_pod_label_change_rewrites_only_the_nodes_it_affects() {
     assert!(changes.blocks.is_empty() && changes.pool_statuses.is_empty());
     let set = &engine.desired().node_networks["n1"].policy.ip_sets[0];
     assert!(set.members.is_empty(), "{set:?}");
+}
+
+#[test]
+fn a_scheduled_pod_has_its_policy_before_its_agent_reports_it() {
+    let mut engine = Engine::new(OperatorSettings::default());
+    for n in 0..2 {
+        engine.apply(event(0, n, 1, 1));
+    }
+    let web = EntityRule { selector: Some("app == 'a0'".into()), ..EntityRule::default() };
+    let spec = NetworkPolicySpec {
+        selector: Some("all()".into()),
+        ingress: Some(vec![PolicyRule { action: Action::Allow, source: Some(web), ..PolicyRule::default() }]),
+        ..NetworkPolicySpec::default()
+    };
+    engine.apply(Event::Upsert(Object::NetworkPolicy(NetworkPolicy { metadata: meta(Some("ns0"), "from-a0"), spec })));
+    engine.apply(Event::Upsert(Object::Pod(scheduled(pod("ns0", "host"), "n0", true))));
+    engine.take_changes();
+    let endpoints = |engine: &Engine, node: &str| -> Vec<(String, Vec<String>)> {
+        let spec = &engine.desired().node_networks[node];
+        spec.policy.endpoints.iter().map(|e| (e.name.clone(), e.ingress.clone())).collect()
+    };
+    let members = |engine: &Engine| -> Vec<String> {
+        let spec = &engine.desired().node_networks["n1"];
+        spec.policy.ip_sets.iter().flat_map(|s| s.members.iter().cloned()).collect()
+    };
+    assert!(endpoints(&engine, "n0").is_empty(), "a host-network pod is no endpoint");
+
+    engine.apply(Event::Upsert(Object::Pod(scheduled(pod("ns0", "web").label("app", "a0"), "n1", false))));
+    assert_eq!(engine.take_changes().node_networks, ["n1".to_string()].into());
+    assert_eq!(endpoints(&engine, "n1"), [("ns0/web".to_string(), vec!["ns0/from-a0".to_string()])]);
+    assert!(members(&engine).is_empty(), "no address yet, so in no set");
+
+    engine.apply(Event::Upsert(Object::NodeStatus("n1".into(), status(&[("ns0/web", "10.9.0.7")]))));
+    assert_eq!(members(&engine), ["10.9.0.7"]);
+    engine.apply(Event::Upsert(Object::NodeStatus("n1".into(), status(&[]))));
+    assert_eq!(endpoints(&engine, "n1").len(), 1, "still scheduled here: its policy stays for the next ADD");
+    assert!(members(&engine).is_empty(), "its old address left the set");
+
+    engine.apply(Event::Delete(Kind::Pod, ("ns0".into(), "web".into())));
+    assert!(endpoints(&engine, "n1").is_empty());
 }

@@ -14,7 +14,7 @@ impl PolicyIndex {
     fn joins(&self, set: &SetKey, node: &str, name: &str, endpoint: &Endpoint) -> Option<(EndpointKey, Vec<String>)> {
         let labels = self.namespace_labels(&endpoint.namespace);
         let facts = self.facts(name, &endpoint.namespace);
-        let members = set.members(&endpoint.namespace, &labels, &facts, &endpoint.address);
+        let members = endpoint.members_of(set, &labels, &facts);
         (!members.is_empty()).then(|| ((node.to_string(), name.to_string()), members))
     }
 
