@@ -103,7 +103,11 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         loop {
             if dirty || Instant::now() >= next_resync {
                 self.reconcile().await;
-                let refresh = self.state.accepted.as_ref().map_or(90, |(_, s)| s.agent.route_refresh_seconds);
+                let refresh = self
+                    .state
+                    .accepted
+                    .as_ref()
+                    .map_or(90, |(_, s)| s.agent.route_refresh_seconds.min(s.agent.nftables_refresh_seconds));
                 next_resync = Instant::now() + Duration::from_secs(u64::from(refresh.max(1)));
                 dirty = false;
             }

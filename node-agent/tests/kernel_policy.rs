@@ -186,7 +186,9 @@ fn listing(host: &Netns) -> Vec<String> {
 #[test]
 fn structural_changes_are_incremental_and_leave_the_table_a_rewrite_would() {
     require_root();
-    let full = node();
+    let mut full = node();
+    // List the table on every sync, so that the in-place edit of the last step is found at once.
+    full.spec.agent.nftables_refresh_seconds = 0;
     // Before: no policy and no set yet, and `server` not known (its traffic dropped).
     let mut bare = full.clone();
     bare.spec.policy.policies.clear();

@@ -104,6 +104,8 @@ fn a_rule_edited_in_place_is_rewritten_by_the_running_agent() {
     plumb_pod(&host, &pod, &web);
     let mut node = node(vec![web]);
     node.spec.address = "192.168.62.1/24".into();
+    // List the table on every sync (the default trusts gingham's own changes for 90 s).
+    node.spec.agent.nftables_refresh_seconds = 0;
     let outcomes = host.run(move || async move {
         use gingham_node_agent::dataplane::{Dataplane, KernelDataplane};
         let mut dataplane = KernelDataplane::connect().unwrap();

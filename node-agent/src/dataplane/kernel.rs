@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
 
 use gingham_crds::api::nodenetwork::NodeCapabilities;
 use ipnet::Ipv4Net;
@@ -17,7 +18,7 @@ use super::netlink::{Netlink, NetlinkError, describe};
 use super::nft::apply::{Nft, NftChange, NftCommand};
 use super::nft::build::ruleset;
 use super::nft::model::Ruleset;
-use super::nft::observe::{Digests, Plan, plan, trust};
+use super::nft::observe::{Digests, Observed, Plan, plan, trust};
 use super::rtnl::RtNetlink;
 use super::{Dataplane, NodeView, SyncError, SyncReport};
 
@@ -57,6 +58,8 @@ pub struct KernelDataplane<N = RtNetlink, F = NftCommand> {
     capabilities: Option<NodeCapabilities>,
     trusted_rules: Option<Digests>,
     applied: Option<Ruleset>,
+    /// When the table was last listed (and `applied` is what it held, or was made to hold, since).
+    listed_at: Option<Instant>,
     last: SyncStats,
 }
 
@@ -71,7 +74,15 @@ impl KernelDataplane {
 impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
     /// A dataplane over the given kernel interfaces.
     pub fn new(netlink: N, nft: F) -> Self {
-        Self { netlink, nft, capabilities: None, trusted_rules: None, applied: None, last: SyncStats::default() }
+        Self {
+            netlink,
+            nft,
+            capabilities: None,
+            trusted_rules: None,
+            applied: None,
+            listed_at: None,
+            last: SyncStats::default(),
+        }
     }
 
     /// The netlink side (tests inspect fakes through it).
@@ -171,18 +182,33 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
             .collect()
     }
 
+    /// The table as it is: listed when the last listing is older than the spec's
+    /// `nftablesRefreshSeconds` (0: every sync), else what gingham's last successful change left
+    /// (as Felix trusts its own writes between refreshes). Drift is found at the next listing.
+    async fn observe(&mut self, view: &NodeView<'_>) -> Option<Observed> {
+        let refresh = Duration::from_secs(u64::from(view.spec.agent.nftables_refresh_seconds));
+        let recent = self.listed_at.is_some_and(|at| at.elapsed() < refresh);
+        if let (true, Some(applied)) = (recent, &self.applied) {
+            return Some(Observed::expected(applied));
+        }
+        match self.nft.list().await {
+            Ok(observed) => {
+                self.listed_at = Some(Instant::now());
+                observed
+            }
+            Err(error) => {
+                warn!(%error, "cannot list the nftables table; rewriting it");
+                None
+            }
+        }
+    }
+
     /// The nftables table. Returns whether it is in force.
     async fn sync_policy(&mut self, view: &NodeView<'_>, report: &mut SyncReport) -> bool {
         let desired = ruleset(view);
         report.sizes.rules = desired.chains.iter().map(|c| c.rules.len()).sum();
         report.sizes.set_elements = desired.elements().values().map(|e| e.len()).sum();
-        let observed = match self.nft.list().await {
-            Ok(observed) => observed,
-            Err(error) => {
-                warn!(%error, "cannot list the nftables table; rewriting it");
-                None
-            }
-        };
+        let observed = self.observe(view).await;
         let trusted = self.trusted_rules.take().unwrap_or_default();
         let mut changed = BTreeSet::new();
         let (outcome, result) = match plan(&desired, observed.as_ref(), &trusted, self.applied.as_ref()) {
@@ -207,7 +233,9 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
                 // chains it changed are learned at the next listing, the rest stay trusted.
                 self.trusted_rules = match (outcome, observed) {
                     (NftOutcome::Rewrite, _) | (_, None) => {
-                        self.nft.list().await.ok().flatten().map(|o| o.rule_digests)
+                        let listed = self.nft.list().await.ok().flatten();
+                        self.listed_at = listed.is_some().then(Instant::now);
+                        listed.map(|o| o.rule_digests)
                     }
                     (_, Some(seen)) => Some(trust(trusted, &seen, &changed)),
                 };
@@ -218,6 +246,7 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
                 warn!(%error, "nftables change failed");
                 report.errors.push(error.into());
                 self.trusted_rules = Some(trusted);
+                self.listed_at = None;
                 self.last.nft = NftOutcome::Failed;
                 false
             }

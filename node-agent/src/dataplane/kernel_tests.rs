@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use gingham_crds::api::common::EncapsulationMode::{Always, Never};
-use gingham_crds::api::nodenetwork::NodeNetworkSpec;
+use gingham_crds::api::nodenetwork::{NodeNetworkSpec, NodePolicySpec};
 
 use super::*;
 use crate::dataplane::fake::FakeNetlink;
@@ -79,9 +79,15 @@ async fn a_restart_with_everything_right_changes_nothing() {
     assert_eq!(second.nft_mut().rewrites, 0);
 }
 
+/// A spec whose agent lists the nftables table on every sync.
+fn always_listing(mut spec: NodeNetworkSpec) -> NodeNetworkSpec {
+    spec.agent.nftables_refresh_seconds = 0;
+    spec
+}
+
 #[tokio::test]
 async fn drift_is_repaired_with_the_smallest_change() {
-    let (spec, pods) = (policy_spec(), pods());
+    let (spec, pods) = (always_listing(policy_spec()), pods());
     let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
     sync(&mut dataplane, &spec, &pods).await;
     let route = dataplane.netlink_mut().routes.iter().find(|r| r.target == RouteTarget::Blackhole).cloned().unwrap();
@@ -98,8 +104,16 @@ async fn drift_is_repaired_with_the_smallest_change() {
 #[tokio::test]
 async fn endpoints_and_policies_come_and_go_without_rewriting_the_table() {
     let (mut spec, pods) = (policy_spec(), pods());
+    let without_db = NodeNetworkSpec {
+        policy: NodePolicySpec {
+            endpoints: spec.policy.endpoints.iter().filter(|e| e.name != "default/db").cloned().collect(),
+            ..spec.policy.clone()
+        },
+        ..spec.clone()
+    };
     let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
-    sync(&mut dataplane, &spec, &pods[..1]).await;
+    let before = sync(&mut dataplane, &without_db, &pods).await;
+    assert!(!before.programmed_endpoints.contains("default/db"), "db's policy is not compiled yet");
     let expected = |spec: &NodeNetworkSpec, endpoints: &[LocalEndpoint]| {
         let view = NodeView { node_name: NODE, spec, blocks: &[], endpoints };
         Observed::expected(&ruleset(&view))
@@ -115,9 +129,43 @@ async fn endpoints_and_policies_come_and_go_without_rewriting_the_table() {
     assert_eq!((dataplane.nft_mut().rewrites, dataplane.nft_mut().deltas), (1, 2));
 
     dataplane.nft_mut().table.as_mut().unwrap().chains.insert("stray".into(), 1);
+    let spec = always_listing(spec);
     sync(&mut dataplane, &spec, &pods[..1]).await;
     assert_eq!(dataplane.last_sync().nft, NftOutcome::Rewrite, "a table gingham did not leave is rewritten");
     assert_eq!(dataplane.nft_mut().table, Some(expected(&spec, &pods[..1])));
+}
+
+#[tokio::test]
+async fn a_veth_appearing_for_compiled_policy_changes_no_nftables_state() {
+    let (spec, pods) = (policy_spec(), pods());
+    let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
+    sync(&mut dataplane, &spec, &pods[..1]).await;
+    let table = dataplane.nft_mut().table.clone();
+    let report = sync(&mut dataplane, &spec, &pods).await;
+    assert!(report.programmed_endpoints.contains("default/db"));
+    assert_eq!(dataplane.last_sync().nft, NftOutcome::UpToDate, "db's policy was in force before its veth");
+    assert_eq!(dataplane.nft_mut().table, table);
+}
+
+#[tokio::test]
+async fn between_refreshes_the_table_is_trusted_and_not_listed() {
+    let (mut spec, pods) = (policy_spec(), pods());
+    let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
+    sync(&mut dataplane, &spec, &pods).await;
+    let lists = dataplane.nft_mut().lists;
+    spec.policy.ip_sets[0].members.push("10.0.3.3".into());
+    sync(&mut dataplane, &spec, &pods).await;
+    assert_eq!(dataplane.last_sync().nft, NftOutcome::Elements, "planned against what gingham left");
+    sync(&mut dataplane, &spec, &pods).await;
+    assert_eq!(dataplane.last_sync().nft, NftOutcome::UpToDate);
+    assert_eq!(dataplane.nft_mut().lists, lists, "within nftablesRefreshSeconds (90) nothing is listed");
+
+    dataplane.nft_mut().table.as_mut().unwrap().elements.get_mut("s_clients").unwrap().clear();
+    sync(&mut dataplane, &spec, &pods).await;
+    assert_eq!(dataplane.last_sync().nft, NftOutcome::UpToDate, "drift waits for the next listing");
+    sync(&mut dataplane, &always_listing(spec), &pods).await;
+    assert_eq!(dataplane.last_sync().nft, NftOutcome::Elements, "the listing finds it and repairs it");
+    assert_eq!(dataplane.nft_mut().lists, lists + 1);
 }
 
 #[tokio::test]

@@ -163,11 +163,14 @@ pub struct FakeNft {
     pub deltas: usize,
     /// Fail every change.
     pub fail: bool,
+    /// How many times the table was listed.
+    pub lists: usize,
 }
 
 #[cfg(test)]
 impl Nft for FakeNft {
     async fn list(&mut self) -> Result<Option<Observed>, NftError> {
+        self.lists += 1;
         Ok(self.table.clone())
     }
 

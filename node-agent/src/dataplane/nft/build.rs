@@ -4,6 +4,11 @@
 //! pod's egress policy list; packets to a pod jump through `to_endpoint` to its ingress chain. Such
 //! a chain jumps to each policy's chain in order; a policy that allows sets [`super::model::ALLOW_MARK`] and
 //! returns. A pod interface that is in neither map (its policy is not known yet) is dropped.
+//!
+//! The maps hold every endpoint the spec compiles policy for, by its host interface name
+//! (`gingham_crds::naming::endpoint_interface_name`), also before the pod's veth exists: the
+//! operator compiles a pod's policy once it is scheduled to the node, so when CNI ADD creates the
+//! veth its policy is already in force and ADD changes no nftables state.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,7 +16,7 @@ use gingham_crds::api::nodenetwork::{
     CompiledMatch, CompiledPolicy, CompiledRule, EndpointToHostAction, IpSetKind, NodePolicySpec,
 };
 use gingham_crds::api::policy::Action;
-use gingham_crds::naming::INTERFACE_PREFIX;
+use gingham_crds::naming::{INTERFACE_PREFIX, endpoint_interface_name};
 use tracing::warn;
 
 use super::elements;
@@ -99,13 +104,14 @@ pub fn ruleset(view: &NodeView<'_>) -> Ruleset {
     }
     let mut from = BTreeMap::new();
     let mut to = BTreeMap::new();
-    for endpoint in view.endpoints {
-        let Some(entry) = policy.endpoints.iter().find(|e| e.name == endpoint.key()) else { continue };
+    for entry in &policy.endpoints {
+        let (namespace, pod) = entry.name.split_once('/').unwrap_or(("default", &entry.name));
+        let interface = endpoint_interface_name(namespace, pod);
         for (direction, policies, map) in
             [(Direction::Egress, &entry.egress, &mut from), (Direction::Ingress, &entry.ingress, &mut to)]
         {
             let chain = endpoint_policy_chain(direction, policies, &known);
-            map.insert(endpoint.interface.clone(), chain.name.clone());
+            map.insert(interface.clone(), chain.name.clone());
             chains.insert(chain.name.clone(), chain);
         }
     }
