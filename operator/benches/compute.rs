@@ -54,12 +54,14 @@ fn node_name(i: usize) -> String {
     format!("node-{i:05}")
 }
 
-fn pod(namespace: &str, name: &str, app: usize) -> Pod {
+/// A pod scheduled to `node`, as every running pod of a real cluster is.
+fn pod(namespace: &str, name: &str, app: usize, node: &str) -> Pod {
     let port = ContainerPort { name: Some("http".into()), container_port: 8080, ..ContainerPort::default() };
     Pod {
         metadata: meta(Some(namespace), name, &[("app", format!("a{app}"))]),
         spec: Some(PodSpec {
             containers: vec![Container { name: "main".into(), ports: Some(vec![port]), ..Container::default() }],
+            node_name: Some(node.into()),
             ..PodSpec::default()
         }),
         ..Pod::default()
@@ -177,8 +179,8 @@ fn cluster(nodes: usize) -> ClusterSnapshot {
     for j in 0..pods {
         let ns = format!("ns-{:04}", j % namespaces);
         let name = format!("pod-{j}");
-        s.pods.push(pod(&ns, &name, (j / namespaces) % APPS));
         let node = (j * 7919) % pods / PODS_PER_NODE;
+        s.pods.push(pod(&ns, &name, (j / namespaces) % APPS, &node_name(node)));
         let status = &mut statuses[node];
         let slot = u32::try_from(status.endpoints.len()).unwrap_or(0) + 2;
         let base = u32::from(std::net::Ipv4Addr::new(10, 0, 0, 0)) + u32::try_from(node).unwrap_or(0) * 64;
@@ -243,7 +245,7 @@ fn pod_churn(
         let address = std::net::Ipv4Addr::from(base + 60).to_string();
         after.endpoints.push(LocalEndpoint { name: format!("{ns}/{name}"), address, interface: String::new() });
         after.ipam.allocated += 1;
-        let new_pod = pod(&ns, &name, r % APPS);
+        let new_pod = pod(&ns, &name, r % APPS, &node_key);
         engine.take_changes();
         let start = Instant::now();
         engine.apply(Event::Upsert(Object::Pod(new_pod)));
