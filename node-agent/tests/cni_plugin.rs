@@ -67,6 +67,28 @@ fn add_check_del_twice() {
 }
 
 #[test]
+fn add_replaces_a_stale_host_veth_and_a_stale_pod_eth0() {
+    require_root();
+    let agent = TestAgent::start(&["10.66.8.0/26"]);
+    let (node, pod) = (Netns::new("stale-node"), Netns::new("stale-pod"));
+    let host = endpoint_interface_name("default", "stale");
+    node.run(&["ip", "link", "add", &host, "type", "veth", "peer", "name", "stale-peer"]);
+    pod.run(&["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "stale-peer"]);
+
+    let (output, result) = invoke(&node, "ADD", "c1", &pod, "stale", config(&agent.socket)).run();
+    assert!(output.status.success(), "ADD: {result} {}", String::from_utf8_lossy(&output.stderr));
+    assert!(!node.has_link("stale-peer") && !pod.has_link("stale-peer"), "the stale pairs were deleted");
+    let eth0 = pod.json(&["ip", "-j", "link", "show", "dev", "eth0"]);
+    assert_eq!(result["interfaces"][1]["mac"], eth0[0]["address"]);
+    let link = node.json(&["ip", "-j", "link", "show", "dev", &host]);
+    assert_eq!(link[0]["address"], "ee:ee:ee:ee:ee:ee");
+    let mut check = config(&agent.socket);
+    check["prevResult"] = result;
+    let (output, error) = invoke(&node, "CHECK", "c1", &pod, "stale", check).run();
+    assert!(output.status.success(), "CHECK: {error}");
+}
+
+#[test]
 fn del_succeeds_when_the_netns_is_already_gone() {
     require_root();
     let agent = TestAgent::start(&["10.66.1.0/26"]);

@@ -1,27 +1,73 @@
-//! The pod's veth, made with iproute2: created inside the pod's namespace (through `nsenter`), its
-//! host side moved to the plugin's namespace, addressed and routed the Calico way.
+//! The pod's veth, made in-process over rtnetlink (no `ip` or `nsenter` processes), addressed and
+//! routed the Calico way.
+//!
+//! Each call runs on a worker thread of its own with a single-threaded runtime, so callers inside
+//! a runtime are not nested and no other thread of the process ever changes namespace. The worker
+//! opens one netlink socket in the plugin's namespace and one in the pod's (it enters the pod's
+//! namespace only while that socket is created: a socket stays in the namespace it was born in).
+//! The pair is created from the plugin's side with its pod side born inside the pod's namespace,
+//! like `ip link add HOST type veth peer name eth0 netns POD`.
 
-use std::net::Ipv4Addr;
-use std::path::Path;
-use std::process::Command;
+use std::fs::File;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
 
-use serde_json::Value;
+use futures::TryStreamExt;
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope};
+use nix::errno::Errno;
+use nix::sched::{CloneFlags, setns};
+use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 /// The MAC of every host-side veth (the pod's gateway answers with it through proxy ARP).
 pub const HOST_MAC: &str = "ee:ee:ee:ee:ee:ee";
 /// The pod's link-local gateway.
 pub const GATEWAY: &str = "169.254.1.1";
 
+/// [`HOST_MAC`] as bytes.
+const HOST_MAC_BYTES: [u8; 6] = [0xee; 6];
+/// [`GATEWAY`] as an address.
+const GATEWAY_ADDRESS: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+/// How errors name the namespace the plugin runs in.
+const OWN_NETNS: &str = "the plugin's network namespace";
+/// The worker thread's own network namespace, to return to after opening the pod's socket.
+const THREAD_NETNS: &str = "/proc/thread-self/ns/net";
+
 /// A plumbing step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PlumbingError {
-    /// A command could not run or failed.
-    #[error("`{command}` failed: {stderr}")]
-    Command {
-        /// The command line.
-        command: String,
-        /// Its error output.
-        stderr: String,
+    /// The worker thread or its runtime could not start.
+    #[error("cannot start the plumbing thread: {0}")]
+    Worker(#[source] io::Error),
+    /// A network namespace could not be opened or entered.
+    #[error("cannot enter the network namespace {netns}: {source}")]
+    Netns {
+        /// The namespace path.
+        netns: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A netlink socket could not be opened.
+    #[error("cannot open a netlink socket in {netns}: {source}")]
+    Connect {
+        /// The namespace the socket was for.
+        netns: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The kernel refused a netlink request.
+    #[error("{what} failed: {source}")]
+    Netlink {
+        /// The step, with its interface and namespace.
+        what: String,
+        /// The cause.
+        #[source]
+        source: rtnetlink::Error,
     },
     /// Writing a sysctl failed.
     #[error("cannot set sysctl {path}: {source}")]
@@ -30,7 +76,7 @@ pub enum PlumbingError {
         path: String,
         /// The cause.
         #[source]
-        source: std::io::Error,
+        source: io::Error,
     },
     /// The pod side is not as ADD left it.
     #[error("{0}")]
@@ -54,116 +100,280 @@ pub struct Veth<'a> {
 
 /// Creates the veth pair and configures both sides; returns the pod-side MAC.
 pub fn create(veth: &Veth<'_>) -> Result<String, PlumbingError> {
-    if link_exists(None, veth.host) {
-        tracing::info!(interface = veth.host, "removing a stale host-side veth");
-        ip(None, &["link", "del", veth.host])?;
-    }
-    if link_exists(Some(veth.netns), veth.ifname) {
-        ip(Some(veth.netns), &["link", "del", veth.ifname])?;
-    }
-    let pid = std::process::id().to_string();
-    let mtu = veth.mtu.to_string();
-    let pod = Some(veth.netns);
-    ip(pod, &["link", "add", veth.ifname, "mtu", &mtu, "type", "veth", "peer", "name", veth.host, "mtu", &mtu])?;
-    ip(pod, &["link", "set", veth.host, "netns", &pid])?;
-    ip(None, &["link", "set", "dev", veth.host, "address", HOST_MAC])?;
-    sysctl(&format!("/proc/sys/net/ipv4/conf/{}/proxy_arp", veth.host), "1")?;
-    sysctl(&format!("/proc/sys/net/ipv4/neigh/{}/proxy_delay", veth.host), "0")?;
-    ip(None, &["link", "set", "dev", veth.host, "up"])?;
-    ip(pod, &["link", "set", "dev", veth.ifname, "up"])?;
-    ip(pod, &["addr", "add", &format!("{}/32", veth.address), "dev", veth.ifname])?;
-    ip(pod, &["route", "add", GATEWAY, "dev", veth.ifname, "scope", "link"])?;
-    ip(pod, &["route", "add", "default", "via", GATEWAY, "dev", veth.ifname])?;
-    link_mac(pod, veth.ifname)
+    on_worker(|| create_on_worker(veth))
 }
 
 /// Removes the veth (deleting either side removes both); missing pieces are not an error.
 pub fn remove(netns: Option<&str>, ifname: &str, host: Option<&str>) -> Result<(), PlumbingError> {
-    if let Some(host) = host.filter(|h| link_exists(None, h)) {
-        ip(None, &["link", "del", host])?;
-    }
-    if let Some(netns) = netns.filter(|n| !n.is_empty() && Path::new(n).exists())
-        && link_exists(Some(netns), ifname)
-    {
-        ip(Some(netns), &["link", "del", ifname])?;
-    }
-    Ok(())
+    on_worker(|| remove_on_worker(netns, ifname, host))
 }
 
 /// Verifies that the veth is as [`create`] left it.
 pub fn check(veth: &Veth<'_>) -> Result<(), PlumbingError> {
+    on_worker(|| check_on_worker(veth))
+}
+
+async fn create_on_worker(veth: &Veth<'_>) -> Result<String, PlumbingError> {
+    let pod_netns = open_netns(veth.netns)?;
+    let host = connect(OWN_NETNS)?;
+    let pod = connect_in(&pod_netns, veth.netns)?;
+    if delete_link(&host, veth.host, OWN_NETNS).await? {
+        tracing::info!(interface = veth.host, "removed a stale host-side veth");
+    }
+    if delete_link(&pod, veth.ifname, veth.netns).await? {
+        tracing::info!(interface = veth.ifname, netns = veth.netns, "removed a stale pod-side interface");
+    }
+    let pair = veth_message(veth, &pod_netns);
+    let what = || format!("creating veth {} with peer {} in {}", veth.host, veth.ifname, veth.netns);
+    host.link().add(pair).execute().await.map_err(netlink(what))?;
+    sysctl(&format!("/proc/sys/net/ipv4/conf/{}/proxy_arp", veth.host), "1")?;
+    sysctl(&format!("/proc/sys/net/ipv4/neigh/{}/proxy_delay", veth.host), "0")?;
+
+    let what = || format!("looking up {} in {}", veth.ifname, veth.netns);
+    let link = find_link(&pod, veth.ifname).await.map_err(netlink(what))?.ok_or_else(|| {
+        PlumbingError::Mismatch(format!("{} is missing in {} right after creating the veth", veth.ifname, veth.netns))
+    })?;
+    let index = link.header.index;
+    let what = || format!("setting {} in {} up", veth.ifname, veth.netns);
+    pod.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await.map_err(netlink(what))?;
+    let what = || format!("adding {}/32 to {} in {}", veth.address, veth.ifname, veth.netns);
+    pod.address().add(index, IpAddr::V4(veth.address), 32).execute().await.map_err(netlink(what))?;
+    for (route, kind) in pod_routes(index).into_iter().zip(["to", "default via"]) {
+        let what = || format!("adding the route {kind} {GATEWAY} dev {} in {}", veth.ifname, veth.netns);
+        pod.route().add(route).execute().await.map_err(netlink(what))?;
+    }
+    Ok(mac(&link))
+}
+
+async fn remove_on_worker(netns: Option<&str>, ifname: &str, host: Option<&str>) -> Result<(), PlumbingError> {
+    if let Some(host) = host {
+        delete_link(&connect(OWN_NETNS)?, host, OWN_NETNS).await?;
+    }
+    let Some(netns) = netns.filter(|n| !n.is_empty()) else { return Ok(()) };
+    let file = match File::open(netns) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        opened => opened.map_err(|source| PlumbingError::Netns { netns: netns.to_string(), source })?,
+    };
+    let pod = match connect_in(&file, netns) {
+        // A leftover file that is no namespace any more: the pod side went with its namespace.
+        Err(PlumbingError::Netns { source, .. }) if source.raw_os_error() == Some(Errno::EINVAL as i32) => {
+            tracing::debug!(netns, "not a network namespace; no pod side to remove");
+            return Ok(());
+        }
+        connected => connected?,
+    };
+    delete_link(&pod, ifname, netns).await?;
+    Ok(())
+}
+
+async fn check_on_worker(veth: &Veth<'_>) -> Result<(), PlumbingError> {
     let mismatch = |what: String| Err(PlumbingError::Mismatch(what));
-    let host = json(None, &["-j", "link", "show", "dev", veth.host])
-        .map_err(|_| PlumbingError::Mismatch(format!("host interface {} is missing", veth.host)))?;
-    if host.pointer("/0/address").and_then(Value::as_str) != Some(HOST_MAC) {
+    let host = connect(OWN_NETNS)?;
+    let what = || format!("looking up {} in {OWN_NETNS}", veth.host);
+    let Some(link) = find_link(&host, veth.host).await.map_err(netlink(what))? else {
+        return mismatch(format!("host interface {} is missing", veth.host));
+    };
+    if mac(&link) != HOST_MAC {
         return mismatch(format!("host interface {} does not have MAC {HOST_MAC}", veth.host));
     }
-    let pod = Some(veth.netns);
-    let addresses = json(pod, &["-j", "-4", "addr", "show", "dev", veth.ifname])?;
-    let want = veth.address.to_string();
-    let has_address = addresses.pointer("/0/addr_info").and_then(Value::as_array).is_some_and(|list| {
-        list.iter().any(|a| a["local"].as_str() == Some(&want) && a["prefixlen"].as_u64() == Some(32))
-    });
-    if !has_address {
-        return mismatch(format!("{} in {} lacks address {want}/32", veth.ifname, veth.netns));
-    }
-    let routes = json(pod, &["-j", "-4", "route", "show", "dev", veth.ifname])?;
-    let routes = routes.as_array().cloned().unwrap_or_default();
-    let has = |dst: &str, gateway: Option<&str>| {
-        routes.iter().any(|r| r["dst"].as_str() == Some(dst) && r["gateway"].as_str() == gateway)
+    let pod = connect_in(&open_netns(veth.netns)?, veth.netns)?;
+    let what = || format!("looking up {} in {}", veth.ifname, veth.netns);
+    let Some(link) = find_link(&pod, veth.ifname).await.map_err(netlink(what))? else {
+        return mismatch(format!("{} in {} is missing", veth.ifname, veth.netns));
     };
-    if !has(GATEWAY, None) || !has("default", Some(GATEWAY)) {
+    let index = link.header.index;
+    let mut request = pod.address().get().set_link_index_filter(index);
+    request.message_mut().header.family = netlink_packet_route::AddressFamily::Inet;
+    let what = || format!("listing the addresses of {} in {}", veth.ifname, veth.netns);
+    let addresses: Vec<AddressMessage> = request.execute().try_collect().await.map_err(netlink(what))?;
+    if !has_address(&addresses, veth.address) {
+        return mismatch(format!("{} in {} lacks address {}/32", veth.ifname, veth.netns, veth.address));
+    }
+    let what = || format!("listing the routes in {}", veth.netns);
+    let dump = pod.route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
+    let routes: Vec<RouteMessage> = dump.try_collect().await.map_err(netlink(what))?;
+    if !has_pod_routes(&routes, index) {
         return mismatch(format!("{} in {} lacks the routes to and via {GATEWAY}", veth.ifname, veth.netns));
     }
     Ok(())
 }
 
-fn link_exists(netns: Option<&str>, name: &str) -> bool {
-    command(netns, &["link", "show", "dev", name]).output().is_ok_and(|o| o.status.success())
+/// Runs `work` to completion on a fresh thread with a single-threaded runtime (see the module
+/// doc); a panic in it resumes in the caller.
+fn on_worker<T, F, Fut>(work: F) -> Result<T, PlumbingError>
+where
+    T: Send,
+    F: FnOnce() -> Fut + Send,
+    Fut: Future<Output = Result<T, PlumbingError>>,
+{
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("cni-plumbing".into())
+            .spawn_scoped(scope, || {
+                let runtime =
+                    tokio::runtime::Builder::new_current_thread().enable_io().build().map_err(PlumbingError::Worker)?;
+                runtime.block_on(work())
+            })
+            .map_err(PlumbingError::Worker)?;
+        worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
-fn link_mac(netns: Option<&str>, name: &str) -> Result<String, PlumbingError> {
-    let link = json(netns, &["-j", "link", "show", "dev", name])?;
-    Ok(link.pointer("/0/address").and_then(Value::as_str).unwrap_or_default().to_string())
+fn open_netns(netns: &str) -> Result<File, PlumbingError> {
+    File::open(netns).map_err(|source| PlumbingError::Netns { netns: netns.to_string(), source })
 }
 
-fn json(netns: Option<&str>, args: &[&str]) -> Result<Value, PlumbingError> {
-    let text = ip(netns, args)?;
-    serde_json::from_str(&text)
-        .map_err(|e| PlumbingError::Command { command: format!("ip {}", args.join(" ")), stderr: e.to_string() })
+/// A netlink connection in the calling thread's namespace (`netns` names it in errors); its task
+/// runs on the current runtime.
+fn connect(netns: &str) -> Result<Handle, PlumbingError> {
+    let (connection, handle, _) =
+        rtnetlink::new_connection().map_err(|source| PlumbingError::Connect { netns: netns.to_string(), source })?;
+    tokio::spawn(connection);
+    Ok(handle)
 }
 
-fn command(netns: Option<&str>, args: &[&str]) -> Command {
-    match netns {
-        Some(netns) => {
-            let mut command = Command::new("nsenter");
-            command.arg(format!("--net={netns}")).arg("ip").args(args);
-            command
-        }
-        None => {
-            let mut command = Command::new("ip");
-            command.args(args);
-            command
-        }
-    }
+/// A netlink connection in the namespace `file` (at path `netns`): the thread enters it just to
+/// create the socket and returns to its own namespace before anything else happens.
+fn connect_in(file: &File, netns: &str) -> Result<Handle, PlumbingError> {
+    let failed = |netns: &str, source: io::Error| PlumbingError::Netns { netns: netns.to_string(), source };
+    let own = File::open(THREAD_NETNS).map_err(|e| failed(THREAD_NETNS, e))?;
+    setns(file, CloneFlags::CLONE_NEWNET).map_err(|e| failed(netns, e.into()))?;
+    let connected = connect(netns);
+    setns(&own, CloneFlags::CLONE_NEWNET).map_err(|e| failed(THREAD_NETNS, e.into()))?;
+    connected
 }
 
-fn ip(netns: Option<&str>, args: &[&str]) -> Result<String, PlumbingError> {
-    let line = || match netns {
-        Some(n) => format!("nsenter --net={n} ip {}", args.join(" ")),
-        None => format!("ip {}", args.join(" ")),
+/// The pair: the host side named, addressed with [`HOST_MAC`] and up in the plugin's namespace, the
+/// pod side named inside `pod_netns`; both with the MTU. (The kernel cannot bring a veth's peer up
+/// while it creates the pair: that fails with ENOTCONN.)
+fn veth_message(veth: &Veth<'_>, pod_netns: &File) -> LinkMessage {
+    let peer = LinkUnspec::new_with_name(veth.ifname).mtu(veth.mtu).setns_by_fd(pod_netns.as_raw_fd()).build();
+    LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        .name(veth.host)
+        .mtu(veth.mtu)
+        .address(HOST_MAC_BYTES.to_vec())
+        .up()
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .build()
+}
+
+/// `GATEWAY dev IFNAME scope link` and `default via GATEWAY dev IFNAME`, as `ip route add` makes
+/// them (protocol boot, main table).
+fn pod_routes(index: u32) -> [RouteMessage; 2] {
+    let route = || RouteMessageBuilder::<Ipv4Addr>::new().output_interface(index).protocol(RouteProtocol::Boot);
+    [
+        route().destination_prefix(GATEWAY_ADDRESS, 32).scope(RouteScope::Link).build(),
+        route().gateway(GATEWAY_ADDRESS).build(),
+    ]
+}
+
+fn has_address(addresses: &[AddressMessage], address: Ipv4Addr) -> bool {
+    addresses
+        .iter()
+        .any(|a| a.header.prefix_len == 32 && a.attributes.contains(&AddressAttribute::Local(IpAddr::V4(address))))
+}
+
+/// Whether the main table has both [`pod_routes`] through the interface `index`.
+fn has_pod_routes(routes: &[RouteMessage], index: u32) -> bool {
+    let gateway = RouteAttribute::Gateway(RouteAddress::Inet(GATEWAY_ADDRESS));
+    let through = |r: &&RouteMessage| {
+        r.header.table == RouteHeader::RT_TABLE_MAIN && r.attributes.contains(&RouteAttribute::Oif(index))
     };
-    let output =
-        command(netns, args).output().map_err(|e| PlumbingError::Command { command: line(), stderr: e.to_string() })?;
-    if !output.status.success() {
-        return Err(PlumbingError::Command {
-            command: line(),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        });
+    let to_gateway = routes.iter().filter(through).any(|r| {
+        r.header.destination_prefix_length == 32
+            && r.attributes.contains(&RouteAttribute::Destination(RouteAddress::Inet(GATEWAY_ADDRESS)))
+            && !r.attributes.contains(&gateway)
+    });
+    let default = routes
+        .iter()
+        .filter(through)
+        .any(|r| r.header.destination_prefix_length == 0 && r.attributes.contains(&gateway));
+    to_gateway && default
+}
+
+/// The link named `name`, or `None` when there is none.
+async fn find_link(handle: &Handle, name: &str) -> Result<Option<LinkMessage>, rtnetlink::Error> {
+    match handle.link().get().match_name(name).execute().try_next().await {
+        Err(error) if no_device(&error) => Ok(None),
+        found => found,
     }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Deletes the link named `name` in `netns`; returns whether there was one.
+async fn delete_link(handle: &Handle, name: &str, netns: &str) -> Result<bool, PlumbingError> {
+    let request = handle.link().del_with_message(LinkUnspec::new_with_name(name).build());
+    match request.execute().await {
+        Ok(()) => Ok(true),
+        Err(error) if no_device(&error) => Ok(false),
+        Err(source) => Err(PlumbingError::Netlink { what: format!("deleting {name} in {netns}"), source }),
+    }
+}
+
+fn no_device(error: &rtnetlink::Error) -> bool {
+    matches!(error, rtnetlink::Error::NetlinkError(message) if message.raw_code() == -(Errno::ENODEV as i32))
+}
+
+/// Wraps a netlink failure with the step it failed (`what` is only formatted on failure).
+fn netlink(what: impl FnOnce() -> String) -> impl FnOnce(rtnetlink::Error) -> PlumbingError {
+    move |source| PlumbingError::Netlink { what: what(), source }
+}
+
+/// The link's MAC as `aa:bb:..`, or empty when it has none.
+fn mac(link: &LinkMessage) -> String {
+    let bytes = link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Address(bytes) => Some(bytes.as_slice()),
+        _ => None,
+    });
+    bytes.unwrap_or_default().iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 fn sysctl(path: &str, value: &str) -> Result<(), PlumbingError> {
     std::fs::write(path, value).map_err(|source| PlumbingError::Sysctl { path: path.to_string(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_constants_agree_with_their_text() {
+        assert_eq!(GATEWAY.parse::<Ipv4Addr>().ok(), Some(GATEWAY_ADDRESS));
+        let mut link = LinkMessage::default();
+        link.attributes.push(LinkAttribute::Address(HOST_MAC_BYTES.to_vec()));
+        assert_eq!(mac(&link), HOST_MAC);
+    }
+
+    #[test]
+    fn check_accepts_the_routes_create_adds_and_nothing_less() {
+        let [to_gateway, default] = pod_routes(7);
+        let elsewhere = pod_routes(8);
+        let mut local_table = pod_routes(7);
+        for route in &mut local_table {
+            route.header.table = 255; // local
+        }
+        let cases: [(&str, Vec<RouteMessage>, bool); 5] = [
+            ("both", vec![to_gateway.clone(), default.clone()], true),
+            ("no default", vec![to_gateway.clone()], false),
+            ("no route to the gateway", vec![default.clone()], false),
+            ("through another interface", elsewhere.to_vec(), false),
+            ("in another table", local_table.to_vec(), false),
+        ];
+        for (case, routes, want) in cases {
+            assert_eq!(has_pod_routes(&routes, 7), want, "{case}");
+        }
+    }
+
+    #[test]
+    fn check_wants_the_address_as_a_32() {
+        let address = Ipv4Addr::new(10, 0, 0, 5);
+        let message = |prefix_len: u8, local: Ipv4Addr| {
+            let mut m = AddressMessage::default();
+            m.header.prefix_len = prefix_len;
+            m.attributes.push(AddressAttribute::Local(IpAddr::V4(local)));
+            m
+        };
+        assert!(has_address(&[message(32, address)], address));
+        assert!(!has_address(&[message(24, address)], address));
+        assert!(!has_address(&[message(32, Ipv4Addr::new(10, 0, 0, 6))], address));
+    }
 }
