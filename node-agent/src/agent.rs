@@ -99,6 +99,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         let mut tick = tokio::time::interval(TICK);
         let mut next_resync = Instant::now();
         let mut dirty = true;
+        let mut bird_due = true;
         let mut inputs_open = true;
         loop {
             if dirty || Instant::now() >= next_resync {
@@ -111,7 +112,10 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
                 next_resync = Instant::now() + Duration::from_secs(u64::from(refresh.max(1)));
                 dirty = false;
             }
-            self.refresh_bird().await;
+            // BIRD's sessions are read on the tick, not after every change: `birdc` is a process.
+            if std::mem::take(&mut bird_due) {
+                self.refresh_bird().await;
+            }
             self.write_status().await;
             self.services.shared.beat();
             tokio::select! {
@@ -124,7 +128,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
                     dirty = true;
                 }
                 () = self.services.shared.wait_for_change() => dirty = true,
-                _ = tick.tick() => {}
+                _ = tick.tick() => bird_due = true,
             }
         }
         tracing::info!("shutting down; routes and rules stay in place");

@@ -182,7 +182,11 @@ fn allocations_never_made_ready_are_released_when_stale() {
     store.allocate(&set, &request("pending")).unwrap();
     store.allocate(&set, &request("plumbed")).unwrap();
     store.mark_ready("plumbed", "eth0").unwrap();
+    let table = dir.path().join("ipam").join("allocations.json");
+    let inode = || std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&table).unwrap());
+    let before = inode();
     assert!(store.release_stale_pending(3600).unwrap().is_empty(), "young pending allocations stay");
+    assert_eq!(inode(), before, "nothing released, nothing written (the agent checks on every sync)");
     let gone: Vec<_> = store.release_stale_pending(0).unwrap().into_iter().map(|a| a.container_id).collect();
     assert_eq!(gone, vec!["pending"]);
     let left: Vec<_> = store.list().unwrap().into_iter().map(|a| a.container_id).collect();

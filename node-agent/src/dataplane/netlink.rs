@@ -77,7 +77,7 @@ impl NetlinkError {
 /// Reads and changes the kernel's links, addresses, routes, neighbours, FDB and sysctls.
 #[allow(async_fn_in_trait)]
 pub trait Netlink {
-    /// Every link.
+    /// Every link. A sync reads these first: the reads after it may name devices from this dump.
     async fn links(&mut self) -> Result<Vec<LinkState>, NetlinkError>;
     /// Every IPv4 address.
     async fn addresses(&mut self) -> Result<BTreeSet<AddressSpec>, NetlinkError>;

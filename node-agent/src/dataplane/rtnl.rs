@@ -33,6 +33,9 @@ use super::netlink::{Netlink, NetlinkError, describe};
 pub struct RtNetlink {
     handle: Handle,
     batch: Batch,
+    /// Interface names by index, from the last [`Netlink::links`] dump (which a sync reads
+    /// first): the address, route and neighbour dumps after it name their devices with it.
+    names: Option<Vec<(u32, String)>>,
 }
 
 /// How one [`Op`] is made.
@@ -53,7 +56,7 @@ impl RtNetlink {
     pub fn connect() -> Result<Self, NetlinkError> {
         let (connection, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
         tokio::spawn(connection);
-        Ok(Self { handle, batch: Batch::open().map_err(NetlinkError::Connect)? })
+        Ok(Self { handle, batch: Batch::open().map_err(NetlinkError::Connect)?, names: None })
     }
 
     async fn index(&self, op: &Op, name: &str, indexes: &mut Indexes) -> Result<u32, NetlinkError> {
@@ -70,8 +73,12 @@ impl RtNetlink {
         }
     }
 
+    /// Interface names by index: from the last links dump, else from a new one.
     async fn name_of(&mut self) -> Result<Vec<(u32, String)>, NetlinkError> {
-        Ok(self.links().await?.into_iter().map(|l| (l.index, l.name)).collect())
+        if self.names.is_none() {
+            self.links().await?;
+        }
+        Ok(self.names.clone().unwrap_or_default())
     }
 
     async fn route_message(
@@ -317,7 +324,9 @@ impl Netlink for RtNetlink {
             .try_collect()
             .await
             .map_err(|source| NetlinkError::List { what: "links", source })?;
-        Ok(messages.iter().filter_map(link_state).collect())
+        let links: Vec<LinkState> = messages.iter().filter_map(link_state).collect();
+        self.names = Some(links.iter().map(|l| (l.index, l.name.clone())).collect());
+        Ok(links)
     }
 
     async fn addresses(&mut self) -> Result<BTreeSet<AddressSpec>, NetlinkError> {

@@ -24,7 +24,7 @@ pub struct IpamStore {
     dir: PathBuf,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct Table {
     version: u32,
     allocations: Vec<Allocation>,
@@ -123,11 +123,16 @@ impl IpamStore {
         Ok(IpamUsage { allocated, capacity, pressure })
     }
 
+    /// Applies `change` under the lock and writes the table back, unless it did not change.
     fn update<T>(&self, change: impl FnOnce(&mut Table) -> Result<T, IpamError>) -> Result<T, IpamError> {
         let _lock = self.lock()?;
         let mut table = self.read()?;
+        let before = table.clone();
         let result = change(&mut table)?;
         table.version = STATE_VERSION;
+        if table == before {
+            return Ok(result);
+        }
         let text = serde_json::to_vec_pretty(&table)
             .map_err(|e| IpamError::Corrupt { path: self.table_path(), reason: e.to_string() })?;
         write_atomic(&self.table_path(), &text)?;
