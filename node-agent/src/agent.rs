@@ -74,6 +74,8 @@ struct LoopState {
     report: Option<SyncReport>,
     endpoints: Vec<LocalEndpoint>,
     bird_apply_error: Option<String>,
+    /// BIRD's config changed since its sessions were last read.
+    bird_changed: bool,
     bird_exit_error: Option<String>,
     sessions: Vec<BgpSessionStatus>,
     written: Option<NodeNetworkStatus>,
@@ -112,8 +114,9 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
                 next_resync = Instant::now() + Duration::from_secs(u64::from(refresh.max(1)));
                 dirty = false;
             }
-            // BIRD's sessions are read on the tick, not after every change: `birdc` is a process.
-            if std::mem::take(&mut bird_due) {
+            // BIRD's sessions are read on the tick and after its config changed, not after every
+            // change: `birdc` is a process.
+            if std::mem::take(&mut bird_due) | std::mem::take(&mut self.state.bird_changed) {
                 self.refresh_bird().await;
             }
             self.write_status().await;
@@ -264,9 +267,12 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             None => {
                 bird.stop().await;
                 self.state.sessions.clear();
-                Ok(())
+                Ok(false)
             }
         };
+        if let Ok(true) = outcome {
+            self.state.bird_changed = true;
+        }
         if let Err(error) = &outcome {
             if self.state.bird_apply_error.as_deref() != Some(&error.to_string()) {
                 tracing::warn!(%error, "BIRD config not applied");

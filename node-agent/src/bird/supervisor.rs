@@ -78,13 +78,14 @@ impl BirdSupervisor {
     /// Makes `text` BIRD's config. An unchanged config does nothing; a config BIRD rejects leaves
     /// the working one in place and is returned as an error. When no BIRD runs yet, one left by an
     /// earlier agent is adopted (and reconfigured) if it answers; otherwise one is started.
-    pub async fn apply(&mut self, text: &str) -> Result<(), BirdError> {
+    /// Returns whether BIRD's config changed (its sessions may have).
+    pub async fn apply(&mut self, text: &str) -> Result<bool, BirdError> {
         // After an exit, `poll` restarts BIRD when its backoff has passed.
         let restarting = !self.running() && self.last_exit.is_some();
         let adopted = !self.running() && !restarting && self.adopt().await;
         let current = tokio::fs::read_to_string(self.paths.config()).await.ok();
         if current.as_deref() == Some(text) && !adopted && (self.running() || restarting) {
-            return Ok(());
+            return Ok(false);
         }
         let candidate = self.paths.candidate();
         crate::atomic_file::write_atomic(&candidate, text.as_bytes())?;
@@ -102,7 +103,7 @@ impl BirdSupervisor {
         } else if !restarting {
             self.start()?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Looks for a BIRD an earlier agent left on our directory. One that is ours (by PID file or
