@@ -398,13 +398,6 @@ impl PolicyIndex {
         }
     }
 
-    fn endpoints_in(&self, applies_namespace: Option<&str>) -> Vec<EndpointKey> {
-        match applies_namespace {
-            Some(ns) => self.by_namespace.get(ns).into_iter().flatten().cloned().collect(),
-            None => self.endpoint_keys(),
-        }
-    }
-
     /// Adds or replaces a policy.
     pub fn upsert_policy(&mut self, entry: PolicyEntry) {
         if self.policies.get(&entry.name) == Some(&entry) {
@@ -413,10 +406,10 @@ impl PolicyIndex {
         let mut affected = BTreeSet::new();
         let set_ids: Vec<SetId> = entry.sets.iter().map(|key| self.acquire_set(key)).collect();
         if let Some(old) = self.remove_policy_entry(&entry.name) {
-            affected.extend(self.scope_endpoints(&old.applies));
+            affected.extend(self.selected_endpoints(&old));
         }
         self.policy_sets.insert(entry.name.clone(), set_ids);
-        affected.extend(self.scope_endpoints(&entry.applies));
+        affected.extend(self.selected_endpoints(&entry));
         match &entry.applies {
             Applies::Namespace(ns) => {
                 self.policies_by_namespace.entry(ns.clone()).or_default().insert(entry.name.clone());
@@ -437,19 +430,32 @@ impl PolicyIndex {
     pub fn delete_policy(&mut self, name: &str) {
         if let Some(old) = self.remove_policy_entry(name) {
             self.dirty.rebuild.extend(self.policy_nodes.get(name).into_iter().flatten().cloned());
-            for key in self.scope_endpoints(&old.applies) {
+            for key in self.selected_endpoints(&old) {
                 self.reapply(&key);
             }
         }
     }
 
-    fn scope_endpoints(&self, applies: &Applies) -> Vec<EndpointKey> {
+    /// The endpoints a policy's selector picks within its scope: only their policy lists can
+    /// change when it comes, goes or changes (its namespace selector is checked by `reapply`).
+    fn selected_endpoints(&self, policy: &PolicyEntry) -> Vec<EndpointKey> {
         if self.deferred {
             return Vec::new();
         }
-        match applies {
-            Applies::Namespace(ns) => self.endpoints_in(Some(ns)),
-            Applies::Namespaces(_) => self.endpoints_in(None),
+        let selected = |name: &str| {
+            let namespace = name.split_once('/').map_or("default", |(ns, _)| ns);
+            policy.selector.matches(&self.facts(name, namespace).labels)
+        };
+        match &policy.applies {
+            Applies::Namespace(ns) => {
+                self.by_namespace.get(ns).into_iter().flatten().filter(|key| selected(&key.1)).cloned().collect()
+            }
+            Applies::Namespaces(_) => self
+                .endpoints
+                .iter()
+                .flat_map(|(node, local)| local.keys().filter(|name| selected(name)).map(move |name| (node, name)))
+                .map(|(node, name)| (node.clone(), name.clone()))
+                .collect(),
         }
     }
 

@@ -10,8 +10,10 @@ use super::{Endpoint, EndpointKey, PolicyIndex, SetEntry, SetId};
 use crate::core::compile::sets::{Scope, SetKey};
 
 impl PolicyIndex {
-    /// The members an endpoint brings to a set being created, if any.
+    /// The members an endpoint brings to a set being created, if any (none without an address:
+    /// a pod only scheduled here, of which there may be many).
     fn joins(&self, set: &SetKey, node: &str, name: &str, endpoint: &Endpoint) -> Option<(EndpointKey, Vec<String>)> {
+        endpoint.address.as_ref()?;
         let labels = self.namespace_labels(&endpoint.namespace);
         let facts = self.facts(name, &endpoint.namespace);
         let members = endpoint.members_of(set, &labels, &facts);
