@@ -74,8 +74,8 @@ struct LoopState {
     report: Option<SyncReport>,
     endpoints: Vec<LocalEndpoint>,
     bird_apply_error: Option<String>,
-    /// BIRD's config changed since its sessions were last read.
-    bird_changed: bool,
+    /// BIRD's sessions are due to be read: on the tick, and after its config changed.
+    bird_sessions_stale: bool,
     bird_exit_error: Option<String>,
     sessions: Vec<BgpSessionStatus>,
     written: Option<NodeNetworkStatus>,
@@ -91,7 +91,8 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         services: Services,
         bird: Option<BirdSupervisor>,
     ) -> Self {
-        Self { options, dataplane, sink, inputs, services, bird, state: LoopState::default() }
+        let state = LoopState { bird_sessions_stale: true, ..LoopState::default() };
+        Self { options, dataplane, sink, inputs, services, bird, state }
     }
 
     /// Runs until `shutdown` completes. BIRD is stopped (its kernel routes persist); the
@@ -101,7 +102,6 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         let mut tick = tokio::time::interval(TICK);
         let mut next_resync = Instant::now();
         let mut dirty = true;
-        let mut bird_due = true;
         let mut inputs_open = true;
         loop {
             if dirty || Instant::now() >= next_resync {
@@ -114,9 +114,8 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
                 next_resync = Instant::now() + Duration::from_secs(u64::from(refresh.max(1)));
                 dirty = false;
             }
-            // BIRD's sessions are read on the tick and after its config changed, not after every
-            // change: `birdc` is a process.
-            if std::mem::take(&mut bird_due) | std::mem::take(&mut self.state.bird_changed) {
+            // Not after every change: `birdc` is a process.
+            if std::mem::take(&mut self.state.bird_sessions_stale) {
                 self.refresh_bird().await;
             }
             self.write_status().await;
@@ -131,7 +130,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
                     dirty = true;
                 }
                 () = self.services.shared.wait_for_change() => dirty = true,
-                _ = tick.tick() => bird_due = true,
+                _ = tick.tick() => self.state.bird_sessions_stale = true,
             }
         }
         tracing::info!("shutting down; routes and rules stay in place");
@@ -271,7 +270,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             }
         };
         if let Ok(true) = outcome {
-            self.state.bird_changed = true;
+            self.state.bird_sessions_stale = true;
         }
         if let Err(error) = &outcome {
             if self.state.bird_apply_error.as_deref() != Some(&error.to_string()) {

@@ -22,6 +22,8 @@ use nix::errno::Errno;
 use nix::sched::{CloneFlags, setns};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
+use crate::dataplane::model::Mac;
+
 /// The MAC of every host-side veth (the pod's gateway answers with it through proxy ARP).
 pub const HOST_MAC: &str = "ee:ee:ee:ee:ee:ee";
 /// The pod's link-local gateway.
@@ -321,10 +323,10 @@ fn netlink(what: impl FnOnce() -> String) -> impl FnOnce(rtnetlink::Error) -> Pl
 /// The link's MAC as `aa:bb:..`, or empty when it has none.
 fn mac(link: &LinkMessage) -> String {
     let bytes = link.attributes.iter().find_map(|a| match a {
-        LinkAttribute::Address(bytes) => Some(bytes.as_slice()),
+        LinkAttribute::Address(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok(),
         _ => None,
     });
-    bytes.unwrap_or_default().iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    bytes.map(|bytes| Mac(bytes).to_string()).unwrap_or_default()
 }
 
 fn sysctl(path: &str, value: &str) -> Result<(), PlumbingError> {

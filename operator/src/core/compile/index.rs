@@ -442,19 +442,17 @@ impl PolicyIndex {
         if self.deferred {
             return Vec::new();
         }
-        let selected = |name: &str| {
-            let namespace = name.split_once('/').map_or("default", |(ns, _)| ns);
-            policy.selector.matches(&self.facts(name, namespace).labels)
-        };
+        let selected = |name: &str, namespace: &str| policy.selector.matches(&self.facts(name, namespace).labels);
         match &policy.applies {
             Applies::Namespace(ns) => {
-                self.by_namespace.get(ns).into_iter().flatten().filter(|key| selected(&key.1)).cloned().collect()
+                self.by_namespace.get(ns).into_iter().flatten().filter(|key| selected(&key.1, ns)).cloned().collect()
             }
             Applies::Namespaces(_) => self
                 .endpoints
                 .iter()
-                .flat_map(|(node, local)| local.keys().filter(|name| selected(name)).map(move |name| (node, name)))
-                .map(|(node, name)| (node.clone(), name.clone()))
+                .flat_map(|(node, local)| local.iter().map(move |(name, endpoint)| (node, name, endpoint)))
+                .filter(|(_, name, endpoint)| selected(name, &endpoint.namespace))
+                .map(|(node, name, _)| (node.clone(), name.clone()))
                 .collect(),
         }
     }

@@ -317,6 +317,17 @@ proptest! {
     }
 }
 
+/// A NetworkPolicy `name` in ns0 for the pods `selector` picks, allowing ingress from `app == 'a0'`.
+fn allow_from_a0(name: &str, selector: &str) -> Event {
+    let web = EntityRule { selector: Some("app == 'a0'".into()), ..EntityRule::default() };
+    let spec = NetworkPolicySpec {
+        selector: Some(selector.into()),
+        ingress: Some(vec![PolicyRule { action: Action::Allow, source: Some(web), ..PolicyRule::default() }]),
+        ..NetworkPolicySpec::default()
+    };
+    Event::Upsert(Object::NetworkPolicy(NetworkPolicy { metadata: meta(Some("ns0"), name), spec }))
+}
+
 #[test]
 fn a_pod_label_change_rewrites_only_the_nodes_it_affects() {
     let mut engine = Engine::new(OperatorSettings::default());
@@ -328,13 +339,7 @@ fn a_pod_label_change_rewrites_only_the_nodes_it_affects() {
     engine.apply(Event::Upsert(Object::NodeStatus("n0".into(), status(&[("ns0/pod0", "10.9.0.1")]))));
     engine.apply(Event::Upsert(Object::NodeStatus("n1".into(), status(&[("ns0/pod2", "10.9.0.2")]))));
     engine.take_changes();
-    let web = EntityRule { selector: Some("app == 'a0'".into()), ..EntityRule::default() };
-    let spec = NetworkPolicySpec {
-        selector: Some("app == 'a1'".into()),
-        ingress: Some(vec![PolicyRule { action: Action::Allow, source: Some(web), ..PolicyRule::default() }]),
-        ..NetworkPolicySpec::default()
-    };
-    engine.apply(Event::Upsert(Object::NetworkPolicy(NetworkPolicy { metadata: meta(Some("ns0"), "allow-a0"), spec })));
+    engine.apply(allow_from_a0("allow-a0", "app == 'a1'"));
     assert_eq!(engine.take_changes().node_networks, ["n1".to_string()].into(), "only n1 hosts a selected pod");
     engine.apply(Event::Upsert(Object::Pod(pod("ns0", "pod0").label("app", "a9"))));
     let changes = engine.take_changes();
@@ -350,13 +355,7 @@ fn a_scheduled_pod_has_its_policy_before_its_agent_reports_it() {
     for n in 0..2 {
         engine.apply(event(0, n, 1, 1));
     }
-    let web = EntityRule { selector: Some("app == 'a0'".into()), ..EntityRule::default() };
-    let spec = NetworkPolicySpec {
-        selector: Some("all()".into()),
-        ingress: Some(vec![PolicyRule { action: Action::Allow, source: Some(web), ..PolicyRule::default() }]),
-        ..NetworkPolicySpec::default()
-    };
-    engine.apply(Event::Upsert(Object::NetworkPolicy(NetworkPolicy { metadata: meta(Some("ns0"), "from-a0"), spec })));
+    engine.apply(allow_from_a0("from-a0", "all()"));
     engine.apply(Event::Upsert(Object::Pod(scheduled(pod("ns0", "host"), "n0", true))));
     engine.take_changes();
     let endpoints = |engine: &Engine, node: &str| -> Vec<(String, Vec<String>)> {
