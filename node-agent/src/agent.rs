@@ -170,7 +170,12 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             self.services.metrics.error("sync", error.label);
         }
         self.services.metrics.endpoints.set(i64::try_from(report.programmed_endpoints.len()).unwrap_or(i64::MAX));
-        self.services.shared.publish(Programmed { seq, endpoints: report.programmed_endpoints.clone(), synced: true });
+        self.services.shared.publish(Programmed {
+            seq,
+            endpoints: report.programmed_endpoints.clone(),
+            policy_endpoints: report.policy_endpoints.clone(),
+            synced: true,
+        });
         self.state.report = Some(report);
         self.state.endpoints = endpoints;
     }

@@ -16,6 +16,9 @@ pub struct Programmed {
     pub seq: u64,
     /// The endpoints (`namespace/pod`) whose routes and policy are in force.
     pub endpoints: BTreeSet<String>,
+    /// The endpoints (`namespace/pod`) whose policy is in force, veth or not (see
+    /// [`crate::dataplane::SyncReport::policy_endpoints`]).
+    pub policy_endpoints: BTreeSet<String>,
     /// At least one sync has run.
     pub synced: bool,
 }
@@ -94,6 +97,11 @@ impl Shared {
         now_seconds().saturating_sub(self.heartbeat.load(Ordering::SeqCst)) <= seconds
     }
 
+    /// Whether the last sync put `key`'s policy in force.
+    pub fn policy_in_force(&self, key: &str) -> bool {
+        self.programmed.borrow().policy_endpoints.contains(key)
+    }
+
     /// Waits until a sync that saw change `seq` reports `key` programmed.
     pub async fn wait_programmed(&self, seq: u64, key: &str) {
         let mut receiver = self.programmed.subscribe();
@@ -113,7 +121,7 @@ mod tests {
     #[tokio::test]
     async fn waiters_need_a_sync_that_saw_their_change() {
         let shared = std::sync::Arc::new(Shared::default());
-        shared.publish(Programmed { seq: 0, endpoints: ["ns/a".to_string()].into(), synced: true });
+        shared.publish(Programmed { seq: 0, endpoints: ["ns/a".to_string()].into(), ..Programmed::default() });
         let seq = shared.endpoints_changed();
         let waiter = tokio::spawn({
             let shared = std::sync::Arc::clone(&shared);
@@ -121,7 +129,7 @@ mod tests {
         });
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         assert!(!waiter.is_finished(), "an older sync must not release the waiter");
-        shared.publish(Programmed { seq, endpoints: ["ns/a".to_string()].into(), synced: true });
+        shared.publish(Programmed { seq, endpoints: ["ns/a".to_string()].into(), ..Programmed::default() });
         let finished = tokio::time::timeout(std::time::Duration::from_secs(1), waiter).await;
         assert!(matches!(finished, Ok(Ok(()))), "a sync that saw the change releases the waiter");
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use gingham_node_agent::api::{self, AgentClient, ApiContext, Request, Response, handle};
 use gingham_node_agent::ipam::{BlockSet, IpamStore};
-use gingham_node_agent::shared::Shared;
+use gingham_node_agent::shared::{Programmed, Shared};
 use serde_json::Value;
 
 fn raw(socket: &std::path::Path, line: &str) -> Value {
@@ -71,22 +71,23 @@ fn a_missing_agent_is_unreachable_with_a_hint() {
     assert!(error.to_string().contains("gingham-node-agent pod running"), "{error}");
 }
 
-#[tokio::test]
-async fn ready_times_out_with_try_again_when_the_pod_is_never_programmed() {
-    let dir = tempfile::tempdir().unwrap();
+/// An API context with one block and no dataplane loop behind it.
+fn context_with_a_block(dir: &std::path::Path) -> ApiContext {
     let shared = Arc::new(Shared::default());
     shared.set_blocks(BlockSet {
         blocks: vec!["10.66.0.0/28".parse().unwrap()],
         releasing: BTreeSet::new(),
         reserved: None,
     });
-    let context = ApiContext { ipam: IpamStore::open(dir.path()).unwrap(), shared };
-    let ready =
-        |container: &str| Request::Ready { container_id: container.into(), ifname: "eth0".into(), timeout_seconds: 1 };
+    ApiContext { ipam: IpamStore::open(dir).unwrap(), shared }
+}
 
-    let unknown = handle(&context, ready("never-added")).await;
-    assert!(matches!(unknown, Response::Error { code: 3, .. }), "READY before ADD: {unknown:?}");
+fn ready(container: &str) -> Request {
+    Request::Ready { container_id: container.into(), ifname: "eth0".into(), timeout_seconds: 1 }
+}
 
+/// ADD for container `c`, pod `default/web`.
+async fn add_web(context: &ApiContext) {
     let add = Request::Add {
         container_id: "c".into(),
         netns: "/run/netns/x".into(),
@@ -94,11 +95,42 @@ async fn ready_times_out_with_try_again_when_the_pod_is_never_programmed() {
         namespace: "default".into(),
         pod: "web".into(),
     };
-    assert!(matches!(handle(&context, add).await, Response::Allocated { .. }));
+    assert!(matches!(handle(context, add).await, Response::Allocated { .. }));
+}
+
+#[tokio::test]
+async fn ready_times_out_with_try_again_when_the_pod_is_never_programmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let context = context_with_a_block(dir.path());
+
+    let unknown = handle(&context, ready("never-added")).await;
+    assert!(matches!(unknown, Response::Error { code: 3, .. }), "READY before ADD: {unknown:?}");
+
+    add_web(&context).await;
     let started = Instant::now();
     let answer = handle(&context, ready("c")).await;
     let Response::Error { code, msg, .. } = answer else { panic!("nothing programmed the pod: {answer:?}") };
     assert_eq!(code, 11, "try again later");
     assert!(msg.contains("default/web") && msg.contains("status.lastError"), "says what to check: {msg}");
     assert!(started.elapsed() >= Duration::from_secs(1), "waited the full timeout: {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn ready_answers_at_once_when_the_pods_policy_is_already_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let context = context_with_a_block(dir.path());
+    context.shared.publish(Programmed {
+        policy_endpoints: ["default/web".to_string()].into(),
+        synced: true,
+        ..Programmed::default()
+    });
+    add_web(&context).await;
+    let before = context.shared.current_seq();
+
+    let answer = handle(&context, ready("c")).await;
+
+    assert!(matches!(answer, Response::Allocated { .. }), "no sync needed: {answer:?}");
+    assert_eq!(context.shared.current_seq(), before + 1, "a sync to confirm the plugin's route was requested");
+    let listed = context.ipam.list().unwrap();
+    assert!(listed.iter().any(|a| a.container_id == "c" && a.ready), "the allocation is marked ready: {listed:?}");
 }

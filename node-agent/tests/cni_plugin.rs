@@ -45,6 +45,11 @@ fn add_check_del_twice() {
     assert!(link[0]["flags"].as_array().unwrap().contains(&json!("UP")), "{link}");
     assert_eq!(node.run(&["cat", &format!("/proc/sys/net/ipv4/conf/{host}/proxy_arp")]).trim(), "1");
     assert_eq!(node.run(&["cat", &format!("/proc/sys/net/ipv4/neigh/{host}/proxy_delay")]).trim(), "0");
+    let host_routes = node.run(&["ip", "-4", "route", "show", "proto", "249"]);
+    assert!(
+        host_routes.contains(&format!("10.66.0.0 dev {host} scope link")),
+        "the agent's route to the pod: {host_routes}"
+    );
 
     let mut check = config(&agent.socket);
     check["prevResult"] = result.clone();

@@ -43,6 +43,13 @@ pub async fn handle(context: &ApiContext, request: Request) -> Response {
             };
             let key = allocation.endpoint().key();
             let seq = context.shared.endpoints_changed();
+            // The plugin made the veth and the host's route to the pod. When the pod's policy is
+            // already in force (the operator compiled it before ADD; it is dispatched by interface
+            // name), nothing is left to wait for: the sync just requested confirms the route.
+            if context.shared.policy_in_force(&key) {
+                tracing::info!(endpoint = %key, address = %allocation.address, "CNI ADD: policy already in force");
+                return Response::Allocated { allocation };
+            }
             let wait = Duration::from_secs(u64::from(timeout_seconds.max(1)));
             match tokio::time::timeout(wait, context.shared.wait_programmed(seq, &key)).await {
                 Ok(()) => {

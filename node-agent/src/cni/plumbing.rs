@@ -1,5 +1,6 @@
 //! The pod's veth, made in-process over rtnetlink (no `ip` or `nsenter` processes), addressed and
-//! routed the Calico way.
+//! routed the Calico way: the plugin also adds the host's route to the pod, as Calico's plugin does,
+//! so that ADD need not wait for an agent sync when the pod's policy is already in force.
 //!
 //! Each call runs on a worker thread of its own with a single-threaded runtime, so callers inside
 //! a runtime are not nested and no other thread of the process ever changes namespace. The worker
@@ -22,7 +23,7 @@ use nix::errno::Errno;
 use nix::sched::{CloneFlags, setns};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-use crate::dataplane::model::Mac;
+use crate::dataplane::model::{Mac, ROUTE_PROTOCOL};
 
 /// The MAC of every host-side veth (the pod's gateway answers with it through proxy ARP).
 pub const HOST_MAC: &str = "ee:ee:ee:ee:ee:ee";
@@ -130,6 +131,18 @@ async fn create_on_worker(veth: &Veth<'_>) -> Result<String, PlumbingError> {
     host.link().add(pair).execute().await.map_err(netlink(what))?;
     sysctl(&format!("/proc/sys/net/ipv4/conf/{}/proxy_arp", veth.host), "1")?;
     sysctl(&format!("/proc/sys/net/ipv4/neigh/{}/proxy_delay", veth.host), "0")?;
+    let what = || format!("looking up {} in {OWN_NETNS}", veth.host);
+    let host_link = find_link(&host, veth.host)
+        .await
+        .map_err(netlink(what))?
+        .ok_or_else(|| PlumbingError::Mismatch(format!("{} is missing right after creating the veth", veth.host)))?;
+    let what = || format!("adding the route {}/32 dev {}", veth.address, veth.host);
+    host.route()
+        .add(host_route(veth.address, host_link.header.index))
+        .replace()
+        .execute()
+        .await
+        .map_err(netlink(what))?;
 
     let what = || format!("looking up {} in {}", veth.ifname, veth.netns);
     let link = find_link(&pod, veth.ifname).await.map_err(netlink(what))?.ok_or_else(|| {
@@ -256,6 +269,17 @@ fn veth_message(veth: &Veth<'_>, pod_netns: &File) -> LinkMessage {
         .address(HOST_MAC_BYTES.to_vec())
         .up()
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .build()
+}
+
+/// `ADDRESS/32 dev HOST scope link`, exactly as the agent programs an endpoint's route (its
+/// protocol, main table), so the agent's next sync finds it in place and leaves it.
+fn host_route(address: Ipv4Addr, index: u32) -> RouteMessage {
+    RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(address, 32)
+        .output_interface(index)
+        .scope(RouteScope::Link)
+        .protocol(RouteProtocol::from(ROUTE_PROTOCOL))
         .build()
 }
 

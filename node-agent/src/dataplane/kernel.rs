@@ -279,8 +279,8 @@ impl<N: Netlink, F: Nft> Dataplane for KernelDataplane<N, F> {
         let plumbed = self.sync_routes(view, capabilities.ipip, &mut report).await;
         report.policy_programmed = self.sync_policy(view, &mut report).await;
         if report.policy_programmed {
-            let known: BTreeSet<&str> = view.spec.policy.endpoints.iter().map(|e| e.name.as_str()).collect();
-            report.programmed_endpoints = plumbed.into_iter().filter(|key| known.contains(key.as_str())).collect();
+            report.policy_endpoints = view.spec.policy.endpoints.iter().map(|e| e.name.clone()).collect();
+            report.programmed_endpoints = plumbed.intersection(&report.policy_endpoints).cloned().collect();
         }
         if self.last.netlink_changes > 0 || self.last.nft != NftOutcome::UpToDate {
             info!(netlink_changes = self.last.netlink_changes, nft = ?self.last.nft, errors = report.errors.len(), "dataplane synced");

@@ -60,6 +60,9 @@ pub struct SyncReport {
     pub policy_programmed: bool,
     /// The endpoints (`namespace/pod`) whose routes and policy are both in force.
     pub programmed_endpoints: std::collections::BTreeSet<String>,
+    /// The endpoints (`namespace/pod`) whose compiled policy is in force. Policy is dispatched by
+    /// interface name, so it holds from the moment an endpoint's veth exists.
+    pub policy_endpoints: std::collections::BTreeSet<String>,
     /// What the kernel supports.
     pub capabilities: gingham_crds::api::nodenetwork::NodeCapabilities,
     /// The errors of this sync, if any (the previous state stays in force).

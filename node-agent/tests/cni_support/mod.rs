@@ -104,7 +104,7 @@ async fn fake_dataplane(ipam: IpamStore, shared: Arc<Shared>) {
     loop {
         let seq = shared.current_seq();
         let endpoints = ipam.list().unwrap().into_iter().filter(|a| a.ready).map(|a| a.endpoint().key()).collect();
-        shared.publish(Programmed { seq, endpoints, synced: true });
+        shared.publish(Programmed { seq, endpoints, synced: true, ..Programmed::default() });
         shared.wait_for_change().await;
     }
 }
