@@ -176,6 +176,7 @@ fn add_with_the_agent_down_says_try_again_and_del_still_cleans_up() {
     let (output, error) = invoke(&node, "ADD", "c2", &pod, "other", config(&agent.socket)).run();
     assert!(!output.status.success());
     assert_eq!(error["code"], 11, "{error}");
+    assert!(!node.has_link(&endpoint_interface_name("default", "other")), "a failed ADD leaves no veth");
     let (output, out) = invoke(&node, "DEL", "c1", &pod, "down", config(&agent.socket)).run();
     assert!(output.status.success(), "DEL with the agent down: {out}");
     assert!(!node.has_link(&endpoint_interface_name("default", "down")));

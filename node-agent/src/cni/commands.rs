@@ -1,5 +1,5 @@
-//! The six CNI commands. ADD: allocate through the agent, plumb the veth, wait for programming,
-//! print the result; any failure after allocation undoes what it did.
+//! The six CNI commands. ADD: allocate through the agent while the veth pair is made, address it,
+//! wait for programming, print the result; any failure undoes what it did.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use super::plumbing::{self, GATEWAY, HOST_MAC, Veth};
 use super::{CniError, Command, Invocation, LATEST_VERSION, NetConf, SUPPORTED_VERSIONS, codes};
 use crate::api::{AgentClient, ClientError, Request, Response};
 use crate::ipam::Allocation;
+use gingham_crds::naming::endpoint_interface_name;
 
 /// How long a quick request (not ADD's wait) may take.
 const QUICK: Duration = Duration::from_secs(10);
@@ -51,26 +52,38 @@ fn add(invocation: &Invocation, conf: &NetConf) -> Result<Value, CniError> {
             ),
         ));
     }
+    let host = endpoint_interface_name(&namespace, &pod);
+    let veth = Veth { netns: &invocation.netns, ifname: &invocation.ifname, host: &host, mtu: conf.mtu };
     let client = AgentClient::new(&conf.socket_path, QUICK);
-    let allocation = allocated(client.call(&Request::Add {
+    let add = Request::Add {
         container_id: invocation.container_id.clone(),
         netns: invocation.netns.clone(),
         ifname: invocation.ifname.clone(),
         namespace,
         pod,
-    }))?;
-    let veth = veth(invocation, conf, &allocation);
+    };
+    // The pair needs no address: make it while the agent allocates one.
+    let (pair, allocation) = std::thread::scope(|scope| {
+        let pair = scope.spawn(|| plumbing::create_pair(&veth));
+        let allocation = allocated(client.call(&add));
+        (pair.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), allocation)
+    });
+    let was_allocated = allocation.is_ok();
     let undo = |error: CniError| {
         if let Err(cleanup) = plumbing::remove(Some(veth.netns), veth.ifname, Some(veth.host)) {
             tracing::warn!(%cleanup, "undoing a failed ADD: removing the veth failed");
         }
-        let release = Request::Del { container_id: invocation.container_id.clone(), ifname: invocation.ifname.clone() };
-        if let Err(cleanup) = released(&client, &release) {
-            tracing::warn!(%cleanup, "undoing a failed ADD: releasing the address failed; the agent's GC will");
+        if was_allocated {
+            let release =
+                Request::Del { container_id: invocation.container_id.clone(), ifname: invocation.ifname.clone() };
+            if let Err(cleanup) = released(&client, &release) {
+                tracing::warn!(%cleanup, "undoing a failed ADD: releasing the address failed; the agent's GC will");
+            }
         }
         error
     };
-    let pod_mac = plumbing::create(&veth).map_err(|e| {
+    let allocation = allocation.map_err(undo)?;
+    let pod_mac = pair.and_then(|()| plumbing::address(&veth, allocation.address)).map_err(|e| {
         undo(CniError::new(codes::IO, format!("creating the pod's veth failed: {e}")).details(e.to_string()))
     })?;
     let waiting = AgentClient::new(&conf.socket_path, Duration::from_secs(u64::from(conf.timeout_seconds) + 5));
@@ -83,7 +96,7 @@ fn add(invocation: &Invocation, conf: &NetConf) -> Result<Value, CniError> {
     Ok(json!({
         "cniVersion": conf.cni_version,
         "interfaces": [
-            { "name": allocation.interface, "mac": HOST_MAC },
+            { "name": veth.host, "mac": HOST_MAC },
             { "name": invocation.ifname, "mac": pod_mac, "sandbox": invocation.netns },
         ],
         "ips": [{ "address": format!("{}/32", allocation.address), "interface": 1 }],
@@ -94,13 +107,7 @@ fn add(invocation: &Invocation, conf: &NetConf) -> Result<Value, CniError> {
 
 /// The pod's veth as the agent allocated it.
 fn veth<'a>(invocation: &'a Invocation, conf: &NetConf, allocation: &'a Allocation) -> Veth<'a> {
-    Veth {
-        netns: &invocation.netns,
-        ifname: &invocation.ifname,
-        host: &allocation.interface,
-        address: allocation.address,
-        mtu: conf.mtu,
-    }
+    Veth { netns: &invocation.netns, ifname: &invocation.ifname, host: &allocation.interface, mtu: conf.mtu }
 }
 
 fn del(invocation: &Invocation, client: &AgentClient) -> Result<(), CniError> {
@@ -110,7 +117,7 @@ fn del(invocation: &Invocation, client: &AgentClient) -> Result<(), CniError> {
         .call(&Request::Check { container_id: invocation.container_id.clone(), ifname: invocation.ifname.clone() });
     let host = match known {
         Ok(Response::Allocated { allocation }) => Some(allocation.interface),
-        _ => invocation.pod().ok().map(|(ns, pod)| gingham_crds::naming::endpoint_interface_name(&ns, &pod)),
+        _ => invocation.pod().ok().map(|(ns, pod)| endpoint_interface_name(&ns, &pod)),
     };
     plumbing::remove(Some(&invocation.netns), &invocation.ifname, host.as_deref())
         .map_err(|e| CniError::new(codes::IO, format!("removing the pod's veth failed: {e}")))?;
@@ -146,7 +153,7 @@ fn check(invocation: &Invocation, conf: &NetConf, client: &AgentClient) -> Resul
         )));
     }
     let veth = veth(invocation, conf, &allocation);
-    plumbing::check(&veth).map_err(|e| failed(format!("{e}; delete and re-create the pod")))
+    plumbing::check(&veth, allocation.address).map_err(|e| failed(format!("{e}; delete and re-create the pod")))
 }
 
 /// Releases what is not in `cni.dev/valid-attachments` and removes the host veths of the released

@@ -95,15 +95,20 @@ pub struct Veth<'a> {
     pub ifname: &'a str,
     /// The host-side name.
     pub host: &'a str,
-    /// The pod's address.
-    pub address: Ipv4Addr,
     /// The MTU of both sides.
     pub mtu: u32,
 }
 
-/// Creates the veth pair and configures both sides; returns the pod-side MAC.
-pub fn create(veth: &Veth<'_>) -> Result<String, PlumbingError> {
-    on_worker(|| create_on_worker(veth))
+/// Creates the veth pair (replacing stale sides) with the host side up and answering ARP for the
+/// pod's gateway. It needs no address, so ADD runs it while the agent allocates one.
+pub fn create_pair(veth: &Veth<'_>) -> Result<(), PlumbingError> {
+    on_worker(|| create_pair_on_worker(veth))
+}
+
+/// Gives the pair [`create_pair`] made its address: the host's route to the pod, and inside the pod
+/// the address and the routes to and via [`GATEWAY`]. Returns the pod-side MAC.
+pub fn address(veth: &Veth<'_>, address: Ipv4Addr) -> Result<String, PlumbingError> {
+    on_worker(|| address_on_worker(veth, address))
 }
 
 /// Removes the veth (deleting either side removes both); missing pieces are not an error.
@@ -111,12 +116,12 @@ pub fn remove(netns: Option<&str>, ifname: &str, host: Option<&str>) -> Result<(
     on_worker(|| remove_on_worker(netns, ifname, host))
 }
 
-/// Verifies that the veth is as [`create`] left it.
-pub fn check(veth: &Veth<'_>) -> Result<(), PlumbingError> {
-    on_worker(|| check_on_worker(veth))
+/// Verifies that the veth is as [`create_pair`] and [`address`] left it.
+pub fn check(veth: &Veth<'_>, address: Ipv4Addr) -> Result<(), PlumbingError> {
+    on_worker(|| check_on_worker(veth, address))
 }
 
-async fn create_on_worker(veth: &Veth<'_>) -> Result<String, PlumbingError> {
+async fn create_pair_on_worker(veth: &Veth<'_>) -> Result<(), PlumbingError> {
     let pod_netns = open_netns(veth.netns)?;
     let host = connect(OWN_NETNS)?;
     let pod = connect_in(&pod_netns, veth.netns)?;
@@ -130,20 +135,20 @@ async fn create_on_worker(veth: &Veth<'_>) -> Result<String, PlumbingError> {
     let what = || format!("creating veth {} with peer {} in {}", veth.host, veth.ifname, veth.netns);
     host.link().add(pair).execute().await.map_err(netlink(what))?;
     sysctl(&format!("/proc/sys/net/ipv4/conf/{}/proxy_arp", veth.host), "1")?;
-    sysctl(&format!("/proc/sys/net/ipv4/neigh/{}/proxy_delay", veth.host), "0")?;
+    sysctl(&format!("/proc/sys/net/ipv4/neigh/{}/proxy_delay", veth.host), "0")
+}
+
+async fn address_on_worker(veth: &Veth<'_>, address: Ipv4Addr) -> Result<String, PlumbingError> {
+    let host = connect(OWN_NETNS)?;
     let what = || format!("looking up {} in {OWN_NETNS}", veth.host);
     let host_link = find_link(&host, veth.host)
         .await
         .map_err(netlink(what))?
         .ok_or_else(|| PlumbingError::Mismatch(format!("{} is missing right after creating the veth", veth.host)))?;
-    let what = || format!("adding the route {}/32 dev {}", veth.address, veth.host);
-    host.route()
-        .add(host_route(veth.address, host_link.header.index))
-        .replace()
-        .execute()
-        .await
-        .map_err(netlink(what))?;
+    let what = || format!("adding the route {address}/32 dev {}", veth.host);
+    host.route().add(host_route(address, host_link.header.index)).replace().execute().await.map_err(netlink(what))?;
 
+    let pod = connect_in(&open_netns(veth.netns)?, veth.netns)?;
     let what = || format!("looking up {} in {}", veth.ifname, veth.netns);
     let link = find_link(&pod, veth.ifname).await.map_err(netlink(what))?.ok_or_else(|| {
         PlumbingError::Mismatch(format!("{} is missing in {} right after creating the veth", veth.ifname, veth.netns))
@@ -151,8 +156,8 @@ async fn create_on_worker(veth: &Veth<'_>) -> Result<String, PlumbingError> {
     let index = link.header.index;
     let what = || format!("setting {} in {} up", veth.ifname, veth.netns);
     pod.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await.map_err(netlink(what))?;
-    let what = || format!("adding {}/32 to {} in {}", veth.address, veth.ifname, veth.netns);
-    pod.address().add(index, IpAddr::V4(veth.address), 32).execute().await.map_err(netlink(what))?;
+    let what = || format!("adding {address}/32 to {} in {}", veth.ifname, veth.netns);
+    pod.address().add(index, IpAddr::V4(address), 32).execute().await.map_err(netlink(what))?;
     for (route, kind) in pod_routes(index).into_iter().zip(["to", "default via"]) {
         let what = || format!("adding the route {kind} {GATEWAY} dev {} in {}", veth.ifname, veth.netns);
         pod.route().add(route).execute().await.map_err(netlink(what))?;
@@ -181,7 +186,7 @@ async fn remove_on_worker(netns: Option<&str>, ifname: &str, host: Option<&str>)
     Ok(())
 }
 
-async fn check_on_worker(veth: &Veth<'_>) -> Result<(), PlumbingError> {
+async fn check_on_worker(veth: &Veth<'_>, address: Ipv4Addr) -> Result<(), PlumbingError> {
     let mismatch = |what: String| Err(PlumbingError::Mismatch(what));
     let host = connect(OWN_NETNS)?;
     let what = || format!("looking up {} in {OWN_NETNS}", veth.host);
@@ -201,8 +206,8 @@ async fn check_on_worker(veth: &Veth<'_>) -> Result<(), PlumbingError> {
     request.message_mut().header.family = netlink_packet_route::AddressFamily::Inet;
     let what = || format!("listing the addresses of {} in {}", veth.ifname, veth.netns);
     let addresses: Vec<AddressMessage> = request.execute().try_collect().await.map_err(netlink(what))?;
-    if !has_address(&addresses, veth.address) {
-        return mismatch(format!("{} in {} lacks address {}/32", veth.ifname, veth.netns, veth.address));
+    if !has_address(&addresses, address) {
+        return mismatch(format!("{} in {} lacks address {address}/32", veth.ifname, veth.netns));
     }
     let what = || format!("listing the routes in {}", veth.netns);
     let dump = pod.route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
