@@ -117,13 +117,13 @@ pub fn markdown(context: &Context, results: &Results, findings: &str) -> String 
 /// Writes BENCHMARKS.md (keeping everything from a `## Findings` heading on, written by hand) and
 /// the raw sample files.
 pub fn write(dir: &Path, context: &Context, results: &Results) -> Result<(), BenchError> {
+    let raw = dir.join("bench-results");
+    std::fs::create_dir_all(&raw).map_err(BenchError::io(format!("create {}", raw.display())))?;
     let path = dir.join("BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
     let findings = old.find("## Findings").map_or("", |i| &old[i..]);
     std::fs::write(&path, markdown(context, results, findings))
         .map_err(BenchError::io(format!("write {}", path.display())))?;
-    let raw = dir.join("bench-results");
-    std::fs::create_dir_all(&raw).map_err(BenchError::io("create bench-results/"))?;
     for (file, lines) in &results.raw {
         let text = format!("series,rep,value\n{}\n", lines.join("\n"));
         std::fs::write(raw.join(file), text).map_err(BenchError::io(format!("write bench-results/{file}")))?;
