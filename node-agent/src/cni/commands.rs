@@ -62,12 +62,7 @@ fn add(invocation: &Invocation, conf: &NetConf) -> Result<Value, CniError> {
         namespace,
         pod,
     };
-    // The pair needs no address: make it while the agent allocates one.
-    let (pair, allocation) = std::thread::scope(|scope| {
-        let pair = scope.spawn(|| plumbing::create_pair(&veth));
-        let allocation = allocated(client.call(&add));
-        (pair.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), allocation)
-    });
+    let (pair, allocation) = plumbing::create_pair_while(&veth, || allocated(client.call(&add)));
     let was_allocated = allocation.is_ok();
     let undo = |error: CniError| {
         if let Err(cleanup) = plumbing::remove(Some(veth.netns), veth.ifname, Some(veth.host)) {

@@ -100,9 +100,10 @@ pub struct Veth<'a> {
 }
 
 /// Creates the veth pair (replacing stale sides) with the host side up and answering ARP for the
-/// pod's gateway. It needs no address, so ADD runs it while the agent allocates one.
-pub fn create_pair(veth: &Veth<'_>) -> Result<(), PlumbingError> {
-    on_worker(|| create_pair_on_worker(veth))
+/// pod's gateway, while `meanwhile` runs on the calling thread (the pair needs no address, so ADD
+/// asks the agent for one meanwhile). Returns both outcomes.
+pub fn create_pair_while<T: Send>(veth: &Veth<'_>, meanwhile: impl FnOnce() -> T) -> (Result<(), PlumbingError>, T) {
+    on_worker_while(|| create_pair_on_worker(veth), meanwhile)
 }
 
 /// Gives the pair [`create_pair`] made its address: the host's route to the pod, and inside the pod
@@ -226,16 +227,28 @@ where
     F: FnOnce() -> Fut + Send,
     Fut: Future<Output = Result<T, PlumbingError>>,
 {
+    on_worker_while(work, || ()).0
+}
+
+/// [`on_worker`], running `meanwhile` on the calling thread until `work` is done.
+fn on_worker_while<T, M, F, Fut>(work: F, meanwhile: impl FnOnce() -> M) -> (Result<T, PlumbingError>, M)
+where
+    T: Send,
+    F: FnOnce() -> Fut + Send,
+    Fut: Future<Output = Result<T, PlumbingError>>,
+{
     std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
-            .name("cni-plumbing".into())
-            .spawn_scoped(scope, || {
-                let runtime =
-                    tokio::runtime::Builder::new_current_thread().enable_io().build().map_err(PlumbingError::Worker)?;
-                runtime.block_on(work())
-            })
-            .map_err(PlumbingError::Worker)?;
-        worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        let worker = std::thread::Builder::new().name("cni-plumbing".into()).spawn_scoped(scope, || {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_io().build().map_err(PlumbingError::Worker)?;
+            runtime.block_on(work())
+        });
+        let other = meanwhile();
+        let done = match worker {
+            Ok(worker) => worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(error) => Err(PlumbingError::Worker(error)),
+        };
+        (done, other)
     })
 }
 
