@@ -15,6 +15,10 @@
 //! snapshot. Peak RSS is the process's high-water mark, so it includes the bench's own input
 //! objects (150k `Pod`s at 5,000 nodes) while they are being taken in.
 //!
+//! A second table times single changes on the loaded engine: a GlobalNetworkPolicy changed (one
+//! picking 10 pods, and `gnp-1`, picking a fifteenth of all pods) and one pod's labels changed (a
+//! tenant pod, and a platform pod, which is in sets every node uses). Its rows have 6 cells.
+//!
 //! Every NodeNetwork carries the sets its policies use, but the operator holds one copy of each
 //! set and compiled policy, shared by the nodes that use it. A change to a set that every node
 //! uses (a pod in a namespace selected cluster-wide) still rewrites every NodeNetwork: that is the
@@ -267,6 +271,116 @@ fn pod_churn(
     }
 }
 
+/// Mean time and objects written (median, max) of single changes.
+struct Timed {
+    mean: Duration,
+    writes: (usize, usize),
+}
+
+/// Applies `rounds` changes one at a time (each a few events), timing each and counting what it
+/// writes.
+fn timed(engine: &mut Engine, rounds: usize, mut change: impl FnMut(usize) -> Vec<Event>) -> Timed {
+    let (mut total, mut writes) = (Duration::ZERO, Vec::new());
+    for r in 0..rounds {
+        let events = change(r);
+        engine.take_changes();
+        let start = Instant::now();
+        for event in events {
+            engine.apply(event);
+        }
+        total += start.elapsed();
+        writes.push(engine.take_changes().object_count());
+    }
+    Timed { mean: total / u32::try_from(rounds).unwrap_or(1), writes: median_and_max(writes) }
+}
+
+/// A GlobalNetworkPolicy picking one app's 10 pods in one namespace and allowing ingress from one
+/// app of another namespace (a set cluster-wide in scope); `version` moves both between two
+/// choices, so that every version is a real change.
+fn narrow_global_policy(version: usize) -> GlobalNetworkPolicy {
+    let source = format!("projectcalico.org/namespace == 'ns-0005' && app == 'a{}'", 1 + version % 2);
+    let spec = GlobalNetworkPolicySpec {
+        order: Some(20.0),
+        selector: Some(format!("projectcalico.org/namespace == 'ns-000{}' && app == 'a3'", 3 + version % 2)),
+        types: Some(vec![PolicyType::Ingress]),
+        ingress: Some(vec![rule(Action::Allow, EntityRule { selector: Some(source), ..EntityRule::default() }, None)]),
+        ..GlobalNetworkPolicySpec::default()
+    };
+    GlobalNetworkPolicy { metadata: meta(None, "gnp-narrow", &[]), spec }
+}
+
+/// `gnp-1` (`app == 'a14'`, a fifteenth of all pods) with its denied network moved between two.
+fn wide_global_policy(version: usize) -> GlobalNetworkPolicy {
+    let net = if version.is_multiple_of(2) { "203.0.113.0/24" } else { "198.51.100.0/24" };
+    let spec = GlobalNetworkPolicySpec {
+        order: Some(11.0),
+        selector: Some("app == 'a14'".into()),
+        types: Some(vec![PolicyType::Ingress]),
+        ingress: Some(vec![rule(
+            Action::Deny,
+            EntityRule { nets: Some(vec![net.into()]), ..EntityRule::default() },
+            None,
+        )]),
+        ..GlobalNetworkPolicySpec::default()
+    };
+    GlobalNetworkPolicy { metadata: meta(None, "gnp-1", &[]), spec }
+}
+
+/// Pod `pod-{j}` of the cluster, with its app label moved on by `shift`.
+fn relabelled_pod(nodes: usize, j: usize, shift: usize) -> Pod {
+    let pods = nodes * PODS_PER_NODE;
+    let namespaces = pods / PODS_PER_NAMESPACE;
+    let node = (j * 7919) % pods / PODS_PER_NODE;
+    let app = ((j / namespaces) % APPS + shift) % APPS;
+    pod(&format!("ns-{:04}", j % namespaces), &format!("pod-{j}"), app, &node_name(node))
+}
+
+/// A change by round number, as the events that make it.
+type Change = Box<dyn Fn(usize) -> Vec<Event>>;
+
+/// Times policy and label changes on the loaded engine, as rows of the second table.
+fn change_rows(engine: &mut Engine, nodes: usize) -> Vec<String> {
+    let pods = nodes * PODS_PER_NODE;
+    let namespaces = pods / PODS_PER_NAMESPACE;
+    engine.apply(Event::Upsert(Object::GlobalNetworkPolicy(narrow_global_policy(0))));
+    // pod-10 lives in a tenant namespace, pod-1 in a platform one (selected cluster-wide).
+    let (tenant, platform) = (namespaces * 10 + 10, 1);
+    let cases: [(&str, usize, Change); 4] = [
+        (
+            "GlobalNetworkPolicy changed: selector and rule (10 pods selected)",
+            20,
+            Box::new(|r| vec![Event::Upsert(Object::GlobalNetworkPolicy(narrow_global_policy(r + 1)))]),
+        ),
+        (
+            "GlobalNetworkPolicy changed: rule of gnp-1 (a fifteenth of all pods selected)",
+            4,
+            Box::new(|r| vec![Event::Upsert(Object::GlobalNetworkPolicy(wide_global_policy(r)))]),
+        ),
+        (
+            "pod label changed: tenant pod",
+            20,
+            Box::new(move |r| vec![Event::Upsert(Object::Pod(relabelled_pod(nodes, tenant, (r + 1) % 2)))]),
+        ),
+        (
+            "pod label changed: platform pod (in sets used cluster-wide)",
+            4,
+            Box::new(move |r| vec![Event::Upsert(Object::Pod(relabelled_pod(nodes, platform, (r + 1) % 2)))]),
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(label, rounds, change)| {
+            let t = timed(engine, rounds, change);
+            format!(
+                "| {nodes} | {pods} | {label} | {rounds} | {:.0} µs | {}, {} |",
+                t.mean.as_secs_f64() * 1e6,
+                t.writes.0,
+                t.writes.1
+            )
+        })
+        .collect()
+}
+
 fn main() {
     let sizes: Vec<usize> = match std::env::var("GINGHAM_BENCH_NODES").ok().and_then(|v| v.parse().ok()) {
         Some(n) => vec![n],
@@ -276,6 +390,7 @@ fn main() {
         "| nodes | pods | policies | full compute | peak RSS (VmHWM) | namespace of the pod | pod add | pod delete | writes/add (median, max) | writes/delete (median, max) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut changes = Vec::new();
     for nodes in sizes {
         let snapshot = cluster(nodes);
         let policies = snapshot.network_policies.len()
@@ -307,5 +422,10 @@ fn main() {
                 churn.delete_writes.1,
             );
         }
+        changes.extend(change_rows(&mut engine, nodes));
     }
+    println!();
+    println!("| nodes | pods | change on the loaded engine | rounds | mean time | writes (median, max) |");
+    println!("|---|---|---|---|---|---|");
+    changes.iter().for_each(|row| println!("{row}"));
 }

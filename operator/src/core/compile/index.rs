@@ -2,7 +2,9 @@
 //! with a record of which nodes' compiled policy must be rebuilt and which of their sets refreshed.
 //!
 //! Memberships are tracked per endpoint (which members it contributes to which set), so a pod
-//! change touches only the sets it enters or leaves and the nodes that use those sets.
+//! change touches only the sets it enters or leaves and the nodes that use those sets. Endpoints
+//! are also indexed by label ([`labels`]), so a policy or set whose selector requires a label
+//! looks only at the endpoints carrying it.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,9 +14,11 @@ use gingham_crds::api::Shared;
 use gingham_crds::api::nodenetwork::{CompiledPolicy, IpSet, LocalEndpoint};
 use gingham_crds::selector::Selector;
 
+mod labels;
 mod membership;
 mod nodes;
 
+use self::labels::LabelIndex;
 use super::fxhash::Map;
 use super::sets::{SetKey, namespace_selector_matches};
 use crate::core::facts::{PodFacts, implicit_namespace_labels};
@@ -132,6 +136,10 @@ pub struct PolicyIndex {
     endpoints: Map<String, BTreeMap<String, Endpoint>>,
     by_namespace: Map<String, BTreeSet<EndpointKey>>,
     by_name: Map<String, BTreeSet<String>>,
+    /// Every endpoint by its pod's labels (where policies look for the endpoints they select).
+    labelled: LabelIndex,
+    /// Endpoints with an address by their pod's labels (where sets look for members).
+    addressed: LabelIndex,
     policies: Map<Arc<str>, PolicyEntry>,
     /// The ids of the sets each policy uses.
     policy_sets: Map<Arc<str>, Vec<SetId>>,
@@ -150,6 +158,11 @@ pub struct PolicyIndex {
     policy_nodes: Map<Arc<str>, BTreeSet<String>>,
     deferred: bool,
     dirty: Dirty,
+}
+
+/// The namespace of an endpoint named `namespace/pod`.
+fn namespace_of(name: &str) -> &str {
+    name.split_once('/').map_or("default", |(ns, _)| ns)
 }
 
 fn policy_order(a: &PolicyEntry, b: &PolicyEntry) -> std::cmp::Ordering {
@@ -207,6 +220,42 @@ impl PolicyIndex {
         }
     }
 
+    /// The facts of the pod behind an endpoint name, as a handle that does not borrow the index.
+    fn shared_facts(&self, name: &str) -> Arc<PodFacts> {
+        self.pods.get(name).cloned().unwrap_or_else(|| Arc::new(PodFacts::bare(namespace_of(name))))
+    }
+
+    /// Records an endpoint in the label indexes under its pod's labels.
+    fn index_labels(&mut self, key: &EndpointKey, facts: &PodFacts, addressed: bool) {
+        self.labelled.insert(key, facts.labels.iter());
+        if addressed {
+            self.addressed.insert(key, facts.labels.iter());
+        }
+    }
+
+    /// Forgets an endpoint recorded in the label indexes under these facts' labels.
+    fn unindex_labels(&mut self, key: &EndpointKey, facts: &PodFacts, addressed: bool) {
+        self.labelled.remove(key, facts.labels.iter());
+        if addressed {
+            self.addressed.remove(key, facts.labels.iter());
+        }
+    }
+
+    /// The endpoints that may match `selector` in `namespace` (`None`: in any): the ones `index`
+    /// names when the selector requires a label and that list is the shorter, else the
+    /// namespace's endpoints, else all.
+    fn candidates(&self, index: &LabelIndex, selector: &Selector, namespace: Option<&str>) -> Vec<EndpointKey> {
+        let in_namespace = |ns: &str| self.by_namespace.get(ns);
+        match (index.plan(selector.expr()), namespace) {
+            (Some(plan), Some(ns)) if plan.cost() < in_namespace(ns).map_or(0, BTreeSet::len) => {
+                index.endpoints(&plan).into_iter().filter(|key| namespace_of(&key.1) == ns).cloned().collect()
+            }
+            (Some(plan), None) => index.endpoints(&plan).into_iter().cloned().collect(),
+            (_, Some(ns)) => in_namespace(ns).into_iter().flatten().cloned().collect(),
+            (None, None) => self.endpoint_keys(),
+        }
+    }
+
     /// Records a namespace's labels (`None`: the namespace object is gone).
     pub fn set_namespace(&mut self, name: &str, labels: Option<BTreeMap<String, String>>) {
         let changed = match labels {
@@ -225,28 +274,27 @@ impl PolicyIndex {
     /// a node becomes an endpoint there at once, without an address, so its policy is compiled
     /// before its CNI ADD.
     pub fn set_pod(&mut self, name: &str, facts: Option<Arc<PodFacts>>) {
-        let old_node = self.pods.get(name).and_then(|known| known.node.clone());
-        let changed = match facts {
-            Some(facts) if self.pods.get(name).is_some_and(|known| **known == *facts) => false,
-            Some(facts) => {
-                self.pods.insert(name.to_string(), facts);
-                true
-            }
-            None => self.pods.remove(name).is_some(),
-        };
-        if !changed {
+        if facts.as_deref() == self.pods.get(name).map(Arc::as_ref) {
             return;
         }
-        let new_node = self.pods.get(name).and_then(|known| known.node.clone());
-        if old_node != new_node {
-            if let Some(old) = old_node {
-                let key = (old, name.to_string());
+        let old = self.shared_facts(name);
+        match facts {
+            Some(facts) => self.pods.insert(name.to_string(), facts),
+            None => self.pods.remove(name),
+        };
+        let new = self.shared_facts(name);
+        if old.labels != new.labels {
+            self.relabel(name, &old, &new);
+        }
+        if old.node != new.node {
+            if let Some(node) = &old.node {
+                let key = (node.clone(), name.to_string());
                 if self.endpoint(&key).is_some_and(|e| e.address.is_none()) {
                     self.remove_endpoint(&key);
                 }
             }
-            if let Some(new) = new_node {
-                let key = (new, name.to_string());
+            if let Some(node) = &new.node {
+                let key = (node.clone(), name.to_string());
                 if self.endpoint(&key).is_none() {
                     self.add_endpoint(key, None);
                 }
@@ -255,6 +303,17 @@ impl PolicyIndex {
         let nodes: Vec<String> = self.by_name.get(name).into_iter().flatten().cloned().collect();
         for node in nodes {
             self.reevaluate(&(node, name.to_string()));
+        }
+    }
+
+    /// Moves a pod's endpoints in the label indexes from its old labels to its new ones.
+    fn relabel(&mut self, name: &str, old: &PodFacts, new: &PodFacts) {
+        let nodes: Vec<String> = self.by_name.get(name).into_iter().flatten().cloned().collect();
+        for node in nodes {
+            let key = (node, name.to_string());
+            let addressed = self.endpoint(&key).is_some_and(|e| e.address.is_some());
+            self.unindex_labels(&key, old, addressed);
+            self.index_labels(&key, new, addressed);
         }
     }
 
@@ -290,7 +349,9 @@ impl PolicyIndex {
     }
 
     fn add_endpoint(&mut self, key: EndpointKey, address: Option<String>) {
-        let namespace = key.1.split_once('/').map_or("default", |(ns, _)| ns).to_string();
+        let namespace = namespace_of(&key.1).to_string();
+        let facts = self.shared_facts(&key.1);
+        self.index_labels(&key, &facts, address.is_some());
         self.by_namespace.entry(namespace.clone()).or_default().insert(key.clone());
         self.by_name.entry(key.1.clone()).or_default().insert(key.0.clone());
         let endpoint = Endpoint {
@@ -308,10 +369,20 @@ impl PolicyIndex {
     /// Gives an endpoint a new address (or none) and re-works out its set memberships.
     fn readdress(&mut self, key: &EndpointKey, address: Option<String>) {
         let Some(endpoint) = self.endpoint_mut(key) else { return };
-        if endpoint.address != address {
-            endpoint.address = address;
-            self.reevaluate(key);
+        if endpoint.address == address {
+            return;
         }
+        let (was, is) = (endpoint.address.is_some(), address.is_some());
+        endpoint.address = address;
+        if was != is {
+            let facts = self.shared_facts(&key.1);
+            if is {
+                self.addressed.insert(key, facts.labels.iter());
+            } else {
+                self.addressed.remove(key, facts.labels.iter());
+            }
+        }
+        self.reevaluate(key);
     }
 
     fn remove_endpoint(&mut self, key: &EndpointKey) {
@@ -320,6 +391,8 @@ impl PolicyIndex {
         if local.is_empty() {
             self.endpoints.remove(&key.0);
         }
+        let facts = self.shared_facts(&key.1);
+        self.unindex_labels(key, &facts, endpoint.address.is_some());
         for (id, members) in endpoint.contributions.0 {
             self.change_members(id, key, &members, &[]);
         }
@@ -442,19 +515,13 @@ impl PolicyIndex {
         if self.deferred {
             return Vec::new();
         }
-        let selected = |name: &str, namespace: &str| policy.selector.matches(&self.facts(name, namespace).labels);
-        match &policy.applies {
-            Applies::Namespace(ns) => {
-                self.by_namespace.get(ns).into_iter().flatten().filter(|key| selected(&key.1, ns)).cloned().collect()
-            }
-            Applies::Namespaces(_) => self
-                .endpoints
-                .iter()
-                .flat_map(|(node, local)| local.iter().map(move |(name, endpoint)| (node, name, endpoint)))
-                .filter(|(_, name, endpoint)| selected(name, &endpoint.namespace))
-                .map(|(node, name, _)| (node.clone(), name.clone()))
-                .collect(),
-        }
+        let namespace = match &policy.applies {
+            Applies::Namespace(ns) => Some(ns.as_str()),
+            Applies::Namespaces(_) => None,
+        };
+        let mut found = self.candidates(&self.labelled, &policy.selector, namespace);
+        found.retain(|key| policy.selector.matches(&self.facts(&key.1, namespace_of(&key.1)).labels));
+        found
     }
 
     fn remove_policy_entry(&mut self, name: &str) -> Option<PolicyEntry> {
@@ -476,3 +543,6 @@ impl PolicyIndex {
         Some(old)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,18 +6,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use gingham_crds::api::Shared;
 use gingham_crds::api::nodenetwork::IpSet;
 
-use super::{Endpoint, EndpointKey, PolicyIndex, SetEntry, SetId};
+use super::{EndpointKey, PolicyIndex, SetEntry, SetId};
 use crate::core::compile::sets::{Scope, SetKey};
 
 impl PolicyIndex {
     /// The members an endpoint brings to a set being created, if any (none without an address:
     /// a pod only scheduled here, of which there may be many).
-    fn joins(&self, set: &SetKey, node: &str, name: &str, endpoint: &Endpoint) -> Option<(EndpointKey, Vec<String>)> {
+    fn joins(&self, set: &SetKey, key: EndpointKey) -> Option<(EndpointKey, Vec<String>)> {
+        let endpoint = self.endpoint(&key)?;
         endpoint.address.as_ref()?;
         let labels = self.namespace_labels(&endpoint.namespace);
-        let facts = self.facts(name, &endpoint.namespace);
+        let facts = self.facts(&key.1, &endpoint.namespace);
         let members = endpoint.members_of(set, &labels, &facts);
-        (!members.is_empty()).then(|| ((node.to_string(), name.to_string()), members))
+        (!members.is_empty()).then_some((key, members))
     }
 
     pub(super) fn change_members(&mut self, id: SetId, key: &EndpointKey, old: &[String], new: &[String]) {
@@ -71,21 +72,15 @@ impl PolicyIndex {
         if self.deferred {
             return id;
         }
-        let found: Vec<(EndpointKey, Vec<String>)> = match &key.scope {
-            Scope::Namespace(ns) => self
-                .by_namespace
-                .get(ns)
-                .into_iter()
-                .flatten()
-                .filter_map(|k| self.endpoint(k).and_then(|ep| self.joins(key, &k.0, &k.1, ep)))
-                .collect(),
-            Scope::Namespaces(_) | Scope::Everywhere => self
-                .endpoints
-                .iter()
-                .flat_map(|(node, local)| local.iter().map(move |(name, ep)| (node, name, ep)))
-                .filter_map(|(node, name, ep)| self.joins(key, node, name, ep))
-                .collect(),
+        let namespace = match &key.scope {
+            Scope::Namespace(ns) => Some(ns.as_str()),
+            Scope::Namespaces(_) | Scope::Everywhere => None,
         };
+        let found: Vec<(EndpointKey, Vec<String>)> = self
+            .candidates(&self.addressed, &key.selector, namespace)
+            .into_iter()
+            .filter_map(|candidate| self.joins(key, candidate))
+            .collect();
         for (endpoint_key, members) in found {
             self.change_members(id, &endpoint_key, &[], &members);
             if let Some(endpoint) = self.endpoint_mut(&endpoint_key) {
