@@ -63,6 +63,13 @@ pub fn rows(table: &str) -> Vec<Row> {
     for line in table.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| nodes")) {
         let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
         let nodes = cells.first().copied().unwrap_or_default();
+        // The second table: one change on the loaded engine (nodes, pods, change, rounds, time, writes).
+        if cells.len() == 6 {
+            let mut row = Row::value(7, format!("{nodes} nodes: {}", cells[2]), cell(&cells, 4), "µs", Goal::None);
+            row.note = format!("objects written (median, max): {}", cells[5]);
+            rows.push(row);
+            continue;
+        }
         let kind = cells.get(5).copied().unwrap_or_default();
         if kind.starts_with("tenant") {
             rows.push(Row::value(7, format!("{nodes} nodes: full compute"), cell(&cells, 3), "s", Goal::AtMost(5.0)));
@@ -113,5 +120,15 @@ mod tests {
         assert_eq!(rows.len(), 4);
         assert_eq!((rows[0].ours, rows[1].ours, rows[2].ours), (Some(0.42), Some(180.0), Some(35.0)));
         assert_eq!(rows[2].note, "objects written (median, max): 2, 3");
+    }
+
+    #[test]
+    fn the_change_table_becomes_one_row_per_change() {
+        let text = "| nodes | pods | change on the loaded engine | rounds | mean time | writes (median, max) |\n|---|---|---|---|---|---|\n| 500 | 15000 | pod label changed: tenant pod | 20 | 30 µs | 1, 1 |\n";
+        let rows = super::rows(text);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].what, "500 nodes: pod label changed: tenant pod");
+        assert_eq!(rows[0].ours, Some(30.0));
+        assert_eq!(rows[0].note, "objects written (median, max): 1, 1");
     }
 }
