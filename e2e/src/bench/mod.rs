@@ -196,7 +196,7 @@ pub fn run_all(options: &Options) -> Results {
 pub fn method(options: &Options) -> Vec<String> {
     vec![
         format!(
-            "1: {} sequential ADD+DEL cycles per plugin after 5 warm-up cycles, alternating gingham / ptp each cycle; then 3 rounds of 20 concurrent ADDs and DELs per plugin, alternating; exec of `ip netns exec <node> env … plugin` to exit",
+            "1: {} sequential ADD+DEL cycles per plugin after 5 warm-up cycles, alternating gingham / ptp each cycle; then 3 rounds of 20 concurrent ADDs and DELs per plugin, alternating; from the exec of the plugin (by a thread inside the node namespace, as a runtime execs it in the host's) to its exit; the Pods exist before ADD, as kubelet creates them first",
             options.cni_cycles
         ),
         format!(
