@@ -151,8 +151,10 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             self.reap_leaked();
         }
         let seq = self.services.shared.current_seq();
+        // Pending allocations too: the plugin routes its pod before `ready`, and this sync must not
+        // take that route away. Only endpoints whose veth exists are programmed.
         let endpoints: Vec<LocalEndpoint> = match self.services.ipam.list() {
-            Ok(list) => list.into_iter().filter(|a| a.ready).map(|a| a.endpoint()).collect(),
+            Ok(list) => list.into_iter().map(|a| a.endpoint()).collect(),
             Err(error) => {
                 tracing::error!(%error, "cannot read the IPAM state; syncing without endpoints");
                 self.services.metrics.error("ipam", error.label());

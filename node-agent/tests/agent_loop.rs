@@ -125,6 +125,12 @@ async fn the_loop_programs_reports_and_keeps_the_last_good_spec() {
                 pod: "web".into(),
             };
             assert!(matches!(handle(&context, add).await, Response::Allocated { .. }));
+            // A sync between ADD and `ready` sees the pending allocation: the plugin has already
+            // routed its pod, and that sync must keep the route.
+            let seq = shared.endpoints_changed();
+            tokio::time::timeout(Duration::from_secs(5), shared.wait_programmed(seq, "default/web"))
+                .await
+                .expect("a sync before `ready` includes the pending allocation");
             let ready_request = Request::Ready { container_id: "c1".into(), ifname: "eth0".into(), timeout_seconds: 5 };
             let Response::Allocated { allocation } = handle(&context, ready_request).await else {
                 panic!("not programmed")

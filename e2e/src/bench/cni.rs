@@ -69,7 +69,10 @@ impl Plugin {
 
     /// Runs ADD or DEL for `container` in the pod namespace `netns`; the elapsed seconds. The
     /// plugin is exec'd directly in the node's namespace, as a container runtime execs it in the
-    /// host's (no `ip netns exec` wrapper: it costs both sides ≈3 ms of process starts).
+    /// host's (no `ip netns exec` wrapper: it costs both sides ≈3 ms of process starts). Unlike
+    /// `ip netns exec`, this does not remount `/sys` for the node, so a plugin reading
+    /// `/sys/class/net` would see the bench's namespace; neither plugin does (`/proc/sys/net`
+    /// follows the writer's namespace).
     pub fn exec(&self, node_netns: &str, command: &str, container: &str, netns: &str) -> Result<f64, BenchError> {
         let mut cni = Command::new(&self.binary);
         cni.env("CNI_COMMAND", command)

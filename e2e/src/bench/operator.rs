@@ -41,16 +41,18 @@ fn cargo_bench(extra: &[&str], timeout: Option<&str>) -> Command {
 fn bench(nodes: Option<&str>) -> Result<std::process::Output, BenchError> {
     let built = cmd::output(&mut cargo_bench(&["--no-run"], None), None)?;
     if !built.status.success() {
-        return Err(BenchError::Failed(format!(
-            "building the operator bench failed: {}",
-            String::from_utf8_lossy(&built.stderr).lines().last().unwrap_or_default()
-        )));
+        return Err(BenchError::Failed(format!("building the operator bench failed: {}", last_line(&built.stderr))));
     }
     let mut command = cargo_bench(&[], Some(BUDGET_SECONDS));
     if let Some(n) = nodes {
         command.env("GINGHAM_BENCH_NODES", n);
     }
     Ok(cmd::output(&mut command, None)?)
+}
+
+/// The last line a command wrote, for an error message.
+fn last_line(output: &[u8]) -> String {
+    String::from_utf8_lossy(output).lines().last().unwrap_or_default().to_string()
 }
 
 fn cell(cells: &[&str], i: usize) -> Option<f64> {
@@ -101,7 +103,7 @@ pub fn run(_options: &Options, results: &mut Results) -> Result<(), BenchError> 
         return Err(BenchError::Failed(format!(
             "the operator bench failed ({}): {}",
             out.status,
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default()
+            last_line(&out.stderr)
         )));
     }
     results.rows.extend(rows(&text));

@@ -53,7 +53,7 @@ fn add(invocation: &Invocation, conf: &NetConf) -> Result<Value, CniError> {
         ));
     }
     let host = endpoint_interface_name(&namespace, &pod);
-    let veth = Veth { netns: &invocation.netns, ifname: &invocation.ifname, host: &host, mtu: conf.mtu };
+    let veth = veth(invocation, conf, &host);
     let client = AgentClient::new(&conf.socket_path, QUICK);
     let add = Request::Add {
         container_id: invocation.container_id.clone(),
@@ -63,20 +63,20 @@ fn add(invocation: &Invocation, conf: &NetConf) -> Result<Value, CniError> {
         pod,
     };
     let (pair, allocation) = plumbing::create_pair_while(&veth, || allocated(client.call(&add)));
-    let was_allocated = allocation.is_ok();
+    // Releasing is idempotent, and a request that timed out may still have allocated: always release.
     let undo = |error: CniError| {
         if let Err(cleanup) = plumbing::remove(Some(veth.netns), veth.ifname, Some(veth.host)) {
             tracing::warn!(%cleanup, "undoing a failed ADD: removing the veth failed");
         }
-        if was_allocated {
-            let release =
-                Request::Del { container_id: invocation.container_id.clone(), ifname: invocation.ifname.clone() };
-            if let Err(cleanup) = released(&client, &release) {
-                tracing::warn!(%cleanup, "undoing a failed ADD: releasing the address failed; the agent's GC will");
-            }
+        let release = Request::Del { container_id: invocation.container_id.clone(), ifname: invocation.ifname.clone() };
+        if let Err(cleanup) = released(&client, &release) {
+            tracing::warn!(%cleanup, "undoing a failed ADD: releasing the address failed; the agent's GC will");
         }
         error
     };
+    if let (Err(_), Err(error)) = (&allocation, &pair) {
+        tracing::warn!(%error, "creating the veth pair failed too");
+    }
     let allocation = allocation.map_err(undo)?;
     let pod_mac = pair.and_then(|()| plumbing::address(&veth, allocation.address)).map_err(|e| {
         undo(CniError::new(codes::IO, format!("creating the pod's veth failed: {e}")).details(e.to_string()))
@@ -100,9 +100,9 @@ fn add(invocation: &Invocation, conf: &NetConf) -> Result<Value, CniError> {
     }))
 }
 
-/// The pod's veth as the agent allocated it.
-fn veth<'a>(invocation: &'a Invocation, conf: &NetConf, allocation: &'a Allocation) -> Veth<'a> {
-    Veth { netns: &invocation.netns, ifname: &invocation.ifname, host: &allocation.interface, mtu: conf.mtu }
+/// The pod's veth with host-side name `host`.
+fn veth<'a>(invocation: &'a Invocation, conf: &NetConf, host: &'a str) -> Veth<'a> {
+    Veth { netns: &invocation.netns, ifname: &invocation.ifname, host, mtu: conf.mtu }
 }
 
 fn del(invocation: &Invocation, client: &AgentClient) -> Result<(), CniError> {
@@ -147,7 +147,7 @@ fn check(invocation: &Invocation, conf: &NetConf, client: &AgentClient) -> Resul
             "prevResult does not list the agent's address {address}; delete and re-create the pod"
         )));
     }
-    let veth = veth(invocation, conf, &allocation);
+    let veth = veth(invocation, conf, &allocation.interface);
     plumbing::check(&veth, allocation.address).map_err(|e| failed(format!("{e}; delete and re-create the pod")))
 }
 

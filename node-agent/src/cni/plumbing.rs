@@ -99,14 +99,16 @@ pub struct Veth<'a> {
     pub mtu: u32,
 }
 
-/// Creates the veth pair (replacing stale sides) with the host side up and answering ARP for the
-/// pod's gateway, while `meanwhile` runs on the calling thread (the pair needs no address, so ADD
-/// asks the agent for one meanwhile). Returns both outcomes.
-pub fn create_pair_while<T: Send>(veth: &Veth<'_>, meanwhile: impl FnOnce() -> T) -> (Result<(), PlumbingError>, T) {
+/// Creates the veth pair with the host side up and answering ARP for the pod's gateway, while
+/// `meanwhile` runs on the calling thread (the pair needs no address, so ADD asks the agent for one
+/// meanwhile); returns both outcomes once both are done. A stale pair of the same names (a previous
+/// sandbox of the same pod, which the runtime has given up) is replaced, even when `meanwhile`
+/// fails: the names are the pod's, and the runtime retries ADD.
+pub fn create_pair_while<T>(veth: &Veth<'_>, meanwhile: impl FnOnce() -> T) -> (Result<(), PlumbingError>, T) {
     on_worker_while(|| create_pair_on_worker(veth), meanwhile)
 }
 
-/// Gives the pair [`create_pair`] made its address: the host's route to the pod, and inside the pod
+/// Gives the pair [`create_pair_while`] made its address: the host's route to the pod, and inside the pod
 /// the address and the routes to and via [`GATEWAY`]. Returns the pod-side MAC.
 pub fn address(veth: &Veth<'_>, address: Ipv4Addr) -> Result<String, PlumbingError> {
     on_worker(|| address_on_worker(veth, address))
@@ -117,7 +119,7 @@ pub fn remove(netns: Option<&str>, ifname: &str, host: Option<&str>) -> Result<(
     on_worker(|| remove_on_worker(netns, ifname, host))
 }
 
-/// Verifies that the veth is as [`create_pair`] and [`address`] left it.
+/// Verifies that the veth is as [`create_pair_while`] and [`address`] left it.
 pub fn check(veth: &Veth<'_>, address: Ipv4Addr) -> Result<(), PlumbingError> {
     on_worker(|| check_on_worker(veth, address))
 }
@@ -230,7 +232,8 @@ where
     on_worker_while(work, || ()).0
 }
 
-/// [`on_worker`], running `meanwhile` on the calling thread until `work` is done.
+/// [`on_worker`], with `meanwhile` running on the calling thread at the same time; returns both
+/// outcomes once both are done.
 fn on_worker_while<T, M, F, Fut>(work: F, meanwhile: impl FnOnce() -> M) -> (Result<T, PlumbingError>, M)
 where
     T: Send,

@@ -176,6 +176,7 @@ async fn a_failed_nft_transaction_is_reported_and_blocks_readiness() {
     assert!(report.routes_programmed);
     assert!(!report.policy_programmed);
     assert!(report.programmed_endpoints.is_empty());
+    assert!(report.policy_endpoints.is_empty(), "a failed transaction vouches for no endpoint's policy");
     assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
     assert!(report.errors[0].message.contains("injected"), "{:?}", report.errors);
     assert_eq!(report.errors[0].label, "injected");
@@ -185,6 +186,9 @@ async fn a_failed_nft_transaction_is_reported_and_blocks_readiness() {
 async fn endpoints_wait_for_their_interface_and_their_policy() {
     let (mut spec, pods) = (policy_spec(), pods());
     spec.policy.endpoints.retain(|e| e.name != "default/db");
+    let mut late_policy = spec.policy.endpoints[0].clone();
+    late_policy.name = "default/late".into();
+    spec.policy.endpoints.push(late_policy);
     let late = endpoint("late", [10, 0, 0, 7]);
     let mut all = pods.clone();
     all.push(late.clone());
@@ -192,6 +196,11 @@ async fn endpoints_wait_for_their_interface_and_their_policy() {
     let report = sync(&mut dataplane, &spec, &all).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(report.programmed_endpoints, ["default/web".to_string()].into(), "db lacks policy, late lacks its veth");
+    assert_eq!(
+        report.policy_endpoints,
+        ["default/late".to_string(), "default/web".to_string()].into(),
+        "late's policy is in force before its veth exists; db has none"
+    );
     assert!(!dataplane.netlink_mut().routes.iter().any(|r| r.destination.addr() == late.address));
 }
 
