@@ -4,13 +4,13 @@
 use std::path::Path;
 use std::time::Duration;
 
+use gingham_crds::naming::endpoint_interface_name;
 use serde_json::{Value, json};
 
 use super::plumbing::{self, GATEWAY, HOST_MAC, Veth};
 use super::{CniError, Command, Invocation, LATEST_VERSION, NetConf, SUPPORTED_VERSIONS, codes};
 use crate::api::{AgentClient, ClientError, Request, Response};
 use crate::ipam::Allocation;
-use gingham_crds::naming::endpoint_interface_name;
 
 /// How long a quick request (not ADD's wait) may take.
 const QUICK: Duration = Duration::from_secs(10);
