@@ -121,7 +121,12 @@ mod tests {
     #[tokio::test]
     async fn waiters_need_a_sync_that_saw_their_change() {
         let shared = std::sync::Arc::new(Shared::default());
-        shared.publish(Programmed { seq: 0, endpoints: ["ns/a".to_string()].into(), ..Programmed::default() });
+        shared.publish(Programmed {
+            seq: 0,
+            endpoints: ["ns/a".to_string()].into(),
+            synced: true,
+            ..Programmed::default()
+        });
         let seq = shared.endpoints_changed();
         let waiter = tokio::spawn({
             let shared = std::sync::Arc::clone(&shared);
@@ -129,7 +134,12 @@ mod tests {
         });
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         assert!(!waiter.is_finished(), "an older sync must not release the waiter");
-        shared.publish(Programmed { seq, endpoints: ["ns/a".to_string()].into(), ..Programmed::default() });
+        shared.publish(Programmed {
+            seq,
+            endpoints: ["ns/a".to_string()].into(),
+            synced: true,
+            ..Programmed::default()
+        });
         let finished = tokio::time::timeout(std::time::Duration::from_secs(1), waiter).await;
         assert!(matches!(finished, Ok(Ok(()))), "a sync that saw the change releases the waiter");
     }
