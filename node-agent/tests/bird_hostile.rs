@@ -177,3 +177,17 @@ fn a_hostile_node_name_is_an_inert_comment() {
         assert_inert(&format!("node name {text:?}"), &render_config(&config).text);
     }
 }
+
+/// The reported attack: a cluster id carrying BIRD syntax. The spec is refused, and the renderer
+/// cannot write it either.
+#[test]
+fn a_hostile_cluster_id_is_refused_by_the_agent_and_the_renderer() {
+    let mut peer = session("peer_good", "10.0.0.1");
+    peer.as_number = 64512;
+    peer.route_reflector_client = true;
+    let mut node_bgp = bgp(vec![peer]);
+    node_bgp.route_reflector_cluster_id = Some(INJECTION.into());
+    let whole = NodeNetworkSpec { bgp: Some(node_bgp.clone()), ..spec() };
+    assert!(validate_node_network(&whole).is_err(), "the agent accepted the spec");
+    assert!(gingham_node_agent::bird::render("node-a", &spec(), &node_bgp).is_err(), "the renderer wrote it");
+}
