@@ -83,12 +83,13 @@ impl BirdSupervisor {
         // After an exit, `poll` restarts BIRD when its backoff has passed.
         let restarting = !self.running() && self.last_exit.is_some();
         let adopted = !self.running() && !restarting && self.adopt().await;
+        self.paths.restrict()?;
         let current = tokio::fs::read_to_string(self.paths.config()).await.ok();
         if current.as_deref() == Some(text) && !adopted && (self.running() || restarting) {
             return Ok(false);
         }
         let candidate = self.paths.candidate();
-        crate::atomic_file::write_atomic(&candidate, text.as_bytes())?;
+        crate::atomic_file::write_atomic(&candidate, text.as_bytes(), crate::private_files::PRIVATE_FILE)?;
         if self.running() {
             self.paths.configure_check(&candidate).await?;
         } else {
