@@ -276,8 +276,8 @@ async fn a_held_ipam_lock_fails_add_fast_and_the_loop_keeps_syncing() {
 
             // A spec change is still programmed, for the pod the loop last knew.
             write_spec(dir.path(), 2, "  address: 192.168.10.2/24\n  blocks: [10.70.0.0/28, 10.70.0.16/28]\n");
-            let reported = wait_status(dir.path(), "generation 2 with the IPAM error", |s| {
-                s["observedGeneration"] == 2 && s["lastError"].as_str().is_some_and(|e| e.contains("IPAM"))
+            let reported = wait_status(dir.path(), "generation 2 with the IPAM error naming the lock", |s| {
+                s["observedGeneration"] == 2 && s["lastError"].as_str().is_some_and(|e| e.contains("held by pid"))
             })
             .await;
             assert!(synced(2), "the new block is programmed and the pod kept: {reported}");

@@ -252,8 +252,8 @@ fn a_loose_state_directory_is_tightened_to_root_only() {
 
     let store = IpamStore::open(&state).unwrap();
 
-    let modes: Vec<u32> = loose.iter().map(|(path, _)| mode(path)).collect();
-    assert_eq!(modes, vec![0o700, 0o700, 0o600, 0o600], "state, ipam/, lock, table");
+    let modes: Vec<String> = loose.iter().map(|(path, _)| format!("{:o}", mode(path))).collect();
+    assert_eq!(modes, ["700", "700", "600", "600"], "state, ipam/, lock, table");
     assert_eq!(store.list().unwrap().len(), 1, "the table is kept");
 }
 

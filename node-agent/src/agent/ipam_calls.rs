@@ -17,25 +17,16 @@ pub(crate) enum LoopIpamError {
     /// The call itself failed.
     #[error(transparent)]
     Ipam(#[from] IpamError),
-    /// The call did not finish within [`IPAM_WAIT`].
+    /// The call did not finish within [`IPAM_WAIT`], or an earlier one that did not is still
+    /// running. The message does not name the call, so that it stays the same while IPAM is stuck.
     #[error(
-        "IPAM {call} did not finish within {waited:?}; routes and policy stay programmed for the endpoints last read, and the call's own error follows in the log"
+        "IPAM does not answer the main loop within {waited:?} ({cause}); routes and policy stay programmed for the endpoints last read"
     )]
-    TimedOut {
-        /// The call.
-        call: &'static str,
-        /// How long the loop waited.
+    NoAnswer {
+        /// How long the loop waits for a call.
         waited: Duration,
-    },
-    /// An earlier call has not finished yet.
-    #[error(
-        "IPAM {call} skipped: the earlier {earlier} has not finished (it waits for the IPAM lock); routes and policy stay programmed for the endpoints last read"
-    )]
-    Busy {
-        /// The call.
-        call: &'static str,
-        /// The call still running.
-        earlier: &'static str,
+        /// The error of the last call that finished late, or that none has finished yet.
+        cause: String,
     },
     /// The call's task panicked or was cancelled.
     #[error("IPAM {call} failed: {reason}")]
@@ -52,8 +43,7 @@ impl LoopIpamError {
     pub(crate) fn label(&self) -> &'static str {
         match self {
             Self::Ipam(error) => error.label(),
-            Self::TimedOut { .. } => "timed_out",
-            Self::Busy { .. } => "busy",
+            Self::NoAnswer { .. } => "no_answer",
             Self::Task { .. } => "task",
         }
     }
@@ -65,6 +55,8 @@ pub(crate) struct LoopIpam {
     store: IpamStore,
     /// The call running on the blocking pool, if any.
     running: Arc<Mutex<Option<&'static str>>>,
+    /// The error of the last call that finished after the loop stopped waiting for it.
+    late_error: Arc<Mutex<Option<String>>>,
 }
 
 /// Clears [`LoopIpam::running`] when the call ends, panic or not.
@@ -72,14 +64,14 @@ struct Running(Arc<Mutex<Option<&'static str>>>);
 
 impl Drop for Running {
     fn drop(&mut self) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        *lock(&self.0) = None;
     }
 }
 
 impl LoopIpam {
     /// The loop's handle on `store`.
     pub(crate) fn new(store: IpamStore) -> Self {
-        Self { store, running: Arc::new(Mutex::new(None)) }
+        Self { store, running: Arc::default(), late_error: Arc::default() }
     }
 
     /// Runs `work` on the blocking pool and waits for it at most [`IPAM_WAIT`]; fails at once while
@@ -90,9 +82,10 @@ impl LoopIpam {
         work: impl FnOnce(&IpamStore) -> Result<T, IpamError> + Send + 'static,
     ) -> Result<T, LoopIpamError> {
         let guard = {
-            let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut running = lock(&self.running);
             if let Some(earlier) = *running {
-                return Err(LoopIpamError::Busy { call, earlier });
+                tracing::debug!(call, earlier, "IPAM call skipped: an earlier one still runs");
+                return Err(self.no_answer());
             }
             *running = Some(call);
             Running(Arc::clone(&self.running))
@@ -103,18 +96,36 @@ impl LoopIpam {
             work(&store)
         });
         match tokio::time::timeout(IPAM_WAIT, &mut task).await {
-            Ok(Ok(result)) => result.map_err(LoopIpamError::from),
+            Ok(Ok(result)) => {
+                *lock(&self.late_error) = None;
+                result.map_err(LoopIpamError::from)
+            }
             Ok(Err(join)) => Err(LoopIpamError::Task { call, reason: join.to_string() }),
             Err(_) => {
+                let late_error = Arc::clone(&self.late_error);
                 tokio::spawn(async move {
-                    match task.await {
-                        Ok(Err(error)) => tracing::warn!(%error, call, "a late IPAM call of the main loop failed"),
-                        Ok(Ok(_)) => tracing::info!(call, "a late IPAM call of the main loop finished"),
-                        Err(error) => tracing::warn!(%error, call, "a late IPAM call of the main loop failed"),
+                    let outcome = match task.await {
+                        Ok(Ok(_)) => None,
+                        Ok(Err(error)) => Some(error.to_string()),
+                        Err(error) => Some(error.to_string()),
+                    };
+                    match &outcome {
+                        Some(error) => tracing::warn!(%error, call, "a late IPAM call of the main loop failed"),
+                        None => tracing::info!(call, "a late IPAM call of the main loop finished"),
                     }
+                    *lock(&late_error) = outcome;
                 });
-                Err(LoopIpamError::TimedOut { call, waited: IPAM_WAIT })
+                Err(self.no_answer())
             }
         }
     }
+
+    fn no_answer(&self) -> LoopIpamError {
+        let cause = lock(&self.late_error).clone().unwrap_or_else(|| "a call is still running".to_string());
+        LoopIpamError::NoAnswer { waited: IPAM_WAIT, cause }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -3,13 +3,15 @@
 //! mid-way never hand out an address twice.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
+use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use gingham_crds::api::nodenetwork::IpamUsage;
 use serde::{Deserialize, Serialize};
 
+use super::lock::{Gate, Held};
 use super::{Allocation, AllocationRequest, Attachment, BlockSet, IpamError};
 use crate::atomic_file::write_atomic;
 use crate::private_files::{self, PRIVATE_FILE};
@@ -23,6 +25,8 @@ const STATE_VERSION: u32 = 1;
 #[derive(Clone, Debug)]
 pub struct IpamStore {
     dir: PathBuf,
+    /// Shared by the store's clones: this process's callers take the lock in turn.
+    gate: Arc<Gate>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -42,7 +46,7 @@ impl IpamStore {
                 .map_err(|source| IpamError::Io { path: private.to_path_buf(), source })?;
         }
         private_files::restrict_files_in(&dir).map_err(|source| IpamError::Io { path: dir.clone(), source })?;
-        Ok(Self { dir })
+        Ok(Self { dir, gate: Arc::default() })
     }
 
     /// The allocation for `request`'s container and interface: the existing one, or a new address.
@@ -146,8 +150,8 @@ impl IpamStore {
         Ok(result)
     }
 
-    fn lock(&self) -> Result<File, IpamError> {
-        super::lock::acquire(&self.dir.join("lock"), super::LOCK_TIMEOUT)
+    fn lock(&self) -> Result<Held<'_>, IpamError> {
+        super::lock::acquire(&self.gate, &self.dir.join("lock"), super::LOCK_TIMEOUT)
     }
 
     fn read(&self) -> Result<Table, IpamError> {
