@@ -20,10 +20,11 @@ use gingham_crds::validate::validate_node_network;
 use tokio::sync::watch;
 
 use crate::bird::{self, BirdSupervisor};
+use crate::dataplane::SyncError;
 use crate::dataplane::{Dataplane, NodeView, SyncReport};
 use crate::datastore::{NodeNetworkState, Snapshot, StatusSink};
 use crate::endpoint::LocalEndpoint;
-use crate::ipam::{Allocation, BlockSet, IpamStore};
+use crate::ipam::{Allocation, BlockSet, IpamStore, tunnel_handle};
 use crate::logging::LogControl;
 use crate::metrics::Metrics;
 use crate::shared::{Programmed, Shared};
@@ -95,6 +96,8 @@ struct LoopState {
     ipam_usage: IpamUsage,
     /// Why the last IPAM call of the loop failed.
     ipam_error: Option<String>,
+    /// The tunnel address IPAM holds for this node, as last read.
+    tunnel_address: Option<std::net::Ipv4Addr>,
     bird_apply_error: Option<String>,
     /// BIRD's sessions are due to be read: on the tick, and after its config changed.
     bird_sessions_stale: bool,
@@ -188,10 +191,20 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
                 (self.state.endpoints.clone(), self.services.shared.programmed().seq)
             }
         };
-        let view =
-            NodeView { node_name: &self.options.node, spec: &spec, blocks: &snapshot.blocks, endpoints: &endpoints };
+        let tunnel_error = self.ensure_tunnel().await.err();
+        let view = NodeView {
+            node_name: &self.options.node,
+            spec: &spec,
+            blocks: &snapshot.blocks,
+            endpoints: &endpoints,
+            tunnel_address: self.state.tunnel_address,
+        };
         let started = Instant::now();
-        let report = self.dataplane.sync(&view).await;
+        let mut report = self.dataplane.sync(&view).await;
+        if let Some(error) = tunnel_error {
+            report.routes_programmed = false;
+            report.errors.push(SyncError { label: "tunnel_address", message: error.to_string() });
+        }
         self.services.metrics.sync_seconds.observe(started.elapsed().as_secs_f64());
         self.services.metrics.programmed(&report);
         for error in &report.errors {
@@ -223,6 +236,25 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         }
         self.services.metrics.error("ipam", error.label());
         self.state.ipam_error = Some(message);
+    }
+
+    /// Allocates, keeps or releases this node's tunnel address through IPAM, as the spec's tunnel
+    /// blocks call for. On failure the last known address stays in use.
+    async fn ensure_tunnel(&mut self) -> Result<(), LoopIpamError> {
+        let Some(blocks) = self.state.blocks.clone() else { return Ok(()) };
+        let handle = tunnel_handle(&self.options.node);
+        let result = self.ipam.call("tunnel", move |store| store.ensure_tunnel(&blocks, &handle)).await;
+        match result {
+            Ok(address) => {
+                self.state.tunnel_address = address;
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(%error, "allocating the tunnel address failed; the last known one stays in use");
+                self.services.metrics.error("ipam", error.label());
+                Err(error)
+            }
+        }
     }
 
     /// Takes a valid spec into force, or records why it was rejected.
@@ -386,6 +418,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             ipam_error: self.state.ipam_error.as_deref(),
             endpoints: &self.state.endpoints,
             ipam,
+            tunnel_address: self.state.tunnel_address,
         };
         let mut next = status::build(
             &inputs,

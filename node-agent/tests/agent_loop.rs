@@ -190,7 +190,11 @@ async fn addresses_of_pods_whose_interface_is_gone_are_released() {
     let state = tempfile::tempdir().unwrap();
     write_spec(dir.path(), 1, GOOD);
     let ipam = IpamStore::open(state.path()).unwrap();
-    let blocks = BlockSet { blocks: vec!["10.70.0.0/28".parse().unwrap()], releasing: BTreeSet::new(), reserved: None };
+    let blocks = BlockSet {
+        blocks: vec!["10.70.0.0/28".parse().unwrap()],
+        releasing: BTreeSet::new(),
+        tunnel_blocks: Vec::new(),
+    };
     let request = |container: &str, pod: &str| AllocationRequest {
         container_id: container.into(),
         ifname: "eth0".into(),
@@ -231,7 +235,11 @@ async fn a_held_ipam_lock_fails_add_fast_and_the_loop_keeps_syncing() {
     let state = tempfile::tempdir().unwrap();
     write_spec(dir.path(), 1, GOOD);
     let ipam = IpamStore::open(state.path()).unwrap();
-    let blocks = BlockSet { blocks: vec!["10.70.0.0/28".parse().unwrap()], releasing: BTreeSet::new(), reserved: None };
+    let blocks = BlockSet {
+        blocks: vec!["10.70.0.0/28".parse().unwrap()],
+        releasing: BTreeSet::new(),
+        tunnel_blocks: Vec::new(),
+    };
     let web = AllocationRequest {
         container_id: "c1".into(),
         ifname: "eth0".into(),
@@ -283,8 +291,11 @@ async fn a_held_ipam_lock_fails_add_fast_and_the_loop_keeps_syncing() {
             assert!(synced(2), "the new block is programmed and the pod kept: {reported}");
             assert_eq!(reported["endpoints"][0]["name"], "default/web", "{reported}");
 
+            // Once the lock is free, the next pod is added and programmed as usual.
             drop(holder);
             assert!(matches!(handle(&context, add).await, Response::Allocated { .. }), "the lock is free again");
+            let ready = Request::Ready { container_id: "c2".into(), ifname: "eth0".into(), timeout_seconds: 5 };
+            assert!(matches!(handle(&context, ready).await, Response::Allocated { .. }), "the new pod is programmed");
             wait_status(dir.path(), "the IPAM error to clear", |s| s["lastError"].is_null()).await;
 
             let _ = stop.send(());

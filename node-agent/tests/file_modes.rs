@@ -72,8 +72,11 @@ async fn everything_the_agent_writes_is_root_only() {
     }
 
     let ipam = IpamStore::open(&state).unwrap();
-    let blocks =
-        BlockSet { blocks: vec!["10.9.0.0/30".parse().unwrap()], releasing: Default::default(), reserved: None };
+    let blocks = BlockSet {
+        blocks: vec!["10.9.0.0/30".parse().unwrap()],
+        releasing: Default::default(),
+        tunnel_blocks: Vec::new(),
+    };
     let request = AllocationRequest {
         container_id: "c".into(),
         ifname: "eth0".into(),
