@@ -110,6 +110,14 @@ fn the_real_agent_serves_the_real_plugin() {
         .unwrap();
     assert!(ping.status.success(), "node -> pod: {}", String::from_utf8_lossy(&ping.stdout));
     wait("the endpoint in status", || status(&datastore)["endpoints"][0]["name"] == "default/web");
+    let state = dir.path().join("state");
+    for (path, expected) in [(state.clone(), 0o700), (state.join("ipam"), 0o700)]
+        .into_iter()
+        .chain(["lock", "allocations.json"].map(|f| (state.join("ipam").join(f), 0o600)))
+    {
+        let mode = std::fs::metadata(&path).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
+        assert_eq!(mode.unwrap(), expected, "{} is root's alone", path.display());
+    }
 
     let get = |port: u16, path: &str| {
         let request =
