@@ -106,6 +106,7 @@ impl CniResult {
         for ip in &mut result.ips {
             ip.version = version.ips_carry_version().then(|| family(ip.address).to_string());
         }
+        // Strings, numbers and addresses only: serialising cannot fail.
         let mut value = serde_json::to_value(result).unwrap_or_default();
         if let Value::Object(fields) = &mut value {
             fields.insert("cniVersion".to_string(), Value::from(version.as_str()));
