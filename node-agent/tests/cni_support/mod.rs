@@ -120,7 +120,13 @@ pub struct Invoke<'a> {
 }
 
 impl Invoke<'_> {
+    /// Runs as a kubelet's runtime would: CNI_ARGS names the pod in namespace `default`.
     pub fn run(&self) -> (Output, Value) {
+        self.run_with_args(&format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={}", self.pod))
+    }
+
+    /// Runs with these CNI_ARGS (a runtime outside Kubernetes sets none, or only K8S_POD_NAME).
+    pub fn run_with_args(&self, cni_args: &str) -> (Output, Value) {
         use std::io::Write;
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.node.name, env!("CARGO_BIN_EXE_gingham-cni")])
@@ -129,7 +135,7 @@ impl Invoke<'_> {
             .env("CNI_NETNS", &self.netns)
             .env("CNI_IFNAME", "eth0")
             .env("CNI_PATH", "/opt/cni/bin")
-            .env("CNI_ARGS", format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={}", self.pod))
+            .env("CNI_ARGS", cni_args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
