@@ -265,18 +265,23 @@ pub fn tunnel_address(netns: &str) -> Option<String> {
     })
 }
 
-/// A node whose tunnel address (on its device) is not on its line of `gingham-lab status`.
+/// A node whose tunnel address (on its device) `gingham-lab status` does not show in the node's
+/// section, on its `--- tunnel address ...: <address>` line.
 fn tunnels_not_in_status(state: &LabState) -> Vec<String> {
-    let table = report::readiness_table(state);
+    let text = report::status(state);
     state
         .nodes
         .iter()
         .filter_map(|node| {
             let tunnel = tunnel_address(&node.netns)?;
-            let line = table.lines().find(|l| l.split_whitespace().next() == Some(node.name.as_str()))?;
-            let shown = line.split_whitespace().any(|field| field == tunnel);
+            let section = text.split("\n=== ").find(|s| s.starts_with(&format!("{} (", node.name)))?;
+            let shown = section
+                .lines()
+                .any(|l| l.starts_with("--- tunnel address") && l.split_whitespace().last() == Some(tunnel.as_str()));
+            let line =
+                section.lines().find(|l| l.starts_with("--- tunnel address")).unwrap_or("(no tunnel address line)");
             (!shown)
-                .then(|| format!("{}: tunnel address {tunnel} not shown by `gingham-lab status`:\n{table}", node.name))
+                .then(|| format!("{}: tunnel address {tunnel} not shown by `gingham-lab status`: {line}", node.name))
         })
         .collect()
 }

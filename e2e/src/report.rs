@@ -7,20 +7,11 @@ use crate::cmd;
 use crate::datastore;
 use crate::state::LabState;
 
-/// The tunnel address a NodeNetwork status reports (`status.tunnel`, as text or as an object
-/// with `address`), or `-`.
-pub fn status_tunnel(status: Option<&serde_json::Value>) -> String {
-    let tunnel = status.and_then(|s| s.get("tunnel"));
-    let address = tunnel.and_then(|t| t.as_str().or_else(|| t.get("address").and_then(|a| a.as_str())));
-    address.filter(|a| !a.is_empty()).unwrap_or("-").to_string()
-}
-
-/// One line per node: address, Ready, RoutesProgrammed, PolicyProgrammed, BGP, endpoints and
-/// tunnel address.
+/// One line per node: address, Ready, RoutesProgrammed, PolicyProgrammed, BGP and endpoints.
 pub fn readiness_table(state: &LabState) -> String {
     let mut out = format!(
-        "{:<14} {:<18} {:<6} {:<7} {:<7} {:<6} {:<9} {:<15} {}\n",
-        "NODE", "ADDRESS", "READY", "ROUTES", "POLICY", "BGP", "ENDPOINTS", "TUNNEL", "LAST ERROR"
+        "{:<14} {:<18} {:<6} {:<7} {:<7} {:<6} {:<9} {}\n",
+        "NODE", "ADDRESS", "READY", "ROUTES", "POLICY", "BGP", "ENDPOINTS", "LAST ERROR"
     );
     for node in &state.nodes {
         let status = datastore::node_status(&state.datastore(), &node.name).ok().flatten();
@@ -36,7 +27,7 @@ pub fn readiness_table(state: &LabState) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<14} {:<18} {:<6} {:<7} {:<7} {:<6} {:<9} {:<15} {}",
+            "{:<14} {:<18} {:<6} {:<7} {:<7} {:<6} {:<9} {}",
             node.name,
             node.address,
             cond("Ready"),
@@ -44,7 +35,6 @@ pub fn readiness_table(state: &LabState) -> String {
             cond("PolicyProgrammed"),
             field("bgpSummary"),
             field("endpointCount"),
-            status_tunnel(status.as_ref()),
             status.as_ref().and_then(|s| s.get("lastError")).and_then(|v| v.as_str()).unwrap_or("")
         );
     }
