@@ -49,6 +49,6 @@ fn ipip_always_and_cross_subnet_lab_in_a_vm() {
 #[ignore = "needs IP-in-IP: runs inside the VM, started by ipip_always_and_cross_subnet_lab_in_a_vm"]
 fn every_ipip_and_vxlan_switch_each_way_keeps_every_pod_pair_in_the_vm() {
     let mut lab = common::up(&live::scenario("tt", 3, Encap::NONE), "ghvm");
-    let problems = live::problems_through(&mut lab.state, "pool", IPIP_SWITCHES, Duration::from_secs(60)).unwrap();
+    let problems = live::problems_through(&mut lab.state, "pool", IPIP_SWITCHES, Duration::from_secs(30)).unwrap();
     assert!(problems.is_empty(), "{} problem(s):\n{}", problems.len(), problems.join("\n\n"));
 }
