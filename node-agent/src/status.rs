@@ -30,6 +30,8 @@ pub struct StatusInputs<'a> {
     pub endpoints: &'a [LocalEndpoint],
     /// IPAM usage.
     pub ipam: IpamUsage,
+    /// The tunnel address IPAM holds for this node.
+    pub tunnel_address: Option<std::net::Ipv4Addr>,
 }
 
 /// Builds the status; conditions get `now` as their transition time (see [`carry_times`]).
@@ -106,6 +108,7 @@ pub fn build(inputs: &StatusInputs<'_>, now: &Time) -> NodeNetworkStatus {
             .map(|e| StatusEndpoint { name: e.key(), address: e.address.to_string(), interface: e.interface.clone() })
             .collect(),
         ipam: inputs.ipam.clone(),
+        tunnel_address: inputs.tunnel_address.map(|a| a.to_string()),
         capabilities: inputs.report.map(|r| r.capabilities.clone()).unwrap_or_default(),
         last_error: (!errors.is_empty()).then(|| errors.join("; ")),
     }

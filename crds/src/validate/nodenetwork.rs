@@ -23,12 +23,14 @@ pub fn validate_node_network(spec: &NodeNetworkSpec) -> Result<(), Vec<FieldErro
     for (index, pool) in spec.pools.iter().enumerate() {
         problems.cidr(&format!("spec.pools[{index}].cidr"), &pool.cidr);
     }
-    if let Some(address) = &spec.tunnel.address {
+    for (index, block) in spec.tunnel.blocks.iter().enumerate() {
+        let field = format!("spec.tunnel.blocks[{index}]");
+        problems.cidr(&field, block);
         problems.check(
-            address.parse::<Ipv4Addr>().is_err(),
-            "spec.tunnel.address",
-            &format!("{address:?} is not an IPv4 address"),
-            "the operator writes the first address of the node's first block here",
+            !spec.blocks.contains(block),
+            &field,
+            &format!("{block:?} is not one of the node's blocks"),
+            "the operator lists only blocks from spec.blocks here",
         );
     }
     if let Some(bgp) = &spec.bgp {
