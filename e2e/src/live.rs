@@ -274,7 +274,7 @@ fn tunnels_not_in_status(state: &LabState) -> Vec<String> {
         .iter()
         .filter_map(|node| {
             let tunnel = tunnel_address(&node.netns)?;
-            let section = text.split("\n=== ").find(|s| s.starts_with(&format!("{} (", node.name)))?;
+            let section = text.split("\n=== ").find(|s| s.starts_with(&format!("{} (", node.name))).unwrap_or("");
             let shown = section
                 .lines()
                 .any(|l| l.starts_with("--- tunnel address") && l.split_whitespace().last() == Some(tunnel.as_str()));

@@ -68,7 +68,7 @@ pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
         let sent: u64 = counts.values().map(|c| c.sent).sum();
         total = (total.0 + lost, total.1 + sent);
         let with_loss = counts.values().filter(|c| c.lost() > 0).count();
-        let worst = counts.iter().max_by_key(|(_, c)| c.lost());
+        let worst = counts.iter().filter(|(_, c)| c.lost() > 0).max_by_key(|(_, c)| c.lost());
         let after = live::settled_matrix(&lab.state, SETTLE);
         let cut = after.values().filter(|r| **r != Reach::Ok).count();
         let mut row = Row::value(
@@ -81,7 +81,7 @@ pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
         row.note = format!(
             "{sent} sent ({} ms apart); {with_loss} pairs lost any, worst {} ({}); applied in {took:.1} s; after: {cut} of {} pairs unreachable",
             INTERVAL.as_millis(),
-            worst.map_or_else(String::new, |((a, b), _)| format!("{a} → {b}")),
+            worst.map_or_else(|| "none".to_string(), |((a, b), _)| format!("{a} → {b}")),
             worst.map_or(0, |(_, c)| c.lost()),
             after.len()
         );
