@@ -77,6 +77,8 @@ struct LoopState {
     /// The tunnel address IPAM holds for this node, as last read.
     tunnel_address: Option<std::net::Ipv4Addr>,
     bird_apply_error: Option<String>,
+    /// BGP sessions left out of BIRD's config, each with the reason.
+    bird_left_out: Vec<String>,
     /// BIRD's sessions are due to be read: on the tick, and after its config changed.
     bird_sessions_stale: bool,
     bird_exit_error: Option<String>,
@@ -294,11 +296,19 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         }
     }
 
+    /// Applies BIRD's config. A session whose values BIRD would refuse is left out, reported in
+    /// status and logged; the node's other sessions are programmed, and BIRD starts with them on
+    /// a node where it does not run yet.
     async fn apply_bird(&mut self, spec: &NodeNetworkSpec) {
         let Some(bird) = &mut self.bird else { return };
+        let mut left_out = Vec::new();
         let outcome = match &spec.bgp {
-            Some(bgp) => match bird::render(&self.options.node, spec, bgp) {
-                Ok(text) => bird.apply(&text).await,
+            Some(bgp) => match bird::BirdConfig::decode(&self.options.node, spec, bgp) {
+                Ok((config, invalid)) => {
+                    let (rejected, outcome) = bird.apply_config(config).await;
+                    left_out.extend(invalid.into_iter().chain(rejected));
+                    outcome
+                }
                 Err(error) => Err(error),
             },
             None => {
@@ -307,6 +317,12 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
                 Ok(false)
             }
         };
+        let left_out: Vec<String> = left_out.iter().map(ToString::to_string).collect();
+        for message in left_out.iter().filter(|m| !self.state.bird_left_out.contains(m)) {
+            tracing::warn!(%message, "BGP session not programmed");
+            self.services.metrics.error("bird", "session_left_out");
+        }
+        self.state.bird_left_out = left_out;
         if let Ok(true) = outcome {
             self.state.bird_sessions_stale = true;
         }
@@ -366,6 +382,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             bgp_enabled: spec.is_some_and(|(_, s)| s.bgp.is_some()) && self.bird.is_some(),
             sessions: &self.state.sessions,
             bird_error,
+            bgp_left_out: &self.state.bird_left_out,
             endpoints: &self.state.endpoints,
             ipam,
             tunnel_address: self.state.tunnel_address,
