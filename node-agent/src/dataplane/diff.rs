@@ -27,6 +27,9 @@ pub struct DesiredState {
     pub sysctls: BTreeSet<SysctlSpec>,
     /// Endpoint interfaces that must be up.
     pub endpoint_links: BTreeSet<String>,
+    /// The VXLAN device is no longer needed but stays for now, without address, neighbours, FDB
+    /// or routes: nodes that have not yet switched away from VXLAN still send to it.
+    pub keep_vxlan_device: bool,
 }
 
 /// What the kernel holds, as far as the dataplane manages it.
@@ -169,7 +172,10 @@ pub fn diff(current: &KernelState, desired: &DesiredState) -> Vec<Op> {
     let fdb_keys: BTreeSet<_> = desired.fdb.iter().map(|f| (&f.device, f.mac)).collect();
     ops.extend(fdb.into_iter().filter(|f| !fdb_keys.contains(&(&f.device, f.mac))).cloned().map(Op::DeleteFdb));
     ops.extend(addresses.into_iter().filter(|a| !desired.addresses.contains(a)).cloned().map(Op::DeleteAddress));
-    if current.link(VXLAN_DEVICE).is_some() && !desired.tunnels.iter().any(|t| t.name == VXLAN_DEVICE) {
+    if current.link(VXLAN_DEVICE).is_some()
+        && !desired.keep_vxlan_device
+        && !desired.tunnels.iter().any(|t| t.name == VXLAN_DEVICE)
+    {
         ops.push(Op::DeleteLink(VXLAN_DEVICE.into()));
     }
     ops

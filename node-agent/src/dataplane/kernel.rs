@@ -14,6 +14,7 @@ use super::desired::{
     problems,
 };
 use super::diff::{DesiredState, KernelState, Op, diff};
+use super::model::VXLAN_DEVICE;
 use super::netlink::{Netlink, NetlinkError, describe};
 use super::nft::apply::{Nft, NftChange, NftCommand};
 use super::nft::build::ruleset;
@@ -61,7 +62,17 @@ pub struct KernelDataplane<N = RtNetlink, F = NftCommand> {
     /// When the table was last listed (and `applied` is what it held, or was made to hold, since).
     listed_at: Option<Instant>,
     last: SyncStats,
+    /// When a sync last wanted the VXLAN device.
+    vxlan_wanted_at: Option<Instant>,
+    /// How long the VXLAN device outlives the last sync that wanted it ([`VXLAN_DRAIN`]).
+    vxlan_drain: Duration,
 }
+
+/// How long the VXLAN device stays after its pools stop using VXLAN, so that it still receives
+/// from the nodes whose agents have not switched yet: every agent reacts to its own NodeNetwork,
+/// and the last ones may take a few seconds on a loaded cluster. Without this, each pair lost a
+/// packet or two on a switch to Never (bench group 9). It goes at the first sync after this.
+pub const VXLAN_DRAIN: Duration = Duration::from_secs(10);
 
 impl KernelDataplane {
     /// Connects to the kernel of the current network namespace (needs a tokio runtime and
@@ -82,7 +93,15 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
             applied: None,
             listed_at: None,
             last: SyncStats::default(),
+            vxlan_wanted_at: None,
+            vxlan_drain: VXLAN_DRAIN,
         }
+    }
+
+    /// The same dataplane with another drain time for the VXLAN device (tests use zero).
+    pub fn with_vxlan_drain(mut self, drain: Duration) -> Self {
+        self.vxlan_drain = drain;
+        self
     }
 
     /// The netlink side (tests inspect fakes through it).
@@ -143,9 +162,16 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
             debug!(endpoint = %endpoint.key(), interface = %endpoint.interface, "interface not there yet");
         }
         let ready_view = NodeView { endpoints: &ready.into_iter().cloned().collect::<Vec<_>>(), ..view.clone() };
+        let tunnels = desired_tunnels(&ready_view, &facts);
+        let now = Instant::now();
+        if tunnels.iter().any(|t| t.name == VXLAN_DEVICE) {
+            self.vxlan_wanted_at = Some(now);
+        }
+        let keep_vxlan_device = self.vxlan_wanted_at.is_some_and(|at| now.duration_since(at) < self.vxlan_drain);
         let desired = DesiredState {
             routes: desired_routes(&ready_view, &facts),
-            tunnels: desired_tunnels(&ready_view, &facts),
+            tunnels,
+            keep_vxlan_device,
             addresses: desired_addresses(&ready_view, &facts),
             neighbours: desired_neighbours(&ready_view),
             fdb: desired_fdb(&ready_view),

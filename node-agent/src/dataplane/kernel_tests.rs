@@ -1,5 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::time::Duration;
+
 use gingham_crds::api::common::EncapsulationMode::{Always, Never};
 use gingham_crds::api::nodenetwork::{NodeNetworkSpec, NodePolicySpec};
 
@@ -238,7 +240,7 @@ async fn a_failed_netlink_change_is_reported_and_the_rest_still_applies() {
 #[tokio::test]
 async fn switching_vxlan_off_replaces_routes_before_removing_the_device() {
     let (mut spec, pods) = (policy_spec(), pods());
-    let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
+    let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default()).with_vxlan_drain(Duration::ZERO);
     sync(&mut dataplane, &spec, &pods).await;
     spec.pools[0].vxlan_mode = gingham_crds::api::common::EncapsulationMode::CrossSubnet;
     sync(&mut dataplane, &spec, &pods).await;
@@ -254,6 +256,22 @@ async fn switching_vxlan_off_replaces_routes_before_removing_the_device() {
         "{:?}",
         kernel.applied
     );
+}
+
+#[tokio::test]
+async fn after_vxlan_is_switched_off_the_device_stays_to_receive_from_nodes_not_switched_yet() {
+    let (mut spec, pods) = (policy_spec(), pods());
+    let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
+    sync(&mut dataplane, &spec, &pods).await;
+    assert!(!dataplane.netlink_mut().neighbours.is_empty(), "VXLAN is in use before the switch");
+    spec.pools[0].vxlan_mode = Never;
+    let report = sync(&mut dataplane, &spec, &pods).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let kernel = dataplane.netlink_mut();
+    assert!(kernel.link(VXLAN_DEVICE).is_some(), "the device drains for VXLAN_DRAIN");
+    assert!(kernel.addresses.iter().all(|a| a.device != VXLAN_DEVICE), "{:?}", kernel.addresses);
+    assert!(kernel.neighbours.is_empty() && kernel.fdb.is_empty(), "nothing is sent through it any more");
+    assert!(kernel.routes.iter().all(|r| !matches!(&r.target, RouteTarget::Via { .. })), "{:?}", kernel.routes);
 }
 
 #[tokio::test]
