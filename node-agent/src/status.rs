@@ -103,7 +103,12 @@ pub fn build(inputs: &StatusInputs<'_>, now: &Time) -> NodeNetworkStatus {
         endpoints: inputs
             .endpoints
             .iter()
-            .map(|e| StatusEndpoint { name: e.key(), address: e.address.to_string(), interface: e.interface.clone() })
+            .map(|e| StatusEndpoint {
+                name: e.key(),
+                uid: e.uid.clone(),
+                address: e.address.to_string(),
+                interface: e.interface.clone(),
+            })
             .collect(),
         ipam: inputs.ipam.clone(),
         capabilities: inputs.report.map(|r| r.capabilities.clone()).unwrap_or_default(),

@@ -123,6 +123,7 @@ async fn the_loop_programs_reports_and_keeps_the_last_good_spec() {
                 ifname: "eth0".into(),
                 namespace: "default".into(),
                 pod: "web".into(),
+                uid: None,
             };
             assert!(matches!(handle(&context, add).await, Response::Allocated { .. }));
             // A sync between ADD and `ready` sees the pending allocation: the plugin has already
@@ -194,6 +195,7 @@ async fn addresses_of_pods_whose_interface_is_gone_are_released() {
         ifname: "eth0".into(),
         namespace: "default".into(),
         pod: pod.into(),
+        uid: None,
     };
     let gone = ipam.allocate(&blocks, &request("gone", "deleted")).unwrap();
     ipam.mark_ready("gone", "eth0").unwrap();

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 pub use commands::{requested_version, run};
 pub use config::{DEFAULT_MTU, DEFAULT_SOCKET, DEFAULT_TIMEOUT_SECONDS, NetConf};
 pub use invocation::{Command, Invocation};
-pub use plumbing::{HOST_MAC, PlumbingError};
+pub use plumbing::{HOST_MAC, PlumbingError, ensure_host_route};
 
 /// The CNI versions this plugin speaks.
 pub const SUPPORTED_VERSIONS: &[&str] = &["1.0.0", LATEST_VERSION];
