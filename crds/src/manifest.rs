@@ -1,10 +1,15 @@
 //! Reading manifests: YAML text with one or more documents, each dispatched by `apiVersion` and
 //! `kind` to a typed object. Used by the file datastore, `validate` and the lab.
 
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_saphyr::Spanned;
 
 use crate::api::{
     API_VERSION, BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy,
@@ -18,7 +23,7 @@ pub enum ManifestError {
     /// The YAML does not parse.
     #[error("line {line}: invalid YAML: {message}")]
     Yaml {
-        /// The line the document starts on (1-based).
+        /// The line the parser stopped on (1-based).
         line: usize,
         /// The parser's message.
         message: String,
@@ -43,6 +48,18 @@ pub enum ManifestError {
         /// What to do.
         hint: String,
     },
+    /// `metadata.name` or `metadata.namespace` is not a string.
+    #[error("line {line}: {field} is {found}, not a string: {fix}")]
+    NotAString {
+        /// The line of the field (or of the document, when the field's own line is unknown).
+        line: usize,
+        /// The field path, e.g. `metadata.name`.
+        field: String,
+        /// What the YAML reader made of it.
+        found: String,
+        /// What to do.
+        fix: String,
+    },
     /// The document does not match its kind's type.
     #[error("line {line}: {kind} {name}: {message}")]
     Decode {
@@ -64,48 +81,152 @@ impl ManifestError {
             Self::Yaml { .. } => "yaml",
             Self::Shape { .. } => "shape",
             Self::UnknownKind { .. } => "unknown_kind",
+            Self::NotAString { .. } => "not_a_string",
             Self::Decode { .. } => "decode",
         }
     }
+
+    /// The line the error is on (1-based).
+    pub fn line(&self) -> usize {
+        match self {
+            Self::Yaml { line, .. }
+            | Self::Shape { line, .. }
+            | Self::UnknownKind { line, .. }
+            | Self::NotAString { line, .. }
+            | Self::Decode { line, .. } => *line,
+        }
+    }
+}
+
+/// The largest manifest file gingham reads: far above any real manifest, small enough that
+/// `/dev/zero` or a runaway file cannot exhaust memory.
+pub const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A manifest file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadFileError {
+    /// Opening or reading failed.
+    #[error("cannot read {}: {source} (check that it exists and is readable)", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_MANIFEST_BYTES`].
+    #[error("{} is larger than {limit} bytes, the limit for a manifest file: split it, or check that it is the right file", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The file is not UTF-8.
+    #[error("{} is not UTF-8 text: save it as UTF-8", path.display())]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl ReadFileError {
+    /// A stable short label for metrics and tests.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Io { .. } => "io",
+            Self::TooLarge { .. } => "too_large",
+            Self::NotUtf8 { .. } => "not_utf8",
+        }
+    }
+
+    /// Whether the file does not exist (readers of a directory treat that as removed).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// Reads a manifest (or any YAML file gingham reads) as text, at most [`MAX_MANIFEST_BYTES`]:
+/// the one reader the operator, the agent's file datastore and the lab share.
+pub fn read_manifest_file(path: &Path) -> Result<String, ReadFileError> {
+    read_limited(path, MAX_MANIFEST_BYTES)
+}
+
+fn read_limited(path: &Path, limit: u64) -> Result<String, ReadFileError> {
+    let io = |source| ReadFileError::Io { path: path.to_path_buf(), source };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).map_err(io)?.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(io)?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > limit {
+        return Err(ReadFileError::TooLarge { path: path.to_path_buf(), limit });
+    }
+    String::from_utf8(bytes).map_err(|_| ReadFileError::NotUtf8 { path: path.to_path_buf() })
 }
 
 /// One YAML document of a file, as JSON, with the line it starts on.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Document {
-    /// The line the document starts on (1-based).
+    /// The line the document's content starts on (1-based).
     pub line: usize,
     /// The document's content.
     pub value: Value,
 }
 
-/// Splits YAML text into its non-empty documents.
+fn line_of(location: serde_saphyr::Location) -> usize {
+    usize::try_from(location.line()).unwrap_or(usize::MAX).max(1)
+}
+
+/// Splits YAML text into its non-empty documents, the way the YAML parser reads the stream:
+/// a document may start on its `---` line (`--- {kind: ...}`, `--- |`), end with `...`, and
+/// lines may end in CRLF. Empty and comment-only documents are skipped. A document whose
+/// `metadata.name` or `metadata.namespace` is not a string is an error: YAML 1.1, as kubectl
+/// reads it, turns a bare `y`, `no` or `on` into a boolean, and the object must never be stored
+/// under another name.
 pub fn read_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
-    let mut documents = Vec::new();
-    let mut start = 1;
-    let mut current = String::new();
-    let flush = |start: usize, body: &str, documents: &mut Vec<Document>| -> Result<(), ManifestError> {
-        if body.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
-            return Ok(());
-        }
-        let value: Value =
-            serde_saphyr::from_str(body).map_err(|e| ManifestError::Yaml { line: start, message: e.to_string() })?;
-        if !value.is_null() {
-            documents.push(Document { line: start, value });
-        }
-        Ok(())
-    };
-    for (index, line) in text.lines().enumerate() {
-        if line.starts_with("---") {
-            flush(start, &current, &mut documents)?;
-            current.clear();
-            start = index + 2;
-        } else {
-            current.push_str(line);
-            current.push('\n');
+    let documents: Vec<Spanned<Value>> = serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml {
+        line: e.location().map_or(1, line_of),
+        message: e.to_string().lines().next().map(|l| l.trim_start_matches("error: ").to_string()).unwrap_or_default(),
+    })?;
+    let documents: Vec<Document> =
+        documents.into_iter().map(|d| Document { line: line_of(d.referenced), value: d.value }).collect();
+    for (index, document) in documents.iter().enumerate() {
+        for field in ["name", "namespace"] {
+            let Some(value) = document.value.get("metadata").and_then(|m| m.get(field)) else { continue };
+            if value.is_string() {
+                continue;
+            }
+            let line = field_line(text, index, field).unwrap_or(document.line);
+            let (found, fix) = describe(value, field);
+            return Err(ManifestError::NotAString { line, field: format!("metadata.{field}"), found, fix });
         }
     }
-    flush(start, &current, &mut documents)?;
     Ok(documents)
+}
+
+/// What a value that should be a string (in field `key`) is, and the fix, for messages.
+fn describe(value: &Value, key: &str) -> (String, String) {
+    let quote = format!("quote it, as in {key}: \"y\"");
+    match value {
+        Value::Bool(b) => (
+            format!("the boolean {b} (YAML 1.1, as kubectl reads it, turns a bare y, yes, on, n, no or off into one)"),
+            quote,
+        ),
+        Value::Number(n) => (format!("the number {n}"), quote),
+        Value::Null => ("empty".into(), "write the name".into()),
+        Value::Array(_) => ("a list".into(), "write one name as a string".into()),
+        Value::Object(_) => ("a mapping".into(), "write one name as a string".into()),
+        Value::String(_) => ("a string".into(), String::new()),
+    }
+}
+
+/// The line of `metadata.<field>` in the `index`th document, when the documents read that far.
+fn field_line(text: &str, index: usize, field: &str) -> Option<usize> {
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        metadata: Option<BTreeMap<String, Spanned<Value>>>,
+    }
+    let shapes: Vec<Shape> = serde_saphyr::from_multiple(text).ok()?;
+    let metadata = shapes.into_iter().nth(index)?.metadata?;
+    metadata.get(field).map(|value| line_of(value.referenced))
 }
 
 /// A typed object of a kind gingham reads.
@@ -228,3 +349,8 @@ fn typed<T: DeserializeOwned>(value: Value, line: usize, kind: &str) -> Result<T
         message: e.to_string(),
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[path = "manifest_tests.rs"]
+mod tests;

@@ -83,6 +83,25 @@ fn cases() -> Vec<Case> {
         case("BGPPeer", json!({"peerIP": "192.0.2.1:1179", "asNumber": 65000}), None),
         case("BGPPeer", json!({"peerIP": "[2001:db8::1]:179", "asNumber": 65000}), None),
         case("BGPPeer", json!({"peerIP": "999.1.1.1", "asNumber": 65000}), Some("peerIP")),
+        // BGPPeer values BIRD refuses: AS 0, keepalive outside 1s-21845s, restart time over 12 bits.
+        case("BGPPeer", json!({"peerIP": "192.0.2.1", "asNumber": 0}), Some("AS number")),
+        case("BGPPeer", json!({"peerIP": "192.0.2.1", "asNumber": "0.0"}), Some("AS number")),
+        case("BGPPeer", json!({"peerIP": "192.0.2.1", "asNumber": 1, "localASNumber": 0}), Some("AS number")),
+        case("BGPPeer", json!({"peerIP": "192.0.2.1", "asNumber": 1, "keepaliveTime": "0s"}), Some("keepaliveTime")),
+        case("BGPPeer", json!({"peerIP": "192.0.2.1", "asNumber": 1, "keepaliveTime": "500ms"}), Some("keepaliveTime")),
+        case("BGPPeer", json!({"peerIP": "192.0.2.1", "asNumber": 1, "keepaliveTime": "1s"}), None),
+        case("BGPPeer", json!({"peerIP": "192.0.2.1", "asNumber": 1, "keepaliveTime": "6h4m5s"}), None),
+        case(
+            "BGPPeer",
+            json!({"peerIP": "192.0.2.1", "asNumber": 1, "keepaliveTime": "21846s"}),
+            Some("keepaliveTime"),
+        ),
+        case("BGPPeer", json!({"peerIP": "192.0.2.1", "asNumber": 1, "maxRestartTime": "4095s"}), None),
+        case("BGPPeer", json!({"peerIP": "192.0.2.1", "asNumber": 1, "maxRestartTime": "2h"}), Some("maxRestartTime")),
+        case("BGPPeer", json!({"peerIP": "192.0.2.1", "asNumber": 1, "ttlSecurity": 0}), Some("ttlSecurity")),
+        case("BGPConfiguration", json!({"asNumber": 0}), Some("AS number")),
+        case("BGPConfiguration", json!({"nodeMeshMaxRestartTime": "5000s"}), Some("nodeMeshMaxRestartTime")),
+        case("BGPConfiguration", json!({"listenPort": 0}), Some("listenPort")),
         // Policy: numeric ports need TCP, UDP or SCTP; named ports do not.
         case(
             "NetworkPolicy",

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use gingham_crds::manifest::{self, Manifest};
+use gingham_crds::manifest::{self, Manifest, ReadFileError, read_manifest_file};
 use serde_json::{Value, json};
 
 use crate::scenario::{NamespaceSpec, PodSpec};
@@ -21,6 +21,9 @@ pub enum DatastoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A manifest file could not be read (missing, too large, not UTF-8).
+    #[error(transparent)]
+    Read(#[from] ReadFileError),
     /// An object is not one gingham reads, or is invalid.
     #[error("{file}: {message}")]
     Invalid {
@@ -82,8 +85,7 @@ pub fn remove(dir: &Path, object: &Value) -> Result<bool, DatastoreError> {
 
 /// Reads a manifest file and checks every object the way `gingham-operator validate` would.
 pub fn read_manifests(file: &Path) -> Result<Vec<Value>, DatastoreError> {
-    let text =
-        std::fs::read_to_string(file).map_err(|source| DatastoreError::Io { path: file.to_path_buf(), source })?;
+    let text = read_manifest_file(file)?;
     parse_manifests(&text, &file.display().to_string())
 }
 
@@ -155,10 +157,10 @@ pub fn pod_object(pod: &PodSpec, uid: &str, address: Option<&str>) -> Value {
 /// Read untyped so that a status the lab cannot fully decode still shows what it has.
 pub fn node_status(dir: &Path, node: &str) -> Result<Option<Value>, DatastoreError> {
     let path = dir.join("status").join("nodenetworks").join(format!("{node}.yaml"));
-    let text = match std::fs::read_to_string(&path) {
+    let text = match read_manifest_file(&path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(DatastoreError::Io { path, source }),
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
     let value: Value = serde_saphyr::from_str(&text)
         .map_err(|e| DatastoreError::Invalid { file: path.display().to_string(), message: e.to_string() })?;
@@ -187,7 +189,7 @@ pub fn bgp_sessions(status: &Value) -> Vec<[String; 4]> {
 /// The NodeNetwork the operator generated for a node, as JSON, if it exists and parses.
 fn generated_node_network(dir: &Path, node: &str) -> Option<Value> {
     let path = dir.join("generated").join("nodenetworks").join(format!("{node}.yaml"));
-    serde_saphyr::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    serde_saphyr::from_str(&read_manifest_file(&path).ok()?).ok()
 }
 
 /// The `metadata.generation` of the NodeNetwork the operator generated for a node, if any.
@@ -208,9 +210,34 @@ pub fn ipam_blocks(dir: &Path) -> Vec<(String, String)> {
     let mut blocks: Vec<(String, String)> = entries
         .flatten()
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .filter_map(|e| serde_saphyr::from_str::<Value>(&std::fs::read_to_string(e.path()).ok()?).ok())
+        .filter_map(|e| serde_saphyr::from_str::<Value>(&read_manifest_file(&e.path()).ok()?).ok())
         .map(|v| (str_of(&v, "/spec/cidr").to_string(), str_of(&v, "/spec/node").to_string()))
         .collect();
     blocks.sort();
     blocks
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apply_reads_documents_on_their_marker_line_and_refuses_names_that_are_no_strings() {
+        let pool = "--- {apiVersion: gingham.dev/v1, kind: IPPool, metadata: {name: p}, spec: {cidr: 10.9.0.0/16}}\n";
+        let objects = parse_manifests(pool, "pool.yaml").unwrap();
+        assert_eq!(objects.len(), 1);
+        assert_eq!(str_of(&objects[0], "/metadata/name"), "p");
+        let error = parse_manifests("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: y\n", "ns.yaml").unwrap_err();
+        let message = error.to_string();
+        assert!(message.starts_with("ns.yaml: line 4: metadata.name is the boolean true"), "{message}");
+        assert!(message.ends_with(r#"quote it, as in name: "y""#), "{message}");
+    }
+
+    #[test]
+    fn apply_reads_at_most_the_manifest_limit() {
+        let error = read_manifests(Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(error, DatastoreError::Read(ReadFileError::TooLarge { .. })), "{error}");
+        assert!(error.to_string().contains("/dev/zero is larger than"), "{error}");
+    }
 }

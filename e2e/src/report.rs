@@ -52,8 +52,10 @@ pub fn status(state: &LabState) -> String {
         let main: Vec<&str> =
             routes.lines().filter(|l| !l.contains("table local") && !l.starts_with("local ")).collect();
         let _ = writeln!(out, "--- ip route\n{}", main.join("\n"));
-        let _ = writeln!(out, "--- BGP sessions (from status)");
         let status = datastore::node_status(&state.datastore(), &node.name).ok().flatten();
+        let tunnel = status.as_ref().and_then(|s| s.get("tunnelAddress")).and_then(|v| v.as_str()).unwrap_or("none");
+        let _ = writeln!(out, "--- tunnel address (IPAM handle tunnel-addr-{}): {tunnel}", node.name);
+        let _ = writeln!(out, "--- BGP sessions (from status)");
         let sessions = status.as_ref().map(datastore::bgp_sessions).unwrap_or_default();
         if sessions.is_empty() {
             let _ = writeln!(out, "(none reported)");

@@ -15,10 +15,11 @@ use gingham_crds::validate::validate_node_network;
 use tokio::sync::watch;
 
 use crate::bird::{self, BirdSupervisor};
+use crate::dataplane::SyncError;
 use crate::dataplane::{Dataplane, NodeView, SyncReport};
 use crate::datastore::{NodeNetworkState, Snapshot, StatusSink};
 use crate::endpoint::LocalEndpoint;
-use crate::ipam::{BlockSet, IpamStore};
+use crate::ipam::{BlockSet, IpamStore, tunnel_handle};
 use crate::logging::LogControl;
 use crate::metrics::Metrics;
 use crate::shared::{Programmed, Shared};
@@ -73,7 +74,11 @@ struct LoopState {
     spec_error: Option<String>,
     report: Option<SyncReport>,
     endpoints: Vec<LocalEndpoint>,
+    /// The tunnel address IPAM holds for this node, as last read.
+    tunnel_address: Option<std::net::Ipv4Addr>,
     bird_apply_error: Option<String>,
+    /// BGP sessions left out of BIRD's config, each with the reason.
+    bird_left_out: Vec<String>,
     /// BIRD's sessions are due to be read: on the tick, and after its config changed.
     bird_sessions_stale: bool,
     bird_exit_error: Option<String>,
@@ -161,10 +166,20 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
                 Vec::new()
             }
         };
-        let view =
-            NodeView { node_name: &self.options.node, spec: &spec, blocks: &snapshot.blocks, endpoints: &endpoints };
+        let tunnel_error = self.ensure_tunnel().err();
+        let view = NodeView {
+            node_name: &self.options.node,
+            spec: &spec,
+            blocks: &snapshot.blocks,
+            endpoints: &endpoints,
+            tunnel_address: self.state.tunnel_address,
+        };
         let started = Instant::now();
-        let report = self.dataplane.sync(&view).await;
+        let mut report = self.dataplane.sync(&view).await;
+        if let Some(error) = tunnel_error {
+            report.routes_programmed = false;
+            report.errors.push(SyncError { label: "tunnel_address", message: error.to_string() });
+        }
         self.services.metrics.sync_seconds.observe(started.elapsed().as_secs_f64());
         self.services.metrics.programmed(&report);
         for error in &report.errors {
@@ -180,6 +195,24 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         });
         self.state.report = Some(report);
         self.state.endpoints = endpoints;
+    }
+
+    /// Allocates, keeps or releases this node's tunnel address through IPAM, as the spec's tunnel
+    /// blocks call for. On failure the last known address stays in use.
+    fn ensure_tunnel(&mut self) -> Result<(), crate::ipam::IpamError> {
+        let Some(blocks) = &self.state.blocks else { return Ok(()) };
+        let result = self.services.ipam.ensure_tunnel(blocks, &tunnel_handle(&self.options.node));
+        match result {
+            Ok(address) => {
+                self.state.tunnel_address = address;
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(%error, "allocating the tunnel address failed; the last known one stays in use");
+                self.services.metrics.error("ipam", error.label());
+                Err(error)
+            }
+        }
     }
 
     /// Takes a valid spec into force, or records why it was rejected.
@@ -263,11 +296,19 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         }
     }
 
+    /// Applies BIRD's config. A session whose values BIRD would refuse is left out, reported in
+    /// status and logged; the node's other sessions are programmed, and BIRD starts with them on
+    /// a node where it does not run yet.
     async fn apply_bird(&mut self, spec: &NodeNetworkSpec) {
         let Some(bird) = &mut self.bird else { return };
+        let mut left_out = Vec::new();
         let outcome = match &spec.bgp {
-            Some(bgp) => match bird::render(&self.options.node, spec, bgp) {
-                Ok(text) => bird.apply(&text).await,
+            Some(bgp) => match bird::BirdConfig::decode(&self.options.node, spec, bgp) {
+                Ok((config, invalid)) => {
+                    let (rejected, outcome) = bird.apply_config(config).await;
+                    left_out.extend(invalid.into_iter().chain(rejected));
+                    outcome
+                }
                 Err(error) => Err(error),
             },
             None => {
@@ -276,6 +317,12 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
                 Ok(false)
             }
         };
+        let left_out: Vec<String> = left_out.iter().map(ToString::to_string).collect();
+        for message in left_out.iter().filter(|m| !self.state.bird_left_out.contains(m)) {
+            tracing::warn!(%message, "BGP session not programmed");
+            self.services.metrics.error("bird", "session_left_out");
+        }
+        self.state.bird_left_out = left_out;
         if let Ok(true) = outcome {
             self.state.bird_sessions_stale = true;
         }
@@ -335,8 +382,10 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             bgp_enabled: spec.is_some_and(|(_, s)| s.bgp.is_some()) && self.bird.is_some(),
             sessions: &self.state.sessions,
             bird_error,
+            bgp_left_out: &self.state.bird_left_out,
             endpoints: &self.state.endpoints,
             ipam,
+            tunnel_address: self.state.tunnel_address,
         };
         let mut next = status::build(
             &inputs,

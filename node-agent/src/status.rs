@@ -25,11 +25,15 @@ pub struct StatusInputs<'a> {
     pub sessions: &'a [BgpSessionStatus],
     /// Why BIRD is unhappy.
     pub bird_error: Option<&'a str>,
+    /// BGP sessions left out of BIRD's config (values BIRD refuses), each with the reason.
+    pub bgp_left_out: &'a [String],
     /// The endpoints whose veth exists (programmed or not: the operator compiles their policy
     /// from this list, and the dataplane programs an endpoint only once its policy is known).
     pub endpoints: &'a [LocalEndpoint],
     /// IPAM usage.
     pub ipam: IpamUsage,
+    /// The tunnel address IPAM holds for this node.
+    pub tunnel_address: Option<std::net::Ipv4Addr>,
 }
 
 /// Builds the status; conditions get `now` as their transition time (see [`carry_times`]).
@@ -67,6 +71,9 @@ pub fn build(inputs: &StatusInputs<'_>, now: &Time) -> NodeNetworkStatus {
             "BGP is off for this node (the spec has no bgp, or the agent runs with --no-bird)".into(),
         ),
         (true, Some(error)) => condition(conditions::BGP_ESTABLISHED, Some(false), "BirdFailed", error.to_string()),
+        (true, None) if !inputs.bgp_left_out.is_empty() => {
+            condition(conditions::BGP_ESTABLISHED, Some(false), "SessionsLeftOut", inputs.bgp_left_out.join("; "))
+        }
         (true, None) if down.is_empty() => condition(
             conditions::BGP_ESTABLISHED,
             Some(true),
@@ -92,6 +99,7 @@ pub fn build(inputs: &StatusInputs<'_>, now: &Time) -> NodeNetworkStatus {
     let errors: Vec<&str> = [inputs.spec_error, Some(sync_errors.as_str()), inputs.bird_error]
         .into_iter()
         .flatten()
+        .chain(inputs.bgp_left_out.iter().map(String::as_str))
         .filter(|e| !e.is_empty())
         .collect();
     NodeNetworkStatus {
@@ -111,6 +119,7 @@ pub fn build(inputs: &StatusInputs<'_>, now: &Time) -> NodeNetworkStatus {
             })
             .collect(),
         ipam: inputs.ipam.clone(),
+        tunnel_address: inputs.tunnel_address.map(|a| a.to_string()),
         capabilities: inputs.report.map(|r| r.capabilities.clone()).unwrap_or_default(),
         last_error: (!errors.is_empty()).then(|| errors.join("; ")),
     }
@@ -167,6 +176,8 @@ mod tests {
         };
         let up = [session("Mesh_a", "Established")];
         let down = [session("Mesh_a", "Established"), session("Mesh_b", "Active")];
+        let left_out =
+            ["BGP session \"peer_x\" left out of BIRD's config: keepaliveSeconds 0 is out of range".to_string()];
         let base = StatusInputs { generation: Some(3), report: Some(&good), ..Default::default() };
         let cases: Vec<Case<'_>> = vec![
             (base.clone(), conditions::READY, ("True", "Ready"), None),
@@ -202,6 +213,12 @@ mod tests {
                 Some("BIRD exited"),
             ),
             (base.clone(), conditions::BGP_ESTABLISHED, ("True", "BGPDisabled"), None),
+            (
+                StatusInputs { bgp_enabled: true, sessions: &up, bgp_left_out: &left_out, ..base.clone() },
+                conditions::BGP_ESTABLISHED,
+                ("False", "SessionsLeftOut"),
+                Some("BGP session \"peer_x\" left out of BIRD's config: keepaliveSeconds 0 is out of range"),
+            ),
         ];
         for (inputs, type_, (status, why), error) in cases {
             let built = build(&inputs, &time(0));

@@ -189,7 +189,11 @@ async fn addresses_of_pods_whose_interface_is_gone_are_released() {
     let state = tempfile::tempdir().unwrap();
     write_spec(dir.path(), 1, GOOD);
     let ipam = IpamStore::open(state.path()).unwrap();
-    let blocks = BlockSet { blocks: vec!["10.70.0.0/28".parse().unwrap()], releasing: BTreeSet::new(), reserved: None };
+    let blocks = BlockSet {
+        blocks: vec!["10.70.0.0/28".parse().unwrap()],
+        releasing: BTreeSet::new(),
+        tunnel_blocks: Vec::new(),
+    };
     let request = |container: &str, pod: &str| AllocationRequest {
         container_id: container.into(),
         ifname: "eth0".into(),

@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Two real agents (file datastore, kernel dataplane, supervised BIRD) in two namespaces: their
 //! BIRDs peer, each node learns the other's block `proto bird`, status reports the session, and
-//! a spec change reconfigures BIRD without a restart.
+//! a spec change reconfigures BIRD without a restart. An agent leaves out the sessions BIRD
+//! refuses, runs the rest and reports them.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -156,4 +157,79 @@ fn two_agents_exchange_their_blocks_over_bgp() {
     let pid_after = run(&["pgrep", "-f", &format!("{}/bird.conf", dir.path().join("node-a/bird").display())]);
     assert_eq!(pid_before, pid_after, "BIRD was reconfigured, not restarted");
     wait("node-a to report generation 2", || status(&store, "node-a")["observedGeneration"] == 2);
+}
+
+/// A node whose spec carries BGP sessions BIRD refuses (`keepaliveTime: 0s` from one BGPPeer; a
+/// session name BIRD reads as a keyword) and whose BIRD directory is empty, as after a reboot:
+/// the agent starts BIRD with the good session, and reports the others in status.
+#[test]
+fn an_agent_leaves_out_sessions_bird_refuses_and_reports_them() {
+    let ns = format!("gba-bad-{}", std::process::id());
+    let mut lab = Lab { namespaces: vec![ns.clone()], agents: Vec::new() };
+    let _ = Command::new("ip").args(["netns", "del", &ns]).stderr(Stdio::null()).status();
+    run(&["ip", "netns", "add", &ns]);
+    run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+    run(&["ip", "-n", &ns, "link", "add", "ul0", "type", "veth", "peer", "name", "ul1"]);
+    run(&["ip", "-n", &ns, "addr", "add", "10.98.0.1/24", "dev", "ul0"]);
+    run(&["ip", "-n", &ns, "link", "set", "ul0", "up"]);
+    run(&["ip", "-n", &ns, "link", "set", "ul1", "up"]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("datastore");
+    let networks = store.join("generated/nodenetworks");
+    std::fs::create_dir_all(&networks).unwrap();
+    let bad_sessions = "      - name: peer_keepalive
+        address: 10.98.0.7
+        asNumber: 65000
+        keepaliveSeconds: 0
+      - name: bgp
+        address: 10.98.0.8
+        asNumber: 65000
+";
+    let text = spec("node-a", "10.98.0.1", "10.88.1.0/26", "10.98.0.2", 1) + bad_sessions;
+    std::fs::write(networks.join("node-a.yaml"), text).unwrap();
+    let home = dir.path().join("node-a");
+    let log = std::fs::File::create(dir.path().join("node-a.log")).unwrap();
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            env!("CARGO_BIN_EXE_gingham-node-agent"),
+            "--node",
+            "node-a",
+            "--datastore",
+            "file",
+        ])
+        .arg("--dir")
+        .arg(&store)
+        .arg("--state-dir")
+        .arg(home.join("state"))
+        .arg("--cni-socket")
+        .arg(home.join("cni.sock"))
+        .arg("--bird-dir")
+        .arg(home.join("bird"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    lab.agents.push(child);
+    let logs = || std::fs::read_to_string(dir.path().join("node-a.log")).unwrap_or_default();
+    let bgp_condition = || {
+        let reported = status(&store, "node-a");
+        reported["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "BGPEstablished").cloned()
+    };
+    wait("the sessions BIRD refuses to be reported", || {
+        bgp_condition().is_some_and(|c| c["reason"] == "SessionsLeftOut")
+    });
+    let condition = bgp_condition().unwrap();
+    let message = condition["message"].as_str().unwrap();
+    assert!(message.contains("peer_keepalive") && message.contains("keepaliveSeconds"), "{message}");
+    assert!(message.contains("\"bgp\"") && message.contains("BIRD rejected it"), "{message}");
+    let last_error = status(&store, "node-a")["lastError"].as_str().unwrap_or_default().to_string();
+    assert!(last_error.contains("peer_keepalive"), "{last_error}");
+    let birdc = home.join("bird/bird.ctl");
+    let protocols = run(&["birdc", "-s", birdc.to_str().unwrap(), "show", "protocols"]);
+    assert!(protocols.contains("Mesh_10_98_0_2"), "BIRD runs with the good session:\n{protocols}\n{}", logs());
+    assert!(!protocols.contains("peer_keepalive"), "{protocols}");
+    assert!(logs().contains("BGP session not programmed"), "the agent logs it:\n{}", logs());
 }

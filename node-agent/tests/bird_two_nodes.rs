@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Two real BIRDs in two network namespaces, configured from rendered specs, exchange their nodes'
 //! blocks; a bad config never replaces a working one; a killed BIRD is restarted; a new supervisor
-//! (an agent restarted after a crash) adopts the running BIRD and no route disappears.
+//! (an agent restarted after a crash) adopts the running BIRD and no route disappears; sessions
+//! BIRD refuses are left out and the rest runs.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use gingham_crds::api::NodeNetworkSpec;
 use gingham_crds::api::nodenetwork::{BgpPeerSession, NodeBgpSpec, PoolRouting};
-use gingham_node_agent::bird::{BirdError, BirdPaths, BirdSupervisor, parse_protocols, render, summary};
+use gingham_node_agent::bird::{BirdConfig, BirdError, BirdPaths, BirdSupervisor, parse_protocols, render, summary};
 
 /// Two namespaces joined by a veth; removed (and BIRDs killed by PID) on drop.
 struct Lab {
@@ -247,4 +248,45 @@ async fn a_new_supervisor_adopts_the_running_bird_and_no_route_disappears() {
     let (_, missing) = watch.stop();
     assert!(missing.is_empty(), "routes disappeared while BIRD restarted:\n{}", missing.join("\n"));
     adopted.stop().await;
+}
+
+/// One BGPPeer with values BIRD refuses (`keepaliveTime: 0s` made every node's BIRD reject its
+/// config, and a node with an empty BIRD directory never started BIRD): the bad sessions are left
+/// out and reported, BIRD starts with the rest, and the good session exchanges routes.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_sessions_are_left_out_and_bird_starts_with_the_rest() {
+    let mut lab = Lab::new("bad");
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = [node("10.99.0.1", "10.244.1.0/26", "10.99.0.2"), node("10.99.0.2", "10.244.2.0/26", "10.99.0.1")];
+    let mut birds = Vec::new();
+    for (index, (spec, bgp)) in nodes.iter().enumerate() {
+        let mut bgp = bgp.clone();
+        let good = bgp.peers[0].clone();
+        let bad =
+            |name: &str, address: &str| BgpPeerSession { name: name.into(), address: address.into(), ..good.clone() };
+        // Values the validators refuse, and a name they pass but BIRD refuses (a keyword).
+        bgp.peers.push(BgpPeerSession { keepalive_seconds: Some(0), ..bad("peer_keepalive", "10.99.0.7") });
+        bgp.peers.push(BgpPeerSession { local_as_number: Some(0), ..bad("peer_local_as", "10.99.0.8") });
+        bgp.peers.push(bad("bgp", "10.99.0.9"));
+        let (config, mut left_out) = BirdConfig::decode(&format!("node-{index}"), spec, &bgp).unwrap();
+        let mut bird = BirdSupervisor::new(paths(&lab, dir.path(), index));
+        assert!(!bird.paths().config().exists(), "BIRD's directory starts empty, as after a reboot");
+        let (rejected, outcome) = bird.apply_config(config).await;
+        assert!(outcome.unwrap(), "the config without the bad sessions is applied");
+        left_out.extend(rejected);
+        let names: Vec<&str> = left_out.iter().map(|l| l.peer.as_str()).collect();
+        assert_eq!(names, ["peer_keepalive", "peer_local_as", "bgp"], "{left_out:?}");
+        assert!(left_out[0].reason.contains("keepaliveSeconds"), "{}", left_out[0]);
+        assert!(left_out[2].reason.contains("BIRD rejected it"), "{}", left_out[2]);
+        lab.pids.push(bird.pid().expect("BIRD started"));
+        birds.push(bird);
+    }
+    wait_for("node 1 to learn node 0's block", || lab.routes(1).contains(ROUTE_TO_0)).await;
+    wait_for("node 0 to learn node 1's block", || lab.routes(0).contains(ROUTE_TO_1)).await;
+    let output = birds[0].paths().birdc(&["show", "protocols"]).await.unwrap();
+    let sessions = parse_protocols(&output, &nodes[0].1.peers);
+    assert_eq!(sessions.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["Mesh_10_99_0_2"], "{output}");
+    for bird in &mut birds {
+        bird.stop().await;
+    }
 }

@@ -83,7 +83,7 @@ fn context_with_a_block(dir: &std::path::Path) -> ApiContext {
     shared.set_blocks(BlockSet {
         blocks: vec!["10.66.0.0/28".parse().unwrap()],
         releasing: BTreeSet::new(),
-        reserved: None,
+        tunnel_blocks: Vec::new(),
     });
     ApiContext { ipam: IpamStore::open(dir).unwrap(), shared }
 }

@@ -10,8 +10,15 @@ fn blocks(cidrs: &[&str], tunnel: Option<&str>) -> BlockSet {
     BlockSet {
         blocks: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
         releasing: BTreeSet::new(),
-        reserved: tunnel.map(|t| t.parse().unwrap()),
+        tunnel_blocks: tunnel.map(|t| t.parse().unwrap()).into_iter().collect(),
     }
+}
+
+/// A store whose tunnel address is already allocated (the first address of `set`'s tunnel block).
+fn with_tunnel(dir: &std::path::Path, set: &BlockSet) -> IpamStore {
+    let store = IpamStore::open(dir).unwrap();
+    store.ensure_tunnel(set, "tunnel-addr-test").unwrap();
+    store
 }
 
 fn request(id: &str) -> AllocationRequest {
@@ -27,8 +34,8 @@ fn request(id: &str) -> AllocationRequest {
 #[test]
 fn allocations_survive_reopen_and_add_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
-    let set = blocks(&["10.244.0.0/30"], Some("10.244.0.0"));
-    let first = IpamStore::open(dir.path()).unwrap().allocate(&set, &request("a")).unwrap();
+    let set = blocks(&["10.244.0.0/30"], Some("10.244.0.0/30"));
+    let first = with_tunnel(dir.path(), &set).allocate(&set, &request("a")).unwrap();
     assert_eq!(first.address.to_string(), "10.244.0.1", "the tunnel address is skipped");
     let reopened = IpamStore::open(dir.path()).unwrap();
     assert_eq!(reopened.allocate(&set, &request("a")).unwrap(), first, "same container, same address");
@@ -80,16 +87,16 @@ fn a_new_sandbox_of_the_same_pod_replaces_the_old_allocation() {
 #[test]
 fn exhaustion_is_an_error_that_says_what_to_do_and_pressure_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let store = IpamStore::open(dir.path()).unwrap();
-    let set = blocks(&["10.244.0.0/29"], Some("10.244.0.0"));
+    let set = blocks(&["10.244.0.0/29"], Some("10.244.0.0/29"));
+    let store = with_tunnel(dir.path(), &set);
     let mut pressures = Vec::new();
     for index in 0..7 {
         store.allocate(&set, &request(&index.to_string())).unwrap();
         let usage = store.usage(&set).unwrap();
-        assert_eq!((usage.allocated, usage.capacity), (index + 1, 7));
+        assert_eq!((usage.allocated, usage.capacity), (index + 2, 8), "the tunnel address counts as allocated");
         pressures.push(usage.pressure);
     }
-    // 5/7 = 71% is fine, 6/7 = 86% is pressure.
+    // 6/8 = 75% is fine, 7/8 = 88% is pressure.
     assert_eq!(pressures, vec![false, false, false, false, false, true, true]);
     let error = store.allocate(&set, &request("full")).unwrap_err();
     assert!(matches!(error, IpamError::Exhausted { .. }), "{error}");
@@ -119,7 +126,8 @@ fn a_corrupt_table_is_an_error_not_a_reset() {
 #[test]
 fn concurrent_allocations_from_many_handles_never_collide() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let set = Arc::new(blocks(&["10.244.0.0/26"], Some("10.244.0.0")));
+    let set = Arc::new(blocks(&["10.244.0.0/26"], Some("10.244.0.0/26")));
+    with_tunnel(dir.path(), &set);
     let threads: Vec<_> = (0..32)
         .map(|index| {
             let (dir, set) = (Arc::clone(&dir), Arc::clone(&set));
@@ -132,6 +140,7 @@ fn concurrent_allocations_from_many_handles_never_collide() {
         .collect();
     let addresses: BTreeSet<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     assert_eq!(addresses.len(), 32);
+    assert!(!addresses.contains(&"10.244.0.0".parse().unwrap()), "no pod gets the tunnel address");
     assert_eq!(IpamStore::open(dir.path()).unwrap().list().unwrap().len(), 32);
 }
 

@@ -54,7 +54,7 @@ fn cluster(vxlan: EncapsulationMode, ipip: EncapsulationMode) -> Cluster {
             // TunnelSpec's derived Default leaves VNI and port at 0 (only serde applies 4096/4789).
             spec.tunnel.vxlan_vni = 4096;
             spec.tunnel.vxlan_port = 4789;
-            spec.tunnel.address = blocks[i].tunnel_address.clone();
+            spec.tunnel.blocks = vec![blocks[i].cidr.clone()];
             spec.tunnel.vtep_mac = blocks[i].vtep_mac.clone();
             let pod: LocalEndpoint = endpoint(&format!("pod-{i}"), [10, 70, i as u8, 5]);
             Node { name: (*name).into(), spec, blocks: blocks.clone(), endpoints: vec![pod] }.allow_all()

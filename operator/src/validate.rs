@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use gingham_crds::manifest::{Document, Manifest, read_documents};
+use gingham_crds::manifest::{Document, Manifest, read_documents, read_manifest_file};
 use gingham_crds::offline::validate_document;
 use gingham_crds::validate::find_pool_overlaps;
 use serde_json::Value;
@@ -129,11 +129,11 @@ fn validate_file(file: &Path, report: &mut Report, pools: &mut Vec<PoolSeen>) {
         path,
         message,
     };
-    let text = match std::fs::read_to_string(file) {
+    let text = match read_manifest_file(file) {
         Ok(text) => text,
         Err(e) => {
             report.invalid += 1;
-            report.problems.push(problem(0, None, None, format!("cannot read the file: {e}")));
+            report.problems.push(problem(0, None, None, e.to_string()));
             return;
         }
     };
@@ -141,10 +141,7 @@ fn validate_file(file: &Path, report: &mut Report, pools: &mut Vec<PoolSeen>) {
         Ok(documents) => documents,
         Err(e) => {
             report.invalid += 1;
-            let line = match &e {
-                gingham_crds::manifest::ManifestError::Yaml { line, .. } => *line,
-                _ => 1,
-            };
+            let line = e.line();
             let message = e.to_string();
             let first = message.lines().next().unwrap_or_default();
             report.problems.push(problem(line, None, None, strip_line_prefix(first, line)));
@@ -189,6 +186,42 @@ fn strip_line_prefix(message: &str, line: usize) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documents_on_their_marker_line_names_that_are_no_strings_and_endless_files_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                "a pool on its --- line is read and checked",
+                "--- {apiVersion: gingham.dev/v1, kind: IPPool, metadata: {name: p}, spec: {cidr: 10.0.0.0/33}}\n",
+                (1, 1),
+                "1: IPPool/p: ",
+            ),
+            (
+                "a bare y is no name",
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: y\n",
+                (0, 1),
+                "4: metadata.name is the boolean true",
+            ),
+        ];
+        for (case, text, (objects, invalid), message) in cases {
+            let file = dir.path().join("case.yaml");
+            std::fs::write(&file, text).unwrap();
+            let report = validate_paths(std::slice::from_ref(&file)).unwrap();
+            assert_eq!((report.objects, report.invalid), (objects, invalid), "{case}: {:?}", report.problems);
+            let printed = report.problems[0].to_string();
+            assert!(printed.starts_with(&format!("{}:{message}", file.display())), "{case}: {printed}");
+        }
+        let report = validate_paths(&[PathBuf::from("/dev/zero")]).unwrap();
+        assert_eq!((report.files, report.objects, report.invalid), (1, 0, 1));
+        assert_eq!(
+            report.problems[0].to_string(),
+            format!(
+                "/dev/zero:0: /dev/zero is larger than {} bytes, the limit for a manifest file: split it, or check that it is the right file",
+                gingham_crds::manifest::MAX_MANIFEST_BYTES
+            )
+        );
+    }
 
     #[test]
     fn overlapping_pools_report_the_younger_one_only() {

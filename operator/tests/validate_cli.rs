@@ -91,7 +91,7 @@ fn every_problem_is_printed_with_file_line_object_and_field() {
             "sub/bad.yml:10: IPPool/inner: spec.cidr: 10.244.8.0/24 overlaps IPPool default (10.244.0.0/16) in good.yaml:1 (fix: choose a range outside every other pool)",
             "sub/bad.yml:17: BGPPeer/peer: spec.nodeSelector: invalid selector at character 7: expected a label value in quotes, found end of input (fix: write a Calico selector such as role == 'db' && has(app))",
             "sub/bad.yml:26: IPPool/calico: projectcalico.org/v3 IPPool is not a kind gingham reads: change apiVersion to gingham.dev/v1: gingham reads Calico manifests unchanged otherwise",
-            "sub/broken.yaml:1: invalid YAML: error: line 1 column 4: unclosed bracket '['",
+            "sub/broken.yaml:1: invalid YAML: line 1 column 4: unclosed bracket '['",
             "6 objects in 3 files: 5 invalid",
         ]
     );
@@ -107,4 +107,25 @@ fn a_missing_path_is_an_error_not_a_pass() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read missing.yaml"));
+}
+
+#[test]
+fn an_endless_file_stops_at_the_limit_and_a_document_on_its_marker_line_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (code, lines) = validate(dir.path(), &["/dev/zero"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        lines[0],
+        "/dev/zero:0: /dev/zero is larger than 16777216 bytes, the limit for a manifest file: split it, or check that it is the right file"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+    std::fs::write(
+        dir.path().join("pool.yaml"),
+        "--- {apiVersion: gingham.dev/v1, kind: IPPool, metadata: {name: p}, spec: {cidr: 10.0.0.0/16, ipipMode: Always, vxlanMode: Always}}\n",
+    )
+    .unwrap();
+    let (code, lines) = validate(dir.path(), &["pool.yaml"]);
+    assert_eq!(code, 1, "{lines:?}");
+    assert_eq!(lines.last().map(String::as_str), Some("1 objects in 1 files: 1 invalid"));
 }

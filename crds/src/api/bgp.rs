@@ -85,6 +85,8 @@ pub struct BGPConfigurationSpec {
     /// How long mesh peers keep routes during a graceful restart (e.g. `120s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    #[x_kube(validation = Rule::new("duration(self) < duration('4096s')")
+        .message("nodeMeshMaxRestartTime must be under 4096s: the graceful-restart time has 12 bits"))]
     pub node_mesh_max_restart_time: Option<String>,
 
     /// Interfaces whose addresses are never used as the node's BGP address.
@@ -202,14 +204,18 @@ pub struct BGPPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_address: Option<SourceAddress>,
 
-    /// BGP keepalive time (e.g. `20s`).
+    /// BGP keepalive time (e.g. `20s`), 1s to 21845s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s') && duration(self) < duration('21846s')")
+        .message("keepaliveTime must be from 1s to 21845s: BIRD's hold time (three keepalives) is at most 65535s"))]
     pub keepalive_time: Option<String>,
 
-    /// How long the peer keeps routes during a graceful restart.
+    /// How long the peer keeps routes during a graceful restart, under 4096s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    #[x_kube(validation = Rule::new("duration(self) < duration('4096s')")
+        .message("maxRestartTime must be under 4096s: the graceful-restart time has 12 bits"))]
     pub max_restart_time: Option<String>,
 
     /// What next hop to advertise: Auto, Self or Keep.

@@ -76,9 +76,11 @@ impl<'de> Deserialize<'de> for AsNumber {
     }
 }
 
-/// The CEL rule that checks an AS number in the schema, the same check as [`AsNumber::parse`].
-const AS_NUMBER_RULE: &str = "string(self).matches('^[0-9]{1,10}$') ? int(string(self)) <= 4294967295 : \
-    (string(self).matches('^[0-9]{1,5}[.][0-9]{1,5}$') && int(string(self).split('.')[0]) <= 65535 && int(string(self).split('.')[1]) <= 65535)";
+/// The CEL rule that checks an AS number in the schema: [`AsNumber::parse`], and not 0 (reserved,
+/// and refused by BIRD; the Rust validators check that too).
+const AS_NUMBER_RULE: &str = "string(self).matches('^[0-9]{1,10}$') ? (int(string(self)) >= 1 && int(string(self)) <= 4294967295) : \
+    (string(self).matches('^[0-9]{1,5}[.][0-9]{1,5}$') && int(string(self).split('.')[0]) <= 65535 && int(string(self).split('.')[1]) <= 65535 \
+    && int(string(self).split('.')[0]) + int(string(self).split('.')[1]) >= 1)";
 
 impl JsonSchema for AsNumber {
     fn schema_name() -> Cow<'static, str> {
@@ -87,11 +89,11 @@ impl JsonSchema for AsNumber {
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "A BGP AS number: a number from 0 to 4294967295, or asdot notation X.Y.",
+            "description": "A BGP AS number: a number from 1 to 4294967295, or asdot notation X.Y.",
             "x-kubernetes-int-or-string": true,
             "x-kubernetes-validations": [{
                 "rule": AS_NUMBER_RULE,
-                "message": "an AS number is a number from 0 to 4294967295 or asdot X.Y with X and Y from 0 to 65535",
+                "message": "an AS number is a number from 1 to 4294967295 or asdot X.Y with X and Y from 0 to 65535 (not 0.0)",
             }],
         })
     }

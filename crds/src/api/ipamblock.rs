@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"CIDR","type":"string","jsonPath":".spec.cidr"}"#,
     printcolumn = r#"{"name":"NODE","type":"string","jsonPath":".spec.node"}"#,
     printcolumn = r#"{"name":"POOL","type":"string","jsonPath":".spec.pool"}"#,
+    printcolumn = r#"{"name":"TUNNEL","type":"string","jsonPath":".spec.tunnelAddress"}"#,
     printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     derive = "PartialEq",
     derive = "Default"
@@ -34,7 +35,8 @@ pub struct IPAMBlockSpec {
     pub pool: String,
     /// The owner's underlay address with prefix length (e.g. `192.168.10.2/24`).
     pub node_address: String,
-    /// The owner's tunnel address (VTEP or tunl0), when its pools encapsulate.
+    /// The owner's tunnel address (VTEP or tunl0), when its pools encapsulate: the address its
+    /// agent allocated through IPAM and reported in its NodeNetwork's `status.tunnelAddress`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_address: Option<String>,
     /// The owner's VTEP MAC, when its pools use VXLAN.

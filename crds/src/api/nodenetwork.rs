@@ -86,9 +86,12 @@ pub struct TunnelSpec {
     /// The VXLAN UDP port.
     #[serde(default = "default_vxlan_port")]
     pub vxlan_port: u16,
-    /// This node's VTEP or tunl0 address, from its first block; absent with no encapsulation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
+    /// The node's blocks its tunnel address (VTEP or tunl0) may come from, in order: blocks of
+    /// encapsulating pools that allow the `Tunnel` use. The agent allocates the address through
+    /// its IPAM (so no pod can hold it) and reports it in `status.tunnelAddress`; empty: no tunnel
+    /// address, and the agent releases the one it holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<String>,
     /// This node's VTEP MAC.
     #[serde(default, rename = "vtepMAC", skip_serializing_if = "Option::is_none")]
     pub vtep_mac: Option<String>,
@@ -105,7 +108,7 @@ impl Default for TunnelSpec {
         Self {
             vxlan_vni: default_vni(),
             vxlan_port: default_vxlan_port(),
-            address: None,
+            blocks: Vec::new(),
             vtep_mac: None,
             vxlan_mtu: None,
             ipip_mtu: None,
@@ -445,6 +448,11 @@ pub struct NodeNetworkStatus {
     /// Address use in the node's blocks.
     #[serde(default)]
     pub ipam: IpamUsage,
+    /// The tunnel address (VTEP and tunl0) the agent allocated from `spec.tunnel.blocks` through
+    /// its IPAM, under the handle `tunnel-addr-<node>`; absent when no pool encapsulates. The
+    /// operator publishes it in the node's IPAMBlocks for the other nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_address: Option<String>,
     /// What this node's kernel can do.
     #[serde(default)]
     pub capabilities: NodeCapabilities,

@@ -1,7 +1,33 @@
 //! BGPConfiguration and BGPPeer rules.
 
+use super::bird::{self, AS_NUMBERS, KEEPALIVE_SECONDS, PORTS, RESTART_SECONDS, TTL_HOPS};
 use super::{FieldError, Problems, parse_peer_address};
 use crate::api::bgp::{BGPConfigurationSpec, BGPPeerSpec};
+use crate::api::common::AsNumber;
+
+impl Problems {
+    /// Checks an AS number against what BIRD accepts.
+    fn as_number(&mut self, path: &str, value: Option<&AsNumber>) {
+        if let Some(value) = value
+            && let Err(message) = bird::check_range("AS number", value.value(), &AS_NUMBERS)
+        {
+            self.add(
+                path,
+                message,
+                "use the AS number from 1 to 4294967295 (or asdot X.Y) the peer is configured with",
+            );
+        }
+    }
+
+    /// Checks a go-style duration against the whole seconds BIRD accepts.
+    fn duration(&mut self, path: &str, value: Option<&str>, range: &std::ops::RangeInclusive<u32>) {
+        if let Some(text) = value
+            && let Err(message) = bird::duration_in(path.rsplit('.').next().unwrap_or(path), text, range)
+        {
+            self.add(path, message, "write a duration such as 20s or 2m within the range");
+        }
+    }
+}
 
 /// Checks a BGPConfiguration.
 pub fn validate_bgp_configuration(spec: &BGPConfigurationSpec) -> Result<(), Vec<FieldError>> {
@@ -12,6 +38,14 @@ pub fn validate_bgp_configuration(spec: &BGPConfigurationSpec) -> Result<(), Vec
         "nodeMeshPassword cannot be set when nodeToNodeMeshEnabled is false",
         "remove nodeMeshPassword or enable the mesh",
     );
+    problems.as_number("spec.asNumber", spec.as_number.as_ref());
+    problems.check(
+        spec.listen_port == Some(0),
+        "spec.listenPort",
+        "listenPort 0 is not a port BGP can listen on",
+        "remove it (179) or use 1 to 65535",
+    );
+    problems.duration("spec.nodeMeshMaxRestartTime", spec.node_mesh_max_restart_time.as_deref(), &RESTART_SECONDS);
     problems.check(
         spec.node_mesh_max_restart_time.is_some() && !spec.mesh_enabled(),
         "spec.nodeMeshMaxRestartTime",
@@ -116,6 +150,28 @@ pub fn validate_bgp_peer(spec: &BGPPeerSpec) -> Result<(), Vec<FieldError>> {
         && let Err(message) = parse_peer_address(peer_ip)
     {
         problems.add("spec.peerIP", message, "write 192.0.2.1, 192.0.2.1:179 or [2001:db8::1]:179");
+    }
+    if let Some(Ok((_, Some(port)))) = spec.peer_ip.as_deref().map(parse_peer_address) {
+        problems.check(
+            !PORTS.contains(&port),
+            "spec.peerIP",
+            "port 0 is not a port BGP can connect to",
+            "leave the port out (179) or use 1 to 65535",
+        );
+    }
+    problems.as_number("spec.asNumber", spec.as_number.as_ref());
+    problems.as_number("spec.localASNumber", spec.local_as_number.as_ref());
+    problems.duration("spec.keepaliveTime", spec.keepalive_time.as_deref(), &KEEPALIVE_SECONDS);
+    problems.duration("spec.maxRestartTime", spec.max_restart_time.as_deref(), &RESTART_SECONDS);
+    if let Some(hops) = spec.ttl_security
+        && let Err(message) = bird::check_range("ttlSecurity", hops, &TTL_HOPS)
+    {
+        problems.add("spec.ttlSecurity", message, "use the number of hops to the peer, 1 to 255");
+    }
+    if let Some(count) = spec.num_allowed_local_as_numbers
+        && let Err(message) = bird::check_range("numAllowedLocalASNumbers", count, &bird::ALLOWED_LOCAL_AS)
+    {
+        problems.add("spec.numAllowedLocalASNumbers", message, "use 0 to 10");
     }
     problems.selector("spec.nodeSelector", spec.node_selector.as_deref());
     problems.selector("spec.peerSelector", spec.peer_selector.as_deref());

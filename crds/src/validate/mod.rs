@@ -4,6 +4,7 @@
 //! validate` all call them.
 
 mod bgp;
+pub mod bird;
 mod felix;
 mod ippool;
 mod nodenetwork;
@@ -19,7 +20,7 @@ use crate::selector::Selector;
 pub use bgp::{validate_bgp_configuration, validate_bgp_peer};
 pub use felix::validate_felix_configuration;
 pub use ippool::{PoolOverlap, find_pool_overlaps, validate_ippool};
-pub use nodenetwork::validate_node_network;
+pub use nodenetwork::{validate_bgp_session, validate_node_bgp, validate_node_network};
 pub use policy::{validate_global_network_policy, validate_network_policy, validate_rule};
 
 /// One problem with one field.

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use gingham_crds::manifest::read_manifest_file;
 use gingham_e2e::lab::{self, UpOptions};
 use gingham_e2e::probe::{self, Probe};
 use gingham_e2e::scenario::{self, DEFAULT_SCENARIO};
@@ -125,7 +126,7 @@ enum Cmd {
 
 fn read_scenario(file: Option<&PathBuf>) -> Result<scenario::Scenario, String> {
     let text = match file {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        Some(path) => read_manifest_file(path).map_err(|e| e.to_string())?,
         None => DEFAULT_SCENARIO.to_string(),
     };
     scenario::parse(&text).map_err(|e| e.to_string())

@@ -140,6 +140,18 @@ impl BirdPaths {
         Ok((output.status.success() && !text.contains("Unable to connect"), text))
     }
 
+    /// Writes `text` as the candidate config ([`BirdPaths::candidate`]).
+    pub fn write_candidate(&self, text: &str) -> Result<(), BirdError> {
+        crate::atomic_file::write_atomic(&self.candidate(), text.as_bytes())?;
+        Ok(())
+    }
+
+    /// Checks `text` as a config without a running BIRD (`bird -p` on the candidate file).
+    pub async fn check_text(&self, text: &str) -> Result<(), BirdError> {
+        self.write_candidate(text)?;
+        self.parse_only(&self.candidate()).await
+    }
+
     /// Checks `file` without a running BIRD (`bird -p`).
     pub async fn parse_only(&self, file: &Path) -> Result<(), BirdError> {
         let output = self

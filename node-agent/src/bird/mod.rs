@@ -1,15 +1,19 @@
 //! BIRD 2: the config rendered from the spec, the supervised child process and its BGP sessions.
 
+mod config;
 mod control;
 mod protocols;
 mod render;
+mod screen;
 mod supervisor;
 
 use std::path::PathBuf;
 
+pub use config::{BirdConfig, LeftOut, Name, NextHop, Quoted, Session};
 pub use control::BirdPaths;
 pub use protocols::{is_established, parse_protocols, summary};
-pub use render::{KERNEL_METRIC, render};
+pub use render::{KERNEL_METRIC, Rendered, render, render_config};
+pub use screen::screen;
 pub use supervisor::BirdSupervisor;
 
 /// A BIRD operation failed.

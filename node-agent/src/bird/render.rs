@@ -1,4 +1,5 @@
-//! `bird.conf` from the NodeNetwork spec (pure). The layout follows Calico's confd templates.
+//! `bird.conf` from the typed [`BirdConfig`] (pure). The layout follows Calico's confd templates.
+//! Every value written is typed (see [`super::config`]): no text from a spec is interpolated.
 //!
 //! - `protocol static gingham_blocks` announces every block of the node as a blackhole; the export
 //!   filter keeps out blocks of pools with `disableBGPExport`.
@@ -11,27 +12,52 @@
 //!   learned.
 
 use std::fmt::Write;
-use std::net::IpAddr;
+use std::ops::RangeInclusive;
 
 use gingham_crds::api::NodeNetworkSpec;
-use gingham_crds::api::nodenetwork::{BgpPeerSession, NodeBgpSpec};
-use ipnet::{IpNet, Ipv4Net};
+use gingham_crds::api::nodenetwork::NodeBgpSpec;
 
 use super::BirdError;
+use super::config::{BirdConfig, NextHop, Session};
 
 /// The metric of routes BIRD writes into the kernel.
 pub const KERNEL_METRIC: u32 = 512;
 
-/// Renders the configuration for a node with BGP settings.
+/// A rendered config and the lines (1-based, inclusive) each session's protocol occupies, in the
+/// order of [`BirdConfig::sessions`], so that an error BIRD reports at a line can be traced to its
+/// session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rendered {
+    /// The config text.
+    pub text: String,
+    /// Each session's lines.
+    pub sessions: Vec<RangeInclusive<usize>>,
+}
+
+impl Rendered {
+    /// The index of the session whose protocol holds `line`.
+    pub fn session_at(&self, line: usize) -> Option<usize> {
+        self.sessions.iter().position(|lines| lines.contains(&line))
+    }
+}
+
+/// Renders the configuration for a node with BGP settings; a session the spec gives values BIRD
+/// cannot take is an error naming it (the agent leaves such sessions out instead:
+/// [`BirdConfig::decode`]).
 pub fn render(node: &str, spec: &NodeNetworkSpec, bgp: &NodeBgpSpec) -> Result<String, BirdError> {
-    let blocks = node_blocks(spec);
-    let exported: Vec<Ipv4Net> = blocks.iter().filter(|b| !export_disabled(spec, b)).copied().collect();
-    let local = spec.address.parse::<IpNet>().map(|n| n.addr()).ok();
-    let reflector = bgp.route_reflector_cluster_id.is_some();
+    let (config, left_out) = BirdConfig::decode(node, spec, bgp)?;
+    match left_out.into_iter().next() {
+        Some(first) => Err(BirdError::Render { peer: first.peer, reason: first.reason }),
+        None => Ok(render_config(&config).text),
+    }
+}
+
+/// Renders a typed configuration.
+pub fn render_config(config: &BirdConfig) -> Rendered {
     let mut out = String::new();
     let w = &mut out;
-    line(w, &format!("# BIRD configuration for node {node}, rendered by gingham-node-agent. Do not edit."));
-    line(w, &format!("router id {};", bgp.router_id));
+    line(w, &format!("# BIRD configuration for node {}, rendered by gingham-node-agent. Do not edit.", config.node));
+    line(w, &format!("router id {};", config.router_id));
     line(w, "log stderr { info, remote, warning, error, auth, fatal, bug };");
     line(w, "");
     line(w, "protocol device {\n  scan time 10;\n}");
@@ -51,58 +77,51 @@ pub fn render(node: &str, spec: &NodeNetworkSpec, bgp: &NodeBgpSpec) -> Result<S
     line(w, "");
     line(w, "# The node's blocks, announced as blackholes.");
     line(w, "protocol static gingham_blocks {\n  ipv4;");
-    for block in &blocks {
+    for block in &config.blocks {
         line(w, &format!("  route {block} blackhole;"));
     }
     line(w, "}");
     line(w, "");
     line(w, "# The blocks of pools without disableBGPExport.");
     line(w, "filter gingham_export_blocks {");
-    for block in &exported {
+    for block in &config.exported {
         line(w, &format!("  if net = {block} then accept;"));
     }
     line(w, "  reject;\n}");
-    if reflector {
+    if config.cluster_id.is_some() {
         line(w, "");
         line(w, "# A route reflector passes on what it learned, too.");
         line(w, "filter gingham_export_reflected {");
-        for block in &exported {
+        for block in &config.exported {
             line(w, &format!("  if net = {block} then accept;"));
         }
         line(w, "  if source = RTS_BGP then accept;\n  reject;\n}");
     }
-    for peer in &bgp.peers {
-        line(w, "");
-        peer_protocol(w, bgp, peer, local, reflector)?;
+    let mut sessions = Vec::with_capacity(config.sessions.len());
+    let mut lines = w.lines().count();
+    for session in &config.sessions {
+        let mut block = String::from("\n");
+        peer_protocol(&mut block, config, session);
+        let first = lines + 2;
+        lines += block.lines().count();
+        sessions.push(first..=lines);
+        w.push_str(&block);
     }
-    Ok(out)
+    Rendered { text: out, sessions }
 }
 
-fn peer_protocol(
-    w: &mut String,
-    bgp: &NodeBgpSpec,
-    peer: &BgpPeerSession,
-    local: Option<IpAddr>,
-    reflector: bool,
-) -> Result<(), BirdError> {
+fn peer_protocol(w: &mut String, config: &BirdConfig, peer: &Session) {
     line(w, &format!("protocol bgp {} {{", peer.name));
     line(w, &format!("  description \"{:?} peer {}\";", peer.kind, peer.address));
-    let local_as = peer.local_as_number.unwrap_or(bgp.as_number);
-    match local.filter(|_| peer.use_node_source_address) {
-        Some(address) => line(w, &format!("  local {address} port {} as {local_as};", bgp.listen_port)),
-        None => line(w, &format!("  local port {} as {local_as};", bgp.listen_port)),
+    match peer.source {
+        Some(address) => line(w, &format!("  local {address} port {} as {};", config.listen_port, peer.local_as)),
+        None => line(w, &format!("  local port {} as {};", config.listen_port, peer.local_as)),
     }
     line(w, &format!("  neighbor {} port {} as {};", peer.address, peer.port, peer.as_number));
     if let Some(password) = &peer.password {
-        if password.chars().any(|c| matches!(c, '"' | '\\' | '\n' | '\r')) {
-            return Err(BirdError::Render {
-                peer: peer.name.clone(),
-                reason: "the password contains a quote, backslash or newline, which BIRD cannot read; choose another password".into(),
-            });
-        }
-        line(w, &format!("  password \"{password}\";"));
+        line(w, &format!("  password {password};"));
     }
-    if let Some(keepalive) = peer.keepalive_seconds {
+    if let Some(keepalive) = peer.keepalive {
         line(w, &format!("  keepalive time {keepalive};\n  hold time {};", keepalive.saturating_mul(3)));
     }
     line(w, "  graceful restart on;");
@@ -110,7 +129,7 @@ fn peer_protocol(
     // after the session is configured (BIRD's least; its default is 5 s, which a node joining waits
     // out), retries every 5 s (default 120 s) and 5-30 s after an error (default 60-300 s).
     line(w, "  connect delay time 1;\n  connect retry time 5;\n  error wait time 5, 30;");
-    if let Some(seconds) = peer.max_restart_seconds {
+    if let Some(seconds) = peer.restart {
         line(w, &format!("  graceful restart time {seconds};"));
     }
     if let Some(hops) = peer.ttl_security {
@@ -120,35 +139,17 @@ fn peer_protocol(
     if let Some(count) = peer.allowed_local_as {
         line(w, &format!("  allow local as {count};"));
     }
-    if let (Some(cluster), true) = (&bgp.route_reflector_cluster_id, peer.route_reflector_client) {
+    if let (Some(cluster), true) = (config.cluster_id, peer.rr_client) {
         line(w, &format!("  rr client;\n  rr cluster id {cluster};"));
     }
-    let filter = if reflector { "gingham_export_reflected" } else { "gingham_export_blocks" };
+    let filter = if config.cluster_id.is_some() { "gingham_export_reflected" } else { "gingham_export_blocks" };
     line(w, &format!("  ipv4 {{\n    import all;\n    export filter {filter};"));
-    match peer.next_hop_mode.as_deref() {
-        Some("Self") => line(w, "    next hop self;"),
-        Some("Keep") => line(w, "    next hop keep;"),
-        _ => {}
+    match peer.next_hop {
+        NextHop::SelfHop => line(w, "    next hop self;"),
+        NextHop::Keep => line(w, "    next hop keep;"),
+        NextHop::Auto => {}
     }
     line(w, "  };\n}");
-    Ok(())
-}
-
-/// The node's IPv4 blocks (BIRD's channels here are IPv4).
-fn node_blocks(spec: &NodeNetworkSpec) -> Vec<Ipv4Net> {
-    spec.blocks
-        .iter()
-        .filter_map(|b| match b.parse::<IpNet>() {
-            Ok(IpNet::V4(net)) => Some(net.trunc()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn export_disabled(spec: &NodeNetworkSpec, block: &Ipv4Net) -> bool {
-    spec.pools.iter().any(|pool| {
-        pool.disable_bgp_export && matches!(pool.cidr.parse::<IpNet>(), Ok(IpNet::V4(net)) if net.contains(block))
-    })
 }
 
 fn line(out: &mut String, text: &str) {

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use tokio::process::Child;
 
+use super::config::{BirdConfig, LeftOut};
+use super::render::render_config;
+use super::screen::screen;
 use super::{BirdError, BirdPaths};
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -33,6 +36,8 @@ pub struct BirdSupervisor {
     started_at: Instant,
     restarts: u32,
     last_exit: Option<String>,
+    /// The last config screened: its full render, the text BIRD accepted, the sessions left out.
+    screened: Option<(String, String, Vec<LeftOut>)>,
 }
 
 impl BirdSupervisor {
@@ -48,6 +53,7 @@ impl BirdSupervisor {
             started_at: Instant::now(),
             restarts: 0,
             last_exit: None,
+            screened: None,
         }
     }
 
@@ -88,7 +94,7 @@ impl BirdSupervisor {
             return Ok(false);
         }
         let candidate = self.paths.candidate();
-        crate::atomic_file::write_atomic(&candidate, text.as_bytes())?;
+        self.paths.write_candidate(text)?;
         if self.running() {
             self.paths.configure_check(&candidate).await?;
         } else {
@@ -104,6 +110,24 @@ impl BirdSupervisor {
             self.start()?;
         }
         Ok(true)
+    }
+
+    /// Makes `config` BIRD's config, leaving out every session BIRD rejects (`bird -p`; see
+    /// [`screen`]), so one bad session never keeps the others, or BIRD itself, from running.
+    /// Returns the sessions left out and what [`BirdSupervisor::apply`] did with the rest. An
+    /// unchanged config is not screened again.
+    pub async fn apply_config(&mut self, mut config: BirdConfig) -> (Vec<LeftOut>, Result<bool, BirdError>) {
+        let full = render_config(&config).text;
+        let (text, left_out) = match self.screened.take() {
+            Some((previous, text, left_out)) if previous == full => (text, left_out),
+            _ => match screen(&self.paths, &mut config).await {
+                Ok((text, left_out)) => (text, left_out),
+                Err(error) => return (Vec::new(), Err(error)),
+            },
+        };
+        let outcome = self.apply(&text).await;
+        self.screened = Some((full, text, left_out.clone()));
+        (left_out, outcome)
     }
 
     /// Looks for a BIRD an earlier agent left on our directory. One that is ours (by PID file or

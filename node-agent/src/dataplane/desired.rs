@@ -47,11 +47,10 @@ struct Local {
 impl Local {
     fn of(view: &NodeView<'_>) -> Option<Self> {
         let address = view.spec.address.parse::<Ipv4Net>().ok()?;
-        let tunnel = &view.spec.tunnel;
         Some(Self {
             address,
-            tunnel_address: tunnel.address.as_deref().and_then(|a| a.parse().ok()),
-            vtep_mac: tunnel.vtep_mac.as_deref().and_then(Mac::parse),
+            tunnel_address: view.tunnel_address,
+            vtep_mac: view.spec.tunnel.vtep_mac.as_deref().and_then(Mac::parse),
         })
     }
 }
@@ -118,7 +117,7 @@ pub fn problems(view: &NodeView<'_>, facts: &HostFacts) -> Vec<String> {
         return problems;
     };
     if vxlan && !vxlan_ready(&local) {
-        problems.push("a pool uses VXLAN but spec.tunnel.address or spec.tunnel.vtepMAC is missing or invalid: no VXLAN device; the operator sets both".into());
+        problems.push("a pool uses VXLAN but the node has no tunnel address (see the IPAM error, or spec.tunnel.blocks is empty) or spec.tunnel.vtepMAC is missing or invalid: no VXLAN device".into());
         return problems;
     }
     for remote in remotes(view, &local).iter().filter(|r| r.path == Path::Vxlan) {

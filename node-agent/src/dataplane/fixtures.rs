@@ -9,6 +9,9 @@ use crate::endpoint::LocalEndpoint;
 /// This node's name in fixtures.
 pub const NODE: &str = "node-a";
 
+/// This node's tunnel address in fixtures (IPAM's, from the [`spec`]'s tunnel block).
+pub const TUNNEL: Option<std::net::Ipv4Addr> = Some(std::net::Ipv4Addr::new(10, 0, 0, 0));
+
 /// A node spec at `192.168.1.2/24` owning `10.0.0.0/26`, with a VTEP.
 pub fn spec() -> NodeNetworkSpec {
     let mut spec = NodeNetworkSpec {
@@ -16,7 +19,7 @@ pub fn spec() -> NodeNetworkSpec {
         blocks: vec!["10.0.0.0/26".into()],
         ..NodeNetworkSpec::default()
     };
-    spec.tunnel.address = Some("10.0.0.0".into());
+    spec.tunnel.blocks = vec!["10.0.0.0/26".into()];
     spec.tunnel.vtep_mac = Some("02:00:00:00:00:0a".into());
     spec
 }

@@ -5,7 +5,7 @@ use gingham_crds::api::nodenetwork::{NodeNetworkSpec, NodePolicySpec};
 
 use super::*;
 use crate::dataplane::fake::FakeNetlink;
-use crate::dataplane::fixtures::{NODE, endpoint, policy_spec, pool, remote_blocks};
+use crate::dataplane::fixtures::{NODE, TUNNEL, endpoint, policy_spec, pool, remote_blocks};
 use crate::dataplane::model::{AddressSpec, RouteTarget, VXLAN_DEVICE};
 use crate::dataplane::nft::apply::FakeNft;
 use crate::dataplane::nft::observe::Observed;
@@ -27,7 +27,7 @@ async fn sync(
     endpoints: &[LocalEndpoint],
 ) -> SyncReport {
     let blocks = remote_blocks();
-    dataplane.sync(&NodeView { node_name: NODE, spec, blocks: &blocks, endpoints }).await
+    dataplane.sync(&NodeView { node_name: NODE, spec, blocks: &blocks, endpoints, tunnel_address: TUNNEL }).await
 }
 
 fn pods() -> Vec<LocalEndpoint> {
@@ -115,7 +115,7 @@ async fn endpoints_and_policies_come_and_go_without_rewriting_the_table() {
     let before = sync(&mut dataplane, &without_db, &pods).await;
     assert!(!before.programmed_endpoints.contains("default/db"), "db's policy is not compiled yet");
     let expected = |spec: &NodeNetworkSpec, endpoints: &[LocalEndpoint]| {
-        let view = NodeView { node_name: NODE, spec, blocks: &[], endpoints };
+        let view = NodeView { node_name: NODE, spec, blocks: &[], endpoints, tunnel_address: TUNNEL };
         Observed::expected(&ruleset(&view))
     };
     let with_db = sync(&mut dataplane, &spec, &pods).await;
@@ -261,7 +261,7 @@ async fn the_real_dataplane_sync_can_be_spawned_on_a_multithreaded_runtime() {
     fn assert_send<T: Send>(_: &T) {}
     let mut dataplane = KernelDataplane::connect().unwrap();
     let spec = policy_spec();
-    let view = NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &[] };
+    let view = NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &[], tunnel_address: TUNNEL };
     let future = dataplane.sync(&view);
     assert_send(&future);
 }

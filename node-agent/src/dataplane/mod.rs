@@ -49,6 +49,9 @@ pub struct NodeView<'a> {
     pub blocks: &'a [IPAMBlockSpec],
     /// The pods on this node.
     pub endpoints: &'a [LocalEndpoint],
+    /// This node's tunnel address (VTEP and `tunl0`), allocated through its IPAM; `None` when no
+    /// pool encapsulates or none could be allocated.
+    pub tunnel_address: Option<std::net::Ipv4Addr>,
 }
 
 /// What one sync achieved, for status.

@@ -11,7 +11,7 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use gingham_crds::api::{API_VERSION, IPAMBlockSpec, NodeNetworkStatus};
-use gingham_crds::manifest::{Manifest, read_documents};
+use gingham_crds::manifest::{Manifest, read_documents, read_manifest_file};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -124,10 +124,10 @@ impl FileDatastore {
 
     fn read_node_network(&self) -> NodeNetworkState {
         let path = self.node_network_path();
-        let text = match std::fs::read_to_string(&path) {
+        let text = match read_manifest_file(&path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return NodeNetworkState::Missing,
-            Err(e) => return NodeNetworkState::Malformed(format!("{}: {e}", path.display())),
+            Err(e) if e.is_not_found() => return NodeNetworkState::Missing,
+            Err(e) => return NodeNetworkState::Malformed(e.to_string()),
         };
         let malformed = |message: String| NodeNetworkState::Malformed(format!("{}: {message}", path.display()));
         let documents = match read_documents(&text) {
@@ -157,7 +157,7 @@ impl FileDatastore {
     fn read_blocks(&self) -> Vec<IPAMBlockSpec> {
         let mut blocks = Vec::new();
         for path in yaml_files(&self.dir.join("generated/ipamblocks")) {
-            let parsed = std::fs::read_to_string(&path)
+            let parsed = read_manifest_file(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|text| read_documents(&text).map_err(|e| e.to_string()));
             match parsed {

@@ -105,6 +105,24 @@ pub struct Attachment {
     pub ifname: String,
 }
 
+/// The IPAM handle of a node's tunnel address (Calico's is `vxlan-tunnel-addr-<node>`; gingham's
+/// one tunnel address serves both the VXLAN device and `tunl0`).
+pub fn tunnel_handle(node: &str) -> String {
+    format!("tunnel-addr-{node}")
+}
+
+/// The node's tunnel address (VTEP and `tunl0`), allocated from its blocks like a pod's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelAllocation {
+    /// The IPAM handle ([`tunnel_handle`]).
+    pub handle: String,
+    /// The address.
+    pub address: Ipv4Addr,
+    /// When it was handed out (seconds since the Unix epoch).
+    #[serde(default)]
+    pub allocated_at: u64,
+}
+
 /// One address handed to one pod interface.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Allocation {
@@ -168,6 +186,6 @@ impl Allocation {
     }
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use gingham_crds::api::nodenetwork::IpamUsage;
 use serde::{Deserialize, Serialize};
 
-use super::{Allocation, AllocationRequest, Attachment, BlockSet, IpamError};
+use super::{Allocation, AllocationRequest, Attachment, BlockSet, IpamError, TunnelAllocation, unix_now};
 use crate::atomic_file::write_atomic;
 
 /// Pressure is reported when more than this share of the node's addresses are in use.
@@ -28,6 +28,23 @@ pub struct IpamStore {
 struct Table {
     version: u32,
     allocations: Vec<Allocation>,
+    /// The node's tunnel address, in the same table as the pods' so neither can take the other's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tunnel: Option<TunnelAllocation>,
+}
+
+impl Table {
+    /// Every address an allocation holds: the pods' and the tunnel's.
+    fn used(&self) -> BTreeSet<Ipv4Addr> {
+        self.allocations.iter().map(|a| a.address).chain(self.tunnel.as_ref().map(|t| t.address)).collect()
+    }
+
+    fn exhausted(&self, blocks: &[ipnet::Ipv4Net]) -> IpamError {
+        IpamError::Exhausted {
+            blocks: blocks.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            allocated: self.allocations.len() + usize::from(self.tunnel.is_some()),
+        }
+    }
 }
 
 impl IpamStore {
@@ -53,15 +70,52 @@ impl IpamStore {
                 }
                 !stale
             });
-            let used: BTreeSet<Ipv4Addr> = table.allocations.iter().map(|a| a.address).collect();
-            let address = blocks.first_free(&used).ok_or_else(|| IpamError::Exhausted {
-                blocks: blocks.blocks.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
-                allocated: table.allocations.len(),
-            })?;
+            let address = blocks.first_free(&table.used()).ok_or_else(|| table.exhausted(&blocks.blocks))?;
             let allocation = Allocation::new(request, address);
             table.allocations.push(allocation.clone());
             Ok(allocation)
         })
+    }
+
+    /// Makes the table hold the tunnel address `blocks` call for, under `handle`, and returns it.
+    /// The address held stays while a tunnel block may hold it and no pod does; otherwise the first
+    /// free address of the tunnel blocks is taken (so a tunnel that collided with a pod moves, and
+    /// the pod keeps its address). With no tunnel blocks (no pool encapsulates) the address is
+    /// released to its block.
+    pub fn ensure_tunnel(&self, blocks: &BlockSet, handle: &str) -> Result<Option<Ipv4Addr>, IpamError> {
+        self.update(|table| {
+            if blocks.tunnel_blocks.is_empty() {
+                if let Some(released) = table.tunnel.take() {
+                    tracing::info!(address = %released.address, handle = %released.handle, "released the tunnel address: no pool encapsulates");
+                }
+                return Ok(None);
+            }
+            let pods: BTreeSet<Ipv4Addr> = table.allocations.iter().map(|a| a.address).collect();
+            if let Some(held) = &table.tunnel
+                && held.handle == handle
+                && blocks.tunnel_may_hold(held.address)
+                && !pods.contains(&held.address)
+            {
+                return Ok(Some(held.address));
+            }
+            let address = blocks.first_free_for_tunnel(&pods).ok_or_else(|| table.exhausted(&blocks.tunnel_blocks))?;
+            let previous = table.tunnel.replace(TunnelAllocation {
+                handle: handle.to_string(),
+                address,
+                allocated_at: unix_now(),
+            });
+            match previous {
+                Some(old) => tracing::info!(from = %old.address, to = %address, handle, "moved the tunnel address"),
+                None => tracing::info!(%address, handle, "allocated the tunnel address"),
+            }
+            Ok(Some(address))
+        })
+    }
+
+    /// The tunnel address the table holds, if any.
+    pub fn tunnel(&self) -> Result<Option<TunnelAllocation>, IpamError> {
+        let _lock = self.lock()?;
+        Ok(self.read()?.tunnel)
     }
 
     /// Marks an allocation's interface as created, so the dataplane programs it.
@@ -113,10 +167,14 @@ impl IpamStore {
         Ok(self.read()?.allocations)
     }
 
-    /// Address use in `blocks`, with pressure above [`PRESSURE_PERCENT`] (or with no capacity).
+    /// Address use in `blocks` (pods' and the tunnel's), with pressure above [`PRESSURE_PERCENT`]
+    /// (or with no capacity).
     pub fn usage(&self, blocks: &BlockSet) -> Result<IpamUsage, IpamError> {
-        let allocations = self.list()?;
-        let allocated = allocations.iter().filter(|a| blocks.contains(a.address)).count();
+        let table = {
+            let _lock = self.lock()?;
+            self.read()?
+        };
+        let allocated = table.used().into_iter().filter(|a| blocks.contains(*a)).count();
         let allocated = u32::try_from(allocated).unwrap_or(u32::MAX);
         let capacity = blocks.capacity();
         let pressure = capacity == 0 || u64::from(allocated) * 100 > u64::from(capacity) * PRESSURE_PERCENT;

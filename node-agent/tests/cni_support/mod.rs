@@ -78,7 +78,7 @@ impl TestAgent {
         shared.set_blocks(BlockSet {
             blocks: blocks.iter().map(|b| b.parse().unwrap()).collect(),
             releasing: BTreeSet::new(),
-            reserved: None,
+            tunnel_blocks: Vec::new(),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
         let context = Arc::new(ApiContext { ipam: ipam.clone(), shared: Arc::clone(&shared) });

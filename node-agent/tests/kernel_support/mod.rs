@@ -181,9 +181,18 @@ pub struct Node {
 }
 
 impl Node {
-    /// The borrowed view the dataplane takes.
+    /// The borrowed view the dataplane takes; the tunnel address is the one its own IPAMBlock
+    /// publishes (what its IPAM allocated).
     pub fn view(&self) -> NodeView<'_> {
-        NodeView { node_name: &self.name, spec: &self.spec, blocks: &self.blocks, endpoints: &self.endpoints }
+        let tunnel_address =
+            self.blocks.iter().find(|b| b.node == self.name).and_then(|b| b.tunnel_address.as_deref()?.parse().ok());
+        NodeView {
+            node_name: &self.name,
+            spec: &self.spec,
+            blocks: &self.blocks,
+            endpoints: &self.endpoints,
+            tunnel_address,
+        }
     }
 
     /// Gives every endpoint an empty (allow-all) policy entry.

@@ -19,7 +19,7 @@ use gingham_crds::api::common::BgpPassword;
 use gingham_crds::api::nodenetwork::{BgpPeerSession, NodeBgpSpec, PeerKind};
 use gingham_crds::api::{BGPConfigurationSpec, BGPPeer, BGPPeerSpec};
 use gingham_crds::selector::Selector;
-use gingham_crds::validate::{parse_duration_seconds, parse_peer_address, validate_bgp_peer};
+use gingham_crds::validate::{bird, parse_peer_address, validate_bgp_peer, validate_bgp_session};
 use k8s_openapi::api::core::v1::Secret;
 
 use super::ObjectProblem;
@@ -93,12 +93,12 @@ pub fn topology<'a>(input: &BgpInput<'a>) -> (BTreeMap<String, Option<NodeBgpSpe
     }
     let mesh_template = match mesh_session(input) {
         Ok(session) => session,
-        Err(message) => {
+        Err((reason, message)) => {
             problems.push(ObjectProblem {
                 kind: "BGPConfiguration".into(),
                 namespace: None,
                 name: "default".into(),
-                reason: "MissingSecret".into(),
+                reason: reason.into(),
                 message,
             });
             BgpPeerSession::default()
@@ -185,8 +185,8 @@ pub fn topology<'a>(input: &BgpInput<'a>) -> (BTreeMap<String, Option<NodeBgpSpe
             router_id: ip.to_string(),
             as_number: node.as_number.unwrap_or(default_as),
             listen_port: port,
-            route_reflector_cluster_id: node.rr_cluster_id.clone(),
-            peers: dedupe(sessions),
+            route_reflector_cluster_id: node.rr_cluster_id.map(|id| id.to_string()),
+            peers: checked(&node.name, dedupe(sessions), &mut problems),
         };
         result.insert(node.name.clone(), Some(spec));
     }
@@ -206,6 +206,8 @@ fn dedupe(sessions: Vec<BgpPeerSession>) -> Vec<BgpPeerSession> {
         if !addresses.insert((session.address.clone(), session.port)) {
             continue;
         }
+        // Room for a `_NN` suffix within BIRD's name limit (a BGPPeer's name may be long).
+        session.name.truncate(bird::NAME_BYTES - 4);
         let base = session.name.clone();
         let mut suffix = 2;
         while !names.insert(session.name.clone()) {
@@ -217,22 +219,45 @@ fn dedupe(sessions: Vec<BgpPeerSession>) -> Vec<BgpPeerSession> {
     kept
 }
 
+/// The sessions BIRD accepts; each other one is left out and reported, so that one bad value
+/// never makes BIRD refuse the node's whole config.
+fn checked(node: &str, sessions: Vec<BgpPeerSession>, problems: &mut Vec<ObjectProblem>) -> Vec<BgpPeerSession> {
+    let mut kept = Vec::with_capacity(sessions.len());
+    for session in sessions {
+        match validate_bgp_session(&format!("session {}", session.name), &session) {
+            Ok(()) => kept.push(session),
+            Err(errors) => problems.push(ObjectProblem {
+                kind: "Node".into(),
+                namespace: None,
+                name: node.to_string(),
+                reason: "InvalidBGPSession".into(),
+                message: format!(
+                    "BGP session {} to {} left out: {}",
+                    session.name,
+                    session.address,
+                    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                ),
+            }),
+        }
+    }
+    kept
+}
+
 /// Letters, digits and `_` only: safe as a BIRD protocol name.
 pub fn sanitise(text: &str) -> String {
     text.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 
-fn mesh_session(input: &BgpInput<'_>) -> Result<BgpPeerSession, String> {
-    let password = password(input.config.node_mesh_password.as_ref(), input)?;
+fn mesh_session(input: &BgpInput<'_>) -> Result<BgpPeerSession, (&'static str, String)> {
+    let password = password(input.config.node_mesh_password.as_ref(), input).map_err(|m| ("MissingSecret", m))?;
     let max_restart_seconds = match &input.config.node_mesh_max_restart_time {
-        Some(text) => Some(seconds(text).map_err(|m| format!("spec.nodeMeshMaxRestartTime: {m}"))?),
+        Some(text) => Some(
+            bird::duration_in("nodeMeshMaxRestartTime", text, &bird::RESTART_SECONDS)
+                .map_err(|m| ("InvalidBGPConfiguration", format!("spec.nodeMeshMaxRestartTime: {m}")))?,
+        ),
         None => None,
     };
     Ok(BgpPeerSession { password, max_restart_seconds, use_node_source_address: true, ..BgpPeerSession::default() })
-}
-
-fn seconds(text: &str) -> Result<u32, String> {
-    parse_duration_seconds(text).map(|s| s.floor().clamp(0.0, f64::from(u32::MAX)) as u32)
 }
 
 fn password(reference: Option<&BgpPassword>, input: &BgpInput<'_>) -> Result<Option<String>, String> {
@@ -278,8 +303,10 @@ fn resolve(peer: &BGPPeer, input: &BgpInput<'_>) -> Result<Resolved, (&'static s
         (None, Some(selector)) => Target::Nodes(parse(selector)?),
         (None, None) => return Err(invalid("a BGPPeer needs peerIP or peerSelector".into())),
     };
-    let duration = |field: &str, value: &Option<String>| match value {
-        Some(text) => seconds(text).map(Some).map_err(|m| invalid(format!("spec.{field}: {m}"))),
+    let duration = |field: &str, value: &Option<String>, range| match value {
+        Some(text) => {
+            bird::duration_in(field, text, range).map(Some).map_err(|m| invalid(format!("spec.{field}: {m}")))
+        }
         None => Ok(None),
     };
     let next_hop_mode = match (spec.next_hop_mode, spec.keep_original_next_hop) {
@@ -290,8 +317,8 @@ fn resolve(peer: &BGPPeer, input: &BgpInput<'_>) -> Result<Resolved, (&'static s
     };
     let session = BgpPeerSession {
         password: password(spec.password.as_ref(), input).map_err(|m| ("MissingSecret", m))?,
-        keepalive_seconds: duration("keepaliveTime", &spec.keepalive_time)?,
-        max_restart_seconds: duration("maxRestartTime", &spec.max_restart_time)?,
+        keepalive_seconds: duration("keepaliveTime", &spec.keepalive_time, &bird::KEEPALIVE_SECONDS)?,
+        max_restart_seconds: duration("maxRestartTime", &spec.max_restart_time, &bird::RESTART_SECONDS)?,
         local_as_number: spec.local_as_number.as_ref().map(|a| a.value()),
         next_hop_mode,
         ttl_security: spec.ttl_security,

@@ -225,6 +225,45 @@ fn bad_peers_are_skipped_with_a_problem() {
             "InvalidBGPPeer",
         ),
         (
+            "keepalive 0s",
+            BGPPeerSpec {
+                peer_ip: Some("192.0.2.1".into()),
+                as_number: Some(AsNumber::new(1)),
+                keepalive_time: Some("0s".into()),
+                ..BGPPeerSpec::default()
+            },
+            "InvalidBGPPeer",
+        ),
+        (
+            "keepalive over BIRD's hold time",
+            BGPPeerSpec {
+                peer_ip: Some("192.0.2.1".into()),
+                as_number: Some(AsNumber::new(1)),
+                keepalive_time: Some("21846s".into()),
+                ..BGPPeerSpec::default()
+            },
+            "InvalidBGPPeer",
+        ),
+        (
+            "local AS 0",
+            BGPPeerSpec {
+                peer_ip: Some("192.0.2.1".into()),
+                as_number: Some(AsNumber::new(1)),
+                local_as_number: Some(AsNumber::new(0)),
+                ..BGPPeerSpec::default()
+            },
+            "InvalidBGPPeer",
+        ),
+        (
+            "peer AS 0",
+            BGPPeerSpec {
+                peer_ip: Some("192.0.2.1".into()),
+                as_number: Some(AsNumber::new(0)),
+                ..BGPPeerSpec::default()
+            },
+            "InvalidBGPPeer",
+        ),
+        (
             "missing secret",
             BGPPeerSpec {
                 peer_ip: Some("192.0.2.1".into()),
@@ -265,4 +304,41 @@ fn names_stay_unique_and_bird_safe() {
     let (result, _) = run(&mesh_off(), &[node("a", "10.0.0.1/24")], &peers, &[]);
     let names: Vec<String> = result["a"].as_ref().unwrap().peers.iter().map(|p| p.name.clone()).collect();
     assert_eq!(names, ["peer_x_1", "peer_x_1_2"]);
+}
+
+#[test]
+fn a_mesh_restart_time_bird_refuses_is_reported_and_the_mesh_stays() {
+    let config =
+        BGPConfigurationSpec { node_mesh_max_restart_time: Some("5000s".into()), ..BGPConfigurationSpec::default() };
+    let (result, problems) = run(&config, &[node("a", "10.0.0.1/24"), node("b", "10.0.0.2/24")], &[], &[]);
+    assert_eq!(problems.iter().map(|p| p.reason.as_str()).collect::<Vec<_>>(), ["InvalidBGPConfiguration"]);
+    assert_eq!(summary(&result, "a"), [s("mesh_10_0_0_2", PeerKind::Mesh, false)]);
+}
+
+#[test]
+fn a_long_bgppeer_name_still_makes_a_bird_name() {
+    let long = "p".repeat(200);
+    let spec =
+        BGPPeerSpec { peer_ip: Some("192.0.2.1".into()), as_number: Some(AsNumber::new(1)), ..BGPPeerSpec::default() };
+    let (result, problems) = run(&mesh_off(), &[node("a", "10.0.0.1/24")], &[peer(&long, spec)], &[]);
+    assert!(problems.is_empty(), "{problems:?}");
+    let name = &result["a"].as_ref().unwrap().peers[0].name;
+    assert!(name.starts_with("peer_ppp") && name.len() <= 64, "{name}");
+}
+
+#[test]
+fn a_hostile_cluster_id_never_reaches_the_node_network() {
+    let hostile = "1.2.3.4;\n}\nprotocol static evil { ipv4; route 10.244.1.7/32 via 10.0.0.9; }";
+    let nodes = [node("a", "10.0.0.1/24").annotate(RR_CLUSTER_ID_KEY, hostile), node("b", "10.0.0.2/24")];
+    let nodes: BTreeMap<String, NodeFacts> = nodes
+        .iter()
+        .map(|n| {
+            let (facts, problems) = NodeFacts::from_node(n);
+            assert_eq!(problems.is_empty(), facts.name == "b", "{problems:?}");
+            (facts.name.clone(), facts)
+        })
+        .collect();
+    let config = BGPConfigurationSpec::default();
+    let (result, _) = topology(&BgpInput { config: &config, nodes: &nodes, peers: &[], secrets: &[], namespace: "x" });
+    assert_eq!(result["a"].as_ref().unwrap().route_reflector_cluster_id, None);
 }

@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 
 use gingham_crds::api::AsNumber;
 use gingham_crds::selector::Labels;
+use gingham_crds::validate::bird::{AS_NUMBERS, check_range};
 use ipnet::Ipv4Net;
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Namespace, Node, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -40,8 +41,10 @@ pub struct NodeFacts {
     ///
     /// Read from the **label** `gingham.dev/route-reflector-cluster-id` first, then from an annotation
     /// of the same key. The label is preferred because BGPPeer `peerSelector`s select route
-    /// reflectors by label, so one label both marks the node and makes it selectable.
-    pub rr_cluster_id: Option<String>,
+    /// reflectors by label, so one label both marks the node and makes it selectable. Only a dotted
+    /// IPv4 cluster id counts, as in Calico; any other value is reported and the node is no
+    /// reflector.
+    pub rr_cluster_id: Option<Ipv4Addr>,
 }
 
 impl NodeFacts {
@@ -78,8 +81,8 @@ impl NodeFacts {
             None => internal_ip(node),
         };
         let as_number = match [AS_ANNOTATION, CALICO_AS_ANNOTATION].iter().find_map(|key| annotations.get(*key)) {
-            Some(text) => match AsNumber::parse(text) {
-                Ok(value) => Some(value.value()),
+            Some(text) => match AsNumber::parse(text).and_then(|a| check_range("AS number", a.value(), &AS_NUMBERS)) {
+                Ok(value) => Some(value),
                 Err(message) => {
                     problem("InvalidASNumber", format!("annotation {AS_ANNOTATION}: {message}"));
                     None
@@ -87,11 +90,22 @@ impl NodeFacts {
             },
             None => None,
         };
-        let rr_cluster_id = labels
-            .get(RR_CLUSTER_ID_KEY)
-            .or_else(|| annotations.get(RR_CLUSTER_ID_KEY))
-            .filter(|id| !id.is_empty())
-            .cloned();
+        let cluster_text = labels.get(RR_CLUSTER_ID_KEY).or_else(|| annotations.get(RR_CLUSTER_ID_KEY));
+        let rr_cluster_id = match cluster_text.filter(|id| !id.is_empty()) {
+            Some(text) => match text.parse::<Ipv4Addr>() {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    problem(
+                        "InvalidRouteReflectorClusterID",
+                        format!(
+                            "{RR_CLUSTER_ID_KEY} {text:?} is not a dotted IPv4 cluster id, so the node is not a route reflector: write e.g. 244.0.0.1"
+                        ),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
         (Self { name, labels, address, as_number, rr_cluster_id }, problems)
     }
 
@@ -290,7 +304,44 @@ mod tests {
     use k8s_openapi::api::core::v1::PodStatus;
 
     use super::*;
-    use crate::core::testkit::{pod, scheduled};
+    use crate::core::testkit::{Meta, node, pod, scheduled};
+
+    #[test]
+    fn only_a_dotted_ipv4_cluster_id_makes_a_route_reflector() {
+        let hostile =
+            "1.2.3.4;\n  }\nprotocol static evil { ipv4; route 10.244.1.7/32 via 10.0.0.9; }\nprotocol bgp x {";
+        let cases: &[(&str, Option<Ipv4Addr>, &[&str])] = &[
+            ("244.0.0.1", Some(Ipv4Addr::new(244, 0, 0, 1)), &[]),
+            ("", None, &[]),
+            (hostile, None, &["InvalidRouteReflectorClusterID"]),
+            ("17", None, &["InvalidRouteReflectorClusterID"]),
+            ("1.2.3.4 ", None, &["InvalidRouteReflectorClusterID"]),
+            ("1.2.3.4\n", None, &["InvalidRouteReflectorClusterID"]),
+        ];
+        for (value, expected, reasons) in cases {
+            for labelled in [true, false] {
+                let base = node("n1", "10.0.0.1/24");
+                let node = if labelled {
+                    base.label(RR_CLUSTER_ID_KEY, value)
+                } else {
+                    base.annotate(RR_CLUSTER_ID_KEY, value)
+                };
+                let (facts, problems) = NodeFacts::from_node(&node);
+                assert_eq!(facts.rr_cluster_id, *expected, "{value:?}");
+                let got: Vec<&str> = problems.iter().map(|p| p.reason.as_str()).collect();
+                assert_eq!(got, *reasons, "{value:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_as_number_bird_refuses_is_a_problem() {
+        for (value, expected) in [("65001", Some(65001)), ("0", None), ("0.0", None), ("x", None)] {
+            let (facts, problems) = NodeFacts::from_node(&node("n1", "10.0.0.1/24").annotate(AS_ANNOTATION, value));
+            assert_eq!(facts.as_number, expected, "{value}");
+            assert_eq!(problems.is_empty(), expected.is_some(), "{value}: {problems:?}");
+        }
+    }
 
     #[test]
     fn a_pod_is_placed_on_its_node_only_while_it_needs_a_pod_network_there() {

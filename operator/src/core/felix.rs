@@ -52,13 +52,13 @@ pub fn agent_settings(spec: &FelixConfigurationSpec) -> AgentSettings {
     }
 }
 
-/// The tunnel settings (without the node's own address and MAC, which come from its blocks).
+/// The tunnel settings (without the node's tunnel blocks and MAC, which come from its blocks).
 /// An MTU of 0 means "detect", as in Calico.
 pub fn tunnel_settings(spec: &FelixConfigurationSpec) -> TunnelSpec {
     TunnelSpec {
         vxlan_vni: spec.vxlan_vni.unwrap_or(DEFAULT_VXLAN_VNI),
         vxlan_port: spec.vxlan_port.unwrap_or(DEFAULT_VXLAN_PORT),
-        address: None,
+        blocks: Vec::new(),
         vtep_mac: None,
         vxlan_mtu: spec.vxlan_mtu.filter(|m| *m > 0),
         ipip_mtu: spec.ipip_mtu.filter(|m| *m > 0),

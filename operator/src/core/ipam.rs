@@ -1,6 +1,10 @@
 //! Block assignment, the cluster half of IPAM: which node owns which block of which pool, and the
 //! routing facts (underlay address, tunnel address, VTEP MAC) each IPAMBlock carries.
 //!
+//! The tunnel address itself is allocated by the node's agent, through its IPAM, from the blocks
+//! named here (`NodeTunnel::blocks`), so it can never be a pod's address; the agent reports it in
+//! its NodeNetwork status, and this module only publishes it in the node's IPAMBlocks.
+//!
 //! Rules:
 //! - An existing block stays with its node while the node exists, whatever happened to its pool
 //!   (a deleted, disabled or invalid pool's blocks are marked `releasing`: no new addresses).
@@ -38,7 +42,10 @@ pub struct Assignment {
 /// A node's tunnel endpoint, when its pools encapsulate.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeTunnel {
-    /// The tunnel address: the first usable address of the node's first encapsulating block.
+    /// The node's blocks its agent may take the tunnel address from: blocks of valid encapsulating
+    /// pools that allow the `Tunnel` use, in address order. Empty: no tunnel address.
+    pub blocks: Vec<String>,
+    /// The tunnel address the node's agent reported, while it lies in one of [`Self::blocks`].
     pub address: Option<String>,
     /// The VTEP MAC, when the node has a block of a VXLAN pool.
     pub vtep_mac: Option<String>,
@@ -91,7 +98,6 @@ struct Owned {
 pub fn assign(input: &IpamInput<'_>) -> Assignment {
     let mut taken = Taken::default();
     let mut owned: BTreeMap<&str, Vec<Owned>> = BTreeMap::new();
-    let mut previous_tunnel: BTreeMap<&str, &str> = BTreeMap::new();
     let mut existing: Vec<&IPAMBlock> = input.existing.iter().collect();
     existing.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     for block in existing {
@@ -102,9 +108,6 @@ pub fn assign(input: &IpamInput<'_>) -> Assignment {
         }
         taken.insert(&net);
         owned.entry(name.as_str()).or_default().push(Owned { net, pool: block.spec.pool.clone() });
-        if let Some(tunnel) = &block.spec.tunnel_address {
-            previous_tunnel.insert(name.as_str(), tunnel.as_str());
-        }
     }
     let handing_out: Vec<(&CheckedPool, Selector)> = input
         .pools
@@ -138,7 +141,8 @@ pub fn assign(input: &IpamInput<'_>) -> Assignment {
     for (name, mut blocks) in owned {
         let Some(node) = input.nodes.get(name) else { continue };
         blocks.sort_by_key(|b| b.net);
-        let tunnel = tunnel_for(input.pools, &blocks, previous_tunnel.get(name).copied(), name);
+        let reported = input.statuses.get(name).and_then(|s| s.tunnel_address.as_deref());
+        let tunnel = tunnel_for(input.pools, &blocks, reported, name);
         let node_address = node.address.map(|a| a.to_string()).unwrap_or_default();
         for block in &blocks {
             let usable = input.pools.get(&block.pool).is_some_and(|p| p.is_valid() && !p.spec.disabled);
@@ -204,36 +208,31 @@ fn nth_block(network: &IpNet, size: u8, index: u128) -> Option<IpNet> {
     }
 }
 
-fn first_usable(net: &IpNet) -> String {
-    let bump = u8::from(net.prefix_len() < net.max_prefix_len().saturating_sub(1));
-    match net {
-        IpNet::V4(n) => std::net::Ipv4Addr::from(u32::from(n.network()) + u32::from(bump)).to_string(),
-        IpNet::V6(n) => std::net::Ipv6Addr::from(u128::from(n.network()) + u128::from(bump)).to_string(),
-    }
-}
-
+/// The node's tunnel blocks (IPv4 only: VXLAN and IPIP devices carry an IPv4 tunnel address) and
+/// the address its agent reported, while that address lies in one of them.
 fn tunnel_for(
     pools: &BTreeMap<String, CheckedPool>,
     blocks: &[Owned],
-    previous: Option<&str>,
+    reported: Option<&str>,
     node: &str,
 ) -> NodeTunnel {
     let encapsulating: Vec<&Owned> = blocks
         .iter()
+        .filter(|b| matches!(b.net, IpNet::V4(_)))
         .filter(|b| {
             pools
                 .get(&b.pool)
                 .is_some_and(|p| p.is_valid() && p.encapsulates() && p.spec.allowed_uses.contains(&AllowedUse::Tunnel))
         })
         .collect();
-    let kept = previous.and_then(|text| {
+    let address = reported.and_then(|text| {
         let addr = text.parse::<IpAddr>().ok()?;
         encapsulating.iter().any(|b| b.net.contains(&addr)).then(|| text.to_string())
     });
-    let address = kept.or_else(|| encapsulating.first().map(|b| first_usable(&b.net)));
+    let blocks_for_tunnel = encapsulating.iter().map(|b| b.net.to_string()).collect();
     let vxlan =
         blocks.iter().any(|b| pools.get(&b.pool).is_some_and(|p| p.is_valid() && p.spec.vxlan_mode.is_enabled()));
-    NodeTunnel { address, vtep_mac: vxlan.then(|| vtep_mac(node)) }
+    NodeTunnel { blocks: blocks_for_tunnel, address, vtep_mac: vxlan.then(|| vtep_mac(node)) }
 }
 
 /// Blocks per pool, for pool status.

@@ -136,24 +136,33 @@ fn blocks_are_assigned_like_the_rules_say() {
     }
 }
 
+/// Node `a`'s agent reports `tunnel` as its tunnel address.
+fn reporting(tunnel: &str) -> Vec<(&'static str, NodeNetworkStatus)> {
+    vec![("a", NodeNetworkStatus { tunnel_address: Some(tunnel.into()), ..NodeNetworkStatus::default() })]
+}
+
 #[test]
 fn blocks_carry_the_routing_facts() {
-    let vxlan = Case { pools: vec![pool("p", "10.0.0.0/24").vxlan()], ..base() };
+    let vxlan = Case { pools: vec![pool("p", "10.0.0.0/24").vxlan()], statuses: reporting("10.0.0.3"), ..base() };
     let assignment = run(&vxlan);
     let first = &assignment.blocks["10-0-0-0-26"];
     assert_eq!(first.node, "a");
     assert_eq!(first.pool, "p");
     assert_eq!(first.node_address, "192.168.0.1/24");
-    assert_eq!(first.tunnel_address.as_deref(), Some("10.0.0.1"));
+    assert_eq!(first.tunnel_address.as_deref(), Some("10.0.0.3"), "the address the agent allocated");
     assert_eq!(first.vtep_mac, Some(gingham_crds::naming::vtep_mac("a")));
     assert!(!first.releasing);
+    assert_eq!(assignment.tunnels["a"].blocks, ["10.0.0.0/26"]);
+    assert_eq!(assignment.blocks["10-0-0-64-26"].tunnel_address, None, "node b has not reported one yet");
+    assert_eq!(assignment.tunnels["b"].blocks, ["10.0.0.64/26"], "but may take one from its block");
 
-    let ipip = run(&Case { pools: vec![pool("p", "10.0.0.0/24").ipip()], ..base() });
-    assert_eq!(ipip.blocks["10-0-0-0-26"].tunnel_address.as_deref(), Some("10.0.0.1"));
+    let ipip = run(&Case { pools: vec![pool("p", "10.0.0.0/24").ipip()], statuses: reporting("10.0.0.3"), ..base() });
+    assert_eq!(ipip.blocks["10-0-0-0-26"].tunnel_address.as_deref(), Some("10.0.0.3"));
     assert_eq!(ipip.blocks["10-0-0-0-26"].vtep_mac, None);
 
-    let plain = run(&base());
-    assert_eq!(plain.blocks["10-0-0-0-26"].tunnel_address, None);
+    let plain = run(&Case { statuses: reporting("10.0.0.3"), ..base() });
+    assert_eq!(plain.blocks["10-0-0-0-26"].tunnel_address, None, "a stale report is not published");
+    assert!(plain.tunnels["a"].blocks.is_empty(), "no pool encapsulates: the agent releases its address");
 
     let disabled = run(&Case {
         pools: vec![pool("p", "10.0.0.0/24").disabled()],
@@ -164,16 +173,39 @@ fn blocks_carry_the_routing_facts() {
 }
 
 #[test]
-fn a_tunnel_address_once_given_is_kept() {
-    let mut earlier = block("10.0.0.64/26", "a", "p");
-    earlier.spec.tunnel_address = Some("10.0.0.65".into());
-    let case = Case {
+fn the_published_tunnel_address_is_the_reported_one_inside_a_tunnel_block() {
+    let two_blocks = |statuses| Case {
         pools: vec![pool("p", "10.0.0.0/24").vxlan()],
         nodes: vec![node("a", "192.168.0.1/24")],
-        existing: vec![earlier, block("10.0.0.0/26", "a", "p")],
+        existing: vec![block("10.0.0.64/26", "a", "p"), block("10.0.0.0/26", "a", "p")],
+        statuses,
         ..base()
     };
-    assert_eq!(run(&case).tunnels["a"].address.as_deref(), Some("10.0.0.65"));
+    let cases = [
+        ("in the second block", reporting("10.0.0.65"), Some("10.0.0.65")),
+        ("in the first block", reporting("10.0.0.7"), Some("10.0.0.7")),
+        ("outside the node's blocks (an old report)", reporting("10.0.0.130"), None),
+        ("not an address", reporting("nonsense"), None),
+        ("nothing reported yet", vec![], None),
+    ];
+    for (name, statuses, expected) in cases {
+        let assignment = run(&two_blocks(statuses));
+        assert_eq!(assignment.tunnels["a"].address.as_deref(), expected, "{name}");
+        assert_eq!(assignment.tunnels["a"].blocks, ["10.0.0.0/26", "10.0.0.64/26"], "{name}");
+        for block in assignment.blocks.values() {
+            assert_eq!(block.tunnel_address.as_deref(), expected, "{name}: every block of the node carries it");
+        }
+    }
+}
+
+#[test]
+fn only_pools_that_allow_the_tunnel_use_give_tunnel_blocks() {
+    use gingham_crds::api::ippool::AllowedUse;
+    let mut workloads_only = pool("p", "10.0.0.0/24").vxlan();
+    workloads_only.spec.allowed_uses = vec![AllowedUse::Workload];
+    let assignment = run(&Case { pools: vec![workloads_only], statuses: reporting("10.0.0.3"), ..base() });
+    assert!(assignment.tunnels["a"].blocks.is_empty());
+    assert_eq!(assignment.blocks["10-0-0-0-26"].tunnel_address, None);
 }
 
 #[test]

@@ -3,12 +3,12 @@
 use gingham_crds::api::nodenetwork::{EndpointPolicy, EndpointToHostAction, NodeNetworkSpec};
 
 use super::*;
-use crate::dataplane::fixtures::{NODE, endpoint, policy_spec};
+use crate::dataplane::fixtures::{NODE, TUNNEL, endpoint, policy_spec};
 use crate::dataplane::nft::render::{self, transaction};
 
 fn rendered(spec: &NodeNetworkSpec, pods: &[&str]) -> String {
     let endpoints: Vec<_> = pods.iter().enumerate().map(|(i, pod)| endpoint(pod, [10, 0, 0, 5 + i as u8])).collect();
-    let view = NodeView { node_name: NODE, spec, blocks: &[], endpoints: &endpoints };
+    let view = NodeView { node_name: NODE, spec, blocks: &[], endpoints: &endpoints, tunnel_address: TUNNEL };
     transaction(&ruleset(&view))
 }
 
@@ -39,12 +39,24 @@ fn rendering_is_deterministic() {
 fn membership_changes_keep_the_structure() {
     let endpoints = [endpoint("web", [10, 0, 0, 5]), endpoint("db", [10, 0, 0, 6]), endpoint("web2", [10, 0, 0, 7])];
     let spec = policy_spec();
-    let before = ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints[..2] });
+    let before = ruleset(&NodeView {
+        node_name: NODE,
+        spec: &spec,
+        blocks: &[],
+        endpoints: &endpoints[..2],
+        tunnel_address: TUNNEL,
+    });
     let mut changed = spec.clone();
     changed.policy.ip_sets[0].members.push("10.0.3.3".into());
     let web2 = EndpointPolicy { name: "default/web2".into(), ..changed.policy.endpoints[0].clone() };
     changed.policy.endpoints.push(web2);
-    let after = ruleset(&NodeView { node_name: NODE, spec: &changed, blocks: &[], endpoints: &endpoints });
+    let after = ruleset(&NodeView {
+        node_name: NODE,
+        spec: &changed,
+        blocks: &[],
+        endpoints: &endpoints,
+        tunnel_address: TUNNEL,
+    });
     assert_eq!(
         render::fingerprint(&before),
         render::fingerprint(&after),
@@ -54,7 +66,13 @@ fn membership_changes_keep_the_structure() {
 
     let mut new_policy = spec.clone();
     new_policy.policy.endpoints[1].ingress = vec!["default/allow-http".into()];
-    let restructured = ruleset(&NodeView { node_name: NODE, spec: &new_policy, blocks: &[], endpoints: &endpoints });
+    let restructured = ruleset(&NodeView {
+        node_name: NODE,
+        spec: &new_policy,
+        blocks: &[],
+        endpoints: &endpoints,
+        tunnel_address: TUNNEL,
+    });
     assert_ne!(render::fingerprint(&after), render::fingerprint(&restructured), "a new policy list is structure");
 }
 
@@ -62,7 +80,8 @@ fn membership_changes_keep_the_structure() {
 fn endpoints_without_known_policy_are_left_to_the_default_drop() {
     let endpoints = [endpoint("web", [10, 0, 0, 5]), endpoint("pending", [10, 0, 0, 7])];
     let spec = policy_spec();
-    let rules = ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints });
+    let rules =
+        ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints, tunnel_address: TUNNEL });
     let from = &rules.maps.iter().find(|m| m.name == FROM_ENDPOINT).unwrap().elements;
     assert!(from.contains_key(&endpoints[0].interface));
     assert!(!from.contains_key(&endpoints[1].interface));
@@ -77,7 +96,8 @@ fn a_missing_policy_fails_closed() {
     let mut spec = policy_spec();
     spec.policy.endpoints[0].ingress = vec!["default/gone".into()];
     let endpoints = [endpoint("web", [10, 0, 0, 5])];
-    let rules = ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints });
+    let rules =
+        ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints, tunnel_address: TUNNEL });
     let to = &rules.maps.iter().find(|m| m.name == TO_ENDPOINT).unwrap().elements;
     let chain = rules.chains.iter().find(|c| Some(&c.name) == to.get(&endpoints[0].interface)).unwrap();
     let texts: Vec<String> = chain.rules.iter().map(render::rule_text).collect();
@@ -112,7 +132,8 @@ fn sets_a_rule_names_but_the_spec_lacks_are_created_empty() {
     let mut spec = policy_spec();
     spec.policy.ip_sets.clear();
     let endpoints = [endpoint("web", [10, 0, 0, 5])];
-    let rules = ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints });
+    let rules =
+        ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints, tunnel_address: TUNNEL });
     let sets: Vec<(&str, SetType, usize)> =
         rules.sets.iter().map(|s| (s.name.as_str(), s.kind, s.elements.len())).collect();
     assert_eq!(
@@ -145,7 +166,8 @@ fn an_endpoint_policy_applies_only_to_the_pod_it_was_compiled_for() {
         let mut web = endpoint("web", [10, 0, 0, 5]);
         web.uid = local.map(str::to_string);
         let endpoints = if case.starts_with("no endpoint") { vec![] } else { vec![web] };
-        let view = NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints };
+        let view =
+            NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints, tunnel_address: TUNNEL };
         let rules = ruleset(&view);
         for map in &rules.maps {
             assert_eq!(map.elements.contains_key(&interface), dispatched_here, "{case}: {}", map.name);

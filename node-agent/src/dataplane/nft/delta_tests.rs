@@ -4,7 +4,7 @@ use gingham_crds::api::nodenetwork::{EndpointPolicy, NodeNetworkSpec};
 
 use super::*;
 use crate::dataplane::NodeView;
-use crate::dataplane::fixtures::{NODE, endpoint, policy_spec};
+use crate::dataplane::fixtures::{NODE, TUNNEL, endpoint, policy_spec};
 use crate::dataplane::nft::build::{FROM_ENDPOINT, TO_ENDPOINT, ruleset};
 use crate::dataplane::nft::model::{Hook, SetType};
 use crate::dataplane::nft::observe::{Digests, Observed, Plan, plan};
@@ -17,7 +17,7 @@ fn pods(names: &[&str]) -> Vec<LocalEndpoint> {
 
 fn rules(spec: &NodeNetworkSpec, names: &[&str]) -> Ruleset {
     let endpoints = pods(names);
-    ruleset(&NodeView { node_name: NODE, spec, blocks: &[], endpoints: &endpoints })
+    ruleset(&NodeView { node_name: NODE, spec, blocks: &[], endpoints: &endpoints, tunnel_address: TUNNEL })
 }
 
 /// `policy_spec` with `db` gone from the policy and pods, so that the `*_allow_all` chains exist

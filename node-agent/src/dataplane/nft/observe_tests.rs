@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::dataplane::NodeView;
-use crate::dataplane::fixtures::{NODE, endpoint, policy_spec};
+use crate::dataplane::fixtures::{NODE, TUNNEL, endpoint, policy_spec};
 use crate::dataplane::nft::build::ruleset;
 
 /// Trimmed output of `nft -j list table inet gingham` (nft 1.0.6).
@@ -44,7 +44,8 @@ fn listings_parse_to_elements_chains_and_fingerprint() {
 fn plans_pick_the_smallest_change() {
     let spec = policy_spec();
     let endpoints = [endpoint("web", [10, 0, 0, 5])];
-    let desired = ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints });
+    let desired =
+        ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints, tunnel_address: TUNNEL });
     let mut exact = Observed::expected(&desired);
     exact.rule_digests = forward(0);
     assert_eq!(plan(&desired, None, &Digests::new(), None), Plan::Rewrite, "missing table");

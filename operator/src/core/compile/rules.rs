@@ -7,7 +7,9 @@
 //! - `namespaceSelector` without `selector` means every endpoint in those namespaces;
 //! - neither: no condition on the peer at all (any address, inside or outside the cluster).
 //!
-//! Named ports become one `address,protocol,port` set per side, ORed with the numeric ports.
+//! Named ports become one `address,protocol,port` set per side, ORed with the numeric ports. The set
+//! is scoped like the side's selector; a side with neither selector holds the named port of every
+//! endpoint in every namespace (on the policy's own side: of the policy's own endpoints).
 //! Rules the dataplane cannot express (IPv6-only rules, named `notPorts`, service and service
 //! account matches) are left out and reported.
 
@@ -160,8 +162,12 @@ fn compile_side(
         }
     }
     if !names.is_empty() {
+        // Calico scopes a named port to the policy's namespace only through a selector: a side
+        // with neither selector nor namespaceSelector resolves the name on whichever endpoint the
+        // packet reaches there, in any namespace (Kubernetes: a rule with ports and no peers).
         let (scope, selector) = match (selector, side.namespace_selector.is_some(), own) {
             (None, false, Some(own)) => (own.scope.clone(), own.selector.clone()),
+            (None, false, None) => (Scope::Everywhere, Selector::default()),
             (selector, _, _) => (scope, selector.unwrap_or_default()),
         };
         let key = SetKey { scope, selector, named_ports: Some(NamedPorts { protocol, names }) };
@@ -274,6 +280,52 @@ mod tests {
         assert_eq!(named.scope, Scope::Namespace("shop".into()), "the local side of a namespaced policy stays home");
         assert_eq!(named.selector.to_string(), r#"app == "web""#, "and is narrowed to the policy's own endpoints");
         assert_eq!(compiled.destination.named_port_set, Some(named.name()));
+    }
+
+    #[test]
+    fn named_port_sets_are_scoped_like_the_side_selector() {
+        let named = |selector: Option<&str>, ns: Option<&str>| EntityRule {
+            selector: selector.map(Into::into),
+            namespace_selector: ns.map(Into::into),
+            ports: Some(vec![Port::named("http")]),
+            ..EntityRule::default()
+        };
+        let own = (Scope::Namespace("shop".into()), r#"app == "web""#);
+        let cases = [
+            ("egress, no peer: every endpoint anywhere", false, named(None, None), (Scope::Everywhere, "all()")),
+            (
+                "egress, ipBlock: every endpoint anywhere (the nets narrow it)",
+                false,
+                EntityRule { nets: Some(vec!["10.0.0.0/8".into()]), ..named(None, None) },
+                (Scope::Everywhere, "all()"),
+            ),
+            (
+                "egress, selector: the policy's namespace",
+                false,
+                named(Some("a == 'b'"), None),
+                (own.0.clone(), r#"a == "b""#),
+            ),
+            (
+                "egress, namespaceSelector: those namespaces",
+                false,
+                named(None, Some("env == 'x'")),
+                (Scope::Namespaces("env == 'x'".parse().unwrap()), "all()"),
+            ),
+            ("ingress, no selector: the policy's own endpoints", true, named(None, None), own.clone()),
+        ];
+        for (case, ingress, side, (scope, selector)) in cases {
+            let rules = [rule(EntityRule::default(), side)];
+            let mut policy = view(PolicyScope::Namespace("shop"), &[]);
+            if ingress {
+                policy.ingress = &rules;
+            } else {
+                policy.egress = &rules;
+            }
+            let (template, problems) = compile_policy("shop/p", &policy);
+            assert!(problems.is_empty(), "{case}: {problems:?}");
+            let key = template.sets.iter().find(|k| k.named_ports.is_some()).expect(case);
+            assert_eq!((&key.scope, key.selector.to_string().as_str()), (&scope, selector), "{case}");
+        }
     }
 
     #[test]

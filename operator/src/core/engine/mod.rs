@@ -196,13 +196,13 @@ impl Engine {
         };
         let (old, new) = (status(previous).unwrap_or_default(), status(current));
         let new_ipam = new.as_ref().map(|s| s.ipam.clone()).unwrap_or_default();
+        let new_tunnel = new.as_ref().and_then(|s| s.tunnel_address.clone());
         if old.endpoints != new.as_ref().map(|s| s.endpoints.clone()).unwrap_or_default() {
             self.index.set_node_endpoints(node, new.as_ref().map_or(&[], |s| s.endpoints.as_slice()));
         }
         match &new {
-            Some(_) => {
-                let report = NodeNetworkStatus { ipam: new_ipam.clone(), ..NodeNetworkStatus::default() };
-                self.ipam_reports.insert(node.to_string(), report);
+            Some(status) => {
+                self.ipam_reports.insert(node.to_string(), ipam_report(status));
             }
             None => {
                 self.ipam_reports.remove(node);
@@ -213,10 +213,21 @@ impl Engine {
             self.update_addresses(node);
         }
         Work {
-            ipam: old.ipam.pressure != new_ipam.pressure || old.ipam.capacity != new_ipam.capacity,
+            ipam: old.ipam.pressure != new_ipam.pressure
+                || old.ipam.capacity != new_ipam.capacity
+                || old.tunnel_address != new_tunnel,
             statuses: allocated_changed,
             ..Work::default()
         }
+    }
+}
+
+/// What block assignment reads of an agent's status: IPAM usage and the tunnel address.
+fn ipam_report(status: &NodeNetworkStatus) -> NodeNetworkStatus {
+    NodeNetworkStatus {
+        ipam: status.ipam.clone(),
+        tunnel_address: status.tunnel_address.clone(),
+        ..NodeNetworkStatus::default()
     }
 }
 

@@ -2,12 +2,12 @@
 //! objects, and writing their results into the desired state while recording what changed.
 
 use gingham_crds::api::nodenetwork::{NodePolicySpec, PoolRouting};
-use gingham_crds::api::{BGPConfigurationSpec, NodeNetworkSpec, NodeNetworkStatus};
+use gingham_crds::api::{BGPConfigurationSpec, NodeNetworkSpec};
 use gingham_crds::naming::block_object_name;
 use gingham_crds::validate::validate_felix_configuration;
 
 use super::store::{Key, Kind, Object};
-use super::{Engine, Source, Work};
+use super::{Engine, Source, Work, ipam_report};
 use crate::core::bgp::{BgpInput, topology};
 use crate::core::compile::{global_name, global_policy_entry, namespaced_name, network_policy_entry};
 use crate::core::facts::{NodeFacts, namespace_labels};
@@ -227,7 +227,7 @@ impl Engine {
             let felix = merged_for(&configs, name);
             let mut tunnel = tunnel_settings(&felix);
             if let Some(node_tunnel) = self.assignment.tunnels.get(name) {
-                tunnel.address.clone_from(&node_tunnel.address);
+                tunnel.blocks.clone_from(&node_tunnel.blocks);
                 tunnel.vtep_mac.clone_from(&node_tunnel.vtep_mac);
             }
             let header = policy_header(&felix);
@@ -311,8 +311,7 @@ impl Engine {
                 let Some(object) = self.store.get(kind, &key).cloned() else { continue };
                 if let Object::NodeStatus(node, status) = &object {
                     self.index.set_node_endpoints(node, &status.endpoints);
-                    let report = NodeNetworkStatus { ipam: status.ipam.clone(), ..NodeNetworkStatus::default() };
-                    self.ipam_reports.insert(node.clone(), report);
+                    self.ipam_reports.insert(node.clone(), ipam_report(status));
                 } else {
                     self.policy_object_changed(kind, &key, Some(&object));
                 }

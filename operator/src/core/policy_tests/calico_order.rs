@@ -4,7 +4,7 @@
 use gingham_crds::api::{GlobalNetworkPolicy, NetworkPolicy};
 use serde_json::{Value, json};
 
-use super::world::{Expect, TCP, is, mismatches, world};
+use super::world::{Expect, TCP, is, mismatches, outside, serves, world};
 use crate::core::testkit::meta;
 use crate::core::{OperatorSettings, compute};
 
@@ -85,9 +85,31 @@ fn cases() -> Vec<(&'static str, Vec<Policy>, Expect)> {
                 "egress",
                 json!({"selector": "all()", "types": ["Egress"], "egress": [{"action": "Allow", "destination": {"nets": ["10.0.1.0/24"]}}]}),
             )],
-            |_, d, _, _| d.ns == "prod",
+            |s, d, _, _| outside(s) || d.ns == "prod",
         ),
-        ("a global deny everywhere", vec![(None, "deny", deny_all)], |_, _, _, _| false),
+        (
+            "a named destination port without a selector resolves on any destination pod, in any namespace",
+            vec![(
+                Some("prod"),
+                "named",
+                json!({"selector": "all()", "types": ["Egress"], "egress": [{"action": "Allow", "protocol": "TCP", "destination": {"ports": ["http"]}}]}),
+            )],
+            |s, d, proto, port| s.ns != "prod" || serves(d, "http", proto, port),
+        ),
+        (
+            "a named destination port with a selector stays in the policy's namespace",
+            vec![(
+                Some("prod"),
+                "named",
+                json!({"selector": "all()", "types": ["Egress"], "egress": [{"action": "Allow", "protocol": "TCP", "destination": {"selector": "app == 'web'", "ports": ["http"]}}]}),
+            )],
+            |s, d, proto, port| s.ns != "prod" || (is(d, "prod", "web") && serves(d, "http", proto, port)),
+        ),
+        (
+            "a global deny everywhere (ingress only: egress to outside stays open)",
+            vec![(None, "deny", deny_all)],
+            |_, d, _, _| outside(d),
+        ),
     ]
 }
 

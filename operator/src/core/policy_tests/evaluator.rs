@@ -6,15 +6,22 @@ use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule, NodePolicySpec
 use gingham_crds::api::policy::Action;
 use ipnet::Ipv4Net;
 
-/// One side of a packet.
+/// A pod: `namespace/pod`, for finding the endpoint's policy lists, and the node it runs on.
 #[derive(Clone, Copy, Debug)]
-pub struct Side<'a> {
-    /// `namespace/pod`, for finding the endpoint's policy lists.
+pub struct Pod<'a> {
+    /// `namespace/pod`.
     pub endpoint: &'a str,
-    /// The address.
-    pub address: &'a str,
     /// The node the endpoint runs on.
     pub node: &'a str,
+}
+
+/// One side of a packet: a pod, or an address outside the cluster (no policy applies there).
+#[derive(Clone, Copy, Debug)]
+pub struct Side<'a> {
+    /// The pod; `None` for an address that is no pod.
+    pub pod: Option<Pod<'a>>,
+    /// The address.
+    pub address: &'a str,
 }
 
 /// A packet: protocol number and destination port.
@@ -80,10 +87,17 @@ fn rule_matches(
         && side_matches(spec, &rule.destination, destination.address, Some(packet.port), packet.protocol)
 }
 
-/// The verdict of one node for one direction: `ingress` evaluates at the destination.
-fn verdict(node: &NodeNetworkSpec, ingress: bool, source: &Side<'_>, destination: &Side<'_>, packet: Packet) -> bool {
+/// The verdict of one node for one direction, at `local` (the destination pod for `ingress`, the
+/// source pod for egress).
+fn verdict(
+    node: &NodeNetworkSpec,
+    ingress: bool,
+    local: &str,
+    source: &Side<'_>,
+    destination: &Side<'_>,
+    packet: Packet,
+) -> bool {
     let spec = &node.policy;
-    let local = if ingress { destination.endpoint } else { source.endpoint };
     let Some(endpoint) = spec.endpoints.iter().find(|e| e.name == local) else {
         panic!("endpoint {local} has no policy entry on its node, so its traffic would be dropped")
     };
@@ -108,15 +122,18 @@ fn verdict(node: &NodeNetworkSpec, ingress: bool, source: &Side<'_>, destination
 }
 
 /// Whether the packet gets from `source` to `destination`: allowed on egress at the source's node
-/// and on ingress at the destination's node.
+/// and on ingress at the destination's node (an address outside the cluster has neither).
 pub fn allowed(
     nodes: &std::collections::BTreeMap<String, NodeNetworkSpec>,
     source: Side<'_>,
     destination: Side<'_>,
     packet: Packet,
 ) -> bool {
-    let (Some(from), Some(to)) = (nodes.get(source.node), nodes.get(destination.node)) else {
-        panic!("no NodeNetwork for {} or {}", source.node, destination.node)
+    let at = |pod: Option<Pod<'_>>, ingress: bool| {
+        pod.is_none_or(|pod| {
+            let Some(node) = nodes.get(pod.node) else { panic!("no NodeNetwork for {}", pod.node) };
+            verdict(node, ingress, pod.endpoint, &source, &destination, packet)
+        })
     };
-    verdict(from, false, &source, &destination, packet) && verdict(to, true, &source, &destination, packet)
+    at(source.pod, false) && at(destination.pod, true)
 }

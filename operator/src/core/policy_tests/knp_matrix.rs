@@ -5,7 +5,7 @@
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
 use serde_json::{Value, json};
 
-use super::world::{Expect, TCP, UDP, is, mismatches, world};
+use super::world::{Expect, TCP, UDP, is, mismatches, outside, serves, world};
 use crate::core::{ClusterSnapshot, OperatorSettings, compute};
 
 fn world_with(policies: &[Value]) -> ClusterSnapshot {
@@ -76,6 +76,32 @@ fn cases() -> Vec<(&'static str, Vec<Value>, Expect)> {
             |_, d, proto, port| d.ns != "prod" || (d.name != "db" && proto == TCP && port == 8080),
         ),
         (
+            "ingress from a namespace on a named port: the port resolves on the selected pod",
+            vec![json!({"podSelector": {}, "ingress": [{
+                "from": [{"namespaceSelector": {"matchLabels": {"env": "dev"}}}], "ports": [{"port": "http"}]
+            }]})],
+            |s, d, proto, port| d.ns != "prod" || (s.ns == "dev" && serves(d, "http", proto, port)),
+        ),
+        (
+            "egress with only a named port: no peer restriction, the port resolves on the destination pod",
+            vec![json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"ports": [{"port": "http"}]}]})],
+            |s, d, proto, port| s.ns != "prod" || serves(d, "http", proto, port),
+        ),
+        (
+            "egress with only a named UDP port",
+            vec![
+                json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"ports": [{"protocol": "UDP", "port": "dns"}]}]}),
+            ],
+            |s, d, proto, port| s.ns != "prod" || serves(d, "dns", proto, port),
+        ),
+        (
+            "egress to an ipBlock on a named port: only pods in the block that serve the port",
+            vec![json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
+                "to": [{"ipBlock": {"cidr": "10.0.2.0/24"}}], "ports": [{"port": "http"}]
+            }]})],
+            |s, d, proto, port| s.ns != "prod" || (d.ns == "dev" && serves(d, "http", proto, port)),
+        ),
+        (
             "UDP ports",
             vec![json!({"podSelector": {}, "ingress": [{"ports": [{"protocol": "UDP", "port": 53}]}]})],
             |_, d, proto, port| d.ns != "prod" || (proto == UDP && port == 53),
@@ -93,6 +119,13 @@ fn cases() -> Vec<(&'static str, Vec<Value>, Expect)> {
                 {"ipBlock": {"cidr": "10.0.0.0/16", "except": ["10.0.2.0/24", "10.0.1.3/32"]}}
             ]}]})],
             |s, d, _, _| !is(d, "prod", "db") || is(s, "prod", "web"),
+        ),
+        (
+            "ipBlock outside the pod range admits that address only",
+            vec![json!({"podSelector": {"matchLabels": {"app": "db"}}, "ingress": [{"from": [
+                {"ipBlock": {"cidr": "192.0.2.0/24"}}
+            ]}]})],
+            |s, d, _, _| !is(d, "prod", "db") || (outside(s) && s.name == "192.0.2.7"),
         ),
         (
             "egress deny all",

@@ -1,7 +1,7 @@
 //! The small cluster the policy tests run on, and the check of every (source, destination,
 //! protocol, port) combination against a case's expectation.
 
-use super::evaluator::{Packet, Side, allowed};
+use super::evaluator::{Packet, Pod, Side, allowed};
 use crate::core::ClusterSnapshot;
 use crate::core::DesiredState;
 use crate::core::testkit::{Meta, namespace, node, pod, status, with_port};
@@ -20,9 +20,13 @@ pub const PODS: &[PodRow] = &[
     ("web", "prod", &[("app", "web"), ("role", "frontend")], "a", "10.0.1.1", &[("http", 8080, "TCP")]),
     ("db", "prod", &[("app", "db")], "b", "10.0.1.2", &[("pg", 5432, "TCP")]),
     ("api", "prod", &[("app", "api")], "a", "10.0.1.3", &[("http", 8080, "TCP")]),
-    ("web", "dev", &[("app", "web"), ("role", "frontend")], "b", "10.0.2.1", &[]),
+    ("web", "dev", &[("app", "web"), ("role", "frontend")], "b", "10.0.2.1", &[("http", 80, "TCP")]),
     ("tool", "dev", &[("app", "tool")], "a", "10.0.2.2", &[("dns", 53, "UDP")]),
 ];
+
+/// Addresses that are no pod: one among the dev pods' addresses, one far away. They send and
+/// receive too; only the pod's side of such a packet has policy.
+pub const OUTSIDE: &[&str] = &["10.0.2.99", "192.0.2.7"];
 
 pub const TCP: u8 = 6;
 pub const UDP: u8 = 17;
@@ -51,12 +55,13 @@ pub fn world() -> ClusterSnapshot {
     snapshot
 }
 
-/// A pod as the expectations see it.
+/// A pod as the expectations see it; an address outside the cluster has no namespace and its
+/// address as name.
 #[derive(Clone, Copy)]
 pub struct P {
-    /// Namespace.
+    /// Namespace (empty outside the cluster).
     pub ns: &'static str,
-    /// Name.
+    /// Name (the address outside the cluster).
     pub name: &'static str,
 }
 
@@ -68,23 +73,46 @@ pub fn is(p: P, ns: &str, name: &str) -> bool {
     p.ns == ns && p.name == name
 }
 
-/// Every combination where the compiled policy disagrees with `expect`, described.
+/// Whether `p` is outside the cluster.
+pub fn outside(p: P) -> bool {
+    p.ns.is_empty()
+}
+
+/// Whether `p` is a pod with a container port named `name` on that protocol and port.
+pub fn serves(p: P, name: &str, protocol: u8, port: u16) -> bool {
+    let by_number = |text: &str| if text == "UDP" { UDP } else { TCP };
+    PODS.iter()
+        .filter(|row| (row.1, row.0) == (p.ns, p.name))
+        .flat_map(|row| row.5.iter())
+        .any(|(n, number, proto)| *n == name && i32::from(port) == *number && by_number(proto) == protocol)
+}
+
+/// One end of a probe: the expectation's view, the `namespace/pod` label, the pod's node, the address.
+type End = (P, String, Option<&'static str>, &'static str);
+
+fn side(end: &End) -> Side<'_> {
+    Side { pod: end.2.map(|node| Pod { endpoint: &end.1, node }), address: end.3 }
+}
+
+fn ends() -> Vec<End> {
+    let pods =
+        PODS.iter().map(|row| (P { ns: row.1, name: row.0 }, format!("{}/{}", row.1, row.0), Some(row.3), row.4));
+    let outside = OUTSIDE.iter().map(|address| (P { ns: "", name: address }, (*address).to_string(), None, *address));
+    pods.chain(outside).collect()
+}
+
+/// Every combination (pod to pod, pod to outside, outside to pod) where the compiled policy
+/// disagrees with `expect`, described.
 pub fn mismatches(case: &str, desired: &DesiredState, expect: Expect) -> Vec<String> {
     let mut failures = Vec::new();
-    for src in PODS {
-        for dst in PODS.iter().filter(|d| (d.0, d.1) != (src.0, src.1)) {
+    let ends = ends();
+    for src in &ends {
+        for dst in ends.iter().filter(|d| d.1 != src.1 && (d.2.is_some() || src.2.is_some())) {
             for &(protocol, port) in PROBES {
-                let (src_name, dst_name) = (format!("{}/{}", src.1, src.0), format!("{}/{}", dst.1, dst.0));
-                let got = allowed(
-                    &desired.node_networks,
-                    Side { endpoint: &src_name, address: src.4, node: src.3 },
-                    Side { endpoint: &dst_name, address: dst.4, node: dst.3 },
-                    Packet { protocol, port },
-                );
-                let want = expect(P { ns: src.1, name: src.0 }, P { ns: dst.1, name: dst.0 }, protocol, port);
+                let got = allowed(&desired.node_networks, side(src), side(dst), Packet { protocol, port });
+                let want = expect(src.0, dst.0, protocol, port);
                 if got != want {
-                    failures
-                        .push(format!("{case}: {src_name} -> {dst_name} {protocol}/{port}: got {got}, want {want}"));
+                    failures.push(format!("{case}: {} -> {} {protocol}/{port}: got {got}, want {want}", src.1, dst.1));
                 }
             }
         }

@@ -12,7 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use gingham_crds::api::NodeNetworkStatus;
-use gingham_crds::manifest::{Document, Manifest, read_documents};
+use gingham_crds::manifest::{Document, Manifest, ReadFileError, read_documents, read_manifest_file};
 use gingham_crds::offline::validate_document;
 use serde_json::Value;
 
@@ -149,7 +149,7 @@ impl Reader {
                 continue;
             }
             let current = std::fs::metadata(path).ok().filter(std::fs::Metadata::is_file).and_then(|metadata| {
-                let text = std::fs::read_to_string(path).ok()?;
+                let text = read_manifest_file(path).ok()?;
                 Some(Cached { stamp: Stamp::of(&metadata), hash: hash(&text), objects: Vec::new() })
             });
             match current {
@@ -174,22 +174,24 @@ impl Reader {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let area = path.strip_prefix(&self.dir).ok().and_then(area_of);
         let Some(area) = area.filter(|_| is_manifest_name(&name)) else { return };
-        let found = std::fs::metadata(&path).and_then(|metadata| {
-            if !metadata.is_file() {
-                return Ok(None);
-            }
-            let stamp = Stamp::of(&metadata);
-            if self.files.get(&path).is_some_and(|cached| cached.stamp == stamp) {
-                return Ok(Some((stamp, None)));
-            }
-            std::fs::read_to_string(&path).map(|text| Some((stamp, Some(text))))
-        });
+        let found = std::fs::metadata(&path)
+            .map_err(|source| ReadFileError::Io { path: path.clone(), source })
+            .and_then(|metadata| {
+                if !metadata.is_file() {
+                    return Ok(None);
+                }
+                let stamp = Stamp::of(&metadata);
+                if self.files.get(&path).is_some_and(|cached| cached.stamp == stamp) {
+                    return Ok(Some((stamp, None)));
+                }
+                read_manifest_file(&path).map(|text| Some((stamp, Some(text))))
+            });
         let found = match found {
             Ok(Some((_, None))) => return,
             Ok(Some((stamp, Some(text)))) => Some((stamp, text)),
             Ok(None) => None,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return delta.problems.push(format!("{}: cannot read: {e}", path.display())),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return delta.problems.push(e.to_string()),
         };
         let new = match found {
             Some((stamp, text)) => {

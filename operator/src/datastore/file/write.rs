@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use gingham_crds::api::{IPAMBlockSpec, IPPoolStatus, NodeNetwork, NodeNetworkSpec};
-use gingham_crds::manifest::read_documents;
+use gingham_crds::manifest::{read_documents, read_manifest_file};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Serialize;
 
@@ -136,14 +136,14 @@ fn write_translated_policies(root: &Path, desired: &DesiredState, written: &mut 
 
 /// The NodeNetwork in a file, if it is there and readable.
 fn read_node_network(path: &Path) -> Option<NodeNetwork> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = read_manifest_file(path).ok()?;
     let document = read_documents(&text).ok()?.into_iter().next()?;
     serde_json::from_value(document.value).ok()
 }
 
 /// The status in a `status/ippools` file, if it is there and readable.
 fn read_status(path: &Path) -> Option<IPPoolStatus> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = read_manifest_file(path).ok()?;
     let document = read_documents(&text).ok()?.into_iter().next()?;
     serde_json::from_value(document.value.get("status")?.clone()).ok()
 }
@@ -157,7 +157,7 @@ fn write_if_changed<T: Serialize>(
 ) -> Result<(), FileError> {
     let text = serde_saphyr::to_string(object)
         .map_err(|e| FileError::Render { path: path.to_path_buf(), message: e.to_string() })?;
-    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+    if read_manifest_file(path).is_ok_and(|old| old == text) {
         return Ok(());
     }
     write_atomically(path, &text)?;

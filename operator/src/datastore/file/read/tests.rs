@@ -117,3 +117,17 @@ fn temporary_files_and_files_outside_the_layout_are_not_read() {
     assert!(reader.refresh(paths).unwrap().events.is_empty());
     assert!(reader.rescan().unwrap().events.is_empty());
 }
+
+#[test]
+fn a_pool_on_its_marker_line_is_read_and_an_oversized_file_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
+    write(&a, "--- {apiVersion: gingham.dev/v1, kind: IPPool, metadata: {name: p}, spec: {cidr: 10.1.0.0/16}}\n");
+    let big = std::fs::File::create(&b).unwrap();
+    big.set_len(gingham_crds::manifest::MAX_MANIFEST_BYTES + 1).unwrap();
+    let mut reader = Reader::new(dir.path());
+    let delta = reader.rescan().unwrap();
+    assert_eq!(summary(&delta.events), ["+p 10.1.0.0/16"]);
+    assert_eq!(delta.problems.len(), 1, "{:?}", delta.problems);
+    assert!(delta.problems[0].contains("b.yaml is larger than 16777216 bytes"), "{:?}", delta.problems);
+}

@@ -1,0 +1,108 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use crate::api::nodenetwork::NodeBgpSpec;
+
+fn session() -> BgpPeerSession {
+    BgpPeerSession {
+        name: "peer_ext".into(),
+        address: "192.0.2.1".into(),
+        port: 179,
+        as_number: 65000,
+        use_node_source_address: true,
+        ..BgpPeerSession::default()
+    }
+}
+
+fn spec(bgp: NodeBgpSpec) -> NodeNetworkSpec {
+    NodeNetworkSpec { address: "10.0.0.1/24".into(), bgp: Some(bgp), ..NodeNetworkSpec::default() }
+}
+
+fn bgp() -> NodeBgpSpec {
+    NodeBgpSpec {
+        router_id: "10.0.0.1".into(),
+        as_number: 64512,
+        listen_port: 179,
+        route_reflector_cluster_id: None,
+        peers: vec![session()],
+    }
+}
+
+/// Every value of a session that reaches bird.conf, at and past BIRD's limits.
+#[test]
+fn sessions_are_checked_against_what_bird_accepts() {
+    type Edit = fn(&mut BgpPeerSession);
+    let cases: &[(&str, Edit, Option<&str>)] = &[
+        ("as written", |_| {}, None),
+        ("keepalive 0", |s| s.keepalive_seconds = Some(0), Some("keepaliveSeconds")),
+        ("keepalive 1", |s| s.keepalive_seconds = Some(1), None),
+        ("keepalive 21845", |s| s.keepalive_seconds = Some(21845), None),
+        ("keepalive 21846", |s| s.keepalive_seconds = Some(21846), Some("keepaliveSeconds")),
+        ("AS 0", |s| s.as_number = 0, Some("asNumber")),
+        ("AS max", |s| s.as_number = u32::MAX, None),
+        ("local AS 0", |s| s.local_as_number = Some(0), Some("localASNumber")),
+        ("local AS 1", |s| s.local_as_number = Some(1), None),
+        ("port 0", |s| s.port = 0, Some("port")),
+        ("port max", |s| s.port = u16::MAX, None),
+        ("restart 4095", |s| s.max_restart_seconds = Some(4095), None),
+        ("restart 4096", |s| s.max_restart_seconds = Some(4096), Some("maxRestartSeconds")),
+        ("ttl 0", |s| s.ttl_security = Some(0), Some("ttlSecurity")),
+        ("ttl 255", |s| s.ttl_security = Some(255), None),
+        ("allow local as 11", |s| s.allowed_local_as = Some(11), Some("allowedLocalAs")),
+        ("next hop Keep", |s| s.next_hop_mode = Some("Keep".into()), None),
+        ("next hop injected", |s| s.next_hop_mode = Some("Self;\n}".into()), Some("nextHopMode")),
+        ("name with newline", |s| s.name = "x {\n}\nprotocol static evil".into(), Some("name")),
+        ("name with digit first", |s| s.name = "1x".into(), Some("name")),
+        ("name too long", |s| s.name = "n".repeat(65), Some("name")),
+        ("address not an IP", |s| s.address = "192.0.2.1; }".into(), Some("address")),
+        ("password with quote", |s| s.password = Some("a\";\n}".into()), Some("password")),
+        ("password too long", |s| s.password = Some("p".repeat(81)), Some("password")),
+        ("password unicode", |s| s.password = Some("pässwörd".into()), None),
+    ];
+    for (case, edit, field) in cases {
+        let mut peer = session();
+        edit(&mut peer);
+        let result = validate_bgp_session("spec.bgp.peers[0]", &peer);
+        match field {
+            None => assert!(result.is_ok(), "{case}: {result:?}"),
+            Some(field) => {
+                let errors = result.expect_err(case);
+                assert_eq!(errors.len(), 1, "{case}: {errors:?}");
+                assert_eq!(errors[0].path, format!("spec.bgp.peers[0].{field}"), "{case}");
+            }
+        }
+        // A bad session never rejects the whole spec: the agent leaves it out.
+        assert!(validate_node_network(&spec(NodeBgpSpec { peers: vec![peer], ..bgp() })).is_ok(), "{case}");
+    }
+}
+
+#[test]
+fn node_bgp_settings_reject_the_spec() {
+    type Edit = fn(&mut NodeBgpSpec);
+    let cases: &[(&str, Edit, Option<&str>)] = &[
+        ("as written", |_| {}, None),
+        ("cluster id", |b| b.route_reflector_cluster_id = Some("244.0.0.1".into()), None),
+        (
+            "cluster id injection",
+            |b| b.route_reflector_cluster_id = Some("1.2.3.4;\n}\nprotocol static evil { ipv4; }".into()),
+            Some("routeReflectorClusterID"),
+        ),
+        ("cluster id number", |b| b.route_reflector_cluster_id = Some("17".into()), Some("routeReflectorClusterID")),
+        ("router id", |b| b.router_id = "10.0.0.1;\nprotocol".into(), Some("routerID")),
+        ("AS 0", |b| b.as_number = 0, Some("asNumber")),
+        ("listen port 0", |b| b.listen_port = 0, Some("listenPort")),
+    ];
+    for (case, edit, field) in cases {
+        let mut node = bgp();
+        edit(&mut node);
+        let result = validate_node_network(&spec(node));
+        match field {
+            None => assert!(result.is_ok(), "{case}: {result:?}"),
+            Some(field) => {
+                let errors = result.expect_err(case);
+                assert_eq!(errors.len(), 1, "{case}: {errors:?}");
+                assert_eq!(errors[0].path, format!("spec.bgp.{field}"), "{case}");
+            }
+        }
+    }
+}
