@@ -170,6 +170,10 @@ fn ready_answers_at_once_with_the_route_when_the_pods_policy_is_in_force() {
                 let seq_after_add = context.shared.current_seq() - before;
                 let seq_before_ready = context.shared.current_seq();
                 let answer = handle(&context, ready("c")).await;
+                if fast {
+                    let again = gingham_node_agent::cni::ensure_host_route(&host, "10.66.0.0".parse().unwrap());
+                    assert!(matches!(again, Ok(false)), "{case}: the route is found in place: {again:?}");
+                }
                 let listed = context.ipam.list().unwrap();
                 assert!(listed.iter().any(|a| a.container_id == "c" && a.ready), "{case}: marked ready: {listed:?}");
                 (answer, context.shared.current_seq() - seq_before_ready, seq_after_add)

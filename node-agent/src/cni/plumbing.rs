@@ -25,7 +25,9 @@ use std::os::fd::AsRawFd;
 use futures::TryStreamExt;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+};
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, setns};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
@@ -158,14 +160,14 @@ async fn ensure_host_route_on_worker(host: &str, address: Ipv4Addr) -> Result<bo
         .map_err(netlink(what))?
         .ok_or_else(|| PlumbingError::Mismatch(format!("host interface {host} is missing")))?;
     let wanted = host_route(address, link.header.index);
-    let what = || format!("listing the routes to {address}/32");
-    let dump = handle.route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
-    let routes: Vec<RouteMessage> = dump.try_collect().await.map_err(netlink(what))?;
-    let present = routes.iter().any(|r| {
-        r.header.table == RouteHeader::RT_TABLE_MAIN
-            && r.header.protocol == wanted.header.protocol
+    // A lookup, not a dump (a node may hold many routes): the FIB entry the kernel uses for the
+    // address, with its protocol. A failed lookup (no route at all) means it is missing.
+    let mut lookup = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(address, 32).build();
+    lookup.header.flags = RouteFlags::FibMatch;
+    let found: Vec<RouteMessage> = handle.route().get(lookup).execute().try_collect().await.unwrap_or_default();
+    let present = found.iter().any(|r| {
+        r.header.protocol == wanted.header.protocol
             && r.header.destination_prefix_length == 32
-            && r.attributes.contains(&RouteAttribute::Destination(RouteAddress::Inet(address)))
             && r.attributes.contains(&RouteAttribute::Oif(link.header.index))
     });
     if present {
