@@ -12,7 +12,7 @@ packages=(
   netcat-openbsd    # TCP probes
   tcpdump           # proving encapsulation on the underlay
   gobgpd            # an external BGP peer ("top of rack") in the lab
-  containernetworking-plugins  # the reference ptp + host-local plugins, the CNI benchmark baseline
+  containernetworking-plugins  # portmap, chained after gingham in the lab; ptp + host-local, the CNI benchmark baseline
   busybox-static    # the IPIP test VM's userland
   procps            # ps, pgrep -P for process checks
   kmod              # modinfo, to tell which kernel features exist

@@ -4,6 +4,26 @@
 /// The prefix of every host-side pod interface gingham creates.
 pub const INTERFACE_PREFIX: &str = "gh";
 
+/// The namespace of workloads a runtime attaches without Kubernetes (no `K8S_POD_NAMESPACE` in
+/// `CNI_ARGS`, as plain podman): policy selects them by this namespace
+/// (`projectcalico.org/namespace == "gingham-workloads"`); they carry no other labels.
+pub const WORKLOAD_NAMESPACE: &str = "gingham-workloads";
+
+/// The longest workload name: a DNS label, as Kubernetes pod names in practice are.
+const WORKLOAD_NAME_MAX: usize = 63;
+
+/// The pod name of a non-Kubernetes workload (in [`WORKLOAD_NAMESPACE`]): its container ID, or,
+/// for an ID longer than 63 characters, its first 46 characters, `-` and 16 hex digits of a hash
+/// of the whole ID. The host interface name is a hash of namespace/name, so it fits the kernel's
+/// 15 characters whatever the name's length.
+pub fn workload_name(container_id: &str) -> String {
+    if container_id.len() <= WORKLOAD_NAME_MAX {
+        return container_id.to_string();
+    }
+    let head: String = container_id.chars().take(WORKLOAD_NAME_MAX - 17).collect();
+    format!("{head}-{:016x}", fnv1a(container_id))
+}
+
 /// FNV-1a, 64-bit: a small, stable hash (not for security) so that names never change across
 /// versions or platforms.
 fn fnv1a(text: &str) -> u64 {
@@ -47,6 +67,17 @@ mod tests {
         assert!(name.starts_with(INTERFACE_PREFIX));
         assert_eq!(name, endpoint_interface_name("default", "web-0"));
         assert_ne!(name, endpoint_interface_name("default", "web-1"));
+    }
+
+    #[test]
+    fn workload_names_are_the_container_id_or_a_unique_dns_label() {
+        assert_eq!(workload_name("0123abcd"), "0123abcd");
+        let long = "a".repeat(64);
+        let name = workload_name(&long);
+        assert_eq!(name.len(), 63, "{name}");
+        assert!(name.starts_with(&"a".repeat(46)), "{name}");
+        assert_ne!(name, workload_name(&format!("{}b", "a".repeat(63))), "IDs that share a prefix stay apart");
+        assert_eq!(endpoint_interface_name(WORKLOAD_NAMESPACE, &name).len(), 13);
     }
 
     #[test]

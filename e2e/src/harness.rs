@@ -184,8 +184,28 @@ impl PingCount {
 impl Pinger {
     /// Starts pinging `address` every 10 ms from inside `netns`.
     pub fn start(netns: &str, address: &str) -> Result<Self, HarnessError> {
+        Self::spawn(netns, &["-i", "0.01", "-W", "1", "-q", address])
+    }
+
+    /// Starts pinging `address` from inside `netns` every `interval` (at least 1 ms), for at most
+    /// `limit`: ping itself stops after that time or that many packets, if [`Pinger::stop`] has
+    /// not stopped it before.
+    pub fn start_bounded(
+        netns: &str,
+        address: &str,
+        interval: Duration,
+        limit: Duration,
+    ) -> Result<Self, HarnessError> {
+        let millis = interval.as_millis().max(1);
+        let count = (limit.as_millis() / millis).max(1).to_string();
+        let (interval, deadline) = (format!("{:.3}", interval.as_secs_f64()), limit.as_secs().max(1).to_string());
+        Self::spawn(netns, &["-i", &interval, "-c", &count, "-w", &deadline, "-W", "1", "-q", address])
+    }
+
+    fn spawn(netns: &str, args: &[&str]) -> Result<Self, HarnessError> {
         let child = Command::new("ip")
-            .args(["netns", "exec", netns, "ping", "-i", "0.01", "-W", "1", "-q", address])
+            .args(["netns", "exec", netns, "ping"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

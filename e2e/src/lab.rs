@@ -22,6 +22,16 @@ pub enum LabError {
         /// Which ones are missing.
         missing: String,
     },
+    /// A reference CNI plugin the lab's conflist chains is missing.
+    #[error(
+        "missing CNI plugins in {dir}: {missing}; install them with `apt install containernetworking-plugins` (scripts/install-deps.sh)"
+    )]
+    MissingPlugins {
+        /// Where they were looked for.
+        dir: String,
+        /// Which ones are missing.
+        missing: String,
+    },
     /// Building the network failed.
     #[error(transparent)]
     Topology(#[from] TopologyError),
@@ -58,6 +68,9 @@ pub const OPERATOR: &str = "gingham-operator";
 pub const AGENT: &str = "gingham-node-agent";
 /// The CNI plugin binary.
 pub const CNI: &str = "gingham-cni";
+/// Debian's reference CNI plugins (package containernetworking-plugins): the lab chains their
+/// `portmap` after gingham, and the CNI benchmark's baseline is their `ptp` and `host-local`.
+pub const REFERENCE_DIR: &str = "/usr/lib/cni";
 /// The lab binary (pods run `gingham-lab serve`).
 pub const LAB: &str = "gingham-lab";
 
@@ -78,10 +91,15 @@ pub struct UpOptions {
 pub fn check_binaries(bin_dir: &Path, topology_only: bool) -> Result<(), LabError> {
     let needed: &[&str] = if topology_only { &[] } else { &[OPERATOR, AGENT, CNI, LAB] };
     let missing: Vec<&str> = needed.iter().copied().filter(|b| !bin_dir.join(b).is_file()).collect();
+    if !missing.is_empty() {
+        return Err(LabError::MissingBinaries { dir: bin_dir.display().to_string(), missing: missing.join(", ") });
+    }
+    let chained: &[&str] = if topology_only { &[] } else { &[crate::pods::PORTMAP] };
+    let missing: Vec<&str> = chained.iter().copied().filter(|b| !Path::new(REFERENCE_DIR).join(b).is_file()).collect();
     if missing.is_empty() {
         return Ok(());
     }
-    Err(LabError::MissingBinaries { dir: bin_dir.display().to_string(), missing: missing.join(", ") })
+    Err(LabError::MissingPlugins { dir: REFERENCE_DIR.to_string(), missing: missing.join(", ") })
 }
 
 /// Brings a lab up from a validated scenario. A lab with the same prefix is torn down first.

@@ -1,6 +1,7 @@
 //! Pods: a network namespace plumbed by the real CNI plugin, run inside the node's namespace the
 //! way a kubelet on that node would, plus the Pod object and a small server on its ports.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::cmd::{self, CmdError};
 use crate::datastore::{self, DatastoreError};
-use crate::lab::{CNI, LAB, cni_socket};
+use crate::lab::{CNI, LAB, REFERENCE_DIR, cni_socket};
 use crate::process::{self, SpawnError};
 use crate::scenario::PodSpec;
 use crate::state::{LabState, PodRecord, StateError};
@@ -69,18 +70,81 @@ pub enum PodError {
 /// Where the kernel hands out random UUIDs (the Pod UIDs the lab makes, as the API server would).
 const UID_SOURCE: &str = "/proc/sys/kernel/random/uuid";
 
-/// The network configuration the lab hands the plugin (what a conflist's plugin entry holds).
-pub fn cni_config(socket: &str) -> Value {
-    json!({"cniVersion": "1.0.0", "name": "gingham", "type": "gingham", "socketPath": socket})
+/// The reference plugin the lab chains after gingham, as Calico's conflist does.
+pub const PORTMAP: &str = "portmap";
+
+/// The lab's network configuration list, as a node's `/etc/cni/net.d` would hold it: gingham, then
+/// the reference `portmap` for `runtimeConfig.portMappings` (hostPort), as `config/cni` ships it.
+pub fn cni_conflist(socket: &str) -> Value {
+    json!({
+        "cniVersion": "1.0.0",
+        "name": "gingham",
+        "plugins": [
+            {"type": "gingham", "socketPath": socket},
+            {"type": PORTMAP, "capabilities": {"portMappings": true}, "snat": true},
+        ],
+    })
 }
 
-/// Runs the CNI plugin for a pod inside its node's namespace; returns the plugin's stdout.
+/// Runs CNI `command` for a pod through the lab's conflist with no runtime settings; returns the
+/// chain's result (ADD) or nothing.
 pub fn run_cni(state: &LabState, pod: &PodRecord, command: &str) -> Result<String, PodError> {
+    run_chain(state, pod, command, &json!({}))
+}
+
+/// Runs CNI `command` for a pod through the lab's conflist inside its node's namespace, the way a
+/// runtime's libcni does: ADD runs the plugins in order, each getting the one before's result as
+/// `prevResult`; DEL runs them in reverse. Each plugin gets the list's `name` and `cniVersion`
+/// and, under `runtimeConfig`, the entries of `runtime` (such as `portMappings`) its
+/// `capabilities` ask for. Returns the last plugin's stdout.
+pub fn run_chain(state: &LabState, pod: &PodRecord, command: &str, runtime: &Value) -> Result<String, PodError> {
     let node = state.node(&pod.node).ok_or_else(|| PodError::UnknownNode { pod: pod.key(), node: pod.node.clone() })?;
-    let config = cni_config(&cni_socket(node).display().to_string()).to_string();
-    let bin_dir = state.bin_dir.display().to_string();
+    let list = cni_conflist(&cni_socket(node).display().to_string());
+    let mut plugins: Vec<&Value> = list["plugins"].as_array().map(|p| p.iter().collect()).unwrap_or_default();
+    if command == "DEL" {
+        plugins.reverse();
+    }
+    let mut result: Option<Value> = None;
+    let mut stdout = String::new();
+    for plugin in plugins {
+        let mut config = plugin.clone();
+        config["name"] = list["name"].clone();
+        config["cniVersion"] = list["cniVersion"].clone();
+        let wanted: serde_json::Map<String, Value> = plugin["capabilities"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(capability, on)| on.as_bool() == Some(true) && runtime.get(capability.as_str()).is_some())
+            .map(|(capability, _)| (capability.clone(), runtime[capability.as_str()].clone()))
+            .collect();
+        if !wanted.is_empty() {
+            config["runtimeConfig"] = Value::Object(wanted);
+        }
+        if let Some(previous) = result.take() {
+            config["prevResult"] = previous;
+        }
+        let kind = plugin["type"].as_str().unwrap_or_default();
+        stdout = run_plugin(state, pod, &node.netns, kind, command, &config)?;
+        if command == "ADD" {
+            result = serde_json::from_str(&stdout).ok();
+        }
+    }
+    Ok(stdout)
+}
+
+/// Runs one plugin of the chain (gingham from the lab's binaries, the others from
+/// [`REFERENCE_DIR`]) in the node's namespace.
+fn run_plugin(
+    state: &LabState,
+    pod: &PodRecord,
+    node_netns: &str,
+    kind: &str,
+    command: &str,
+    config: &Value,
+) -> Result<String, PodError> {
+    let binary = if kind == "gingham" { state.bin_dir.join(CNI) } else { Path::new(REFERENCE_DIR).join(kind) };
     let mut cni = Command::new("ip");
-    cni.args(["netns", "exec", &node.netns, "env"])
+    cni.args(["netns", "exec", node_netns, "env"])
         .arg(format!("CNI_COMMAND={command}"))
         .arg(format!("CNI_CONTAINERID={}", pod.container_id))
         .arg(format!("CNI_NETNS=/run/netns/{}", pod.netns))
@@ -89,14 +153,14 @@ pub fn run_cni(state: &LabState, pod: &PodRecord, command: &str) -> Result<Strin
             "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_UID={}",
             pod.namespace, pod.name, pod.uid
         ))
-        .arg(format!("CNI_PATH={bin_dir}"))
-        .arg(state.bin_dir.join(CNI));
-    let out = cmd::output(&mut cni, Some(config.as_bytes()))?;
+        .arg(format!("CNI_PATH={}:{REFERENCE_DIR}", state.bin_dir.display()))
+        .arg(binary);
+    let out = cmd::output(&mut cni, Some(config.to_string().as_bytes()))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status.success() {
         return Ok(stdout);
     }
-    let detail = format!("{} {}", stdout.trim(), String::from_utf8_lossy(&out.stderr).trim());
+    let detail = format!("{kind}: {} {}", stdout.trim(), String::from_utf8_lossy(&out.stderr).trim());
     Err(PodError::Cni { pod: pod.key(), node: pod.node.clone(), command: command.into(), detail })
 }
 

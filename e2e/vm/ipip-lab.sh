@@ -55,3 +55,17 @@ expect n2 direct
 expect n3 tunl0
 $LAB down --prefix ipl
 say "PASS: IPIP Always and CrossSubnet between pods over tunl0"
+# run-ipip.sh --live: the live-switch test of e2e/tests/vm_ipip_lab.rs, every IPIP and IPIP <-> VXLAN
+# switch on the full pod matrix, run by its own test binary; its output is shown prefixed.
+if [ -x /tests/live-test ]; then
+    started=$(date +%s)
+    {
+        GINGHAM_LAB_BIN_DIR=/tests /tests/live-test --ignored --exact --nocapture --test-threads 1 \
+            every_ipip_and_vxlan_switch_each_way_keeps_every_pod_pair_in_the_vm 2>&1
+        echo $? >/tmp/live.rc
+    } | sed 's/^/ipip-live: /'
+    live=FAIL
+    [ "$(cat /tmp/live.rc)" = 0 ] && live=PASS
+    say "live switches: $live in $(( $(date +%s) - started )) s"
+    [ "$live" = PASS ] || exit 1
+fi

@@ -6,10 +6,11 @@
 # modules, the test script, optional extra test binaries), boots it with TCG and judges the
 # result by the PASS line on the console.
 #
-# Usage: e2e/vm/run-ipip.sh [--lab BIN_DIR] [--extra BINARY]...
+# Usage: e2e/vm/run-ipip.sh [--lab BIN_DIR [--live TEST_BINARY]] [--extra BINARY]...
 #   --lab BIN_DIR  also run a three-node gingham lab (IPIP Always, then CrossSubnet) in the VM with
 #                  the binaries of BIN_DIR (e.g. target/debug), BIRD, nft and nsenter from the host.
-#                  Always passes; CrossSubnet does not yet (see e2e/tests/pending/vm_ipip_lab.rs).
+#   --live TEST    then run the live-switch test of this test binary (e2e/tests/vm_ipip_lab.rs,
+#                  every IPIP and IPIP <-> VXLAN switch on the full pod matrix) in the VM.
 #   env: GINGHAM_VM_CACHE, GINGHAM_VM_TIMEOUT, GINGHAM_VM_MEMORY (MiB; default 512, 1536 with --lab)
 # Prints "GINGHAM-VM PASS" and exits 0 on success; exits 1 on a test failure, 2 when the VM
 # cannot be prepared (packages not fetchable, tools missing), with the reason.
@@ -20,11 +21,13 @@ TIMEOUT="${GINGHAM_VM_TIMEOUT:-180}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 EXTRA=()
 LAB_BIN=""
+LIVE_TEST=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --extra) EXTRA+=("$2"); shift 2 ;;
         --lab) LAB_BIN="$2"; shift 2 ;;
-        *) echo "usage: $0 [--lab BIN_DIR] [--extra BINARY]..." >&2; exit 2 ;;
+        --live) LIVE_TEST="$2"; shift 2 ;;
+        *) echo "usage: $0 [--lab BIN_DIR [--live TEST_BINARY]] [--extra BINARY]..." >&2; exit 2 ;;
     esac
 done
 MEMORY="${GINGHAM_VM_MEMORY:-$([ -n "$LAB_BIN" ] && echo 1536 || echo 512)}"
@@ -105,6 +108,12 @@ add_lab() { # add_lab TREE: the gingham binaries, BIRD, nft and the lab test
     echo "root:x:0:0:root:/root:/bin/sh" >"$tree/etc/passwd"
     echo "root:x:0:" >"$tree/etc/group"
     cp "$HERE/ipip-lab.sh" "$HERE/ipip-lab.yaml" "$tree/tests/"
+    if [ -n "$LIVE_TEST" ]; then
+        [ -x "$LIVE_TEST" ] || die "$LIVE_TEST is not an executable test binary"
+        copy_with_libs "$LIVE_TEST" "$tree" /tests
+        mv "$tree/tests/$(basename "$LIVE_TEST")" "$tree/tests/live-test"
+        strip "$tree/tests/live-test" 2>/dev/null || true
+    fi
 }
 
 build_initramfs() { # build_initramfs DIR -> DIR/initramfs.gz

@@ -49,13 +49,15 @@ pub struct Cli {
     /// The file datastore's directory (with --datastore file).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Where IPAM allocations persist.
+    /// Where IPAM allocations persist: the agent's own directory, made root's alone (0700, files
+    /// 0600).
     #[arg(long, default_value = "/var/lib/gingham")]
     pub state_dir: PathBuf,
     /// The CNI plugin's socket (mode 0600).
     #[arg(long, default_value = "/run/gingham/cni.sock")]
     pub cni_socket: PathBuf,
-    /// BIRD's config and control socket directory.
+    /// BIRD's config and control socket directory: the agent's own, made root's alone (0700; the
+    /// config, which holds BGP passwords, 0600).
     #[arg(long, default_value = "/var/run/gingham/bird")]
     pub bird_dir: PathBuf,
     /// Do not run BIRD (no BGP on this node).

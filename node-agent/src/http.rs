@@ -10,10 +10,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 
+use crate::agent::STALLED_AFTER;
 use crate::shared::Shared;
-
-/// The main loop counts as alive when it beat within this many seconds.
-const ALIVE_SECONDS: u64 = 120;
 
 /// A listener could not start.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +32,8 @@ pub async fn serve_metrics(address: SocketAddr, registry: Arc<Registry>) -> Resu
     serve(address, "metrics", router).await
 }
 
-/// Serves `/healthz` (the main loop is alive) and `/readyz` (a spec is in force and synced).
+/// Serves `/healthz` (the main loop finished a pass within [`STALLED_AFTER`]) and `/readyz` (a
+/// spec is in force and synced).
 pub async fn serve_health(address: SocketAddr, shared: Arc<Shared>) -> Result<(), HttpError> {
     let router = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(shared);
     serve(address, "health", router).await
@@ -58,12 +57,17 @@ async fn metrics(State(registry): State<Arc<Registry>>) -> impl IntoResponse {
     }
 }
 
-async fn healthz(State(shared): State<Arc<Shared>>) -> (StatusCode, &'static str) {
-    if shared.alive_within(ALIVE_SECONDS) {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "the main loop is stuck\n")
+async fn healthz(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
+    let age = shared.heartbeat_age();
+    if age <= STALLED_AFTER {
+        return (StatusCode::OK, "ok\n".to_string());
     }
+    let reason = format!(
+        "the main loop has not finished a pass for {}s (the limit is {}s): routes, policy and status are not being updated; see the agent's log for what it waits on\n",
+        age.as_secs(),
+        STALLED_AFTER.as_secs()
+    );
+    (StatusCode::SERVICE_UNAVAILABLE, reason)
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> (StatusCode, &'static str) {
@@ -71,5 +75,30 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> (StatusCode, &'static str)
         (true, true) => (StatusCode::OK, "ready\n"),
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "no valid NodeNetwork yet\n"),
         (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "the dataplane has not synced yet\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A loop that stopped beating (blocked on a lock, a hung sync) makes `/healthz` fail with why.
+    #[tokio::test]
+    async fn healthz_fails_with_the_reason_when_the_loop_stalls() {
+        let cases = [
+            (Duration::ZERO, StatusCode::OK, "ok"),
+            (STALLED_AFTER - Duration::from_secs(1), StatusCode::OK, "ok"),
+            (STALLED_AFTER + Duration::from_secs(5), StatusCode::SERVICE_UNAVAILABLE, "has not finished a pass for"),
+        ];
+        for (age, code, body) in cases {
+            let shared = Arc::new(Shared::default());
+            shared.beat();
+            shared.set_heartbeat_age(age);
+            let (answered, text) = healthz(State(shared)).await;
+            assert_eq!(answered, code, "heartbeat {age:?} old: {text}");
+            assert!(text.contains(body), "heartbeat {age:?} old: {text}");
+        }
     }
 }

@@ -14,5 +14,6 @@ pub mod http;
 pub mod ipam;
 pub mod logging;
 pub mod metrics;
+pub mod private_files;
 pub mod shared;
 pub mod status;

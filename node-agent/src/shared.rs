@@ -3,7 +3,8 @@
 //! last sync programmed (published by the loop).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
@@ -31,7 +32,9 @@ pub struct Shared {
     programmed: watch::Sender<Programmed>,
     seq: AtomicU64,
     changed: Notify,
-    heartbeat: AtomicU64,
+    /// When the loop last beat: milliseconds after `started`.
+    heartbeat: AtomicI64,
+    started: Instant,
 }
 
 impl Default for Shared {
@@ -41,7 +44,8 @@ impl Default for Shared {
             programmed: watch::Sender::new(Programmed::default()),
             seq: AtomicU64::new(0),
             changed: Notify::new(),
-            heartbeat: AtomicU64::new(now_seconds()),
+            heartbeat: AtomicI64::new(0),
+            started: Instant::now(),
         }
     }
 }
@@ -88,14 +92,27 @@ impl Shared {
         self.programmed.borrow().clone()
     }
 
-    /// Records that the main loop is alive.
+    /// Records that the main loop is alive (it finished a pass).
     pub fn beat(&self) {
-        self.heartbeat.store(now_seconds(), Ordering::SeqCst);
+        self.heartbeat.store(self.uptime_millis(), Ordering::SeqCst);
     }
 
-    /// Whether the main loop was alive within `seconds`.
-    pub fn alive_within(&self, seconds: u64) -> bool {
-        now_seconds().saturating_sub(self.heartbeat.load(Ordering::SeqCst)) <= seconds
+    /// How long ago the main loop last beat (since start-up before its first beat), on the
+    /// monotonic clock.
+    pub fn heartbeat_age(&self) -> Duration {
+        let age = self.uptime_millis().saturating_sub(self.heartbeat.load(Ordering::SeqCst));
+        Duration::from_millis(u64::try_from(age).unwrap_or(0))
+    }
+
+    fn uptime_millis(&self) -> i64 {
+        i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Makes the last beat `age` old, as a loop stuck that long would leave it.
+    #[cfg(test)]
+    pub(crate) fn set_heartbeat_age(&self, age: Duration) {
+        let age = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+        self.heartbeat.store(self.uptime_millis().saturating_sub(age), Ordering::SeqCst);
     }
 
     /// Whether the last sync put the policy of `endpoint`'s Pod in force (same name, and the same
@@ -124,10 +141,6 @@ impl Shared {
         // The sender lives in `self`, so the channel cannot close while we wait.
         let _ = receiver.wait_for(|p| p.seq >= seq && p.endpoints.contains(key)).await;
     }
-}
-
-fn now_seconds() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ pub struct StatusInputs<'a> {
     pub bird_error: Option<&'a str>,
     /// BGP sessions left out of BIRD's config (values BIRD refuses), each with the reason.
     pub bgp_left_out: &'a [String],
+    /// Why the last IPAM call of the loop failed (the endpoints last read stay programmed).
+    pub ipam_error: Option<&'a str>,
     /// The endpoints whose veth exists (programmed or not: the operator compiles their policy
     /// from this list, and the dataplane programs an endpoint only once its policy is known).
     pub endpoints: &'a [LocalEndpoint],
@@ -96,7 +98,7 @@ pub fn build(inputs: &StatusInputs<'_>, now: &Time) -> NodeNetworkStatus {
         (None, Some(c)) => condition(conditions::READY, Some(false), &format!("{}NotTrue", c.type_), c.message.clone()),
         (None, None) => condition(conditions::READY, Some(true), "Ready", "the node's network matches its spec".into()),
     };
-    let errors: Vec<&str> = [inputs.spec_error, Some(sync_errors.as_str()), inputs.bird_error]
+    let errors: Vec<&str> = [inputs.spec_error, Some(sync_errors.as_str()), inputs.bird_error, inputs.ipam_error]
         .into_iter()
         .flatten()
         .chain(inputs.bgp_left_out.iter().map(String::as_str))
@@ -218,6 +220,13 @@ mod tests {
                 conditions::BGP_ESTABLISHED,
                 ("False", "SessionsLeftOut"),
                 Some("BGP session \"peer_x\" left out of BIRD's config: keepaliveSeconds 0 is out of range"),
+            ),
+            // Routes and policy stay programmed for the endpoints last read: reported, not unready.
+            (
+                StatusInputs { ipam_error: Some("IPAM lock held"), ..base.clone() },
+                conditions::READY,
+                ("True", "Ready"),
+                Some("IPAM lock held"),
             ),
         ];
         for (inputs, type_, (status, why), error) in cases {

@@ -12,21 +12,23 @@ use gingham_node_agent::agent::{Agent, AgentOptions, Services};
 use gingham_node_agent::api::{ApiContext, Request, Response, handle};
 use gingham_node_agent::dataplane::{Dataplane, NodeView, SyncReport};
 use gingham_node_agent::datastore::file::{FileDatastore, FileStatus};
-use gingham_node_agent::ipam::{AllocationRequest, BlockSet, IpamStore};
+use gingham_node_agent::ipam::{AllocationRequest, BlockSet, IpamStore, LOCK_TIMEOUT};
 use gingham_node_agent::logging::LogControl;
 use gingham_node_agent::metrics::Metrics;
 use gingham_node_agent::shared::Shared;
 use serde_json::Value;
 
-/// Programs everything it is given and remembers the last spec.
+/// Programs everything it is given and remembers the last spec and endpoints.
 #[derive(Clone, Default)]
 struct FakeDataplane {
     last_spec: Arc<Mutex<Option<NodeNetworkSpec>>>,
+    last_endpoints: Arc<Mutex<Vec<String>>>,
 }
 
 impl Dataplane for FakeDataplane {
     async fn sync(&mut self, view: &NodeView<'_>) -> SyncReport {
         *self.last_spec.lock().unwrap() = Some(view.spec.clone());
+        *self.last_endpoints.lock().unwrap() = view.endpoints.iter().map(|e| e.key()).collect();
         SyncReport {
             routes_programmed: true,
             policy_programmed: true,
@@ -220,6 +222,86 @@ async fn addresses_of_pods_whose_interface_is_gone_are_released() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             };
             assert_eq!(left, vec!["adding"], "the leaked address is released, the pending ADD keeps its own");
+            let _ = stop.send(());
+            running.await.unwrap();
+        })
+        .await;
+}
+
+/// Whoever holds the IPAM lock (anyone, while it was world-readable) must neither hang CNI ADD
+/// nor stop the loop: ADD fails after the lock's timeout naming the lock, and the loop goes on
+/// programming spec changes with the endpoints it last read, reporting why in status.
+#[tokio::test]
+async fn a_held_ipam_lock_fails_add_fast_and_the_loop_keeps_syncing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    write_spec(dir.path(), 1, GOOD);
+    let ipam = IpamStore::open(state.path()).unwrap();
+    let blocks = BlockSet {
+        blocks: vec!["10.70.0.0/28".parse().unwrap()],
+        releasing: BTreeSet::new(),
+        tunnel_blocks: Vec::new(),
+    };
+    let web = AllocationRequest {
+        container_id: "c1".into(),
+        ifname: "eth0".into(),
+        namespace: "default".into(),
+        pod: "web".into(),
+        uid: None,
+    };
+    ipam.allocate(&blocks, &web).unwrap();
+    ipam.mark_ready("c1", "eth0").unwrap();
+    let shared = Arc::new(Shared::default());
+    let dataplane = FakeDataplane::default();
+    let synced = |blocks: usize| {
+        let spec = dataplane.last_spec.lock().unwrap().as_ref().map_or(0, |s| s.blocks.len());
+        spec == blocks && *dataplane.last_endpoints.lock().unwrap() == vec!["default/web".to_string()]
+    };
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let (stop, running) = start(dir.path(), &dataplane, &shared, &ipam, false);
+            wait_status(dir.path(), "Ready", |s| condition(s, "Ready")["status"] == "True").await;
+            assert!(synced(1), "the pod is programmed");
+
+            let lock = state.path().join("ipam/lock");
+            let holder = std::fs::OpenOptions::new().write(true).open(&lock).unwrap();
+            holder.lock().unwrap();
+
+            let context = ApiContext { ipam: ipam.clone(), shared: Arc::clone(&shared) };
+            let add = Request::Add {
+                container_id: "c2".into(),
+                netns: "/run/netns/y".into(),
+                ifname: "eth0".into(),
+                namespace: "default".into(),
+                pod: "db".into(),
+                uid: None,
+            };
+            let started = Instant::now();
+            let answer = tokio::time::timeout(LOCK_TIMEOUT + Duration::from_secs(3), handle(&context, add.clone()))
+                .await
+                .expect("ADD must not hang on a held lock");
+            let Response::Error { code, msg, .. } = answer else { panic!("ADD under a held lock: {answer:?}") };
+            assert_eq!(code, 5, "an I/O error: {msg}");
+            assert!(msg.contains(&lock.display().to_string()) && msg.contains("held by pid"), "{msg}");
+            assert!(started.elapsed() < LOCK_TIMEOUT + Duration::from_secs(2), "took {:?}", started.elapsed());
+
+            // A spec change is still programmed, for the pod the loop last knew.
+            write_spec(dir.path(), 2, "  address: 192.168.10.2/24\n  blocks: [10.70.0.0/28, 10.70.0.16/28]\n");
+            let reported = wait_status(dir.path(), "generation 2 with the IPAM error naming the lock", |s| {
+                s["observedGeneration"] == 2 && s["lastError"].as_str().is_some_and(|e| e.contains("held by pid"))
+            })
+            .await;
+            assert!(synced(2), "the new block is programmed and the pod kept: {reported}");
+            assert_eq!(reported["endpoints"][0]["name"], "default/web", "{reported}");
+
+            // Once the lock is free, the next pod is added and programmed as usual.
+            drop(holder);
+            assert!(matches!(handle(&context, add).await, Response::Allocated { .. }), "the lock is free again");
+            let ready = Request::Ready { container_id: "c2".into(), ifname: "eth0".into(), timeout_seconds: 5 };
+            assert!(matches!(handle(&context, ready).await, Response::Allocated { .. }), "the new pod is programmed");
+            wait_status(dir.path(), "the IPAM error to clear", |s| s["lastError"].is_null()).await;
+
             let _ = stop.send(());
             running.await.unwrap();
         })

@@ -144,6 +144,10 @@ fn two_agents_exchange_their_blocks_over_bgp() {
     assert_eq!(reported["bgpSessions"][0]["peerAddress"], "10.98.0.2");
     let bgp = reported["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "BGPEstablished").unwrap();
     assert_eq!(bgp["status"], "True", "{reported}\n{}", logs());
+    // BIRD (root) reads a config only root may read: it holds the BGP passwords.
+    let mode = |path: &Path| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions());
+    let bird_dir = dir.path().join("node-a/bird");
+    assert_eq!((mode(&bird_dir) & 0o777, mode(&bird_dir.join("bird.conf")) & 0o777), (0o700, 0o600));
 
     // A second block on node-a reaches node-b through a reload of the same BIRD.
     let pid_before = run(&["pgrep", "-f", &format!("{}/bird.conf", dir.path().join("node-a/bird").display())]);

@@ -146,7 +146,103 @@ fn version_lists_the_supported_versions() {
     let pod = Netns::new("version-pod");
     let (output, result) = invoke(&node, "VERSION", "", &pod, "", json!({ "cniVersion": "1.0.0" })).run();
     assert!(output.status.success());
-    assert_eq!(result, json!({ "cniVersion": "1.0.0", "supportedVersions": ["1.0.0", "1.1.0"] }));
+    let all = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+    assert_eq!(result, json!({ "cniVersion": "1.0.0", "supportedVersions": all }));
+}
+
+/// Each version a runtime may write: ADD answers in that version's shape, CHECK exists from
+/// 0.4.0, GC and STATUS from 1.1.0; a command the version lacks is code 1 naming it.
+#[test]
+fn every_version_adds_in_its_shape_and_has_only_its_commands() {
+    require_root();
+    let agent = TestAgent::start(&["10.66.9.0/26"]);
+    let node = Netns::new("vers-node");
+    // (cniVersion, ips[].version written, has CHECK, has GC and STATUS)
+    let table = [
+        ("0.3.0", true, false, false),
+        ("0.3.1", true, false, false),
+        ("0.4.0", true, true, false),
+        ("1.0.0", false, true, false),
+        ("1.1.0", false, true, true),
+    ];
+    for (index, (version, ip_version, has_check, has_gc)) in table.into_iter().enumerate() {
+        let pod = Netns::new(&format!("vers-pod{index}"));
+        let (container, name) = (format!("c{index}"), format!("v{index}"));
+        let mut conf = config(&agent.socket);
+        conf["cniVersion"] = json!(version);
+        let (output, result) = invoke(&node, "ADD", &container, &pod, &name, conf.clone()).run();
+        assert!(output.status.success(), "{version} ADD: {result} {}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(result["cniVersion"], version);
+        let ip = &result["ips"][0];
+        assert_eq!(ip["version"], if ip_version { json!("4") } else { Value::Null }, "{version}: {result}");
+        assert_eq!(ip["interface"], 1, "{version}: {result}");
+        assert_eq!(result["interfaces"][1]["name"], "eth0", "{version}: {result}");
+
+        let mut check = conf.clone();
+        check["prevResult"] = result.clone();
+        let mut gc = conf.clone();
+        gc["cni.dev/valid-attachments"] = json!([{ "containerID": container, "ifname": "eth0" }]);
+        for (command, body, allowed) in
+            [("CHECK", check, has_check), ("GC", gc, has_gc), ("STATUS", conf.clone(), has_gc)]
+        {
+            let (output, out) = invoke(&node, command, &container, &pod, &name, body).run();
+            assert_eq!(output.status.success(), allowed, "{version} {command}: {out}");
+            if !allowed {
+                assert_eq!(out["code"], 1, "{version} {command}: {out}");
+                assert_eq!(out["cniVersion"], version, "{version} {command}: {out}");
+                assert!(out["msg"].as_str().unwrap().contains(command), "{version} {command}: {out}");
+            }
+        }
+        assert!(pod.has_link("eth0"), "{version}: nothing the checks did removed the pod's interface");
+        let (output, out) = invoke(&node, "DEL", &container, &pod, &name, conf).run();
+        assert!(output.status.success(), "{version} DEL: {out}");
+    }
+    assert!(agent.ipam.list().unwrap().is_empty(), "every version's DEL released its address");
+}
+
+/// The spec requires `cni.dev/valid-attachments` for GC; without it nothing may be released.
+#[test]
+fn gc_without_valid_attachments_is_code_4_and_removes_nothing() {
+    require_root();
+    let agent = TestAgent::start(&["10.66.10.0/26"]);
+    let (node, pod) = (Netns::new("gcnone-node"), Netns::new("gcnone-pod"));
+    let (output, result) = invoke(&node, "ADD", "c1", &pod, "kept", config(&agent.socket)).run();
+    assert!(output.status.success(), "{result}");
+    let (output, error) = invoke(&node, "GC", "", &pod, "", config(&agent.socket)).run();
+    assert!(!output.status.success(), "{error}");
+    assert_eq!(error["code"], 4, "{error}");
+    assert!(error["msg"].as_str().unwrap().contains("cni.dev/valid-attachments"), "{error}");
+    assert_eq!(agent.ipam.list().unwrap().len(), 1, "the allocation stays");
+    assert!(node.has_link(&endpoint_interface_name("default", "kept")), "the veth stays");
+}
+
+/// Stdin the plugin cannot decode (not UTF-8, not JSON) is the spec's code 6, not an I/O error.
+#[test]
+fn stdin_that_does_not_decode_is_code_6() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let cases: [(&str, &[u8]); 3] = [
+        ("not UTF-8", b"{\"cniVersion\":\"1.0.0\",\"name\":\"\xff\xfe\"}"),
+        ("not JSON", b"cniVersion: 1.0.0"),
+        ("empty", b""),
+    ];
+    for (what, stdin) in cases {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gingham-cni"))
+            .env("CNI_COMMAND", "ADD")
+            .env("CNI_CONTAINERID", "c1")
+            .env("CNI_NETNS", "/run/netns/none")
+            .env("CNI_IFNAME", "eth0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(!output.status.success(), "{what}");
+        let error: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(error["code"], 6, "{what}: {error}");
+    }
 }
 
 #[test]

@@ -36,6 +36,7 @@ spec:
     defaultEndpointToHostAction: Accept
     endpoints:
       - name: default/web
+      - name: gingham-workloads/podman-0123456789ab
 ";
 
 fn wait(what: &str, mut check: impl FnMut() -> bool) {
@@ -58,11 +59,9 @@ fn ready(status: &Value) -> bool {
     status["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
-#[test]
-fn the_real_agent_serves_the_real_plugin() {
-    require_root();
-    let node = Netns::new("agent-node");
-    let pod = Netns::new("agent-pod");
+/// A node namespace with an underlay address and a default route, as a real node has.
+fn node_with_underlay(label: &str) -> Netns {
+    let node = Netns::new(label);
     node.run(&["ip", "link", "set", "lo", "up"]);
     node.run(&["ip", "link", "add", "ul0", "type", "veth", "peer", "name", "ul1"]);
     node.run(&["ip", "link", "set", "ul1", "up"]);
@@ -70,19 +69,24 @@ fn the_real_agent_serves_the_real_plugin() {
     node.run(&["ip", "link", "set", "ul0", "up"]);
     // Proxy ARP answers for 169.254.1.1 only when the node has a route to it, as real nodes do.
     node.run(&["ip", "route", "add", "default", "dev", "ul0"]);
-    let dir = tempfile::tempdir().unwrap();
-    let datastore = dir.path().join("datastore");
+    node
+}
+
+/// Starts the real agent in `node` with [`SPEC`] under `dir`; returns it, its datastore and its
+/// CNI socket once it reports Ready.
+fn start_agent(node: &Netns, dir: &Path) -> (AgentProcess, std::path::PathBuf, std::path::PathBuf) {
+    let datastore = dir.join("datastore");
     std::fs::create_dir_all(datastore.join("generated/nodenetworks")).unwrap();
     std::fs::write(datastore.join("generated/nodenetworks/node-a.yaml"), SPEC).unwrap();
-    let socket = dir.path().join("cni.sock");
-    let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
+    let socket = dir.join("cni.sock");
+    let log = std::fs::File::create(dir.join("agent.log")).unwrap();
     let child = Command::new("ip")
         .args(["netns", "exec", &node.name, env!("CARGO_BIN_EXE_gingham-node-agent")])
         .args(["--node", "node-a", "--datastore", "file", "--no-bird"])
         .arg("--dir")
         .arg(&datastore)
         .arg("--state-dir")
-        .arg(dir.path().join("state"))
+        .arg(dir.join("state"))
         .arg("--cni-socket")
         .arg(&socket)
         .args(["--metrics-addr", "127.0.0.1:9091", "--health-addr", "127.0.0.1:9099"])
@@ -90,9 +94,19 @@ fn the_real_agent_serves_the_real_plugin() {
         .stderr(log)
         .spawn()
         .unwrap();
-    let mut agent = AgentProcess(child);
-    let agent_log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+    let agent = AgentProcess(child);
     wait("the agent to report Ready", || ready(&status(&datastore)));
+    (agent, datastore, socket)
+}
+
+#[test]
+fn the_real_agent_serves_the_real_plugin() {
+    require_root();
+    let node = node_with_underlay("agent-node");
+    let pod = Netns::new("agent-pod");
+    let dir = tempfile::tempdir().unwrap();
+    let (mut agent, datastore, socket) = start_agent(&node, dir.path());
+    let agent_log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
     let mode = std::fs::metadata(&socket).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
     assert_eq!(mode.unwrap(), 0o600, "the CNI socket is root-only");
 
@@ -110,6 +124,14 @@ fn the_real_agent_serves_the_real_plugin() {
         .unwrap();
     assert!(ping.status.success(), "node -> pod: {}", String::from_utf8_lossy(&ping.stdout));
     wait("the endpoint in status", || status(&datastore)["endpoints"][0]["name"] == "default/web");
+    let state = dir.path().join("state");
+    for (path, expected) in [(state.clone(), 0o700), (state.join("ipam"), 0o700)]
+        .into_iter()
+        .chain(["lock", "allocations.json"].map(|f| (state.join("ipam").join(f), 0o600)))
+    {
+        let mode = std::fs::metadata(&path).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
+        assert_eq!(mode.unwrap(), expected, "{} is root's alone", path.display());
+    }
 
     let get = |port: u16, path: &str| {
         let request =
@@ -145,4 +167,33 @@ fn the_real_agent_serves_the_real_plugin() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(exit.success(), "SIGTERM is a clean exit: {exit}\n{}", agent_log());
+}
+
+/// A runtime outside Kubernetes (plain podman) sets no K8S_POD_NAMESPACE: the container is a
+/// workload named by its container ID in `gingham-workloads`, addressed and policed as such.
+#[test]
+fn a_container_without_kubernetes_args_is_a_workload_named_by_its_id() {
+    require_root();
+    let node = node_with_underlay("wl-node");
+    let pod = Netns::new("wl-pod");
+    let dir = tempfile::tempdir().unwrap();
+    let (_agent, _, socket) = start_agent(&node, dir.path());
+    let agent_log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+    let container = "podman-0123456789ab";
+    let invoke =
+        |command| Invoke { node: &node, command, container, netns: pod.path(), pod: "", config: config(&socket) };
+    // As podman sets it: the container's name only.
+    let (output, result) = invoke("ADD").run_with_args("IgnoreUnknown=1;K8S_POD_NAME=s3");
+    assert!(output.status.success(), "ADD: {result}\n{}", agent_log());
+    let host = gingham_crds::naming::endpoint_interface_name(gingham_crds::naming::WORKLOAD_NAMESPACE, container);
+    assert_eq!(result["interfaces"][0]["name"], host.as_str(), "{result}");
+    let address = result["ips"][0]["address"].as_str().unwrap().trim_end_matches("/32").to_string();
+    let ping = Command::new("ip")
+        .args(["netns", "exec", &node.name, "ping", "-c", "1", "-W", "2", &address])
+        .output()
+        .unwrap();
+    assert!(ping.status.success(), "node -> workload: {}", String::from_utf8_lossy(&ping.stdout));
+    let (output, out) = invoke("DEL").run_with_args("");
+    assert!(output.status.success(), "DEL without any CNI_ARGS: {out}");
+    assert!(!node.has_link(&host), "the workload's veth is gone");
 }

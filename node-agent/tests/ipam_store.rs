@@ -2,9 +2,12 @@
 //! Node-local IPAM: persistence, idempotence, GC, exhaustion, pressure and concurrency.
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use gingham_node_agent::ipam::{AllocationRequest, Attachment, BlockSet, IpamError, IpamStore};
+use gingham_node_agent::ipam::{AllocationRequest, Attachment, BlockSet, IpamError, IpamStore, LOCK_TIMEOUT};
 
 fn blocks(cidrs: &[&str], tunnel: Option<&str>) -> BlockSet {
     BlockSet {
@@ -238,4 +241,51 @@ fn a_process_killed_mid_way_leaves_a_consistent_table() {
         assert!(!unique.contains(&next.address), "round {round}: a new address after the kill");
     }
     assert!(IpamStore::open(dir.path()).unwrap().list().unwrap().len() > 5, "the children did allocate");
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// State left world-readable by an earlier version (or an administrator) is made root's alone
+/// when the store opens: anyone who can open the lock can stop every IPAM call.
+#[test]
+fn a_loose_state_directory_is_tightened_to_root_only() {
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("state");
+    IpamStore::open(&state).unwrap().allocate(&blocks(&["10.0.0.0/30"], None), &request("x")).unwrap();
+    let ipam = state.join("ipam");
+    let loose = [(&state, 0o755), (&ipam, 0o777), (&ipam.join("lock"), 0o644), (&ipam.join("allocations.json"), 0o666)];
+    for (path, mode) in loose {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    let store = IpamStore::open(&state).unwrap();
+
+    let modes: Vec<String> = loose.iter().map(|(path, _)| format!("{:o}", mode(path))).collect();
+    assert_eq!(modes, ["700", "700", "600", "600"], "state, ipam/, lock, table");
+    assert_eq!(store.list().unwrap().len(), 1, "the table is kept");
+}
+
+/// A lock held from another open file (a hung process, or anyone who could open it) makes
+/// calls fail after [`LOCK_TIMEOUT`] with an error naming the lock and its holder, not hang.
+#[test]
+fn a_held_lock_fails_calls_fast_naming_the_lock_and_its_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IpamStore::open(dir.path()).unwrap();
+    let lock = dir.path().join("ipam/lock");
+    let holder = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock).unwrap();
+    holder.lock().unwrap();
+
+    let started = Instant::now();
+    let error = store.allocate(&blocks(&["10.0.0.0/30"], None), &request("x")).unwrap_err();
+    let waited = started.elapsed();
+
+    assert!(matches!(error, IpamError::LockTimeout { .. }), "{error}");
+    assert!(waited >= LOCK_TIMEOUT && waited < LOCK_TIMEOUT + Duration::from_secs(2), "waited {waited:?}");
+    let message = error.to_string();
+    assert!(message.contains(&lock.display().to_string()), "names the lock: {message}");
+    assert!(message.contains(&format!("pid {}", std::process::id())), "names the holder: {message}");
+    drop(holder);
+    assert!(store.allocate(&blocks(&["10.0.0.0/30"], None), &request("x")).is_ok(), "free again");
 }

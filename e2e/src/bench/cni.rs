@@ -15,11 +15,9 @@ use super::guard::{self, BenchLab};
 use super::stats::summarize;
 use super::{BenchError, Goal, Options, Results, Row};
 use crate::cmd;
-use crate::lab::{CNI, LabError, cni_socket};
+use crate::lab::{CNI, LabError, REFERENCE_DIR, cni_socket};
 use crate::{datastore, topology};
 
-/// Debian's reference plugins (package containernetworking-plugins).
-pub const REFERENCE_DIR: &str = "/usr/lib/cni";
 const CONCURRENT: usize = 20;
 const CONCURRENT_ROUNDS: usize = 3;
 const WARMUP: usize = 5;

@@ -2,7 +2,8 @@
 //! (issue 6). Every benchmark warms up, alternates ours and the baseline (A B A B), keeps its raw
 //! samples and reports; a benchmark that cannot run says why and the others go on.
 //!
-//! [`cni`] (1), [`traffic`] (2, 3, 9, and 8 on its own lab), [`policy`] (4), [`routes`] (5, 6), [`operator`] (7);
+//! [`cni`] (1), [`traffic`] (2, 3, and 8 on its own lab), [`policy`] (4), [`routes`] (5, 6), [`operator`] (7),
+//! [`switch`] (9);
 //! [`guard`] owns cleanup and Ctrl-C, [`report`] writes `BENCHMARKS.md` and `bench-results/`.
 
 pub mod cni;
@@ -12,6 +13,7 @@ pub mod policy;
 pub mod report;
 pub mod routes;
 pub mod stats;
+pub mod switch;
 pub mod traffic;
 
 use std::path::PathBuf;
@@ -36,6 +38,9 @@ pub enum BenchError {
     /// A command failed.
     #[error(transparent)]
     Cmd(#[from] CmdError),
+    /// A live change (an encapsulation switch) failed.
+    #[error(transparent)]
+    Live(#[from] crate::live::LiveError),
     /// A file could not be read or written.
     #[error("{what}: {source}")]
     Io {
@@ -162,11 +167,12 @@ pub type Bench = (u8, &'static str, fn(&Options, &mut Results) -> Result<(), Ben
 /// Every benchmark, in the order they run.
 pub const ALL: &[Bench] = &[
     (1, "CNI ADD/DEL latency", cni::run),
-    (2, "pod-to-pod throughput, and 3 policy cost, 9 encapsulation switch", traffic::run),
+    (2, "pod-to-pod throughput, and 3 policy cost", traffic::run),
     (4, "policy programming latency", policy::run),
     (5, "route programming, and 6 agent memory", routes::run),
     (7, "operator scale", operator::run),
     (8, "BGP join", traffic::run_join),
+    (9, "encapsulation switch: loss on the full pod matrix", switch::run),
 ];
 
 /// Runs the selected benchmarks; a failing one becomes a row saying why.
@@ -206,6 +212,11 @@ pub fn method(options: &Options) -> Vec<String> {
         "3: a GlobalNetworkPolicy on the server pod with one Deny rule whose source set has N non-matching /32s, then the matching Allow; baseline: a pod on the same node that no policy selects".into(),
         format!("4: {} timed changes per case and level after one warm-up change; levels {:?}", 5, policy::LEVELS),
         format!("5, 6: {} remote blocks (one per remote node), 1 warm-up + 3 timed runs per side, alternating agent / ip -batch", routes::BLOCKS),
-        format!("8: {} joins, one after the other; 9: one switch each, ping -i 0.01 (the lab test's measurement)", traffic::JOINS),
+        format!("8: {} joins, one after the other", traffic::JOINS),
+        format!(
+            "9: every VXLAN transition each way, once, on 3 nodes over 2 subnets with {} pods each; every ordered pod pair pinged every {} ms from 0.5 s before the write until 1 s after every node applied it",
+            switch::PODS_PER_NODE,
+            switch::INTERVAL.as_millis()
+        ),
     ]
 }

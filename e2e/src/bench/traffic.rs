@@ -1,7 +1,6 @@
 //! Benchmarks on one two-node lab: pod-to-pod iperf3 against node-to-node (2, no encapsulation
-//! and VXLAN), the per-packet cost of non-matching policy (3), packets lost by encapsulation
-//! switches (9, the lab test's ping measurement); on a lab of its own, a node joining until routed
-//! (8).
+//! and VXLAN), the per-packet cost of non-matching policy (3); on a lab of its own, a node joining
+//! until routed (8). Encapsulation switches (9) are in [`super::switch`].
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -11,7 +10,6 @@ use serde_json::{Value, json};
 use super::guard::{self, BenchLab};
 use super::stats::summarize;
 use super::{BenchError, Goal, Options, Results, Row};
-use crate::harness::Pinger;
 use crate::scenario::NodeSpec;
 use crate::{cmd, datastore, lab};
 
@@ -162,25 +160,6 @@ fn policy_cost(options: &Options, l: &Lab2, results: &mut Results) -> Result<(),
     Ok(())
 }
 
-fn switch(l: &Lab2, results: &mut Results, from: &str, to: &str) -> Result<(), BenchError> {
-    let pinger = Pinger::start(&l.client, &l.server.1)?;
-    guard::sleep(Duration::from_millis(500))?;
-    apply(&l.lab, &[pool(to)])?;
-    guard::sleep(Duration::from_millis(1000))?;
-    let count = pinger.stop()?;
-    results.samples("switch.csv", &format!("{from}_to_{to}_lost"), &[count.lost() as f64]);
-    let mut row = Row::value(
-        9,
-        format!("{from} → {to}: pings lost (10 ms apart)"),
-        Some(count.lost() as f64),
-        "pings",
-        Goal::None,
-    );
-    row.note = format!("{} sent; ≈ {} ms without replies", count.sent, count.lost() * 10);
-    results.rows.push(row);
-    Ok(())
-}
-
 fn join(l: &mut Lab2, results: &mut Results, reps: usize) -> Result<(), BenchError> {
     let mut samples = Vec::new();
     for i in 0..reps {
@@ -235,7 +214,7 @@ fn lab2(options: &Options, letter: char) -> Result<Lab2, BenchError> {
     Ok(Lab2 { n1: n1.netns, n2: n2.netns, n2_ip, client, client_ip, server, plain, lab })
 }
 
-/// Runs benchmarks 2, 3 and 9 on one lab.
+/// Runs benchmarks 2 and 3 on one lab.
 pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
     let l = lab2(options, 't')?;
     throughput(options, &l, results, "no encapsulation", 0.95)?;
@@ -244,10 +223,8 @@ pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
         row.note = e.to_string();
         results.rows.push(row);
     }
-    switch(&l, results, "Never", "Always")?;
-    throughput(options, &l, results, "VXLAN", 0.90)?;
-    switch(&l, results, "Always", "CrossSubnet")?;
-    switch(&l, results, "CrossSubnet", "Never")
+    apply(&l.lab, &[pool("Always")])?;
+    throughput(options, &l, results, "VXLAN", 0.90)
 }
 
 /// Runs benchmark 8 on a lab of its own.

@@ -17,7 +17,7 @@ struct Cli {
     /// Where BENCHMARKS.md and bench-results/ are written.
     #[arg(long, default_value = ".")]
     out_dir: PathBuf,
-    /// Run only these benchmark groups (1, 2, 4, 5, 7, 8), comma-separated.
+    /// Run only these benchmark groups (1, 2, 4, 5, 7, 8, 9), comma-separated.
     #[arg(long, value_delimiter = ',')]
     only: Vec<u8>,
     /// Sequential CNI ADD/DEL cycles per plugin.

@@ -7,9 +7,13 @@ use gingham_e2e::cmd;
 use gingham_e2e::harness::LabGuard;
 use gingham_e2e::probe::{self, Probe, Reach};
 
-/// Where the gingham binaries are (next to gingham-lab in target/).
+/// Where the gingham binaries are: `GINGHAM_LAB_BIN_DIR` (set when a test binary runs inside the
+/// VM), else next to gingham-lab in target/.
 pub fn bin_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_gingham-lab")).parent().unwrap().to_path_buf()
+    match std::env::var_os("GINGHAM_LAB_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_gingham-lab")).parent().unwrap().to_path_buf(),
+    }
 }
 
 /// An IPPool manifest for the lab's pool range.

@@ -1,6 +1,6 @@
 //! The agent's side of the socket: bind with mode 0600 (root only), then one task per connection.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use tokio::net::{UnixListener, UnixStream};
 
 use super::{ApiContext, Request, Response, handle};
 use crate::cni::codes::DECODE;
+use crate::private_files::{PRIVATE_DIR, PRIVATE_FILE};
 
 /// The longest request line accepted.
 const MAX_REQUEST: u64 = 1 << 20;
@@ -26,18 +27,19 @@ pub struct ServerError {
     pub source: std::io::Error,
 }
 
-/// Binds the socket (replacing a stale one) with mode 0600.
+/// Binds the socket (replacing a stale one) with mode 0600. A missing directory is created 0700;
+/// an existing one is left as it is (it may be shared, as `/run` is).
 pub fn bind(path: &Path) -> Result<UnixListener, ServerError> {
     let fail = |step| move |source| ServerError { path: path.to_path_buf(), step, source };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(fail("create directory"))?;
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty() && !dir.exists()) {
+        std::fs::DirBuilder::new().recursive(true).mode(PRIVATE_DIR).create(dir).map_err(fail("create directory"))?;
     }
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail("remove stale socket")(e)),
         _ => {}
     }
     let listener = UnixListener::bind(path).map_err(fail("bind"))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(fail("chmod 0600"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(PRIVATE_FILE)).map_err(fail("chmod 0600"))?;
     Ok(listener)
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use super::BirdError;
+use crate::private_files;
 
 /// The programs and files of one BIRD instance.
 #[derive(Clone, Debug)]
@@ -37,6 +38,18 @@ impl BirdPaths {
     /// The control socket.
     pub fn socket(&self) -> PathBuf {
         self.dir.join("bird.ctl")
+    }
+
+    /// Makes the directory root's alone (0700) and the configs we wrote 0600: they hold the BGP
+    /// passwords. BIRD runs as root and reads them; its socket and PID file inside are then out of
+    /// other users' reach too.
+    pub fn restrict(&self) -> Result<(), BirdError> {
+        let io = |path: PathBuf| move |source| BirdError::Io { path, source };
+        private_files::ensure_private_dir(&self.dir).map_err(io(self.dir.clone()))?;
+        for config in [self.config(), self.candidate()] {
+            private_files::restrict(&config, private_files::PRIVATE_FILE).map_err(io(config.clone()))?;
+        }
+        Ok(())
     }
 
     /// The PID file BIRD writes (`bird -P`) and removes when it shuts down cleanly.
@@ -140,9 +153,10 @@ impl BirdPaths {
         Ok((output.status.success() && !text.contains("Unable to connect"), text))
     }
 
-    /// Writes `text` as the candidate config ([`BirdPaths::candidate`]).
+    /// Writes `text` as the candidate config ([`BirdPaths::candidate`]), root's alone: it holds
+    /// BGP passwords.
     pub fn write_candidate(&self, text: &str) -> Result<(), BirdError> {
-        crate::atomic_file::write_atomic(&self.candidate(), text.as_bytes())?;
+        crate::atomic_file::write_atomic(&self.candidate(), text.as_bytes(), crate::private_files::PRIVATE_FILE)?;
         Ok(())
     }
 

@@ -89,6 +89,7 @@ impl BirdSupervisor {
         // After an exit, `poll` restarts BIRD when its backoff has passed.
         let restarting = !self.running() && self.last_exit.is_some();
         let adopted = !self.running() && !restarting && self.adopt().await;
+        self.paths.restrict()?;
         let current = tokio::fs::read_to_string(self.paths.config()).await.ok();
         if current.as_deref() == Some(text) && !adopted && (self.running() || restarting) {
             return Ok(false);

@@ -10,8 +10,8 @@ use std::time::Duration;
 use gingham_crds::naming::endpoint_interface_name;
 use serde_json::{Value, json};
 
-use super::plumbing::{self, GATEWAY, HOST_MAC, HostSide, Veth};
-use super::{CniError, Command, Invocation, LATEST_VERSION, NetConf, SUPPORTED_VERSIONS, codes};
+use super::plumbing::{self, GATEWAY_ADDRESS, HostSide, Veth};
+use super::{CniError, CniResult, CniVersion, Command, Interface, Invocation, NetConf, codes};
 use crate::api::{AgentClient, ClientError, Request, Response};
 use crate::ipam::Allocation;
 
@@ -22,9 +22,10 @@ const QUICK: Duration = Duration::from_secs(10);
 pub fn run(invocation: &Invocation, stdin: &str) -> Result<Option<Value>, CniError> {
     if invocation.command == Command::Version {
         let version = requested_version(stdin);
-        return Ok(Some(json!({ "cniVersion": version, "supportedVersions": SUPPORTED_VERSIONS })));
+        return Ok(Some(json!({ "cniVersion": version, "supportedVersions": CniVersion::supported() })));
     }
     let conf = NetConf::parse(stdin)?;
+    conf.cni_version.allows(invocation.command)?;
     let client = AgentClient::new(&conf.socket_path, QUICK);
     match invocation.command {
         Command::Add => add(invocation, &conf).map(Some),
@@ -41,7 +42,7 @@ pub fn requested_version(stdin: &str) -> String {
     serde_json::from_str::<Value>(stdin)
         .ok()
         .and_then(|v| v["cniVersion"].as_str().map(str::to_string))
-        .unwrap_or_else(|| LATEST_VERSION.to_string())
+        .unwrap_or_else(|| CniVersion::LATEST.to_string())
 }
 
 fn add(invocation: &Invocation, conf: &NetConf) -> Result<Value, CniError> {
@@ -93,16 +94,8 @@ fn add(invocation: &Invocation, conf: &NetConf) -> Result<Value, CniError> {
         timeout_seconds: conf.timeout_seconds,
     }))
     .map_err(undo)?;
-    Ok(json!({
-        "cniVersion": conf.cni_version,
-        "interfaces": [
-            { "name": veth.host, "mac": HOST_MAC },
-            { "name": invocation.ifname, "mac": pod_mac, "sandbox": invocation.netns },
-        ],
-        "ips": [{ "address": format!("{}/32", allocation.address), "interface": 1 }],
-        "routes": [{ "dst": "0.0.0.0/0", "gw": GATEWAY }],
-        "dns": {},
-    }))
+    let pod = Interface { name: veth.ifname.to_string(), mac: Some(pod_mac), sandbox: Some(veth.netns.to_string()) };
+    Ok(CniResult::attached(veth.host, pod, allocation.address, GATEWAY_ADDRESS).to_json(conf.cni_version))
 }
 
 /// The pod's veth with host-side name `host`.
@@ -148,9 +141,8 @@ fn check(invocation: &Invocation, conf: &NetConf, client: &AgentClient) -> Resul
             container_id: invocation.container_id.clone(),
             ifname: invocation.ifname.clone(),
         }))?;
-    let address = format!("{}/32", allocation.address);
-    let listed =
-        prev["ips"].as_array().is_some_and(|ips| ips.iter().any(|ip| ip["address"].as_str() == Some(&address)));
+    let address = ipnet::IpNet::V4(allocation.address.into());
+    let listed = prev.ips.iter().any(|ip| ip.address == address);
     let failed = |msg: String| CniError::new(codes::NOT_AVAILABLE, msg);
     if !listed {
         return Err(failed(format!(
@@ -162,9 +154,16 @@ fn check(invocation: &Invocation, conf: &NetConf, client: &AgentClient) -> Resul
 }
 
 /// Releases what is not in `cni.dev/valid-attachments` and removes the host veths of the released,
-/// unless another container owns the interface by now.
+/// unless another container owns the interface by now. Without the field, which the spec
+/// requires, nothing is released: an absent list is not an empty one.
 fn gc(conf: &NetConf, client: &AgentClient) -> Result<(), CniError> {
-    for allocation in released(client, &Request::Gc { valid: conf.valid_attachments.clone() })? {
+    let valid = conf.valid_attachments.clone().ok_or_else(|| {
+        CniError::new(
+            codes::INVALID_CONFIG,
+            "network configuration field cni.dev/valid-attachments is missing; GC needs the runtime's list of attachments in use (an empty list releases everything), so nothing was released",
+        )
+    })?;
+    for allocation in released(client, &Request::Gc { valid })? {
         tracing::info!(container = %allocation.container_id, address = %allocation.address, "GC released");
         let host = HostSide { name: &allocation.interface, owner: &allocation.container_id, unmarked: true };
         if let Err(error) = plumbing::remove(None, &allocation.ifname, Some(host)) {

@@ -1,11 +1,12 @@
 //! The network configuration on stdin: CNI's common fields plus gingham's (`socketPath`, `mtu`,
 //! `timeoutSeconds`). Each problem names its field.
 
+use std::io::Read;
 use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::{CniError, SUPPORTED_VERSIONS, codes};
+use super::{CniError, CniResult, CniVersion, codes};
 use crate::ipam::Attachment;
 
 /// The agent's socket when `socketPath` is not set.
@@ -15,11 +16,24 @@ pub const DEFAULT_MTU: u32 = 1450;
 /// How long ADD waits for programming when `timeoutSeconds` is not set.
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 30;
 
+/// Reads the network configuration from stdin: an I/O failure is code 5, text that is not UTF-8
+/// is the spec's decoding failure, code 6.
+pub fn read_stdin(mut input: impl Read) -> Result<String, CniError> {
+    let mut bytes = Vec::new();
+    input
+        .read_to_end(&mut bytes)
+        .map_err(|e| CniError::new(codes::IO, format!("cannot read the network configuration on stdin: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        CniError::new(codes::DECODE, "the network configuration on stdin is not UTF-8 text; check the conflist")
+            .details(e.to_string())
+    })
+}
+
 /// The parsed network configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NetConf {
-    /// `cniVersion`.
-    pub cni_version: String,
+    /// `cniVersion`: results are written in its shape.
+    pub cni_version: CniVersion,
     /// `name`.
     pub name: String,
     /// `socketPath`: the agent's socket.
@@ -28,10 +42,10 @@ pub struct NetConf {
     pub mtu: u32,
     /// `timeoutSeconds`: how long ADD waits for the agent.
     pub timeout_seconds: u32,
-    /// `prevResult` (CHECK).
-    pub prev_result: Option<Value>,
-    /// `cni.dev/valid-attachments` (GC).
-    pub valid_attachments: Vec<Attachment>,
+    /// `prevResult` (CHECK), read from any supported version.
+    pub prev_result: Option<CniResult>,
+    /// `cni.dev/valid-attachments` (GC); `None` when the field is absent.
+    pub valid_attachments: Option<Vec<Attachment>>,
 }
 
 impl NetConf {
@@ -41,16 +55,13 @@ impl NetConf {
             CniError::new(codes::DECODE, "the network configuration on stdin is not JSON; check the conflist")
                 .details(e.to_string())
         })?;
-        let cni_version = string(&value, "cniVersion")?.ok_or_else(|| missing("cniVersion", "set it to 1.1.0"))?;
-        if !SUPPORTED_VERSIONS.contains(&cni_version.as_str()) {
-            return Err(CniError::new(
+        let text = string(&value, "cniVersion")?.ok_or_else(|| missing("cniVersion", "set it to 1.0.0"))?;
+        let cni_version = CniVersion::parse(&text).ok_or_else(|| {
+            CniError::new(
                 codes::INCOMPATIBLE_VERSION,
-                format!(
-                    "cniVersion {cni_version:?} is not supported; gingham speaks {}",
-                    SUPPORTED_VERSIONS.join(", ")
-                ),
-            ));
-        }
+                format!("cniVersion {text:?} is not supported; gingham speaks {}", CniVersion::supported().join(", ")),
+            )
+        })?;
         let name = string(&value, "name")?.ok_or_else(|| missing("name", "name the network, e.g. gingham"))?;
         match string(&value, "type")?.as_deref() {
             Some("gingham") => {}
@@ -63,20 +74,16 @@ impl NetConf {
         let mtu = number(&value, "mtu", 68, 65535)?.unwrap_or(DEFAULT_MTU);
         let timeout_seconds = number(&value, "timeoutSeconds", 1, 600)?.unwrap_or(DEFAULT_TIMEOUT_SECONDS);
         let valid_attachments = match value.get("cni.dev/valid-attachments") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(list) => serde_json::from_value(list.clone()).map_err(|e| {
+            None | Some(Value::Null) => None,
+            Some(list) => Some(serde_json::from_value(list.clone()).map_err(|e| {
                 invalid("cni.dev/valid-attachments", &e.to_string(), "a list of {containerID, ifname} objects")
-            })?,
+            })?),
         };
-        Ok(Self {
-            cni_version,
-            name,
-            socket_path,
-            mtu,
-            timeout_seconds,
-            prev_result: value.get("prevResult").filter(|v| !v.is_null()).cloned(),
-            valid_attachments,
-        })
+        let prev_result = match value.get("prevResult") {
+            None | Some(Value::Null) => None,
+            Some(prev) => Some(CniResult::decode(prev)?),
+        };
+        Ok(Self { cni_version, name, socket_path, mtu, timeout_seconds, prev_result, valid_attachments })
     }
 }
 
@@ -121,9 +128,33 @@ mod tests {
     }
 
     #[test]
+    fn every_supported_version_parses() {
+        for version in CniVersion::ALL {
+            let text = format!(r#"{{"cniVersion":"{version}","name":"k","type":"gingham"}}"#);
+            assert_eq!(NetConf::parse(&text).unwrap().cni_version, version);
+        }
+    }
+
+    #[test]
+    fn stdin_that_is_not_utf8_is_a_decoding_failure() {
+        let error = read_stdin(&b"{\"cniVersion\":\"1.0.0\xff\"}"[..]).unwrap_err();
+        assert_eq!(error.code, codes::DECODE, "{error}");
+        assert!(error.msg.contains("UTF-8"), "{}", error.msg);
+        assert_eq!(read_stdin(&b"{}"[..]).unwrap(), "{}");
+    }
+
+    #[test]
+    fn an_absent_valid_attachments_list_is_not_an_empty_one() {
+        let base = r#"{"cniVersion":"1.1.0","name":"k","type":"gingham""#;
+        assert_eq!(NetConf::parse(&format!("{base}}}")).unwrap().valid_attachments, None);
+        let empty = NetConf::parse(&format!(r#"{base},"cni.dev/valid-attachments":[]}}"#)).unwrap();
+        assert_eq!(empty.valid_attachments, Some(Vec::new()));
+    }
+
+    #[test]
     fn every_problem_names_its_field() {
         let cases = [
-            (r#"{"cniVersion":"0.3.1","name":"k","type":"gingham"}"#, codes::INCOMPATIBLE_VERSION, "cniVersion"),
+            (r#"{"cniVersion":"0.2.0","name":"k","type":"gingham"}"#, codes::INCOMPATIBLE_VERSION, "cniVersion"),
             (r#"{"name":"k","type":"gingham"}"#, codes::INVALID_CONFIG, "cniVersion"),
             (r#"{"cniVersion":"1.0.0","type":"gingham"}"#, codes::INVALID_CONFIG, "name"),
             (r#"{"cniVersion":"1.0.0","name":"k","type":"calico"}"#, codes::INVALID_CONFIG, "type"),
@@ -140,6 +171,16 @@ mod tests {
                 "socketPath",
             ),
             ("not json", codes::DECODE, "JSON"),
+            (
+                r#"{"cniVersion":"1.0.0","name":"k","type":"gingham","prevResult":{"ips":7}}"#,
+                codes::DECODE,
+                "prevResult",
+            ),
+            (
+                r#"{"cniVersion":"1.0.0","name":"k","type":"gingham","cni.dev/valid-attachments":{}}"#,
+                codes::INVALID_CONFIG,
+                "cni.dev/valid-attachments",
+            ),
         ];
         for (text, code, field) in cases {
             let error = NetConf::parse(text).unwrap_err();

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use gingham_crds::naming::{WORKLOAD_NAMESPACE, workload_name};
+
 use super::{CniError, codes};
 
 /// The CNI command.
@@ -19,6 +21,20 @@ pub enum Command {
     Gc,
     /// Report readiness.
     Status,
+}
+
+impl Command {
+    /// The command as `CNI_COMMAND` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Add => "ADD",
+            Self::Del => "DEL",
+            Self::Check => "CHECK",
+            Self::Version => "VERSION",
+            Self::Gc => "GC",
+            Self::Status => "STATUS",
+        }
+    }
 }
 
 /// One invocation's environment.
@@ -82,22 +98,33 @@ impl Invocation {
         Ok(invocation)
     }
 
-    /// The pod's namespace and name from `K8S_POD_NAMESPACE` and `K8S_POD_NAME`.
+    /// The pod's namespace and name from `K8S_POD_NAMESPACE` and `K8S_POD_NAME`. Without
+    /// `K8S_POD_NAMESPACE` (a runtime outside Kubernetes, such as plain podman, which may set
+    /// `K8S_POD_NAME` only) the container is a workload named by its container ID in
+    /// [`WORKLOAD_NAMESPACE`], as Calico's plugin falls back to a non-Kubernetes workload.
     pub fn pod(&self) -> Result<(String, String), CniError> {
-        match (self.args.get("K8S_POD_NAMESPACE"), self.args.get("K8S_POD_NAME")) {
-            (Some(namespace), Some(pod)) if !namespace.is_empty() && !pod.is_empty() => {
-                Ok((namespace.clone(), pod.clone()))
+        let arg = |name: &str| self.args.get(name).filter(|value| !value.is_empty());
+        match (arg("K8S_POD_NAMESPACE"), arg("K8S_POD_NAME")) {
+            (Some(namespace), Some(pod)) => Ok((namespace.clone(), pod.clone())),
+            (None, _) if !self.container_id.is_empty() => {
+                Ok((WORKLOAD_NAMESPACE.to_string(), workload_name(&self.container_id)))
             }
-            _ => Err(CniError::new(
+            (None, _) => Err(CniError::new(
                 codes::INVALID_ENV,
-                "CNI_ARGS lacks K8S_POD_NAMESPACE or K8S_POD_NAME; gingham serves Kubernetes pods, invoke it through the kubelet's runtime",
+                "CNI_CONTAINERID is not set; a workload outside Kubernetes is named by its container ID",
+            )),
+            (Some(namespace), None) => Err(CniError::new(
+                codes::INVALID_ENV,
+                format!(
+                    "CNI_ARGS sets K8S_POD_NAMESPACE={namespace} but not K8S_POD_NAME; the runtime must set both, or neither for a workload outside Kubernetes"
+                ),
             )),
         }
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -120,6 +147,38 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(ok.pod().unwrap(), ("ns".into(), "web".into()));
+    }
+
+    #[test]
+    fn without_a_pod_namespace_the_container_is_a_workload_named_by_its_id() {
+        let id = "4f3c0d2e9a1b";
+        let workload = (WORKLOAD_NAMESPACE.to_string(), id.to_string());
+        let cases = [
+            ("", Ok(workload.clone())),
+            ("IgnoreUnknown=1", Ok(workload.clone())),
+            ("IgnoreUnknown=1;K8S_POD_NAME=s3", Ok(workload.clone())),
+            ("K8S_POD_NAMESPACE=;K8S_POD_NAME=s3", Ok(workload)),
+            ("K8S_POD_NAMESPACE=ns;K8S_POD_NAME=web", Ok(("ns".to_string(), "web".to_string()))),
+            ("K8S_POD_NAMESPACE=ns", Err("K8S_POD_NAME")),
+        ];
+        for (args, expected) in cases {
+            let invocation = env(&[
+                ("CNI_COMMAND", "ADD"),
+                ("CNI_CONTAINERID", id),
+                ("CNI_NETNS", "/n"),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_ARGS", args),
+            ])
+            .unwrap();
+            match (invocation.pod(), expected) {
+                (Ok(pod), Ok(expected)) => assert_eq!(pod, expected, "{args}"),
+                (Err(error), Err(field)) => {
+                    assert_eq!(error.code, codes::INVALID_ENV, "{args}");
+                    assert!(error.msg.contains(field), "{args}: {}", error.msg);
+                }
+                (got, expected) => panic!("{args}: got {got:?}, expected {expected:?}"),
+            }
+        }
     }
 
     #[test]

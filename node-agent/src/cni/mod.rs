@@ -1,23 +1,21 @@
-//! The CNI plugin `gingham-cni` (conflist `type: gingham`, CNI 1.0.0 and 1.1.0): reads the
+//! The CNI plugin `gingham-cni` (conflist `type: gingham`, CNI 0.3.0 to 1.1.0): reads the
 //! invocation, talks to the local agent for IPAM and readiness, and plumbs the pod's veth.
 
 mod commands;
 mod config;
 mod invocation;
 mod plumbing;
+mod result;
+mod version;
 
 use serde_json::{Value, json};
 
 pub use commands::{requested_version, run};
-pub use config::{DEFAULT_MTU, DEFAULT_SOCKET, DEFAULT_TIMEOUT_SECONDS, NetConf};
+pub use config::{DEFAULT_MTU, DEFAULT_SOCKET, DEFAULT_TIMEOUT_SECONDS, NetConf, read_stdin};
 pub use invocation::{Command, Invocation};
 pub use plumbing::{HOST_MAC, PlumbingError, ensure_host_route};
-
-/// The CNI versions this plugin speaks.
-pub const SUPPORTED_VERSIONS: &[&str] = &["1.0.0", LATEST_VERSION];
-
-/// The newest CNI version this plugin speaks.
-pub const LATEST_VERSION: &str = "1.1.0";
+pub use result::{CniResult, Interface, IpConfig, Route};
+pub use version::CniVersion;
 
 /// CNI spec error codes.
 pub mod codes {

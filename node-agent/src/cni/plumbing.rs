@@ -42,7 +42,7 @@ pub const GATEWAY: &str = "169.254.1.1";
 /// [`HOST_MAC`] as bytes.
 const HOST_MAC_BYTES: [u8; 6] = [0xee; 6];
 /// [`GATEWAY`] as an address.
-const GATEWAY_ADDRESS: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+pub(super) const GATEWAY_ADDRESS: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 /// How errors name the namespace the plugin runs in.
 const OWN_NETNS: &str = "the plugin's network namespace";
 /// The worker thread's own network namespace, to return to after opening the pod's socket.

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::{DatastoreError, NodeNetworkState, Snapshot, StatusSink, unknown_fields};
 use crate::atomic_file::write_atomic;
+use crate::private_files::PUBLIC_FILE;
 
 /// How often the directory is polled when inotify is unavailable.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(300);
@@ -221,7 +222,8 @@ impl StatusSink for FileStatus {
         });
         let text = serde_saphyr::to_string(&object)
             .map_err(|e| DatastoreError::Serialize { node: self.node.clone(), reason: e.to_string() })?;
-        write_atomic(&self.path, text.as_bytes())?;
+        // Status is no secret, and other tools (the operator, the lab) read it.
+        write_atomic(&self.path, text.as_bytes(), PUBLIC_FILE)?;
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 //! and carries the Pod's UID when the runtime passed one.
 
 mod blocks;
+mod lock;
 mod store;
 
 use std::net::Ipv4Addr;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use blocks::BlockSet;
+pub use lock::LOCK_TIMEOUT;
 pub use store::{IpamStore, PRESSURE_PERCENT};
 
 use crate::endpoint::LocalEndpoint;
@@ -26,6 +28,18 @@ pub enum IpamError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// Another process holds the IPAM lock and did not let go in time.
+    #[error(
+        "the IPAM lock {path} is held by {holder} and was not released within {waited:?}; that process is stuck or is not gingham's: check it and stop it (only root can open the lock: the state directory is 0700)"
+    )]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long the call waited.
+        waited: std::time::Duration,
+        /// Who holds the lock, as far as `/proc/locks` tells.
+        holder: String,
     },
     /// Writing the state failed.
     #[error(transparent)]
@@ -69,6 +83,7 @@ impl IpamError {
     pub fn label(&self) -> &'static str {
         match self {
             Self::Io { .. } => "io",
+            Self::LockTimeout { .. } => "lock_timeout",
             Self::Write(_) => "write",
             Self::Corrupt { .. } => "corrupt",
             Self::Exhausted { .. } => "exhausted",

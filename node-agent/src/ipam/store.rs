@@ -3,15 +3,18 @@
 //! mid-way never hand out an address twice.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use gingham_crds::api::nodenetwork::IpamUsage;
 use serde::{Deserialize, Serialize};
 
+use super::lock::{Gate, Held};
 use super::{Allocation, AllocationRequest, Attachment, BlockSet, IpamError, TunnelAllocation, unix_now};
 use crate::atomic_file::write_atomic;
+use crate::private_files::{self, PRIVATE_FILE};
 
 /// Pressure is reported when more than this share of the node's addresses are in use.
 pub const PRESSURE_PERCENT: u64 = 80;
@@ -22,6 +25,8 @@ const STATE_VERSION: u32 = 1;
 #[derive(Clone, Debug)]
 pub struct IpamStore {
     dir: PathBuf,
+    /// Shared by the store's clones: this process's callers take the lock in turn.
+    gate: Arc<Gate>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -48,11 +53,17 @@ impl Table {
 }
 
 impl IpamStore {
-    /// Opens (creating if needed) the table under `state_dir/ipam`.
+    /// Opens (creating if needed) the table under `state_dir/ipam`. Both directories are made
+    /// 0700 and the files in `ipam/` 0600, also when they exist with looser modes: whoever can
+    /// open the lock can stop every IPAM call.
     pub fn open(state_dir: &Path) -> Result<Self, IpamError> {
         let dir = state_dir.join("ipam");
-        fs::create_dir_all(&dir).map_err(|source| IpamError::Io { path: dir.clone(), source })?;
-        Ok(Self { dir })
+        for private in [state_dir, &dir] {
+            private_files::ensure_private_dir(private)
+                .map_err(|source| IpamError::Io { path: private.to_path_buf(), source })?;
+        }
+        private_files::restrict_files_in(&dir).map_err(|source| IpamError::Io { path: dir.clone(), source })?;
+        Ok(Self { dir, gate: Arc::default() })
     }
 
     /// The allocation for `request`'s container and interface: the existing one, or a new address.
@@ -193,20 +204,12 @@ impl IpamStore {
         }
         let text = serde_json::to_vec_pretty(&table)
             .map_err(|e| IpamError::Corrupt { path: self.table_path(), reason: e.to_string() })?;
-        write_atomic(&self.table_path(), &text)?;
+        write_atomic(&self.table_path(), &text, PRIVATE_FILE)?;
         Ok(result)
     }
 
-    fn lock(&self) -> Result<File, IpamError> {
-        let path = self.dir.join("lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|source| IpamError::Io { path: path.clone(), source })?;
-        file.lock().map_err(|source| IpamError::Io { path, source })?;
-        Ok(file)
+    fn lock(&self) -> Result<Held<'_>, IpamError> {
+        super::lock::acquire(&self.gate, &self.dir.join("lock"), super::LOCK_TIMEOUT)
     }
 
     fn read(&self) -> Result<Table, IpamError> {

@@ -131,14 +131,29 @@ pub struct Invoke<'a> {
 }
 
 impl Invoke<'_> {
+    /// Runs as a kubelet's runtime would: CNI_ARGS names the pod in namespace `default`.
     pub fn run(&self) -> (Output, Value) {
-        let output = self.spawn().wait_with_output().unwrap();
+        self.run_with_args(&self.kubernetes_args())
+    }
+
+    /// Runs with these CNI_ARGS (a runtime outside Kubernetes sets none, or only K8S_POD_NAME).
+    pub fn run_with_args(&self, cni_args: &str) -> (Output, Value) {
+        let output = self.spawn_with_args(cni_args).wait_with_output().unwrap();
         let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
         (output, json)
     }
 
-    /// Starts the plugin with its configuration on stdin; the caller waits for (or kills) it.
+    /// Starts the plugin as [`Invoke::run`] does; the caller waits for (or kills) it.
     pub fn spawn(&self) -> Child {
+        self.spawn_with_args(&self.kubernetes_args())
+    }
+
+    fn kubernetes_args(&self) -> String {
+        format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={}", self.pod)
+    }
+
+    /// Starts the plugin with these CNI_ARGS and its configuration on stdin.
+    fn spawn_with_args(&self, cni_args: &str) -> Child {
         use std::io::Write;
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.node.name, env!("CARGO_BIN_EXE_gingham-cni")])
@@ -147,7 +162,7 @@ impl Invoke<'_> {
             .env("CNI_NETNS", &self.netns)
             .env("CNI_IFNAME", "eth0")
             .env("CNI_PATH", "/opt/cni/bin")
-            .env("CNI_ARGS", format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={}", self.pod))
+            .env("CNI_ARGS", cni_args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,0 +1,410 @@
+//! Live changes checked the way users meet them (issue 12): the IPPool's encapsulation switched on
+//! a running lab with several pods per node, on two underlay subnets, the full pod-to-pod matrix
+//! checked after every switch, and a pod added after every switch checked as well.
+//!
+//! One sequence of switches ([`VXLAN_SWITCHES`], [`IPIP_SWITCHES`]) drives [`run_switches`]; the
+//! lab tests, the VM lab and bench group 9 share the scenario, the tables and the checks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use ipnet::Ipv4Net;
+use serde_json::{Value, json};
+
+use crate::cmd::{self, CmdError};
+use crate::datastore::{self, DatastoreError};
+use crate::lab::{self, LabError};
+use crate::pods::{self, PodError};
+use crate::probe::{self, Probe, Reach};
+use crate::report;
+use crate::scenario::PodSpec;
+use crate::state::LabState;
+use crate::topology::names;
+
+/// A live-change run failed to act (not a failed check: those are reported in [`Step`]).
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// Applying a change or waiting for it failed.
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    /// The datastore could not be written.
+    #[error(transparent)]
+    Datastore(#[from] DatastoreError),
+    /// A pod could not be added.
+    #[error(transparent)]
+    Pod(#[from] PodError),
+    /// A route could not be set on the lab's router.
+    #[error(transparent)]
+    Cmd(#[from] CmdError),
+}
+
+/// The IPPool's encapsulation: its `ipipMode` and `vxlanMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encap {
+    /// `ipipMode`: Never, Always or CrossSubnet.
+    pub ipip: &'static str,
+    /// `vxlanMode`: Never, Always or CrossSubnet.
+    pub vxlan: &'static str,
+}
+
+impl Encap {
+    /// No encapsulation (BGP routes only).
+    pub const NONE: Self = Self { ipip: "Never", vxlan: "Never" };
+
+    /// VXLAN in `mode`, IPIP off.
+    pub const fn vxlan(mode: &'static str) -> Self {
+        Self { ipip: "Never", vxlan: mode }
+    }
+
+    /// IPIP in `mode`, VXLAN off.
+    pub const fn ipip(mode: &'static str) -> Self {
+        Self { ipip: mode, vxlan: "Never" }
+    }
+
+    /// How a reader names it: `VXLAN Always`, `IPIP CrossSubnet`, `Never`.
+    pub fn label(self) -> String {
+        match (self.ipip, self.vxlan) {
+            ("Never", "Never") => "Never".into(),
+            ("Never", vxlan) => format!("VXLAN {vxlan}"),
+            (ipip, _) => format!("IPIP {ipip}"),
+        }
+    }
+}
+
+/// Every VXLAN transition each way, from [`Encap::NONE`]: Never→Always→CrossSubnet→Never→
+/// CrossSubnet→Always→Never.
+pub const VXLAN_SWITCHES: &[Encap] = &[
+    Encap::vxlan("Always"),
+    Encap::vxlan("CrossSubnet"),
+    Encap::NONE,
+    Encap::vxlan("CrossSubnet"),
+    Encap::vxlan("Always"),
+    Encap::NONE,
+];
+
+/// Every IPIP transition each way, and IPIP ↔ VXLAN each way in both Always and CrossSubnet,
+/// from [`Encap::NONE`] (for the VM lab, whose kernel has both).
+pub const IPIP_SWITCHES: &[Encap] = &[
+    Encap::ipip("Always"),
+    Encap::ipip("CrossSubnet"),
+    Encap::NONE,
+    Encap::ipip("CrossSubnet"),
+    Encap::vxlan("CrossSubnet"),
+    Encap::ipip("CrossSubnet"),
+    Encap::ipip("Always"),
+    Encap::vxlan("Always"),
+    Encap::ipip("Always"),
+    Encap::NONE,
+];
+
+/// The IPPool `name` on the lab's pool range (10.232.0.0/16, /26 blocks, natOutgoing) with `encap`;
+/// the live scenario's is `pool`, the default scenario's `default-pool`.
+pub fn pool(name: &str, encap: Encap) -> Value {
+    json!({"apiVersion": "gingham.dev/v1", "kind": "IPPool", "metadata": {"name": name},
+        "spec": {"cidr": "10.232.0.0/16", "blockSize": 26, "ipipMode": encap.ipip, "vxlanMode": encap.vxlan,
+            "natOutgoing": true}})
+}
+
+/// The nodes of the live scenario and their subnets: n1 and n2 share subnet a, n3 is on b, across
+/// the router, so that CrossSubnet encapsulates some pairs and not others.
+pub const NODES: [(&str, &str); 3] = [("n1", "a"), ("n2", "a"), ("n3", "b")];
+
+/// Scenario text: [`NODES`] on subnets a (10.231.1.0/24) and b (10.231.2.0/24), `pods_per_node`
+/// pods `default/p-<node>-<i>` on each, and [`pool`] `pool` with `encap`.
+pub fn scenario(prefix: &str, pods_per_node: usize, encap: Encap) -> String {
+    let mut text = format!(
+        "lab: {{prefix: {prefix}}}\nsubnets:\n  - {{name: a, cidr: 10.231.1.0/24}}\n  - {{name: b, cidr: 10.231.2.0/24}}\nnodes:\n"
+    );
+    for (node, subnet) in NODES {
+        let _ = writeln!(text, "  - {{name: {node}, subnet: {subnet}}}");
+    }
+    text.push_str("pods:\n");
+    for i in 1..=pods_per_node {
+        for (node, _) in NODES {
+            let _ = writeln!(text, "  - {{name: p-{node}-{i}, node: {node}, labels: {{app: p}}}}");
+        }
+    }
+    let _ = writeln!(text, "objects:\n  - {}", pool("pool", encap));
+    text
+}
+
+/// Writes objects into the lab's datastore and waits until every node applied its new spec;
+/// returns how long that took.
+pub fn apply(state: &LabState, objects: &[Value]) -> Result<Duration, LiveError> {
+    let start = Instant::now();
+    for object in objects {
+        datastore::put(&state.datastore(), object)?;
+    }
+    // The operator polls the directory: give it a moment to write new generations.
+    std::thread::sleep(Duration::from_millis(1500));
+    lab::wait_converged(state, Duration::from_secs(120))?;
+    Ok(start.elapsed())
+}
+
+/// Routes every block of the pool on the lab's router to its node when `on` (as a routed fabric
+/// that peers with the nodes would): without encapsulation, a pod on subnet b is reached from
+/// subnet a only through the router. Removes them when not `on`, so that encapsulated modes rely
+/// on their tunnels alone.
+pub fn fabric_routes(state: &LabState, on: bool) -> Result<(), LiveError> {
+    let router = names::router(&state.prefix);
+    for (cidr, node) in datastore::ipam_blocks(&state.datastore()) {
+        let via = state.node(&node).and_then(|n| n.address.split('/').next().map(str::to_string));
+        match via {
+            Some(via) if on => {
+                cmd::ip(Some(&router), &["route", "replace", &cidr, "via", &via])?;
+            }
+            _ => {
+                // Absent already is fine: the route is only wanted gone.
+                let _ = cmd::ip(Some(&router), &["route", "del", &cidr]);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Switches the IPPool `pool_name` to `encap` and waits until every node applied it; the router
+/// routes the pool's blocks only while there is no encapsulation ([`fabric_routes`]: on before
+/// the switch to Never, off after a switch away from it). Returns how long the nodes took.
+pub fn switch(state: &LabState, pool_name: &str, encap: Encap) -> Result<Duration, LiveError> {
+    if encap == Encap::NONE {
+        fabric_routes(state, true)?;
+    }
+    let took = apply(state, &[pool(pool_name, encap)])?;
+    if encap != Encap::NONE {
+        fabric_routes(state, false)?;
+    }
+    Ok(took)
+}
+
+/// The pod matrix, probed again until every pair answers or `settle` has passed (routes learned
+/// over BGP may follow the status by a moment); returns the last matrix.
+pub fn settled_matrix(state: &LabState, settle: Duration) -> probe::Matrix {
+    let deadline = Instant::now() + settle;
+    loop {
+        let matrix = probe::matrix(state, Probe::Icmp);
+        if matrix.values().all(|r| *r == Reach::Ok) || Instant::now() >= deadline {
+            return matrix;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Every problem the lab shows now: unreachable pod pairs (after up to `settle`), pod addresses on
+/// a node's own devices (such as the tunnel device), and tunnel addresses the status does not show.
+pub fn check(state: &LabState, settle: Duration) -> Vec<String> {
+    let matrix = settled_matrix(state, settle);
+    let mut problems = Vec::new();
+    let expected = state.pods.len() * state.pods.len().saturating_sub(1);
+    let bad: Vec<String> =
+        matrix.iter().filter(|(_, r)| **r != Reach::Ok).map(|((a, b), _)| format!("{a} → {b}")).collect();
+    if !bad.is_empty() || matrix.len() != expected {
+        problems.push(format!(
+            "{} of {} pod pairs unreachable ({} probed): {}\n{}",
+            bad.len(),
+            expected,
+            matrix.len(),
+            bad.join(", "),
+            probe::render(state, &matrix)
+        ));
+    }
+    problems.extend(pod_addresses_on_nodes(state));
+    problems.extend(tunnels_not_in_status(state));
+    problems
+}
+
+/// `ip -br addr` of a node's namespace: device name → its addresses without prefix length.
+pub fn node_addresses(netns: &str) -> Result<BTreeMap<String, Vec<String>>, CmdError> {
+    let out = cmd::ip(Some(netns), &["-br", "addr"])?;
+    Ok(out
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let device = fields.next()?.split('@').next()?.to_string();
+            let addresses = fields.skip(1).filter_map(|a| a.split('/').next()).map(str::to_string).collect();
+            Some((device, addresses))
+        })
+        .collect())
+}
+
+fn pod_address(address: Option<&str>) -> Option<&str> {
+    address.and_then(|a| a.split('/').next())
+}
+
+/// A pod's address held by a device of a node (the tunnel device took it: the pod is cut off).
+fn pod_addresses_on_nodes(state: &LabState) -> Vec<String> {
+    let pods: BTreeMap<&str, String> =
+        state.pods.iter().filter_map(|p| Some((pod_address(p.address.as_deref())?, p.key()))).collect();
+    let mut problems = Vec::new();
+    for node in &state.nodes {
+        match node_addresses(&node.netns) {
+            Err(e) => problems.push(format!("{}: {e}", node.name)),
+            Ok(devices) => {
+                for (device, addresses) in devices {
+                    for address in addresses.iter().filter_map(|a| pods.get_key_value(a.as_str())) {
+                        problems.push(format!(
+                            "{}: device {device} holds {}, the address of pod {}",
+                            node.name, address.0, address.1
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// The tunnel address on a node's tunnel device (VXLAN or IPIP), if it has one in the pool range.
+pub fn tunnel_address(netns: &str) -> Option<String> {
+    let pools: Ipv4Net = crate::scenario::POOL_RANGE.parse().ok()?;
+    let devices = node_addresses(netns).ok()?;
+    ["vxlan.gingham", "tunl0"].iter().filter_map(|d| devices.get(*d)).flatten().find_map(|a| {
+        let address: Ipv4Addr = a.parse().ok()?;
+        pools.contains(&address).then(|| a.clone())
+    })
+}
+
+/// A node whose tunnel address (on its device) `gingham-lab status` does not show in the node's
+/// section, on its `--- tunnel address ...: <address>` line.
+fn tunnels_not_in_status(state: &LabState) -> Vec<String> {
+    let text = report::status(state);
+    state
+        .nodes
+        .iter()
+        .filter_map(|node| {
+            let tunnel = tunnel_address(&node.netns)?;
+            let section = text.split("\n=== ").find(|s| s.starts_with(&format!("{} (", node.name))).unwrap_or("");
+            let shown = section
+                .lines()
+                .any(|l| l.starts_with("--- tunnel address") && l.split_whitespace().last() == Some(tunnel.as_str()));
+            let line =
+                section.lines().find(|l| l.starts_with("--- tunnel address")).unwrap_or("(no tunnel address line)");
+            (!shown)
+                .then(|| format!("{}: tunnel address {tunnel} not shown by `gingham-lab status`: {line}", node.name))
+        })
+        .collect()
+}
+
+/// Whether each node's pods hold the lowest addresses of the node's block (so that an address the
+/// tunnel takes later can only be a pod's if IPAM lets it): a problem per node where they do not.
+pub fn pods_hold_low_addresses(state: &LabState) -> Vec<String> {
+    let blocks = datastore::ipam_blocks(&state.datastore());
+    let mut problems = Vec::new();
+    for node in &state.nodes {
+        let held: BTreeSet<Ipv4Addr> = state
+            .pods
+            .iter()
+            .filter(|p| p.node == node.name)
+            .filter_map(|p| pod_address(p.address.as_deref())?.parse().ok())
+            .collect();
+        let block = blocks.iter().filter(|(_, n)| *n == node.name).find_map(|(cidr, _)| {
+            let net: Ipv4Net = cidr.parse().ok()?;
+            held.iter().any(|a| net.contains(a)).then_some(net)
+        });
+        let Some(block) = block else {
+            problems.push(format!("{}: no block of the node holds its pods' addresses {held:?}", node.name));
+            continue;
+        };
+        let lowest: BTreeSet<Ipv4Addr> = block.hosts().take(held.len()).collect();
+        let first = u32::from(block.network());
+        let lowest_from_zero: BTreeSet<Ipv4Addr> =
+            (0..u32::try_from(held.len()).unwrap_or(0)).map(|i| Ipv4Addr::from(first + i)).collect();
+        if held != lowest && held != lowest_from_zero {
+            problems.push(format!("{}: pods hold {held:?}, not the lowest addresses of block {block}", node.name));
+        }
+    }
+    problems
+}
+
+/// Adds pod `default/<name>` on the `index`th node (round robin); returns its key.
+pub fn add_pod(state: &mut LabState, name: &str, index: usize) -> Result<String, LiveError> {
+    let node = state.nodes.get(index % state.nodes.len().max(1)).map(|n| n.name.clone()).unwrap_or_default();
+    let spec = PodSpec {
+        name: name.to_string(),
+        namespace: "default".into(),
+        node,
+        labels: [("app".to_string(), "p".to_string())].into(),
+        ports: Vec::new(),
+    };
+    Ok(pods::add(state, &spec)?.key())
+}
+
+/// What one switch did and every problem seen after it.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// `VXLAN Always → VXLAN CrossSubnet`.
+    pub label: String,
+    /// From the write to every node having applied it.
+    pub converged_in: Duration,
+    /// Problems with the existing pods after the switch.
+    pub after_switch: Vec<String>,
+    /// The pod added after the switch.
+    pub new_pod: String,
+    /// Problems after that pod was added (the matrix includes it).
+    pub after_new_pod: Vec<String>,
+}
+
+impl Step {
+    /// Every problem of the step, each prefixed by its label.
+    pub fn problems(&self) -> Vec<String> {
+        let after = self.after_switch.iter().map(|p| format!("{}: after the switch: {p}", self.label));
+        let new = self.after_new_pod.iter().map(|p| format!("{}: after adding {}: {p}", self.label, self.new_pod));
+        after.chain(new).collect()
+    }
+}
+
+/// Switches the IPPool `pool_name` through `switches`, starting from `from`; after each switch
+/// checks the full matrix, adds a pod (on the next node each time), checks again with it and
+/// removes it (so that every check probes the same number of pairs). Stops early only when the
+/// lab cannot act.
+pub fn run_switches(
+    state: &mut LabState,
+    pool_name: &str,
+    from: Encap,
+    switches: &[Encap],
+    settle: Duration,
+) -> Result<Vec<Step>, LiveError> {
+    let mut steps = Vec::new();
+    let mut previous = from;
+    for (index, encap) in switches.iter().enumerate() {
+        let label = format!("{} → {}", previous.label(), encap.label());
+        let converged_in = switch(state, pool_name, *encap)?;
+        let after_switch = check(state, settle);
+        let name = format!("new-{index}");
+        let new_pod = add_pod(state, &name, index)?;
+        let after_new_pod = check(state, settle);
+        pods::remove(state, "default", &name)?;
+        let step = Step { label, converged_in, after_switch, new_pod, after_new_pod };
+        eprintln!(
+            "{}: applied in {:.1} s, {} problem(s)",
+            step.label,
+            step.converged_in.as_secs_f64(),
+            step.problems().len()
+        );
+        steps.push(step);
+        previous = *encap;
+    }
+    Ok(steps)
+}
+
+/// Every problem of a lab whose pool `pool_name` has no encapsulation yet, then of each of
+/// `switches` ([`run_switches`]): pods not on the low addresses of their blocks, then what
+/// [`check`] finds before any switch and after each one. Empty when all is well.
+pub fn problems_through(
+    state: &mut LabState,
+    pool_name: &str,
+    switches: &[Encap],
+    settle: Duration,
+) -> Result<Vec<String>, LiveError> {
+    fabric_routes(state, true)?;
+    let mut problems = pods_hold_low_addresses(state);
+    problems.extend(check(state, settle).into_iter().map(|p| format!("before any switch: {p}")));
+    let steps = run_switches(state, pool_name, Encap::NONE, switches, settle)?;
+    problems.extend(steps.iter().flat_map(Step::problems));
+    Ok(problems)
+}
+
+#[cfg(test)]
+#[path = "live_tests.rs"]
+mod tests;
