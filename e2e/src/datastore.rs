@@ -126,8 +126,8 @@ pub fn namespace_object(ns: &NamespaceSpec) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns.name, "labels": labels}})
 }
 
-/// A v1 Pod with labels, node and named container ports; `address` fills status.podIP.
-pub fn pod_object(pod: &PodSpec, address: Option<&str>) -> Value {
+/// A v1 Pod with its `uid`, labels, node and named container ports; `address` fills status.podIP.
+pub fn pod_object(pod: &PodSpec, uid: &str, address: Option<&str>) -> Value {
     let ports: Vec<Value> = pod
         .ports
         .iter()
@@ -141,7 +141,7 @@ pub fn pod_object(pod: &PodSpec, address: Option<&str>) -> Value {
         .collect();
     let mut object = json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": pod.name, "namespace": pod.namespace, "labels": pod.labels},
+        "metadata": {"name": pod.name, "namespace": pod.namespace, "uid": uid, "labels": pod.labels},
         "spec": {"nodeName": pod.node, "containers": [{"name": "main", "image": "gingham-lab", "ports": ports}]},
         "status": {"phase": "Running"},
     });

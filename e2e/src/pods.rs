@@ -56,7 +56,19 @@ pub enum PodError {
     /// The server could not start.
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    /// No UID could be made for the Pod.
+    #[error("pod {pod}: cannot read a random UID from {UID_SOURCE}: {source}")]
+    Uid {
+        /// The pod.
+        pod: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
 }
+
+/// Where the kernel hands out random UUIDs (the Pod UIDs the lab makes, as the API server would).
+const UID_SOURCE: &str = "/proc/sys/kernel/random/uuid";
 
 /// The reference plugin the lab chains after gingham, as Calico's conflist does.
 pub const PORTMAP: &str = "portmap";
@@ -137,7 +149,10 @@ fn run_plugin(
         .arg(format!("CNI_CONTAINERID={}", pod.container_id))
         .arg(format!("CNI_NETNS=/run/netns/{}", pod.netns))
         .arg("CNI_IFNAME=eth0")
-        .arg(format!("CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={}", pod.namespace, pod.name))
+        .arg(format!(
+            "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_UID={}",
+            pod.namespace, pod.name, pod.uid
+        ))
         .arg(format!("CNI_PATH={}:{REFERENCE_DIR}", state.bin_dir.display()))
         .arg(binary);
     let out = cmd::output(&mut cni, Some(config.to_string().as_bytes()))?;
@@ -155,7 +170,7 @@ pub fn result_address(result: &str) -> Option<String> {
     value.pointer("/ips/0/address").and_then(Value::as_str).map(str::to_string)
 }
 
-/// Adds a pod: namespace, CNI ADD (retried after a DEL for up to 60 s while the node gets its blocks), Pod
+/// Adds a pod: namespace, Pod object with a new UID, CNI ADD (retried after a DEL for up to 60 s while the node gets its blocks), Pod
 /// object with its address, and a server on its ports.
 pub fn add(state: &mut LabState, spec: &PodSpec) -> Result<PodRecord, PodError> {
     if state.node(&spec.node).is_none() {
@@ -165,19 +180,24 @@ pub fn add(state: &mut LabState, spec: &PodSpec) -> Result<PodRecord, PodError> 
         });
     }
     let netns = names::pod(&state.prefix, &spec.namespace, &spec.name);
+    let key = format!("{}/{}", spec.namespace, spec.name);
+    // A new Pod object has a new UID, and its sandbox a new container id, as with a real runtime.
+    let uid = std::fs::read_to_string(UID_SOURCE).map_err(|source| PodError::Uid { pod: key, source })?;
+    let uid = uid.trim().to_string();
     let mut record = PodRecord {
         name: spec.name.clone(),
         namespace: spec.namespace.clone(),
         node: spec.node.clone(),
         netns: netns.clone(),
-        container_id: format!("{}-{}-{}", state.prefix, spec.namespace, spec.name),
+        container_id: format!("{}-{}-{}-{}", state.prefix, spec.namespace, spec.name, uid.get(..8).unwrap_or(&uid)),
+        uid,
         address: None,
     };
     topology::add_netns(state, &netns)?;
     state.pods.push(record.clone());
     state.save()?;
     // As in Kubernetes, the Pod exists before CNI ADD: the operator compiles its policy from it.
-    datastore::put(&state.datastore(), &datastore::pod_object(spec, None))?;
+    datastore::put(&state.datastore(), &datastore::pod_object(spec, &record.uid, None))?;
     // As a kubelet does: a failed ADD is cleaned up with DEL before it is tried again.
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen: Vec<String> = Vec::new();
@@ -209,7 +229,7 @@ pub fn add(state: &mut LabState, spec: &PodSpec) -> Result<PodRecord, PodError> 
         saved.address.clone_from(&record.address);
     }
     state.save()?;
-    datastore::put(&state.datastore(), &datastore::pod_object(spec, record.address.as_deref()))?;
+    datastore::put(&state.datastore(), &datastore::pod_object(spec, &record.uid, record.address.as_deref()))?;
     start_server(state, &record, spec)?;
     Ok(record)
 }

@@ -69,8 +69,11 @@ pub struct PodRecord {
     pub node: String,
     /// Its network namespace.
     pub netns: String,
-    /// The CNI container id.
+    /// The CNI container id (one per sandbox: a pod re-created under its name gets another).
     pub container_id: String,
+    /// The Pod object's `metadata.uid`, passed to CNI as `K8S_POD_UID` (empty in older states).
+    #[serde(default)]
+    pub uid: String,
     /// The address CNI ADD returned.
     pub address: Option<String>,
 }

@@ -1,6 +1,7 @@
 //! Local endpoints (pods on this node), as the CNI plugin created them. The IPAM store owns and
 //! persists them; the dataplane programs routes and policy for them.
 
+pub use gingham_crds::api::nodenetwork::uid_matches;
 use serde::{Deserialize, Serialize};
 
 /// A pod on this node with its address and host-side interface.
@@ -10,6 +11,8 @@ pub struct LocalEndpoint {
     pub namespace: String,
     /// The pod's name.
     pub pod: String,
+    /// The Pod's `metadata.uid` (`K8S_POD_UID`), when the runtime passed it.
+    pub uid: Option<String>,
     /// The CNI container id.
     pub container_id: String,
     /// The host-side veth name (`gingham_crds::naming::endpoint_interface_name`).

@@ -2,12 +2,13 @@
 //! accepts a spec), a change counter (bumped by the API when endpoints change) and the endpoints the
 //! last sync programmed (published by the loop).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
+use crate::endpoint::{LocalEndpoint, uid_matches};
 use crate::ipam::BlockSet;
 
 /// What the last dataplane sync achieved, for waiters.
@@ -17,9 +18,9 @@ pub struct Programmed {
     pub seq: u64,
     /// The endpoints (`namespace/pod`) whose routes and policy are in force.
     pub endpoints: BTreeSet<String>,
-    /// The endpoints (`namespace/pod`) whose policy is in force, veth or not (see
-    /// [`crate::dataplane::SyncReport::policy_endpoints`]).
-    pub policy_endpoints: BTreeSet<String>,
+    /// The endpoints (`namespace/pod`) whose policy is in force, veth or not, with the Pod UID
+    /// it was compiled for (see [`crate::dataplane::SyncReport::policy_endpoints`]).
+    pub policy_endpoints: BTreeMap<String, Option<String>>,
     /// At least one sync has run.
     pub synced: bool,
 }
@@ -114,9 +115,24 @@ impl Shared {
         self.heartbeat.store(self.uptime_millis().saturating_sub(age), Ordering::SeqCst);
     }
 
-    /// Whether the last sync put `key`'s policy in force.
-    pub fn policy_in_force(&self, key: &str) -> bool {
-        self.programmed.borrow().policy_endpoints.contains(key)
+    /// Whether the last sync put the policy of `endpoint`'s Pod in force (same name, and the same
+    /// UID when both sides know it).
+    pub fn policy_in_force(&self, endpoint: &LocalEndpoint) -> bool {
+        let programmed = self.programmed.borrow();
+        programmed
+            .policy_endpoints
+            .get(&endpoint.key())
+            .is_some_and(|compiled| uid_matches(compiled.as_deref(), endpoint.uid.as_deref()))
+    }
+
+    /// Whether the last sync dispatches `endpoint`'s interface to the policy of another Pod of the
+    /// same name (a predecessor with another UID).
+    pub fn policy_for_other_pod(&self, endpoint: &LocalEndpoint) -> bool {
+        let programmed = self.programmed.borrow();
+        programmed
+            .policy_endpoints
+            .get(&endpoint.key())
+            .is_some_and(|compiled| !uid_matches(compiled.as_deref(), endpoint.uid.as_deref()))
     }
 
     /// Waits until a sync that saw change `seq` reports `key` programmed.

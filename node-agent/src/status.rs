@@ -113,7 +113,12 @@ pub fn build(inputs: &StatusInputs<'_>, now: &Time) -> NodeNetworkStatus {
         endpoints: inputs
             .endpoints
             .iter()
-            .map(|e| StatusEndpoint { name: e.key(), address: e.address.to_string(), interface: e.interface.clone() })
+            .map(|e| StatusEndpoint {
+                name: e.key(),
+                uid: e.uid.clone(),
+                address: e.address.to_string(),
+                interface: e.interface.clone(),
+            })
             .collect(),
         ipam: inputs.ipam.clone(),
         tunnel_address: inputs.tunnel_address.map(|a| a.to_string()),

@@ -125,6 +125,7 @@ async fn the_loop_programs_reports_and_keeps_the_last_good_spec() {
                 ifname: "eth0".into(),
                 namespace: "default".into(),
                 pod: "web".into(),
+                uid: None,
             };
             assert!(matches!(handle(&context, add).await, Response::Allocated { .. }));
             // A sync between ADD and `ready` sees the pending allocation: the plugin has already
@@ -200,6 +201,7 @@ async fn addresses_of_pods_whose_interface_is_gone_are_released() {
         ifname: "eth0".into(),
         namespace: "default".into(),
         pod: pod.into(),
+        uid: None,
     };
     let gone = ipam.allocate(&blocks, &request("gone", "deleted")).unwrap();
     ipam.mark_ready("gone", "eth0").unwrap();
@@ -245,6 +247,7 @@ async fn a_held_ipam_lock_fails_add_fast_and_the_loop_keeps_syncing() {
         ifname: "eth0".into(),
         namespace: "default".into(),
         pod: "web".into(),
+        uid: None,
     };
     ipam.allocate(&blocks, &web).unwrap();
     ipam.mark_ready("c1", "eth0").unwrap();
@@ -272,6 +275,7 @@ async fn a_held_ipam_lock_fails_add_fast_and_the_loop_keeps_syncing() {
                 ifname: "eth0".into(),
                 namespace: "default".into(),
                 pod: "db".into(),
+                uid: None,
             };
             let started = Instant::now();
             let answer = tokio::time::timeout(LOCK_TIMEOUT + Duration::from_secs(3), handle(&context, add.clone()))

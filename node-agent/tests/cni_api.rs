@@ -1,5 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! The agent's socket: root-only, a stale socket is replaced, one JSON line each way, clear errors.
+//! The agent's socket: root-only, a stale socket is replaced, one JSON line each way, clear errors;
+//! `ready` answers at once only for the pod's own policy, with the host route in place.
+
+mod cni_support;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -8,6 +11,8 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cni_support::{Netns, require_root};
+use gingham_crds::naming::endpoint_interface_name;
 use gingham_node_agent::api::{self, AgentClient, ApiContext, Request, Response, handle};
 use gingham_node_agent::ipam::{BlockSet, IpamStore};
 use gingham_node_agent::shared::{Programmed, Shared};
@@ -45,6 +50,7 @@ async fn the_socket_speaks_one_json_line_each_way() {
                 ifname: "eth0".into(),
                 namespace: "default".into(),
                 pod: "web".into(),
+                uid: None,
             })
             .unwrap();
         (garbage, unknown, status, add)
@@ -86,14 +92,15 @@ fn ready(container: &str) -> Request {
     Request::Ready { container_id: container.into(), ifname: "eth0".into(), timeout_seconds: 1 }
 }
 
-/// ADD for container `c`, pod `default/web`.
-async fn add_web(context: &ApiContext) {
+/// ADD for container `c`, pod `default/<pod>` with the Pod UID `uid`.
+async fn add_pod(context: &ApiContext, pod: &str, uid: Option<&str>) {
     let add = Request::Add {
         container_id: "c".into(),
         netns: "/run/netns/x".into(),
         ifname: "eth0".into(),
         namespace: "default".into(),
-        pod: "web".into(),
+        pod: pod.into(),
+        uid: uid.map(str::to_string),
     };
     assert!(matches!(handle(context, add).await, Response::Allocated { .. }));
 }
@@ -106,7 +113,7 @@ async fn ready_times_out_with_try_again_when_the_pod_is_never_programmed() {
     let unknown = handle(&context, ready("never-added")).await;
     assert!(matches!(unknown, Response::Error { code: 3, .. }), "READY before ADD: {unknown:?}");
 
-    add_web(&context).await;
+    add_pod(&context, "web", None).await;
     let started = Instant::now();
     let answer = handle(&context, ready("c")).await;
     let Response::Error { code, msg, .. } = answer else { panic!("nothing programmed the pod: {answer:?}") };
@@ -115,22 +122,67 @@ async fn ready_times_out_with_try_again_when_the_pod_is_never_programmed() {
     assert!(started.elapsed() >= Duration::from_secs(1), "waited the full timeout: {:?}", started.elapsed());
 }
 
-#[tokio::test]
-async fn ready_answers_at_once_when_the_pods_policy_is_already_in_force() {
-    let dir = tempfile::tempdir().unwrap();
-    let context = context_with_a_block(dir.path());
-    context.shared.publish(Programmed {
-        policy_endpoints: ["default/web".to_string()].into(),
-        synced: true,
-        ..Programmed::default()
-    });
-    add_web(&context).await;
-    let before = context.shared.current_seq();
+/// Runs `work` on a thread inside the network namespace at `path`, on a runtime of its own (the
+/// API server's route check then works on that namespace, as the agent's does on the node's).
+fn in_netns<T: Send>(path: &str, work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let file = std::fs::File::open(path).unwrap();
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                work()
+            })
+            .join()
+            .unwrap()
+    })
+}
 
-    let answer = handle(&context, ready("c")).await;
-
-    assert!(matches!(answer, Response::Allocated { .. }), "no sync needed: {answer:?}");
-    assert_eq!(context.shared.current_seq(), before + 1, "a sync to confirm the plugin's route was requested");
-    let listed = context.ipam.list().unwrap();
-    assert!(listed.iter().any(|a| a.container_id == "c" && a.ready), "the allocation is marked ready: {listed:?}");
+/// The fast path of `ready`: when the pod's policy, compiled for the same Pod UID, is already in
+/// force, `ready` answers at once, after adding the host's route to the pod when the plugin did
+/// not (an older plugin). Policy compiled for another UID (a predecessor of the same name) is not
+/// the pod's: `ready` waits for a sync.
+#[test]
+fn ready_answers_at_once_with_the_route_when_the_pods_policy_is_in_force() {
+    require_root();
+    let cases: [(&str, Option<&str>, Option<&str>, bool); 4] = [
+        ("no uid on either side: the name decides", None, None, true),
+        ("the same uid", Some("u1"), Some("u1"), true),
+        ("the runtime passed no uid", Some("u1"), None, true),
+        ("policy of a predecessor with another uid", Some("u1"), Some("u2"), false),
+    ];
+    for (case, compiled, pod_uid, fast) in cases {
+        let node = Netns::new("ready-node");
+        let host = endpoint_interface_name("default", "web");
+        node.run(&["ip", "link", "add", &host, "type", "veth", "peer", "name", "ready-peer"]);
+        node.run(&["ip", "link", "set", &host, "up"]);
+        let dir = tempfile::tempdir().unwrap();
+        let (answer, seq_before_ready, seq_after_add) = in_netns(&node.path(), || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let context = context_with_a_block(dir.path());
+                context.shared.publish(Programmed {
+                    policy_endpoints: [("default/web".to_string(), compiled.map(str::to_string))].into(),
+                    synced: true,
+                    ..Programmed::default()
+                });
+                let before = context.shared.current_seq();
+                add_pod(&context, "web", pod_uid).await;
+                let seq_after_add = context.shared.current_seq() - before;
+                let seq_before_ready = context.shared.current_seq();
+                let answer = handle(&context, ready("c")).await;
+                if fast {
+                    let again = gingham_node_agent::cni::ensure_host_route(&host, "10.66.0.0".parse().unwrap());
+                    assert!(matches!(again, Ok(false)), "{case}: the route is found in place: {again:?}");
+                }
+                let listed = context.ipam.list().unwrap();
+                assert!(listed.iter().any(|a| a.container_id == "c" && a.ready), "{case}: marked ready: {listed:?}");
+                (answer, context.shared.current_seq() - seq_before_ready, seq_after_add)
+            })
+        });
+        assert_eq!(matches!(answer, Response::Allocated { .. }), fast, "{case}: {answer:?}");
+        assert_eq!(seq_before_ready, 1, "{case}: ready requests a sync");
+        assert_eq!(seq_after_add, u64::from(!fast), "{case}: ADD syncs at once only to drop a predecessor's policy");
+        let routes = node.run(&["ip", "-4", "route", "show", "proto", "249"]);
+        assert_eq!(routes.contains(&format!("10.66.0.0 dev {host} scope link")), fast, "{case}: {routes}");
+    }
 }

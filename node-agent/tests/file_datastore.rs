@@ -33,6 +33,7 @@ fn full_spec() -> NodeNetworkSpec {
         policy: NodePolicySpec {
             endpoints: vec![EndpointPolicy {
                 name: "default/web".into(),
+                uid: None,
                 ingress: vec!["default/p".into()],
                 egress: vec![],
             }],

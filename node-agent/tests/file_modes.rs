@@ -82,6 +82,7 @@ async fn everything_the_agent_writes_is_root_only() {
         ifname: "eth0".into(),
         namespace: "default".into(),
         pod: "web".into(),
+        uid: None,
     };
     ipam.allocate(&blocks, &request).unwrap();
     ipam.mark_ready("c", "eth0").unwrap();

@@ -30,6 +30,7 @@ fn request(id: &str) -> AllocationRequest {
         ifname: "eth0".into(),
         namespace: "default".into(),
         pod: format!("pod-{id}"),
+        uid: None,
     }
 }
 

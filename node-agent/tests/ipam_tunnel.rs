@@ -25,6 +25,7 @@ fn request(id: &str) -> AllocationRequest {
         ifname: "eth0".into(),
         namespace: "default".into(),
         pod: format!("pod-{id}"),
+        uid: None,
     }
 }
 

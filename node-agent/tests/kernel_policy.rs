@@ -54,7 +54,11 @@ fn node() -> Node {
     ];
     spec.policy.endpoints = vec![
         EndpointPolicy { name: "default/client".into(), ..Default::default() },
-        EndpointPolicy { name: "default/server".into(), ingress: vec!["default/allow-8080".into()], egress: vec![] },
+        EndpointPolicy {
+            name: "default/server".into(),
+            ingress: vec!["default/allow-8080".into()],
+            ..Default::default()
+        },
     ];
     Node { name: "node-a".into(), spec, blocks: vec![], endpoints }
 }

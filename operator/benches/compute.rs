@@ -189,7 +189,12 @@ fn cluster(nodes: usize) -> ClusterSnapshot {
         let slot = u32::try_from(status.endpoints.len()).unwrap_or(0) + 2;
         let base = u32::from(std::net::Ipv4Addr::new(10, 0, 0, 0)) + u32::try_from(node).unwrap_or(0) * 64;
         let address = std::net::Ipv4Addr::from(base + slot).to_string();
-        status.endpoints.push(LocalEndpoint { name: format!("{ns}/{name}"), address, interface: String::new() });
+        status.endpoints.push(LocalEndpoint {
+            name: format!("{ns}/{name}"),
+            uid: None,
+            address,
+            interface: String::new(),
+        });
     }
     for (i, mut status) in statuses.into_iter().enumerate() {
         let allocated = u32::try_from(status.endpoints.len()).unwrap_or(0);
@@ -247,7 +252,12 @@ fn pod_churn(
         let mut after = before.clone();
         let base = u32::from(std::net::Ipv4Addr::new(10, 0, 0, 0)) + u32::try_from(node).unwrap_or(0) * 64;
         let address = std::net::Ipv4Addr::from(base + 60).to_string();
-        after.endpoints.push(LocalEndpoint { name: format!("{ns}/{name}"), address, interface: String::new() });
+        after.endpoints.push(LocalEndpoint {
+            name: format!("{ns}/{name}"),
+            uid: None,
+            address,
+            interface: String::new(),
+        });
         after.ipam.allocated += 1;
         let new_pod = pod(&ns, &name, r % APPS, &node_key);
         engine.take_changes();

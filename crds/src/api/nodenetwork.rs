@@ -251,12 +251,29 @@ pub enum EndpointToHostAction {
 pub struct EndpointPolicy {
     /// `namespace/pod`.
     pub name: String,
+    /// The Pod's `metadata.uid` this was compiled for: the agent applies it only to an endpoint of
+    /// that Pod (one re-created under the same name waits for its own). Absent when unknown; then
+    /// the name alone decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
     /// Policies (by name) applying to traffic into the endpoint; empty: allow all.
     #[serde(default)]
     pub ingress: Vec<String>,
     /// Policies (by name) applying to traffic out of the endpoint; empty: allow all.
     #[serde(default)]
     pub egress: Vec<String>,
+}
+
+/// Whether a policy compiled for the Pod with UID `compiled` may apply to an endpoint of the Pod
+/// with UID `actual`. Endpoints are matched by `namespace/pod` name; when both sides know the UID
+/// it must be the same (a pod re-created under the same name is another Pod, maybe with other
+/// labels). Without a UID on either side (an older operator or agent, a runtime that passes no
+/// `K8S_POD_UID`, a workload that is no Kubernetes Pod) the name alone decides.
+pub fn uid_matches(compiled: Option<&str>, actual: Option<&str>) -> bool {
+    match (compiled, actual) {
+        (Some(compiled), Some(actual)) => compiled == actual,
+        _ => true,
+    }
 }
 
 /// A policy compiled to address sets and port ranges.
@@ -481,6 +498,9 @@ pub struct BgpSessionStatus {
 pub struct LocalEndpoint {
     /// `namespace/pod`.
     pub name: String,
+    /// The Pod's `metadata.uid`, when the container runtime passed it (`K8S_POD_UID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
     /// The pod's address.
     pub address: String,
     /// The host-side interface.
@@ -526,5 +546,31 @@ mod tests {
         assert_eq!(TunnelSpec::default().vxlan_port, 4789);
         let settings: AgentSettings = serde_json::from_str("{}").unwrap_or_default();
         assert_eq!(AgentSettings::default(), settings);
+    }
+
+    #[test]
+    fn a_uid_known_on_both_sides_must_agree_else_the_name_decides() {
+        let cases = [
+            (Some("u1"), Some("u1"), true),
+            (Some("u1"), Some("u2"), false),
+            (None, Some("u2"), true),
+            (Some("u1"), None, true),
+            (None, None, true),
+        ];
+        for (compiled, actual, want) in cases {
+            assert_eq!(uid_matches(compiled, actual), want, "{compiled:?} vs {actual:?}");
+        }
+    }
+
+    #[test]
+    fn objects_without_a_uid_still_decode_and_none_is_not_written() {
+        let endpoint: EndpointPolicy = serde_json::from_str(r#"{"name": "ns/web"}"#).unwrap_or_default();
+        assert_eq!(endpoint, EndpointPolicy { name: "ns/web".into(), ..EndpointPolicy::default() });
+        let text = serde_json::to_string(&endpoint).unwrap_or_default();
+        assert!(!text.contains("uid"), "{text}");
+        let reported: LocalEndpoint =
+            serde_json::from_str(r#"{"name": "ns/web", "address": "10.0.0.1", "interface": "gh1"}"#)
+                .unwrap_or_default();
+        assert_eq!(reported.uid, None);
     }
 }

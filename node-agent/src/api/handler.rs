@@ -20,7 +20,7 @@ pub struct ApiContext {
 /// Answers one request.
 pub async fn handle(context: &ApiContext, request: Request) -> Response {
     match request {
-        Request::Add { container_id, netns, ifname, namespace, pod } => {
+        Request::Add { container_id, netns, ifname, namespace, pod, uid } => {
             let Some(blocks) = context.shared.blocks() else {
                 return Response::error(
                     TRY_AGAIN,
@@ -28,12 +28,20 @@ pub async fn handle(context: &ApiContext, request: Request) -> Response {
                     "",
                 );
             };
-            tracing::info!(%container_id, %netns, %ifname, %namespace, %pod, "CNI ADD: allocating");
-            let request = AllocationRequest { container_id, ifname, namespace, pod };
+            tracing::info!(%container_id, %netns, %ifname, %namespace, %pod, uid = uid.as_deref().unwrap_or(""), "CNI ADD: allocating");
+            let request = AllocationRequest { container_id, ifname, namespace, pod, uid };
             let ipam = context.ipam.clone();
-            blocking(move || ipam.allocate(&blocks, &request))
-                .await
-                .map_or_else(ipam_error, |allocation| Response::Allocated { allocation })
+            match blocking(move || ipam.allocate(&blocks, &request)).await {
+                Ok(allocation) => {
+                    // The interface is dispatched to the policy of another Pod of the same name (a
+                    // predecessor): sync now, so that it is dropped before the plugin routes the pod.
+                    if context.shared.policy_for_other_pod(&allocation.endpoint()) {
+                        context.shared.endpoints_changed();
+                    }
+                    Response::Allocated { allocation }
+                }
+                Err(error) => ipam_error(error),
+            }
         }
         Request::Ready { container_id, ifname, timeout_seconds } => {
             let ipam = context.ipam.clone();
@@ -41,14 +49,31 @@ pub async fn handle(context: &ApiContext, request: Request) -> Response {
                 Ok(allocation) => allocation,
                 Err(error) => return ipam_error(error),
             };
-            let key = allocation.endpoint().key();
+            let endpoint = allocation.endpoint();
+            let key = endpoint.key();
             let seq = context.shared.endpoints_changed();
-            // The plugin made the veth and the host's route to the pod. When the pod's policy is
-            // already in force (the operator compiled it before ADD; it is dispatched by interface
-            // name), nothing is left to wait for: the sync just requested confirms the route.
-            if context.shared.policy_in_force(&key) {
-                tracing::info!(endpoint = %key, address = %allocation.address, "CNI ADD: policy already in force");
-                return Response::Allocated { allocation };
+            // The plugin made the veth. When the pod's policy is already in force (the operator
+            // compiled it for this Pod before ADD; it is dispatched by interface name), only the
+            // host's route to the pod is left: make sure it is there, then answer.
+            if context.shared.policy_in_force(&endpoint) {
+                let (interface, address) = (allocation.interface.clone(), allocation.address);
+                let routed =
+                    tokio::task::spawn_blocking(move || crate::cni::ensure_host_route(&interface, address)).await;
+                match routed {
+                    Ok(Ok(added)) => {
+                        if added {
+                            tracing::info!(endpoint = %key, interface = %allocation.interface, "CNI ADD: added the host route the plugin did not add");
+                        }
+                        tracing::info!(endpoint = %key, address = %allocation.address, "CNI ADD: policy already in force");
+                        return Response::Allocated { allocation };
+                    }
+                    Ok(Err(error)) => {
+                        tracing::warn!(endpoint = %key, %error, "CNI ADD: cannot make sure of the host route; waiting for a sync");
+                    }
+                    Err(error) => {
+                        tracing::warn!(endpoint = %key, %error, "CNI ADD: the route check did not finish; waiting for a sync");
+                    }
+                }
             }
             let wait = Duration::from_secs(u64::from(timeout_seconds.max(1)));
             match tokio::time::timeout(wait, context.shared.wait_programmed(seq, &key)).await {

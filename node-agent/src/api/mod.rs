@@ -3,7 +3,9 @@
 //!
 //! An ADD is two requests: `add` allocates the address (and records the endpoint, not yet
 //! programmed); after creating the veth the plugin sends `ready`, which marks the endpoint for the
-//! dataplane and answers once its routes and policy are programmed (or the timeout passes).
+//! dataplane and answers once its routes and policy are programmed (or the timeout passes). When
+//! the pod's compiled policy (for the same Pod UID) is already in force, `ready` answers at once,
+//! after making sure the host's route to the pod is in place (an older plugin may not add it).
 
 mod client;
 mod handler;
@@ -33,6 +35,10 @@ pub enum Request {
         namespace: String,
         /// The pod's name.
         pod: String,
+        /// The Pod's `metadata.uid` (`K8S_POD_UID`), when the runtime passed it; an older plugin
+        /// sends none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<String>,
     },
     /// The veth exists: program the endpoint and answer once it is programmed.
     Ready {

@@ -1,5 +1,8 @@
 //! The six CNI commands. ADD: allocate through the agent while the veth pair is made, address it,
-//! wait for programming, print the result; any failure undoes what it did.
+//! wait for programming, print the result; any failure undoes what it did. Everything is keyed by
+//! the CNI container id: DEL and GC remove only what the container owns (see [`plumbing`]).
+//! ADD passes the Pod's UID (`K8S_POD_UID`, which containerd and CRI-O set) to the agent, which
+//! applies a compiled policy only to the Pod it was compiled for.
 
 use std::path::Path;
 use std::time::Duration;
@@ -7,7 +10,7 @@ use std::time::Duration;
 use gingham_crds::naming::endpoint_interface_name;
 use serde_json::{Value, json};
 
-use super::plumbing::{self, GATEWAY_ADDRESS, Veth};
+use super::plumbing::{self, GATEWAY_ADDRESS, HostSide, Veth};
 use super::{CniError, CniResult, CniVersion, Command, Interface, Invocation, NetConf, codes};
 use crate::api::{AgentClient, ClientError, Request, Response};
 use crate::ipam::Allocation;
@@ -62,11 +65,13 @@ fn add(invocation: &Invocation, conf: &NetConf) -> Result<Value, CniError> {
         ifname: invocation.ifname.clone(),
         namespace,
         pod,
+        uid: invocation.args.get("K8S_POD_UID").filter(|uid| !uid.is_empty()).cloned(),
     };
     let (pair, allocation) = plumbing::create_pair_while(&veth, || allocated(client.call(&add)));
     // Releasing is idempotent, and a request that timed out may still have allocated: always release.
     let undo = |error: CniError| {
-        if let Err(cleanup) = plumbing::remove(Some(veth.netns), veth.ifname, Some(veth.host)) {
+        let host = HostSide { name: veth.host, owner: veth.owner, unmarked: false };
+        if let Err(cleanup) = plumbing::remove(Some(veth.netns), veth.ifname, Some(host)) {
             tracing::warn!(%cleanup, "undoing a failed ADD: removing the veth failed");
         }
         let release = Request::Del { container_id: invocation.container_id.clone(), ifname: invocation.ifname.clone() };
@@ -95,19 +100,24 @@ fn add(invocation: &Invocation, conf: &NetConf) -> Result<Value, CniError> {
 
 /// The pod's veth with host-side name `host`.
 fn veth<'a>(invocation: &'a Invocation, conf: &NetConf, host: &'a str) -> Veth<'a> {
-    Veth { netns: &invocation.netns, ifname: &invocation.ifname, host, mtu: conf.mtu }
+    Veth { netns: &invocation.netns, ifname: &invocation.ifname, host, mtu: conf.mtu, owner: &invocation.container_id }
 }
 
+/// Removes this container's attachment and releases its address. Only what is this container's:
+/// the interface in its own network namespace, and the host veth when it carries this container's
+/// mark (or no mark, when the agent's allocation of this container names it). A stale DEL of an
+/// older sandbox of the same pod therefore leaves the newer sandbox's veth alone.
 fn del(invocation: &Invocation, client: &AgentClient) -> Result<(), CniError> {
     let request = Request::Del { container_id: invocation.container_id.clone(), ifname: invocation.ifname.clone() };
     // Find the host side before releasing: the agent knows it; without the agent, CNI_ARGS does.
     let known = client
         .call(&Request::Check { container_id: invocation.container_id.clone(), ifname: invocation.ifname.clone() });
-    let host = match known {
-        Ok(Response::Allocated { allocation }) => Some(allocation.interface),
-        _ => invocation.pod().ok().map(|(ns, pod)| endpoint_interface_name(&ns, &pod)),
+    let (host, unmarked) = match known {
+        Ok(Response::Allocated { allocation }) => (Some(allocation.interface), true),
+        _ => (invocation.pod().ok().map(|(ns, pod)| endpoint_interface_name(&ns, &pod)), false),
     };
-    plumbing::remove(Some(&invocation.netns), &invocation.ifname, host.as_deref())
+    let host = host.as_deref().map(|name| HostSide { name, owner: &invocation.container_id, unmarked });
+    plumbing::remove(Some(&invocation.netns), &invocation.ifname, host)
         .map_err(|e| CniError::new(codes::IO, format!("removing the pod's veth failed: {e}")))?;
     match released(client, &request) {
         Ok(_) => Ok(()),
@@ -143,9 +153,9 @@ fn check(invocation: &Invocation, conf: &NetConf, client: &AgentClient) -> Resul
     plumbing::check(&veth, allocation.address).map_err(|e| failed(format!("{e}; delete and re-create the pod")))
 }
 
-/// Releases what is not in `cni.dev/valid-attachments` and removes the host veths of the released
-/// (an allocation is one per pod, so a released pod's interface name is not in use). Without the
-/// field, which the spec requires, nothing is released: an absent list is not an empty one.
+/// Releases what is not in `cni.dev/valid-attachments` and removes the host veths of the released,
+/// unless another container owns the interface by now. Without the field, which the spec
+/// requires, nothing is released: an absent list is not an empty one.
 fn gc(conf: &NetConf, client: &AgentClient) -> Result<(), CniError> {
     let valid = conf.valid_attachments.clone().ok_or_else(|| {
         CniError::new(
@@ -155,7 +165,8 @@ fn gc(conf: &NetConf, client: &AgentClient) -> Result<(), CniError> {
     })?;
     for allocation in released(client, &Request::Gc { valid })? {
         tracing::info!(container = %allocation.container_id, address = %allocation.address, "GC released");
-        if let Err(error) = plumbing::remove(None, &allocation.ifname, Some(&allocation.interface)) {
+        let host = HostSide { name: &allocation.interface, owner: &allocation.container_id, unmarked: true };
+        if let Err(error) = plumbing::remove(None, &allocation.ifname, Some(host)) {
             tracing::warn!(%error, interface = %allocation.interface, "GC: removing a leaked veth failed");
         }
     }

@@ -8,6 +8,13 @@
 //! namespace only while that socket is created: a socket stays in the namespace it was born in).
 //! The pair is created from the plugin's side with its pod side born inside the pod's namespace,
 //! like `ip link add HOST type veth peer name eth0 netns POD`.
+//!
+//! Ownership: the host-side name comes from the pod (the operator dispatches policy by it), so a
+//! newer sandbox of the same pod reuses it. The host side therefore carries the CNI container id
+//! that made it, as its alias (`IFLA_IFALIAS`, `ip link show` prints it), and a removal deletes a
+//! host veth only when that mark names the removing container (or, for veths made before the mark
+//! existed, when the agent's allocation of that container names the interface). Everything in the
+//! container's own network namespace is the container's, and is always removed.
 
 use std::fs::File;
 use std::future::Future;
@@ -18,7 +25,9 @@ use std::os::fd::AsRawFd;
 use futures::TryStreamExt;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+};
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, setns};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
@@ -97,13 +106,28 @@ pub struct Veth<'a> {
     pub host: &'a str,
     /// The MTU of both sides.
     pub mtu: u32,
+    /// The CNI container id that owns the attachment (the host side's alias).
+    pub owner: &'a str,
+}
+
+/// The host side a removal may delete: `name`, when its alias names `owner`, or when it carries no
+/// mark and `unmarked` says the caller knows it is `owner`'s (the agent's allocation names it).
+#[derive(Clone, Copy, Debug)]
+pub struct HostSide<'a> {
+    /// The host-side interface name.
+    pub name: &'a str,
+    /// The CNI container id doing the removal.
+    pub owner: &'a str,
+    /// Also delete the interface when it carries no owner mark.
+    pub unmarked: bool,
 }
 
 /// Creates the veth pair with the host side up and answering ARP for the pod's gateway, while
 /// `meanwhile` runs on the calling thread (the pair needs no address, so ADD asks the agent for one
-/// meanwhile); returns both outcomes once both are done. A stale pair of the same names (a previous
-/// sandbox of the same pod, which the runtime has given up) is replaced, even when `meanwhile`
-/// fails: the names are the pod's, and the runtime retries ADD.
+/// meanwhile); returns both outcomes once both are done. A pair of the same names is replaced, even
+/// when `meanwhile` fails: one a failed ADD of the same container left (the runtime may retry ADD
+/// without a DEL), or an older sandbox's of the same pod (logged, naming both containers: the
+/// newer sandbox takes the pod's interface). The new host side is marked with [`Veth::owner`].
 pub fn create_pair_while<T>(veth: &Veth<'_>, meanwhile: impl FnOnce() -> T) -> (Result<(), PlumbingError>, T) {
     on_worker_while(|| create_pair_on_worker(veth), meanwhile)
 }
@@ -114,9 +138,44 @@ pub fn address(veth: &Veth<'_>, address: Ipv4Addr) -> Result<String, PlumbingErr
     on_worker(|| address_on_worker(veth, address))
 }
 
-/// Removes the veth (deleting either side removes both); missing pieces are not an error.
-pub fn remove(netns: Option<&str>, ifname: &str, host: Option<&str>) -> Result<(), PlumbingError> {
+/// Removes what a container's attachment left: `ifname` in the container's `netns` (whatever it
+/// is: a half-made ADD may leave it unpaired) and the host side, if [`HostSide`] allows (deleting
+/// either side of a veth removes both); missing pieces are not an error.
+pub fn remove(netns: Option<&str>, ifname: &str, host: Option<HostSide<'_>>) -> Result<(), PlumbingError> {
     on_worker(|| remove_on_worker(netns, ifname, host))
+}
+
+/// Makes sure the host's route to the pod (`ADDRESS/32 dev HOST`, the agent's protocol) is in the
+/// calling process's namespace, adding it when it is not (a plugin older than the agent may not
+/// add it). Returns whether it had to be added; fails when `host` does not exist.
+pub fn ensure_host_route(host: &str, address: Ipv4Addr) -> Result<bool, PlumbingError> {
+    on_worker(|| ensure_host_route_on_worker(host, address))
+}
+
+async fn ensure_host_route_on_worker(host: &str, address: Ipv4Addr) -> Result<bool, PlumbingError> {
+    let handle = connect(OWN_NETNS)?;
+    let what = || format!("looking up {host} in {OWN_NETNS}");
+    let link = find_link(&handle, host)
+        .await
+        .map_err(netlink(what))?
+        .ok_or_else(|| PlumbingError::Mismatch(format!("host interface {host} is missing")))?;
+    let wanted = host_route(address, link.header.index);
+    // A lookup, not a dump (a node may hold many routes): the FIB entry the kernel uses for the
+    // address, with its protocol. A failed lookup (no route at all) means it is missing.
+    let mut lookup = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(address, 32).build();
+    lookup.header.flags = RouteFlags::FibMatch;
+    let found: Vec<RouteMessage> = handle.route().get(lookup).execute().try_collect().await.unwrap_or_default();
+    let present = found.iter().any(|r| {
+        r.header.protocol == wanted.header.protocol
+            && r.header.destination_prefix_length == 32
+            && r.attributes.contains(&RouteAttribute::Oif(link.header.index))
+    });
+    if present {
+        return Ok(false);
+    }
+    let what = || format!("adding the route {address}/32 dev {host}");
+    handle.route().add(wanted).replace().execute().await.map_err(netlink(what))?;
+    Ok(true)
 }
 
 /// Verifies that the veth is as [`create_pair_while`] and [`address`] left it.
@@ -128,8 +187,29 @@ async fn create_pair_on_worker(veth: &Veth<'_>) -> Result<(), PlumbingError> {
     let pod_netns = open_netns(veth.netns)?;
     let host = connect(OWN_NETNS)?;
     let pod = connect_in(&pod_netns, veth.netns)?;
-    if delete_link(&host, veth.host, OWN_NETNS).await? {
-        tracing::info!(interface = veth.host, "removed a stale host-side veth");
+    let what = || format!("looking up {} in {OWN_NETNS}", veth.host);
+    if let Some(stale) = find_link(&host, veth.host).await.map_err(netlink(what))? {
+        let previous = owner(&stale);
+        if delete_link(&host, veth.host, OWN_NETNS).await? {
+            match previous.as_deref() {
+                Some(previous) if previous == veth.owner => {
+                    tracing::info!(
+                        interface = veth.host,
+                        container = veth.owner,
+                        "removed the host veth an earlier ADD of this container left"
+                    );
+                }
+                Some(previous) => {
+                    tracing::info!(
+                        interface = veth.host,
+                        older = previous,
+                        newer = veth.owner,
+                        "a newer sandbox of the pod replaces the older sandbox's attachment"
+                    );
+                }
+                None => tracing::info!(interface = veth.host, "removed a stale host-side veth without an owner mark"),
+            }
+        }
     }
     if delete_link(&pod, veth.ifname, veth.netns).await? {
         tracing::info!(interface = veth.ifname, netns = veth.netns, "removed a stale pod-side interface");
@@ -137,6 +217,10 @@ async fn create_pair_on_worker(veth: &Veth<'_>) -> Result<(), PlumbingError> {
     let pair = veth_message(veth, &pod_netns);
     let what = || format!("creating veth {} with peer {} in {}", veth.host, veth.ifname, veth.netns);
     host.link().add(pair).execute().await.map_err(netlink(what))?;
+    // The kernel ignores an alias in the request that creates a link: set it after.
+    let what = || format!("marking {} as owned by container {}", veth.host, veth.owner);
+    let mark = LinkUnspec::new_with_name(veth.host).alias(veth.owner).build();
+    host.link().set(mark).execute().await.map_err(netlink(what))?;
     sysctl(&format!("/proc/sys/net/ipv4/conf/{}/proxy_arp", veth.host), "1")?;
     sysctl(&format!("/proc/sys/net/ipv4/neigh/{}/proxy_delay", veth.host), "0")
 }
@@ -168,9 +252,9 @@ async fn address_on_worker(veth: &Veth<'_>, address: Ipv4Addr) -> Result<String,
     Ok(mac(&link))
 }
 
-async fn remove_on_worker(netns: Option<&str>, ifname: &str, host: Option<&str>) -> Result<(), PlumbingError> {
-    if let Some(host) = host {
-        delete_link(&connect(OWN_NETNS)?, host, OWN_NETNS).await?;
+async fn remove_on_worker(netns: Option<&str>, ifname: &str, host: Option<HostSide<'_>>) -> Result<(), PlumbingError> {
+    if let Some(side) = host {
+        remove_host_side(&connect(OWN_NETNS)?, side).await?;
     }
     let Some(netns) = netns.filter(|n| !n.is_empty()) else { return Ok(()) };
     let file = match File::open(netns) {
@@ -189,6 +273,28 @@ async fn remove_on_worker(netns: Option<&str>, ifname: &str, host: Option<&str>)
     Ok(())
 }
 
+/// Deletes the host side when [`HostSide`] allows; an interface another container owns is left
+/// alone (logged).
+async fn remove_host_side(handle: &Handle, side: HostSide<'_>) -> Result<(), PlumbingError> {
+    let what = || format!("looking up {} in {OWN_NETNS}", side.name);
+    let Some(link) = find_link(handle, side.name).await.map_err(netlink(what))? else { return Ok(()) };
+    match owner(&link) {
+        Some(mark) if mark != side.owner => {
+            tracing::info!(interface = side.name, container = side.owner, owner = %mark, "left the host veth alone: another sandbox of the pod owns it");
+            Ok(())
+        }
+        None if !side.unmarked => {
+            tracing::info!(
+                interface = side.name,
+                container = side.owner,
+                "left the host veth alone: it carries no owner mark and the agent has no allocation of this container naming it"
+            );
+            Ok(())
+        }
+        _ => delete_link(handle, side.name, OWN_NETNS).await.map(drop),
+    }
+}
+
 async fn check_on_worker(veth: &Veth<'_>, address: Ipv4Addr) -> Result<(), PlumbingError> {
     let mismatch = |what: String| Err(PlumbingError::Mismatch(what));
     let host = connect(OWN_NETNS)?;
@@ -198,6 +304,9 @@ async fn check_on_worker(veth: &Veth<'_>, address: Ipv4Addr) -> Result<(), Plumb
     };
     if mac(&link) != HOST_MAC {
         return mismatch(format!("host interface {} does not have MAC {HOST_MAC}", veth.host));
+    }
+    if let Some(mark) = owner(&link).filter(|mark| mark != veth.owner) {
+        return mismatch(format!("host interface {} belongs to container {mark}, not {}", veth.host, veth.owner));
     }
     let pod = connect_in(&open_netns(veth.netns)?, veth.netns)?;
     let what = || format!("looking up {} in {}", veth.ifname, veth.netns);
@@ -363,6 +472,14 @@ fn no_device(error: &rtnetlink::Error) -> bool {
 /// Wraps a netlink failure with the step it failed (`what` is only formatted on failure).
 fn netlink(what: impl FnOnce() -> String) -> impl FnOnce(rtnetlink::Error) -> PlumbingError {
     move |source| PlumbingError::Netlink { what: what(), source }
+}
+
+/// The container id a host veth is marked with (its alias), if any.
+fn owner(link: &LinkMessage) -> Option<String> {
+    link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfAlias(alias) if !alias.is_empty() => Some(alias.clone()),
+        _ => None,
+    })
 }
 
 /// The link's MAC as `aa:bb:..`, or empty when it has none.

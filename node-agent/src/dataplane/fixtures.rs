@@ -62,6 +62,7 @@ pub fn endpoint(pod: &str, address: [u8; 4]) -> LocalEndpoint {
     LocalEndpoint {
         namespace: "default".into(),
         pod: pod.into(),
+        uid: None,
         container_id: format!("c-{pod}"),
         interface: gingham_crds::naming::endpoint_interface_name("default", pod),
         address: address.into(),
@@ -121,10 +122,11 @@ pub fn policy_spec() -> NodeNetworkSpec {
     spec.policy.endpoints = vec![
         EndpointPolicy {
             name: "default/web".into(),
+            uid: None,
             ingress: vec!["default/allow-http".into()],
             egress: vec!["global/audit".into()],
         },
-        EndpointPolicy { name: "default/db".into(), ingress: vec![], egress: vec![] },
+        EndpointPolicy { name: "default/db".into(), ..EndpointPolicy::default() },
     ];
     spec
 }

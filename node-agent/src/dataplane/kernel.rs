@@ -17,7 +17,7 @@ use super::diff::{DesiredState, KernelState, Op, diff};
 use super::model::VXLAN_DEVICE;
 use super::netlink::{Netlink, NetlinkError, describe};
 use super::nft::apply::{Nft, NftChange, NftCommand};
-use super::nft::build::ruleset;
+use super::nft::build::{dispatched, ruleset};
 use super::nft::model::Ruleset;
 use super::nft::observe::{Digests, Observed, Plan, plan, trust};
 use super::rtnl::RtNetlink;
@@ -305,8 +305,9 @@ impl<N: Netlink, F: Nft> Dataplane for KernelDataplane<N, F> {
         let plumbed = self.sync_routes(view, capabilities.ipip, &mut report).await;
         report.policy_programmed = self.sync_policy(view, &mut report).await;
         if report.policy_programmed {
-            report.policy_endpoints = view.spec.policy.endpoints.iter().map(|e| e.name.clone()).collect();
-            report.programmed_endpoints = plumbed.intersection(&report.policy_endpoints).cloned().collect();
+            report.policy_endpoints = dispatched(view).map(|e| (e.name.clone(), e.uid.clone())).collect();
+            report.programmed_endpoints =
+                plumbed.into_iter().filter(|name| report.policy_endpoints.contains_key(name)).collect();
         }
         if self.last.netlink_changes > 0 || self.last.nft != NftOutcome::UpToDate {
             info!(netlink_changes = self.last.netlink_changes, nft = ?self.last.nft, errors = report.errors.len(), "dataplane synced");

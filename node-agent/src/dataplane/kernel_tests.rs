@@ -200,7 +200,7 @@ async fn endpoints_wait_for_their_interface_and_their_policy() {
     assert_eq!(report.programmed_endpoints, ["default/web".to_string()].into(), "db lacks policy, late lacks its veth");
     assert_eq!(
         report.policy_endpoints,
-        ["default/late".to_string(), "default/web".to_string()].into(),
+        [("default/late".to_string(), None), ("default/web".to_string(), None)].into(),
         "late's policy is in force before its veth exists; db has none"
     );
     assert!(!dataplane.netlink_mut().routes.iter().any(|r| r.destination.addr() == late.address));

@@ -63,10 +63,11 @@ pub struct SyncReport {
     pub policy_programmed: bool,
     /// The endpoints (`namespace/pod`) whose routes and policy are both in force.
     pub programmed_endpoints: std::collections::BTreeSet<String>,
-    /// The endpoints (`namespace/pod`) whose compiled policy this sync put in force. Policy is
-    /// dispatched by interface name, so it holds from the moment an endpoint's veth exists. Empty
-    /// when the nftables step failed (the previous rules stay, but nothing is vouched for).
-    pub policy_endpoints: std::collections::BTreeSet<String>,
+    /// The endpoints (`namespace/pod`) whose compiled policy this sync put in force, with the Pod
+    /// UID it was compiled for. Policy is dispatched by interface name, so it holds from the moment
+    /// an endpoint's veth exists (for a Pod of that UID). Empty when the nftables step failed (the
+    /// previous rules stay, but nothing is vouched for).
+    pub policy_endpoints: std::collections::BTreeMap<String, Option<String>>,
     /// What the kernel supports.
     pub capabilities: gingham_crds::api::nodenetwork::NodeCapabilities,
     /// The errors of this sync, if any (the previous state stays in force).

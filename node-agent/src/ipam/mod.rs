@@ -1,5 +1,6 @@
 //! Node-local IPAM: pod addresses from the node's blocks, persisted under the state directory,
-//! keyed by CNI container id and interface.
+//! keyed by CNI container id and interface: an allocation belongs to the container that made it,
+//! and carries the Pod's UID when the runtime passed one.
 
 mod blocks;
 mod lock;
@@ -103,6 +104,9 @@ pub struct AllocationRequest {
     pub namespace: String,
     /// The pod's name.
     pub pod: String,
+    /// The Pod's `metadata.uid` (`K8S_POD_UID` in CNI_ARGS), when the runtime passed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
 }
 
 /// A CNI attachment that still exists (from `cni.dev/valid-attachments`).
@@ -145,6 +149,9 @@ pub struct Allocation {
     pub namespace: String,
     /// The pod's name.
     pub pod: String,
+    /// The Pod's `metadata.uid`, when the runtime passed it (policy is matched by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
     /// The host-side veth.
     pub interface: String,
     /// The pod's address.
@@ -164,6 +171,7 @@ impl Allocation {
             ifname: request.ifname.clone(),
             namespace: request.namespace.clone(),
             pod: request.pod.clone(),
+            uid: request.uid.clone(),
             interface: gingham_crds::naming::endpoint_interface_name(&request.namespace, &request.pod),
             address,
             ready: false,
@@ -185,6 +193,7 @@ impl Allocation {
         LocalEndpoint {
             namespace: self.namespace.clone(),
             pod: self.pod.clone(),
+            uid: self.uid.clone(),
             container_id: self.container_id.clone(),
             interface: self.interface.clone(),
             address: self.address,

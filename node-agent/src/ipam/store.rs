@@ -77,7 +77,7 @@ impl IpamStore {
             table.allocations.retain(|a| {
                 let stale = a.namespace == request.namespace && a.pod == request.pod;
                 if stale {
-                    tracing::info!(container = %a.container_id, address = %a.address, "replacing the allocation of an old sandbox of the same pod");
+                    tracing::info!(older = %a.container_id, newer = %request.container_id, address = %a.address, "a newer sandbox of the pod replaces the older sandbox's allocation");
                 }
                 !stale
             });

@@ -5,8 +5,9 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use gingham_node_agent::api::{self, ApiContext};
 use gingham_node_agent::ipam::{BlockSet, IpamStore};
@@ -63,6 +64,8 @@ pub struct TestAgent {
     _dir: tempfile::TempDir,
     pub socket: PathBuf,
     pub ipam: IpamStore,
+    shared: Arc<Shared>,
+    held: Arc<AtomicBool>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -81,8 +84,15 @@ impl TestAgent {
         let context = Arc::new(ApiContext { ipam: ipam.clone(), shared: Arc::clone(&shared) });
         let listener = runtime.block_on(async { api::bind(&socket) }).unwrap();
         runtime.spawn(api::serve(listener, context));
-        runtime.spawn(fake_dataplane(ipam.clone(), shared));
-        Self { _dir: dir, socket, ipam, runtime: Some(runtime) }
+        let held = Arc::new(AtomicBool::new(false));
+        runtime.spawn(fake_dataplane(ipam.clone(), Arc::clone(&shared), Arc::clone(&held)));
+        Self { _dir: dir, socket, ipam, shared, held, runtime: Some(runtime) }
+    }
+
+    /// While held, the fake dataplane programs nothing (a `ready` waits for its timeout).
+    pub fn hold(&self, held: bool) {
+        self.held.store(held, Ordering::SeqCst);
+        self.shared.endpoints_changed();
     }
 
     /// Stops the server and removes its socket (the agent is down).
@@ -100,10 +110,11 @@ impl Drop for TestAgent {
     }
 }
 
-async fn fake_dataplane(ipam: IpamStore, shared: Arc<Shared>) {
+async fn fake_dataplane(ipam: IpamStore, shared: Arc<Shared>, held: Arc<AtomicBool>) {
     loop {
         let seq = shared.current_seq();
-        let endpoints = ipam.list().unwrap().into_iter().filter(|a| a.ready).map(|a| a.endpoint().key()).collect();
+        let ready = ipam.list().unwrap().into_iter().filter(|a| a.ready && !held.load(Ordering::SeqCst));
+        let endpoints = ready.map(|a| a.endpoint().key()).collect();
         shared.publish(Programmed { seq, endpoints, synced: true, ..Programmed::default() });
         shared.wait_for_change().await;
     }
@@ -122,11 +133,27 @@ pub struct Invoke<'a> {
 impl Invoke<'_> {
     /// Runs as a kubelet's runtime would: CNI_ARGS names the pod in namespace `default`.
     pub fn run(&self) -> (Output, Value) {
-        self.run_with_args(&format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={}", self.pod))
+        self.run_with_args(&self.kubernetes_args())
     }
 
     /// Runs with these CNI_ARGS (a runtime outside Kubernetes sets none, or only K8S_POD_NAME).
     pub fn run_with_args(&self, cni_args: &str) -> (Output, Value) {
+        let output = self.spawn_with_args(cni_args).wait_with_output().unwrap();
+        let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+        (output, json)
+    }
+
+    /// Starts the plugin as [`Invoke::run`] does; the caller waits for (or kills) it.
+    pub fn spawn(&self) -> Child {
+        self.spawn_with_args(&self.kubernetes_args())
+    }
+
+    fn kubernetes_args(&self) -> String {
+        format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={}", self.pod)
+    }
+
+    /// Starts the plugin with these CNI_ARGS and its configuration on stdin.
+    fn spawn_with_args(&self, cni_args: &str) -> Child {
         use std::io::Write;
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.node.name, env!("CARGO_BIN_EXE_gingham-cni")])
@@ -142,9 +169,7 @@ impl Invoke<'_> {
             .spawn()
             .unwrap();
         child.stdin.take().unwrap().write_all(self.config.to_string().as_bytes()).unwrap();
-        let output = child.wait_with_output().unwrap();
-        let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-        (output, json)
+        child
     }
 }
 

@@ -160,6 +160,7 @@ pub fn endpoint(pod: &str, address: [u8; 4]) -> LocalEndpoint {
     LocalEndpoint {
         namespace: "default".into(),
         pod: pod.into(),
+        uid: None,
         container_id: format!("c-{pod}"),
         interface: gingham_crds::naming::endpoint_interface_name("default", pod),
         address: address.into(),

@@ -177,6 +177,9 @@ pub struct PodFacts {
     /// ones. The operator compiles such a pod's policy into that node's NodeNetwork before the
     /// kubelet's CNI ADD, so ADD waits only for the agent.
     pub node: Option<String>,
+    /// The Pod's `metadata.uid`: a pod re-created under the same name is another Pod, and the
+    /// policy compiled for it carries its UID so that the agent never applies it to the other.
+    pub uid: Option<String>,
 }
 
 impl PodFacts {
@@ -186,6 +189,7 @@ impl PodFacts {
             labels: LabelList(vec![(NAMESPACE_LABEL.to_string(), namespace.to_string())]),
             named_ports: Vec::new(),
             node: None,
+            uid: None,
         }
     }
 
@@ -199,6 +203,7 @@ impl PodFacts {
                 .collect(),
             named_ports: Vec::new(),
             node: scheduled_node(pod),
+            uid: pod.metadata.uid.clone().filter(|uid| !uid.is_empty()),
         };
         let containers = pod.spec.iter().flat_map(|spec| spec.containers.iter());
         for port in containers.flat_map(|c| c.ports.iter().flatten()) {
@@ -241,6 +246,7 @@ impl PodFacts {
                 name: Some(name.into()),
                 namespace: Some(namespace.into()),
                 labels: Some(labels),
+                uid: self.uid.clone(),
                 ..ObjectMeta::default()
             },
             spec: (!ports.is_empty() || self.node.is_some()).then(|| PodSpec {

@@ -130,6 +130,7 @@ pub fn status(endpoints: &[(&str, &str)]) -> NodeNetworkStatus {
             .iter()
             .map(|(name, address)| LocalEndpoint {
                 name: (*name).into(),
+                uid: None,
                 address: (*address).into(),
                 interface: String::new(),
             })

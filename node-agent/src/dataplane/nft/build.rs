@@ -8,12 +8,13 @@
 //! The maps hold every endpoint the spec compiles policy for, by its host interface name
 //! (`gingham_crds::naming::endpoint_interface_name`), also before the pod's veth exists: the
 //! operator compiles a pod's policy once it is scheduled to the node, so when CNI ADD creates the
-//! veth its policy is already in force and ADD changes no nftables state.
+//! veth its policy is already in force and ADD changes no nftables state. An entry compiled for
+//! another Pod UID than the local endpoint of that name is left out ([`dispatched`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use gingham_crds::api::nodenetwork::{
-    CompiledMatch, CompiledPolicy, CompiledRule, EndpointToHostAction, IpSetKind, NodePolicySpec,
+    CompiledMatch, CompiledPolicy, CompiledRule, EndpointPolicy, EndpointToHostAction, IpSetKind, NodePolicySpec,
 };
 use gingham_crds::api::policy::Action;
 use gingham_crds::naming::{INTERFACE_PREFIX, endpoint_interface_name};
@@ -26,6 +27,7 @@ use super::model::{
 };
 use super::render::{FINGERPRINT_PREFIX, fingerprint};
 use crate::dataplane::NodeView;
+use crate::endpoint::uid_matches;
 
 /// The verdict map for traffic leaving pods.
 pub const FROM_ENDPOINT: &str = "from_endpoint";
@@ -104,7 +106,7 @@ pub fn ruleset(view: &NodeView<'_>) -> Ruleset {
     }
     let mut from = BTreeMap::new();
     let mut to = BTreeMap::new();
-    for entry in &policy.endpoints {
+    for entry in dispatched(view) {
         let (namespace, pod) = entry.name.split_once('/').unwrap_or(("default", &entry.name));
         let interface = endpoint_interface_name(namespace, pod);
         for (direction, policies, map) in
@@ -128,6 +130,18 @@ pub fn ruleset(view: &NodeView<'_>) -> Ruleset {
         first.comment = Some(format!("{FINGERPRINT_PREFIX}{print}"));
     }
     ruleset
+}
+
+/// The spec's endpoint policies the ruleset dispatches to: all but those compiled for another Pod
+/// than the local endpoint of the same name (a predecessor with another UID, see
+/// [`crate::endpoint::uid_matches`]): that endpoint's traffic is dropped until its own arrives.
+pub fn dispatched<'a>(view: &NodeView<'a>) -> impl Iterator<Item = &'a EndpointPolicy> {
+    let local: BTreeMap<String, Option<&str>> = view.endpoints.iter().map(|e| (e.key(), e.uid.as_deref())).collect();
+    view.spec
+        .policy
+        .endpoints
+        .iter()
+        .filter(move |entry| local.get(&entry.name).is_none_or(|actual| uid_matches(entry.uid.as_deref(), *actual)))
 }
 
 /// Empty sets for the ones rules name but the spec does not define: nft would refuse the whole

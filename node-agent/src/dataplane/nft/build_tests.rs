@@ -146,3 +146,32 @@ fn sets_a_rule_names_but_the_spec_lacks_are_created_empty() {
         ]
     );
 }
+
+/// A compiled endpoint policy is dispatched to the pod's interface only when it was compiled for
+/// that Pod: a predecessor's (same name, another UID) is left out, so the pod's traffic is dropped
+/// until its own policy arrives.
+#[test]
+fn an_endpoint_policy_applies_only_to_the_pod_it_was_compiled_for() {
+    let cases: [(&str, Option<&str>, Option<&str>, bool); 5] = [
+        ("same uid", Some("u1"), Some("u1"), true),
+        ("a predecessor's policy", Some("u1"), Some("u2"), false),
+        ("the runtime passed no uid", Some("u1"), None, true),
+        ("an operator that sends no uid", None, Some("u2"), true),
+        ("no endpoint yet: compiled ahead of ADD", Some("u1"), None, true),
+    ];
+    let interface = gingham_crds::naming::endpoint_interface_name("default", "web");
+    for (case, compiled, local, dispatched_here) in cases {
+        let mut spec = policy_spec();
+        spec.policy.endpoints[0].uid = compiled.map(str::to_string);
+        let mut web = endpoint("web", [10, 0, 0, 5]);
+        web.uid = local.map(str::to_string);
+        let endpoints = if case.starts_with("no endpoint") { vec![] } else { vec![web] };
+        let view =
+            NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints, tunnel_address: TUNNEL };
+        let rules = ruleset(&view);
+        for map in &rules.maps {
+            assert_eq!(map.elements.contains_key(&interface), dispatched_here, "{case}: {}", map.name);
+        }
+        assert_eq!(dispatched(&view).any(|e| e.name == "default/web"), dispatched_here, "{case}");
+    }
+}

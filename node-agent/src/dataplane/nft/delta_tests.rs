@@ -30,7 +30,7 @@ fn web_only() -> NodeNetworkSpec {
 
 fn with_db() -> NodeNetworkSpec {
     let mut spec = web_only();
-    spec.policy.endpoints.push(EndpointPolicy { name: "default/db".into(), ingress: vec![], egress: vec![] });
+    spec.policy.endpoints.push(EndpointPolicy { name: "default/db".into(), ..EndpointPolicy::default() });
     spec
 }
 

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use gingham_crds::api::Shared;
-use gingham_crds::api::nodenetwork::{CompiledPolicy, IpSet, LocalEndpoint};
+use gingham_crds::api::nodenetwork::{CompiledPolicy, IpSet, LocalEndpoint, uid_matches};
 use gingham_crds::selector::Selector;
 
 mod labels;
@@ -66,17 +66,23 @@ struct Endpoint {
     /// The address its agent reported; `None` while the pod is only scheduled to the node: its
     /// policy is compiled, but it is in no set.
     address: Option<String>,
+    /// The Pod UID its agent reported with the address (`None`: not reported, or not known).
+    uid: Option<String>,
     contributions: Contributions,
     ingress: Vec<Arc<str>>,
     egress: Vec<Arc<str>>,
 }
 
 impl Endpoint {
-    /// The members it brings to `set` (none before its agent reported its address).
+    /// The members it brings to `set`: none before its agent reported its address, and none while
+    /// the address belongs to another Pod of the same name than `facts` describe (the agent
+    /// reported another UID: the labels known are not that pod's).
     fn members_of(&self, set: &SetKey, namespace_labels: &BTreeMap<String, String>, facts: &PodFacts) -> Vec<String> {
         match &self.address {
-            Some(address) => set.members(&self.namespace, namespace_labels, facts, address),
-            None => Vec::new(),
+            Some(address) if uid_matches(facts.uid.as_deref(), self.uid.as_deref()) => {
+                set.members(&self.namespace, namespace_labels, facts, address)
+            }
+            _ => Vec::new(),
         }
     }
 }
@@ -286,6 +292,11 @@ impl PolicyIndex {
         if old.labels != new.labels {
             self.relabel(name, &old, &new);
         }
+        if old.uid != new.uid {
+            // The compiled endpoint policy carries the UID.
+            let nodes = self.by_name.get(name).into_iter().flatten().cloned();
+            self.dirty.rebuild.extend(nodes);
+        }
         if old.node != new.node {
             if let Some(node) = &old.node {
                 let key = (node.clone(), name.to_string());
@@ -296,7 +307,7 @@ impl PolicyIndex {
             if let Some(node) = &new.node {
                 let key = (node.clone(), name.to_string());
                 if self.endpoint(&key).is_none() {
-                    self.add_endpoint(key, None);
+                    self.add_endpoint(key, None, None);
                 }
             }
         }
@@ -317,10 +328,12 @@ impl PolicyIndex {
         }
     }
 
-    /// Replaces a node's endpoints with what its agent reports. An endpoint the agent no longer
-    /// reports stays, without its address, while its pod is still scheduled to the node.
+    /// Replaces a node's endpoints with what its agent reports (address and Pod UID). An endpoint
+    /// the agent no longer reports stays, without its address, while its pod is still scheduled to
+    /// the node.
     pub fn set_node_endpoints(&mut self, node: &str, reported: &[LocalEndpoint]) {
-        let wanted: BTreeMap<&str, &str> = reported.iter().map(|e| (e.name.as_str(), e.address.as_str())).collect();
+        let wanted: BTreeMap<&str, (&str, Option<&str>)> =
+            reported.iter().map(|e| (e.name.as_str(), (e.address.as_str(), e.uid.as_deref()))).collect();
         let existing: Vec<String> = self
             .endpoints
             .get(node)
@@ -333,22 +346,23 @@ impl PolicyIndex {
             let key = (node.to_string(), name);
             let scheduled_here = self.pods.get(&key.1).and_then(|facts| facts.node.as_deref()) == Some(node);
             if scheduled_here {
-                self.readdress(&key, None);
+                self.readdress(&key, None, None);
             } else {
                 self.remove_endpoint(&key);
             }
         }
-        for (name, address) in wanted {
+        for (name, (address, uid)) in wanted {
             let key = (node.to_string(), name.to_string());
+            let (address, uid) = (Some(address.to_string()), uid.map(str::to_string));
             if self.endpoint(&key).is_some() {
-                self.readdress(&key, Some(address.to_string()));
+                self.readdress(&key, address, uid);
             } else {
-                self.add_endpoint(key, Some(address.to_string()));
+                self.add_endpoint(key, address, uid);
             }
         }
     }
 
-    fn add_endpoint(&mut self, key: EndpointKey, address: Option<String>) {
+    fn add_endpoint(&mut self, key: EndpointKey, address: Option<String>, uid: Option<String>) {
         let namespace = namespace_of(&key.1).to_string();
         let facts = self.shared_facts(&key.1);
         self.index_labels(&key, &facts, address.is_some());
@@ -357,6 +371,7 @@ impl PolicyIndex {
         let endpoint = Endpoint {
             namespace,
             address,
+            uid,
             contributions: Contributions::default(),
             ingress: Vec::new(),
             egress: Vec::new(),
@@ -366,12 +381,19 @@ impl PolicyIndex {
         self.reevaluate(&key);
     }
 
-    /// Gives an endpoint a new address (or none) and re-works out its set memberships.
-    fn readdress(&mut self, key: &EndpointKey, address: Option<String>) {
+    /// Gives an endpoint a new address and reported Pod UID (or none) and re-works out its set
+    /// memberships.
+    fn readdress(&mut self, key: &EndpointKey, address: Option<String>, uid: Option<String>) {
         let Some(endpoint) = self.endpoint_mut(key) else { return };
-        if endpoint.address == address {
+        if endpoint.address == address && endpoint.uid == uid {
             return;
         }
+        if endpoint.uid != uid {
+            // The compiled endpoint policy carries the UID when the Pod object gives none.
+            endpoint.uid = uid;
+            self.dirty.rebuild.insert(key.0.clone());
+        }
+        let Some(endpoint) = self.endpoint_mut(key) else { return };
         let (was, is) = (endpoint.address.is_some(), address.is_some());
         endpoint.address = address;
         if was != is {

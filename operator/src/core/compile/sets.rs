@@ -159,6 +159,7 @@ mod tests {
             labels: [("app".to_string(), "web".to_string())].into_iter().collect(),
             named_ports: vec![NamedPort { name: "http".into(), protocol: 6, port: 8080 }],
             node: None,
+            uid: None,
         };
         let prod = BTreeMap::from([("env".into(), "prod".into())]);
         let cases = [

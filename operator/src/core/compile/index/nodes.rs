@@ -17,8 +17,11 @@ impl PolicyIndex {
         for (name, endpoint) in self.endpoints.get(node).into_iter().flatten() {
             used_policies.extend(endpoint.ingress.iter().cloned());
             used_policies.extend(endpoint.egress.iter().cloned());
+            // The Pod's UID; without a Pod object, the one its agent reported.
+            let uid = self.pods.get(name).and_then(|facts| facts.uid.clone()).or_else(|| endpoint.uid.clone());
             base.endpoints.push(EndpointPolicy {
                 name: name.clone(),
+                uid,
                 ingress: endpoint.ingress.iter().map(|p| p.to_string()).collect(),
                 egress: endpoint.egress.iter().map(|p| p.to_string()).collect(),
             });

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use gingham_crds::api::GlobalNetworkPolicy;
 use gingham_crds::api::GlobalNetworkPolicySpec;
-use gingham_crds::api::nodenetwork::LocalEndpoint;
+use gingham_crds::api::nodenetwork::{LocalEndpoint, NodePolicySpec};
 use gingham_crds::api::policy::{Action, EntityRule, PolicyRule, PolicyType};
 
 use super::PolicyIndex;
@@ -29,6 +29,7 @@ fn report(index: &mut PolicyIndex, node: &str, endpoints: &[(&str, &str)]) {
         .iter()
         .map(|(name, address)| LocalEndpoint {
             name: format!("ns/{name}"),
+            uid: None,
             address: (*address).into(),
             interface: String::new(),
         })
@@ -132,4 +133,45 @@ fn namespace_labels_scope_policies_and_sets_picked_by_pod_labels() {
     assert_eq!(p(&mut index), picked);
     index.set_namespace("ns", Some(BTreeMap::from([("env".to_string(), "dev".to_string())])));
     assert_eq!(p(&mut index), (vec![], vec![]));
+}
+
+/// A pod re-created under the same name is another Pod: the compiled endpoint policy carries the
+/// current Pod's UID, and an address its agent reported for another UID (the predecessor's) is in
+/// no set under the new Pod's labels.
+#[test]
+fn a_pod_recreated_under_its_name_is_keyed_by_its_uid() {
+    let with_uid = |app: &str, uid: &str| {
+        let mut facts = (*facts("p", app, Some("n1")).unwrap()).clone();
+        facts.uid = Some(uid.into());
+        Some(Arc::new(facts))
+    };
+    let report_uid = |index: &mut PolicyIndex, address: &str, uid: &str| {
+        let endpoint = LocalEndpoint {
+            name: "ns/p".into(),
+            uid: Some(uid.into()),
+            address: address.into(),
+            interface: String::new(),
+        };
+        index.set_node_endpoints("n1", &[endpoint]);
+    };
+    let compiled_uid = |index: &mut PolicyIndex| {
+        let spec = index.build_node("n1", NodePolicySpec::default());
+        spec.endpoints.iter().find(|e| e.name == "ns/p").and_then(|e| e.uid.clone())
+    };
+    let mut index = PolicyIndex::default();
+    index.set_pod("ns/p", with_uid("web", "u1"));
+    assert_eq!(compiled_uid(&mut index).as_deref(), Some("u1"), "compiled ahead of ADD for the Pod's UID");
+    report_uid(&mut index, "10.0.0.1", "u1");
+    assert_eq!(probe(&mut index, "all()", None, "app == 'web'").1, strings(&["10.0.0.1"]));
+
+    index.set_pod("ns/p", with_uid("db", "u2"));
+    assert_eq!(compiled_uid(&mut index).as_deref(), Some("u2"), "the new Pod's UID at once");
+    assert_eq!(probe(&mut index, "all()", None, "app == 'db'").1, Vec::<String>::new(), "the address is u1's");
+    assert_eq!(probe(&mut index, "all()", None, "app == 'web'").1, Vec::<String>::new(), "u1's labels are gone");
+
+    report_uid(&mut index, "10.0.0.2", "u2");
+    assert_eq!(probe(&mut index, "all()", None, "app == 'db'").1, strings(&["10.0.0.2"]));
+
+    index.set_pod("ns/p", None);
+    assert_eq!(compiled_uid(&mut index).as_deref(), Some("u2"), "without a Pod object, the reported UID");
 }
