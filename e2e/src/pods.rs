@@ -73,17 +73,20 @@ const UID_SOURCE: &str = "/proc/sys/kernel/random/uuid";
 /// The reference plugin the lab chains after gingham, as Calico's conflist does.
 pub const PORTMAP: &str = "portmap";
 
+/// Whether the reference `portmap` plugin is installed (the IPIP test VM, for one, has none).
+pub fn portmap_installed() -> bool {
+    Path::new(REFERENCE_DIR).join(PORTMAP).is_file()
+}
+
 /// The lab's network configuration list, as a node's `/etc/cni/net.d` would hold it: gingham, then
-/// the reference `portmap` for `runtimeConfig.portMappings` (hostPort), as `config/cni` ships it.
-pub fn cni_conflist(socket: &str) -> Value {
-    json!({
-        "cniVersion": "1.0.0",
-        "name": "gingham",
-        "plugins": [
-            {"type": "gingham", "socketPath": socket},
-            {"type": PORTMAP, "capabilities": {"portMappings": true}, "snat": true},
-        ],
-    })
+/// (when `chain_portmap`) the reference `portmap` for `runtimeConfig.portMappings` (hostPort), as
+/// `config/cni` ships it.
+pub fn cni_conflist(socket: &str, chain_portmap: bool) -> Value {
+    let mut plugins = vec![json!({"type": "gingham", "socketPath": socket})];
+    if chain_portmap {
+        plugins.push(json!({"type": PORTMAP, "capabilities": {"portMappings": true}, "snat": true}));
+    }
+    json!({ "cniVersion": "1.0.0", "name": "gingham", "plugins": plugins })
 }
 
 /// Runs CNI `command` for a pod through the lab's conflist with no runtime settings; returns the
@@ -99,7 +102,7 @@ pub fn run_cni(state: &LabState, pod: &PodRecord, command: &str) -> Result<Strin
 /// `capabilities` ask for. Returns the last plugin's stdout.
 pub fn run_chain(state: &LabState, pod: &PodRecord, command: &str, runtime: &Value) -> Result<String, PodError> {
     let node = state.node(&pod.node).ok_or_else(|| PodError::UnknownNode { pod: pod.key(), node: pod.node.clone() })?;
-    let list = cni_conflist(&cni_socket(node).display().to_string());
+    let list = cni_conflist(&cni_socket(node).display().to_string(), portmap_installed());
     let mut plugins: Vec<&Value> = list["plugins"].as_array().map(|p| p.iter().collect()).unwrap_or_default();
     if command == "DEL" {
         plugins.reverse();

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{scenario, up};
-use gingham_e2e::pods::{PROBE_PORT, run_chain};
+use gingham_e2e::pods::{PROBE_PORT, portmap_installed, run_chain};
 use gingham_e2e::probe::{self, Probe, Reach};
 use serde_json::{Value, json};
 
@@ -13,6 +13,7 @@ const HOST_PORT: u16 = 18080;
 
 #[test]
 fn a_pod_added_through_the_chain_is_reachable_on_its_host_port() {
+    assert!(portmap_installed(), "no /usr/lib/cni/portmap: apt-get install containernetworking-plugins");
     let lab = up(&scenario(&[("n1", "a")], "Never"), "ghpmap");
     // The lab's pods came up through the whole chain: gingham's address passed through portmap.
     let pod = lab.state.pods.iter().find(|p| p.key() == "default/p-n1").cloned().unwrap();
