@@ -7,15 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gingham_node_agent::ipam::{AllocationRequest, Attachment, BlockSet, IpamError, IpamStore, LOCK_TIMEOUT};
+mod ipam_support;
 
-fn blocks(cidrs: &[&str], tunnel: Option<&str>) -> BlockSet {
-    BlockSet {
-        blocks: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
-        releasing: BTreeSet::new(),
-        tunnel_blocks: tunnel.map(|t| t.parse().unwrap()).into_iter().collect(),
-    }
-}
+use gingham_node_agent::ipam::{Attachment, BlockSet, IpamError, IpamStore, LOCK_TIMEOUT};
+use ipam_support::{blocks, request};
 
 /// A store whose tunnel address is already allocated (the first address of `set`'s tunnel block).
 fn with_tunnel(dir: &std::path::Path, set: &BlockSet) -> IpamStore {
@@ -24,20 +19,10 @@ fn with_tunnel(dir: &std::path::Path, set: &BlockSet) -> IpamStore {
     store
 }
 
-fn request(id: &str) -> AllocationRequest {
-    AllocationRequest {
-        container_id: id.into(),
-        ifname: "eth0".into(),
-        namespace: "default".into(),
-        pod: format!("pod-{id}"),
-        uid: None,
-    }
-}
-
 #[test]
 fn allocations_survive_reopen_and_add_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
-    let set = blocks(&["10.244.0.0/30"], Some("10.244.0.0/30"));
+    let set = blocks(&["10.244.0.0/30"], &["10.244.0.0/30"]);
     let first = with_tunnel(dir.path(), &set).allocate(&set, &request("a")).unwrap();
     assert_eq!(first.address.to_string(), "10.244.0.1", "the tunnel address is skipped");
     let reopened = IpamStore::open(dir.path()).unwrap();
@@ -51,7 +36,7 @@ fn allocations_survive_reopen_and_add_is_idempotent() {
 fn release_is_idempotent_and_frees_the_address() {
     let dir = tempfile::tempdir().unwrap();
     let store = IpamStore::open(dir.path()).unwrap();
-    let set = blocks(&["10.244.0.0/31"], None);
+    let set = blocks(&["10.244.0.0/31"], &[]);
     let a = store.allocate(&set, &request("a")).unwrap();
     assert_eq!(store.release("a", Some("eth0")).unwrap(), vec![a.clone()]);
     assert!(store.release("a", Some("eth0")).unwrap().is_empty());
@@ -63,7 +48,7 @@ fn release_is_idempotent_and_frees_the_address() {
 fn gc_releases_what_is_not_valid() {
     let dir = tempfile::tempdir().unwrap();
     let store = IpamStore::open(dir.path()).unwrap();
-    let set = blocks(&["10.244.0.0/28"], None);
+    let set = blocks(&["10.244.0.0/28"], &[]);
     for id in ["a", "b", "c"] {
         store.allocate(&set, &request(id)).unwrap();
     }
@@ -78,7 +63,7 @@ fn gc_releases_what_is_not_valid() {
 fn a_new_sandbox_of_the_same_pod_replaces_the_old_allocation() {
     let dir = tempfile::tempdir().unwrap();
     let store = IpamStore::open(dir.path()).unwrap();
-    let set = blocks(&["10.244.0.0/28"], None);
+    let set = blocks(&["10.244.0.0/28"], &[]);
     store.allocate(&set, &request("old")).unwrap();
     let mut again = request("new");
     again.pod = "pod-old".into();
@@ -90,7 +75,7 @@ fn a_new_sandbox_of_the_same_pod_replaces_the_old_allocation() {
 #[test]
 fn exhaustion_is_an_error_that_says_what_to_do_and_pressure_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let set = blocks(&["10.244.0.0/29"], Some("10.244.0.0/29"));
+    let set = blocks(&["10.244.0.0/29"], &["10.244.0.0/29"]);
     let store = with_tunnel(dir.path(), &set);
     let mut pressures = Vec::new();
     for index in 0..7 {
@@ -104,7 +89,7 @@ fn exhaustion_is_an_error_that_says_what_to_do_and_pressure_is_reported() {
     let error = store.allocate(&set, &request("full")).unwrap_err();
     assert!(matches!(error, IpamError::Exhausted { .. }), "{error}");
     assert!(error.to_string().contains("10.244.0.0/29"), "{error}");
-    assert!(store.usage(&blocks(&[], None)).unwrap().pressure, "no blocks at all is pressure too");
+    assert!(store.usage(&blocks(&[], &[])).unwrap().pressure, "no blocks at all is pressure too");
 }
 
 #[test]
@@ -112,7 +97,7 @@ fn mark_ready_needs_an_allocation() {
     let dir = tempfile::tempdir().unwrap();
     let store = IpamStore::open(dir.path()).unwrap();
     assert!(matches!(store.mark_ready("x", "eth0"), Err(IpamError::NotFound { .. })));
-    store.allocate(&blocks(&["10.0.0.0/30"], None), &request("x")).unwrap();
+    store.allocate(&blocks(&["10.0.0.0/30"], &[]), &request("x")).unwrap();
     assert!(store.mark_ready("x", "eth0").unwrap().ready);
     assert!(store.list().unwrap()[0].ready);
 }
@@ -122,14 +107,14 @@ fn a_corrupt_table_is_an_error_not_a_reset() {
     let dir = tempfile::tempdir().unwrap();
     let store = IpamStore::open(dir.path()).unwrap();
     std::fs::write(dir.path().join("ipam/allocations.json"), "{ not json").unwrap();
-    let error = store.allocate(&blocks(&["10.0.0.0/30"], None), &request("x")).unwrap_err();
+    let error = store.allocate(&blocks(&["10.0.0.0/30"], &[]), &request("x")).unwrap_err();
     assert!(matches!(error, IpamError::Corrupt { .. }), "{error}");
 }
 
 #[test]
 fn concurrent_allocations_from_many_handles_never_collide() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let set = Arc::new(blocks(&["10.244.0.0/26"], Some("10.244.0.0/26")));
+    let set = Arc::new(blocks(&["10.244.0.0/26"], &["10.244.0.0/26"]));
     with_tunnel(dir.path(), &set);
     let threads: Vec<_> = (0..32)
         .map(|index| {
@@ -156,7 +141,7 @@ fn child_process_allocates() {
         panic!("run by concurrent_allocations_from_many_processes_never_collide, which sets GINGHAM_IPAM_CHILD_*");
     };
     let store = IpamStore::open(std::path::Path::new(&dir)).unwrap();
-    let allocation = store.allocate(&blocks(&["10.244.0.0/26"], None), &request(&id)).unwrap();
+    let allocation = store.allocate(&blocks(&["10.244.0.0/26"], &[]), &request(&id)).unwrap();
     println!("ADDRESS={}", allocation.address);
 }
 
@@ -191,7 +176,7 @@ fn concurrent_allocations_from_many_processes_never_collide() {
 fn allocations_never_made_ready_are_released_when_stale() {
     let dir = tempfile::tempdir().unwrap();
     let store = IpamStore::open(dir.path()).unwrap();
-    let set = blocks(&["10.244.0.0/28"], None);
+    let set = blocks(&["10.244.0.0/28"], &[]);
     store.allocate(&set, &request("pending")).unwrap();
     store.allocate(&set, &request("plumbed")).unwrap();
     store.mark_ready("plumbed", "eth0").unwrap();
@@ -215,7 +200,7 @@ fn child_process_allocates_until_killed() {
         .expect("run by a_process_killed_mid_way_leaves_a_consistent_table, which sets GINGHAM_IPAM_KILL_DIR");
     let store = IpamStore::open(std::path::Path::new(&dir)).unwrap();
     for index in 0.. {
-        store.allocate(&blocks(&["10.245.0.0/20"], None), &request(&format!("k{index}"))).unwrap();
+        store.allocate(&blocks(&["10.245.0.0/20"], &[]), &request(&format!("k{index}"))).unwrap();
     }
 }
 
@@ -237,7 +222,7 @@ fn a_process_killed_mid_way_leaves_a_consistent_table() {
         let all = store.list().expect("the table still parses after a kill");
         let unique: BTreeSet<_> = all.iter().map(|a| a.address).collect();
         assert_eq!(unique.len(), all.len(), "round {round}: no address twice");
-        let next = store.allocate(&blocks(&["10.245.0.0/20"], None), &request(&format!("after{round}"))).unwrap();
+        let next = store.allocate(&blocks(&["10.245.0.0/20"], &[]), &request(&format!("after{round}"))).unwrap();
         assert!(!unique.contains(&next.address), "round {round}: a new address after the kill");
     }
     assert!(IpamStore::open(dir.path()).unwrap().list().unwrap().len() > 5, "the children did allocate");
@@ -253,7 +238,7 @@ fn mode(path: &Path) -> u32 {
 fn a_loose_state_directory_is_tightened_to_root_only() {
     let root = tempfile::tempdir().unwrap();
     let state = root.path().join("state");
-    IpamStore::open(&state).unwrap().allocate(&blocks(&["10.0.0.0/30"], None), &request("x")).unwrap();
+    IpamStore::open(&state).unwrap().allocate(&blocks(&["10.0.0.0/30"], &[]), &request("x")).unwrap();
     let ipam = state.join("ipam");
     let loose = [(&state, 0o755), (&ipam, 0o777), (&ipam.join("lock"), 0o644), (&ipam.join("allocations.json"), 0o666)];
     for (path, mode) in loose {
@@ -278,7 +263,7 @@ fn a_held_lock_fails_calls_fast_naming_the_lock_and_its_holder() {
     holder.lock().unwrap();
 
     let started = Instant::now();
-    let error = store.allocate(&blocks(&["10.0.0.0/30"], None), &request("x")).unwrap_err();
+    let error = store.allocate(&blocks(&["10.0.0.0/30"], &[]), &request("x")).unwrap_err();
     let waited = started.elapsed();
 
     assert!(matches!(error, IpamError::LockTimeout { .. }), "{error}");
@@ -287,5 +272,5 @@ fn a_held_lock_fails_calls_fast_naming_the_lock_and_its_holder() {
     assert!(message.contains(&lock.display().to_string()), "names the lock: {message}");
     assert!(message.contains(&format!("pid {}", std::process::id())), "names the holder: {message}");
     drop(holder);
-    assert!(store.allocate(&blocks(&["10.0.0.0/30"], None), &request("x")).is_ok(), "free again");
+    assert!(store.allocate(&blocks(&["10.0.0.0/30"], &[]), &request("x")).is_ok(), "free again");
 }

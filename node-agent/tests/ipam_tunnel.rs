@@ -7,27 +7,12 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use gingham_node_agent::ipam::{AllocationRequest, BlockSet, IpamError, IpamStore, tunnel_handle};
+mod ipam_support;
+
+use gingham_node_agent::ipam::{IpamError, IpamStore, tunnel_handle};
+use ipam_support::{blocks, request};
 
 const HANDLE: &str = "tunnel-addr-node-a";
-
-fn blocks(cidrs: &[&str], tunnel_blocks: &[&str]) -> BlockSet {
-    BlockSet {
-        blocks: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
-        releasing: BTreeSet::new(),
-        tunnel_blocks: tunnel_blocks.iter().map(|c| c.parse().unwrap()).collect(),
-    }
-}
-
-fn request(id: &str) -> AllocationRequest {
-    AllocationRequest {
-        container_id: id.into(),
-        ifname: "eth0".into(),
-        namespace: "default".into(),
-        pod: format!("pod-{id}"),
-        uid: None,
-    }
-}
 
 fn address(text: &str) -> Ipv4Addr {
     text.parse().unwrap()
