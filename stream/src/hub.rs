@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use crate::item::{Item, ItemKey, Revision};
-use crate::sync::{Sync, Update};
+use crate::replica::{Delivery, Update};
 
 /// Why a batch was refused. A refused batch changes nothing.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -80,7 +80,7 @@ pub struct Published {
 }
 
 /// The serving side's state. Pure: the transport calls [`Hub::publish`] when the computation
-/// produced a revision and [`Hub::sync_for`] when a subscriber (re)connects or is woken.
+/// produced a revision and [`Hub::catch_up`] when a subscriber (re)connects or is woken.
 #[derive(Clone, Debug)]
 pub struct Hub<V: Item> {
     items: BTreeMap<ItemKey, Arc<V>>,
@@ -152,11 +152,11 @@ impl<V: Item> Hub<V> {
 
     /// What `node` needs to be at the current revision, given the revision it holds: only what it
     /// missed when the hub still knows that revision, else a whole snapshot of its span.
-    pub fn sync_for(&self, node: &str, since: Option<Revision>) -> Sync<V> {
+    pub fn catch_up(&self, node: &str, since: Option<Revision>) -> Delivery<V> {
         let head = self.head.unwrap_or_default();
         match since.and_then(|since| self.window_after(since).map(|window| (since, window))) {
-            Some((since, window)) => Sync::Delta { from: since, to: head, updates: self.updates(node, window) },
-            None => Sync::Snapshot { revision: head, items: self.snapshot(node) },
+            Some((since, window)) => Delivery::Delta { from: since, to: head, updates: self.updates(node, window) },
+            None => Delivery::Snapshot { revision: head, items: self.snapshot(node) },
         }
     }
 

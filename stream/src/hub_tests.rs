@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::{Batch, Hub, HubError, Item, ItemKey, ItemKind, PatchError, Replica, ReplicaError, SetPatch, Sync, Update};
+use crate::{
+    Batch, Delivery, Hub, HubError, Item, ItemKey, ItemKind, PatchError, Replica, ReplicaError, SetPatch, Update,
+};
 
 /// A set of numbers: a stand-in for an IP set.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,7 +54,7 @@ fn set_item(name: &str, value: Members) -> Batch<Members> {
 
 fn replica_at(hub: &Hub<Members>, node: &str) -> Replica<Members> {
     let mut replica = Replica::default();
-    replica.apply(hub.sync_for(node, None)).unwrap();
+    replica.apply(hub.catch_up(node, None)).unwrap();
     replica
 }
 
@@ -63,10 +65,10 @@ fn contents(replica: &Replica<Members>) -> BTreeMap<ItemKey, Members> {
 #[test]
 fn a_snapshot_holds_exactly_the_nodes_span() {
     let hub = hub();
-    let Sync::Snapshot { revision, items } = hub.sync_for("n1", None) else { panic!("a first sync is a snapshot") };
+    let Delivery::Snapshot { revision, items } = hub.catch_up("n1", None) else { panic!("a first sync is a snapshot") };
     assert_eq!(revision, 1);
     assert_eq!(items.keys().cloned().collect::<Vec<_>>(), vec![key("a")]);
-    assert!(hub.sync_for("n3", None).is_empty(), "a node with no span gets an empty snapshot");
+    assert!(hub.catch_up("n3", None).is_empty(), "a node with no span gets an empty snapshot");
 }
 
 #[test]
@@ -75,10 +77,10 @@ fn one_member_change_is_one_patch_to_the_interested_nodes_and_nothing_to_the_oth
     let mut n1 = replica_at(&hub, "n1");
     let published = hub.publish(2, set_item("b", members(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 10]))).unwrap();
     assert_eq!(published.nodes, BTreeSet::from(["n2".to_string()]), "only n2's span holds b");
-    let to_n2 = hub.sync_for("n2", Some(1));
+    let to_n2 = hub.catch_up("n2", Some(1));
     let expected = Update::Patch(Arc::new(SetPatch { added: vec![10], removed: vec![9] }));
-    assert_eq!(to_n2, Sync::Delta { from: 1, to: 2, updates: BTreeMap::from([(key("b"), expected)]) });
-    let to_n1 = hub.sync_for("n1", Some(1));
+    assert_eq!(to_n2, Delivery::Delta { from: 1, to: 2, updates: BTreeMap::from([(key("b"), expected)]) });
+    let to_n1 = hub.catch_up("n1", Some(1));
     assert!(to_n1.is_empty(), "n1 does not use b: {to_n1:?}");
     n1.apply(to_n1).unwrap();
     assert_eq!(n1.revision(), Some(2), "n1 still moves to the new revision");
@@ -96,7 +98,7 @@ fn catching_up_sends_patches_whole_values_and_removals_as_the_window_requires() 
         spans: BTreeMap::from([("n2".into(), span(&["a", "c"]))]),
     };
     hub.publish(4, c_on_n2).unwrap();
-    let Sync::Delta { from: 1, to: 4, updates } = hub.sync_for("n2", Some(1)) else {
+    let Delivery::Delta { from: 1, to: 4, updates } = hub.catch_up("n2", Some(1)) else {
         panic!("n2 is within the history")
     };
     let kinds: BTreeMap<String, &str> = updates
@@ -112,7 +114,7 @@ fn catching_up_sends_patches_whole_values_and_removals_as_the_window_requires() 
         .collect();
     let expected = BTreeMap::from([("a".to_string(), "set"), ("b".to_string(), "remove"), ("c".to_string(), "set")]);
     assert_eq!(kinds, expected, "a changed twice, b left the span, c entered it");
-    n2.apply(Sync::Delta { from: 1, to: 4, updates }).unwrap();
+    n2.apply(Delivery::Delta { from: 1, to: 4, updates }).unwrap();
     assert_eq!(contents(&n2), contents(&replica_at(&hub, "n2")), "caught up equals a fresh snapshot");
 }
 
@@ -130,13 +132,13 @@ fn a_revision_older_than_the_history_gets_a_snapshot_and_the_oldest_kept_base_a_
     for revision in 2..=4 {
         hub.publish(revision, set_item("a", members(&[1, u32::try_from(revision).unwrap()]))).unwrap();
     }
-    assert!(matches!(hub.sync_for("n1", Some(1)), Sync::Snapshot { revision: 4, .. }), "revision 1 is forgotten");
+    assert!(matches!(hub.catch_up("n1", Some(1)), Delivery::Snapshot { revision: 4, .. }), "revision 1 is forgotten");
     assert!(
-        matches!(hub.sync_for("n1", Some(2)), Sync::Delta { from: 2, to: 4, .. }),
+        matches!(hub.catch_up("n1", Some(2)), Delivery::Delta { from: 2, to: 4, .. }),
         "2 is the base of the kept history"
     );
-    assert!(matches!(hub.sync_for("n1", Some(3)), Sync::Delta { from: 3, to: 4, .. }));
-    assert!(matches!(hub.sync_for("n1", Some(99)), Sync::Snapshot { .. }), "a revision this hub never published");
+    assert!(matches!(hub.catch_up("n1", Some(3)), Delivery::Delta { from: 3, to: 4, .. }));
+    assert!(matches!(hub.catch_up("n1", Some(99)), Delivery::Snapshot { .. }), "a revision this hub never published");
 }
 
 #[test]
@@ -151,7 +153,7 @@ fn a_refused_batch_changes_nothing() {
     assert_eq!(hub.publish(2, removes_used).unwrap_err(), HubError::DanglingKey { node: "n2".into(), key: key("b") });
     assert_eq!(hub.head(), Some(1));
     assert_eq!(hub.item_count(), 2);
-    assert!(matches!(hub.sync_for("n2", Some(1)), Sync::Delta { ref updates, .. } if updates.is_empty()));
+    assert!(matches!(hub.catch_up("n2", Some(1)), Delivery::Delta { ref updates, .. } if updates.is_empty()));
 }
 
 #[test]
@@ -160,10 +162,10 @@ fn a_delta_for_another_revision_or_a_drifted_copy_is_refused_and_the_copy_kept()
     let mut n2 = replica_at(&hub, "n2");
     hub.publish(2, set_item("b", members(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 10]))).unwrap();
     hub.publish(3, set_item("b", members(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 11]))).unwrap();
-    let from_two = hub.sync_for("n2", Some(2));
+    let from_two = hub.catch_up("n2", Some(2));
     assert_eq!(n2.apply(from_two).unwrap_err(), ReplicaError::RevisionGap { from: 2, held: Some(1) });
     let before = contents(&n2);
-    let bad = Sync::Delta {
+    let bad = Delivery::Delta {
         from: 1,
         to: 3,
         updates: BTreeMap::from([
@@ -222,7 +224,7 @@ fn from_any_kept_revision_a_delta_gives_what_a_fresh_snapshot_gives() {
     }
     for (node, mut replica) in replicas {
         let held = replica.revision();
-        replica.apply(hub.sync_for(&node, held)).unwrap();
+        replica.apply(hub.catch_up(&node, held)).unwrap();
         assert_eq!(replica.revision(), hub.head());
         assert_eq!(contents(&replica), contents(&replica_at(&hub, &node)), "{node} from revision {held:?}");
     }

@@ -3,6 +3,8 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// A stream revision. Revisions are given by the caller and strictly increase; a replica that
 /// computes the same inputs publishes the same revisions, so a subscriber can resume on another one.
 pub type Revision = u64;
@@ -74,7 +76,7 @@ pub trait Item: Clone + PartialEq {
 pub struct PatchError(pub String);
 
 /// The members a set gains and loses: the delta of one set-member change.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetPatch<M> {
     /// Members that are new.
     pub added: Vec<M>,

@@ -3,16 +3,22 @@
 //! receives exactly its node's span of them, as a snapshot and then deltas by revision. A set that
 //! gains one member is one small patch to the nodes whose span holds it, and nothing to the others.
 //!
-//! This crate is pure (no I/O, no kube): [`Hub`] is the serving side's state, [`Replica`] the
-//! subscriber's copy. The transport and the computation live in the operator and the agent.
+//! [`Hub`] (the serving side's state) and [`Replica`] (the subscriber's copy) are pure. The gRPC
+//! transport ([`SpanService`] and [`Follower`], `proto/stream.proto`) sits on top of them; the
+//! computation of the items lives in the operator.
 
+mod client;
 mod hub;
 mod item;
-mod sync;
+mod replica;
+mod server;
+pub mod wire;
 
+pub use client::{Follower, FollowerState};
 pub use hub::{Batch, Hub, HubError, Published};
 pub use item::{Item, ItemKey, ItemKind, PatchError, Revision, SetPatch};
-pub use sync::{Replica, ReplicaError, Sync, Update};
+pub use replica::{Delivery, Replica, ReplicaError, Update};
+pub use server::{Authenticator, Publisher, ServerStats, SpanService, StaticTokens, SubscribeStream};
 
 #[cfg(test)]
 mod hub_tests;

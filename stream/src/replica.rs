@@ -1,4 +1,4 @@
-//! What a subscriber receives ([`Sync`]) and the subscriber's copy of its span ([`Replica`]), which
+//! What a subscriber receives ([`Delivery`]) and the subscriber's copy of its span ([`Replica`]), which
 //! applies snapshots and deltas and knows the revision it holds.
 
 use std::collections::BTreeMap;
@@ -19,7 +19,7 @@ pub enum Update<V: Item> {
 
 /// What a subscriber receives.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Sync<V: Item> {
+pub enum Delivery<V: Item> {
     /// Every item of the span at `revision`. The subscriber replaces its copy with it; what it
     /// programmed from the old copy is diffed against the new one, never flushed first.
     Snapshot {
@@ -39,7 +39,7 @@ pub enum Sync<V: Item> {
     },
 }
 
-impl<V: Item> Sync<V> {
+impl<V: Item> Delivery<V> {
     /// The revision the subscriber holds once it applied this.
     pub fn revision(&self) -> Revision {
         match self {
@@ -115,13 +115,13 @@ impl<V: Item> Replica<V> {
     }
 
     /// Applies a snapshot or a delta. On error nothing changes.
-    pub fn apply(&mut self, sync: Sync<V>) -> Result<(), ReplicaError> {
+    pub fn apply(&mut self, sync: Delivery<V>) -> Result<(), ReplicaError> {
         match sync {
-            Sync::Snapshot { revision, items } => {
+            Delivery::Snapshot { revision, items } => {
                 self.items = items;
                 self.revision = Some(revision);
             }
-            Sync::Delta { from, to, updates } => {
+            Delivery::Delta { from, to, updates } => {
                 if self.revision != Some(from) {
                     return Err(ReplicaError::RevisionGap { from, held: self.revision });
                 }
