@@ -1,0 +1,143 @@
+//! The subscriber's side over gRPC: follows its node's span from one of the servers, keeps a
+//! [`Replica`], and when the stream breaks keeps what it has (it never empties its copy, so the
+//! agent never flushes its dataplane), fails over to the next server and resumes from its revision.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tonic::Request;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Endpoint;
+
+use crate::item::Revision;
+use crate::replica::{Delivery, Replica, ReplicaError};
+use crate::wire::{self, WireError, WireItem, proto};
+
+/// How the follower's stream stands, for the agent's status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FollowerState {
+    /// Not yet subscribed; nothing held.
+    Connecting,
+    /// Subscribed, holding `revision`.
+    Streaming {
+        /// The revision held.
+        revision: Revision,
+        /// The server it streams from.
+        server: String,
+    },
+    /// The stream broke: the copy at `revision` is kept (and enforced) while the follower retries.
+    Disconnected {
+        /// The revision held, if any.
+        revision: Option<Revision>,
+        /// Why the stream broke.
+        reason: String,
+    },
+}
+
+/// Why one session with a server ended.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("cannot connect: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    #[error("the server answered {}: {}", .0.code(), .0.message())]
+    Status(#[from] tonic::Status),
+    #[error("the token cannot be sent as metadata; it must be printable ASCII")]
+    Token,
+    #[error("a message does not decode: {0}")]
+    Decode(#[from] WireError),
+    #[error("a delivery does not apply: {0}")]
+    Refused(#[from] ReplicaError),
+}
+
+/// Follows one node's span from a list of servers (the operator's replicas).
+pub struct Follower<V: WireItem> {
+    servers: Vec<Endpoint>,
+    node: String,
+    token: String,
+    replica: watch::Sender<Arc<Replica<V>>>,
+    state: watch::Sender<FollowerState>,
+}
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+impl<V: WireItem> Follower<V> {
+    /// A follower of `node`'s span from `servers`, authenticating with `token`. Agents start at the
+    /// server their node's name hashes to, which spreads them over the replicas.
+    pub fn new(servers: Vec<Endpoint>, node: impl Into<String>, token: impl Into<String>) -> Self {
+        Self {
+            servers,
+            node: node.into(),
+            token: token.into(),
+            replica: watch::Sender::new(Arc::new(Replica::default())),
+            state: watch::Sender::new(FollowerState::Connecting),
+        }
+    }
+
+    /// The copy of the span, replaced each time a delivery changes it.
+    pub fn replica(&self) -> watch::Receiver<Arc<Replica<V>>> {
+        self.replica.subscribe()
+    }
+
+    /// How the stream stands.
+    pub fn state(&self) -> watch::Receiver<FollowerState> {
+        self.state.subscribe()
+    }
+
+    /// Follows forever: subscribes, applies what arrives, and on any break retries the next server
+    /// with backoff, resuming from the revision held (or fresh, after a delivery that did not apply).
+    pub async fn run(self) {
+        let Some(count) = std::num::NonZeroUsize::new(self.servers.len()) else {
+            self.state.send_replace(FollowerState::Disconnected {
+                revision: None,
+                reason: "no stream server is configured".into(),
+            });
+            return;
+        };
+        let start = self.node.bytes().fold(0usize, |hash, byte| hash.wrapping_mul(31).wrapping_add(usize::from(byte)));
+        let mut replica = (*self.replica.borrow()).as_ref().clone();
+        let (mut failures, mut fresh) = (0u32, false);
+        for turn in 0usize.. {
+            let server = &self.servers[(start.wrapping_add(turn)) % count];
+            let outcome = self.session(server, &mut replica, fresh, &mut failures).await;
+            // A delivery that does not decode or apply means the copy cannot be trusted to resume.
+            fresh = matches!(outcome, Err(SessionError::Decode(_) | SessionError::Refused(_)));
+            let error = outcome.map_or_else(|error| error.to_string(), |()| "the server closed the stream".to_string());
+            tracing::warn!(node = %self.node, server = %server.uri(), revision = ?replica.revision(), %error, "stream broke; keeping what is held and retrying");
+            self.state.send_replace(FollowerState::Disconnected { revision: replica.revision(), reason: error });
+            let backoff = MIN_BACKOFF.saturating_mul(2u32.saturating_pow(failures.min(6))).min(MAX_BACKOFF);
+            failures = failures.saturating_add(1);
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    /// One subscription to `server`, until it breaks.
+    async fn session(
+        &self,
+        server: &Endpoint,
+        replica: &mut Replica<V>,
+        fresh: bool,
+        failures: &mut u32,
+    ) -> Result<(), SessionError> {
+        let channel = server.connect().await?;
+        let mut client = proto::span_client::SpanClient::new(channel);
+        let revision = if fresh { None } else { replica.revision() };
+        let mut request = Request::new(proto::SubscribeRequest { node: self.node.clone(), revision });
+        let token = MetadataValue::try_from(format!("Bearer {}", self.token)).map_err(|_| SessionError::Token)?;
+        request.metadata_mut().insert("authorization", token);
+        let mut stream = client.subscribe(request).await?.into_inner();
+        while let Some(message) = stream.message().await? {
+            let delivery: Delivery<V> = wire::decode(message)?;
+            let changes = matches!(delivery, Delivery::Snapshot { .. }) || !delivery.is_empty();
+            replica.apply(delivery)?;
+            *failures = 0;
+            if changes {
+                self.replica.send_replace(Arc::new(replica.clone()));
+            }
+            let revision = replica.revision().unwrap_or_default();
+            self.state.send_replace(FollowerState::Streaming { revision, server: server.uri().to_string() });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,282 @@
+//! The serving side: every shared item once, each node's span (the items it needs), and a bounded
+//! history of revisions from which a subscriber gets a snapshot or only what it missed.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use crate::item::{Item, ItemKey, Revision};
+use crate::replica::{Delivery, Update};
+
+/// Why a batch was refused. A refused batch changes nothing.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HubError {
+    /// Revisions must increase.
+    #[error("revision {given} is not after the current revision {head}; publish each revision once, in order")]
+    StaleRevision {
+        /// The revision the batch carried.
+        given: Revision,
+        /// The hub's current revision.
+        head: Revision,
+    },
+    /// A node's span names an item that the hub does not hold.
+    #[error("the span of node {node} names {key}, which no batch has published; publish the item with the span")]
+    DanglingKey {
+        /// The node.
+        node: String,
+        /// The missing item.
+        key: ItemKey,
+    },
+}
+
+/// One revision's changes: items set, patched or removed, and spans replaced.
+#[derive(Clone, Debug)]
+pub struct Batch<V: Item> {
+    /// Each changed item: its new value, or `None` when it is gone.
+    pub items: BTreeMap<ItemKey, Option<V>>,
+    /// Each node whose span changed: its whole new span, or `None` when the node is gone.
+    pub spans: BTreeMap<String, Option<BTreeSet<ItemKey>>>,
+}
+
+impl<V: Item> Default for Batch<V> {
+    fn default() -> Self {
+        Self { items: BTreeMap::new(), spans: BTreeMap::new() }
+    }
+}
+
+/// How one item changed in one revision.
+#[derive(Clone, Debug)]
+enum Change<P> {
+    /// Set whole (new, or replaced by a value no patch describes).
+    Whole,
+    /// Changed in place.
+    Patched(Arc<P>),
+    /// Gone.
+    Removed,
+}
+
+/// One node's span change in one revision.
+#[derive(Clone, Debug, Default)]
+struct SpanChange {
+    added: BTreeSet<ItemKey>,
+    removed: BTreeSet<ItemKey>,
+}
+
+/// What one revision changed, kept for subscribers that catch up.
+#[derive(Clone, Debug)]
+struct Event<P> {
+    revision: Revision,
+    items: BTreeMap<ItemKey, Change<P>>,
+    spans: BTreeMap<String, SpanChange>,
+}
+
+/// What publishing a batch did: the revision, and the nodes whose span saw a change (the only ones
+/// the transport needs to wake).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// The new current revision.
+    pub revision: Revision,
+    /// Nodes that have something new.
+    pub nodes: BTreeSet<String>,
+}
+
+/// The serving side's state. Pure: the transport calls [`Hub::publish`] when the computation
+/// produced a revision and [`Hub::catch_up`] when a subscriber (re)connects or is woken.
+#[derive(Clone, Debug)]
+pub struct Hub<V: Item> {
+    items: BTreeMap<ItemKey, Arc<V>>,
+    spans: BTreeMap<String, BTreeSet<ItemKey>>,
+    interested: BTreeMap<ItemKey, BTreeSet<String>>,
+    history: VecDeque<Event<V::Patch>>,
+    /// The revision the oldest kept event was published on top of (`None`: the empty start).
+    base: Option<Revision>,
+    head: Option<Revision>,
+    max_history: usize,
+}
+
+impl<V: Item> Hub<V> {
+    /// An empty hub that keeps the last `max_history` revisions for catching up.
+    pub fn new(max_history: usize) -> Self {
+        Self {
+            items: BTreeMap::new(),
+            spans: BTreeMap::new(),
+            interested: BTreeMap::new(),
+            history: VecDeque::new(),
+            base: None,
+            head: None,
+            max_history: max_history.max(1),
+        }
+    }
+
+    /// The current revision (`None` before the first batch).
+    pub fn head(&self) -> Option<Revision> {
+        self.head
+    }
+
+    /// How many items the hub holds, each once.
+    pub fn item_count(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The nodes whose span holds `key`.
+    pub fn interested(&self, key: &ItemKey) -> impl Iterator<Item = &str> {
+        self.interested.get(key).into_iter().flatten().map(String::as_str)
+    }
+
+    /// Applies one revision's batch, or refuses it whole.
+    pub fn publish(&mut self, revision: Revision, batch: Batch<V>) -> Result<Published, HubError> {
+        if let Some(head) = self.head.filter(|head| revision <= *head) {
+            return Err(HubError::StaleRevision { given: revision, head });
+        }
+        self.check_spans(&batch)?;
+        let mut event = Event { revision, items: BTreeMap::new(), spans: BTreeMap::new() };
+        let mut nodes = BTreeSet::new();
+        for (key, value) in batch.items {
+            let Some(change) = self.set_item(&key, value) else { continue };
+            nodes.extend(self.interested(&key).map(str::to_owned));
+            event.items.insert(key, change);
+        }
+        for (node, span) in batch.spans {
+            let change = self.set_span(&node, span.unwrap_or_default());
+            if !change.added.is_empty() || !change.removed.is_empty() {
+                nodes.insert(node.clone());
+                event.spans.insert(node, change);
+            }
+        }
+        self.head = Some(revision);
+        self.history.push_back(event);
+        while self.history.len() > self.max_history {
+            self.base = self.history.pop_front().map(|event| event.revision);
+        }
+        Ok(Published { revision, nodes })
+    }
+
+    /// What `node` needs to be at the current revision, given the revision it holds: only what it
+    /// missed when the hub still knows that revision, else a whole snapshot of its span.
+    pub fn catch_up(&self, node: &str, since: Option<Revision>) -> Delivery<V> {
+        let head = self.head.unwrap_or_default();
+        match since.and_then(|since| self.window_after(since).map(|window| (since, window))) {
+            Some((since, window)) => Delivery::Delta { from: since, to: head, updates: self.updates(node, window) },
+            None => Delivery::Snapshot { revision: head, items: self.snapshot(node) },
+        }
+    }
+
+    /// Every item of `node`'s span.
+    fn snapshot(&self, node: &str) -> BTreeMap<ItemKey, Arc<V>> {
+        let span = self.spans.get(node).into_iter().flatten();
+        span.filter_map(|key| self.items.get(key).map(|value| (key.clone(), Arc::clone(value)))).collect()
+    }
+
+    /// The events after `since`, when the hub can tell what changed since then.
+    fn window_after(&self, since: Revision) -> Option<impl DoubleEndedIterator<Item = &Event<V::Patch>> + Clone> {
+        let known = self.head == Some(since)
+            || self.base == Some(since)
+            || self.history.iter().any(|event| event.revision == since);
+        known.then(|| self.history.iter().filter(move |event| event.revision > since))
+    }
+
+    /// The updates that take `node` from its span's state before `window` to the current one: a
+    /// patch where its item changed once, in place, and stayed in the span; the whole value where it
+    /// changed otherwise or entered the span; a removal where it left.
+    fn updates<'a>(
+        &self,
+        node: &str,
+        window: impl DoubleEndedIterator<Item = &'a Event<V::Patch>> + Clone,
+    ) -> BTreeMap<ItemKey, Update<V>>
+    where
+        V::Patch: 'a,
+    {
+        let current = self.spans.get(node).cloned().unwrap_or_default();
+        let mut before = current.clone();
+        for change in window.clone().rev().filter_map(|event| event.spans.get(node)) {
+            before.retain(|key| !change.added.contains(key));
+            before.extend(change.removed.iter().cloned());
+        }
+        let mut changes: BTreeMap<&ItemKey, Vec<&Change<V::Patch>>> = BTreeMap::new();
+        for event in window {
+            for (key, change) in event.items.iter().filter(|(key, _)| current.contains(key) || before.contains(key)) {
+                changes.entry(key).or_default().push(change);
+            }
+        }
+        let mut updates = BTreeMap::new();
+        for key in &current {
+            let patch = match changes.get(key).map(Vec::as_slice) {
+                _ if !before.contains(key) => None,
+                None => continue,
+                Some([Change::Patched(patch)]) => Some(Update::Patch(Arc::clone(patch))),
+                Some(_) => None,
+            };
+            let whole = || self.items.get(key).map(|value| Update::Set(Arc::clone(value)));
+            if let Some(update) = patch.or_else(whole) {
+                updates.insert(key.clone(), update);
+            }
+        }
+        updates.extend(before.difference(&current).map(|key| (key.clone(), Update::Remove)));
+        updates
+    }
+
+    fn check_spans(&self, batch: &Batch<V>) -> Result<(), HubError> {
+        let exists = |key: &ItemKey| match batch.items.get(key) {
+            Some(value) => value.is_some(),
+            None => self.items.contains_key(key),
+        };
+        let new_spans = batch.spans.iter().filter_map(|(node, span)| span.as_ref().map(|span| (node, span)));
+        for (node, span) in new_spans {
+            if let Some(key) = span.iter().find(|key| !exists(key)) {
+                return Err(HubError::DanglingKey { node: node.clone(), key: key.clone() });
+            }
+        }
+        // Spans the batch leaves alone must not lose their items either.
+        for key in batch.items.iter().filter(|(_, value)| value.is_none()).map(|(key, _)| key) {
+            let untouched = self.interested(key).find(|node| !batch.spans.contains_key(*node));
+            if let Some(node) = untouched {
+                return Err(HubError::DanglingKey { node: node.to_owned(), key: key.clone() });
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets or removes one item; `None` when nothing changed.
+    fn set_item(&mut self, key: &ItemKey, value: Option<V>) -> Option<Change<V::Patch>> {
+        match (self.items.get(key), value) {
+            (None, None) => None,
+            (Some(_), None) => {
+                self.items.remove(key);
+                Some(Change::Removed)
+            }
+            (Some(old), Some(new)) if **old == new => None,
+            (Some(old), Some(new)) => {
+                let change = old.patch_to(&new).map_or(Change::Whole, |patch| Change::Patched(Arc::new(patch)));
+                self.items.insert(key.clone(), Arc::new(new));
+                Some(change)
+            }
+            (None, Some(new)) => {
+                self.items.insert(key.clone(), Arc::new(new));
+                Some(Change::Whole)
+            }
+        }
+    }
+
+    /// Replaces one node's span and the reverse index.
+    fn set_span(&mut self, node: &str, span: BTreeSet<ItemKey>) -> SpanChange {
+        let old = self.spans.remove(node).unwrap_or_default();
+        let change = SpanChange {
+            added: span.difference(&old).cloned().collect(),
+            removed: old.difference(&span).cloned().collect(),
+        };
+        for key in &change.added {
+            self.interested.entry(key.clone()).or_default().insert(node.to_owned());
+        }
+        for key in &change.removed {
+            if let Some(nodes) = self.interested.get_mut(key) {
+                nodes.remove(node);
+                if nodes.is_empty() {
+                    self.interested.remove(key);
+                }
+            }
+        }
+        if !span.is_empty() {
+            self.spans.insert(node.to_owned(), span);
+        }
+        change
+    }
+}

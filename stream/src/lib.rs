@@ -1,0 +1,24 @@
+//! gingham's fan-out core, in the part of Calico's Typha and Antrea's controller API: the operator
+//! computes each shared item (a compiled policy, an IP set, a node's peers) once, and every agent
+//! receives exactly its node's span of them, as a snapshot and then deltas by revision. A set that
+//! gains one member is one small patch to the nodes whose span holds it, and nothing to the others.
+//!
+//! [`Hub`] (the serving side's state) and [`Replica`] (the subscriber's copy) are pure. The gRPC
+//! transport ([`SpanService`] and [`Follower`], `proto/stream.proto`) sits on top of them; the
+//! computation of the items lives in the operator.
+
+mod client;
+mod hub;
+mod item;
+mod replica;
+mod server;
+pub mod wire;
+
+pub use client::{Follower, FollowerState};
+pub use hub::{Batch, Hub, HubError, Published};
+pub use item::{Item, ItemKey, ItemKind, PatchError, Revision, SetPatch};
+pub use replica::{Delivery, Replica, ReplicaError, Update};
+pub use server::{Authenticator, Publisher, ServerStats, SpanService, StaticTokens, SubscribeStream};
+
+#[cfg(test)]
+mod hub_tests;
