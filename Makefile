@@ -37,4 +37,5 @@ lab-down:
 bench:
 	$(CARGO) build --release -p gingham-e2e -p gingham-node-agent -p gingham-operator --bins
 	$(CARGO) bench -q -p gingham-operator --bench compute --no-run
+	$(CARGO) bench -q -p gingham-stream --bench fanout --no-run
 	$(CARGO) run --release -p gingham-e2e --bin gingham-bench

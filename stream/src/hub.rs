@@ -86,6 +86,8 @@ pub struct Hub<V: Item> {
     items: BTreeMap<ItemKey, Arc<V>>,
     spans: BTreeMap<String, BTreeSet<ItemKey>>,
     interested: BTreeMap<ItemKey, BTreeSet<String>>,
+    /// The last revision that changed something in each node's span.
+    touched: BTreeMap<String, Revision>,
     history: VecDeque<Event<V::Patch>>,
     /// The revision the oldest kept event was published on top of (`None`: the empty start).
     base: Option<Revision>,
@@ -100,6 +102,7 @@ impl<V: Item> Hub<V> {
             items: BTreeMap::new(),
             spans: BTreeMap::new(),
             interested: BTreeMap::new(),
+            touched: BTreeMap::new(),
             history: VecDeque::new(),
             base: None,
             head: None,
@@ -143,6 +146,7 @@ impl<V: Item> Hub<V> {
             }
         }
         self.head = Some(revision);
+        self.touched.extend(nodes.iter().map(|node| (node.clone(), revision)));
         self.history.push_back(event);
         while self.history.len() > self.max_history {
             self.base = self.history.pop_front().map(|event| event.revision);
@@ -150,14 +154,27 @@ impl<V: Item> Hub<V> {
         Ok(Published { revision, nodes })
     }
 
-    /// What `node` needs to be at the current revision, given the revision it holds: only what it
-    /// missed when the hub still knows that revision, else a whole snapshot of its span.
+    /// What `node` needs to be at the current revision, given the revision it holds: nothing when
+    /// its span has not changed since, only what it missed when the hub still knows that revision,
+    /// else a whole snapshot of its span. A node whose span has been quiet never needs a snapshot,
+    /// however old its revision: computation is deterministic, so every revision since the last
+    /// change of its span holds the same span.
     pub fn catch_up(&self, node: &str, since: Option<Revision>) -> Delivery<V> {
         let head = self.head.unwrap_or_default();
-        match since.and_then(|since| self.window_after(since).map(|window| (since, window))) {
-            Some((since, window)) => Delivery::Delta { from: since, to: head, updates: self.updates(node, window) },
-            None => Delivery::Snapshot { revision: head, items: self.snapshot(node) },
+        let quiet = |since: Revision| since <= head && self.touched.get(node).is_none_or(|touched| *touched <= since);
+        match since {
+            Some(since) if quiet(since) => Delivery::Delta { from: since, to: head, updates: BTreeMap::new() },
+            Some(since) if self.knows(since) => {
+                let window = self.history.iter().filter(move |event| event.revision > since);
+                Delivery::Delta { from: since, to: head, updates: self.updates(node, window) }
+            }
+            _ => Delivery::Snapshot { revision: head, items: self.snapshot(node) },
         }
+    }
+
+    /// Whether `node`'s span changed after `since`, so that it has something to receive.
+    pub fn changed_since(&self, node: &str, since: Revision) -> bool {
+        self.touched.get(node).is_some_and(|touched| *touched > since)
     }
 
     /// Every item of `node`'s span.
@@ -166,12 +183,10 @@ impl<V: Item> Hub<V> {
         span.filter_map(|key| self.items.get(key).map(|value| (key.clone(), Arc::clone(value)))).collect()
     }
 
-    /// The events after `since`, when the hub can tell what changed since then.
-    fn window_after(&self, since: Revision) -> Option<impl DoubleEndedIterator<Item = &Event<V::Patch>> + Clone> {
-        let known = self.head == Some(since)
-            || self.base == Some(since)
-            || self.history.iter().any(|event| event.revision == since);
-        known.then(|| self.history.iter().filter(move |event| event.revision > since))
+    /// Whether the hub can tell what changed after `since`: it published `since`, or `since` is
+    /// the revision its oldest kept event was published on.
+    fn knows(&self, since: Revision) -> bool {
+        self.head == Some(since) || self.base == Some(since) || self.history.iter().any(|event| event.revision == since)
     }
 
     /// The updates that take `node` from its span's state before `window` to the current one: a

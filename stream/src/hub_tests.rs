@@ -229,3 +229,20 @@ fn from_any_kept_revision_a_delta_gives_what_a_fresh_snapshot_gives() {
         assert_eq!(contents(&replica), contents(&replica_at(&hub, &node)), "{node} from revision {held:?}");
     }
 }
+
+#[test]
+fn a_node_whose_span_stayed_quiet_never_needs_a_snapshot_however_old_its_revision() {
+    let mut hub: Hub<Members> = Hub::new(2);
+    let batch = Batch {
+        items: BTreeMap::from([(key("a"), Some(members(&[1]))), (key("b"), Some(members(&[1])))]),
+        spans: BTreeMap::from([("quiet".into(), span(&["a"])), ("busy".into(), span(&["b"]))]),
+    };
+    hub.publish(1, batch).unwrap();
+    for revision in 2..=10 {
+        hub.publish(revision, set_item("b", members(&[1, u32::try_from(revision).unwrap()]))).unwrap();
+    }
+    assert!(!hub.changed_since("quiet", 1));
+    assert_eq!(hub.catch_up("quiet", Some(1)), Delivery::Delta { from: 1, to: 10, updates: BTreeMap::new() });
+    assert!(matches!(hub.catch_up("busy", Some(1)), Delivery::Snapshot { .. }), "busy's revision 1 is forgotten");
+    assert!(matches!(hub.catch_up("quiet", Some(11)), Delivery::Snapshot { .. }), "a revision ahead of this hub");
+}

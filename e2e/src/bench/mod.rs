@@ -2,11 +2,12 @@
 //! (issue 6). Every benchmark warms up, alternates ours and the baseline (A B A B), keeps its raw
 //! samples and reports; a benchmark that cannot run says why and the others go on.
 //!
-//! [`cni`] (1), [`traffic`] (2, 3, and 8 on its own lab), [`policy`] (4), [`routes`] (5, 6), [`operator`] (7),
+//! [`cni`] (1), [`traffic`] (2, 3, and 8 on its own lab), [`policy`] (4), [`routes`] (5, 6), [`operator`] and [`fanout`] (7),
 //! [`switch`] (9);
 //! [`guard`] owns cleanup and Ctrl-C, [`report`] writes `BENCHMARKS.md` and `bench-results/`.
 
 pub mod cni;
+pub mod fanout;
 pub mod guard;
 pub mod operator;
 pub mod policy;

@@ -10,10 +10,13 @@ use crate::cmd;
 /// is run instead.
 const BUDGET_SECONDS: &str = "240";
 
-/// `cargo bench` for the operator's compute bench, from the workspace root. The variables `cargo
-/// run` set for this process are removed, so that the bench is not rebuilt for a different
-/// environment than `make bench` built it in.
-fn cargo_bench(extra: &[&str], timeout: Option<&str>) -> Command {
+const PACKAGE: &str = "gingham-operator";
+const BENCH: &str = "compute";
+
+/// `cargo bench` for `bench` of `package`, from the workspace root. The variables `cargo run` set
+/// for this process are removed, so that the bench is not rebuilt for a different environment than
+/// `make bench` built it in.
+pub(crate) fn cargo_bench(package: &str, bench: &str, extra: &[&str], timeout: Option<&str>) -> Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = match timeout {
         Some(seconds) => {
@@ -23,7 +26,7 @@ fn cargo_bench(extra: &[&str], timeout: Option<&str>) -> Command {
         }
         None => Command::new(&cargo),
     };
-    command.args(["bench", "-q", "-p", "gingham-operator", "--bench", "compute"]).args(extra);
+    command.args(["bench", "-q", "-p", package, "--bench", bench]).args(extra);
     // The workspace root, wherever the results are written.
     command.current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(std::path::Path::new(".")));
     for (name, _) in std::env::vars_os() {
@@ -39,11 +42,11 @@ fn cargo_bench(extra: &[&str], timeout: Option<&str>) -> Command {
 }
 
 fn bench(nodes: Option<&str>) -> Result<std::process::Output, BenchError> {
-    let built = cmd::output(&mut cargo_bench(&["--no-run"], None), None)?;
+    let built = cmd::output(&mut cargo_bench(PACKAGE, BENCH, &["--no-run"], None), None)?;
     if !built.status.success() {
         return Err(BenchError::Failed(format!("building the operator bench failed: {}", last_line(&built.stderr))));
     }
-    let mut command = cargo_bench(&[], Some(BUDGET_SECONDS));
+    let mut command = cargo_bench(PACKAGE, BENCH, &[], Some(BUDGET_SECONDS));
     if let Some(n) = nodes {
         command.env("GINGHAM_BENCH_NODES", n);
     }
@@ -51,11 +54,12 @@ fn bench(nodes: Option<&str>) -> Result<std::process::Output, BenchError> {
 }
 
 /// The last line a command wrote, for an error message.
-fn last_line(output: &[u8]) -> String {
+pub(crate) fn last_line(output: &[u8]) -> String {
     String::from_utf8_lossy(output).lines().last().unwrap_or_default().to_string()
 }
 
-fn cell(cells: &[&str], i: usize) -> Option<f64> {
+/// The number at the start of cell `i` (`"6.9 ms"` is 6.9).
+pub(crate) fn cell(cells: &[&str], i: usize) -> Option<f64> {
     cells.get(i)?.split_whitespace().next()?.parse().ok()
 }
 
@@ -108,7 +112,7 @@ pub fn run(_options: &Options, results: &mut Results) -> Result<(), BenchError> 
     }
     results.rows.extend(rows(&text));
     results.sections.push((title, text));
-    Ok(())
+    super::fanout::run(results)
 }
 
 #[cfg(test)]
