@@ -3,7 +3,10 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/stream.proto");
-    let descriptors = protox::compile(["proto/stream.proto"], ["proto"])?;
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    #[cfg(feature = "grpc")]
+    {
+        let descriptors = protox::compile(["proto/stream.proto"], ["proto"])?;
+        tonic_prost_build::configure().compile_fds(descriptors)?;
+    }
     Ok(())
 }

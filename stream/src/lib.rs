@@ -7,17 +7,22 @@
 //! transport ([`SpanService`] and [`Follower`], `proto/stream.proto`) sits on top of them; the
 //! computation of the items lives in the operator.
 
+#[cfg(feature = "grpc")]
 mod client;
 mod hub;
 mod item;
 mod replica;
+#[cfg(feature = "grpc")]
 mod server;
+#[cfg(feature = "grpc")]
 pub mod wire;
 
+#[cfg(feature = "grpc")]
 pub use client::{Follower, FollowerState};
 pub use hub::{Batch, Hub, HubError, Published};
 pub use item::{Item, ItemKey, ItemKind, PatchError, Revision, SetPatch};
 pub use replica::{Delivery, Replica, ReplicaError, Update};
+#[cfg(feature = "grpc")]
 pub use server::{Authenticator, Publisher, ServerStats, SpanService, StaticTokens, SubscribeStream};
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod ippool;
 pub mod nodenetwork;
 pub mod policy;
 pub mod shared;
+pub mod span;
 
 pub use bgp::{BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec};
 pub use common::{AsNumber, Condition, EncapsulationMode, IntOrString, Port, PortSpec, Protocol};

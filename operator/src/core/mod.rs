@@ -11,6 +11,7 @@ pub mod facts;
 pub mod felix;
 pub mod ipam;
 pub mod pools;
+pub mod span;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub mod translate;
@@ -18,7 +19,7 @@ pub mod translate;
 #[cfg(test)]
 mod compute_tests;
 #[cfg(test)]
-mod policy_tests;
+pub(crate) mod policy_tests;
 
 use std::collections::BTreeMap;
 

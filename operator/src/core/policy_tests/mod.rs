@@ -5,4 +5,4 @@
 mod calico_order;
 mod evaluator;
 mod knp_matrix;
-mod world;
+pub(super) mod world;
