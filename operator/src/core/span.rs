@@ -11,13 +11,16 @@ use gingham_stream::{Batch, ItemKey, ItemKind};
 
 use super::DesiredState;
 
-/// Every item once, and which items each node needs.
+/// Every item once, and which items each node needs. Kept up to date per changed node
+/// ([`StreamState::update`]); [`StreamState::of`] computes it whole.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StreamState {
     /// Every item, by key.
     pub items: BTreeMap<ItemKey, SpanItem>,
     /// Each node's span.
     pub spans: BTreeMap<String, BTreeSet<ItemKey>>,
+    /// How many spans hold each item; an item no span holds is dropped.
+    users: BTreeMap<ItemKey, usize>,
 }
 
 /// Two nodes carry different content under one item's name: the compilation is not content
@@ -35,9 +38,12 @@ pub struct ItemConflict {
     pub second: String,
 }
 
+/// One node's items, each under its key.
+type NodeItems = Vec<(ItemKey, SpanItem)>;
+
 /// The items of one node's span: its policies and sets (shared with every node that uses them, so
 /// cloning one is cloning a pointer), its peers and its endpoints (its own).
-fn node_items(node: &str, spec: &NodeNetworkSpec) -> Vec<(ItemKey, SpanItem)> {
+fn node_items(node: &str, spec: &NodeNetworkSpec) -> NodeItems {
     let policy = &spec.policy;
     let mut items = Vec::with_capacity(policy.policies.len() + policy.ip_sets.len() + 2);
     for compiled in &policy.policies {
@@ -57,26 +63,79 @@ impl StreamState {
     /// The stream's view of `desired`; refuses a state in which one item name has two contents.
     pub fn of(desired: &DesiredState) -> Result<Self, ItemConflict> {
         let mut state = Self::default();
-        let mut owners: BTreeMap<ItemKey, &str> = BTreeMap::new();
-        for (node, spec) in &desired.node_networks {
-            let mut span = BTreeSet::new();
-            for (key, item) in node_items(node, spec) {
-                match state.items.get(&key) {
-                    Some(held) if *held != item => {
-                        let first = owners.get(&key).copied().unwrap_or_default().to_string();
-                        return Err(ItemConflict { key, first, second: node.clone() });
+        state.update(desired, desired.node_networks.keys().map(String::as_str))?;
+        Ok(state)
+    }
+
+    /// Brings the spans of `nodes` (those whose NodeNetwork changed, or went) and the items they
+    /// hold up to `desired`, and returns what changed as one batch for the hub. Items that no span
+    /// holds any more are dropped. On a conflict nothing is changed.
+    pub fn update<'a>(
+        &mut self,
+        desired: &DesiredState,
+        nodes: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Batch<SpanItem>, ItemConflict> {
+        // First look, change nothing: each node's items, and no two contents under one name.
+        let wanted: Vec<(&str, Option<NodeItems>)> = nodes
+            .into_iter()
+            .map(|node| (node, desired.node_networks.get(node).map(|spec| node_items(node, spec))))
+            .collect();
+        let mut seen: BTreeMap<&ItemKey, (&SpanItem, &str)> = BTreeMap::new();
+        for (node, items) in &wanted {
+            for (key, item) in items.iter().flatten() {
+                match seen.get(key) {
+                    Some((first_item, first)) if *first_item != item => {
+                        return Err(ItemConflict {
+                            key: key.clone(),
+                            first: (*first).to_string(),
+                            second: (*node).to_string(),
+                        });
                     }
                     Some(_) => {}
                     None => {
-                        owners.insert(key.clone(), node);
-                        state.items.insert(key.clone(), item);
+                        seen.insert(key, (item, node));
                     }
                 }
-                span.insert(key);
             }
-            state.spans.insert(node.clone(), span);
         }
-        Ok(state)
+        let mut batch = Batch::default();
+        let mut released = Vec::new();
+        for (key, (item, _)) in seen {
+            if self.items.get(key) != Some(item) {
+                self.items.insert(key.clone(), item.clone());
+                batch.items.insert(key.clone(), Some(item.clone()));
+            }
+        }
+        for (node, items) in wanted {
+            let span: Option<BTreeSet<ItemKey>> = items.map(|items| items.into_iter().map(|(key, _)| key).collect());
+            let old = match &span {
+                Some(span) if self.spans.get(node) == Some(span) => continue,
+                Some(span) => self.spans.insert(node.to_string(), span.clone()),
+                None => self.spans.remove(node),
+            };
+            if span.is_none() && old.is_none() {
+                continue;
+            }
+            let (old, new) = (old.unwrap_or_default(), span.clone().unwrap_or_default());
+            for key in new.difference(&old) {
+                *self.users.entry(key.clone()).or_default() += 1;
+            }
+            for key in old.difference(&new) {
+                if let Some(count) = self.users.get_mut(key) {
+                    *count = count.saturating_sub(1);
+                    released.push(key.clone());
+                }
+            }
+            batch.spans.insert(node.to_string(), span);
+        }
+        for key in released {
+            if self.users.get(&key) == Some(&0) {
+                self.users.remove(&key);
+                self.items.remove(&key);
+                batch.items.insert(key, None);
+            }
+        }
+        Ok(batch)
     }
 
     /// The batch that takes a hub holding `self` to `next`: the items that changed, appeared or

@@ -384,3 +384,33 @@ fn a_scheduled_pod_has_its_policy_before_its_agent_reports_it() {
     engine.apply(Event::Delete(Kind::Pod, ("ns0".into(), "web".into())));
     assert!(endpoints(&engine, "n1").is_empty());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+    /// The stream's view kept up to date from the engine's changes equals the view of the whole
+    /// desired state, and a hub fed its batches serves every node exactly its span's items.
+    #[test]
+    fn the_stream_view_follows_the_engines_changes(events in prop::collection::vec((any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>()), 1..60)) {
+        use crate::core::span::StreamState;
+        use gingham_stream::{Delivery, Hub};
+        let settings = OperatorSettings { max_blocks_per_node: 3, ..OperatorSettings::default() };
+        let mut engine = Engine::new(settings);
+        let mut view = StreamState::of(engine.desired()).unwrap();
+        let mut hub = Hub::new(8);
+        engine.take_changes();
+        for (index, (op, a, b, c)) in events.into_iter().enumerate() {
+            engine.apply(event(op, a, b, c));
+            let changes = engine.take_changes();
+            let batch = view.update(engine.desired(), changes.node_networks.iter().map(String::as_str)).unwrap();
+            hub.publish(u64::try_from(index).unwrap() + 1, batch).unwrap();
+            let whole = StreamState::of(engine.desired()).unwrap();
+            prop_assert!(view == whole, "after event {index}: {:?}\nvs\n{:?}", view.spans, whole.spans);
+        }
+        for (node, span) in &view.spans {
+            let Delivery::Snapshot { items, .. } = hub.catch_up(node, None) else { panic!("no revision held: a snapshot") };
+            prop_assert_eq!(items.keys().collect::<Vec<_>>(), span.iter().collect::<Vec<_>>());
+            prop_assert!(items.iter().all(|(key, item)| **item == view.items[key]));
+        }
+    }
+}
