@@ -14,6 +14,7 @@ use crate::health::{self, Readiness};
 use crate::leader;
 use crate::metrics::Metrics;
 use crate::render::render;
+use crate::stream::{self, StreamFeed};
 use crate::validate::validate_paths;
 use crate::webhook;
 
@@ -79,6 +80,9 @@ pub enum RunError {
     /// The webhook could not start.
     #[error(transparent)]
     Webhook(#[from] webhook::WebhookError),
+    /// The agents' stream could not start.
+    #[error(transparent)]
+    Stream(#[from] stream::StreamError),
 }
 
 impl RunError {
@@ -88,6 +92,7 @@ impl RunError {
             Self::Client(_) => "client",
             Self::Leader(e) => e.label(),
             Self::Webhook(e) => e.label(),
+            Self::Stream(e) => e.label(),
         }
     }
 }
@@ -149,14 +154,18 @@ async fn run_operator(args: RunArgs) -> Result<(), RunError> {
         })
         .collect();
     let settings = args.settings.to_settings();
-    let result = match (args.datastore, &args.dir) {
-        (DatastoreKind::File, Some(dir)) => {
-            tracing::info!(dir = %dir.display(), "running on the file datastore");
-            let mut datastore = FileDatastore::new(dir);
-            controller::run(&mut datastore, &settings, &metrics, &readiness, on_shutdown(stopped.clone())).await;
-            Ok(())
-        }
-        _ => run_kubernetes(&args, &settings, &metrics, &readiness, stopped.clone()).await,
+    let result = match start_stream(&args, &stopped).await {
+        Err(error) => Err(error),
+        Ok(mut feed) => match (args.datastore, &args.dir) {
+            (DatastoreKind::File, Some(dir)) => {
+                tracing::info!(dir = %dir.display(), "running on the file datastore");
+                let mut datastore = FileDatastore::new(dir);
+                let shutdown = on_shutdown(stopped.clone());
+                controller::run(&mut datastore, &settings, &metrics, &readiness, feed.as_mut(), shutdown).await;
+                Ok(())
+            }
+            _ => run_kubernetes(&args, &settings, &metrics, &readiness, feed.as_mut(), stopped.clone()).await,
+        },
     };
     for server in servers {
         let _ = server.await;
@@ -164,11 +173,19 @@ async fn run_operator(args: RunArgs) -> Result<(), RunError> {
     result
 }
 
+/// Starts the agents' stream when `--stream-addr` is given.
+async fn start_stream(args: &RunArgs, stopped: &watch::Receiver<bool>) -> Result<Option<StreamFeed>, RunError> {
+    let (Some(addr), Some(tokens)) = (args.stream_addr, &args.stream_tokens) else { return Ok(None) };
+    let tokens = stream::read_tokens(tokens)?;
+    Ok(Some(stream::serve(addr, tokens, on_shutdown(stopped.clone())).await?))
+}
+
 async fn run_kubernetes(
     args: &RunArgs,
     settings: &crate::core::OperatorSettings,
     metrics: &Metrics,
     readiness: &Readiness,
+    stream: Option<&mut StreamFeed>,
     stopped: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
     let client = kube::Client::try_default().await.map_err(RunError::Client)?;
@@ -198,7 +215,7 @@ async fn run_kubernetes(
     let shutdown = on_shutdown(stopped);
     let lost = lease.lost();
     let outcome = tokio::select! {
-        () = controller::run(&mut datastore, settings, metrics, readiness, shutdown) => Ok(()),
+        () = controller::run(&mut datastore, settings, metrics, readiness, stream, shutdown) => Ok(()),
         () = lost => Err(leader::LeaderError::Lost),
     };
     lease.release().await;

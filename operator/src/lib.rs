@@ -10,6 +10,7 @@ pub mod health;
 pub mod leader;
 pub mod metrics;
 pub mod render;
+pub mod stream;
 pub mod validate;
 pub mod webhook;
 pub mod yaml_files;

@@ -13,14 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gingham_stream::wire::proto::{self, span_client::SpanClient, span_server::SpanServer};
-use gingham_stream::{Batch, Item, ItemKey, ItemKind, PatchError, SetPatch, SpanService, StaticTokens};
+use gingham_stream::wire::proto::{self, span_client::SpanClient};
+use gingham_stream::{Batch, Item, ItemKey, ItemKind, PatchError, SetPatch, SpanService, StaticTokens, serve_tcp};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Request;
-use tonic::transport::Server;
 
 /// An IP set: addresses as text, as the operator's sets are.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -195,8 +192,7 @@ async fn serve_and_measure(nodes: usize) {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let incoming = TcpListenerStream::new(listener).map(|stream| stream.and_then(|s| s.set_nodelay(true).map(|()| s)));
-    tokio::spawn(Server::builder().add_service(SpanServer::new(service)).serve_with_incoming(incoming));
+    tokio::spawn(serve_tcp(service, listener, std::future::pending()));
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
         .args(["--subscribers", &address.to_string(), &nodes.to_string()])

@@ -91,6 +91,8 @@ pub struct Hub<V: Item> {
     history: VecDeque<Event<V::Patch>>,
     /// The revision the oldest kept event was published on top of (`None`: the empty start).
     base: Option<Revision>,
+    /// The first revision this hub published: nothing before it can be vouched for.
+    first: Option<Revision>,
     head: Option<Revision>,
     max_history: usize,
 }
@@ -105,6 +107,7 @@ impl<V: Item> Hub<V> {
             touched: BTreeMap::new(),
             history: VecDeque::new(),
             base: None,
+            first: None,
             head: None,
             max_history: max_history.max(1),
         }
@@ -146,6 +149,7 @@ impl<V: Item> Hub<V> {
             }
         }
         self.head = Some(revision);
+        self.first.get_or_insert(revision);
         self.touched.extend(nodes.iter().map(|node| (node.clone(), revision)));
         self.history.push_back(event);
         while self.history.len() > self.max_history {
@@ -161,7 +165,8 @@ impl<V: Item> Hub<V> {
     /// change of its span holds the same span.
     pub fn catch_up(&self, node: &str, since: Option<Revision>) -> Delivery<V> {
         let head = self.head.unwrap_or_default();
-        let quiet = |since: Revision| since <= head && self.touched.get(node).is_none_or(|touched| *touched <= since);
+        let vouched = |since: Revision| self.first.is_some_and(|first| first <= since) && since <= head;
+        let quiet = |since: Revision| vouched(since) && self.touched.get(node).is_none_or(|touched| *touched <= since);
         match since {
             Some(since) if quiet(since) => Delivery::Delta { from: since, to: head, updates: BTreeMap::new() },
             Some(since) if self.knows(since) => {

@@ -245,4 +245,5 @@ fn a_node_whose_span_stayed_quiet_never_needs_a_snapshot_however_old_its_revisio
     assert_eq!(hub.catch_up("quiet", Some(1)), Delivery::Delta { from: 1, to: 10, updates: BTreeMap::new() });
     assert!(matches!(hub.catch_up("busy", Some(1)), Delivery::Snapshot { .. }), "busy's revision 1 is forgotten");
     assert!(matches!(hub.catch_up("quiet", Some(11)), Delivery::Snapshot { .. }), "a revision ahead of this hub");
+    assert!(matches!(hub.catch_up("nobody", Some(0)), Delivery::Snapshot { .. }), "a revision before this hub's first");
 }

@@ -23,7 +23,7 @@ pub use hub::{Batch, Hub, HubError, Published};
 pub use item::{Item, ItemKey, ItemKind, PatchError, Revision, SetPatch};
 pub use replica::{Delivery, Replica, ReplicaError, Update};
 #[cfg(feature = "grpc")]
-pub use server::{Authenticator, Publisher, ServerStats, SpanService, StaticTokens, SubscribeStream};
+pub use server::{Authenticator, Publisher, ServerStats, SpanService, StaticTokens, SubscribeStream, serve_tcp};
 
 #[cfg(test)]
 mod hub_tests;

@@ -134,9 +134,9 @@ struct Subscription<V: WireItem> {
 impl<V: WireItem> Subscription<V> {
     async fn run(self, since: Option<Revision>) {
         let mut heads = self.shared.heads.subscribe();
-        // A subscriber ahead of this server (it was on another replica) waits until it caught up.
-        let wanted = since.unwrap_or(0);
-        if heads.wait_for(|head| head.is_some_and(|head| head >= wanted)).await.is_err() {
+        // Nothing is served before the first revision. A subscriber whose revision this server
+        // cannot account for (from before a restart, or from a replica ahead) gets a snapshot.
+        if heads.wait_for(Option::is_some).await.is_err() {
             return;
         }
         let first = self.next(since);
@@ -224,4 +224,19 @@ impl<V: WireItem> proto::span_server::Span for SpanService<V> {
         let stream = futures::stream::poll_fn(move |context| receiver.poll_recv(context));
         Ok(Response::new(Box::pin(stream)))
     }
+}
+
+/// Serves `service` on `listener`, with `TCP_NODELAY` on every connection (small deltas must not
+/// wait for acknowledgements), until `shutdown` completes.
+pub async fn serve_tcp<V: WireItem>(
+    service: SpanService<V>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.and_then(|(stream, _)| stream.set_nodelay(true).map(|()| stream));
+        Some((accepted, listener))
+    });
+    let server = tonic::transport::Server::builder().add_service(proto::span_server::SpanServer::new(service));
+    server.serve_with_incoming_shutdown(incoming, shutdown).await
 }

@@ -8,14 +8,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gingham_stream::wire::proto::{self, span_client::SpanClient, span_server::SpanServer};
+use gingham_stream::wire::proto::{self, span_client::SpanClient};
 use gingham_stream::{
-    Batch, Follower, FollowerState, Item, ItemKey, ItemKind, PatchError, Publisher, SetPatch, SpanService, StaticTokens,
+    Batch, Follower, FollowerState, Item, ItemKey, ItemKind, PatchError, Publisher, SetPatch, SpanService,
+    StaticTokens, serve_tcp,
 };
 use prost::Message;
 use serde::{Deserialize, Serialize};
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Endpoint, Server};
+use tonic::transport::Endpoint;
 use tonic::{Code, Request, Streaming};
 
 /// A set of addresses: a stand-in for an IP set.
@@ -71,8 +71,7 @@ async fn serve(heartbeat: Duration) -> (SocketAddr, Publisher<Members>, Arc<ging
     let stats = service.stats();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let incoming = TcpListenerStream::new(listener);
-    tokio::spawn(Server::builder().add_service(SpanServer::new(service)).serve_with_incoming(incoming));
+    tokio::spawn(serve_tcp(service, listener, std::future::pending()));
     (address, publisher, stats)
 }
 

@@ -11,6 +11,7 @@ use crate::core::{ObjectProblem, OperatorSettings};
 use crate::datastore::{Datastore, Observation};
 use crate::health::Readiness;
 use crate::metrics::Metrics;
+use crate::stream::StreamFeed;
 
 /// The controller label of the whole-cluster reconcile in metrics.
 pub const CONTROLLER: &str = "cluster";
@@ -24,17 +25,20 @@ const MAX_RETRY: Duration = Duration::from_secs(60);
 ///
 /// A snapshot rebuilds the core's incremental engine; events update it, and only the objects they
 /// change are compared and written. After a failed apply, the next round compares everything.
+/// With a `stream`, every round's changes are also published to the agents' stream.
 pub async fn run<D: Datastore>(
     datastore: &mut D,
     settings: &OperatorSettings,
     metrics: &Metrics,
     readiness: &Readiness,
+    mut stream: Option<&mut StreamFeed>,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
     let mut engine: Option<Engine> = None;
     let mut retry: Option<Duration> = None;
     let mut compare_all = true;
+    let mut reloaded = true;
     let mut problems: BTreeSet<ObjectProblem> = BTreeSet::new();
     loop {
         let next = async {
@@ -59,6 +63,7 @@ pub async fn run<D: Datastore>(
                 drop(engine.take());
                 engine = Some(Engine::load(*snapshot, settings.clone()));
                 compare_all = true;
+                reloaded = true;
                 Ok(())
             }
             Ok(Observation::Events(events)) => {
@@ -75,6 +80,9 @@ pub async fn run<D: Datastore>(
                 let changes = engine.take_changes();
                 let desired = engine.desired();
                 log_problems(&mut problems, &desired.problems);
+                if let Some(feed) = stream.as_deref_mut() {
+                    feed.observe(desired, &changes, std::mem::take(&mut reloaded));
+                }
                 match datastore.apply(desired, (!compare_all).then_some(&changes)).await {
                     Ok(summary) => {
                         metrics.wrote(&summary);

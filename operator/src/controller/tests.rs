@@ -70,7 +70,7 @@ async fn a_failed_apply_is_retried_without_a_new_snapshot_and_then_the_operator_
         let _ = stop.send(());
         applies
     });
-    run(&mut datastore, &settings, &metrics, &readiness, async {
+    run(&mut datastore, &settings, &metrics, &readiness, None, async {
         let _ = stopped.await;
     })
     .await;

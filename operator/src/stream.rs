@@ -1,0 +1,138 @@
+//! The operator's side of the stream (`docs/stream.md`): after each round the stream's view is
+//! brought up to date from the engine's changes and published as the next revision, and a gRPC
+//! server serves every node its span.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gingham_crds::api::span::SpanItem;
+use gingham_stream::{Publisher, Revision, SpanService, StaticTokens, serve_tcp};
+
+use crate::core::DesiredState;
+use crate::core::engine::Changes;
+use crate::core::span::StreamState;
+
+/// How often a quiet subscriber gets an empty delta (liveness and the current revision).
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// How many revisions the hub remembers for subscribers that come back.
+const HISTORY: usize = 1024;
+
+/// The stream could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The tokens file could not be read.
+    #[error("cannot read the stream tokens file {path}: {source}")]
+    ReadTokens {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The tokens file is not a map of token to node name.
+    #[error("the stream tokens file {path} must map each token to a node name (`<token>: <node>` lines): {message}")]
+    ParseTokens {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen for the stream on {addr}: {source}; pick a free --stream-addr")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StreamError {
+    /// A stable short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::ReadTokens { .. } | Self::ParseTokens { .. } => "stream_tokens",
+            Self::Bind { .. } => "stream_bind",
+        }
+    }
+}
+
+/// Reads a tokens file: a YAML map from each agent's token to its node's name.
+pub fn read_tokens(path: &Path) -> Result<StaticTokens, StreamError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| StreamError::ReadTokens { path: path.to_path_buf(), source })?;
+    let tokens: BTreeMap<String, String> = serde_saphyr::from_str(&text)
+        .map_err(|error| StreamError::ParseTokens { path: path.to_path_buf(), message: error.to_string() })?;
+    Ok(StaticTokens(tokens))
+}
+
+/// Keeps the stream's view and publishes each round's changes as a revision.
+pub struct StreamFeed {
+    view: StreamState,
+    publisher: Publisher<SpanItem>,
+    revision: Revision,
+}
+
+impl StreamFeed {
+    /// Publishes what the round changed: after a reload (`changes` is then everything, but nodes
+    /// that went are not named) the whole view is compared, else only the nodes `changes` names.
+    /// Revisions are milliseconds since the epoch (or one more than the last), so that they keep
+    /// increasing across operator restarts.
+    pub fn observe(&mut self, desired: &DesiredState, changes: &Changes, reloaded: bool) {
+        let batch = if reloaded {
+            StreamState::of(desired).map(|next| {
+                let batch = self.view.batch_to(&next);
+                self.view = next;
+                batch
+            })
+        } else {
+            self.view.update(desired, changes.node_networks.iter().map(String::as_str))
+        };
+        let batch = match batch {
+            Ok(batch) if batch.items.is_empty() && batch.spans.is_empty() => return,
+            Ok(batch) => batch,
+            Err(conflict) => {
+                tracing::error!(%conflict, "the stream keeps its last revision");
+                return;
+            }
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.revision = now.max(self.revision + 1);
+        let (items, spans) = (batch.items.len(), batch.spans.len());
+        match self.publisher.publish(self.revision, batch) {
+            Ok(published) => tracing::debug!(
+                revision = self.revision,
+                items,
+                spans,
+                nodes = published.nodes.len(),
+                "stream revision"
+            ),
+            Err(error) => tracing::error!(%error, "the stream refused a revision"),
+        }
+    }
+}
+
+/// Starts serving the stream on `addr` to the agents `tokens` authenticate, until `shutdown`;
+/// returns the feed the run loop publishes through.
+pub async fn serve(
+    addr: SocketAddr,
+    tokens: StaticTokens,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<StreamFeed, StreamError> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StreamError::Bind { addr, source })?;
+    let (service, publisher) = SpanService::new(HISTORY, Arc::new(tokens), HEARTBEAT);
+    tokio::spawn(async move {
+        if let Err(error) = serve_tcp(service, listener, shutdown).await {
+            tracing::error!(%error, "the stream server stopped");
+        }
+    });
+    tracing::info!(%addr, "serving the stream");
+    Ok(StreamFeed { view: StreamState::default(), publisher, revision: 0 })
+}

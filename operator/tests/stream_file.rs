@@ -1,0 +1,177 @@
+//! `gingham-operator run --stream-addr`: the real binary on a file datastore serves each agent its
+//! span over gRPC. A pod that joins a set cluster-wide reaches the node whose policy uses the set
+//! as one small patch, and nothing reaches a node whose span does not hold the set; an agent may
+//! read its own span only.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use gingham_stream::wire::proto::{self, SyncMessage, item_update::Change, span_client::SpanClient};
+use prost::Message;
+use tonic::{Code, Request, Streaming};
+
+const CLUSTER: &str = r#"
+apiVersion: gingham.dev/v1
+kind: IPPool
+metadata: {name: default}
+spec: {cidr: 10.244.0.0/16}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: n1, annotations: {gingham.dev/ipv4-address: 192.168.10.1/24}}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: n2, annotations: {gingham.dev/ipv4-address: 192.168.10.2/24}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: prod}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: prod, labels: {app: web}}
+spec: {nodeName: n1, containers: [{name: main, image: x}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db, namespace: prod, labels: {app: db}}
+spec: {nodeName: n2, containers: [{name: main, image: x}]}
+---
+apiVersion: gingham.dev/v1
+kind: GlobalNetworkPolicy
+metadata: {name: db-from-web}
+spec:
+  selector: app == 'db'
+  ingress: [{action: Allow, source: {selector: app == 'web'}}]
+"#;
+
+/// n1's agent reports its pods with their addresses.
+fn n1_status(endpoints: &[(&str, &str)]) -> String {
+    let endpoints: Vec<String> = endpoints
+        .iter()
+        .map(|(name, address)| {
+            format!("{{name: {name}, address: {address}, interface: gh{}}}", address.replace('.', ""))
+        })
+        .collect();
+    format!(
+        "apiVersion: gingham.dev/v1\nkind: NodeNetwork\nmetadata: {{name: n1}}\nstatus: {{endpoints: [{}]}}\n",
+        endpoints.join(", ")
+    )
+}
+
+fn write_atomic(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let temporary = path.with_file_name(format!(".{}.tmp", path.file_name().unwrap().to_string_lossy()));
+    std::fs::write(&temporary, text).unwrap();
+    std::fs::rename(temporary, path).unwrap();
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Kills the operator when the test ends, however it ends.
+struct Operator(Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(dir: &Path, stream: u16) -> Operator {
+    let tokens = dir.join("tokens.yaml");
+    std::fs::write(&tokens, "t1: n1\nt2: n2\n").unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_gingham-operator"))
+        .args(["run", "--datastore", "file", "--dir"])
+        .arg(dir.join("store"))
+        .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--health-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--stream-addr", &format!("127.0.0.1:{stream}"), "--stream-tokens"])
+        .arg(&tokens)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Operator(child)
+}
+
+async fn subscribe(port: u16, node: &str, token: &str) -> Result<Streaming<SyncMessage>, tonic::Status> {
+    let address = format!("http://127.0.0.1:{port}");
+    let mut client = loop {
+        match SpanClient::connect(address.clone()).await {
+            Ok(client) => break client,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let mut request = Request::new(proto::SubscribeRequest { node: node.into(), revision: None });
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    client.subscribe(request).await.map(tonic::Response::into_inner)
+}
+
+async fn next(stream: &mut Streaming<SyncMessage>, within: Duration) -> Option<SyncMessage> {
+    tokio::time::timeout(within, stream.message()).await.ok().map(|message| message.unwrap().unwrap())
+}
+
+fn names(message: &SyncMessage) -> Vec<String> {
+    message.updates.iter().filter_map(|u| u.key.as_ref()).map(|k| k.name.clone()).collect()
+}
+
+#[tokio::test]
+async fn the_operator_streams_each_node_its_span_and_a_set_change_as_one_patch() {
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(&dir.path().join("store/cluster.yaml"), CLUSTER);
+    write_atomic(&dir.path().join("store/status/nodenetworks/n1.yaml"), &n1_status(&[("prod/web", "10.244.0.5")]));
+    let port = free_port();
+    let _operator = start(dir.path(), port);
+
+    let mut n2 = subscribe(port, "n2", "t2").await.unwrap();
+    let snapshot = next(&mut n2, Duration::from_secs(20)).await.expect("n2's snapshot");
+    assert!(snapshot.snapshot);
+    let held = names(&snapshot);
+    assert!(held.contains(&"global/db-from-web".to_string()), "db's policy is in n2's span: {held:?}");
+    let set_with_web = snapshot.updates.iter().any(
+        |u| matches!(&u.change, Some(Change::Set(bytes)) if String::from_utf8_lossy(bytes).contains("10.244.0.5")),
+    );
+    assert!(set_with_web, "the set of web pods holds web's address: {held:?}");
+    let mut n1 = subscribe(port, "n1", "t1").await.unwrap();
+    let n1_snapshot = next(&mut n1, Duration::from_secs(5)).await.unwrap();
+    assert!(
+        !names(&n1_snapshot).iter().any(|name| name.starts_with("global/")),
+        "n1 selects nothing: {:?}",
+        names(&n1_snapshot)
+    );
+
+    // A second web pod on n1: the set gains one member.
+    let mut store = std::fs::read_to_string(dir.path().join("store/cluster.yaml")).unwrap();
+    store.push_str("---\napiVersion: v1\nkind: Pod\nmetadata: {name: web2, namespace: prod, labels: {app: web}}\nspec: {nodeName: n1, containers: [{name: main, image: x}]}\n");
+    write_atomic(&dir.path().join("store/cluster.yaml"), &store);
+    write_atomic(
+        &dir.path().join("store/status/nodenetworks/n1.yaml"),
+        &n1_status(&[("prod/web", "10.244.0.5"), ("prod/web2", "10.244.0.6")]),
+    );
+    let delta = loop {
+        let message = next(&mut n2, Duration::from_secs(20)).await.expect("n2 hears of web2");
+        if message.updates.iter().any(|u| matches!(u.change, Some(Change::Patch(_)))) {
+            break message;
+        }
+    };
+    assert!(!delta.snapshot);
+    let patch = delta.updates.iter().find(|u| matches!(u.change, Some(Change::Patch(_)))).unwrap();
+    let Some(Change::Patch(bytes)) = &patch.change else { unreachable!() };
+    assert!(String::from_utf8_lossy(bytes).contains("10.244.0.6"), "the patch adds web2's address");
+    assert!(patch.encoded_len() <= 256, "one member is {} bytes, not the whole set", patch.encoded_len());
+    // n1 hears of its own endpoints only (web2 joined them), never of the set.
+    while let Some(message) = next(&mut n1, Duration::from_millis(500)).await {
+        assert!(names(&message).iter().all(|name| name == "n1"), "n1 got {:?}", names(&message));
+    }
+
+    let refused = subscribe(port, "n2", "t1").await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{}", refused.message());
+}
