@@ -175,9 +175,9 @@ async fn run_operator(args: RunArgs) -> Result<(), RunError> {
 
 /// Starts the agents' stream when `--stream-addr` is given.
 async fn start_stream(args: &RunArgs, stopped: &watch::Receiver<bool>) -> Result<Option<StreamFeed>, RunError> {
-    let (Some(addr), Some(tokens)) = (args.stream_addr, &args.stream_tokens) else { return Ok(None) };
+    let (Some(listen), Some(tokens)) = (&args.stream_addr, &args.stream_tokens) else { return Ok(None) };
     let tokens = stream::read_tokens(tokens)?;
-    Ok(Some(stream::serve(addr, tokens, on_shutdown(stopped.clone())).await?))
+    Ok(Some(stream::serve(listen.clone(), tokens, on_shutdown(stopped.clone())).await?))
 }
 
 async fn run_kubernetes(

@@ -88,9 +88,9 @@ pub struct RunArgs {
     /// This replica's identity for leader election (defaults to the pod name from $POD_NAME or the host name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
-    /// Serve the agents' stream (gRPC, docs/stream.md) here; off when not given.
+    /// Serve the agents' stream (gRPC, docs/stream.md) here, `HOST:PORT` or `unix:/path`; off when not given.
     #[arg(long, requires = "stream_tokens")]
-    pub stream_addr: Option<SocketAddr>,
+    pub stream_addr: Option<crate::stream::Listen>,
     /// The agents' stream tokens: a YAML map from each agent's token to its node's name.
     #[arg(long, requires = "stream_addr")]
     pub stream_tokens: Option<PathBuf>,

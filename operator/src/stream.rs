@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gingham_crds::api::span::SpanItem;
-use gingham_stream::{Publisher, Revision, SpanService, StaticTokens, serve_tcp};
+use gingham_stream::{Publisher, Revision, SpanService, StaticTokens, serve_tcp, serve_unix};
 
 use crate::core::DesiredState;
 use crate::core::engine::Changes;
@@ -42,14 +42,45 @@ pub enum StreamError {
         message: String,
     },
     /// The listen address could not be bound.
-    #[error("cannot listen for the stream on {addr}: {source}; pick a free --stream-addr")]
+    #[error("cannot listen for the stream on {listen}: {source}; pick a free --stream-addr")]
     Bind {
         /// The address.
-        addr: SocketAddr,
+        listen: Listen,
         /// Why.
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Where the stream listens: `HOST:PORT`, or `unix:/path/to/socket` (the lab).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listen {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A unix socket (a stale one is replaced).
+    Unix(PathBuf),
+}
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            return Ok(Self::Unix(PathBuf::from(path)));
+        }
+        text.parse()
+            .map(Self::Tcp)
+            .map_err(|_| format!("{text:?} is neither HOST:PORT (0.0.0.0:5473) nor unix:/path/to/socket"))
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
 }
 
 impl StreamError {
@@ -119,20 +150,66 @@ impl StreamFeed {
     }
 }
 
-/// Starts serving the stream on `addr` to the agents `tokens` authenticate, until `shutdown`;
+/// Starts serving the stream on `listen` to the agents `tokens` authenticate, until `shutdown`;
 /// returns the feed the run loop publishes through.
 pub async fn serve(
-    addr: SocketAddr,
+    listen: Listen,
     tokens: StaticTokens,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<StreamFeed, StreamError> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StreamError::Bind { addr, source })?;
     let (service, publisher) = SpanService::new(HISTORY, Arc::new(tokens), HEARTBEAT);
+    let bind_error = |source| StreamError::Bind { listen: listen.clone(), source };
+    // The server's error, as text (the transport's error type stays inside gingham-stream).
+    type Serving = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+    let server: Serving = match &listen {
+        Listen::Tcp(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind_error)?;
+            Box::pin(async move { serve_tcp(service, listener, shutdown).await.map_err(|error| error.to_string()) })
+        }
+        Listen::Unix(path) => {
+            match std::fs::remove_file(path) {
+                Ok(()) => tracing::info!(path = %path.display(), "replaced a stale stream socket"),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(bind_error(error)),
+            }
+            let listener = tokio::net::UnixListener::bind(path).map_err(bind_error)?;
+            Box::pin(async move { serve_unix(service, listener, shutdown).await.map_err(|error| error.to_string()) })
+        }
+    };
     tokio::spawn(async move {
-        if let Err(error) = serve_tcp(service, listener, shutdown).await {
+        if let Err(error) = server.await {
             tracing::error!(%error, "the stream server stopped");
         }
     });
-    tracing::info!(%addr, "serving the stream");
+    tracing::info!(%listen, "serving the stream");
     Ok(StreamFeed { view: StreamState::default(), publisher, revision: 0 })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listen_address_is_host_and_port_or_a_unix_socket() {
+        assert_eq!("127.0.0.1:5473".parse::<Listen>().unwrap(), Listen::Tcp("127.0.0.1:5473".parse().unwrap()));
+        assert_eq!("unix:/run/s.sock".parse::<Listen>().unwrap(), Listen::Unix("/run/s.sock".into()));
+        let error = "localhost".parse::<Listen>().unwrap_err();
+        assert!(error.contains("HOST:PORT") && error.contains("unix:"), "{error}");
+    }
+
+    #[test]
+    fn a_tokens_file_maps_tokens_to_nodes_or_says_what_it_must_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("tokens.yaml");
+        std::fs::write(&good, "secret-1: node-1\nsecret-2: node-2\n").unwrap();
+        let tokens = read_tokens(&good).unwrap();
+        assert_eq!(tokens.0.get("secret-2").map(String::as_str), Some("node-2"));
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "- just\n- a list\n").unwrap();
+        let error = read_tokens(&bad).unwrap_err().to_string();
+        assert!(error.contains("bad.yaml") && error.contains("<token>: <node>"), "{error}");
+        let missing = read_tokens(&dir.path().join("none.yaml")).unwrap_err();
+        assert_eq!(missing.label(), "stream_tokens");
+    }
 }

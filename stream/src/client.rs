@@ -2,13 +2,16 @@
 //! [`Replica`], and when the stream breaks keeps what it has (it never empties its copy, so the
 //! agent never flushes its dataplane), fails over to the next server and resumes from its revision.
 
+use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 use tonic::Request;
 use tonic::metadata::MetadataValue;
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 
 use crate::item::Revision;
 use crate::replica::{Delivery, Replica, ReplicaError};
@@ -35,6 +38,65 @@ pub enum FollowerState {
     },
 }
 
+/// Where a stream server listens: a gRPC URL, or a unix socket (the lab, where agents in other
+/// network namespaces share the operator's file system).
+#[derive(Clone, Debug)]
+pub enum StreamServer {
+    /// `http://host:port`.
+    Tcp(Box<Endpoint>),
+    /// `unix:/path/to/socket`.
+    Unix(PathBuf),
+}
+
+/// A server address that is neither `unix:PATH` nor a URL.
+#[derive(Debug, thiserror::Error)]
+#[error("stream server {given:?} is neither `unix:/path/to/socket` nor a URL such as `http://10.0.0.1:5473`: {reason}")]
+pub struct ServerAddressError {
+    /// What was given.
+    pub given: String,
+    /// Why it does not parse.
+    pub reason: String,
+}
+
+impl std::str::FromStr for StreamServer {
+    type Err = ServerAddressError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            return Ok(Self::Unix(PathBuf::from(path)));
+        }
+        let endpoint = Endpoint::from_shared(text.to_string())
+            .map_err(|error| ServerAddressError { given: text.into(), reason: error.to_string() })?;
+        Ok(Self::Tcp(Box::new(endpoint.connect_timeout(Duration::from_secs(3)).tcp_nodelay(true))))
+    }
+}
+
+impl fmt::Display for StreamServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(endpoint) => write!(f, "{}", endpoint.uri()),
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+impl StreamServer {
+    async fn connect(&self) -> Result<Channel, tonic::transport::Error> {
+        match self {
+            Self::Tcp(endpoint) => endpoint.connect().await,
+            Self::Unix(path) => {
+                let path = path.clone();
+                // The URI is a placeholder: the connector decides where to connect.
+                let connector = tower::service_fn(move |_| {
+                    let path = path.clone();
+                    async move { tokio::net::UnixStream::connect(path).await.map(TokioIo::new) }
+                });
+                Endpoint::from_static("http://[::]:0").connect_with_connector(connector).await
+            }
+        }
+    }
+}
+
 /// Why one session with a server ended.
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
@@ -52,7 +114,7 @@ enum SessionError {
 
 /// Follows one node's span from a list of servers (the operator's replicas).
 pub struct Follower<V: WireItem> {
-    servers: Vec<Endpoint>,
+    servers: Vec<StreamServer>,
     node: String,
     token: String,
     replica: watch::Sender<Arc<Replica<V>>>,
@@ -65,7 +127,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 impl<V: WireItem> Follower<V> {
     /// A follower of `node`'s span from `servers`, authenticating with `token`. Agents start at the
     /// server their node's name hashes to, which spreads them over the replicas.
-    pub fn new(servers: Vec<Endpoint>, node: impl Into<String>, token: impl Into<String>) -> Self {
+    pub fn new(servers: Vec<StreamServer>, node: impl Into<String>, token: impl Into<String>) -> Self {
         Self {
             servers,
             node: node.into(),
@@ -104,7 +166,7 @@ impl<V: WireItem> Follower<V> {
             // A delivery that does not decode or apply means the copy cannot be trusted to resume.
             fresh = matches!(outcome, Err(SessionError::Decode(_) | SessionError::Refused(_)));
             let error = outcome.map_or_else(|error| error.to_string(), |()| "the server closed the stream".to_string());
-            tracing::warn!(node = %self.node, server = %server.uri(), revision = ?replica.revision(), %error, "stream broke; keeping what is held and retrying");
+            tracing::warn!(node = %self.node, %server, revision = ?replica.revision(), %error, "stream broke; keeping what is held and retrying");
             self.state.send_replace(FollowerState::Disconnected { revision: replica.revision(), reason: error });
             let backoff = MIN_BACKOFF.saturating_mul(2u32.saturating_pow(failures.min(6))).min(MAX_BACKOFF);
             failures = failures.saturating_add(1);
@@ -115,7 +177,7 @@ impl<V: WireItem> Follower<V> {
     /// One subscription to `server`, until it breaks.
     async fn session(
         &self,
-        server: &Endpoint,
+        server: &StreamServer,
         replica: &mut Replica<V>,
         fresh: bool,
         failures: &mut u32,
@@ -136,7 +198,7 @@ impl<V: WireItem> Follower<V> {
                 self.replica.send_replace(Arc::new(replica.clone()));
             }
             let revision = replica.revision().unwrap_or_default();
-            self.state.send_replace(FollowerState::Streaming { revision, server: server.uri().to_string() });
+            self.state.send_replace(FollowerState::Streaming { revision, server: server.to_string() });
         }
         Ok(())
     }

@@ -18,12 +18,14 @@ mod server;
 pub mod wire;
 
 #[cfg(feature = "grpc")]
-pub use client::{Follower, FollowerState};
+pub use client::{Follower, FollowerState, ServerAddressError, StreamServer};
 pub use hub::{Batch, Hub, HubError, Published};
 pub use item::{Item, ItemKey, ItemKind, PatchError, Revision, SetPatch};
 pub use replica::{Delivery, Replica, ReplicaError, Update};
 #[cfg(feature = "grpc")]
-pub use server::{Authenticator, Publisher, ServerStats, SpanService, StaticTokens, SubscribeStream, serve_tcp};
+pub use server::{
+    Authenticator, Publisher, ServerStats, SpanService, StaticTokens, SubscribeStream, serve_tcp, serve_unix,
+};
 
 #[cfg(test)]
 mod hub_tests;

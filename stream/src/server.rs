@@ -240,3 +240,17 @@ pub async fn serve_tcp<V: WireItem>(
     let server = tonic::transport::Server::builder().add_service(proto::span_server::SpanServer::new(service));
     server.serve_with_incoming_shutdown(incoming, shutdown).await
 }
+
+/// Serves `service` on a unix socket until `shutdown` completes (the lab: agents in other network
+/// namespaces reach the operator through the file system).
+pub async fn serve_unix<V: WireItem>(
+    service: SpanService<V>,
+    listener: tokio::net::UnixListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = futures::stream::unfold(listener, |listener| async move {
+        Some((listener.accept().await.map(|(stream, _)| stream), listener))
+    });
+    let server = tonic::transport::Server::builder().add_service(proto::span_server::SpanServer::new(service));
+    server.serve_with_incoming_shutdown(incoming, shutdown).await
+}

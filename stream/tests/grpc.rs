@@ -11,11 +11,10 @@ use std::time::Duration;
 use gingham_stream::wire::proto::{self, span_client::SpanClient};
 use gingham_stream::{
     Batch, Follower, FollowerState, Item, ItemKey, ItemKind, PatchError, Publisher, SetPatch, SpanService,
-    StaticTokens, serve_tcp,
+    StaticTokens, StreamServer, serve_tcp, serve_unix,
 };
 use prost::Message;
 use serde::{Deserialize, Serialize};
-use tonic::transport::Endpoint;
 use tonic::{Code, Request, Streaming};
 
 /// A set of addresses: a stand-in for an IP set.
@@ -172,9 +171,7 @@ async fn fail_over(first: tokio::runtime::Runtime, first_address: SocketAddr, re
     for (revision, batch) in revisions {
         second.publish(revision, batch).unwrap();
     }
-    let endpoint = |address: SocketAddr| {
-        Endpoint::from_shared(format!("http://{address}")).unwrap().connect_timeout(Duration::from_millis(300))
-    };
+    let endpoint = |address: SocketAddr| format!("http://{address}").parse::<StreamServer>().unwrap();
     // Agents start on the server their node's name hashes to: order the list so n1 starts on `first`.
     let hash = "n1".bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
     let list = if hash % 2 == 0 {
@@ -214,4 +211,27 @@ async fn fail_over(first: tokio::runtime::Runtime, first_address: SocketAddr, re
     assert_eq!(stats.snapshots.load(std::sync::atomic::Ordering::Relaxed), 0, "no snapshot was needed");
     emptied.abort();
     assert!(!emptied.await.unwrap_or(false), "the copy was never empty");
+}
+
+#[tokio::test]
+async fn a_follower_reaches_a_server_on_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("stream.sock");
+    let (service, publisher) = SpanService::new(16, tokens(), Duration::from_secs(60));
+    tokio::spawn(serve_unix(service, tokio::net::UnixListener::bind(&socket).unwrap(), std::future::pending()));
+    publisher.publish(1, first_revision()).unwrap();
+    let server: StreamServer = format!("unix:{}", socket.display()).parse().unwrap();
+    assert_eq!(server.to_string(), format!("unix:{}", socket.display()));
+    let follower: Follower<Members> = Follower::new(vec![server], "n2", "t2");
+    let mut state = follower.state();
+    let copies = follower.replica();
+    tokio::spawn(follower.run());
+    let streaming = tokio::time::timeout(
+        Duration::from_secs(10),
+        state.wait_for(|s| matches!(s, FollowerState::Streaming { revision: 1, .. })),
+    );
+    streaming.await.expect("the follower subscribes over the socket").unwrap();
+    assert_eq!(copies.borrow().items().len(), 2, "n2's span: sets a and b");
+    let refused = "not a url".parse::<StreamServer>().unwrap_err();
+    assert!(refused.to_string().contains("unix:/path/to/socket"), "{refused}");
 }
