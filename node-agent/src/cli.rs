@@ -16,6 +16,8 @@ use crate::ipam::IpamStore;
 use crate::logging::LogControl;
 use crate::metrics::Metrics;
 use crate::shared::Shared;
+use crate::stream_inputs::{self, StreamInputError};
+use gingham_stream::StreamServer;
 
 /// Where the agent reads its NodeNetwork and IPAMBlocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -72,6 +74,13 @@ pub struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Follow this node's span from the operator's stream (docs/stream.md): `http://HOST:PORT` or
+    /// `unix:/path`; repeat for each operator replica. Without it, the NodeNetwork alone is used.
+    #[arg(long = "stream-server")]
+    pub stream_servers: Vec<StreamServer>,
+    /// The file holding the token that authenticates this node to the stream.
+    #[arg(long)]
+    pub stream_token_file: Option<PathBuf>,
 }
 
 /// The agent could not start.
@@ -92,6 +101,9 @@ pub enum RunError {
     /// No netlink connection.
     #[error("cannot open netlink: {0}; the agent needs CAP_NET_ADMIN in the host network namespace")]
     Netlink(#[source] crate::dataplane::netlink::NetlinkError),
+    /// The stream could not be set up.
+    #[error(transparent)]
+    Stream(#[from] StreamInputError),
 }
 
 /// Starts every part and runs until SIGTERM or SIGINT.
@@ -115,16 +127,25 @@ pub async fn run(cli: Cli, logs: LogControl) -> Result<(), RunError> {
             tracing::error!(%error, "health endpoint down");
         }
     });
+    let token = match (&cli.stream_servers[..], &cli.stream_token_file) {
+        ([], _) => None,
+        (_, Some(path)) => Some(stream_inputs::read_token(path)?),
+        (_, None) => return Err(StreamInputError::MissingToken.into()),
+    };
+    let with_stream = |inputs| match &token {
+        Some(token) => stream_inputs::follow(inputs, cli.stream_servers.clone(), &cli.node, token.clone()),
+        None => inputs,
+    };
     let parts = Parts { cli: cli.clone(), services: Services { shared, ipam, metrics }, logs };
     let outcome = match cli.datastore {
         DatastoreKind::File => {
             let dir = cli.dir.clone().ok_or(RunError::MissingDir)?;
-            let inputs = file::FileDatastore::new(&dir, &cli.node).spawn();
+            let inputs = with_stream(file::FileDatastore::new(&dir, &cli.node).spawn());
             parts.run(inputs, file::FileStatus::new(&dir, &cli.node)).await
         }
         DatastoreKind::Kubernetes => {
             let client = kube::Client::try_default().await.map_err(RunError::Kube)?;
-            let inputs = kubernetes::spawn(client.clone(), &cli.node);
+            let inputs = with_stream(kubernetes::spawn(client.clone(), &cli.node));
             parts.run(inputs, kubernetes::KubeStatus::new(client, &cli.node)).await
         }
     };

@@ -17,3 +17,4 @@ pub mod metrics;
 pub mod private_files;
 pub mod shared;
 pub mod status;
+pub mod stream_inputs;

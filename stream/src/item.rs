@@ -67,6 +67,12 @@ pub trait Item: Clone + PartialEq {
 
     /// Applies a patch made by [`Item::patch_to`] from a value equal to `self`.
     fn apply(&mut self, patch: &Self::Patch) -> Result<(), PatchError>;
+
+    /// Whether this value may stand under `key` (a value of another kind than its key's is refused
+    /// by the replica). Any value fits any key unless the item says otherwise.
+    fn fits(&self, _key: &ItemKey) -> bool {
+        true
+    }
 }
 
 /// A patch that does not fit the value it is applied to: the replica's copy has drifted, and it

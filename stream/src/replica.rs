@@ -73,6 +73,12 @@ pub enum ReplicaError {
         /// What the replica holds.
         held: Option<Revision>,
     },
+    /// A value arrived under a key of another kind.
+    #[error("the value sent for {key} is of another kind; resubscribe without a revision")]
+    WrongKind {
+        /// The item.
+        key: ItemKey,
+    },
     /// A patch names an item the replica does not hold.
     #[error("a patch for {key} arrived, but the copy has no such item; resubscribe without a revision")]
     PatchWithoutItem {
@@ -118,6 +124,9 @@ impl<V: Item> Replica<V> {
     pub fn apply(&mut self, sync: Delivery<V>) -> Result<(), ReplicaError> {
         match sync {
             Delivery::Snapshot { revision, items } => {
+                if let Some(key) = items.iter().find(|(key, value)| !value.fits(key)).map(|(key, _)| key) {
+                    return Err(ReplicaError::WrongKind { key: key.clone() });
+                }
                 self.items = items;
                 self.revision = Some(revision);
             }
@@ -143,6 +152,7 @@ fn apply_update<V: Item>(
     update: Update<V>,
 ) -> Result<(), ReplicaError> {
     match update {
+        Update::Set(value) if !value.fits(&key) => return Err(ReplicaError::WrongKind { key }),
         Update::Set(value) => {
             items.insert(key, value);
         }

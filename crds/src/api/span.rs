@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use gingham_stream::{Item, ItemKind, PatchError, SetPatch};
+use gingham_stream::{Item, ItemKey, ItemKind, PatchError, SetPatch};
 use serde::{Deserialize, Serialize};
 
 use super::nodenetwork::{BgpPeerSession, CompiledPolicy, EndpointPolicy, IpSet};
@@ -56,6 +56,10 @@ impl Item for SpanItem {
         }
         let members = |set: &IpSet| set.members.iter().cloned().collect::<BTreeSet<_>>();
         SetPatch::between(&members(old), &members(new)).map(SpanPatch::IpSetMembers)
+    }
+
+    fn fits(&self, key: &ItemKey) -> bool {
+        self.kind() == key.kind
     }
 
     fn apply(&mut self, patch: &SpanPatch) -> Result<(), PatchError> {
@@ -111,6 +115,8 @@ mod tests {
         renamed.name = "s_other".into();
         assert_eq!(set(&["10.0.0.1"]).patch_to(&SpanItem::IpSet(renamed)), None);
         assert_eq!(policy.kind(), ItemKind::Policy);
+        assert!(policy.fits(&ItemKey::new(ItemKind::Policy, "global/a")));
+        assert!(!policy.fits(&ItemKey::new(ItemKind::IpSet, "global/a")), "a policy under a set's key is refused");
     }
 
     #[test]
