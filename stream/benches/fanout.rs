@@ -14,26 +14,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gingham_stream::wire::proto::{self, span_client::SpanClient};
-use gingham_stream::{Batch, Item, ItemKey, ItemKind, PatchError, SetPatch, SpanService, StaticTokens, serve_tcp};
-use serde::{Deserialize, Serialize};
+use gingham_stream::{Batch, ItemKey, ItemKind, SpanService, StaticTokens, serve_tcp};
 use tokio::sync::mpsc;
 use tonic::Request;
 
 /// An IP set: addresses as text, as the operator's sets are.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Members(BTreeSet<String>);
-
-impl Item for Members {
-    type Patch = SetPatch<String>;
-
-    fn patch_to(&self, newer: &Self) -> Option<Self::Patch> {
-        SetPatch::between(&self.0, &newer.0)
-    }
-
-    fn apply(&mut self, patch: &Self::Patch) -> Result<(), PatchError> {
-        patch.apply_to(&mut self.0)
-    }
-}
+type Members = BTreeSet<String>;
 
 const SETS: usize = 2_000;
 const SETS_PER_NODE: usize = 30;
@@ -170,9 +156,9 @@ async fn serve_and_measure(nodes: usize) {
     let mut wide = members(SETS);
     let mut first = Batch::default();
     for (index, set) in sets.iter().enumerate() {
-        first.items.insert(set_key(index), Some(Members(set.clone())));
+        first.items.insert(set_key(index), Some(set.clone()));
     }
-    first.items.insert(wide_key(), Some(Members(wide.clone())));
+    first.items.insert(wide_key(), Some(wide.clone()));
     let spans: Vec<BTreeSet<ItemKey>> = (0..nodes).map(span_of).collect();
     let mut interested: BTreeMap<ItemKey, usize> = BTreeMap::new();
     for span in &spans {
@@ -227,7 +213,7 @@ async fn serve_and_measure(nodes: usize) {
             let bytes_before = stats.bytes.load(Ordering::Relaxed);
             writeln!(to_child, "EXPECT {revision} {expected}").unwrap();
             let start = now_nanos();
-            let batch = Batch { items: BTreeMap::from([(key, Some(Members(set.clone())))]), spans: BTreeMap::new() };
+            let batch = Batch { items: BTreeMap::from([(key, Some(set.clone()))]), spans: BTreeMap::new() };
             publisher.publish(revision, batch).unwrap();
             let done = tokio::task::block_in_place(|| from_child.next()).unwrap().unwrap();
             let words: Vec<u128> = done.split_whitespace().skip(1).filter_map(|w| w.parse().ok()).collect();

@@ -4,32 +4,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::{
-    Batch, Delivery, Hub, HubError, Item, ItemKey, ItemKind, PatchError, Replica, ReplicaError, SetPatch, Update,
-};
+use crate::{Batch, Delivery, Hub, HubError, ItemKey, ItemKind, Replica, ReplicaError, SetPatch, Update};
 
 /// A set of numbers: a stand-in for an IP set.
-#[derive(Clone, Debug, PartialEq)]
-struct Members(BTreeSet<u32>);
-
-impl Item for Members {
-    type Patch = SetPatch<u32>;
-
-    fn patch_to(&self, newer: &Self) -> Option<Self::Patch> {
-        SetPatch::between(&self.0, &newer.0)
-    }
-
-    fn apply(&mut self, patch: &Self::Patch) -> Result<(), PatchError> {
-        patch.apply_to(&mut self.0)
-    }
-}
+type Members = BTreeSet<u32>;
 
 fn key(name: &str) -> ItemKey {
     ItemKey::new(ItemKind::IpSet, name)
 }
 
 fn members(values: &[u32]) -> Members {
-    Members(values.iter().copied().collect())
+    values.iter().copied().collect()
 }
 
 fn span(names: &[&str]) -> Option<BTreeSet<ItemKey>> {
@@ -208,7 +193,7 @@ fn from_any_kept_revision_a_delta_gives_what_a_fresh_snapshot_gives() {
                         set.insert(member);
                     }
                 }
-                batch.items.insert(key(name), Some(Members(set.clone())));
+                batch.items.insert(key(name), Some(set.clone()));
             }
         }
         for node in nodes {

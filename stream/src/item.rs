@@ -119,6 +119,19 @@ impl<M: Ord + Clone> SetPatch<M> {
     }
 }
 
+/// A plain set is an item whose changes travel as the members gained and lost.
+impl<M: Ord + Clone + fmt::Debug> Item for BTreeSet<M> {
+    type Patch = SetPatch<M>;
+
+    fn patch_to(&self, newer: &Self) -> Option<Self::Patch> {
+        SetPatch::between(self, newer)
+    }
+
+    fn apply(&mut self, patch: &Self::Patch) -> Result<(), PatchError> {
+        patch.apply_to(self)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {

@@ -10,28 +10,14 @@ use std::time::Duration;
 
 use gingham_stream::wire::proto::{self, span_client::SpanClient};
 use gingham_stream::{
-    Batch, Follower, FollowerState, Item, ItemKey, ItemKind, PatchError, Publisher, SetPatch, SpanService,
-    StaticTokens, StreamServer, serve_tcp, serve_unix,
+    Batch, Follower, FollowerState, ItemKey, ItemKind, Publisher, SpanService, StaticTokens, StreamServer, serve_tcp,
+    serve_unix,
 };
 use prost::Message;
-use serde::{Deserialize, Serialize};
 use tonic::{Code, Request, Streaming};
 
 /// A set of addresses: a stand-in for an IP set.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Members(BTreeSet<String>);
-
-impl Item for Members {
-    type Patch = SetPatch<String>;
-
-    fn patch_to(&self, newer: &Self) -> Option<Self::Patch> {
-        SetPatch::between(&self.0, &newer.0)
-    }
-
-    fn apply(&mut self, patch: &Self::Patch) -> Result<(), PatchError> {
-        patch.apply_to(&mut self.0)
-    }
-}
+type Members = BTreeSet<String>;
 
 fn key(name: &str) -> ItemKey {
     ItemKey::new(ItemKind::IpSet, name)
@@ -44,7 +30,7 @@ fn members(count: u8, first: Option<&str>) -> Members {
         set.remove("10.232.0.1");
         set.insert(first.to_string());
     }
-    Members(set)
+    set
 }
 
 fn item(name: &str, value: Members) -> Batch<Members> {
