@@ -12,4 +12,3 @@ pub mod metrics;
 pub mod render;
 pub mod validate;
 pub mod webhook;
-pub mod yaml_files;

@@ -9,7 +9,7 @@ use gingham_crds::offline::validate_document;
 use gingham_crds::validate::find_pool_overlaps;
 use serde_json::Value;
 
-use crate::yaml_files::{YamlFilesError, yaml_files};
+use gingham_datastore::files::{YamlFilesError, yaml_files};
 
 /// Why validation could not run at all (as opposed to finding problems).
 #[derive(Debug, thiserror::Error)]

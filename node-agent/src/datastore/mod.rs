@@ -27,7 +27,7 @@ pub enum DatastoreError {
     },
     /// Writing a file atomically failed.
     #[error(transparent)]
-    Write(#[from] crate::atomic_file::AtomicWriteError),
+    Write(#[from] gingham_datastore::atomic::AtomicWriteError),
     /// Serializing the status failed.
     #[error("cannot serialize the status of NodeNetwork {node}: {reason}")]
     Serialize {

@@ -14,14 +14,14 @@ use std::path::{Path, PathBuf};
 use gingham_crds::api::NodeNetworkStatus;
 use gingham_crds::manifest::{Document, Manifest, ReadFileError, read_documents, read_manifest_file};
 use gingham_crds::offline::validate_document;
+use gingham_datastore::files::{YamlFilesError, is_manifest_name, yaml_files};
+use gingham_datastore::layout::{Area, area_of};
 use serde_json::Value;
 
 use super::FileError;
-use super::layout::{Area, area_of};
 use crate::core::ClusterSnapshot;
 use crate::core::engine::Event;
 use crate::core::engine::store::{Key, Kind, Object};
-use crate::yaml_files::{YamlFilesError, is_manifest_name, yaml_files};
 
 /// A file's version as its metadata tells it, without reading it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
