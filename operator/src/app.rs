@@ -33,11 +33,8 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate { paths } => match validate_paths(&paths) {
             Ok(report) => {
-                for problem in &report.problems {
-                    println!("{problem}");
-                }
-                println!("{}", report.summary());
-                if report.invalid == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                print!("{report}");
+                if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
             }
             Err(error) => {
                 eprintln!("error: {error}");

@@ -1,0 +1,106 @@
+//! The command line, parsed with clap derive: global datastore and output options, then one
+//! subcommand. clap reports usage errors itself, with exit code 2.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use gingham_operator::cli::SettingsArgs;
+
+use crate::output::Format;
+use crate::source::SourceSpec;
+
+/// The environment variable that selects the datastore (as `--datastore` does).
+pub const DATASTORE_ENV: &str = "GINGHAM_DATASTORE";
+
+/// gingham's command line: node status, IPAM and offline checks (calicoctl's place).
+#[derive(Debug, Parser)]
+#[command(name = "gingham", version, about)]
+pub struct Cli {
+    /// Where to read the cluster from.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Output format: human (default), json or yaml.
+    #[arg(short, long, global = true, default_value = "human")]
+    pub output: Format,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The datastore options (kubectl's flags for Kubernetes).
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// `kubernetes` (default) or `file:DIR`, the file datastore the lab uses.
+    #[arg(long, global = true, env = DATASTORE_ENV, default_value = "kubernetes")]
+    pub datastore: SourceSpec,
+    /// The kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// The namespace of namespaced objects (kubectl's `-n`).
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check manifests the way the cluster would: schema, defaults, CEL, Rust validators, pool overlap.
+    Validate {
+        /// Files or directories (recursing into *.yaml and *.yml).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print what the operator would derive from a file datastore directory, as YAML.
+    Render {
+        /// The file datastore directory.
+        dir: PathBuf,
+        /// Only print the objects of this node (its NodeNetwork and IPAMBlocks).
+        #[arg(long)]
+        node: Option<String>,
+        /// Operator settings.
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Print the client's version and the versions seen in the cluster.
+    Version,
+    /// Nodes' network state.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Address management.
+    #[command(subcommand)]
+    Ipam(IpamCommand),
+}
+
+/// `gingham node ...`.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Every node's readiness, or one node in detail (BGP sessions, endpoints, last error).
+    Status {
+        /// The node to show in detail.
+        node: Option<String>,
+    },
+}
+
+/// `gingham ipam ...`.
+#[derive(Debug, Subcommand)]
+pub enum IpamCommand {
+    /// Per-pool utilisation; with options, blocks or one address.
+    Show(IpamShowArgs),
+}
+
+/// Arguments of `ipam show`.
+#[derive(Debug, Args)]
+pub struct IpamShowArgs {
+    /// List every block with its node and use.
+    #[arg(long)]
+    pub show_blocks: bool,
+    /// Which pod, node and block hold this address.
+    #[arg(long, value_name = "ADDR")]
+    pub ip: Option<std::net::IpAddr>,
+    /// List addresses in use outside their node's own blocks (borrowed).
+    #[arg(long)]
+    pub show_borrowed: bool,
+}

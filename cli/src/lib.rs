@@ -1,0 +1,107 @@
+//! `gingham`, the command line of gingham networking (calicoctl's place; also installed as
+//! `kubectl-gingham`). Each command builds one report from a [`source::ClusterView`] (or from
+//! files, for `validate` and `render`) and prints it as text, JSON or YAML.
+//!
+//! Exit codes: 0 ok, 1 problems found (an invalid manifest, a node not ready, an address nobody
+//! holds), 2 the command could not run (usage errors, an unreadable datastore or path).
+
+pub mod args;
+pub mod ipam;
+pub mod node;
+pub mod output;
+pub mod source;
+pub mod version;
+
+use std::process::ExitCode;
+
+use gingham_operator::render::render;
+use gingham_operator::validate::validate_paths;
+
+use crate::args::{Cli, Command, IpamCommand, NodeCommand};
+use crate::output::{Format, Report};
+
+/// The exit code of a command that found problems.
+const PROBLEMS: u8 = 1;
+/// The exit code of a command that could not run.
+const CANNOT_RUN: u8 = 2;
+
+/// Runs the command and says how the process should exit.
+pub async fn run(cli: Cli) -> ExitCode {
+    let format = cli.output;
+    match cli.command {
+        Command::Validate { paths } => match validate_paths(&paths) {
+            Ok(report) => {
+                let clean = report.is_clean();
+                exit(emit(&Validated(report), format) && clean)
+            }
+            Err(error) => cannot_run(&error),
+        },
+        Command::Render { dir, node, settings } => match render(&dir, node.as_deref(), &settings.to_settings()) {
+            Ok(rendered) => {
+                for problem in &rendered.problems {
+                    eprintln!("skipped: {problem}");
+                }
+                print!("{}", rendered.yaml);
+                ExitCode::SUCCESS
+            }
+            Err(error) => cannot_run(&error),
+        },
+        command => {
+            let view = match source::load(&cli.source).await {
+                Ok(view) => view,
+                Err(error) => return cannot_run(&error),
+            };
+            for problem in &view.problems {
+                eprintln!("skipped: {problem}");
+            }
+            match command {
+                Command::Version => exit(emit(&version::report(&view), format)),
+                Command::Node(NodeCommand::Status { node }) => match node::status(&view, node.as_deref()) {
+                    Ok(report) => exit(emit(&report, format) && report.is_healthy()),
+                    Err(message) => {
+                        eprintln!("error: {message}");
+                        ExitCode::from(PROBLEMS)
+                    }
+                },
+                Command::Ipam(IpamCommand::Show(args)) => {
+                    let report = ipam::show(&view, &args);
+                    exit(emit(&report, format) && !report.found_problems())
+                }
+                Command::Validate { .. } | Command::Render { .. } => ExitCode::from(CANNOT_RUN),
+            }
+        }
+    }
+}
+
+/// A validation report, for `-o json|yaml`.
+#[derive(serde::Serialize)]
+struct Validated(gingham_operator::validate::Report);
+
+impl Report for Validated {
+    fn human(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+/// Prints `report`; false when it could not be printed.
+fn emit(report: &impl Report, format: Format) -> bool {
+    match output::render(report, format) {
+        Ok(text) => {
+            print!("{text}");
+            true
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            false
+        }
+    }
+}
+
+fn exit(ok: bool) -> ExitCode {
+    if ok { ExitCode::SUCCESS } else { ExitCode::from(PROBLEMS) }
+}
+
+fn cannot_run(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(CANNOT_RUN)
+}

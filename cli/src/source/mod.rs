@@ -1,0 +1,105 @@
+//! Where the CLI reads the cluster from: the file datastore (`--datastore file:DIR`, the lab's)
+//! or the Kubernetes API (kubeconfig or in-cluster). Both give one [`ClusterView`]; the commands
+//! never know which one they read.
+
+mod file;
+mod kubernetes;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use gingham_crds::api::NodeNetwork;
+use gingham_operator::core::ClusterSnapshot;
+
+use crate::args::SourceArgs;
+
+/// The `--datastore` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// The Kubernetes API.
+    Kubernetes,
+    /// A file datastore directory.
+    File(PathBuf),
+}
+
+impl FromStr for SourceSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.split_once(':') {
+            _ if text == "kubernetes" => Ok(Self::Kubernetes),
+            Some(("file", dir)) if !dir.is_empty() => Ok(Self::File(PathBuf::from(dir))),
+            _ => Err(format!("`{text}` is no datastore; use `kubernetes` or `file:DIR` (the lab prints its DIR)")),
+        }
+    }
+}
+
+/// Reading the cluster failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The file datastore could not be read.
+    #[error("file datastore {dir}: {source}")]
+    File {
+        /// The directory.
+        dir: PathBuf,
+        /// The cause.
+        #[source]
+        source: gingham_operator::datastore::file::FileError,
+    },
+    /// The kubeconfig could not be read or has no such context.
+    #[error("kubeconfig: {0}; check --kubeconfig, --context or $KUBECONFIG")]
+    Kubeconfig(String),
+    /// The API server refused or failed.
+    #[error("kubernetes: list {what}: {source}; check the API server and your RBAC (`kubectl auth can-i list {what}`)")]
+    Kube {
+        /// What was listed.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// The cluster as the CLI sees it.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterView {
+    /// Users' objects, IPAMBlocks and the agents' statuses, as the operator reads them.
+    pub snapshot: ClusterSnapshot,
+    /// The NodeNetworks the operator wrote (spec and generation), by node.
+    pub node_networks: BTreeMap<String, NodeNetwork>,
+    /// Objects that could not be read, skipped.
+    pub problems: Vec<String>,
+}
+
+/// Reads the cluster from the datastore the arguments name.
+pub async fn load(args: &SourceArgs) -> Result<ClusterView, SourceError> {
+    match &args.datastore {
+        SourceSpec::File(dir) => file::load(dir),
+        SourceSpec::Kubernetes => kubernetes::load(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn datastore_values_parse_or_name_the_two_forms() {
+        let cases = [
+            ("kubernetes", Ok(SourceSpec::Kubernetes)),
+            ("file:/run/lab/datastore", Ok(SourceSpec::File("/run/lab/datastore".into()))),
+            ("file:", Err(())),
+            ("etcd", Err(())),
+        ];
+        for (text, expected) in cases {
+            let parsed = text.parse::<SourceSpec>();
+            match expected {
+                Ok(spec) => assert_eq!(parsed.unwrap(), spec, "{text}"),
+                Err(()) => assert!(parsed.unwrap_err().contains("use `kubernetes` or `file:DIR`"), "{text}"),
+            }
+        }
+    }
+}
