@@ -89,6 +89,8 @@ pub enum NodeCommand {
 pub enum IpamCommand {
     /// Per-pool utilisation; with options, blocks or one address.
     Show(IpamShowArgs),
+    /// Cross-check every address held against every pod, node and block (exit 1 on findings).
+    Check,
 }
 
 /// Arguments of `ipam show`.

@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod ipam;
+pub mod ipam_check;
 pub mod node;
 pub mod output;
 pub mod source;
@@ -63,6 +64,10 @@ pub async fn run(cli: Cli) -> ExitCode {
                         ExitCode::from(PROBLEMS)
                     }
                 },
+                Command::Ipam(IpamCommand::Check) => {
+                    let report = ipam_check::check(&view);
+                    exit(emit(&report, format) && report.is_clean())
+                }
                 Command::Ipam(IpamCommand::Show(args)) => {
                     let report = ipam::show(&view, &args);
                     exit(emit(&report, format) && !report.found_problems())

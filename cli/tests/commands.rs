@@ -9,6 +9,7 @@ use std::process::Command;
 /// Two nodes: node-1 ready and current, node-2 not ready with an error; one block each; two
 /// pods on node-1 (one in node-2's block: borrowed) and a tunnel address on node-2.
 const FILES: &[(&str, &str)] = &[
+    ("node.yaml", "apiVersion: v1\nkind: Node\nmetadata: {name: node-1}\n"),
     ("pool.yaml", "apiVersion: gingham.dev/v1\nkind: IPPool\nmetadata: {name: pool}\nspec: {cidr: 10.244.0.0/16}\n"),
     (
         "objects/k8s/pod/prod.web.yaml",
@@ -133,6 +134,34 @@ ADDRESS      OWNER    NODE    BLOCK
     let (code, out, _) = gingham(dir.path(), &["ipam", "show", "--ip", "10.244.0.9"]);
     assert_eq!(code, 1, "an address nobody holds is a finding");
     assert!(out.ends_with("10.244.0.9: not in use (block 10.244.0.0/26 (node node-1))\n"), "{out}");
+}
+
+#[test]
+fn ipam_check_names_every_problem_and_exits_one() {
+    let dir = datastore();
+    let (code, out, _) = gingham(dir.path(), &["ipam", "check"]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        out,
+        "\
+PROBLEM             SUBJECT         NODE    DETAIL
+leaked              10.244.0.70     node-1  held for prod/db which no longer exists; the node's agent releases it on the pod's CNI DEL or GC
+blockOfDeletedNode  10.244.0.64/26  node-2  the node is gone; the operator releases the block once no address in it is held
+3 addresses, 1 pods, 2 blocks checked: 2 problems
+"
+    );
+    let status = dir.path().join("status/nodenetworks/node-2.yaml");
+    let text =
+        std::fs::read_to_string(&status).unwrap().replace("tunnelAddress: 10.244.0.65", "tunnelAddress: 10.244.0.5");
+    std::fs::write(&status, text).unwrap();
+    let (_, out, _) = gingham(dir.path(), &["ipam", "check", "-o", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let collision = report["findings"].as_array().unwrap().iter().find(|f| f["kind"] == "tunnelCollision").unwrap();
+    assert_eq!(collision["subject"], "10.244.0.5");
+    assert_eq!(
+        collision["detail"],
+        "held by prod/web on node-1 and tunnel on node-2: delete the pod so that it gets a fresh address; the tunnel keeps its own"
+    );
 }
 
 #[test]

@@ -69,9 +69,12 @@ pub fn node_status_path(root: &Path, node: &str) -> PathBuf {
 }
 
 /// Whether a change to `path` (absolute, under `root`) concerns `node`'s agent: its own
-/// NodeNetwork, or any IPAMBlock. This is the agent's watch filter.
+/// NodeNetwork, any IPAMBlock, or a directory holding them (created, moved or removed as a whole:
+/// files written into a new directory before its watch starts send no event of their own). This
+/// is the agent's watch filter.
 pub fn read_by_agent(root: &Path, node: &str, path: &Path) -> bool {
-    path == node_network_path(root, node) || path.starts_with(root.join(IPAM_BLOCKS))
+    let (network, blocks) = (node_network_path(root, node), root.join(IPAM_BLOCKS));
+    path == network || path.starts_with(&blocks) || network.starts_with(path) || blocks.starts_with(path)
 }
 
 /// The file of a user's object, from its identity, so that writing an object again replaces it:
@@ -114,7 +117,10 @@ mod tests {
             ("/ds/generated/nodenetworks/node-2.yaml", false),
             ("/ds/generated/ipamblocks/10-0-0-0-26.yaml", true),
             ("/ds/generated/ipamblocks", true),
+            ("/ds/generated", true),
+            ("/ds/generated/nodenetworks", true),
             ("/ds/status/nodenetworks/node-1.yaml", false),
+            ("/ds/status", false),
             ("/ds/pools.yaml", false),
         ];
         for (path, expected) in cases {

@@ -72,6 +72,11 @@ pub struct ClusterView {
     pub problems: Vec<String>,
 }
 
+/// Reads the cluster through a Kubernetes client (pods of `namespace` only, when given).
+pub async fn load_from_client(client: kube::Client, namespace: Option<&str>) -> Result<ClusterView, SourceError> {
+    kubernetes::load_with(client, namespace).await
+}
+
 /// Reads the cluster from the datastore the arguments name.
 pub async fn load(args: &SourceArgs) -> Result<ClusterView, SourceError> {
     match &args.datastore {
