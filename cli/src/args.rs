@@ -72,6 +72,26 @@ pub enum Command {
     /// Address management.
     #[command(subcommand)]
     Ipam(IpamCommand),
+    /// Policy as the agents enforce it.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `gingham policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Why a packet is allowed or denied: every policy and rule on both sides, in evaluation order.
+    Explain {
+        /// The source: NAMESPACE/POD or an address.
+        #[arg(long)]
+        from: String,
+        /// The destination: NAMESPACE/POD or an address.
+        #[arg(long)]
+        to: String,
+        /// The destination port, e.g. 80/TCP or 53/UDP (an ICMP echo without it).
+        #[arg(long)]
+        port: Option<crate::policy::explain::PortArg>,
+    },
 }
 
 /// `gingham node ...`.

@@ -10,6 +10,7 @@ pub mod ipam;
 pub mod ipam_check;
 pub mod node;
 pub mod output;
+pub mod policy;
 pub mod source;
 pub mod version;
 
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 use gingham_operator::render::render;
 use gingham_operator::validate::validate_paths;
 
-use crate::args::{Cli, Command, IpamCommand, NodeCommand};
+use crate::args::{Cli, Command, IpamCommand, NodeCommand, PolicyCommand};
 use crate::output::{Format, Report};
 
 /// The exit code of a command that found problems.
@@ -71,6 +72,15 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Command::Ipam(IpamCommand::Show(args)) => {
                     let report = ipam::show(&view, &args);
                     exit(emit(&report, format) && !report.found_problems())
+                }
+                Command::Policy(PolicyCommand::Explain { from, to, port }) => {
+                    match policy::explain::explain(&view, &from, &to, port) {
+                        Ok(report) => exit(emit(&report, format)),
+                        Err(message) => {
+                            eprintln!("error: {message}");
+                            ExitCode::from(PROBLEMS)
+                        }
+                    }
                 }
                 Command::Validate { .. } | Command::Render { .. } => ExitCode::from(CANNOT_RUN),
             }
