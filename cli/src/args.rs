@@ -92,6 +92,18 @@ pub enum PolicyCommand {
         #[arg(long)]
         port: Option<crate::policy::explain::PortArg>,
     },
+    /// Which pod pairs and ports a change would allow or deny, before it is applied (file datastore).
+    Preview {
+        /// The change: manifests to apply on top of the current state.
+        #[arg(short = 'f', long = "filename", value_name = "CHANGE.yaml")]
+        file: PathBuf,
+        /// Ports to evaluate besides ICMP, e.g. 80/TCP (default: every port a pod declares).
+        #[arg(long)]
+        port: Vec<crate::policy::explain::PortArg>,
+        /// Operator settings.
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
 }
 
 /// `gingham node ...`.

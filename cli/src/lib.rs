@@ -21,6 +21,7 @@ use gingham_operator::validate::validate_paths;
 
 use crate::args::{Cli, Command, IpamCommand, NodeCommand, PolicyCommand};
 use crate::output::{Format, Report};
+use crate::source::SourceSpec;
 
 /// The exit code of a command that found problems.
 const PROBLEMS: u8 = 1;
@@ -48,6 +49,15 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
             Err(error) => cannot_run(&error),
         },
+        Command::Policy(PolicyCommand::Preview { file, port, settings }) => {
+            let SourceSpec::File(dir) = &cli.source.datastore else {
+                return cannot_run(&"policy preview needs the file datastore (--datastore file:DIR) for now");
+            };
+            match policy::preview::preview(dir, &file, &port, &settings.to_settings()) {
+                Ok(report) => exit(emit(&report, format)),
+                Err(message) => cannot_run(&message),
+            }
+        }
         command => {
             let view = match source::load(&cli.source).await {
                 Ok(view) => view,
@@ -82,7 +92,9 @@ pub async fn run(cli: Cli) -> ExitCode {
                         }
                     }
                 }
-                Command::Validate { .. } | Command::Render { .. } => ExitCode::from(CANNOT_RUN),
+                Command::Policy(PolicyCommand::Preview { .. }) | Command::Validate { .. } | Command::Render { .. } => {
+                    ExitCode::from(CANNOT_RUN)
+                }
             }
         }
     }

@@ -165,6 +165,34 @@ blockOfDeletedNode  10.244.0.64/26  node-2  the node is gone; the operator relea
 }
 
 #[test]
+fn policy_preview_lists_the_verdicts_a_change_flips() {
+    let dir = datastore();
+    let change = dir.path().join("../change.yaml");
+    let deny = "apiVersion: gingham.dev/v1\nkind: GlobalNetworkPolicy\nmetadata: {name: deny}\nspec: {selector: all(), types: [Ingress]}\n";
+    std::fs::write(&change, deny).unwrap();
+    let (code, out, err) = gingham(dir.path(), &["policy", "preview", "-f", change.to_str().unwrap(), "--port", "80"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "\
+FROM      TO        PROBE   CHANGE
+prod/db   prod/web  80/TCP  allowed -> denied
+prod/db   prod/web  ICMP    allowed -> denied
+prod/web  prod/db   80/TCP  allowed -> denied
+prod/web  prod/db   ICMP    allowed -> denied
+4 of 4 pair-probes change (2 ordered pairs; probes ICMP, 80/TCP)
+"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_gingham"))
+        .args(["--datastore", "kubernetes", "policy", "preview", "-f"])
+        .arg(&change)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("needs the file datastore"));
+}
+
+#[test]
 fn machine_output_carries_the_same_facts() {
     let dir = datastore();
     let (code, out, _) = gingham(dir.path(), &["ipam", "show", "--ip", "10.244.0.65", "-o", "json"]);

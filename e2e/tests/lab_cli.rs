@@ -1,12 +1,14 @@
 //! The `gingham` CLI against a running lab, through the file datastore, as a user runs it after
 //! `gingham-lab up`: `node status` shows every BGP session established, `ipam show --ip` finds
-//! each pod on its node, `ipam check` is clean until a pod disappears without a CNI DEL, and
-//! `policy explain` agrees with the probes on every pair of a policy matrix.
+//! each pod on its node, `ipam check` is clean until a pod disappears without a CNI DEL,
+//! `policy explain` agrees with the probes on every pair of a policy matrix, and `policy preview`
+//! predicts exactly the pairs that a change then flips.
 //! Runs as root, one lab at a time; needs `cargo build -p gingham-cli`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::Duration;
 
@@ -140,45 +142,67 @@ spec:
     - {action: Allow}
 ";
 
-/// What `policy explain` says of every pair, against what the probes see, for TCP 80 and ICMP.
-fn disagreements(lab: &LabGuard) -> (usize, Vec<String>) {
-    let mut disagreements = Vec::new();
-    let mut allowed = 0;
-    for (probe, port) in [(Probe::Tcp(80), Some("80/TCP")), (Probe::Icmp, None)] {
-        for ((from, to), seen) in probe::matrix(&lab.state, probe) {
-            let mut args = vec!["policy", "explain", "--from", from.as_str(), "--to", to.as_str(), "-o", "json"];
-            args.extend(port.iter().flat_map(|p| ["--port", p]));
-            let (code, out) = gingham(lab, &args);
-            assert_eq!(code, 0, "{args:?}: {out}");
-            let said = serde_json::from_str::<serde_json::Value>(&out).unwrap()["allowed"].as_bool().unwrap();
-            allowed += usize::from(said);
-            // Refused means the packet got there: nothing listens on 80 but web.
-            if said != (seen != Reach::Blocked) {
-                disagreements
-                    .push(format!("{from} -> {to} {probe:?}: explain says allowed={said}, the probe saw {seen:?}"));
-            }
+/// Who reaches whom, by (from, to, probe as the CLI names it: `80/TCP` or `ICMP`). Refused
+/// counts as reached: the packet got there, and nothing but web listens on 80.
+fn probed(lab: &LabGuard) -> BTreeMap<(String, String, String), bool> {
+    let mut seen = BTreeMap::new();
+    for (probe, name) in [(Probe::Tcp(80), "80/TCP"), (Probe::Icmp, "ICMP")] {
+        for ((from, to), reach) in probe::matrix(&lab.state, probe) {
+            seen.insert((from, to, name.to_string()), reach != Reach::Blocked);
         }
     }
-    (allowed, disagreements)
+    seen
+}
+
+/// The pairs where `policy explain` disagrees with what was probed.
+fn disagreements(lab: &LabGuard, seen: &BTreeMap<(String, String, String), bool>) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for ((from, to, probe), reached) in seen {
+        let mut args = vec!["policy", "explain", "--from", from.as_str(), "--to", to.as_str(), "-o", "json"];
+        if probe != "ICMP" {
+            args.extend(["--port", probe.as_str()]);
+        }
+        let (code, out) = gingham(lab, &args);
+        assert_eq!(code, 0, "{args:?}: {out}");
+        let said = serde_json::from_str::<serde_json::Value>(&out).unwrap()["allowed"].as_bool().unwrap();
+        if said != *reached {
+            wrong.push(format!("{from} -> {to} {probe}: explain says allowed={said}, the probe reached={reached}"));
+        }
+    }
+    wrong
 }
 
 #[test]
-fn policy_explain_agrees_with_the_probes_on_every_pair() {
+fn policy_explain_and_preview_agree_with_the_probes_on_every_pair() {
     let lab = up(POLICY_LAB, "ghcx");
-    let (allowed, wrong) = disagreements(&lab);
-    assert_eq!((allowed, wrong), (24, Vec::<String>::new()), "without policy everything is allowed");
+    let before = probed(&lab);
+    assert_eq!((before.len(), before.values().filter(|r| **r).count()), (24, 24), "no policy yet: {before:?}");
+    assert_eq!(disagreements(&lab, &before), Vec::<String>::new());
+
+    let change = lab.state.state_dir.join("change.yaml");
+    std::fs::write(&change, POLICIES).unwrap();
+    let (code, out) = gingham(&lab, &["policy", "preview", "-f", change.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(code, 0, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let predicted: BTreeSet<(String, String, String)> = report["flips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| [&f["from"], &f["to"], &f["probe"]].map(|v| v.as_str().unwrap().to_string()).into())
+        .collect();
+
     lab.apply(POLICIES).unwrap();
-    let (allowed, wrong) = disagreements(&lab);
-    assert!(wrong.is_empty(), "explain disagrees with the lab:\n{}", wrong.join("\n"));
-    // Into web: dev/client and prod/client pass, other is denied; dev/client cannot reach other.
-    assert_eq!(allowed, 24 - 2 * 2, "TCP and ICMP: other->web and dev/client->other are denied");
+    let after = probed(&lab);
+    let changed: BTreeSet<(String, String, String)> =
+        after.iter().filter(|(key, reached)| before.get(*key) != Some(*reached)).map(|(key, _)| key.clone()).collect();
+    assert_eq!(predicted, changed, "preview predicted {predicted:?}, the lab changed {changed:?}");
+    // Into web: clients pass, other is denied; dev/client may not reach other: 2 pairs, 2 probes.
+    assert_eq!(changed.len(), 4, "{changed:?}");
+    assert_eq!(disagreements(&lab, &after), Vec::<String>::new());
 
     let (_, text) =
         gingham(&lab, &["policy", "explain", "--from", "prod/other", "--to", "prod/web", "--port", "80/TCP"]);
     assert!(text.starts_with("prod/other ("), "{text}");
     assert!(text.contains(": DENIED\n"), "{text}");
-    assert!(
-        text.contains("Ingress of prod/web (") && text.contains(": denied by global/deny-other-pass-clients rule 0"),
-        "{text}"
-    );
+    assert!(text.contains(": denied by global/deny-other-pass-clients rule 0"), "{text}");
 }

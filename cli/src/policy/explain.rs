@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use gingham_crds::api::NodeNetwork;
 use gingham_crds::api::common::Protocol;
+use gingham_crds::api::nodenetwork::NodePolicySpec;
 use serde::Serialize;
 
 use super::eval::{Direction, Packet, SideVerdict, evaluate};
@@ -49,7 +49,8 @@ pub struct End {
 }
 
 impl End {
-    fn label(&self) -> String {
+    /// `namespace/pod (address on node)`, or the address alone.
+    pub fn label(&self) -> String {
         match (&self.pod, &self.node) {
             (Some(pod), Some(node)) => format!("{pod} ({} on {node})", self.address),
             _ => format!("{} (no endpoint: not policed)", self.address),
@@ -74,7 +75,8 @@ pub struct ExplainReport {
     pub allowed: bool,
 }
 
-fn resolve(holders: &[Holder], text: &str) -> Result<End, String> {
+/// The end a `--from` or `--to` names: `namespace/pod` or an address.
+pub fn resolve(holders: &[Holder], text: &str) -> Result<End, String> {
     let pods = holders.iter().filter(|h| h.interface.is_some());
     if text.contains('/') {
         let found = pods.clone().find(|h| h.owner == text);
@@ -87,10 +89,38 @@ fn resolve(holders: &[Holder], text: &str) -> Result<End, String> {
     Ok(End { address, pod: found.map(|h| h.owner.clone()), node: found.map(|h| h.node.clone()) })
 }
 
-fn side(view: &ClusterView, end: &End, direction: Direction, packet: &Packet) -> Option<SideVerdict> {
+/// Both sides' verdicts and the outcome, with each node's compiled policy from `policy_of`.
+pub fn verdict<'a>(
+    policy_of: impl Fn(&str) -> Option<&'a NodePolicySpec>,
+    from: &End,
+    to: &End,
+    packet: &Packet,
+) -> (Option<SideVerdict>, Option<SideVerdict>, bool) {
+    let egress = side(&policy_of, from, Direction::Egress, packet);
+    let ingress = side(&policy_of, to, Direction::Ingress, packet);
+    let allowed = [&egress, &ingress].iter().all(|s| s.as_ref().is_none_or(|s| s.allowed));
+    (egress, ingress, allowed)
+}
+
+/// The packet of a probe: to `port`, or an ICMP echo.
+pub fn packet(from: &End, to: &End, port: Option<PortArg>) -> Packet {
+    Packet {
+        source: from.address,
+        destination: to.address,
+        protocol: port.map_or(1, |p| p.protocol),
+        port: port.map(|p| p.port),
+        icmp: port.is_none().then_some((8, 0)),
+    }
+}
+
+fn side<'a>(
+    policy_of: &impl Fn(&str) -> Option<&'a NodePolicySpec>,
+    end: &End,
+    direction: Direction,
+    packet: &Packet,
+) -> Option<SideVerdict> {
     let (pod, node) = (end.pod.as_ref()?, end.node.as_ref()?);
-    let policy = view.node_networks.get(node).map(|n: &NodeNetwork| &n.spec.policy);
-    Some(match policy {
+    Some(match policy_of(node) {
         Some(policy) => evaluate(policy, pod, direction, packet),
         None => SideVerdict {
             allowed: false,
@@ -104,16 +134,9 @@ fn side(view: &ClusterView, end: &End, direction: Direction, packet: &Packet) ->
 pub fn explain(view: &ClusterView, from: &str, to: &str, port: Option<PortArg>) -> Result<ExplainReport, String> {
     let holders = holders(view);
     let (from, to) = (resolve(&holders, from)?, resolve(&holders, to)?);
-    let packet = Packet {
-        source: from.address,
-        destination: to.address,
-        protocol: port.map_or(1, |p| p.protocol),
-        port: port.map(|p| p.port),
-        icmp: port.is_none().then_some((8, 0)),
-    };
-    let egress = side(view, &from, Direction::Egress, &packet);
-    let ingress = side(view, &to, Direction::Ingress, &packet);
-    let allowed = [&egress, &ingress].iter().all(|s| s.as_ref().is_none_or(|s| s.allowed));
+    let packet = packet(&from, &to, port);
+    let policy_of = |node: &str| view.node_networks.get(node).map(|n| &n.spec.policy);
+    let (egress, ingress, allowed) = verdict(policy_of, &from, &to, &packet);
     Ok(ExplainReport { from, to, packet, egress, ingress, allowed })
 }
 
