@@ -64,6 +64,12 @@ pub enum Command {
         #[command(flatten)]
         settings: SettingsArgs,
     },
+    /// Turn Calico manifests (and Kubernetes NetworkPolicies) into gingham ones, validated.
+    Convert {
+        /// A file, a directory (recursing into *.yaml and *.yml), or `-` for stdin.
+        #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
+        file: PathBuf,
+    },
     /// Print the client's version and the versions seen in the cluster.
     Version,
     /// Nodes' network state.

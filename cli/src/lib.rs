@@ -6,6 +6,7 @@
 //! holds), 2 the command could not run (usage errors, an unreadable datastore or path).
 
 pub mod args;
+pub mod convert;
 pub mod ipam;
 pub mod ipam_check;
 pub mod node;
@@ -38,6 +39,10 @@ pub async fn run(cli: Cli) -> ExitCode {
                 exit(emit(&Validated(report), format) && clean)
             }
             Err(error) => cannot_run(&error),
+        },
+        Command::Convert { file } => match convert::convert_path(&file) {
+            Ok(report) => exit(emit(&report, format) && report.is_clean()),
+            Err(message) => cannot_run(&message),
         },
         Command::Render { dir, node, settings } => match render(&dir, node.as_deref(), &settings.to_settings()) {
             Ok(rendered) => {
@@ -92,9 +97,10 @@ pub async fn run(cli: Cli) -> ExitCode {
                         }
                     }
                 }
-                Command::Policy(PolicyCommand::Preview { .. }) | Command::Validate { .. } | Command::Render { .. } => {
-                    ExitCode::from(CANNOT_RUN)
-                }
+                Command::Policy(PolicyCommand::Preview { .. })
+                | Command::Validate { .. }
+                | Command::Convert { .. }
+                | Command::Render { .. } => ExitCode::from(CANNOT_RUN),
             }
         }
     }

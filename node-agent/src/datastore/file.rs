@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use gingham_crds::api::{API_VERSION, IPAMBlockSpec, NodeNetworkStatus};
 use gingham_crds::manifest::{Manifest, read_documents, read_manifest_file};
+use gingham_crds::unknown_fields::unknown_fields;
 use gingham_datastore::atomic::{PUBLIC_FILE, write_atomic};
 use gingham_datastore::files::yaml_files;
 use gingham_datastore::layout::{IPAM_BLOCKS, node_network_path, node_status_path, read_by_agent};
@@ -15,7 +16,7 @@ use gingham_datastore::watch::{Changed, DirWatch};
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::{DatastoreError, NodeNetworkState, Snapshot, StatusSink, unknown_fields};
+use super::{DatastoreError, NodeNetworkState, Snapshot, StatusSink};
 
 /// How often the directory is polled when inotify is unavailable.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(300);

@@ -4,11 +4,8 @@
 
 pub mod file;
 pub mod kubernetes;
-mod unknown_fields;
 
 use gingham_crds::api::{IPAMBlockSpec, NodeNetwork, NodeNetworkStatus};
-
-pub use unknown_fields::unknown_fields;
 
 /// The field manager (and writer identity) of the agent.
 pub const FIELD_MANAGER: &str = "gingham-node-agent";
