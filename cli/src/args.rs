@@ -70,6 +70,8 @@ pub enum Command {
         #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
         file: PathBuf,
     },
+    /// Write a tarball for a bug report, collected on the node (secrets redacted).
+    Diags(crate::diags::DiagsArgs),
     /// Print the client's version and the versions seen in the cluster.
     Version,
     /// Nodes' network state.

@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod convert;
+pub mod diags;
 pub mod ipam;
 pub mod ipam_check;
 pub mod node;
@@ -73,6 +74,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
             match command {
                 Command::Version => exit(emit(&version::report(&view), format)),
+                Command::Diags(args) => match diags::collect(&view, &args) {
+                    Ok(report) => exit(emit(&report, format) && report.is_complete()),
+                    Err(message) => cannot_run(&message),
+                },
                 Command::Node(NodeCommand::Status { node }) => match node::status(&view, node.as_deref()) {
                     Ok(report) => exit(emit(&report, format) && report.is_healthy()),
                     Err(message) => {

@@ -1,6 +1,7 @@
 //! The `gingham` CLI against a running lab, through the file datastore, as a user runs it after
 //! `gingham-lab up`: `node status` shows every BGP session established, `ipam show --ip` finds
-//! each pod on its node, `ipam check` is clean until a pod disappears without a CNI DEL,
+//! each pod on its node, `diags` collects a node's state, `ipam check` is clean until a pod
+//! disappears without a CNI DEL,
 //! `policy explain` agrees with the probes on every pair of a policy matrix, and `policy preview`
 //! predicts exactly the pairs that a change then flips.
 //! Runs as root, one lab at a time; needs `cargo build -p gingham-cli`.
@@ -29,6 +30,12 @@ fn gingham(lab: &LabGuard, args: &[&str]) -> (i32, String) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.is_empty(), "gingham {args:?} complained: {stderr}");
     (output.status.code().unwrap(), String::from_utf8(output.stdout).unwrap())
+}
+
+fn cmd_output(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program).args(args).output().unwrap();
+    assert!(output.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
 }
 
 #[test]
@@ -74,6 +81,40 @@ fn node_status_and_ipam_show_read_a_running_lab() {
     let (code, pools) = gingham(&lab, &["ipam", "show"]);
     assert_eq!(code, 0);
     assert!(pools.lines().nth(1).unwrap().starts_with("pool  10.232.0.0/16  3       3/192"), "{pools}");
+
+    // diags on a node, in its network namespace as on a real node: every part, nothing secret.
+    let node = &lab.state.nodes[0];
+    let scratch = tempfile::tempdir().unwrap();
+    let tarball = scratch.path().join("diags.tar.gz");
+    let output = Command::new("ip")
+        .args(["netns", "exec", &node.netns])
+        .arg(bin_dir().join("gingham"))
+        .env("GINGHAM_DATASTORE", format!("file:{}", lab.datastore().display()))
+        .args(["diags", &node.name, "--out", tarball.to_str().unwrap(), "--bird-dir"])
+        .arg(node.dir.join("bird"))
+        .arg("--agent-log")
+        .arg(lab.state.logs().join(format!("agent-{}.log", node.name)))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{report}{}", String::from_utf8_lossy(&output.stderr));
+    let listing = cmd_output("tar", &["-tzf", tarball.to_str().unwrap()]);
+    for part in [
+        "MANIFEST.txt",
+        "routes.txt",
+        "nftables.txt",
+        "bird.conf",
+        "bird-protocols.txt",
+        "agent.log",
+        "nodenetwork.yaml",
+    ] {
+        assert!(listing.contains(&format!("gingham-diags-{}/{part}", node.name)), "{part} missing:\n{listing}");
+    }
+    let protocols = cmd_output(
+        "tar",
+        &["-xzOf", tarball.to_str().unwrap(), &format!("gingham-diags-{}/bird-protocols.txt", node.name)],
+    );
+    assert!(protocols.contains("Established"), "{protocols}");
 
     let (code, clean) = gingham(&lab, &["ipam", "check"]);
     assert_eq!((code, clean.as_str()), (0, "3 addresses, 3 pods, 3 blocks checked: 0 problems\n"));
@@ -179,7 +220,8 @@ fn policy_explain_and_preview_agree_with_the_probes_on_every_pair() {
     assert_eq!((before.len(), before.values().filter(|r| **r).count()), (24, 24), "no policy yet: {before:?}");
     assert_eq!(disagreements(&lab, &before), Vec::<String>::new());
 
-    let change = lab.state.state_dir.join("change.yaml");
+    let scratch = tempfile::tempdir().unwrap();
+    let change = scratch.path().join("change.yaml");
     std::fs::write(&change, POLICIES).unwrap();
     let (code, out) = gingham(&lab, &["policy", "preview", "-f", change.to_str().unwrap(), "-o", "json"]);
     assert_eq!(code, 0, "{out}");
