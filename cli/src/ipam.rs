@@ -176,7 +176,8 @@ pub fn show(view: &ClusterView, args: &IpamShowArgs) -> IpamReport {
         })
         .collect();
     let blocks = args.show_blocks.then(|| {
-        view.snapshot
+        let mut blocks: Vec<BlockUse> = view
+            .snapshot
             .blocks
             .iter()
             .filter_map(|b| {
@@ -190,7 +191,9 @@ pub fn show(view: &ClusterView, args: &IpamShowArgs) -> IpamReport {
                     releasing: b.spec.releasing,
                 })
             })
-            .collect()
+            .collect();
+        blocks.sort_by_key(|b| net(&b.cidr));
+        blocks
     });
     let ip = args.ip.map(|address| {
         let block = view.snapshot.blocks.iter().find(|b| net(&b.spec.cidr).is_some_and(|n| n.contains(&address)));
@@ -226,7 +229,9 @@ impl Report for IpamReport {
                 ]
             })
             .collect();
-        let mut out = table(["POOL", "CIDR", "BLOCKS", "IN USE/IN BLOCKS", "OF BLOCKS", "OF POOL"], &rows);
+        // `--ip` answers one question; the pools are in the machine output.
+        let pools = table(["POOL", "CIDR", "BLOCKS", "IN USE/IN BLOCKS", "OF BLOCKS", "OF POOL"], &rows);
+        let mut out = if self.ip.is_some() { String::new() } else { pools };
         if let Some(blocks) = &self.blocks {
             let rows: Vec<[String; 5]> = blocks
                 .iter()
@@ -239,7 +244,6 @@ impl Report for IpamReport {
             out += &table(["BLOCK", "NODE", "POOL", "IN USE", "STATE"], &rows);
         }
         if let Some(lookup) = &self.ip {
-            out += "\n";
             out += &lookup_text(lookup);
         }
         if let Some(borrowed) = &self.borrowed {

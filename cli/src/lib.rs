@@ -16,6 +16,7 @@ pub mod policy;
 pub mod source;
 pub mod version;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use gingham_operator::render::render;
@@ -121,13 +122,17 @@ impl Report for Validated {
     }
 }
 
-/// Prints `report`; false when it could not be printed.
+/// Prints `report`; false when it could not be printed. A reader that went away (`| head`) is no
+/// error.
 fn emit(report: &impl Report, format: Format) -> bool {
     match output::render(report, format) {
-        Ok(text) => {
-            print!("{text}");
-            true
-        }
+        Ok(text) => match std::io::stdout().write_all(text.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                eprintln!("error: cannot write the report: {e}");
+                false
+            }
+            _ => true,
+        },
         Err(error) => {
             eprintln!("error: {error}");
             false
