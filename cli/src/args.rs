@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use gingham_operator::cli::SettingsArgs;
+use gingham_operator::cli::{RenderArgs, SettingsArgs, ValidateArgs};
 
 use crate::output::Format;
 use crate::source::SourceSpec;
@@ -48,22 +48,9 @@ pub struct SourceArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check manifests the way the cluster would: schema, defaults, CEL, Rust validators, pool overlap.
-    Validate {
-        /// Files or directories (recursing into *.yaml and *.yml).
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-    },
+    Validate(ValidateArgs),
     /// Print what the operator would derive from a file datastore directory, as YAML.
-    Render {
-        /// The file datastore directory.
-        dir: PathBuf,
-        /// Only print the objects of this node (its NodeNetwork and IPAMBlocks).
-        #[arg(long)]
-        node: Option<String>,
-        /// Operator settings.
-        #[command(flatten)]
-        settings: SettingsArgs,
-    },
+    Render(RenderArgs),
     /// Turn Calico manifests (and Kubernetes NetworkPolicies) into gingham ones, validated.
     Convert {
         /// A file, a directory (recursing into *.yaml and *.yml), or `-` for stdin.

@@ -19,7 +19,6 @@ pub mod version;
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use gingham_operator::render::render;
 use gingham_operator::validate::validate_paths;
 
 use crate::args::{Cli, Command, IpamCommand, NodeCommand, PolicyCommand};
@@ -35,7 +34,7 @@ const CANNOT_RUN: u8 = 2;
 pub async fn run(cli: Cli) -> ExitCode {
     let format = cli.output;
     match cli.command {
-        Command::Validate { paths } => match validate_paths(&paths) {
+        Command::Validate(args) => match validate_paths(&args.paths) {
             Ok(report) => {
                 let clean = report.is_clean();
                 exit(emit(&Validated(report), format) && clean)
@@ -46,16 +45,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             Ok(report) => exit(emit(&report, format) && report.is_clean()),
             Err(message) => cannot_run(&message),
         },
-        Command::Render { dir, node, settings } => match render(&dir, node.as_deref(), &settings.to_settings()) {
-            Ok(rendered) => {
-                for problem in &rendered.problems {
-                    eprintln!("skipped: {problem}");
-                }
-                print!("{}", rendered.yaml);
-                ExitCode::SUCCESS
-            }
-            Err(error) => cannot_run(&error),
-        },
+        Command::Render(args) => gingham_operator::render::run(&args),
         Command::Policy(PolicyCommand::Preview { file, port, settings }) => {
             let SourceSpec::File(dir) = &cli.source.datastore else {
                 return cannot_run(&"policy preview needs the file datastore (--datastore file:DIR) for now");
@@ -104,9 +94,9 @@ pub async fn run(cli: Cli) -> ExitCode {
                     }
                 }
                 Command::Policy(PolicyCommand::Preview { .. })
-                | Command::Validate { .. }
+                | Command::Validate(_)
                 | Command::Convert { .. }
-                | Command::Render { .. } => ExitCode::from(CANNOT_RUN),
+                | Command::Render(_) => ExitCode::from(CANNOT_RUN),
             }
         }
     }

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{bin_dir, scenario, up};
+use common::{POLICY_SCENARIO, bin_dir, scenario, up};
 use gingham_datastore::layout::user_object_path;
 use gingham_e2e::harness::LabGuard;
 use gingham_e2e::probe::{self, Probe, Reach};
@@ -131,27 +131,6 @@ fn node_status_and_ipam_show_read_a_running_lab() {
     assert!(found.ends_with("3 addresses, 2 pods, 3 blocks checked: 1 problems\n"), "{found}");
 }
 
-const POLICY_LAB: &str = "lab: {prefix: tt}
-subnets:
-  - {name: a, cidr: 10.231.1.0/24}
-nodes:
-  - {name: n1, subnet: a}
-  - {name: n2, subnet: a}
-namespaces:
-  - {name: prod, labels: {env: prod}}
-  - {name: dev, labels: {env: dev}}
-pods:
-  - {name: web, namespace: prod, node: n1, labels: {app: web}, ports: [{name: http, port: 80}]}
-  - {name: client, namespace: prod, node: n2, labels: {app: client}}
-  - {name: other, namespace: prod, node: n2, labels: {app: other}}
-  - {name: client, namespace: dev, node: n1, labels: {app: client}}
-objects:
-  - apiVersion: gingham.dev/v1
-    kind: IPPool
-    metadata: {name: pool}
-    spec: {cidr: 10.232.0.0/16, blockSize: 26, vxlanMode: Never}
-";
-
 /// A Kubernetes deny of all ingress to web, and GlobalNetworkPolicies in order: at 10 a Deny for
 /// `other` and a Pass for clients into web; at 20 an egress Deny from dev to prod/other.
 const POLICIES: &str = "---
@@ -215,7 +194,7 @@ fn disagreements(lab: &LabGuard, seen: &BTreeMap<(String, String, String), bool>
 
 #[test]
 fn policy_explain_and_preview_agree_with_the_probes_on_every_pair() {
-    let lab = up(POLICY_LAB, "ghcx");
+    let lab = up(POLICY_SCENARIO, "ghcx");
     let before = probed(&lab);
     assert_eq!((before.len(), before.values().filter(|r| **r).count()), (24, 24), "no policy yet: {before:?}");
     assert_eq!(disagreements(&lab, &before), Vec::<String>::new());
