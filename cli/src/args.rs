@@ -106,8 +106,14 @@ pub enum PolicyCommand {
 pub enum NodeCommand {
     /// Every node's readiness, or one node in detail (BGP sessions, endpoints, last error).
     Status {
-        /// The node to show in detail.
+        /// The node to show in detail (with --local: default $NODE_NAME, else the host name).
         node: Option<String>,
+        /// Run on the node: BGP sessions live from the local BIRD rather than from the status.
+        #[arg(long)]
+        local: bool,
+        /// With --local: the agent's BIRD directory (holding bird.ctl).
+        #[arg(long, default_value = "/var/run/gingham/bird", requires = "local")]
+        bird_dir: PathBuf,
     },
 }
 

@@ -66,17 +66,9 @@ fn run(program: &str, args: &[&str]) -> Result<String, String> {
     }
 }
 
-fn node_name(args: &DiagsArgs) -> String {
-    args.node
-        .clone()
-        .or_else(|| std::env::var("NODE_NAME").ok())
-        .or_else(|| run("hostname", &[]).ok().map(|h| h.trim().to_string()))
-        .unwrap_or_else(|| "node".into())
-}
-
 /// Collects everything into a tarball.
 pub fn collect(view: &ClusterView, args: &DiagsArgs) -> Result<DiagsReport, String> {
-    let node = node_name(args);
+    let node = crate::node::this_node(args.node.clone());
     let tarball = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("gingham-diags-{node}.tar.gz")));
     let dir = std::env::temp_dir().join(format!("gingham-diags-{}", std::process::id()));
     let work = dir.join(format!("gingham-diags-{node}"));

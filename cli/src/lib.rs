@@ -69,7 +69,13 @@ pub async fn run(cli: Cli) -> ExitCode {
                     Ok(report) => exit(emit(&report, format) && report.is_complete()),
                     Err(message) => cannot_run(&message),
                 },
-                Command::Node(NodeCommand::Status { node }) => match node::status(&view, node.as_deref()) {
+                Command::Node(NodeCommand::Status { node, local: true, bird_dir }) => {
+                    match node::local_status(&view, &node::this_node(node), &bird_dir) {
+                        Ok(report) => exit(emit(&report, format) && report.is_healthy()),
+                        Err(message) => cannot_run(&message),
+                    }
+                }
+                Command::Node(NodeCommand::Status { node, .. }) => match node::status(&view, node.as_deref()) {
                     Ok(report) => exit(emit(&report, format) && report.is_healthy()),
                     Err(message) => {
                         eprintln!("error: {message}");

@@ -1,10 +1,14 @@
 //! `gingham node status [NODE]`: every node's readiness from its NodeNetwork status, or one node
-//! in detail: conditions, BGP sessions, endpoints, the policy revision applied and the last error.
+//! in detail: conditions, BGP sessions, endpoints, the policy revision applied and the last error;
+//! with `--local`, on the node, the BGP sessions come live from the local BIRD.
+
+use std::path::Path;
 
 use gingham_crds::api::common::find_condition;
 use gingham_crds::api::nodenetwork::conditions::{BGP_ESTABLISHED, POLICY_PROGRAMMED, READY, ROUTES_PROGRAMMED};
 use gingham_crds::api::nodenetwork::{BgpSessionStatus, LocalEndpoint};
 use gingham_crds::api::{NodeNetwork, NodeNetworkStatus};
+use gingham_node_agent::bird::{parse_protocols, summary};
 use serde::Serialize;
 
 use crate::output::{Report, table};
@@ -159,6 +163,42 @@ impl Report for NodeReport {
             Self::One(node) => detail(node),
         }
     }
+}
+
+/// The node the CLI runs on: `node` when given, else $NODE_NAME, else the host name.
+pub fn this_node(node: Option<String>) -> String {
+    let hostname = || {
+        let output = std::process::Command::new("hostname").output().ok()?;
+        Some(String::from_utf8_lossy(&output.stdout).trim().to_string()).filter(|h| !h.is_empty())
+    };
+    node.or_else(|| std::env::var("NODE_NAME").ok()).or_else(hostname).unwrap_or_else(|| "node".into())
+}
+
+/// `node status --local`: the node's state, with its BGP sessions as the local BIRD reports them
+/// now (`birdc show protocols` on the agent's control socket), not as the last status said.
+pub fn local_status(view: &ClusterView, node: &str, bird_dir: &Path) -> Result<NodeReport, String> {
+    let socket = bird_dir.join("bird.ctl");
+    let output = std::process::Command::new("birdc")
+        .arg("-s")
+        .arg(&socket)
+        .args(["show", "protocols"])
+        .output()
+        .map_err(|e| format!("cannot run birdc: {e}; install bird2 or run this on the node"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() || !text.contains("Name") {
+        return Err(format!(
+            "BIRD did not answer on {}: {}{}; pass the agent's --bird-dir",
+            socket.display(),
+            text.trim(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let network = view.node_networks.get(node);
+    let peers = network.and_then(|n| n.spec.bgp.as_ref()).map(|b| b.peers.clone()).unwrap_or_default();
+    let mut state = NodeState::of(node, network, view.snapshot.node_statuses.get(node));
+    state.bgp_sessions = parse_protocols(&text, &peers);
+    state.bgp = summary(&state.bgp_sessions);
+    Ok(NodeReport::One(Box::new(state)))
 }
 
 fn detail(node: &NodeState) -> String {

@@ -216,6 +216,8 @@ fn usage_errors_exit_two_and_say_what_to_write() {
         (&["node", "status", "-o", "xml"], "invalid value 'xml' for '--output <OUTPUT>'"),
         (&["frobnicate"], "unrecognized subcommand 'frobnicate'"),
         (&["validate"], "the following required arguments were not provided"),
+        (&["node", "status", "--bird-dir", "/x"], "the following required arguments were not provided"),
+        (&["node", "status", "--local", "--bird-dir", "/nonexistent"], "BIRD did not answer on /nonexistent/bird.ctl"),
     ];
     for (args, message) in cases {
         let (code, _, err) = gingham(dir.path(), args);

@@ -82,8 +82,21 @@ fn node_status_and_ipam_show_read_a_running_lab() {
     assert_eq!(code, 0);
     assert!(pools.lines().nth(1).unwrap().starts_with("pool  10.232.0.0/16  3       3/192"), "{pools}");
 
-    // diags on a node, in its network namespace as on a real node: every part, nothing secret.
+    // On a node, in its network namespace as on a real node: the sessions live from its BIRD, and
+    // diags with every part.
     let node = &lab.state.nodes[0];
+    let output = Command::new("ip")
+        .args(["netns", "exec", &node.netns])
+        .arg(bin_dir().join("gingham"))
+        .env("GINGHAM_DATASTORE", format!("file:{}", lab.datastore().display()))
+        .args(["node", "status", &node.name, "--local", "--bird-dir"])
+        .arg(node.dir.join("bird"))
+        .output()
+        .unwrap();
+    let live = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{live}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(live.contains("BGP sessions (2/2):"), "{live}");
+    assert_eq!(live.lines().filter(|l| l.ends_with("Established")).count(), 2, "{live}");
     let scratch = tempfile::tempdir().unwrap();
     let tarball = scratch.path().join("diags.tar.gz");
     let output = Command::new("ip")
