@@ -123,7 +123,29 @@ pub enum IpamCommand {
     /// Per-pool utilisation; with options, blocks or one address.
     Show(IpamShowArgs),
     /// Cross-check every address held against every pod, node and block (exit 1 on findings).
-    Check,
+    Check {
+        /// On a node: release this node's leaked addresses older than the grace period.
+        #[arg(long)]
+        fix: bool,
+        /// With --fix: leave addresses allocated less than this many seconds ago.
+        #[arg(long, default_value_t = 600, requires = "fix")]
+        grace_seconds: u64,
+        /// With --fix: the node's agent.
+        #[command(flatten)]
+        agent: crate::ipam_release::AgentPaths,
+    },
+    /// On a node: release one address through its agent; refused while its pod runs.
+    Release {
+        /// The address.
+        #[arg(long, value_name = "ADDR")]
+        ip: std::net::IpAddr,
+        /// Release it even though its pod runs.
+        #[arg(long)]
+        force: bool,
+        /// The node's agent.
+        #[command(flatten)]
+        agent: crate::ipam_release::AgentPaths,
+    },
 }
 
 /// Arguments of `ipam show`.

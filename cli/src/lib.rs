@@ -10,6 +10,7 @@ pub mod convert;
 pub mod diags;
 pub mod ipam;
 pub mod ipam_check;
+pub mod ipam_release;
 pub mod node;
 pub mod output;
 pub mod policy;
@@ -82,9 +83,25 @@ pub async fn run(cli: Cli) -> ExitCode {
                         ExitCode::from(PROBLEMS)
                     }
                 },
-                Command::Ipam(IpamCommand::Check) => {
+                Command::Ipam(IpamCommand::Check { fix: false, .. }) => {
                     let report = ipam_check::check(&view);
                     exit(emit(&report, format) && report.is_clean())
+                }
+                Command::Ipam(IpamCommand::Check { fix: true, grace_seconds, agent }) => {
+                    let check = ipam_check::check(&view);
+                    match ipam_release::fix(&view, &check, &agent, std::time::Duration::from_secs(grace_seconds)) {
+                        Ok(report) => exit(emit(&report, format) && report.is_complete()),
+                        Err(message) => cannot_run(&message),
+                    }
+                }
+                Command::Ipam(IpamCommand::Release { ip, force, agent }) => {
+                    match ipam_release::release_ip(&view, &agent, ip, force) {
+                        Ok(report) => exit(emit(&report, format) && report.is_complete()),
+                        Err(message) => {
+                            eprintln!("error: {message}");
+                            ExitCode::from(PROBLEMS)
+                        }
+                    }
                 }
                 Command::Ipam(IpamCommand::Show(args)) => {
                     let report = ipam::show(&view, &args);

@@ -217,6 +217,11 @@ fn usage_errors_exit_two_and_say_what_to_write() {
         (&["frobnicate"], "unrecognized subcommand 'frobnicate'"),
         (&["validate"], "the following required arguments were not provided"),
         (&["node", "status", "--bird-dir", "/x"], "the following required arguments were not provided"),
+        (&["ipam", "check", "--grace-seconds", "5"], "the following required arguments were not provided"),
+        (
+            &["ipam", "check", "--fix", "--state-dir", "/nonexistent"],
+            "no agent state in /nonexistent: run this on the node",
+        ),
         (&["node", "status", "--local", "--bird-dir", "/nonexistent"], "BIRD did not answer on /nonexistent/bird.ctl"),
     ];
     for (args, message) in cases {
@@ -227,6 +232,9 @@ fn usage_errors_exit_two_and_say_what_to_write() {
     let output = Command::new(env!("CARGO_BIN_EXE_gingham")).args(["--datastore", "etcd", "version"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("use `kubernetes` or `file:DIR`"));
+    let (code, _, err) = gingham(dir.path(), &["ipam", "release", "--ip", "10.244.0.5", "--state-dir", "/nonexistent"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no agent state in /nonexistent"), "{err}");
     let (code, _, err) = gingham(&dir.path().join("missing"), &["node", "status"]);
     assert_eq!(code, 2, "an unreadable datastore is no finding: {err}");
     assert!(err.contains("missing"), "{err}");

@@ -142,6 +142,44 @@ fn node_status_and_ipam_show_read_a_running_lab() {
     let why = format!("held for {}/{} which no longer exists", gone.namespace, gone.name);
     assert!(row.contains(&why), "expected {why:?} in\n{found}");
     assert!(found.ends_with("3 addresses, 2 pods, 3 blocks checked: 1 problems\n"), "{found}");
+
+    // On the leak's node: a live pod's address is refused; --fix releases the leak, and only once.
+    let on_node = |node: &str, args: &[&str]| {
+        let record = lab.state.node(node).unwrap();
+        let output = Command::new("ip")
+            .args(["netns", "exec", &record.netns])
+            .arg(bin_dir().join("gingham"))
+            .env("GINGHAM_DATASTORE", format!("file:{}", lab.datastore().display()))
+            .args(args)
+            .args(["--node", node, "--state-dir"])
+            .arg(record.dir.join("state"))
+            .arg("--cni-socket")
+            .arg(gingham_e2e::lab::cni_socket(record))
+            .output()
+            .unwrap();
+        (output.status.code().unwrap(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let live = &lab.state.pods[1];
+    let live_address = live.address.as_deref().unwrap().split('/').next().unwrap();
+    let (code, refused) = on_node(&live.node, &["ipam", "release", "--ip", live_address]);
+    assert_eq!(code, 1, "{refused}");
+    assert!(refused.contains(&format!("which runs on {}: delete the pod instead", live.node)), "{refused}");
+    let (code, fixed) = on_node(&gone.node, &["ipam", "check", "--fix", "--grace-seconds", "0"]);
+    assert_eq!(code, 0, "{fixed}");
+    assert!(fixed.starts_with(&format!("released {address} ({}/{}, container ", gone.namespace, gone.name)), "{fixed}");
+    assert_eq!(
+        on_node(&gone.node, &["ipam", "check", "--fix", "--grace-seconds", "0"]),
+        (0, "nothing to release\n".into())
+    );
+    let mut last = (1, String::new());
+    for _ in 0..300 {
+        last = gingham(&lab, &["ipam", "check"]);
+        if last.0 == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(last, (0, "2 addresses, 2 pods, 3 blocks checked: 0 problems\n".into()));
 }
 
 /// A Kubernetes deny of all ingress to web, and GlobalNetworkPolicies in order: at 10 a Deny for
