@@ -133,6 +133,7 @@ pub fn holders(view: &ClusterView) -> Vec<Holder> {
             .iter()
             .map(|e| (e.address.as_str(), e.name.clone(), e.uid.clone(), Some(e.interface.clone())));
         for (address, owner, uid, interface) in pods.chain(tunnel) {
+            // Reported when the view was loaded (`source::undecodable_addresses`).
             let Ok(address) = address.split('/').next().unwrap_or_default().parse::<IpAddr>() else { continue };
             let block = block_of(address);
             holders.push(Holder {

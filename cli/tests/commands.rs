@@ -193,6 +193,19 @@ prod/web  prod/db   ICMP    allowed -> denied
 }
 
 #[test]
+fn an_address_that_does_not_decode_is_named_and_left_out() {
+    let dir = datastore();
+    let status = dir.path().join("status/nodenetworks/node-2.yaml");
+    let text =
+        std::fs::read_to_string(&status).unwrap().replace("tunnelAddress: 10.244.0.65", "tunnelAddress: 10.244.0.x");
+    std::fs::write(&status, text).unwrap();
+    let (code, out, err) = gingham(dir.path(), &["ipam", "show"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err, "skipped: NodeNetwork/node-2: status.tunnelAddress: \"10.244.0.x\" is no IP address; left out\n");
+    assert!(out.contains(" 2/128 "), "two addresses remain: {out}");
+}
+
+#[test]
 fn machine_output_carries_the_same_facts() {
     let dir = datastore();
     let (code, out, _) = gingham(dir.path(), &["ipam", "show", "--ip", "10.244.0.65", "-o", "json"]);

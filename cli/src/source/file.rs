@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use gingham_crds::manifest::{Manifest, read_documents, read_manifest_file};
-use gingham_datastore::files::yaml_files;
+use gingham_datastore::files::{YamlFilesError, yaml_files};
 use gingham_datastore::layout::NODE_NETWORKS;
 use gingham_operator::datastore::file::read::Reader;
 
@@ -15,7 +15,16 @@ pub(super) fn load(dir: &Path) -> Result<ClusterView, SourceError> {
     let outcome = Reader::new(dir).read().map_err(|source| SourceError::File { dir: dir.to_path_buf(), source })?;
     let mut view = ClusterView { snapshot: outcome.snapshot, problems: outcome.problems, ..ClusterView::default() };
     let generated = dir.join(NODE_NETWORKS);
-    for path in yaml_files(&generated).unwrap_or_default() {
+    let files = match yaml_files(&generated) {
+        Ok(files) => files,
+        // No NodeNetworks yet: the operator has not run.
+        Err(YamlFilesError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            view.problems.push(e.to_string());
+            Vec::new()
+        }
+    };
+    for path in files {
         let documents = read_manifest_file(&path)
             .map_err(|e| e.to_string())
             .and_then(|text| read_documents(&text).map_err(|e| e.to_string()));

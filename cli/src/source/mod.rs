@@ -79,10 +79,29 @@ pub async fn load_from_client(client: kube::Client, namespace: Option<&str>) -> 
 
 /// Reads the cluster from the datastore the arguments name.
 pub async fn load(args: &SourceArgs) -> Result<ClusterView, SourceError> {
-    match &args.datastore {
-        SourceSpec::File(dir) => file::load(dir),
-        SourceSpec::Kubernetes => kubernetes::load(args).await,
+    let mut view = match &args.datastore {
+        SourceSpec::File(dir) => file::load(dir)?,
+        SourceSpec::Kubernetes => kubernetes::load(args).await?,
+    };
+    view.problems.extend(undecodable_addresses(&view));
+    Ok(view)
+}
+
+/// The addresses in agents' reports that are no IP address, by field path: the commands leave
+/// them out, and this says so.
+pub fn undecodable_addresses(view: &ClusterView) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (node, status) in &view.snapshot.node_statuses {
+        let endpoints =
+            status.endpoints.iter().enumerate().map(|(i, e)| (format!("endpoints[{i}].address"), &e.address));
+        let tunnel = status.tunnel_address.iter().map(|a| ("tunnelAddress".to_string(), a));
+        for (path, address) in endpoints.chain(tunnel) {
+            if address.split('/').next().unwrap_or_default().parse::<std::net::IpAddr>().is_err() {
+                problems.push(format!("NodeNetwork/{node}: status.{path}: {address:?} is no IP address; left out"));
+            }
+        }
     }
+    problems
 }
 
 #[cfg(test)]
