@@ -65,7 +65,10 @@ pub async fn run(cli: Cli) -> ExitCode {
                 eprintln!("skipped: {problem}");
             }
             match command {
-                Command::Version => exit(emit(&version::report(&view), format)),
+                Command::Version => match source::component_images(&cli.source).await {
+                    Ok(images) => exit(emit(&version::report(&view, images), format)),
+                    Err(error) => cannot_run(&error),
+                },
                 Command::Diags(args) => match diags::collect(&view, &args) {
                     Ok(report) => exit(emit(&report, format) && report.is_complete()),
                     Err(message) => cannot_run(&message),

@@ -15,22 +15,29 @@ pub struct VersionReport {
     pub agents_reporting: usize,
     /// The nodes the operator wrote a NodeNetwork for.
     pub nodes: usize,
+    /// The operator's and the agent's images as deployed (Kubernetes only).
+    pub components: Vec<(String, String)>,
 }
 
-/// The version report; the cluster part is absent when it could not be read.
-pub fn report(view: &ClusterView) -> VersionReport {
+/// The version report.
+pub fn report(view: &ClusterView, components: Vec<(String, String)>) -> VersionReport {
     VersionReport {
         client: env!("CARGO_PKG_VERSION").to_string(),
         agents_reporting: view.snapshot.node_statuses.len(),
         nodes: view.node_networks.len(),
+        components,
     }
 }
 
 impl Report for VersionReport {
     fn human(&self) -> String {
-        format!(
-            "Client:  gingham {}\nCluster: {} of {} nodes' agents report status (agents and the operator do not report their versions yet)\n",
-            self.client, self.agents_reporting, self.nodes
-        )
+        let mut out = format!("Client:  gingham {}\n", self.client);
+        for (component, image) in &self.components {
+            out += &format!("{component}: {image}\n");
+        }
+        if self.components.is_empty() {
+            out += "Cluster: no deployed images (file datastore, or not installed in this namespace)\n";
+        }
+        out + &format!("Agents:  {} of {} nodes report status\n", self.agents_reporting, self.nodes)
     }
 }

@@ -219,6 +219,7 @@ fn machine_output_carries_the_same_facts() {
     assert_eq!(code, 0);
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!((report["agentsReporting"].as_u64(), report["nodes"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(report["components"], serde_json::json!([]), "the file datastore has no deployed images");
 }
 
 #[test]

@@ -79,3 +79,25 @@ async fn a_refused_list_names_the_kind_and_the_rbac_check() {
     assert!(message.starts_with("kubernetes: list nodenetworks: "), "{message}");
     assert!(message.ends_with("(`kubectl auth can-i list nodenetworks`)"), "{message}");
 }
+
+#[tokio::test]
+async fn version_reads_the_deployed_images_and_skips_what_is_not_installed() {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let server = tokio::spawn(async move {
+        let (request, respond) = handle.next_request().await.unwrap();
+        assert_eq!(request.uri().path(), "/apis/apps/v1/namespaces/gingham-system/deployments/gingham-operator");
+        let deployment = json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "gingham-operator" },
+            "spec": { "selector": {}, "template": { "spec": { "containers": [{ "name": "operator", "image": "ghcr.io/gingham/operator:0.1.0" }] } } } });
+        respond.send_response(Response::new(Body::from(serde_json::to_vec(&deployment).unwrap())));
+        let (request, respond) = handle.next_request().await.unwrap();
+        assert_eq!(request.uri().path(), "/apis/apps/v1/namespaces/gingham-system/daemonsets/gingham-node-agent");
+        let status =
+            json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404 });
+        let mut response = Response::new(Body::from(serde_json::to_vec(&status).unwrap()));
+        *response.status_mut() = http::StatusCode::NOT_FOUND;
+        respond.send_response(response);
+    });
+    let images = source::component_images_from_client(Client::new(service, "default"), "gingham-system").await.unwrap();
+    server.await.unwrap();
+    assert_eq!(images, [("gingham-operator".to_string(), "ghcr.io/gingham/operator:0.1.0".to_string())]);
+}

@@ -3,7 +3,9 @@
 //! is found).
 
 use gingham_crds::api::{IPAMBlock, IPPool, NodeNetwork};
-use k8s_openapi::api::core::v1::Pod;
+use gingham_operator::core::daemonset::NAME as AGENT;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use kube::api::ListParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
@@ -11,6 +13,9 @@ use serde::de::DeserializeOwned;
 
 use super::{ClusterView, SourceError};
 use crate::args::SourceArgs;
+
+/// The operator's Deployment (config/operator/deployment.yaml).
+const OPERATOR: &str = "gingham-operator";
 
 /// A client as kubectl would build it from the arguments.
 pub(super) async fn client(args: &SourceArgs) -> Result<Client, SourceError> {
@@ -51,6 +56,23 @@ pub(super) async fn load_with(client: Client, namespace: Option<&str>) -> Result
 /// Reads the cluster the arguments name.
 pub(super) async fn load(args: &SourceArgs) -> Result<ClusterView, SourceError> {
     load_with(client(args).await?, args.namespace.as_deref()).await
+}
+
+/// The images of the operator's Deployment and the agent's DaemonSet in `namespace`, as
+/// (component, image); a component that is not there is left out.
+pub(super) async fn component_images(client: Client, namespace: &str) -> Result<Vec<(String, String)>, SourceError> {
+    let image = |spec: Option<&PodSpec>| spec.and_then(|s| s.containers.first()).and_then(|c| c.image.clone());
+    let mut images = Vec::new();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let found =
+        deployments.get_opt(OPERATOR).await.map_err(|source| SourceError::Kube { what: "deployments", source })?;
+    let spec = found.as_ref().and_then(|d| d.spec.as_ref()).and_then(|s| s.template.spec.as_ref());
+    images.extend(image(spec).map(|i| (OPERATOR.to_string(), i)));
+    let daemon_sets: Api<DaemonSet> = Api::namespaced(client, namespace);
+    let found = daemon_sets.get_opt(AGENT).await.map_err(|source| SourceError::Kube { what: "daemonsets", source })?;
+    let spec = found.as_ref().and_then(|d| d.spec.as_ref()).and_then(|s| s.template.spec.as_ref());
+    images.extend(image(spec).map(|i| (AGENT.to_string(), i)));
+    Ok(images)
 }
 
 async fn list<K>(api: Api<K>, what: &'static str) -> Result<Vec<K>, SourceError>

@@ -77,6 +77,27 @@ pub async fn load_from_client(client: kube::Client, namespace: Option<&str>) -> 
     kubernetes::load_with(client, namespace).await
 }
 
+/// The operator's and the agent's images as deployed, as (component, image): from the Deployment
+/// and the DaemonSet in `-n` (default `gingham-system`); none through the file datastore, whose
+/// components report no version.
+pub async fn component_images(args: &SourceArgs) -> Result<Vec<(String, String)>, SourceError> {
+    match &args.datastore {
+        SourceSpec::File(_) => Ok(Vec::new()),
+        SourceSpec::Kubernetes => {
+            let namespace = args.namespace.as_deref().unwrap_or("gingham-system");
+            kubernetes::component_images(kubernetes::client(args).await?, namespace).await
+        }
+    }
+}
+
+/// The same through a Kubernetes client.
+pub async fn component_images_from_client(
+    client: kube::Client,
+    namespace: &str,
+) -> Result<Vec<(String, String)>, SourceError> {
+    kubernetes::component_images(client, namespace).await
+}
+
 /// Reads the cluster from the datastore the arguments name.
 pub async fn load(args: &SourceArgs) -> Result<ClusterView, SourceError> {
     let mut view = match &args.datastore {
