@@ -10,6 +10,7 @@ deps:
 ## build: build every binary and regenerate the CRDs
 build: deps
 	$(CARGO) build --workspace --all-features --bins
+	ln -sf gingham target/debug/kubectl-gingham
 	$(CARGO) run -q -p gingham-crds --bin crdgen
 
 ## crds: regenerate config/crd/ from the Rust types

@@ -8,4 +8,5 @@ pub mod naming;
 #[cfg(feature = "offline")]
 pub mod offline;
 pub mod selector;
+pub mod unknown_fields;
 pub mod validate;

@@ -302,6 +302,26 @@ impl Manifest {
         })
     }
 
+    /// The object as JSON, encoded again from its type: a field the type does not keep is gone
+    /// (compare with [`crate::unknown_fields::unknown_fields`]).
+    pub fn to_value(&self) -> Result<Value, serde_json::Error> {
+        match self {
+            Self::IPPool(o) => serde_json::to_value(o),
+            Self::BGPConfiguration(o) => serde_json::to_value(o),
+            Self::BGPPeer(o) => serde_json::to_value(o),
+            Self::FelixConfiguration(o) => serde_json::to_value(o),
+            Self::NetworkPolicy(o) => serde_json::to_value(o),
+            Self::GlobalNetworkPolicy(o) => serde_json::to_value(o),
+            Self::NodeNetwork(o) => serde_json::to_value(o),
+            Self::IPAMBlock(o) => serde_json::to_value(o),
+            Self::Node(o) => serde_json::to_value(o),
+            Self::Pod(o) => serde_json::to_value(o),
+            Self::Namespace(o) => serde_json::to_value(o),
+            Self::Secret(o) => serde_json::to_value(o),
+            Self::KubeNetworkPolicy(o) => serde_json::to_value(o),
+        }
+    }
+
     /// The kind, as written in manifests.
     pub fn kind(&self) -> &'static str {
         match self {

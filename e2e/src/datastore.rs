@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use gingham_crds::manifest::{self, Manifest, ReadFileError, read_manifest_file};
+use gingham_datastore::atomic::{AtomicWriteError, PUBLIC_FILE, write_atomic};
+use gingham_datastore::layout::{IPAM_BLOCKS, node_network_path, node_status_path, user_object_path};
 use serde_json::{Value, json};
 
 use crate::scenario::{NamespaceSpec, PodSpec};
@@ -21,6 +23,9 @@ pub enum DatastoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A file could not be written.
+    #[error(transparent)]
+    Write(#[from] AtomicWriteError),
     /// A manifest file could not be read (missing, too large, not UTF-8).
     #[error(transparent)]
     Read(#[from] ReadFileError),
@@ -44,24 +49,14 @@ fn str_of<'a>(value: &'a Value, pointer: &str) -> &'a str {
 /// The file an object lives in, from its identity (apiVersion group, kind, namespace, name), so that
 /// applying an object again replaces it.
 pub fn object_path(dir: &Path, object: &Value) -> PathBuf {
-    let group = if str_of(object, "/apiVersion").starts_with("gingham.dev/") { "gingham" } else { "k8s" };
-    let kind = str_of(object, "/kind").to_ascii_lowercase();
-    let name = str_of(object, "/metadata/name");
-    let file = match object.pointer("/metadata/namespace").and_then(Value::as_str) {
-        Some(ns) => format!("{ns}.{name}.yaml"),
-        None => format!("{name}.yaml"),
-    };
-    dir.join("objects").join(group).join(kind).join(file)
-}
-
-fn write_atomic(path: &Path, text: &str) -> Result<(), DatastoreError> {
-    let io = |source| DatastoreError::Io { path: path.to_path_buf(), source };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
+    user_object_path(
+        dir,
+        str_of(object, "/apiVersion"),
+        str_of(object, "/kind"),
+        namespace,
+        str_of(object, "/metadata/name"),
+    )
 }
 
 /// Writes one object into the datastore (replacing an earlier version of it).
@@ -69,7 +64,7 @@ pub fn put(dir: &Path, object: &Value) -> Result<PathBuf, DatastoreError> {
     let path = object_path(dir, object);
     let text = serde_saphyr::to_string(object)
         .map_err(|e| DatastoreError::Invalid { file: path.display().to_string(), message: e.to_string() })?;
-    write_atomic(&path, &text)?;
+    write_atomic(&path, text.as_bytes(), PUBLIC_FILE)?;
     Ok(path)
 }
 
@@ -156,7 +151,7 @@ pub fn pod_object(pod: &PodSpec, uid: &str, address: Option<&str>) -> Value {
 /// A node's status as its agent last wrote it (`status/nodenetworks/<node>.yaml`), as JSON, if any.
 /// Read untyped so that a status the lab cannot fully decode still shows what it has.
 pub fn node_status(dir: &Path, node: &str) -> Result<Option<Value>, DatastoreError> {
-    let path = dir.join("status").join("nodenetworks").join(format!("{node}.yaml"));
+    let path = node_status_path(dir, node);
     let text = match read_manifest_file(&path) {
         Ok(text) => text,
         Err(e) if e.is_not_found() => return Ok(None),
@@ -188,7 +183,7 @@ pub fn bgp_sessions(status: &Value) -> Vec<[String; 4]> {
 
 /// The NodeNetwork the operator generated for a node, as JSON, if it exists and parses.
 fn generated_node_network(dir: &Path, node: &str) -> Option<Value> {
-    let path = dir.join("generated").join("nodenetworks").join(format!("{node}.yaml"));
+    let path = node_network_path(dir, node);
     serde_saphyr::from_str(&read_manifest_file(&path).ok()?).ok()
 }
 
@@ -206,7 +201,7 @@ pub fn compiled_endpoints(dir: &Path, node: &str) -> Vec<String> {
 
 /// The IPAMBlocks the operator generated: (cidr, node).
 pub fn ipam_blocks(dir: &Path) -> Vec<(String, String)> {
-    let Ok(entries) = std::fs::read_dir(dir.join("generated").join("ipamblocks")) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir.join(IPAM_BLOCKS)) else { return Vec::new() };
     let mut blocks: Vec<(String, String)> = entries
         .flatten()
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))

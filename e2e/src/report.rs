@@ -7,6 +7,16 @@ use crate::cmd;
 use crate::datastore;
 use crate::state::LabState;
 
+/// The `gingham` CLI's datastore flag for this lab, and the environment variable that sets it.
+pub fn cli_hint(state: &LabState) -> String {
+    let flag = format!("file:{}", state.datastore().display());
+    format!(
+        "inspect it with the gingham CLI: gingham --datastore {flag} node status
+  (or export GINGHAM_DATASTORE={flag})
+"
+    )
+}
+
 /// One line per node: address, Ready, RoutesProgrammed, PolicyProgrammed, BGP and endpoints.
 pub fn readiness_table(state: &LabState) -> String {
     let mut out = format!(
@@ -43,7 +53,7 @@ pub fn readiness_table(state: &LabState) -> String {
 
 /// Per node: `ip route`, the BGP sessions from its status and `nft list table inet gingham`.
 pub fn status(state: &LabState) -> String {
-    let mut out = readiness_table(state);
+    let mut out = cli_hint(state) + "\n" + &readiness_table(state);
     for node in &state.nodes {
         let _ = writeln!(out, "\n=== {} ({}, netns {}) ===", node.name, node.address, node.netns);
         let routes = cmd::ip(Some(&node.netns), &["-4", "route", "show", "table", "all"])

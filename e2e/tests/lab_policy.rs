@@ -5,30 +5,8 @@
 
 mod common;
 
-use common::up;
+use common::{POLICY_SCENARIO as SCENARIO, up};
 use gingham_e2e::probe::{self, Probe, Reach};
-
-const SCENARIO: &str = "lab: {prefix: tt}
-subnets:
-  - {name: a, cidr: 10.231.1.0/24}
-nodes:
-  - {name: n1, subnet: a}
-  - {name: n2, subnet: a}
-  - {name: n3, subnet: a}
-namespaces:
-  - {name: prod, labels: {env: prod}}
-  - {name: dev, labels: {env: dev}}
-pods:
-  - {name: web, namespace: prod, node: n1, labels: {app: web}, ports: [{name: http, port: 80}]}
-  - {name: client, namespace: prod, node: n2, labels: {app: client}}
-  - {name: other, namespace: prod, node: n3, labels: {app: other}}
-  - {name: client, namespace: dev, node: n3, labels: {app: client}}
-objects:
-  - apiVersion: gingham.dev/v1
-    kind: IPPool
-    metadata: {name: pool}
-    spec: {cidr: 10.232.0.0/16, blockSize: 26, vxlanMode: Never}
-";
 
 const SOURCES: [&str; 3] = ["prod/client", "prod/other", "dev/client"];
 

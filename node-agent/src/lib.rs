@@ -3,7 +3,6 @@
 
 pub mod agent;
 pub mod api;
-pub mod atomic_file;
 pub mod bird;
 pub mod cli;
 pub mod cni;

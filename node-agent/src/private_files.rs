@@ -8,14 +8,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
-/// A file only root may read or write.
-pub const PRIVATE_FILE: u32 = 0o600;
-/// A directory only root may enter.
-pub const PRIVATE_DIR: u32 = 0o700;
-/// A file every local user may read (nothing secret, read by other tools).
-pub const PUBLIC_FILE: u32 = 0o644;
-/// The directory of a public file.
-pub const PUBLIC_DIR: u32 = 0o755;
+pub use gingham_datastore::atomic::{PRIVATE_DIR, PRIVATE_FILE};
 
 /// Creates `dir` with mode 0700 (missing parents too), or tightens an existing one to 0700.
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {

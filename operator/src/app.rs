@@ -13,7 +13,7 @@ use crate::datastore::kubernetes::KubeDatastore;
 use crate::health::{self, Readiness};
 use crate::leader;
 use crate::metrics::Metrics;
-use crate::render::render;
+use crate::render;
 use crate::stream::{self, StreamFeed};
 use crate::validate::validate_paths;
 use crate::webhook;
@@ -32,32 +32,17 @@ pub fn init_logging(format: LogFormat) {
 /// Runs the command and says how the process should exit.
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Validate { paths } => match validate_paths(&paths) {
+        Command::Validate(args) => match validate_paths(&args.paths) {
             Ok(report) => {
-                for problem in &report.problems {
-                    println!("{problem}");
-                }
-                println!("{}", report.summary());
-                if report.invalid == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                print!("{report}");
+                if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
             }
             Err(error) => {
                 eprintln!("error: {error}");
                 ExitCode::from(2)
             }
         },
-        Command::Render { dir, node, settings } => match render(&dir, node.as_deref(), &settings.to_settings()) {
-            Ok(rendered) => {
-                for problem in &rendered.problems {
-                    eprintln!("skipped: {problem}");
-                }
-                print!("{}", rendered.yaml);
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Render(args) => render::run(&args),
         Command::Run(args) => match run_operator(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

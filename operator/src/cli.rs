@@ -1,4 +1,5 @@
-//! Command-line interface: `validate`, `render`, `run` and `webhook`, parsed with clap derive.
+//! Command-line interface: `validate`, `render` (aliases of `gingham`'s), `run` and `webhook`,
+//! parsed with clap derive.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,25 +32,35 @@ pub enum LogFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate manifests the way the cluster would: schema, defaults, CEL, Rust validators, pool overlap.
-    Validate {
-        /// Files or directories (recursing into *.yaml and *.yml).
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-    },
-    /// Print what the operator would derive from a file datastore directory, as YAML, and exit.
-    Render {
-        /// The file datastore directory.
-        dir: PathBuf,
-        /// Only print the objects of this node (its NodeNetwork and IPAMBlocks).
-        #[arg(long)]
-        node: Option<String>,
-        /// Operator settings.
-        #[command(flatten)]
-        settings: SettingsArgs,
-    },
+    /// Validate manifests the way the cluster would: schema, defaults, CEL, Rust validators, pool
+    /// overlap (an alias of `gingham validate`).
+    Validate(ValidateArgs),
+    /// Print what the operator would derive from a file datastore directory, as YAML, and exit
+    /// (an alias of `gingham render`).
+    Render(RenderArgs),
     /// Run the operator until SIGTERM or SIGINT.
     Run(RunArgs),
+}
+
+/// Arguments of `validate` (here and in `gingham`).
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Files or directories (recursing into *.yaml and *.yml).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+/// Arguments of `render` (here and in `gingham`).
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The file datastore directory.
+    pub dir: PathBuf,
+    /// Only print the objects of this node (its NodeNetwork and IPAMBlocks).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Operator settings.
+    #[command(flatten)]
+    pub settings: SettingsArgs,
 }
 
 /// Which datastore `run` uses.

@@ -13,4 +13,3 @@ pub mod render;
 pub mod stream;
 pub mod validate;
 pub mod webhook;
-pub mod yaml_files;

@@ -1,10 +1,13 @@
-//! `gingham-operator render DIR [--node NAME]`: what the operator would derive from a file
-//! datastore directory, as multi-document YAML. Serves GitOps previews and the lab.
+//! `gingham render DIR [--node NAME]` (and its alias `gingham-operator render`): what the operator
+//! would derive from a file datastore directory, as multi-document YAML. Serves GitOps previews
+//! and the lab.
 
 use std::path::Path;
+use std::process::ExitCode;
 
 use serde::Serialize;
 
+use crate::cli::RenderArgs;
 use crate::core::{self, OperatorSettings};
 use crate::datastore::file::FileError;
 use crate::datastore::file::read::Reader;
@@ -48,6 +51,24 @@ pub fn render(dir: &Path, node: Option<&str>, settings: &OperatorSettings) -> Re
         }
     }
     Ok(Rendered { yaml: documents.join("---\n"), problems })
+}
+
+/// Runs `render` as a command: skipped objects on stderr, the YAML on stdout; exit 2 when the
+/// directory cannot be read (`gingham render` and `gingham-operator render`).
+pub fn run(args: &RenderArgs) -> ExitCode {
+    match render(&args.dir, args.node.as_deref(), &args.settings.to_settings()) {
+        Ok(rendered) => {
+            for problem in &rendered.problems {
+                eprintln!("skipped: {problem}");
+            }
+            print!("{}", rendered.yaml);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Any serializable value, rendered as one YAML document.

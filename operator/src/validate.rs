@@ -1,5 +1,6 @@
-//! `gingham-operator validate FILE|DIR...`: checks manifests the way the cluster would (schema with
-//! defaults and CEL, the Rust validators) and, across all the given files, IPPool overlaps.
+//! `gingham validate FILE|DIR...` (and its alias `gingham-operator validate`): checks manifests the
+//! way the cluster would (schema with defaults and CEL, the Rust validators) and, across all the
+//! given files, IPPool overlaps.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use gingham_crds::offline::validate_document;
 use gingham_crds::validate::find_pool_overlaps;
 use serde_json::Value;
 
-use crate::yaml_files::{YamlFilesError, yaml_files};
+use gingham_datastore::files::{YamlFilesError, yaml_files};
 
 /// Why validation could not run at all (as opposed to finding problems).
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +30,7 @@ impl ValidateError {
 }
 
 /// One problem, printed as `file:line: Kind/name: field.path: message`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
     /// The file.
     pub file: PathBuf,
@@ -56,8 +57,8 @@ impl fmt::Display for Problem {
     }
 }
 
-/// The outcome of validating some files.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The outcome of validating some files; displayed as one line per problem, then the summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Report {
     /// Files read.
     pub files: usize,
@@ -73,6 +74,20 @@ impl Report {
     /// The last line printed.
     pub fn summary(&self) -> String {
         format!("{} objects in {} files: {} invalid", self.objects, self.files, self.invalid)
+    }
+
+    /// Whether every object is valid.
+    pub fn is_clean(&self) -> bool {
+        self.invalid == 0
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for problem in &self.problems {
+            writeln!(f, "{problem}")?;
+        }
+        writeln!(f, "{}", self.summary())
     }
 }
 

@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use gingham_datastore::layout::{IPAM_BLOCKS, NODE_NETWORKS, node_network_path, node_status_path};
 use serde_json::json;
 
 use super::cni::Plugin;
@@ -41,14 +42,13 @@ fn write_yaml(path: &Path, value: &serde_json::Value) -> Result<(), BenchError> 
 
 /// Writes the node's NodeNetwork and the remote blocks into `staged` (moved in to start a run).
 fn prepare(store: &Path, staged: &Path, node: &NodeRecord, pods: &[String]) -> Result<(), BenchError> {
-    let specs = store.join("generated").join("nodenetworks");
-    std::fs::create_dir_all(&specs).map_err(BenchError::io("create generated/nodenetworks"))?;
+    std::fs::create_dir_all(store.join(NODE_NETWORKS)).map_err(BenchError::io("create the NodeNetworks' directory"))?;
     let spec = json!({"apiVersion": "gingham.dev/v1", "kind": "NodeNetwork", "metadata": {"name": "n1", "generation": 1},
         "spec": {"address": node.address, "blocks": ["10.64.0.0/26", "10.64.0.64/26"],
             "pools": [{"name": "bench", "cidr": "10.64.0.0/10", "ipipMode": "Never", "vxlanMode": "Always", "natOutgoing": false}],
             "tunnel": {"vxlanVNI": 4096, "vxlanPort": 4789, "address": "10.64.0.1", "vtepMAC": "02:aa:00:00:00:01"},
             "policy": {"endpoints": pods.iter().map(|ns| json!({"name": format!("bench/m-{ns}"), "ingress": [], "egress": []})).collect::<Vec<_>>()}}});
-    write_yaml(&specs.join("n1.yaml"), &spec)?;
+    write_yaml(&node_network_path(store, "n1"), &spec)?;
     std::fs::create_dir_all(staged).map_err(BenchError::io("create the staged blocks"))?;
     for i in 0..BLOCKS {
         let (cidr, tunnel, mac, address) = block(i);
@@ -97,7 +97,7 @@ struct RouteLab {
 impl RouteLab {
     /// Starts a fresh agent with no remote blocks; its PID once it is Ready.
     fn start_agent(&mut self) -> Result<i32, BenchError> {
-        let _ = std::fs::remove_file(self.lab.state.datastore().join("status/nodenetworks/n1.yaml"));
+        let _ = std::fs::remove_file(node_status_path(&self.lab.state.datastore(), "n1"));
         lab::start_agent(&mut self.lab.state, &self.node)?;
         let pid = self.lab.state.processes.last().map_or(0, |p| p.pid);
         let state = &self.lab.state;
@@ -217,7 +217,7 @@ pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
     let mut lab = BenchLab::up(SCENARIO, &guard::prefix('r'), &options.bin_dir, true)?;
     let node = lab.state.node("n1").cloned().ok_or_else(|| BenchError::Failed("node n1 missing".into()))?;
     let staged = lab.state.state_dir.join("staged-blocks");
-    let live = lab.state.datastore().join("generated").join("ipamblocks");
+    let live = lab.state.datastore().join(IPAM_BLOCKS);
     let pods: Vec<String> = (0..PODS).map(|i| lab.scratch(&format!("p{i}"))).collect();
     prepare(&lab.state.datastore(), &staged, &node, &pods)?;
     let scratch = lab.scratch("routes");

@@ -162,6 +162,7 @@ fn run(cli: Cli) -> Result<(), String> {
             if !state.pods.is_empty() {
                 println!("{}", probe::render(&state, &probe::matrix(&state, Probe::Icmp)));
             }
+            print!("{}", report::cli_hint(&state));
             println!("tear it down with: gingham-lab down --prefix {}", state.prefix);
         }
         Cmd::Check { file } => {

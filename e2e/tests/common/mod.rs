@@ -85,3 +85,27 @@ pub fn ping(netns: &str, address: &str, count: u32) -> u64 {
 pub fn routes(lab: &LabGuard, node: &str) -> String {
     cmd::ip(Some(&lab.node_netns(node)), &["-4", "route"]).unwrap()
 }
+
+/// Three nodes, namespaces prod (env=prod) and dev (env=dev), and four pods: prod/web (app=web,
+/// port http 80) on n1, prod/client on n2, prod/other on n3, dev/client on n3; the pool.
+pub const POLICY_SCENARIO: &str = "lab: {prefix: tt}
+subnets:
+  - {name: a, cidr: 10.231.1.0/24}
+nodes:
+  - {name: n1, subnet: a}
+  - {name: n2, subnet: a}
+  - {name: n3, subnet: a}
+namespaces:
+  - {name: prod, labels: {env: prod}}
+  - {name: dev, labels: {env: dev}}
+pods:
+  - {name: web, namespace: prod, node: n1, labels: {app: web}, ports: [{name: http, port: 80}]}
+  - {name: client, namespace: prod, node: n2, labels: {app: client}}
+  - {name: other, namespace: prod, node: n3, labels: {app: other}}
+  - {name: client, namespace: dev, node: n3, labels: {app: client}}
+objects:
+  - apiVersion: gingham.dev/v1
+    kind: IPPool
+    metadata: {name: pool}
+    spec: {cidr: 10.232.0.0/16, blockSize: 26, vxlanMode: Never}
+";

@@ -156,7 +156,11 @@ impl BirdPaths {
     /// Writes `text` as the candidate config ([`BirdPaths::candidate`]), root's alone: it holds
     /// BGP passwords.
     pub fn write_candidate(&self, text: &str) -> Result<(), BirdError> {
-        crate::atomic_file::write_atomic(&self.candidate(), text.as_bytes(), crate::private_files::PRIVATE_FILE)?;
+        gingham_datastore::atomic::write_atomic(
+            &self.candidate(),
+            text.as_bytes(),
+            crate::private_files::PRIVATE_FILE,
+        )?;
         Ok(())
     }
 

@@ -67,7 +67,7 @@ pub enum BirdError {
     },
     /// Writing the candidate config failed.
     #[error(transparent)]
-    Write(#[from] crate::atomic_file::AtomicWriteError),
+    Write(#[from] gingham_datastore::atomic::AtomicWriteError),
     /// No BIRD program is configured.
     #[error("no BIRD program configured")]
     NoProgram,

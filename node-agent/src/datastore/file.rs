@@ -1,30 +1,27 @@
-//! The file datastore (docs/file-datastore.md): reads `generated/nodenetworks/<node>.yaml` and
-//! `generated/ipamblocks/*.yaml` when inotify says they changed (rescanning now and then in case a
-//! notification was missed, or polling when inotify is unavailable); writes
-//! `status/nodenetworks/<node>.yaml`.
+//! The file datastore (docs/file-datastore.md, layout in [`gingham_datastore::layout`]): reads
+//! this node's NodeNetwork and every IPAMBlock when inotify says they changed (rescanning now and
+//! then in case a notification was missed, or polling when inotify is unavailable); writes this
+//! node's status.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-use notify::event::{AccessKind, AccessMode};
-use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use gingham_crds::api::{API_VERSION, IPAMBlockSpec, NodeNetworkStatus};
 use gingham_crds::manifest::{Manifest, read_documents, read_manifest_file};
+use gingham_crds::unknown_fields::unknown_fields;
+use gingham_datastore::atomic::{PUBLIC_FILE, write_atomic};
+use gingham_datastore::files::yaml_files;
+use gingham_datastore::layout::{IPAM_BLOCKS, node_network_path, node_status_path, read_by_agent};
+use gingham_datastore::watch::{Changed, DirWatch};
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::{DatastoreError, NodeNetworkState, Snapshot, StatusSink, unknown_fields};
-use crate::atomic_file::write_atomic;
-use crate::private_files::PUBLIC_FILE;
+use super::{DatastoreError, NodeNetworkState, Snapshot, StatusSink};
 
 /// How often the directory is polled when inotify is unavailable.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(300);
 /// How often the inputs are checked anyway while inotify watches them.
 pub const RESCAN_INTERVAL: Duration = Duration::from_secs(10);
-/// After a notification, how long to wait for more (the operator writes several blocks at once).
-const SETTLE: Duration = Duration::from_millis(5);
 
 /// One node's view of a datastore directory.
 #[derive(Clone, Debug)]
@@ -42,7 +39,7 @@ impl FileDatastore {
     }
 
     fn node_network_path(&self) -> PathBuf {
-        self.dir.join("generated/nodenetworks").join(format!("{}.yaml", self.node))
+        node_network_path(&self.dir, &self.node)
     }
 
     /// Reads the inputs now.
@@ -53,23 +50,31 @@ impl FileDatastore {
     /// Watches the directory and keeps the returned channel current.
     pub fn spawn(self) -> watch::Receiver<Snapshot> {
         // Watch, then fingerprint, then read: a change after any of these steps is noticed.
-        let changed = Arc::new(tokio::sync::Notify::new());
-        let watcher = self
-            .watch(Arc::clone(&changed))
+        let mut watcher = DirWatch::start(&self.dir)
             .inspect_err(|error| {
                 tracing::warn!(dir = %self.dir.display(), %error, ?POLL_INTERVAL, "cannot watch the directory; polling it")
             })
             .ok();
-        let interval = if watcher.is_some() { RESCAN_INTERVAL } else { POLL_INTERVAL };
         let mut seen = self.fingerprint();
         let (sender, receiver) = watch::channel(self.read());
         tokio::spawn(async move {
-            let _watcher = watcher;
             loop {
-                if tokio::time::timeout(interval, changed.notified()).await.is_ok() {
-                    tokio::time::sleep(SETTLE).await;
-                }
-                let now = self.fingerprint();
+                let relevant = match watcher.as_mut() {
+                    None => {
+                        tokio::time::sleep(POLL_INTERVAL).await;
+                        true
+                    }
+                    Some(dir_watch) => match tokio::time::timeout(RESCAN_INTERVAL, dir_watch.changed()).await {
+                        Ok(Changed::Paths(paths)) => paths.iter().any(|p| read_by_agent(&self.dir, &self.node, p)),
+                        Ok(Changed::Rescan) | Err(_) => true,
+                        Ok(Changed::Closed) => {
+                            tracing::warn!(?POLL_INTERVAL, "the directory watch stopped; polling instead");
+                            watcher = None;
+                            true
+                        }
+                    },
+                };
+                let now = if relevant { self.fingerprint() } else { seen.clone() };
                 if now != seen {
                     seen = now;
                     let snapshot = self.read();
@@ -87,30 +92,8 @@ impl FileDatastore {
         receiver
     }
 
-    /// Notifies `changed` whenever this node's NodeNetwork or an IPAMBlock file may have changed.
-    fn watch(&self, changed: Arc<tokio::sync::Notify>) -> Result<RecommendedWatcher, notify::Error> {
-        let (node_network, blocks) = (self.node_network_path(), self.dir.join("generated/ipamblocks"));
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            let relevant = match event {
-                // Opening and reading a file changes nothing; a write ends with a close.
-                Ok(event) if matches!(event.kind, EventKind::Access(a) if a != AccessKind::Close(AccessMode::Write)) => {
-                    false
-                }
-                Ok(event) => {
-                    event.need_rescan() || event.paths.iter().any(|p| *p == node_network || p.starts_with(&blocks))
-                }
-                Err(_) => true,
-            };
-            if relevant {
-                changed.notify_one();
-            }
-        })?;
-        watcher.watch(&self.dir, RecursiveMode::Recursive)?;
-        Ok(watcher)
-    }
-
     fn fingerprint(&self) -> Fingerprint {
-        let mut files = yaml_files(&self.dir.join("generated/ipamblocks"));
+        let mut files = self.block_files();
         files.push(self.node_network_path());
         files
             .into_iter()
@@ -155,9 +138,20 @@ impl FileDatastore {
         malformed(format!("holds no NodeNetwork named {}", self.node))
     }
 
+    /// The IPAMBlock files (none while the directory is missing; a listing error is logged).
+    fn block_files(&self) -> Vec<PathBuf> {
+        let dir = self.dir.join(IPAM_BLOCKS);
+        yaml_files(&dir).unwrap_or_else(|error| {
+            if dir.exists() {
+                tracing::warn!(%error, "cannot list the IPAMBlocks");
+            }
+            Vec::new()
+        })
+    }
+
     fn read_blocks(&self) -> Vec<IPAMBlockSpec> {
         let mut blocks = Vec::new();
-        for path in yaml_files(&self.dir.join("generated/ipamblocks")) {
+        for path in self.block_files() {
             let parsed = read_manifest_file(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|text| read_documents(&text).map_err(|e| e.to_string()));
@@ -183,21 +177,6 @@ impl FileDatastore {
     }
 }
 
-fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            !name.starts_with('.') && name.ends_with(".yaml")
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 /// Writes `status/nodenetworks/<node>.yaml`.
 #[derive(Clone, Debug)]
 pub struct FileStatus {
@@ -208,7 +187,7 @@ pub struct FileStatus {
 impl FileStatus {
     /// The status file of `node` in `dir`.
     pub fn new(dir: &Path, node: &str) -> Self {
-        Self { path: dir.join("status/nodenetworks").join(format!("{node}.yaml")), node: node.to_string() }
+        Self { path: node_status_path(dir, node), node: node.to_string() }
     }
 }
 

@@ -4,11 +4,8 @@
 
 pub mod file;
 pub mod kubernetes;
-mod unknown_fields;
 
 use gingham_crds::api::{IPAMBlockSpec, NodeNetwork, NodeNetworkStatus};
-
-pub use unknown_fields::unknown_fields;
 
 /// The field manager (and writer identity) of the agent.
 pub const FIELD_MANAGER: &str = "gingham-node-agent";
@@ -27,7 +24,7 @@ pub enum DatastoreError {
     },
     /// Writing a file atomically failed.
     #[error(transparent)]
-    Write(#[from] crate::atomic_file::AtomicWriteError),
+    Write(#[from] gingham_datastore::atomic::AtomicWriteError),
     /// Serializing the status failed.
     #[error("cannot serialize the status of NodeNetwork {node}: {reason}")]
     Serialize {

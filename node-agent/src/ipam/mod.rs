@@ -43,7 +43,7 @@ pub enum IpamError {
     },
     /// Writing the state failed.
     #[error(transparent)]
-    Write(#[from] crate::atomic_file::AtomicWriteError),
+    Write(#[from] gingham_datastore::atomic::AtomicWriteError),
     /// The state file does not parse; it is left alone so no address is handed out twice.
     #[error("IPAM state {path} is corrupt ({reason}); repair or remove it by hand (pods keep their addresses)")]
     Corrupt {

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::lock::{Gate, Held};
 use super::{Allocation, AllocationRequest, Attachment, BlockSet, IpamError, TunnelAllocation, unix_now};
-use crate::atomic_file::write_atomic;
 use crate::private_files::{self, PRIVATE_FILE};
+use gingham_datastore::atomic::write_atomic;
 
 /// Pressure is reported when more than this share of the node's addresses are in use.
 pub const PRESSURE_PERCENT: u64 = 80;

@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+use gingham_datastore::atomic::AtomicWriteError;
 use prometheus_client::registry::Registry;
 
 use super::*;
@@ -40,7 +41,7 @@ impl Datastore for Scripted {
         } else {
             let path = std::path::PathBuf::from("generated");
             let source = std::io::Error::other("disk full");
-            Err(FileError::Write { path, source }.into())
+            Err(FileError::Write(AtomicWriteError { path, step: "write temporary", source }).into())
         }
     }
 }

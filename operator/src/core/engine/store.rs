@@ -137,6 +137,26 @@ impl Object {
     }
 }
 
+/// A snapshot's objects, consumed, kind by kind.
+pub fn objects(snapshot: ClusterSnapshot) -> impl Iterator<Item = Object> {
+    let s = snapshot;
+    s.pools
+        .into_iter()
+        .map(Object::Pool)
+        .chain(s.bgp_configurations.into_iter().map(Object::BgpConfiguration))
+        .chain(s.bgp_peers.into_iter().map(Object::BgpPeer))
+        .chain(s.felix_configurations.into_iter().map(Object::FelixConfiguration))
+        .chain(s.network_policies.into_iter().map(Object::NetworkPolicy))
+        .chain(s.global_network_policies.into_iter().map(Object::GlobalNetworkPolicy))
+        .chain(s.kube_network_policies.into_iter().map(Object::KubeNetworkPolicy))
+        .chain(s.nodes.into_iter().map(Object::Node))
+        .chain(s.pods.into_iter().map(Object::Pod))
+        .chain(s.namespaces.into_iter().map(Object::Namespace))
+        .chain(s.secrets.into_iter().map(Object::Secret))
+        .chain(s.blocks.into_iter().map(Object::Block))
+        .chain(s.node_statuses.into_iter().map(|(n, st)| Object::NodeStatus(n, st)))
+}
+
 /// Every observed object, by kind and key. Pods, the many, are kept as their [`PodFacts`] (what the
 /// core reads of them), not as whole objects.
 #[derive(Clone, Debug, Default)]
@@ -150,24 +170,7 @@ impl Store {
     /// comes), so the snapshot's memory is released while the store fills.
     pub fn load(snapshot: ClusterSnapshot) -> Self {
         let mut store = Self::default();
-        let s = snapshot;
-        let objects = s
-            .pools
-            .into_iter()
-            .map(Object::Pool)
-            .chain(s.bgp_configurations.into_iter().map(Object::BgpConfiguration))
-            .chain(s.bgp_peers.into_iter().map(Object::BgpPeer))
-            .chain(s.felix_configurations.into_iter().map(Object::FelixConfiguration))
-            .chain(s.network_policies.into_iter().map(Object::NetworkPolicy))
-            .chain(s.global_network_policies.into_iter().map(Object::GlobalNetworkPolicy))
-            .chain(s.kube_network_policies.into_iter().map(Object::KubeNetworkPolicy))
-            .chain(s.nodes.into_iter().map(Object::Node))
-            .chain(s.pods.into_iter().map(Object::Pod))
-            .chain(s.namespaces.into_iter().map(Object::Namespace))
-            .chain(s.secrets.into_iter().map(Object::Secret))
-            .chain(s.blocks.into_iter().map(Object::Block))
-            .chain(s.node_statuses.into_iter().map(|(n, st)| Object::NodeStatus(n, st)));
-        for object in objects {
+        for object in objects(snapshot) {
             store.upsert(object);
         }
         store

@@ -4,18 +4,19 @@
 //! writes only the objects the engine says changed ([`write`]). It serves the lab, `render` and
 //! tests.
 
-pub mod layout;
 pub mod read;
-pub mod watch;
 pub mod write;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use gingham_datastore::atomic::AtomicWriteError;
+use gingham_datastore::files::YamlFilesError;
+use gingham_datastore::watch;
+
 use crate::core::DesiredState;
 use crate::core::engine::Changes;
 use crate::datastore::{Datastore, DatastoreError, Observation, WriteSummary};
-use crate::yaml_files::YamlFilesError;
 
 /// How often the directory is read when inotify is unavailable.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -38,9 +39,12 @@ pub enum FileError {
         #[source]
         source: std::io::Error,
     },
-    /// A file could not be written, renamed or removed.
-    #[error("cannot write {path}: {source} (check the directory's permissions and free space)")]
-    Write {
+    /// A file could not be written.
+    #[error(transparent)]
+    Write(#[from] AtomicWriteError),
+    /// A file could not be removed.
+    #[error("cannot remove {path}: {source} (check the directory's permissions)")]
+    Remove {
         /// The file.
         path: PathBuf,
         /// The cause.
@@ -63,7 +67,8 @@ impl FileError {
         match self {
             Self::List(_) => "list",
             Self::Read { .. } => "read",
-            Self::Write { .. } => "write",
+            Self::Write(_) => "write",
+            Self::Remove { .. } => "remove",
             Self::Render { .. } => "render",
         }
     }

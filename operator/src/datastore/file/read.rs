@@ -14,14 +14,14 @@ use std::path::{Path, PathBuf};
 use gingham_crds::api::NodeNetworkStatus;
 use gingham_crds::manifest::{Document, Manifest, ReadFileError, read_documents, read_manifest_file};
 use gingham_crds::offline::validate_document;
+use gingham_datastore::files::{YamlFilesError, is_manifest_name, yaml_files};
+use gingham_datastore::layout::{Area, area_of};
 use serde_json::Value;
 
 use super::FileError;
-use super::layout::{Area, area_of};
 use crate::core::ClusterSnapshot;
 use crate::core::engine::Event;
-use crate::core::engine::store::{Key, Kind, Object};
-use crate::yaml_files::{YamlFilesError, is_manifest_name, yaml_files};
+use crate::core::engine::store::{Key, Kind, Object, objects};
 
 /// A file's version as its metadata tells it, without reading it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,6 +241,20 @@ impl Reader {
             }
         }
     }
+}
+
+/// `snapshot` with the objects of manifest text applied on top, each replacing the object of the
+/// same kind, namespace and name (`gingham policy preview`: the state after a change). Problems
+/// in the text are returned as `file:line: message`; an invalid object is left out.
+pub fn overlay(snapshot: ClusterSnapshot, file: &Path, text: &str) -> (ClusterSnapshot, Vec<String>) {
+    let mut problems = Vec::new();
+    let changes = parse(file, text, Area::User, &mut problems);
+    let changed: BTreeSet<Id> = changes.iter().map(id_of).collect();
+    let mut result = ClusterSnapshot::default();
+    for object in objects(snapshot).filter(|o| !changed.contains(&id_of(o))).chain(changes) {
+        add(&mut result, object);
+    }
+    (result, problems)
 }
 
 fn stamp_of(path: &Path) -> Option<Stamp> {

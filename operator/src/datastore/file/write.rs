@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use gingham_crds::api::{IPAMBlockSpec, IPPoolStatus, NodeNetwork, NodeNetworkSpec};
 use gingham_crds::manifest::{read_documents, read_manifest_file};
+use gingham_datastore::atomic::{PUBLIC_FILE, write_atomic};
+use gingham_datastore::layout::{IPAM_BLOCKS, NETWORK_POLICIES, NODE_NETWORKS, POOL_STATUSES, object_path};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Serialize;
 
 use super::FileError;
-use super::layout::{IPAM_BLOCKS, NETWORK_POLICIES, NODE_NETWORKS, POOL_STATUSES, object_path};
 use crate::core::DesiredState;
 use crate::core::engine::Changes;
 use crate::datastore::objects::{ipam_block, node_network, pool_status, stamp_conditions, translated_policy};
@@ -160,7 +161,7 @@ fn write_if_changed<T: Serialize>(
     if read_manifest_file(path).is_ok_and(|old| old == text) {
         return Ok(());
     }
-    write_atomically(path, &text)?;
+    write_atomic(path, text.as_bytes(), PUBLIC_FILE)?;
     written.summary.count(kind, WriteOp::Apply);
     written.files.push(path.to_path_buf());
     Ok(())
@@ -175,19 +176,8 @@ fn remove(path: &Path, kind: &'static str, written: &mut Written) -> Result<(), 
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(FileError::Write { path: path.to_path_buf(), source }),
+        Err(source) => Err(FileError::Remove { path: path.to_path_buf(), source }),
     }
-}
-
-/// Writes `.<name>.tmp` next to `path` and renames it into place, so readers never see half a file.
-pub fn write_atomically(path: &Path, text: &str) -> Result<(), FileError> {
-    let write = |source| FileError::Write { path: path.to_path_buf(), source };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(write)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temporary = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&temporary, text).map_err(write)?;
-    std::fs::rename(&temporary, path).map_err(write)
 }
 
 /// Removes `<area>/*.yaml` files whose name is not wanted.

@@ -131,3 +131,17 @@ fn a_pool_on_its_marker_line_is_read_and_an_oversized_file_is_reported() {
     assert_eq!(delta.problems.len(), 1, "{:?}", delta.problems);
     assert!(delta.problems[0].contains("b.yaml is larger than 16777216 bytes"), "{:?}", delta.problems);
 }
+
+#[test]
+fn an_overlay_replaces_objects_by_identity_adds_new_ones_and_reports_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("pools.yaml"), &(pool("a", "10.1.0.0/16") + "---\n" + &pool("b", "10.2.0.0/16")));
+    let snapshot = Reader::new(dir.path()).read().unwrap().snapshot;
+    let change = pool("b", "10.3.0.0/16") + "---\n" + &pool("c", "10.4.0.0/16") + "---\n" + &pool("d", "banana");
+    let (after, problems) = overlay(snapshot, Path::new("change.yaml"), &change);
+    let pools: Vec<(String, String)> =
+        after.pools.iter().map(|p| (p.metadata.name.clone().unwrap(), p.spec.cidr.clone())).collect();
+    let expected = [("a", "10.1.0.0/16"), ("b", "10.3.0.0/16"), ("c", "10.4.0.0/16"), ("d", "banana")];
+    assert_eq!(pools, expected.map(|(n, c)| (n.to_string(), c.to_string())));
+    assert_eq!(problems, ["change.yaml:15: IPPool/d: spec.cidr: cidr must be a CIDR such as 10.244.0.0/16"]);
+}

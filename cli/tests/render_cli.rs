@@ -1,4 +1,4 @@
-//! `gingham-operator render DIR [--node NAME]`, run as a user would: the derived objects as
+//! `gingham render DIR [--node NAME]`, run as a user would: the derived objects as
 //! multi-document YAML on stdout, bad files named on stderr and skipped.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -36,8 +36,7 @@ status:
 
 /// Runs `render` and returns (exit code, (kind, name) of each document, the documents, stderr).
 fn render(dir: &Path, extra: &[&str]) -> (i32, Vec<(String, String)>, Vec<Value>, String) {
-    let output =
-        Command::new(env!("CARGO_BIN_EXE_gingham-operator")).arg("render").arg(dir).args(extra).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_gingham")).arg("render").arg(dir).args(extra).output().unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     let documents: Vec<Value> = read_documents(&stdout).unwrap().into_iter().map(|d| d.value).collect();
     let names = documents

@@ -1,14 +1,22 @@
 //! Crash-safe file replacement: write a hidden temporary file next to the target, fsync it, rename
 //! it into place and fsync the directory, so a reader (or a restart after a crash) sees either the
-//! old content or the new one, never half a file. Every file gets the mode its caller names (see
-//! [`crate::private_files`]), whatever the umask or a temporary left by a crash.
+//! old content or the new one, never half a file. Every file gets the mode its caller names,
+//! whatever the umask or a temporary left by a crash. The operator, the agent, the lab and the CLI
+//! all write datastore files through [`write_atomic`].
 
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::private_files::{PRIVATE_DIR, PUBLIC_DIR};
+/// A file only root may read or write.
+pub const PRIVATE_FILE: u32 = 0o600;
+/// A directory only root may enter.
+pub const PRIVATE_DIR: u32 = 0o700;
+/// A file every local user may read (nothing secret, read by other tools).
+pub const PUBLIC_FILE: u32 = 0o644;
+/// The directory of a public file.
+pub const PUBLIC_DIR: u32 = 0o755;
 
 /// Writing a file atomically failed.
 #[derive(Debug, thiserror::Error)]

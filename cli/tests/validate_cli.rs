@@ -1,4 +1,4 @@
-//! `gingham-operator validate`, run as a user would: the real binary on a directory of good and bad
+//! `gingham validate`, run as a user would: the real binary on a directory of good and bad
 //! manifests; every problem printed as `file:line: Kind/name: field.path: message`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -56,12 +56,8 @@ spec:
 ";
 
 fn validate(dir: &Path, args: &[&str]) -> (i32, Vec<String>) {
-    let output = Command::new(env!("CARGO_BIN_EXE_gingham-operator"))
-        .current_dir(dir)
-        .arg("validate")
-        .args(args)
-        .output()
-        .unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_gingham")).current_dir(dir).arg("validate").args(args).output().unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     (output.status.code().unwrap(), stdout.lines().map(str::to_string).collect())
 }
@@ -100,7 +96,7 @@ fn every_problem_is_printed_with_file_line_object_and_field() {
 #[test]
 fn a_missing_path_is_an_error_not_a_pass() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_gingham-operator"))
+    let output = Command::new(env!("CARGO_BIN_EXE_gingham"))
         .current_dir(dir.path())
         .args(["validate", "missing.yaml"])
         .output()

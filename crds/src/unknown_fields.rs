@@ -1,5 +1,6 @@
 //! Unknown fields: keys of the written object that its typed form does not keep (a typo such as
-//! `blokcs` would otherwise be dropped silently).
+//! `blokcs` would otherwise be dropped silently). The agent refuses a NodeNetwork with such a
+//! field; `gingham convert` names every Calico field that does not carry over.
 
 use serde_json::Value;
 

@@ -1,0 +1,350 @@
+//! Evaluating one packet against one node's compiled policy (`NodeNetwork.spec.policy`), rule by
+//! rule, with the semantics the agent's nftables ruleset gives it
+//! (node-agent/src/dataplane/nft/build.rs): an endpoint without compiled policy is dropped; an
+//! empty list allows; otherwise policies in order, rules in order, the first Allow or Pass allows
+//! (Pass skips the remaining policies of the only tier, as compiled), Deny drops, Log goes on, and
+//! a packet no policy allowed is dropped. A condition on a port never matches a portless packet
+//! (ICMP), nor does an ICMP condition, negated or not, match a non-ICMP packet, as in nftables.
+
+use std::net::IpAddr;
+
+use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule, IpSet, NodePolicySpec, PortRange};
+use gingham_crds::api::policy::Action;
+use ipnet::IpNet;
+use serde::Serialize;
+
+/// The packet asked about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Packet {
+    /// Source address.
+    pub source: IpAddr,
+    /// Destination address.
+    pub destination: IpAddr,
+    /// IP protocol number.
+    pub protocol: u8,
+    /// Destination port (TCP, UDP, SCTP).
+    pub port: Option<u16>,
+    /// ICMP type and code (ICMP).
+    pub icmp: Option<(u8, u8)>,
+}
+
+/// Which list of an endpoint is evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Direction {
+    /// Traffic leaving the endpoint.
+    Egress,
+    /// Traffic entering the endpoint.
+    Ingress,
+}
+
+/// One rule (or policy end) looked at, in evaluation order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// Its position in the endpoint's list (1-based: the evaluation order).
+    pub position: usize,
+    /// The compiled policy's name (`namespace/name` or `global/name`).
+    pub policy: String,
+    /// The rule's index in the policy's list for this direction; none for "no rule matched".
+    pub rule: Option<usize>,
+    /// The rule's action.
+    pub action: Option<Action>,
+    /// Whether the rule matched.
+    pub matched: bool,
+    /// Why it did not match, or what its match did.
+    pub why: String,
+}
+
+/// The verdict of one side.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SideVerdict {
+    /// Whether the side lets the packet through.
+    pub allowed: bool,
+    /// Every rule looked at, in order.
+    pub steps: Vec<Step>,
+    /// The verdict in a sentence.
+    pub reason: String,
+}
+
+impl SideVerdict {
+    fn end(allowed: bool, steps: Vec<Step>, reason: impl Into<String>) -> Self {
+        Self { allowed, steps, reason: reason.into() }
+    }
+}
+
+/// Evaluates `packet` against `endpoint`'s `direction` list in a node's compiled policy.
+pub fn evaluate(policy: &NodePolicySpec, endpoint: &str, direction: Direction, packet: &Packet) -> SideVerdict {
+    let Some(entry) = policy.endpoints.iter().find(|e| e.name == endpoint) else {
+        let reason = "no compiled policy for the endpoint on its node: the agent drops its traffic until the operator compiles it";
+        return SideVerdict::end(false, Vec::new(), reason);
+    };
+    let list = match direction {
+        Direction::Egress => &entry.egress,
+        Direction::Ingress => &entry.ingress,
+    };
+    if list.is_empty() {
+        return SideVerdict::end(true, Vec::new(), "no policy selects the endpoint in this direction: allowed");
+    }
+    let mut steps = Vec::new();
+    for (index, name) in list.iter().enumerate() {
+        let position = index + 1;
+        let Some(compiled) = policy.policies.iter().find(|p| p.name == *name) else {
+            return SideVerdict::end(false, steps, format!("policy {name} is not in the NodeNetwork spec: dropped"));
+        };
+        let rules = match direction {
+            Direction::Egress => &compiled.egress,
+            Direction::Ingress => &compiled.ingress,
+        };
+        for (rule_index, rule) in rules.iter().enumerate() {
+            let step = |matched, why: String| Step {
+                position,
+                policy: name.clone(),
+                rule: Some(rule_index),
+                action: Some(rule.action),
+                matched,
+                why,
+            };
+            match rule_matches(rule, packet, &policy.ip_sets) {
+                Err(why) => steps.push(step(false, why)),
+                Ok(()) => match rule.action {
+                    Action::Log => steps.push(step(true, "logged; evaluation goes on".into())),
+                    Action::Allow => {
+                        steps.push(step(true, "allowed".into()));
+                        return SideVerdict::end(true, steps, format!("allowed by {name} rule {rule_index}"));
+                    }
+                    Action::Pass => {
+                        steps.push(step(true, "passed: the remaining policies are skipped".into()));
+                        let reason = format!("passed by {name} rule {rule_index} (past the only tier: allowed)");
+                        return SideVerdict::end(true, steps, reason);
+                    }
+                    Action::Deny => {
+                        steps.push(step(true, "denied".into()));
+                        return SideVerdict::end(false, steps, format!("denied by {name} rule {rule_index}"));
+                    }
+                },
+            }
+        }
+        let why = "no rule matched: on to the next policy".to_string();
+        steps.push(Step { position, policy: name.clone(), rule: None, action: None, matched: false, why });
+    }
+    SideVerdict::end(false, steps, "no policy allowed it: dropped at the end of the endpoint's list")
+}
+
+fn protocol_name(number: u8) -> String {
+    match number {
+        1 => "ICMP".into(),
+        6 => "TCP".into(),
+        17 => "UDP".into(),
+        58 => "ICMPv6".into(),
+        132 => "SCTP".into(),
+        other => format!("protocol {other}"),
+    }
+}
+
+/// Whether a rule matches, or the first condition that fails.
+fn rule_matches(rule: &CompiledRule, packet: &Packet, sets: &[gingham_crds::api::Shared<IpSet>]) -> Result<(), String> {
+    let proto = protocol_name(packet.protocol);
+    if let Some(wanted) = rule.protocol.filter(|n| *n != packet.protocol) {
+        return Err(format!("protocol is {}, the packet's {proto}", protocol_name(wanted)));
+    }
+    if rule.not_protocol == Some(packet.protocol) {
+        return Err(format!("notProtocol excludes {proto}"));
+    }
+    for (negate, icmp) in [(false, &rule.icmp), (true, &rule.not_icmp)] {
+        let Some(icmp) = icmp else { continue };
+        let Some((type_, code)) = packet.icmp else {
+            return Err(format!("an ICMP condition never matches {proto}"));
+        };
+        let same = icmp.type_ == type_ && icmp.code.is_none_or(|c| c == code);
+        if same == negate {
+            let verb = if negate { "notICMP excludes" } else { "ICMP condition wants type" };
+            return Err(format!(
+                "{verb} {}{} (the packet's is {type_}/{code})",
+                icmp.type_,
+                icmp.code.map(|c| format!("/{c}")).unwrap_or_default()
+            ));
+        }
+    }
+    side_matches("source", &rule.source, packet.source, None, packet.protocol, sets)?;
+    side_matches("destination", &rule.destination, packet.destination, packet.port, packet.protocol, sets)
+}
+
+fn in_nets(nets: &[String], address: IpAddr) -> bool {
+    nets.iter().any(|net| match net.parse::<IpNet>() {
+        Ok(net) => net.contains(&address),
+        Err(_) => net.parse::<IpAddr>().is_ok_and(|a| a == address),
+    })
+}
+
+fn set<'a>(sets: &'a [gingham_crds::api::Shared<IpSet>], name: &str) -> Option<&'a IpSet> {
+    sets.iter().find(|s| s.name == name).map(|s| &**s)
+}
+
+fn in_set(sets: &[gingham_crds::api::Shared<IpSet>], name: &str, address: IpAddr) -> bool {
+    set(sets, name).is_some_and(|s| in_nets(&s.members, address))
+}
+
+fn in_ranges(ranges: &[PortRange], port: u16) -> bool {
+    ranges.iter().any(|r| r.first <= port && port <= r.last)
+}
+
+/// One side's conditions. `port` is the side's port: the destination port, or none for the
+/// source (an ephemeral port the question does not name).
+fn side_matches(
+    which: &str,
+    matched: &CompiledMatch,
+    address: IpAddr,
+    port: Option<u16>,
+    protocol: u8,
+    sets: &[gingham_crds::api::Shared<IpSet>],
+) -> Result<(), String> {
+    if !matched.nets.is_empty() && !in_nets(&matched.nets, address) {
+        return Err(format!("{which} {address} is in none of nets {}", matched.nets.join(", ")));
+    }
+    if in_nets(&matched.not_nets, address) {
+        return Err(format!("{which} {address} is in notNets {}", matched.not_nets.join(", ")));
+    }
+    if let Some(name) = matched.sets.iter().find(|name| !in_set(sets, name, address)) {
+        return Err(format!("{which} {address} is not in set {name} (the rule's selector does not select it)"));
+    }
+    if let Some(name) = matched.not_sets.iter().find(|name| in_set(sets, name, address)) {
+        return Err(format!("{which} {address} is in set {name}, which the rule excludes"));
+    }
+    let port_conditions =
+        !matched.ports.is_empty() || matched.named_port_set.is_some() || !matched.not_ports.is_empty();
+    if !port_conditions {
+        return Ok(());
+    }
+    let Some(port) = port else {
+        let what = if which == "source" { "a source port (the question names none)" } else { "a portless packet" };
+        return Err(format!("a {which} port condition never matches {what}"));
+    };
+    if in_ranges(&matched.not_ports, port) {
+        return Err(format!("{which} port {port} is in notPorts"));
+    }
+    if matched.ports.is_empty() && matched.named_port_set.is_none() {
+        return Ok(());
+    }
+    let triple = format!("{address},{},{port}", protocol_name(protocol).to_ascii_lowercase());
+    let named =
+        matched.named_port_set.as_deref().and_then(|name| set(sets, name)).is_some_and(|s| s.members.contains(&triple));
+    if in_ranges(&matched.ports, port) || named {
+        return Ok(());
+    }
+    Err(format!("{which} port {port} is not among the rule's ports"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use gingham_crds::api::nodenetwork::{CompiledPolicy, EndpointPolicy, IcmpMatch, IpSetKind};
+
+    use super::*;
+
+    fn rule(action: Action, edit: impl FnOnce(&mut CompiledRule)) -> CompiledRule {
+        let mut rule = CompiledRule { action, ..CompiledRule::default() };
+        edit(&mut rule);
+        rule
+    }
+
+    /// web (10.0.0.2) is selected in ingress by `global/first` then `prod/second`.
+    fn spec() -> NodePolicySpec {
+        let clients = IpSet { name: "clients".into(), kind: IpSetKind::Addresses, members: vec!["10.0.0.3".into()] };
+        let http =
+            IpSet { name: "http".into(), kind: IpSetKind::AddressPorts, members: vec!["10.0.0.2,tcp,8080".into()] };
+        let first = CompiledPolicy {
+            name: "global/first".into(),
+            ingress: vec![
+                rule(Action::Log, |_| {}),
+                rule(Action::Deny, |r| r.source.nets = vec!["10.0.0.9/32".into()]),
+                rule(Action::Pass, |r| {
+                    r.protocol = Some(6);
+                    r.source.sets = vec!["clients".into()];
+                    r.destination.named_port_set = Some("http".into());
+                }),
+            ],
+            egress: Vec::new(),
+        };
+        let second = CompiledPolicy {
+            name: "prod/second".into(),
+            ingress: vec![
+                rule(Action::Allow, |r| r.icmp = Some(IcmpMatch { type_: 8, code: None })),
+                rule(Action::Allow, |r| {
+                    r.destination.ports = vec![PortRange { first: 80, last: 80 }];
+                    r.source.not_nets = vec!["10.0.0.4/32".into()];
+                }),
+            ],
+            egress: Vec::new(),
+        };
+        NodePolicySpec {
+            endpoints: vec![EndpointPolicy {
+                name: "prod/web".into(),
+                ingress: vec!["global/first".into(), "prod/second".into()],
+                ..EndpointPolicy::default()
+            }],
+            policies: vec![first.into(), second.into()],
+            ip_sets: vec![clients.into(), http.into()],
+            ..NodePolicySpec::default()
+        }
+    }
+
+    fn packet(source: &str, port: Option<u16>) -> Packet {
+        Packet {
+            source: source.parse().unwrap(),
+            destination: "10.0.0.2".parse().unwrap(),
+            protocol: if port.is_some() { 6 } else { 1 },
+            port,
+            icmp: port.is_none().then_some((8, 0)),
+        }
+    }
+
+    /// Source, port (ICMP when none), allowed, reason, and one step's explanation.
+    type Case = (&'static str, Option<u16>, bool, &'static str, Option<&'static str>);
+
+    #[test]
+    fn rules_are_evaluated_in_order_with_the_agents_semantics() {
+        let cases: [Case; 6] = [
+            ("10.0.0.9", Some(80), false, "denied by global/first rule 1", None),
+            ("10.0.0.3", Some(8080), true, "passed by global/first rule 2 (past the only tier: allowed)", None),
+            (
+                "10.0.0.5",
+                Some(8080),
+                false,
+                "no policy allowed it: dropped at the end of the endpoint's list",
+                Some("destination port 8080 is not among the rule's ports"),
+            ),
+            (
+                "10.0.0.5",
+                Some(80),
+                true,
+                "allowed by prod/second rule 1",
+                Some("source 10.0.0.5 is not in set clients (the rule's selector does not select it)"),
+            ),
+            (
+                "10.0.0.4",
+                Some(80),
+                false,
+                "no policy allowed it: dropped at the end of the endpoint's list",
+                Some("source 10.0.0.4 is in notNets 10.0.0.4/32"),
+            ),
+            ("10.0.0.4", None, true, "allowed by prod/second rule 0", Some("protocol is TCP, the packet's ICMP")),
+        ];
+        for (source, port, allowed, reason, some_why) in cases {
+            let verdict = evaluate(&spec(), "prod/web", Direction::Ingress, &packet(source, port));
+            assert_eq!((verdict.allowed, verdict.reason.as_str()), (allowed, reason), "{source} {port:?}");
+            assert_eq!(verdict.steps[0].why, "logged; evaluation goes on");
+            if let Some(why) = some_why {
+                assert!(verdict.steps.iter().any(|s| s.why == why), "{source} {port:?}: {:#?}", verdict.steps);
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_endpoints_are_dropped_and_empty_lists_allow() {
+        let egress = evaluate(&spec(), "prod/web", Direction::Egress, &packet("10.0.0.2", None));
+        assert_eq!((egress.allowed, egress.steps.len()), (true, 0));
+        let unknown = evaluate(&spec(), "prod/db", Direction::Ingress, &packet("10.0.0.3", Some(80)));
+        assert!(!unknown.allowed && unknown.reason.starts_with("no compiled policy"), "{unknown:?}");
+    }
+}
