@@ -330,12 +330,8 @@ impl Manifest {
             Self::NetworkPolicy(policy) => validate::validate_network_policy(&policy.spec),
             Self::GlobalNetworkPolicy(policy) => validate::validate_global_network_policy(&policy.spec),
             Self::NodeNetwork(network) => validate::validate_node_network(&network.spec),
-            Self::IPAMBlock(_)
-            | Self::Node(_)
-            | Self::Pod(_)
-            | Self::Namespace(_)
-            | Self::Secret(_)
-            | Self::KubeNetworkPolicy(_) => Ok(()),
+            Self::IPAMBlock(block) => validate::validate_ipam_block(&block.spec),
+            Self::Node(_) | Self::Pod(_) | Self::Namespace(_) | Self::Secret(_) | Self::KubeNetworkPolicy(_) => Ok(()),
         }
     }
 }
