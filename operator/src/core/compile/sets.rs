@@ -3,6 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use gingham_crds::api::IpProtocol;
+#[cfg(doc)]
+use gingham_crds::api::SetMember;
 use gingham_crds::api::nodenetwork::IpSetKind;
 use gingham_crds::selector::{Expr, Selector};
 
@@ -62,15 +65,6 @@ fn fnv1a(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
-fn protocol_name(protocol: u8) -> String {
-    match protocol {
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        132 => "sctp".into(),
-        other => other.to_string(),
-    }
-}
-
 impl SetKey {
     /// The canonical text of the key (what the name hashes).
     fn canonical(&self) -> String {
@@ -98,7 +92,8 @@ impl SetKey {
         if self.named_ports.is_some() { IpSetKind::AddressPorts } else { IpSetKind::Addresses }
     }
 
-    /// The members one endpoint contributes: none when it is out of scope or does not match.
+    /// The members one endpoint contributes: none when it is out of scope or does not match. A
+    /// named-port member is written as [`SetMember`] writes it (`10.0.0.1,tcp,8080`).
     pub fn members(
         &self,
         namespace: &str,
@@ -115,7 +110,7 @@ impl SetKey {
                 .named_ports
                 .iter()
                 .filter(|p| wanted.names.contains(&p.name) && wanted.protocol.is_none_or(|proto| proto == p.protocol))
-                .map(|p| format!("{address},{},{}", protocol_name(p.protocol), p.port))
+                .filter_map(|p| Some(format!("{address},{},{}", IpProtocol::from_number(p.protocol)?, p.port)))
                 .collect(),
         }
     }

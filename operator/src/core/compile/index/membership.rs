@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use gingham_crds::api::Shared;
 use gingham_crds::api::nodenetwork::IpSet;
+use gingham_crds::api::{Shared, Wire};
 
 use super::{EndpointKey, PolicyIndex, SetEntry, SetId};
 use crate::core::compile::sets::{Scope, SetKey};
@@ -133,7 +133,7 @@ impl PolicyIndex {
     pub(super) fn refresh_views(&mut self) {
         for id in std::mem::take(&mut self.stale_views) {
             if let Some(set) = self.sets.get_mut(&id) {
-                let members = set.members.keys().cloned().collect();
+                let members = set.members.keys().map(|member| Wire::new(member.as_str())).collect();
                 set.view = Shared::new(IpSet { name: set.name.clone(), kind: set.key.kind(), members });
             }
         }
