@@ -2,11 +2,10 @@
 //! which members an endpoint contributes to it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
-use gingham_crds::api::IpProtocol;
-#[cfg(doc)]
-use gingham_crds::api::SetMember;
 use gingham_crds::api::nodenetwork::IpSetKind;
+use gingham_crds::api::{IpProtocol, IpSetMember, Net, SetMember};
 use gingham_crds::selector::{Expr, Selector};
 
 use crate::core::facts::PodFacts;
@@ -92,25 +91,27 @@ impl SetKey {
         if self.named_ports.is_some() { IpSetKind::AddressPorts } else { IpSetKind::Addresses }
     }
 
-    /// The members one endpoint contributes: none when it is out of scope or does not match. A
-    /// named-port member is written as [`SetMember`] writes it (`10.0.0.1,tcp,8080`).
+    /// The members one endpoint contributes: none when it is out of scope or does not match.
     pub fn members(
         &self,
         namespace: &str,
         namespace_labels: &BTreeMap<String, String>,
         facts: &PodFacts,
-        address: &str,
-    ) -> Vec<String> {
+        address: IpAddr,
+    ) -> Vec<IpSetMember> {
         if !self.scope.contains(namespace, namespace_labels) || !self.selector.matches(&facts.labels) {
             return Vec::new();
         }
         match &self.named_ports {
-            None => vec![address.to_string()],
+            None => vec![IpSetMember::Address(Net::from(address))],
             Some(wanted) => facts
                 .named_ports
                 .iter()
                 .filter(|p| wanted.names.contains(&p.name) && wanted.protocol.is_none_or(|proto| proto == p.protocol))
-                .filter_map(|p| Some(format!("{address},{},{}", IpProtocol::from_number(p.protocol)?, p.port)))
+                .filter_map(|p| {
+                    let proto = IpProtocol::from_number(p.protocol).filter(|proto| proto.supports_ports())?;
+                    Some(IpSetMember::Port(SetMember { addr: address, proto, port: p.port }))
+                })
                 .collect(),
         }
     }
@@ -168,7 +169,8 @@ mod tests {
             (key(Scope::Everywhere, "all()", Some((None, &["http", "dns"]))), "a", vec!["10.0.0.1,tcp,8080"]),
         ];
         for (set, namespace, expected) in cases {
-            assert_eq!(set.members(namespace, &prod, &facts, "10.0.0.1"), expected, "{set:?}");
+            let members = set.members(namespace, &prod, &facts, [10, 0, 0, 1].into());
+            assert_eq!(members.iter().map(ToString::to_string).collect::<Vec<_>>(), expected, "{set:?}");
         }
     }
 }
