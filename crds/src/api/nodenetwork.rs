@@ -455,7 +455,7 @@ pub struct NodeNetworkStatus {
     /// its IPAM, under the handle `tunnel-addr-<node>`; absent when no pool encapsulates. The
     /// operator publishes it in the node's IPAMBlocks for the other nodes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tunnel_address: Option<String>,
+    pub tunnel_address: Option<Wire<IpAddr>>,
     /// What this node's kernel can do.
     #[serde(default)]
     pub capabilities: NodeCapabilities,
@@ -505,7 +505,7 @@ pub struct LocalEndpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
     /// The pod's address.
-    pub address: String,
+    pub address: Wire<IpAddr>,
     /// The host-side interface.
     pub interface: String,
 }

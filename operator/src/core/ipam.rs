@@ -141,7 +141,7 @@ pub fn assign(input: &IpamInput<'_>) -> Assignment {
     for (name, mut blocks) in owned {
         let Some(node) = input.nodes.get(name) else { continue };
         blocks.sort_by_key(|b| b.net);
-        let reported = input.statuses.get(name).and_then(|s| s.tunnel_address.as_deref());
+        let reported = input.statuses.get(name).and_then(|s| s.tunnel_address.as_ref()?.value().copied());
         let tunnel = tunnel_for(input.pools, &blocks, reported, name);
         let node_address = node.address.map(|a| Wire::from(Net(a.into()))).unwrap_or_default();
         for block in &blocks {
@@ -213,7 +213,7 @@ fn nth_block(network: &IpNet, size: u8, index: u128) -> Option<IpNet> {
 fn tunnel_for(
     pools: &BTreeMap<String, CheckedPool>,
     blocks: &[Owned],
-    reported: Option<&str>,
+    reported: Option<IpAddr>,
     node: &str,
 ) -> NodeTunnel {
     let encapsulating: Vec<&Owned> = blocks
@@ -225,10 +225,7 @@ fn tunnel_for(
                 .is_some_and(|p| p.is_valid() && p.encapsulates() && p.spec.allowed_uses.contains(&AllowedUse::Tunnel))
         })
         .collect();
-    let address = reported.and_then(|text| {
-        let addr = text.parse::<IpAddr>().ok()?;
-        encapsulating.iter().any(|b| b.net.contains(&addr)).then(|| addr.into())
-    });
+    let address = reported.filter(|addr| encapsulating.iter().any(|b| b.net.contains(addr))).map(Wire::from);
     let blocks_for_tunnel = encapsulating.iter().map(|b| Cidr(b.net).into()).collect();
     let vxlan =
         blocks.iter().any(|b| pools.get(&b.pool).is_some_and(|p| p.is_valid() && p.spec.vxlan_mode.is_enabled()));

@@ -338,15 +338,21 @@ impl PolicyIndex {
     /// the agent no longer reports stays, without its address, while its pod is still scheduled to
     /// the node. An address that is not one is logged, and the endpoint is in no set.
     pub fn set_node_endpoints(&mut self, node: &str, reported: &[LocalEndpoint]) {
-        let address = |endpoint: &LocalEndpoint| match endpoint.address.parse::<IpAddr>() {
-            Ok(address) => Some(address),
-            Err(_) => {
-                tracing::warn!(node, endpoint = %endpoint.name, address = %endpoint.address, "the agent reported an address that is not one; the endpoint is in no set");
+        let address = |(index, endpoint): (usize, &LocalEndpoint)| match endpoint
+            .address
+            .decoded(&format!("status.endpoints[{index}].address"))
+        {
+            Ok(address) => Some(*address),
+            Err(error) => {
+                tracing::warn!(node, %error, "an endpoint the agent reported is in no set");
                 None
             }
         };
-        let wanted: BTreeMap<&str, (Option<IpAddr>, Option<&str>)> =
-            reported.iter().map(|e| (e.name.as_str(), (address(e), e.uid.as_deref()))).collect();
+        let wanted: BTreeMap<&str, (Option<IpAddr>, Option<&str>)> = reported
+            .iter()
+            .enumerate()
+            .map(|(index, e)| (e.name.as_str(), (address((index, e)), e.uid.as_deref())))
+            .collect();
         let existing: Vec<String> = self
             .endpoints
             .get(node)

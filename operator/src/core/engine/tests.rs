@@ -124,7 +124,7 @@ fn event(op: u8, a: u8, b: u8, c: u8) -> Event {
             report.ipam.capacity = 64 * u32::from(b % 3);
             report.ipam.pressure = c % 2 == 1;
             // A tunnel address inside one of the blocks above, or outside all of them.
-            report.tunnel_address = (!b.is_multiple_of(4)).then(|| format!("10.{}.0.{}", b % 2, c % 128));
+            report.tunnel_address = (!b.is_multiple_of(4)).then(|| format!("10.{}.0.{}", b % 2, c % 128).into());
             upsert(Object::NodeStatus(format!("n{}", a % 5), report))
         }
         4 | 5 => {
