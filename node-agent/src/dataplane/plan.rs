@@ -24,8 +24,6 @@ use super::{SyncError, SyncReport};
 /// One revision of this node's desired state, decoded. Immutable once built.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NodePlan {
-    /// This node's name.
-    pub node_name: String,
     /// The node's underlay address and subnet; `None` when it is not IPv4.
     pub address: Option<Ipv4Net>,
     /// The blocks this node owns.
@@ -134,7 +132,7 @@ impl NodePlan {
         report.errors.extend(problems.cloned().map(SyncError::undecodable));
     }
 
-    /// Decodes one revision: the spec and every IPAMBlock (this node's are skipped).
+    /// Decodes one revision for `node`: its spec and every IPAMBlock (its own are skipped).
     pub fn build(node: &str, spec: &NodeNetworkSpec, blocks: &[IPAMBlockSpec]) -> Self {
         let mut routing_problems = Vec::new();
         let mut policy_problems = Vec::new();
@@ -145,7 +143,6 @@ impl NodePlan {
         }
         let tunnel = &spec.tunnel;
         Self {
-            node_name: node.to_string(),
             address: spec.address.value().and_then(|cidr| cidr.v4()),
             blocks: spec.blocks.iter().filter_map(|block| block.value()?.v4()).collect(),
             pools: spec
