@@ -81,6 +81,14 @@ pub fn node_network_value_errors(spec: &NodeNetworkSpec) -> Vec<FieldError> {
             }
         }
     }
+    for (field, failsafes) in
+        [("failsafeInbound", &spec.policy.failsafe_inbound), ("failsafeOutbound", &spec.policy.failsafe_outbound)]
+    {
+        for (index, failsafe) in failsafes.iter().enumerate() {
+            let path = format!("spec.policy.{field}[{index}]");
+            failsafe.decode(&path).err().into_iter().flatten().for_each(|e| problems.push(e));
+        }
+    }
     for (index, set) in spec.policy.ip_sets.iter().enumerate() {
         for (member, text) in set.members.iter().enumerate() {
             let path = format!("spec.policy.ipSets[{index}].members[{member}]");

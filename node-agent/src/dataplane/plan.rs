@@ -11,7 +11,7 @@
 use std::net::Ipv4Addr;
 
 use gingham_crds::api::common::EncapsulationMode;
-use gingham_crds::api::felix::ProtoPort;
+use gingham_crds::api::felix::Failsafe;
 use gingham_crds::api::nodenetwork::{
     CompiledMatch, CompiledPolicy, EndpointPolicy, EndpointToHostAction, IpSetKind, NodeNetworkSpec,
 };
@@ -92,8 +92,9 @@ pub struct RemoteBlock {
 pub struct PolicyPlan {
     /// What happens to traffic from local pods to the node itself.
     pub default_endpoint_to_host_action: EndpointToHostAction,
-    /// Inbound ports on the node that stay open whatever the policy.
-    pub failsafe_inbound: Vec<ProtoPort>,
+    /// Inbound ports on the node that stay open whatever the policy (those that decoded; a
+    /// failsafe for an IPv6 network is left out: the table is IPv4-only).
+    pub failsafe_inbound: Vec<(Failsafe, Option<Ipv4Net>)>,
     /// Every local endpoint whose policy is known.
     pub endpoints: Vec<EndpointPolicy>,
     /// The policies whose every value, and every set they name, decoded.
@@ -259,7 +260,16 @@ fn policy(spec: &NodeNetworkSpec, problems: &mut Vec<String>) -> PolicyPlan {
         .collect();
     PolicyPlan {
         default_endpoint_to_host_action: policy.default_endpoint_to_host_action,
-        failsafe_inbound: policy.failsafe_inbound.clone(),
+        failsafe_inbound: policy
+            .failsafe_inbound
+            .iter()
+            // One that does not decode is reported by `node_network_value_errors` above.
+            .filter_map(|port| port.decode("").ok())
+            .filter_map(|failsafe| match failsafe.net {
+                None => Some((failsafe, None)),
+                Some(net) => net.v4().map(|net| (failsafe, Some(net))),
+            })
+            .collect(),
         endpoints: policy.endpoints.clone(),
         policies,
         sets,

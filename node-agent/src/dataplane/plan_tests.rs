@@ -14,6 +14,7 @@ fn a_value_that_does_not_decode_is_reported_and_left_out() {
         ("remote block", |_, b| b[1].node_address = "192.168.1".into(), "IPAMBlock 10.0.1.0/26 of node node-b"),
         ("remote mac", |_, b| b[2].vtep_mac = Some("nope".into()), "spec.vtepMAC"),
         ("member", |s, _| s.policy.ip_sets[0].members.push("10.0.0.x".into()), "spec.policy.ipSets[0].members[2]"),
+        ("failsafe", |s, _| s.policy.failsafe_inbound[1].net = Some("x".into()), "spec.policy.failsafeInbound[1].net"),
         (
             "net",
             |s, _| s.policy.policies[1].egress[1].destination.nets.push("10.1/16".into()),
@@ -30,6 +31,7 @@ fn a_value_that_does_not_decode_is_reported_and_left_out() {
         assert!(problems.first().is_some_and(|p| p.contains(path)), "{case}: {problems:?}");
         assert!(problems.iter().all(|p| p.contains("left out") || p.contains("not programmed")), "{case}");
         assert_eq!(plan.blocks, good.blocks, "{case}: the good blocks stay");
+        assert!(plan.policy.failsafe_inbound.len() >= good.policy.failsafe_inbound.len() - 1, "{case}");
     }
 }
 

@@ -210,16 +210,16 @@ fn base_chains(policy: &PolicyPlan) -> Vec<Chain> {
     let mut to_host: Vec<Rule> = policy
         .failsafe_inbound
         .iter()
-        .map(|failsafe| {
+        .map(|(failsafe, net)| {
             let mut matches = Vec::new();
-            if let Some(net) = &failsafe.net {
+            if let Some(net) = net {
                 matches.push(Match::Address {
                     side: Side::Source,
                     negate: false,
-                    set: AddressSet::Literal(vec![net.clone()]),
+                    set: AddressSet::Literal(elements::addresses([*net]).into_iter().collect()),
                 });
             }
-            matches.push(Match::Service { protocol: failsafe.protocol.to_ascii_lowercase(), port: failsafe.port });
+            matches.push(Match::Service { protocol: failsafe.protocol.to_string(), port: failsafe.port });
             Rule::verdict(matches, Verdict::Accept)
         })
         .collect();
