@@ -115,8 +115,9 @@ fn size(net: &IpNet) -> u128 {
 
 /// Every address the agents report, with its block.
 pub fn holders(view: &ClusterView) -> Vec<Holder> {
-    let block_of =
-        |address: IpAddr| view.snapshot.blocks.iter().find(|b| net(&b.spec.cidr).is_some_and(|n| n.contains(&address)));
+    let block_of = |address: IpAddr| {
+        view.snapshot.blocks.iter().find(|b| net(b.spec.cidr.as_str()).is_some_and(|n| n.contains(&address)))
+    };
     let since = |name: &str| {
         let (namespace, pod) = name.split_once('/')?;
         let found =
@@ -142,7 +143,7 @@ pub fn holders(view: &ClusterView) -> Vec<Holder> {
                 owner,
                 uid,
                 node: node.clone(),
-                block: block.map(|b| b.spec.cidr.clone()),
+                block: block.map(|b| b.spec.cidr.to_string()),
                 block_node: block.map(|b| b.spec.node.clone()),
                 interface,
             });
@@ -163,8 +164,13 @@ pub fn show(view: &ClusterView, args: &IpamShowArgs) -> IpamReport {
         .filter_map(|pool| {
             let cidr = net(&pool.spec.cidr)?;
             let name = pool.metadata.name.clone().unwrap_or_default();
-            let blocks: Vec<IpNet> =
-                view.snapshot.blocks.iter().filter(|b| b.spec.pool == name).filter_map(|b| net(&b.spec.cidr)).collect();
+            let blocks: Vec<IpNet> = view
+                .snapshot
+                .blocks
+                .iter()
+                .filter(|b| b.spec.pool == name)
+                .filter_map(|b| net(b.spec.cidr.as_str()))
+                .collect();
             let in_blocks = blocks.iter().map(size).sum();
             Some(PoolUse {
                 name,
@@ -182,9 +188,9 @@ pub fn show(view: &ClusterView, args: &IpamShowArgs) -> IpamReport {
             .blocks
             .iter()
             .filter_map(|b| {
-                let cidr = net(&b.spec.cidr)?;
+                let cidr = net(b.spec.cidr.as_str())?;
                 Some(BlockUse {
-                    cidr: b.spec.cidr.clone(),
+                    cidr: b.spec.cidr.to_string(),
                     node: b.spec.node.clone(),
                     pool: b.spec.pool.clone(),
                     size: size(&cidr),
@@ -197,11 +203,12 @@ pub fn show(view: &ClusterView, args: &IpamShowArgs) -> IpamReport {
         blocks
     });
     let ip = args.ip.map(|address| {
-        let block = view.snapshot.blocks.iter().find(|b| net(&b.spec.cidr).is_some_and(|n| n.contains(&address)));
+        let block =
+            view.snapshot.blocks.iter().find(|b| net(b.spec.cidr.as_str()).is_some_and(|n| n.contains(&address)));
         IpLookup {
             address,
             holder: holders.iter().find(|h| h.address == address).cloned(),
-            block: block.map(|b| (b.spec.cidr.clone(), b.spec.node.clone())),
+            block: block.map(|b| (b.spec.cidr.to_string(), b.spec.node.clone())),
         }
     });
     let borrowed = args

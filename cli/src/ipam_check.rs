@@ -132,7 +132,7 @@ pub fn check(view: &ClusterView) -> CheckReport {
     for block in view.snapshot.blocks.iter().filter(|b| !nodes.contains(b.spec.node.as_str())) {
         findings.push(Finding {
             kind: FindingKind::BlockOfDeletedNode,
-            subject: block.spec.cidr.clone(),
+            subject: block.spec.cidr.to_string(),
             node: block.spec.node.clone(),
             detail: "the node is gone; the operator releases the block once no address in it is held".into(),
         });

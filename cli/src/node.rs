@@ -68,14 +68,14 @@ impl NodeState {
             .collect();
         Self {
             name: name.to_string(),
-            address: network.map(|n| n.spec.address.clone()).unwrap_or_default(),
+            address: network.map(|n| n.spec.address.to_string()).unwrap_or_default(),
             conditions,
             bgp: status.and_then(|s| s.bgp_summary.clone()).unwrap_or_else(|| "-".into()),
             generation: network.and_then(|n| n.metadata.generation),
             observed_generation: status.and_then(|s| s.observed_generation),
             bgp_sessions: status.map(|s| s.bgp_sessions.clone()).unwrap_or_default(),
             endpoints: status.map(|s| s.endpoints.clone()).unwrap_or_default(),
-            tunnel_address: status.and_then(|s| s.tunnel_address.clone()),
+            tunnel_address: status.and_then(|s| s.tunnel_address.as_ref().map(ToString::to_string)),
             last_error: status.and_then(|s| s.last_error.clone()),
         }
     }
@@ -220,7 +220,7 @@ fn detail(node: &NodeState) -> String {
     out += &indent(&table(["NAME", "PEER", "STATE", "SINCE", "INFO"], &rows));
     out += &format!("\nEndpoints ({}):\n", node.endpoints.len());
     let rows: Vec<[String; 3]> =
-        node.endpoints.iter().map(|e| [e.name.clone(), e.address.clone(), e.interface.clone()]).collect();
+        node.endpoints.iter().map(|e| [e.name.clone(), e.address.to_string(), e.interface.clone()]).collect();
     out += &indent(&table(["POD", "ADDRESS", "INTERFACE"], &rows));
     out
 }

@@ -350,14 +350,24 @@ impl Manifest {
             Self::NetworkPolicy(policy) => validate::validate_network_policy(&policy.spec),
             Self::GlobalNetworkPolicy(policy) => validate::validate_global_network_policy(&policy.spec),
             Self::NodeNetwork(network) => validate::validate_node_network(&network.spec),
-            Self::IPAMBlock(_)
-            | Self::Node(_)
-            | Self::Pod(_)
-            | Self::Namespace(_)
-            | Self::Secret(_)
-            | Self::KubeNetworkPolicy(_) => Ok(()),
+            Self::IPAMBlock(block) => validate_applied_block(&block.spec),
+            Self::Node(_) | Self::Pod(_) | Self::Namespace(_) | Self::Secret(_) | Self::KubeNetworkPolicy(_) => Ok(()),
         }
     }
+}
+
+/// An IPAMBlock as a user applies it (one converted from Calico, say): an empty `nodeAddress` is
+/// "not known yet", which the operator fills in from the Node when it writes the block. The agents
+/// only ever read blocks the operator wrote, and check them whole.
+fn validate_applied_block(spec: &crate::api::IPAMBlockSpec) -> Result<(), Vec<FieldError>> {
+    let unknown_address = spec.node_address.as_str().is_empty();
+    let errors: Vec<FieldError> = validate::validate_ipam_block(spec)
+        .err()
+        .into_iter()
+        .flatten()
+        .filter(|error| !(unknown_address && error.path == "spec.nodeAddress"))
+        .collect();
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
 fn typed<T: DeserializeOwned>(value: Value, line: usize, kind: &str) -> Result<T, ManifestError> {

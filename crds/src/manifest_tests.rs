@@ -118,3 +118,17 @@ fn an_endless_file_stops_at_the_limit() {
     assert!(error.to_string().contains(&format!("/dev/zero is larger than {MAX_MANIFEST_BYTES} bytes")), "{error}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
 }
+
+#[test]
+fn an_applied_block_may_leave_its_node_address_to_the_operator_but_not_write_a_bad_one() {
+    let block = |address: &str| {
+        let text = format!(
+            "apiVersion: gingham.dev/v1\nkind: IPAMBlock\nmetadata: {{name: 10-244-0-64-26}}\nspec: {{cidr: 10.244.0.64/26, node: n1, pool: default, nodeAddress: \"{address}\"}}\n"
+        );
+        let documents = read_documents(&text).unwrap();
+        Manifest::from_document(&documents[0]).unwrap()
+    };
+    assert_eq!(block("").validate(), Ok(()), "empty: the operator fills it in from the Node");
+    let errors = block("10.0.0.x").validate().unwrap_err();
+    assert_eq!(errors.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["spec.nodeAddress"]);
+}

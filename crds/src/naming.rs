@@ -1,6 +1,8 @@
 //! Names both halves must derive the same way from the same facts: pod interface names, VTEP MACs
 //! and IPAMBlock object names.
 
+use crate::api::value::Mac;
+
 /// The prefix of every host-side pod interface gingham creates.
 pub const INTERFACE_PREFIX: &str = "gh";
 
@@ -38,17 +40,9 @@ pub fn endpoint_interface_name(namespace: &str, pod: &str) -> String {
 }
 
 /// The VTEP MAC of a node: locally administered, unicast, from a hash of the node name.
-pub fn vtep_mac(node: &str) -> String {
+pub fn vtep_mac(node: &str) -> Mac {
     let bytes = fnv1a(node).to_be_bytes();
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        (bytes[2] & 0xfe) | 0x02,
-        bytes[3],
-        bytes[4],
-        bytes[5],
-        bytes[6],
-        bytes[7]
-    )
+    Mac([(bytes[2] & 0xfe) | 0x02, bytes[3], bytes[4], bytes[5], bytes[6], bytes[7]])
 }
 
 /// The object name of the IPAMBlock for a CIDR: `10.244.0.64/26` becomes `10-244-0-64-26`.
@@ -83,8 +77,7 @@ mod tests {
     #[test]
     fn vtep_macs_are_locally_administered_unicast() {
         let mac = vtep_mac("node-1");
-        let first = u8::from_str_radix(&mac[..2], 16).unwrap_or_default();
-        assert_eq!(first & 0x03, 0x02, "{mac}");
+        assert_eq!(mac.0[0] & 0x03, 0x02, "{mac}");
         assert_ne!(mac, vtep_mac("node-2"));
     }
 

@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 use gingham_crds::api::NodeNetworkSpec;
 use gingham_crds::api::NodeNetworkStatus;
 use gingham_crds::api::nodenetwork::{BgpSessionStatus, IpamUsage};
-use gingham_crds::validate::validate_node_network;
+use gingham_crds::validate::validate_node_network_structure;
+use ipnet::Ipv4Net;
 use tokio::sync::watch;
 
 use crate::bird::{self, BirdSupervisor};
 use crate::dataplane::SyncError;
+use crate::dataplane::plan::NodePlan;
 use crate::dataplane::{Dataplane, NodeView, SyncReport};
 use crate::datastore::{NodeNetworkState, Snapshot, StatusSink};
 use crate::endpoint::LocalEndpoint;
@@ -88,6 +90,10 @@ pub struct Agent<D: Dataplane, S: StatusSink> {
 #[derive(Debug, Default)]
 struct LoopState {
     accepted: Option<(Option<i64>, NodeNetworkSpec)>,
+    /// The accepted spec and the IPAMBlocks, decoded once per revision.
+    plan: Option<Arc<NodePlan>>,
+    /// The datastore sent new inputs since the plan was built.
+    inputs_changed: bool,
     blocks: Option<BlockSet>,
     spec_error: Option<String>,
     report: Option<SyncReport>,
@@ -155,6 +161,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
                         tracing::error!("the datastore stopped; keeping the last inputs");
                         inputs_open = false;
                     }
+                    self.state.inputs_changed = true;
                     dirty = true;
                 }
                 () = self.services.shared.wait_for_change() => dirty = true,
@@ -171,9 +178,12 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
     /// its sessions take a second or more to come up (a node joining waits for them), and its
     /// config does not depend on the dataplane.
     async fn reconcile(&mut self) {
-        let snapshot = self.inputs.borrow_and_update().clone();
-        self.accept(&snapshot);
-        let Some((_, spec)) = self.state.accepted.clone() else { return };
+        if std::mem::take(&mut self.state.inputs_changed) || self.state.plan.is_none() {
+            let snapshot = self.inputs.borrow_and_update().clone();
+            self.accept(&snapshot);
+            self.plan(&snapshot);
+        }
+        let (Some((_, spec)), Some(plan)) = (self.state.accepted.clone(), self.state.plan.clone()) else { return };
         self.apply_bird(&spec).await;
         if self.options.reap_leaked {
             self.reap_leaked().await;
@@ -194,15 +204,10 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             }
         };
         let tunnel_error = self.ensure_tunnel().await.err();
-        let view = NodeView {
-            node_name: &self.options.node,
-            spec: &spec,
-            blocks: &snapshot.blocks,
-            endpoints: &endpoints,
-            tunnel_address: self.state.tunnel_address,
-        };
+        let view = NodeView { plan: &plan, endpoints: &endpoints, tunnel_address: self.state.tunnel_address };
         let started = Instant::now();
         let mut report = self.dataplane.sync(&view).await;
+        plan.report(&mut report);
         if let Some(error) = tunnel_error {
             report.routes_programmed = false;
             report.errors.push(SyncError { label: "tunnel_address", message: error.to_string() });
@@ -259,7 +264,24 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         }
     }
 
-    /// Takes a valid spec into force, or records why it was rejected.
+    /// Decodes the spec in force and the IPAMBlocks once for this revision of the inputs, and logs
+    /// the values left out when they changed.
+    fn plan(&mut self, snapshot: &Snapshot) {
+        let Some((_, spec)) = &self.state.accepted else { return };
+        let plan = NodePlan::build(&self.options.node, spec, &snapshot.blocks);
+        let old = self.state.plan.as_deref();
+        for problem in plan.routing_problems.iter().chain(&plan.policy_problems) {
+            if !old.is_some_and(|old| old.routing_problems.contains(problem) || old.policy_problems.contains(problem)) {
+                tracing::warn!(%problem, "a value of the NodeNetwork or an IPAMBlock does not decode");
+                self.services.metrics.error("spec", "undecodable");
+            }
+        }
+        self.state.plan = Some(Arc::new(plan));
+    }
+
+    /// Takes a spec into force, or records why it was rejected: only problems that stop the agent
+    /// from acting on the spec at all reject it ([`validate_node_network_structure`]); a value
+    /// that does not decode is left out by the plan and reported.
     fn accept(&mut self, snapshot: &Snapshot) {
         let node = &self.options.node;
         let error = match &snapshot.node_network {
@@ -269,27 +291,23 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             NodeNetworkState::Malformed(message) => {
                 Some(format!("NodeNetwork {node} rejected: {message}; the last good spec stays in force"))
             }
-            NodeNetworkState::Found(network) => match validate_node_network(&network.spec) {
+            NodeNetworkState::Found(network) => match validate_node_network_structure(&network.spec) {
                 Ok(()) => {
-                    let releasing: Vec<String> = snapshot
+                    let releasing: Vec<Ipv4Net> = snapshot
                         .blocks
                         .iter()
                         .filter(|b| b.node == *node && b.releasing)
-                        .map(|b| b.cidr.clone())
+                        .filter_map(|b| b.cidr.value()?.v4())
                         .collect();
-                    match BlockSet::from_spec(&network.spec, &releasing) {
-                        Ok(blocks) => {
-                            self.services.shared.set_blocks(blocks.clone());
-                            self.state.blocks = Some(blocks);
-                            let level = &network.spec.agent.log_level;
-                            if self.state.accepted.as_ref().is_none_or(|(_, old)| old.agent.log_level != *level) {
-                                self.options.logs.set(level);
-                            }
-                            self.state.accepted = Some((network.metadata.generation, network.spec.clone()));
-                            None
-                        }
-                        Err(error) => Some(format!("NodeNetwork {node} rejected: {error}")),
+                    let blocks = BlockSet::from_spec(&network.spec, &releasing);
+                    self.services.shared.set_blocks(blocks.clone());
+                    self.state.blocks = Some(blocks);
+                    let level = &network.spec.agent.log_level;
+                    if self.state.accepted.as_ref().is_none_or(|(_, old)| old.agent.log_level != *level) {
+                        self.options.logs.set(level);
                     }
+                    self.state.accepted = Some((network.metadata.generation, network.spec.clone()));
+                    None
                 }
                 Err(problems) => {
                     let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();

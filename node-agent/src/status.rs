@@ -1,6 +1,8 @@
 //! NodeNetwork.status from what the agent knows (pure), and the comparison that keeps the agent
 //! from rewriting an unchanged status.
 
+use std::net::IpAddr;
+
 use gingham_crds::api::NodeNetworkStatus;
 use gingham_crds::api::common::{Condition, condition_status, conditions_equivalent};
 use gingham_crds::api::nodenetwork::{BgpSessionStatus, IpamUsage, LocalEndpoint as StatusEndpoint, conditions};
@@ -116,12 +118,12 @@ pub fn build(inputs: &StatusInputs<'_>, now: &Time) -> NodeNetworkStatus {
             .map(|e| StatusEndpoint {
                 name: e.key(),
                 uid: e.uid.clone(),
-                address: e.address.to_string(),
+                address: IpAddr::V4(e.address).into(),
                 interface: e.interface.clone(),
             })
             .collect(),
         ipam: inputs.ipam.clone(),
-        tunnel_address: inputs.tunnel_address.map(|a| a.to_string()),
+        tunnel_address: inputs.tunnel_address.map(|a| IpAddr::V4(a).into()),
         capabilities: inputs.report.map(|r| r.capabilities.clone()).unwrap_or_default(),
         last_error: (!errors.is_empty()).then(|| errors.join("; ")),
     }

@@ -15,7 +15,7 @@ fn policy(name: &str) -> SpanItem {
 }
 
 fn set(name: &str, members: &[&str]) -> SpanItem {
-    let members = members.iter().map(|m| (*m).to_string()).collect();
+    let members = members.iter().map(|m| gingham_crds::api::value::Wire::new(*m)).collect();
     SpanItem::IpSet(Shared::new(IpSet { name: name.into(), members, ..IpSet::default() }))
 }
 

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gingham_crds::api::NodeNetworkSpec;
 use gingham_node_agent::agent::{Agent, AgentOptions, Services};
 use gingham_node_agent::api::{ApiContext, Request, Response, handle};
+use gingham_node_agent::dataplane::plan::NodePlan;
 use gingham_node_agent::dataplane::{Dataplane, NodeView, SyncReport};
 use gingham_node_agent::datastore::file::{FileDatastore, FileStatus};
 use gingham_node_agent::ipam::{AllocationRequest, BlockSet, IpamStore, LOCK_TIMEOUT};
@@ -21,13 +21,13 @@ use serde_json::Value;
 /// Programs everything it is given and remembers the last spec and endpoints.
 #[derive(Clone, Default)]
 struct FakeDataplane {
-    last_spec: Arc<Mutex<Option<NodeNetworkSpec>>>,
+    last_plan: Arc<Mutex<Option<NodePlan>>>,
     last_endpoints: Arc<Mutex<Vec<String>>>,
 }
 
 impl Dataplane for FakeDataplane {
     async fn sync(&mut self, view: &NodeView<'_>) -> SyncReport {
-        *self.last_spec.lock().unwrap() = Some(view.spec.clone());
+        *self.last_plan.lock().unwrap() = Some(view.plan.clone());
         *self.last_endpoints.lock().unwrap() = view.endpoints.iter().map(|e| e.key()).collect();
         SyncReport {
             routes_programmed: true,
@@ -152,7 +152,10 @@ async fn the_loop_programs_reports_and_keeps_the_last_good_spec() {
             assert_eq!(rejected["observedGeneration"], 1);
             assert_eq!(condition(&rejected, "Ready")["reason"], "SpecRejected");
             assert!(rejected["lastError"].as_str().unwrap().contains("last good spec"), "{rejected}");
-            assert_eq!(dataplane.last_spec.lock().unwrap().as_ref().unwrap().blocks, vec!["10.70.0.0/28"]);
+            assert_eq!(
+                dataplane.last_plan.lock().unwrap().as_ref().unwrap().blocks,
+                vec!["10.70.0.0/28".parse().unwrap()]
+            );
 
             // A spec that fails validation is rejected with its field path.
             write_spec(dir.path(), 3, "  address: nonsense\n  blocks: [10.70.0.0/28]\n");
@@ -254,7 +257,7 @@ async fn a_held_ipam_lock_fails_add_fast_and_the_loop_keeps_syncing() {
     let shared = Arc::new(Shared::default());
     let dataplane = FakeDataplane::default();
     let synced = |blocks: usize| {
-        let spec = dataplane.last_spec.lock().unwrap().as_ref().map_or(0, |s| s.blocks.len());
+        let spec = dataplane.last_plan.lock().unwrap().as_ref().map_or(0, |s| s.blocks.len());
         spec == blocks && *dataplane.last_endpoints.lock().unwrap() == vec!["default/web".to_string()]
     };
     let local = tokio::task::LocalSet::new();
@@ -303,6 +306,53 @@ async fn a_held_ipam_lock_fails_add_fast_and_the_loop_keeps_syncing() {
             wait_status(dir.path(), "the IPAM error to clear", |s| s["lastError"].is_null()).await;
 
             let _ = stop.send(());
+            running.await.unwrap();
+        })
+        .await;
+}
+
+/// A value that does not decode is reported in status with its field path and left out; the
+/// rest of the spec is still programmed (no last-good fallback for one bad value).
+#[tokio::test]
+async fn a_value_that_does_not_decode_is_reported_and_the_rest_programmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    write_spec(
+        dir.path(),
+        1,
+        "  address: 192.168.10.2/24\n  blocks: [10.70.0.0/28, 10.71.0.0/99]\n  policy:\n    ipSets:\n    - name: s\n      members: [10.70.0.1, 10.70.0.x]\n",
+    );
+    let shared = Arc::new(Shared::default());
+    let ipam = IpamStore::open(state.path()).unwrap();
+    let dataplane = FakeDataplane::default();
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let (stop, running) = start(dir.path(), &dataplane, &shared, &ipam, false);
+            let reported = wait_status(dir.path(), "the bad values", |s| {
+                s["lastError"].as_str().is_some_and(|e| e.contains("spec.blocks[1]"))
+            })
+            .await;
+            let error = reported["lastError"].as_str().unwrap();
+            assert!(error.contains("\"10.71.0.0/99\" is not a CIDR"), "{error}");
+            assert!(error.contains("spec.policy.ipSets[0].members[1]"), "{error}");
+            assert_eq!(reported["observedGeneration"], 1, "the spec is in force, not rejected");
+            assert_eq!(condition(&reported, "RoutesProgrammed")["status"], "False");
+            assert_eq!(condition(&reported, "Ready")["status"], "False");
+            assert_eq!(reported["ipam"]["capacity"], 16, "the good block is used");
+            let plan = dataplane.last_plan.lock().unwrap().clone().unwrap();
+            assert_eq!(plan.blocks, vec!["10.70.0.0/28".parse().unwrap()], "the good block is programmed");
+            let members = &plan.policy.sets[0].members;
+            assert_eq!(
+                members,
+                &gingham_node_agent::dataplane::plan::SetMembers::Addresses(vec!["10.70.0.1/32".parse().unwrap()])
+            );
+
+            write_spec(dir.path(), 2, GOOD);
+            let fixed = wait_status(dir.path(), "recovery", |s| s["observedGeneration"] == 2).await;
+            assert!(fixed.get("lastError").is_none_or(Value::is_null), "{fixed}");
+            assert_eq!(condition(&fixed, "Ready")["status"], "True");
+            stop.send(()).unwrap();
             running.await.unwrap();
         })
         .await;

@@ -66,7 +66,7 @@ fn hostile_sessions() -> Vec<(String, SessionEdit)> {
         let short: String = text.chars().take(24).collect();
         let (a, b, c, d) = (text.clone(), text.clone(), text.clone(), text.clone());
         cases.push((format!("name {short:?}"), Box::new(move |s| s.name = a.clone())));
-        cases.push((format!("address {short:?}"), Box::new(move |s| s.address = b.clone())));
+        cases.push((format!("address {short:?}"), Box::new(move |s| s.address = b.clone().into())));
         cases.push((format!("password {short:?}"), Box::new(move |s| s.password = Some(c.clone()))));
         cases.push((format!("next hop mode {short:?}"), Box::new(move |s| s.next_hop_mode = Some(d.clone()))));
     }

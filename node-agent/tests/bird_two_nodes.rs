@@ -62,7 +62,7 @@ fn run(args: &[&str]) -> String {
 
 fn node(address: &str, block: &str, peer: &str) -> (NodeNetworkSpec, NodeBgpSpec) {
     let spec = NodeNetworkSpec {
-        address: format!("{address}/24"),
+        address: format!("{address}/24").into(),
         blocks: vec![block.into()],
         pools: vec![PoolRouting { name: "default".into(), cidr: "10.244.0.0/16".into(), ..Default::default() }],
         ..Default::default()

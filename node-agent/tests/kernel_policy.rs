@@ -222,7 +222,7 @@ fn structural_changes_are_incremental_and_leave_the_table_a_rewrite_would() {
                     let status = std::process::Command::new("sh").args(["-c", edit]).status().unwrap();
                     assert!(status.success(), "{edit}");
                 }
-                let report = dataplane.sync(&step.view()).await;
+                let report = dataplane.sync(&step.view(&step.plan())).await;
                 outcomes_tx.send((report, dataplane.last_sync().nft)).unwrap();
                 go_rx.recv().unwrap();
             }

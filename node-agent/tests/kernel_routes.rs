@@ -119,7 +119,7 @@ fn a_rule_edited_in_place_is_rewritten_by_the_running_agent() {
                 let status = std::process::Command::new("sh").args(["-c", &script]).status().unwrap();
                 assert!(status.success(), "{script}");
             }
-            assert_clean(&dataplane.sync(&node.view()).await);
+            assert_clean(&dataplane.sync(&node.view(&node.plan())).await);
             outcomes.push(dataplane.last_sync().nft);
         }
         outcomes

@@ -26,12 +26,12 @@ fn cluster(vxlan: EncapsulationMode, ipip: EncapsulationMode) -> Cluster {
         .iter()
         .enumerate()
         .map(|(i, name)| IPAMBlockSpec {
-            cidr: format!("10.70.{i}.0/26"),
+            cidr: format!("10.70.{i}.0/26").into(),
             node: (*name).into(),
             pool: "default".into(),
-            node_address: format!("192.168.70.{}/24", i + 1),
-            tunnel_address: Some(format!("10.70.{i}.0")),
-            vtep_mac: Some(vtep_mac(name)),
+            node_address: format!("192.168.70.{}/24", i + 1).into(),
+            tunnel_address: Some(format!("10.70.{i}.0").into()),
+            vtep_mac: Some(vtep_mac(name).into()),
             releasing: false,
         })
         .collect();
@@ -40,7 +40,7 @@ fn cluster(vxlan: EncapsulationMode, ipip: EncapsulationMode) -> Cluster {
         .enumerate()
         .map(|(i, name)| {
             let mut spec = NodeNetworkSpec {
-                address: format!("192.168.70.{}/24", i + 1),
+                address: format!("192.168.70.{}/24", i + 1).into(),
                 blocks: vec![blocks[i].cidr.clone()],
                 pools: vec![PoolRouting {
                     name: "default".into(),
@@ -94,7 +94,7 @@ fn vxlan_carries_pod_traffic_between_two_nodes() {
     assert!(device.contains("local 192.168.70.1") && device.contains("nolearning"), "{device}");
     // No outer UDP checksum (RFC 7348; the kernel's default computes one).
     assert!(device.contains("noudpcsum"), "{device}");
-    assert!(device.contains("mtu 8950") && device.contains(&vtep_mac("node-a")), "{device}");
+    assert!(device.contains("mtu 8950") && device.contains(&vtep_mac("node-a").to_string()), "{device}");
     let mac_b = vtep_mac("node-b");
     let (_, fdb) = ns[0].sh("bridge fdb show dev vxlan.gingham");
     assert!(fdb.contains(&format!("{mac_b} dst 192.168.70.2 self permanent")), "{fdb}");

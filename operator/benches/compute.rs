@@ -192,7 +192,7 @@ fn cluster(nodes: usize) -> ClusterSnapshot {
         status.endpoints.push(LocalEndpoint {
             name: format!("{ns}/{name}"),
             uid: None,
-            address,
+            address: address.into(),
             interface: String::new(),
         });
     }
@@ -255,7 +255,7 @@ fn pod_churn(
         after.endpoints.push(LocalEndpoint {
             name: format!("{ns}/{name}"),
             uid: None,
-            address,
+            address: address.into(),
             interface: String::new(),
         });
         after.ipam.allocated += 1;

@@ -10,7 +10,8 @@ use std::net::IpAddr;
 
 use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule, IpSet, NodePolicySpec, PortRange};
 use gingham_crds::api::policy::Action;
-use ipnet::IpNet;
+use gingham_crds::api::protocol::IpProtocol;
+use gingham_crds::api::value::{IpSetMember, Net, SetMember, Wire};
 use serde::Serialize;
 
 /// The packet asked about.
@@ -130,15 +131,11 @@ pub fn evaluate(policy: &NodePolicySpec, endpoint: &str, direction: Direction, p
     SideVerdict::end(false, steps, "no policy allowed it: dropped at the end of the endpoint's list")
 }
 
+/// The protocol's name from the one protocol table, or its number.
 fn protocol_name(number: u8) -> String {
-    match number {
-        1 => "ICMP".into(),
-        6 => "TCP".into(),
-        17 => "UDP".into(),
-        58 => "ICMPv6".into(),
-        132 => "SCTP".into(),
-        other => format!("protocol {other}"),
-    }
+    IpProtocol::from_number(number)
+        .and_then(IpProtocol::name)
+        .map_or_else(|| format!("protocol {number}"), str::to_string)
 }
 
 /// Whether a rule matches, or the first condition that fails.
@@ -169,11 +166,22 @@ fn rule_matches(rule: &CompiledRule, packet: &Packet, sets: &[gingham_crds::api:
     side_matches("destination", &rule.destination, packet.destination, packet.port, packet.protocol, sets)
 }
 
-fn in_nets(nets: &[String], address: IpAddr) -> bool {
-    nets.iter().any(|net| match net.parse::<IpNet>() {
-        Ok(net) => net.contains(&address),
-        Err(_) => net.parse::<IpAddr>().is_ok_and(|a| a == address),
-    })
+/// Whether `address` is in one of `nets` (values that did not decode match nothing; the agent
+/// leaves them out too).
+fn in_nets(nets: &[Wire<Net>], address: IpAddr) -> bool {
+    nets.iter().filter_map(Wire::value).any(|net| net.0.contains(&address))
+}
+
+/// Whether `address` is one of a set's address members.
+fn in_members(members: &[Wire<IpSetMember>], address: IpAddr) -> bool {
+    members
+        .iter()
+        .filter_map(Wire::value)
+        .any(|member| matches!(member, IpSetMember::Address(net) if net.0.contains(&address)))
+}
+
+fn texts<T>(values: &[Wire<T>]) -> String {
+    values.iter().map(Wire::as_str).collect::<Vec<_>>().join(", ")
 }
 
 fn set<'a>(sets: &'a [gingham_crds::api::Shared<IpSet>], name: &str) -> Option<&'a IpSet> {
@@ -181,7 +189,7 @@ fn set<'a>(sets: &'a [gingham_crds::api::Shared<IpSet>], name: &str) -> Option<&
 }
 
 fn in_set(sets: &[gingham_crds::api::Shared<IpSet>], name: &str, address: IpAddr) -> bool {
-    set(sets, name).is_some_and(|s| in_nets(&s.members, address))
+    set(sets, name).is_some_and(|s| in_members(&s.members, address))
 }
 
 fn in_ranges(ranges: &[PortRange], port: u16) -> bool {
@@ -199,10 +207,10 @@ fn side_matches(
     sets: &[gingham_crds::api::Shared<IpSet>],
 ) -> Result<(), String> {
     if !matched.nets.is_empty() && !in_nets(&matched.nets, address) {
-        return Err(format!("{which} {address} is in none of nets {}", matched.nets.join(", ")));
+        return Err(format!("{which} {address} is in none of nets {}", texts(&matched.nets)));
     }
     if in_nets(&matched.not_nets, address) {
-        return Err(format!("{which} {address} is in notNets {}", matched.not_nets.join(", ")));
+        return Err(format!("{which} {address} is in notNets {}", texts(&matched.not_nets)));
     }
     if let Some(name) = matched.sets.iter().find(|name| !in_set(sets, name, address)) {
         return Err(format!("{which} {address} is not in set {name} (the rule's selector does not select it)"));
@@ -225,9 +233,13 @@ fn side_matches(
     if matched.ports.is_empty() && matched.named_port_set.is_none() {
         return Ok(());
     }
-    let triple = format!("{address},{},{port}", protocol_name(protocol).to_ascii_lowercase());
-    let named =
-        matched.named_port_set.as_deref().and_then(|name| set(sets, name)).is_some_and(|s| s.members.contains(&triple));
+    let triple =
+        IpProtocol::from_number(protocol).map(|proto| IpSetMember::Port(SetMember { addr: address, proto, port }));
+    let named = matched
+        .named_port_set
+        .as_deref()
+        .and_then(|name| set(sets, name))
+        .is_some_and(|s| s.members.iter().filter_map(Wire::value).any(|member| Some(*member) == triple));
     if in_ranges(&matched.ports, port) || named {
         return Ok(());
     }

@@ -7,6 +7,10 @@ use std::fmt;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::protocol::IpProtocol;
+#[cfg(doc)]
+use super::protocol::PROTOCOLS;
+
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 /// A go-style duration such as `90s`, `1m30s` or `500ms` (the format Calico uses).
@@ -192,37 +196,34 @@ impl JsonSchema for Port {
 #[serde(transparent)]
 pub struct Protocol(pub IntOrString);
 
-/// The protocol names Calico accepts.
-pub const PROTOCOL_NAMES: [&str; 6] = ["TCP", "UDP", "ICMP", "ICMPv6", "SCTP", "UDPLite"];
-
 impl Protocol {
     /// A protocol given by name.
     pub fn named(name: &str) -> Self {
         Self(IntOrString::String(name.to_string()))
     }
 
-    /// The IANA protocol number, or why the value is not a protocol.
-    pub fn number(&self) -> Result<u8, String> {
+    /// The protocol, or why the value is not one (names and numbers from [`PROTOCOLS`]).
+    pub fn decode(&self) -> Result<IpProtocol, String> {
         let hint = "use TCP, UDP, ICMP, ICMPv6, SCTP, UDPLite or a number from 1 to 255";
         match &self.0 {
-            IntOrString::Int(n) => {
-                u8::try_from(*n).ok().filter(|n| *n > 0).ok_or_else(|| format!("protocol {n} is invalid: {hint}"))
-            }
-            IntOrString::String(name) => match name.to_ascii_lowercase().as_str() {
-                "tcp" => Ok(6),
-                "udp" => Ok(17),
-                "icmp" => Ok(1),
-                "icmpv6" => Ok(58),
-                "sctp" => Ok(132),
-                "udplite" => Ok(136),
-                _ => Err(format!("protocol {name:?} is invalid: {hint}")),
-            },
+            IntOrString::Int(n) => u8::try_from(*n)
+                .ok()
+                .and_then(IpProtocol::from_number)
+                .ok_or_else(|| format!("protocol {n} is invalid: {hint}")),
+            IntOrString::String(name) => IpProtocol::parse(name)
+                .filter(|_| !name.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| format!("protocol {name:?} is invalid: {hint}")),
         }
+    }
+
+    /// The IANA protocol number, or why the value is not a protocol.
+    pub fn number(&self) -> Result<u8, String> {
+        self.decode().map(IpProtocol::number)
     }
 
     /// Whether rules with this protocol may name ports (TCP, UDP and SCTP).
     pub fn supports_ports(&self) -> bool {
-        matches!(self.number(), Ok(6 | 17 | 132))
+        self.decode().is_ok_and(IpProtocol::supports_ports)
     }
 }
 

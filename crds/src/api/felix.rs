@@ -6,6 +6,10 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::protocol::IpProtocol;
+use super::value::{Net, Wire};
+use crate::validate::FieldError;
+
 /// The VXLAN network identifier used when none is configured.
 pub const DEFAULT_VXLAN_VNI: u32 = 4096;
 /// The VXLAN UDP port used when none is configured.
@@ -213,6 +217,48 @@ pub struct ProtoPort {
     /// Only for this remote network (a CIDR); unset: any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net: Option<String>,
+}
+
+/// A failsafe port, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failsafe {
+    /// TCP, UDP or SCTP.
+    pub protocol: IpProtocol,
+    /// The port.
+    pub port: u16,
+    /// Only for this remote network; `None`: any.
+    pub net: Option<Net>,
+}
+
+impl ProtoPort {
+    /// Decodes the failsafe at `path` (e.g. `spec.failsafeInboundHostPorts[0]`), or every field
+    /// that does not decode: the protocol must be written `TCP`, `UDP` or `SCTP`.
+    pub fn decode(&self, path: &str) -> Result<Failsafe, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let protocol = IpProtocol::parse(&self.protocol)
+            .filter(|p| p.supports_ports() && p.name() == Some(self.protocol.as_str()));
+        if protocol.is_none() {
+            errors.push(FieldError {
+                path: format!("{path}.protocol"),
+                message: format!("{:?} is not TCP, UDP or SCTP", self.protocol),
+                hint: "use TCP, UDP or SCTP".into(),
+            });
+        }
+        let net = match &self.net {
+            Some(text) => match Wire::<Net>::new(text.as_str()).decoded(&format!("{path}.net")) {
+                Ok(net) => Some(*net),
+                Err(error) => {
+                    errors.push(error);
+                    None
+                }
+            },
+            None => None,
+        };
+        match protocol {
+            Some(protocol) if errors.is_empty() => Ok(Failsafe { protocol, port: self.port, net }),
+            _ => Err(errors),
+        }
+    }
 }
 
 /// A range of routing table indices.

@@ -8,8 +8,10 @@ pub mod ipamblock;
 pub mod ippool;
 pub mod nodenetwork;
 pub mod policy;
+pub mod protocol;
 pub mod shared;
 pub mod span;
+pub mod value;
 
 pub use bgp::{BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec};
 pub use common::{AsNumber, Condition, EncapsulationMode, IntOrString, Port, PortSpec, Protocol};
@@ -18,7 +20,9 @@ pub use ipamblock::{IPAMBlock, IPAMBlockSpec};
 pub use ippool::{IPPool, IPPoolSpec, IPPoolStatus};
 pub use nodenetwork::{NodeNetwork, NodeNetworkSpec, NodeNetworkStatus};
 pub use policy::{GlobalNetworkPolicy, GlobalNetworkPolicySpec, NetworkPolicy, NetworkPolicySpec, PolicyRule};
+pub use protocol::IpProtocol;
 pub use shared::Shared;
+pub use value::{Cidr, Decode, IpSetMember, Mac, Net, SetMember, Wire};
 
 /// The API group of every gingham resource.
 pub const GROUP: &str = "gingham.dev";

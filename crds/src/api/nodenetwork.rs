@@ -1,6 +1,8 @@
 //! `NodeNetwork`: one node's desired network state (spec, written by the operator) and what the
 //! node's agent applied (status). This is the contract between the two halves.
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -9,6 +11,7 @@ use super::common::{Condition, EncapsulationMode};
 use super::felix::ProtoPort;
 use super::policy::Action;
 use super::shared::Shared;
+use super::value::{Cidr, IpSetMember, Mac, Net, Wire};
 
 /// Everything one node's agent needs to program its dataplane. Named after the node.
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -33,10 +36,10 @@ use super::shared::Shared;
 pub struct NodeNetworkSpec {
     /// The node's underlay address with its prefix length (e.g. `192.168.10.2/24`); the prefix
     /// decides which nodes share its subnet for CrossSubnet.
-    pub address: String,
+    pub address: Wire<Cidr>,
     /// The CIDRs of the blocks this node owns (also published as IPAMBlocks).
     #[serde(default)]
-    pub blocks: Vec<String>,
+    pub blocks: Vec<Wire<Cidr>>,
     /// Every usable pool, for encapsulation decisions and natOutgoing.
     #[serde(default)]
     pub pools: Vec<PoolRouting>,
@@ -61,7 +64,7 @@ pub struct PoolRouting {
     /// The pool's name.
     pub name: String,
     /// The pool's CIDR.
-    pub cidr: String,
+    pub cidr: Wire<Cidr>,
     /// IP-in-IP mode.
     #[serde(default)]
     pub ipip_mode: EncapsulationMode,
@@ -91,10 +94,10 @@ pub struct TunnelSpec {
     /// its IPAM (so no pod can hold it) and reports it in `status.tunnelAddress`; empty: no tunnel
     /// address, and the agent releases the one it holds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub blocks: Vec<String>,
+    pub blocks: Vec<Wire<Cidr>>,
     /// This node's VTEP MAC.
     #[serde(default, rename = "vtepMAC", skip_serializing_if = "Option::is_none")]
-    pub vtep_mac: Option<String>,
+    pub vtep_mac: Option<Wire<Mac>>,
     /// VXLAN device MTU; unset: the underlay MTU less 50.
     #[serde(default, rename = "vxlanMTU", skip_serializing_if = "Option::is_none")]
     pub vxlan_mtu: Option<u32>,
@@ -130,7 +133,7 @@ fn default_vxlan_port() -> u16 {
 pub struct NodeBgpSpec {
     /// The router id (the node's IPv4 address).
     #[serde(rename = "routerID")]
-    pub router_id: String,
+    pub router_id: Wire<Ipv4Addr>,
     /// This node's AS number.
     pub as_number: u32,
     /// The port BIRD listens on.
@@ -138,7 +141,7 @@ pub struct NodeBgpSpec {
     pub listen_port: u16,
     /// Set when this node is a route reflector: its cluster id.
     #[serde(default, rename = "routeReflectorClusterID", skip_serializing_if = "Option::is_none")]
-    pub route_reflector_cluster_id: Option<String>,
+    pub route_reflector_cluster_id: Option<Wire<Ipv4Addr>>,
     /// The sessions BIRD should run.
     #[serde(default)]
     pub peers: Vec<BgpPeerSession>,
@@ -170,7 +173,7 @@ pub struct BgpPeerSession {
     #[serde(default)]
     pub kind: PeerKind,
     /// The peer's address.
-    pub address: String,
+    pub address: Wire<IpAddr>,
     /// The peer's port.
     #[serde(default = "default_bgp_port")]
     pub port: u16,
@@ -336,10 +339,10 @@ pub struct IcmpMatch {
 pub struct CompiledMatch {
     /// The address is in one of these CIDRs (empty: any).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub nets: Vec<String>,
+    pub nets: Vec<Wire<Net>>,
     /// The address is in none of these CIDRs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub not_nets: Vec<String>,
+    pub not_nets: Vec<Wire<Net>>,
     /// The address is in every one of these sets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sets: Vec<String>,
@@ -377,7 +380,7 @@ pub struct IpSet {
     pub kind: IpSetKind,
     /// The members, sorted.
     #[serde(default)]
-    pub members: Vec<String>,
+    pub members: Vec<Wire<IpSetMember>>,
 }
 
 /// What an [`IpSet`] holds.
@@ -452,7 +455,7 @@ pub struct NodeNetworkStatus {
     /// its IPAM, under the handle `tunnel-addr-<node>`; absent when no pool encapsulates. The
     /// operator publishes it in the node's IPAMBlocks for the other nodes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tunnel_address: Option<String>,
+    pub tunnel_address: Option<Wire<IpAddr>>,
     /// What this node's kernel can do.
     #[serde(default)]
     pub capabilities: NodeCapabilities,
@@ -502,7 +505,7 @@ pub struct LocalEndpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
     /// The pod's address.
-    pub address: String,
+    pub address: Wire<IpAddr>,
     /// The host-side interface.
     pub interface: String,
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::nodenetwork::{BgpPeerSession, CompiledPolicy, EndpointPolicy, IpSet};
 use super::shared::Shared;
+use super::value::{IpSetMember, Wire};
 
 /// One item of a span.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -43,7 +44,7 @@ impl SpanItem {
 #[serde(rename_all = "camelCase")]
 pub enum SpanPatch {
     /// The members an IP set gains and loses.
-    IpSetMembers(SetPatch<String>),
+    IpSetMembers(SetPatch<Wire<IpSetMember>>),
 }
 
 impl Item for SpanItem {
@@ -67,7 +68,7 @@ impl Item for SpanItem {
             return Err(PatchError("an IP set patch arrived for an item that is no IP set".into()));
         };
         let set: &mut IpSet = set;
-        let mut members: BTreeSet<String> = std::mem::take(&mut set.members).into_iter().collect();
+        let mut members: BTreeSet<Wire<IpSetMember>> = std::mem::take(&mut set.members).into_iter().collect();
         let applied = members_patch.apply_to(&mut members);
         // Sorted, as the operator writes them; on a refused patch the copy is restored whole.
         set.members = members.into_iter().collect();
@@ -85,7 +86,7 @@ mod tests {
         SpanItem::IpSet(Shared::new(IpSet {
             name: "s_web".into(),
             kind: IpSetKind::Addresses,
-            members: members.iter().map(|m| (*m).to_string()).collect(),
+            members: members.iter().map(|m| Wire::new(*m)).collect(),
         }))
     }
 
@@ -94,7 +95,7 @@ mod tests {
         let (old, new) =
             (set(&["10.0.0.1", "10.0.0.2", "10.0.0.3"]), set(&["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]));
         let patch = old.patch_to(&new).unwrap();
-        assert_eq!(patch, SpanPatch::IpSetMembers(SetPatch { added: vec!["10.0.0.4".into()], removed: vec![] }));
+        assert_eq!(patch, SpanPatch::IpSetMembers(SetPatch { added: vec![Wire::new("10.0.0.4")], removed: vec![] }));
         let json = serde_json::to_string(&patch).unwrap();
         assert_eq!(json, r#"{"ipSetMembers":{"added":["10.0.0.4"],"removed":[]}}"#);
         let mut copy = old.clone();
@@ -121,7 +122,7 @@ mod tests {
 
     #[test]
     fn a_patch_that_does_not_fit_is_refused() {
-        let patch = SpanPatch::IpSetMembers(SetPatch { added: vec![], removed: vec!["10.9.9.9".into()] });
+        let patch = SpanPatch::IpSetMembers(SetPatch { added: vec![], removed: vec![Wire::new("10.9.9.9")] });
         assert!(set(&["10.0.0.1"]).apply(&patch).is_err());
         let mut policy = SpanItem::Policy(Shared::default());
         assert!(policy.apply(&patch).unwrap_err().to_string().contains("no IP set"));

@@ -69,15 +69,7 @@ pub fn validate_felix_configuration(config: &FelixConfiguration) -> Result<(), V
         ("failsafeOutboundHostPorts", &spec.failsafe_outbound_host_ports),
     ] {
         for (index, port) in ports.iter().flatten().enumerate() {
-            problems.check(
-                !["TCP", "UDP", "SCTP"].contains(&port.protocol.as_str()),
-                &format!("spec.{field}[{index}].protocol"),
-                &format!("{:?} is not TCP, UDP or SCTP", port.protocol),
-                "use TCP, UDP or SCTP",
-            );
-            if let Some(net) = &port.net {
-                problems.cidr(&format!("spec.{field}[{index}].net"), net);
-            }
+            port.decode(&format!("spec.{field}[{index}]")).err().into_iter().flatten().for_each(|e| problems.push(e));
         }
     }
     problems.into_result()

@@ -15,12 +15,16 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::api::value::{Decode, Wire};
 use crate::selector::Selector;
 
 pub use bgp::{validate_bgp_configuration, validate_bgp_peer};
 pub use felix::validate_felix_configuration;
 pub use ippool::{PoolOverlap, find_pool_overlaps, validate_ippool};
-pub use nodenetwork::{validate_bgp_session, validate_node_bgp, validate_node_network};
+pub use nodenetwork::{
+    node_network_value_errors, set_member, validate_bgp_session, validate_ipam_block, validate_node_bgp,
+    validate_node_network, validate_node_network_structure,
+};
 pub use policy::{validate_global_network_policy, validate_network_policy, validate_rule};
 
 /// One problem with one field.
@@ -59,6 +63,18 @@ impl Problems {
         if bad {
             self.add(path, message, hint);
         }
+    }
+
+    /// Records the error of a value that did not decode (see [`Wire::decoded`]).
+    pub fn decoded<T: Decode>(&mut self, path: &str, value: &Wire<T>) {
+        if let Err(error) = value.decoded(path) {
+            self.0.push(error);
+        }
+    }
+
+    /// Records a problem found elsewhere.
+    pub fn push(&mut self, error: FieldError) {
+        self.0.push(error);
     }
 
     /// Checks that a selector parses.

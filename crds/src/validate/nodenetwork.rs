@@ -1,39 +1,43 @@
-//! NodeNetwork spec checks, run by the agent before it acts on a spec: a malformed spec is rejected
-//! whole and the last good one stays in force. A BGP peer session is checked on its own
-//! ([`validate_bgp_session`]): the agent leaves a bad session out and programs everything else.
-
-use std::net::{IpAddr, Ipv4Addr};
-
-use ipnet::IpNet;
+//! NodeNetwork and IPAMBlock checks: decoding is validation. Every typed value of the contract
+//! ([`Wire`]) was decoded once when the object was read; these walks report each value that did
+//! not decode with its field path, plus the rules between fields.
+//!
+//! The agent acts on the two kinds of problem differently:
+//! - [`validate_node_network_structure`]: the spec as a whole cannot be acted on (the node's own
+//!   address, its BGP settings, set names, tunnel blocks that are not the node's). The spec is
+//!   rejected whole and the last good one stays in force.
+//! - [`node_network_value_errors`]: one value does not decode (a block, a pool CIDR, a net of a
+//!   rule, a set member). The agent leaves that value out (a policy that needs it is not
+//!   programmed, so its endpoints' traffic is dropped, never allowed), reports it in status, and
+//!   programs the rest.
+//!
+//! A BGP peer session is checked on its own ([`validate_bgp_session`]): the agent leaves a bad
+//! session out and programs everything else.
 
 use super::bird::{self, AS_NUMBERS, KEEPALIVE_SECONDS, NEXT_HOP_MODES, PORTS, RESTART_SECONDS, TTL_HOPS};
 use super::{FieldError, Problems};
-use crate::api::nodenetwork::NodeNetworkSpec;
-use crate::api::nodenetwork::{BgpPeerSession, NodeBgpSpec};
+use crate::api::IPAMBlockSpec;
+use crate::api::nodenetwork::{BgpPeerSession, CompiledMatch, IpSet, IpSetKind, NodeBgpSpec, NodeNetworkSpec};
+use crate::api::value::{Decode, IpSetMember, Wire};
 
-/// Checks a NodeNetwork spec for what the agent needs to parse. Peer sessions are not checked
-/// here: see [`validate_bgp_session`].
+/// Every problem of a NodeNetwork spec: [`validate_node_network_structure`] and
+/// [`node_network_value_errors`]. Peer sessions are not checked here: see
+/// [`validate_bgp_session`].
 pub fn validate_node_network(spec: &NodeNetworkSpec) -> Result<(), Vec<FieldError>> {
+    let mut errors = validate_node_network_structure(spec).err().unwrap_or_default();
+    errors.extend(node_network_value_errors(spec));
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// The problems that stop an agent from acting on the spec at all.
+pub fn validate_node_network_structure(spec: &NodeNetworkSpec) -> Result<(), Vec<FieldError>> {
     let mut problems = Problems::default();
-    problems.check(
-        spec.address.parse::<IpNet>().is_err(),
-        "spec.address",
-        &format!("{:?} is not an address with prefix length", spec.address),
-        "write the node's underlay address as 192.168.10.2/24",
-    );
-    for (index, block) in spec.blocks.iter().enumerate() {
-        problems.cidr(&format!("spec.blocks[{index}]"), block);
-    }
-    for (index, pool) in spec.pools.iter().enumerate() {
-        problems.cidr(&format!("spec.pools[{index}].cidr"), &pool.cidr);
-    }
+    problems.decoded("spec.address", &spec.address);
     for (index, block) in spec.tunnel.blocks.iter().enumerate() {
-        let field = format!("spec.tunnel.blocks[{index}]");
-        problems.cidr(&field, block);
         problems.check(
             !spec.blocks.contains(block),
-            &field,
-            &format!("{block:?} is not one of the node's blocks"),
+            &format!("spec.tunnel.blocks[{index}]"),
+            &format!("{:?} is not one of the node's blocks", block.as_str()),
             "the operator lists only blocks from spec.blocks here",
         );
     }
@@ -51,6 +55,94 @@ pub fn validate_node_network(spec: &NodeNetworkSpec) -> Result<(), Vec<FieldErro
     problems.into_result()
 }
 
+/// Every value of the spec that does not decode, with its field path (`spec.blocks[2]`), except
+/// the node's address (see [`validate_node_network_structure`]) and BGP (see
+/// [`validate_node_bgp`] and [`validate_bgp_session`]).
+pub fn node_network_value_errors(spec: &NodeNetworkSpec) -> Vec<FieldError> {
+    let mut problems = Problems::default();
+    for (index, block) in spec.blocks.iter().enumerate() {
+        problems.decoded(&format!("spec.blocks[{index}]"), block);
+    }
+    for (index, pool) in spec.pools.iter().enumerate() {
+        problems.decoded(&format!("spec.pools[{index}].cidr"), &pool.cidr);
+    }
+    for (index, block) in spec.tunnel.blocks.iter().enumerate() {
+        problems.decoded(&format!("spec.tunnel.blocks[{index}]"), block);
+    }
+    if let Some(mac) = &spec.tunnel.vtep_mac {
+        problems.decoded("spec.tunnel.vtepMAC", mac);
+    }
+    for (index, policy) in spec.policy.policies.iter().enumerate() {
+        for (direction, rules) in [("ingress", &policy.ingress), ("egress", &policy.egress)] {
+            for (rule, compiled) in rules.iter().enumerate() {
+                let path = format!("spec.policy.policies[{index}].{direction}[{rule}]");
+                nets(&mut problems, &format!("{path}.source"), &compiled.source);
+                nets(&mut problems, &format!("{path}.destination"), &compiled.destination);
+            }
+        }
+    }
+    for (field, failsafes) in
+        [("failsafeInbound", &spec.policy.failsafe_inbound), ("failsafeOutbound", &spec.policy.failsafe_outbound)]
+    {
+        for (index, failsafe) in failsafes.iter().enumerate() {
+            let path = format!("spec.policy.{field}[{index}]");
+            failsafe.decode(&path).err().into_iter().flatten().for_each(|e| problems.push(e));
+        }
+    }
+    for (index, set) in spec.policy.ip_sets.iter().enumerate() {
+        for (member, text) in set.members.iter().enumerate() {
+            let path = format!("spec.policy.ipSets[{index}].members[{member}]");
+            if let Err(error) = set_member(set, text, &path) {
+                problems.push(error);
+            }
+        }
+    }
+    problems.into_result().err().unwrap_or_default()
+}
+
+fn nets(problems: &mut Problems, path: &str, side: &CompiledMatch) {
+    for (field, nets) in [("nets", &side.nets), ("notNets", &side.not_nets)] {
+        for (index, net) in nets.iter().enumerate() {
+            problems.decoded(&format!("{path}.{field}[{index}]"), net);
+        }
+    }
+}
+
+/// A member of `set`, decoded and of the set's kind, or the error naming it at `path`.
+pub fn set_member<'a>(set: &IpSet, member: &'a Wire<IpSetMember>, path: &str) -> Result<&'a IpSetMember, FieldError> {
+    let decoded = member.decoded(path)?;
+    let (fits, expected) = match (set.kind, decoded) {
+        (IpSetKind::Addresses, IpSetMember::Address(_)) | (IpSetKind::AddressPorts, IpSetMember::Port(_)) => (true, ""),
+        (IpSetKind::Addresses, IpSetMember::Port(_)) => (false, "an address or CIDR (the set's kind is Addresses)"),
+        (IpSetKind::AddressPorts, IpSetMember::Address(_)) => {
+            (false, "address,protocol,port (the set's kind is AddressPorts)")
+        }
+    };
+    if fits {
+        Ok(decoded)
+    } else {
+        Err(FieldError {
+            path: path.to_string(),
+            message: format!("{:?} is not {expected}", member.as_str()),
+            hint: format!("write {}", IpSetMember::EXPECTED),
+        })
+    }
+}
+
+/// Every value of an IPAMBlock that does not decode, with its field path (`spec.vtepMAC`).
+pub fn validate_ipam_block(spec: &IPAMBlockSpec) -> Result<(), Vec<FieldError>> {
+    let mut problems = Problems::default();
+    problems.decoded("spec.cidr", &spec.cidr);
+    problems.decoded("spec.nodeAddress", &spec.node_address);
+    if let Some(address) = &spec.tunnel_address {
+        problems.decoded("spec.tunnelAddress", address);
+    }
+    if let Some(mac) = &spec.vtep_mac {
+        problems.decoded("spec.vtepMAC", mac);
+    }
+    problems.into_result()
+}
+
 /// Checks the node's own BGP settings (`spec.bgp` without its sessions): router id, AS, listen
 /// port and route-reflector cluster id. Part of [`validate_node_network`].
 pub fn validate_node_bgp(bgp: &NodeBgpSpec) -> Result<(), Vec<FieldError>> {
@@ -60,12 +152,7 @@ pub fn validate_node_bgp(bgp: &NodeBgpSpec) -> Result<(), Vec<FieldError>> {
 }
 
 fn node_bgp(problems: &mut Problems, bgp: &NodeBgpSpec) {
-    problems.check(
-        bgp.router_id.parse::<Ipv4Addr>().is_err(),
-        "spec.bgp.routerID",
-        &format!("{:?} is not an IPv4 address", bgp.router_id),
-        "use the node's IPv4 address",
-    );
+    problems.decoded("spec.bgp.routerID", &bgp.router_id);
     if let Err(message) = bird::check_range("asNumber", bgp.as_number, &AS_NUMBERS) {
         problems.add("spec.bgp.asNumber", message, "set the node's AS number (default 64512)");
     }
@@ -73,12 +160,7 @@ fn node_bgp(problems: &mut Problems, bgp: &NodeBgpSpec) {
         problems.add("spec.bgp.listenPort", message, "use 1 to 65535 (default 179)");
     }
     if let Some(cluster) = &bgp.route_reflector_cluster_id {
-        problems.check(
-            cluster.parse::<Ipv4Addr>().is_err(),
-            "spec.bgp.routeReflectorClusterID",
-            &format!("{cluster:?} is not a dotted IPv4 cluster id"),
-            "the operator copies the node's gingham.dev/route-reflector-cluster-id, e.g. 244.0.0.1",
-        );
+        problems.decoded("spec.bgp.routeReflectorClusterID", cluster);
     }
 }
 
@@ -94,7 +176,7 @@ pub fn validate_bgp_session(path: &str, peer: &BgpPeerSession) -> Result<(), Vec
     failed("name", bird::check_name(&peer.name), "the operator names sessions mesh_<address>, peer_<name>, ...");
     failed(
         "address",
-        peer.address.parse::<IpAddr>().map(drop).map_err(|_| format!("{:?} is not an IP address", peer.address)),
+        peer.address.value().map(drop).ok_or_else(|| format!("{:?} is not an IP address", peer.address.as_str())),
         "write the peer's IP address",
     );
     failed("port", bird::check_range("port", peer.port, &PORTS).map(drop), "use 1 to 65535 (default 179)");

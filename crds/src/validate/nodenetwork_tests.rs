@@ -106,3 +106,97 @@ fn node_bgp_settings_reject_the_spec() {
         }
     }
 }
+
+/// Each value of the contract that does not decode is reported at its field path; only the
+/// node's own address (and BGP, above) rejects the spec whole.
+#[test]
+fn values_that_do_not_decode_are_reported_with_their_field() {
+    use crate::api::nodenetwork::{CompiledPolicy, CompiledRule, IpSet, IpSetKind, PoolRouting};
+    use crate::api::policy::Action;
+
+    type Edit = fn(&mut NodeNetworkSpec);
+    let cases: &[(&str, Edit, &[&str], bool)] = &[
+        ("bad address", |s| s.address = "10.0.0.1".into(), &["spec.address"], true),
+        ("bad block", |s| s.blocks[1] = "10.0.0.64/99".into(), &["spec.blocks[1]"], false),
+        ("bad pool", |s| s.pools[0].cidr = "ten".into(), &["spec.pools[0].cidr"], false),
+        ("bad vtep", |s| s.tunnel.vtep_mac = Some("ee:ee".into()), &["spec.tunnel.vtepMAC"], false),
+        (
+            "bad tunnel block",
+            |s| {
+                s.blocks[1] = "x".into();
+                s.tunnel.blocks = vec!["x".into()];
+            },
+            &["spec.blocks[1]", "spec.tunnel.blocks[0]"],
+            false,
+        ),
+        (
+            "bad net",
+            |s| s.policy.policies[0].ingress[0].source.not_nets = vec!["10.0.0.0/8".into(), "10.1/16".into()],
+            &["spec.policy.policies[0].ingress[0].source.notNets[1]"],
+            false,
+        ),
+        (
+            "bad member",
+            |s| s.policy.ip_sets[0].members.push("10.0.0.x".into()),
+            &["spec.policy.ipSets[0].members[1]"],
+            false,
+        ),
+        (
+            "member of the other kind",
+            |s| s.policy.ip_sets[0].members.push("10.0.0.2,tcp,80".into()),
+            &["spec.policy.ipSets[0].members[1]"],
+            false,
+        ),
+        (
+            "named-port member with ICMP",
+            |s| s.policy.ip_sets[1].members = vec!["10.0.0.2,icmp,80".into()],
+            &["spec.policy.ipSets[1].members[0]"],
+            false,
+        ),
+    ];
+    let good = || {
+        let mut spec = spec(bgp());
+        spec.blocks = vec!["10.0.0.0/26".into(), "10.0.0.64/26".into()];
+        spec.pools = vec![PoolRouting { name: "p".into(), cidr: "10.0.0.0/16".into(), ..PoolRouting::default() }];
+        spec.policy.policies = vec![
+            CompiledPolicy {
+                name: "ns/p".into(),
+                ingress: vec![CompiledRule { action: Action::Allow, ..CompiledRule::default() }],
+                egress: Vec::new(),
+            }
+            .into(),
+        ];
+        spec.policy.ip_sets = vec![
+            IpSet { name: "gs_a".into(), kind: IpSetKind::Addresses, members: vec!["10.0.0.1".into()] }.into(),
+            IpSet { name: "gp_a".into(), kind: IpSetKind::AddressPorts, members: vec!["10.0.0.1,tcp,80".into()] }
+                .into(),
+        ];
+        spec
+    };
+    assert_eq!(validate_node_network(&good()), Ok(()));
+    for (case, edit, path, whole) in cases {
+        let mut spec = good();
+        edit(&mut spec);
+        let errors = validate_node_network(&spec).expect_err(case);
+        assert_eq!(errors.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), *path, "{case}: {errors:?}");
+        assert_eq!(validate_node_network_structure(&spec).is_err(), *whole, "{case}: rejects the spec whole");
+        assert_eq!(node_network_value_errors(&spec).is_empty(), *whole, "{case}: left out alone");
+    }
+}
+
+#[test]
+fn ipam_blocks_report_each_value() {
+    let block = crate::api::IPAMBlockSpec {
+        cidr: "10.0.1.0/26".into(),
+        node: "b".into(),
+        pool: "p".into(),
+        node_address: "192.168.1.3/24".into(),
+        tunnel_address: Some("10.0.1.0".into()),
+        vtep_mac: Some("ee:ee:ee:ee:ee:02".into()),
+        releasing: false,
+    };
+    assert_eq!(validate_ipam_block(&block), Ok(()));
+    let bad = crate::api::IPAMBlockSpec { tunnel_address: Some("10.0.1".into()), vtep_mac: Some("ee".into()), ..block };
+    let paths: Vec<String> = validate_ipam_block(&bad).unwrap_err().into_iter().map(|e| e.path).collect();
+    assert_eq!(paths, ["spec.tunnelAddress", "spec.vtepMAC"]);
+}

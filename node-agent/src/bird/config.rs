@@ -13,7 +13,7 @@ use gingham_crds::api::NodeNetworkSpec;
 use gingham_crds::api::nodenetwork::{BgpPeerSession, NodeBgpSpec, PeerKind};
 use gingham_crds::validate::bird::{check_name, check_quotable};
 use gingham_crds::validate::{validate_bgp_session, validate_node_bgp};
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::Ipv4Net;
 
 use super::BirdError;
 
@@ -134,21 +134,19 @@ impl fmt::Display for LeftOut {
 impl BirdConfig {
     /// Decodes the spec. The node's own BGP settings must be valid (the agent accepts no spec
     /// whose settings are not: [`validate_node_bgp`]); a session that is not is left out and
-    /// returned with the reason. Blocks and pools that do not parse (the agent accepts no such
-    /// spec either) are not rendered.
+    /// returned with the reason. Blocks and pools that did not decode are not rendered (the
+    /// dataplane's plan reports them).
     pub fn decode(node: &str, spec: &NodeNetworkSpec, bgp: &NodeBgpSpec) -> Result<(Self, Vec<LeftOut>), BirdError> {
         let spec_error = |reason: String| BirdError::Render { peer: "(node settings)".into(), reason };
         validate_node_bgp(bgp).map_err(|errors| spec_error(join(&errors)))?;
-        let router_id = bgp.router_id.parse::<Ipv4Addr>().map_err(|e| spec_error(format!("routerID: {e}")))?;
+        let router_id = *bgp.router_id.decoded("spec.bgp.routerID").map_err(|e| spec_error(e.to_string()))?;
         let cluster_id = match &bgp.route_reflector_cluster_id {
-            Some(text) => {
-                Some(text.parse::<Ipv4Addr>().map_err(|e| spec_error(format!("routeReflectorClusterID: {e}")))?)
-            }
+            Some(id) => Some(*id.decoded("spec.bgp.routeReflectorClusterID").map_err(|e| spec_error(e.to_string()))?),
             None => None,
         };
         let blocks = node_blocks(spec);
         let exported = blocks.iter().filter(|b| !export_disabled(spec, b)).copied().collect();
-        let local = spec.address.parse::<IpNet>().map(|n| n.addr()).ok();
+        let local = spec.address.value().map(|cidr| cidr.0.addr());
         let mut config = Self {
             node: node
                 .chars()
@@ -190,7 +188,7 @@ fn session(
     Ok(Session {
         name: Name::new(&peer.name)?,
         kind: peer.kind,
-        address: peer.address.parse().map_err(|e| format!("address {:?}: {e}", peer.address))?,
+        address: *peer.address.decoded(&format!("spec.bgp.peers[{index}].address")).map_err(|e| e.to_string())?,
         port: peer.port,
         as_number: peer.as_number,
         local_as: peer.local_as_number.unwrap_or(bgp.as_number),
@@ -211,17 +209,11 @@ fn join(errors: &[gingham_crds::validate::FieldError]) -> String {
 
 /// The node's IPv4 blocks (BIRD's channels here are IPv4).
 fn node_blocks(spec: &NodeNetworkSpec) -> Vec<Ipv4Net> {
-    spec.blocks
-        .iter()
-        .filter_map(|b| match b.parse::<IpNet>() {
-            Ok(IpNet::V4(net)) => Some(net.trunc()),
-            _ => None,
-        })
-        .collect()
+    spec.blocks.iter().filter_map(|b| b.value()?.v4()).map(|net| net.trunc()).collect()
 }
 
 fn export_disabled(spec: &NodeNetworkSpec, block: &Ipv4Net) -> bool {
     spec.pools.iter().any(|pool| {
-        pool.disable_bgp_export && matches!(pool.cidr.parse::<IpNet>(), Ok(IpNet::V4(net)) if net.contains(block))
+        pool.disable_bgp_export && pool.cidr.value().and_then(|cidr| cidr.v4()).is_some_and(|net| net.contains(block))
     })
 }

@@ -21,7 +21,7 @@ pub fn parse_protocols(output: &str, peers: &[BgpPeerSession]) -> Vec<BgpSession
                 [] => 0,
                 _ => 1,
             };
-            let peer_address = peers.iter().find(|p| p.name == name).map(|p| p.address.clone()).unwrap_or_default();
+            let peer_address = peers.iter().find(|p| p.name == name).map(|p| p.address.to_string()).unwrap_or_default();
             Some(BgpSessionStatus {
                 name: name.to_string(),
                 peer_address,

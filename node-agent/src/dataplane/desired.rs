@@ -1,20 +1,18 @@
-//! The desired kernel state for one node, computed purely from a [`NodeView`] and what the host can
-//! do ([`HostFacts`]). No I/O happens here.
+//! The desired kernel state for one node, computed purely from a [`NodeView`] (its decoded
+//! [`super::plan::NodePlan`]) and what the host can do ([`HostFacts`]). No I/O happens here.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use gingham_crds::api::IPAMBlockSpec;
 use gingham_crds::api::common::EncapsulationMode;
-use gingham_crds::api::nodenetwork::PoolRouting;
 use ipnet::Ipv4Net;
-use tracing::warn;
 
 use super::NodeView;
 use super::model::{
     AddressSpec, FdbSpec, IPIP_DEVICE, IPIP_OVERHEAD, Mac, NeighbourSpec, RouteSpec, RouteTarget, SysctlSpec,
     TunnelKind, TunnelSpec, VXLAN_DEVICE, VXLAN_OVERHEAD,
 };
+use super::plan::{PoolPlan, RemoteBlock};
 
 /// The underlay MTU assumed when it cannot be detected.
 pub const FALLBACK_UNDERLAY_MTU: u32 = 1500;
@@ -37,7 +35,7 @@ enum Path {
     Bgp,
 }
 
-/// Parsed facts about this node that every decision needs.
+/// Facts about this node that every decision needs.
 struct Local {
     address: Ipv4Net,
     tunnel_address: Option<Ipv4Addr>,
@@ -46,20 +44,19 @@ struct Local {
 
 impl Local {
     fn of(view: &NodeView<'_>) -> Option<Self> {
-        let address = view.spec.address.parse::<Ipv4Net>().ok()?;
         Some(Self {
-            address,
+            address: view.plan.address?,
             tunnel_address: view.tunnel_address,
-            vtep_mac: view.spec.tunnel.vtep_mac.as_deref().and_then(Mac::parse),
+            vtep_mac: view.plan.tunnel.vtep_mac,
         })
     }
 }
 
-fn pool_for<'a>(view: &'a NodeView<'_>, block: &Ipv4Net) -> Option<&'a PoolRouting> {
-    view.spec.pools.iter().find(|pool| pool.cidr.parse::<Ipv4Net>().is_ok_and(|cidr| cidr.contains(block)))
+fn pool_for<'a>(view: &'a NodeView<'_>, block: &Ipv4Net) -> Option<&'a PoolPlan> {
+    view.plan.pools.iter().find(|pool| pool.cidr.contains(block))
 }
 
-fn path(pool: &PoolRouting, same_subnet: bool) -> Path {
+fn path(pool: &PoolPlan, same_subnet: bool) -> Path {
     let choose = |mode: EncapsulationMode, encapsulated: Path| match mode {
         EncapsulationMode::Always => Some(encapsulated),
         EncapsulationMode::CrossSubnet if same_subnet => Some(Path::Direct),
@@ -69,41 +66,33 @@ fn path(pool: &PoolRouting, same_subnet: bool) -> Path {
     choose(pool.vxlan_mode, Path::Vxlan).or_else(|| choose(pool.ipip_mode, Path::Ipip)).unwrap_or(Path::Bgp)
 }
 
-/// A remote block with everything needed to route to it.
+/// A remote block with the way to reach it.
 struct Remote<'a> {
-    cidr: Ipv4Net,
-    node_ip: Ipv4Addr,
-    block: &'a IPAMBlockSpec,
+    block: &'a RemoteBlock,
     path: Path,
 }
 
 fn remotes<'a>(view: &'a NodeView<'_>, local: &Local) -> Vec<Remote<'a>> {
-    let mut out = Vec::new();
-    for block in view.blocks.iter().filter(|b| b.node != view.node_name) {
-        // The node address normally carries its prefix length; a bare address is accepted too.
-        let node = block
-            .node_address
-            .parse::<Ipv4Net>()
-            .or_else(|_| block.node_address.parse::<Ipv4Addr>().map(Ipv4Net::from));
-        let (Ok(cidr), Ok(node)) = (block.cidr.parse::<Ipv4Net>(), node) else {
-            warn!(cidr = %block.cidr, node = %block.node, "skipping an IPAMBlock with an unparsable cidr or nodeAddress");
-            continue;
-        };
-        let Some(pool) = pool_for(view, &cidr) else { continue };
-        let path = path(pool, local.address.contains(&node.addr()));
-        out.push(Remote { cidr, node_ip: node.addr(), block, path });
-    }
-    out
+    view.plan
+        .remotes
+        .iter()
+        .filter_map(|block| {
+            let pool = pool_for(view, &block.cidr)?;
+            Some(Remote { block, path: path(pool, local.address.contains(&block.node_ip)) })
+        })
+        .collect()
 }
 
 /// Which tunnel devices some pool needs.
 fn needs(view: &NodeView<'_>) -> (bool, bool) {
-    let vxlan = view.spec.pools.iter().any(|p| p.vxlan_mode.is_enabled());
-    let ipip = view.spec.pools.iter().any(|p| p.ipip_mode.is_enabled() && !p.vxlan_mode.is_enabled());
+    let pools = &view.plan.pools;
+    let vxlan = pools.iter().any(|p| p.vxlan_mode.is_enabled());
+    let ipip = pools.iter().any(|p| p.ipip_mode.is_enabled() && !p.vxlan_mode.is_enabled());
     (vxlan, ipip)
 }
 
-/// Why part of the spec cannot be programmed (each is reported; the rest is still applied).
+/// Why part of the spec cannot be programmed (each is reported; the rest is still applied). The
+/// values that did not decode are the plan's to report ([`super::plan::NodePlan::report`]).
 pub fn problems(view: &NodeView<'_>, facts: &HostFacts) -> Vec<String> {
     let mut problems = Vec::new();
     let (vxlan, ipip) = needs(view);
@@ -113,7 +102,7 @@ pub fn problems(view: &NodeView<'_>, facts: &HostFacts) -> Vec<String> {
         );
     }
     let Some(local) = Local::of(view) else {
-        problems.push(format!("spec.address {:?} is not an IPv4 address with prefix length", view.spec.address));
+        problems.push("spec.address is not an IPv4 address with prefix length: no remote block is routed".into());
         return problems;
     };
     if vxlan && !vxlan_ready(&local) {
@@ -121,9 +110,7 @@ pub fn problems(view: &NodeView<'_>, facts: &HostFacts) -> Vec<String> {
         return problems;
     }
     for remote in remotes(view, &local).iter().filter(|r| r.path == Path::Vxlan) {
-        let address = remote.block.tunnel_address.as_deref().and_then(|a| a.parse::<Ipv4Addr>().ok());
-        let mac = remote.block.vtep_mac.as_deref().and_then(Mac::parse);
-        if address.is_none() || mac.is_none() {
+        if vtep(remote.block).is_none() {
             problems.push(format!(
                 "IPAMBlock {} of node {} lacks a valid tunnelAddress or vtepMAC: it is not routed over VXLAN",
                 remote.block.cidr, remote.block.node
@@ -137,6 +124,11 @@ fn vxlan_ready(local: &Local) -> bool {
     local.tunnel_address.is_some() && local.vtep_mac.is_some()
 }
 
+/// A remote node's VTEP: its tunnel address and MAC, when it has both.
+fn vtep(block: &RemoteBlock) -> Option<(Ipv4Addr, Mac)> {
+    Some((block.tunnel_address?, block.vtep_mac?))
+}
+
 /// Every route gingham should own on this node: pods, owned blocks and encapsulated remote blocks.
 pub fn desired_routes(view: &NodeView<'_>, facts: &HostFacts) -> BTreeSet<RouteSpec> {
     let mut routes = BTreeSet::new();
@@ -144,25 +136,22 @@ pub fn desired_routes(view: &NodeView<'_>, facts: &HostFacts) -> BTreeSet<RouteS
         let destination = Ipv4Net::from(endpoint.address);
         routes.insert(RouteSpec { destination, target: RouteTarget::Device(endpoint.interface.clone()) });
     }
-    for block in &view.spec.blocks {
-        if let Ok(destination) = block.parse::<Ipv4Net>() {
-            routes.insert(RouteSpec { destination, target: RouteTarget::Blackhole });
-        }
+    for destination in &view.plan.blocks {
+        routes.insert(RouteSpec { destination: *destination, target: RouteTarget::Blackhole });
     }
     let Some(local) = Local::of(view) else { return routes };
     for remote in remotes(view, &local) {
+        let node_ip = remote.block.node_ip;
         let target = match remote.path {
             Path::Vxlan if vxlan_ready(&local) => {
-                let mac = remote.block.vtep_mac.as_deref().and_then(Mac::parse);
-                let gateway = remote.block.tunnel_address.as_deref().and_then(|a| a.parse().ok());
-                let (Some(gateway), Some(_)) = (gateway, mac) else { continue };
+                let Some((gateway, _)) = vtep(remote.block) else { continue };
                 RouteTarget::Via { gateway, device: Some(VXLAN_DEVICE.into()) }
             }
-            Path::Ipip if facts.ipip => RouteTarget::Via { gateway: remote.node_ip, device: Some(IPIP_DEVICE.into()) },
-            Path::Direct => RouteTarget::Via { gateway: remote.node_ip, device: None },
+            Path::Ipip if facts.ipip => RouteTarget::Via { gateway: node_ip, device: Some(IPIP_DEVICE.into()) },
+            Path::Direct => RouteTarget::Via { gateway: node_ip, device: None },
             Path::Vxlan | Path::Ipip | Path::Bgp => continue,
         };
-        routes.insert(RouteSpec { destination: remote.cidr, target });
+        routes.insert(RouteSpec { destination: remote.block.cidr, target });
     }
     routes
 }
@@ -173,7 +162,7 @@ pub fn desired_tunnels(view: &NodeView<'_>, facts: &HostFacts) -> BTreeSet<Tunne
     let Some(local) = Local::of(view) else { return tunnels };
     let (vxlan, ipip) = needs(view);
     let underlay = facts.underlay_mtu.unwrap_or(FALLBACK_UNDERLAY_MTU);
-    let tunnel = &view.spec.tunnel;
+    let tunnel = &view.plan.tunnel;
     if vxlan && vxlan_ready(&local) {
         tunnels.insert(TunnelSpec {
             name: VXLAN_DEVICE.into(),
@@ -220,9 +209,8 @@ fn vxlan_remotes<'a>(view: &'a NodeView<'_>) -> impl Iterator<Item = (Ipv4Addr, 
         _ => Vec::new(),
     };
     remotes.into_iter().filter(|r| r.path == Path::Vxlan).filter_map(|remote| {
-        let address = remote.block.tunnel_address.as_deref()?.parse().ok()?;
-        let mac = Mac::parse(remote.block.vtep_mac.as_deref()?)?;
-        Some((address, mac, remote.node_ip))
+        let (address, mac) = vtep(remote.block)?;
+        Some((address, mac, remote.block.node_ip))
     })
 }
 

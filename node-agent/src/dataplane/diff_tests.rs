@@ -26,7 +26,7 @@ fn vxlan(vni: u32, mtu: u32) -> TunnelSpec {
         name: VXLAN_DEVICE.into(),
         kind: TunnelKind::Vxlan { vni, port: 4789, local: Ipv4Addr::new(192, 168, 1, 2) },
         mtu,
-        mac: Mac::parse("02:00:00:00:00:0a"),
+        mac: gingham_crds::api::Decode::decode("02:00:00:00:00:0a"),
     }
 }
 

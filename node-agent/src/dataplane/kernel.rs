@@ -212,7 +212,7 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
     /// `nftablesRefreshSeconds` (0: every sync), else what gingham's last successful change left
     /// (as Felix trusts its own writes between refreshes). Drift is found at the next listing.
     async fn observe(&mut self, view: &NodeView<'_>) -> Option<Observed> {
-        let refresh = Duration::from_secs(u64::from(view.spec.agent.nftables_refresh_seconds));
+        let refresh = Duration::from_secs(u64::from(view.plan.nftables_refresh_seconds));
         let recent = self.listed_at.is_some_and(|at| at.elapsed() < refresh);
         if let (true, Some(applied)) = (recent, &self.applied) {
             return Some(Observed::expected(applied));
@@ -282,7 +282,7 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
 
 /// The MTU of the device holding the node's underlay address.
 fn underlay_mtu(view: &NodeView<'_>, current: &KernelState) -> Option<u32> {
-    let node = view.spec.address.parse::<Ipv4Net>().ok()?.addr();
+    let node = view.plan.address?.addr();
     let device = current.addresses.iter().find(|a| a.address.addr() == node)?;
     current.link(&device.device).map(|link| link.mtu)
 }

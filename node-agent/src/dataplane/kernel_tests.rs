@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::dataplane::plan::NodePlan;
 use std::time::Duration;
 
 use gingham_crds::api::common::EncapsulationMode::{Always, Never};
@@ -29,7 +30,7 @@ async fn sync(
     endpoints: &[LocalEndpoint],
 ) -> SyncReport {
     let blocks = remote_blocks();
-    dataplane.sync(&NodeView { node_name: NODE, spec, blocks: &blocks, endpoints, tunnel_address: TUNNEL }).await
+    dataplane.sync(&NodeView { plan: &NodePlan::build(NODE, spec, &blocks), endpoints, tunnel_address: TUNNEL }).await
 }
 
 fn pods() -> Vec<LocalEndpoint> {
@@ -117,7 +118,7 @@ async fn endpoints_and_policies_come_and_go_without_rewriting_the_table() {
     let before = sync(&mut dataplane, &without_db, &pods).await;
     assert!(!before.programmed_endpoints.contains("default/db"), "db's policy is not compiled yet");
     let expected = |spec: &NodeNetworkSpec, endpoints: &[LocalEndpoint]| {
-        let view = NodeView { node_name: NODE, spec, blocks: &[], endpoints, tunnel_address: TUNNEL };
+        let view = NodeView { plan: &NodePlan::build(NODE, spec, &[]), endpoints, tunnel_address: TUNNEL };
         Observed::expected(&ruleset(&view))
     };
     let with_db = sync(&mut dataplane, &spec, &pods).await;
@@ -279,7 +280,7 @@ async fn the_real_dataplane_sync_can_be_spawned_on_a_multithreaded_runtime() {
     fn assert_send<T: Send>(_: &T) {}
     let mut dataplane = KernelDataplane::connect().unwrap();
     let spec = policy_spec();
-    let view = NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &[], tunnel_address: TUNNEL };
+    let view = NodeView { plan: &NodePlan::build(NODE, &spec, &[]), endpoints: &[], tunnel_address: TUNNEL };
     let future = dataplane.sync(&view);
     assert_send(&future);
 }

@@ -1,11 +1,14 @@
 //! The dataplane: from the desired state (pure) to the kernel (netlink and nftables).
 //!
-//! The agent's main loop builds a [`NodeView`] and calls [`Dataplane::sync`] on a
+//! The agent's main loop builds a [`plan::NodePlan`] once per revision of its inputs (the
+//! NodeNetwork and the IPAMBlocks), wraps it with the endpoints in a [`NodeView`] and calls
+//! [`Dataplane::sync`] on a
 //! [`KernelDataplane`] (`KernelDataplane::connect()` inside a tokio runtime), periodically and on
 //! every change; everything below it is this module's. One sync is a pipeline:
 //!
 //! | step | module |
 //! |---|---|
+//! | decode the inputs once, report what does not decode (pure) | [`plan`] |
 //! | desired routes, devices, addresses, neighbours, FDB, sysctls (pure) | [`desired`], [`model`] |
 //! | read the kernel, diff, apply in a loss-minimising order | [`netlink`] ([`rtnl`], [`batch`]; `fake` in unit tests), [`diff`] |
 //! | desired nftables ruleset (pure), render, compare with the listing, apply atomically | [`nft`] |
@@ -26,6 +29,7 @@ pub mod kernel;
 pub mod model;
 pub mod netlink;
 pub mod nft;
+pub mod plan;
 pub mod rtnl;
 
 #[cfg(test)]
@@ -34,19 +38,14 @@ mod fixtures;
 pub use kernel::KernelDataplane;
 pub use model::ROUTE_PROTOCOL;
 
-use gingham_crds::api::{IPAMBlockSpec, NodeNetworkSpec};
-
 use crate::endpoint::LocalEndpoint;
+use plan::NodePlan;
 
 /// What the dataplane is asked to make true on this node.
 #[derive(Clone, Debug)]
 pub struct NodeView<'a> {
-    /// This node's name.
-    pub node_name: &'a str,
-    /// The NodeNetwork spec (already validated).
-    pub spec: &'a NodeNetworkSpec,
-    /// Every IPAMBlock in the cluster (this node's and the others').
-    pub blocks: &'a [IPAMBlockSpec],
+    /// The spec and the IPAMBlocks of this revision, decoded once.
+    pub plan: &'a NodePlan,
     /// The pods on this node.
     pub endpoints: &'a [LocalEndpoint],
     /// This node's tunnel address (VTEP and `tunl0`), allocated through its IPAM; `None` when no
@@ -90,8 +89,9 @@ pub struct DesiredSizes {
 /// One thing a sync could not do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncError {
-    /// A stable short label for metrics: the failing netlink or nft error's `label()`, or
-    /// `unprogrammable` for a part of the spec this host cannot program.
+    /// A stable short label for metrics: the failing netlink or nft error's `label()`,
+    /// `unprogrammable` for a part of the spec this host cannot program, or `undecodable` for a
+    /// value that did not decode.
     pub label: &'static str,
     /// What failed and what to do.
     pub message: String,
@@ -101,6 +101,11 @@ impl SyncError {
     /// A part of the spec this host cannot program (see [`desired::problems`]).
     pub fn unprogrammable(message: String) -> Self {
         Self { label: "unprogrammable", message }
+    }
+
+    /// A value of the inputs that did not decode, and what was left out for it (see [`plan`]).
+    pub fn undecodable(message: String) -> Self {
+        Self { label: "undecodable", message }
     }
 }
 

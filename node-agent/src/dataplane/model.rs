@@ -82,28 +82,7 @@ impl fmt::Display for RouteSpec {
     }
 }
 
-/// A 48-bit Ethernet address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Mac(pub [u8; 6]);
-
-impl Mac {
-    /// Parses `aa:bb:cc:dd:ee:ff`.
-    pub fn parse(text: &str) -> Option<Self> {
-        let mut bytes = [0u8; 6];
-        let mut parts = text.split(':');
-        for byte in &mut bytes {
-            *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
-        }
-        parts.next().is_none().then_some(Self(bytes))
-    }
-}
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
-    }
-}
+pub use gingham_crds::api::Mac;
 
 /// The kind of a tunnel device and the settings fixed at creation.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -194,15 +173,6 @@ pub struct SysctlSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn macs_round_trip_and_reject_garbage() {
-        let mac = Mac::parse("ee:ee:ee:ee:ee:0a");
-        assert_eq!(mac.map(|m| m.to_string()).as_deref(), Some("ee:ee:ee:ee:ee:0a"));
-        for bad in ["", "ee:ee", "ee:ee:ee:ee:ee:ee:ee", "zz:ee:ee:ee:ee:ee"] {
-            assert_eq!(Mac::parse(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn a_deviceless_route_is_satisfied_by_any_device_but_a_tunnel() {

@@ -4,10 +4,8 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use gingham_crds::api::NodeNetworkSpec;
+use gingham_crds::api::{Cidr, NodeNetworkSpec, Wire};
 use ipnet::Ipv4Net;
-
-use super::IpamError;
 
 /// The node's IPv4 blocks, and which of them the tunnel address may come from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -22,32 +20,18 @@ pub struct BlockSet {
 }
 
 impl BlockSet {
-    /// Reads the blocks and the tunnel's blocks from a (validated) NodeNetwork spec; IPv6 blocks
-    /// are skipped (pods get IPv4 only for now).
-    pub fn from_spec(spec: &NodeNetworkSpec, releasing: &[String]) -> Result<Self, IpamError> {
-        let parse = |text: &str| {
-            text.parse::<ipnet::IpNet>()
-                .map_err(|e| IpamError::BadBlock { cidr: text.to_string(), reason: e.to_string() })
+    /// Reads the blocks and the tunnel's blocks from a NodeNetwork spec's decoded values, and
+    /// the node's blocks being released. A block that did not decode is left out here and
+    /// reported by the dataplane's plan; IPv6 blocks are skipped (pods get IPv4 only for now).
+    pub fn from_spec(spec: &NodeNetworkSpec, releasing: &[Ipv4Net]) -> Self {
+        let ipv4 = |blocks: &[Wire<Cidr>]| -> Vec<Ipv4Net> {
+            blocks.iter().filter_map(|block| block.value()?.v4()).map(|net| net.trunc()).collect()
         };
-        let mut blocks = Vec::new();
-        for text in &spec.blocks {
-            if let ipnet::IpNet::V4(net) = parse(text)? {
-                blocks.push(net.trunc());
-            }
+        Self {
+            blocks: ipv4(&spec.blocks),
+            releasing: releasing.iter().map(Ipv4Net::trunc).collect(),
+            tunnel_blocks: ipv4(&spec.tunnel.blocks),
         }
-        let mut gone = BTreeSet::new();
-        for text in releasing {
-            if let ipnet::IpNet::V4(net) = parse(text)? {
-                gone.insert(net.trunc());
-            }
-        }
-        let mut tunnel_blocks = Vec::new();
-        for text in &spec.tunnel.blocks {
-            if let ipnet::IpNet::V4(net) = parse(text)? {
-                tunnel_blocks.push(net.trunc());
-            }
-        }
-        Ok(Self { blocks, releasing: gone, tunnel_blocks })
     }
 
     /// How many addresses the blocks hold (pods' and the tunnel's).

@@ -62,14 +62,6 @@ pub enum IpamError {
         /// How many addresses are allocated.
         allocated: usize,
     },
-    /// A block in the spec is not a CIDR.
-    #[error("block {cidr:?} is not a CIDR: {reason}")]
-    BadBlock {
-        /// The text.
-        cidr: String,
-        /// The parser's message.
-        reason: String,
-    },
     /// No allocation exists for the container.
     #[error("no address is allocated to container {container_id}; run ADD first")]
     NotFound {
@@ -87,7 +79,6 @@ impl IpamError {
             Self::Write(_) => "write",
             Self::Corrupt { .. } => "corrupt",
             Self::Exhausted { .. } => "exhausted",
-            Self::BadBlock { .. } => "bad_block",
             Self::NotFound { .. } => "not_found",
         }
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use gingham_crds::api::IPAMBlockSpec;
 use gingham_crds::api::nodenetwork::{EndpointPolicy, NodeNetworkSpec};
 use gingham_node_agent::dataplane::kernel::SyncStats;
+use gingham_node_agent::dataplane::plan::NodePlan;
 use gingham_node_agent::dataplane::{Dataplane, KernelDataplane, NodeView, SyncReport};
 use gingham_node_agent::endpoint::LocalEndpoint;
 use nix::sched::{CloneFlags, setns};
@@ -80,7 +81,7 @@ impl Netns {
         let node = node.clone();
         self.run(move || async move {
             let mut dataplane = KernelDataplane::connect().unwrap();
-            let report = dataplane.sync(&node.view()).await;
+            let report = dataplane.sync(&node.view(&node.plan())).await;
             (report, dataplane.last_sync().clone())
         })
     }
@@ -181,18 +182,21 @@ pub struct Node {
 }
 
 impl Node {
-    /// The borrowed view the dataplane takes; the tunnel address is the one its own IPAMBlock
-    /// publishes (what its IPAM allocated).
-    pub fn view(&self) -> NodeView<'_> {
-        let tunnel_address =
-            self.blocks.iter().find(|b| b.node == self.name).and_then(|b| b.tunnel_address.as_deref()?.parse().ok());
-        NodeView {
-            node_name: &self.name,
-            spec: &self.spec,
-            blocks: &self.blocks,
-            endpoints: &self.endpoints,
-            tunnel_address,
-        }
+    /// The node's spec and blocks, decoded.
+    pub fn plan(&self) -> NodePlan {
+        NodePlan::build(&self.name, &self.spec, &self.blocks)
+    }
+
+    /// The borrowed view the dataplane takes over the node's [`Node::plan`]; the tunnel address
+    /// is the one its own IPAMBlock publishes (what its IPAM allocated).
+    pub fn view<'a>(&'a self, plan: &'a NodePlan) -> NodeView<'a> {
+        let tunnel_address = self.blocks.iter().find(|b| b.node == self.name).and_then(|b| {
+            match b.tunnel_address.as_ref()?.value()? {
+                std::net::IpAddr::V4(address) => Some(*address),
+                std::net::IpAddr::V6(_) => None,
+            }
+        });
+        NodeView { plan, endpoints: &self.endpoints, tunnel_address }
     }
 
     /// Gives every endpoint an empty (allow-all) policy entry.

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use gingham_crds::api::bgp::{NextHopMode, SourceAddress};
 use gingham_crds::api::common::BgpPassword;
 use gingham_crds::api::nodenetwork::{BgpPeerSession, NodeBgpSpec, PeerKind};
-use gingham_crds::api::{BGPConfigurationSpec, BGPPeer, BGPPeerSpec};
+use gingham_crds::api::{BGPConfigurationSpec, BGPPeer, BGPPeerSpec, Wire};
 use gingham_crds::selector::Selector;
 use gingham_crds::validate::{bird, parse_peer_address, validate_bgp_peer, validate_bgp_session};
 use k8s_openapi::api::core::v1::Secret;
@@ -135,14 +135,14 @@ pub fn topology<'a>(input: &BgpInput<'a>) -> (BTreeMap<String, Option<NodeBgpSpe
         };
         let mut sessions: Vec<BgpPeerSession> = Vec::new();
         let node_session = |other: &NodeFacts, kind: PeerKind, template: &BgpPeerSession| {
-            let address = other.ip().map(|a| a.to_string()).unwrap_or_default();
+            let address = other.ip().map(|a| Wire::from(IpAddr::V4(a))).unwrap_or_default();
             let prefix = match kind {
                 PeerKind::Mesh => "mesh",
                 PeerKind::RouteReflector => "rr",
                 PeerKind::Explicit => "node",
             };
             BgpPeerSession {
-                name: format!("{prefix}_{}", sanitise(&address)),
+                name: format!("{prefix}_{}", sanitise(address.as_str())),
                 kind,
                 port,
                 as_number: other.as_number.unwrap_or(default_as),
@@ -174,7 +174,7 @@ pub fn topology<'a>(input: &BgpInput<'a>) -> (BTreeMap<String, Option<NodeBgpSpe
                 sessions.push(BgpPeerSession {
                     name: format!("peer_{}", sanitise(&peer.name)),
                     kind: PeerKind::Explicit,
-                    address: address.to_string(),
+                    address: (*address).into(),
                     port: peer_port.unwrap_or(BGP_PORT),
                     as_number: *as_number,
                     ..peer.session.clone()
@@ -182,10 +182,10 @@ pub fn topology<'a>(input: &BgpInput<'a>) -> (BTreeMap<String, Option<NodeBgpSpe
             }
         }
         let spec = NodeBgpSpec {
-            router_id: ip.to_string(),
+            router_id: ip.into(),
             as_number: node.as_number.unwrap_or(default_as),
             listen_port: port,
-            route_reflector_cluster_id: node.rr_cluster_id.map(|id| id.to_string()),
+            route_reflector_cluster_id: node.rr_cluster_id.map(Into::into),
             peers: checked(&node.name, dedupe(sessions), &mut problems),
         };
         result.insert(node.name.clone(), Some(spec));

@@ -37,7 +37,7 @@ fn every_node_gets_its_network_and_every_block_its_object() {
         ["main"],
         "the overlapping pool is not used"
     );
-    assert_eq!((a.tunnel.vxlan_vni, a.tunnel.blocks.as_slice()), (5000, ["10.0.0.0/26".to_string()].as_slice()));
+    assert_eq!((a.tunnel.vxlan_vni, a.tunnel.blocks.as_slice()), (5000, ["10.0.0.0/26".into()].as_slice()));
     assert!(a.tunnel.vtep_mac.is_some());
     assert_eq!(a.agent.route_refresh_seconds, 60);
     let bgp = a.bgp.as_ref().unwrap();

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use gingham_crds::api::ippool::AllowedUse;
-use gingham_crds::api::{IPAMBlock, IPAMBlockSpec, NodeNetworkStatus};
+use gingham_crds::api::{Cidr, IPAMBlock, IPAMBlockSpec, Mac, Net, NodeNetworkStatus, Wire};
 use gingham_crds::naming::{block_object_name, vtep_mac};
 use gingham_crds::selector::Selector;
 use ipnet::IpNet;
@@ -34,7 +34,7 @@ pub struct Assignment {
     /// Every block, by object name.
     pub blocks: BTreeMap<String, IPAMBlockSpec>,
     /// Each node's block CIDRs, sorted.
-    pub node_blocks: BTreeMap<String, Vec<String>>,
+    pub node_blocks: BTreeMap<String, Vec<Wire<Cidr>>>,
     /// Each node's tunnel facts.
     pub tunnels: BTreeMap<String, NodeTunnel>,
 }
@@ -44,11 +44,11 @@ pub struct Assignment {
 pub struct NodeTunnel {
     /// The node's blocks its agent may take the tunnel address from: blocks of valid encapsulating
     /// pools that allow the `Tunnel` use, in address order. Empty: no tunnel address.
-    pub blocks: Vec<String>,
+    pub blocks: Vec<Wire<Cidr>>,
     /// The tunnel address the node's agent reported, while it lies in one of [`Self::blocks`].
-    pub address: Option<String>,
+    pub address: Option<Wire<IpAddr>>,
     /// The VTEP MAC, when the node has a block of a VXLAN pool.
-    pub vtep_mac: Option<String>,
+    pub vtep_mac: Option<Wire<Mac>>,
 }
 
 /// Block ranges already taken, as `(start, end)` integer ranges per address family.
@@ -102,7 +102,7 @@ pub fn assign(input: &IpamInput<'_>) -> Assignment {
     existing.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     for block in existing {
         let Some((name, _)) = input.nodes.get_key_value(block.spec.node.as_str()) else { continue };
-        let Ok(net) = block.spec.cidr.parse::<IpNet>() else { continue };
+        let Some(Cidr(net)) = block.spec.cidr.value().copied() else { continue };
         if taken.overlaps(&net) {
             continue;
         }
@@ -141,13 +141,13 @@ pub fn assign(input: &IpamInput<'_>) -> Assignment {
     for (name, mut blocks) in owned {
         let Some(node) = input.nodes.get(name) else { continue };
         blocks.sort_by_key(|b| b.net);
-        let reported = input.statuses.get(name).and_then(|s| s.tunnel_address.as_deref());
+        let reported = input.statuses.get(name).and_then(|s| s.tunnel_address.as_ref()?.value().copied());
         let tunnel = tunnel_for(input.pools, &blocks, reported, name);
-        let node_address = node.address.map(|a| a.to_string()).unwrap_or_default();
+        let node_address = node.address.map(|a| Wire::from(Net(a.into()))).unwrap_or_default();
         for block in &blocks {
             let usable = input.pools.get(&block.pool).is_some_and(|p| p.is_valid() && !p.spec.disabled);
             let spec = IPAMBlockSpec {
-                cidr: block.net.to_string(),
+                cidr: Cidr(block.net).into(),
                 node: name.to_string(),
                 pool: block.pool.clone(),
                 node_address: node_address.clone(),
@@ -155,9 +155,9 @@ pub fn assign(input: &IpamInput<'_>) -> Assignment {
                 vtep_mac: tunnel.vtep_mac.clone(),
                 releasing: !usable,
             };
-            assignment.blocks.insert(block_object_name(&spec.cidr), spec);
+            assignment.blocks.insert(block_object_name(spec.cidr.as_str()), spec);
         }
-        assignment.node_blocks.insert(name.to_string(), blocks.iter().map(|b| b.net.to_string()).collect());
+        assignment.node_blocks.insert(name.to_string(), blocks.iter().map(|b| Cidr(b.net).into()).collect());
         assignment.tunnels.insert(name.to_string(), tunnel);
     }
     assignment
@@ -213,7 +213,7 @@ fn nth_block(network: &IpNet, size: u8, index: u128) -> Option<IpNet> {
 fn tunnel_for(
     pools: &BTreeMap<String, CheckedPool>,
     blocks: &[Owned],
-    reported: Option<&str>,
+    reported: Option<IpAddr>,
     node: &str,
 ) -> NodeTunnel {
     let encapsulating: Vec<&Owned> = blocks
@@ -225,14 +225,11 @@ fn tunnel_for(
                 .is_some_and(|p| p.is_valid() && p.encapsulates() && p.spec.allowed_uses.contains(&AllowedUse::Tunnel))
         })
         .collect();
-    let address = reported.and_then(|text| {
-        let addr = text.parse::<IpAddr>().ok()?;
-        encapsulating.iter().any(|b| b.net.contains(&addr)).then(|| text.to_string())
-    });
-    let blocks_for_tunnel = encapsulating.iter().map(|b| b.net.to_string()).collect();
+    let address = reported.filter(|addr| encapsulating.iter().any(|b| b.net.contains(addr))).map(Wire::from);
+    let blocks_for_tunnel = encapsulating.iter().map(|b| Cidr(b.net).into()).collect();
     let vxlan =
         blocks.iter().any(|b| pools.get(&b.pool).is_some_and(|p| p.is_valid() && p.spec.vxlan_mode.is_enabled()));
-    NodeTunnel { blocks: blocks_for_tunnel, address, vtep_mac: vxlan.then(|| vtep_mac(node)) }
+    NodeTunnel { blocks: blocks_for_tunnel, address, vtep_mac: vxlan.then(|| vtep_mac(node).into()) }
 }
 
 /// Blocks per pool, for pool status.

@@ -11,8 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 /// node-1 and node-2's specs: their address and block.
 pub fn node_spec(index: u8) -> NodeNetworkSpec {
     NodeNetworkSpec {
-        address: format!("192.168.10.{index}/24"),
-        blocks: vec![block_cidr(index)],
+        address: format!("192.168.10.{index}/24").into(),
+        blocks: vec![block_cidr(index).into()],
         ..NodeNetworkSpec::default()
     }
 }
@@ -25,10 +25,10 @@ pub fn block_cidr(index: u8) -> String {
 /// The IPAMBlock of node `index`.
 pub fn block_spec(index: u8) -> IPAMBlockSpec {
     IPAMBlockSpec {
-        cidr: block_cidr(index),
+        cidr: block_cidr(index).into(),
         node: format!("node-{index}"),
         pool: "default".into(),
-        node_address: format!("192.168.10.{index}/24"),
+        node_address: format!("192.168.10.{index}/24").into(),
         ..IPAMBlockSpec::default()
     }
 }

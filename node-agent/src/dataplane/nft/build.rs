@@ -14,9 +14,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use gingham_crds::api::nodenetwork::{
-    CompiledMatch, CompiledPolicy, CompiledRule, EndpointPolicy, EndpointToHostAction, IpSetKind, NodePolicySpec,
+    CompiledMatch, CompiledPolicy, CompiledRule, EndpointPolicy, EndpointToHostAction,
 };
 use gingham_crds::api::policy::Action;
+use gingham_crds::api::{Net, Wire};
 use gingham_crds::naming::{INTERFACE_PREFIX, endpoint_interface_name};
 use tracing::warn;
 
@@ -27,6 +28,7 @@ use super::model::{
 };
 use super::render::{FINGERPRINT_PREFIX, fingerprint};
 use crate::dataplane::NodeView;
+use crate::dataplane::plan::{PolicyPlan, SetMembers};
 use crate::endpoint::uid_matches;
 
 /// The verdict map for traffic leaving pods.
@@ -71,29 +73,30 @@ fn endpoint_chain(direction: Direction, policies: &[String]) -> String {
 
 /// The whole ruleset for the view.
 pub fn ruleset(view: &NodeView<'_>) -> Ruleset {
-    let policy = &view.spec.policy;
+    let policy = &view.plan.policy;
     let mut sets: Vec<Set> = policy
-        .ip_sets
+        .sets
         .iter()
         .map(|set| {
-            let members = set.members.iter().map(String::as_str);
-            let (kind, elements) = match set.kind {
-                IpSetKind::Addresses => (SetType::Addresses, elements::addresses(members)),
-                IpSetKind::AddressPorts => (SetType::AddressPorts, elements::address_ports(members)),
+            let (kind, elements) = match &set.members {
+                SetMembers::Addresses(nets) => (SetType::Addresses, elements::addresses(nets.iter().copied())),
+                SetMembers::AddressPorts(members) => {
+                    (SetType::AddressPorts, elements::address_ports(members.iter().copied()))
+                }
             };
             Set { name: set_name(&set.name), kind, elements }
         })
         .collect();
-    let pools = view.spec.pools.iter();
+    let pools = view.plan.pools.iter();
     sets.push(Set {
         name: ALL_POOLS.into(),
         kind: SetType::Addresses,
-        elements: elements::addresses(pools.clone().map(|p| p.cidr.as_str())),
+        elements: elements::addresses(pools.clone().map(|p| p.cidr)),
     });
     sets.push(Set {
         name: NAT_POOLS.into(),
         kind: SetType::Addresses,
-        elements: elements::addresses(pools.filter(|p| p.nat_outgoing).map(|p| p.cidr.as_str())),
+        elements: elements::addresses(pools.filter(|p| p.nat_outgoing).map(|p| p.cidr)),
     });
 
     let known: BTreeSet<&str> = policy.policies.iter().map(|p| p.name.as_str()).collect();
@@ -137,7 +140,7 @@ pub fn ruleset(view: &NodeView<'_>) -> Ruleset {
 /// [`crate::endpoint::uid_matches`]): that endpoint's traffic is dropped until its own arrives.
 pub fn dispatched<'a>(view: &NodeView<'a>) -> impl Iterator<Item = &'a EndpointPolicy> {
     let local: BTreeMap<String, Option<&str>> = view.endpoints.iter().map(|e| (e.key(), e.uid.as_deref())).collect();
-    view.spec
+    view.plan
         .policy
         .endpoints
         .iter()
@@ -172,7 +175,7 @@ fn pod_interfaces() -> String {
     format!("{INTERFACE_PREFIX}*")
 }
 
-fn base_chains(policy: &NodePolicySpec) -> Vec<Chain> {
+fn base_chains(policy: &PolicyPlan) -> Vec<Chain> {
     let established = || Rule::verdict(vec![Match::CtState("established,related")], Verdict::Accept);
     let clear = || Rule::new(vec![], vec![Statement::ClearAllowMark]);
     let unknown = |interface| {
@@ -207,16 +210,16 @@ fn base_chains(policy: &NodePolicySpec) -> Vec<Chain> {
     let mut to_host: Vec<Rule> = policy
         .failsafe_inbound
         .iter()
-        .map(|failsafe| {
+        .map(|(failsafe, net)| {
             let mut matches = Vec::new();
-            if let Some(net) = &failsafe.net {
+            if let Some(net) = net {
                 matches.push(Match::Address {
                     side: Side::Source,
                     negate: false,
-                    set: AddressSet::Literal(vec![net.clone()]),
+                    set: AddressSet::Literal(elements::addresses([*net]).into_iter().collect()),
                 });
             }
-            matches.push(Match::Service { protocol: failsafe.protocol.to_ascii_lowercase(), port: failsafe.port });
+            matches.push(Match::Service { protocol: failsafe.protocol.to_string(), port: failsafe.port });
             Rule::verdict(matches, Verdict::Accept)
         })
         .collect();
@@ -318,11 +321,11 @@ fn policy_rules(policy: &str, rule: &CompiledRule) -> Vec<Rule> {
 }
 
 /// The address and negated-port conditions of one side; `None` when the rule cannot match IPv4
-/// (its nets are all IPv6).
+/// (its nets are all IPv6). The plan holds only policies whose nets all decoded.
 fn side_matches(side: Side, matched: &CompiledMatch) -> Option<Vec<Match>> {
     let mut out = Vec::new();
-    let ipv4 = |nets: &[String]| -> Vec<String> {
-        elements::addresses(nets.iter().map(String::as_str).filter(|n| !n.contains(':'))).into_iter().collect()
+    let ipv4 = |nets: &[Wire<Net>]| -> Vec<String> {
+        elements::addresses(nets.iter().filter_map(|net| net.value()?.v4())).into_iter().collect()
     };
     let (nets, not_nets) = (ipv4(&matched.nets), ipv4(&matched.not_nets));
     if !matched.nets.is_empty() && nets.is_empty() {

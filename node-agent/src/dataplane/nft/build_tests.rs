@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::dataplane::plan::NodePlan;
 use gingham_crds::api::nodenetwork::{EndpointPolicy, EndpointToHostAction, NodeNetworkSpec};
 
 use super::*;
@@ -8,7 +9,7 @@ use crate::dataplane::nft::render::{self, transaction};
 
 fn rendered(spec: &NodeNetworkSpec, pods: &[&str]) -> String {
     let endpoints: Vec<_> = pods.iter().enumerate().map(|(i, pod)| endpoint(pod, [10, 0, 0, 5 + i as u8])).collect();
-    let view = NodeView { node_name: NODE, spec, blocks: &[], endpoints: &endpoints, tunnel_address: TUNNEL };
+    let view = NodeView { plan: &NodePlan::build(NODE, spec, &[]), endpoints: &endpoints, tunnel_address: TUNNEL };
     transaction(&ruleset(&view))
 }
 
@@ -40,9 +41,7 @@ fn membership_changes_keep_the_structure() {
     let endpoints = [endpoint("web", [10, 0, 0, 5]), endpoint("db", [10, 0, 0, 6]), endpoint("web2", [10, 0, 0, 7])];
     let spec = policy_spec();
     let before = ruleset(&NodeView {
-        node_name: NODE,
-        spec: &spec,
-        blocks: &[],
+        plan: &NodePlan::build(NODE, &spec, &[]),
         endpoints: &endpoints[..2],
         tunnel_address: TUNNEL,
     });
@@ -51,9 +50,7 @@ fn membership_changes_keep_the_structure() {
     let web2 = EndpointPolicy { name: "default/web2".into(), ..changed.policy.endpoints[0].clone() };
     changed.policy.endpoints.push(web2);
     let after = ruleset(&NodeView {
-        node_name: NODE,
-        spec: &changed,
-        blocks: &[],
+        plan: &NodePlan::build(NODE, &changed, &[]),
         endpoints: &endpoints,
         tunnel_address: TUNNEL,
     });
@@ -67,9 +64,7 @@ fn membership_changes_keep_the_structure() {
     let mut new_policy = spec.clone();
     new_policy.policy.endpoints[1].ingress = vec!["default/allow-http".into()];
     let restructured = ruleset(&NodeView {
-        node_name: NODE,
-        spec: &new_policy,
-        blocks: &[],
+        plan: &NodePlan::build(NODE, &new_policy, &[]),
         endpoints: &endpoints,
         tunnel_address: TUNNEL,
     });
@@ -81,7 +76,7 @@ fn endpoints_without_known_policy_are_left_to_the_default_drop() {
     let endpoints = [endpoint("web", [10, 0, 0, 5]), endpoint("pending", [10, 0, 0, 7])];
     let spec = policy_spec();
     let rules =
-        ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints, tunnel_address: TUNNEL });
+        ruleset(&NodeView { plan: &NodePlan::build(NODE, &spec, &[]), endpoints: &endpoints, tunnel_address: TUNNEL });
     let from = &rules.maps.iter().find(|m| m.name == FROM_ENDPOINT).unwrap().elements;
     assert!(from.contains_key(&endpoints[0].interface));
     assert!(!from.contains_key(&endpoints[1].interface));
@@ -97,7 +92,7 @@ fn a_missing_policy_fails_closed() {
     spec.policy.endpoints[0].ingress = vec!["default/gone".into()];
     let endpoints = [endpoint("web", [10, 0, 0, 5])];
     let rules =
-        ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints, tunnel_address: TUNNEL });
+        ruleset(&NodeView { plan: &NodePlan::build(NODE, &spec, &[]), endpoints: &endpoints, tunnel_address: TUNNEL });
     let to = &rules.maps.iter().find(|m| m.name == TO_ENDPOINT).unwrap().elements;
     let chain = rules.chains.iter().find(|c| Some(&c.name) == to.get(&endpoints[0].interface)).unwrap();
     let texts: Vec<String> = chain.rules.iter().map(render::rule_text).collect();
@@ -110,8 +105,8 @@ fn ipv6_nets_never_break_the_ipv4_table() {
     let rule = |nets: &[&str], not_nets: &[&str]| CompiledRule {
         action: gingham_crds::api::policy::Action::Allow,
         source: CompiledMatch {
-            nets: nets.iter().map(ToString::to_string).collect(),
-            not_nets: not_nets.iter().map(ToString::to_string).collect(),
+            nets: nets.iter().map(|n| (*n).into()).collect(),
+            not_nets: not_nets.iter().map(|n| (*n).into()).collect(),
             ..Default::default()
         },
         ..Default::default()
@@ -133,7 +128,7 @@ fn sets_a_rule_names_but_the_spec_lacks_are_created_empty() {
     spec.policy.ip_sets.clear();
     let endpoints = [endpoint("web", [10, 0, 0, 5])];
     let rules =
-        ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints, tunnel_address: TUNNEL });
+        ruleset(&NodeView { plan: &NodePlan::build(NODE, &spec, &[]), endpoints: &endpoints, tunnel_address: TUNNEL });
     let sets: Vec<(&str, SetType, usize)> =
         rules.sets.iter().map(|s| (s.name.as_str(), s.kind, s.elements.len())).collect();
     assert_eq!(
@@ -166,8 +161,7 @@ fn an_endpoint_policy_applies_only_to_the_pod_it_was_compiled_for() {
         let mut web = endpoint("web", [10, 0, 0, 5]);
         web.uid = local.map(str::to_string);
         let endpoints = if case.starts_with("no endpoint") { vec![] } else { vec![web] };
-        let view =
-            NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints, tunnel_address: TUNNEL };
+        let view = NodeView { plan: &NodePlan::build(NODE, &spec, &[]), endpoints: &endpoints, tunnel_address: TUNNEL };
         let rules = ruleset(&view);
         for map in &rules.maps {
             assert_eq!(map.elements.contains_key(&interface), dispatched_here, "{case}: {}", map.name);

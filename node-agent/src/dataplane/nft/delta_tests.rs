@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::dataplane::plan::NodePlan;
 use gingham_crds::api::nodenetwork::{EndpointPolicy, NodeNetworkSpec};
 
 use super::*;
@@ -17,7 +18,7 @@ fn pods(names: &[&str]) -> Vec<LocalEndpoint> {
 
 fn rules(spec: &NodeNetworkSpec, names: &[&str]) -> Ruleset {
     let endpoints = pods(names);
-    ruleset(&NodeView { node_name: NODE, spec, blocks: &[], endpoints: &endpoints, tunnel_address: TUNNEL })
+    ruleset(&NodeView { plan: &NodePlan::build(NODE, spec, &[]), endpoints: &endpoints, tunnel_address: TUNNEL })
 }
 
 /// `policy_spec` with `db` gone from the policy and pods, so that the `*_allow_all` chains exist

@@ -4,6 +4,7 @@ use super::*;
 use crate::dataplane::NodeView;
 use crate::dataplane::fixtures::{NODE, TUNNEL, endpoint, policy_spec};
 use crate::dataplane::nft::build::ruleset;
+use crate::dataplane::plan::NodePlan;
 
 /// Trimmed output of `nft -j list table inet gingham` (nft 1.0.6).
 const LISTING: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
@@ -45,7 +46,7 @@ fn plans_pick_the_smallest_change() {
     let spec = policy_spec();
     let endpoints = [endpoint("web", [10, 0, 0, 5])];
     let desired =
-        ruleset(&NodeView { node_name: NODE, spec: &spec, blocks: &[], endpoints: &endpoints, tunnel_address: TUNNEL });
+        ruleset(&NodeView { plan: &NodePlan::build(NODE, &spec, &[]), endpoints: &endpoints, tunnel_address: TUNNEL });
     let mut exact = Observed::expected(&desired);
     exact.rule_digests = forward(0);
     assert_eq!(plan(&desired, None, &Digests::new(), None), Plan::Rewrite, "missing table");

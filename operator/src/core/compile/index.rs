@@ -8,10 +8,11 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use gingham_crds::api::Shared;
 use gingham_crds::api::nodenetwork::{CompiledPolicy, IpSet, LocalEndpoint, uid_matches};
+use gingham_crds::api::{IpSetMember, Shared};
 use gingham_crds::selector::Selector;
 
 mod labels;
@@ -65,7 +66,7 @@ struct Endpoint {
     namespace: String,
     /// The address its agent reported; `None` while the pod is only scheduled to the node: its
     /// policy is compiled, but it is in no set.
-    address: Option<String>,
+    address: Option<IpAddr>,
     /// The Pod UID its agent reported with the address (`None`: not reported, or not known).
     uid: Option<String>,
     contributions: Contributions,
@@ -77,8 +78,13 @@ impl Endpoint {
     /// The members it brings to `set`: none before its agent reported its address, and none while
     /// the address belongs to another Pod of the same name than `facts` describe (the agent
     /// reported another UID: the labels known are not that pod's).
-    fn members_of(&self, set: &SetKey, namespace_labels: &BTreeMap<String, String>, facts: &PodFacts) -> Vec<String> {
-        match &self.address {
+    fn members_of(
+        &self,
+        set: &SetKey,
+        namespace_labels: &BTreeMap<String, String>,
+        facts: &PodFacts,
+    ) -> Vec<IpSetMember> {
+        match self.address {
             Some(address) if uid_matches(facts.uid.as_deref(), self.uid.as_deref()) => {
                 set.members(&self.namespace, namespace_labels, facts, address)
             }
@@ -90,14 +96,14 @@ impl Endpoint {
 /// The members one endpoint contributes to each set, sorted by set id (a few entries: a list
 /// is much smaller than a map).
 #[derive(Debug, Default)]
-struct Contributions(Vec<(SetId, Vec<String>)>);
+struct Contributions(Vec<(SetId, Vec<IpSetMember>)>);
 
 impl Contributions {
-    fn get(&self, id: SetId) -> &[String] {
+    fn get(&self, id: SetId) -> &[IpSetMember] {
         self.0.binary_search_by_key(&id, |(i, _)| *i).map_or(&[], |at| self.0[at].1.as_slice())
     }
 
-    fn insert(&mut self, id: SetId, members: Vec<String>) {
+    fn insert(&mut self, id: SetId, members: Vec<IpSetMember>) {
         match self.0.binary_search_by_key(&id, |(i, _)| *i) {
             Ok(at) => self.0[at].1 = members,
             Err(at) => self.0.insert(at, (id, members)),
@@ -115,7 +121,7 @@ impl Contributions {
 struct SetEntry {
     key: SetKey,
     name: String,
-    members: BTreeMap<String, u32>,
+    members: BTreeMap<IpSetMember, u32>,
     /// The set as nodes carry it: one copy, shared by every node that uses the set, rebuilt when
     /// its members change.
     view: Shared<IpSet>,
@@ -330,10 +336,23 @@ impl PolicyIndex {
 
     /// Replaces a node's endpoints with what its agent reports (address and Pod UID). An endpoint
     /// the agent no longer reports stays, without its address, while its pod is still scheduled to
-    /// the node.
+    /// the node. An address that is not one is logged, and the endpoint is in no set.
     pub fn set_node_endpoints(&mut self, node: &str, reported: &[LocalEndpoint]) {
-        let wanted: BTreeMap<&str, (&str, Option<&str>)> =
-            reported.iter().map(|e| (e.name.as_str(), (e.address.as_str(), e.uid.as_deref()))).collect();
+        let address = |(index, endpoint): (usize, &LocalEndpoint)| match endpoint
+            .address
+            .decoded(&format!("status.endpoints[{index}].address"))
+        {
+            Ok(address) => Some(*address),
+            Err(error) => {
+                tracing::warn!(node, %error, "an endpoint the agent reported is in no set");
+                None
+            }
+        };
+        let wanted: BTreeMap<&str, (Option<IpAddr>, Option<&str>)> = reported
+            .iter()
+            .enumerate()
+            .map(|(index, e)| (e.name.as_str(), (address((index, e)), e.uid.as_deref())))
+            .collect();
         let existing: Vec<String> = self
             .endpoints
             .get(node)
@@ -353,7 +372,7 @@ impl PolicyIndex {
         }
         for (name, (address, uid)) in wanted {
             let key = (node.to_string(), name.to_string());
-            let (address, uid) = (Some(address.to_string()), uid.map(str::to_string));
+            let uid = uid.map(str::to_string);
             if self.endpoint(&key).is_some() {
                 self.readdress(&key, address, uid);
             } else {
@@ -362,7 +381,7 @@ impl PolicyIndex {
         }
     }
 
-    fn add_endpoint(&mut self, key: EndpointKey, address: Option<String>, uid: Option<String>) {
+    fn add_endpoint(&mut self, key: EndpointKey, address: Option<IpAddr>, uid: Option<String>) {
         let namespace = namespace_of(&key.1).to_string();
         let facts = self.shared_facts(&key.1);
         self.index_labels(&key, &facts, address.is_some());
@@ -383,7 +402,7 @@ impl PolicyIndex {
 
     /// Gives an endpoint a new address and reported Pod UID (or none) and re-works out its set
     /// memberships.
-    fn readdress(&mut self, key: &EndpointKey, address: Option<String>, uid: Option<String>) {
+    fn readdress(&mut self, key: &EndpointKey, address: Option<IpAddr>, uid: Option<String>) {
         let Some(endpoint) = self.endpoint_mut(key) else { return };
         if endpoint.address == address && endpoint.uid == uid {
             return;

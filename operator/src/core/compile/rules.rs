@@ -15,6 +15,7 @@
 
 use std::collections::BTreeSet;
 
+use gingham_crds::api::Wire;
 use gingham_crds::api::common::PortSpec;
 use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledPolicy, CompiledRule, IcmpMatch, PortRange};
 use gingham_crds::api::policy::{EntityRule, IcmpFields, PolicyRule, PolicyScope, PolicyView};
@@ -128,8 +129,8 @@ fn compile_side(
         None => home.map_or(Scope::Everywhere, |ns| Scope::Namespace(ns.to_string())),
     };
     let mut compiled = CompiledMatch {
-        nets: side.nets.clone().unwrap_or_default(),
-        not_nets: side.not_nets.clone().unwrap_or_default(),
+        nets: side.nets.iter().flatten().map(|net| Wire::new(net.as_str())).collect(),
+        not_nets: side.not_nets.iter().flatten().map(|net| Wire::new(net.as_str())).collect(),
         ..CompiledMatch::default()
     };
     let mut add = |key: SetKey| {

@@ -2,8 +2,10 @@
 //! which members an endpoint contributes to it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use gingham_crds::api::nodenetwork::IpSetKind;
+use gingham_crds::api::{IpProtocol, IpSetMember, Net, SetMember};
 use gingham_crds::selector::{Expr, Selector};
 
 use crate::core::facts::PodFacts;
@@ -62,15 +64,6 @@ fn fnv1a(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
-fn protocol_name(protocol: u8) -> String {
-    match protocol {
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        132 => "sctp".into(),
-        other => other.to_string(),
-    }
-}
-
 impl SetKey {
     /// The canonical text of the key (what the name hashes).
     fn canonical(&self) -> String {
@@ -104,18 +97,21 @@ impl SetKey {
         namespace: &str,
         namespace_labels: &BTreeMap<String, String>,
         facts: &PodFacts,
-        address: &str,
-    ) -> Vec<String> {
+        address: IpAddr,
+    ) -> Vec<IpSetMember> {
         if !self.scope.contains(namespace, namespace_labels) || !self.selector.matches(&facts.labels) {
             return Vec::new();
         }
         match &self.named_ports {
-            None => vec![address.to_string()],
+            None => vec![IpSetMember::Address(Net::from(address))],
             Some(wanted) => facts
                 .named_ports
                 .iter()
                 .filter(|p| wanted.names.contains(&p.name) && wanted.protocol.is_none_or(|proto| proto == p.protocol))
-                .map(|p| format!("{address},{},{}", protocol_name(p.protocol), p.port))
+                .filter_map(|p| {
+                    let proto = IpProtocol::from_number(p.protocol).filter(|proto| proto.supports_ports())?;
+                    Some(IpSetMember::Port(SetMember { addr: address, proto, port: p.port }))
+                })
                 .collect(),
         }
     }
@@ -173,7 +169,8 @@ mod tests {
             (key(Scope::Everywhere, "all()", Some((None, &["http", "dns"]))), "a", vec!["10.0.0.1,tcp,8080"]),
         ];
         for (set, namespace, expected) in cases {
-            assert_eq!(set.members(namespace, &prod, &facts, "10.0.0.1"), expected, "{set:?}");
+            let members = set.members(namespace, &prod, &facts, [10, 0, 0, 1].into());
+            assert_eq!(members.iter().map(ToString::to_string).collect::<Vec<_>>(), expected, "{set:?}");
         }
     }
 }

@@ -2,7 +2,7 @@
 //! objects, and writing their results into the desired state while recording what changed.
 
 use gingham_crds::api::nodenetwork::{NodePolicySpec, PoolRouting};
-use gingham_crds::api::{BGPConfigurationSpec, NodeNetworkSpec};
+use gingham_crds::api::{BGPConfigurationSpec, Cidr, NodeNetworkSpec, Wire};
 use gingham_crds::naming::block_object_name;
 use gingham_crds::validate::validate_felix_configuration;
 
@@ -118,7 +118,7 @@ impl Engine {
             .get(node)
             .into_iter()
             .flatten()
-            .filter_map(|cidr| self.desired.blocks.get(&block_object_name(cidr)).map(|b| b.pool.as_str()))
+            .filter_map(|cidr| self.desired.blocks.get(&block_object_name(cidr.as_str())).map(|b| b.pool.as_str()))
             .collect();
         let shares = attribute_addresses(allocated, &pools);
         for (pool, count) in &shares {
@@ -209,7 +209,7 @@ impl Engine {
             .filter(|p| p.is_valid())
             .map(|p| PoolRouting {
                 name: p.name.clone(),
-                cidr: p.spec.cidr.clone(),
+                cidr: Wire::new(p.spec.cidr.as_str()),
                 ipip_mode: p.spec.ipip_mode,
                 vxlan_mode: p.spec.vxlan_mode,
                 nat_outgoing: p.spec.nat_outgoing,
@@ -232,7 +232,7 @@ impl Engine {
             }
             let header = policy_header(&felix);
             let routing = NodeNetworkSpec {
-                address: facts.address.map(|a| a.to_string()).unwrap_or_default(),
+                address: facts.address.map(|a| Wire::from(Cidr(a.into()))).unwrap_or_default(),
                 blocks: self.assignment.node_blocks.get(name).cloned().unwrap_or_default(),
                 pools: pools.clone(),
                 tunnel,

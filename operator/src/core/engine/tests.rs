@@ -106,7 +106,7 @@ fn event(op: u8, a: u8, b: u8, c: u8) -> Event {
                 ["10.0.0.0/26", "10.0.0.64/26", "10.0.0.128/26", "10.1.0.0/26", "10.1.0.64/26"][usize::from(b % 5)];
             let mut blk = block(cidr, &format!("n{}", a % 5), &format!("p{}", c % 3));
             if c.is_multiple_of(2) {
-                blk.spec.tunnel_address = Some(cidr.replace(".0/26", ".1/26").replace("/26", ""));
+                blk.spec.tunnel_address = Some(cidr.replace(".0/26", ".1/26").replace("/26", "").into());
             }
             upsert(Object::Block(blk))
         }
@@ -124,7 +124,7 @@ fn event(op: u8, a: u8, b: u8, c: u8) -> Event {
             report.ipam.capacity = 64 * u32::from(b % 3);
             report.ipam.pressure = c % 2 == 1;
             // A tunnel address inside one of the blocks above, or outside all of them.
-            report.tunnel_address = (!b.is_multiple_of(4)).then(|| format!("10.{}.0.{}", b % 2, c % 128));
+            report.tunnel_address = (!b.is_multiple_of(4)).then(|| format!("10.{}.0.{}", b % 2, c % 128).into());
             upsert(Object::NodeStatus(format!("n{}", a % 5), report))
         }
         4 | 5 => {
@@ -366,7 +366,7 @@ fn a_scheduled_pod_has_its_policy_before_its_agent_reports_it() {
     };
     let members = |engine: &Engine| -> Vec<String> {
         let spec = &engine.desired().node_networks["n1"];
-        spec.policy.ip_sets.iter().flat_map(|s| s.members.iter().cloned()).collect()
+        spec.policy.ip_sets.iter().flat_map(|s| s.members.iter().map(ToString::to_string)).collect()
     };
     assert!(endpoints(&engine, "n0").is_empty(), "a host-network pod is no endpoint");
 

@@ -4,7 +4,7 @@
 use gingham_crds::api::NodeNetworkSpec;
 use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule, NodePolicySpec};
 use gingham_crds::api::policy::Action;
-use ipnet::Ipv4Net;
+use gingham_crds::api::{IpProtocol, Net, Wire};
 
 /// A pod: `namespace/pod`, for finding the endpoint's policy lists, and the node it runs on.
 #[derive(Clone, Copy, Debug)]
@@ -33,8 +33,8 @@ pub struct Packet {
     pub port: u16,
 }
 
-fn in_net(address: &str, net: &str) -> bool {
-    let net: Ipv4Net = net.parse().or_else(|_| format!("{net}/32").parse()).unwrap_or_default();
+fn in_net(address: &str, net: &Wire<Net>) -> bool {
+    let net = net.value().and_then(|n| n.v4()).expect("the operator writes valid nets");
     address.parse::<std::net::Ipv4Addr>().is_ok_and(|a| net.contains(&a))
 }
 
@@ -43,15 +43,6 @@ fn in_set(spec: &NodePolicySpec, set: &str, member: &str) -> bool {
         panic!("a rule refers to set {set} that the node does not carry")
     };
     found.members.iter().any(|m| m == member)
-}
-
-fn protocol_name(protocol: u8) -> String {
-    match protocol {
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        132 => "sctp".into(),
-        other => other.to_string(),
-    }
 }
 
 fn side_matches(spec: &NodePolicySpec, side: &CompiledMatch, address: &str, port: Option<u16>, protocol: u8) -> bool {
@@ -63,10 +54,13 @@ fn side_matches(spec: &NodePolicySpec, side: &CompiledMatch, address: &str, port
         None => side.ports.is_empty() && side.named_port_set.is_none(),
         Some(port) => {
             let listed = side.ports.iter().any(|r| r.first <= port && port <= r.last);
-            let named = side
-                .named_port_set
-                .as_ref()
-                .is_some_and(|set| in_set(spec, set, &format!("{address},{},{port}", protocol_name(protocol))));
+            let named = side.named_port_set.as_ref().is_some_and(|set| {
+                in_set(
+                    spec,
+                    set,
+                    &format!("{address},{},{port}", IpProtocol::from_number(protocol).expect("a protocol")),
+                )
+            });
             (side.ports.is_empty() && side.named_port_set.is_none()) || listed || named
         }
     };

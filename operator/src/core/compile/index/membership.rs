@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use gingham_crds::api::Shared;
 use gingham_crds::api::nodenetwork::IpSet;
+use gingham_crds::api::{IpSetMember, Shared, Wire};
 
 use super::{EndpointKey, PolicyIndex, SetEntry, SetId};
 use crate::core::compile::sets::{Scope, SetKey};
@@ -12,7 +12,7 @@ use crate::core::compile::sets::{Scope, SetKey};
 impl PolicyIndex {
     /// The members an endpoint brings to a set being created, if any (none without an address:
     /// a pod only scheduled here, of which there may be many).
-    fn joins(&self, set: &SetKey, key: EndpointKey) -> Option<(EndpointKey, Vec<String>)> {
+    fn joins(&self, set: &SetKey, key: EndpointKey) -> Option<(EndpointKey, Vec<IpSetMember>)> {
         let endpoint = self.endpoint(&key)?;
         endpoint.address.as_ref()?;
         let labels = self.namespace_labels(&endpoint.namespace);
@@ -21,7 +21,7 @@ impl PolicyIndex {
         (!members.is_empty()).then_some((key, members))
     }
 
-    pub(super) fn change_members(&mut self, id: SetId, key: &EndpointKey, old: &[String], new: &[String]) {
+    pub(super) fn change_members(&mut self, id: SetId, key: &EndpointKey, old: &[IpSetMember], new: &[IpSetMember]) {
         let Some(set) = self.sets.get_mut(&id) else { return };
         for member in old {
             if let Some(count) = set.members.get_mut(member) {
@@ -32,7 +32,7 @@ impl PolicyIndex {
             }
         }
         for member in new {
-            *set.members.entry(member.clone()).or_insert(0) += 1;
+            *set.members.entry(*member).or_insert(0) += 1;
         }
         if new.is_empty() {
             set.contributors.remove(key);
@@ -76,7 +76,7 @@ impl PolicyIndex {
             Scope::Namespace(ns) => Some(ns.as_str()),
             Scope::Namespaces(_) | Scope::Everywhere => None,
         };
-        let found: Vec<(EndpointKey, Vec<String>)> = self
+        let found: Vec<(EndpointKey, Vec<IpSetMember>)> = self
             .candidates(&self.addressed, &key.selector, namespace)
             .into_iter()
             .filter_map(|candidate| self.joins(key, candidate))
@@ -133,7 +133,7 @@ impl PolicyIndex {
     pub(super) fn refresh_views(&mut self) {
         for id in std::mem::take(&mut self.stale_views) {
             if let Some(set) = self.sets.get_mut(&id) {
-                let members = set.members.keys().cloned().collect();
+                let members = set.members.keys().map(|member| Wire::from(*member)).collect();
                 set.view = Shared::new(IpSet { name: set.name.clone(), kind: set.key.kind(), members });
             }
         }

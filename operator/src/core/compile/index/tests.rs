@@ -70,7 +70,7 @@ fn probe(index: &mut PolicyIndex, selector: &str, namespaces: Option<&str>, from
     let members = keys
         .iter()
         .filter_map(|key| index.set_ids.get(key).and_then(|id| index.set_view(*id)))
-        .flat_map(|view| view.members.clone())
+        .flat_map(|view| view.members.iter().map(ToString::to_string).collect::<Vec<_>>())
         .collect();
     index.delete_policy("global/probe");
     (selected, members)
