@@ -9,6 +9,7 @@ use crate::pods::{self, PodError};
 use crate::process::{self, SpawnError};
 use crate::scenario::Scenario;
 use crate::state::{LabState, NodeRecord, StateError};
+use crate::stream;
 use crate::topology::{self, TopologyError, names};
 
 /// The lab could not be brought up or down.
@@ -25,6 +26,9 @@ pub enum LabError {
     /// Building the network failed.
     #[error(transparent)]
     Topology(#[from] TopologyError),
+    /// The stream's tokens could not be written.
+    #[error(transparent)]
+    Stream(#[from] crate::stream::StreamSetupError),
     /// The state file failed.
     #[error(transparent)]
     State(#[from] StateError),
@@ -131,13 +135,17 @@ pub fn up(scenario: &Scenario, options: &UpOptions) -> Result<LabState, LabError
 }
 
 /// Starts the operator on the lab's datastore, inside the underlay namespace (so that a prefix
-/// scan finds it after a crash).
+/// scan finds it after a crash), serving the agents' stream on a unix socket in the lab's directory.
 pub fn start_operator(state: &mut LabState) -> Result<(), LabError> {
     let bin = state.bin_dir.join(OPERATOR);
     let dir = state.datastore().display().to_string();
     let ul = names::underlay(&state.prefix);
+    stream::prepare(state)?;
+    let listen = format!("unix:{}", stream::socket(state).display());
+    let tokens = stream::tokens_file(state).display().to_string();
     let mut command = Command::new("ip");
     command.args(["netns", "exec", &ul]).arg(bin).args(["run", "--datastore", "file", "--dir", &dir]);
+    command.args(["--stream-addr", &listen, "--stream-tokens", &tokens]);
     let record = process::spawn("operator", &mut command, &state.logs().join("operator.log"))?;
     state.processes.push(record);
     state.save()?;
@@ -149,10 +157,12 @@ pub fn cni_socket(node: &NodeRecord) -> PathBuf {
     node.dir.join("cni.sock")
 }
 
-/// Starts a node's agent inside the node's namespace.
+/// Starts a node's agent inside the node's namespace, following its span from the operator's
+/// stream with a token of its own.
 pub fn start_agent(state: &mut LabState, node: &NodeRecord) -> Result<(), LabError> {
     let bin = state.bin_dir.join(AGENT);
     let path = |p: PathBuf| p.display().to_string();
+    let token = stream::issue_token(state, node)?;
     let mut command = Command::new("ip");
     command.args(["netns", "exec", &node.netns]).arg(bin).args([
         "--node",
@@ -167,6 +177,10 @@ pub fn start_agent(state: &mut LabState, node: &NodeRecord) -> Result<(), LabErr
         &path(cni_socket(node)),
         "--bird-dir",
         &path(node.dir.join("bird")),
+        "--stream-server",
+        &format!("unix:{}", stream::socket(state).display()),
+        "--stream-token-file",
+        &path(token),
     ]);
     let name = format!("agent {}", node.name);
     let record = process::spawn(&name, &mut command, &state.logs().join(format!("agent-{}.log", node.name)))?;

@@ -18,4 +18,5 @@ pub mod report;
 pub mod scenario;
 pub mod serve;
 pub mod state;
+pub mod stream;
 pub mod topology;

@@ -161,7 +161,7 @@ async fn run_operator(args: RunArgs) -> Result<(), RunError> {
 /// Starts the agents' stream when `--stream-addr` is given.
 async fn start_stream(args: &RunArgs, stopped: &watch::Receiver<bool>) -> Result<Option<StreamFeed>, RunError> {
     let (Some(listen), Some(tokens)) = (&args.stream_addr, &args.stream_tokens) else { return Ok(None) };
-    let tokens = stream::read_tokens(tokens)?;
+    let tokens = stream::TokenFile::open(tokens)?;
     Ok(Some(stream::serve(listen.clone(), tokens, on_shutdown(stopped.clone())).await?))
 }
 

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gingham_crds::api::span::SpanItem;
-use gingham_stream::{Publisher, Revision, SpanService, StaticTokens, serve_tcp, serve_unix};
+use gingham_stream::{Authenticator, Publisher, Revision, SpanService, StaticTokens, serve_tcp, serve_unix};
 
 use crate::core::DesiredState;
 use crate::core::engine::Changes;
@@ -102,6 +102,40 @@ pub fn read_tokens(path: &Path) -> Result<StaticTokens, StreamError> {
     Ok(StaticTokens(tokens))
 }
 
+/// The tokens of a tokens file, read again when an unknown token is presented (a node that joined
+/// after the operator started); a file that became unreadable keeps the tokens last read.
+pub struct TokenFile {
+    path: PathBuf,
+    tokens: RwLock<StaticTokens>,
+}
+
+impl TokenFile {
+    /// Reads the file once; it must be readable and well formed now.
+    pub fn open(path: &Path) -> Result<Self, StreamError> {
+        Ok(Self { path: path.to_path_buf(), tokens: RwLock::new(read_tokens(path)?) })
+    }
+}
+
+impl Authenticator for TokenFile {
+    fn node_of(&self, token: &str) -> Option<String> {
+        let known = self.tokens.read().unwrap_or_else(std::sync::PoisonError::into_inner).node_of(token);
+        if known.is_some() {
+            return known;
+        }
+        match read_tokens(&self.path) {
+            Ok(fresh) => {
+                let node = fresh.node_of(token);
+                *self.tokens.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+                node
+            }
+            Err(error) => {
+                tracing::warn!(%error, "keeping the stream tokens last read");
+                None
+            }
+        }
+    }
+}
+
 /// Keeps the stream's view and publishes each round's changes as a revision.
 pub struct StreamFeed {
     view: StreamState,
@@ -154,7 +188,7 @@ impl StreamFeed {
 /// returns the feed the run loop publishes through.
 pub async fn serve(
     listen: Listen,
-    tokens: StaticTokens,
+    tokens: TokenFile,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<StreamFeed, StreamError> {
     let (service, publisher) = SpanService::new(HISTORY, Arc::new(tokens), HEARTBEAT);
@@ -211,5 +245,19 @@ mod tests {
         assert!(error.contains("bad.yaml") && error.contains("<token>: <node>"), "{error}");
         let missing = read_tokens(&dir.path().join("none.yaml")).unwrap_err();
         assert_eq!(missing.label(), "stream_tokens");
+    }
+
+    #[test]
+    fn a_token_added_to_the_file_later_is_known_and_a_broken_file_keeps_the_last_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.yaml");
+        std::fs::write(&path, "t1: node-1\n").unwrap();
+        let tokens = TokenFile::open(&path).unwrap();
+        assert_eq!(tokens.node_of("t2"), None);
+        std::fs::write(&path, "t1: node-1\nt2: node-2\n").unwrap();
+        assert_eq!(tokens.node_of("t2").as_deref(), Some("node-2"), "a node that joined later");
+        std::fs::write(&path, "[not, a, map]").unwrap();
+        assert_eq!(tokens.node_of("t1").as_deref(), Some("node-1"), "the tokens last read stay");
+        assert_eq!(tokens.node_of("t3"), None);
     }
 }
