@@ -1,7 +1,8 @@
 //! The agents' stream on the lab (docs/stream.md): the operator killed with SIGKILL and started
 //! again under a 10 ms ping loses no packet and rewrites no nftables table or route on any node;
-//! the agents keep enforcing what they hold while the stream is down, resync when it is back, and
-//! a policy changed afterwards is enforced through the stream. Runs as root.
+//! the agents keep enforcing what they hold while the stream is down and say so in their status,
+//! resync when it is back, and a policy changed afterwards is enforced through the stream. Runs as
+//! root.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -56,6 +57,21 @@ fn synced(lab: &LabGuard) -> usize {
         .count()
 }
 
+/// Waits until every node's status says the stream is in `state`.
+fn wait_for_stream_state(lab: &LabGuard, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = |node: &str| {
+        let path = lab.datastore().join(format!("status/nodenetworks/{node}.yaml"));
+        std::fs::read_to_string(path).unwrap_or_default()
+    };
+    for node in nodes() {
+        while !status(node).contains(&format!("state: {state}")) {
+            assert!(Instant::now() < deadline, "{node}'s status never said the stream is {state}:\n{}", status(node));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 fn dev_reaches_web(lab: &LabGuard) -> Reach {
     let (dev, _) = lab.pod("dev/client");
     let (_, web) = lab.pod("prod/web");
@@ -77,17 +93,19 @@ fn the_operator_killed_and_restarted_costs_no_packet_and_rewrites_nothing() {
     let operator = lab.state.processes.iter().find(|p| p.name == "operator").cloned().unwrap();
     assert!(process::signal(&operator, Signal::SIGKILL), "the lab's operator runs");
     lab.state.processes.retain(|p| p.name != "operator");
-    std::thread::sleep(Duration::from_secs(2));
+    wait_for_stream_state(&lab, "Disconnected");
+    std::thread::sleep(Duration::from_secs(1));
     lab::start_operator(&mut lab.state).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while synced(&lab) < 6 {
         assert!(Instant::now() < deadline, "the agents did not resync with the new operator");
         std::thread::sleep(Duration::from_millis(100));
     }
+    wait_for_stream_state(&lab, "Streaming");
     std::thread::sleep(Duration::from_secs(2));
     let count = pinger.stop().unwrap();
     eprintln!("operator restart: {} of {} pings lost", count.lost(), count.sent);
-    assert!(count.sent > 300, "the ping must run throughout: {count:?}");
+    assert!(count.sent > 200, "the ping must run throughout: {count:?}");
     assert_eq!(count.lost(), 0, "no packet may be lost while the operator restarts");
     assert_eq!(dataplanes(&lab), before, "no route or nftables table was rewritten on any node");
     let agent_log = std::fs::read_to_string(lab.state.logs().join("agent-n1.log")).unwrap_or_default();

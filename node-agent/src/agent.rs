@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use gingham_crds::api::NodeNetworkSpec;
 use gingham_crds::api::NodeNetworkStatus;
-use gingham_crds::api::nodenetwork::{BgpSessionStatus, IpamUsage};
+use gingham_crds::api::nodenetwork::{BgpSessionStatus, IpamUsage, StreamStatus};
 use gingham_crds::validate::validate_node_network_structure;
 use ipnet::Ipv4Net;
 use tokio::sync::watch;
@@ -112,6 +112,8 @@ struct LoopState {
     bird_exit_error: Option<String>,
     sessions: Vec<BgpSessionStatus>,
     written: Option<NodeNetworkStatus>,
+    /// How the operator's stream stands, as the inputs last said.
+    stream: Option<StreamStatus>,
 }
 
 impl<D: Dataplane, S: StatusSink> Agent<D, S> {
@@ -180,6 +182,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
     async fn reconcile(&mut self) {
         if std::mem::take(&mut self.state.inputs_changed) || self.state.plan.is_none() {
             let snapshot = self.inputs.borrow_and_update().clone();
+            self.state.stream.clone_from(&snapshot.stream);
             self.accept(&snapshot);
             self.plan(&snapshot);
         }
@@ -454,6 +457,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             endpoints: &self.state.endpoints,
             ipam,
             tunnel_address: self.state.tunnel_address,
+            stream: self.state.stream.as_ref(),
         };
         let mut next = status::build(
             &inputs,

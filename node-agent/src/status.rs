@@ -5,7 +5,9 @@ use std::net::IpAddr;
 
 use gingham_crds::api::NodeNetworkStatus;
 use gingham_crds::api::common::{Condition, condition_status, conditions_equivalent};
-use gingham_crds::api::nodenetwork::{BgpSessionStatus, IpamUsage, LocalEndpoint as StatusEndpoint, conditions};
+use gingham_crds::api::nodenetwork::{
+    BgpSessionStatus, IpamUsage, LocalEndpoint as StatusEndpoint, StreamStatus, conditions,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::bird::{is_established, summary};
@@ -38,6 +40,8 @@ pub struct StatusInputs<'a> {
     pub ipam: IpamUsage,
     /// The tunnel address IPAM holds for this node.
     pub tunnel_address: Option<std::net::Ipv4Addr>,
+    /// How the operator's stream stands, when the agent follows it.
+    pub stream: Option<&'a StreamStatus>,
 }
 
 /// Builds the status; conditions get `now` as their transition time (see [`carry_times`]).
@@ -126,6 +130,7 @@ pub fn build(inputs: &StatusInputs<'_>, now: &Time) -> NodeNetworkStatus {
         tunnel_address: inputs.tunnel_address.map(|a| IpAddr::V4(a).into()),
         capabilities: inputs.report.map(|r| r.capabilities.clone()).unwrap_or_default(),
         last_error: (!errors.is_empty()).then(|| errors.join("; ")),
+        stream: inputs.stream.cloned(),
     }
 }
 

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use gingham_crds::api::Shared;
+use gingham_crds::api::nodenetwork::StreamStatus;
 use gingham_crds::api::span::SpanItem;
-use gingham_stream::{Follower, FollowerState, ItemKey, ItemKind, Replica, StreamServer};
+use gingham_stream::{Follower, FollowerState, ItemKey, ItemKind, Replica, Revision, StreamServer};
 use tokio::sync::watch;
 
 use crate::datastore::{NodeNetworkState, Snapshot};
@@ -64,11 +65,26 @@ pub fn overlay(snapshot: &Snapshot, replica: &Replica<SpanItem>, node: &str) -> 
     if let (Some(bgp), Some(SpanItem::BgpPeers(peers))) = (spec.bgp.as_mut(), own(ItemKind::BgpPeers)) {
         bgp.peers.clone_from(peers);
     }
-    Snapshot { node_network: NodeNetworkState::Found(node_network), blocks: snapshot.blocks.clone() }
+    Snapshot {
+        node_network: NodeNetworkState::Found(node_network),
+        blocks: snapshot.blocks.clone(),
+        stream: snapshot.stream.clone(),
+    }
+}
+
+/// The stream's state as status shows it: the revision is the last one that changed the span (not
+/// every heartbeat's), so that status is written when something changed, not every few seconds.
+pub fn stream_status(state: &FollowerState, applied: Option<Revision>) -> StreamStatus {
+    let (name, server, reason) = match state {
+        FollowerState::Connecting => ("Connecting", None, None),
+        FollowerState::Streaming { server, .. } => ("Streaming", Some(server.clone()), None),
+        FollowerState::Disconnected { reason, .. } => ("Disconnected", None, Some(reason.clone())),
+    };
+    StreamStatus { state: name.to_string(), revision: applied, server, reason }
 }
 
 /// Follows `node`'s span from `servers` and returns the datastore's inputs with the streamed items
-/// laid over them, kept current as either side changes.
+/// laid over them and the stream's state, kept current as either side changes.
 pub fn follow(
     mut inputs: watch::Receiver<Snapshot>,
     servers: Vec<StreamServer>,
@@ -79,7 +95,12 @@ pub fn follow(
     let (mut replica, mut state) = (follower.replica(), follower.state());
     tokio::spawn(follower.run());
     let node = node.to_string();
-    let (sender, receiver) = watch::channel(overlay(&inputs.borrow(), &replica.borrow(), &node));
+    let merge = move |inputs: &Snapshot, replica: &Replica<SpanItem>, state: &FollowerState| {
+        let mut merged = overlay(inputs, replica, &node);
+        merged.stream = Some(stream_status(state, replica.revision()));
+        merged
+    };
+    let (sender, receiver) = watch::channel(merge(&inputs.borrow(), &replica.borrow(), &state.borrow()));
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -89,24 +110,29 @@ pub fn follow(
                     if changed.is_err() {
                         return;
                     }
-                    log_state(&node, &state.borrow_and_update());
-                    continue;
+                    log_state(&state.borrow());
                 }
             }
             let current: Arc<Replica<SpanItem>> = Arc::clone(&replica.borrow_and_update());
-            let merged = overlay(&inputs.borrow_and_update(), &current, &node);
-            sender.send_replace(merged);
+            let merged = merge(&inputs.borrow_and_update(), &current, &state.borrow_and_update());
+            sender.send_if_modified(|held| {
+                let changed = *held != merged;
+                if changed {
+                    *held = merged;
+                }
+                changed
+            });
         }
     });
     receiver
 }
 
-fn log_state(node: &str, state: &FollowerState) {
+fn log_state(state: &FollowerState) {
     match state {
         FollowerState::Connecting => {}
-        FollowerState::Streaming { revision, server } => tracing::debug!(node, revision, server, "stream current"),
+        FollowerState::Streaming { revision, server } => tracing::debug!(revision, server, "stream current"),
         FollowerState::Disconnected { revision, reason } => {
-            tracing::warn!(node, ?revision, reason, "stream broken; enforcing what is held and reconnecting");
+            tracing::warn!(?revision, reason, "stream broken; enforcing what is held and reconnecting");
         }
     }
 }

@@ -49,7 +49,11 @@ fn datastore_snapshot() -> Snapshot {
         peers: vec![BgpPeerSession::default()],
         ..NodeBgpSpec::default()
     });
-    Snapshot { node_network: NodeNetworkState::Found(Box::new(NodeNetwork::new("n2", spec))), blocks: Vec::new() }
+    Snapshot {
+        node_network: NodeNetworkState::Found(Box::new(NodeNetwork::new("n2", spec))),
+        blocks: Vec::new(),
+        stream: None,
+    }
 }
 
 fn streamed(items: Vec<(ItemKey, SpanItem)>) -> Replica<SpanItem> {
@@ -130,4 +134,21 @@ async fn the_follower_feeds_the_loop_and_a_slimmer_node_network_keeps_the_stream
     let moved = |snapshot: &Snapshot| spec(snapshot).address == "192.168.10.3/24";
     tokio::time::timeout(Duration::from_secs(10), merged.wait_for(moved)).await.unwrap().unwrap();
     assert!(has_db(&merged.borrow()), "the streamed policy is still in force");
+}
+
+#[test]
+fn status_shows_the_revision_that_changed_the_span_not_every_heartbeats() {
+    let streaming = FollowerState::Streaming { revision: 9, server: "unix:/s".into() };
+    let status = stream_status(&streaming, Some(4));
+    assert_eq!(
+        (status.state.as_str(), status.revision, status.server.as_deref()),
+        ("Streaming", Some(4), Some("unix:/s"))
+    );
+    let broken = FollowerState::Disconnected { revision: Some(9), reason: "cannot connect".into() };
+    let status = stream_status(&broken, Some(4));
+    assert_eq!(
+        (status.state.as_str(), status.revision, status.reason.as_deref()),
+        ("Disconnected", Some(4), Some("cannot connect"))
+    );
+    assert_eq!(stream_status(&FollowerState::Connecting, None).state, "Connecting");
 }

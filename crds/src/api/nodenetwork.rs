@@ -462,6 +462,27 @@ pub struct NodeNetworkStatus {
     /// The last error, if the last apply failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The operator's stream, when the agent follows it (docs/stream.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamStatus>,
+}
+
+/// How the agent's stream stands: whether it is current, and the revision of the span it
+/// enforces (kept, and enforced, while the stream is down).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamStatus {
+    /// `Connecting` (nothing held yet), `Streaming` or `Disconnected`.
+    pub state: String,
+    /// The revision of the span the agent holds and enforces: the last one that changed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// The server it streams from, when streaming.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Why the stream is down, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The readiness condition types of a NodeNetwork.

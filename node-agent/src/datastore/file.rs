@@ -44,7 +44,7 @@ impl FileDatastore {
 
     /// Reads the inputs now.
     pub fn read(&self) -> Snapshot {
-        Snapshot { node_network: self.read_node_network(), blocks: self.read_blocks() }
+        Snapshot { node_network: self.read_node_network(), blocks: self.read_blocks(), stream: None }
     }
 
     /// Watches the directory and keeps the returned channel current.

@@ -5,6 +5,7 @@
 pub mod file;
 pub mod kubernetes;
 
+use gingham_crds::api::nodenetwork::StreamStatus;
 use gingham_crds::api::{IPAMBlockSpec, NodeNetwork, NodeNetworkStatus};
 
 /// The field manager (and writer identity) of the agent.
@@ -76,6 +77,8 @@ pub struct Snapshot {
     pub node_network: NodeNetworkState,
     /// Every IPAMBlock (those that decode).
     pub blocks: Vec<IPAMBlockSpec>,
+    /// How the operator's stream stands, when the agent follows it (for status).
+    pub stream: Option<StreamStatus>,
 }
 
 /// Writes this node's NodeNetwork status.
