@@ -46,7 +46,7 @@ fn prepare(store: &Path, staged: &Path, node: &NodeRecord, pods: &[String]) -> R
     let spec = json!({"apiVersion": "gingham.dev/v1", "kind": "NodeNetwork", "metadata": {"name": "n1", "generation": 1},
         "spec": {"address": node.address, "blocks": ["10.64.0.0/26", "10.64.0.64/26"],
             "pools": [{"name": "bench", "cidr": "10.64.0.0/10", "ipipMode": "Never", "vxlanMode": "Always", "natOutgoing": false}],
-            "tunnel": {"vxlanVNI": 4096, "vxlanPort": 4789, "address": "10.64.0.1", "vtepMAC": "02:aa:00:00:00:01"},
+            "tunnel": {"vxlanVNI": 4096, "vxlanPort": 4789, "blocks": ["10.64.0.0/26"], "vtepMAC": "02:aa:00:00:00:01"},
             "policy": {"endpoints": pods.iter().map(|ns| json!({"name": format!("bench/m-{ns}"), "ingress": [], "egress": []})).collect::<Vec<_>>()}}});
     write_yaml(&node_network_path(store, "n1"), &spec)?;
     std::fs::create_dir_all(staged).map_err(BenchError::io("create the staged blocks"))?;
