@@ -102,34 +102,49 @@ pub fn read_tokens(path: &Path) -> Result<StaticTokens, StreamError> {
     Ok(StaticTokens(tokens))
 }
 
-/// The tokens of a tokens file, read again when an unknown token is presented (a node that joined
-/// after the operator started); a file that became unreadable keeps the tokens last read.
+/// The tokens of a tokens file, read again when an unknown token is presented and the file changed
+/// since it was last read (a node that joined after the operator started); a file that became
+/// unreadable keeps the tokens last read. Unknown tokens against an unchanged file cost one `stat`.
 pub struct TokenFile {
     path: PathBuf,
-    tokens: RwLock<StaticTokens>,
+    read: RwLock<(Option<FileStamp>, StaticTokens)>,
+}
+
+/// What tells a file changed: its modification time and length.
+type FileStamp = (SystemTime, u64);
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.modified().ok()?, metadata.len()))
 }
 
 impl TokenFile {
     /// Reads the file once; it must be readable and well formed now.
     pub fn open(path: &Path) -> Result<Self, StreamError> {
-        Ok(Self { path: path.to_path_buf(), tokens: RwLock::new(read_tokens(path)?) })
+        let stamped = stamp(path);
+        Ok(Self { path: path.to_path_buf(), read: RwLock::new((stamped, read_tokens(path)?)) })
     }
 }
 
 impl Authenticator for TokenFile {
     fn node_of(&self, token: &str) -> Option<String> {
-        let known = self.tokens.read().unwrap_or_else(std::sync::PoisonError::into_inner).node_of(token);
-        if known.is_some() {
+        let (last, known) = {
+            let read = self.read.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            (read.0, read.1.node_of(token))
+        };
+        let current = stamp(&self.path);
+        if known.is_some() || current == last {
             return known;
         }
         match read_tokens(&self.path) {
             Ok(fresh) => {
                 let node = fresh.node_of(token);
-                *self.tokens.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+                *self.read.write().unwrap_or_else(std::sync::PoisonError::into_inner) = (current, fresh);
                 node
             }
             Err(error) => {
                 tracing::warn!(%error, "keeping the stream tokens last read");
+                self.read.write().unwrap_or_else(std::sync::PoisonError::into_inner).0 = current;
                 None
             }
         }

@@ -166,7 +166,7 @@ impl<V: Item> Hub<V> {
     pub fn catch_up(&self, node: &str, since: Option<Revision>) -> Delivery<V> {
         let head = self.head.unwrap_or_default();
         let vouched = |since: Revision| self.first.is_some_and(|first| first <= since) && since <= head;
-        let quiet = |since: Revision| vouched(since) && self.touched.get(node).is_none_or(|touched| *touched <= since);
+        let quiet = |since: Revision| vouched(since) && !self.changed_since(node, since);
         match since {
             Some(since) if quiet(since) => Delivery::Delta { from: since, to: head, updates: BTreeMap::new() },
             Some(since) if self.knows(since) => {
