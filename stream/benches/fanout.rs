@@ -100,7 +100,12 @@ async fn subscribers(address: &str, count: usize) {
                         Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                     }
                 };
-                let mut request = Request::new(proto::SubscribeRequest { node: node_name(node), revision: None });
+                let mut request = Request::new(proto::SubscribeRequest {
+                    node: node_name(node),
+                    revision: None,
+                    origin: None,
+                    held: None,
+                });
                 request.metadata_mut().insert("authorization", format!("Bearer t{node}").parse().unwrap());
                 let mut stream = client.subscribe(request).await.unwrap().into_inner();
                 stream.message().await.unwrap().unwrap();

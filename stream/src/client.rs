@@ -1,6 +1,8 @@
 //! The subscriber's side over gRPC: follows its node's span from one of the servers, keeps a
 //! [`Replica`], and when the stream breaks keeps what it has (it never empties its copy, so the
 //! agent never flushes its dataplane), fails over to the next server and resumes from its revision.
+//! It says what it holds, item by item, when it resubscribes, so that a server whose revisions are
+//! not those it holds (another replica, or one restarted) sends only the items that differ.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -80,10 +82,18 @@ impl fmt::Display for StreamServer {
     }
 }
 
+/// How often the follower pings its connection, and how long it waits for the answer: a connection
+/// that breaks before the server's first message (which carries its heartbeat) is noticed too.
+const KEEPALIVE: Duration = Duration::from_secs(10);
+
+fn with_keepalive(endpoint: Endpoint) -> Endpoint {
+    endpoint.http2_keep_alive_interval(KEEPALIVE).keep_alive_timeout(KEEPALIVE).keep_alive_while_idle(true)
+}
+
 impl StreamServer {
     async fn connect(&self) -> Result<Channel, tonic::transport::Error> {
         match self {
-            Self::Tcp(endpoint) => endpoint.connect().await,
+            Self::Tcp(endpoint) => with_keepalive((**endpoint).clone()).connect().await,
             Self::Unix(path) => {
                 let path = path.clone();
                 // The URI is a placeholder: the connector decides where to connect.
@@ -91,7 +101,7 @@ impl StreamServer {
                     let path = path.clone();
                     async move { tokio::net::UnixStream::connect(path).await.map(TokioIo::new) }
                 });
-                Endpoint::from_static("http://[::]:0").connect_with_connector(connector).await
+                with_keepalive(Endpoint::from_static("http://[::]:0")).connect_with_connector(connector).await
             }
         }
     }
@@ -110,6 +120,18 @@ enum SessionError {
     Decode(#[from] WireError),
     #[error("a delivery does not apply: {0}")]
     Refused(#[from] ReplicaError),
+    #[error("the server sent nothing for {0:?}, three of its heartbeats; the connection is taken as dead")]
+    Silent(Duration),
+}
+
+/// Where the follower's revision comes from: the origin of the server that sent it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Resume {
+    /// The origin of the messages that brought the revision held.
+    origin: Option<u64>,
+    /// Resubscribe without a revision (a delivery did not decode or apply: the copy cannot be
+    /// trusted to resume from).
+    fresh: bool,
 }
 
 /// Follows one node's span from a list of servers (the operator's replicas).
@@ -159,12 +181,12 @@ impl<V: WireItem> Follower<V> {
         };
         let start = self.node.bytes().fold(0usize, |hash, byte| hash.wrapping_mul(31).wrapping_add(usize::from(byte)));
         let mut replica = (*self.replica.borrow()).as_ref().clone();
-        let (mut failures, mut fresh) = (0u32, false);
+        let (mut failures, mut resume) = (0u32, Resume::default());
         for turn in 0usize.. {
             let server = &self.servers[(start.wrapping_add(turn)) % count];
-            let outcome = self.session(server, &mut replica, fresh, &mut failures).await;
+            let outcome = self.session(server, &mut replica, &mut resume, &mut failures).await;
             // A delivery that does not decode or apply means the copy cannot be trusted to resume.
-            fresh = matches!(outcome, Err(SessionError::Decode(_) | SessionError::Refused(_)));
+            resume.fresh = matches!(outcome, Err(SessionError::Decode(_) | SessionError::Refused(_)));
             let error = outcome.map_or_else(|error| error.to_string(), |()| "the server closed the stream".to_string());
             tracing::warn!(node = %self.node, %server, revision = ?replica.revision(), %error, "stream broke; keeping what is held and retrying");
             self.state.send_replace(FollowerState::Disconnected { revision: replica.revision(), reason: error });
@@ -179,20 +201,32 @@ impl<V: WireItem> Follower<V> {
         &self,
         server: &StreamServer,
         replica: &mut Replica<V>,
-        fresh: bool,
+        resume: &mut Resume,
         failures: &mut u32,
     ) -> Result<(), SessionError> {
         let channel = server.connect().await?;
         let mut client = proto::span_client::SpanClient::new(channel);
-        let revision = if fresh { None } else { replica.revision() };
-        let mut request = Request::new(proto::SubscribeRequest { node: self.node.clone(), revision });
+        let mut request = Request::new(self.request(replica, *resume));
         let token = MetadataValue::try_from(format!("Bearer {}", self.token)).map_err(|_| SessionError::Token)?;
         request.metadata_mut().insert("authorization", token);
         let mut stream = client.subscribe(request).await?.into_inner();
-        while let Some(message) = stream.message().await? {
+        // Until the server says how often it speaks, the connection is trusted (the transport
+        // reports a closed one).
+        let mut silence: Option<Duration> = None;
+        loop {
+            let message = match silence {
+                Some(limit) => {
+                    tokio::time::timeout(limit, stream.message()).await.map_err(|_| SessionError::Silent(limit))?
+                }
+                None => stream.message().await,
+            };
+            let Some(message) = message? else { return Ok(()) };
+            silence = (message.heartbeat_ms > 0).then(|| Duration::from_millis(u64::from(message.heartbeat_ms)) * 3);
+            let origin = message.origin;
             let delivery: Delivery<V> = wire::decode(message)?;
             let changes = matches!(delivery, Delivery::Snapshot { .. }) || !delivery.is_empty();
             replica.apply(delivery)?;
+            *resume = Resume { origin: Some(origin), fresh: false };
             *failures = 0;
             if changes {
                 self.replica.send_replace(Arc::new(replica.clone()));
@@ -200,6 +234,18 @@ impl<V: WireItem> Follower<V> {
             let revision = replica.revision().unwrap_or_default();
             self.state.send_replace(FollowerState::Streaming { revision, server: server.to_string() });
         }
-        Ok(())
+    }
+
+    /// The subscription: the revision held, its origin and the digest of every item held, unless
+    /// the copy cannot be trusted (`resume.fresh`) or holds nothing yet.
+    fn request(&self, replica: &Replica<V>, resume: Resume) -> proto::SubscribeRequest {
+        let node = self.node.clone();
+        let Some(revision) = replica.revision().filter(|_| !resume.fresh) else {
+            return proto::SubscribeRequest { node, revision: None, origin: None, held: None };
+        };
+        let held = wire::held_to_wire(replica.items())
+            .inspect_err(|error| tracing::warn!(node, %error, "cannot digest the items held; asking for a snapshot"))
+            .ok();
+        proto::SubscribeRequest { node, revision: Some(revision), origin: resume.origin, held }
     }
 }

@@ -79,6 +79,39 @@ pub struct Published {
     pub nodes: BTreeSet<String>,
 }
 
+/// One node's span at one revision, taken out of the hub so that work on it (hashing its items for
+/// a resync by content) holds no lock.
+#[derive(Clone, Debug)]
+pub struct SpanAt<V: Item> {
+    /// The revision.
+    pub revision: Revision,
+    /// Every item of the span.
+    pub items: BTreeMap<ItemKey, Arc<V>>,
+}
+
+impl<V: Item> SpanAt<V> {
+    /// What a subscriber needs when the hub cannot vouch for the revision `from` it holds (another
+    /// replica's, or one forgotten), but it said what it holds, item by item (`held`: a digest per
+    /// item; `same` says whether a digest stands for a value): a delta by content with the whole
+    /// value of every item of the span that it holds otherwise, and a removal of every item it
+    /// holds outside the span; nothing when its copy is current. This is how a subscriber fails
+    /// over to another replica, whose revisions do not line up with its own, without a snapshot.
+    pub fn resync<D>(
+        self,
+        from: Revision,
+        held: &BTreeMap<ItemKey, D>,
+        same: impl Fn(&ItemKey, &V, &D) -> bool,
+    ) -> Delivery<V> {
+        let gone = held.keys().filter(|key| !self.items.contains_key(*key)).map(|key| (key.clone(), Update::Remove));
+        let gone: Vec<_> = gone.collect();
+        let stale = |(key, value): &(ItemKey, Arc<V>)| !held.get(key).is_some_and(|digest| same(key, value, digest));
+        let mut updates: BTreeMap<ItemKey, Update<V>> =
+            self.items.into_iter().filter(stale).map(|(key, value)| (key, Update::Set(value))).collect();
+        updates.extend(gone);
+        Delivery::Delta { from, to: self.revision, updates }
+    }
+}
+
 /// The serving side's state. Pure: the transport calls [`Hub::publish`] when the computation
 /// produced a revision and [`Hub::catch_up`] when a subscriber (re)connects or is woken.
 #[derive(Clone, Debug)]
@@ -158,23 +191,35 @@ impl<V: Item> Hub<V> {
         Ok(Published { revision, nodes })
     }
 
-    /// What `node` needs to be at the current revision, given the revision it holds: nothing when
-    /// its span has not changed since, only what it missed when the hub still knows that revision,
-    /// else a whole snapshot of its span. A node whose span has been quiet never needs a snapshot,
-    /// however old its revision: computation is deterministic, so every revision since the last
-    /// change of its span holds the same span.
+    /// What `node` needs to be at the current revision, given the revision it holds: what
+    /// [`Hub::resume`] gives, else a whole snapshot of its span.
     pub fn catch_up(&self, node: &str, since: Option<Revision>) -> Delivery<V> {
-        let head = self.head.unwrap_or_default();
-        let vouched = |since: Revision| self.first.is_some_and(|first| first <= since) && since <= head;
-        let quiet = |since: Revision| vouched(since) && !self.changed_since(node, since);
-        match since {
-            Some(since) if quiet(since) => Delivery::Delta { from: since, to: head, updates: BTreeMap::new() },
-            Some(since) if self.knows(since) => {
-                let window = self.history.iter().filter(move |event| event.revision > since);
-                Delivery::Delta { from: since, to: head, updates: self.updates(node, window) }
-            }
-            _ => Delivery::Snapshot { revision: head, items: self.snapshot(node) },
+        since.and_then(|since| self.resume(node, since)).unwrap_or_else(|| self.snapshot(node))
+    }
+
+    /// What `node` missed since `since`, a revision of this hub: nothing when its span has not
+    /// changed since, else only what changed while the hub still has that history; `None` when the
+    /// hub cannot vouch for `since`. A node whose span has been quiet never needs more, however
+    /// old its revision: computation is deterministic, so every revision of this hub since the last
+    /// change of its span holds the same span. (Revisions of another hub, such as another replica,
+    /// do not count: the caller must know that `since` is this hub's.)
+    pub fn resume(&self, node: &str, since: Revision) -> Option<Delivery<V>> {
+        let head = self.head?;
+        let vouched = self.first.is_some_and(|first| first <= since) && since <= head;
+        if vouched && !self.changed_since(node, since) {
+            return Some(Delivery::Delta { from: since, to: head, updates: BTreeMap::new() });
         }
+        self.knows(since).then(|| {
+            let window = self.history.iter().filter(move |event| event.revision > since);
+            Delivery::Delta { from: since, to: head, updates: self.updates(node, window) }
+        })
+    }
+
+    /// `node`'s span at the current revision: what a snapshot or a resync by content is made of.
+    pub fn span(&self, node: &str) -> SpanAt<V> {
+        let span = self.spans.get(node).into_iter().flatten();
+        let items = span.filter_map(|key| self.items.get(key).map(|value| (key.clone(), Arc::clone(value)))).collect();
+        SpanAt { revision: self.head.unwrap_or_default(), items }
     }
 
     /// Whether `node`'s span changed after `since`, so that it has something to receive.
@@ -182,10 +227,10 @@ impl<V: Item> Hub<V> {
         self.touched.get(node).is_some_and(|touched| *touched > since)
     }
 
-    /// Every item of `node`'s span.
-    fn snapshot(&self, node: &str) -> BTreeMap<ItemKey, Arc<V>> {
-        let span = self.spans.get(node).into_iter().flatten();
-        span.filter_map(|key| self.items.get(key).map(|value| (key.clone(), Arc::clone(value)))).collect()
+    /// A snapshot of `node`'s span at the current revision.
+    fn snapshot(&self, node: &str) -> Delivery<V> {
+        let SpanAt { revision, items } = self.span(node);
+        Delivery::Snapshot { revision, items }
     }
 
     /// Whether the hub can tell what changed after `since`: it published `since`, or `since` is

@@ -232,3 +232,30 @@ fn a_node_whose_span_stayed_quiet_never_needs_a_snapshot_however_old_its_revisio
     assert!(matches!(hub.catch_up("quiet", Some(11)), Delivery::Snapshot { .. }), "a revision ahead of this hub");
     assert!(matches!(hub.catch_up("nobody", Some(0)), Delivery::Snapshot { .. }), "a revision before this hub's first");
 }
+
+#[test]
+fn a_resync_by_content_sends_only_the_items_that_differ_and_removes_what_left_the_span() {
+    let mut hub = hub();
+    let ten: Vec<u32> = (0..10).collect();
+    hub.publish(2, set_item("b", members(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 10]))).unwrap();
+    // n2 holds a copy from another replica, at a revision this hub never published: a as here, b
+    // from before revision 2, and z, which is not in its span here.
+    let copy = BTreeMap::from([
+        (key("a"), Arc::new(members(&ten))),
+        (key("b"), Arc::new(members(&ten))),
+        (key("z"), Arc::new(members(&[1]))),
+    ]);
+    let mut n2 = Replica::default();
+    n2.apply(Delivery::Snapshot { revision: 77, items: copy.clone() }).unwrap();
+    let held: BTreeMap<ItemKey, Members> = copy.iter().map(|(key, value)| (key.clone(), (**value).clone())).collect();
+    let same = |_: &ItemKey, value: &Members, held: &Members| value == held;
+    let delivery = hub.span("n2").resync(77, &held, same);
+    let Delivery::Delta { from: 77, to: 2, updates } = &delivery else { panic!("a delta from 77: {delivery:?}") };
+    let changed: Vec<(&str, bool)> =
+        updates.iter().map(|(key, update)| (key.name.as_str(), matches!(update, Update::Remove))).collect();
+    assert_eq!(changed, vec![("b", false), ("z", true)], "a is the same and is not sent; b is sent whole, z removed");
+    n2.apply(delivery).unwrap();
+    assert_eq!(contents(&n2), contents(&replica_at(&hub, "n2")), "resynced equals a fresh snapshot");
+    let current: BTreeMap<ItemKey, Members> = contents(&n2);
+    assert!(hub.span("n2").resync(2, &current, same).is_empty(), "a current copy gets nothing");
+}

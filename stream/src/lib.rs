@@ -19,7 +19,7 @@ pub mod wire;
 
 #[cfg(feature = "grpc")]
 pub use client::{Follower, FollowerState, ServerAddressError, StreamServer};
-pub use hub::{Batch, Hub, HubError, Published};
+pub use hub::{Batch, Hub, HubError, Published, SpanAt};
 pub use item::{Item, ItemKey, ItemKind, PatchError, Revision, SetPatch};
 pub use replica::{Delivery, Replica, ReplicaError, Update};
 #[cfg(feature = "grpc")]

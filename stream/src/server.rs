@@ -1,7 +1,8 @@
-//! The serving side over gRPC: one task per subscriber sends its node's snapshot or catch-up, then
-//! whatever a published revision changes in its span. A subscriber that reads slowly is never
-//! queued behind: when it can take the next message, it gets one delta from what it holds to the
-//! current revision (or a snapshot, if the hub has forgotten that revision).
+//! The serving side over gRPC: one task per subscriber sends its node's first sync (a delta from
+//! the revision it holds, a delta by content when that revision is not this server's, or a
+//! snapshot), then whatever a published revision changes in its span. A subscriber that reads
+//! slowly is never queued behind: when it can take the next message, it gets one delta from what it
+//! holds to the current revision (or a snapshot, if the hub has forgotten that revision).
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -15,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status};
 
 use crate::hub::{Batch, Hub, HubError, Published};
-use crate::item::Revision;
+use crate::item::{ItemKey, Revision};
 use crate::replica::Delivery;
 use crate::wire::{self, WireItem, proto};
 
@@ -35,13 +36,20 @@ impl Authenticator for StaticTokens {
     }
 }
 
-/// What the server has sent, for metrics and logs.
+/// What the server has sent, for metrics and logs. Each subscription counts once, by how its
+/// first sync was made.
 #[derive(Debug, Default)]
 pub struct ServerStats {
-    /// Subscriptions answered with a snapshot.
+    /// Subscriptions answered with a snapshot (a first subscription, or one that could neither
+    /// resume nor resync by content), and snapshots sent to a subscriber that fell behind the history.
     pub snapshots: AtomicU64,
-    /// Subscriptions that resumed from the subscriber's revision (deltas only).
+    /// Subscriptions that resumed from the subscriber's revision, this server's own: deltas only.
     pub resumed: AtomicU64,
+    /// Subscriptions with another server's revision (a fail-over, a restart) answered with a delta
+    /// by content: only the items whose digest differs.
+    pub resynced: AtomicU64,
+    /// Items sent whole or removed by those deltas by content.
+    pub resynced_items: AtomicU64,
     /// Messages sent.
     pub messages: AtomicU64,
     /// Bytes of encoded messages sent.
@@ -53,12 +61,71 @@ impl ServerStats {
         self.messages.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(u64::try_from(message.encoded_len()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
+
+    /// Counts a subscription's first sync.
+    fn synced(&self, how: FirstSync, items: usize) {
+        let counter = match how {
+            FirstSync::Snapshot => &self.snapshots,
+            FirstSync::Resumed => &self.resumed,
+            FirstSync::Content => {
+                self.resynced_items.fetch_add(u64::try_from(items).unwrap_or(u64::MAX), Ordering::Relaxed);
+                &self.resynced
+            }
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// How a subscription's first sync was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FirstSync {
+    /// Every item of the span.
+    Snapshot,
+    /// A delta from the subscriber's revision, by this server's history.
+    Resumed,
+    /// A delta by content from another server's revision.
+    Content,
+}
+
+impl FirstSync {
+    /// Its name in logs.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot",
+            Self::Resumed => "delta",
+            Self::Content => "content",
+        }
+    }
+}
+
+/// What a subscriber says it holds when it (re)subscribes.
+struct Held {
+    /// The revision.
+    revision: Option<Revision>,
+    /// Whether that revision is this server's (the request named this server's origin).
+    ours: bool,
+    /// Its items' digests, when it sent them (and they decoded).
+    digests: Option<BTreeMap<ItemKey, Vec<u8>>>,
+}
+
+/// A number that tells this server's revisions from every other server's: random, drawn at the
+/// start (the clock and the process id when the system's random source fails).
+fn draw_origin() -> u64 {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_ok() {
+        return u64::from_le_bytes(bytes);
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(now.as_nanos() & u128::from(u64::MAX)).unwrap_or_default() ^ u64::from(std::process::id())
 }
 
 /// The hub shared by the gRPC service and the publisher.
 struct Shared<V: WireItem> {
     hub: RwLock<Hub<V>>,
     heads: watch::Sender<Option<Revision>>,
+    /// This server's origin (see [`draw_origin`]).
+    origin: u64,
 }
 
 /// Publishes revisions to every subscriber of a [`SpanService`].
@@ -91,7 +158,8 @@ impl<V: WireItem> SpanService<V> {
     /// Subscribers that have nothing new get an empty delta every `heartbeat`, which carries the
     /// current revision and shows a dead connection.
     pub fn new(max_history: usize, auth: Arc<dyn Authenticator>, heartbeat: Duration) -> (Self, Publisher<V>) {
-        let shared = Arc::new(Shared { hub: RwLock::new(Hub::new(max_history)), heads: watch::Sender::new(None) });
+        let hub = RwLock::new(Hub::new(max_history));
+        let shared = Arc::new(Shared { hub, heads: watch::Sender::new(None), origin: draw_origin() });
         let stats = Arc::new(ServerStats::default());
         (Self { shared: Arc::clone(&shared), auth, heartbeat, stats }, Publisher { shared })
     }
@@ -99,6 +167,11 @@ impl<V: WireItem> SpanService<V> {
     /// What the service has sent.
     pub fn stats(&self) -> Arc<ServerStats> {
         Arc::clone(&self.stats)
+    }
+
+    /// The origin of this server's revisions, which its messages carry.
+    pub fn origin(&self) -> u64 {
+        self.shared.origin
     }
 
     /// The node the request's bearer token authenticates, which must be the node it asks for.
@@ -132,18 +205,16 @@ struct Subscription<V: WireItem> {
 }
 
 impl<V: WireItem> Subscription<V> {
-    async fn run(self, since: Option<Revision>) {
+    async fn run(self, held: Held) {
         let mut heads = self.shared.heads.subscribe();
-        // Nothing is served before the first revision. A subscriber whose revision this server
-        // cannot account for (from before a restart, or from a replica ahead) gets a snapshot.
+        // Nothing is served before the first revision.
         if heads.wait_for(Option::is_some).await.is_err() {
             return;
         }
-        let first = self.next(since);
-        let snapshot = matches!(first, Delivery::Snapshot { .. });
-        let counter = if snapshot { &self.stats.snapshots } else { &self.stats.resumed };
-        counter.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(node = %self.node, ?since, snapshot, items = first.len(), "subscriber synced");
+        let (first, how) = self.first(&held);
+        self.stats.synced(how, first.len());
+        let since = held.revision;
+        tracing::info!(node = %self.node, ?since, sync = how.as_str(), items = first.len(), "subscriber synced");
         // `sent` is the revision the subscriber holds; `held` the one its span's content equals,
         // which moves on without a message when a revision changes nothing in the span.
         let mut sent = first.revision();
@@ -151,8 +222,9 @@ impl<V: WireItem> Subscription<V> {
         if !self.send(&first).await {
             return;
         }
+        let mut quiet_until = tokio::time::Instant::now() + self.heartbeat;
         loop {
-            match tokio::time::timeout(self.heartbeat, heads.changed()).await {
+            match tokio::time::timeout_at(quiet_until, heads.changed()).await {
                 Ok(Err(_)) => return,
                 Ok(Ok(())) => {
                     let delivery = match self.next(Some(held)) {
@@ -172,6 +244,7 @@ impl<V: WireItem> Subscription<V> {
                     }
                     (sent, held) = (delivery.revision(), delivery.revision());
                 }
+                // Nothing was sent for a heartbeat: an empty delta says the connection lives.
                 Err(_) => {
                     if !self.send(&Delivery::Delta { from: sent, to: held, updates: BTreeMap::new() }).await {
                         return;
@@ -179,6 +252,30 @@ impl<V: WireItem> Subscription<V> {
                     sent = held;
                 }
             }
+            quiet_until = tokio::time::Instant::now() + self.heartbeat;
+        }
+    }
+
+    /// The first sync: a delta from the subscriber's revision when it is this server's and the
+    /// hub can vouch for it; else a delta by content when the subscriber said what it holds (a
+    /// fail-over to this replica, or this server restarted); else a snapshot.
+    fn first(&self, held: &Held) -> (Delivery<V>, FirstSync) {
+        let span = {
+            let hub = self.shared.hub.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let resumed = held.revision.filter(|_| held.ours).and_then(|since| hub.resume(&self.node, since));
+            if let Some(delivery) = resumed {
+                return (delivery, FirstSync::Resumed);
+            }
+            hub.span(&self.node)
+        };
+        match (held.revision, &held.digests) {
+            (Some(from), Some(digests)) => {
+                let same = |key: &ItemKey, value: &V, digest: &Vec<u8>| {
+                    wire::digest(key, value).is_ok_and(|own| own.as_slice() == digest.as_slice())
+                };
+                (span.resync(from, digests, same), FirstSync::Content)
+            }
+            _ => (Delivery::Snapshot { revision: span.revision, items: span.items }, FirstSync::Snapshot),
         }
     }
 
@@ -197,6 +294,8 @@ impl<V: WireItem> Subscription<V> {
                 return false;
             }
         };
+        let heartbeat_ms = u32::try_from(self.heartbeat.as_millis()).unwrap_or(u32::MAX);
+        let message = proto::SyncMessage { origin: self.shared.origin, heartbeat_ms, ..message };
         self.stats.sent(&message);
         self.sender.send(Ok(message)).await.is_ok()
     }
@@ -211,7 +310,13 @@ impl<V: WireItem> proto::span_server::Span for SpanService<V> {
 
     async fn subscribe(&self, request: Request<proto::SubscribeRequest>) -> Result<Response<SubscribeStream>, Status> {
         let node = self.authorize(&request)?;
-        let since = request.get_ref().revision;
+        let request = request.into_inner();
+        let digests = request.held.and_then(|held| {
+            wire::held_from_wire(held)
+                .inspect_err(|error| tracing::warn!(%node, %error, "the held items do not decode; sending a snapshot"))
+                .ok()
+        });
+        let held = Held { revision: request.revision, ours: request.origin == Some(self.shared.origin), digests };
         let (sender, mut receiver) = mpsc::channel(1);
         let subscription = Subscription {
             shared: Arc::clone(&self.shared),
@@ -220,7 +325,7 @@ impl<V: WireItem> proto::span_server::Span for SpanService<V> {
             heartbeat: self.heartbeat,
             sender,
         };
-        tokio::spawn(subscription.run(since));
+        tokio::spawn(subscription.run(held));
         let stream = futures::stream::poll_fn(move |context| receiver.poll_recv(context));
         Ok(Response::new(Box::pin(stream)))
     }
@@ -237,8 +342,16 @@ pub async fn serve_tcp<V: WireItem>(
         let accepted = listener.accept().await.and_then(|(stream, _)| stream.set_nodelay(true).map(|()| stream));
         Some((accepted, listener))
     });
-    let server = tonic::transport::Server::builder().add_service(proto::span_server::SpanServer::new(service));
-    server.serve_with_incoming_shutdown(incoming, shutdown).await
+    router(service).serve_with_incoming_shutdown(incoming, shutdown).await
+}
+
+/// The transport around `service`. It pings every connection each heartbeat and drops one that does
+/// not answer within another, so that a subscriber cut off the network does not hold its task.
+fn router<V: WireItem>(service: SpanService<V>) -> tonic::transport::server::Router {
+    let heartbeat = Some(service.heartbeat);
+    let mut builder =
+        tonic::transport::Server::builder().http2_keepalive_interval(heartbeat).http2_keepalive_timeout(heartbeat);
+    builder.add_service(proto::span_server::SpanServer::new(service))
 }
 
 /// Serves `service` on a unix socket until `shutdown` completes (the lab: agents in other network
@@ -251,6 +364,5 @@ pub async fn serve_unix<V: WireItem>(
     let incoming = futures::stream::unfold(listener, |listener| async move {
         Some((listener.accept().await.map(|(stream, _)| stream), listener))
     });
-    let server = tonic::transport::Server::builder().add_service(proto::span_server::SpanServer::new(service));
-    server.serve_with_incoming_shutdown(incoming, shutdown).await
+    router(service).serve_with_incoming_shutdown(incoming, shutdown).await
 }

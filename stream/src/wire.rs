@@ -76,6 +76,50 @@ pub enum WireError {
     },
 }
 
+/// An item value's digest: the first 16 bytes of the SHA-256 of its JSON as it travels. A resync
+/// by content takes two values with the same digest as equal (a false match among 2^128 values is
+/// not a risk worth a snapshot).
+pub type Digest = [u8; DIGEST_BYTES];
+
+/// The length of a [`Digest`].
+pub const DIGEST_BYTES: usize = 16;
+
+/// The digest of `value`, the item under `key`.
+pub fn digest<V: WireItem>(key: &ItemKey, value: &V) -> Result<Digest, WireError> {
+    let json = encode_json(key, "value", value)?;
+    let hash = ring::digest::digest(&ring::digest::SHA256, &json);
+    let mut digest = [0; DIGEST_BYTES];
+    digest.copy_from_slice(&hash.as_ref()[..DIGEST_BYTES]);
+    Ok(digest)
+}
+
+/// What a subscriber holds, as digests for a resubscription.
+pub fn held_to_wire<V: WireItem>(items: &BTreeMap<ItemKey, Arc<V>>) -> Result<proto::SpanDigest, WireError> {
+    let items: Result<Vec<_>, _> = items
+        .iter()
+        .map(|(key, value)| {
+            let digest = digest(key, &**value)?;
+            Ok(proto::ItemDigest { key: Some(key_to_wire(key)), digest: digest.to_vec() })
+        })
+        .collect();
+    Ok(proto::SpanDigest { items: items? })
+}
+
+/// What a subscriber says it holds. A digest of another length is kept: it matches no value, so
+/// the item is sent whole.
+pub fn held_from_wire(held: proto::SpanDigest) -> Result<BTreeMap<ItemKey, Vec<u8>>, WireError> {
+    let mut items = BTreeMap::new();
+    for item in held.items {
+        let Some(key) = item.key else { return Err(WireError::Incomplete { name: None, missing: "key" }) };
+        items.insert(key_from_wire(key)?, item.digest);
+    }
+    Ok(items)
+}
+
+fn key_to_wire(key: &ItemKey) -> proto::ItemKey {
+    proto::ItemKey { kind: kind_to_wire(key.kind).into(), name: key.name.clone() }
+}
+
 fn kind_to_wire(kind: ItemKind) -> proto::ItemKind {
     match kind {
         ItemKind::Policy => proto::ItemKind::Policy,
@@ -113,8 +157,7 @@ fn update_to_wire<V: WireItem>(key: &ItemKey, update: &Update<V>) -> Result<prot
         Update::Patch(patch) => Change::Patch(encode_json(key, "patch", &**patch)?),
         Update::Remove => Change::Remove(true),
     };
-    let wire_key = proto::ItemKey { kind: kind_to_wire(key.kind).into(), name: key.name.clone() };
-    Ok(proto::ItemUpdate { key: Some(wire_key), change: Some(change) })
+    Ok(proto::ItemUpdate { key: Some(key_to_wire(key)), change: Some(change) })
 }
 
 /// Encodes a sync for the wire.
@@ -130,7 +173,14 @@ pub fn encode<V: WireItem>(delivery: &Delivery<V>) -> Result<proto::SyncMessage,
             (false, *from, updates?)
         }
     };
-    Ok(proto::SyncMessage { snapshot, from_revision, revision: delivery.revision(), updates })
+    Ok(proto::SyncMessage {
+        snapshot,
+        from_revision,
+        revision: delivery.revision(),
+        updates,
+        origin: 0,
+        heartbeat_ms: 0,
+    })
 }
 
 /// Decodes a sync from the wire; refuses the whole message if one item does not decode.

@@ -1,17 +1,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The stream over real gRPC on the loopback: authentication, one small patch to the interested
-//! node only, resuming from a revision, and an agent failing over to another replica without ever
-//! emptying its copy.
+//! node only, resuming from a revision, a resync by content from another replica's revision, a
+//! connection that goes silent, and an agent failing over to another replica without ever
+//! emptying its copy or needing a snapshot.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use gingham_stream::wire::held_to_wire;
 use gingham_stream::wire::proto::{self, span_client::SpanClient};
 use gingham_stream::{
-    Batch, Follower, FollowerState, ItemKey, ItemKind, Publisher, SpanService, StaticTokens, StreamServer, serve_tcp,
-    serve_unix,
+    Batch, Follower, FollowerState, ItemKey, ItemKind, Publisher, Replica, ServerStats, SpanService, StaticTokens,
+    StreamServer, serve_tcp, serve_unix,
 };
 use prost::Message;
 use tonic::{Code, Request, Streaming};
@@ -50,24 +54,40 @@ fn tokens() -> Arc<StaticTokens> {
     Arc::new(StaticTokens(BTreeMap::from([("t1".into(), "n1".into()), ("t2".into(), "n2".into())])))
 }
 
-/// Starts a server on the loopback; returns its address, its publisher and its service's stats.
-async fn serve(heartbeat: Duration) -> (SocketAddr, Publisher<Members>, Arc<gingham_stream::ServerStats>) {
+/// A server on the loopback.
+struct Server {
+    address: SocketAddr,
+    publisher: Publisher<Members>,
+    stats: Arc<ServerStats>,
+    origin: u64,
+}
+
+/// Starts a server on the loopback.
+async fn serve(heartbeat: Duration) -> Server {
     let (service, publisher) = SpanService::new(16, tokens(), heartbeat);
-    let stats = service.stats();
+    let (stats, origin) = (service.stats(), service.origin());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(serve_tcp(service, listener, std::future::pending()));
-    (address, publisher, stats)
+    Server { address, publisher, stats, origin }
+}
+
+fn count(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+/// A first subscription of `node`.
+fn fresh(node: &str) -> proto::SubscribeRequest {
+    proto::SubscribeRequest { node: node.into(), revision: None, origin: None, held: None }
 }
 
 async fn subscribe(
     address: SocketAddr,
-    node: &str,
     token: Option<&str>,
-    revision: Option<u64>,
+    request: proto::SubscribeRequest,
 ) -> Result<Streaming<proto::SyncMessage>, tonic::Status> {
     let mut client = SpanClient::connect(format!("http://{address}")).await.unwrap();
-    let mut request = Request::new(proto::SubscribeRequest { node: node.into(), revision });
+    let mut request = Request::new(request);
     if let Some(token) = token {
         request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
     }
@@ -80,10 +100,10 @@ async fn next(stream: &mut Streaming<proto::SyncMessage>) -> Option<proto::SyncM
 
 #[tokio::test]
 async fn a_member_change_is_one_small_patch_to_the_interested_node_and_nothing_to_the_other() {
-    let (address, publisher, _) = serve(Duration::from_secs(60)).await;
+    let Server { address, publisher, .. } = serve(Duration::from_secs(60)).await;
     publisher.publish(1, first_revision()).unwrap();
-    let mut n1 = subscribe(address, "n1", Some("t1"), None).await.unwrap();
-    let mut n2 = subscribe(address, "n2", Some("t2"), None).await.unwrap();
+    let mut n1 = subscribe(address, Some("t1"), fresh("n1")).await.unwrap();
+    let mut n2 = subscribe(address, Some("t2"), fresh("n2")).await.unwrap();
     let snapshot = next(&mut n1).await.unwrap();
     assert!(snapshot.snapshot && snapshot.revision == 1 && snapshot.updates.len() == 1, "n1's span is a alone");
     assert_eq!(next(&mut n2).await.unwrap().updates.len(), 2);
@@ -102,35 +122,146 @@ async fn a_member_change_is_one_small_patch_to_the_interested_node_and_nothing_t
 
 #[tokio::test]
 async fn an_agent_must_present_a_token_of_its_own_node() {
-    let (address, publisher, _) = serve(Duration::from_secs(60)).await;
+    let Server { address, publisher, .. } = serve(Duration::from_secs(60)).await;
     publisher.publish(1, first_revision()).unwrap();
     let cases =
         [(None, Code::Unauthenticated), (Some("nope"), Code::Unauthenticated), (Some("t1"), Code::PermissionDenied)];
     for (token, code) in cases {
-        let error = subscribe(address, "n2", token, None).await.unwrap_err();
+        let error = subscribe(address, token, fresh("n2")).await.unwrap_err();
         assert_eq!(error.code(), code, "token {token:?}: {}", error.message());
     }
 }
 
 #[tokio::test]
 async fn a_subscriber_that_comes_back_gets_only_what_it_missed_or_a_snapshot_if_forgotten() {
-    let (address, publisher, stats) = serve(Duration::from_secs(60)).await;
+    let Server { address, publisher, stats, origin } = serve(Duration::from_secs(60)).await;
     publisher.publish(1, first_revision()).unwrap();
     publisher.publish(2, item("a", members(100, Some("10.232.7.7")))).unwrap();
-    let mut back = subscribe(address, "n1", Some("t1"), Some(1)).await.unwrap();
+    let back = proto::SubscribeRequest { revision: Some(1), origin: Some(origin), ..fresh("n1") };
+    let mut back = subscribe(address, Some("t1"), back).await.unwrap();
     let delta = next(&mut back).await.unwrap();
     assert!(!delta.snapshot && delta.from_revision == 1 && delta.revision == 2 && delta.updates.len() == 1);
-    let mut unknown = subscribe(address, "n1", Some("t1"), Some(0)).await.unwrap();
+    assert_eq!((delta.origin, delta.heartbeat_ms), (origin, 60_000), "messages say who counts and how often");
+    let unknown = proto::SubscribeRequest { revision: Some(0), origin: Some(origin), ..fresh("n1") };
+    let mut unknown = subscribe(address, Some("t1"), unknown).await.unwrap();
     assert!(next(&mut unknown).await.unwrap().snapshot, "revision 0 was never published here");
-    assert_eq!(stats.resumed.load(std::sync::atomic::Ordering::Relaxed), 1);
-    assert_eq!(stats.snapshots.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let foreign = proto::SubscribeRequest { revision: Some(1), origin: Some(origin ^ 1), ..fresh("n1") };
+    let mut foreign = subscribe(address, Some("t1"), foreign).await.unwrap();
+    assert!(next(&mut foreign).await.unwrap().snapshot, "another server's revision 1, and no digests to compare");
+    assert_eq!((count(&stats.resumed), count(&stats.snapshots), count(&stats.resynced)), (1, 2, 0));
+}
+
+/// n2's copy as a follower holds it after `revisions` on some server.
+fn copy_after(revisions: &[(u64, Batch<Members>)]) -> Replica<Members> {
+    let mut hub = gingham_stream::Hub::new(16);
+    for (revision, batch) in revisions {
+        hub.publish(*revision, batch.clone()).unwrap();
+    }
+    let mut replica = Replica::default();
+    replica.apply(hub.catch_up("n2", None)).unwrap();
+    replica
+}
+
+#[tokio::test]
+async fn a_subscriber_from_another_replica_gets_only_the_items_that_differ_not_a_snapshot() {
+    // Another replica counted other revisions and has not yet seen b's change.
+    let elsewhere = copy_after(&[(5, first_revision())]);
+    let Server { address, publisher, stats, origin } = serve(Duration::from_secs(60)).await;
+    publisher.publish(100, first_revision()).unwrap();
+    publisher.publish(101, item("b", members(100, Some("10.232.9.9")))).unwrap();
+    let held = held_to_wire(elsewhere.items()).unwrap();
+    let request =
+        proto::SubscribeRequest { revision: Some(5), origin: Some(origin ^ 1), held: Some(held), ..fresh("n2") };
+    let mut stream = subscribe(address, Some("t2"), request).await.unwrap();
+    let delta = next(&mut stream).await.unwrap();
+    assert!(!delta.snapshot, "a delta by content, not a snapshot");
+    assert_eq!((delta.from_revision, delta.revision), (5, 101), "from the revision held to this server's");
+    let names: Vec<&str> = delta.updates.iter().map(|update| update.key.as_ref().unwrap().name.as_str()).collect();
+    assert_eq!(names, ["b"], "a is the same on both replicas and is not sent");
+    let mut copy = elsewhere.clone();
+    copy.apply(gingham_stream::wire::decode(delta).unwrap()).unwrap();
+    assert_eq!(
+        copy.items(),
+        copy_after(&[(100, first_revision()), (101, item("b", members(100, Some("10.232.9.9"))))]).items()
+    );
+    assert_eq!((count(&stats.resynced), count(&stats.resynced_items), count(&stats.snapshots)), (1, 1, 0));
+}
+
+/// A TCP proxy in front of `upstream` that can be cut: while cut, it forwards nothing either way
+/// and keeps the connections open, as a firewall that drops packets does; what was held back goes
+/// through once the cut ends, as TCP retransmits it.
+async fn cuttable_proxy(upstream: SocketAddr) -> (SocketAddr, Arc<AtomicBool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let cut = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&cut);
+    tokio::spawn(async move {
+        loop {
+            let (client, _) = listener.accept().await.unwrap();
+            let server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+            let (client_read, client_write) = client.into_split();
+            let (server_read, server_write) = server.into_split();
+            tokio::spawn(forward(client_read, server_write, Arc::clone(&flag)));
+            tokio::spawn(forward(server_read, client_write, Arc::clone(&flag)));
+        }
+    });
+    (address, cut)
+}
+
+async fn forward(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    cut: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    while let Ok(read) = from.read(&mut buffer).await {
+        if read == 0 {
+            return;
+        }
+        while cut.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_connection_gone_silent_is_dropped_and_the_follower_resumes_with_deltas_only() {
+    let Server { address, publisher, stats, .. } = serve(Duration::from_millis(100)).await;
+    publisher.publish(1, first_revision()).unwrap();
+    let (proxy, cut) = cuttable_proxy(address).await;
+    let server: StreamServer = format!("http://{proxy}").parse().unwrap();
+    let follower: Follower<Members> = Follower::new(vec![server], "n2", "t2");
+    let (mut state, copies) = (follower.state(), follower.replica());
+    tokio::spawn(follower.run());
+    let within = |seconds| Duration::from_secs(seconds);
+    let streaming = |s: &FollowerState| matches!(s, FollowerState::Streaming { revision: 2, .. });
+    tokio::time::timeout(within(10), state.wait_for(|s| matches!(s, FollowerState::Streaming { revision: 1, .. })))
+        .await
+        .unwrap()
+        .unwrap();
+    cut.store(true, Ordering::Relaxed);
+    let silent = tokio::time::timeout(within(10), state.wait_for(|s| matches!(s, FollowerState::Disconnected { .. })));
+    let reason = match &*silent.await.expect("silence is noticed within three heartbeats").unwrap() {
+        FollowerState::Disconnected { reason, .. } => reason.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(reason.contains("sent nothing"), "{reason}");
+    publisher.publish(2, item("b", members(100, Some("10.232.9.9")))).unwrap();
+    cut.store(false, Ordering::Relaxed);
+    tokio::time::timeout(within(10), state.wait_for(streaming)).await.expect("it resubscribes").unwrap();
+    assert_eq!((count(&stats.snapshots), count(&stats.resumed)), (1, 1), "the first snapshot, then one resume");
+    assert!(copies.borrow().items()[&key("b")].contains("10.232.9.9"), "the change made while cut arrived");
 }
 
 /// A replica in its own runtime, so that dropping the runtime kills it as SIGKILL would.
 fn replica_in_own_runtime(revisions: &[(u64, Batch<Members>)]) -> (tokio::runtime::Runtime, SocketAddr) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let address = runtime.block_on(async {
-        let (address, publisher, _) = serve(Duration::from_millis(200)).await;
+        let Server { address, publisher, .. } = serve(Duration::from_millis(200)).await;
         for (revision, batch) in revisions {
             publisher.publish(*revision, batch.clone()).unwrap();
         }
@@ -153,9 +284,10 @@ fn an_agent_fails_over_to_another_replica_resumes_and_never_empties_its_copy() {
 }
 
 async fn fail_over(first: tokio::runtime::Runtime, first_address: SocketAddr, revisions: Vec<(u64, Batch<Members>)>) {
-    let (second_address, second, stats) = serve(Duration::from_millis(200)).await;
+    // The other replica batched the same events into other revisions.
+    let Server { address: second_address, publisher: second, stats, .. } = serve(Duration::from_millis(200)).await;
     for (revision, batch) in revisions {
-        second.publish(revision, batch).unwrap();
+        second.publish(revision + 100, batch).unwrap();
     }
     let endpoint = |address: SocketAddr| format!("http://{address}").parse::<StreamServer>().unwrap();
     // Agents start on the server their node's name hashes to: order the list so n1 starts on `first`.
@@ -183,18 +315,15 @@ async fn fail_over(first: tokio::runtime::Runtime, first_address: SocketAddr, re
     });
     first.shutdown_background();
     state.wait_for(|s| matches!(s, FollowerState::Disconnected { revision: Some(2), .. })).await.unwrap();
-    second.publish(3, item("a", members(100, Some("10.232.5.5")))).unwrap();
+    second.publish(103, item("a", members(100, Some("10.232.5.5")))).unwrap();
     let resumed = tokio::time::timeout(
         Duration::from_secs(10),
-        state.wait_for(|s| matches!(s, FollowerState::Streaming { revision: 3, .. })),
+        state.wait_for(|s| matches!(s, FollowerState::Streaming { revision: 103, .. })),
     );
     resumed.await.expect("the follower fails over within 10 s").unwrap();
-    assert_eq!(
-        stats.resumed.load(std::sync::atomic::Ordering::Relaxed),
-        1,
-        "it resumed from revision 2 on the other replica"
-    );
-    assert_eq!(stats.snapshots.load(std::sync::atomic::Ordering::Relaxed), 0, "no snapshot was needed");
+    assert_eq!(count(&stats.resynced), 1, "it resynced by content from the first replica's revision 2");
+    assert_eq!(count(&stats.resynced_items), 1, "only a, changed while it failed over, was sent");
+    assert_eq!(count(&stats.snapshots), 0, "no snapshot was needed");
     emptied.abort();
     assert!(!emptied.await.unwrap_or(false), "the copy was never empty");
 }
