@@ -14,6 +14,10 @@ pub const POOL_STATUSES: &str = "status/ippools";
 /// The agents' NodeNetwork statuses.
 pub const NODE_STATUSES: &str = "status/nodenetworks";
 
+/// The operator replicas' leader lock: the replica holding an exclusive `flock` on it writes. A dot
+/// file, so that no reader takes it for an object.
+pub const LEADER_LOCK: &str = ".operator-leader.lock";
+
 /// The user's objects as the lab and the CLI write them: `objects/<group>/<kind>/<file>`.
 pub const USER_OBJECTS: &str = "objects";
 

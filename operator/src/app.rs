@@ -12,7 +12,7 @@ use crate::datastore::file::FileDatastore;
 use crate::datastore::kubernetes::KubeDatastore;
 use crate::health::{self, Readiness};
 use crate::leader;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, StreamMetrics};
 use crate::render;
 use crate::stream::{self, StreamFeed};
 use crate::validate::validate_paths;
@@ -59,7 +59,7 @@ pub enum RunError {
     /// No Kubernetes client could be configured.
     #[error("cannot configure a Kubernetes client: {0} (run in a pod, or set KUBECONFIG)")]
     Client(#[source] kube::Error),
-    /// Leader election failed.
+    /// Leader election could not start.
     #[error(transparent)]
     Leader(#[from] leader::LeaderError),
     /// The webhook could not start.
@@ -119,6 +119,10 @@ async fn run_operator(args: RunArgs) -> Result<(), RunError> {
     });
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
+    let feed = start_stream(&args, &stopped).await;
+    if let Ok(Some(feed)) = &feed {
+        StreamMetrics::register(&mut registry, feed.stats());
+    }
     let registry = Arc::new(registry);
     let readiness = Readiness::default();
     let router = health::router(Arc::clone(&registry), readiness.clone());
@@ -139,15 +143,29 @@ async fn run_operator(args: RunArgs) -> Result<(), RunError> {
         })
         .collect();
     let settings = args.settings.to_settings();
-    let result = match start_stream(&args, &stopped).await {
+    let result = match feed {
         Err(error) => Err(error),
         Ok(mut feed) => match (args.datastore, &args.dir) {
             (DatastoreKind::File, Some(dir)) => {
                 tracing::info!(dir = %dir.display(), "running on the file datastore");
-                let mut datastore = FileDatastore::new(dir);
-                let shutdown = on_shutdown(stopped.clone());
-                controller::run(&mut datastore, &settings, &metrics, &readiness, feed.as_mut(), shutdown).await;
-                Ok(())
+                match leader::file::contend(dir) {
+                    Ok(leading) => {
+                        let mut datastore = FileDatastore::new(dir);
+                        let shutdown = on_shutdown(stopped.clone());
+                        controller::run(
+                            &mut datastore,
+                            &settings,
+                            &metrics,
+                            &readiness,
+                            feed.as_mut(),
+                            leading,
+                            shutdown,
+                        )
+                        .await;
+                        Ok(())
+                    }
+                    Err(error) => Err(error.into()),
+                }
             }
             _ => run_kubernetes(&args, &settings, &metrics, &readiness, feed.as_mut(), stopped.clone()).await,
         },
@@ -162,7 +180,8 @@ async fn run_operator(args: RunArgs) -> Result<(), RunError> {
 async fn start_stream(args: &RunArgs, stopped: &watch::Receiver<bool>) -> Result<Option<StreamFeed>, RunError> {
     let (Some(listen), Some(tokens)) = (&args.stream_addr, &args.stream_tokens) else { return Ok(None) };
     let tokens = stream::TokenFile::open(tokens)?;
-    Ok(Some(stream::serve(listen.clone(), tokens, on_shutdown(stopped.clone())).await?))
+    let heartbeat = std::time::Duration::from_secs(args.stream_heartbeat.max(1));
+    Ok(Some(stream::serve(listen.clone(), tokens, heartbeat, on_shutdown(stopped.clone())).await?))
 }
 
 async fn run_kubernetes(
@@ -189,20 +208,13 @@ async fn run_kubernetes(
             }
         });
     }
-    // A replica that waits for the Lease is ready: it serves the webhook, and a rolling update
-    // needs the new (follower) pod ready before the old leader goes.
+    // Every replica is ready at once: it serves the webhook, and a rolling update needs the new
+    // (follower) pod ready before the old leader goes.
     readiness.set(true);
-    let lease =
-        leader::Leadership::acquire(client.clone(), &settings.namespace, &identity, on_shutdown(stopped.clone()))
-            .await?;
-    let Some(mut lease) = lease else { return Ok(()) };
+    let leadership = leader::Leadership::start(client.clone(), &settings.namespace, &identity).await?;
     let mut datastore = KubeDatastore::start(client, &settings.namespace, &identity);
     let shutdown = on_shutdown(stopped);
-    let lost = lease.lost();
-    let outcome = tokio::select! {
-        () = controller::run(&mut datastore, settings, metrics, readiness, stream, shutdown) => Ok(()),
-        () = lost => Err(leader::LeaderError::Lost),
-    };
-    lease.release().await;
-    Ok(outcome?)
+    controller::run(&mut datastore, settings, metrics, readiness, stream, leadership.leading(), shutdown).await;
+    leadership.release().await;
+    Ok(())
 }

@@ -105,6 +105,10 @@ pub struct RunArgs {
     /// The agents' stream tokens: a YAML map from each agent's token to its node's name.
     #[arg(long, requires = "stream_addr")]
     pub stream_tokens: Option<PathBuf>,
+    /// Send each agent a message at least this often, in seconds (an empty one when nothing
+    /// changed); an agent that hears nothing for three of them reconnects.
+    #[arg(long, default_value_t = 10)]
+    pub stream_heartbeat: u64,
     /// Operator settings.
     #[command(flatten)]
     pub settings: SettingsArgs,

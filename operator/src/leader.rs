@@ -1,12 +1,18 @@
-//! Leader election on a Lease in the operator's namespace (kube-lease-manager): only the leader
-//! computes and writes, so two replicas never assign the same block.
+//! Who writes. Every replica watches, computes and serves the agents' stream; only the leader
+//! writes to the datastore, so two replicas never assign the same block. On Kubernetes the leader
+//! holds a Lease in the operator's namespace (kube-lease-manager); on the file datastore, an
+//! exclusive lock on a file in the directory ([`file`]). Either way a replica learns whether it
+//! leads as a [`Leading`] that changes over time.
 
-use std::future::Future;
+pub mod file;
 
 use kube::Client;
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// Whether this replica leads, as that changes.
+pub type Leading = watch::Receiver<bool>;
 
 /// The Lease's name.
 pub const LEASE_NAME: &str = "gingham-operator-leader";
@@ -15,18 +21,21 @@ const LEASE_SECONDS: u64 = 15;
 /// How long before expiry the holder renews, in seconds.
 const GRACE_SECONDS: u64 = 5;
 
-/// Leader election failed.
+/// Leader election could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
     /// The Lease could not be read or created.
     #[error("cannot use the Lease {LEASE_NAME}: {0} (check the operator's RBAC for leases in its namespace)")]
     Lease(#[source] LeaseManagerError),
-    /// The election task stopped before this replica led.
-    #[error("leader election stopped unexpectedly")]
-    Stopped,
-    /// Another replica took over; this one stops so that it never writes as a follower.
-    #[error("lost the leadership: another replica leads now")]
-    Lost,
+    /// The file datastore's lock file could not be opened.
+    #[error("cannot open the leader lock {path}: {source} (the operator needs write access to its --dir)")]
+    LockFile {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl LeaderError {
@@ -34,10 +43,17 @@ impl LeaderError {
     pub fn label(&self) -> &'static str {
         match self {
             Self::Lease(_) => "lease",
-            Self::Stopped => "election_stopped",
-            Self::Lost => "leadership_lost",
+            Self::LockFile { .. } => "leader_lock",
         }
     }
+}
+
+/// A replica that leads from the start and for good: the only writer there is (tests).
+pub fn always() -> Leading {
+    let (sender, leading) = watch::channel(true);
+    // The value stays; a closed channel only means it never changes.
+    drop(sender);
+    leading
 }
 
 /// This replica's identity when none is given: the host name (the pod name in a cluster).
@@ -45,20 +61,16 @@ pub fn default_identity() -> String {
     std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "gingham-operator".into())
 }
 
-/// Held leadership: renewed in the background until released.
+/// This replica's part in the election for the Lease, renewed in the background until released.
 pub struct Leadership {
-    leading: watch::Receiver<bool>,
+    leading: Leading,
     task: JoinHandle<Result<LeaseManager, LeaseManagerError>>,
 }
 
 impl Leadership {
-    /// Waits until this replica leads (`Some`) or `shutdown` completes first (`None`).
-    pub async fn acquire(
-        client: Client,
-        namespace: &str,
-        identity: &str,
-        shutdown: impl Future<Output = ()>,
-    ) -> Result<Option<Self>, LeaderError> {
+    /// Starts contending for the Lease; [`Leadership::leading`] says whether this replica holds
+    /// it. A replica that loses it contends again.
+    pub async fn start(client: Client, namespace: &str, identity: &str) -> Result<Self, LeaderError> {
         let manager = LeaseManagerBuilder::new(client, LEASE_NAME)
             .with_namespace(namespace)
             .with_identity(identity)
@@ -68,36 +80,22 @@ impl Leadership {
             .build()
             .await
             .map_err(LeaderError::Lease)?;
-        let (mut leading, task) = manager.watch().await;
-        tracing::info!(identity, lease = LEASE_NAME, "waiting for the leadership");
-        let led = tokio::select! {
-            () = shutdown => None,
-            result = leading.wait_for(|leading| *leading) => Some(result.is_ok()),
-        };
-        match led {
-            None => {
-                drop(leading);
-                let _ = task.await;
-                Ok(None)
-            }
-            Some(false) => Err(LeaderError::Stopped),
-            Some(true) => {
-                tracing::info!(identity, "leading");
-                Ok(Some(Self { leading, task }))
-            }
-        }
+        let (leading, task) = manager.watch().await;
+        tracing::info!(identity, lease = LEASE_NAME, "contending for the leadership");
+        Ok(Self { leading, task })
     }
 
-    /// Completes when the leadership is lost.
-    pub async fn lost(&mut self) {
-        let _ = self.leading.wait_for(|leading| !*leading).await;
+    /// Whether this replica holds the Lease, as that changes.
+    pub fn leading(&self) -> Leading {
+        self.leading.clone()
     }
 
-    /// Releases the Lease so that another replica takes over at once.
+    /// Releases the Lease, if held, so that another replica takes over at once. Every
+    /// [`Leading`] handed out must be dropped first.
     pub async fn release(self) {
         drop(self.leading);
         match self.task.await {
-            Ok(Ok(_)) => tracing::info!("released the leadership"),
+            Ok(Ok(_)) => tracing::info!("left the election"),
             Ok(Err(error)) => tracing::warn!(%error, "cannot release the Lease; it expires by itself"),
             Err(error) => tracing::warn!(%error, "the election task failed"),
         }
@@ -165,14 +163,13 @@ mod tests {
         let lease: Arc<Mutex<Option<Value>>> = Arc::default();
         let state = Arc::clone(&lease);
         let client = Client::new(tower::service_fn(move |r| lease_api(r, Arc::clone(&state))), "default");
-        let acquired = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            Leadership::acquire(client, "gingham-system", "operator-0", std::future::pending()),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-        let leadership = acquired.expect("no shutdown was asked for");
+        let leadership = Leadership::start(client, "gingham-system", "operator-0").await.unwrap();
+        let mut leading = leadership.leading();
+        tokio::time::timeout(std::time::Duration::from_secs(10), leading.wait_for(|leading| *leading))
+            .await
+            .unwrap()
+            .unwrap();
+        drop(leading);
         let held = lease.lock().unwrap().clone().unwrap();
         assert_eq!(held["spec"]["holderIdentity"], "operator-0");
         assert_eq!(held["spec"]["leaseDurationSeconds"], 15);
@@ -183,7 +180,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn shutdown_while_waiting_gives_up_without_leading() {
+    async fn a_replica_does_not_lead_while_another_holds_the_lease_and_leaves_it_alone() {
         let lease = Arc::new(Mutex::new(Some(json!({
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": LEASE_NAME, "namespace": "gingham-system", "resourceVersion": "1"},
@@ -192,9 +189,10 @@ mod tests {
         }))));
         let state = Arc::clone(&lease);
         let client = Client::new(tower::service_fn(move |r| lease_api(r, Arc::clone(&state))), "default");
-        let shutdown = tokio::time::sleep(std::time::Duration::from_millis(300));
-        let outcome = Leadership::acquire(client, "gingham-system", "operator-0", shutdown).await.unwrap();
-        assert!(outcome.is_none());
+        let leadership = Leadership::start(client, "gingham-system", "operator-0").await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!*leadership.leading().borrow(), "operator-1 holds the Lease");
+        leadership.release().await;
         assert_eq!(lease.lock().unwrap().as_ref().unwrap()["spec"]["holderIdentity"], "operator-1");
     }
 }

@@ -1,8 +1,14 @@
 //! The operator's Prometheus metrics: reconciles (count, errors, duration) per controller, objects
-//! managed and writes. Registered once in a sub-registry `gingham_operator` of the one registry.
+//! managed and writes, and the agents' stream (subscriptions by how they synced, messages, bytes).
+//! Registered once in a sub-registry `gingham_operator` of the one registry.
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use gingham_stream::ServerStats;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -98,6 +104,43 @@ impl Metrics {
     }
 }
 
+/// The stream server's counters, read from its [`ServerStats`] at each scrape.
+#[derive(Debug)]
+pub struct StreamMetrics(pub Arc<ServerStats>);
+
+impl StreamMetrics {
+    /// Registers the stream's counters under `gingham_operator_stream_` in `registry`.
+    pub fn register(registry: &mut Registry, stats: Arc<ServerStats>) {
+        registry.sub_registry_with_prefix("gingham_operator").register_collector(Box::new(Self(stats)));
+    }
+}
+
+impl Collector for StreamMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let load = |counter: &AtomicU64| ConstCounter::new(counter.load(Ordering::Relaxed));
+        let stats = &self.0;
+        let help = "Agents' subscriptions to the stream, by how they synced: snapshot (every item; also \
+            a subscriber that fell behind the history), delta (resumed from its revision) or content \
+            (another replica's revision: only the items whose digest differs)";
+        let mut family =
+            encoder.encode_descriptor("stream_subscriptions", help, None, load(&stats.snapshots).metric_type())?;
+        for (sync, counter) in [("snapshot", &stats.snapshots), ("delta", &stats.resumed), ("content", &stats.resynced)]
+        {
+            load(counter).encode(family.encode_family(&[("sync", sync)])?)?;
+        }
+        let totals = [
+            ("stream_resynced_items", "Items sent or removed by resyncs by content", &stats.resynced_items),
+            ("stream_messages", "Messages sent to the agents", &stats.messages),
+            ("stream_bytes", "Bytes of messages sent to the agents", &stats.bytes),
+        ];
+        for (name, help, counter) in totals {
+            let counter = load(counter);
+            counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -122,6 +165,25 @@ mod tests {
             "gingham_operator_reconcile_duration_seconds_count{controller=\"operator\"} 2",
             "gingham_operator_objects_managed{kind=\"NodeNetwork\"} 2",
             "gingham_operator_writes_total{kind=\"NodeNetwork\",op=\"apply\"} 1",
+        ] {
+            assert!(text.contains(expected), "missing {expected} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn the_stream_says_how_subscribers_synced() {
+        let mut registry = Registry::default();
+        let stats = Arc::new(ServerStats::default());
+        StreamMetrics::register(&mut registry, Arc::clone(&stats));
+        stats.resynced.fetch_add(2, Ordering::Relaxed);
+        stats.resumed.fetch_add(1, Ordering::Relaxed);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for expected in [
+            "gingham_operator_stream_subscriptions_total{sync=\"content\"} 2",
+            "gingham_operator_stream_subscriptions_total{sync=\"delta\"} 1",
+            "gingham_operator_stream_subscriptions_total{sync=\"snapshot\"} 0",
+            "gingham_operator_stream_bytes_total 0",
         ] {
             assert!(text.contains(expected), "missing {expected} in\n{text}");
         }

@@ -10,14 +10,14 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gingham_crds::api::span::SpanItem;
-use gingham_stream::{Authenticator, Publisher, Revision, SpanService, StaticTokens, serve_tcp, serve_unix};
+use gingham_stream::{
+    Authenticator, Publisher, Revision, ServerStats, SpanService, StaticTokens, serve_tcp, serve_unix,
+};
 
 use crate::core::DesiredState;
 use crate::core::engine::Changes;
 use crate::core::span::StreamState;
 
-/// How often a quiet subscriber gets an empty delta (liveness and the current revision).
-const HEARTBEAT: Duration = Duration::from_secs(10);
 /// How many revisions the hub remembers for subscribers that come back.
 const HISTORY: usize = 1024;
 
@@ -156,9 +156,15 @@ pub struct StreamFeed {
     view: StreamState,
     publisher: Publisher<SpanItem>,
     revision: Revision,
+    stats: Arc<ServerStats>,
 }
 
 impl StreamFeed {
+    /// What the server has sent (for the metrics).
+    pub fn stats(&self) -> Arc<ServerStats> {
+        Arc::clone(&self.stats)
+    }
+
     /// Publishes what the round changed: after a reload (`changes` is then everything, but nodes
     /// that went are not named) the whole view is compared, else only the nodes `changes` names.
     /// Revisions are milliseconds since the epoch (or one more than the last), so that they keep
@@ -200,13 +206,16 @@ impl StreamFeed {
 }
 
 /// Starts serving the stream on `listen` to the agents `tokens` authenticate, until `shutdown`;
-/// returns the feed the run loop publishes through.
+/// returns the feed the run loop publishes through. A quiet subscriber gets an empty delta every
+/// `heartbeat` (liveness and the current revision).
 pub async fn serve(
     listen: Listen,
     tokens: TokenFile,
+    heartbeat: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<StreamFeed, StreamError> {
-    let (service, publisher) = SpanService::new(HISTORY, Arc::new(tokens), HEARTBEAT);
+    let (service, publisher) = SpanService::new(HISTORY, Arc::new(tokens), heartbeat);
+    let (stats, origin) = (service.stats(), format!("{:016x}", service.origin()));
     let bind_error = |source| StreamError::Bind { listen: listen.clone(), source };
     // The server's error, as text (the transport's error type stays inside gingham-stream).
     type Serving = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
@@ -230,8 +239,8 @@ pub async fn serve(
             tracing::error!(%error, "the stream server stopped");
         }
     });
-    tracing::info!(%listen, "serving the stream");
-    Ok(StreamFeed { view: StreamState::default(), publisher, revision: 0 })
+    tracing::info!(%listen, origin, "serving the stream");
+    Ok(StreamFeed { view: StreamState::default(), publisher, revision: 0, stats })
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! `gingham-operator run --stream-addr`: the real binary on a file datastore serves each agent its
 //! span over gRPC. A pod that joins a set cluster-wide reaches the node whose policy uses the set
 //! as one small patch, and nothing reaches a node whose span does not hold the set; an agent may
-//! read its own span only.
+//! read its own span only. Two replicas on one directory both serve the stream, only the one
+//! holding the leader lock writes, the other writes the moment it dies, and an agent that held the
+//! first one's revision resyncs from the second by content, without a snapshot.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,7 +12,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use gingham_crds::api::span::SpanItem;
 use gingham_stream::wire::proto::{self, SyncMessage, item_update::Change, span_client::SpanClient};
+use gingham_stream::wire::{decode, held_to_wire};
+use gingham_stream::{Delivery, Replica};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use prost::Message;
 use tonic::{Code, Request, Streaming};
 
@@ -103,6 +110,15 @@ fn start(dir: &Path, stream: u16) -> Operator {
 }
 
 async fn subscribe(port: u16, node: &str, token: &str) -> Result<Streaming<SyncMessage>, tonic::Status> {
+    let request = proto::SubscribeRequest { node: node.into(), revision: None, origin: None, held: None };
+    subscribe_with(port, token, request).await
+}
+
+async fn subscribe_with(
+    port: u16,
+    token: &str,
+    request: proto::SubscribeRequest,
+) -> Result<Streaming<SyncMessage>, tonic::Status> {
     let address = format!("http://127.0.0.1:{port}");
     let mut client = loop {
         match SpanClient::connect(address.clone()).await {
@@ -110,7 +126,7 @@ async fn subscribe(port: u16, node: &str, token: &str) -> Result<Streaming<SyncM
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     };
-    let mut request = Request::new(proto::SubscribeRequest { node: node.into(), revision: None });
+    let mut request = Request::new(request);
     request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
     client.subscribe(request).await.map(tonic::Response::into_inner)
 }
@@ -174,4 +190,80 @@ async fn the_operator_streams_each_node_its_span_and_a_set_change_as_one_patch()
 
     let refused = subscribe(port, "n2", "t1").await.unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied, "{}", refused.message());
+}
+
+fn signal(operator: &Operator, signal: Signal) {
+    kill(Pid::from_raw(i32::try_from(operator.0.id()).unwrap()), signal).unwrap();
+}
+
+async fn wait_for_file(path: &Path, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while !path.exists() {
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
+/// Each item's name and its bytes as sent whole.
+fn contents(message: &SyncMessage) -> Vec<(String, Option<Change>)> {
+    message.updates.iter().map(|u| (u.key.as_ref().unwrap().name.clone(), u.change.clone())).collect()
+}
+
+#[tokio::test]
+async fn two_replicas_serve_the_stream_and_only_the_lock_holder_writes_until_it_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    write_atomic(&store.join("cluster.yaml"), CLUSTER);
+    write_atomic(&store.join("status/nodenetworks/n1.yaml"), &n1_status(&[("prod/web", "10.244.0.5")]));
+    let (port_a, port_b) = (free_port(), free_port());
+    let leader = start(dir.path(), port_a);
+    let generated = |node: &str| store.join(format!("generated/nodenetworks/{node}.yaml"));
+    assert!(wait_for_file(&generated("n1"), Duration::from_secs(20)).await, "the first replica leads and writes");
+    let follower = start(dir.path(), port_b);
+
+    // Both serve n2's span, with the same content under their own revisions.
+    let mut from_leader = subscribe(port_a, "n2", "t2").await.unwrap();
+    let mut from_follower = subscribe(port_b, "n2", "t2").await.unwrap();
+    let first = next(&mut from_leader, Duration::from_secs(20)).await.unwrap();
+    let second = next(&mut from_follower, Duration::from_secs(20)).await.unwrap();
+    assert!(first.snapshot && second.snapshot);
+    assert_ne!(first.origin, second.origin, "each replica counts its own revisions");
+    assert_eq!(contents(&first), contents(&second), "every replica computes the same span");
+
+    // With the leader frozen, nobody writes: the follower computes but does not write.
+    signal(&leader, Signal::SIGSTOP);
+    let node = "---\napiVersion: v1\nkind: Node\nmetadata: {name: n3, annotations: {gingham.dev/ipv4-address: 192.168.10.3/24}}\n";
+    write_atomic(&store.join("n3.yaml"), node);
+    assert!(!wait_for_file(&generated("n3"), Duration::from_secs(3)).await, "a follower writes nothing");
+    // The leader dies: the follower takes the lock at once and writes.
+    signal(&leader, Signal::SIGKILL);
+    assert!(wait_for_file(&generated("n3"), Duration::from_secs(10)).await, "the follower took over the writing");
+
+    // n2 held the dead leader's revision: the follower sends only what differs (n3 joined the mesh,
+    // so n2's BGP peers), not a snapshot.
+    let mut copy: Replica<SpanItem> = Replica::default();
+    let held_at = first.revision;
+    copy.apply(decode::<SpanItem>(first.clone()).unwrap()).unwrap();
+    let request = proto::SubscribeRequest {
+        node: "n2".into(),
+        revision: Some(held_at),
+        origin: Some(first.origin),
+        held: Some(held_to_wire(copy.items()).unwrap()),
+    };
+    let mut resynced = subscribe_with(port_b, "t2", request).await.unwrap();
+    let delta = next(&mut resynced, Duration::from_secs(10)).await.unwrap();
+    assert!(!delta.snapshot, "a delta by content, not a snapshot");
+    assert_eq!(delta.from_revision, held_at);
+    let kinds: Vec<i32> = delta.updates.iter().map(|u| u.key.as_ref().unwrap().kind).collect();
+    assert_eq!(kinds, [i32::from(proto::ItemKind::BgpPeers)], "only n2's peers changed: {:?}", names(&delta));
+    let delivery: Delivery<SpanItem> = decode(delta).unwrap();
+    copy.apply(delivery).unwrap();
+    let fresh = next(&mut subscribe(port_b, "n2", "t2").await.unwrap(), Duration::from_secs(10)).await.unwrap();
+    let mut expected: Replica<SpanItem> = Replica::default();
+    expected.apply(decode::<SpanItem>(fresh).unwrap()).unwrap();
+    assert_eq!(copy.items(), expected.items(), "resynced equals the follower's snapshot");
+    drop(follower);
 }

@@ -1,6 +1,7 @@
-//! The run loop: observe through the datastore, update the core's incremental engine, apply the
-//! desired state through the datastore; count and time every round. A failed round is retried
-//! with backoff even when nothing changes; the loop ends only at shutdown.
+//! The run loop: observe through the datastore, update the core's incremental engine, publish the
+//! round's changes to the agents' stream and, while this replica leads, apply the desired state
+//! through the datastore; count and time every round. A failed round is retried with backoff even
+//! when nothing changes; the loop ends only at shutdown.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -10,6 +11,7 @@ use crate::core::engine::Engine;
 use crate::core::{ObjectProblem, OperatorSettings};
 use crate::datastore::{Datastore, Observation};
 use crate::health::Readiness;
+use crate::leader::Leading;
 use crate::metrics::Metrics;
 use crate::stream::StreamFeed;
 
@@ -21,17 +23,37 @@ const FIRST_RETRY: Duration = Duration::from_millis(500);
 /// The longest retry delay.
 const MAX_RETRY: Duration = Duration::from_secs(60);
 
+/// What woke the loop.
+enum Wake<O> {
+    Shutdown,
+    /// The datastore's next observation.
+    Observed(O),
+    /// Leadership may have changed (`false`: it never will again).
+    Leadership(bool),
+}
+
+/// Completes when `leading` says this replica no longer leads; never, when that cannot change.
+async fn lost(leading: &mut Leading) {
+    if leading.wait_for(|leads| !*leads).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Runs reconcile rounds until `shutdown` completes.
 ///
 /// A snapshot rebuilds the core's incremental engine; events update it, and only the objects they
 /// change are compared and written. After a failed apply, the next round compares everything.
-/// With a `stream`, every round's changes are also published to the agents' stream.
+/// With a `stream`, every round's changes are also published to the agents' stream. Every replica
+/// computes and serves the stream; only while `leading` says so does it write, comparing
+/// everything on the round it starts to lead. A write under way when the leadership is lost is
+/// abandoned.
 pub async fn run<D: Datastore>(
     datastore: &mut D,
     settings: &OperatorSettings,
     metrics: &Metrics,
     readiness: &Readiness,
     mut stream: Option<&mut StreamFeed>,
+    mut leading: Leading,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
@@ -40,6 +62,11 @@ pub async fn run<D: Datastore>(
     let mut compare_all = true;
     let mut reloaded = true;
     let mut problems: BTreeSet<ObjectProblem> = BTreeSet::new();
+    let mut leads = *leading.borrow_and_update();
+    let mut elections = true;
+    if !leads {
+        tracing::info!("not leading: computing and serving the stream, writing nothing");
+    }
     loop {
         let next = async {
             match retry {
@@ -50,10 +77,33 @@ pub async fn run<D: Datastore>(
                 None => datastore.next().await,
             }
         };
-        let observation = tokio::select! {
+        let wake = tokio::select! {
             biased;
-            () = &mut shutdown => return,
-            observation = next => observation,
+            () = &mut shutdown => Wake::Shutdown,
+            changed = leading.changed(), if elections => Wake::Leadership(changed.is_ok()),
+            observation = next => Wake::Observed(observation),
+        };
+        let observation = match wake {
+            Wake::Shutdown => return,
+            Wake::Observed(observation) => observation,
+            Wake::Leadership(false) => {
+                elections = false;
+                continue;
+            }
+            Wake::Leadership(true) => {
+                let now = *leading.borrow_and_update();
+                if now == leads {
+                    continue;
+                }
+                leads = now;
+                if !leads {
+                    tracing::info!("no longer leading: computing and serving the stream, writing nothing");
+                    continue;
+                }
+                tracing::info!("leading: writing the desired state, compared in full");
+                compare_all = true;
+                Ok(Observation::Events(Vec::new()))
+            }
         };
         let started = Instant::now();
         let outcome = match observation {
@@ -83,13 +133,27 @@ pub async fn run<D: Datastore>(
                 if let Some(feed) = stream.as_deref_mut() {
                     feed.observe(desired, &changes, std::mem::take(&mut reloaded));
                 }
-                match datastore.apply(desired, (!compare_all).then_some(&changes)).await {
-                    Ok(summary) => {
+                let written = if leads {
+                    tokio::select! {
+                        written = datastore.apply(desired, (!compare_all).then_some(&changes)) => Some(written),
+                        () = lost(&mut leading) => None,
+                    }
+                } else {
+                    Some(Ok(crate::datastore::WriteSummary::default()))
+                };
+                match written {
+                    Some(Ok(summary)) => {
                         metrics.wrote(&summary);
-                        tracing::info!(writes = summary.total(), "reconciled");
+                        tracing::info!(writes = summary.total(), leads, "reconciled");
                         Ok(())
                     }
-                    Err(e) => Err((e.label(), e.to_string())),
+                    Some(Err(e)) => Err((e.label(), e.to_string())),
+                    None => {
+                        // The next leading round compares everything.
+                        leads = false;
+                        tracing::warn!("lost the leadership during a write; abandoned it, writing nothing more");
+                        Ok(())
+                    }
                 }
             }
             (Ok(()), None) => Ok(()),

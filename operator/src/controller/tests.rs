@@ -71,7 +71,7 @@ async fn a_failed_apply_is_retried_without_a_new_snapshot_and_then_the_operator_
         let _ = stop.send(());
         applies
     });
-    run(&mut datastore, &settings, &metrics, &readiness, None, async {
+    run(&mut datastore, &settings, &metrics, &readiness, None, crate::leader::always(), async {
         let _ = stopped.await;
     })
     .await;
@@ -88,4 +88,41 @@ async fn a_failed_apply_is_retried_without_a_new_snapshot_and_then_the_operator_
         text.contains("gingham_operator_reconcile_errors_total{controller=\"cluster\",error=\"write\"} 2"),
         "{text}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_writes_only_while_it_leads_and_compares_everything_when_it_starts_to() {
+    let applied = Arc::new(Mutex::new(0));
+    let compared_all = Arc::new(Mutex::new(Vec::new()));
+    let mut datastore = Scripted {
+        snapshots: 0,
+        applies: Arc::default(),
+        applied: Arc::clone(&applied),
+        compared_all: Arc::clone(&compared_all),
+    };
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let readiness = Readiness::default();
+    let (elect, leading) = tokio::sync::watch::channel(false);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (observed, counter) = (readiness.clone(), Arc::clone(&applied));
+    let driver = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let as_follower = (*counter.lock().unwrap(), observed.get());
+        elect.send_replace(true);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let as_leader = *counter.lock().unwrap();
+        elect.send_replace(false);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = stop.send(());
+        (as_follower, as_leader)
+    });
+    run(&mut datastore, &OperatorSettings::default(), &metrics, &readiness, None, leading, async {
+        let _ = stopped.await;
+    })
+    .await;
+    let (as_follower, as_leader) = driver.await.unwrap();
+    assert_eq!(as_follower, (0, true), "a follower computes (and is ready to serve) but writes nothing");
+    assert_eq!(as_leader, 1, "the new leader writes at once, without waiting for a change");
+    assert_eq!(*compared_all.lock().unwrap(), [true], "and compares everything");
 }
