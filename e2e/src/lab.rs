@@ -10,7 +10,7 @@ use crate::process::{self, SpawnError};
 use crate::scenario::Scenario;
 use crate::state::{LabState, NodeRecord, StateError};
 use crate::stream;
-use crate::topology::{self, TopologyError, names};
+use crate::topology::{self, TopologyError};
 
 /// The lab could not be brought up or down.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +104,7 @@ pub fn up(scenario: &Scenario, options: &UpOptions) -> Result<LabState, LabError
     let state_dir = options.state_dir.clone().unwrap_or_else(|| LabState::default_dir(&scenario.prefix));
     down(&scenario.prefix, &state_dir)?;
     let mut state = LabState::new(&scenario.prefix, &state_dir, &options.bin_dir);
+    state.operator = scenario.operator;
     state.save()?;
     topology::build_underlay(&mut state, &scenario.subnets)?;
     let store = state.datastore();
@@ -120,7 +121,10 @@ pub fn up(scenario: &Scenario, options: &UpOptions) -> Result<LabState, LabError
     if options.topology_only {
         return Ok(state);
     }
-    start_operator(&mut state)?;
+    stream::setup(&mut state)?;
+    for replica in 0..state.operator.replicas {
+        start_operator(&mut state, replica)?;
+    }
     for node in state.nodes.clone() {
         start_agent(&mut state, &node)?;
     }
@@ -134,19 +138,23 @@ pub fn up(scenario: &Scenario, options: &UpOptions) -> Result<LabState, LabError
     Ok(state)
 }
 
-/// Starts the operator on the lab's datastore, inside the underlay namespace (so that a prefix
-/// scan finds it after a crash), serving the agents' stream on a unix socket in the lab's directory.
-pub fn start_operator(state: &mut LabState) -> Result<(), LabError> {
+/// Starts operator replica `replica` (0-based) on the lab's datastore, inside the underlay
+/// namespace (or the control host's, for a stream over TCP: either way a prefix scan finds it after
+/// a crash), serving the agents' stream where [`stream::endpoint`] says. Every replica computes and
+/// serves; the one holding the datastore's leader lock writes.
+pub fn start_operator(state: &mut LabState, replica: usize) -> Result<(), LabError> {
     let bin = state.bin_dir.join(OPERATOR);
     let dir = state.datastore().display().to_string();
-    let ul = names::underlay(&state.prefix);
     stream::prepare(state)?;
-    let listen = format!("unix:{}", stream::socket(state).display());
+    let (listen, _) = stream::endpoint(state, replica);
     let tokens = stream::tokens_file(state).display().to_string();
+    let offset = u16::try_from(replica).unwrap_or(0);
+    let (health, metrics) = (format!("127.0.0.1:{}", 8080 + offset), format!("127.0.0.1:{}", 9090 + offset));
     let mut command = Command::new("ip");
-    command.args(["netns", "exec", &ul]).arg(bin).args(["run", "--datastore", "file", "--dir", &dir]);
-    command.args(["--stream-addr", &listen, "--stream-tokens", &tokens]);
-    let record = process::spawn("operator", &mut command, &state.logs().join("operator.log"))?;
+    command.args(["netns", "exec", &stream::operator_netns(state)]).arg(bin);
+    command.args(["run", "--datastore", "file", "--dir", &dir, "--health-addr", &health, "--metrics-addr", &metrics]);
+    command.args(["--stream-addr", &listen, "--stream-tokens", &tokens, "--stream-heartbeat", "1"]);
+    let record = process::spawn(&stream::replica_name(replica), &mut command, &stream::replica_log(state, replica))?;
     state.processes.push(record);
     state.save()?;
     Ok(())
@@ -158,7 +166,7 @@ pub fn cni_socket(node: &NodeRecord) -> PathBuf {
 }
 
 /// Starts a node's agent inside the node's namespace, following its span from the operator's
-/// stream with a token of its own.
+/// replicas with a token of its own.
 pub fn start_agent(state: &mut LabState, node: &NodeRecord) -> Result<(), LabError> {
     let bin = state.bin_dir.join(AGENT);
     let path = |p: PathBuf| p.display().to_string();
@@ -177,11 +185,12 @@ pub fn start_agent(state: &mut LabState, node: &NodeRecord) -> Result<(), LabErr
         &path(cni_socket(node)),
         "--bird-dir",
         &path(node.dir.join("bird")),
-        "--stream-server",
-        &format!("unix:{}", stream::socket(state).display()),
         "--stream-token-file",
         &path(token),
     ]);
+    for server in stream::servers(state) {
+        command.args(["--stream-server", &server]);
+    }
     let name = format!("agent {}", node.name);
     let record = process::spawn(&name, &mut command, &state.logs().join(format!("agent-{}.log", node.name)))?;
     state.processes.push(record);

@@ -11,6 +11,7 @@ pub mod datastore;
 pub mod harness;
 pub mod lab;
 pub mod live;
+pub mod nft;
 pub mod pods;
 pub mod probe;
 pub mod process;

@@ -29,6 +29,12 @@ pub enum PodError {
         /// The node.
         node: String,
     },
+    /// The pod is not in the lab.
+    #[error("pod {pod} is not in the lab; add it first")]
+    UnknownPod {
+        /// The pod.
+        pod: String,
+    },
     /// CNI ADD or DEL failed.
     #[error("pod {pod}: CNI {command} on {node} failed: {detail}")]
     Cni {
@@ -235,6 +241,17 @@ pub fn add(state: &mut LabState, spec: &PodSpec) -> Result<PodRecord, PodError> 
     datastore::put(&state.datastore(), &datastore::pod_object(spec, &record.uid, record.address.as_deref()))?;
     start_server(state, &record, spec)?;
     Ok(record)
+}
+
+/// Writes a pod's Pod object again from `spec` (new labels, say, as `kubectl label` would),
+/// keeping the uid and address it was plumbed with.
+pub fn update(state: &LabState, spec: &PodSpec) -> Result<(), PodError> {
+    let record = state.pods.iter().find(|p| p.namespace == spec.namespace && p.name == spec.name);
+    let Some(record) = record else {
+        return Err(PodError::UnknownPod { pod: format!("{}/{}", spec.namespace, spec.name) });
+    };
+    datastore::put(&state.datastore(), &datastore::pod_object(spec, &record.uid, record.address.as_deref()))?;
+    Ok(())
 }
 
 /// Starts `gingham-lab serve` in the pod on its ports and [`PROBE_PORT`].

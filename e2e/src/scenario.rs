@@ -8,6 +8,8 @@ use ipnet::Ipv4Net;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::stream::{MAX_REPLICAS, OperatorSpec};
+
 /// The scenario `gingham-lab up` uses when none is given.
 pub const DEFAULT_SCENARIO: &str = include_str!("../scenarios/default.yaml");
 
@@ -43,6 +45,10 @@ pub struct ScenarioErrors(pub Vec<ScenarioError>);
 pub struct LabSpec {
     /// Prefix of every namespace the lab creates: 2-8 lowercase letters or digits.
     pub prefix: Spanned<String>,
+    /// How the operator runs: `{replicas: 1-3, stream: unix|tcp}` (one replica on unix sockets by
+    /// default).
+    #[serde(default)]
+    pub operator: OperatorSpec,
 }
 
 /// An underlay subnet (one bridge).
@@ -146,6 +152,8 @@ pub struct RawScenario {
 pub struct Scenario {
     /// The namespace prefix.
     pub prefix: String,
+    /// How the operator runs.
+    pub operator: OperatorSpec,
     /// The subnets, parsed.
     pub subnets: Vec<(String, Ipv4Net)>,
     /// The nodes.
@@ -197,6 +205,14 @@ fn check(raw: RawScenario) -> Result<Scenario, ScenarioErrors> {
             "lab.prefix",
             format!("{prefix:?} is not 2-8 lowercase letters or digits starting with a letter"),
             "use a short name such as ghlab",
+        ));
+    }
+    if !(1..=MAX_REPLICAS).contains(&raw.lab.operator.replicas) {
+        errors.push(err(
+            raw.lab.prefix.referenced.line(),
+            "lab.operator.replicas",
+            format!("{} replicas; the lab runs 1 to {MAX_REPLICAS}", raw.lab.operator.replicas),
+            "use e.g. {replicas: 2}",
         ));
     }
     let underlay: Ipv4Net = UNDERLAY_RANGE.parse().unwrap_or_default();
@@ -315,6 +331,7 @@ fn check(raw: RawScenario) -> Result<Scenario, ScenarioErrors> {
     }
     Ok(Scenario {
         prefix,
+        operator: raw.lab.operator,
         subnets,
         nodes: raw.nodes.into_iter().map(|n| n.value).collect(),
         namespaces,

@@ -63,3 +63,15 @@ fn pod_namespaces_are_added_and_objects_validated() {
     let ok = parse(&format!("{BASE}pods:\n  - {{name: p, namespace: team, node: n1}}\n")).unwrap();
     assert!(ok.namespaces.iter().any(|n| n.name == "team"));
 }
+
+#[test]
+fn the_operator_runs_one_replica_on_a_socket_unless_told_otherwise() {
+    use crate::stream::{OperatorSpec, Transport};
+    assert_eq!(parse(BASE).unwrap().operator, OperatorSpec { replicas: 1, stream: Transport::Unix });
+    let two = parse(&BASE.replace("{prefix: t1}", "{prefix: t1, operator: {replicas: 2, stream: tcp}}")).unwrap();
+    assert_eq!(two.operator, OperatorSpec { replicas: 2, stream: Transport::Tcp });
+    let errors = parse(&BASE.replace("{prefix: t1}", "{prefix: t1, operator: {replicas: 9}}")).unwrap_err().0;
+    assert_eq!(errors[0].field, "lab.operator.replicas", "{errors:?}");
+    let errors = parse(&BASE.replace("{prefix: t1}", "{prefix: t1, operator: {stream: udp}}")).unwrap_err().0;
+    assert!(errors[0].message.contains("udp"), "{errors:?}");
+}

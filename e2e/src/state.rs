@@ -104,6 +104,9 @@ pub struct LabState {
     pub pods: Vec<PodRecord>,
     /// Underlay subnets: name and CIDR.
     pub subnets: Vec<(String, String)>,
+    /// How the operator runs: its replicas and the stream's transport.
+    #[serde(default)]
+    pub operator: crate::stream::OperatorSpec,
 }
 
 impl LabState {

@@ -1,28 +1,21 @@
 //! The agents' stream on the lab (docs/stream.md): the operator killed with SIGKILL and started
 //! again under a 10 ms ping loses no packet and rewrites no nftables table or route on any node;
 //! the agents keep enforcing what they hold while the stream is down and say so in their status,
-//! resync when it is back, and a policy changed afterwards is enforced through the stream. Runs as
-//! root.
+//! resync by content when it is back (the restarted operator counts other revisions, and nothing
+//! changed: no snapshot, nothing sent), and a policy changed afterwards is enforced through the
+//! stream. Runs as root.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{POLICY_SCENARIO, routes, up};
+use common::stream::{WEB_FROM_CLIENTS, dataplanes, wait_for_stream, wait_until};
+use common::{POLICY_SCENARIO, up};
 use gingham_e2e::harness::{LabGuard, Pinger};
 use gingham_e2e::probe::{self, Probe, Reach};
-use gingham_e2e::{cmd, lab, process};
+use gingham_e2e::{lab, process, stream};
 use nix::sys::signal::Signal;
-
-/// prod/web accepts prod/client only.
-const CLIENT_ONLY: &str = "apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: web, namespace: prod}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  ingress: [{from: [{podSelector: {matchLabels: {app: client}}}]}]
-";
 
 /// The same, and every pod of namespace dev too.
 const CLIENT_AND_DEV: &str = "apiVersion: networking.k8s.io/v1
@@ -33,44 +26,7 @@ spec:
   ingress: [{from: [{podSelector: {matchLabels: {app: client}}}, {namespaceSelector: {matchLabels: {env: dev}}}]}]
 ";
 
-fn nodes() -> [&'static str; 3] {
-    ["n1", "n2", "n3"]
-}
-
-/// Every node's routes and nftables table.
-fn dataplanes(lab: &LabGuard) -> Vec<(String, String)> {
-    nodes()
-        .iter()
-        .map(|node| {
-            (
-                routes(lab, node),
-                cmd::run_in(&lab.node_netns(node), "nft", &["list", "table", "inet", "gingham"]).unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn synced(lab: &LabGuard) -> usize {
-    std::fs::read_to_string(lab.state.logs().join("operator.log"))
-        .unwrap_or_default()
-        .matches("subscriber synced")
-        .count()
-}
-
-/// Waits until every node's status says the stream is in `state`.
-fn wait_for_stream_state(lab: &LabGuard, state: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = |node: &str| {
-        let path = lab.datastore().join(format!("status/nodenetworks/{node}.yaml"));
-        std::fs::read_to_string(path).unwrap_or_default()
-    };
-    for node in nodes() {
-        while !status(node).contains(&format!("state: {state}")) {
-            assert!(Instant::now() < deadline, "{node}'s status never said the stream is {state}:\n{}", status(node));
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
+const NODES: [&str; 3] = ["n1", "n2", "n3"];
 
 fn dev_reaches_web(lab: &LabGuard) -> Reach {
     let (dev, _) = lab.pod("dev/client");
@@ -81,9 +37,10 @@ fn dev_reaches_web(lab: &LabGuard) -> Reach {
 #[test]
 fn the_operator_killed_and_restarted_costs_no_packet_and_rewrites_nothing() {
     let mut lab = up(POLICY_SCENARIO, "ghstream");
-    lab.apply(CLIENT_ONLY).unwrap();
+    lab.apply(WEB_FROM_CLIENTS).unwrap();
     assert_eq!(dev_reaches_web(&lab), Reach::Blocked, "only prod/client may reach prod/web");
-    assert_eq!(synced(&lab), 3, "every agent follows the stream");
+    let first = stream::syncs(&lab.state, 0);
+    assert_eq!(first.len(), 3, "every agent follows the stream: {first:?}");
     let before = dataplanes(&lab);
     let (client, _) = lab.pod("prod/client");
     let (_, web) = lab.pod("prod/web");
@@ -93,15 +50,19 @@ fn the_operator_killed_and_restarted_costs_no_packet_and_rewrites_nothing() {
     let operator = lab.state.processes.iter().find(|p| p.name == "operator").cloned().unwrap();
     assert!(process::signal(&operator, Signal::SIGKILL), "the lab's operator runs");
     lab.state.processes.retain(|p| p.name != "operator");
-    wait_for_stream_state(&lab, "Disconnected");
+    wait_for_stream(&lab, &NODES, "Disconnected", None);
     std::thread::sleep(Duration::from_secs(1));
-    lab::start_operator(&mut lab.state).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while synced(&lab) < 6 {
-        assert!(Instant::now() < deadline, "the agents did not resync with the new operator");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    wait_for_stream_state(&lab, "Streaming");
+    lab::start_operator(&mut lab.state, 0).unwrap();
+    wait_until("the agents to resync with the new operator", Duration::from_secs(30), || {
+        let syncs = stream::syncs(&lab.state, 0);
+        if syncs.len() >= 6 { Ok(()) } else { Err(format!("{syncs:?}")) }
+    });
+    let resyncs = &stream::syncs(&lab.state, 0)[3..];
+    assert!(
+        resyncs.iter().all(|(_, how)| how == "content"),
+        "the restarted operator counts other revisions: every agent resynced by content, none by snapshot: {resyncs:?}"
+    );
+    wait_for_stream(&lab, &NODES, "Streaming", None);
     std::thread::sleep(Duration::from_secs(2));
     let count = pinger.stop().unwrap();
     eprintln!("operator restart: {} of {} pings lost", count.lost(), count.sent);

@@ -55,6 +55,23 @@ pub fn up(text: &str, prefix: &str) -> LabGuard {
     }
 }
 
+pub mod stream;
+
+/// Every pod pair (probed by ICMP, the whole matrix) whose reachability is not what
+/// `allowed(from, to)` says, with what was seen.
+pub fn wrong_pairs(lab: &LabGuard, allowed: impl Fn(&str, &str) -> bool) -> Vec<String> {
+    let matrix = probe::matrix(&lab.state, Probe::Icmp);
+    let pods = lab.state.pods.len();
+    assert_eq!(matrix.len(), pods * (pods - 1), "every pair was probed");
+    matrix
+        .iter()
+        .filter(|((from, to), seen)| (**seen == Reach::Ok) != allowed(from, to))
+        .map(|((from, to), seen)| {
+            format!("{from} -> {to}: {seen:?}, expected {}", if allowed(from, to) { "ok" } else { "blocked" })
+        })
+        .collect()
+}
+
 /// Every pod reaches every other pod by ICMP.
 pub fn assert_full_mesh(lab: &LabGuard) {
     let matrix = probe::matrix(&lab.state, Probe::Icmp);
