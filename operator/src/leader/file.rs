@@ -16,39 +16,35 @@ use super::{LeaderError, Leading};
 /// How often the holder checks whether anyone still listens (it releases the lock when nobody does).
 const LISTEN_CHECK: Duration = Duration::from_millis(200);
 
-/// Contends for the lock of the datastore in `dir`: the returned [`Leading`] turns true once this
-/// replica holds it. A thread waits for the lock and holds it until the process exits or every
-/// [`Leading`] of this call is dropped.
+/// Contends for the lock of the datastore in `dir`: the returned [`Leading`] is true once this
+/// replica holds it (at once, when nobody else does). A thread holds the lock, or waits for it,
+/// until the process exits or every [`Leading`] of this call is dropped.
 pub fn contend(dir: &Path) -> Result<Leading, LeaderError> {
     let path = dir.join(LEADER_LOCK);
     let error = |source| LeaderError::LockFile { path: path.clone(), source };
     let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(error)?;
-    let (sender, leading) = watch::channel(false);
-    let thread_path = path.clone();
-    std::thread::Builder::new()
-        .name("leader-lock".into())
-        .spawn(move || hold(&file, &thread_path, &sender))
-        .map_err(error)?;
+    let held = match file.try_lock() {
+        Ok(()) => true,
+        Err(TryLockError::WouldBlock) => false,
+        Err(TryLockError::Error(source)) => return Err(error(source)),
+    };
+    let (sender, leading) = watch::channel(held);
+    let lock = path.display().to_string();
+    std::thread::Builder::new().name("leader-lock".into()).spawn(move || hold(&file, &lock, &sender)).map_err(error)?;
     Ok(leading)
 }
 
-/// Takes the lock (waiting while another replica holds it), says so, and keeps it while anyone
-/// listens.
-fn hold(file: &File, path: &Path, sender: &watch::Sender<bool>) {
-    let locked = match file.try_lock() {
-        Ok(()) => Ok(()),
-        Err(TryLockError::WouldBlock) => {
-            tracing::info!(lock = %path.display(), "another replica leads; serving the stream and waiting for its lock");
-            file.lock()
+/// Waits for the lock unless it is held already, says so, and keeps it while anyone listens.
+fn hold(file: &File, lock: &str, sender: &watch::Sender<bool>) {
+    if !*sender.borrow() {
+        tracing::info!(lock, "another replica leads; serving the stream and waiting for its lock");
+        if let Err(error) = file.lock() {
+            tracing::error!(lock, %error, "cannot lock; this replica never writes");
+            return;
         }
-        Err(TryLockError::Error(error)) => Err(error),
-    };
-    if let Err(error) = locked {
-        tracing::error!(lock = %path.display(), %error, "cannot lock; this replica never writes");
-        return;
+        sender.send_replace(true);
     }
-    tracing::info!(lock = %path.display(), "leading: this replica writes");
-    sender.send_replace(true);
+    tracing::info!(lock, "leading: this replica writes");
     while !sender.is_closed() {
         std::thread::park_timeout(LISTEN_CHECK);
     }
@@ -63,9 +59,9 @@ mod tests {
     #[tokio::test]
     async fn one_replica_leads_and_another_takes_over_the_moment_it_stops() {
         let dir = tempfile::tempdir().unwrap();
-        let mut first = contend(dir.path()).unwrap();
+        let first = contend(dir.path()).unwrap();
+        assert!(*first.borrow(), "a lock nobody holds is taken at once");
         let within = Duration::from_secs(5);
-        tokio::time::timeout(within, first.wait_for(|leading| *leading)).await.unwrap().unwrap();
         let mut second = contend(dir.path()).unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!*second.borrow(), "one leader at a time");
