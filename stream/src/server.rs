@@ -345,12 +345,13 @@ pub async fn serve_tcp<V: WireItem>(
     router(service).serve_with_incoming_shutdown(incoming, shutdown).await
 }
 
-/// The transport around `service`. It pings every connection each heartbeat and drops one that does
-/// not answer within another, so that a subscriber cut off the network does not hold its task.
+/// The transport around `service`. It pings every connection each heartbeat and drops one that
+/// leaves three pings unanswered, so that a subscriber cut off the network does not hold its task.
 fn router<V: WireItem>(service: SpanService<V>) -> tonic::transport::server::Router {
-    let heartbeat = Some(service.heartbeat);
-    let mut builder =
-        tonic::transport::Server::builder().http2_keepalive_interval(heartbeat).http2_keepalive_timeout(heartbeat);
+    let heartbeat = service.heartbeat;
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(heartbeat))
+        .http2_keepalive_timeout(Some(heartbeat.saturating_mul(3)));
     builder.add_service(proto::span_server::SpanServer::new(service))
 }
 
