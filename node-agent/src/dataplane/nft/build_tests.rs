@@ -96,7 +96,7 @@ fn a_missing_policy_fails_closed() {
     let to = &rules.maps.iter().find(|m| m.name == TO_ENDPOINT).unwrap().elements;
     let chain = rules.chains.iter().find(|c| Some(&c.name) == to.get(&endpoints[0].interface)).unwrap();
     let texts: Vec<String> = chain.rules.iter().map(render::rule_text).collect();
-    assert_eq!(texts[1], "drop comment \"policy default/gone is not in the spec\"");
+    assert_eq!(texts[1], "drop comment \"policy default/gone is not in the span\"");
 }
 
 #[test]
