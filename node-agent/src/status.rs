@@ -243,6 +243,31 @@ mod tests {
                 ("False", "SessionsLeftOut"),
                 Some("BGP session \"peer_x\" left out of BIRD's config: keepaliveSeconds 0 is out of range"),
             ),
+            // Before the span arrives, policy and BGP wait for it: the node is not ready.
+            (
+                StatusInputs { waiting_for_span: true, ..base.clone() },
+                conditions::POLICY_PROGRAMMED,
+                ("False", "WaitingForSpan"),
+                None,
+            ),
+            (
+                StatusInputs { waiting_for_span: true, ..base.clone() },
+                conditions::READY,
+                ("False", "PolicyProgrammedNotTrue"),
+                None,
+            ),
+            (
+                StatusInputs { waiting_for_span: true, bgp_enabled: true, ..base.clone() },
+                conditions::BGP_ESTABLISHED,
+                ("False", "WaitingForSpan"),
+                None,
+            ),
+            (
+                StatusInputs { waiting_for_span: true, report: None, ..base.clone() },
+                conditions::POLICY_PROGRAMMED,
+                ("Unknown", "NoSpec"),
+                None,
+            ),
             // Routes and policy stay programmed for the endpoints last read: reported, not unready.
             (
                 StatusInputs { ipam_error: Some("IPAM lock held"), ..base.clone() },
