@@ -197,3 +197,19 @@ async fn shutdown() {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_span_comes_from_the_stream_or_a_file_not_both() {
+        let args = ["gingham-node-agent", "--node", "n", "--span-file", "/etc/gingham/span.yaml"];
+        let cli = Cli::try_parse_from(args).map_err(|e| e.to_string());
+        assert_eq!(cli.map(|c| c.span_file), Ok(Some(PathBuf::from("/etc/gingham/span.yaml"))));
+        let both = Cli::try_parse_from(args.into_iter().chain(["--stream-server", "unix:/run/stream.sock"]));
+        let error = both.map(drop).unwrap_err().to_string();
+        assert!(error.contains("--span-file") && error.contains("--stream-server"), "{error}");
+        assert!(error.contains("cannot be used with"), "{error}");
+    }
+}
