@@ -199,6 +199,7 @@ async fn shutdown() {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -37,31 +37,37 @@ fn node() -> Node {
         }],
         ..NodeNetworkSpec::default()
     };
-    let mut span = NodeSpan::default();
-    span.ip_sets =
-        vec![IpSet { name: "clients".into(), kind: IpSetKind::Addresses, members: vec!["10.80.0.5".into()] }.into()];
-    span.policies = vec![
-        CompiledPolicy {
-            name: "default/allow-8080".into(),
-            ingress: vec![CompiledRule {
-                action: Action::Allow,
-                protocol: Some(6),
-                source: CompiledMatch { sets: vec!["clients".into()], ..Default::default() },
-                destination: CompiledMatch { ports: vec![PortRange { first: 8080, last: 8080 }], ..Default::default() },
+    let span = NodeSpan {
+        ip_sets: vec![
+            IpSet { name: "clients".into(), kind: IpSetKind::Addresses, members: vec!["10.80.0.5".into()] }.into(),
+        ],
+        policies: vec![
+            CompiledPolicy {
+                name: "default/allow-8080".into(),
+                ingress: vec![CompiledRule {
+                    action: Action::Allow,
+                    protocol: Some(6),
+                    source: CompiledMatch { sets: vec!["clients".into()], ..Default::default() },
+                    destination: CompiledMatch {
+                        ports: vec![PortRange { first: 8080, last: 8080 }],
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                }],
+                egress: vec![],
+            }
+            .into(),
+        ],
+        endpoints: vec![
+            EndpointPolicy { name: "default/client".into(), ..Default::default() },
+            EndpointPolicy {
+                name: "default/server".into(),
+                ingress: vec!["default/allow-8080".into()],
                 ..Default::default()
-            }],
-            egress: vec![],
-        }
-        .into(),
-    ];
-    span.endpoints = vec![
-        EndpointPolicy { name: "default/client".into(), ..Default::default() },
-        EndpointPolicy {
-            name: "default/server".into(),
-            ingress: vec!["default/allow-8080".into()],
-            ..Default::default()
-        },
-    ];
+            },
+        ],
+        bgp_peers: Vec::new(),
+    };
     Node { name: "node-a".into(), spec, span: Some(span), blocks: vec![], endpoints }
 }
 

@@ -92,8 +92,7 @@ pub fn policy_span() -> NodeSpan {
         CompiledMatch, CompiledPolicy, CompiledRule, EndpointPolicy, IcmpMatch, IpSet, IpSetKind, PortRange,
     };
     use gingham_crds::api::policy::Action;
-    let mut span = NodeSpan::default();
-    span.ip_sets = vec![
+    let ip_sets = vec![
         IpSet {
             name: "clients".into(),
             kind: IpSetKind::Addresses,
@@ -126,11 +125,11 @@ pub fn policy_span() -> NodeSpan {
         destination: CompiledMatch { nets: vec!["192.168.0.0/16".into()], ..Default::default() },
         ..Default::default()
     };
-    span.policies = vec![
+    let policies = vec![
         CompiledPolicy { name: "default/allow-http".into(), ingress: vec![http, ping], egress: vec![] }.into(),
         CompiledPolicy { name: "global/audit".into(), ingress: vec![], egress: vec![log, deny] }.into(),
     ];
-    span.endpoints = vec![
+    let endpoints = vec![
         EndpointPolicy {
             name: "default/web".into(),
             uid: None,
@@ -139,7 +138,7 @@ pub fn policy_span() -> NodeSpan {
         },
         EndpointPolicy { name: "default/db".into(), ..EndpointPolicy::default() },
     ];
-    span
+    NodeSpan { endpoints, policies, ip_sets, bgp_peers: Vec::new() }
 }
 
 /// The plan of `spec` and `span` with no other node's blocks.
