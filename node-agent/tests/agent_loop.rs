@@ -56,6 +56,18 @@ fn write_spec(dir: &Path, generation: i64, spec_yaml: &str) {
 
 const GOOD: &str = "  address: 192.168.10.2/24\n  blocks: [10.70.0.0/28]\n";
 
+/// A CNI ADD of pod `default/<pod>` in container `container`, as the plugin asks for it.
+fn add_request(container: &str, pod: &str) -> Request {
+    Request::Add {
+        container_id: container.into(),
+        netns: format!("/run/netns/{container}").into(),
+        ifname: "eth0".into(),
+        namespace: "default".into(),
+        pod: pod.into(),
+        uid: None,
+    }
+}
+
 /// Writes the node's span file (`span.yaml` in `dir`), as `gingham-operator render` would.
 fn write_span(dir: &Path, yaml: &str) {
     let temp = dir.join(".span.yaml.tmp");
@@ -112,15 +124,31 @@ fn start(
     (stop, running)
 }
 
+/// One node's set-up: its datastore directory (NodeNetwork and span file), its IPAM state, and
+/// what its loop shares with the CNI API.
+struct TestNode {
+    dir: tempfile::TempDir,
+    state: tempfile::TempDir,
+    shared: Arc<Shared>,
+    ipam: IpamStore,
+    dataplane: FakeDataplane,
+}
+
+impl TestNode {
+    /// A node whose NodeNetwork has `spec_yaml` (generation 1) and whose span file holds `span`
+    /// (`None`: no span file yet).
+    fn new(spec_yaml: &str, span: Option<&str>) -> Self {
+        let (dir, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write_spec(dir.path(), 1, spec_yaml);
+        span.into_iter().for_each(|span| write_span(dir.path(), span));
+        let ipam = IpamStore::open(state.path()).unwrap();
+        Self { dir, state, shared: Arc::new(Shared::default()), ipam, dataplane: FakeDataplane::default() }
+    }
+}
+
 #[tokio::test]
 async fn the_loop_programs_reports_and_keeps_the_last_good_spec() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    write_spec(dir.path(), 1, GOOD);
-    write_span(dir.path(), "{}\n");
-    let shared = Arc::new(Shared::default());
-    let ipam = IpamStore::open(state.path()).unwrap();
-    let dataplane = FakeDataplane::default();
+    let TestNode { dir, state: _state, shared, ipam, dataplane } = TestNode::new(GOOD, Some("{}\n"));
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async {
@@ -132,14 +160,7 @@ async fn the_loop_programs_reports_and_keeps_the_last_good_spec() {
 
             // A CNI ADD through the API: allocate, then ready waits for the sync that programs it.
             let context = ApiContext { ipam: ipam.clone(), shared: Arc::clone(&shared) };
-            let add = Request::Add {
-                container_id: "c1".into(),
-                netns: "/run/netns/x".into(),
-                ifname: "eth0".into(),
-                namespace: "default".into(),
-                pod: "web".into(),
-                uid: None,
-            };
+            let add = add_request("c1", "web");
             assert!(matches!(handle(&context, add).await, Response::Allocated { .. }));
             // A sync between ADD and `ready` sees the pending allocation: the plugin has already
             // routed its pod, and that sync must keep the route.
@@ -203,11 +224,7 @@ async fn the_loop_programs_reports_and_keeps_the_last_good_spec() {
 /// without a DEL) is released; an ADD still in progress keeps its address.
 #[tokio::test]
 async fn addresses_of_pods_whose_interface_is_gone_are_released() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    write_spec(dir.path(), 1, GOOD);
-    write_span(dir.path(), "{}\n");
-    let ipam = IpamStore::open(state.path()).unwrap();
+    let TestNode { dir, state: _state, shared, ipam, dataplane } = TestNode::new(GOOD, Some("{}\n"));
     let blocks = BlockSet {
         blocks: vec!["10.70.0.0/28".parse().unwrap()],
         releasing: BTreeSet::new(),
@@ -228,8 +245,7 @@ async fn addresses_of_pods_whose_interface_is_gone_are_released() {
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async {
-            let (stop, running) =
-                start(dir.path(), &FakeDataplane::default(), &Arc::new(Shared::default()), &ipam, true);
+            let (stop, running) = start(dir.path(), &dataplane, &shared, &ipam, true);
             let started = Instant::now();
             let left = loop {
                 let left: Vec<String> = ipam.list().unwrap().into_iter().map(|a| a.container_id).collect();
@@ -250,11 +266,7 @@ async fn addresses_of_pods_whose_interface_is_gone_are_released() {
 /// programming spec changes with the endpoints it last read, reporting why in status.
 #[tokio::test]
 async fn a_held_ipam_lock_fails_add_fast_and_the_loop_keeps_syncing() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    write_spec(dir.path(), 1, GOOD);
-    write_span(dir.path(), "{}\n");
-    let ipam = IpamStore::open(state.path()).unwrap();
+    let TestNode { dir, state, shared, ipam, dataplane } = TestNode::new(GOOD, Some("{}\n"));
     let blocks = BlockSet {
         blocks: vec!["10.70.0.0/28".parse().unwrap()],
         releasing: BTreeSet::new(),
@@ -269,8 +281,6 @@ async fn a_held_ipam_lock_fails_add_fast_and_the_loop_keeps_syncing() {
     };
     ipam.allocate(&blocks, &web).unwrap();
     ipam.mark_ready("c1", "eth0").unwrap();
-    let shared = Arc::new(Shared::default());
-    let dataplane = FakeDataplane::default();
     let synced = |blocks: usize| {
         let spec = dataplane.last_plan.lock().unwrap().as_ref().map_or(0, |s| s.blocks.len());
         spec == blocks && *dataplane.last_endpoints.lock().unwrap() == vec!["default/web".to_string()]
@@ -287,14 +297,7 @@ async fn a_held_ipam_lock_fails_add_fast_and_the_loop_keeps_syncing() {
             holder.lock().unwrap();
 
             let context = ApiContext { ipam: ipam.clone(), shared: Arc::clone(&shared) };
-            let add = Request::Add {
-                container_id: "c2".into(),
-                netns: "/run/netns/y".into(),
-                ifname: "eth0".into(),
-                namespace: "default".into(),
-                pod: "db".into(),
-                uid: None,
-            };
+            let add = add_request("c2", "db");
             let started = Instant::now();
             let answer = tokio::time::timeout(LOCK_TIMEOUT + Duration::from_secs(3), handle(&context, add.clone()))
                 .await
@@ -330,13 +333,10 @@ async fn a_held_ipam_lock_fails_add_fast_and_the_loop_keeps_syncing() {
 /// the spec and the span is still programmed (no last-good fallback for one bad value).
 #[tokio::test]
 async fn a_value_that_does_not_decode_is_reported_and_the_rest_programmed() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    write_spec(dir.path(), 1, "  address: 192.168.10.2/24\n  blocks: [10.70.0.0/28, 10.71.0.0/99]\n");
-    write_span(dir.path(), "ipSets:\n- name: s\n  members: [10.70.0.1, 10.70.0.x]\n");
-    let shared = Arc::new(Shared::default());
-    let ipam = IpamStore::open(state.path()).unwrap();
-    let dataplane = FakeDataplane::default();
+    let TestNode { dir, state: _state, shared, ipam, dataplane } = TestNode::new(
+        "  address: 192.168.10.2/24\n  blocks: [10.70.0.0/28, 10.71.0.0/99]\n",
+        Some("ipSets:\n- name: s\n  members: [10.70.0.1, 10.70.0.x]\n"),
+    );
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async {
@@ -378,12 +378,7 @@ async fn a_value_that_does_not_decode_is_reported_and_the_rest_programmed() {
 /// and readies the pod; a change of the file is read again.
 #[tokio::test]
 async fn until_the_span_arrives_policy_waits_and_pods_are_not_ready() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    write_spec(dir.path(), 1, GOOD);
-    let shared = Arc::new(Shared::default());
-    let ipam = IpamStore::open(state.path()).unwrap();
-    let dataplane = FakeDataplane::default();
+    let TestNode { dir, state: _state, shared, ipam, dataplane } = TestNode::new(GOOD, None);
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async {
@@ -398,14 +393,7 @@ async fn until_the_span_arrives_policy_waits_and_pods_are_not_ready() {
             assert!(waiting["lastError"].as_str().is_some_and(|e| e.contains("span")), "{waiting}");
 
             let context = ApiContext { ipam: ipam.clone(), shared: Arc::clone(&shared) };
-            let add = Request::Add {
-                container_id: "c1".into(),
-                netns: "/run/netns/x".into(),
-                ifname: "eth0".into(),
-                namespace: "default".into(),
-                pod: "web".into(),
-                uid: None,
-            };
+            let add = add_request("c1", "web");
             assert!(matches!(handle(&context, add).await, Response::Allocated { .. }));
             let ready = || Request::Ready { container_id: "c1".into(), ifname: "eth0".into(), timeout_seconds: 1 };
             let answer = handle(&context, ready()).await;

@@ -120,7 +120,7 @@ pub struct BirdConfig {
 /// A session left out of BIRD's config, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeftOut {
-    /// The session's name as the spec gives it.
+    /// The session's name as the span gives it.
     pub peer: String,
     /// Why it was left out.
     pub reason: String,
