@@ -60,7 +60,7 @@ const GOOD: &str = "  address: 192.168.10.2/24\n  blocks: [10.70.0.0/28]\n";
 fn add_request(container: &str, pod: &str) -> Request {
     Request::Add {
         container_id: container.into(),
-        netns: format!("/run/netns/{container}").into(),
+        netns: format!("/run/netns/{container}"),
         ifname: "eth0".into(),
         namespace: "default".into(),
         pod: pod.into(),
