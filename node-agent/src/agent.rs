@@ -4,26 +4,27 @@
 //! A spec that does not decode or validate is rejected with an error in status; the last good spec
 //! stays in force. While the node's span is not known (no stream snapshot or span file yet),
 //! routes are programmed but nftables and BIRD are left as they are, and status says that policy
-//! and BGP wait for the span. IPAM is read off the executor and never waited for long ([`IPAM_WAIT`]): when
-//! it does not answer, the loop syncs with the endpoints it last read and reports why. Each pass
-//! ends with a heartbeat; `/healthz` fails when none came for [`STALLED_AFTER`]. On shutdown
-//! routes and rules stay in place.
+//! and BGP wait for the span. IPAM is read off the executor and never waited for long
+//! ([`IPAM_WAIT`]): when it does not answer, the loop syncs with the endpoints it last read and
+//! reports why. Each pass ends with a heartbeat; `/healthz` fails when none came for
+//! [`STALLED_AFTER`]. On shutdown routes and rules stay in place.
 
+mod bird_calls;
 mod ipam_calls;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gingham_crds::api::NodeNetworkSpec;
 use gingham_crds::api::NodeNetworkStatus;
 use gingham_crds::api::nodenetwork::{BgpSessionStatus, IpamUsage, StreamStatus};
 use gingham_crds::api::span::NodeSpan;
-use gingham_crds::api::{IPAMBlockSpec, NodeNetworkSpec};
 use gingham_crds::validate::validate_node_network_structure;
 use ipnet::Ipv4Net;
 use tokio::sync::watch;
 
-use crate::bird::{self, BirdSupervisor};
+use crate::bird::BirdSupervisor;
 use crate::dataplane::plan::NodePlan;
 use crate::dataplane::{Dataplane, NodeView, SyncReport};
 use crate::dataplane::{SPAN_UNKNOWN, SyncError};
@@ -186,11 +187,11 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
     /// config does not depend on the dataplane.
     async fn reconcile(&mut self) {
         if std::mem::take(&mut self.state.inputs_changed) || self.state.plan.is_none() {
-            let snapshot = self.inputs.borrow_and_update().clone();
+            let mut snapshot = self.inputs.borrow_and_update().clone();
             self.state.stream.clone_from(&snapshot.stream);
-            self.state.span = snapshot.span.map(Arc::new);
-            self.accept(&snapshot.node_network, &snapshot.blocks);
-            self.plan(&snapshot.blocks);
+            self.state.span = snapshot.span.take().map(Arc::new);
+            self.accept(&snapshot);
+            self.plan(&snapshot);
         }
         let (Some((_, spec)), Some(plan)) = (self.state.accepted.clone(), self.state.plan.clone()) else { return };
         self.apply_bird(&spec, self.state.span.clone()).await;
@@ -276,9 +277,9 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
 
     /// Decodes the spec in force, the span and the IPAMBlocks once for this revision of the
     /// inputs, and logs the values left out, and whether the span is known, when they changed.
-    fn plan(&mut self, blocks: &[IPAMBlockSpec]) {
+    fn plan(&mut self, snapshot: &Snapshot) {
         let Some((_, spec)) = &self.state.accepted else { return };
-        let plan = NodePlan::build(&self.options.node, spec, self.state.span.as_deref(), blocks);
+        let plan = NodePlan::build(&self.options.node, spec, self.state.span.as_deref(), &snapshot.blocks);
         let old = self.state.plan.as_deref();
         for problem in plan.routing_problems.iter().chain(&plan.policy_problems) {
             if !old.is_some_and(|old| old.routing_problems.contains(problem) || old.policy_problems.contains(problem)) {
@@ -299,9 +300,9 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
     /// Takes a spec into force, or records why it was rejected: only problems that stop the agent
     /// from acting on the spec at all reject it ([`validate_node_network_structure`]); a value
     /// that does not decode is left out by the plan and reported.
-    fn accept(&mut self, node_network: &NodeNetworkState, blocks: &[IPAMBlockSpec]) {
+    fn accept(&mut self, snapshot: &Snapshot) {
         let node = &self.options.node;
-        let error = match node_network {
+        let error = match &snapshot.node_network {
             NodeNetworkState::Missing => {
                 Some(format!("no NodeNetwork {node} yet; the operator creates it when it assigns the node's blocks"))
             }
@@ -310,7 +311,8 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             }
             NodeNetworkState::Found(network) => match validate_node_network_structure(&network.spec) {
                 Ok(()) => {
-                    let releasing: Vec<Ipv4Net> = blocks
+                    let releasing: Vec<Ipv4Net> = snapshot
+                        .blocks
                         .iter()
                         .filter(|b| b.node == *node && b.releasing)
                         .filter_map(|b| b.cidr.value()?.v4())
@@ -337,7 +339,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         };
         if error != self.state.spec_error {
             match &error {
-                Some(error) if *node_network == NodeNetworkState::Missing => {
+                Some(error) if snapshot.node_network == NodeNetworkState::Missing => {
                     tracing::info!(%error, "waiting for the NodeNetwork");
                 }
                 Some(error) => {
@@ -370,74 +372,6 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
                 gone.iter().for_each(|a| log(a, "released the address of a pod whose interface is gone"));
             }
             Err(error) => self.ipam_failed(&error),
-        }
-    }
-
-    /// Applies BIRD's config: the spec's BGP settings with the span's sessions. A session whose
-    /// values BIRD would refuse is left out, reported in status and logged; the node's other
-    /// sessions are programmed, and BIRD starts with them on a node where it does not run yet.
-    /// While the span is not known BIRD is left as it is: a config without sessions would drop
-    /// every session of a BIRD an earlier agent left running.
-    async fn apply_bird(&mut self, spec: &NodeNetworkSpec, span: Option<Arc<NodeSpan>>) {
-        let Some(bird) = &mut self.bird else { return };
-        let mut left_out = Vec::new();
-        let outcome = match (&spec.bgp, span) {
-            (Some(_), None) => return,
-            (Some(bgp), Some(span)) => match bird::BirdConfig::decode(&self.options.node, spec, bgp, &span.bgp_peers) {
-                Ok((config, invalid)) => {
-                    let (rejected, outcome) = bird.apply_config(config).await;
-                    left_out.extend(invalid.into_iter().chain(rejected));
-                    outcome
-                }
-                Err(error) => Err(error),
-            },
-            (None, _) => {
-                bird.stop().await;
-                self.state.sessions.clear();
-                Ok(false)
-            }
-        };
-        let left_out: Vec<String> = left_out.iter().map(ToString::to_string).collect();
-        for message in left_out.iter().filter(|m| !self.state.bird_left_out.contains(m)) {
-            tracing::warn!(%message, "BGP session not programmed");
-            self.services.metrics.error("bird", "session_left_out");
-        }
-        self.state.bird_left_out = left_out;
-        if let Ok(true) = outcome {
-            self.state.bird_sessions_stale = true;
-        }
-        if let Err(error) = &outcome {
-            if self.state.bird_apply_error.as_deref() != Some(&error.to_string()) {
-                tracing::warn!(%error, "BIRD config not applied");
-            }
-            self.services.metrics.error("bird", error.label());
-        }
-        self.state.bird_apply_error = outcome.err().map(|e| e.to_string());
-    }
-
-    /// Restarts an exited BIRD (with backoff) and reads its sessions.
-    async fn refresh_bird(&mut self) {
-        let Some(bird) = &mut self.bird else { return };
-        if let Err(error) = bird.poll() {
-            tracing::warn!(%error, "BIRD");
-            if matches!(error, bird::BirdError::Exited { .. }) {
-                self.services.metrics.bird_exits.inc();
-            }
-            self.state.bird_exit_error = Some(error.to_string());
-        }
-        if bird.pid().is_none() {
-            return;
-        }
-        let peers = self.state.span.as_ref().map(|span| span.bgp_peers.as_slice());
-        match bird.paths().birdc(&["show", "protocols"]).await {
-            Ok(output) => {
-                self.state.sessions = bird::parse_protocols(&output, peers.unwrap_or_default());
-                self.state.bird_exit_error = None;
-                bird.settle();
-                let established = self.state.sessions.iter().filter(|s| bird::is_established(s)).count();
-                self.services.metrics.sessions(established, self.state.sessions.len());
-            }
-            Err(error) => tracing::debug!(%error, "BIRD does not answer yet"),
         }
     }
 
