@@ -205,7 +205,9 @@ fn nodes_join_with_few_writes_and_a_restart_rewrites_nothing() {
     wait_for("three blocks in use", || yaml(&pool_status)["status"]["blocksInUse"] == 3);
     std::thread::sleep(Duration::from_millis(1200));
     let unchanged: Vec<_> = generated_stamps(root).into_iter().filter(|s| others.iter().any(|o| o.0 == s.0)).collect();
-    let pool = |stamps: &[(String, u64, i64, i64)]| stamps.iter().filter(|s| !s.0.starts_with("status/")).cloned().collect::<Vec<_>>();
+    let pool = |stamps: &[(String, u64, i64, i64)]| {
+        stamps.iter().filter(|s| !s.0.starts_with("status/")).cloned().collect::<Vec<_>>()
+    };
     assert_eq!(pool(&unchanged), pool(&others), "a joining node rewrote another node's objects");
     assert_eq!(yaml(&node_1)["metadata"]["generation"], 1);
     stop(&mut operator);

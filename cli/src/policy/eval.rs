@@ -9,9 +9,9 @@
 use std::net::IpAddr;
 
 use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule, IpSet, PortRange};
-use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::policy::Action;
 use gingham_crds::api::protocol::IpProtocol;
+use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::value::{IpSetMember, Net, SetMember, Wire};
 use serde::Serialize;
 

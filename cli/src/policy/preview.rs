@@ -103,9 +103,7 @@ pub fn preview(
             report.pairs += 1;
             for port in &ports {
                 let packet = packet(from, to, *port);
-                let allowed = |spans: &BTreeMap<String, NodeSpan>| {
-                    verdict(|node| spans.get(node), from, to, &packet).2
-                };
+                let allowed = |spans: &BTreeMap<String, NodeSpan>| verdict(|node| spans.get(node), from, to, &packet).2;
                 let (before, after) = (allowed(&old), allowed(&new));
                 if before != after {
                     let name = |end: &End| end.pod.clone().unwrap_or_default();

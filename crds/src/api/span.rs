@@ -181,7 +181,11 @@ mod tests {
     fn a_span_travels_as_items_and_comes_back_whole() {
         let SpanItem::IpSet(ip_set) = set(&["10.0.0.1"]) else { unreachable!() };
         let span = NodeSpan {
-            endpoints: vec![EndpointPolicy { name: "ns/a".into(), ingress: vec!["global/a".into()], ..Default::default() }],
+            endpoints: vec![EndpointPolicy {
+                name: "ns/a".into(),
+                ingress: vec!["global/a".into()],
+                ..Default::default()
+            }],
             policies: vec![Shared::new(CompiledPolicy { name: "global/a".into(), ..Default::default() })],
             ip_sets: vec![ip_set],
             bgp_peers: vec![BgpPeerSession { name: "mesh_b".into(), ..Default::default() }],

@@ -19,12 +19,7 @@ fn spec(bgp: NodeBgpSpec) -> NodeNetworkSpec {
 }
 
 fn bgp() -> NodeBgpSpec {
-    NodeBgpSpec {
-        router_id: "10.0.0.1".into(),
-        as_number: 64512,
-        listen_port: 179,
-        route_reflector_cluster_id: None,
-    }
+    NodeBgpSpec { router_id: "10.0.0.1".into(), as_number: 64512, listen_port: 179, route_reflector_cluster_id: None }
 }
 
 /// Every value of a session that reaches bird.conf, at and past BIRD's limits.
@@ -108,8 +103,7 @@ fn node_bgp_settings_reject_the_spec() {
 /// node's own address (and BGP, above) rejects the spec whole.
 #[test]
 fn values_that_do_not_decode_are_reported_with_their_field() {
-    use crate::api::nodenetwork::{CompiledPolicy, CompiledRule, IpSet, IpSetKind, PoolRouting};
-    use crate::api::policy::Action;
+    use crate::api::nodenetwork::PoolRouting;
 
     type Edit = fn(&mut NodeNetworkSpec);
     let cases: &[(&str, Edit, &[&str], bool)] = &[
@@ -157,11 +151,7 @@ fn span_values_that_do_not_decode_are_reported_with_their_item() {
             |s| s.policies[0].ingress[0].source.not_nets = vec!["10.0.0.0/8".into(), "10.1/16".into()],
             &["policy/ns/p.ingress[0].source.notNets[1]"],
         ),
-        (
-            "bad member",
-            |s| s.ip_sets[0].members.push("10.0.0.x".into()),
-            &["ipset/gs_a.members[1]"],
-        ),
+        ("bad member", |s| s.ip_sets[0].members.push("10.0.0.x".into()), &["ipset/gs_a.members[1]"]),
         (
             "member of the other kind",
             |s| s.ip_sets[0].members.push("10.0.0.2,tcp,80".into()),
@@ -174,22 +164,21 @@ fn span_values_that_do_not_decode_are_reported_with_their_item() {
         ),
         ("bad set name", |s| s.ip_sets[0].name = "a-b".into(), &["ipset/a-b.name"]),
     ];
-    let good = || {
-        let mut span = NodeSpan::default();
-        span.policies = vec![
+    let good = || NodeSpan {
+        policies: vec![
             CompiledPolicy {
                 name: "ns/p".into(),
                 ingress: vec![CompiledRule { action: Action::Allow, ..CompiledRule::default() }],
                 egress: Vec::new(),
             }
             .into(),
-        ];
-        span.ip_sets = vec![
+        ],
+        ip_sets: vec![
             IpSet { name: "gs_a".into(), kind: IpSetKind::Addresses, members: vec!["10.0.0.1".into()] }.into(),
             IpSet { name: "gp_a".into(), kind: IpSetKind::AddressPorts, members: vec!["10.0.0.1,tcp,80".into()] }
                 .into(),
-        ];
-        span
+        ],
+        ..NodeSpan::default()
     };
     assert_eq!(span_value_errors(&good()), Vec::new());
     for (case, edit, path) in cases {

@@ -181,7 +181,8 @@ fn schedule(lab: &BenchLab, containers: &[String]) -> Result<(), BenchError> {
         Duration::from_millis(100),
         || {
             let operator = lab.state.bin_dir.join(crate::lab::OPERATOR);
-            let compiled: BTreeSet<String> = datastore::compiled_endpoints(&operator, &store, "n1").into_iter().collect();
+            let compiled: BTreeSet<String> =
+                datastore::compiled_endpoints(&operator, &store, "n1").into_iter().collect();
             compiled.is_superset(&wanted)
         },
     )?;

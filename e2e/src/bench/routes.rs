@@ -47,7 +47,13 @@ fn span_file(node: &NodeRecord) -> PathBuf {
 
 /// Writes the node's NodeNetwork, its span (no operator runs here) and the remote blocks into
 /// `staged` (moved in to start a run).
-fn prepare(store: &Path, span_file: &Path, staged: &Path, node: &NodeRecord, pods: &[String]) -> Result<(), BenchError> {
+fn prepare(
+    store: &Path,
+    span_file: &Path,
+    staged: &Path,
+    node: &NodeRecord,
+    pods: &[String],
+) -> Result<(), BenchError> {
     std::fs::create_dir_all(store.join(NODE_NETWORKS)).map_err(BenchError::io("create the NodeNetworks' directory"))?;
     let spec = json!({"apiVersion": "gingham.dev/v1", "kind": "NodeNetwork", "metadata": {"name": "n1", "generation": 1},
         "spec": {"address": node.address, "blocks": ["10.64.0.0/26", "10.64.0.64/26"],

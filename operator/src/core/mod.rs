@@ -23,11 +23,11 @@ pub(crate) mod policy_tests;
 
 use std::collections::BTreeMap;
 
+use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPAMBlockSpec, IPPool, IPPoolStatus,
     NetworkPolicy, NodeNetworkSpec, NodeNetworkStatus,
 };
-use gingham_crds::api::span::NodeSpan;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;

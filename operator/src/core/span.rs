@@ -57,10 +57,8 @@ impl StreamState {
         nodes: impl IntoIterator<Item = &'a str>,
     ) -> Result<Batch<SpanItem>, ItemConflict> {
         // First look, change nothing: each node's items, and no two contents under one name.
-        let wanted: Vec<(&str, Option<NodeItems>)> = nodes
-            .into_iter()
-            .map(|node| (node, desired.spans.get(node).map(|span| span.items(node))))
-            .collect();
+        let wanted: Vec<(&str, Option<NodeItems>)> =
+            nodes.into_iter().map(|node| (node, desired.spans.get(node).map(|span| span.items(node)))).collect();
         let mut seen: BTreeMap<&ItemKey, (&SpanItem, &str)> = BTreeMap::new();
         for (node, items) in &wanted {
             for (key, item) in items.iter().flatten() {

@@ -260,7 +260,8 @@ impl Engine {
         for node in &dirty.rebuild {
             let Some(span) = self.desired.spans.get_mut(node) else { continue };
             let rebuilt = self.index.build_node(node);
-            if (&span.endpoints, &span.policies, &span.ip_sets) != (&rebuilt.endpoints, &rebuilt.policies, &rebuilt.ip_sets)
+            if (&span.endpoints, &span.policies, &span.ip_sets)
+                != (&rebuilt.endpoints, &rebuilt.policies, &rebuilt.ip_sets)
             {
                 *span = NodeSpan { bgp_peers: std::mem::take(&mut span.bgp_peers), ..rebuilt };
                 self.changes.spans.insert(node.clone());

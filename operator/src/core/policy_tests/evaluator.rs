@@ -2,8 +2,8 @@
 //! program must, reading only NodeNetwork specs (policy lists, compiled rules, sets).
 
 use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule};
-use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::policy::Action;
+use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::{IpProtocol, Net, Wire};
 
 /// A pod: `namespace/pod`, for finding the endpoint's policy lists, and the node it runs on.
