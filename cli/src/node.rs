@@ -194,7 +194,9 @@ pub fn local_status(view: &ClusterView, node: &str, bird_dir: &Path) -> Result<N
         ));
     }
     let network = view.node_networks.get(node);
-    let peers = network.and_then(|n| n.spec.bgp.as_ref()).map(|b| b.peers.clone()).unwrap_or_default();
+    // The sessions are in the node's span, which the operator computes and streams.
+    let spans = gingham_operator::core::compute(&view.snapshot, &Default::default()).spans;
+    let peers = spans.get(node).map(|span| span.bgp_peers.clone()).unwrap_or_default();
     let mut state = NodeState::of(node, network, view.snapshot.node_statuses.get(node));
     state.bgp_sessions = parse_protocols(&text, &peers);
     state.bgp = summary(&state.bgp_sessions);

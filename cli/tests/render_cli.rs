@@ -1,5 +1,5 @@
-//! `gingham render DIR [--node NAME]`, run as a user would: the derived objects as
-//! multi-document YAML on stdout, bad files named on stderr and skipped.
+//! `gingham render DIR [--node NAME [--span]]`, run as a user would: the derived objects and each
+//! node's span as multi-document YAML on stdout, bad files named on stderr and skipped.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -61,14 +61,20 @@ fn render_prints_every_derived_object_and_names_bad_files() {
         names,
         pairs(&[
             ("NodeNetwork", "node-1"),
+            ("NodeSpan", "node-1"),
             ("NodeNetwork", "node-2"),
+            ("NodeSpan", "node-2"),
             ("IPAMBlock", "10-244-0-0-26"),
             ("IPAMBlock", "10-244-0-64-26"),
             ("DaemonSet", "gingham-node-agent"),
         ])
     );
     assert_eq!(documents[0]["spec"]["blocks"], serde_json::json!(["10.244.0.0/26"]));
-    assert_eq!(documents[2]["spec"]["node"], "node-1");
+    assert_eq!(documents[0]["spec"].get("policy").and_then(|p| p.get("endpoints")), None, "no span in the object");
+    assert_eq!(documents[1]["apiVersion"], "stream.gingham.dev/v1");
+    let mesh = &documents[1]["spec"]["bgpPeers"][0];
+    assert_eq!((&mesh["name"], &mesh["address"]), (&"mesh_192_168_10_2".into(), &"192.168.10.2".into()));
+    assert_eq!(documents[4]["spec"]["node"], "node-1");
     assert!(stderr.contains("skipped: ") && stderr.contains("broken.yaml"), "{stderr}");
     // Rendering writes nothing into the directory.
     assert!(!dir.path().join("generated").exists());
@@ -80,5 +86,27 @@ fn render_for_one_node_prints_only_its_objects() {
     std::fs::write(dir.path().join("cluster.yaml"), CLUSTER).unwrap();
     let (code, names, _, _) = render(dir.path(), &["--node", "node-2"]);
     assert_eq!(code, 0);
-    assert_eq!(names, pairs(&[("NodeNetwork", "node-2"), ("IPAMBlock", "10-244-0-64-26")]));
+    assert_eq!(names, pairs(&[("NodeNetwork", "node-2"), ("NodeSpan", "node-2"), ("IPAMBlock", "10-244-0-64-26")]));
+}
+
+/// `--span` prints the node's span alone and bare, as `gingham-node-agent --span-file` reads it.
+#[test]
+fn render_span_prints_the_bare_span_an_agent_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cluster.yaml"), CLUSTER).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_gingham"))
+        .args(["render", dir.path().to_str().unwrap(), "--node", "node-2", "--span"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let span: gingham_crds::api::span::NodeSpan =
+        serde_saphyr::from_str(&String::from_utf8(output.stdout).unwrap()).unwrap();
+    assert_eq!(span.bgp_peers.iter().map(|p| p.address.as_str()).collect::<Vec<_>>(), ["192.168.10.1"]);
+    let missing = Command::new(env!("CARGO_BIN_EXE_gingham"))
+        .args(["render", dir.path().to_str().unwrap(), "--node", "node-9", "--span"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no node node-9"), "a node that is not there is named");
+    let alone = Command::new(env!("CARGO_BIN_EXE_gingham")).args(["render", "x", "--span"]).output().unwrap();
+    assert_eq!(alone.status.code(), Some(2), "--span needs --node");
 }

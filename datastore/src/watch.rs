@@ -43,6 +43,16 @@ pub struct DirWatch {
 impl DirWatch {
     /// Watches `dir` and everything under it (directories created later included).
     pub fn start(dir: &Path) -> Result<Self, notify::Error> {
+        Self::start_in(dir, RecursiveMode::Recursive)
+    }
+
+    /// Watches the entries of `dir` itself, not what lies under its subdirectories: for one file
+    /// in a directory that may hold anything.
+    pub fn start_flat(dir: &Path) -> Result<Self, notify::Error> {
+        Self::start_in(dir, RecursiveMode::NonRecursive)
+    }
+
+    fn start_in(dir: &Path, mode: RecursiveMode) -> Result<Self, notify::Error> {
         let (sender, notices) = unbounded_channel();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             let notice = match event {
@@ -56,7 +66,7 @@ impl DirWatch {
             };
             let _ = sender.send(notice);
         })?;
-        watcher.watch(dir, RecursiveMode::Recursive)?;
+        watcher.watch(dir, mode)?;
         Ok(Self { _watcher: watcher, notices, pending: BTreeSet::new(), rescan: false })
     }
 

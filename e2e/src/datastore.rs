@@ -192,10 +192,13 @@ pub fn generated_generation(dir: &Path, node: &str) -> Option<i64> {
     generated_node_network(dir, node)?.pointer("/metadata/generation").and_then(Value::as_i64)
 }
 
-/// The endpoints (`namespace/pod`) whose policy the operator compiled into a node's NodeNetwork.
-pub fn compiled_endpoints(dir: &Path, node: &str) -> Vec<String> {
-    let network = generated_node_network(dir, node).unwrap_or_default();
-    let endpoints = network.pointer("/spec/policy/endpoints").and_then(Value::as_array).cloned().unwrap_or_default();
+/// The endpoints (`namespace/pod`) whose policy the operator compiles into a node's span, as the
+/// `operator` binary renders it from `dir` (empty when it cannot).
+pub fn compiled_endpoints(operator: &Path, dir: &Path, node: &str) -> Vec<String> {
+    let output = std::process::Command::new(operator).arg("render").arg(dir).args(["--node", node, "--span"]).output();
+    let Ok(output) = output else { return Vec::new() };
+    let span: Value = serde_saphyr::from_str(&String::from_utf8_lossy(&output.stdout)).unwrap_or_default();
+    let endpoints = span.pointer("/endpoints").and_then(Value::as_array).cloned().unwrap_or_default();
     endpoints.iter().map(|e| str_of(e, "/name").to_string()).collect()
 }
 

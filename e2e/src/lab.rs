@@ -165,12 +165,25 @@ pub fn cni_socket(node: &NodeRecord) -> PathBuf {
     node.dir.join("cni.sock")
 }
 
+/// Where an agent takes its node's span from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SpanSource {
+    /// The operator's stream, with a token of its own (how the lab runs).
+    Stream,
+    /// A span document (`gingham-operator render --node N --span`), for an agent on its own.
+    File(PathBuf),
+}
+
 /// Starts a node's agent inside the node's namespace, following its span from the operator's
 /// replicas with a token of its own.
 pub fn start_agent(state: &mut LabState, node: &NodeRecord) -> Result<(), LabError> {
+    start_agent_from(state, node, &SpanSource::Stream)
+}
+
+/// Starts a node's agent inside the node's namespace, with its span from `source`.
+pub fn start_agent_from(state: &mut LabState, node: &NodeRecord, source: &SpanSource) -> Result<(), LabError> {
     let bin = state.bin_dir.join(AGENT);
     let path = |p: PathBuf| p.display().to_string();
-    let token = stream::issue_token(state, node)?;
     let mut command = Command::new("ip");
     command.args(["netns", "exec", &node.netns]).arg(bin).args([
         "--node",
@@ -185,11 +198,18 @@ pub fn start_agent(state: &mut LabState, node: &NodeRecord) -> Result<(), LabErr
         &path(cni_socket(node)),
         "--bird-dir",
         &path(node.dir.join("bird")),
-        "--stream-token-file",
-        &path(token),
     ]);
-    for server in stream::servers(state) {
-        command.args(["--stream-server", &server]);
+    match source {
+        SpanSource::Stream => {
+            let token = stream::issue_token(state, node)?;
+            for server in stream::servers(state) {
+                command.args(["--stream-server", &server]);
+            }
+            command.arg("--stream-token-file").arg(token);
+        }
+        SpanSource::File(file) => {
+            command.arg("--span-file").arg(file);
+        }
     }
     let name = format!("agent {}", node.name);
     let record = process::spawn(&name, &mut command, &state.logs().join(format!("agent-{}.log", node.name)))?;

@@ -1,12 +1,15 @@
-//! The main loop: on any change of spec, blocks or endpoints, and on a periodic resync, build the
-//! [`NodeView`], sync the dataplane and BIRD, and write status when it changed.
+//! The main loop: on any change of spec, span, blocks or endpoints, and on a periodic resync, build
+//! the [`NodeView`], sync the dataplane and BIRD, and write status when it changed.
 //!
 //! A spec that does not decode or validate is rejected with an error in status; the last good spec
-//! stays in force. IPAM is read off the executor and never waited for long ([`IPAM_WAIT`]): when
-//! it does not answer, the loop syncs with the endpoints it last read and reports why. Each pass
-//! ends with a heartbeat; `/healthz` fails when none came for [`STALLED_AFTER`]. On shutdown
-//! routes and rules stay in place.
+//! stays in force. While the node's span is not known (no stream snapshot or span file yet),
+//! routes are programmed but nftables and BIRD are left as they are, and status says that policy
+//! and BGP wait for the span. IPAM is read off the executor and never waited for long
+//! ([`IPAM_WAIT`]): when it does not answer, the loop syncs with the endpoints it last read and
+//! reports why. Each pass ends with a heartbeat; `/healthz` fails when none came for
+//! [`STALLED_AFTER`]. On shutdown routes and rules stay in place.
 
+mod bird_calls;
 mod ipam_calls;
 
 use std::future::Future;
@@ -16,14 +19,15 @@ use std::time::{Duration, Instant};
 use gingham_crds::api::NodeNetworkSpec;
 use gingham_crds::api::NodeNetworkStatus;
 use gingham_crds::api::nodenetwork::{BgpSessionStatus, IpamUsage, StreamStatus};
+use gingham_crds::api::span::NodeSpan;
 use gingham_crds::validate::validate_node_network_structure;
 use ipnet::Ipv4Net;
 use tokio::sync::watch;
 
-use crate::bird::{self, BirdSupervisor};
-use crate::dataplane::SyncError;
+use crate::bird::BirdSupervisor;
 use crate::dataplane::plan::NodePlan;
 use crate::dataplane::{Dataplane, NodeView, SyncReport};
+use crate::dataplane::{SPAN_UNKNOWN, SyncError};
 use crate::datastore::{NodeNetworkState, Snapshot, StatusSink};
 use crate::endpoint::LocalEndpoint;
 use crate::ipam::{Allocation, BlockSet, IpamStore, tunnel_handle};
@@ -90,7 +94,9 @@ pub struct Agent<D: Dataplane, S: StatusSink> {
 #[derive(Debug, Default)]
 struct LoopState {
     accepted: Option<(Option<i64>, NodeNetworkSpec)>,
-    /// The accepted spec and the IPAMBlocks, decoded once per revision.
+    /// The node's span as the inputs last gave it; `None` while it is not known.
+    span: Option<Arc<NodeSpan>>,
+    /// The accepted spec, the span and the IPAMBlocks, decoded once per revision.
     plan: Option<Arc<NodePlan>>,
     /// The datastore sent new inputs since the plan was built.
     inputs_changed: bool,
@@ -181,13 +187,14 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
     /// config does not depend on the dataplane.
     async fn reconcile(&mut self) {
         if std::mem::take(&mut self.state.inputs_changed) || self.state.plan.is_none() {
-            let snapshot = self.inputs.borrow_and_update().clone();
+            let mut snapshot = self.inputs.borrow_and_update().clone();
             self.state.stream.clone_from(&snapshot.stream);
+            self.state.span = snapshot.span.take().map(Arc::new);
             self.accept(&snapshot);
             self.plan(&snapshot);
         }
         let (Some((_, spec)), Some(plan)) = (self.state.accepted.clone(), self.state.plan.clone()) else { return };
-        self.apply_bird(&spec).await;
+        self.apply_bird(&spec, self.state.span.clone()).await;
         if self.options.reap_leaked {
             self.reap_leaked().await;
         }
@@ -217,7 +224,8 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         }
         self.services.metrics.sync_seconds.observe(started.elapsed().as_secs_f64());
         self.services.metrics.programmed(&report);
-        for error in &report.errors {
+        // Waiting for the span is logged once, when the plan says so.
+        for error in report.errors.iter().filter(|e| e.label != SPAN_UNKNOWN) {
             tracing::warn!(%error, "dataplane sync error; the previous state stays in force");
             self.services.metrics.error("sync", error.label);
         }
@@ -267,17 +275,24 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         }
     }
 
-    /// Decodes the spec in force and the IPAMBlocks once for this revision of the inputs, and logs
-    /// the values left out when they changed.
+    /// Decodes the spec in force, the span and the IPAMBlocks once for this revision of the
+    /// inputs, and logs the values left out, and whether the span is known, when they changed.
     fn plan(&mut self, snapshot: &Snapshot) {
         let Some((_, spec)) = &self.state.accepted else { return };
-        let plan = NodePlan::build(&self.options.node, spec, &snapshot.blocks);
+        let plan = NodePlan::build(&self.options.node, spec, self.state.span.as_deref(), &snapshot.blocks);
         let old = self.state.plan.as_deref();
         for problem in plan.routing_problems.iter().chain(&plan.policy_problems) {
             if !old.is_some_and(|old| old.routing_problems.contains(problem) || old.policy_problems.contains(problem)) {
-                tracing::warn!(%problem, "a value of the NodeNetwork or an IPAMBlock does not decode");
+                tracing::warn!(%problem, "a value of the NodeNetwork, the span or an IPAMBlock does not decode");
                 self.services.metrics.error("spec", "undecodable");
             }
+        }
+        match (old.map(|old| old.policy.is_some()), plan.policy.is_some()) {
+            (None | Some(true), false) => tracing::info!(
+                "waiting for this node's span: routes are programmed; nftables and BIRD stay as they are until it arrives"
+            ),
+            (Some(false), true) => tracing::info!("this node's span arrived: programming policy and BGP sessions"),
+            _ => {}
         }
         self.state.plan = Some(Arc::new(plan));
     }
@@ -360,71 +375,6 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         }
     }
 
-    /// Applies BIRD's config. A session whose values BIRD would refuse is left out, reported in
-    /// status and logged; the node's other sessions are programmed, and BIRD starts with them on
-    /// a node where it does not run yet.
-    async fn apply_bird(&mut self, spec: &NodeNetworkSpec) {
-        let Some(bird) = &mut self.bird else { return };
-        let mut left_out = Vec::new();
-        let outcome = match &spec.bgp {
-            Some(bgp) => match bird::BirdConfig::decode(&self.options.node, spec, bgp) {
-                Ok((config, invalid)) => {
-                    let (rejected, outcome) = bird.apply_config(config).await;
-                    left_out.extend(invalid.into_iter().chain(rejected));
-                    outcome
-                }
-                Err(error) => Err(error),
-            },
-            None => {
-                bird.stop().await;
-                self.state.sessions.clear();
-                Ok(false)
-            }
-        };
-        let left_out: Vec<String> = left_out.iter().map(ToString::to_string).collect();
-        for message in left_out.iter().filter(|m| !self.state.bird_left_out.contains(m)) {
-            tracing::warn!(%message, "BGP session not programmed");
-            self.services.metrics.error("bird", "session_left_out");
-        }
-        self.state.bird_left_out = left_out;
-        if let Ok(true) = outcome {
-            self.state.bird_sessions_stale = true;
-        }
-        if let Err(error) = &outcome {
-            if self.state.bird_apply_error.as_deref() != Some(&error.to_string()) {
-                tracing::warn!(%error, "BIRD config not applied");
-            }
-            self.services.metrics.error("bird", error.label());
-        }
-        self.state.bird_apply_error = outcome.err().map(|e| e.to_string());
-    }
-
-    /// Restarts an exited BIRD (with backoff) and reads its sessions.
-    async fn refresh_bird(&mut self) {
-        let Some(bird) = &mut self.bird else { return };
-        if let Err(error) = bird.poll() {
-            tracing::warn!(%error, "BIRD");
-            if matches!(error, bird::BirdError::Exited { .. }) {
-                self.services.metrics.bird_exits.inc();
-            }
-            self.state.bird_exit_error = Some(error.to_string());
-        }
-        if bird.pid().is_none() {
-            return;
-        }
-        let peers = self.state.accepted.as_ref().and_then(|(_, s)| s.bgp.as_ref()).map(|b| b.peers.as_slice());
-        match bird.paths().birdc(&["show", "protocols"]).await {
-            Ok(output) => {
-                self.state.sessions = bird::parse_protocols(&output, peers.unwrap_or_default());
-                self.state.bird_exit_error = None;
-                bird.settle();
-                let established = self.state.sessions.iter().filter(|s| bird::is_established(s)).count();
-                self.services.metrics.sessions(established, self.state.sessions.len());
-            }
-            Err(error) => tracing::debug!(%error, "BIRD does not answer yet"),
-        }
-    }
-
     /// Writes status when it says something new (and the NodeNetwork exists).
     async fn write_status(&mut self) {
         if self.inputs.borrow().node_network == NodeNetworkState::Missing {
@@ -450,6 +400,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             spec_error: self.state.spec_error.as_deref(),
             report: self.state.report.as_ref(),
             bgp_enabled: spec.is_some_and(|(_, s)| s.bgp.is_some()) && self.bird.is_some(),
+            waiting_for_span: self.state.plan.as_ref().is_some_and(|plan| plan.policy.is_none()),
             sessions: &self.state.sessions,
             bird_error,
             bgp_left_out: &self.state.bird_left_out,

@@ -16,6 +16,7 @@ use crate::ipam::IpamStore;
 use crate::logging::LogControl;
 use crate::metrics::Metrics;
 use crate::shared::Shared;
+use crate::span_file;
 use crate::stream_inputs::{self, StreamInputError};
 use gingham_stream::StreamServer;
 
@@ -74,13 +75,19 @@ pub struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
-    /// Follow this node's span from the operator's stream (docs/stream.md): `http://HOST:PORT` or
-    /// `unix:/path`; repeat for each operator replica. Without it, the NodeNetwork alone is used.
+    /// Follow this node's span (its endpoints' policies, the IP sets they use, its BGP sessions)
+    /// from the operator's stream (docs/stream.md): `http://HOST:PORT` or `unix:/path`; repeat
+    /// for each operator replica. Without it or --span-file, policy and BGP sessions are not
+    /// programmed (routes are).
     #[arg(long = "stream-server")]
     pub stream_servers: Vec<StreamServer>,
     /// The file holding the token that authenticates this node to the stream.
     #[arg(long)]
     pub stream_token_file: Option<PathBuf>,
+    /// Read this node's span from a file instead of the stream: one NodeSpan document, YAML or
+    /// JSON, as `gingham-operator render` prints it; read again whenever it changes.
+    #[arg(long, conflicts_with = "stream_servers")]
+    pub span_file: Option<PathBuf>,
 }
 
 /// The agent could not start.
@@ -132,20 +139,26 @@ pub async fn run(cli: Cli, logs: LogControl) -> Result<(), RunError> {
         (_, Some(path)) => Some(stream_inputs::read_token(path)?),
         (_, None) => return Err(StreamInputError::MissingToken.into()),
     };
-    let with_stream = |inputs| match &token {
-        Some(token) => stream_inputs::follow(inputs, cli.stream_servers.clone(), &cli.node, token.clone()),
-        None => inputs,
+    if token.is_none() && cli.span_file.is_none() {
+        tracing::warn!(
+            "no --stream-server or --span-file: this node's span never arrives, so policy and BGP sessions are not programmed (routes are)"
+        );
+    }
+    let with_span = |inputs| match (&token, &cli.span_file) {
+        (Some(token), _) => stream_inputs::follow(inputs, cli.stream_servers.clone(), &cli.node, token.clone()),
+        (None, Some(path)) => span_file::follow(inputs, path),
+        (None, None) => inputs,
     };
     let parts = Parts { cli: cli.clone(), services: Services { shared, ipam, metrics }, logs };
     let outcome = match cli.datastore {
         DatastoreKind::File => {
             let dir = cli.dir.clone().ok_or(RunError::MissingDir)?;
-            let inputs = with_stream(file::FileDatastore::new(&dir, &cli.node).spawn());
+            let inputs = with_span(file::FileDatastore::new(&dir, &cli.node).spawn());
             parts.run(inputs, file::FileStatus::new(&dir, &cli.node)).await
         }
         DatastoreKind::Kubernetes => {
             let client = kube::Client::try_default().await.map_err(RunError::Kube)?;
-            let inputs = with_stream(kubernetes::spawn(client.clone(), &cli.node));
+            let inputs = with_span(kubernetes::spawn(client.clone(), &cli.node));
             parts.run(inputs, kubernetes::KubeStatus::new(client, &cli.node)).await
         }
     };
@@ -182,5 +195,22 @@ async fn shutdown() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_span_comes_from_the_stream_or_a_file_not_both() {
+        let args = ["gingham-node-agent", "--node", "n", "--span-file", "/etc/gingham/span.yaml"];
+        let cli = Cli::try_parse_from(args).map_err(|e| e.to_string());
+        assert_eq!(cli.map(|c| c.span_file), Ok(Some(PathBuf::from("/etc/gingham/span.yaml"))));
+        let both = Cli::try_parse_from(args.into_iter().chain(["--stream-server", "unix:/run/stream.sock"]));
+        let error = both.map(drop).unwrap_err().to_string();
+        assert!(error.contains("--span-file") && error.contains("--stream-server"), "{error}");
+        assert!(error.contains("cannot be used with"), "{error}");
     }
 }

@@ -11,7 +11,7 @@ use gingham_crds::api::nodenetwork::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::bird::{is_established, summary};
-use crate::dataplane::SyncReport;
+use crate::dataplane::{SyncError, SyncReport};
 use crate::endpoint::LocalEndpoint;
 
 /// Everything status is built from.
@@ -25,6 +25,9 @@ pub struct StatusInputs<'a> {
     pub report: Option<&'a SyncReport>,
     /// BGP is configured for this node.
     pub bgp_enabled: bool,
+    /// The node's span is not known yet: policy and BGP sessions wait for it (nftables and BIRD
+    /// are left as they are).
+    pub waiting_for_span: bool,
     /// The sessions BIRD reports.
     pub sessions: &'a [BgpSessionStatus],
     /// Why BIRD is unhappy.
@@ -69,7 +72,12 @@ pub fn build(inputs: &StatusInputs<'_>, now: &Time) -> NodeNetworkStatus {
         Some(_) => condition(type_, Some(false), "SyncFailed", format!("{what} do not match the spec: {sync_errors}")),
     };
     let routes = programmed(|r| r.routes_programmed, "routes, devices and neighbours", conditions::ROUTES_PROGRAMMED);
-    let policy = programmed(|r| r.policy_programmed, "the nftables rules", conditions::POLICY_PROGRAMMED);
+    let policy = match inputs.report {
+        Some(_) if inputs.waiting_for_span => {
+            condition(conditions::POLICY_PROGRAMMED, Some(false), "WaitingForSpan", SyncError::span_unknown().message)
+        }
+        _ => programmed(|r| r.policy_programmed, "the nftables rules", conditions::POLICY_PROGRAMMED),
+    };
     let down: Vec<&str> = inputs.sessions.iter().filter(|s| !is_established(s)).map(|s| s.name.as_str()).collect();
     let bgp = match (inputs.bgp_enabled, inputs.bird_error) {
         (false, _) => condition(
@@ -77,6 +85,13 @@ pub fn build(inputs: &StatusInputs<'_>, now: &Time) -> NodeNetworkStatus {
             Some(true),
             "BGPDisabled",
             "BGP is off for this node (the spec has no bgp, or the agent runs with --no-bird)".into(),
+        ),
+        (true, _) if inputs.waiting_for_span => condition(
+            conditions::BGP_ESTABLISHED,
+            Some(false),
+            "WaitingForSpan",
+            "BGP sessions wait for this node's span (from the operator's stream or --span-file); BIRD is left as it is"
+                .into(),
         ),
         (true, Some(error)) => condition(conditions::BGP_ESTABLISHED, Some(false), "BirdFailed", error.to_string()),
         (true, None) if !inputs.bgp_left_out.is_empty() => {
@@ -227,6 +242,31 @@ mod tests {
                 conditions::BGP_ESTABLISHED,
                 ("False", "SessionsLeftOut"),
                 Some("BGP session \"peer_x\" left out of BIRD's config: keepaliveSeconds 0 is out of range"),
+            ),
+            // Before the span arrives, policy and BGP wait for it: the node is not ready.
+            (
+                StatusInputs { waiting_for_span: true, ..base.clone() },
+                conditions::POLICY_PROGRAMMED,
+                ("False", "WaitingForSpan"),
+                None,
+            ),
+            (
+                StatusInputs { waiting_for_span: true, ..base.clone() },
+                conditions::READY,
+                ("False", "PolicyProgrammedNotTrue"),
+                None,
+            ),
+            (
+                StatusInputs { waiting_for_span: true, bgp_enabled: true, ..base.clone() },
+                conditions::BGP_ESTABLISHED,
+                ("False", "WaitingForSpan"),
+                None,
+            ),
+            (
+                StatusInputs { waiting_for_span: true, report: None, ..base.clone() },
+                conditions::POLICY_PROGRAMMED,
+                ("Unknown", "NoSpec"),
+                None,
             ),
             // Routes and policy stay programmed for the endpoints last read: reported, not unready.
             (

@@ -1,4 +1,5 @@
-//! The streamed items laid over the datastore's NodeNetwork, and the follower feeding them.
+//! The streamed items put together into the node's span, and the follower feeding them next to
+//! the datastore's NodeNetwork.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -6,9 +7,10 @@ use std::time::Duration;
 
 use gingham_crds::api::nodenetwork::{BgpPeerSession, CompiledPolicy, EndpointPolicy, IpSet, NodeBgpSpec};
 use gingham_crds::api::{NodeNetwork, NodeNetworkSpec, Shared};
-use gingham_stream::{Batch, Delivery, SpanService, StaticTokens, serve_unix};
+use gingham_stream::{Batch, Delivery, ItemKey, SpanService, StaticTokens, serve_unix};
 
 use super::*;
+use crate::datastore::NodeNetworkState;
 
 fn policy(name: &str) -> SpanItem {
     SpanItem::Policy(Shared::new(CompiledPolicy { name: name.into(), ..CompiledPolicy::default() }))
@@ -38,22 +40,11 @@ fn key(item: &SpanItem, name: &str) -> ItemKey {
     ItemKey::new(item.kind(), name)
 }
 
-/// A NodeNetwork as an older operator writes it: its own copy of a policy, a set and a peer.
+/// What the datastore gives: the node's own NodeNetwork, which holds nothing of its span.
 fn datastore_snapshot() -> Snapshot {
     let mut spec = NodeNetworkSpec { address: "192.168.10.2/24".into(), ..NodeNetworkSpec::default() };
-    let SpanItem::Policy(old_policy) = policy("global/old") else { unreachable!() };
-    spec.policy.policies.push(old_policy);
-    spec.bgp = Some(NodeBgpSpec {
-        router_id: "192.168.10.2".into(),
-        as_number: 64512,
-        peers: vec![BgpPeerSession::default()],
-        ..NodeBgpSpec::default()
-    });
-    Snapshot {
-        node_network: NodeNetworkState::Found(Box::new(NodeNetwork::new("n2", spec))),
-        blocks: Vec::new(),
-        stream: None,
-    }
+    spec.bgp = Some(NodeBgpSpec { router_id: "192.168.10.2".into(), as_number: 64512, ..NodeBgpSpec::default() });
+    Snapshot { node_network: NodeNetworkState::Found(Box::new(NodeNetwork::new("n2", spec))), ..Snapshot::default() }
 }
 
 fn streamed(items: Vec<(ItemKey, SpanItem)>) -> Replica<SpanItem> {
@@ -63,19 +54,19 @@ fn streamed(items: Vec<(ItemKey, SpanItem)>) -> Replica<SpanItem> {
     replica
 }
 
-fn spec(snapshot: &Snapshot) -> &NodeNetworkSpec {
+fn address(snapshot: &Snapshot) -> &str {
     let NodeNetworkState::Found(node_network) = &snapshot.node_network else { panic!("a NodeNetwork") };
-    &node_network.spec
+    node_network.spec.address.as_str()
 }
 
 #[test]
-fn before_the_first_streamed_snapshot_the_node_networks_own_copy_is_used() {
-    let snapshot = datastore_snapshot();
-    assert_eq!(overlay(&snapshot, &Replica::default(), "n2"), snapshot);
+fn before_the_first_streamed_snapshot_the_span_is_unknown() {
+    assert_eq!(span(&Replica::default(), "n2"), None);
+    assert_eq!(span(&streamed(Vec::new()), "n2"), Some(NodeSpan::default()), "an empty span is known");
 }
 
 #[test]
-fn the_streamed_items_replace_the_node_networks_copies() {
+fn the_streamed_items_make_the_nodes_span() {
     let items = vec![
         (key(&policy("global/db"), "global/db"), policy("global/db")),
         (key(&set("s_web", &[]), "s_web"), set("s_web", &["10.244.0.5"])),
@@ -83,30 +74,27 @@ fn the_streamed_items_replace_the_node_networks_copies() {
         (key(&peers(&[]), "n2"), peers(&["192.168.10.1"])),
         (key(&endpoints(&[]), "n1"), endpoints(&["prod/web"])),
     ];
-    let merged = overlay(&datastore_snapshot(), &streamed(items), "n2");
-    let spec = spec(&merged);
-    assert_eq!(
-        spec.policy.policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
-        ["global/db"],
-        "the old copy is gone"
-    );
-    assert_eq!(spec.policy.ip_sets[0].members, ["10.244.0.5"]);
-    assert_eq!(
-        spec.policy.endpoints.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
-        ["prod/db"],
-        "n2's own, not n1's"
-    );
-    assert_eq!(spec.bgp.as_ref().unwrap().peers[0].address, "192.168.10.1");
-    assert_eq!(spec.address, "192.168.10.2/24", "what the node owns still comes from its NodeNetwork");
+    let span = span(&streamed(items), "n2").unwrap();
+    assert_eq!(span.policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["global/db"]);
+    assert_eq!(span.ip_sets[0].members, ["10.244.0.5"]);
+    assert_eq!(span.endpoints.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["prod/db"], "n2's own, not n1's");
+    assert_eq!(span.bgp_peers.iter().map(|p| p.address.as_str()).collect::<Vec<_>>(), ["192.168.10.1"]);
 }
 
 #[tokio::test]
-async fn the_follower_feeds_the_loop_and_a_slimmer_node_network_keeps_the_streamed_items() {
+async fn the_follower_feeds_the_loop_and_the_node_network_keeps_coming_from_the_datastore() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("stream.sock");
     let tokens = StaticTokens(BTreeMap::from([("t2".to_string(), "n2".to_string())]));
     let (service, publisher) = SpanService::<SpanItem>::new(16, Arc::new(tokens), Duration::from_secs(60));
     tokio::spawn(serve_unix(service, tokio::net::UnixListener::bind(&socket).unwrap(), std::future::pending()));
+
+    let (datastore, inputs) = watch::channel(datastore_snapshot());
+    let server: StreamServer = format!("unix:{}", socket.display()).parse().unwrap();
+    let mut merged = follow(inputs, vec![server], "n2", "t2".into());
+    assert_eq!(merged.borrow().span, None, "nothing streamed yet");
+    assert_eq!(merged.borrow().stream.as_ref().map(|s| s.state.as_str()), Some("Connecting"));
+
     let db = policy("global/db");
     let db_key = key(&db, "global/db");
     let batch = Batch {
@@ -114,24 +102,21 @@ async fn the_follower_feeds_the_loop_and_a_slimmer_node_network_keeps_the_stream
         spans: BTreeMap::from([("n2".to_string(), Some(BTreeSet::from([db_key])))]),
     };
     publisher.publish(1, batch).unwrap();
-
-    let (datastore, inputs) = watch::channel(datastore_snapshot());
-    let server: StreamServer = format!("unix:{}", socket.display()).parse().unwrap();
-    let mut merged = follow(inputs, vec![server], "n2", "t2".into());
-    let has_db = |snapshot: &Snapshot| spec(snapshot).policy.policies.iter().any(|p| p.name == "global/db");
+    let has_db =
+        |snapshot: &Snapshot| snapshot.span.as_ref().is_some_and(|s| s.policies.iter().any(|p| p.name == "global/db"));
     tokio::time::timeout(Duration::from_secs(10), merged.wait_for(has_db))
         .await
         .expect("the streamed policy arrives")
         .unwrap();
+    assert_eq!(merged.borrow().stream.as_ref().map(|s| s.state.as_str()), Some("Streaming"));
 
-    // The operator stops copying policy into the NodeNetwork: the streamed items stay.
-    let mut slim = datastore_snapshot();
-    if let NodeNetworkState::Found(node_network) = &mut slim.node_network {
-        node_network.spec.policy.policies.clear();
+    // The NodeNetwork changes: it is the datastore's, and the streamed span stays.
+    let mut moved = datastore_snapshot();
+    if let NodeNetworkState::Found(node_network) = &mut moved.node_network {
         node_network.spec.address = "192.168.10.3/24".into();
     }
-    datastore.send_replace(slim);
-    let moved = |snapshot: &Snapshot| spec(snapshot).address == "192.168.10.3/24";
+    datastore.send_replace(moved);
+    let moved = |snapshot: &Snapshot| address(snapshot) == "192.168.10.3/24";
     tokio::time::timeout(Duration::from_secs(10), merged.wait_for(moved)).await.unwrap().unwrap();
     assert!(has_db(&merged.borrow()), "the streamed policy is still in force");
 }

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! The main loop over the file datastore with a fake dataplane: status, endpoints through the CNI
-//! API, rejected specs keeping the last good one, and no rewrites of an unchanged status.
+//! The main loop over the file datastore and a span file with a fake dataplane: status, endpoints
+//! through the CNI API, rejected specs keeping the last good one, no rewrites of an unchanged
+//! status, and a span that is not known yet holding policy (and the pods' readiness) back.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -10,15 +11,17 @@ use std::time::{Duration, Instant};
 use gingham_node_agent::agent::{Agent, AgentOptions, Services};
 use gingham_node_agent::api::{ApiContext, Request, Response, handle};
 use gingham_node_agent::dataplane::plan::NodePlan;
-use gingham_node_agent::dataplane::{Dataplane, NodeView, SyncReport};
+use gingham_node_agent::dataplane::{Dataplane, NodeView, SyncError, SyncReport};
 use gingham_node_agent::datastore::file::{FileDatastore, FileStatus};
 use gingham_node_agent::ipam::{AllocationRequest, BlockSet, IpamStore, LOCK_TIMEOUT};
 use gingham_node_agent::logging::LogControl;
 use gingham_node_agent::metrics::Metrics;
 use gingham_node_agent::shared::Shared;
+use gingham_node_agent::span_file;
 use serde_json::Value;
 
-/// Programs everything it is given and remembers the last spec and endpoints.
+/// Programs everything it is given, as the kernel dataplane does (policy, and so the endpoints,
+/// only once the span is known), and remembers the last plan and endpoints.
 #[derive(Clone, Default)]
 struct FakeDataplane {
     last_plan: Arc<Mutex<Option<NodePlan>>>,
@@ -29,10 +32,12 @@ impl Dataplane for FakeDataplane {
     async fn sync(&mut self, view: &NodeView<'_>) -> SyncReport {
         *self.last_plan.lock().unwrap() = Some(view.plan.clone());
         *self.last_endpoints.lock().unwrap() = view.endpoints.iter().map(|e| e.key()).collect();
+        let policy = view.plan.policy.is_some();
         SyncReport {
             routes_programmed: true,
-            policy_programmed: true,
-            programmed_endpoints: view.endpoints.iter().map(|e| e.key()).collect(),
+            policy_programmed: policy,
+            programmed_endpoints: view.endpoints.iter().filter(|_| policy).map(|e| e.key()).collect(),
+            errors: if policy { Vec::new() } else { vec![SyncError::span_unknown()] },
             ..Default::default()
         }
     }
@@ -50,6 +55,25 @@ fn write_spec(dir: &Path, generation: i64, spec_yaml: &str) {
 }
 
 const GOOD: &str = "  address: 192.168.10.2/24\n  blocks: [10.70.0.0/28]\n";
+
+/// A CNI ADD of pod `default/<pod>` in container `container`, as the plugin asks for it.
+fn add_request(container: &str, pod: &str) -> Request {
+    Request::Add {
+        container_id: container.into(),
+        netns: format!("/run/netns/{container}"),
+        ifname: "eth0".into(),
+        namespace: "default".into(),
+        pod: pod.into(),
+        uid: None,
+    }
+}
+
+/// Writes the node's span file (`span.yaml` in `dir`), as `gingham-operator render` would.
+fn write_span(dir: &Path, yaml: &str) {
+    let temp = dir.join(".span.yaml.tmp");
+    std::fs::write(&temp, yaml).unwrap();
+    std::fs::rename(temp, dir.join("span.yaml")).unwrap();
+}
 
 fn status(dir: &Path) -> Option<Value> {
     let text = std::fs::read_to_string(dir.join("status/nodenetworks/node-a.yaml")).ok()?;
@@ -72,8 +96,8 @@ async fn wait_status(dir: &Path, what: &str, check: impl Fn(&Value) -> bool) -> 
     }
 }
 
-/// Starts the loop on node-a over the file datastore in `dir` (inside a `LocalSet`); sending on
-/// the returned channel stops it.
+/// Starts the loop on node-a over the file datastore in `dir` and the span file `dir/span.yaml`
+/// (inside a `LocalSet`); sending on the returned channel stops it.
 fn start(
     dir: &Path,
     dataplane: &FakeDataplane,
@@ -85,7 +109,7 @@ fn start(
         AgentOptions { node: "node-a".into(), reap_leaked, logs: LogControl::fixed() },
         dataplane.clone(),
         FileStatus::new(dir, "node-a"),
-        FileDatastore::new(dir, "node-a").spawn(),
+        span_file::follow(FileDatastore::new(dir, "node-a").spawn(), &dir.join("span.yaml")),
         Services {
             shared: Arc::clone(shared),
             ipam: ipam.clone(),
@@ -100,14 +124,31 @@ fn start(
     (stop, running)
 }
 
+/// One node's set-up: its datastore directory (NodeNetwork and span file), its IPAM state, and
+/// what its loop shares with the CNI API.
+struct TestNode {
+    dir: tempfile::TempDir,
+    state: tempfile::TempDir,
+    shared: Arc<Shared>,
+    ipam: IpamStore,
+    dataplane: FakeDataplane,
+}
+
+impl TestNode {
+    /// A node whose NodeNetwork has `spec_yaml` (generation 1) and whose span file holds `span`
+    /// (`None`: no span file yet).
+    fn new(spec_yaml: &str, span: Option<&str>) -> Self {
+        let (dir, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write_spec(dir.path(), 1, spec_yaml);
+        span.into_iter().for_each(|span| write_span(dir.path(), span));
+        let ipam = IpamStore::open(state.path()).unwrap();
+        Self { dir, state, shared: Arc::new(Shared::default()), ipam, dataplane: FakeDataplane::default() }
+    }
+}
+
 #[tokio::test]
 async fn the_loop_programs_reports_and_keeps_the_last_good_spec() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    write_spec(dir.path(), 1, GOOD);
-    let shared = Arc::new(Shared::default());
-    let ipam = IpamStore::open(state.path()).unwrap();
-    let dataplane = FakeDataplane::default();
+    let TestNode { dir, state: _state, shared, ipam, dataplane } = TestNode::new(GOOD, Some("{}\n"));
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async {
@@ -119,14 +160,7 @@ async fn the_loop_programs_reports_and_keeps_the_last_good_spec() {
 
             // A CNI ADD through the API: allocate, then ready waits for the sync that programs it.
             let context = ApiContext { ipam: ipam.clone(), shared: Arc::clone(&shared) };
-            let add = Request::Add {
-                container_id: "c1".into(),
-                netns: "/run/netns/x".into(),
-                ifname: "eth0".into(),
-                namespace: "default".into(),
-                pod: "web".into(),
-                uid: None,
-            };
+            let add = add_request("c1", "web");
             assert!(matches!(handle(&context, add).await, Response::Allocated { .. }));
             // A sync between ADD and `ready` sees the pending allocation: the plugin has already
             // routed its pod, and that sync must keep the route.
@@ -190,10 +224,7 @@ async fn the_loop_programs_reports_and_keeps_the_last_good_spec() {
 /// without a DEL) is released; an ADD still in progress keeps its address.
 #[tokio::test]
 async fn addresses_of_pods_whose_interface_is_gone_are_released() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    write_spec(dir.path(), 1, GOOD);
-    let ipam = IpamStore::open(state.path()).unwrap();
+    let TestNode { dir, state: _state, shared, ipam, dataplane } = TestNode::new(GOOD, Some("{}\n"));
     let blocks = BlockSet {
         blocks: vec!["10.70.0.0/28".parse().unwrap()],
         releasing: BTreeSet::new(),
@@ -214,8 +245,7 @@ async fn addresses_of_pods_whose_interface_is_gone_are_released() {
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async {
-            let (stop, running) =
-                start(dir.path(), &FakeDataplane::default(), &Arc::new(Shared::default()), &ipam, true);
+            let (stop, running) = start(dir.path(), &dataplane, &shared, &ipam, true);
             let started = Instant::now();
             let left = loop {
                 let left: Vec<String> = ipam.list().unwrap().into_iter().map(|a| a.container_id).collect();
@@ -236,10 +266,7 @@ async fn addresses_of_pods_whose_interface_is_gone_are_released() {
 /// programming spec changes with the endpoints it last read, reporting why in status.
 #[tokio::test]
 async fn a_held_ipam_lock_fails_add_fast_and_the_loop_keeps_syncing() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    write_spec(dir.path(), 1, GOOD);
-    let ipam = IpamStore::open(state.path()).unwrap();
+    let TestNode { dir, state, shared, ipam, dataplane } = TestNode::new(GOOD, Some("{}\n"));
     let blocks = BlockSet {
         blocks: vec!["10.70.0.0/28".parse().unwrap()],
         releasing: BTreeSet::new(),
@@ -254,8 +281,6 @@ async fn a_held_ipam_lock_fails_add_fast_and_the_loop_keeps_syncing() {
     };
     ipam.allocate(&blocks, &web).unwrap();
     ipam.mark_ready("c1", "eth0").unwrap();
-    let shared = Arc::new(Shared::default());
-    let dataplane = FakeDataplane::default();
     let synced = |blocks: usize| {
         let spec = dataplane.last_plan.lock().unwrap().as_ref().map_or(0, |s| s.blocks.len());
         spec == blocks && *dataplane.last_endpoints.lock().unwrap() == vec!["default/web".to_string()]
@@ -272,14 +297,7 @@ async fn a_held_ipam_lock_fails_add_fast_and_the_loop_keeps_syncing() {
             holder.lock().unwrap();
 
             let context = ApiContext { ipam: ipam.clone(), shared: Arc::clone(&shared) };
-            let add = Request::Add {
-                container_id: "c2".into(),
-                netns: "/run/netns/y".into(),
-                ifname: "eth0".into(),
-                namespace: "default".into(),
-                pod: "db".into(),
-                uid: None,
-            };
+            let add = add_request("c2", "db");
             let started = Instant::now();
             let answer = tokio::time::timeout(LOCK_TIMEOUT + Duration::from_secs(3), handle(&context, add.clone()))
                 .await
@@ -311,47 +329,91 @@ async fn a_held_ipam_lock_fails_add_fast_and_the_loop_keeps_syncing() {
         .await;
 }
 
-/// A value that does not decode is reported in status with its field path and left out; the
-/// rest of the spec is still programmed (no last-good fallback for one bad value).
+/// A value that does not decode is reported in status with its path and left out; the rest of
+/// the spec and the span is still programmed (no last-good fallback for one bad value).
 #[tokio::test]
 async fn a_value_that_does_not_decode_is_reported_and_the_rest_programmed() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    write_spec(
-        dir.path(),
-        1,
-        "  address: 192.168.10.2/24\n  blocks: [10.70.0.0/28, 10.71.0.0/99]\n  policy:\n    ipSets:\n    - name: s\n      members: [10.70.0.1, 10.70.0.x]\n",
+    let TestNode { dir, state: _state, shared, ipam, dataplane } = TestNode::new(
+        "  address: 192.168.10.2/24\n  blocks: [10.70.0.0/28, 10.71.0.0/99]\n",
+        Some("ipSets:\n- name: s\n  members: [10.70.0.1, 10.70.0.x]\n"),
     );
-    let shared = Arc::new(Shared::default());
-    let ipam = IpamStore::open(state.path()).unwrap();
-    let dataplane = FakeDataplane::default();
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async {
             let (stop, running) = start(dir.path(), &dataplane, &shared, &ipam, false);
             let reported = wait_status(dir.path(), "the bad values", |s| {
-                s["lastError"].as_str().is_some_and(|e| e.contains("spec.blocks[1]"))
+                s["lastError"].as_str().is_some_and(|e| e.contains("spec.blocks[1]") && e.contains("ipset/s"))
             })
             .await;
             let error = reported["lastError"].as_str().unwrap();
             assert!(error.contains("\"10.71.0.0/99\" is not a CIDR"), "{error}");
-            assert!(error.contains("spec.policy.ipSets[0].members[1]"), "{error}");
+            assert!(error.contains("ipset/s.members[1]"), "{error}");
             assert_eq!(reported["observedGeneration"], 1, "the spec is in force, not rejected");
             assert_eq!(condition(&reported, "RoutesProgrammed")["status"], "False");
             assert_eq!(condition(&reported, "Ready")["status"], "False");
             assert_eq!(reported["ipam"]["capacity"], 16, "the good block is used");
             let plan = dataplane.last_plan.lock().unwrap().clone().unwrap();
             assert_eq!(plan.blocks, vec!["10.70.0.0/28".parse().unwrap()], "the good block is programmed");
-            let members = &plan.policy.sets[0].members;
+            let members = &plan.policy.unwrap().sets[0].members;
             assert_eq!(
                 members,
                 &gingham_node_agent::dataplane::plan::SetMembers::Addresses(vec!["10.70.0.1/32".parse().unwrap()])
             );
 
             write_spec(dir.path(), 2, GOOD);
-            let fixed = wait_status(dir.path(), "recovery", |s| s["observedGeneration"] == 2).await;
-            assert!(fixed.get("lastError").is_none_or(Value::is_null), "{fixed}");
+            write_span(dir.path(), "{}\n");
+            let fixed = wait_status(dir.path(), "recovery", |s| {
+                s["observedGeneration"] == 2 && s.get("lastError").is_none_or(Value::is_null)
+            })
+            .await;
             assert_eq!(condition(&fixed, "Ready")["status"], "True");
+            stop.send(()).unwrap();
+            running.await.unwrap();
+        })
+        .await;
+}
+
+/// Until the span file is there, routes are programmed but policy and BGP wait for the span: the
+/// node is not Ready and a pod's CNI `ready` does not return. The span arriving programs policy
+/// and readies the pod; a change of the file is read again.
+#[tokio::test]
+async fn until_the_span_arrives_policy_waits_and_pods_are_not_ready() {
+    let TestNode { dir, state: _state, shared, ipam, dataplane } = TestNode::new(GOOD, None);
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let (stop, running) = start(dir.path(), &dataplane, &shared, &ipam, false);
+            let waiting = wait_status(dir.path(), "policy waiting", |s| {
+                condition(s, "PolicyProgrammed")["reason"] == "WaitingForSpan"
+            })
+            .await;
+            assert_eq!(condition(&waiting, "PolicyProgrammed")["status"], "False");
+            assert_eq!(condition(&waiting, "RoutesProgrammed")["status"], "True");
+            assert_eq!(condition(&waiting, "Ready")["reason"], "PolicyProgrammedNotTrue");
+            assert!(waiting["lastError"].as_str().is_some_and(|e| e.contains("span")), "{waiting}");
+
+            let context = ApiContext { ipam: ipam.clone(), shared: Arc::clone(&shared) };
+            let add = add_request("c1", "web");
+            assert!(matches!(handle(&context, add).await, Response::Allocated { .. }));
+            let ready = || Request::Ready { container_id: "c1".into(), ifname: "eth0".into(), timeout_seconds: 1 };
+            let answer = handle(&context, ready()).await;
+            assert!(matches!(answer, Response::Error { .. }), "ready before the span: {answer:?}");
+
+            write_span(dir.path(), "endpoints:\n- name: default/web\n");
+            let programmed = wait_status(dir.path(), "Ready", |s| condition(s, "Ready")["status"] == "True").await;
+            assert_eq!(condition(&programmed, "PolicyProgrammed")["reason"], "Programmed");
+            assert!(matches!(handle(&context, ready()).await, Response::Allocated { .. }), "the pod is programmed");
+
+            write_span(dir.path(), "endpoints:\n- name: default/web\n  ingress: [global/web]\n");
+            let started = Instant::now();
+            let ingress = || {
+                let plan = dataplane.last_plan.lock().unwrap().clone();
+                plan.and_then(|p| p.policy).map(|p| p.endpoints[0].ingress.clone())
+            };
+            while ingress() != Some(vec!["global/web".to_string()]) {
+                assert!(started.elapsed() < Duration::from_secs(10), "the changed span file was not read again");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             stop.send(()).unwrap();
             running.await.unwrap();
         })

@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Two real agents (file datastore, kernel dataplane, supervised BIRD) in two namespaces: their
-//! BIRDs peer, each node learns the other's block `proto bird`, status reports the session, and
-//! a spec change reconfigures BIRD without a restart. An agent leaves out the sessions BIRD
-//! refuses, runs the rest and reports them.
+//! Two real agents (file datastore, span files, kernel dataplane, supervised BIRD) in two
+//! namespaces: their BIRDs peer, each node learns the other's block `proto bird`, status reports
+//! the session, and a spec change reconfigures BIRD without a restart. An agent leaves BIRD alone
+//! until its span says which sessions to run; then it leaves out the sessions BIRD refuses, runs
+//! the rest and reports them.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -40,7 +41,7 @@ fn run(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn spec(node: &str, address: &str, block: &str, peer: &str, generation: i64) -> String {
+fn spec(node: &str, address: &str, block: &str, generation: i64) -> String {
     format!(
         "apiVersion: gingham.dev/v1
 kind: NodeNetwork
@@ -56,13 +57,43 @@ spec:
   bgp:
     routerID: {address}
     asNumber: 64512
-    peers:
-      - name: Mesh_{peer_name}
-        address: {peer}
-        asNumber: 64512
+"
+    )
+}
+
+/// The node's span: one mesh session to `peer`.
+fn span(peer: &str) -> String {
+    format!(
+        "bgpPeers:
+  - name: Mesh_{peer_name}
+    address: {peer}
+    asNumber: 64512
 ",
         peer_name = peer.replace('.', "_")
     )
+}
+
+/// Starts the real agent for `node` in namespace `ns` over the datastore `store`, its span from
+/// `dir/<node>-span.yaml`, its own files under `dir/<node>`, its log in `dir/<node>.log`.
+fn agent(ns: &str, node: &str, store: &Path, dir: &Path) -> Child {
+    let home = dir.join(node);
+    let log = std::fs::File::create(dir.join(format!("{node}.log"))).unwrap();
+    Command::new("ip")
+        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_gingham-node-agent"), "--node", node, "--datastore", "file"])
+        .arg("--dir")
+        .arg(store)
+        .arg("--span-file")
+        .arg(dir.join(format!("{node}-span.yaml")))
+        .arg("--state-dir")
+        .arg(home.join("state"))
+        .arg("--cni-socket")
+        .arg(home.join("cni.sock"))
+        .arg("--bird-dir")
+        .arg(home.join("bird"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 fn status(dir: &Path, node: &str) -> Value {
@@ -100,35 +131,12 @@ fn two_agents_exchange_their_blocks_over_bgp() {
     let store = dir.path().join("datastore");
     let networks = store.join("generated/nodenetworks");
     std::fs::create_dir_all(&networks).unwrap();
-    std::fs::write(networks.join("node-a.yaml"), spec("node-a", "10.98.0.1", "10.88.1.0/26", "10.98.0.2", 1)).unwrap();
-    std::fs::write(networks.join("node-b.yaml"), spec("node-b", "10.98.0.2", "10.88.2.0/26", "10.98.0.1", 1)).unwrap();
+    std::fs::write(networks.join("node-a.yaml"), spec("node-a", "10.98.0.1", "10.88.1.0/26", 1)).unwrap();
+    std::fs::write(networks.join("node-b.yaml"), spec("node-b", "10.98.0.2", "10.88.2.0/26", 1)).unwrap();
+    std::fs::write(dir.path().join("node-a-span.yaml"), span("10.98.0.2")).unwrap();
+    std::fs::write(dir.path().join("node-b-span.yaml"), span("10.98.0.1")).unwrap();
     for (ns, node) in [(&a, "node-a"), (&b, "node-b")] {
-        let home = dir.path().join(node);
-        let log = std::fs::File::create(dir.path().join(format!("{node}.log"))).unwrap();
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns,
-                env!("CARGO_BIN_EXE_gingham-node-agent"),
-                "--node",
-                node,
-                "--datastore",
-                "file",
-            ])
-            .arg("--dir")
-            .arg(&store)
-            .arg("--state-dir")
-            .arg(home.join("state"))
-            .arg("--cni-socket")
-            .arg(home.join("cni.sock"))
-            .arg("--bird-dir")
-            .arg(home.join("bird"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        lab.agents.push(child);
+        lab.agents.push(agent(ns, node, &store, dir.path()));
     }
     let logs = || std::fs::read_to_string(dir.path().join("node-a.log")).unwrap_or_default();
 
@@ -151,7 +159,7 @@ fn two_agents_exchange_their_blocks_over_bgp() {
 
     // A second block on node-a reaches node-b through a reload of the same BIRD.
     let pid_before = run(&["pgrep", "-f", &format!("{}/bird.conf", dir.path().join("node-a/bird").display())]);
-    let two_blocks = spec("node-a", "10.98.0.1", "10.88.1.0/26, 10.88.3.0/26", "10.98.0.2", 2);
+    let two_blocks = spec("node-a", "10.98.0.1", "10.88.1.0/26, 10.88.3.0/26", 2);
     let temp = networks.join(".node-a.yaml.tmp");
     std::fs::write(&temp, two_blocks).unwrap();
     std::fs::rename(&temp, networks.join("node-a.yaml")).unwrap();
@@ -163,9 +171,10 @@ fn two_agents_exchange_their_blocks_over_bgp() {
     wait("node-a to report generation 2", || status(&store, "node-a")["observedGeneration"] == 2);
 }
 
-/// A node whose spec carries BGP sessions BIRD refuses (`keepaliveTime: 0s` from one BGPPeer; a
+/// A node whose span carries BGP sessions BIRD refuses (`keepaliveTime: 0s` from one BGPPeer; a
 /// session name BIRD reads as a keyword) and whose BIRD directory is empty, as after a reboot:
-/// the agent starts BIRD with the good session, and reports the others in status.
+/// until the span arrives the agent leaves BIRD alone and says so; then it starts BIRD with the
+/// good session, and reports the others in status.
 #[test]
 fn an_agent_leaves_out_sessions_bird_refuses_and_reports_them() {
     let ns = format!("gba-bad-{}", std::process::id());
@@ -181,47 +190,28 @@ fn an_agent_leaves_out_sessions_bird_refuses_and_reports_them() {
     let store = dir.path().join("datastore");
     let networks = store.join("generated/nodenetworks");
     std::fs::create_dir_all(&networks).unwrap();
-    let bad_sessions = "      - name: peer_keepalive
-        address: 10.98.0.7
-        asNumber: 65000
-        keepaliveSeconds: 0
-      - name: bgp
-        address: 10.98.0.8
-        asNumber: 65000
-";
-    let text = spec("node-a", "10.98.0.1", "10.88.1.0/26", "10.98.0.2", 1) + bad_sessions;
-    std::fs::write(networks.join("node-a.yaml"), text).unwrap();
+    std::fs::write(networks.join("node-a.yaml"), spec("node-a", "10.98.0.1", "10.88.1.0/26", 1)).unwrap();
+    lab.agents.push(agent(&ns, "node-a", &store, dir.path()));
     let home = dir.path().join("node-a");
-    let log = std::fs::File::create(dir.path().join("node-a.log")).unwrap();
-    let child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns,
-            env!("CARGO_BIN_EXE_gingham-node-agent"),
-            "--node",
-            "node-a",
-            "--datastore",
-            "file",
-        ])
-        .arg("--dir")
-        .arg(&store)
-        .arg("--state-dir")
-        .arg(home.join("state"))
-        .arg("--cni-socket")
-        .arg(home.join("cni.sock"))
-        .arg("--bird-dir")
-        .arg(home.join("bird"))
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    lab.agents.push(child);
     let logs = || std::fs::read_to_string(dir.path().join("node-a.log")).unwrap_or_default();
     let bgp_condition = || {
         let reported = status(&store, "node-a");
         reported["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "BGPEstablished").cloned()
     };
+    wait("BGP to wait for the span", || bgp_condition().is_some_and(|c| c["reason"] == "WaitingForSpan"));
+    assert!(!home.join("bird/bird.conf").exists(), "no BIRD config without the span's sessions:\n{}", logs());
+
+    let bad_sessions = "  - name: peer_keepalive
+    address: 10.98.0.7
+    asNumber: 65000
+    keepaliveSeconds: 0
+  - name: bgp
+    address: 10.98.0.8
+    asNumber: 65000
+";
+    let temp = dir.path().join(".node-a-span.yaml.tmp");
+    std::fs::write(&temp, span("10.98.0.2") + bad_sessions).unwrap();
+    std::fs::rename(&temp, dir.path().join("node-a-span.yaml")).unwrap();
     wait("the sessions BIRD refuses to be reported", || {
         bgp_condition().is_some_and(|c| c["reason"] == "SessionsLeftOut")
     });

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Hostile values in every field of the spec that reaches `bird.conf`: each is rejected (the
-//! spec, or just its session) or rendered inert. What is rendered parses with the real `bird -p`
+//! Hostile values in every field of the spec and the span's sessions that reaches `bird.conf`:
+//! each is rejected (the spec, or just its session) or rendered inert. What is rendered parses with the real `bird -p`
 //! and holds no injected protocol, and the node's good session is always there.
 
 use gingham_crds::api::NodeNetworkSpec;
@@ -47,13 +47,12 @@ fn session(name: &str, address: &str) -> BgpPeerSession {
     }
 }
 
-fn bgp(peers: Vec<BgpPeerSession>) -> NodeBgpSpec {
+fn bgp() -> NodeBgpSpec {
     NodeBgpSpec {
         router_id: "192.168.10.2".into(),
         as_number: 64512,
         listen_port: 179,
         route_reflector_cluster_id: Some("244.0.0.1".into()),
-        peers,
     }
 }
 
@@ -124,7 +123,7 @@ async fn hostile_session_values_are_left_out_or_inert() {
         bad.route_reflector_client = true;
         edit(&mut bad);
         let peers = vec![session("peer_good", "10.0.0.1"), bad];
-        let (mut config, mut left_out) = BirdConfig::decode("node-a", &spec(), &bgp(peers)).unwrap();
+        let (mut config, mut left_out) = BirdConfig::decode("node-a", &spec(), &bgp(), &peers).unwrap();
         let (text, rejected) = screen(&paths, &mut config).await.unwrap();
         left_out.extend(rejected);
         assert_inert(&case, &text);
@@ -146,9 +145,9 @@ fn hostile_node_values_reject_the_spec() {
     ];
     for (field, edit, undecodable) in &fields {
         for text in hostile_texts() {
-            let (mut node, mut node_bgp) = (spec(), bgp(vec![session("peer_good", "10.0.0.1")]));
+            let (mut node, mut node_bgp) = (spec(), bgp());
             edit(&mut node, &mut node_bgp, &text);
-            let decoded = BirdConfig::decode("node-a", &node, &node_bgp);
+            let decoded = BirdConfig::decode("node-a", &node, &node_bgp, &[session("peer_good", "10.0.0.1")]);
             assert_eq!(decoded.is_err(), *undecodable, "{field} {text:?}");
             if let Ok((config, _)) = decoded {
                 assert_inert(&format!("{field} {text:?}"), &render_config(&config).text);
@@ -158,13 +157,14 @@ fn hostile_node_values_reject_the_spec() {
         }
     }
     for (field, as_zero) in [("AS 0", true), ("listen port 0", false)] {
-        let mut node_bgp = bgp(vec![session("peer_good", "10.0.0.1")]);
+        let mut node_bgp = bgp();
         if as_zero {
             node_bgp.as_number = 0;
         } else {
             node_bgp.listen_port = 0;
         }
-        assert!(BirdConfig::decode("node-a", &spec(), &node_bgp).is_err(), "{field} was accepted");
+        let peers = [session("peer_good", "10.0.0.1")];
+        assert!(BirdConfig::decode("node-a", &spec(), &node_bgp, &peers).is_err(), "{field} was accepted");
     }
 }
 
@@ -172,7 +172,7 @@ fn hostile_node_values_reject_the_spec() {
 fn a_hostile_node_name_is_an_inert_comment() {
     for text in hostile_texts() {
         let (config, left_out) =
-            BirdConfig::decode(&text, &spec(), &bgp(vec![session("peer_good", "10.0.0.1")])).unwrap();
+            BirdConfig::decode(&text, &spec(), &bgp(), &[session("peer_good", "10.0.0.1")]).unwrap();
         assert!(left_out.is_empty());
         assert_inert(&format!("node name {text:?}"), &render_config(&config).text);
     }
@@ -185,9 +185,8 @@ fn a_hostile_cluster_id_is_refused_by_the_agent_and_the_renderer() {
     let mut peer = session("peer_good", "10.0.0.1");
     peer.as_number = 64512;
     peer.route_reflector_client = true;
-    let mut node_bgp = bgp(vec![peer]);
-    node_bgp.route_reflector_cluster_id = Some(INJECTION.into());
+    let node_bgp = NodeBgpSpec { route_reflector_cluster_id: Some(INJECTION.into()), ..bgp() };
     let whole = NodeNetworkSpec { bgp: Some(node_bgp.clone()), ..spec() };
     assert!(validate_node_network(&whole).is_err(), "the agent accepted the spec");
-    assert!(gingham_node_agent::bird::render("node-a", &spec(), &node_bgp).is_err(), "the renderer wrote it");
+    assert!(gingham_node_agent::bird::render("node-a", &spec(), &node_bgp, &[peer]).is_err(), "the renderer wrote it");
 }

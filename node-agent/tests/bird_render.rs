@@ -34,24 +34,24 @@ fn peer(name: &str, address: &str, kind: PeerKind) -> BgpPeerSession {
     }
 }
 
-fn bgp(peers: Vec<BgpPeerSession>) -> NodeBgpSpec {
+fn bgp() -> NodeBgpSpec {
     NodeBgpSpec {
         router_id: "192.168.10.2".into(),
         as_number: 64512,
         listen_port: 179,
         route_reflector_cluster_id: None,
-        peers,
     }
 }
 
-fn cases() -> Vec<(&'static str, NodeBgpSpec)> {
-    let mesh = bgp(vec![
+/// Each case's name, the node's BGP settings and its sessions.
+fn cases() -> Vec<(&'static str, NodeBgpSpec, Vec<BgpPeerSession>)> {
+    let mesh = vec![
         peer("Mesh_192_168_10_3", "192.168.10.3", PeerKind::Mesh),
         peer("Mesh_192_168_20_4", "192.168.20.4", PeerKind::Mesh),
-    ]);
-    let mut reflector = bgp(vec![peer("Client_192_168_10_3", "192.168.10.3", PeerKind::RouteReflector)]);
-    reflector.route_reflector_cluster_id = Some("244.0.0.1".into());
-    reflector.peers[0].route_reflector_client = true;
+    ];
+    let reflector = NodeBgpSpec { route_reflector_cluster_id: Some("244.0.0.1".into()), ..bgp() };
+    let mut client = peer("Client_192_168_10_3", "192.168.10.3", PeerKind::RouteReflector);
+    client.route_reflector_client = true;
     let mut explicit = peer("Peer_10_0_0_1", "10.0.0.1", PeerKind::Explicit);
     explicit.as_number = 65001;
     explicit.port = 1179;
@@ -66,13 +66,17 @@ fn cases() -> Vec<(&'static str, NodeBgpSpec)> {
     keep.next_hop_mode = Some("Keep".into());
     keep.use_node_source_address = false;
     keep.ttl_security = Some(1);
-    vec![("mesh", mesh), ("route_reflector", reflector), ("explicit_peers", bgp(vec![explicit, keep]))]
+    vec![
+        ("mesh", bgp(), mesh),
+        ("route_reflector", reflector, vec![client]),
+        ("explicit_peers", bgp(), vec![explicit, keep]),
+    ]
 }
 
 #[test]
 fn renders_match_the_golden_files() {
-    for (name, bgp) in cases() {
-        let text = render("node-a", &spec(), &bgp).unwrap();
+    for (name, bgp, peers) in cases() {
+        let text = render("node-a", &spec(), &bgp, &peers).unwrap();
         insta::assert_snapshot!(name, text);
     }
 }
@@ -80,9 +84,9 @@ fn renders_match_the_golden_files() {
 #[test]
 fn every_render_parses_with_bird() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, bgp) in cases() {
+    for (name, bgp, peers) in cases() {
         let path = dir.path().join(format!("{name}.conf"));
-        std::fs::write(&path, render("node-a", &spec(), &bgp).unwrap()).unwrap();
+        std::fs::write(&path, render("node-a", &spec(), &bgp, &peers).unwrap()).unwrap();
         let output = std::process::Command::new("/usr/sbin/bird").arg("-p").arg("-c").arg(&path).output().unwrap();
         assert!(output.status.success(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
     }
@@ -90,8 +94,8 @@ fn every_render_parses_with_bird() {
 
 #[test]
 fn blocks_of_pools_without_bgp_export_are_announced_but_not_exported() {
-    let (_, mesh) = cases().remove(0);
-    let text = render("node-a", &spec(), &mesh).unwrap();
+    let (_, bgp, mesh) = cases().remove(0);
+    let text = render("node-a", &spec(), &bgp, &mesh).unwrap();
     assert!(text.contains("route 10.250.0.0/26 blackhole;"));
     assert!(text.contains("if net = 10.244.0.0/26 then accept;"));
     assert!(!text.contains("if net = 10.250.0.0/26"));
@@ -101,7 +105,7 @@ fn blocks_of_pools_without_bgp_export_are_announced_but_not_exported() {
 fn a_password_bird_cannot_read_is_a_render_error() {
     let mut bad = peer("Peer_1", "10.0.0.1", PeerKind::Explicit);
     bad.password = Some("a\"b".into());
-    let error = render("node-a", &spec(), &bgp(vec![bad])).unwrap_err();
+    let error = render("node-a", &spec(), &bgp(), &[bad]).unwrap_err();
     assert!(matches!(error, BirdError::Render { .. }), "{error}");
     assert!(error.to_string().contains("Peer_1"), "{error}");
 }

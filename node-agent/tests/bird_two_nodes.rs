@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Two real BIRDs in two network namespaces, configured from rendered specs, exchange their nodes'
+//! Two real BIRDs in two network namespaces, configured from rendered specs and sessions, exchange their nodes'
 //! blocks; a bad config never replaces a working one; a killed BIRD is restarted; a new supervisor
 //! (an agent restarted after a crash) adopts the running BIRD and no route disappears; sessions
 //! BIRD refuses are left out and the rest runs.
@@ -60,7 +60,10 @@ fn run(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn node(address: &str, block: &str, peer: &str) -> (NodeNetworkSpec, NodeBgpSpec) {
+/// A node's spec, its BGP settings and its one session (from its span).
+type BgpNode = (NodeNetworkSpec, NodeBgpSpec, Vec<BgpPeerSession>);
+
+fn node(address: &str, block: &str, peer: &str) -> BgpNode {
     let spec = NodeNetworkSpec {
         address: format!("{address}/24").into(),
         blocks: vec![block.into()],
@@ -75,26 +78,21 @@ fn node(address: &str, block: &str, peer: &str) -> (NodeNetworkSpec, NodeBgpSpec
         use_node_source_address: true,
         ..Default::default()
     };
-    let bgp = NodeBgpSpec {
-        router_id: address.into(),
-        as_number: 64512,
-        listen_port: 179,
-        route_reflector_cluster_id: None,
-        peers: vec![session],
-    };
-    (spec, bgp)
+    let bgp =
+        NodeBgpSpec { router_id: address.into(), as_number: 64512, listen_port: 179, route_reflector_cluster_id: None };
+    (spec, bgp, vec![session])
 }
 
 const ROUTE_TO_0: &str = "10.244.1.0/26 via 10.99.0.1 dev vb proto bird";
 const ROUTE_TO_1: &str = "10.244.2.0/26 via 10.99.0.2 dev va proto bird";
 
 /// Starts a supervised BIRD per namespace and waits until each node learned the other's block.
-async fn start_two(lab: &mut Lab, dir: &Path) -> ([(NodeNetworkSpec, NodeBgpSpec); 2], Vec<BirdSupervisor>) {
+async fn start_two(lab: &mut Lab, dir: &Path) -> ([BgpNode; 2], Vec<BirdSupervisor>) {
     let nodes = [node("10.99.0.1", "10.244.1.0/26", "10.99.0.2"), node("10.99.0.2", "10.244.2.0/26", "10.99.0.1")];
     let mut birds = Vec::new();
-    for (index, (spec, bgp)) in nodes.iter().enumerate() {
+    for (index, (spec, bgp, peers)) in nodes.iter().enumerate() {
         let mut bird = BirdSupervisor::new(paths(lab, dir, index));
-        bird.apply(&render(&format!("node-{index}"), spec, bgp).unwrap()).await.unwrap();
+        bird.apply(&render(&format!("node-{index}"), spec, bgp, peers).unwrap()).await.unwrap();
         lab.pids.push(bird.pid().unwrap());
         birds.push(bird);
     }
@@ -160,7 +158,7 @@ async fn two_birds_exchange_their_blocks() {
     assert!(!lab.routes(0).contains("10.244.1.0/26"), "a node's own blackhole is not written by BIRD");
 
     let output = birds[0].paths().birdc(&["show", "protocols"]).await.unwrap();
-    let sessions = parse_protocols(&output, &nodes[0].1.peers);
+    let sessions = parse_protocols(&output, &nodes[0].2);
     assert_eq!(sessions.len(), 1, "{output}");
     assert_eq!(sessions[0].peer_address, "10.99.0.2");
     assert_eq!(summary(&sessions), "1/1", "{output}");
@@ -208,10 +206,10 @@ async fn a_new_supervisor_adopts_the_running_bird_and_no_route_disappears() {
     // The agent dies (its supervisor goes, BIRD stays); a new one adopts that BIRD and reloads it
     // with a config that announces a second block.
     drop(birds.pop());
-    let (mut spec, bgp) = nodes[1].clone();
+    let (mut spec, bgp, peers) = nodes[1].clone();
     spec.blocks.push("10.244.3.0/26".into());
     let mut adopted = BirdSupervisor::new(paths(&lab, dir.path(), 1));
-    adopted.apply(&render("node-1", &spec, &bgp).unwrap()).await.unwrap();
+    adopted.apply(&render("node-1", &spec, &bgp, &peers).unwrap()).await.unwrap();
     assert_eq!(adopted.pid(), Some(orphan), "the running BIRD is adopted, not replaced");
     assert!(adopted.is_adopted());
     wait_for("node 0 to learn the block added through the adopted BIRD", || {
@@ -241,7 +239,7 @@ async fn a_new_supervisor_adopts_the_running_bird_and_no_route_disappears() {
     assert!(!adopted.is_adopted(), "the new BIRD is a child");
     wait_for("the restarted BIRD's session to be established", || {
         let output = Command::new("birdc").arg("-s").arg(adopted.paths().socket()).args(["show", "protocols"]).output();
-        output.is_ok_and(|o| summary(&parse_protocols(&String::from_utf8_lossy(&o.stdout), &bgp.peers)) == "1/1")
+        output.is_ok_and(|o| summary(&parse_protocols(&String::from_utf8_lossy(&o.stdout), &peers)) == "1/1")
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -259,16 +257,16 @@ async fn bad_sessions_are_left_out_and_bird_starts_with_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let nodes = [node("10.99.0.1", "10.244.1.0/26", "10.99.0.2"), node("10.99.0.2", "10.244.2.0/26", "10.99.0.1")];
     let mut birds = Vec::new();
-    for (index, (spec, bgp)) in nodes.iter().enumerate() {
-        let mut bgp = bgp.clone();
-        let good = bgp.peers[0].clone();
+    for (index, (spec, bgp, peers)) in nodes.iter().enumerate() {
+        let mut peers = peers.clone();
+        let good = peers[0].clone();
         let bad =
             |name: &str, address: &str| BgpPeerSession { name: name.into(), address: address.into(), ..good.clone() };
         // Values the validators refuse, and a name they pass but BIRD refuses (a keyword).
-        bgp.peers.push(BgpPeerSession { keepalive_seconds: Some(0), ..bad("peer_keepalive", "10.99.0.7") });
-        bgp.peers.push(BgpPeerSession { local_as_number: Some(0), ..bad("peer_local_as", "10.99.0.8") });
-        bgp.peers.push(bad("bgp", "10.99.0.9"));
-        let (config, mut left_out) = BirdConfig::decode(&format!("node-{index}"), spec, &bgp).unwrap();
+        peers.push(BgpPeerSession { keepalive_seconds: Some(0), ..bad("peer_keepalive", "10.99.0.7") });
+        peers.push(BgpPeerSession { local_as_number: Some(0), ..bad("peer_local_as", "10.99.0.8") });
+        peers.push(bad("bgp", "10.99.0.9"));
+        let (config, mut left_out) = BirdConfig::decode(&format!("node-{index}"), spec, bgp, &peers).unwrap();
         let mut bird = BirdSupervisor::new(paths(&lab, dir.path(), index));
         assert!(!bird.paths().config().exists(), "BIRD's directory starts empty, as after a reboot");
         let (rejected, outcome) = bird.apply_config(config).await;
@@ -284,7 +282,7 @@ async fn bad_sessions_are_left_out_and_bird_starts_with_the_rest() {
     wait_for("node 1 to learn node 0's block", || lab.routes(1).contains(ROUTE_TO_0)).await;
     wait_for("node 0 to learn node 1's block", || lab.routes(0).contains(ROUTE_TO_1)).await;
     let output = birds[0].paths().birdc(&["show", "protocols"]).await.unwrap();
-    let sessions = parse_protocols(&output, &nodes[0].1.peers);
+    let sessions = parse_protocols(&output, &nodes[0].2);
     assert_eq!(sessions.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["Mesh_10_99_0_2"], "{output}");
     for bird in &mut birds {
         bird.stop().await;

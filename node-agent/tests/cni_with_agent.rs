@@ -34,9 +34,12 @@ spec:
       cidr: 10.77.0.0/16
   policy:
     defaultEndpointToHostAction: Accept
-    endpoints:
-      - name: default/web
-      - name: gingham-workloads/podman-0123456789ab
+";
+
+/// The node's span: the two endpoints, with no policies (all traffic allowed).
+const SPAN: &str = "endpoints:
+  - name: default/web
+  - name: gingham-workloads/podman-0123456789ab
 ";
 
 fn wait(what: &str, mut check: impl FnMut() -> bool) {
@@ -72,12 +75,13 @@ fn node_with_underlay(label: &str) -> Netns {
     node
 }
 
-/// Starts the real agent in `node` with [`SPEC`] under `dir`; returns it, its datastore and its
-/// CNI socket once it reports Ready.
+/// Starts the real agent in `node` with [`SPEC`] and [`SPAN`] under `dir`; returns it, its
+/// datastore and its CNI socket once it reports Ready.
 fn start_agent(node: &Netns, dir: &Path) -> (AgentProcess, std::path::PathBuf, std::path::PathBuf) {
     let datastore = dir.join("datastore");
     std::fs::create_dir_all(datastore.join("generated/nodenetworks")).unwrap();
     std::fs::write(datastore.join("generated/nodenetworks/node-a.yaml"), SPEC).unwrap();
+    std::fs::write(dir.join("span.yaml"), SPAN).unwrap();
     let socket = dir.join("cni.sock");
     let log = std::fs::File::create(dir.join("agent.log")).unwrap();
     let child = Command::new("ip")
@@ -89,6 +93,8 @@ fn start_agent(node: &Netns, dir: &Path) -> (AgentProcess, std::path::PathBuf, s
         .arg(dir.join("state"))
         .arg("--cni-socket")
         .arg(&socket)
+        .arg("--span-file")
+        .arg(dir.join("span.yaml"))
         .args(["--metrics-addr", "127.0.0.1:9091", "--health-addr", "127.0.0.1:9099"])
         .stdout(Stdio::null())
         .stderr(log)

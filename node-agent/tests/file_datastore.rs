@@ -2,11 +2,8 @@
 //! The file datastore: what the operator writes is read back whole, bad files are reported or
 //! skipped, and status files hold only the name and the status.
 
-use gingham_crds::api::nodenetwork::{
-    BgpPeerSession, CompiledMatch, CompiledPolicy, CompiledRule, EndpointPolicy, NodeBgpSpec, NodePolicySpec,
-    PoolRouting,
-};
-use gingham_crds::api::policy::Action;
+use gingham_crds::api::felix::ProtoPort;
+use gingham_crds::api::nodenetwork::{EndpointToHostAction, NodeBgpSpec, NodePolicySpec, PoolRouting};
 use gingham_crds::api::{IPAMBlock, IPAMBlockSpec, NodeNetwork, NodeNetworkSpec, NodeNetworkStatus};
 use gingham_node_agent::datastore::file::{FileDatastore, FileStatus};
 use gingham_node_agent::datastore::{NodeNetworkState, StatusSink};
@@ -21,35 +18,11 @@ fn full_spec() -> NodeNetworkSpec {
             router_id: "192.168.10.2".into(),
             as_number: 64512,
             listen_port: 179,
-            route_reflector_cluster_id: None,
-            peers: vec![BgpPeerSession {
-                name: "Mesh_a".into(),
-                address: "192.168.10.3".into(),
-                port: 179,
-                as_number: 64512,
-                ..Default::default()
-            }],
+            route_reflector_cluster_id: Some("192.168.10.2".into()),
         }),
         policy: NodePolicySpec {
-            endpoints: vec![EndpointPolicy {
-                name: "default/web".into(),
-                uid: None,
-                ingress: vec!["default/p".into()],
-                egress: vec![],
-            }],
-            policies: vec![
-                CompiledPolicy {
-                    name: "default/p".into(),
-                    ingress: vec![CompiledRule {
-                        action: Action::Allow,
-                        protocol: Some(6),
-                        source: CompiledMatch::default(),
-                        ..Default::default()
-                    }],
-                    egress: vec![],
-                }
-                .into(),
-            ],
+            default_endpoint_to_host_action: EndpointToHostAction::Accept,
+            failsafe_inbound: vec![ProtoPort { protocol: "TCP".into(), port: 22, net: None }],
             ..Default::default()
         },
         ..Default::default()
@@ -95,6 +68,11 @@ fn bad_node_networks_are_reported_with_their_file() {
         (
             "apiVersion: gingham.dev/v1\nkind: NodeNetwork\nmetadata: {name: node-b}\nspec: {address: 1.2.3.4/24}\n",
             "no NodeNetwork named node-a",
+        ),
+        // The span (endpoints, policies, sets, BGP sessions) is no part of a NodeNetwork any more.
+        (
+            "apiVersion: gingham.dev/v1\nkind: NodeNetwork\nmetadata: {name: node-a}\nspec: {address: 1.2.3.4/24, policy: {endpoints: [{name: default/web}]}}\n",
+            "spec.policy.endpoints",
         ),
     ];
     for (text, expected) in cases {

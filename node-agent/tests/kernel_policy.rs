@@ -1,7 +1,7 @@
 //! Kernel tests (root): nftables dispatch allowing and denying real TCP between pods, default drop
 //! for pods without policy, incremental membership changes, incremental structural changes that
-//! leave the same table as a rewrite, masquerade, and a failed transaction leaving the previous
-//! rules in force.
+//! leave the same table as a rewrite, masquerade, a failed transaction leaving the previous
+//! rules in force, and a restarted agent whose span has not arrived leaving the table alone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,6 +12,7 @@ use gingham_crds::api::nodenetwork::{
     PortRange,
 };
 use gingham_crds::api::policy::Action;
+use gingham_crds::api::span::NodeSpan;
 use gingham_node_agent::dataplane::kernel::NftOutcome;
 use gingham_node_agent::dataplane::nft::apply::{Nft, NftCommand};
 use gingham_node_agent::dataplane::{Dataplane, KernelDataplane};
@@ -25,7 +26,7 @@ const PENDING: [u8; 4] = [10, 80, 0, 7];
 /// `pending` has no policy entry yet.
 fn node() -> Node {
     let endpoints = vec![endpoint("client", CLIENT), endpoint("server", SERVER), endpoint("pending", PENDING)];
-    let mut spec = NodeNetworkSpec {
+    let spec = NodeNetworkSpec {
         address: "192.168.80.1/24".into(),
         blocks: vec!["10.80.0.0/26".into()],
         pools: vec![PoolRouting {
@@ -36,31 +37,38 @@ fn node() -> Node {
         }],
         ..NodeNetworkSpec::default()
     };
-    spec.policy.ip_sets =
-        vec![IpSet { name: "clients".into(), kind: IpSetKind::Addresses, members: vec!["10.80.0.5".into()] }.into()];
-    spec.policy.policies = vec![
-        CompiledPolicy {
-            name: "default/allow-8080".into(),
-            ingress: vec![CompiledRule {
-                action: Action::Allow,
-                protocol: Some(6),
-                source: CompiledMatch { sets: vec!["clients".into()], ..Default::default() },
-                destination: CompiledMatch { ports: vec![PortRange { first: 8080, last: 8080 }], ..Default::default() },
+    let span = NodeSpan {
+        ip_sets: vec![
+            IpSet { name: "clients".into(), kind: IpSetKind::Addresses, members: vec!["10.80.0.5".into()] }.into(),
+        ],
+        policies: vec![
+            CompiledPolicy {
+                name: "default/allow-8080".into(),
+                ingress: vec![CompiledRule {
+                    action: Action::Allow,
+                    protocol: Some(6),
+                    source: CompiledMatch { sets: vec!["clients".into()], ..Default::default() },
+                    destination: CompiledMatch {
+                        ports: vec![PortRange { first: 8080, last: 8080 }],
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                }],
+                egress: vec![],
+            }
+            .into(),
+        ],
+        endpoints: vec![
+            EndpointPolicy { name: "default/client".into(), ..Default::default() },
+            EndpointPolicy {
+                name: "default/server".into(),
+                ingress: vec!["default/allow-8080".into()],
                 ..Default::default()
-            }],
-            egress: vec![],
-        }
-        .into(),
-    ];
-    spec.policy.endpoints = vec![
-        EndpointPolicy { name: "default/client".into(), ..Default::default() },
-        EndpointPolicy {
-            name: "default/server".into(),
-            ingress: vec!["default/allow-8080".into()],
-            ..Default::default()
-        },
-    ];
-    Node { name: "node-a".into(), spec, blocks: vec![], endpoints }
+            },
+        ],
+        bgp_peers: Vec::new(),
+    };
+    Node { name: "node-a".into(), spec, span: Some(span), blocks: vec![], endpoints }
 }
 
 struct Lab {
@@ -117,7 +125,7 @@ fn policy_allows_and_denies_real_tcp() {
     assert_eq!(stats.nft, NftOutcome::Rewrite, "a deleted table is recreated");
     assert_eq!(client.connect(server_ip, 9090), None);
 
-    node.spec.policy.ip_sets[0].members.clear();
+    node.span_mut().ip_sets[0].members.clear();
     let (report, stats) = lab.host.sync(&node);
     assert_clean(&report);
     assert_eq!(stats.nft, NftOutcome::Elements, "a membership change is an element update");
@@ -157,8 +165,8 @@ fn a_failed_transaction_leaves_the_previous_rules_in_force() {
     assert!(failed.is_err(), "nft must refuse the broken transaction");
 
     let mut bad = node.clone();
-    bad.spec.policy.ip_sets[0].name = "x".repeat(300);
-    bad.spec.policy.policies[0].ingress[0].source.sets = vec!["x".repeat(300)];
+    bad.span_mut().ip_sets[0].name = "x".repeat(300);
+    bad.span_mut().policies[0].ingress[0].source.sets = vec!["x".repeat(300)];
     let (report, stats) = lab.host.sync(&bad);
     assert!(!report.policy_programmed);
     assert!(report.programmed_endpoints.is_empty(), "no endpoint is ready while policy failed");
@@ -168,6 +176,38 @@ fn a_failed_transaction_leaves_the_previous_rules_in_force() {
     let after = lab.host.run(|| async { NftCommand::default().list().await.unwrap() });
     assert_eq!(after, before, "the table is exactly as it was");
     assert_eq!(client.connect(SERVER.into(), 8080).as_deref(), Some("10.80.0.5"), "and still enforced");
+}
+
+/// An agent restarted before its span arrived keeps enforcing the table it finds, byte for byte,
+/// while it programs the routes of a pod added meanwhile; its span's arrival brings the table up to
+/// date.
+#[test]
+fn until_its_span_arrives_a_restarted_agent_leaves_the_table_alone() {
+    require_root();
+    let mut node = node();
+    let lab = lab("nospan", &node);
+    let (client, server) = (&lab.pods[0], &lab.pods[1]);
+    server.serve_peer_address(8080);
+    server.serve_peer_address(9090);
+    assert_clean(&lab.host.sync(&node).0);
+    let before = listing(&lab.host);
+
+    let span = node.span.take();
+    lab.host.ip(&format!("route del {}/32", std::net::Ipv4Addr::from(SERVER)));
+    let (report, stats) = lab.host.sync(&node);
+    assert!(report.routes_programmed && !report.policy_programmed, "{report:?}");
+    assert!(report.errors.iter().all(|e| e.label == "span_unknown"), "{:?}", report.errors);
+    assert!(report.programmed_endpoints.is_empty(), "the CNI plugin's ready waits");
+    assert_eq!(stats.nft, NftOutcome::Untouched);
+    assert_eq!(listing(&lab.host), before, "the table is exactly as it was");
+    assert_eq!(client.connect(SERVER.into(), 8080).as_deref(), Some("10.80.0.5"), "routed again, and allowed");
+    assert_eq!(client.connect(SERVER.into(), 9090), None, "and the old table still denies");
+
+    node.span = span;
+    node.span_mut().ip_sets[0].members.clear();
+    let (report, _) = lab.host.sync(&node);
+    assert_clean(&report);
+    assert_eq!(client.connect(SERVER.into(), 8080), None, "the span's policy is enforced");
 }
 
 /// `nft list table` with its sets, maps and chains sorted by name: a table changed incrementally
@@ -195,9 +235,9 @@ fn structural_changes_are_incremental_and_leave_the_table_a_rewrite_would() {
     full.spec.agent.nftables_refresh_seconds = 0;
     // Before: no policy and no set yet, and `server` not known (its traffic dropped).
     let mut bare = full.clone();
-    bare.spec.policy.policies.clear();
-    bare.spec.policy.ip_sets.clear();
-    bare.spec.policy.endpoints.retain(|e| e.name == "default/client");
+    bare.span_mut().policies.clear();
+    bare.span_mut().ip_sets.clear();
+    bare.span_mut().endpoints.retain(|e| e.name == "default/client");
     let lab = lab("incr", &full);
     let (client, server) = (&lab.pods[0], &lab.pods[1]);
     server.serve_peer_address(8080);

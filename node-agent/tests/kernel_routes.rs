@@ -15,7 +15,7 @@ fn node(endpoints: Vec<gingham_node_agent::endpoint::LocalEndpoint>) -> Node {
         blocks: vec!["10.60.0.0/26".into()],
         ..NodeNetworkSpec::default()
     };
-    Node { name: "node-a".into(), spec, blocks: vec![], endpoints }.allow_all()
+    Node { name: "node-a".into(), spec, span: None, blocks: vec![], endpoints }.allow_all()
 }
 
 #[test]

@@ -57,7 +57,7 @@ fn cluster(vxlan: EncapsulationMode, ipip: EncapsulationMode) -> Cluster {
             spec.tunnel.blocks = vec![blocks[i].cidr.clone()];
             spec.tunnel.vtep_mac = blocks[i].vtep_mac.clone();
             let pod: LocalEndpoint = endpoint(&format!("pod-{i}"), [10, 70, i as u8, 5]);
-            Node { name: (*name).into(), spec, blocks: blocks.clone(), endpoints: vec![pod] }.allow_all()
+            Node { name: (*name).into(), spec, span: None, blocks: blocks.clone(), endpoints: vec![pod] }.allow_all()
         })
         .collect();
     Cluster { nodes }

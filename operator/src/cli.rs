@@ -55,9 +55,12 @@ pub struct ValidateArgs {
 pub struct RenderArgs {
     /// The file datastore directory.
     pub dir: PathBuf,
-    /// Only print the objects of this node (its NodeNetwork and IPAMBlocks).
+    /// Only print the objects of this node (its NodeNetwork, span and IPAMBlocks).
     #[arg(long)]
     pub node: Option<String>,
+    /// Print only the node's span, as the bare document `gingham-node-agent --span-file` reads.
+    #[arg(long, requires = "node")]
+    pub span: bool,
     /// Operator settings.
     #[command(flatten)]
     pub settings: SettingsArgs,

@@ -177,7 +177,7 @@ impl StreamFeed {
                 batch
             })
         } else {
-            self.view.update(desired, changes.node_networks.iter().map(String::as_str))
+            self.view.update(desired, changes.spans.iter().map(String::as_str))
         };
         let batch = match batch {
             Ok(batch) if batch.items.is_empty() && batch.spans.is_empty() => return,

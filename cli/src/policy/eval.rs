@@ -1,4 +1,4 @@
-//! Evaluating one packet against one node's compiled policy (`NodeNetwork.spec.policy`), rule by
+//! Evaluating one packet against one node's compiled policy (its span, as the stream sends it), rule by
 //! rule, with the semantics the agent's nftables ruleset gives it
 //! (node-agent/src/dataplane/nft/build.rs): an endpoint without compiled policy is dropped; an
 //! empty list allows; otherwise policies in order, rules in order, the first Allow or Pass allows
@@ -8,9 +8,10 @@
 
 use std::net::IpAddr;
 
-use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule, IpSet, NodePolicySpec, PortRange};
+use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule, IpSet, PortRange};
 use gingham_crds::api::policy::Action;
 use gingham_crds::api::protocol::IpProtocol;
+use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::value::{IpSetMember, Net, SetMember, Wire};
 use serde::Serialize;
 
@@ -73,8 +74,8 @@ impl SideVerdict {
     }
 }
 
-/// Evaluates `packet` against `endpoint`'s `direction` list in a node's compiled policy.
-pub fn evaluate(policy: &NodePolicySpec, endpoint: &str, direction: Direction, packet: &Packet) -> SideVerdict {
+/// Evaluates `packet` against `endpoint`'s `direction` list in a node's span (its compiled policy).
+pub fn evaluate(policy: &NodeSpan, endpoint: &str, direction: Direction, packet: &Packet) -> SideVerdict {
     let Some(entry) = policy.endpoints.iter().find(|e| e.name == endpoint) else {
         let reason = "no compiled policy for the endpoint on its node: the agent drops its traffic until the operator compiles it";
         return SideVerdict::end(false, Vec::new(), reason);
@@ -90,7 +91,7 @@ pub fn evaluate(policy: &NodePolicySpec, endpoint: &str, direction: Direction, p
     for (index, name) in list.iter().enumerate() {
         let position = index + 1;
         let Some(compiled) = policy.policies.iter().find(|p| p.name == *name) else {
-            return SideVerdict::end(false, steps, format!("policy {name} is not in the NodeNetwork spec: dropped"));
+            return SideVerdict::end(false, steps, format!("policy {name} is not in the node's span: dropped"));
         };
         let rules = match direction {
             Direction::Egress => &compiled.egress,
@@ -261,7 +262,7 @@ mod tests {
     }
 
     /// web (10.0.0.2) is selected in ingress by `global/first` then `prod/second`.
-    fn spec() -> NodePolicySpec {
+    fn spec() -> NodeSpan {
         let clients = IpSet { name: "clients".into(), kind: IpSetKind::Addresses, members: vec!["10.0.0.3".into()] };
         let http =
             IpSet { name: "http".into(), kind: IpSetKind::AddressPorts, members: vec!["10.0.0.2,tcp,8080".into()] };
@@ -289,7 +290,7 @@ mod tests {
             ],
             egress: Vec::new(),
         };
-        NodePolicySpec {
+        NodeSpan {
             endpoints: vec![EndpointPolicy {
                 name: "prod/web".into(),
                 ingress: vec!["global/first".into(), "prod/second".into()],
@@ -297,7 +298,7 @@ mod tests {
             }],
             policies: vec![first.into(), second.into()],
             ip_sets: vec![clients.into(), http.into()],
-            ..NodePolicySpec::default()
+            ..NodeSpan::default()
         }
     }
 

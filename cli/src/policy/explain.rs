@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use gingham_crds::api::common::Protocol;
-use gingham_crds::api::nodenetwork::NodePolicySpec;
+use gingham_crds::api::span::NodeSpan;
+use gingham_operator::core::{self, OperatorSettings};
 use serde::Serialize;
 
 use super::eval::{Direction, Packet, SideVerdict, evaluate};
@@ -91,7 +92,7 @@ pub fn resolve(holders: &[Holder], text: &str) -> Result<End, String> {
 
 /// Both sides' verdicts and the outcome, with each node's compiled policy from `policy_of`.
 pub fn verdict<'a>(
-    policy_of: impl Fn(&str) -> Option<&'a NodePolicySpec>,
+    policy_of: impl Fn(&str) -> Option<&'a NodeSpan>,
     from: &End,
     to: &End,
     packet: &Packet,
@@ -114,7 +115,7 @@ pub fn packet(from: &End, to: &End, port: Option<PortArg>) -> Packet {
 }
 
 fn side<'a>(
-    policy_of: &impl Fn(&str) -> Option<&'a NodePolicySpec>,
+    policy_of: &impl Fn(&str) -> Option<&'a NodeSpan>,
     end: &End,
     direction: Direction,
     packet: &Packet,
@@ -125,17 +126,19 @@ fn side<'a>(
         None => SideVerdict {
             allowed: false,
             steps: Vec::new(),
-            reason: format!("node {node} has no NodeNetwork: its agent drops the endpoint's traffic"),
+            reason: format!("node {node} has no span: its agent drops the endpoint's traffic"),
         },
     })
 }
 
-/// The explanation for a packet from `from` to `to` (ICMP echo without `port`).
+/// The explanation for a packet from `from` to `to` (ICMP echo without `port`), against the spans
+/// the operator computes from `view` (what it streams to the agents).
 pub fn explain(view: &ClusterView, from: &str, to: &str, port: Option<PortArg>) -> Result<ExplainReport, String> {
     let holders = holders(view);
     let (from, to) = (resolve(&holders, from)?, resolve(&holders, to)?);
     let packet = packet(&from, &to, port);
-    let policy_of = |node: &str| view.node_networks.get(node).map(|n| &n.spec.policy);
+    let spans = core::compute(&view.snapshot, &OperatorSettings::default()).spans;
+    let policy_of = |node: &str| spans.get(node);
     let (egress, ingress, allowed) = verdict(policy_of, &from, &to, &packet);
     Ok(ExplainReport { from, to, packet, egress, ingress, allowed })
 }

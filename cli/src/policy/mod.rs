@@ -1,6 +1,7 @@
 //! `gingham policy explain` (why a packet from one endpoint to another is allowed or denied) and
 //! `gingham policy preview` (which verdicts a change would flip), both computed from compiled
-//! policy: the NodeNetworks the agents enforce, or the operator's core on a changed state.
+//! policy: the spans the operator's core computes, from the cluster as it is or as a change would
+//! leave it.
 
 pub mod eval;
 pub mod explain;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use gingham_crds::api::NodeNetworkSpec;
+use gingham_crds::api::span::NodeSpan;
 use gingham_crds::manifest::read_manifest_file;
 use gingham_operator::core::{self, ClusterSnapshot, OperatorSettings};
 use gingham_operator::datastore::file::read::{Reader, overlay};
@@ -46,8 +46,8 @@ pub struct PreviewReport {
     pub problems: Vec<String>,
 }
 
-fn specs(snapshot: &ClusterSnapshot, settings: &OperatorSettings) -> BTreeMap<String, NodeNetworkSpec> {
-    core::compute(snapshot, settings).node_networks
+fn specs(snapshot: &ClusterSnapshot, settings: &OperatorSettings) -> BTreeMap<String, NodeSpan> {
+    core::compute(snapshot, settings).spans
 }
 
 fn probe_name(port: Option<PortArg>) -> String {
@@ -103,9 +103,7 @@ pub fn preview(
             report.pairs += 1;
             for port in &ports {
                 let packet = packet(from, to, *port);
-                let allowed = |specs: &BTreeMap<String, NodeNetworkSpec>| {
-                    verdict(|node| specs.get(node).map(|s| &s.policy), from, to, &packet).2
-                };
+                let allowed = |spans: &BTreeMap<String, NodeSpan>| verdict(|node| spans.get(node), from, to, &packet).2;
                 let (before, after) = (allowed(&old), allowed(&new));
                 if before != after {
                     let name = |end: &End| end.pod.clone().unwrap_or_default();

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use super::common::{Condition, EncapsulationMode};
 use super::felix::ProtoPort;
 use super::policy::Action;
-use super::shared::Shared;
 use super::value::{Cidr, IpSetMember, Mac, Net, Wire};
 
 /// Everything one node's agent needs to program its dataplane. Named after the node.
@@ -46,10 +45,12 @@ pub struct NodeNetworkSpec {
     /// Tunnel devices and their MTU.
     #[serde(default)]
     pub tunnel: TunnelSpec,
-    /// BGP settings for BIRD; absent when BGP is off for this node.
+    /// BGP settings for BIRD; absent when BGP is off for this node. The sessions themselves
+    /// depend on the other nodes and come through the stream (`docs/stream.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bgp: Option<NodeBgpSpec>,
-    /// Compiled policy for this node's endpoints.
+    /// The node's own policy settings. The compiled policies, the IP sets and the endpoints'
+    /// policy lists are shared with other nodes and come through the stream.
     #[serde(default)]
     pub policy: NodePolicySpec,
     /// Agent settings from the merged FelixConfiguration.
@@ -127,7 +128,8 @@ fn default_vxlan_port() -> u16 {
     super::felix::DEFAULT_VXLAN_PORT
 }
 
-/// BGP settings rendered into BIRD's configuration.
+/// The node's own BGP settings, rendered into BIRD's configuration with the sessions the stream
+/// sends ([`BgpPeerSession`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeBgpSpec {
@@ -142,9 +144,6 @@ pub struct NodeBgpSpec {
     /// Set when this node is a route reflector: its cluster id.
     #[serde(default, rename = "routeReflectorClusterID", skip_serializing_if = "Option::is_none")]
     pub route_reflector_cluster_id: Option<Wire<Ipv4Addr>>,
-    /// The sessions BIRD should run.
-    #[serde(default)]
-    pub peers: Vec<BgpPeerSession>,
 }
 
 fn default_bgp_port() -> u16 {
@@ -212,7 +211,7 @@ fn default_true() -> bool {
     true
 }
 
-/// Compiled policy for the node.
+/// The node's own policy settings (from its FelixConfiguration).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodePolicySpec {
@@ -225,15 +224,6 @@ pub struct NodePolicySpec {
     /// Outbound ports from the node that stay open whatever the policy.
     #[serde(default)]
     pub failsafe_outbound: Vec<ProtoPort>,
-    /// Every local endpoint whose policy is known. An endpoint missing here has its traffic dropped.
-    #[serde(default)]
-    pub endpoints: Vec<EndpointPolicy>,
-    /// The policies the endpoints refer to.
-    #[serde(default)]
-    pub policies: Vec<Shared<CompiledPolicy>>,
-    /// The address sets the rules refer to (selector memberships, named ports).
-    #[serde(default)]
-    pub ip_sets: Vec<Shared<IpSet>>,
 }
 
 /// What happens to traffic from pods to their own node.

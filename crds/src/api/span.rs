@@ -1,7 +1,8 @@
 //! The items of a node's span as gingham's stream carries them (issue 13): the shared compiled
 //! policies and IP sets, each computed once for every node that uses it, and the per-node parts
 //! that depend on the rest of the cluster (BGP peers, the endpoints' policy lists). An IP set that
-//! gains or loses members travels as those members only.
+//! gains or loses members travels as those members only. [`NodeSpan`] is one node's span put
+//! together: what the operator computes for the node and what the agent enforces.
 
 use std::collections::BTreeSet;
 
@@ -11,6 +12,62 @@ use serde::{Deserialize, Serialize};
 use super::nodenetwork::{BgpPeerSession, CompiledPolicy, EndpointPolicy, IpSet};
 use super::shared::Shared;
 use super::value::{IpSetMember, Wire};
+
+/// One node's span, put together: everything the node needs that is not its own alone. The
+/// operator computes it next to the node's NodeNetwork; the stream carries it as items
+/// ([`NodeSpan::items`]) and the agent puts them back together ([`NodeSpan::assemble`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSpan {
+    /// Every local endpoint whose policy is known, with its policies in order. An endpoint
+    /// missing here has its traffic dropped.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointPolicy>,
+    /// The policies the endpoints refer to, by name.
+    #[serde(default)]
+    pub policies: Vec<Shared<CompiledPolicy>>,
+    /// The address sets the policies refer to (selector memberships, named ports), by name.
+    #[serde(default)]
+    pub ip_sets: Vec<Shared<IpSet>>,
+    /// The BGP sessions BIRD should run (empty when BGP is off for the node).
+    #[serde(default)]
+    pub bgp_peers: Vec<BgpPeerSession>,
+}
+
+impl NodeSpan {
+    /// The span as the stream's items for `node`: each policy and set under its own name (shared
+    /// with every node that uses it; cloning one clones a pointer), the peers and endpoints under
+    /// the node's name.
+    pub fn items(&self, node: &str) -> Vec<(ItemKey, SpanItem)> {
+        let mut items = Vec::with_capacity(self.policies.len() + self.ip_sets.len() + 2);
+        for compiled in &self.policies {
+            items.push((ItemKey::new(ItemKind::Policy, compiled.name.clone()), SpanItem::Policy(compiled.clone())));
+        }
+        for set in &self.ip_sets {
+            items.push((ItemKey::new(ItemKind::IpSet, set.name.clone()), SpanItem::IpSet(set.clone())));
+        }
+        items.push((ItemKey::new(ItemKind::BgpPeers, node), SpanItem::BgpPeers(self.bgp_peers.clone())));
+        items.push((ItemKey::new(ItemKind::Endpoints, node), SpanItem::Endpoints(self.endpoints.clone())));
+        items
+    }
+
+    /// Puts `node`'s span back together from the items it holds (in key order, so policies and
+    /// sets come sorted by name). Peers and endpoints under another node's name are not its own
+    /// and are ignored.
+    pub fn assemble<'a>(node: &str, items: impl IntoIterator<Item = (&'a ItemKey, &'a SpanItem)>) -> Self {
+        let mut span = Self::default();
+        for (key, item) in items {
+            match item {
+                SpanItem::Policy(policy) => span.policies.push(Shared::clone(policy)),
+                SpanItem::IpSet(set) => span.ip_sets.push(Shared::clone(set)),
+                SpanItem::BgpPeers(peers) if key.name == node => span.bgp_peers.clone_from(peers),
+                SpanItem::Endpoints(endpoints) if key.name == node => span.endpoints.clone_from(endpoints),
+                SpanItem::BgpPeers(_) | SpanItem::Endpoints(_) => {}
+            }
+        }
+        span
+    }
+}
 
 /// One item of a span.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -118,6 +175,28 @@ mod tests {
         assert_eq!(policy.kind(), ItemKind::Policy);
         assert!(policy.fits(&ItemKey::new(ItemKind::Policy, "global/a")));
         assert!(!policy.fits(&ItemKey::new(ItemKind::IpSet, "global/a")), "a policy under a set's key is refused");
+    }
+
+    #[test]
+    fn a_span_travels_as_items_and_comes_back_whole() {
+        let SpanItem::IpSet(ip_set) = set(&["10.0.0.1"]) else { unreachable!() };
+        let span = NodeSpan {
+            endpoints: vec![EndpointPolicy {
+                name: "ns/a".into(),
+                ingress: vec!["global/a".into()],
+                ..Default::default()
+            }],
+            policies: vec![Shared::new(CompiledPolicy { name: "global/a".into(), ..Default::default() })],
+            ip_sets: vec![ip_set],
+            bgp_peers: vec![BgpPeerSession { name: "mesh_b".into(), ..Default::default() }],
+        };
+        let mut items = span.items("node-a");
+        let keys: Vec<String> = items.iter().map(|(key, _)| key.to_string()).collect();
+        assert_eq!(keys, ["policy/global/a", "ipset/s_web", "bgppeers/node-a", "endpoints/node-a"]);
+        // Another node's own items, as a replica never holds them but a careless caller might pass.
+        items.push((ItemKey::new(ItemKind::Endpoints, "node-b"), SpanItem::Endpoints(Vec::new())));
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(NodeSpan::assemble("node-a", items.iter().map(|(key, item)| (key, item))), span);
     }
 
     #[test]

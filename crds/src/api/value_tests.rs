@@ -112,10 +112,11 @@ fn the_schema_of_a_field_is_a_plain_string() {
     assert_eq!(value.get("type").and_then(|t| t.as_str()), Some("string"), "{value}");
 }
 
-/// A whole NodeNetwork and IPAMBlock, with valid, non-canonical and invalid values, read and
-/// written back: the same document, so the agent never rewrites what the operator wrote.
+/// A whole NodeNetwork, span and IPAMBlock, with valid, non-canonical and invalid values, read
+/// and written back: the same document, so the agent never rewrites what the operator wrote.
 #[test]
 fn objects_round_trip_to_the_same_document() {
+    use crate::api::span::NodeSpan;
     use crate::api::{IPAMBlockSpec, NodeNetworkSpec};
     let spec = serde_json::json!({
         "address": "192.168.10.2/24",
@@ -123,22 +124,24 @@ fn objects_round_trip_to_the_same_document() {
         "pools": [{"name": "p", "cidr": "10.0.0.0/16", "ipipMode": "Never", "vxlanMode": "Always",
                    "natOutgoing": true, "disableBGPExport": false}],
         "tunnel": {"vxlanVNI": 4096, "vxlanPort": 4789, "blocks": ["10.0.0.0/26"], "vtepMAC": "EE:ee:ee:ee:ee:01"},
-        "bgp": {"routerID": "192.168.10.2", "asNumber": 64512, "listenPort": 179,
-                "peers": [{"name": "mesh_192_168_10_3", "kind": "Mesh", "address": "192.168.10.3", "port": 179,
-                           "asNumber": 64512, "routeReflectorClient": false, "useNodeSourceAddress": true}]},
-        "policy": {
-            "defaultEndpointToHostAction": "Drop", "failsafeInbound": [], "failsafeOutbound": [],
-            "endpoints": [],
-            "policies": [{"name": "ns/p", "ingress": [{"action": "Allow",
-                          "source": {"nets": ["10.0.0.1/32", "fd00::/64"], "notNets": ["garbage"]},
-                          "destination": {}}], "egress": []}],
-            "ipSets": [{"name": "gs_a", "kind": "Addresses", "members": ["10.0.0.1", "10.0.0.0/24", "x"]},
-                       {"name": "gp_a", "kind": "AddressPorts", "members": ["10.0.0.1,TCP,80", "10.0.0.2,17,53"]}]
-        },
+        "bgp": {"routerID": "192.168.10.2", "asNumber": 64512, "listenPort": 179},
+        "policy": {"defaultEndpointToHostAction": "Drop", "failsafeInbound": [], "failsafeOutbound": []},
         "agent": {"routeRefreshSeconds": 90, "nftablesRefreshSeconds": 90, "logLevel": "Info"}
     });
     let decoded: NodeNetworkSpec = serde_json::from_value(spec.clone()).unwrap();
     assert_eq!(serde_json::to_value(&decoded).unwrap(), spec);
+    let span = serde_json::json!({
+        "endpoints": [],
+        "policies": [{"name": "ns/p", "ingress": [{"action": "Allow",
+                      "source": {"nets": ["10.0.0.1/32", "fd00::/64"], "notNets": ["garbage"]},
+                      "destination": {}}], "egress": []}],
+        "ipSets": [{"name": "gs_a", "kind": "Addresses", "members": ["10.0.0.1", "10.0.0.0/24", "x"]},
+                   {"name": "gp_a", "kind": "AddressPorts", "members": ["10.0.0.1,TCP,80", "10.0.0.2,17,53"]}],
+        "bgpPeers": [{"name": "mesh_192_168_10_3", "kind": "Mesh", "address": "192.168.10.3", "port": 179,
+                      "asNumber": 64512, "routeReflectorClient": false, "useNodeSourceAddress": true}]
+    });
+    let decoded: NodeSpan = serde_json::from_value(span.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&decoded).unwrap(), span);
     let block = serde_json::json!({"cidr": "10.0.1.0/26", "node": "b", "pool": "p", "nodeAddress": "192.168.1.3",
                                    "tunnelAddress": "10.0.1.0", "vtepMAC": "nope", "releasing": false});
     let decoded: IPAMBlockSpec = serde_json::from_value(block.clone()).unwrap();

@@ -22,8 +22,8 @@ pub use bgp::{validate_bgp_configuration, validate_bgp_peer};
 pub use felix::validate_felix_configuration;
 pub use ippool::{PoolOverlap, find_pool_overlaps, validate_ippool};
 pub use nodenetwork::{
-    node_network_value_errors, set_member, validate_bgp_session, validate_ipam_block, validate_node_bgp,
-    validate_node_network, validate_node_network_structure,
+    is_set_name, node_network_value_errors, set_member, span_value_errors, validate_bgp_session, validate_ipam_block,
+    validate_node_bgp, validate_node_network, validate_node_network_structure,
 };
 pub use policy::{validate_global_network_policy, validate_network_policy, validate_rule};
 

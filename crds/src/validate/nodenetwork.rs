@@ -7,9 +7,10 @@
 //!   address, its BGP settings, set names, tunnel blocks that are not the node's). The spec is
 //!   rejected whole and the last good one stays in force.
 //! - [`node_network_value_errors`]: one value does not decode (a block, a pool CIDR, a net of a
-//!   rule, a set member). The agent leaves that value out (a policy that needs it is not
-//!   programmed, so its endpoints' traffic is dropped, never allowed), reports it in status, and
-//!   programs the rest.
+//!   failsafe). The agent leaves that value out, reports it in status, and programs the rest.
+//! - [`span_value_errors`]: the same for the span the stream sends (a net of a rule, a set member):
+//!   a policy that needs a bad value is not programmed, so its endpoints' traffic is dropped,
+//!   never allowed.
 //!
 //! A BGP peer session is checked on its own ([`validate_bgp_session`]): the agent leaves a bad
 //! session out and programs everything else.
@@ -18,6 +19,7 @@ use super::bird::{self, AS_NUMBERS, KEEPALIVE_SECONDS, NEXT_HOP_MODES, PORTS, RE
 use super::{FieldError, Problems};
 use crate::api::IPAMBlockSpec;
 use crate::api::nodenetwork::{BgpPeerSession, CompiledMatch, IpSet, IpSetKind, NodeBgpSpec, NodeNetworkSpec};
+use crate::api::span::NodeSpan;
 use crate::api::value::{Decode, IpSetMember, Wire};
 
 /// Every problem of a NodeNetwork spec: [`validate_node_network_structure`] and
@@ -44,14 +46,6 @@ pub fn validate_node_network_structure(spec: &NodeNetworkSpec) -> Result<(), Vec
     if let Some(bgp) = &spec.bgp {
         node_bgp(&mut problems, bgp);
     }
-    for (index, set) in spec.policy.ip_sets.iter().enumerate() {
-        problems.check(
-            set.name.is_empty() || !set.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
-            &format!("spec.policy.ipSets[{index}].name"),
-            &format!("{:?} is not a valid set name", set.name),
-            "use letters, digits and _ only",
-        );
-    }
     problems.into_result()
 }
 
@@ -72,15 +66,6 @@ pub fn node_network_value_errors(spec: &NodeNetworkSpec) -> Vec<FieldError> {
     if let Some(mac) = &spec.tunnel.vtep_mac {
         problems.decoded("spec.tunnel.vtepMAC", mac);
     }
-    for (index, policy) in spec.policy.policies.iter().enumerate() {
-        for (direction, rules) in [("ingress", &policy.ingress), ("egress", &policy.egress)] {
-            for (rule, compiled) in rules.iter().enumerate() {
-                let path = format!("spec.policy.policies[{index}].{direction}[{rule}]");
-                nets(&mut problems, &format!("{path}.source"), &compiled.source);
-                nets(&mut problems, &format!("{path}.destination"), &compiled.destination);
-            }
-        }
-    }
     for (field, failsafes) in
         [("failsafeInbound", &spec.policy.failsafe_inbound), ("failsafeOutbound", &spec.policy.failsafe_outbound)]
     {
@@ -89,15 +74,44 @@ pub fn node_network_value_errors(spec: &NodeNetworkSpec) -> Vec<FieldError> {
             failsafe.decode(&path).err().into_iter().flatten().for_each(|e| problems.push(e));
         }
     }
-    for (index, set) in spec.policy.ip_sets.iter().enumerate() {
+    problems.into_result().err().unwrap_or_default()
+}
+
+/// Every value of a node's span that does not decode, with its path: the item's key, then the
+/// field (`policy/global/web.ingress[0].source.nets[1]`, `ipset/s_web.members[3]`). The agent
+/// leaves such a value out and fails closed: a set with a bad name or member, and every policy
+/// that uses it or has a bad net, is not programmed, so its endpoints' traffic is dropped. BGP
+/// sessions are checked one by one ([`validate_bgp_session`]).
+pub fn span_value_errors(span: &NodeSpan) -> Vec<FieldError> {
+    let mut problems = Problems::default();
+    for policy in &span.policies {
+        for (direction, rules) in [("ingress", &policy.ingress), ("egress", &policy.egress)] {
+            for (rule, compiled) in rules.iter().enumerate() {
+                let path = format!("policy/{}.{direction}[{rule}]", policy.name);
+                nets(&mut problems, &format!("{path}.source"), &compiled.source);
+                nets(&mut problems, &format!("{path}.destination"), &compiled.destination);
+            }
+        }
+    }
+    for set in &span.ip_sets {
+        problems.check(
+            !is_set_name(&set.name),
+            &format!("ipset/{}.name", set.name),
+            &format!("{:?} is not a valid set name", set.name),
+            "use letters, digits and _ only",
+        );
         for (member, text) in set.members.iter().enumerate() {
-            let path = format!("spec.policy.ipSets[{index}].members[{member}]");
-            if let Err(error) = set_member(set, text, &path) {
+            if let Err(error) = set_member(set, text, &format!("ipset/{}.members[{member}]", set.name)) {
                 problems.push(error);
             }
         }
     }
     problems.into_result().err().unwrap_or_default()
+}
+
+/// Whether `name` can name an nftables set: letters, digits and `_`, not empty.
+pub fn is_set_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 fn nets(problems: &mut Problems, path: &str, side: &CompiledMatch) {
@@ -164,7 +178,7 @@ fn node_bgp(problems: &mut Problems, bgp: &NodeBgpSpec) {
     }
 }
 
-/// Checks one BGP peer session (at `path`, e.g. `spec.bgp.peers[0]`) against what BIRD accepts:
+/// Checks one BGP peer session (at `path`, e.g. `bgppeers/node-a[0]`) against what BIRD accepts:
 /// the operator never emits a session that fails this, and the agent leaves one out.
 pub fn validate_bgp_session(path: &str, peer: &BgpPeerSession) -> Result<(), Vec<FieldError>> {
     let mut problems = Problems::default();

@@ -164,8 +164,8 @@ fn plugins(options: &Options, lab: &BenchLab) -> Result<(Plugin, Option<Plugin>)
 }
 
 /// As a kubelet's node sees it, every Pod exists (scheduled to n1, selected by the policy) before
-/// its CNI ADD: writes them all and waits until the operator compiled their policy into n1's
-/// NodeNetwork. Each ADD still waits until the agent programmed the pod's routes and policy.
+/// its CNI ADD: writes them all and waits until the operator compiles their policy into n1's
+/// span. Each ADD still waits until the agent programmed the pod's routes and policy.
 fn schedule(lab: &BenchLab, containers: &[String]) -> Result<(), BenchError> {
     let store = lab.state.datastore();
     for name in containers {
@@ -180,7 +180,9 @@ fn schedule(lab: &BenchLab, containers: &[String]) -> Result<(), BenchError> {
         Duration::from_secs(60),
         Duration::from_millis(100),
         || {
-            let compiled: BTreeSet<String> = datastore::compiled_endpoints(&store, "n1").into_iter().collect();
+            let operator = lab.state.bin_dir.join(crate::lab::OPERATOR);
+            let compiled: BTreeSet<String> =
+                datastore::compiled_endpoints(&operator, &store, "n1").into_iter().collect();
             compiled.is_superset(&wanted)
         },
     )?;

@@ -40,15 +40,28 @@ fn write_yaml(path: &Path, value: &serde_json::Value) -> Result<(), BenchError> 
     std::fs::write(path, text).map_err(BenchError::io(format!("write {}", path.display())))
 }
 
-/// Writes the node's NodeNetwork and the remote blocks into `staged` (moved in to start a run).
-fn prepare(store: &Path, staged: &Path, node: &NodeRecord, pods: &[String]) -> Result<(), BenchError> {
+/// Where the bench writes the agent's span.
+fn span_file(node: &NodeRecord) -> PathBuf {
+    node.dir.join("span.yaml")
+}
+
+/// Writes the node's NodeNetwork, its span (no operator runs here) and the remote blocks into
+/// `staged` (moved in to start a run).
+fn prepare(
+    store: &Path,
+    span_file: &Path,
+    staged: &Path,
+    node: &NodeRecord,
+    pods: &[String],
+) -> Result<(), BenchError> {
     std::fs::create_dir_all(store.join(NODE_NETWORKS)).map_err(BenchError::io("create the NodeNetworks' directory"))?;
     let spec = json!({"apiVersion": "gingham.dev/v1", "kind": "NodeNetwork", "metadata": {"name": "n1", "generation": 1},
         "spec": {"address": node.address, "blocks": ["10.64.0.0/26", "10.64.0.64/26"],
             "pools": [{"name": "bench", "cidr": "10.64.0.0/10", "ipipMode": "Never", "vxlanMode": "Always", "natOutgoing": false}],
-            "tunnel": {"vxlanVNI": 4096, "vxlanPort": 4789, "blocks": ["10.64.0.0/26"], "vtepMAC": "02:aa:00:00:00:01"},
-            "policy": {"endpoints": pods.iter().map(|ns| json!({"name": format!("bench/m-{ns}"), "ingress": [], "egress": []})).collect::<Vec<_>>()}}});
+            "tunnel": {"vxlanVNI": 4096, "vxlanPort": 4789, "blocks": ["10.64.0.0/26"], "vtepMAC": "02:aa:00:00:00:01"}}});
     write_yaml(&node_network_path(store, "n1"), &spec)?;
+    let span = json!({"endpoints": pods.iter().map(|ns| json!({"name": format!("bench/m-{ns}"), "ingress": [], "egress": []})).collect::<Vec<_>>()});
+    write_yaml(span_file, &span)?;
     std::fs::create_dir_all(staged).map_err(BenchError::io("create the staged blocks"))?;
     for i in 0..BLOCKS {
         let (cidr, tunnel, mac, address) = block(i);
@@ -98,7 +111,8 @@ impl RouteLab {
     /// Starts a fresh agent with no remote blocks; its PID once it is Ready.
     fn start_agent(&mut self) -> Result<i32, BenchError> {
         let _ = std::fs::remove_file(node_status_path(&self.lab.state.datastore(), "n1"));
-        lab::start_agent(&mut self.lab.state, &self.node)?;
+        let span = lab::SpanSource::File(span_file(&self.node));
+        lab::start_agent_from(&mut self.lab.state, &self.node, &span)?;
         let pid = self.lab.state.processes.last().map_or(0, |p| p.pid);
         let state = &self.lab.state;
         guard::wait_for("the agent to be Ready", Duration::from_secs(60), Duration::from_millis(50), || {
@@ -219,7 +233,7 @@ pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
     let staged = lab.state.state_dir.join("staged-blocks");
     let live = lab.state.datastore().join(IPAM_BLOCKS);
     let pods: Vec<String> = (0..PODS).map(|i| lab.scratch(&format!("p{i}"))).collect();
-    prepare(&lab.state.datastore(), &staged, &node, &pods)?;
+    prepare(&lab.state.datastore(), &span_file(&node), &staged, &node, &pods)?;
     let scratch = lab.scratch("routes");
     topology::add_netns(&mut lab.state, &scratch).map_err(LabError::from)?;
     cmd::ip(Some(&scratch), &["link", "add", "d0", "type", "veth", "peer", "name", "d1"])?;

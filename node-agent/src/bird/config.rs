@@ -1,4 +1,5 @@
-//! BIRD's configuration as typed values, decoded once from the spec. The renderer writes only
+//! BIRD's configuration as typed values, decoded once from the node's BGP settings (its spec) and
+//! its BGP sessions (its span, `bgppeers/<node>` on the stream). The renderer writes only
 //! these: addresses, numbers, enums, and two text types that cannot carry BIRD syntax ([`Name`]
 //! for protocol names, [`Quoted`] for passwords), so nothing in a spec can add to `bird.conf`
 //! beyond the value it stands for.
@@ -119,7 +120,7 @@ pub struct BirdConfig {
 /// A session left out of BIRD's config, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeftOut {
-    /// The session's name as the spec gives it.
+    /// The session's name as the span gives it.
     pub peer: String,
     /// Why it was left out.
     pub reason: String,
@@ -132,11 +133,17 @@ impl fmt::Display for LeftOut {
 }
 
 impl BirdConfig {
-    /// Decodes the spec. The node's own BGP settings must be valid (the agent accepts no spec
-    /// whose settings are not: [`validate_node_bgp`]); a session that is not is left out and
-    /// returned with the reason. Blocks and pools that did not decode are not rendered (the
-    /// dataplane's plan reports them).
-    pub fn decode(node: &str, spec: &NodeNetworkSpec, bgp: &NodeBgpSpec) -> Result<(Self, Vec<LeftOut>), BirdError> {
+    /// Decodes the spec's BGP settings `bgp` and the span's sessions `peers`. The node's own
+    /// settings must be valid (the agent accepts no spec whose settings are not:
+    /// [`validate_node_bgp`]); a session that is not is left out and returned with the reason
+    /// (its path is `bgppeers/<node>[i]`). Blocks and pools that did not decode are not rendered
+    /// (the dataplane's plan reports them).
+    pub fn decode(
+        node: &str,
+        spec: &NodeNetworkSpec,
+        bgp: &NodeBgpSpec,
+        peers: &[BgpPeerSession],
+    ) -> Result<(Self, Vec<LeftOut>), BirdError> {
         let spec_error = |reason: String| BirdError::Render { peer: "(node settings)".into(), reason };
         validate_node_bgp(bgp).map_err(|errors| spec_error(join(&errors)))?;
         let router_id = *bgp.router_id.decoded("spec.bgp.routerID").map_err(|e| spec_error(e.to_string()))?;
@@ -158,11 +165,11 @@ impl BirdConfig {
             cluster_id,
             blocks,
             exported,
-            sessions: Vec::with_capacity(bgp.peers.len()),
+            sessions: Vec::with_capacity(peers.len()),
         };
         let mut left_out = Vec::new();
-        for (index, peer) in bgp.peers.iter().enumerate() {
-            match session(index, peer, bgp, local, cluster_id.is_some()) {
+        for (index, peer) in peers.iter().enumerate() {
+            match session(&format!("bgppeers/{node}[{index}]"), peer, bgp, local, cluster_id.is_some()) {
                 Ok(session) => config.sessions.push(session),
                 Err(reason) => left_out.push(LeftOut { peer: peer.name.clone(), reason }),
             }
@@ -172,13 +179,13 @@ impl BirdConfig {
 }
 
 fn session(
-    index: usize,
+    path: &str,
     peer: &BgpPeerSession,
     bgp: &NodeBgpSpec,
     local: Option<IpAddr>,
     reflector: bool,
 ) -> Result<Session, String> {
-    validate_bgp_session(&format!("spec.bgp.peers[{index}]"), peer).map_err(|errors| join(&errors))?;
+    validate_bgp_session(path, peer).map_err(|errors| join(&errors))?;
     let next_hop = match peer.next_hop_mode.as_deref() {
         None | Some("Auto") => NextHop::Auto,
         Some("Self") => NextHop::SelfHop,
@@ -188,7 +195,7 @@ fn session(
     Ok(Session {
         name: Name::new(&peer.name)?,
         kind: peer.kind,
-        address: *peer.address.decoded(&format!("spec.bgp.peers[{index}].address")).map_err(|e| e.to_string())?,
+        address: *peer.address.decoded(&format!("{path}.address")).map_err(|e| e.to_string())?,
         port: peer.port,
         as_number: peer.as_number,
         local_as: peer.local_as_number.unwrap_or(bgp.as_number),

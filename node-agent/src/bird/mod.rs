@@ -1,4 +1,5 @@
-//! BIRD 2: the config rendered from the spec, the supervised child process and its BGP sessions.
+//! BIRD 2: the config rendered from the spec's BGP settings and the span's sessions, the supervised
+//! child process and its BGP sessions.
 
 mod config;
 mod control;

@@ -2,7 +2,7 @@
 
 use gingham_crds::api::nodenetwork::{BgpPeerSession, BgpSessionStatus};
 
-/// The BGP rows of `birdc show protocols` output, with peer addresses from the spec's sessions.
+/// The BGP rows of `birdc show protocols` output, with peer addresses from the span's sessions.
 pub fn parse_protocols(output: &str, peers: &[BgpPeerSession]) -> Vec<BgpSessionStatus> {
     output
         .lines()

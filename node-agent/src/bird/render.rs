@@ -1,5 +1,5 @@
 //! `bird.conf` from the typed [`BirdConfig`] (pure). The layout follows Calico's confd templates.
-//! Every value written is typed (see [`super::config`]): no text from a spec is interpolated.
+//! Every value written is typed (see [`super::config`]): no text from a spec or a span is interpolated.
 //!
 //! - `protocol static gingham_blocks` announces every block of the node as a blackhole; the export
 //!   filter keeps out blocks of pools with `disableBGPExport`.
@@ -15,7 +15,7 @@ use std::fmt::Write;
 use std::ops::RangeInclusive;
 
 use gingham_crds::api::NodeNetworkSpec;
-use gingham_crds::api::nodenetwork::NodeBgpSpec;
+use gingham_crds::api::nodenetwork::{BgpPeerSession, NodeBgpSpec};
 
 use super::BirdError;
 use super::config::{BirdConfig, NextHop, Session};
@@ -41,11 +41,16 @@ impl Rendered {
     }
 }
 
-/// Renders the configuration for a node with BGP settings; a session the spec gives values BIRD
+/// Renders the configuration for a node with BGP settings and sessions; a session with values BIRD
 /// cannot take is an error naming it (the agent leaves such sessions out instead:
 /// [`BirdConfig::decode`]).
-pub fn render(node: &str, spec: &NodeNetworkSpec, bgp: &NodeBgpSpec) -> Result<String, BirdError> {
-    let (config, left_out) = BirdConfig::decode(node, spec, bgp)?;
+pub fn render(
+    node: &str,
+    spec: &NodeNetworkSpec,
+    bgp: &NodeBgpSpec,
+    peers: &[BgpPeerSession],
+) -> Result<String, BirdError> {
+    let (config, left_out) = BirdConfig::decode(node, spec, bgp, peers)?;
     match left_out.into_iter().next() {
         Some(first) => Err(BirdError::Render { peer: first.peer, reason: first.reason }),
         None => Ok(render_config(&config).text),

@@ -54,8 +54,11 @@ fn routes_follow_the_pool_mode() {
         spec.pools = vec![pool("10.0.0.0/16", *vxlan, *ipip)];
         let blocks = remote_blocks();
         let endpoints = [endpoint("web", [10, 0, 0, 5])];
-        let view =
-            NodeView { plan: &NodePlan::build(NODE, &spec, &blocks), endpoints: &endpoints, tunnel_address: TUNNEL };
+        let view = NodeView {
+            plan: &NodePlan::build(NODE, &spec, None, &blocks),
+            endpoints: &endpoints,
+            tunnel_address: TUNNEL,
+        };
         let facts = HostFacts { ipip: *has_ipip, ..FACTS };
         let mut expected =
             vec![format!("10.0.0.5/32 dev {} scope link", endpoints[0].interface), "blackhole 10.0.0.0/26".into()];
@@ -81,7 +84,7 @@ fn releasing_blocks_stay_routed_and_blocks_outside_pools_are_not() {
         "172.16.0.0",
         "02:00:00:00:00:0d",
     ));
-    let view = NodeView { plan: &NodePlan::build(NODE, &spec, &blocks), endpoints: &[], tunnel_address: TUNNEL };
+    let view = NodeView { plan: &NodePlan::build(NODE, &spec, None, &blocks), endpoints: &[], tunnel_address: TUNNEL };
     let routes = shown(&desired_routes(&view, &FACTS));
     assert!(routes.contains(&"10.0.1.0/26 via 10.0.1.0 dev vxlan.gingham onlink".to_string()), "{routes:?}");
     assert!(
@@ -101,7 +104,7 @@ fn devices_exist_only_while_a_pool_needs_them() {
     for (name, vxlan, ipip, expected) in cases {
         let mut spec = spec();
         spec.pools = vec![pool("10.0.0.0/16", vxlan, ipip)];
-        let view = NodeView { plan: &NodePlan::build(NODE, &spec, &[]), endpoints: &[], tunnel_address: TUNNEL };
+        let view = NodeView { plan: &NodePlan::build(NODE, &spec, None, &[]), endpoints: &[], tunnel_address: TUNNEL };
         let got: Vec<String> =
             desired_tunnels(&view, &FACTS).iter().map(|t| format!("{} mtu {}", t.name, t.mtu)).collect();
         assert_eq!(got, expected, "{name}");
@@ -118,7 +121,7 @@ fn vxlan_device_settings_come_from_the_spec() {
     spec.tunnel.vxlan_vni = 77;
     spec.tunnel.vxlan_port = 8472;
     spec.tunnel.vxlan_mtu = Some(1400);
-    let view = NodeView { plan: &NodePlan::build(NODE, &spec, &[]), endpoints: &[], tunnel_address: TUNNEL };
+    let view = NodeView { plan: &NodePlan::build(NODE, &spec, None, &[]), endpoints: &[], tunnel_address: TUNNEL };
     let tunnels: Vec<TunnelSpec> =
         desired_tunnels(&view, &HostFacts { underlay_mtu: None, ipip: false }).into_iter().collect();
     assert_eq!(tunnels.len(), 1);
@@ -126,7 +129,7 @@ fn vxlan_device_settings_come_from_the_spec() {
     assert_eq!(tunnels[0].mtu, 1400);
     assert_eq!(tunnels[0].mac.map(|m| m.to_string()).as_deref(), Some("02:00:00:00:00:0a"));
     spec.tunnel.vxlan_mtu = None;
-    let view = NodeView { plan: &NodePlan::build(NODE, &spec, &[]), endpoints: &[], tunnel_address: TUNNEL };
+    let view = NodeView { plan: &NodePlan::build(NODE, &spec, None, &[]), endpoints: &[], tunnel_address: TUNNEL };
     let fallback = desired_tunnels(&view, &HostFacts { underlay_mtu: None, ipip: false });
     assert_eq!(fallback.iter().map(|t| t.mtu).collect::<Vec<_>>(), vec![1450]);
 }
@@ -136,7 +139,7 @@ fn neighbours_and_fdb_cover_only_vxlan_remotes() {
     let mut spec = spec();
     spec.pools = vec![pool("10.0.0.0/16", CrossSubnet, Never)];
     let blocks = remote_blocks();
-    let view = NodeView { plan: &NodePlan::build(NODE, &spec, &blocks), endpoints: &[], tunnel_address: TUNNEL };
+    let view = NodeView { plan: &NodePlan::build(NODE, &spec, None, &blocks), endpoints: &[], tunnel_address: TUNNEL };
     let neighbours: Vec<String> =
         desired_neighbours(&view).iter().map(|n| format!("{} {}", n.address, n.mac)).collect();
     assert_eq!(neighbours, vec!["10.0.2.0 02:00:00:00:00:0c"]);
@@ -148,7 +151,8 @@ fn neighbours_and_fdb_cover_only_vxlan_remotes() {
 fn endpoints_get_proxy_arp_without_delay() {
     let spec = spec();
     let endpoints = [endpoint("web", [10, 0, 0, 5])];
-    let view = NodeView { plan: &NodePlan::build(NODE, &spec, &[]), endpoints: &endpoints, tunnel_address: TUNNEL };
+    let view =
+        NodeView { plan: &NodePlan::build(NODE, &spec, None, &[]), endpoints: &endpoints, tunnel_address: TUNNEL };
     let name = &endpoints[0].interface;
     let got: Vec<String> = desired_sysctls(&view).iter().map(|s| format!("{}={}", s.path, s.value)).collect();
     assert_eq!(
@@ -181,7 +185,8 @@ fn what_cannot_be_programmed_is_explained() {
         spec.pools = vec![pool("10.0.0.0/16", Always, Never)];
         let mut blocks = remote_blocks();
         change(&mut spec, &mut blocks);
-        let view = NodeView { plan: &NodePlan::build(NODE, &spec, &blocks), endpoints: &[], tunnel_address: TUNNEL };
+        let view =
+            NodeView { plan: &NodePlan::build(NODE, &spec, None, &blocks), endpoints: &[], tunnel_address: TUNNEL };
         let problems = problems(&view, &HostFacts { ipip, ..FACTS });
         if expected.is_empty() {
             assert!(problems.is_empty(), "{name}: {problems:?}");
@@ -197,7 +202,7 @@ fn a_remote_block_without_vtep_is_not_routed_over_vxlan() {
     spec.pools = vec![pool("10.0.0.0/16", Always, Never)];
     let mut blocks = remote_blocks();
     blocks[2].vtep_mac = None;
-    let view = NodeView { plan: &NodePlan::build(NODE, &spec, &blocks), endpoints: &[], tunnel_address: TUNNEL };
+    let view = NodeView { plan: &NodePlan::build(NODE, &spec, None, &blocks), endpoints: &[], tunnel_address: TUNNEL };
     let routes = shown(&desired_routes(&view, &FACTS));
     assert!(routes.contains(&"10.0.1.0/26 via 10.0.1.0 dev vxlan.gingham onlink".to_string()), "{routes:?}");
     assert!(!routes.iter().any(|r| r.starts_with("10.0.2.0")), "{routes:?}");

@@ -3,7 +3,12 @@
 use gingham_crds::api::IPAMBlockSpec;
 use gingham_crds::api::common::EncapsulationMode;
 use gingham_crds::api::nodenetwork::{NodeNetworkSpec, PoolRouting};
+use gingham_crds::api::span::NodeSpan;
 
+use super::NodeView;
+use super::nft::build::ruleset;
+use super::nft::model::Ruleset;
+use super::plan::NodePlan;
 use crate::endpoint::LocalEndpoint;
 
 /// This node's name in fixtures.
@@ -69,20 +74,25 @@ pub fn endpoint(pod: &str, address: [u8; 4]) -> LocalEndpoint {
     }
 }
 
-/// A policy spec: `web` has ingress policy `default/allow-http`, `db` is known with no policies,
-/// and one Log-then-Deny egress policy.
+/// The spec of the policy fixtures: a natOutgoing VXLAN pool and two inbound failsafe ports.
 pub fn policy_spec() -> NodeNetworkSpec {
-    use gingham_crds::api::nodenetwork::{
-        CompiledMatch, CompiledPolicy, CompiledRule, EndpointPolicy, IcmpMatch, IpSet, IpSetKind, PortRange,
-    };
-    use gingham_crds::api::policy::Action;
     let mut spec = spec();
     spec.pools = vec![PoolRouting {
         nat_outgoing: true,
         ..pool("10.0.0.0/16", EncapsulationMode::Always, EncapsulationMode::Never)
     }];
     spec.policy.failsafe_inbound = gingham_crds::api::felix::default_failsafe_inbound().into_iter().take(2).collect();
-    spec.policy.ip_sets = vec![
+    spec
+}
+
+/// A span: `web` has ingress policy `default/allow-http`, `db` is known with no policies, and one
+/// Log-then-Deny egress policy.
+pub fn policy_span() -> NodeSpan {
+    use gingham_crds::api::nodenetwork::{
+        CompiledMatch, CompiledPolicy, CompiledRule, EndpointPolicy, IcmpMatch, IpSet, IpSetKind, PortRange,
+    };
+    use gingham_crds::api::policy::Action;
+    let ip_sets = vec![
         IpSet {
             name: "clients".into(),
             kind: IpSetKind::Addresses,
@@ -115,11 +125,11 @@ pub fn policy_spec() -> NodeNetworkSpec {
         destination: CompiledMatch { nets: vec!["192.168.0.0/16".into()], ..Default::default() },
         ..Default::default()
     };
-    spec.policy.policies = vec![
+    let policies = vec![
         CompiledPolicy { name: "default/allow-http".into(), ingress: vec![http, ping], egress: vec![] }.into(),
         CompiledPolicy { name: "global/audit".into(), ingress: vec![], egress: vec![log, deny] }.into(),
     ];
-    spec.policy.endpoints = vec![
+    let endpoints = vec![
         EndpointPolicy {
             name: "default/web".into(),
             uid: None,
@@ -128,5 +138,17 @@ pub fn policy_spec() -> NodeNetworkSpec {
         },
         EndpointPolicy { name: "default/db".into(), ..EndpointPolicy::default() },
     ];
-    spec
+    NodeSpan { endpoints, policies, ip_sets, bgp_peers: Vec::new() }
+}
+
+/// The plan of `spec` and `span` with no other node's blocks.
+pub fn plan(spec: &NodeNetworkSpec, span: &NodeSpan) -> NodePlan {
+    NodePlan::build(NODE, spec, Some(span), &[])
+}
+
+/// The nftables ruleset of `spec` and `span` for `endpoints`.
+pub fn rules(spec: &NodeNetworkSpec, span: &NodeSpan, endpoints: &[LocalEndpoint]) -> Ruleset {
+    let plan = plan(spec, span);
+    let policy = plan.policy.as_ref().unwrap_or_else(|| unreachable!("a plan with a span has a policy"));
+    ruleset(&NodeView { plan: &plan, endpoints, tunnel_address: TUNNEL }, policy)
 }

@@ -1,5 +1,7 @@
 //! [`KernelDataplane`]: one sync is compute desired → read the kernel → diff → apply netlink
 //! operations → apply nftables → report. It never flushes: what is already right is not touched.
+//! While the node's span is not known (the plan has no policy) nftables is not touched at all: a
+//! restarted agent keeps enforcing the table it finds until its span arrives.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -20,6 +22,7 @@ use super::nft::apply::{Nft, NftChange, NftCommand};
 use super::nft::build::{dispatched, ruleset};
 use super::nft::model::Ruleset;
 use super::nft::observe::{Digests, Observed, Plan, plan, trust};
+use super::plan::PolicyPlan;
 use super::rtnl::RtNetlink;
 use super::{Dataplane, NodeView, SyncError, SyncReport};
 
@@ -38,6 +41,8 @@ pub enum NftOutcome {
     Incremental,
     /// The table was rewritten in one transaction.
     Rewrite,
+    /// The node's span is not known: the table was left as it is, not even listed.
+    Untouched,
     /// The change failed; the previous ruleset stays in force.
     Failed,
 }
@@ -230,8 +235,8 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
     }
 
     /// The nftables table. Returns whether it is in force.
-    async fn sync_policy(&mut self, view: &NodeView<'_>, report: &mut SyncReport) -> bool {
-        let desired = ruleset(view);
+    async fn sync_policy(&mut self, view: &NodeView<'_>, policy: &PolicyPlan, report: &mut SyncReport) -> bool {
+        let desired = ruleset(view, policy);
         report.sizes.rules = desired.chains.iter().map(|c| c.rules.len()).sum();
         report.sizes.set_elements = desired.elements().values().map(|e| e.len()).sum();
         let observed = self.observe(view).await;
@@ -303,13 +308,23 @@ impl<N: Netlink, F: Nft> Dataplane for KernelDataplane<N, F> {
         let capabilities = self.capabilities().await;
         let mut report = SyncReport { capabilities: capabilities.clone(), ..SyncReport::default() };
         let plumbed = self.sync_routes(view, capabilities.ipip, &mut report).await;
-        report.policy_programmed = self.sync_policy(view, &mut report).await;
-        if report.policy_programmed {
-            report.policy_endpoints = dispatched(view).map(|e| (e.name.clone(), e.uid.clone())).collect();
-            report.programmed_endpoints =
-                plumbed.into_iter().filter(|name| report.policy_endpoints.contains_key(name)).collect();
+        match &view.plan.policy {
+            Some(policy) => {
+                report.policy_programmed = self.sync_policy(view, policy, &mut report).await;
+                if report.policy_programmed {
+                    report.policy_endpoints =
+                        dispatched(view, policy).map(|e| (e.name.clone(), e.uid.clone())).collect();
+                    report.programmed_endpoints =
+                        plumbed.into_iter().filter(|name| report.policy_endpoints.contains_key(name)).collect();
+                }
+            }
+            // No endpoint counts as programmed, so the CNI plugin's `ready` waits for the span.
+            None => {
+                self.last.nft = NftOutcome::Untouched;
+                report.errors.push(SyncError::span_unknown());
+            }
         }
-        if self.last.netlink_changes > 0 || self.last.nft != NftOutcome::UpToDate {
+        if self.last.netlink_changes > 0 || !matches!(self.last.nft, NftOutcome::UpToDate | NftOutcome::Untouched) {
             info!(netlink_changes = self.last.netlink_changes, nft = ?self.last.nft, errors = report.errors.len(), "dataplane synced");
         }
         report

@@ -1,17 +1,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::dataplane::plan::NodePlan;
 use std::time::Duration;
 
 use gingham_crds::api::common::EncapsulationMode::{Always, Never};
-use gingham_crds::api::nodenetwork::{NodeNetworkSpec, NodePolicySpec};
+use gingham_crds::api::nodenetwork::NodeNetworkSpec;
+use gingham_crds::api::span::NodeSpan;
 
 use super::*;
 use crate::dataplane::fake::FakeNetlink;
-use crate::dataplane::fixtures::{NODE, TUNNEL, endpoint, policy_spec, pool, remote_blocks};
+use crate::dataplane::fixtures::{NODE, TUNNEL, endpoint, policy_span, policy_spec, pool, remote_blocks, rules};
 use crate::dataplane::model::{AddressSpec, RouteTarget, VXLAN_DEVICE};
 use crate::dataplane::nft::apply::FakeNft;
 use crate::dataplane::nft::observe::Observed;
+use crate::dataplane::plan::NodePlan;
 use crate::endpoint::LocalEndpoint;
 
 fn host(endpoints: &[LocalEndpoint]) -> FakeNetlink {
@@ -24,13 +25,15 @@ fn host(endpoints: &[LocalEndpoint]) -> FakeNetlink {
     netlink
 }
 
-async fn sync(
+/// Syncs `spec` and `span` (`None`: not known yet) with the fixtures' remote blocks.
+async fn sync<'a>(
     dataplane: &mut KernelDataplane<FakeNetlink, FakeNft>,
     spec: &NodeNetworkSpec,
+    span: impl Into<Option<&'a NodeSpan>>,
     endpoints: &[LocalEndpoint],
 ) -> SyncReport {
-    let blocks = remote_blocks();
-    dataplane.sync(&NodeView { plan: &NodePlan::build(NODE, spec, &blocks), endpoints, tunnel_address: TUNNEL }).await
+    let plan = NodePlan::build(NODE, spec, span.into(), &remote_blocks());
+    dataplane.sync(&NodeView { plan: &plan, endpoints, tunnel_address: TUNNEL }).await
 }
 
 fn pods() -> Vec<LocalEndpoint> {
@@ -39,9 +42,9 @@ fn pods() -> Vec<LocalEndpoint> {
 
 #[tokio::test]
 async fn a_first_sync_programs_everything_and_a_second_changes_nothing() {
-    let (spec, pods) = (policy_spec(), pods());
+    let (spec, span, pods) = (policy_spec(), policy_span(), pods());
     let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
-    let report = sync(&mut dataplane, &spec, &pods).await;
+    let report = sync(&mut dataplane, &spec, &span, &pods).await;
     assert_eq!(report.errors, Vec::new());
     assert!(report.routes_programmed && report.policy_programmed);
     assert_eq!(report.programmed_endpoints, ["default/db".to_string(), "default/web".to_string()].into());
@@ -56,7 +59,7 @@ async fn a_first_sync_programs_everything_and_a_second_changes_nothing() {
         Some("1")
     );
 
-    let again = sync(&mut dataplane, &spec, &pods).await;
+    let again = sync(&mut dataplane, &spec, &span, &pods).await;
     assert_eq!(again, report);
     let stats = dataplane.last_sync();
     assert_eq!((stats.netlink_changes, stats.nft), (0, NftOutcome::UpToDate));
@@ -70,16 +73,47 @@ async fn a_first_sync_programs_everything_and_a_second_changes_nothing() {
 
 #[tokio::test]
 async fn a_restart_with_everything_right_changes_nothing() {
-    let (spec, pods) = (policy_spec(), pods());
+    let (spec, span, pods) = (policy_spec(), policy_span(), pods());
     let mut first = KernelDataplane::new(host(&pods), FakeNft::default());
-    sync(&mut first, &spec, &pods).await;
+    sync(&mut first, &spec, &span, &pods).await;
     let kernel = std::mem::take(first.netlink_mut());
     let table = std::mem::take(first.nft_mut());
     let mut second = KernelDataplane::new(FakeNetlink { applied: vec![], ..kernel }, FakeNft { rewrites: 0, ..table });
-    let report = sync(&mut second, &spec, &pods).await;
+    let report = sync(&mut second, &spec, &span, &pods).await;
     assert!(report.errors.is_empty() && report.routes_programmed && report.policy_programmed);
     assert!(second.netlink_mut().applied.is_empty(), "{:?}", second.netlink_mut().applied);
     assert_eq!(second.nft_mut().rewrites, 0);
+}
+
+/// A restarted agent whose span has not arrived yet keeps the table it finds (it never lists,
+/// rewrites or flushes it), programs routes, and vouches for no endpoint, so the CNI plugin's
+/// `ready` waits; once the span arrives the table is brought to it.
+#[tokio::test]
+async fn until_the_span_arrives_nftables_is_untouched_and_routes_are_programmed() {
+    let (spec, span, pods) = (policy_spec(), policy_span(), pods());
+    let mut first = KernelDataplane::new(host(&pods), FakeNft::default());
+    sync(&mut first, &spec, &span, &pods).await;
+    let left = std::mem::take(first.nft_mut()).table;
+    let mut stale = left.clone().unwrap();
+    stale.elements.get_mut("s_clients").unwrap().insert("10.9.9.9".into());
+    let table = FakeNft { table: Some(stale.clone()), ..FakeNft::default() };
+    let mut restarted = KernelDataplane::new(host(&pods), table);
+
+    let waiting = sync(&mut restarted, &spec, None, &pods).await;
+    assert!(waiting.routes_programmed && !waiting.policy_programmed, "{waiting:?}");
+    assert_eq!(waiting.errors, vec![SyncError::span_unknown()]);
+    assert!(waiting.programmed_endpoints.is_empty() && waiting.policy_endpoints.is_empty());
+    assert_eq!(restarted.last_sync().nft, NftOutcome::Untouched);
+    let nft = restarted.nft_mut();
+    assert_eq!((nft.lists, nft.rewrites, nft.deltas), (0, 0, 0), "not even listed");
+    assert_eq!(nft.table.as_ref(), Some(&stale), "what the last agent left stays in force");
+    assert_eq!(restarted.netlink_mut().routes.len(), 2 + 1 + 2, "two pods, one blackhole, two remote blocks");
+
+    let arrived = sync(&mut restarted, &spec, &span, &pods).await;
+    assert!(arrived.errors.is_empty() && arrived.policy_programmed, "{arrived:?}");
+    assert_eq!(arrived.programmed_endpoints, ["default/db".to_string(), "default/web".to_string()].into());
+    assert_eq!(restarted.last_sync().nft, NftOutcome::Elements, "only the stale member goes");
+    assert_eq!(restarted.nft_mut().table, left);
 }
 
 /// A spec whose agent lists the nftables table on every sync.
@@ -90,14 +124,14 @@ fn always_listing(mut spec: NodeNetworkSpec) -> NodeNetworkSpec {
 
 #[tokio::test]
 async fn drift_is_repaired_with_the_smallest_change() {
-    let (spec, pods) = (always_listing(policy_spec()), pods());
+    let (spec, span, pods) = (always_listing(policy_spec()), policy_span(), pods());
     let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
-    sync(&mut dataplane, &spec, &pods).await;
+    sync(&mut dataplane, &spec, &span, &pods).await;
     let route = dataplane.netlink_mut().routes.iter().find(|r| r.target == RouteTarget::Blackhole).cloned().unwrap();
     dataplane.netlink_mut().routes.remove(&route);
     let table = dataplane.nft_mut().table.as_mut().unwrap();
     table.elements.get_mut("s_clients").unwrap().remove("10.0.0.9");
-    sync(&mut dataplane, &spec, &pods).await;
+    sync(&mut dataplane, &spec, &span, &pods).await;
     assert!(dataplane.netlink_mut().routes.contains(&route));
     assert!(dataplane.nft_mut().table.as_ref().unwrap().elements["s_clients"].contains("10.0.0.9"));
     assert_eq!((dataplane.last_sync().netlink_changes, dataplane.last_sync().nft), (1, NftOutcome::Elements));
@@ -106,45 +140,41 @@ async fn drift_is_repaired_with_the_smallest_change() {
 
 #[tokio::test]
 async fn endpoints_and_policies_come_and_go_without_rewriting_the_table() {
-    let (mut spec, pods) = (policy_spec(), pods());
-    let without_db = NodeNetworkSpec {
-        policy: NodePolicySpec {
-            endpoints: spec.policy.endpoints.iter().filter(|e| e.name != "default/db").cloned().collect(),
-            ..spec.policy.clone()
-        },
-        ..spec.clone()
+    let (spec, mut span, pods) = (policy_spec(), policy_span(), pods());
+    let without_db = NodeSpan {
+        endpoints: span.endpoints.iter().filter(|e| e.name != "default/db").cloned().collect(),
+        ..span.clone()
     };
     let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
-    let before = sync(&mut dataplane, &without_db, &pods).await;
+    let before = sync(&mut dataplane, &spec, &without_db, &pods).await;
     assert!(!before.programmed_endpoints.contains("default/db"), "db's policy is not compiled yet");
-    let expected = |spec: &NodeNetworkSpec, endpoints: &[LocalEndpoint]| {
-        let view = NodeView { plan: &NodePlan::build(NODE, spec, &[]), endpoints, tunnel_address: TUNNEL };
-        Observed::expected(&ruleset(&view))
+    let expected = |spec: &NodeNetworkSpec, span: &NodeSpan, endpoints: &[LocalEndpoint]| {
+        Observed::expected(&rules(spec, span, endpoints))
     };
-    let with_db = sync(&mut dataplane, &spec, &pods).await;
+    let with_db = sync(&mut dataplane, &spec, &span, &pods).await;
     assert!(with_db.programmed_endpoints.contains("default/db"));
     assert_eq!(dataplane.last_sync().nft, NftOutcome::Incremental, "db's allow-all chains are new");
-    spec.policy.policies.retain(|p| p.name != "default/allow-http");
-    spec.policy.endpoints[0].ingress.clear();
-    sync(&mut dataplane, &spec, &pods).await;
+    span.policies.retain(|p| p.name != "default/allow-http");
+    span.endpoints[0].ingress.clear();
+    sync(&mut dataplane, &spec, &span, &pods).await;
     assert_eq!(dataplane.last_sync().nft, NftOutcome::Incremental, "a policy went away");
-    assert_eq!(dataplane.nft_mut().table, Some(expected(&spec, &pods)));
+    assert_eq!(dataplane.nft_mut().table, Some(expected(&spec, &span, &pods)));
     assert_eq!((dataplane.nft_mut().rewrites, dataplane.nft_mut().deltas), (1, 2));
 
     dataplane.nft_mut().table.as_mut().unwrap().chains.insert("stray".into(), 1);
     let spec = always_listing(spec);
-    sync(&mut dataplane, &spec, &pods[..1]).await;
+    sync(&mut dataplane, &spec, &span, &pods[..1]).await;
     assert_eq!(dataplane.last_sync().nft, NftOutcome::Rewrite, "a table gingham did not leave is rewritten");
-    assert_eq!(dataplane.nft_mut().table, Some(expected(&spec, &pods[..1])));
+    assert_eq!(dataplane.nft_mut().table, Some(expected(&spec, &span, &pods[..1])));
 }
 
 #[tokio::test]
 async fn a_veth_appearing_for_compiled_policy_changes_no_nftables_state() {
-    let (spec, pods) = (policy_spec(), pods());
+    let (spec, span, pods) = (policy_spec(), policy_span(), pods());
     let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
-    sync(&mut dataplane, &spec, &pods[..1]).await;
+    sync(&mut dataplane, &spec, &span, &pods[..1]).await;
     let table = dataplane.nft_mut().table.clone();
-    let report = sync(&mut dataplane, &spec, &pods).await;
+    let report = sync(&mut dataplane, &spec, &span, &pods).await;
     assert!(report.programmed_endpoints.contains("default/db"));
     assert_eq!(dataplane.last_sync().nft, NftOutcome::UpToDate, "db's policy was in force before its veth");
     assert_eq!(dataplane.nft_mut().table, table);
@@ -152,30 +182,30 @@ async fn a_veth_appearing_for_compiled_policy_changes_no_nftables_state() {
 
 #[tokio::test]
 async fn between_refreshes_the_table_is_trusted_and_not_listed() {
-    let (mut spec, pods) = (policy_spec(), pods());
+    let (spec, mut span, pods) = (policy_spec(), policy_span(), pods());
     let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
-    sync(&mut dataplane, &spec, &pods).await;
+    sync(&mut dataplane, &spec, &span, &pods).await;
     let lists = dataplane.nft_mut().lists;
-    spec.policy.ip_sets[0].members.push("10.0.3.3".into());
-    sync(&mut dataplane, &spec, &pods).await;
+    span.ip_sets[0].members.push("10.0.3.3".into());
+    sync(&mut dataplane, &spec, &span, &pods).await;
     assert_eq!(dataplane.last_sync().nft, NftOutcome::Elements, "planned against what gingham left");
-    sync(&mut dataplane, &spec, &pods).await;
+    sync(&mut dataplane, &spec, &span, &pods).await;
     assert_eq!(dataplane.last_sync().nft, NftOutcome::UpToDate);
     assert_eq!(dataplane.nft_mut().lists, lists, "within nftablesRefreshSeconds (90) nothing is listed");
 
     dataplane.nft_mut().table.as_mut().unwrap().elements.get_mut("s_clients").unwrap().clear();
-    sync(&mut dataplane, &spec, &pods).await;
+    sync(&mut dataplane, &spec, &span, &pods).await;
     assert_eq!(dataplane.last_sync().nft, NftOutcome::UpToDate, "drift waits for the next listing");
-    sync(&mut dataplane, &always_listing(spec), &pods).await;
+    sync(&mut dataplane, &always_listing(spec), &span, &pods).await;
     assert_eq!(dataplane.last_sync().nft, NftOutcome::Elements, "the listing finds it and repairs it");
     assert_eq!(dataplane.nft_mut().lists, lists + 1);
 }
 
 #[tokio::test]
 async fn a_failed_nft_transaction_is_reported_and_blocks_readiness() {
-    let (spec, pods) = (policy_spec(), pods());
+    let (spec, span, pods) = (policy_spec(), policy_span(), pods());
     let mut dataplane = KernelDataplane::new(host(&pods), FakeNft { fail: true, ..FakeNft::default() });
-    let report = sync(&mut dataplane, &spec, &pods).await;
+    let report = sync(&mut dataplane, &spec, &span, &pods).await;
     assert!(report.routes_programmed);
     assert!(!report.policy_programmed);
     assert!(report.programmed_endpoints.is_empty());
@@ -187,16 +217,16 @@ async fn a_failed_nft_transaction_is_reported_and_blocks_readiness() {
 
 #[tokio::test]
 async fn endpoints_wait_for_their_interface_and_their_policy() {
-    let (mut spec, pods) = (policy_spec(), pods());
-    spec.policy.endpoints.retain(|e| e.name != "default/db");
-    let mut late_policy = spec.policy.endpoints[0].clone();
+    let (spec, mut span, pods) = (policy_spec(), policy_span(), pods());
+    span.endpoints.retain(|e| e.name != "default/db");
+    let mut late_policy = span.endpoints[0].clone();
     late_policy.name = "default/late".into();
-    spec.policy.endpoints.push(late_policy);
+    span.endpoints.push(late_policy);
     let late = endpoint("late", [10, 0, 0, 7]);
     let mut all = pods.clone();
     all.push(late.clone());
     let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
-    let report = sync(&mut dataplane, &spec, &all).await;
+    let report = sync(&mut dataplane, &spec, &span, &all).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(report.programmed_endpoints, ["default/web".to_string()].into(), "db lacks policy, late lacks its veth");
     assert_eq!(
@@ -209,11 +239,11 @@ async fn endpoints_wait_for_their_interface_and_their_policy() {
 
 #[tokio::test]
 async fn ipip_without_kernel_support_is_reported_not_fatal() {
-    let mut spec = policy_spec();
+    let (mut spec, span) = (policy_spec(), policy_span());
     spec.pools = vec![pool("10.0.0.0/16", Never, Always)];
     let pods = pods();
     let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
-    let report = sync(&mut dataplane, &spec, &pods).await;
+    let report = sync(&mut dataplane, &spec, &span, &pods).await;
     assert!(!report.capabilities.ipip);
     assert!(!report.routes_programmed);
     assert!(report.policy_programmed);
@@ -227,11 +257,11 @@ async fn ipip_without_kernel_support_is_reported_not_fatal() {
 
 #[tokio::test]
 async fn a_failed_netlink_change_is_reported_and_the_rest_still_applies() {
-    let (spec, pods) = (policy_spec(), pods());
+    let (spec, span, pods) = (policy_spec(), policy_span(), pods());
     let mut netlink = host(&pods);
     netlink.fail_matching = Some(format!("route {}/32", pods[0].address));
     let mut dataplane = KernelDataplane::new(netlink, FakeNft::default());
-    let report = sync(&mut dataplane, &spec, &pods).await;
+    let report = sync(&mut dataplane, &spec, &span, &pods).await;
     assert!(!report.routes_programmed);
     assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
     assert_eq!(report.programmed_endpoints, ["default/db".to_string()].into());
@@ -240,14 +270,14 @@ async fn a_failed_netlink_change_is_reported_and_the_rest_still_applies() {
 
 #[tokio::test]
 async fn switching_vxlan_off_replaces_routes_before_removing_the_device() {
-    let (mut spec, pods) = (policy_spec(), pods());
+    let (mut spec, span, pods) = (policy_spec(), policy_span(), pods());
     let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default()).with_vxlan_drain(Duration::ZERO);
-    sync(&mut dataplane, &spec, &pods).await;
+    sync(&mut dataplane, &spec, &span, &pods).await;
     spec.pools[0].vxlan_mode = gingham_crds::api::common::EncapsulationMode::CrossSubnet;
-    sync(&mut dataplane, &spec, &pods).await;
+    sync(&mut dataplane, &spec, &span, &pods).await;
     spec.pools[0].vxlan_mode = Never;
     dataplane.netlink_mut().applied.clear();
-    let report = sync(&mut dataplane, &spec, &pods).await;
+    let report = sync(&mut dataplane, &spec, &span, &pods).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let kernel = dataplane.netlink_mut();
     assert!(kernel.link(VXLAN_DEVICE).is_none());
@@ -261,12 +291,12 @@ async fn switching_vxlan_off_replaces_routes_before_removing_the_device() {
 
 #[tokio::test]
 async fn after_vxlan_is_switched_off_the_device_stays_to_receive_from_nodes_not_switched_yet() {
-    let (mut spec, pods) = (policy_spec(), pods());
+    let (mut spec, span, pods) = (policy_spec(), policy_span(), pods());
     let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
-    sync(&mut dataplane, &spec, &pods).await;
+    sync(&mut dataplane, &spec, &span, &pods).await;
     assert!(!dataplane.netlink_mut().neighbours.is_empty(), "VXLAN is in use before the switch");
     spec.pools[0].vxlan_mode = Never;
-    let report = sync(&mut dataplane, &spec, &pods).await;
+    let report = sync(&mut dataplane, &spec, &span, &pods).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let kernel = dataplane.netlink_mut();
     assert!(kernel.link(VXLAN_DEVICE).is_some(), "the device drains for VXLAN_DRAIN");
@@ -279,8 +309,8 @@ async fn after_vxlan_is_switched_off_the_device_stays_to_receive_from_nodes_not_
 async fn the_real_dataplane_sync_can_be_spawned_on_a_multithreaded_runtime() {
     fn assert_send<T: Send>(_: &T) {}
     let mut dataplane = KernelDataplane::connect().unwrap();
-    let spec = policy_spec();
-    let view = NodeView { plan: &NodePlan::build(NODE, &spec, &[]), endpoints: &[], tunnel_address: TUNNEL };
+    let plan = NodePlan::build(NODE, &policy_spec(), Some(&policy_span()), &[]);
+    let view = NodeView { plan: &plan, endpoints: &[], tunnel_address: TUNNEL };
     let future = dataplane.sync(&view);
     assert_send(&future);
 }

@@ -1,7 +1,8 @@
 //! The dataplane: from the desired state (pure) to the kernel (netlink and nftables).
 //!
 //! The agent's main loop builds a [`plan::NodePlan`] once per revision of its inputs (the
-//! NodeNetwork and the IPAMBlocks), wraps it with the endpoints in a [`NodeView`] and calls
+//! NodeNetwork, the node's span and the IPAMBlocks), wraps it with the endpoints in a [`NodeView`]
+//! and calls
 //! [`Dataplane::sync`] on a
 //! [`KernelDataplane`] (`KernelDataplane::connect()` inside a tokio runtime), periodically and on
 //! every change; everything below it is this module's. One sync is a pipeline:
@@ -44,7 +45,7 @@ use plan::NodePlan;
 /// What the dataplane is asked to make true on this node.
 #[derive(Clone, Debug)]
 pub struct NodeView<'a> {
-    /// The spec and the IPAMBlocks of this revision, decoded once.
+    /// The spec, the span and the IPAMBlocks of this revision, decoded once.
     pub plan: &'a NodePlan,
     /// The pods on this node.
     pub endpoints: &'a [LocalEndpoint],
@@ -58,7 +59,7 @@ pub struct NodeView<'a> {
 pub struct SyncReport {
     /// Routes, devices, neighbours and FDB entries match the spec.
     pub routes_programmed: bool,
-    /// The nftables ruleset matches the spec.
+    /// The nftables ruleset matches the spec and the span (false while the span is not known).
     pub policy_programmed: bool,
     /// The endpoints (`namespace/pod`) whose routes and policy are both in force.
     pub programmed_endpoints: std::collections::BTreeSet<String>,
@@ -86,12 +87,15 @@ pub struct DesiredSizes {
     pub set_elements: usize,
 }
 
+/// The label of [`SyncError::span_unknown`]: a state to wait out, not a failure to count.
+pub const SPAN_UNKNOWN: &str = "span_unknown";
+
 /// One thing a sync could not do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncError {
     /// A stable short label for metrics: the failing netlink or nft error's `label()`,
-    /// `unprogrammable` for a part of the spec this host cannot program, or `undecodable` for a
-    /// value that did not decode.
+    /// `unprogrammable` for a part of the spec this host cannot program, `undecodable` for a
+    /// value that did not decode, or [`SPAN_UNKNOWN`] while policy waits for the node's span.
     pub label: &'static str,
     /// What failed and what to do.
     pub message: String,
@@ -106,6 +110,14 @@ impl SyncError {
     /// A value of the inputs that did not decode, and what was left out for it (see [`plan`]).
     pub fn undecodable(message: String) -> Self {
         Self { label: "undecodable", message }
+    }
+
+    /// Policy is not programmed because the node's span is not known yet ([`SPAN_UNKNOWN`]).
+    pub fn span_unknown() -> Self {
+        Self {
+            label: SPAN_UNKNOWN,
+            message: "policy waits for this node's span (from the operator's stream or --span-file); the nftables table is left as it is".into(),
+        }
     }
 }
 

@@ -1,22 +1,29 @@
-//! The node plan: one NodeNetwork revision and the IPAMBlocks of its time, decoded once into the
-//! typed values both planners consume (netlink: [`super::desired`]; nftables: [`super::nft`]).
+//! The node plan: one revision of this node's inputs (its NodeNetwork, its span and the IPAMBlocks
+//! of its time), decoded once into the typed values both planners consume (netlink:
+//! [`super::desired`]; nftables: [`super::nft`]).
 //!
 //! Every value was decoded when the object was read ([`Wire`]); building the plan takes the
-//! decoded values and reports each one that did not decode with its field path (the same walk
-//! `gingham-operator validate` runs, [`node_network_value_errors`]). What did not decode is left
-//! out, and fails closed: a policy whose net, or a set whose member, does not decode is not
-//! programmed, so the endpoints that use it have their traffic dropped, never allowed. IPv6
-//! values decode but are left out quietly: the dataplane is IPv4-only for now.
+//! decoded values and reports each one that did not decode with its path (the same walks
+//! `gingham-operator validate` runs, [`node_network_value_errors`] and [`span_value_errors`]).
+//! What did not decode is left out, and fails closed: a policy whose net, or a set whose member
+//! or name, does not decode is not programmed, so the endpoints that use it have their traffic
+//! dropped, never allowed. IPv6 values decode but are left out quietly: the dataplane is
+//! IPv4-only for now. While the span is not known the plan has no policy at all
+//! ([`NodePlan::policy`] is `None`), and the dataplane leaves nftables as it is.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use gingham_crds::api::common::EncapsulationMode;
 use gingham_crds::api::felix::Failsafe;
 use gingham_crds::api::nodenetwork::{
-    CompiledMatch, CompiledPolicy, EndpointPolicy, EndpointToHostAction, IpSetKind, NodeNetworkSpec,
+    CompiledMatch, CompiledPolicy, EndpointPolicy, EndpointToHostAction, IpSet, IpSetKind, NodeNetworkSpec,
 };
+use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::{IPAMBlockSpec, IpProtocol, IpSetMember, Mac, Shared};
-use gingham_crds::validate::{node_network_value_errors, set_member, validate_ipam_block};
+use gingham_crds::validate::{
+    is_set_name, node_network_value_errors, set_member, span_value_errors, validate_ipam_block,
+};
 use ipnet::Ipv4Net;
 
 use super::{SyncError, SyncReport};
@@ -34,8 +41,8 @@ pub struct NodePlan {
     pub tunnel: TunnelPlan,
     /// The other nodes' blocks.
     pub remotes: Vec<RemoteBlock>,
-    /// Compiled policy.
-    pub policy: PolicyPlan,
+    /// The policy of the node's endpoints; `None` while the node's span is not known.
+    pub policy: Option<PolicyPlan>,
     /// How often the nftables table is listed, in seconds.
     pub nftables_refresh_seconds: u32,
     /// Routing values that did not decode, each with its field path; left out.
@@ -87,7 +94,7 @@ pub struct RemoteBlock {
     pub vtep_mac: Option<Mac>,
 }
 
-/// Compiled policy, decoded.
+/// The node's policy settings and its span's compiled policy, decoded.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PolicyPlan {
     /// What happens to traffic from local pods to the node itself.
@@ -99,14 +106,14 @@ pub struct PolicyPlan {
     pub endpoints: Vec<EndpointPolicy>,
     /// The policies whose every value, and every set they name, decoded.
     pub policies: Vec<Shared<CompiledPolicy>>,
-    /// The sets, with the members that decoded.
+    /// The sets whose name nftables can take, with the members that decoded.
     pub sets: Vec<SetPlan>,
 }
 
 /// One named set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SetPlan {
-    /// The set's name in the spec.
+    /// The set's name in the span.
     pub name: String,
     /// Its members.
     pub members: SetMembers,
@@ -133,8 +140,9 @@ impl NodePlan {
         report.errors.extend(problems.cloned().map(SyncError::undecodable));
     }
 
-    /// Decodes one revision for `node`: its spec and every IPAMBlock (its own are skipped).
-    pub fn build(node: &str, spec: &NodeNetworkSpec, blocks: &[IPAMBlockSpec]) -> Self {
+    /// Decodes one revision for `node`: its spec, its span when known, and every IPAMBlock (its
+    /// own are skipped).
+    pub fn build(node: &str, spec: &NodeNetworkSpec, span: Option<&NodeSpan>, blocks: &[IPAMBlockSpec]) -> Self {
         let mut routing_problems = Vec::new();
         let mut policy_problems = Vec::new();
         for error in node_network_value_errors(spec) {
@@ -142,6 +150,8 @@ impl NodePlan {
                 if error.path.starts_with("spec.policy.") { &mut policy_problems } else { &mut routing_problems };
             problems.push(format!("{error}; left out"));
         }
+        let span_problems = span.map(span_value_errors).unwrap_or_default();
+        policy_problems.extend(span_problems.iter().map(|error| format!("{error}; left out")));
         let tunnel = &spec.tunnel;
         Self {
             address: spec.address.value().and_then(|cidr| cidr.v4()),
@@ -166,7 +176,7 @@ impl NodePlan {
                 ipip_mtu: tunnel.ipip_mtu,
             },
             remotes: remotes(node, blocks, &mut routing_problems),
-            policy: policy(spec, &mut policy_problems),
+            policy: span.map(|span| policy(spec, span, &mut policy_problems)),
             nftables_refresh_seconds: spec.agent.nftables_refresh_seconds,
             routing_problems,
             policy_problems,
@@ -201,49 +211,22 @@ fn remotes(node: &str, blocks: &[IPAMBlockSpec], problems: &mut Vec<String>) -> 
     out
 }
 
-fn policy(spec: &NodeNetworkSpec, problems: &mut Vec<String>) -> PolicyPlan {
-    let policy = &spec.policy;
-    let mut tainted = Vec::new();
-    let sets = policy
-        .ip_sets
-        .iter()
-        .enumerate()
-        .map(|(index, set)| {
-            let decoded: Vec<IpSetMember> = set
-                .members
-                .iter()
-                .enumerate()
-                .filter_map(|(at, member)| {
-                    set_member(set, member, &format!("spec.policy.ipSets[{index}].members[{at}]")).ok().copied()
-                })
-                .collect();
-            if decoded.len() != set.members.len() {
-                tainted.push(set.name.as_str());
-            }
-            let members = match set.kind {
-                IpSetKind::Addresses => SetMembers::Addresses(
-                    decoded
-                        .iter()
-                        .filter_map(|m| if let IpSetMember::Address(net) = m { net.v4() } else { None })
-                        .collect(),
-                ),
-                IpSetKind::AddressPorts => SetMembers::AddressPorts(
-                    decoded
-                        .iter()
-                        .filter_map(|m| match m {
-                            IpSetMember::Port(m) => match m.addr {
-                                std::net::IpAddr::V4(addr) => Some((addr, m.proto, m.port)),
-                                std::net::IpAddr::V6(_) => None,
-                            },
-                            IpSetMember::Address(_) => None,
-                        })
-                        .collect(),
-                ),
-            };
-            SetPlan { name: set.name.clone(), members }
-        })
-        .collect();
-    let policies = policy
+fn policy(spec: &NodeNetworkSpec, span: &NodeSpan, problems: &mut Vec<String>) -> PolicyPlan {
+    // The sets that cannot be programmed whole, and why: every policy that names one fails closed.
+    let mut tainted = BTreeMap::new();
+    let mut sets = Vec::with_capacity(span.ip_sets.len());
+    for set in &span.ip_sets {
+        if !is_set_name(&set.name) {
+            tainted.insert(set.name.as_str(), "has a name nftables cannot take");
+            continue;
+        }
+        let (members, complete) = set_members(set);
+        if !complete {
+            tainted.insert(set.name.as_str(), "has a member that does not decode");
+        }
+        sets.push(SetPlan { name: set.name.clone(), members });
+    }
+    let policies = span
         .policies
         .iter()
         .filter(|compiled| {
@@ -258,34 +241,65 @@ fn policy(spec: &NodeNetworkSpec, problems: &mut Vec<String>) -> PolicyPlan {
         })
         .cloned()
         .collect();
+    let header = &spec.policy;
     PolicyPlan {
-        default_endpoint_to_host_action: policy.default_endpoint_to_host_action,
-        failsafe_inbound: policy
+        default_endpoint_to_host_action: header.default_endpoint_to_host_action,
+        failsafe_inbound: header
             .failsafe_inbound
             .iter()
-            // One that does not decode is reported by `node_network_value_errors` above.
+            // One that does not decode is reported by `node_network_value_errors`.
             .filter_map(|port| port.decode("").ok())
             .filter_map(|failsafe| match failsafe.net {
                 None => Some((failsafe, None)),
                 Some(net) => net.v4().map(|net| (failsafe, Some(net))),
             })
             .collect(),
-        endpoints: policy.endpoints.clone(),
+        endpoints: span.endpoints.clone(),
         policies,
         sets,
     }
 }
 
-/// Why a policy cannot be programmed as compiled: a net that does not decode, or a set with a
-/// member that does not.
-fn left_out(policy: &CompiledPolicy, tainted: &[&str]) -> Option<String> {
+/// A set's IPv4 members, and whether every member decoded (one that did not is reported by
+/// `span_value_errors`).
+fn set_members(set: &IpSet) -> (SetMembers, bool) {
+    let decoded: Vec<IpSetMember> = set
+        .members
+        .iter()
+        .enumerate()
+        .filter_map(|(at, member)| set_member(set, member, &format!("ipset/{}.members[{at}]", set.name)).ok().copied())
+        .collect();
+    let complete = decoded.len() == set.members.len();
+    let members = match set.kind {
+        IpSetKind::Addresses => SetMembers::Addresses(
+            decoded.iter().filter_map(|m| if let IpSetMember::Address(net) = m { net.v4() } else { None }).collect(),
+        ),
+        IpSetKind::AddressPorts => SetMembers::AddressPorts(
+            decoded
+                .iter()
+                .filter_map(|m| match m {
+                    IpSetMember::Port(m) => match m.addr {
+                        std::net::IpAddr::V4(addr) => Some((addr, m.proto, m.port)),
+                        std::net::IpAddr::V6(_) => None,
+                    },
+                    IpSetMember::Address(_) => None,
+                })
+                .collect(),
+        ),
+    };
+    (members, complete)
+}
+
+/// Why a policy cannot be programmed as compiled: a net that does not decode, or a set that cannot
+/// be programmed whole.
+fn left_out(policy: &CompiledPolicy, tainted: &BTreeMap<&str, &str>) -> Option<String> {
     let sides = policy.ingress.iter().chain(&policy.egress).flat_map(|rule| [&rule.source, &rule.destination]);
     for side in sides {
         if let Some(net) = side.nets.iter().chain(&side.not_nets).find(|net| net.value().is_none()) {
             return Some(format!("net {:?} does not decode", net.as_str()));
         }
-        if let Some(set) = names(side).find(|name| tainted.contains(name)) {
-            return Some(format!("set {set} has a member that does not decode"));
+        if let Some((set, why)) = names(side).find_map(|name| tainted.get_key_value(name)) {
+            return Some(format!("set {set} {why}"));
         }
     }
     None

@@ -1,38 +1,58 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
-use crate::dataplane::fixtures::{NODE, policy_spec, remote_blocks};
+use crate::dataplane::fixtures::{NODE, policy_span, policy_spec, remote_blocks};
 
-/// One bad value each: it is reported with its field path, left out, and nothing else changes.
+/// The plan's policy, which a plan built with a span has.
+fn policy(plan: &NodePlan) -> &PolicyPlan {
+    plan.policy.as_ref().expect("a span was given")
+}
+
+/// One bad value each: it is reported with its path, left out, and nothing else changes.
 #[test]
 fn a_value_that_does_not_decode_is_reported_and_left_out() {
-    type Edit = fn(&mut NodeNetworkSpec, &mut Vec<IPAMBlockSpec>);
+    type Edit = fn(&mut NodeNetworkSpec, &mut NodeSpan, &mut Vec<IPAMBlockSpec>);
     let cases: &[(&str, Edit, &str)] = &[
-        ("block", |s, _| s.blocks.push("10.0.0.64/99".into()), "spec.blocks[1]"),
-        ("pool", |s, _| s.pools[0].cidr = "10.0/16".into(), "spec.pools[0].cidr"),
-        ("vtep", |s, _| s.tunnel.vtep_mac = Some("02:00".into()), "spec.tunnel.vtepMAC"),
-        ("remote block", |_, b| b[1].node_address = "192.168.1".into(), "IPAMBlock 10.0.1.0/26 of node node-b"),
-        ("remote mac", |_, b| b[2].vtep_mac = Some("nope".into()), "spec.vtepMAC"),
-        ("member", |s, _| s.policy.ip_sets[0].members.push("10.0.0.x".into()), "spec.policy.ipSets[0].members[2]"),
-        ("failsafe", |s, _| s.policy.failsafe_inbound[1].net = Some("x".into()), "spec.policy.failsafeInbound[1].net"),
+        ("block", |s, _, _| s.blocks.push("10.0.0.64/99".into()), "spec.blocks[1]"),
+        ("pool", |s, _, _| s.pools[0].cidr = "10.0/16".into(), "spec.pools[0].cidr"),
+        ("vtep", |s, _, _| s.tunnel.vtep_mac = Some("02:00".into()), "spec.tunnel.vtepMAC"),
+        ("remote block", |_, _, b| b[1].node_address = "192.168.1".into(), "IPAMBlock 10.0.1.0/26 of node node-b"),
+        ("remote mac", |_, _, b| b[2].vtep_mac = Some("nope".into()), "spec.vtepMAC"),
+        ("member", |_, p, _| p.ip_sets[0].members.push("10.0.0.x".into()), "ipset/clients.members[2]"),
+        ("set name", |_, p, _| p.ip_sets[0].name = "cli-ents".into(), "ipset/cli-ents.name"),
+        (
+            "failsafe",
+            |s, _, _| s.policy.failsafe_inbound[1].net = Some("x".into()),
+            "spec.policy.failsafeInbound[1].net",
+        ),
         (
             "net",
-            |s, _| s.policy.policies[1].egress[1].destination.nets.push("10.1/16".into()),
-            "spec.policy.policies[1].egress[1].destination.nets[1]",
+            |_, p, _| p.policies[1].egress[1].destination.nets.push("10.1/16".into()),
+            "policy/global/audit.egress[1].destination.nets[1]",
         ),
     ];
-    let good = NodePlan::build(NODE, &policy_spec(), &remote_blocks());
+    let good = NodePlan::build(NODE, &policy_spec(), Some(&policy_span()), &remote_blocks());
     assert!(good.routing_problems.is_empty() && good.policy_problems.is_empty(), "{good:?}");
     for (case, edit, path) in cases {
-        let (mut spec, mut blocks) = (policy_spec(), remote_blocks());
-        edit(&mut spec, &mut blocks);
-        let plan = NodePlan::build(NODE, &spec, &blocks);
+        let (mut spec, mut span, mut blocks) = (policy_spec(), policy_span(), remote_blocks());
+        edit(&mut spec, &mut span, &mut blocks);
+        let plan = NodePlan::build(NODE, &spec, Some(&span), &blocks);
         let problems: Vec<&String> = plan.routing_problems.iter().chain(&plan.policy_problems).collect();
         assert!(problems.first().is_some_and(|p| p.contains(path)), "{case}: {problems:?}");
         assert!(problems.iter().all(|p| p.contains("left out") || p.contains("not programmed")), "{case}");
         assert_eq!(plan.blocks, good.blocks, "{case}: the good blocks stay");
-        assert!(plan.policy.failsafe_inbound.len() >= good.policy.failsafe_inbound.len() - 1, "{case}");
+        assert!(policy(&plan).failsafe_inbound.len() >= policy(&good).failsafe_inbound.len() - 1, "{case}");
     }
+}
+
+/// Without a span the plan has no policy (the dataplane then leaves nftables alone), and the
+/// rest of the node's plan is whole.
+#[test]
+fn without_a_span_there_is_no_policy_and_routing_is_whole() {
+    let with = NodePlan::build(NODE, &policy_spec(), Some(&policy_span()), &remote_blocks());
+    let without = NodePlan::build(NODE, &policy_spec(), None, &remote_blocks());
+    assert_eq!(without.policy, None);
+    assert_eq!(NodePlan { policy: None, ..with }, without);
 }
 
 #[test]
@@ -40,7 +60,7 @@ fn a_remote_block_keeps_what_decoded() {
     let mut blocks = remote_blocks();
     blocks[2].vtep_mac = Some("nope".into());
     blocks[1].node_address = "bad".into();
-    let plan = NodePlan::build(NODE, &policy_spec(), &blocks);
+    let plan = NodePlan::build(NODE, &policy_spec(), None, &blocks);
     let remotes: Vec<(String, Option<Mac>)> = plan.remotes.iter().map(|r| (r.cidr.to_string(), r.vtep_mac)).collect();
     assert_eq!(remotes, [("10.0.2.0/26".to_string(), None)], "node-b has no address to route to; node-c no MAC");
 }
@@ -49,22 +69,26 @@ fn a_remote_block_keeps_what_decoded() {
 /// dropped, never allowed); the other policies are.
 #[test]
 fn policies_fail_closed() {
-    type Case<'a> = (&'a str, fn(&mut NodeNetworkSpec), &'a [&'a str]);
+    type Case<'a> = (&'a str, fn(&mut NodeSpan), &'a [&'a str]);
     let cases: &[Case] = &[
         ("as written", |_| {}, &["default/allow-http", "global/audit"]),
-        ("bad member of a set it names", |s| s.policy.ip_sets[0].members.push("x".into()), &["global/audit"]),
-        ("bad named-port member", |s| s.policy.ip_sets[1].members.push("10.0.0.6,icmp,1".into()), &["global/audit"]),
+        ("bad member of a set it names", |s| s.ip_sets[0].members.push("x".into()), &["global/audit"]),
+        ("bad named-port member", |s| s.ip_sets[1].members.push("10.0.0.6,icmp,1".into()), &["global/audit"]),
         (
-            "bad not-net",
-            |s| s.policy.policies[1].egress[1].destination.not_nets.push("x".into()),
-            &["default/allow-http"],
+            "a set it names has a name nftables cannot take",
+            |s| {
+                s.ip_sets[0].name = "cli-ents".into();
+                s.policies[0].ingress[0].source.sets = vec!["cli-ents".into()];
+            },
+            &["global/audit"],
         ),
+        ("bad not-net", |s| s.policies[1].egress[1].destination.not_nets.push("x".into()), &["default/allow-http"]),
     ];
     for (case, edit, kept) in cases {
-        let mut spec = policy_spec();
-        edit(&mut spec);
-        let plan = NodePlan::build(NODE, &spec, &[]);
-        let names: Vec<&str> = plan.policy.policies.iter().map(|p| p.name.as_str()).collect();
+        let mut span = policy_span();
+        edit(&mut span);
+        let plan = NodePlan::build(NODE, &policy_spec(), Some(&span), &[]);
+        let names: Vec<&str> = policy(&plan).policies.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, *kept, "{case}");
         // The value that did not decode, and the policy left out for it.
         let problems = if kept.len() == 2 { 0 } else { 2 };
@@ -74,12 +98,12 @@ fn policies_fail_closed() {
 
 #[test]
 fn set_members_are_decoded_once_and_ipv6_left_out_quietly() {
-    let mut spec = policy_spec();
-    spec.policy.ip_sets[0].members.push("fd00::1".into());
-    let plan = NodePlan::build(NODE, &spec, &[]);
+    let mut span = policy_span();
+    span.ip_sets[0].members.push("fd00::1".into());
+    let plan = NodePlan::build(NODE, &policy_spec(), Some(&span), &[]);
     assert!(plan.policy_problems.is_empty(), "{:?}", plan.policy_problems);
-    let SetMembers::Addresses(nets) = &plan.policy.sets[0].members else { panic!("an address set") };
+    let SetMembers::Addresses(nets) = &policy(&plan).sets[0].members else { panic!("an address set") };
     assert_eq!(nets.iter().map(ToString::to_string).collect::<Vec<_>>(), ["10.0.1.0/26", "10.0.0.9/32"]);
-    let SetMembers::AddressPorts(ports) = &plan.policy.sets[1].members else { panic!("a named-port set") };
+    let SetMembers::AddressPorts(ports) = &policy(&plan).sets[1].members else { panic!("a named-port set") };
     assert_eq!(ports, &[(Ipv4Addr::new(10, 0, 0, 5), IpProtocol::TCP, 8080)]);
 }

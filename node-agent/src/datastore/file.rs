@@ -4,7 +4,6 @@
 //! node's status.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 use gingham_crds::api::{API_VERSION, IPAMBlockSpec, NodeNetworkStatus};
 use gingham_crds::manifest::{Manifest, read_documents, read_manifest_file};
@@ -12,16 +11,11 @@ use gingham_crds::unknown_fields::unknown_fields;
 use gingham_datastore::atomic::{PUBLIC_FILE, write_atomic};
 use gingham_datastore::files::yaml_files;
 use gingham_datastore::layout::{IPAM_BLOCKS, node_network_path, node_status_path, read_by_agent};
-use gingham_datastore::watch::{Changed, DirWatch};
 use serde_json::json;
 use tokio::sync::watch;
 
+use super::watched::{self, WatchedFiles};
 use super::{DatastoreError, NodeNetworkState, Snapshot, StatusSink};
-
-/// How often the directory is polled when inotify is unavailable.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(300);
-/// How often the inputs are checked anyway while inotify watches them.
-pub const RESCAN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// One node's view of a datastore directory.
 #[derive(Clone, Debug)]
@@ -29,8 +23,6 @@ pub struct FileDatastore {
     dir: PathBuf,
     node: String,
 }
-
-type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
 
 impl FileDatastore {
     /// The datastore in `dir`, for `node`.
@@ -44,66 +36,12 @@ impl FileDatastore {
 
     /// Reads the inputs now.
     pub fn read(&self) -> Snapshot {
-        Snapshot { node_network: self.read_node_network(), blocks: self.read_blocks(), stream: None }
+        Snapshot { node_network: self.read_node_network(), blocks: self.read_blocks(), ..Snapshot::default() }
     }
 
     /// Watches the directory and keeps the returned channel current.
     pub fn spawn(self) -> watch::Receiver<Snapshot> {
-        // Watch, then fingerprint, then read: a change after any of these steps is noticed.
-        let mut watcher = DirWatch::start(&self.dir)
-            .inspect_err(|error| {
-                tracing::warn!(dir = %self.dir.display(), %error, ?POLL_INTERVAL, "cannot watch the directory; polling it")
-            })
-            .ok();
-        let mut seen = self.fingerprint();
-        let (sender, receiver) = watch::channel(self.read());
-        tokio::spawn(async move {
-            loop {
-                let relevant = match watcher.as_mut() {
-                    None => {
-                        tokio::time::sleep(POLL_INTERVAL).await;
-                        true
-                    }
-                    Some(dir_watch) => match tokio::time::timeout(RESCAN_INTERVAL, dir_watch.changed()).await {
-                        Ok(Changed::Paths(paths)) => paths.iter().any(|p| read_by_agent(&self.dir, &self.node, p)),
-                        Ok(Changed::Rescan) | Err(_) => true,
-                        Ok(Changed::Closed) => {
-                            tracing::warn!(?POLL_INTERVAL, "the directory watch stopped; polling instead");
-                            watcher = None;
-                            true
-                        }
-                    },
-                };
-                let now = if relevant { self.fingerprint() } else { seen.clone() };
-                if now != seen {
-                    seen = now;
-                    let snapshot = self.read();
-                    sender.send_if_modified(|current| {
-                        let changed = *current != snapshot;
-                        *current = snapshot;
-                        changed
-                    });
-                }
-                if sender.is_closed() {
-                    return;
-                }
-            }
-        });
-        receiver
-    }
-
-    fn fingerprint(&self) -> Fingerprint {
-        let mut files = self.block_files();
-        files.push(self.node_network_path());
-        files
-            .into_iter()
-            .map(|path| {
-                let meta = std::fs::metadata(&path).ok();
-                let modified = meta.as_ref().and_then(|m| m.modified().ok());
-                let len = meta.map_or(0, |m| m.len());
-                (path, modified, len)
-            })
-            .collect()
+        watched::spawn(self)
     }
 
     fn read_node_network(&self) -> NodeNetworkState {
@@ -174,6 +112,28 @@ impl FileDatastore {
         }
         blocks.sort_by(|a, b| a.cidr.cmp(&b.cidr));
         blocks
+    }
+}
+
+impl WatchedFiles for FileDatastore {
+    type Value = Snapshot;
+
+    fn watch_root(&self) -> (&Path, bool) {
+        (&self.dir, true)
+    }
+
+    fn relevant(&self, path: &Path) -> bool {
+        read_by_agent(&self.dir, &self.node, path)
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        let mut files = self.block_files();
+        files.push(self.node_network_path());
+        files
+    }
+
+    fn read(&mut self) -> Snapshot {
+        FileDatastore::read(self)
     }
 }
 

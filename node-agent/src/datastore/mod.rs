@@ -1,12 +1,17 @@
 //! Where the agent's inputs come from and its status goes: a directory (the file datastore) or
 //! the Kubernetes API. Each datastore keeps a [`Snapshot`] of the inputs current in a watch channel
 //! and writes status through [`StatusSink`]; the main loop does not know which one it talks to.
+//! The node's span comes from elsewhere (the operator's stream, [`crate::stream_inputs`], or a
+//! span file, [`crate::span_file`]) and is laid into the same snapshot ([`combine`]).
 
 pub mod file;
 pub mod kubernetes;
+pub(crate) mod watched;
 
 use gingham_crds::api::nodenetwork::StreamStatus;
+use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::{IPAMBlockSpec, NodeNetwork, NodeNetworkStatus};
+use tokio::sync::watch;
 
 /// The field manager (and writer identity) of the agent.
 pub const FIELD_MANAGER: &str = "gingham-node-agent";
@@ -77,8 +82,45 @@ pub struct Snapshot {
     pub node_network: NodeNetworkState,
     /// Every IPAMBlock (those that decode).
     pub blocks: Vec<IPAMBlockSpec>,
+    /// This node's span (its endpoints' policies, the IP sets they use, its BGP sessions), from the
+    /// operator's stream or a span file; `None` while it is not known yet (then policy and BGP
+    /// sessions are left as they are).
+    pub span: Option<NodeSpan>,
     /// How the operator's stream stands, when the agent follows it (for status).
     pub stream: Option<StreamStatus>,
+}
+
+/// Keeps a channel of `merge(a, b)` current as either input changes; a merge that gives the value
+/// already held notifies no one. Stops when either input's sender or every receiver is gone.
+pub(crate) fn combine<A, B, C>(
+    mut a: watch::Receiver<A>,
+    mut b: watch::Receiver<B>,
+    mut merge: impl FnMut(&A, &B) -> C + Send + 'static,
+) -> watch::Receiver<C>
+where
+    A: Send + Sync + 'static,
+    B: Send + Sync + 'static,
+    C: PartialEq + Send + Sync + 'static,
+{
+    let (sender, receiver) = watch::channel(merge(&a.borrow_and_update(), &b.borrow_and_update()));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = a.changed() => if changed.is_err() { return },
+                changed = b.changed() => if changed.is_err() { return },
+                () = sender.closed() => return,
+            }
+            let merged = merge(&a.borrow_and_update(), &b.borrow_and_update());
+            sender.send_if_modified(|held| {
+                let changed = *held != merged;
+                if changed {
+                    *held = merged;
+                }
+                changed
+            });
+        }
+    });
+    receiver
 }
 
 /// Writes this node's NodeNetwork status.

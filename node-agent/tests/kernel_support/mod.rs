@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use gingham_crds::api::IPAMBlockSpec;
 use gingham_crds::api::nodenetwork::{EndpointPolicy, NodeNetworkSpec};
+use gingham_crds::api::span::NodeSpan;
 use gingham_node_agent::dataplane::kernel::SyncStats;
 use gingham_node_agent::dataplane::plan::NodePlan;
 use gingham_node_agent::dataplane::{Dataplane, KernelDataplane, NodeView, SyncReport};
@@ -175,6 +176,8 @@ pub struct Node {
     pub name: String,
     /// Its NodeNetwork spec.
     pub spec: NodeNetworkSpec,
+    /// Its span; `None` while it is not known (nftables is then left as it is).
+    pub span: Option<NodeSpan>,
     /// Every block in the cluster.
     pub blocks: Vec<IPAMBlockSpec>,
     /// Its pods.
@@ -182,9 +185,9 @@ pub struct Node {
 }
 
 impl Node {
-    /// The node's spec and blocks, decoded.
+    /// The node's spec, span and blocks, decoded.
     pub fn plan(&self) -> NodePlan {
-        NodePlan::build(&self.name, &self.spec, &self.blocks)
+        NodePlan::build(&self.name, &self.spec, self.span.as_ref(), &self.blocks)
     }
 
     /// The borrowed view the dataplane takes over the node's [`Node::plan`]; the tunnel address
@@ -199,11 +202,16 @@ impl Node {
         NodeView { plan, endpoints: &self.endpoints, tunnel_address }
     }
 
-    /// Gives every endpoint an empty (allow-all) policy entry.
+    /// Gives every endpoint an empty (allow-all) policy entry in the node's span.
     pub fn allow_all(mut self) -> Self {
-        self.spec.policy.endpoints =
+        self.span.get_or_insert_default().endpoints =
             self.endpoints.iter().map(|e| EndpointPolicy { name: e.key(), ..Default::default() }).collect();
         self
+    }
+
+    /// The node's span, which the test gave it.
+    pub fn span_mut(&mut self) -> &mut NodeSpan {
+        self.span.as_mut().expect("a node with a span")
     }
 }
 

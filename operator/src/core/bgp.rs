@@ -42,6 +42,16 @@ pub struct BgpInput<'a> {
     pub namespace: &'a str,
 }
 
+/// One node's BGP: its own settings (in its NodeNetwork) and its sessions, which depend on the
+/// other nodes (in its span, streamed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeBgp {
+    /// The node's own settings.
+    pub spec: NodeBgpSpec,
+    /// The sessions BIRD should run.
+    pub peers: Vec<BgpPeerSession>,
+}
+
 /// Which nodes a BGPPeer applies to.
 enum Applies {
     All,
@@ -73,8 +83,8 @@ impl Resolved {
     }
 }
 
-/// Each node's BGP spec (`None` for nodes without an IPv4 address), and the problems found.
-pub fn topology<'a>(input: &BgpInput<'a>) -> (BTreeMap<String, Option<NodeBgpSpec>>, Vec<ObjectProblem>) {
+/// Each node's BGP (`None` for nodes without an IPv4 address), and the problems found.
+pub fn topology<'a>(input: &BgpInput<'a>) -> (BTreeMap<String, Option<NodeBgp>>, Vec<ObjectProblem>) {
     let mut problems = Vec::new();
     let mut resolved: Vec<Resolved> = Vec::new();
     let mut peers: Vec<&BGPPeer> = input.peers.iter().collect();
@@ -186,9 +196,9 @@ pub fn topology<'a>(input: &BgpInput<'a>) -> (BTreeMap<String, Option<NodeBgpSpe
             as_number: node.as_number.unwrap_or(default_as),
             listen_port: port,
             route_reflector_cluster_id: node.rr_cluster_id.map(Into::into),
-            peers: checked(&node.name, dedupe(sessions), &mut problems),
         };
-        result.insert(node.name.clone(), Some(spec));
+        let peers = checked(&node.name, dedupe(sessions), &mut problems);
+        result.insert(node.name.clone(), Some(NodeBgp { spec, peers }));
     }
     (result, problems)
 }

@@ -36,7 +36,7 @@ fn run(
     nodes: &[Node],
     peers: &[BGPPeer],
     secrets: &[Secret],
-) -> (BTreeMap<String, Option<NodeBgpSpec>>, Vec<ObjectProblem>) {
+) -> (BTreeMap<String, Option<NodeBgp>>, Vec<ObjectProblem>) {
     let nodes: BTreeMap<String, NodeFacts> = nodes
         .iter()
         .map(|n| {
@@ -48,7 +48,7 @@ fn run(
 }
 
 /// `(session name, kind, rr client)` per node, for compact expectations.
-fn summary(result: &BTreeMap<String, Option<NodeBgpSpec>>, node: &str) -> Vec<(String, PeerKind, bool)> {
+fn summary(result: &BTreeMap<String, Option<NodeBgp>>, node: &str) -> Vec<(String, PeerKind, bool)> {
     let spec = result[node].as_ref().unwrap();
     spec.peers.iter().map(|p| (p.name.clone(), p.kind, p.route_reflector_client)).collect()
 }
@@ -188,7 +188,7 @@ fn sessions_carry_as_ports_passwords_and_timers() {
     let (result, problems) = run(&config, &nodes, &peers, &[secret("bgp", "pw", "s3cret")]);
     assert!(problems.is_empty(), "{problems:?}");
     let a = result["a"].as_ref().unwrap();
-    assert_eq!((a.router_id.as_str(), a.as_number, a.listen_port), ("10.0.0.1", 65300, 1179));
+    assert_eq!((a.spec.router_id.as_str(), a.spec.as_number, a.spec.listen_port), ("10.0.0.1", 65300, 1179));
     let mesh = &a.peers[0];
     assert_eq!((mesh.address.as_str(), mesh.port, mesh.as_number), ("10.0.0.2", 1179, 65100));
     let ext = &a.peers[1];
@@ -340,5 +340,5 @@ fn a_hostile_cluster_id_never_reaches_the_node_network() {
         .collect();
     let config = BGPConfigurationSpec::default();
     let (result, _) = topology(&BgpInput { config: &config, nodes: &nodes, peers: &[], secrets: &[], namespace: "x" });
-    assert_eq!(result["a"].as_ref().unwrap().route_reflector_cluster_id, None);
+    assert_eq!(result["a"].as_ref().unwrap().spec.route_reflector_cluster_id, None);
 }

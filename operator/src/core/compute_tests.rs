@@ -40,8 +40,8 @@ fn every_node_gets_its_network_and_every_block_its_object() {
     assert_eq!((a.tunnel.vxlan_vni, a.tunnel.blocks.as_slice()), (5000, ["10.0.0.0/26".into()].as_slice()));
     assert!(a.tunnel.vtep_mac.is_some());
     assert_eq!(a.agent.route_refresh_seconds, 60);
-    let bgp = a.bgp.as_ref().unwrap();
-    assert_eq!(bgp.peers.iter().map(|p| p.address.as_str()).collect::<Vec<_>>(), ["192.168.0.2"]);
+    assert!(a.bgp.is_some());
+    assert_eq!(desired.spans["a"].bgp_peers.iter().map(|p| p.address.as_str()).collect::<Vec<_>>(), ["192.168.0.2"]);
     assert_eq!(a.policy.failsafe_inbound, gingham_crds::api::felix::default_failsafe_inbound());
     assert_eq!(desired.blocks.len(), 2);
     assert_eq!(desired.blocks["10-0-0-64-26"].node, "b");

@@ -65,8 +65,8 @@ pub fn tunnel_settings(spec: &FelixConfigurationSpec) -> TunnelSpec {
     }
 }
 
-/// The node-wide part of the compiled policy: endpoint-to-host action and failsafe ports.
-pub fn policy_header(spec: &FelixConfigurationSpec) -> NodePolicySpec {
+/// The node's own policy settings: endpoint-to-host action and failsafe ports.
+pub fn policy_settings(spec: &FelixConfigurationSpec) -> NodePolicySpec {
     let action = match spec.default_endpoint_to_host_action.as_deref().map(str::to_ascii_lowercase).as_deref() {
         Some("accept") => EndpointToHostAction::Accept,
         Some("return") => EndpointToHostAction::Return,
@@ -76,7 +76,6 @@ pub fn policy_header(spec: &FelixConfigurationSpec) -> NodePolicySpec {
         default_endpoint_to_host_action: action,
         failsafe_inbound: spec.failsafe_inbound_host_ports.clone().unwrap_or_else(default_failsafe_inbound),
         failsafe_outbound: spec.failsafe_outbound_host_ports.clone().unwrap_or_else(default_failsafe_outbound),
-        ..NodePolicySpec::default()
     }
 }
 
@@ -119,14 +118,14 @@ mod tests {
         assert_eq!(agent_settings(&spec), AgentSettings::default());
         let tunnel = tunnel_settings(&spec);
         assert_eq!((tunnel.vxlan_vni, tunnel.vxlan_port, tunnel.vxlan_mtu), (4096, 4789, None));
-        let header = policy_header(&spec);
+        let header = policy_settings(&spec);
         assert_eq!(header.default_endpoint_to_host_action, EndpointToHostAction::Drop);
         assert_eq!(header.failsafe_inbound, default_failsafe_inbound());
         assert_eq!(header.failsafe_outbound, default_failsafe_outbound());
     }
 
     #[test]
-    fn policy_header_follows_the_configuration() {
+    fn policy_settings_follows_the_configuration() {
         let ports = vec![ProtoPort { protocol: "TCP".into(), port: 22, net: None }];
         let spec = FelixConfigurationSpec {
             default_endpoint_to_host_action: Some("ACCEPT".into()),
@@ -135,7 +134,7 @@ mod tests {
             ipip_mtu: Some(1480),
             ..FelixConfigurationSpec::default()
         };
-        let header = policy_header(&spec);
+        let header = policy_settings(&spec);
         assert_eq!(header.default_endpoint_to_host_action, EndpointToHostAction::Accept);
         assert_eq!(header.failsafe_inbound, ports);
         assert_eq!((tunnel_settings(&spec).vxlan_mtu, tunnel_settings(&spec).ipip_mtu), (None, Some(1480)));

@@ -23,6 +23,7 @@ pub(crate) mod policy_tests;
 
 use std::collections::BTreeMap;
 
+use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPAMBlockSpec, IPPool, IPPoolStatus,
     NetworkPolicy, NodeNetworkSpec, NodeNetworkStatus,
@@ -101,8 +102,11 @@ pub struct ObjectProblem {
 /// Everything the operator wants to exist.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DesiredState {
-    /// One NodeNetwork spec per node, by node name.
+    /// One NodeNetwork spec per node, by node name: what is the node's own.
     pub node_networks: BTreeMap<String, NodeNetworkSpec>,
+    /// One span per node, by node name (the same nodes): what the node needs from the rest of the
+    /// cluster, streamed to its agent and never written to the API server.
+    pub spans: BTreeMap<String, NodeSpan>,
     /// Every assigned block, by object name (`naming::block_object_name`).
     pub blocks: BTreeMap<String, IPAMBlockSpec>,
     /// Each pool's status, by pool name.

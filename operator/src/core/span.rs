@@ -5,9 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use gingham_crds::api::NodeNetworkSpec;
 use gingham_crds::api::span::SpanItem;
-use gingham_stream::{Batch, ItemKey, ItemKind};
+use gingham_stream::{Batch, ItemKey};
 
 use super::DesiredState;
 
@@ -41,33 +40,15 @@ pub struct ItemConflict {
 /// One node's items, each under its key.
 type NodeItems = Vec<(ItemKey, SpanItem)>;
 
-/// The items of one node's span: its policies and sets (shared with every node that uses them, so
-/// cloning one is cloning a pointer), its peers and its endpoints (its own).
-fn node_items(node: &str, spec: &NodeNetworkSpec) -> NodeItems {
-    let policy = &spec.policy;
-    let mut items = Vec::with_capacity(policy.policies.len() + policy.ip_sets.len() + 2);
-    for compiled in &policy.policies {
-        items.push((ItemKey::new(ItemKind::Policy, compiled.name.clone()), SpanItem::Policy(compiled.clone())));
-    }
-    for set in &policy.ip_sets {
-        items.push((ItemKey::new(ItemKind::IpSet, set.name.clone()), SpanItem::IpSet(set.clone())));
-    }
-    if let Some(bgp) = &spec.bgp {
-        items.push((ItemKey::new(ItemKind::BgpPeers, node), SpanItem::BgpPeers(bgp.peers.clone())));
-    }
-    items.push((ItemKey::new(ItemKind::Endpoints, node), SpanItem::Endpoints(policy.endpoints.clone())));
-    items
-}
-
 impl StreamState {
     /// The stream's view of `desired`; refuses a state in which one item name has two contents.
     pub fn of(desired: &DesiredState) -> Result<Self, ItemConflict> {
         let mut state = Self::default();
-        state.update(desired, desired.node_networks.keys().map(String::as_str))?;
+        state.update(desired, desired.spans.keys().map(String::as_str))?;
         Ok(state)
     }
 
-    /// Brings the spans of `nodes` (those whose NodeNetwork changed, or went) and the items they
+    /// Brings the spans of `nodes` (those whose span changed, or went) and the items they
     /// hold up to `desired`, and returns what changed as one batch for the hub. Items that no span
     /// holds any more are dropped. On a conflict nothing is changed.
     pub fn update<'a>(
@@ -76,10 +57,8 @@ impl StreamState {
         nodes: impl IntoIterator<Item = &'a str>,
     ) -> Result<Batch<SpanItem>, ItemConflict> {
         // First look, change nothing: each node's items, and no two contents under one name.
-        let wanted: Vec<(&str, Option<NodeItems>)> = nodes
-            .into_iter()
-            .map(|node| (node, desired.node_networks.get(node).map(|spec| node_items(node, spec))))
-            .collect();
+        let wanted: Vec<(&str, Option<NodeItems>)> =
+            nodes.into_iter().map(|node| (node, desired.spans.get(node).map(|span| span.items(node)))).collect();
         let mut seen: BTreeMap<&ItemKey, (&SpanItem, &str)> = BTreeMap::new();
         for (node, items) in &wanted {
             for (key, item) in items.iter().flatten() {

@@ -35,20 +35,20 @@ fn a_policy_and_its_sets_are_one_item_each_in_the_span_of_every_node_that_uses_t
     let policies: Vec<&ItemKey> = state.items.keys().filter(|key| key.kind == ItemKind::Policy).collect();
     assert_eq!(policies.len(), 1, "one compiled policy for both nodes: {policies:?}");
     for node in ["a", "b"] {
-        let spec = &desired.node_networks[node];
+        let computed = &desired.spans[node];
         let span = &state.spans[node];
         assert!(span.contains(policies[0]), "{node} has prod pods, so the policy is in its span");
-        for set in &spec.policy.ip_sets {
+        for set in &computed.ip_sets {
             assert!(span.contains(&ItemKey::new(ItemKind::IpSet, set.name.clone())), "{node} uses {}", set.name);
         }
         assert!(span.contains(&ItemKey::new(ItemKind::Endpoints, node)));
         let own = span.iter().filter(|key| matches!(key.kind, ItemKind::Endpoints | ItemKind::BgpPeers));
         assert!(own.clone().all(|key| key.name == node), "a node's own items are its alone");
-        let expected = spec.policy.policies.len() + spec.policy.ip_sets.len() + 1 + usize::from(spec.bgp.is_some());
-        assert_eq!(span.len(), expected, "{node}'s span is exactly what its NodeNetwork carried");
+        let expected = computed.policies.len() + computed.ip_sets.len() + 2;
+        assert_eq!(span.len(), expected, "{node}'s span is exactly its computed span");
     }
     let SpanItem::Policy(policy) = &state.items[policies[0]] else { panic!("a policy key holds a policy") };
-    let shared = &desired.node_networks["a"].policy.policies[0];
+    let shared = &desired.spans["a"].policies[0];
     assert!(Shared::ptr_eq(policy, shared), "the item is the desired state's copy, not another");
 }
 
@@ -74,10 +74,10 @@ fn a_pod_added_is_a_batch_of_the_sets_that_gain_it_and_the_nodes_whose_span_chan
 #[test]
 fn two_contents_under_one_name_are_refused() {
     let mut desired = desired(&isolated_prod());
-    let b = desired.node_networks.get_mut("b").unwrap();
-    let mut other = (*b.policy.policies[0]).clone();
+    let b = desired.spans.get_mut("b").unwrap();
+    let mut other = (*b.policies[0]).clone();
     other.ingress.clear();
-    b.policy.policies[0] = Shared::new(other);
+    b.policies[0] = Shared::new(other);
     let error: ItemConflict = StreamState::of(&desired).unwrap_err();
     assert_eq!(error.key.kind, ItemKind::Policy);
     assert_eq!((error.first.as_str(), error.second.as_str()), ("a", "b"));

@@ -1,11 +1,12 @@
-//! The ruleset for one node, computed purely from its [`NodeView`].
+//! The ruleset for one node, computed purely from its [`NodeView`] and its known policy
+//! ([`PolicyPlan`]; while the node's span is not known there is none, and no ruleset).
 //!
 //! Forwarded packets from a pod jump, through the `from_endpoint` verdict map, to a chain for the
 //! pod's egress policy list; packets to a pod jump through `to_endpoint` to its ingress chain. Such
 //! a chain jumps to each policy's chain in order; a policy that allows sets [`super::model::ALLOW_MARK`] and
 //! returns. A pod interface that is in neither map (its policy is not known yet) is dropped.
 //!
-//! The maps hold every endpoint the spec compiles policy for, by its host interface name
+//! The maps hold every endpoint the span compiles policy for, by its host interface name
 //! (`gingham_crds::naming::endpoint_interface_name`), also before the pod's veth exists: the
 //! operator compiles a pod's policy once it is scheduled to the node, so when CNI ADD creates the
 //! veth its policy is already in force and ADD changes no nftables state. An entry compiled for
@@ -46,7 +47,7 @@ enum Direction {
     Egress,
 }
 
-/// The name of a spec-defined set in the table.
+/// The name of a span-defined set in the table.
 pub fn set_name(name: &str) -> String {
     format!("s_{name}")
 }
@@ -71,9 +72,8 @@ fn endpoint_chain(direction: Direction, policies: &[String]) -> String {
     if policies.is_empty() { format!("{prefix}_allow_all") } else { chain_name(prefix, &policies.join("\n")) }
 }
 
-/// The whole ruleset for the view.
-pub fn ruleset(view: &NodeView<'_>) -> Ruleset {
-    let policy = &view.plan.policy;
+/// The whole ruleset for the view and its policy.
+pub fn ruleset(view: &NodeView<'_>, policy: &PolicyPlan) -> Ruleset {
     let mut sets: Vec<Set> = policy
         .sets
         .iter()
@@ -109,7 +109,7 @@ pub fn ruleset(view: &NodeView<'_>) -> Ruleset {
     }
     let mut from = BTreeMap::new();
     let mut to = BTreeMap::new();
-    for entry in dispatched(view) {
+    for entry in dispatched(view, policy) {
         let (namespace, pod) = entry.name.split_once('/').unwrap_or(("default", &entry.name));
         let interface = endpoint_interface_name(namespace, pod);
         for (direction, policies, map) in
@@ -135,19 +135,18 @@ pub fn ruleset(view: &NodeView<'_>) -> Ruleset {
     ruleset
 }
 
-/// The spec's endpoint policies the ruleset dispatches to: all but those compiled for another Pod
+/// The span's endpoint policies the ruleset dispatches to: all but those compiled for another Pod
 /// than the local endpoint of the same name (a predecessor with another UID, see
 /// [`crate::endpoint::uid_matches`]): that endpoint's traffic is dropped until its own arrives.
-pub fn dispatched<'a>(view: &NodeView<'a>) -> impl Iterator<Item = &'a EndpointPolicy> {
+pub fn dispatched<'a>(view: &NodeView<'a>, policy: &'a PolicyPlan) -> impl Iterator<Item = &'a EndpointPolicy> {
     let local: BTreeMap<String, Option<&str>> = view.endpoints.iter().map(|e| (e.key(), e.uid.as_deref())).collect();
-    view.plan
-        .policy
+    policy
         .endpoints
         .iter()
         .filter(move |entry| local.get(&entry.name).is_none_or(|actual| uid_matches(entry.uid.as_deref(), *actual)))
 }
 
-/// Empty sets for the ones rules name but the spec does not define: nft would refuse the whole
+/// Empty sets for the ones rules name but the span does not define: nft would refuse the whole
 /// table otherwise.
 fn missing_sets(ruleset: &Ruleset) -> Vec<Set> {
     let defined: BTreeSet<&str> = ruleset.sets.iter().map(|s| s.name.as_str()).collect();
@@ -165,7 +164,7 @@ fn missing_sets(ruleset: &Ruleset) -> Vec<Set> {
     missing
         .into_iter()
         .map(|(name, kind)| {
-            warn!(set = %name, "a policy rule names a set the spec does not define; using an empty set");
+            warn!(set = %name, "a policy rule names a set the span does not define; using an empty set");
             Set { name, kind, elements: BTreeSet::new() }
         })
         .collect()
@@ -257,7 +256,7 @@ fn endpoint_policy_chain(direction: Direction, policies: &[String], known: &BTre
     for name in policies {
         if !known.contains(name.as_str()) {
             let mut missing = Rule::verdict(vec![], Verdict::Drop);
-            missing.comment = Some(format!("policy {name} is not in the spec"));
+            missing.comment = Some(format!("policy {name} is not in the span"));
             rules.push(missing);
             break;
         }

@@ -1,26 +1,25 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::dataplane::plan::NodePlan;
 use gingham_crds::api::nodenetwork::{EndpointPolicy, EndpointToHostAction, NodeNetworkSpec};
+use gingham_crds::api::span::NodeSpan;
 
 use super::*;
-use crate::dataplane::fixtures::{NODE, TUNNEL, endpoint, policy_spec};
+use crate::dataplane::fixtures::{TUNNEL, endpoint, plan, policy_span, policy_spec, rules};
 use crate::dataplane::nft::render::{self, transaction};
 
-fn rendered(spec: &NodeNetworkSpec, pods: &[&str]) -> String {
+fn rendered(spec: &NodeNetworkSpec, span: &NodeSpan, pods: &[&str]) -> String {
     let endpoints: Vec<_> = pods.iter().enumerate().map(|(i, pod)| endpoint(pod, [10, 0, 0, 5 + i as u8])).collect();
-    let view = NodeView { plan: &NodePlan::build(NODE, spec, &[]), endpoints: &endpoints, tunnel_address: TUNNEL };
-    transaction(&ruleset(&view))
+    transaction(&rules(spec, span, &endpoints))
 }
 
 #[test]
 fn golden_empty_node() {
-    insta::assert_snapshot!(rendered(&crate::dataplane::fixtures::spec(), &[]));
+    insta::assert_snapshot!(rendered(&crate::dataplane::fixtures::spec(), &NodeSpan::default(), &[]));
 }
 
 #[test]
 fn golden_policies_sets_and_failsafes() {
-    insta::assert_snapshot!(rendered(&policy_spec(), &["web", "db", "pending"]));
+    insta::assert_snapshot!(rendered(&policy_spec(), &policy_span(), &["web", "db", "pending"]));
 }
 
 #[test]
@@ -28,32 +27,25 @@ fn golden_endpoint_to_host_accept() {
     let mut spec = policy_spec();
     spec.policy.default_endpoint_to_host_action = EndpointToHostAction::Accept;
     spec.policy.failsafe_inbound.clear();
-    insta::assert_snapshot!(rendered(&spec, &["web"]));
+    insta::assert_snapshot!(rendered(&spec, &policy_span(), &["web"]));
 }
 
 #[test]
 fn rendering_is_deterministic() {
-    assert_eq!(rendered(&policy_spec(), &["web", "db"]), rendered(&policy_spec(), &["web", "db"]));
+    let render = || rendered(&policy_spec(), &policy_span(), &["web", "db"]);
+    assert_eq!(render(), render());
 }
 
 #[test]
 fn membership_changes_keep_the_structure() {
     let endpoints = [endpoint("web", [10, 0, 0, 5]), endpoint("db", [10, 0, 0, 6]), endpoint("web2", [10, 0, 0, 7])];
-    let spec = policy_spec();
-    let before = ruleset(&NodeView {
-        plan: &NodePlan::build(NODE, &spec, &[]),
-        endpoints: &endpoints[..2],
-        tunnel_address: TUNNEL,
-    });
-    let mut changed = spec.clone();
-    changed.policy.ip_sets[0].members.push("10.0.3.3".into());
-    let web2 = EndpointPolicy { name: "default/web2".into(), ..changed.policy.endpoints[0].clone() };
-    changed.policy.endpoints.push(web2);
-    let after = ruleset(&NodeView {
-        plan: &NodePlan::build(NODE, &changed, &[]),
-        endpoints: &endpoints,
-        tunnel_address: TUNNEL,
-    });
+    let (spec, span) = (policy_spec(), policy_span());
+    let before = rules(&spec, &span, &endpoints[..2]);
+    let mut changed = span.clone();
+    changed.ip_sets[0].members.push("10.0.3.3".into());
+    let web2 = EndpointPolicy { name: "default/web2".into(), ..changed.endpoints[0].clone() };
+    changed.endpoints.push(web2);
+    let after = rules(&spec, &changed, &endpoints);
     assert_eq!(
         render::fingerprint(&before),
         render::fingerprint(&after),
@@ -61,22 +53,16 @@ fn membership_changes_keep_the_structure() {
     );
     assert_ne!(before.elements(), after.elements());
 
-    let mut new_policy = spec.clone();
-    new_policy.policy.endpoints[1].ingress = vec!["default/allow-http".into()];
-    let restructured = ruleset(&NodeView {
-        plan: &NodePlan::build(NODE, &new_policy, &[]),
-        endpoints: &endpoints,
-        tunnel_address: TUNNEL,
-    });
+    let mut new_policy = span.clone();
+    new_policy.endpoints[1].ingress = vec!["default/allow-http".into()];
+    let restructured = rules(&spec, &new_policy, &endpoints);
     assert_ne!(render::fingerprint(&after), render::fingerprint(&restructured), "a new policy list is structure");
 }
 
 #[test]
 fn endpoints_without_known_policy_are_left_to_the_default_drop() {
     let endpoints = [endpoint("web", [10, 0, 0, 5]), endpoint("pending", [10, 0, 0, 7])];
-    let spec = policy_spec();
-    let rules =
-        ruleset(&NodeView { plan: &NodePlan::build(NODE, &spec, &[]), endpoints: &endpoints, tunnel_address: TUNNEL });
+    let rules = rules(&policy_spec(), &policy_span(), &endpoints);
     let from = &rules.maps.iter().find(|m| m.name == FROM_ENDPOINT).unwrap().elements;
     assert!(from.contains_key(&endpoints[0].interface));
     assert!(!from.contains_key(&endpoints[1].interface));
@@ -88,15 +74,14 @@ fn endpoints_without_known_policy_are_left_to_the_default_drop() {
 
 #[test]
 fn a_missing_policy_fails_closed() {
-    let mut spec = policy_spec();
-    spec.policy.endpoints[0].ingress = vec!["default/gone".into()];
+    let mut span = policy_span();
+    span.endpoints[0].ingress = vec!["default/gone".into()];
     let endpoints = [endpoint("web", [10, 0, 0, 5])];
-    let rules =
-        ruleset(&NodeView { plan: &NodePlan::build(NODE, &spec, &[]), endpoints: &endpoints, tunnel_address: TUNNEL });
+    let rules = rules(&policy_spec(), &span, &endpoints);
     let to = &rules.maps.iter().find(|m| m.name == TO_ENDPOINT).unwrap().elements;
     let chain = rules.chains.iter().find(|c| Some(&c.name) == to.get(&endpoints[0].interface)).unwrap();
     let texts: Vec<String> = chain.rules.iter().map(render::rule_text).collect();
-    assert_eq!(texts[1], "drop comment \"policy default/gone is not in the spec\"");
+    assert_eq!(texts[1], "drop comment \"policy default/gone is not in the span\"");
 }
 
 #[test]
@@ -123,12 +108,11 @@ fn ipv6_nets_never_break_the_ipv4_table() {
 }
 
 #[test]
-fn sets_a_rule_names_but_the_spec_lacks_are_created_empty() {
-    let mut spec = policy_spec();
-    spec.policy.ip_sets.clear();
+fn sets_a_rule_names_but_the_span_lacks_are_created_empty() {
+    let mut span = policy_span();
+    span.ip_sets.clear();
     let endpoints = [endpoint("web", [10, 0, 0, 5])];
-    let rules =
-        ruleset(&NodeView { plan: &NodePlan::build(NODE, &spec, &[]), endpoints: &endpoints, tunnel_address: TUNNEL });
+    let rules = rules(&policy_spec(), &span, &endpoints);
     let sets: Vec<(&str, SetType, usize)> =
         rules.sets.iter().map(|s| (s.name.as_str(), s.kind, s.elements.len())).collect();
     assert_eq!(
@@ -156,16 +140,17 @@ fn an_endpoint_policy_applies_only_to_the_pod_it_was_compiled_for() {
     ];
     let interface = gingham_crds::naming::endpoint_interface_name("default", "web");
     for (case, compiled, local, dispatched_here) in cases {
-        let mut spec = policy_spec();
-        spec.policy.endpoints[0].uid = compiled.map(str::to_string);
+        let mut span = policy_span();
+        span.endpoints[0].uid = compiled.map(str::to_string);
         let mut web = endpoint("web", [10, 0, 0, 5]);
         web.uid = local.map(str::to_string);
         let endpoints = if case.starts_with("no endpoint") { vec![] } else { vec![web] };
-        let view = NodeView { plan: &NodePlan::build(NODE, &spec, &[]), endpoints: &endpoints, tunnel_address: TUNNEL };
-        let rules = ruleset(&view);
-        for map in &rules.maps {
+        let plan = plan(&policy_spec(), &span);
+        let (view, policy) =
+            (NodeView { plan: &plan, endpoints: &endpoints, tunnel_address: TUNNEL }, plan.policy.as_ref().unwrap());
+        for map in &ruleset(&view, policy).maps {
             assert_eq!(map.elements.contains_key(&interface), dispatched_here, "{case}: {}", map.name);
         }
-        assert_eq!(dispatched(&view).any(|e| e.name == "default/web"), dispatched_here, "{case}");
+        assert_eq!(dispatched(&view, policy).any(|e| e.name == "default/web"), dispatched_here, "{case}");
     }
 }

@@ -1,12 +1,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::dataplane::plan::NodePlan;
-use gingham_crds::api::nodenetwork::{EndpointPolicy, NodeNetworkSpec};
+use gingham_crds::api::nodenetwork::EndpointPolicy;
+use gingham_crds::api::span::NodeSpan;
 
 use super::*;
-use crate::dataplane::NodeView;
-use crate::dataplane::fixtures::{NODE, TUNNEL, endpoint, policy_spec};
-use crate::dataplane::nft::build::{FROM_ENDPOINT, TO_ENDPOINT, ruleset};
+use crate::dataplane::fixtures::{endpoint, policy_span, policy_spec};
+use crate::dataplane::nft::build::{FROM_ENDPOINT, TO_ENDPOINT};
 use crate::dataplane::nft::model::{Hook, SetType};
 use crate::dataplane::nft::observe::{Digests, Observed, Plan, plan};
 use crate::dataplane::nft::render;
@@ -16,23 +15,22 @@ fn pods(names: &[&str]) -> Vec<LocalEndpoint> {
     names.iter().enumerate().map(|(i, pod)| endpoint(pod, [10, 0, 0, 5 + i as u8])).collect()
 }
 
-fn rules(spec: &NodeNetworkSpec, names: &[&str]) -> Ruleset {
-    let endpoints = pods(names);
-    ruleset(&NodeView { plan: &NodePlan::build(NODE, spec, &[]), endpoints: &endpoints, tunnel_address: TUNNEL })
+fn rules(span: &NodeSpan, names: &[&str]) -> Ruleset {
+    crate::dataplane::fixtures::rules(&policy_spec(), span, &pods(names))
 }
 
-/// `policy_spec` with `db` gone from the policy and pods, so that the `*_allow_all` chains exist
+/// `policy_span` with `db` gone from the policy and pods, so that the `*_allow_all` chains exist
 /// only while some pod without policies is there.
-fn web_only() -> NodeNetworkSpec {
-    let mut spec = policy_spec();
-    spec.policy.endpoints.retain(|e| e.name == "default/web");
-    spec
+fn web_only() -> NodeSpan {
+    let mut span = policy_span();
+    span.endpoints.retain(|e| e.name == "default/web");
+    span
 }
 
-fn with_db() -> NodeNetworkSpec {
-    let mut spec = web_only();
-    spec.policy.endpoints.push(EndpointPolicy { name: "default/db".into(), ..EndpointPolicy::default() });
-    spec
+fn with_db() -> NodeSpan {
+    let mut span = web_only();
+    span.endpoints.push(EndpointPolicy { name: "default/db".into(), ..EndpointPolicy::default() });
+    span
 }
 
 fn chain_names(chains: &[Chain]) -> Vec<&str> {
@@ -98,12 +96,12 @@ fn removing_the_pod_deletes_what_only_it_used() {
 
 #[test]
 fn a_new_policy_adds_its_chains_and_sets_and_refills_the_endpoint_chain() {
-    let mut spec = policy_spec();
-    spec.policy.policies.retain(|p| p.name == "global/audit");
-    spec.policy.ip_sets.clear();
-    spec.policy.endpoints[0].ingress.clear();
-    let last = rules(&spec, &["web", "db"]);
-    let desired = rules(&policy_spec(), &["web", "db"]);
+    let mut span = policy_span();
+    span.policies.retain(|p| p.name == "global/audit");
+    span.ip_sets.clear();
+    span.endpoints[0].ingress.clear();
+    let last = rules(&span, &["web", "db"]);
+    let desired = rules(&policy_span(), &["web", "db"]);
     let delta = structure(&last, &desired).unwrap();
     let new: Vec<&str> = chain_names(&delta.new_chains);
     assert!(new.iter().any(|c| c.starts_with("pi_default_allow_http")), "{new:?}");
@@ -116,7 +114,7 @@ fn a_new_policy_adds_its_chains_and_sets_and_refills_the_endpoint_chain() {
 
 #[test]
 fn what_a_delta_cannot_express_needs_a_rewrite() {
-    let last = rules(&policy_spec(), &["web", "db"]);
+    let last = rules(&policy_span(), &["web", "db"]);
     type Edit = fn(&mut Ruleset);
     let cases: [(&str, Edit); 4] = [
         ("a set changes its type", |r| r.sets[0].kind = SetType::AddressPorts),

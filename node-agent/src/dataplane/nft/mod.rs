@@ -1,4 +1,4 @@
-//! nftables policy: the ruleset as typed data ([`model`]), built from the spec ([`build`]),
+//! nftables policy: the ruleset as typed data ([`model`]), built from the spec and the span ([`build`]),
 //! rendered to `nft -f -` text ([`render`]), compared with the listed table ([`observe`]), changed
 //! chain by chain where it can ([`delta`]) and applied atomically ([`apply`]).
 

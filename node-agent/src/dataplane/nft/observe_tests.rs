@@ -1,10 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
-use crate::dataplane::NodeView;
-use crate::dataplane::fixtures::{NODE, TUNNEL, endpoint, policy_spec};
-use crate::dataplane::nft::build::ruleset;
-use crate::dataplane::plan::NodePlan;
+use crate::dataplane::fixtures::{endpoint, policy_span, policy_spec, rules};
 
 /// Trimmed output of `nft -j list table inet gingham` (nft 1.0.6).
 const LISTING: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
@@ -43,10 +40,7 @@ fn listings_parse_to_elements_chains_and_fingerprint() {
 
 #[test]
 fn plans_pick_the_smallest_change() {
-    let spec = policy_spec();
-    let endpoints = [endpoint("web", [10, 0, 0, 5])];
-    let desired =
-        ruleset(&NodeView { plan: &NodePlan::build(NODE, &spec, &[]), endpoints: &endpoints, tunnel_address: TUNNEL });
+    let desired = rules(&policy_spec(), &policy_span(), &[endpoint("web", [10, 0, 0, 5])]);
     let mut exact = Observed::expected(&desired);
     exact.rule_digests = forward(0);
     assert_eq!(plan(&desired, None, &Digests::new(), None), Plan::Rewrite, "missing table");

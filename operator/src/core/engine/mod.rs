@@ -21,10 +21,10 @@ pub mod store;
 use std::collections::{BTreeMap, BTreeSet};
 
 use gingham_crds::api::NodeNetworkStatus;
-use gingham_crds::api::nodenetwork::NodeBgpSpec;
 
 pub use self::store::Event;
 use self::store::{Key, Kind, Object, Store};
+use super::bgp::NodeBgp;
 use super::compile::index::PolicyIndex;
 use super::facts::NodeFacts;
 use super::ipam::Assignment;
@@ -37,6 +37,8 @@ use super::{ClusterSnapshot, DesiredState, ObjectProblem, OperatorSettings};
 pub struct Changes {
     /// NodeNetworks, by node name.
     pub node_networks: BTreeSet<String>,
+    /// Spans, by node name: streamed, never written to the API server.
+    pub spans: BTreeSet<String>,
     /// IPAMBlocks, by object name.
     pub blocks: BTreeSet<String>,
     /// Pool statuses, by pool name.
@@ -91,7 +93,7 @@ pub struct Engine {
     nodes: BTreeMap<String, NodeFacts>,
     ipam_reports: BTreeMap<String, NodeNetworkStatus>,
     assignment: Assignment,
-    bgp: BTreeMap<String, Option<NodeBgpSpec>>,
+    bgp: BTreeMap<String, Option<NodeBgp>>,
     index: PolicyIndex,
     addresses: BTreeMap<String, BTreeMap<String, u64>>,
     address_totals: BTreeMap<String, u64>,

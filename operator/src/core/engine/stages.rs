@@ -1,7 +1,8 @@
 //! The engine's stages: cluster stages (pools, nodes, blocks, BGP, Felix, routing), the policy
 //! objects, and writing their results into the desired state while recording what changed.
 
-use gingham_crds::api::nodenetwork::{NodePolicySpec, PoolRouting};
+use gingham_crds::api::nodenetwork::PoolRouting;
+use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::{BGPConfigurationSpec, Cidr, NodeNetworkSpec, Wire};
 use gingham_crds::naming::block_object_name;
 use gingham_crds::validate::validate_felix_configuration;
@@ -11,21 +12,11 @@ use super::{Engine, Source, Work, ipam_report};
 use crate::core::bgp::{BgpInput, topology};
 use crate::core::compile::{global_name, global_policy_entry, namespaced_name, network_policy_entry};
 use crate::core::facts::{NodeFacts, namespace_labels};
-use crate::core::felix::{agent_settings, default_config, merged_for, policy_header, tunnel_settings};
+use crate::core::felix::{agent_settings, default_config, merged_for, policy_settings, tunnel_settings};
 use crate::core::ipam::{IpamInput, assign, blocks_per_pool};
 use crate::core::pools::{attribute_addresses, check_pools, pool_statuses};
 use crate::core::translate::{PREFIX, translate};
 use crate::core::{ObjectProblem, daemonset};
-
-/// The node-wide header fields of a compiled policy.
-fn header_of(policy: &NodePolicySpec) -> NodePolicySpec {
-    NodePolicySpec {
-        default_endpoint_to_host_action: policy.default_endpoint_to_host_action,
-        failsafe_inbound: policy.failsafe_inbound.clone(),
-        failsafe_outbound: policy.failsafe_outbound.clone(),
-        ..NodePolicySpec::default()
-    }
-}
 
 fn namespace_or_default(namespace: &str) -> &str {
     if namespace.is_empty() { "default" } else { namespace }
@@ -199,8 +190,8 @@ impl Engine {
         }
     }
 
-    /// Rewrites every node's non-policy fields (and policy header), writing only what changed;
-    /// adds NodeNetworks for new nodes and drops those of deleted ones.
+    /// Rewrites every node's NodeNetwork and the BGP sessions of its span, writing only what
+    /// changed; adds NodeNetworks and spans for new nodes and drops those of deleted ones.
     fn refresh_routing(&mut self) {
         let configs = self.store.felix_configurations();
         let pools: Vec<PoolRouting> = self
@@ -220,8 +211,10 @@ impl Engine {
             self.desired.node_networks.keys().filter(|n| !self.nodes.contains_key(*n)).cloned().collect();
         for node in gone {
             self.desired.node_networks.remove(&node);
+            self.desired.spans.remove(&node);
             self.index.forget_node(&node);
-            self.changes.node_networks.insert(node);
+            self.changes.node_networks.insert(node.clone());
+            self.changes.spans.insert(node);
         }
         for (name, facts) in &self.nodes {
             let felix = merged_for(&configs, name);
@@ -230,63 +223,61 @@ impl Engine {
                 tunnel.blocks.clone_from(&node_tunnel.blocks);
                 tunnel.vtep_mac.clone_from(&node_tunnel.vtep_mac);
             }
-            let header = policy_header(&felix);
-            let routing = NodeNetworkSpec {
+            let bgp = self.bgp.get(name).cloned().flatten();
+            let spec = NodeNetworkSpec {
                 address: facts.address.map(|a| Wire::from(Cidr(a.into()))).unwrap_or_default(),
                 blocks: self.assignment.node_blocks.get(name).cloned().unwrap_or_default(),
                 pools: pools.clone(),
                 tunnel,
-                bgp: self.bgp.get(name).cloned().flatten(),
-                policy: NodePolicySpec::default(),
+                bgp: bgp.as_ref().map(|bgp| bgp.spec.clone()),
+                policy: policy_settings(&felix),
                 agent: agent_settings(&felix),
             };
-            let Some(spec) = self.desired.node_networks.get_mut(name) else {
-                let policy = self.index.build_node(name, header);
-                self.desired.node_networks.insert(name.clone(), NodeNetworkSpec { policy, ..routing });
+            let peers = bgp.map(|bgp| bgp.peers).unwrap_or_default();
+            if self.desired.node_networks.get(name) != Some(&spec) {
+                self.desired.node_networks.insert(name.clone(), spec);
                 self.changes.node_networks.insert(name.clone());
-                continue;
-            };
-            let old_routing = NodeNetworkSpec { policy: NodePolicySpec::default(), ..spec.clone() };
-            let mut changed = false;
-            if old_routing != routing {
-                let policy = std::mem::take(&mut spec.policy);
-                *spec = NodeNetworkSpec { policy, ..routing };
-                changed = true;
             }
-            if header_of(&spec.policy) != header {
-                spec.policy.default_endpoint_to_host_action = header.default_endpoint_to_host_action;
-                spec.policy.failsafe_inbound = header.failsafe_inbound;
-                spec.policy.failsafe_outbound = header.failsafe_outbound;
-                changed = true;
-            }
-            if changed {
-                self.changes.node_networks.insert(name.clone());
+            match self.desired.spans.get_mut(name) {
+                Some(span) if span.bgp_peers == peers => {}
+                Some(span) => {
+                    span.bgp_peers = peers;
+                    self.changes.spans.insert(name.clone());
+                }
+                None => {
+                    let span = NodeSpan { bgp_peers: peers, ..self.index.build_node(name) };
+                    self.desired.spans.insert(name.clone(), span);
+                    self.changes.spans.insert(name.clone());
+                }
             }
         }
     }
 
-    /// Rebuilds the nodes the policy index marked, and patches refreshed sets on the others.
+    /// Rebuilds the spans of the nodes the policy index marked, and patches refreshed sets in the
+    /// others.
     fn apply_policy_changes(&mut self) {
         let dirty = self.index.take_dirty();
         for node in &dirty.rebuild {
-            let Some(spec) = self.desired.node_networks.get_mut(node) else { continue };
-            let policy = self.index.build_node(node, header_of(&spec.policy));
-            if spec.policy != policy {
-                spec.policy = policy;
-                self.changes.node_networks.insert(node.clone());
+            let Some(span) = self.desired.spans.get_mut(node) else { continue };
+            let rebuilt = self.index.build_node(node);
+            if (&span.endpoints, &span.policies, &span.ip_sets)
+                != (&rebuilt.endpoints, &rebuilt.policies, &rebuilt.ip_sets)
+            {
+                *span = NodeSpan { bgp_peers: std::mem::take(&mut span.bgp_peers), ..rebuilt };
+                self.changes.spans.insert(node.clone());
             }
         }
         for id in dirty.refresh {
             let Some(view) = self.index.set_view(id) else { continue };
             for node in self.index.set_users(id).filter(|n| !dirty.rebuild.contains(*n)) {
-                let Some(spec) = self.desired.node_networks.get_mut(node) else { continue };
-                let Ok(position) = spec.policy.ip_sets.binary_search_by(|s| s.name.cmp(&view.name)) else {
+                let Some(span) = self.desired.spans.get_mut(node) else { continue };
+                let Ok(position) = span.ip_sets.binary_search_by(|s| s.name.cmp(&view.name)) else {
                     continue;
                 };
-                let set = &mut spec.policy.ip_sets[position];
+                let set = &mut span.ip_sets[position];
                 if *set != *view {
                     *set = view.clone();
-                    self.changes.node_networks.insert(node.clone());
+                    self.changes.spans.insert(node.clone());
                 }
             }
         }

@@ -266,6 +266,7 @@ fn write(mirror: &mut DesiredState, desired: &DesiredState, changes: &Changes) {
         }
     }
     sync(&mut mirror.node_networks, &desired.node_networks, &changes.node_networks);
+    sync(&mut mirror.spans, &desired.spans, &changes.spans);
     sync(&mut mirror.blocks, &desired.blocks, &changes.blocks);
     sync(&mut mirror.pool_statuses, &desired.pool_statuses, &changes.pool_statuses);
     sync(&mut mirror.translated_policies, &desired.translated_policies, &changes.translated_policies);
@@ -285,6 +286,14 @@ fn first_difference(a: &DesiredState, b: &DesiredState) -> String {
     }
     if a.node_networks.len() != b.node_networks.len() {
         return format!("node sets differ: {:?} vs {:?}", a.node_networks.keys(), b.node_networks.keys());
+    }
+    for (name, span) in &a.spans {
+        if b.spans.get(name) != Some(span) {
+            return format!("span of {name}:\n{span:#?}\nvs\n{:#?}", b.spans.get(name));
+        }
+    }
+    if a.spans.len() != b.spans.len() {
+        return format!("span sets differ: {:?} vs {:?}", a.spans.keys(), b.spans.keys());
     }
     if a.blocks != b.blocks {
         return format!("blocks:\n{:#?}\nvs\n{:#?}", a.blocks, b.blocks);
@@ -342,12 +351,14 @@ fn a_pod_label_change_rewrites_only_the_nodes_it_affects() {
     engine.apply(Event::Upsert(Object::NodeStatus("n1".into(), status(&[("ns0/pod2", "10.9.0.2")]))));
     engine.take_changes();
     engine.apply(allow_from_a0("allow-a0", "app == 'a1'"));
-    assert_eq!(engine.take_changes().node_networks, ["n1".to_string()].into(), "only n1 hosts a selected pod");
+    let changes = engine.take_changes();
+    assert_eq!(changes.spans, ["n1".to_string()].into(), "only n1 hosts a selected pod");
+    assert_eq!(changes.object_count(), 0, "a policy change writes no object: it is streamed");
     engine.apply(Event::Upsert(Object::Pod(pod("ns0", "pod0").label("app", "a9"))));
     let changes = engine.take_changes();
-    assert_eq!(changes.node_networks, ["n1".to_string()].into(), "pod0 left the set n1 uses; n0 is untouched");
-    assert!(changes.blocks.is_empty() && changes.pool_statuses.is_empty());
-    let set = &engine.desired().node_networks["n1"].policy.ip_sets[0];
+    assert_eq!(changes.spans, ["n1".to_string()].into(), "pod0 left the set n1 uses; n0 is untouched");
+    assert_eq!(changes.object_count(), 0, "a relabel writes no object: it is streamed");
+    let set = &engine.desired().spans["n1"].ip_sets[0];
     assert!(set.members.is_empty(), "{set:?}");
 }
 
@@ -361,17 +372,15 @@ fn a_scheduled_pod_has_its_policy_before_its_agent_reports_it() {
     engine.apply(Event::Upsert(Object::Pod(scheduled(pod("ns0", "host"), "n0", true))));
     engine.take_changes();
     let endpoints = |engine: &Engine, node: &str| -> Vec<(String, Vec<String>)> {
-        let spec = &engine.desired().node_networks[node];
-        spec.policy.endpoints.iter().map(|e| (e.name.clone(), e.ingress.clone())).collect()
+        engine.desired().spans[node].endpoints.iter().map(|e| (e.name.clone(), e.ingress.clone())).collect()
     };
     let members = |engine: &Engine| -> Vec<String> {
-        let spec = &engine.desired().node_networks["n1"];
-        spec.policy.ip_sets.iter().flat_map(|s| s.members.iter().map(ToString::to_string)).collect()
+        engine.desired().spans["n1"].ip_sets.iter().flat_map(|s| s.members.iter().map(ToString::to_string)).collect()
     };
     assert!(endpoints(&engine, "n0").is_empty(), "a host-network pod is no endpoint");
 
     engine.apply(Event::Upsert(Object::Pod(scheduled(pod("ns0", "web").label("app", "a0"), "n1", false))));
-    assert_eq!(engine.take_changes().node_networks, ["n1".to_string()].into());
+    assert_eq!(engine.take_changes().spans, ["n1".to_string()].into());
     assert_eq!(endpoints(&engine, "n1"), [("ns0/web".to_string(), vec!["ns0/from-a0".to_string()])]);
     assert!(members(&engine).is_empty(), "no address yet, so in no set");
 
@@ -402,7 +411,7 @@ proptest! {
         for (index, (op, a, b, c)) in events.into_iter().enumerate() {
             engine.apply(event(op, a, b, c));
             let changes = engine.take_changes();
-            let batch = view.update(engine.desired(), changes.node_networks.iter().map(String::as_str)).unwrap();
+            let batch = view.update(engine.desired(), changes.spans.iter().map(String::as_str)).unwrap();
             hub.publish(u64::try_from(index).unwrap() + 1, batch).unwrap();
             let whole = StreamState::of(engine.desired()).unwrap();
             prop_assert!(view == whole, "after event {index}: {:?}\nvs\n{:?}", view.spans, whole.spans);

@@ -1,9 +1,9 @@
 //! A reference evaluator over the compiled output: decides a packet the way the agent's nftables
 //! program must, reading only NodeNetwork specs (policy lists, compiled rules, sets).
 
-use gingham_crds::api::NodeNetworkSpec;
-use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule, NodePolicySpec};
+use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule};
 use gingham_crds::api::policy::Action;
+use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::{IpProtocol, Net, Wire};
 
 /// A pod: `namespace/pod`, for finding the endpoint's policy lists, and the node it runs on.
@@ -38,14 +38,14 @@ fn in_net(address: &str, net: &Wire<Net>) -> bool {
     address.parse::<std::net::Ipv4Addr>().is_ok_and(|a| net.contains(&a))
 }
 
-fn in_set(spec: &NodePolicySpec, set: &str, member: &str) -> bool {
+fn in_set(spec: &NodeSpan, set: &str, member: &str) -> bool {
     let Some(found) = spec.ip_sets.iter().find(|s| s.name == set) else {
         panic!("a rule refers to set {set} that the node does not carry")
     };
     found.members.iter().any(|m| m == member)
 }
 
-fn side_matches(spec: &NodePolicySpec, side: &CompiledMatch, address: &str, port: Option<u16>, protocol: u8) -> bool {
+fn side_matches(spec: &NodeSpan, side: &CompiledMatch, address: &str, port: Option<u16>, protocol: u8) -> bool {
     let nets = side.nets.is_empty() || side.nets.iter().any(|n| in_net(address, n));
     let not_nets = !side.not_nets.iter().any(|n| in_net(address, n));
     let sets = side.sets.iter().all(|s| in_set(spec, s, address));
@@ -69,7 +69,7 @@ fn side_matches(spec: &NodePolicySpec, side: &CompiledMatch, address: &str, port
 }
 
 fn rule_matches(
-    spec: &NodePolicySpec,
+    spec: &NodeSpan,
     rule: &CompiledRule,
     source: &Side<'_>,
     destination: &Side<'_>,
@@ -84,14 +84,13 @@ fn rule_matches(
 /// The verdict of one node for one direction, at `local` (the destination pod for `ingress`, the
 /// source pod for egress).
 fn verdict(
-    node: &NodeNetworkSpec,
+    spec: &NodeSpan,
     ingress: bool,
     local: &str,
     source: &Side<'_>,
     destination: &Side<'_>,
     packet: Packet,
 ) -> bool {
-    let spec = &node.policy;
     let Some(endpoint) = spec.endpoints.iter().find(|e| e.name == local) else {
         panic!("endpoint {local} has no policy entry on its node, so its traffic would be dropped")
     };
@@ -118,7 +117,7 @@ fn verdict(
 /// Whether the packet gets from `source` to `destination`: allowed on egress at the source's node
 /// and on ingress at the destination's node (an address outside the cluster has neither).
 pub fn allowed(
-    nodes: &std::collections::BTreeMap<String, NodeNetworkSpec>,
+    nodes: &std::collections::BTreeMap<String, NodeSpan>,
     source: Side<'_>,
     destination: Side<'_>,
     packet: Packet,

@@ -109,7 +109,7 @@ pub fn mismatches(case: &str, desired: &DesiredState, expect: Expect) -> Vec<Str
     for src in &ends {
         for dst in ends.iter().filter(|d| d.1 != src.1 && (d.2.is_some() || src.2.is_some())) {
             for &(protocol, port) in PROBES {
-                let got = allowed(&desired.node_networks, side(src), side(dst), Packet { protocol, port });
+                let got = allowed(&desired.spans, side(src), side(dst), Packet { protocol, port });
                 let want = expect(src.0, dst.0, protocol, port);
                 if got != want {
                     failures.push(format!("{case}: {} -> {} {protocol}/{port}: got {got}, want {want}", src.1, dst.1));

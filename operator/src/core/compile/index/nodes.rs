@@ -1,18 +1,20 @@
-//! Per-node output: a node's compiled policy, and which sets and policies each node uses (so a
-//! change reaches exactly the nodes it affects).
+//! Per-node output: the policy part of a node's span, and which sets and policies each node uses
+//! (so a change reaches exactly the nodes it affects).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use gingham_crds::api::nodenetwork::{EndpointPolicy, NodePolicySpec};
+use gingham_crds::api::nodenetwork::EndpointPolicy;
+use gingham_crds::api::span::NodeSpan;
 
 use super::{PolicyIndex, SetId};
 
 impl PolicyIndex {
-    /// Builds a node's compiled policy onto `base` (which carries the node's header fields) and
-    /// records which sets and policies the node now uses.
-    pub fn build_node(&mut self, node: &str, mut base: NodePolicySpec) -> NodePolicySpec {
+    /// Builds the policy part of a node's span (its endpoints, their policies and the sets those
+    /// use; no BGP sessions) and records which sets and policies the node now uses.
+    pub fn build_node(&mut self, node: &str) -> NodeSpan {
         self.refresh_views();
+        let mut base = NodeSpan::default();
         let mut used_policies: BTreeSet<Arc<str>> = BTreeSet::new();
         for (name, endpoint) in self.endpoints.get(node).into_iter().flatten() {
             used_policies.extend(endpoint.ingress.iter().cloned());

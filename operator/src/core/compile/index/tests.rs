@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use gingham_crds::api::GlobalNetworkPolicy;
 use gingham_crds::api::GlobalNetworkPolicySpec;
-use gingham_crds::api::nodenetwork::{LocalEndpoint, NodePolicySpec};
+use gingham_crds::api::nodenetwork::LocalEndpoint;
 use gingham_crds::api::policy::{Action, EntityRule, PolicyRule, PolicyType};
 
 use super::PolicyIndex;
@@ -155,7 +155,7 @@ fn a_pod_recreated_under_its_name_is_keyed_by_its_uid() {
         index.set_node_endpoints("n1", &[endpoint]);
     };
     let compiled_uid = |index: &mut PolicyIndex| {
-        let spec = index.build_node("n1", NodePolicySpec::default());
+        let spec = index.build_node("n1");
         spec.endpoints.iter().find(|e| e.name == "ns/p").and_then(|e| e.uid.clone())
     };
     let mut index = PolicyIndex::default();
