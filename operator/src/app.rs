@@ -14,6 +14,7 @@ use crate::health::{self, Readiness};
 use crate::leader;
 use crate::metrics::Metrics;
 use crate::render;
+use crate::stream::options::{self, StreamOptions};
 use crate::stream::{self, StreamFeed};
 use crate::validate::validate_paths;
 use crate::webhook;
@@ -43,7 +44,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         },
         Command::Render(args) => render::run(&args),
-        Command::Run(args) => match run_operator(args).await {
+        Command::Run(args) => match run_operator(*args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 tracing::error!(%error, "the operator stopped");
@@ -112,10 +113,16 @@ async fn on_shutdown(mut receiver: watch::Receiver<bool>) {
 }
 
 async fn run_operator(args: RunArgs) -> Result<(), RunError> {
+    // Flags that do not fit together stop the operator before anything starts.
+    let stream = options::plan(&args.stream, args.datastore).map_err(|error| RunError::Stream(error.into()))?;
+    let mut settings = args.settings.to_settings();
+    settings.agent_stream = stream.as_ref().and_then(StreamOptions::agent_stream);
     let (stop, stopped) = watch::channel(false);
+    let stop = Arc::new(stop);
+    let on_signal = Arc::clone(&stop);
     tokio::spawn(async move {
         termination().await;
-        let _ = stop.send(true);
+        let _ = on_signal.send(true);
     });
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
@@ -138,20 +145,23 @@ async fn run_operator(args: RunArgs) -> Result<(), RunError> {
             })
         })
         .collect();
-    let settings = args.settings.to_settings();
-    let result = match start_stream(&args, &stopped).await {
-        Err(error) => Err(error),
-        Ok(mut feed) => match (args.datastore, &args.dir) {
-            (DatastoreKind::File, Some(dir)) => {
-                tracing::info!(dir = %dir.display(), "running on the file datastore");
-                let mut datastore = FileDatastore::new(dir);
-                let shutdown = on_shutdown(stopped.clone());
-                controller::run(&mut datastore, &settings, &metrics, &readiness, feed.as_mut(), shutdown).await;
-                Ok(())
+    let result = match (args.datastore, &args.dir) {
+        (DatastoreKind::File, Some(dir)) => {
+            tracing::info!(dir = %dir.display(), "running on the file datastore");
+            match start_stream(stream.as_ref(), None, &settings.namespace, &stopped).await {
+                Err(error) => Err(error),
+                Ok(mut feed) => {
+                    let mut datastore = FileDatastore::new(dir);
+                    let shutdown = on_shutdown(stopped.clone());
+                    controller::run(&mut datastore, &settings, &metrics, &readiness, feed.as_mut(), shutdown).await;
+                    Ok(())
+                }
             }
-            _ => run_kubernetes(&args, &settings, &metrics, &readiness, feed.as_mut(), stopped.clone()).await,
-        },
+        }
+        _ => run_kubernetes(&args, &settings, &metrics, &readiness, stream.as_ref(), stopped.clone()).await,
     };
+    // A failure to start stops the HTTP servers too, so that the process exits.
+    let _ = stop.send(true);
     for server in servers {
         let _ = server.await;
     }
@@ -159,10 +169,14 @@ async fn run_operator(args: RunArgs) -> Result<(), RunError> {
 }
 
 /// Starts the agents' stream when `--stream-addr` is given.
-async fn start_stream(args: &RunArgs, stopped: &watch::Receiver<bool>) -> Result<Option<StreamFeed>, RunError> {
-    let (Some(listen), Some(tokens)) = (&args.stream_addr, &args.stream_tokens) else { return Ok(None) };
-    let tokens = stream::TokenFile::open(tokens)?;
-    Ok(Some(stream::serve(listen.clone(), tokens, on_shutdown(stopped.clone())).await?))
+async fn start_stream(
+    options: Option<&StreamOptions>,
+    client: Option<&kube::Client>,
+    namespace: &str,
+    stopped: &watch::Receiver<bool>,
+) -> Result<Option<StreamFeed>, RunError> {
+    let Some(options) = options else { return Ok(None) };
+    Ok(Some(stream::start(options, client, namespace, on_shutdown(stopped.clone())).await?))
 }
 
 async fn run_kubernetes(
@@ -170,10 +184,12 @@ async fn run_kubernetes(
     settings: &crate::core::OperatorSettings,
     metrics: &Metrics,
     readiness: &Readiness,
-    stream: Option<&mut StreamFeed>,
+    stream: Option<&StreamOptions>,
     stopped: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
     let client = kube::Client::try_default().await.map_err(RunError::Client)?;
+    // The stream is served before the election, as the webhook is; only the leader publishes to it.
+    let mut feed = start_stream(stream, Some(&client), &settings.namespace, &stopped).await?;
     let identity = args.identity.clone().unwrap_or_else(leader::default_identity);
     if !args.no_webhook {
         let config = webhook::WebhookConfig {
@@ -200,7 +216,7 @@ async fn run_kubernetes(
     let shutdown = on_shutdown(stopped);
     let lost = lease.lost();
     let outcome = tokio::select! {
-        () = controller::run(&mut datastore, settings, metrics, readiness, stream, shutdown) => Ok(()),
+        () = controller::run(&mut datastore, settings, metrics, readiness, feed.as_mut(), shutdown) => Ok(()),
         () = lost => Err(leader::LeaderError::Lost),
     };
     lease.release().await;

@@ -1,5 +1,5 @@
 //! `gingham-operator run --stream-addr`: the real binary on a file datastore serves each agent its
-//! span over gRPC. A pod that joins a set cluster-wide reaches the node whose policy uses the set
+//! span over gRPC, with TLS from `--stream-tls-cert` and `--stream-tls-key`. A pod that joins a set cluster-wide reaches the node whose policy uses the set
 //! as one small patch, and nothing reaches a node whose span does not hold the set; an agent may
 //! read its own span only.
 
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use gingham_stream::wire::proto::{self, SyncMessage, item_update::Change, span_client::SpanClient};
 use prost::Message;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Streaming};
 
 const CLUSTER: &str = r#"
@@ -85,6 +86,17 @@ impl Drop for Operator {
     }
 }
 
+/// The server name in the stream's certificate.
+const NAME: &str = "gingham-stream.gingham-system.svc";
+
+/// Writes a certificate for [`NAME`] and its key; returns the CA's certificate.
+fn write_certificate(dir: &Path) -> String {
+    let material = gingham_operator::certs::generate("gingham-stream", vec![NAME.into()]).unwrap();
+    std::fs::write(dir.join("tls.crt"), &material.cert).unwrap();
+    std::fs::write(dir.join("tls.key"), &material.key).unwrap();
+    material.ca_cert
+}
+
 fn start(dir: &Path, stream: u16) -> Operator {
     let tokens = dir.join("tokens.yaml");
     std::fs::write(&tokens, "t1: n1\nt2: n2\n").unwrap();
@@ -95,6 +107,10 @@ fn start(dir: &Path, stream: u16) -> Operator {
         .args(["--health-addr", &format!("127.0.0.1:{}", free_port())])
         .args(["--stream-addr", &format!("127.0.0.1:{stream}"), "--stream-tokens"])
         .arg(&tokens)
+        .arg("--stream-tls-cert")
+        .arg(dir.join("tls.crt"))
+        .arg("--stream-tls-key")
+        .arg(dir.join("tls.key"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -102,11 +118,12 @@ fn start(dir: &Path, stream: u16) -> Operator {
     Operator(child)
 }
 
-async fn subscribe(port: u16, node: &str, token: &str) -> Result<Streaming<SyncMessage>, tonic::Status> {
-    let address = format!("http://127.0.0.1:{port}");
+async fn subscribe(port: u16, ca: &str, node: &str, token: &str) -> Result<Streaming<SyncMessage>, tonic::Status> {
+    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name(NAME);
+    let endpoint = Endpoint::from_shared(format!("https://127.0.0.1:{port}")).unwrap().tls_config(tls).unwrap();
     let mut client = loop {
-        match SpanClient::connect(address.clone()).await {
-            Ok(client) => break client,
+        match endpoint.connect().await {
+            Ok(channel) => break SpanClient::new(channel),
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     };
@@ -129,9 +146,10 @@ async fn the_operator_streams_each_node_its_span_and_a_set_change_as_one_patch()
     write_atomic(&dir.path().join("store/cluster.yaml"), CLUSTER);
     write_atomic(&dir.path().join("store/status/nodenetworks/n1.yaml"), &n1_status(&[("prod/web", "10.244.0.5")]));
     let port = free_port();
+    let ca = write_certificate(dir.path());
     let _operator = start(dir.path(), port);
 
-    let mut n2 = subscribe(port, "n2", "t2").await.unwrap();
+    let mut n2 = subscribe(port, &ca, "n2", "t2").await.unwrap();
     let snapshot = next(&mut n2, Duration::from_secs(20)).await.expect("n2's snapshot");
     assert!(snapshot.snapshot);
     let held = names(&snapshot);
@@ -140,7 +158,7 @@ async fn the_operator_streams_each_node_its_span_and_a_set_change_as_one_patch()
         |u| matches!(&u.change, Some(Change::Set(bytes)) if String::from_utf8_lossy(bytes).contains("10.244.0.5")),
     );
     assert!(set_with_web, "the set of web pods holds web's address: {held:?}");
-    let mut n1 = subscribe(port, "n1", "t1").await.unwrap();
+    let mut n1 = subscribe(port, &ca, "n1", "t1").await.unwrap();
     let n1_snapshot = next(&mut n1, Duration::from_secs(5)).await.unwrap();
     assert!(
         !names(&n1_snapshot).iter().any(|name| name.starts_with("global/")),
@@ -172,6 +190,6 @@ async fn the_operator_streams_each_node_its_span_and_a_set_change_as_one_patch()
         assert!(names(&message).iter().all(|name| name == "n1"), "n1 got {:?}", names(&message));
     }
 
-    let refused = subscribe(port, "n2", "t1").await.unwrap_err();
+    let refused = subscribe(port, &ca, "n2", "t1").await.unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied, "{}", refused.message());
 }
