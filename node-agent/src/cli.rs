@@ -17,7 +17,7 @@ use crate::logging::LogControl;
 use crate::metrics::Metrics;
 use crate::shared::Shared;
 use crate::stream_inputs::{self, StreamInputError};
-use gingham_stream::StreamServer;
+use gingham_stream::{ClientTls, StreamServer};
 
 /// Where the agent reads its NodeNetwork and IPAMBlocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -74,13 +74,23 @@ pub struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
-    /// Follow this node's span from the operator's stream (docs/stream.md): `http://HOST:PORT` or
-    /// `unix:/path`; repeat for each operator replica. Without it, the NodeNetwork alone is used.
+    /// Follow this node's span from the operator's stream (docs/stream.md): `https://HOST:PORT`
+    /// (with --stream-ca-file), `unix:/path`, or `http://HOST:PORT` for tests; repeat for each
+    /// operator replica. Without it, the NodeNetwork alone is used.
     #[arg(long = "stream-server")]
     pub stream_servers: Vec<StreamServer>,
-    /// The file holding the token that authenticates this node to the stream.
+    /// The file holding the token that authenticates this node to the stream, read again at every
+    /// connection (a projected ServiceAccount token, which the kubelet rotates).
     #[arg(long)]
     pub stream_token_file: Option<PathBuf>,
+    /// The CA (PEM) that signed the operator's stream certificate, for `https://` servers; read again
+    /// at every connection.
+    #[arg(long)]
+    pub stream_ca_file: Option<PathBuf>,
+    /// The name the stream certificate must carry, when the server is dialled by IP address (the
+    /// Service's DNS name, e.g. gingham-stream.gingham-system.svc).
+    #[arg(long, requires = "stream_ca_file")]
+    pub stream_tls_server_name: Option<String>,
 }
 
 /// The agent could not start.
@@ -127,13 +137,13 @@ pub async fn run(cli: Cli, logs: LogControl) -> Result<(), RunError> {
             tracing::error!(%error, "health endpoint down");
         }
     });
-    let token = match (&cli.stream_servers[..], &cli.stream_token_file) {
-        ([], _) => None,
-        (_, Some(path)) => Some(stream_inputs::read_token(path)?),
-        (_, None) => return Err(StreamInputError::MissingToken.into()),
-    };
-    let with_stream = |inputs| match &token {
-        Some(token) => stream_inputs::follow(inputs, cli.stream_servers.clone(), &cli.node, token.clone()),
+    let tls = cli
+        .stream_ca_file
+        .clone()
+        .map(|ca_file| ClientTls { ca_file, server_name: cli.stream_tls_server_name.clone() });
+    let stream = stream_inputs::setup(&cli.stream_servers, cli.stream_token_file.as_deref(), tls.as_ref())?;
+    let with_stream = |inputs| match &stream {
+        Some(setup) => stream_inputs::follow(inputs, setup.clone(), &cli.node),
         None => inputs,
     };
     let parts = Parts { cli: cli.clone(), services: Services { shared, ipam, metrics }, logs };
