@@ -272,4 +272,21 @@ mod tests {
         let ca = sources[1].config_map.as_ref().unwrap();
         assert_eq!((ca.name.as_str(), ca.optional), ("gingham-stream-ca", Some(true)));
     }
+
+    #[test]
+    fn the_shipped_daemonset_follows_the_stream_as_the_rendered_one_does() {
+        let shipped: DaemonSet = serde_saphyr::from_str(include_str!("../../../config/agent/daemonset.yaml")).unwrap();
+        let stream = AgentStream { service: "gingham-stream".into(), audience: "gingham-stream".into() };
+        let settings = OperatorSettings { agent_stream: Some(stream), ..OperatorSettings::default() };
+        let rendered = render(None, &settings).unwrap();
+        let pods = [shipped, rendered].map(|ds| ds.spec.unwrap().template.spec.unwrap());
+        let [shipped, rendered] = pods.map(|pod| {
+            let container = &pod.containers[0];
+            let args = container.args.clone();
+            let mount = container.volume_mounts.iter().flatten().find(|m| m.name == "stream").cloned();
+            let volume = pod.volumes.iter().flatten().find(|v| v.name == "stream").cloned();
+            (args, mount, volume, pod.enable_service_links)
+        });
+        assert_eq!(shipped, rendered, "config/agent/daemonset.yaml and daemonset.rs disagree on the stream");
+    }
 }
