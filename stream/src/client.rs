@@ -118,14 +118,11 @@ impl StreamServer {
     async fn connect(&self) -> Result<Channel, SessionError> {
         let connected = match self {
             Self::Tcp(endpoint) => endpoint.connect().await,
-            Self::Tls { endpoint, tls } => {
-                let Some(tls) = tls else { return Err(TlsError::NoCa { server: self.to_string() }.into()) };
-                let endpoint = endpoint.as_ref().clone().tls_config(tls.config()?);
-                match endpoint {
-                    Ok(endpoint) => endpoint.connect().await,
-                    Err(error) => Err(error),
-                }
-            }
+            Self::Tls { tls: None, .. } => return Err(TlsError::NoCa { server: self.to_string() }.into()),
+            Self::Tls { endpoint, tls: Some(tls) } => match endpoint.as_ref().clone().tls_config(tls.config()?) {
+                Ok(endpoint) => endpoint.connect().await,
+                Err(error) => Err(error),
+            },
             Self::Unix(path) => {
                 let path = path.clone();
                 // The URI is a placeholder: the connector decides where to connect.
@@ -136,13 +133,11 @@ impl StreamServer {
                 Endpoint::from_static("http://[::]:0").connect_with_connector(connector).await
             }
         };
-        connected.map_err(|error| match self {
-            Self::Tls { endpoint, tls } => {
-                let host = endpoint.uri().host().unwrap_or_default();
-                SessionError::Connect(tls::explain(&error, tls.as_ref(), host))
-            }
-            _ => SessionError::Connect(tls::explain(&error, None, "")),
-        })
+        let checked = match self {
+            Self::Tls { endpoint, tls: Some(tls) } => Some((tls, endpoint.uri().host().unwrap_or_default())),
+            _ => None,
+        };
+        connected.map_err(|error| SessionError::Connect(tls::explain(&error, checked)))
     }
 }
 

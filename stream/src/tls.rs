@@ -87,9 +87,9 @@ impl ClientTls {
     }
 }
 
-/// A connection error with every cause, and what to check when the certificate of the server at
-/// `host` was refused.
-pub(crate) fn explain(error: &tonic::transport::Error, tls: Option<&ClientTls>, host: &str) -> String {
+/// A connection error with every cause and, when the certificate of a server `checked` (how, and
+/// the URL's host) was refused, what to check.
+pub(crate) fn explain(error: &tonic::transport::Error, checked: Option<(&ClientTls, &str)>) -> String {
     let mut text = error.to_string();
     let mut refused_certificate = false;
     let mut cause = error.source();
@@ -106,8 +106,8 @@ pub(crate) fn explain(error: &tonic::transport::Error, tls: Option<&ClientTls>, 
         refused_certificate |= matches!(rustls_error, Some(rustls::Error::InvalidCertificate(_)));
         cause = current.source();
     }
-    match tls {
-        Some(tls) if refused_certificate => format!(
+    match checked {
+        Some((tls, host)) if refused_certificate => format!(
             "{text} (the server's certificate is not valid for {} under the CA in {}: check --stream-ca-file and --stream-tls-server-name)",
             tls.server_name.as_deref().unwrap_or(host),
             tls.ca_file.display()
