@@ -5,8 +5,13 @@
 
 use std::error::Error as _;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+
+/// How long a TLS handshake may take, on either side: a peer that opens a connection and says
+/// nothing does not hold it longer.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A TCP server's certificate chain and private key, as PEM.
 #[derive(Clone)]
@@ -25,7 +30,7 @@ impl std::fmt::Debug for ServerTls {
 
 impl ServerTls {
     pub(crate) fn config(&self) -> ServerTlsConfig {
-        ServerTlsConfig::new().identity(Identity::from_pem(&self.cert, &self.key))
+        ServerTlsConfig::new().identity(Identity::from_pem(&self.cert, &self.key)).timeout(HANDSHAKE_TIMEOUT)
     }
 }
 
@@ -79,7 +84,7 @@ impl ClientTls {
         if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
             return Err(TlsError::NoCertificate { path: self.ca_file.clone() });
         }
-        let config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
+        let config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)).timeout(HANDSHAKE_TIMEOUT);
         Ok(match &self.server_name {
             Some(name) => config.domain_name(name.clone()),
             None => config,
