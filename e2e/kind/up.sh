@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates the kind cluster with the default CNI disabled, builds and loads gingham's images,
-# installs gingham with `kubectl apply -k config/` and waits until every node is Ready.
+# installs gingham with `kubectl apply -k config/` and waits until every node is Ready and every
+# agent is connecting or streaming from the operator's stream (TLS, TokenReview).
 # Usage: e2e/kind/up.sh        (needs docker, kind, kubectl and internet)
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -24,5 +25,22 @@ k apply -k "$REPO_ROOT/config/samples/"
 k -n gingham-system rollout status deployment --timeout=300s
 k -n gingham-system rollout status daemonset --timeout=300s
 k wait --for=condition=Ready node --all --timeout=300s
+
+# The agents' stream over TLS with TokenReview (docs/stream.md). An agent the stream refuses (its
+# token, its ServiceAccount, the certificate) reports Disconnected with the reason; so does one whose
+# CA the kubelet has not mounted yet, which on a first install takes up to a couple of minutes.
+stream_states() {
+    k get nodenetworks -o jsonpath='{range .items[*]}{.metadata.name}{"\t"}{.status.stream.state}{"\t"}{.status.stream.reason}{"\n"}{end}'
+}
+log "waiting for every agent to be connecting or streaming"
+deadline=$((SECONDS + 240))
+until states="$(stream_states)" && [ -n "$states" ] && ! grep -Evq $'\t(Connecting|Streaming)\t' <<<"$states"; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+        printf '%s\n' "$states" >&2
+        fail "an agent is not on the stream after 240 s (its state and reason are above)"
+    fi
+    sleep 5
+done
+printf '%s\n' "$states" >&2
 k get nodenetworks -o wide
 log "gingham is up on kind cluster $KIND_CLUSTER"

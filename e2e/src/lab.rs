@@ -154,6 +154,10 @@ pub fn start_operator(state: &mut LabState, replica: usize) -> Result<(), LabErr
     command.args(["netns", "exec", &stream::operator_netns(state)]).arg(bin);
     command.args(["run", "--datastore", "file", "--dir", &dir, "--health-addr", &health, "--metrics-addr", &metrics]);
     command.args(["--stream-addr", &listen, "--stream-tokens", &tokens, "--stream-heartbeat", "1"]);
+    if state.operator.stream == stream::Transport::Tcp {
+        // The lab's own underlay, inside its namespaces: no certificate to hand out.
+        command.arg("--stream-plaintext");
+    }
     let record = process::spawn(&stream::replica_name(replica), &mut command, &stream::replica_log(state, replica))?;
     state.processes.push(record);
     state.save()?;

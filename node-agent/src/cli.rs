@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::shared::Shared;
 use crate::span_file;
 use crate::stream_inputs::{self, StreamInputError};
-use gingham_stream::StreamServer;
+use gingham_stream::{ClientTls, StreamServer};
 
 /// Where the agent reads its NodeNetwork and IPAMBlocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -76,18 +76,27 @@ pub struct Cli {
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
     /// Follow this node's span (its endpoints' policies, the IP sets they use, its BGP sessions)
-    /// from the operator's stream (docs/stream.md): `http://HOST:PORT` or `unix:/path`; repeat
-    /// for each operator replica. Without it or --span-file, policy and BGP sessions are not
-    /// programmed (routes are).
+    /// from the operator's stream (docs/stream.md): `https://HOST:PORT` (with --stream-ca-file),
+    /// `unix:/path`, or `http://HOST:PORT` for tests; repeat for each operator replica. Without it
+    /// or --span-file, policy and BGP sessions are not programmed (routes are).
     #[arg(long = "stream-server")]
     pub stream_servers: Vec<StreamServer>,
-    /// The file holding the token that authenticates this node to the stream.
+    /// The file holding the token that authenticates this node to the stream, read again at every
+    /// connection (a projected ServiceAccount token, which the kubelet rotates).
     #[arg(long)]
     pub stream_token_file: Option<PathBuf>,
     /// Read this node's span from a file instead of the stream: one NodeSpan document, YAML or
     /// JSON, as `gingham-operator render` prints it; read again whenever it changes.
     #[arg(long, conflicts_with = "stream_servers")]
     pub span_file: Option<PathBuf>,
+    /// The CA (PEM) that signed the operator's stream certificate, for `https://` servers; read again
+    /// at every connection.
+    #[arg(long)]
+    pub stream_ca_file: Option<PathBuf>,
+    /// The name the stream certificate must carry, when the server is dialled by IP address (the
+    /// Service's DNS name, e.g. gingham-stream.gingham-system.svc).
+    #[arg(long, requires = "stream_ca_file")]
+    pub stream_tls_server_name: Option<String>,
 }
 
 /// The agent could not start.
@@ -134,18 +143,18 @@ pub async fn run(cli: Cli, logs: LogControl) -> Result<(), RunError> {
             tracing::error!(%error, "health endpoint down");
         }
     });
-    let token = match (&cli.stream_servers[..], &cli.stream_token_file) {
-        ([], _) => None,
-        (_, Some(path)) => Some(stream_inputs::read_token(path)?),
-        (_, None) => return Err(StreamInputError::MissingToken.into()),
-    };
-    if token.is_none() && cli.span_file.is_none() {
+    let tls = cli
+        .stream_ca_file
+        .clone()
+        .map(|ca_file| ClientTls { ca_file, server_name: cli.stream_tls_server_name.clone() });
+    let stream = stream_inputs::setup(&cli.stream_servers, cli.stream_token_file.as_deref(), tls.as_ref())?;
+    if stream.is_none() && cli.span_file.is_none() {
         tracing::warn!(
             "no --stream-server or --span-file: this node's span never arrives, so policy and BGP sessions are not programmed (routes are)"
         );
     }
-    let with_span = |inputs| match (&token, &cli.span_file) {
-        (Some(token), _) => stream_inputs::follow(inputs, cli.stream_servers.clone(), &cli.node, token.clone()),
+    let with_span = |inputs| match (&stream, &cli.span_file) {
+        (Some(setup), _) => stream_inputs::follow(inputs, setup.clone(), &cli.node),
         (None, Some(path)) => span_file::follow(inputs, path),
         (None, None) => inputs,
     };

@@ -6,12 +6,12 @@
 //! last streamed copy stays in force: nothing is flushed, and the agent logs that it keeps
 //! enforcing what it has.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use gingham_crds::api::nodenetwork::StreamStatus;
 use gingham_crds::api::span::{NodeSpan, SpanItem};
-use gingham_stream::{Follower, FollowerState, Replica, Revision, StreamServer};
+use gingham_stream::{ClientTls, Follower, FollowerState, Replica, Revision, StreamServer, Token, TokenError};
 use tokio::sync::watch;
 
 use crate::datastore::{Snapshot, combine};
@@ -20,24 +20,61 @@ use crate::datastore::{Snapshot, combine};
 #[derive(Debug, thiserror::Error)]
 pub enum StreamInputError {
     /// The token file could not be read.
-    #[error("cannot read the stream token file {path}: {source}; give the agent's token with --stream-token-file")]
-    Token {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Token(#[from] TokenError),
     /// Servers were given but no token file.
     #[error("--stream-server needs --stream-token-file (the token that authenticates this node)")]
     MissingToken,
+    /// An `https://` server without a CA to check it against.
+    #[error(
+        "--stream-server {server} is https:// and needs --stream-ca-file FILE (the CA that signed the operator's stream certificate)"
+    )]
+    MissingCa {
+        /// The server.
+        server: String,
+    },
+    /// A CA for a server that is not `https://`.
+    #[error(
+        "--stream-ca-file is given but --stream-server {server} is not https://: use https:// so that the operator's certificate is checked (the stream carries BGP passwords)"
+    )]
+    NotTls {
+        /// The server.
+        server: String,
+    },
 }
 
-/// Reads the agent's token (surrounding whitespace is dropped).
-pub fn read_token(path: &Path) -> Result<String, StreamInputError> {
-    std::fs::read_to_string(path)
-        .map(|token| token.trim().to_string())
-        .map_err(|source| StreamInputError::Token { path: path.to_path_buf(), source })
+/// What the agent follows: its servers, each `https://` one checked with the CA, and the token it
+/// presents (its file read again at every connection, since the kubelet rotates projected tokens).
+#[derive(Clone, Debug)]
+pub struct StreamSetup {
+    /// The servers.
+    pub servers: Vec<StreamServer>,
+    /// The token.
+    pub token: Token,
+}
+
+/// Checks the stream flags together; `None` without servers. The token must be readable now; the
+/// CA may come later (the kubelet adds it once the operator has published it).
+pub fn setup(
+    servers: &[StreamServer],
+    token_file: Option<&Path>,
+    tls: Option<&ClientTls>,
+) -> Result<Option<StreamSetup>, StreamInputError> {
+    if servers.is_empty() {
+        return Ok(None);
+    }
+    let token = Token::File(token_file.ok_or(StreamInputError::MissingToken)?.to_path_buf());
+    token.read()?;
+    let servers = servers
+        .iter()
+        .map(|server| match (server.is_tls(), tls) {
+            (true, Some(tls)) => Ok(server.clone().verified_by(tls)),
+            (true, None) => Err(StreamInputError::MissingCa { server: server.to_string() }),
+            (false, Some(_)) => Err(StreamInputError::NotTls { server: server.to_string() }),
+            (false, None) => Ok(server.clone()),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Some(StreamSetup { servers, token }))
 }
 
 /// The span `replica` holds for `node`, once it holds a revision (`None` before the first
@@ -58,15 +95,10 @@ pub fn stream_status(state: &FollowerState, applied: Option<Revision>) -> Stream
     StreamStatus { state: name.to_string(), revision: applied, server, reason }
 }
 
-/// Follows `node`'s span from `servers` and returns the datastore's inputs with the span and the
+/// Follows `node`'s span as `setup` says and returns the datastore's inputs with the span and the
 /// stream's state in them, kept current as either side changes.
-pub fn follow(
-    inputs: watch::Receiver<Snapshot>,
-    servers: Vec<StreamServer>,
-    node: &str,
-    token: String,
-) -> watch::Receiver<Snapshot> {
-    let follower: Follower<SpanItem> = Follower::new(servers, node, token);
+pub fn follow(inputs: watch::Receiver<Snapshot>, setup: StreamSetup, node: &str) -> watch::Receiver<Snapshot> {
+    let follower: Follower<SpanItem> = Follower::new(setup.servers, node, setup.token);
     let (replica, state) = (follower.replica(), follower.state());
     tokio::spawn(follower.run());
     let node = node.to_string();

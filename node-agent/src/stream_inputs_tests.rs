@@ -91,7 +91,7 @@ async fn the_follower_feeds_the_loop_and_the_node_network_keeps_coming_from_the_
 
     let (datastore, inputs) = watch::channel(datastore_snapshot());
     let server: StreamServer = format!("unix:{}", socket.display()).parse().unwrap();
-    let mut merged = follow(inputs, vec![server], "n2", "t2".into());
+    let mut merged = follow(inputs, StreamSetup { servers: vec![server], token: "t2".into() }, "n2");
     assert_eq!(merged.borrow().span, None, "nothing streamed yet");
     assert_eq!(merged.borrow().stream.as_ref().map(|s| s.state.as_str()), Some("Connecting"));
 
@@ -136,4 +136,55 @@ fn status_shows_the_revision_that_changed_the_span_not_every_heartbeats() {
         ("Disconnected", Some(4), Some("cannot connect"))
     );
     assert_eq!(stream_status(&FollowerState::Connecting, None).state, "Connecting");
+}
+
+#[test]
+fn the_stream_flags_must_fit_together_and_name_the_flag_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t1\n").unwrap();
+    let missing = dir.path().join("missing");
+    let ca =
+        ClientTls { ca_file: dir.path().join("ca.crt"), server_name: Some("gingham-stream.gingham-system.svc".into()) };
+    let parse = |url: &str| url.parse::<StreamServer>().unwrap();
+    let (https, http, unix) =
+        (parse("https://10.96.0.7:5473"), parse("http://127.0.0.1:5473"), parse("unix:/run/s.sock"));
+    // (servers, token file, CA, fragments of the error or None when accepted)
+    type Case<'a> = (Vec<StreamServer>, Option<&'a Path>, Option<&'a ClientTls>, Option<&'a [&'a str]>);
+    let cases: Vec<Case> = vec![
+        (vec![], None, None, None),
+        (vec![https.clone()], Some(&token), Some(&ca), None),
+        (vec![unix.clone(), http.clone()], Some(&token), None, None),
+        (vec![https.clone()], None, Some(&ca), Some(&["--stream-token-file"])),
+        (vec![https.clone()], Some(&missing), Some(&ca), Some(&["missing", "--stream-token-file"])),
+        (vec![https], Some(&token), None, Some(&["https://10.96.0.7:5473", "--stream-ca-file FILE"])),
+        (
+            vec![http],
+            Some(&token),
+            Some(&ca),
+            Some(&["--stream-ca-file is given", "http://127.0.0.1:5473", "use https://"]),
+        ),
+        (vec![unix], Some(&token), Some(&ca), Some(&["unix:/run/s.sock"])),
+    ];
+    for (servers, token_file, tls, expected) in cases {
+        let outcome = setup(&servers, token_file, tls);
+        match (outcome, expected) {
+            (Ok(None), None) => assert!(servers.is_empty()),
+            (Ok(Some(setup)), None) => {
+                assert_eq!(setup.token.read().unwrap(), "t1");
+                for server in &setup.servers {
+                    assert!(
+                        !server.is_tls() || matches!(server, StreamServer::Tls { tls: Some(tls), .. } if tls == &ca)
+                    );
+                }
+            }
+            (Err(error), Some(fragments)) => {
+                let error = error.to_string();
+                for fragment in fragments {
+                    assert!(error.contains(fragment), "{fragment:?} in {error}");
+                }
+            }
+            (outcome, expected) => panic!("{servers:?}: {outcome:?}, expected {expected:?}"),
+        }
+    }
 }

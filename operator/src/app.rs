@@ -14,6 +14,7 @@ use crate::health::{self, Readiness};
 use crate::leader;
 use crate::metrics::{Metrics, StreamMetrics};
 use crate::render;
+use crate::stream::options::{self, StreamOptions};
 use crate::stream::{self, StreamFeed};
 use crate::validate::validate_paths;
 use crate::webhook;
@@ -43,7 +44,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         },
         Command::Render(args) => render::run(&args),
-        Command::Run(args) => match run_operator(args).await {
+        Command::Run(args) => match run_operator(*args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 tracing::error!(%error, "the operator stopped");
@@ -112,15 +113,26 @@ async fn on_shutdown(mut receiver: watch::Receiver<bool>) {
 }
 
 async fn run_operator(args: RunArgs) -> Result<(), RunError> {
+    // Flags that do not fit together stop the operator before anything starts.
+    let stream = options::plan(&args.stream, args.datastore).map_err(|error| RunError::Stream(error.into()))?;
+    let mut settings = args.settings.to_settings();
+    settings.agent_stream = stream.as_ref().and_then(StreamOptions::agent_stream);
     let (stop, stopped) = watch::channel(false);
+    let stop = Arc::new(stop);
+    let on_signal = Arc::clone(&stop);
     tokio::spawn(async move {
         termination().await;
-        let _ = stop.send(true);
+        let _ = on_signal.send(true);
     });
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
-    let feed = start_stream(&args, &stopped).await;
-    if let Ok(Some(feed)) = &feed {
+    // TokenReview and the generated certificate need the client before the stream can start.
+    let client = match args.datastore {
+        DatastoreKind::Kubernetes => Some(kube::Client::try_default().await.map_err(RunError::Client)?),
+        DatastoreKind::File => None,
+    };
+    let mut feed = start_stream(stream.as_ref(), client.as_ref(), &settings.namespace, &stopped).await?;
+    if let Some(feed) = &feed {
         StreamMetrics::register(&mut registry, feed.stats());
     }
     let registry = Arc::new(registry);
@@ -142,34 +154,28 @@ async fn run_operator(args: RunArgs) -> Result<(), RunError> {
             })
         })
         .collect();
-    let settings = args.settings.to_settings();
-    let result = match feed {
-        Err(error) => Err(error),
-        Ok(mut feed) => match (args.datastore, &args.dir) {
-            (DatastoreKind::File, Some(dir)) => {
-                tracing::info!(dir = %dir.display(), "running on the file datastore");
-                match leader::file::contend(dir) {
-                    Ok(leading) => {
-                        let mut datastore = FileDatastore::new(dir);
-                        let shutdown = on_shutdown(stopped.clone());
-                        controller::run(
-                            &mut datastore,
-                            &settings,
-                            &metrics,
-                            &readiness,
-                            feed.as_mut(),
-                            leading,
-                            shutdown,
-                        )
+    let result = match (args.datastore, &args.dir, client) {
+        (DatastoreKind::File, Some(dir), _) => {
+            tracing::info!(dir = %dir.display(), "running on the file datastore");
+            match leader::file::contend(dir) {
+                Ok(leading) => {
+                    let mut datastore = FileDatastore::new(dir);
+                    let shutdown = on_shutdown(stopped.clone());
+                    controller::run(&mut datastore, &settings, &metrics, &readiness, feed.as_mut(), leading, shutdown)
                         .await;
-                        Ok(())
-                    }
-                    Err(error) => Err(error.into()),
+                    Ok(())
                 }
+                Err(error) => Err(error.into()),
             }
-            _ => run_kubernetes(&args, &settings, &metrics, &readiness, feed.as_mut(), stopped.clone()).await,
-        },
+        }
+        (_, _, Some(client)) => {
+            run_kubernetes(&args, client, &settings, &metrics, &readiness, feed.as_mut(), stopped.clone()).await
+        }
+        // `--datastore file` requires `--dir` (clap), and the Kubernetes datastore has its client.
+        (_, _, None) => Ok(()),
     };
+    // A failure to start stops the HTTP servers too, so that the process exits.
+    let _ = stop.send(true);
     for server in servers {
         let _ = server.await;
     }
@@ -177,22 +183,27 @@ async fn run_operator(args: RunArgs) -> Result<(), RunError> {
 }
 
 /// Starts the agents' stream when `--stream-addr` is given.
-async fn start_stream(args: &RunArgs, stopped: &watch::Receiver<bool>) -> Result<Option<StreamFeed>, RunError> {
-    let (Some(listen), Some(tokens)) = (&args.stream_addr, &args.stream_tokens) else { return Ok(None) };
-    let tokens = stream::TokenFile::open(tokens)?;
-    let heartbeat = std::time::Duration::from_secs(args.stream_heartbeat.max(1));
-    Ok(Some(stream::serve(listen.clone(), tokens, heartbeat, on_shutdown(stopped.clone())).await?))
+async fn start_stream(
+    options: Option<&StreamOptions>,
+    client: Option<&kube::Client>,
+    namespace: &str,
+    stopped: &watch::Receiver<bool>,
+) -> Result<Option<StreamFeed>, RunError> {
+    let Some(options) = options else { return Ok(None) };
+    Ok(Some(stream::start(options, client, namespace, on_shutdown(stopped.clone())).await?))
 }
 
+/// Runs on the Kubernetes datastore: the webhook, then the watches and rounds, writing while this
+/// replica holds the Lease (every replica computes and serves the stream).
 async fn run_kubernetes(
     args: &RunArgs,
+    client: kube::Client,
     settings: &crate::core::OperatorSettings,
     metrics: &Metrics,
     readiness: &Readiness,
     stream: Option<&mut StreamFeed>,
     stopped: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
-    let client = kube::Client::try_default().await.map_err(RunError::Client)?;
     let identity = args.identity.clone().unwrap_or_else(leader::default_identity);
     if !args.no_webhook {
         let config = webhook::WebhookConfig {

@@ -39,7 +39,7 @@ pub enum Command {
     /// (an alias of `gingham render`).
     Render(RenderArgs),
     /// Run the operator until SIGTERM or SIGINT.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 /// Arguments of `validate` (here and in `gingham`).
@@ -102,19 +102,48 @@ pub struct RunArgs {
     /// This replica's identity for leader election (defaults to the pod name from $POD_NAME or the host name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
-    /// Serve the agents' stream (gRPC, docs/stream.md) here, `HOST:PORT` or `unix:/path`; off when not given.
-    #[arg(long, requires = "stream_tokens")]
-    pub stream_addr: Option<crate::stream::Listen>,
-    /// The agents' stream tokens: a YAML map from each agent's token to its node's name.
-    #[arg(long, requires = "stream_addr")]
-    pub stream_tokens: Option<PathBuf>,
-    /// Send each agent a message at least this often, in seconds (an empty one when nothing
-    /// changed); an agent that hears nothing for three of them reconnects.
-    #[arg(long, default_value_t = 10)]
-    pub stream_heartbeat: u64,
+    /// The agents' stream.
+    #[command(flatten)]
+    pub stream: StreamArgs,
     /// Operator settings.
     #[command(flatten)]
     pub settings: SettingsArgs,
+}
+
+/// The agents' stream (docs/stream.md): where it is served, who authenticates the agents, and with
+/// which certificate.
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    /// Serve the agents' stream (gRPC) here: `HOST:PORT` (TLS) or `unix:/path` (plaintext, the lab);
+    /// off when not given.
+    #[arg(long)]
+    pub stream_addr: Option<crate::stream::Listen>,
+    /// Authenticate agents with fixed tokens, a YAML map from each agent's token to its node's name,
+    /// instead of TokenReview of their ServiceAccount tokens (needed on the file datastore).
+    #[arg(long, requires = "stream_addr")]
+    pub stream_tokens: Option<PathBuf>,
+    /// The audience the agents' projected ServiceAccount tokens are made for (TokenReview).
+    #[arg(long, default_value = "gingham-stream")]
+    pub stream_audience: String,
+    /// The Service in front of the stream, in the operator's namespace: the names of the generated
+    /// certificate, and what the agent DaemonSet dials.
+    #[arg(long, default_value = "gingham-stream")]
+    pub stream_service: String,
+    /// Serve TLS with this certificate chain (PEM) instead of a generated one; the agents need its CA
+    /// in the ConfigMap gingham-stream-ca (key ca.crt).
+    #[arg(long, requires_all = ["stream_addr", "stream_tls_key"])]
+    pub stream_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --stream-tls-cert.
+    #[arg(long, requires = "stream_tls_cert")]
+    pub stream_tls_key: Option<PathBuf>,
+    /// Serve `HOST:PORT` in plaintext. For tests on the loopback only: the stream carries BGP
+    /// passwords and the agents' tokens.
+    #[arg(long, requires = "stream_addr", conflicts_with = "stream_tls_cert")]
+    pub stream_plaintext: bool,
+    /// Send each agent a message at least this often, in seconds (an empty one when nothing
+    /// changed); an agent that hears nothing for three of them reconnects.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stream_heartbeat: u64,
 }
 
 /// Settings shared by `render` and `run`.
@@ -138,6 +167,7 @@ impl SettingsArgs {
             namespace: self.namespace.clone(),
             agent_image: self.agent_image.clone(),
             max_blocks_per_node: self.max_blocks_per_node,
+            agent_stream: None,
         }
     }
 }

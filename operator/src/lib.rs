@@ -2,6 +2,7 @@
 //! observed objects; datastores (Kubernetes or a directory of files) feed it and apply its output.
 
 pub mod app;
+pub mod certs;
 pub mod cli;
 pub mod controller;
 pub mod core;

@@ -1,22 +1,31 @@
 //! The operator's side of the stream (`docs/stream.md`): after each round the stream's view is
 //! brought up to date from the engine's changes and published as the next revision, and a gRPC
-//! server serves every node its span.
+//! server serves every node its span, to the agents it authenticates (fixed tokens, or TokenReview),
+//! over TLS on TCP.
 
-use std::collections::BTreeMap;
+pub mod options;
+pub mod tls;
+pub mod token_review;
+pub mod tokens;
+
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gingham_crds::api::span::SpanItem;
 use gingham_stream::{
-    Authenticator, Publisher, Revision, ServerStats, SpanService, StaticTokens, serve_tcp, serve_unix,
+    Authenticator, Publisher, Revision, ServerStats, ServerTls, SpanService, serve_tcp, serve_tls, serve_unix,
 };
+use kube::Client;
 
 use crate::core::DesiredState;
+use crate::core::daemonset;
 use crate::core::engine::Changes;
 use crate::core::span::StreamState;
+use options::{Auth, FlagError, StreamOptions, Tls};
+use token_review::{AgentAccount, TokenReviewer};
 
 /// How many revisions the hub remembers for subscribers that come back.
 const HISTORY: usize = 1024;
@@ -40,6 +49,41 @@ pub enum StreamError {
         path: PathBuf,
         /// What the parser said.
         message: String,
+    },
+    /// The stream's flags do not fit together.
+    #[error(transparent)]
+    Flags(#[from] FlagError),
+    /// A certificate or key file could not be read.
+    #[error("cannot read {flag} {path}: {source}")]
+    ReadTls {
+        /// The flag that named the file.
+        flag: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The certificate or key does not load.
+    #[error("the stream's {what} does not load: {message}; give PEM files to --stream-tls-cert and --stream-tls-key")]
+    BadTls {
+        /// The certificate or the key.
+        what: &'static str,
+        /// What the parser said.
+        message: String,
+    },
+    /// The generated certificate could not be read or kept.
+    #[error(transparent)]
+    Certificate(#[from] crate::certs::CertError),
+    /// The CA could not be published for the agents.
+    #[error(
+        "cannot publish the stream's CA in the ConfigMap {}: {source} (check the operator's RBAC: configmaps in its namespace)",
+        daemonset::STREAM_CA_CONFIG_MAP
+    )]
+    PublishCa {
+        /// The cause.
+        #[source]
+        source: kube::Error,
     },
     /// The listen address could not be bound.
     #[error("cannot listen for the stream on {listen}: {source}; pick a free --stream-addr")]
@@ -88,65 +132,11 @@ impl StreamError {
     pub fn label(&self) -> &'static str {
         match self {
             Self::ReadTokens { .. } | Self::ParseTokens { .. } => "stream_tokens",
+            Self::Flags(_) => "stream_flags",
+            Self::ReadTls { .. } | Self::BadTls { .. } => "stream_tls",
+            Self::Certificate(_) => "stream_certificate",
+            Self::PublishCa { .. } => "stream_ca",
             Self::Bind { .. } => "stream_bind",
-        }
-    }
-}
-
-/// Reads a tokens file: a YAML map from each agent's token to its node's name.
-pub fn read_tokens(path: &Path) -> Result<StaticTokens, StreamError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| StreamError::ReadTokens { path: path.to_path_buf(), source })?;
-    let tokens: BTreeMap<String, String> = serde_saphyr::from_str(&text)
-        .map_err(|error| StreamError::ParseTokens { path: path.to_path_buf(), message: error.to_string() })?;
-    Ok(StaticTokens(tokens))
-}
-
-/// The tokens of a tokens file, read again when an unknown token is presented and the file changed
-/// since it was last read (a node that joined after the operator started); a file that became
-/// unreadable keeps the tokens last read. Unknown tokens against an unchanged file cost one `stat`.
-pub struct TokenFile {
-    path: PathBuf,
-    read: RwLock<(Option<FileStamp>, StaticTokens)>,
-}
-
-/// What tells a file changed: its modification time and length.
-type FileStamp = (SystemTime, u64);
-
-fn stamp(path: &Path) -> Option<FileStamp> {
-    let metadata = std::fs::metadata(path).ok()?;
-    Some((metadata.modified().ok()?, metadata.len()))
-}
-
-impl TokenFile {
-    /// Reads the file once; it must be readable and well formed now.
-    pub fn open(path: &Path) -> Result<Self, StreamError> {
-        let stamped = stamp(path);
-        Ok(Self { path: path.to_path_buf(), read: RwLock::new((stamped, read_tokens(path)?)) })
-    }
-}
-
-impl Authenticator for TokenFile {
-    fn node_of(&self, token: &str) -> Option<String> {
-        let (last, known) = {
-            let read = self.read.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            (read.0, read.1.node_of(token))
-        };
-        let current = stamp(&self.path);
-        if known.is_some() || current == last {
-            return known;
-        }
-        match read_tokens(&self.path) {
-            Ok(fresh) => {
-                let node = fresh.node_of(token);
-                *self.read.write().unwrap_or_else(std::sync::PoisonError::into_inner) = (current, fresh);
-                node
-            }
-            Err(error) => {
-                tracing::warn!(%error, "keeping the stream tokens last read");
-                self.read.write().unwrap_or_else(std::sync::PoisonError::into_inner).0 = current;
-                None
-            }
         }
     }
 }
@@ -205,16 +195,43 @@ impl StreamFeed {
     }
 }
 
-/// Starts serving the stream on `listen` to the agents `tokens` authenticate, until `shutdown`;
-/// returns the feed the run loop publishes through. A quiet subscriber gets an empty delta every
-/// `heartbeat` (liveness and the current revision).
-pub async fn serve(
+/// Starts serving the stream as `options` say, until `shutdown`; returns the feed the run loop
+/// publishes through. `client` is the Kubernetes datastore's, which TokenReview and the generated
+/// certificate need.
+pub async fn start(
+    options: &StreamOptions,
+    client: Option<&Client>,
+    namespace: &str,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<StreamFeed, StreamError> {
+    let auth: Arc<dyn Authenticator> = match (&options.auth, client) {
+        (Auth::Tokens(path), _) => Arc::new(tokens::TokenFile::open(path)?),
+        (Auth::TokenReview { audience }, Some(client)) => {
+            let agents = AgentAccount { namespace: namespace.to_string(), name: daemonset::NAME.to_string() };
+            Arc::new(TokenReviewer::new(client.clone(), audience.clone(), agents))
+        }
+        (Auth::TokenReview { .. }, None) => return Err(FlagError::TokensNeeded.into()),
+    };
+    let tls = match (&options.tls, client) {
+        (Tls::Plaintext, _) => None,
+        (Tls::Files { cert, key }, _) => Some(tls::read_files(cert, key)?),
+        (Tls::Generated, Some(client)) => Some(tls::generated(client, namespace, &options.service).await?),
+        (Tls::Generated, None) => return Err(FlagError::TlsNeeded { listen: options.listen.clone() }.into()),
+    };
+    serve(options.listen.clone(), auth, tls, options.heartbeat, shutdown).await
+}
+
+/// Starts serving the stream on `listen` (over TLS when `tls` is given) to the agents `auth`
+/// authenticates, until `shutdown`; returns the feed the run loop publishes through. A quiet
+/// subscriber gets an empty delta every `heartbeat` (liveness and the current revision).
+async fn serve(
     listen: Listen,
-    tokens: TokenFile,
+    auth: Arc<dyn Authenticator>,
+    tls: Option<ServerTls>,
     heartbeat: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<StreamFeed, StreamError> {
-    let (service, publisher) = SpanService::new(HISTORY, Arc::new(tokens), heartbeat);
+    let (service, publisher) = SpanService::new(HISTORY, auth, heartbeat);
     let (stats, origin) = (service.stats(), format!("{:016x}", service.origin()));
     let bind_error = |source| StreamError::Bind { listen: listen.clone(), source };
     // The server's error, as text (the transport's error type stays inside gingham-stream).
@@ -222,7 +239,13 @@ pub async fn serve(
     let server: Serving = match &listen {
         Listen::Tcp(addr) => {
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind_error)?;
-            Box::pin(async move { serve_tcp(service, listener, shutdown).await.map_err(|error| error.to_string()) })
+            Box::pin(async move {
+                let served = match &tls {
+                    Some(tls) => serve_tls(service, listener, tls, shutdown).await,
+                    None => serve_tcp(service, listener, shutdown).await,
+                };
+                served.map_err(|error| error.to_string())
+            })
         }
         Listen::Unix(path) => {
             match std::fs::remove_file(path) {
@@ -254,34 +277,5 @@ mod tests {
         assert_eq!("unix:/run/s.sock".parse::<Listen>().unwrap(), Listen::Unix("/run/s.sock".into()));
         let error = "localhost".parse::<Listen>().unwrap_err();
         assert!(error.contains("HOST:PORT") && error.contains("unix:"), "{error}");
-    }
-
-    #[test]
-    fn a_tokens_file_maps_tokens_to_nodes_or_says_what_it_must_hold() {
-        let dir = tempfile::tempdir().unwrap();
-        let good = dir.path().join("tokens.yaml");
-        std::fs::write(&good, "secret-1: node-1\nsecret-2: node-2\n").unwrap();
-        let tokens = read_tokens(&good).unwrap();
-        assert_eq!(tokens.0.get("secret-2").map(String::as_str), Some("node-2"));
-        let bad = dir.path().join("bad.yaml");
-        std::fs::write(&bad, "- just\n- a list\n").unwrap();
-        let error = read_tokens(&bad).unwrap_err().to_string();
-        assert!(error.contains("bad.yaml") && error.contains("<token>: <node>"), "{error}");
-        let missing = read_tokens(&dir.path().join("none.yaml")).unwrap_err();
-        assert_eq!(missing.label(), "stream_tokens");
-    }
-
-    #[test]
-    fn a_token_added_to_the_file_later_is_known_and_a_broken_file_keeps_the_last_tokens() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tokens.yaml");
-        std::fs::write(&path, "t1: node-1\n").unwrap();
-        let tokens = TokenFile::open(&path).unwrap();
-        assert_eq!(tokens.node_of("t2"), None);
-        std::fs::write(&path, "t1: node-1\nt2: node-2\n").unwrap();
-        assert_eq!(tokens.node_of("t2").as_deref(), Some("node-2"), "a node that joined later");
-        std::fs::write(&path, "[not, a, map]").unwrap();
-        assert_eq!(tokens.node_of("t1").as_deref(), Some("node-1"), "the tokens last read stay");
-        assert_eq!(tokens.node_of("t3"), None);
     }
 }

@@ -1,6 +1,6 @@
 //! `gingham-operator run --stream-addr`: the real binary on a file datastore serves each agent its
-//! span over gRPC. A pod that joins a set cluster-wide reaches the node whose policy uses the set
-//! as one small patch, and nothing reaches a node whose span does not hold the set; an agent may
+//! span over gRPC, with TLS from `--stream-tls-cert` and `--stream-tls-key`. A pod that joins a set
+//! cluster-wide reaches the node whose policy uses the set as one small patch, and nothing reaches a node whose span does not hold the set; an agent may
 //! read its own span only. Two replicas on one directory both serve the stream, only the one
 //! holding the leader lock writes, the other writes the moment it dies, and an agent that held the
 //! first one's revision resyncs from the second by content, without a snapshot.
@@ -19,6 +19,7 @@ use gingham_stream::{Delivery, Replica};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use prost::Message;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Streaming};
 
 const CLUSTER: &str = r#"
@@ -92,6 +93,17 @@ impl Drop for Operator {
     }
 }
 
+/// The server name in the stream's certificate.
+const NAME: &str = "gingham-stream.gingham-system.svc";
+
+/// Writes a certificate for [`NAME`] and its key; returns the CA's certificate.
+fn write_certificate(dir: &Path) -> String {
+    let material = gingham_operator::certs::generate("gingham-stream", vec![NAME.into()]).unwrap();
+    std::fs::write(dir.join("tls.crt"), &material.cert).unwrap();
+    std::fs::write(dir.join("tls.key"), &material.key).unwrap();
+    material.ca_cert
+}
+
 fn start(dir: &Path, stream: u16) -> Operator {
     let tokens = dir.join("tokens.yaml");
     std::fs::write(&tokens, "t1: n1\nt2: n2\n").unwrap();
@@ -102,6 +114,10 @@ fn start(dir: &Path, stream: u16) -> Operator {
         .args(["--health-addr", &format!("127.0.0.1:{}", free_port())])
         .args(["--stream-addr", &format!("127.0.0.1:{stream}"), "--stream-tokens"])
         .arg(&tokens)
+        .arg("--stream-tls-cert")
+        .arg(dir.join("tls.crt"))
+        .arg("--stream-tls-key")
+        .arg(dir.join("tls.key"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -109,20 +125,22 @@ fn start(dir: &Path, stream: u16) -> Operator {
     Operator(child)
 }
 
-async fn subscribe(port: u16, node: &str, token: &str) -> Result<Streaming<SyncMessage>, tonic::Status> {
+async fn subscribe(port: u16, ca: &str, node: &str, token: &str) -> Result<Streaming<SyncMessage>, tonic::Status> {
     let request = proto::SubscribeRequest { node: node.into(), revision: None, origin: None, held: None };
-    subscribe_with(port, token, request).await
+    subscribe_with(port, ca, token, request).await
 }
 
 async fn subscribe_with(
     port: u16,
+    ca: &str,
     token: &str,
     request: proto::SubscribeRequest,
 ) -> Result<Streaming<SyncMessage>, tonic::Status> {
-    let address = format!("http://127.0.0.1:{port}");
+    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name(NAME);
+    let endpoint = Endpoint::from_shared(format!("https://127.0.0.1:{port}")).unwrap().tls_config(tls).unwrap();
     let mut client = loop {
-        match SpanClient::connect(address.clone()).await {
-            Ok(client) => break client,
+        match endpoint.connect().await {
+            Ok(channel) => break SpanClient::new(channel),
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     };
@@ -145,9 +163,10 @@ async fn the_operator_streams_each_node_its_span_and_a_set_change_as_one_patch()
     write_atomic(&dir.path().join("store/cluster.yaml"), CLUSTER);
     write_atomic(&dir.path().join("store/status/nodenetworks/n1.yaml"), &n1_status(&[("prod/web", "10.244.0.5")]));
     let port = free_port();
+    let ca = write_certificate(dir.path());
     let _operator = start(dir.path(), port);
 
-    let mut n2 = subscribe(port, "n2", "t2").await.unwrap();
+    let mut n2 = subscribe(port, &ca, "n2", "t2").await.unwrap();
     let snapshot = next(&mut n2, Duration::from_secs(20)).await.expect("n2's snapshot");
     assert!(snapshot.snapshot);
     let held = names(&snapshot);
@@ -156,7 +175,7 @@ async fn the_operator_streams_each_node_its_span_and_a_set_change_as_one_patch()
         |u| matches!(&u.change, Some(Change::Set(bytes)) if String::from_utf8_lossy(bytes).contains("10.244.0.5")),
     );
     assert!(set_with_web, "the set of web pods holds web's address: {held:?}");
-    let mut n1 = subscribe(port, "n1", "t1").await.unwrap();
+    let mut n1 = subscribe(port, &ca, "n1", "t1").await.unwrap();
     let n1_snapshot = next(&mut n1, Duration::from_secs(5)).await.unwrap();
     assert!(
         !names(&n1_snapshot).iter().any(|name| name.starts_with("global/")),
@@ -188,7 +207,7 @@ async fn the_operator_streams_each_node_its_span_and_a_set_change_as_one_patch()
         assert!(names(&message).iter().all(|name| name == "n1"), "n1 got {:?}", names(&message));
     }
 
-    let refused = subscribe(port, "n2", "t1").await.unwrap_err();
+    let refused = subscribe(port, &ca, "n2", "t1").await.unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied, "{}", refused.message());
 }
 
@@ -219,14 +238,15 @@ async fn two_replicas_serve_the_stream_and_only_the_lock_holder_writes_until_it_
     write_atomic(&store.join("cluster.yaml"), CLUSTER);
     write_atomic(&store.join("status/nodenetworks/n1.yaml"), &n1_status(&[("prod/web", "10.244.0.5")]));
     let (port_a, port_b) = (free_port(), free_port());
+    let ca = write_certificate(dir.path());
     let leader = start(dir.path(), port_a);
     let generated = |node: &str| store.join(format!("generated/nodenetworks/{node}.yaml"));
     assert!(wait_for_file(&generated("n1"), Duration::from_secs(20)).await, "the first replica leads and writes");
     let follower = start(dir.path(), port_b);
 
     // Both serve n2's span, with the same content under their own revisions.
-    let mut from_leader = subscribe(port_a, "n2", "t2").await.unwrap();
-    let mut from_follower = subscribe(port_b, "n2", "t2").await.unwrap();
+    let mut from_leader = subscribe(port_a, &ca, "n2", "t2").await.unwrap();
+    let mut from_follower = subscribe(port_b, &ca, "n2", "t2").await.unwrap();
     let first = next(&mut from_leader, Duration::from_secs(20)).await.unwrap();
     let second = next(&mut from_follower, Duration::from_secs(20)).await.unwrap();
     assert!(first.snapshot && second.snapshot);
@@ -253,7 +273,7 @@ async fn two_replicas_serve_the_stream_and_only_the_lock_holder_writes_until_it_
         origin: Some(first.origin),
         held: Some(held_to_wire(copy.items()).unwrap()),
     };
-    let mut resynced = subscribe_with(port_b, "t2", request).await.unwrap();
+    let mut resynced = subscribe_with(port_b, &ca, "t2", request).await.unwrap();
     let delta = next(&mut resynced, Duration::from_secs(10)).await.unwrap();
     assert!(!delta.snapshot, "a delta by content, not a snapshot");
     assert_eq!(delta.from_revision, held_at);
@@ -261,7 +281,7 @@ async fn two_replicas_serve_the_stream_and_only_the_lock_holder_writes_until_it_
     assert_eq!(kinds, [i32::from(proto::ItemKind::BgpPeers)], "only n2's peers changed: {:?}", names(&delta));
     let delivery: Delivery<SpanItem> = decode(delta).unwrap();
     copy.apply(delivery).unwrap();
-    let fresh = next(&mut subscribe(port_b, "n2", "t2").await.unwrap(), Duration::from_secs(10)).await.unwrap();
+    let fresh = next(&mut subscribe(port_b, &ca, "n2", "t2").await.unwrap(), Duration::from_secs(10)).await.unwrap();
     let mut expected: Replica<SpanItem> = Replica::default();
     expected.apply(decode::<SpanItem>(fresh).unwrap()).unwrap();
     assert_eq!(copy.items(), expected.items(), "resynced equals the follower's snapshot");

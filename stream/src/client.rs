@@ -15,8 +15,10 @@ use tonic::Request;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::auth::{Token, TokenError};
 use crate::item::Revision;
 use crate::replica::{Delivery, Replica, ReplicaError};
+use crate::tls::{self, ClientTls, TlsError};
 use crate::wire::{self, WireError, WireItem, proto};
 
 /// How the follower's stream stands, for the agent's status.
@@ -44,8 +46,15 @@ pub enum FollowerState {
 /// network namespaces share the operator's file system).
 #[derive(Clone, Debug)]
 pub enum StreamServer {
-    /// `http://host:port`.
+    /// `http://host:port`: plaintext (tests on the loopback).
     Tcp(Box<Endpoint>),
+    /// `https://host:port`, checked with `tls` (see [`StreamServer::verified_by`]).
+    Tls {
+        /// The URL.
+        endpoint: Box<Endpoint>,
+        /// How the server's certificate is checked; none yet when just parsed.
+        tls: Option<ClientTls>,
+    },
     /// `unix:/path/to/socket`.
     Unix(PathBuf),
 }
@@ -67,16 +76,28 @@ impl std::str::FromStr for StreamServer {
         if let Some(path) = text.strip_prefix("unix:") {
             return Ok(Self::Unix(PathBuf::from(path)));
         }
-        let endpoint = Endpoint::from_shared(text.to_string())
-            .map_err(|error| ServerAddressError { given: text.into(), reason: error.to_string() })?;
-        Ok(Self::Tcp(Box::new(endpoint.connect_timeout(Duration::from_secs(3)).tcp_nodelay(true))))
+        let error = |reason: String| ServerAddressError { given: text.into(), reason };
+        if text.contains("$(") {
+            return Err(error(
+                "a `$(VAR)` was not expanded: the Service it names did not exist when the pod started; \
+                 the container picks it up when it restarts"
+                    .into(),
+            ));
+        }
+        let endpoint = Endpoint::from_shared(text.to_string()).map_err(|e| error(e.to_string()))?;
+        let endpoint = Box::new(endpoint.connect_timeout(Duration::from_secs(3)).tcp_nodelay(true));
+        match endpoint.uri().scheme_str() {
+            Some("http") => Ok(Self::Tcp(endpoint)),
+            Some("https") => Ok(Self::Tls { endpoint, tls: None }),
+            _ => Err(error("the scheme must be http:// or https://".into())),
+        }
     }
 }
 
 impl fmt::Display for StreamServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Tcp(endpoint) => write!(f, "{}", endpoint.uri()),
+            Self::Tcp(endpoint) | Self::Tls { endpoint, .. } => write!(f, "{}", endpoint.uri()),
             Self::Unix(path) => write!(f, "unix:{}", path.display()),
         }
     }
@@ -91,9 +112,27 @@ fn with_keepalive(endpoint: Endpoint) -> Endpoint {
 }
 
 impl StreamServer {
-    async fn connect(&self) -> Result<Channel, tonic::transport::Error> {
+    /// Whether this is an `https://` server (which needs a CA to be checked against).
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Self::Tls { .. })
+    }
+
+    /// The server, with an `https://` server's certificate checked by `tls`.
+    pub fn verified_by(self, tls: &ClientTls) -> Self {
         match self {
+            Self::Tls { endpoint, .. } => Self::Tls { endpoint, tls: Some(tls.clone()) },
+            other => other,
+        }
+    }
+
+    async fn connect(&self) -> Result<Channel, SessionError> {
+        let connected = match self {
             Self::Tcp(endpoint) => with_keepalive((**endpoint).clone()).connect().await,
+            Self::Tls { tls: None, .. } => return Err(TlsError::NoCa { server: self.to_string() }.into()),
+            Self::Tls { endpoint, tls: Some(tls) } => match with_keepalive((**endpoint).clone()).tls_config(tls.config()?) {
+                Ok(endpoint) => endpoint.connect().await,
+                Err(error) => Err(error),
+            },
             Self::Unix(path) => {
                 let path = path.clone();
                 // The URI is a placeholder: the connector decides where to connect.
@@ -103,7 +142,12 @@ impl StreamServer {
                 });
                 with_keepalive(Endpoint::from_static("http://[::]:0")).connect_with_connector(connector).await
             }
-        }
+        };
+        let checked = match self {
+            Self::Tls { endpoint, tls: Some(tls) } => Some((tls, endpoint.uri().host().unwrap_or_default())),
+            _ => None,
+        };
+        connected.map_err(|error| SessionError::Connect(tls::explain(&error, checked)))
     }
 }
 
@@ -111,7 +155,11 @@ impl StreamServer {
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
     #[error("cannot connect: {0}")]
-    Connect(#[from] tonic::transport::Error),
+    Connect(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    ReadToken(#[from] TokenError),
     #[error("the server answered {}: {}", .0.code(), .0.message())]
     Status(#[from] tonic::Status),
     #[error("the token cannot be sent as metadata; it must be printable ASCII")]
@@ -138,7 +186,7 @@ struct Resume {
 pub struct Follower<V: WireItem> {
     servers: Vec<StreamServer>,
     node: String,
-    token: String,
+    token: Token,
     replica: watch::Sender<Arc<Replica<V>>>,
     state: watch::Sender<FollowerState>,
 }
@@ -147,9 +195,10 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 impl<V: WireItem> Follower<V> {
-    /// A follower of `node`'s span from `servers`, authenticating with `token`. Agents start at the
-    /// server their node's name hashes to, which spreads them over the replicas.
-    pub fn new(servers: Vec<StreamServer>, node: impl Into<String>, token: impl Into<String>) -> Self {
+    /// A follower of `node`'s span from `servers`, authenticating with `token` (a token file is
+    /// read again at every connection). Agents start at the server their node's name hashes to,
+    /// which spreads them over the replicas.
+    pub fn new(servers: Vec<StreamServer>, node: impl Into<String>, token: impl Into<Token>) -> Self {
         Self {
             servers,
             node: node.into(),
@@ -207,7 +256,8 @@ impl<V: WireItem> Follower<V> {
         let channel = server.connect().await?;
         let mut client = proto::span_client::SpanClient::new(channel);
         let mut request = Request::new(self.request(replica, *resume));
-        let token = MetadataValue::try_from(format!("Bearer {}", self.token)).map_err(|_| SessionError::Token)?;
+        let token =
+            MetadataValue::try_from(format!("Bearer {}", self.token.read()?)).map_err(|_| SessionError::Token)?;
         request.metadata_mut().insert("authorization", token);
         let mut stream = client.subscribe(request).await?.into_inner();
         // Until the server says how often it speaks, the connection is trusted (the transport

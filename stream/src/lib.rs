@@ -8,6 +8,8 @@
 //! computation of the items lives in the operator.
 
 #[cfg(feature = "grpc")]
+mod auth;
+#[cfg(feature = "grpc")]
 mod client;
 mod hub;
 mod item;
@@ -15,17 +17,21 @@ mod replica;
 #[cfg(feature = "grpc")]
 mod server;
 #[cfg(feature = "grpc")]
+mod tls;
+#[cfg(feature = "grpc")]
 pub mod wire;
 
+#[cfg(feature = "grpc")]
+pub use auth::{AuthFuture, Authenticator, Denied, StaticTokens, Token, TokenError, unknown_token};
 #[cfg(feature = "grpc")]
 pub use client::{Follower, FollowerState, ServerAddressError, StreamServer};
 pub use hub::{Batch, Hub, HubError, Published, SpanAt};
 pub use item::{Item, ItemKey, ItemKind, PatchError, Revision, SetPatch};
 pub use replica::{Delivery, Replica, ReplicaError, Update};
 #[cfg(feature = "grpc")]
-pub use server::{
-    Authenticator, Publisher, ServerStats, SpanService, StaticTokens, SubscribeStream, serve_tcp, serve_unix,
-};
+pub use server::{Publisher, ServerStats, SpanService, SubscribeStream, serve_tcp, serve_tls, serve_unix};
+#[cfg(feature = "grpc")]
+pub use tls::{ClientTls, ServerTls, TlsError};
 
 #[cfg(test)]
 mod hub_tests;

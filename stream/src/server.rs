@@ -15,26 +15,12 @@ use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status};
 
+use crate::auth::{self, Authenticator};
 use crate::hub::{Batch, Hub, HubError, Published};
 use crate::item::{ItemKey, Revision};
 use crate::replica::Delivery;
+use crate::tls::ServerTls;
 use crate::wire::{self, WireItem, proto};
-
-/// Says which node a bearer token belongs to.
-pub trait Authenticator: Send + Sync + 'static {
-    /// The node the token authenticates, or `None` when it authenticates none.
-    fn node_of(&self, token: &str) -> Option<String>;
-}
-
-/// Fixed tokens, one per node (the lab; tests).
-#[derive(Clone, Debug, Default)]
-pub struct StaticTokens(pub BTreeMap<String, String>);
-
-impl Authenticator for StaticTokens {
-    fn node_of(&self, token: &str) -> Option<String> {
-        self.0.get(token).cloned()
-    }
-}
 
 /// What the server has sent, for metrics and logs. Each subscription counts once, by how its
 /// first sync was made.
@@ -173,26 +159,6 @@ impl<V: WireItem> SpanService<V> {
     pub fn origin(&self) -> u64 {
         self.shared.origin
     }
-
-    /// The node the request's bearer token authenticates, which must be the node it asks for.
-    fn authorize(&self, request: &Request<proto::SubscribeRequest>) -> Result<String, Status> {
-        let header = request.metadata().get("authorization").and_then(|value| value.to_str().ok());
-        let Some(token) = header.and_then(|value| value.strip_prefix("Bearer ")) else {
-            return Err(Status::unauthenticated(
-                "no `authorization: Bearer <token>` metadata: present the agent's token",
-            ));
-        };
-        let Some(node) = self.auth.node_of(token) else {
-            return Err(Status::unauthenticated("the token authenticates no node"));
-        };
-        let wanted = &request.get_ref().node;
-        if &node != wanted {
-            return Err(Status::permission_denied(format!(
-                "node {node} may subscribe to its own span only, not to {wanted}'s"
-            )));
-        }
-        Ok(node)
-    }
 }
 
 /// One subscriber's task: waits for revisions and sends what changed in its span.
@@ -309,7 +275,7 @@ impl<V: WireItem> proto::span_server::Span for SpanService<V> {
     type SubscribeStream = SubscribeStream;
 
     async fn subscribe(&self, request: Request<proto::SubscribeRequest>) -> Result<Response<SubscribeStream>, Status> {
-        let node = self.authorize(&request)?;
+        let node = auth::authorize(self.auth.as_ref(), request.metadata(), &request.get_ref().node).await?;
         let request = request.into_inner();
         let digests = request.held.and_then(|held| {
             wire::held_from_wire(held)
@@ -331,9 +297,30 @@ impl<V: WireItem> proto::span_server::Span for SpanService<V> {
     }
 }
 
-/// Serves `service` on `listener`, with `TCP_NODELAY` on every connection (small deltas must not
-/// wait for acknowledgements), until `shutdown` completes.
+/// Serves `service` on `listener` in plaintext, with `TCP_NODELAY` on every connection (small
+/// deltas must not wait for acknowledgements), until `shutdown` completes. For tests and benches on
+/// the loopback: anything else serves with [`serve_tls`].
 pub async fn serve_tcp<V: WireItem>(
+    service: SpanService<V>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    serve_tcp_with(tonic::transport::Server::builder(), service, listener, shutdown).await
+}
+
+/// Serves `service` on `listener` over TLS with `tls`'s certificate, as [`serve_tcp`] otherwise.
+pub async fn serve_tls<V: WireItem>(
+    service: SpanService<V>,
+    listener: tokio::net::TcpListener,
+    tls: &ServerTls,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let builder = tonic::transport::Server::builder().tls_config(tls.config())?;
+    serve_tcp_with(builder, service, listener, shutdown).await
+}
+
+async fn serve_tcp_with<V: WireItem>(
+    mut builder: tonic::transport::Server,
     service: SpanService<V>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
@@ -342,14 +329,14 @@ pub async fn serve_tcp<V: WireItem>(
         let accepted = listener.accept().await.and_then(|(stream, _)| stream.set_nodelay(true).map(|()| stream));
         Some((accepted, listener))
     });
-    router(service).serve_with_incoming_shutdown(incoming, shutdown).await
+    router(builder, service).serve_with_incoming_shutdown(incoming, shutdown).await
 }
 
 /// The transport around `service`. It pings every connection each heartbeat and drops one that
 /// leaves three pings unanswered, so that a subscriber cut off the network does not hold its task.
-fn router<V: WireItem>(service: SpanService<V>) -> tonic::transport::server::Router {
+fn router<V: WireItem>(builder: tonic::transport::Server, service: SpanService<V>) -> tonic::transport::server::Router {
     let heartbeat = service.heartbeat;
-    let mut builder = tonic::transport::Server::builder()
+    let mut builder = builder
         .http2_keepalive_interval(Some(heartbeat))
         .http2_keepalive_timeout(Some(heartbeat.saturating_mul(3)));
     builder.add_service(proto::span_server::SpanServer::new(service))
@@ -365,5 +352,5 @@ pub async fn serve_unix<V: WireItem>(
     let incoming = futures::stream::unfold(listener, |listener| async move {
         Some((listener.accept().await.map(|(stream, _)| stream), listener))
     });
-    router(service).serve_with_incoming_shutdown(incoming, shutdown).await
+    router(tonic::transport::Server::builder(), service).serve_with_incoming_shutdown(incoming, shutdown).await
 }

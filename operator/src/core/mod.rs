@@ -72,6 +72,9 @@ pub struct OperatorSettings {
     pub agent_image: String,
     /// At most this many blocks per node (Calico's default is 20).
     pub max_blocks_per_node: usize,
+    /// The operator's stream, as the agent DaemonSet points the agents at it (none: the agents use
+    /// the NodeNetwork's copy).
+    pub agent_stream: Option<daemonset::AgentStream>,
 }
 
 impl Default for OperatorSettings {
@@ -80,6 +83,7 @@ impl Default for OperatorSettings {
             namespace: "gingham-system".into(),
             agent_image: "ghcr.io/gingham/node-agent:latest".into(),
             max_blocks_per_node: 20,
+            agent_stream: None,
         }
     }
 }

@@ -85,7 +85,9 @@ async fn the_webhook_answers_over_tls_with_the_generated_certificate() {
     use rustls::pki_types::ServerName;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let material = tls::generate(tls::dns_names("gingham-operator-webhook", "gingham-system")).unwrap();
+    let material =
+        crate::certs::generate("gingham-webhook", tls::dns_names("gingham-operator-webhook", "gingham-system"))
+            .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = WebhookConfig {
         addr: ([127, 0, 0, 1], port).into(),
@@ -209,7 +211,9 @@ async fn a_first_start_creates_the_secret_and_patches_the_ca_bundle() {
 
 #[tokio::test]
 async fn a_restart_reuses_the_secret_and_leaves_a_current_ca_bundle_alone() {
-    let material = tls::generate(tls::dns_names("gingham-operator-webhook", "gingham-system")).unwrap();
+    let material =
+        crate::certs::generate("gingham-webhook", tls::dns_names("gingham-operator-webhook", "gingham-system"))
+            .unwrap();
     let encode = |text: &str| serde_json::to_value(ByteString(text.as_bytes().to_vec())).unwrap();
     let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "gingham-webhook-tls"},
                         "data": {"ca.crt": encode(&material.ca_cert), "tls.crt": encode(&material.cert), "tls.key": encode(&material.key)}});
