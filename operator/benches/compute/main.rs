@@ -25,6 +25,9 @@
 //!
 //! A pod add is the Pod and its node's report with the address, written and published as one
 //! round; a pod delete the reverse. Above 5,000 nodes each change is made a quarter as often.
+//!
+//! To profile the full compute alone: `GINGHAM_BENCH_SIZE=5000 GINGHAM_BENCH_LOAD_ONLY=1 perf
+//! record -g <the bench binary>` builds the cluster, loads it and stops.
 
 mod apiserver;
 mod changes;
@@ -88,6 +91,9 @@ fn run_size(nodes: usize) {
         hwm - rss_inputs,
         memory::held_mib(),
     );
+    if std::env::var_os("GINGHAM_BENCH_LOAD_ONLY").is_some() {
+        return;
+    }
     let first = engine.take_changes();
     let written = Instant::now();
     let api = ApiServer::load(engine.desired(), pools);
