@@ -16,14 +16,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gingham_crds::api::span::SpanItem;
 use gingham_stream::{
-    Authenticator, Publisher, Revision, ServerStats, ServerTls, SpanService, serve_tcp, serve_tls, serve_unix,
+    Authenticator, Batch, Publisher, Revision, ServerStats, ServerTls, SpanService, serve_tcp, serve_tls, serve_unix,
 };
 use kube::Client;
 
 use crate::core::DesiredState;
 use crate::core::daemonset;
 use crate::core::engine::Changes;
-use crate::core::span::StreamState;
+use crate::core::span::{ItemConflict, StreamState};
 use options::{Auth, FlagError, StreamOptions, Tls};
 use token_review::{AgentAccount, TokenReviewer};
 
@@ -141,9 +141,37 @@ impl StreamError {
     }
 }
 
+/// The stream's view of the desired state, brought up to date round by round. Pure: the feed
+/// publishes the batches it returns, and the operator's bench (`benches/compute`) measures them.
+#[derive(Clone, Debug, Default)]
+pub struct StreamView {
+    state: StreamState,
+}
+
+impl StreamView {
+    /// What the round changed, as the next revision's batch: after a reload (`changes` is then
+    /// everything, but nodes that went are not named) the whole view is compared, else only the
+    /// nodes `changes` names. On a conflict the view keeps its last state.
+    pub fn advance(
+        &mut self,
+        desired: &DesiredState,
+        changes: &Changes,
+        reloaded: bool,
+    ) -> Result<Batch<SpanItem>, ItemConflict> {
+        if reloaded {
+            let next = StreamState::of(desired)?;
+            let batch = self.state.batch_to(&next);
+            self.state = next;
+            Ok(batch)
+        } else {
+            self.state.update(desired, changes.spans.iter().map(String::as_str))
+        }
+    }
+}
+
 /// Keeps the stream's view and publishes each round's changes as a revision.
 pub struct StreamFeed {
-    view: StreamState,
+    view: StreamView,
     publisher: Publisher<SpanItem>,
     revision: Revision,
     stats: Arc<ServerStats>,
@@ -155,21 +183,11 @@ impl StreamFeed {
         Arc::clone(&self.stats)
     }
 
-    /// Publishes what the round changed: after a reload (`changes` is then everything, but nodes
-    /// that went are not named) the whole view is compared, else only the nodes `changes` names.
-    /// Revisions are milliseconds since the epoch (or one more than the last), so that they keep
-    /// increasing across operator restarts.
+    /// Publishes what the round changed ([`StreamView::advance`]). Revisions are milliseconds
+    /// since the epoch (or one more than the last), so that they keep increasing across operator
+    /// restarts.
     pub fn observe(&mut self, desired: &DesiredState, changes: &Changes, reloaded: bool) {
-        let batch = if reloaded {
-            StreamState::of(desired).map(|next| {
-                let batch = self.view.batch_to(&next);
-                self.view = next;
-                batch
-            })
-        } else {
-            self.view.update(desired, changes.spans.iter().map(String::as_str))
-        };
-        let batch = match batch {
+        let batch = match self.view.advance(desired, changes, reloaded) {
             Ok(batch) if batch.items.is_empty() && batch.spans.is_empty() => return,
             Ok(batch) => batch,
             Err(conflict) => {
@@ -263,7 +281,7 @@ async fn serve(
         }
     });
     tracing::info!(%listen, origin, "serving the stream");
-    Ok(StreamFeed { view: StreamState::default(), publisher, revision: 0, stats })
+    Ok(StreamFeed { view: StreamView::default(), publisher, revision: 0, stats })
 }
 
 #[cfg(test)]

@@ -137,7 +137,7 @@ pub struct NamedPort {
 
 /// Labels as a sorted list: far smaller than a map for the few labels a pod has, and there are
 /// many pods.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct LabelList(Vec<(String, String)>);
 
 impl LabelList {

@@ -15,6 +15,7 @@ use gingham_crds::api::nodenetwork::{CompiledPolicy, IpSet, LocalEndpoint, uid_m
 use gingham_crds::api::{IpSetMember, Shared};
 use gingham_crds::selector::Selector;
 
+mod batch;
 mod labels;
 mod membership;
 mod nodes;
@@ -28,6 +29,9 @@ use crate::core::facts::{PodFacts, implicit_namespace_labels};
 pub type EndpointKey = (String, String);
 /// A set's id within the index.
 pub type SetId = u32;
+/// An endpoint's id within the index, for the indexes that hold many endpoints (cheaper to keep
+/// and compare than its key).
+pub type EndpointId = u32;
 
 /// Which endpoints a policy applies to.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,6 +67,7 @@ pub struct PolicyEntry {
 /// has not happened yet.
 #[derive(Debug)]
 struct Endpoint {
+    id: EndpointId,
     namespace: String,
     /// The address its agent reported; `None` while the pod is only scheduled to the node: its
     /// policy is compiled, but it is in no set.
@@ -125,7 +130,7 @@ struct SetEntry {
     /// The set as nodes carry it: one copy, shared by every node that uses the set, rebuilt when
     /// its members change.
     view: Shared<IpSet>,
-    contributors: BTreeSet<EndpointKey>,
+    contributors: BTreeSet<EndpointId>,
     users: u32,
 }
 
@@ -146,7 +151,10 @@ pub struct PolicyIndex {
     pods: Map<String, Arc<PodFacts>>,
     /// Endpoints by node, then by name (so a node's endpoints come out sorted).
     endpoints: Map<String, BTreeMap<String, Endpoint>>,
-    by_namespace: Map<String, BTreeSet<EndpointKey>>,
+    /// Each endpoint's key by its id; the ids of removed endpoints wait in `free_ids`.
+    keys: Vec<EndpointKey>,
+    free_ids: Vec<EndpointId>,
+    by_namespace: Map<String, BTreeSet<EndpointId>>,
     by_name: Map<String, BTreeSet<String>>,
     /// Every endpoint by its pod's labels (where policies look for the endpoints they select).
     labelled: LabelIndex,
@@ -193,6 +201,16 @@ impl PolicyIndex {
         self.endpoints.get_mut(&key.0)?.get_mut(&key.1)
     }
 
+    /// The key of the endpoint with id `id`.
+    fn key_of(&self, id: EndpointId) -> Option<&EndpointKey> {
+        self.keys.get(usize::try_from(id).ok()?)
+    }
+
+    /// The keys of endpoints by their ids.
+    fn keys_of(&self, ids: impl IntoIterator<Item = EndpointId>) -> Vec<EndpointKey> {
+        ids.into_iter().filter_map(|id| self.key_of(id).cloned()).collect()
+    }
+
     fn endpoint_keys(&self) -> Vec<EndpointKey> {
         self.endpoints.iter().flat_map(|(node, eps)| eps.keys().map(move |name| (node.clone(), name.clone()))).collect()
     }
@@ -201,15 +219,6 @@ impl PolicyIndex {
     /// endpoint until [`PolicyIndex::finish_batch`]: for loading a whole snapshot at once.
     pub fn batch() -> Self {
         Self { deferred: true, ..Self::default() }
-    }
-
-    /// Works out every endpoint's set memberships and policies after a batch load (one pass per
-    /// endpoint over the sets that could hold it) and switches to incremental mode.
-    pub fn finish_batch(&mut self) {
-        self.deferred = false;
-        for key in self.endpoint_keys() {
-            self.reevaluate(&key);
-        }
     }
 
     /// Takes what the changes so far require (the views of the sets to refresh are up to date).
@@ -238,18 +247,18 @@ impl PolicyIndex {
     }
 
     /// Records an endpoint in the label indexes under its pod's labels.
-    fn index_labels(&mut self, key: &EndpointKey, facts: &PodFacts, addressed: bool) {
-        self.labelled.insert(key, facts.labels.iter());
+    fn index_labels(&mut self, id: EndpointId, facts: &PodFacts, addressed: bool) {
+        self.labelled.insert(id, facts.labels.iter());
         if addressed {
-            self.addressed.insert(key, facts.labels.iter());
+            self.addressed.insert(id, facts.labels.iter());
         }
     }
 
     /// Forgets an endpoint recorded in the label indexes under these facts' labels.
-    fn unindex_labels(&mut self, key: &EndpointKey, facts: &PodFacts, addressed: bool) {
-        self.labelled.remove(key, facts.labels.iter());
+    fn unindex_labels(&mut self, id: EndpointId, facts: &PodFacts, addressed: bool) {
+        self.labelled.remove(id, facts.labels.iter());
         if addressed {
-            self.addressed.remove(key, facts.labels.iter());
+            self.addressed.remove(id, facts.labels.iter());
         }
     }
 
@@ -260,10 +269,11 @@ impl PolicyIndex {
         let in_namespace = |ns: &str| self.by_namespace.get(ns);
         match (index.plan(selector.expr()), namespace) {
             (Some(plan), Some(ns)) if plan.cost() < in_namespace(ns).map_or(0, BTreeSet::len) => {
-                index.endpoints(&plan).into_iter().filter(|key| namespace_of(&key.1) == ns).cloned().collect()
+                let keys = self.keys_of(index.endpoints(&plan));
+                keys.into_iter().filter(|key| namespace_of(&key.1) == ns).collect()
             }
-            (Some(plan), None) => index.endpoints(&plan).into_iter().cloned().collect(),
-            (_, Some(ns)) => in_namespace(ns).into_iter().flatten().cloned().collect(),
+            (Some(plan), None) => self.keys_of(index.endpoints(&plan)),
+            (_, Some(ns)) => self.keys_of(in_namespace(ns).into_iter().flatten().copied()),
             (None, None) => self.endpoint_keys(),
         }
     }
@@ -274,8 +284,9 @@ impl PolicyIndex {
             Some(labels) => self.namespaces.insert(name.to_string(), labels.clone()) != Some(labels),
             None => self.namespaces.remove(name).is_some(),
         };
-        if changed {
-            let keys: Vec<EndpointKey> = self.by_namespace.get(name).into_iter().flatten().cloned().collect();
+        // A batch load works out every endpoint at its end.
+        if changed && !self.deferred {
+            let keys = self.keys_of(self.by_namespace.get(name).into_iter().flatten().copied());
             for key in keys {
                 self.reevaluate(&key);
             }
@@ -327,10 +338,10 @@ impl PolicyIndex {
     fn relabel(&mut self, name: &str, old: &PodFacts, new: &PodFacts) {
         let nodes: Vec<String> = self.by_name.get(name).into_iter().flatten().cloned().collect();
         for node in nodes {
-            let key = (node, name.to_string());
-            let addressed = self.endpoint(&key).is_some_and(|e| e.address.is_some());
-            self.unindex_labels(&key, old, addressed);
-            self.index_labels(&key, new, addressed);
+            let Some(endpoint) = self.endpoint(&(node, name.to_string())) else { continue };
+            let (id, addressed) = (endpoint.id, endpoint.address.is_some());
+            self.unindex_labels(id, old, addressed);
+            self.index_labels(id, new, addressed);
         }
     }
 
@@ -384,10 +395,30 @@ impl PolicyIndex {
     fn add_endpoint(&mut self, key: EndpointKey, address: Option<IpAddr>, uid: Option<String>) {
         let namespace = namespace_of(&key.1).to_string();
         let facts = self.shared_facts(&key.1);
-        self.index_labels(&key, &facts, address.is_some());
-        self.by_namespace.entry(namespace.clone()).or_default().insert(key.clone());
+        let id = match self.free_ids.pop() {
+            Some(id) => {
+                if let Some(slot) = usize::try_from(id).ok().and_then(|at| self.keys.get_mut(at)) {
+                    slot.clone_from(&key);
+                }
+                id
+            }
+            None => {
+                self.keys.push(key.clone());
+                EndpointId::try_from(self.keys.len() - 1).unwrap_or(EndpointId::MAX)
+            }
+        };
+        self.index_labels(id, &facts, address.is_some());
+        match self.by_namespace.get_mut(&namespace) {
+            Some(ids) => {
+                ids.insert(id);
+            }
+            None => {
+                self.by_namespace.insert(namespace.clone(), BTreeSet::from([id]));
+            }
+        }
         self.by_name.entry(key.1.clone()).or_default().insert(key.0.clone());
         let endpoint = Endpoint {
+            id,
             namespace,
             address,
             uid,
@@ -413,14 +444,14 @@ impl PolicyIndex {
             self.dirty.rebuild.insert(key.0.clone());
         }
         let Some(endpoint) = self.endpoint_mut(key) else { return };
-        let (was, is) = (endpoint.address.is_some(), address.is_some());
+        let (was, is, id) = (endpoint.address.is_some(), address.is_some(), endpoint.id);
         endpoint.address = address;
         if was != is {
             let facts = self.shared_facts(&key.1);
             if is {
-                self.addressed.insert(key, facts.labels.iter());
+                self.addressed.insert(id, facts.labels.iter());
             } else {
-                self.addressed.remove(key, facts.labels.iter());
+                self.addressed.remove(id, facts.labels.iter());
             }
         }
         self.reevaluate(key);
@@ -433,13 +464,14 @@ impl PolicyIndex {
             self.endpoints.remove(&key.0);
         }
         let facts = self.shared_facts(&key.1);
-        self.unindex_labels(key, &facts, endpoint.address.is_some());
-        for (id, members) in endpoint.contributions.0 {
-            self.change_members(id, key, &members, &[]);
+        self.unindex_labels(endpoint.id, &facts, endpoint.address.is_some());
+        for (set, members) in endpoint.contributions.0 {
+            self.change_members(set, endpoint.id, &members, &[]);
         }
-        if let Some(keys) = self.by_namespace.get_mut(&endpoint.namespace) {
-            keys.remove(key);
+        if let Some(ids) = self.by_namespace.get_mut(&endpoint.namespace) {
+            ids.remove(&endpoint.id);
         }
+        self.free_ids.push(endpoint.id);
         if let Some(nodes) = self.by_name.get_mut(&key.1) {
             nodes.remove(&key.0);
             if nodes.is_empty() {
@@ -449,9 +481,14 @@ impl PolicyIndex {
         self.dirty.rebuild.insert(key.0.clone());
     }
 
-    /// Re-works out an endpoint's set memberships and policies.
+    /// Re-works out an endpoint's set memberships and policies (during a batch load, nothing:
+    /// [`PolicyIndex::finish_batch`] works out every endpoint at once).
     fn reevaluate(&mut self, key: &EndpointKey) {
+        if self.deferred {
+            return;
+        }
         let Some(endpoint) = self.endpoint(key) else { return };
+        let endpoint_id = endpoint.id;
         let mut candidates: BTreeSet<SetId> = self.cross_sets.clone();
         candidates.extend(self.sets_by_namespace.get(&endpoint.namespace).into_iter().flatten());
         candidates.extend(endpoint.contributions.0.iter().map(|(id, _)| *id));
@@ -469,7 +506,7 @@ impl PolicyIndex {
             }
         }
         for (id, old, new) in changes {
-            self.change_members(id, key, &old, &new);
+            self.change_members(id, endpoint_id, &old, &new);
             if let Some(endpoint) = self.endpoint_mut(key) {
                 if new.is_empty() {
                     endpoint.contributions.remove(id);
@@ -489,27 +526,43 @@ impl PolicyIndex {
         let Some(endpoint) = self.endpoint(key) else { return };
         let labels = self.namespace_labels(&endpoint.namespace);
         let facts = self.facts(&key.1, &endpoint.namespace);
-        let candidates =
-            self.policies_by_namespace.get(&endpoint.namespace).into_iter().flatten().chain(&self.global_policies);
+        let (ingress, egress) = self.applying(&endpoint.namespace, &labels, &facts);
+        if endpoint.ingress != ingress || endpoint.egress != egress {
+            self.set_policies(key, ingress, egress);
+        }
+    }
+
+    /// The policies that apply to an endpoint in `namespace` (with those labels) whose pod has
+    /// `facts`, in order: those governing ingress, and those governing egress.
+    fn applying(
+        &self,
+        namespace: &str,
+        namespace_labels: &BTreeMap<String, String>,
+        facts: &PodFacts,
+    ) -> (Vec<Arc<str>>, Vec<Arc<str>>) {
+        let candidates = self.policies_by_namespace.get(namespace).into_iter().flatten().chain(&self.global_policies);
         let mut applying: Vec<&PolicyEntry> = candidates
             .filter_map(|name| self.policies.get(name))
             .filter(|p| match &p.applies {
-                Applies::Namespace(ns) => *ns == endpoint.namespace,
+                Applies::Namespace(ns) => ns == namespace,
                 Applies::Namespaces(None) => true,
-                Applies::Namespaces(Some(selector)) => namespace_selector_matches(selector, &labels),
+                Applies::Namespaces(Some(selector)) => namespace_selector_matches(selector, namespace_labels),
             })
             .filter(|p| p.selector.matches(&facts.labels))
             .collect();
         applying.sort_by(|a, b| policy_order(a, b));
         let ingress: Vec<Arc<str>> = applying.iter().filter(|p| p.ingress).map(|p| p.name.clone()).collect();
         let egress: Vec<Arc<str>> = applying.iter().filter(|p| p.egress).map(|p| p.name.clone()).collect();
-        if endpoint.ingress != ingress || endpoint.egress != egress {
-            if let Some(endpoint) = self.endpoint_mut(key) {
-                endpoint.ingress = ingress;
-                endpoint.egress = egress;
-            }
-            self.dirty.rebuild.insert(key.0.clone());
+        (ingress, egress)
+    }
+
+    /// Gives an endpoint its policy lists; its node's compiled policy must be rebuilt.
+    fn set_policies(&mut self, key: &EndpointKey, ingress: Vec<Arc<str>>, egress: Vec<Arc<str>>) {
+        if let Some(endpoint) = self.endpoint_mut(key) {
+            endpoint.ingress = ingress;
+            endpoint.egress = egress;
         }
+        self.dirty.rebuild.insert(key.0.clone());
     }
 
     /// Adds or replaces a policy.

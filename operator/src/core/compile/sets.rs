@@ -8,7 +8,7 @@ use gingham_crds::api::nodenetwork::IpSetKind;
 use gingham_crds::api::{IpProtocol, IpSetMember, Net, SetMember};
 use gingham_crds::selector::{Expr, Selector};
 
-use crate::core::facts::PodFacts;
+use crate::core::facts::{LabelList, PodFacts};
 
 /// Where a set's endpoints may live.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -99,9 +99,21 @@ impl SetKey {
         facts: &PodFacts,
         address: IpAddr,
     ) -> Vec<IpSetMember> {
-        if !self.scope.contains(namespace, namespace_labels) || !self.selector.matches(&facts.labels) {
+        if !self.matches(namespace, namespace_labels, &facts.labels) {
             return Vec::new();
         }
+        self.members_of_match(facts, address)
+    }
+
+    /// Whether an endpoint in `namespace` (with those namespace labels) whose pod carries `labels`
+    /// is in scope and matches the selector.
+    pub fn matches(&self, namespace: &str, namespace_labels: &BTreeMap<String, String>, labels: &LabelList) -> bool {
+        self.scope.contains(namespace, namespace_labels) && self.selector.matches(labels)
+    }
+
+    /// The members an endpoint that [`SetKey::matches`] contributes: its address, or with named
+    /// ports, the address with each of its ports the set names.
+    pub fn members_of_match(&self, facts: &PodFacts, address: IpAddr) -> Vec<IpSetMember> {
         match &self.named_ports {
             None => vec![IpSetMember::Address(Net::from(address))],
             Some(wanted) => facts

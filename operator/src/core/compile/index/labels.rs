@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use gingham_crds::selector::Expr;
 
-use super::EndpointKey;
+use super::EndpointId;
 use crate::core::compile::fxhash::Map;
 
 /// A label term: a key, or a key with one value.
@@ -34,26 +34,38 @@ impl Plan<'_> {
     }
 }
 
-/// For each label key, its values and the endpoints carrying each.
+/// For each label key, its values and the endpoints carrying each (by id).
 #[derive(Debug, Default)]
 pub struct LabelIndex {
-    values: Map<String, Map<String, BTreeSet<EndpointKey>>>,
+    values: Map<String, Map<String, BTreeSet<EndpointId>>>,
 }
 
 impl LabelIndex {
     /// Records an endpoint under its labels.
-    pub fn insert<'l>(&mut self, key: &EndpointKey, labels: impl IntoIterator<Item = &'l (String, String)>) {
+    pub fn insert<'l>(&mut self, id: EndpointId, labels: impl IntoIterator<Item = &'l (String, String)>) {
         for (k, v) in labels {
-            self.values.entry(k.clone()).or_default().entry(v.clone()).or_default().insert(key.clone());
+            // Keys and values are few and shared by many endpoints: copy them only when new.
+            let values = match self.values.get_mut(k) {
+                Some(values) => values,
+                None => self.values.entry(k.clone()).or_default(),
+            };
+            match values.get_mut(v) {
+                Some(ids) => {
+                    ids.insert(id);
+                }
+                None => {
+                    values.insert(v.clone(), BTreeSet::from([id]));
+                }
+            }
         }
     }
 
     /// Forgets an endpoint recorded under these labels.
-    pub fn remove<'l>(&mut self, key: &EndpointKey, labels: impl IntoIterator<Item = &'l (String, String)>) {
+    pub fn remove<'l>(&mut self, id: EndpointId, labels: impl IntoIterator<Item = &'l (String, String)>) {
         for (k, v) in labels {
             let Some(values) = self.values.get_mut(k) else { continue };
             if let Some(keys) = values.get_mut(v) {
-                keys.remove(key);
+                keys.remove(&id);
                 if keys.is_empty() {
                     values.remove(v);
                 }
@@ -90,7 +102,7 @@ impl LabelIndex {
     }
 
     /// The endpoints a plan names (a superset of those its expression matches).
-    pub fn endpoints(&self, plan: &Plan<'_>) -> BTreeSet<&EndpointKey> {
+    pub fn endpoints(&self, plan: &Plan<'_>) -> BTreeSet<EndpointId> {
         let mut found = BTreeSet::new();
         for term in &plan.terms {
             let Some(values) = self.values.get(term.key()) else { continue };
@@ -130,20 +142,26 @@ mod tests {
         pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
     }
 
-    fn key(name: &str) -> EndpointKey {
-        ("n1".to_string(), format!("ns/{name}"))
+    /// The endpoints of the tests, by id.
+    const NAMES: [&str; 13] = [
+        "web-0", "web-1", "web-2", "web-3", "web-4", "web-5", "web-6", "web-7", "web-8", "web-9", "db-0", "db-1",
+        "bare",
+    ];
+
+    fn key(name: &str) -> EndpointId {
+        NAMES.iter().position(|n| *n == name).and_then(|at| EndpointId::try_from(at).ok()).unwrap()
     }
 
     /// web-0..web-9 (app=web), db-0 and db-1 (app=db, tier=data), and bare (no label).
     fn index() -> LabelIndex {
         let mut index = LabelIndex::default();
         for i in 0..10 {
-            index.insert(&key(&format!("web-{i}")), &labels(&[("app", "web")]));
+            index.insert(key(&format!("web-{i}")), &labels(&[("app", "web")]));
         }
         for i in 0..2 {
-            index.insert(&key(&format!("db-{i}")), &labels(&[("app", "db"), ("tier", "data")]));
+            index.insert(key(&format!("db-{i}")), &labels(&[("app", "db"), ("tier", "data")]));
         }
-        index.insert(&key("bare"), &labels(&[]));
+        index.insert(key("bare"), &labels(&[]));
         index
     }
 
@@ -151,7 +169,10 @@ mod tests {
     fn candidates(index: &LabelIndex, selector: &str) -> Option<Vec<String>> {
         let selector: Selector = selector.parse().unwrap();
         let plan = index.plan(selector.expr())?;
-        Some(index.endpoints(&plan).into_iter().map(|(_, name)| name.trim_start_matches("ns/").to_string()).collect())
+        let mut names: Vec<String> =
+            index.endpoints(&plan).into_iter().map(|id| NAMES[usize::try_from(id).unwrap()].to_string()).collect();
+        names.sort();
+        Some(names)
     }
 
     #[test]
@@ -181,11 +202,11 @@ mod tests {
     #[test]
     fn relabelled_and_removed_endpoints_leave_their_old_labels() {
         let mut index = index();
-        index.remove(&key("db-0"), &labels(&[("app", "db"), ("tier", "data")]));
-        index.insert(&key("db-0"), &labels(&[("app", "web")]));
+        index.remove(key("db-0"), &labels(&[("app", "db"), ("tier", "data")]));
+        index.insert(key("db-0"), &labels(&[("app", "web")]));
         assert_eq!(candidates(&index, "has(tier)"), Some(vec!["db-1".to_string()]));
         assert_eq!(candidates(&index, "app == 'web'").map(|c| c.len()), Some(11));
-        index.remove(&key("db-1"), &labels(&[("app", "db"), ("tier", "data")]));
+        index.remove(key("db-1"), &labels(&[("app", "db"), ("tier", "data")]));
         assert_eq!(candidates(&index, "app == 'db' || has(tier)"), Some(vec![]));
         assert!(!index.values.contains_key("tier"), "an emptied key is dropped");
     }

@@ -6,22 +6,24 @@ use std::collections::{BTreeMap, BTreeSet};
 use gingham_crds::api::nodenetwork::IpSet;
 use gingham_crds::api::{IpSetMember, Shared, Wire};
 
-use super::{EndpointKey, PolicyIndex, SetEntry, SetId};
+use super::{EndpointId, EndpointKey, PolicyIndex, SetEntry, SetId};
 use crate::core::compile::sets::{Scope, SetKey};
 
 impl PolicyIndex {
     /// The members an endpoint brings to a set being created, if any (none without an address:
     /// a pod only scheduled here, of which there may be many).
-    fn joins(&self, set: &SetKey, key: EndpointKey) -> Option<(EndpointKey, Vec<IpSetMember>)> {
+    fn joins(&self, set: &SetKey, key: EndpointKey) -> Option<(EndpointKey, EndpointId, Vec<IpSetMember>)> {
         let endpoint = self.endpoint(&key)?;
         endpoint.address.as_ref()?;
         let labels = self.namespace_labels(&endpoint.namespace);
         let facts = self.facts(&key.1, &endpoint.namespace);
         let members = endpoint.members_of(set, &labels, &facts);
-        (!members.is_empty()).then_some((key, members))
+        let id = endpoint.id;
+        (!members.is_empty()).then_some((key, id, members))
     }
 
-    pub(super) fn change_members(&mut self, id: SetId, key: &EndpointKey, old: &[IpSetMember], new: &[IpSetMember]) {
+    /// Moves an endpoint's contribution to set `id` from `old` to `new` members.
+    pub(super) fn change_members(&mut self, id: SetId, endpoint: EndpointId, old: &[IpSetMember], new: &[IpSetMember]) {
         let Some(set) = self.sets.get_mut(&id) else { return };
         for member in old {
             if let Some(count) = set.members.get_mut(member) {
@@ -35,9 +37,9 @@ impl PolicyIndex {
             *set.members.entry(*member).or_insert(0) += 1;
         }
         if new.is_empty() {
-            set.contributors.remove(key);
+            set.contributors.remove(&endpoint);
         } else {
-            set.contributors.insert(key.clone());
+            set.contributors.insert(endpoint);
         }
         self.stale_views.insert(id);
         self.dirty.refresh.insert(id);
@@ -76,13 +78,13 @@ impl PolicyIndex {
             Scope::Namespace(ns) => Some(ns.as_str()),
             Scope::Namespaces(_) | Scope::Everywhere => None,
         };
-        let found: Vec<(EndpointKey, Vec<IpSetMember>)> = self
+        let found: Vec<(EndpointKey, EndpointId, Vec<IpSetMember>)> = self
             .candidates(&self.addressed, &key.selector, namespace)
             .into_iter()
             .filter_map(|candidate| self.joins(key, candidate))
             .collect();
-        for (endpoint_key, members) in found {
-            self.change_members(id, &endpoint_key, &[], &members);
+        for (endpoint_key, endpoint_id, members) in found {
+            self.change_members(id, endpoint_id, &[], &members);
             if let Some(endpoint) = self.endpoint_mut(&endpoint_key) {
                 endpoint.contributions.insert(id, members);
             }
@@ -100,10 +102,8 @@ impl PolicyIndex {
         let Some(set) = self.sets.remove(&id) else { return };
         self.set_ids.remove(key);
         self.stale_views.remove(&id);
-        for contributor in &set.contributors {
-            if let Some(endpoint) =
-                self.endpoints.get_mut(&contributor.0).and_then(|local| local.get_mut(&contributor.1))
-            {
+        for key in self.keys_of(set.contributors.iter().copied()) {
+            if let Some(endpoint) = self.endpoint_mut(&key) {
                 endpoint.contributions.remove(id);
             }
         }
