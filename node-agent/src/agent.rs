@@ -235,6 +235,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             endpoints: report.programmed_endpoints.clone(),
             policy_endpoints: report.policy_endpoints.clone(),
             synced: true,
+            waiting_for_span: plan.policy.is_none(),
         });
         self.state.report = Some(report);
         self.state.endpoints = endpoints;

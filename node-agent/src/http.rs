@@ -70,11 +70,10 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
     (StatusCode::SERVICE_UNAVAILABLE, reason)
 }
 
-async fn readyz(State(shared): State<Arc<Shared>>) -> (StatusCode, &'static str) {
-    match (shared.blocks().is_some(), shared.programmed().synced) {
-        (true, true) => (StatusCode::OK, "ready\n"),
-        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "no valid NodeNetwork yet\n"),
-        (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "the dataplane has not synced yet\n"),
+async fn readyz(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
+    match shared.readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
     }
 }
 

@@ -23,6 +23,9 @@ pub struct Programmed {
     pub policy_endpoints: BTreeMap<String, Option<String>>,
     /// At least one sync has run.
     pub synced: bool,
+    /// The node's span (policies, IP sets, BGP sessions) is not known yet, so policy is not
+    /// programmed: the agent is not ready for pods.
+    pub waiting_for_span: bool,
 }
 
 /// Shared between the main loop and the API server (behind an `Arc`).
@@ -90,6 +93,20 @@ impl Shared {
     /// The last published sync result.
     pub fn programmed(&self) -> Programmed {
         self.programmed.borrow().clone()
+    }
+
+    /// Whether the agent is ready for pods, or why not: `/readyz` and CNI STATUS answer the same.
+    pub fn readiness(&self) -> Result<(), &'static str> {
+        let programmed = self.programmed.borrow();
+        if self.blocks.borrow().is_none() {
+            Err("no valid NodeNetwork for this node yet")
+        } else if !programmed.synced {
+            Err("the dataplane has not been synced yet")
+        } else if programmed.waiting_for_span {
+            Err("waiting for this node's span (its policies, IP sets and BGP sessions) from the operator's stream or --span-file")
+        } else {
+            Ok(())
+        }
     }
 
     /// Records that the main loop is alive (it finished a pass).
@@ -171,5 +188,17 @@ mod tests {
         });
         let finished = tokio::time::timeout(std::time::Duration::from_secs(1), waiter).await;
         assert!(matches!(finished, Ok(Ok(()))), "a sync that saw the change releases the waiter");
+    }
+
+    #[test]
+    fn readiness_waits_for_the_node_network_a_sync_and_the_span() {
+        let shared = Shared::default();
+        assert_eq!(shared.readiness(), Err("no valid NodeNetwork for this node yet"));
+        shared.set_blocks(BlockSet::default());
+        assert_eq!(shared.readiness(), Err("the dataplane has not been synced yet"));
+        shared.publish(Programmed { synced: true, waiting_for_span: true, ..Programmed::default() });
+        assert!(shared.readiness().is_err_and(|why| why.contains("span")), "{:?}", shared.readiness());
+        shared.publish(Programmed { synced: true, ..Programmed::default() });
+        assert_eq!(shared.readiness(), Ok(()));
     }
 }

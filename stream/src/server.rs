@@ -320,7 +320,7 @@ pub async fn serve_tls<V: WireItem>(
 }
 
 async fn serve_tcp_with<V: WireItem>(
-    mut builder: tonic::transport::Server,
+    builder: tonic::transport::Server,
     service: SpanService<V>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,

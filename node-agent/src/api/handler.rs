@@ -111,15 +111,10 @@ pub async fn handle(context: &ApiContext, request: Request) -> Response {
                 Err(error) => ipam_error(error),
             }
         }
-        Request::Status => {
-            let programmed = context.shared.programmed();
-            let (ready, message) = match (context.shared.blocks().is_some(), programmed.synced) {
-                (false, _) => (false, "no valid NodeNetwork for this node yet"),
-                (true, false) => (false, "the dataplane has not been synced yet"),
-                (true, true) => (true, "ready"),
-            };
-            Response::Status { ready, message: message.to_string() }
-        }
+        Request::Status => match context.shared.readiness() {
+            Ok(()) => Response::Status { ready: true, message: "ready".to_string() },
+            Err(why) => Response::Status { ready: false, message: why.to_string() },
+        },
     }
 }
 

@@ -147,6 +147,7 @@ mod tests {
                 auth: auth.clone(),
                 tls,
                 service: "gingham-stream".into(),
+                heartbeat: Duration::from_secs(10),
             }))
         };
         let tokens = Auth::Tokens("t.yaml".into());
