@@ -27,6 +27,8 @@ use super::value::{Cidr, IpSetMember, Mac, Net, Wire};
     printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"BGP","type":"string","jsonPath":".status.bgpSummary"}"#,
     printcolumn = r#"{"name":"ENDPOINTS","type":"integer","jsonPath":".status.endpointCount"}"#,
+    printcolumn = r#"{"name":"STREAM","type":"string","jsonPath":".status.stream.state"}"#,
+    printcolumn = r#"{"name":"REVISION","type":"integer","jsonPath":".status.stream.revision"}"#,
     printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     derive = "PartialEq",
     derive = "Default"
