@@ -136,9 +136,11 @@ impl Engine {
         };
         engine.load_policy_inputs();
         engine.index.finish_batch();
+        // No span exists yet: each is built once, whole, when its node's routing is first worked
+        // out, so what the batch marked dirty needs no second rebuild.
+        engine.index.take_dirty();
         let all = Work { pools: true, nodes: true, ipam: true, bgp: true, statuses: true, felix: true };
         engine.run(all);
-        engine.index.take_dirty();
         engine
     }
 
