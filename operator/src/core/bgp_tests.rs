@@ -184,14 +184,17 @@ fn sessions_carry_as_ports_passwords_and_timers() {
             ..BGPPeerSpec::default()
         },
     )];
-    let nodes = [node("a", "10.0.0.1/24").annotate(AS_ANNOTATION, "65300"), node("b", "10.0.0.2/24")];
+    let nodes = [
+        node("a", "10.0.0.1/24,fd00::1/64").annotate(AS_ANNOTATION, "65300"),
+        node("b", "10.0.0.2/24,fd00::2/64"),
+    ];
     let (result, problems) = run(&config, &nodes, &peers, &[secret("bgp", "pw", "s3cret")]);
     assert!(problems.is_empty(), "{problems:?}");
     let a = result["a"].as_ref().unwrap();
     assert_eq!((a.spec.router_id.as_str(), a.spec.as_number, a.spec.listen_port), ("10.0.0.1", 65300, 1179));
     let mesh = &a.peers[0];
     assert_eq!((mesh.address.as_str(), mesh.port, mesh.as_number), ("10.0.0.2", 1179, 65100));
-    let ext = &a.peers[1];
+    let ext = &a.peers[2];
     assert_eq!((ext.address.as_str(), ext.port, ext.as_number), ("2001:db8::1", 2179, 65000));
     assert_eq!(ext.local_as_number, Some(65200));
     assert_eq!(ext.password.as_deref(), Some("s3cret"));

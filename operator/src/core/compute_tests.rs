@@ -1,7 +1,7 @@
 //! `compute` as a whole: one small cluster, every part of the desired state.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use gingham_crds::api::{FelixConfiguration, FelixConfigurationSpec};
+use gingham_crds::api::{FelixConfiguration, FelixConfigurationSpec, Wire};
 
 use super::testkit::{Meta, PoolExt, ipam_status, meta, node, pool};
 use super::{ClusterSnapshot, OperatorSettings, compute};
@@ -30,7 +30,7 @@ fn every_node_gets_its_network_and_every_block_its_object() {
     let desired = compute(&cluster(), &OperatorSettings::default());
     assert_eq!(desired.node_networks.keys().collect::<Vec<_>>(), ["a", "b"]);
     let a = &desired.node_networks["a"];
-    assert_eq!(a.address, "192.168.0.1/24");
+    assert_eq!(a.address.as_ref().map(Wire::as_str), Some("192.168.0.1/24"));
     assert_eq!(a.blocks, ["10.0.0.0/26"]);
     assert_eq!(
         a.pools.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),

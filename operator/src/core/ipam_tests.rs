@@ -153,9 +153,9 @@ fn blocks_carry_the_routing_facts() {
     assert_eq!(first.tunnel_address.as_ref().map(|a| a.as_str()), Some("10.0.0.3"), "the address the agent allocated");
     assert_eq!(first.vtep_mac, Some(gingham_crds::naming::vtep_mac("a").into()));
     assert!(!first.releasing);
-    assert_eq!(assignment.tunnels["a"].blocks, ["10.0.0.0/26"]);
+    assert_eq!(assignment.tunnels["a"].v4.blocks, ["10.0.0.0/26"]);
     assert_eq!(assignment.blocks["10-0-0-64-26"].tunnel_address, None, "node b has not reported one yet");
-    assert_eq!(assignment.tunnels["b"].blocks, ["10.0.0.64/26"], "but may take one from its block");
+    assert_eq!(assignment.tunnels["b"].v4.blocks, ["10.0.0.64/26"], "but may take one from its block");
 
     let ipip = run(&Case { pools: vec![pool("p", "10.0.0.0/24").ipip()], statuses: reporting("10.0.0.3"), ..base() });
     assert_eq!(ipip.blocks["10-0-0-0-26"].tunnel_address.as_ref().map(|a| a.as_str()), Some("10.0.0.3"));
@@ -163,7 +163,7 @@ fn blocks_carry_the_routing_facts() {
 
     let plain = run(&Case { statuses: reporting("10.0.0.3"), ..base() });
     assert_eq!(plain.blocks["10-0-0-0-26"].tunnel_address, None, "a stale report is not published");
-    assert!(plain.tunnels["a"].blocks.is_empty(), "no pool encapsulates: the agent releases its address");
+    assert!(plain.tunnels["a"].v4.blocks.is_empty(), "no pool encapsulates: the agent releases its address");
 
     let disabled = run(&Case {
         pools: vec![pool("p", "10.0.0.0/24").disabled()],
@@ -191,8 +191,8 @@ fn the_published_tunnel_address_is_the_reported_one_inside_a_tunnel_block() {
     ];
     for (name, statuses, expected) in cases {
         let assignment = run(&two_blocks(statuses));
-        assert_eq!(assignment.tunnels["a"].address.as_ref().map(|a| a.as_str()), expected, "{name}");
-        assert_eq!(assignment.tunnels["a"].blocks, ["10.0.0.0/26", "10.0.0.64/26"], "{name}");
+        assert_eq!(assignment.tunnels["a"].v4.address.as_ref().map(|a| a.as_str()), expected, "{name}");
+        assert_eq!(assignment.tunnels["a"].v4.blocks, ["10.0.0.0/26", "10.0.0.64/26"], "{name}");
         for block in assignment.blocks.values() {
             assert_eq!(
                 block.tunnel_address.as_ref().map(|a| a.as_str()),
@@ -209,7 +209,7 @@ fn only_pools_that_allow_the_tunnel_use_give_tunnel_blocks() {
     let mut workloads_only = pool("p", "10.0.0.0/24").vxlan();
     workloads_only.spec.allowed_uses = vec![AllowedUse::Workload];
     let assignment = run(&Case { pools: vec![workloads_only], statuses: reporting("10.0.0.3"), ..base() });
-    assert!(assignment.tunnels["a"].blocks.is_empty());
+    assert!(assignment.tunnels["a"].v4.blocks.is_empty());
     assert_eq!(assignment.blocks["10-0-0-0-26"].tunnel_address, None);
 }
 
