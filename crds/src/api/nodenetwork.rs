@@ -679,7 +679,10 @@ mod tests {
             "tunnel": {"blocks": ["10.244.0.0/26"], "vtepMAC": "ee:ee:ee:ee:ee:01"}}"#;
         let spec: NodeNetworkSpec = serde_json::from_str(old).unwrap();
         assert_eq!(spec.address.as_ref().map(Wire::as_str), Some("10.0.0.1/24"));
-        assert_eq!((spec.address6.clone(), spec.tunnel.blocks6.len(), spec.tunnel.vtep_mac_v6.clone()), (None, 0, None));
+        assert_eq!(
+            (spec.address6.clone(), spec.tunnel.blocks6.len(), spec.tunnel.vtep_mac_v6.clone()),
+            (None, 0, None)
+        );
         let json = serde_json::to_value(&spec).unwrap();
         assert_eq!(json["address"], "10.0.0.1/24");
         for absent in ["address6"] {

@@ -220,8 +220,13 @@ fn span_values_that_do_not_decode_are_reported_with_their_item() {
             .into(),
         ],
         ip_sets: vec![
-            IpSet { name: "gs_a".into(), kind: IpSetKind::Addresses, members: vec!["10.0.0.1".into()], ..IpSet::default() }
-                .into(),
+            IpSet {
+                name: "gs_a".into(),
+                kind: IpSetKind::Addresses,
+                members: vec!["10.0.0.1".into()],
+                ..IpSet::default()
+            }
+            .into(),
             IpSet {
                 name: "gp_a".into(),
                 kind: IpSetKind::AddressPorts,
@@ -260,7 +265,11 @@ fn ipam_blocks_report_each_value() {
         releasing: false,
     };
     assert_eq!(validate_ipam_block(&block), Ok(()));
-    let bad = crate::api::IPAMBlockSpec { tunnel_address: Some("10.0.1".into()), vtep_mac: Some("ee".into()), ..block.clone() };
+    let bad = crate::api::IPAMBlockSpec {
+        tunnel_address: Some("10.0.1".into()),
+        vtep_mac: Some("ee".into()),
+        ..block.clone()
+    };
     let paths: Vec<String> = validate_ipam_block(&bad).unwrap_err().into_iter().map(|e| e.path).collect();
     assert_eq!(paths, ["spec.tunnelAddress", "spec.vtepMAC"]);
     let ipv6 = crate::api::IPAMBlockSpec {

@@ -83,7 +83,9 @@ impl NodeFacts {
                     _ => {
                         problem(
                             "InvalidAddress",
-                            format!("annotation {key} {text:?} is not an {family} address with prefix: write e.g. {example}"),
+                            format!(
+                                "annotation {key} {text:?} is not an {family} address with prefix: write e.g. {example}"
+                            ),
                         );
                         internal_ip(node, family)
                     }
@@ -91,22 +93,25 @@ impl NodeFacts {
                 None => internal_ip(node, family),
             }
         };
-        let address = match underlay([ADDRESS_ANNOTATION, CALICO_ADDRESS_ANNOTATION], IpFamily::IPv4, "192.168.10.2/24") {
+        let address = match underlay([ADDRESS_ANNOTATION, CALICO_ADDRESS_ANNOTATION], IpFamily::IPv4, "192.168.10.2/24")
+        {
             Some(IpNet::V4(net)) => Some(net),
             _ => None,
         };
-        let address6 = match underlay([ADDRESS6_ANNOTATION, CALICO_ADDRESS6_ANNOTATION], IpFamily::IPv6, "fd00:10::2/64")
-        {
-            Some(IpNet::V6(net)) => Some(net),
-            _ => None,
-        };
+        let address6 =
+            match underlay([ADDRESS6_ANNOTATION, CALICO_ADDRESS6_ANNOTATION], IpFamily::IPv6, "fd00:10::2/64") {
+                Some(IpNet::V6(net)) => Some(net),
+                _ => None,
+            };
         let router_id = match annotations.get(ROUTER_ID_ANNOTATION) {
             Some(text) => match text.parse::<Ipv4Addr>() {
                 Ok(id) => Some(id),
                 Err(_) => {
                     problem(
                         "InvalidRouterID",
-                        format!("annotation {ROUTER_ID_ANNOTATION} {text:?} is not a dotted IPv4 router id: write e.g. 10.0.0.1"),
+                        format!(
+                            "annotation {ROUTER_ID_ANNOTATION} {text:?} is not a dotted IPv4 router id: write e.g. 10.0.0.1"
+                        ),
                     );
                     None
                 }
@@ -408,7 +413,10 @@ mod tests {
             status.addresses = Some(
                 addresses
                     .iter()
-                    .map(|a| k8s_openapi::api::core::v1::NodeAddress { type_: "InternalIP".into(), address: (*a).into() })
+                    .map(|a| k8s_openapi::api::core::v1::NodeAddress {
+                        type_: "InternalIP".into(),
+                        address: (*a).into(),
+                    })
                     .collect(),
             );
             node.metadata.annotations = None;
@@ -438,7 +446,13 @@ mod tests {
                 None,
                 &["InvalidAddress"],
             ),
-            ("dual-stack InternalIPs", internal(&["10.0.0.5", "fd00::5"]), Some("10.0.0.5/32"), Some("fd00::5/128"), &[]),
+            (
+                "dual-stack InternalIPs",
+                internal(&["10.0.0.5", "fd00::5"]),
+                Some("10.0.0.5/32"),
+                Some("fd00::5/128"),
+                &[],
+            ),
             ("IPv6-only InternalIP", internal(&["fd00::6"]), None, Some("fd00::6/128"), &[]),
         ];
         for (case, node, v4, v6, reasons) in cases {

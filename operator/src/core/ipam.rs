@@ -148,8 +148,8 @@ pub fn assign(input: &IpamInput<'_>) -> Assignment {
     for (name, node) in input.nodes {
         let blocks = owned.entry(name.as_str()).or_default();
         let selecting = handing_out.iter().filter(|(_, selector)| selector.matches(&node.labels)).map(|(p, _)| *p);
-        let (matching, unaddressed): (Vec<&CheckedPool>, Vec<&CheckedPool>) =
-            selecting.partition(|pool| pool.network.is_some_and(|net| node.address_of(IpFamily::of_net(&net)).is_some()));
+        let (matching, unaddressed): (Vec<&CheckedPool>, Vec<&CheckedPool>) = selecting
+            .partition(|pool| pool.network.is_some_and(|net| node.address_of(IpFamily::of_net(&net)).is_some()));
         for pool in unaddressed.iter().filter(|pool| !blocks.iter().any(|b| b.pool == pool.name)) {
             assignment.problems.push(no_address(name, pool));
         }
@@ -176,8 +176,20 @@ pub fn assign(input: &IpamInput<'_>) -> Assignment {
         let status = input.statuses.get(name);
         let reported = |address: Option<&Wire<IpAddr>>| address.and_then(|a| a.value().copied());
         let tunnel = NodeTunnel {
-            v4: tunnel_for(input.pools, &blocks, reported(status.and_then(|s| s.tunnel_address.as_ref())), IpFamily::IPv4, || vtep_mac(name)),
-            v6: tunnel_for(input.pools, &blocks, reported(status.and_then(|s| s.tunnel_address6.as_ref())), IpFamily::IPv6, || vtep_mac_v6(name)),
+            v4: tunnel_for(
+                input.pools,
+                &blocks,
+                reported(status.and_then(|s| s.tunnel_address.as_ref())),
+                IpFamily::IPv4,
+                || vtep_mac(name),
+            ),
+            v6: tunnel_for(
+                input.pools,
+                &blocks,
+                reported(status.and_then(|s| s.tunnel_address6.as_ref())),
+                IpFamily::IPv6,
+                || vtep_mac_v6(name),
+            ),
         };
         for block in &blocks {
             let usable = input.pools.get(&block.pool).is_some_and(|p| p.is_valid() && !p.spec.disabled);

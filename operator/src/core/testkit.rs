@@ -138,7 +138,11 @@ pub fn status(endpoints: &[(&str, &str)]) -> NodeNetworkStatus {
                 name: (*name).into(),
                 uid: None,
                 address: address.split(',').next().unwrap_or_default().into(),
-                addresses: if address.contains(',') { address.split(',').map(Into::into).collect() } else { Vec::new() },
+                addresses: if address.contains(',') {
+                    address.split(',').map(Into::into).collect()
+                } else {
+                    Vec::new()
+                },
                 interface: String::new(),
             })
             .collect(),

@@ -21,8 +21,8 @@ use std::collections::BTreeSet;
 
 use gingham_crds::api::common::PortSpec;
 use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledPolicy, CompiledRule, IcmpMatch, IcmpProtocol, PortRange};
-use gingham_crds::api::{IpFamily, Wire};
 use gingham_crds::api::policy::{EntityRule, IcmpFields, PolicyRule, PolicyScope, PolicyView};
+use gingham_crds::api::{IpFamily, Wire};
 use gingham_crds::selector::{Expr, Selector};
 
 use super::sets::{NamedPorts, Scope, SetKey};
@@ -371,21 +371,33 @@ mod tests {
             source: Some(EntityRule { nets: Some(vec!["fd00:1::/64".into()]), ..EntityRule::default() }),
             ..PolicyRule::default()
         };
-        let rules = [icmp("ICMPv6", Some(6)), icmp("ICMP", None), nets, PolicyRule { ip_version: Some(4), ..PolicyRule::default() }];
+        let rules = [
+            icmp("ICMPv6", Some(6)),
+            icmp("ICMP", None),
+            nets,
+            PolicyRule { ip_version: Some(4), ..PolicyRule::default() },
+        ];
         let (template, problems) = compile_policy("p", &view(PolicyScope::Namespace("a"), &rules));
         assert!(problems.is_empty(), "{problems:?}");
         let compiled = &template.policy.ingress;
         assert_eq!(compiled.len(), 4, "no rule of either family is left out");
         assert_eq!(compiled[0].ip_version, Some(IpFamily::IPv6));
         assert_eq!(compiled[0].icmp, Some(IcmpMatch { protocol: IcmpProtocol::ICMPv6, type_: 128, code: Some(0) }));
-        assert_eq!((compiled[1].ip_version, compiled[1].icmp.as_ref().map(|i| i.protocol)), (None, Some(IcmpProtocol::ICMP)));
+        assert_eq!(
+            (compiled[1].ip_version, compiled[1].icmp.as_ref().map(|i| i.protocol)),
+            (None, Some(IcmpProtocol::ICMP))
+        );
         assert_eq!((compiled[2].ip_version, compiled[2].source.nets.clone()), (None, vec![Wire::new("fd00:1::/64")]));
         assert_eq!(compiled[3].ip_version, Some(IpFamily::IPv4));
     }
 
     #[test]
     fn a_selector_names_its_set_of_each_family() {
-        let side = EntityRule { selector: Some("role == 'db'".into()), not_selector: Some("x == 'y'".into()), ..EntityRule::default() };
+        let side = EntityRule {
+            selector: Some("role == 'db'".into()),
+            not_selector: Some("x == 'y'".into()),
+            ..EntityRule::default()
+        };
         let rules = [rule(side, EntityRule::default())];
         let (template, _) = compile_policy("shop/p", &view(PolicyScope::Namespace("shop"), &rules));
         let source = &template.policy.ingress[0].source;

@@ -226,9 +226,11 @@ mod tests {
         let addresses: [IpAddr; 2] = [[10, 0, 0, 1].into(), "fd00::1".parse().unwrap()];
         for (set, v4, v6) in [
             (key(Scope::Everywhere, "app == 'web'", None), vec!["10.0.0.1"], vec!["fd00::1"]),
-            (key(Scope::Everywhere, "all()", Some((Some(6), &["http"]))), vec!["10.0.0.1,tcp,8080"], vec![
-                "fd00::1,tcp,8080",
-            ]),
+            (
+                key(Scope::Everywhere, "all()", Some((Some(6), &["http"]))),
+                vec!["10.0.0.1,tcp,8080"],
+                vec!["fd00::1,tcp,8080"],
+            ),
         ] {
             let members = set.members("a", &BTreeMap::new(), &facts, &addresses);
             let view = |family| {

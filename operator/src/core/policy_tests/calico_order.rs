@@ -99,7 +99,11 @@ fn cases() -> Vec<(&'static str, Vec<Policy>, Expect)> {
         ),
         (
             "ipVersion 6 limits a rule to IPv6",
-            vec![(Some("prod"), "v6", json!({"selector": "app == 'db'", "ingress": [{"action": "Allow", "ipVersion": 6}]}))],
+            vec![(
+                Some("prod"),
+                "v6",
+                json!({"selector": "app == 'db'", "ingress": [{"action": "Allow", "ipVersion": 6}]}),
+            )],
             |s, d, _, _| !is(d, "prod", "db") || s.v6,
         ),
         (

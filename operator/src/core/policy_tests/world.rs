@@ -111,9 +111,9 @@ fn ends() -> Vec<End> {
             (p, format!("{}/{}", row.1, row.0), Some(row.3), address)
         })
     });
-    let outside = OUTSIDE
-        .iter()
-        .map(|address| (P { ns: "", name: address, v6: address.contains(':') }, (*address).to_string(), None, *address));
+    let outside = OUTSIDE.iter().map(|address| {
+        (P { ns: "", name: address, v6: address.contains(':') }, (*address).to_string(), None, *address)
+    });
     pods.chain(outside).collect()
 }
 
@@ -125,7 +125,8 @@ pub fn mismatches(case: &str, desired: &DesiredState, expect: Expect) -> Vec<Str
     for src in &ends {
         let probed = |d: &&End| d.1 != src.1 && (d.2.is_some() || src.2.is_some()) && d.0.v6 == src.0.v6;
         for dst in ends.iter().filter(probed) {
-            let icmp_of_other_family = |protocol: u8| (protocol == ICMP && src.0.v6) || (protocol == ICMPV6 && !src.0.v6);
+            let icmp_of_other_family =
+                |protocol: u8| (protocol == ICMP && src.0.v6) || (protocol == ICMPV6 && !src.0.v6);
             for &(protocol, port) in PROBES.iter().filter(|(protocol, _)| !icmp_of_other_family(*protocol)) {
                 let got = allowed(&desired.spans, side(src), side(dst), Packet { protocol, port });
                 let want = expect(src.0, dst.0, protocol, port);

@@ -60,13 +60,8 @@ impl PolicyIndex {
             Scope::Namespaces(_) | Scope::Everywhere => self.cross_sets.insert(id),
         };
         let views = IpFamily::BOTH.map(|family| Shared::new(key.view(family, [])));
-        let set = SetEntry {
-            key: key.clone(),
-            members: BTreeMap::new(),
-            views,
-            contributors: BTreeSet::new(),
-            users: 1,
-        };
+        let set =
+            SetEntry { key: key.clone(), members: BTreeMap::new(), views, contributors: BTreeSet::new(), users: 1 };
         self.sets.insert(id, set);
         if self.deferred {
             return id;
