@@ -132,10 +132,10 @@ const EXPECTED_REASONS: &[(&str, &str)] = &[
     ("policy-07", "preDNAT and doNotTrack"),
     ("policy-08", "applyOnForward"),
     ("policy-09", "services"),
-    ("ipv6-ippool-01", "spec.ipipMode: IPIP is not supported on IPv6 pools"),
-    ("ipv6-ippool-02", "spec.cidr: fd00:10:244::1/64 has host bits set"),
-    ("ipv6-ippool-03", "spec.blockSize: blockSize 129 is out of range for an IPv6 pool"),
-    ("ipv6-ippool-04", "spec.blockSize: blockSize 26 is out of range for an IPv6 pool"),
+    ("ipv6-ippool-01", "IPIP is not supported on IPv6 pools: set ipipMode to Never"),
+    ("ipv6-ippool-02", "spec.cidr: cidr must be strictly masked"),
+    ("ipv6-ippool-03", "spec.blockSize: must be less than or equal to 128"),
+    ("ipv6-ippool-04", "blockSize must be between 20 and 32 for IPv4 pools and between 116 and 128 for IPv6"),
     ("ipv6-policy-01", "source.nets[0]: 10.0.0.0/8 is not an IPv6 network"),
 ];
 
