@@ -2,8 +2,8 @@
 
 use super::{FieldError, Problems};
 use crate::api::common::{IntOrString, Port};
-use crate::api::value::{Decode, IpFamily, Net};
 use crate::api::policy::{EntityRule, GlobalNetworkPolicySpec, NetworkPolicySpec, PolicyRule};
+use crate::api::value::{Decode, IpFamily, Net};
 
 /// Checks a namespaced policy.
 pub fn validate_network_policy(spec: &NetworkPolicySpec) -> Result<(), Vec<FieldError>> {
