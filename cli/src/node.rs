@@ -247,3 +247,45 @@ fn addresses(spec: &gingham_crds::api::NodeNetworkSpec) -> String {
 fn indent(text: &str) -> String {
     text.lines().map(|line| format!("  {line}\n")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use gingham_crds::api::{NodeNetwork, NodeNetworkSpec};
+
+    use super::*;
+
+    #[test]
+    fn a_dual_stack_node_shows_both_addresses_both_tunnels_and_each_pods_addresses() {
+        let spec = NodeNetworkSpec {
+            address: Some("10.0.0.1/24".into()),
+            address6: Some("fd00:10::1/64".into()),
+            ..NodeNetworkSpec::default()
+        };
+        let network = NodeNetwork::new("n1", spec);
+        let status = NodeNetworkStatus {
+            tunnel_address: Some("10.244.0.0".into()),
+            tunnel_address6: Some("fd00:244::".into()),
+            endpoints: vec![LocalEndpoint {
+                name: "prod/web".into(),
+                address: "10.244.0.1".into(),
+                addresses: vec!["10.244.0.1".into(), "fd00:244::1".into()],
+                interface: "gh1".into(),
+                ..LocalEndpoint::default()
+            }],
+            ..NodeNetworkStatus::default()
+        };
+        let state = NodeState::of("n1", Some(&network), Some(&status));
+        assert_eq!(state.address, "10.0.0.1/24,fd00:10::1/64");
+        let text = detail(&state);
+        for shown in ["Tunnel:      10.244.0.0", "Tunnel (v6): fd00:244::", "10.244.0.1,fd00:244::1"] {
+            assert!(text.contains(shown), "{shown:?} in\n{text}");
+        }
+        let ipv6_only = NodeNetwork::new(
+            "n2",
+            NodeNetworkSpec { address6: Some("fd00:10::2/64".into()), ..NodeNetworkSpec::default() },
+        );
+        assert_eq!(NodeState::of("n2", Some(&ipv6_only), None).address, "fd00:10::2/64");
+    }
+}
