@@ -32,7 +32,7 @@ pub fn unsupported(spec: &NodeNetworkSpec) -> Option<String> {
     })
 }
 
-/// Whether the spec carries IPv6 parts this agent leaves aside (and logs that once if so).
+/// Logs once, when the spec carries IPv6 parts, that this agent leaves them aside.
 pub fn note_spec(spec: &NodeNetworkSpec) {
     let ipv6 = |cidr: &gingham_crds::api::Wire<gingham_crds::api::Cidr>| {
         cidr.value().is_some_and(|c| c.family() == IpFamily::IPv6)
