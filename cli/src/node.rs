@@ -20,7 +20,7 @@ use crate::source::ClusterView;
 pub struct NodeState {
     /// The node.
     pub name: String,
-    /// Its underlay address.
+    /// Its underlay addresses: IPv4, IPv6, or both separated by a comma (IPv4 first).
     pub address: String,
     /// Ready, RoutesProgrammed, PolicyProgrammed and BGPEstablished: (type, status, reason: message).
     pub conditions: Vec<ConditionState>,
@@ -37,6 +37,8 @@ pub struct NodeState {
     pub endpoints: Vec<LocalEndpoint>,
     /// The tunnel address, when a pool encapsulates.
     pub tunnel_address: Option<String>,
+    /// The IPv6 VTEP address, when an IPv6 pool uses VXLAN.
+    pub tunnel_address6: Option<String>,
     /// The last error the agent reported.
     pub last_error: Option<String>,
 }
@@ -68,7 +70,7 @@ impl NodeState {
             .collect();
         Self {
             name: name.to_string(),
-            address: network.map(|n| n.spec.address.to_string()).unwrap_or_default(),
+            address: network.map(|n| addresses(&n.spec)).unwrap_or_default(),
             conditions,
             bgp: status.and_then(|s| s.bgp_summary.clone()).unwrap_or_else(|| "-".into()),
             generation: network.and_then(|n| n.metadata.generation),
@@ -76,6 +78,7 @@ impl NodeState {
             bgp_sessions: status.map(|s| s.bgp_sessions.clone()).unwrap_or_default(),
             endpoints: status.map(|s| s.endpoints.clone()).unwrap_or_default(),
             tunnel_address: status.and_then(|s| s.tunnel_address.as_ref().map(ToString::to_string)),
+            tunnel_address6: status.and_then(|s| s.tunnel_address6.as_ref().map(ToString::to_string)),
             last_error: status.and_then(|s| s.last_error.clone()),
         }
     }
@@ -209,6 +212,9 @@ fn detail(node: &NodeState) -> String {
     if let Some(tunnel) = &node.tunnel_address {
         out += &format!("Tunnel:      {tunnel}\n");
     }
+    if let Some(tunnel) = &node.tunnel_address6 {
+        out += &format!("Tunnel (v6): {tunnel}\n");
+    }
     out += &format!("Last error:  {}\n\nConditions:\n", node.last_error.as_deref().unwrap_or("none"));
     let rows: Vec<[String; 3]> =
         node.conditions.iter().map(|c| [c.type_.clone(), c.status.clone(), c.detail.clone()]).collect();
@@ -221,12 +227,65 @@ fn detail(node: &NodeState) -> String {
         .collect();
     out += &indent(&table(["NAME", "PEER", "STATE", "SINCE", "INFO"], &rows));
     out += &format!("\nEndpoints ({}):\n", node.endpoints.len());
-    let rows: Vec<[String; 3]> =
-        node.endpoints.iter().map(|e| [e.name.clone(), e.address.to_string(), e.interface.clone()]).collect();
+    let rows: Vec<[String; 3]> = node
+        .endpoints
+        .iter()
+        .map(|e| {
+            let addresses: Vec<String> = e.all_addresses().into_iter().map(|(_, a)| a.to_string()).collect();
+            [e.name.clone(), addresses.join(","), e.interface.clone()]
+        })
+        .collect();
     out += &indent(&table(["POD", "ADDRESS", "INTERFACE"], &rows));
     out
 }
 
+/// A node's underlay addresses as shown: IPv4, IPv6, or both (`10.0.0.1/24,fd00::1/64`).
+fn addresses(spec: &gingham_crds::api::NodeNetworkSpec) -> String {
+    [&spec.address, &spec.address6].into_iter().flatten().map(ToString::to_string).collect::<Vec<_>>().join(",")
+}
+
 fn indent(text: &str) -> String {
     text.lines().map(|line| format!("  {line}\n")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use gingham_crds::api::{NodeNetwork, NodeNetworkSpec};
+
+    use super::*;
+
+    #[test]
+    fn a_dual_stack_node_shows_both_addresses_both_tunnels_and_each_pods_addresses() {
+        let spec = NodeNetworkSpec {
+            address: Some("10.0.0.1/24".into()),
+            address6: Some("fd00:10::1/64".into()),
+            ..NodeNetworkSpec::default()
+        };
+        let network = NodeNetwork::new("n1", spec);
+        let status = NodeNetworkStatus {
+            tunnel_address: Some("10.244.0.0".into()),
+            tunnel_address6: Some("fd00:244::".into()),
+            endpoints: vec![LocalEndpoint {
+                name: "prod/web".into(),
+                address: "10.244.0.1".into(),
+                addresses: vec!["10.244.0.1".into(), "fd00:244::1".into()],
+                interface: "gh1".into(),
+                ..LocalEndpoint::default()
+            }],
+            ..NodeNetworkStatus::default()
+        };
+        let state = NodeState::of("n1", Some(&network), Some(&status));
+        assert_eq!(state.address, "10.0.0.1/24,fd00:10::1/64");
+        let text = detail(&state);
+        for shown in ["Tunnel:      10.244.0.0", "Tunnel (v6): fd00:244::", "10.244.0.1,fd00:244::1"] {
+            assert!(text.contains(shown), "{shown:?} in\n{text}");
+        }
+        let ipv6_only = NodeNetwork::new(
+            "n2",
+            NodeNetworkSpec { address6: Some("fd00:10::2/64".into()), ..NodeNetworkSpec::default() },
+        );
+        assert_eq!(NodeState::of("n2", Some(&ipv6_only), None).address, "fd00:10::2/64");
+    }
 }

@@ -45,6 +45,12 @@ pub fn vtep_mac(node: &str) -> Mac {
     Mac([(bytes[2] & 0xfe) | 0x02, bytes[3], bytes[4], bytes[5], bytes[6], bytes[7]])
 }
 
+/// The IPv6 VTEP MAC of a node (Calico's `VXLANTunnelMACAddrV6`): as [`vtep_mac`], from a hash
+/// of `v6/<node>`, so that it differs from the node's IPv4 VTEP MAC.
+pub fn vtep_mac_v6(node: &str) -> Mac {
+    vtep_mac(&format!("v6/{node}"))
+}
+
 /// The object name of the IPAMBlock for a CIDR: `10.244.0.64/26` becomes `10-244-0-64-26`.
 pub fn block_object_name(cidr: &str) -> String {
     cidr.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
@@ -53,6 +59,15 @@ pub fn block_object_name(cidr: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nodes_two_vtep_macs_differ_and_are_locally_administered() {
+        for node in ["node-1", "n", ""] {
+            let (v4, v6) = (vtep_mac(node), vtep_mac_v6(node));
+            assert_ne!(v4, v6, "{node:?}");
+            assert_eq!(v6.0[0] & 0x03, 0x02, "unicast, locally administered");
+        }
+    }
 
     #[test]
     fn interface_names_fit_the_kernel_limit_and_are_stable() {

@@ -1,5 +1,6 @@
 //! Calico conformance: every manifest in `shared/conformance/calico/valid/` is accepted with no field
-//! dropped, and every one in `invalid/` is rejected, after changing only its apiVersion.
+//! dropped, and every one in `invalid/` is rejected, after changing only its apiVersion. gingham's
+//! own additions (`crds/tests/conformance/calico/`, IPv6 and dual-stack) are checked alike.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -8,16 +9,22 @@ use gingham_crds::manifest::{Manifest, read_documents};
 use gingham_crds::offline::validate_document;
 use serde_json::Value;
 
+/// The manifests of `part` (`valid` or `invalid`): the shared corpus's, then gingham's additions.
 fn corpus(part: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/calico").join(part);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("the conformance corpus must be at {}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no manifests in {}", dir.display());
-    files
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut all = Vec::new();
+    for base in ["../../shared/conformance/calico", "tests/conformance/calico"] {
+        let dir = root.join(base).join(part);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("the conformance corpus must be at {}: {e}", dir.display()))
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no manifests in {}", dir.display());
+        all.extend(files);
+    }
+    all
 }
 
 fn as_gingham(path: &Path) -> String {
@@ -125,6 +132,11 @@ const EXPECTED_REASONS: &[(&str, &str)] = &[
     ("policy-07", "preDNAT and doNotTrack"),
     ("policy-08", "applyOnForward"),
     ("policy-09", "services"),
+    ("ipv6-ippool-01", "IPIP is not supported on IPv6 pools: set ipipMode to Never"),
+    ("ipv6-ippool-02", "spec.cidr: cidr must be strictly masked"),
+    ("ipv6-ippool-03", "spec.blockSize: must be less than or equal to 128"),
+    ("ipv6-ippool-04", "blockSize must be between 20 and 32 for IPv4 pools and between 116 and 128 for IPv6"),
+    ("ipv6-policy-01", "source.nets[0]: 10.0.0.0/8 is not an IPv6 network"),
 ];
 
 #[test]

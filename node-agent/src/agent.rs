@@ -20,7 +20,7 @@ use gingham_crds::api::NodeNetworkSpec;
 use gingham_crds::api::NodeNetworkStatus;
 use gingham_crds::api::nodenetwork::{BgpSessionStatus, IpamUsage, StreamStatus};
 use gingham_crds::api::span::NodeSpan;
-use gingham_crds::validate::validate_node_network_structure;
+use gingham_crds::validate::{FieldError, validate_node_network_structure};
 use ipnet::Ipv4Net;
 use tokio::sync::watch;
 
@@ -31,6 +31,7 @@ use crate::dataplane::{SPAN_UNKNOWN, SyncError};
 use crate::datastore::{NodeNetworkState, Snapshot, StatusSink};
 use crate::endpoint::LocalEndpoint;
 use crate::ipam::{Allocation, BlockSet, IpamStore, tunnel_handle};
+use crate::ipv4_only;
 use crate::logging::LogControl;
 use crate::metrics::Metrics;
 use crate::shared::{Programmed, Shared};
@@ -310,8 +311,13 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             NodeNetworkState::Malformed(message) => {
                 Some(format!("NodeNetwork {node} rejected: {message}; the last good spec stays in force"))
             }
-            NodeNetworkState::Found(network) => match validate_node_network_structure(&network.spec) {
+            NodeNetworkState::Found(network) => match validate_node_network_structure(&network.spec).and_then(|()| {
+                ipv4_only::unsupported(&network.spec).map_or(Ok(()), |message| {
+                    Err(vec![FieldError { path: "spec.address".into(), message, hint: String::new() }])
+                })
+            }) {
                 Ok(()) => {
+                    ipv4_only::note_spec(&network.spec);
                     let releasing: Vec<Ipv4Net> = snapshot
                         .blocks
                         .iter()

@@ -138,11 +138,13 @@ pub fn build(inputs: &StatusInputs<'_>, now: &Time) -> NodeNetworkStatus {
                 name: e.key(),
                 uid: e.uid.clone(),
                 address: IpAddr::V4(e.address).into(),
+                addresses: Vec::new(),
                 interface: e.interface.clone(),
             })
             .collect(),
         ipam: inputs.ipam.clone(),
         tunnel_address: inputs.tunnel_address.map(|a| IpAddr::V4(a).into()),
+        tunnel_address6: None,
         capabilities: inputs.report.map(|r| r.capabilities.clone()).unwrap_or_default(),
         last_error: (!errors.is_empty()).then(|| errors.join("; ")),
         stream: inputs.stream.cloned(),

@@ -42,7 +42,7 @@ fn key(item: &SpanItem, name: &str) -> ItemKey {
 
 /// What the datastore gives: the node's own NodeNetwork, which holds nothing of its span.
 fn datastore_snapshot() -> Snapshot {
-    let mut spec = NodeNetworkSpec { address: "192.168.10.2/24".into(), ..NodeNetworkSpec::default() };
+    let mut spec = NodeNetworkSpec { address: Some("192.168.10.2/24".into()), ..NodeNetworkSpec::default() };
     spec.bgp = Some(NodeBgpSpec { router_id: "192.168.10.2".into(), as_number: 64512, ..NodeBgpSpec::default() });
     Snapshot { node_network: NodeNetworkState::Found(Box::new(NodeNetwork::new("n2", spec))), ..Snapshot::default() }
 }
@@ -56,7 +56,7 @@ fn streamed(items: Vec<(ItemKey, SpanItem)>) -> Replica<SpanItem> {
 
 fn address(snapshot: &Snapshot) -> &str {
     let NodeNetworkState::Found(node_network) = &snapshot.node_network else { panic!("a NodeNetwork") };
-    node_network.spec.address.as_str()
+    node_network.spec.address.as_ref().map_or("", |address| address.as_str())
 }
 
 #[test]
@@ -113,7 +113,7 @@ async fn the_follower_feeds_the_loop_and_the_node_network_keeps_coming_from_the_
     // The NodeNetwork changes: it is the datastore's, and the streamed span stays.
     let mut moved = datastore_snapshot();
     if let NodeNetworkState::Found(node_network) = &mut moved.node_network {
-        node_network.spec.address = "192.168.10.3/24".into();
+        node_network.spec.address = Some("192.168.10.3/24".into());
     }
     datastore.send_replace(moved);
     let moved = |snapshot: &Snapshot| address(snapshot) == "192.168.10.3/24";

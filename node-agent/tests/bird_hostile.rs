@@ -28,7 +28,7 @@ fn hostile_texts() -> Vec<String> {
 
 fn spec() -> NodeNetworkSpec {
     NodeNetworkSpec {
-        address: "192.168.10.2/24".into(),
+        address: Some("192.168.10.2/24".into()),
         blocks: vec!["10.244.0.0/26".into()],
         pools: vec![PoolRouting { name: "default".into(), cidr: "10.244.0.0/16".into(), ..Default::default() }],
         ..Default::default()
@@ -139,7 +139,7 @@ fn hostile_node_values_reject_the_spec() {
     let fields: Vec<(&str, NodeEdit, bool)> = vec![
         ("router id", Box::new(|_, b, t| b.router_id = t.into()), true),
         ("cluster id", Box::new(|_, b, t| b.route_reflector_cluster_id = Some(t.into())), true),
-        ("node address", Box::new(|s, _, t| s.address = t.into()), false),
+        ("node address", Box::new(|s, _, t| s.address = Some(t.into())), false),
         ("block", Box::new(|s, _, t| s.blocks = vec![t.into()]), false),
         ("pool", Box::new(|s, _, t| s.pools[0].cidr = t.into()), false),
     ];

@@ -7,7 +7,7 @@ use gingham_node_agent::bird::{BirdError, render};
 
 fn spec() -> NodeNetworkSpec {
     NodeNetworkSpec {
-        address: "192.168.10.2/24".into(),
+        address: Some("192.168.10.2/24".into()),
         blocks: vec!["10.244.0.0/26".into(), "10.250.0.0/26".into()],
         pools: vec![
             PoolRouting { name: "default".into(), cidr: "10.244.0.0/16".into(), ..Default::default() },

@@ -65,7 +65,7 @@ type BgpNode = (NodeNetworkSpec, NodeBgpSpec, Vec<BgpPeerSession>);
 
 fn node(address: &str, block: &str, peer: &str) -> BgpNode {
     let spec = NodeNetworkSpec {
-        address: format!("{address}/24").into(),
+        address: Some(format!("{address}/24").into()),
         blocks: vec![block.into()],
         pools: vec![PoolRouting { name: "default".into(), cidr: "10.244.0.0/16".into(), ..Default::default() }],
         ..Default::default()

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 fn full_spec() -> NodeNetworkSpec {
     NodeNetworkSpec {
-        address: "192.168.10.2/24".into(),
+        address: Some("192.168.10.2/24".into()),
         blocks: vec!["10.244.0.0/26".into()],
         pools: vec![PoolRouting { name: "default".into(), cidr: "10.244.0.0/16".into(), ..Default::default() }],
         bgp: Some(NodeBgpSpec {

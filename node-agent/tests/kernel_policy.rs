@@ -27,7 +27,7 @@ const PENDING: [u8; 4] = [10, 80, 0, 7];
 fn node() -> Node {
     let endpoints = vec![endpoint("client", CLIENT), endpoint("server", SERVER), endpoint("pending", PENDING)];
     let spec = NodeNetworkSpec {
-        address: "192.168.80.1/24".into(),
+        address: Some("192.168.80.1/24".into()),
         blocks: vec!["10.80.0.0/26".into()],
         pools: vec![PoolRouting {
             name: "default".into(),
@@ -39,7 +39,13 @@ fn node() -> Node {
     };
     let span = NodeSpan {
         ip_sets: vec![
-            IpSet { name: "clients".into(), kind: IpSetKind::Addresses, members: vec!["10.80.0.5".into()] }.into(),
+            IpSet {
+                name: "clients".into(),
+                kind: IpSetKind::Addresses,
+                members: vec!["10.80.0.5".into()],
+                ..IpSet::default()
+            }
+            .into(),
         ],
         policies: vec![
             CompiledPolicy {

@@ -11,7 +11,7 @@ use kernel_support::{Netns, Node, assert_clean, endpoint, link, plumb_pod, requi
 
 fn node(endpoints: Vec<gingham_node_agent::endpoint::LocalEndpoint>) -> Node {
     let spec = NodeNetworkSpec {
-        address: "192.168.60.1/24".into(),
+        address: Some("192.168.60.1/24".into()),
         blocks: vec!["10.60.0.0/26".into()],
         ..NodeNetworkSpec::default()
     };
@@ -69,7 +69,7 @@ fn drift_in_routes_and_set_elements_is_repaired() {
     let web = endpoint("web", [10, 60, 0, 5]);
     plumb_pod(&host, &pod, &web);
     let mut node = node(vec![web.clone()]);
-    node.spec.address = "192.168.61.1/24".into();
+    node.spec.address = Some("192.168.61.1/24".into());
     node.spec.pools = vec![gingham_crds::api::nodenetwork::PoolRouting {
         name: "default".into(),
         cidr: "10.60.0.0/16".into(),
@@ -103,7 +103,7 @@ fn a_rule_edited_in_place_is_rewritten_by_the_running_agent() {
     let web = endpoint("web", [10, 60, 0, 5]);
     plumb_pod(&host, &pod, &web);
     let mut node = node(vec![web]);
-    node.spec.address = "192.168.62.1/24".into();
+    node.spec.address = Some("192.168.62.1/24".into());
     // List the table on every sync (the default trusts gingham's own changes for 90 s).
     node.spec.agent.nftables_refresh_seconds = 0;
     let outcomes = host.run(move || async move {

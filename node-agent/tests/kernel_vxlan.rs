@@ -40,7 +40,7 @@ fn cluster(vxlan: EncapsulationMode, ipip: EncapsulationMode) -> Cluster {
         .enumerate()
         .map(|(i, name)| {
             let mut spec = NodeNetworkSpec {
-                address: format!("192.168.70.{}/24", i + 1).into(),
+                address: Some(format!("192.168.70.{}/24", i + 1).into()),
                 blocks: vec![blocks[i].cidr.clone()],
                 pools: vec![PoolRouting {
                     name: "default".into(),

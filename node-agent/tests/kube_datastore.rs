@@ -72,7 +72,7 @@ async fn a_good_node_network_is_found() {
     let snapshot = settled(&mut inputs, |s| matches!(s.node_network, NodeNetworkState::Found(_))).await;
     let NodeNetworkState::Found(network) = snapshot.node_network else { unreachable!() };
     assert_eq!(network.metadata.generation, Some(3));
-    assert_eq!(network.spec.address, "192.168.10.2/24");
+    assert_eq!(network.spec.address.as_ref().map(|a| a.as_str()), Some("192.168.10.2/24"));
 }
 
 #[tokio::test]

@@ -5,6 +5,9 @@
 //! (Pass skips the remaining policies of the only tier, as compiled), Deny drops, Log goes on, and
 //! a packet no policy allowed is dropped. A condition on a port never matches a portless packet
 //! (ICMP), nor does an ICMP condition, negated or not, match a non-ICMP packet, as in nftables.
+//! Families: a rule with `ipVersion` matches packets of that family only, an ICMP condition those
+//! of its ICMP's family, and a packet meets only the sets of its own family (each selector names
+//! an IPv4 and an IPv6 set).
 
 use std::net::IpAddr;
 
@@ -12,7 +15,7 @@ use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule, IpSet, PortRan
 use gingham_crds::api::policy::Action;
 use gingham_crds::api::protocol::IpProtocol;
 use gingham_crds::api::span::NodeSpan;
-use gingham_crds::api::value::{IpSetMember, Net, SetMember, Wire};
+use gingham_crds::api::value::{IpFamily, IpSetMember, Net, SetMember, Wire};
 use serde::Serialize;
 
 /// The packet asked about.
@@ -142,6 +145,10 @@ fn protocol_name(number: u8) -> String {
 /// Whether a rule matches, or the first condition that fails.
 fn rule_matches(rule: &CompiledRule, packet: &Packet, sets: &[gingham_crds::api::Shared<IpSet>]) -> Result<(), String> {
     let proto = protocol_name(packet.protocol);
+    let family = IpFamily::of(packet.source);
+    if let Some(wanted) = rule.ip_version.filter(|version| *version != family) {
+        return Err(format!("the rule is for {wanted} only (ipVersion), the packet is {family}"));
+    }
     if let Some(wanted) = rule.protocol.filter(|n| *n != packet.protocol) {
         return Err(format!("protocol is {}, the packet's {proto}", protocol_name(wanted)));
     }
@@ -153,6 +160,9 @@ fn rule_matches(rule: &CompiledRule, packet: &Packet, sets: &[gingham_crds::api:
         let Some((type_, code)) = packet.icmp else {
             return Err(format!("an ICMP condition never matches {proto}"));
         };
+        if icmp.protocol.family() != family {
+            return Err(format!("an {:?} condition never matches an {family} packet", icmp.protocol));
+        }
         let same = icmp.type_ == type_ && icmp.code.is_none_or(|c| c == code);
         if same == negate {
             let verb = if negate { "notICMP excludes" } else { "ICMP condition wants type" };
@@ -193,6 +203,11 @@ fn in_set(sets: &[gingham_crds::api::Shared<IpSet>], name: &str, address: IpAddr
     set(sets, name).is_some_and(|s| in_members(&s.members, address))
 }
 
+/// Whether set `name` is of `family` (a missing set counts as one: the address is in none).
+fn of_family(sets: &[gingham_crds::api::Shared<IpSet>], name: &str, family: IpFamily) -> bool {
+    set(sets, name).is_none_or(|s| s.family == family)
+}
+
 fn in_ranges(ranges: &[PortRange], port: u16) -> bool {
     ranges.iter().any(|r| r.first <= port && port <= r.last)
 }
@@ -213,14 +228,19 @@ fn side_matches(
     if in_nets(&matched.not_nets, address) {
         return Err(format!("{which} {address} is in notNets {}", texts(&matched.not_nets)));
     }
-    if let Some(name) = matched.sets.iter().find(|name| !in_set(sets, name, address)) {
+    let family = IpFamily::of(address);
+    let mine = |name: &&String| of_family(sets, name, family);
+    if let Some(name) = matched.sets.iter().filter(mine).find(|name| !in_set(sets, name, address)) {
         return Err(format!("{which} {address} is not in set {name} (the rule's selector does not select it)"));
     }
-    if let Some(name) = matched.not_sets.iter().find(|name| in_set(sets, name, address)) {
+    if let Some(name) = matched.not_sets.iter().filter(mine).find(|name| in_set(sets, name, address)) {
         return Err(format!("{which} {address} is in set {name}, which the rule excludes"));
     }
-    let port_conditions =
-        !matched.ports.is_empty() || matched.named_port_set.is_some() || !matched.not_ports.is_empty();
+    let named_port_set = match family {
+        IpFamily::IPv4 => matched.named_port_set.as_deref(),
+        IpFamily::IPv6 => matched.named_port_set6.as_deref(),
+    };
+    let port_conditions = !matched.ports.is_empty() || named_port_set.is_some() || !matched.not_ports.is_empty();
     if !port_conditions {
         return Ok(());
     }
@@ -231,14 +251,12 @@ fn side_matches(
     if in_ranges(&matched.not_ports, port) {
         return Err(format!("{which} port {port} is in notPorts"));
     }
-    if matched.ports.is_empty() && matched.named_port_set.is_none() {
+    if matched.ports.is_empty() && named_port_set.is_none() {
         return Ok(());
     }
     let triple =
         IpProtocol::from_number(protocol).map(|proto| IpSetMember::Port(SetMember { addr: address, proto, port }));
-    let named = matched
-        .named_port_set
-        .as_deref()
+    let named = named_port_set
         .and_then(|name| set(sets, name))
         .is_some_and(|s| s.members.iter().filter_map(Wire::value).any(|member| Some(*member) == triple));
     if in_ranges(&matched.ports, port) || named {
@@ -263,9 +281,16 @@ mod tests {
 
     /// web (10.0.0.2) is selected in ingress by `global/first` then `prod/second`.
     fn spec() -> NodeSpan {
-        let clients = IpSet { name: "clients".into(), kind: IpSetKind::Addresses, members: vec!["10.0.0.3".into()] };
-        let http =
-            IpSet { name: "http".into(), kind: IpSetKind::AddressPorts, members: vec!["10.0.0.2,tcp,8080".into()] };
+        let set = |name: &str, family, kind, members: &[&str]| IpSet {
+            name: name.into(),
+            family,
+            kind,
+            members: members.iter().map(|m| (*m).into()).collect(),
+        };
+        let clients = set("clients", IpFamily::IPv4, IpSetKind::Addresses, &["10.0.0.3"]);
+        let clients6 = set("clients6", IpFamily::IPv6, IpSetKind::Addresses, &["fd00::3"]);
+        let http = set("http", IpFamily::IPv4, IpSetKind::AddressPorts, &["10.0.0.2,tcp,8080"]);
+        let http6 = set("http6", IpFamily::IPv6, IpSetKind::AddressPorts, &["fd00::2,tcp,8080"]);
         let first = CompiledPolicy {
             name: "global/first".into(),
             ingress: vec![
@@ -273,8 +298,9 @@ mod tests {
                 rule(Action::Deny, |r| r.source.nets = vec!["10.0.0.9/32".into()]),
                 rule(Action::Pass, |r| {
                     r.protocol = Some(6);
-                    r.source.sets = vec!["clients".into()];
+                    r.source.sets = vec!["clients".into(), "clients6".into()];
                     r.destination.named_port_set = Some("http".into());
+                    r.destination.named_port_set6 = Some("http6".into());
                 }),
             ],
             egress: Vec::new(),
@@ -282,7 +308,8 @@ mod tests {
         let second = CompiledPolicy {
             name: "prod/second".into(),
             ingress: vec![
-                rule(Action::Allow, |r| r.icmp = Some(IcmpMatch { type_: 8, code: None })),
+                rule(Action::Allow, |r| r.icmp = Some(IcmpMatch { type_: 8, ..IcmpMatch::default() })),
+                rule(Action::Deny, |r| r.ip_version = Some(IpFamily::IPv6)),
                 rule(Action::Allow, |r| {
                     r.destination.ports = vec![PortRange { first: 80, last: 80 }];
                     r.source.not_nets = vec!["10.0.0.4/32".into()];
@@ -297,15 +324,16 @@ mod tests {
                 ..EndpointPolicy::default()
             }],
             policies: vec![first.into(), second.into()],
-            ip_sets: vec![clients.into(), http.into()],
+            ip_sets: vec![clients.into(), clients6.into(), http.into(), http6.into()],
             ..NodeSpan::default()
         }
     }
 
     fn packet(source: &str, port: Option<u16>) -> Packet {
+        let destination = if source.contains(':') { "fd00::2" } else { "10.0.0.2" };
         Packet {
             source: source.parse().unwrap(),
-            destination: "10.0.0.2".parse().unwrap(),
+            destination: destination.parse().unwrap(),
             protocol: if port.is_some() { 6 } else { 1 },
             port,
             icmp: port.is_none().then_some((8, 0)),
@@ -317,7 +345,7 @@ mod tests {
 
     #[test]
     fn rules_are_evaluated_in_order_with_the_agents_semantics() {
-        let cases: [Case; 6] = [
+        let cases: [Case; 9] = [
             ("10.0.0.9", Some(80), false, "denied by global/first rule 1", None),
             ("10.0.0.3", Some(8080), true, "passed by global/first rule 2 (past the only tier: allowed)", None),
             (
@@ -331,7 +359,7 @@ mod tests {
                 "10.0.0.5",
                 Some(80),
                 true,
-                "allowed by prod/second rule 1",
+                "allowed by prod/second rule 2",
                 Some("source 10.0.0.5 is not in set clients (the rule's selector does not select it)"),
             ),
             (
@@ -342,6 +370,27 @@ mod tests {
                 Some("source 10.0.0.4 is in notNets 10.0.0.4/32"),
             ),
             ("10.0.0.4", None, true, "allowed by prod/second rule 0", Some("protocol is TCP, the packet's ICMP")),
+            (
+                "fd00::3",
+                Some(8080),
+                true,
+                "passed by global/first rule 2 (past the only tier: allowed)",
+                Some("source fd00::3 is in none of nets 10.0.0.9/32"),
+            ),
+            (
+                "fd00::5",
+                Some(80),
+                false,
+                "denied by prod/second rule 1",
+                Some("source fd00::5 is not in set clients6 (the rule's selector does not select it)"),
+            ),
+            (
+                "10.0.0.5",
+                Some(80),
+                true,
+                "allowed by prod/second rule 2",
+                Some("the rule is for IPv6 only (ipVersion), the packet is IPv4"),
+            ),
         ];
         for (source, port, allowed, reason, some_why) in cases {
             let verdict = evaluate(&spec(), "prod/web", Direction::Ingress, &packet(source, port));

@@ -22,7 +22,7 @@ pub use nodenetwork::{NodeNetwork, NodeNetworkSpec, NodeNetworkStatus};
 pub use policy::{GlobalNetworkPolicy, GlobalNetworkPolicySpec, NetworkPolicy, NetworkPolicySpec, PolicyRule};
 pub use protocol::IpProtocol;
 pub use shared::Shared;
-pub use value::{Cidr, Decode, IpSetMember, Mac, Net, SetMember, Wire};
+pub use value::{Cidr, Decode, IpFamily, IpSetMember, Mac, Net, SetMember, Wire};
 
 /// The API group of every gingham resource.
 pub const GROUP: &str = "gingham.dev";

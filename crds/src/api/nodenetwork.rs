@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::common::{Condition, EncapsulationMode};
 use super::felix::ProtoPort;
 use super::policy::Action;
-use super::value::{Cidr, IpSetMember, Mac, Net, Wire};
+use super::value::{Cidr, IpFamily, IpSetMember, Mac, Net, Wire};
 
 /// Everything one node's agent needs to program its dataplane. Named after the node.
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -35,13 +35,20 @@ use super::value::{Cidr, IpSetMember, Mac, Net, Wire};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct NodeNetworkSpec {
-    /// The node's underlay address with its prefix length (e.g. `192.168.10.2/24`); the prefix
-    /// decides which nodes share its subnet for CrossSubnet.
-    pub address: Wire<Cidr>,
-    /// The CIDRs of the blocks this node owns (also published as IPAMBlocks).
+    /// The node's IPv4 underlay address with its prefix length (e.g. `192.168.10.2/24`); the
+    /// prefix decides which nodes share its subnet for CrossSubnet of IPv4 pools. Absent on a node
+    /// without IPv4 (then `address6` is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Wire<Cidr>>,
+    /// The node's IPv6 underlay address with its prefix length (e.g. `fd00:10::2/64`), for IPv6
+    /// pools as `address` is for IPv4 ones. Absent on a node without IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<Wire<Cidr>>,
+    /// The CIDRs of the blocks this node owns, of both families (also published as IPAMBlocks).
     #[serde(default)]
     pub blocks: Vec<Wire<Cidr>>,
-    /// Every usable pool, for encapsulation decisions and natOutgoing.
+    /// Every usable pool of both families, for encapsulation decisions and natOutgoing (the
+    /// pools of a family are the "inside" for that family's masquerade).
     #[serde(default)]
     pub pools: Vec<PoolRouting>,
     /// Tunnel devices and their MTU.
@@ -92,18 +99,30 @@ pub struct TunnelSpec {
     /// The VXLAN UDP port.
     #[serde(default = "default_vxlan_port")]
     pub vxlan_port: u16,
-    /// The node's blocks its tunnel address (VTEP or tunl0) may come from, in order: blocks of
-    /// encapsulating pools that allow the `Tunnel` use. The agent allocates the address through
-    /// its IPAM (so no pod can hold it) and reports it in `status.tunnelAddress`; empty: no tunnel
-    /// address, and the agent releases the one it holds.
+    /// The node's IPv4 blocks its tunnel address (VTEP or tunl0) may come from, in order: blocks
+    /// of encapsulating IPv4 pools that allow the `Tunnel` use. The agent allocates the address
+    /// through its IPAM (so no pod can hold it) and reports it in `status.tunnelAddress`; empty: no
+    /// tunnel address, and the agent releases the one it holds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocks: Vec<Wire<Cidr>>,
-    /// This node's VTEP MAC.
+    /// The same for the IPv6 VTEP (Calico's `vxlan-v6.calico`): blocks of VXLAN IPv6 pools that
+    /// allow the `Tunnel` use (IPIP is IPv4 only). The agent reports the address in
+    /// `status.tunnelAddress6`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks6: Vec<Wire<Cidr>>,
+    /// This node's IPv4 VTEP MAC (Calico's `VXLANTunnelMACAddr`).
     #[serde(default, rename = "vtepMAC", skip_serializing_if = "Option::is_none")]
     pub vtep_mac: Option<Wire<Mac>>,
-    /// VXLAN device MTU; unset: the underlay MTU less 50.
+    /// This node's IPv6 VTEP MAC (Calico's `VXLANTunnelMACAddrV6`), when it has a block of a VXLAN
+    /// IPv6 pool.
+    #[serde(default, rename = "vtepMACV6", skip_serializing_if = "Option::is_none")]
+    pub vtep_mac_v6: Option<Wire<Mac>>,
+    /// IPv4 VXLAN device MTU; unset: the underlay MTU less 50.
     #[serde(default, rename = "vxlanMTU", skip_serializing_if = "Option::is_none")]
     pub vxlan_mtu: Option<u32>,
+    /// IPv6 VXLAN device MTU (Calico's `VXLANMTUV6`); unset: the underlay MTU less 70.
+    #[serde(default, rename = "vxlanMTUV6", skip_serializing_if = "Option::is_none")]
+    pub vxlan_mtu_v6: Option<u32>,
     /// tunl0 MTU; unset: the underlay MTU less 20.
     #[serde(default, rename = "ipipMTU", skip_serializing_if = "Option::is_none")]
     pub ipip_mtu: Option<u32>,
@@ -115,8 +134,11 @@ impl Default for TunnelSpec {
             vxlan_vni: default_vni(),
             vxlan_port: default_vxlan_port(),
             blocks: Vec::new(),
+            blocks6: Vec::new(),
             vtep_mac: None,
+            vtep_mac_v6: None,
             vxlan_mtu: None,
+            vxlan_mtu_v6: None,
             ipip_mtu: None,
         }
     }
@@ -135,7 +157,10 @@ fn default_vxlan_port() -> u16 {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeBgpSpec {
-    /// The router id (the node's IPv4 address).
+    /// The router id, always IPv4-shaped (BGP's 32-bit identifier). In order: the node's
+    /// `gingham.dev/bgp-router-id` annotation (Calico: `spec.bgp.routerID` of its Node), the
+    /// node's IPv4 address, or for a node without IPv4 a stable hash of its name (Calico's
+    /// `hashed` router id: the first four bytes of the name's SHA-1, see `docs/`).
     #[serde(rename = "routerID")]
     pub router_id: Wire<Ipv4Addr>,
     /// This node's AS number.
@@ -291,6 +316,12 @@ pub struct CompiledPolicy {
 pub struct CompiledRule {
     /// What to do on a match.
     pub action: CompiledAction,
+    /// The family the rule is limited to (Calico's `ipVersion`, written 4 or 6); absent: both.
+    /// The rule also matches only the families its nets, sets and ICMP leave possible: a side
+    /// whose `nets` are all of one family never matches the other.
+    #[serde(default, with = "super::value::ip_version_number", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<u8>")]
+    pub ip_version: Option<IpFamily>,
     /// IP protocol number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<u8>,
@@ -314,15 +345,53 @@ pub struct CompiledRule {
 /// A rule action, as compiled (the same four as [`Action`]).
 pub type CompiledAction = Action;
 
-/// ICMP type and code.
+/// ICMP (IPv4) or ICMPv6 type and code.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct IcmpMatch {
+    /// Which ICMP: `ICMP` (IPv4, the default, not written) or `ICMPv6`; it limits the rule to
+    /// that family.
+    #[serde(default, skip_serializing_if = "IcmpProtocol::is_icmp")]
+    pub protocol: IcmpProtocol,
     /// ICMP type.
     #[serde(rename = "type")]
     pub type_: u8,
     /// ICMP code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<u8>,
+}
+
+/// ICMP for IPv4 or ICMPv6, as Calico names the protocols.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum IcmpProtocol {
+    /// ICMP (protocol 1), IPv4.
+    #[default]
+    ICMP,
+    /// ICMPv6 (protocol 58), IPv6.
+    ICMPv6,
+}
+
+impl IcmpProtocol {
+    /// The ICMP of a protocol number: 1 and 58, else none.
+    pub fn of_number(number: u8) -> Option<Self> {
+        match number {
+            1 => Some(Self::ICMP),
+            58 => Some(Self::ICMPv6),
+            _ => None,
+        }
+    }
+
+    /// The family it belongs to.
+    pub fn family(self) -> IpFamily {
+        match self {
+            Self::ICMP => IpFamily::IPv4,
+            Self::ICMPv6 => IpFamily::IPv6,
+        }
+    }
+
+    /// Whether it is ICMP for IPv4 (the default).
+    pub fn is_icmp(&self) -> bool {
+        *self == Self::ICMP
+    }
 }
 
 /// Conditions on one side of a compiled rule.
@@ -335,10 +404,12 @@ pub struct CompiledMatch {
     /// The address is in none of these CIDRs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_nets: Vec<Wire<Net>>,
-    /// The address is in every one of these sets.
+    /// The address is in every one of these sets of its own family. Each selector names its two
+    /// sets, the IPv4 and the IPv6 one ([`IpSet::family`]); a packet is checked against the sets
+    /// of its family only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sets: Vec<String>,
-    /// The address is in none of these sets.
+    /// The address is in none of these sets of its own family.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_sets: Vec<String>,
     /// The port is in one of these ranges (empty: any).
@@ -347,9 +418,12 @@ pub struct CompiledMatch {
     /// The port is in none of these ranges.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_ports: Vec<PortRange>,
-    /// The address, protocol and port are in this named-port set (ORed with `ports`).
+    /// The IPv4 address, protocol and port are in this named-port set (ORed with `ports`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub named_port_set: Option<String>,
+    /// The same for IPv6 packets: the IPv6 named-port set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named_port_set6: Option<String>,
 }
 
 /// An inclusive port range.
@@ -367,10 +441,13 @@ pub struct PortRange {
 pub struct IpSet {
     /// The set's name, unique on the node (safe for nftables: letters, digits, `_`).
     pub name: String,
+    /// The family of every member (absent in older spans: IPv4).
+    #[serde(default)]
+    pub family: IpFamily,
     /// Addresses or `address,protocol,port` triples.
     #[serde(default)]
     pub kind: IpSetKind,
-    /// The members, sorted.
+    /// The members, sorted, each of the set's family.
     #[serde(default)]
     pub members: Vec<Wire<IpSetMember>>,
 }
@@ -378,7 +455,7 @@ pub struct IpSet {
 /// What an [`IpSet`] holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum IpSetKind {
-    /// IPv4 addresses or CIDRs.
+    /// Addresses or CIDRs.
     #[default]
     Addresses,
     /// `address,protocol,port` triples.
@@ -448,6 +525,10 @@ pub struct NodeNetworkStatus {
     /// operator publishes it in the node's IPAMBlocks for the other nodes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_address: Option<Wire<IpAddr>>,
+    /// The IPv6 VTEP address the agent allocated from `spec.tunnel.blocks6`, under the handle
+    /// `tunnel-addr-v6-<node>`; published in the node's IPv6 IPAMBlocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_address6: Option<Wire<IpAddr>>,
     /// What this node's kernel can do.
     #[serde(default)]
     pub capabilities: NodeCapabilities,
@@ -517,10 +598,25 @@ pub struct LocalEndpoint {
     /// The Pod's `metadata.uid`, when the container runtime passed it (`K8S_POD_UID`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
-    /// The pod's address.
+    /// The pod's primary address (Kubernetes' `podIP`: its IPv4 address when it has one).
     pub address: Wire<IpAddr>,
+    /// Every address of the pod, one per family (Kubernetes' `podIPs`), primary first; absent
+    /// when the pod has only `address`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<Wire<IpAddr>>,
     /// The host-side interface.
     pub interface: String,
+}
+
+impl LocalEndpoint {
+    /// Every address of the pod with its field path: `addresses` when given, else `address`.
+    pub fn all_addresses(&self) -> Vec<(String, &Wire<IpAddr>)> {
+        if self.addresses.is_empty() {
+            vec![("address".to_string(), &self.address)]
+        } else {
+            self.addresses.iter().enumerate().map(|(index, address)| (format!("addresses[{index}]"), address)).collect()
+        }
+    }
 }
 
 /// Address use in the node's blocks.
@@ -551,6 +647,7 @@ pub struct NodeCapabilities {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -576,6 +673,62 @@ mod tests {
         for (compiled, actual, want) in cases {
             assert_eq!(uid_matches(compiled, actual), want, "{compiled:?} vs {actual:?}");
         }
+    }
+
+    #[test]
+    fn an_ipv4_spec_as_written_before_dual_stack_reads_and_writes_unchanged() {
+        let old = r#"{"address": "10.0.0.1/24", "blocks": ["10.244.0.0/26"],
+            "tunnel": {"blocks": ["10.244.0.0/26"], "vtepMAC": "ee:ee:ee:ee:ee:01"}}"#;
+        let spec: NodeNetworkSpec = serde_json::from_str(old).unwrap();
+        assert_eq!(spec.address.as_ref().map(Wire::as_str), Some("10.0.0.1/24"));
+        assert_eq!(
+            (spec.address6.clone(), spec.tunnel.blocks6.len(), spec.tunnel.vtep_mac_v6.clone()),
+            (None, 0, None)
+        );
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["address"], "10.0.0.1/24");
+        assert!(json.get("address6").is_none(), "address6 is not written when absent");
+        assert!(json["tunnel"].get("blocks6").is_none() && json["tunnel"].get("vtepMACV6").is_none());
+        let v6: NodeNetworkSpec = serde_json::from_str(
+            r#"{"address6": "fd00:10::2/64",
+                "tunnel": {"blocks6": ["fd00:100::/122"], "vtepMACV6": "ee:ee:ee:ee:ee:02", "vxlanMTUV6": 1430}}"#,
+        )
+        .unwrap();
+        assert_eq!((v6.address, v6.address6.map(|a| a.to_string())), (None, Some("fd00:10::2/64".into())));
+        assert_eq!((v6.tunnel.blocks6.len(), v6.tunnel.vxlan_mtu_v6), (1, Some(1430)));
+    }
+
+    #[test]
+    fn rules_carry_ip_version_as_a_number_and_icmp_names_its_protocol() {
+        let rule = CompiledRule {
+            ip_version: Some(IpFamily::IPv6),
+            protocol: Some(58),
+            icmp: Some(IcmpMatch { protocol: IcmpProtocol::ICMPv6, type_: 128, code: None }),
+            ..CompiledRule::default()
+        };
+        let json = serde_json::to_value(&rule).unwrap();
+        assert_eq!(json["ipVersion"], 6);
+        assert_eq!(json["icmp"]["protocol"], "ICMPv6");
+        assert_eq!(serde_json::from_value::<CompiledRule>(json).unwrap(), rule);
+        let v4 = serde_json::to_value(IcmpMatch { type_: 8, ..IcmpMatch::default() }).unwrap();
+        assert_eq!(v4, serde_json::json!({"type": 8}), "ICMP for IPv4 is written as before");
+        assert!(serde_json::from_str::<CompiledRule>(r#"{"action": "Allow", "ipVersion": 5}"#).is_err());
+        assert_eq!(IcmpProtocol::of_number(58).map(IcmpProtocol::family), Some(IpFamily::IPv6));
+    }
+
+    #[test]
+    fn an_endpoint_lists_every_address_or_its_one() {
+        let single: LocalEndpoint =
+            serde_json::from_str(r#"{"name": "ns/a", "address": "10.0.0.1", "interface": "gh1"}"#).unwrap();
+        let paths: Vec<(String, String)> =
+            single.all_addresses().into_iter().map(|(path, a)| (path, a.to_string())).collect();
+        assert_eq!(paths, [("address".to_string(), "10.0.0.1".to_string())]);
+        let dual: LocalEndpoint = serde_json::from_str(
+            r#"{"name": "ns/a", "address": "10.0.0.1", "addresses": ["10.0.0.1", "fd00::1"], "interface": "gh1"}"#,
+        )
+        .unwrap();
+        let paths: Vec<String> = dual.all_addresses().into_iter().map(|(path, a)| format!("{path}={a}")).collect();
+        assert_eq!(paths, ["addresses[0]=10.0.0.1", "addresses[1]=fd00::1"]);
     }
 
     #[test]

@@ -109,7 +109,7 @@ impl Item for SpanItem {
 
     fn patch_to(&self, newer: &Self) -> Option<SpanPatch> {
         let (Self::IpSet(old), Self::IpSet(new)) = (self, newer) else { return None };
-        if (&old.name, old.kind) != (&new.name, new.kind) {
+        if (&old.name, old.kind, old.family) != (&new.name, new.kind, new.family) {
             return None;
         }
         let members = |set: &IpSet| set.members.iter().cloned().collect::<BTreeSet<_>>();
@@ -144,6 +144,7 @@ mod tests {
             name: "s_web".into(),
             kind: IpSetKind::Addresses,
             members: members.iter().map(|m| Wire::new(*m)).collect(),
+            ..IpSet::default()
         }))
     }
 

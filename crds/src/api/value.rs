@@ -4,14 +4,14 @@
 //! A field holds a [`Wire<T>`]: the text as written and what it decodes to. Decoding never fails
 //! the whole object (one bad block must not stop a node's other blocks); instead the value carries
 //! its error, and [`Wire::decoded`] reports it with its field path. The schema stays a plain
-//! string, so the CRDs do not change. Every type is family-aware ([`IpNet`], [`IpAddr`]) even
-//! where the dataplane is IPv4-only today.
+//! string, so the CRDs do not change. Every type is family-aware ([`IpNet`], [`IpAddr`]), and
+//! [`IpFamily`] names the family where the contract keeps the two apart (IP sets, rules).
 
 use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -161,6 +161,83 @@ impl<T> JsonSchema for Wire<T> {
     }
 }
 
+/// An address family, written `IPv4` or `IPv6` (as Calico writes them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub enum IpFamily {
+    /// IPv4.
+    #[default]
+    IPv4,
+    /// IPv6.
+    IPv6,
+}
+
+impl IpFamily {
+    /// Both families, IPv4 first.
+    pub const BOTH: [Self; 2] = [Self::IPv4, Self::IPv6];
+
+    /// The family of an address.
+    pub fn of(address: IpAddr) -> Self {
+        if address.is_ipv4() { Self::IPv4 } else { Self::IPv6 }
+    }
+
+    /// The family of a network.
+    pub fn of_net(net: &IpNet) -> Self {
+        Self::of(net.addr())
+    }
+
+    /// Calico's `ipVersion` for the family: 4 or 6.
+    pub fn version(self) -> u8 {
+        match self {
+            Self::IPv4 => 4,
+            Self::IPv6 => 6,
+        }
+    }
+
+    /// The family of Calico's `ipVersion` (4 or 6), `None` for any other number.
+    pub fn from_version(version: u8) -> Option<Self> {
+        match version {
+            4 => Some(Self::IPv4),
+            6 => Some(Self::IPv6),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for IpFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::IPv4 => "IPv4",
+            Self::IPv6 => "IPv6",
+        })
+    }
+}
+
+/// Serialises an optional [`IpFamily`] as Calico's `ipVersion` number (4 or 6), for
+/// `#[serde(with = ...)]`.
+pub mod ip_version_number {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    use super::IpFamily;
+
+    /// Writes 4 or 6 (nothing for `None`; pair with `skip_serializing_if`).
+    pub fn serialize<S: Serializer>(family: &Option<IpFamily>, serializer: S) -> Result<S::Ok, S::Error> {
+        match family {
+            Some(family) => serializer.serialize_u8(family.version()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    /// Reads 4 or 6; any other number is an error.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<IpFamily>, D::Error> {
+        match Option::<u8>::deserialize(deserializer)? {
+            None => Ok(None),
+            Some(version) => IpFamily::from_version(version)
+                .map(Some)
+                .ok_or_else(|| D::Error::custom(format!("ipVersion {version} is neither 4 nor 6"))),
+        }
+    }
+}
+
 /// An IP network with an explicit prefix length (`10.0.0.0/26`, `192.168.10.2/24`, `fd00::/64`).
 /// Host bits are kept: a node's address is its address and its subnet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -173,6 +250,19 @@ impl Cidr {
             IpNet::V4(net) => Some(net),
             IpNet::V6(_) => None,
         }
+    }
+
+    /// The IPv6 network, when it is one.
+    pub fn v6(self) -> Option<Ipv6Net> {
+        match self.0 {
+            IpNet::V4(_) => None,
+            IpNet::V6(net) => Some(net),
+        }
+    }
+
+    /// Its address family.
+    pub fn family(self) -> IpFamily {
+        IpFamily::of_net(&self.0)
     }
 }
 
@@ -199,6 +289,11 @@ impl Net {
     /// The IPv4 network, when it is one.
     pub fn v4(self) -> Option<Ipv4Net> {
         Cidr(self.0).v4()
+    }
+
+    /// Its address family.
+    pub fn family(self) -> IpFamily {
+        IpFamily::of_net(&self.0)
     }
 }
 
@@ -308,6 +403,16 @@ pub enum IpSetMember {
     Address(Net),
     /// An address, protocol and port.
     Port(SetMember),
+}
+
+impl IpSetMember {
+    /// The family of its address.
+    pub fn family(&self) -> IpFamily {
+        match self {
+            Self::Address(net) => net.family(),
+            Self::Port(member) => IpFamily::of(member.addr),
+        }
+    }
 }
 
 impl Decode for IpSetMember {

@@ -120,10 +120,12 @@ fn objects_round_trip_to_the_same_document() {
     use crate::api::{IPAMBlockSpec, NodeNetworkSpec};
     let spec = serde_json::json!({
         "address": "192.168.10.2/24",
+        "address6": "FD00:10::2/64",
         "blocks": ["10.0.0.0/26", "10.0.0.64/99"],
         "pools": [{"name": "p", "cidr": "10.0.0.0/16", "ipipMode": "Never", "vxlanMode": "Always",
                    "natOutgoing": true, "disableBGPExport": false}],
-        "tunnel": {"vxlanVNI": 4096, "vxlanPort": 4789, "blocks": ["10.0.0.0/26"], "vtepMAC": "EE:ee:ee:ee:ee:01"},
+        "tunnel": {"vxlanVNI": 4096, "vxlanPort": 4789, "blocks": ["10.0.0.0/26"], "vtepMAC": "EE:ee:ee:ee:ee:01",
+                   "blocks6": ["fd00:100::/122"], "vtepMACV6": "ee:ee:ee:ee:ee:02", "vxlanMTUV6": 1430},
         "bgp": {"routerID": "192.168.10.2", "asNumber": 64512, "listenPort": 179},
         "policy": {"defaultEndpointToHostAction": "Drop", "failsafeInbound": [], "failsafeOutbound": []},
         "agent": {"routeRefreshSeconds": 90, "nftablesRefreshSeconds": 90, "logLevel": "Info"}
@@ -134,9 +136,15 @@ fn objects_round_trip_to_the_same_document() {
         "endpoints": [],
         "policies": [{"name": "ns/p", "ingress": [{"action": "Allow",
                       "source": {"nets": ["10.0.0.1/32", "fd00::/64"], "notNets": ["garbage"]},
+                      "destination": {}},
+                     {"action": "Deny", "ipVersion": 6, "protocol": 58,
+                      "icmp": {"protocol": "ICMPv6", "type": 128, "code": 0},
+                      "source": {"sets": ["gs_a", "gs6_a"], "namedPortSet": "gp_a", "namedPortSet6": "gp6_a"},
                       "destination": {}}], "egress": []}],
-        "ipSets": [{"name": "gs_a", "kind": "Addresses", "members": ["10.0.0.1", "10.0.0.0/24", "x"]},
-                   {"name": "gp_a", "kind": "AddressPorts", "members": ["10.0.0.1,TCP,80", "10.0.0.2,17,53"]}],
+        "ipSets": [{"name": "gs_a", "family": "IPv4", "kind": "Addresses", "members": ["10.0.0.1", "10.0.0.0/24", "x"]},
+                   {"name": "gp_a", "family": "IPv4", "kind": "AddressPorts",
+                    "members": ["10.0.0.1,TCP,80", "10.0.0.2,17,53"]},
+                   {"name": "gs6_a", "family": "IPv6", "kind": "Addresses", "members": ["fd00::1", "FD00::/120"]}],
         "bgpPeers": [{"name": "mesh_192_168_10_3", "kind": "Mesh", "address": "192.168.10.3", "port": 179,
                       "asNumber": 64512, "routeReflectorClient": false, "useNodeSourceAddress": true}]
     });
@@ -146,4 +154,21 @@ fn objects_round_trip_to_the_same_document() {
                                    "tunnelAddress": "10.0.1.0", "vtepMAC": "nope", "releasing": false});
     let decoded: IPAMBlockSpec = serde_json::from_value(block.clone()).unwrap();
     assert_eq!(serde_json::to_value(&decoded).unwrap(), block);
+}
+
+#[test]
+fn families_follow_the_address_and_ip_version() {
+    assert_eq!(Cidr::decode("fd00::/64").map(Cidr::family), Some(IpFamily::IPv6));
+    assert_eq!(Cidr::decode("10.0.0.0/8").map(Cidr::family), Some(IpFamily::IPv4));
+    assert_eq!(Cidr::decode("fd00::/64").and_then(Cidr::v6).map(|n| n.prefix_len()), Some(64));
+    assert_eq!(Net::decode("fd00::1").map(Net::family), Some(IpFamily::IPv6));
+    let members = [("10.0.0.1", IpFamily::IPv4), ("fd00::1,tcp,80", IpFamily::IPv6), ("fd00::/120", IpFamily::IPv6)];
+    for (text, family) in members {
+        assert_eq!(IpSetMember::decode(text).map(|m| m.family()), Some(family), "{text}");
+    }
+    for family in IpFamily::BOTH {
+        assert_eq!(IpFamily::from_version(family.version()), Some(family));
+    }
+    assert_eq!(IpFamily::from_version(5), None);
+    assert_eq!(serde_json::to_string(&IpFamily::IPv6).unwrap(), r#""IPv6""#);
 }

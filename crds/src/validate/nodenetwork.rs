@@ -20,7 +20,7 @@ use super::{FieldError, Problems};
 use crate::api::IPAMBlockSpec;
 use crate::api::nodenetwork::{BgpPeerSession, CompiledMatch, IpSet, IpSetKind, NodeBgpSpec, NodeNetworkSpec};
 use crate::api::span::NodeSpan;
-use crate::api::value::{Decode, IpSetMember, Wire};
+use crate::api::value::{Cidr, Decode, IpFamily, IpSetMember, Wire};
 
 /// Every problem of a NodeNetwork spec: [`validate_node_network_structure`] and
 /// [`node_network_value_errors`]. Peer sessions are not checked here: see
@@ -31,17 +31,54 @@ pub fn validate_node_network(spec: &NodeNetworkSpec) -> Result<(), Vec<FieldErro
     if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
+/// An address that must be of `family`: decoded, and of it.
+fn of_family(problems: &mut Problems, path: &str, address: &Wire<Cidr>, family: IpFamily) {
+    match address.decoded(path) {
+        Ok(cidr) if cidr.family() != family => problems.add(
+            path,
+            format!("{:?} is not an {family} address", address.as_str()),
+            "address holds the node's IPv4 address, address6 its IPv6 one",
+        ),
+        Ok(_) => {}
+        Err(error) => problems.push(error),
+    }
+}
+
 /// The problems that stop an agent from acting on the spec at all.
 pub fn validate_node_network_structure(spec: &NodeNetworkSpec) -> Result<(), Vec<FieldError>> {
     let mut problems = Problems::default();
-    problems.decoded("spec.address", &spec.address);
-    for (index, block) in spec.tunnel.blocks.iter().enumerate() {
-        problems.check(
-            !spec.blocks.contains(block),
-            &format!("spec.tunnel.blocks[{index}]"),
-            &format!("{:?} is not one of the node's blocks", block.as_str()),
-            "the operator lists only blocks from spec.blocks here",
-        );
+    problems.check(
+        spec.address.is_none() && spec.address6.is_none(),
+        "spec.address",
+        "the node has neither an IPv4 nor an IPv6 address",
+        "the operator writes address, address6 or both",
+    );
+    for (path, address, family) in
+        [("spec.address", &spec.address, IpFamily::IPv4), ("spec.address6", &spec.address6, IpFamily::IPv6)]
+    {
+        if let Some(address) = address {
+            of_family(&mut problems, path, address, family);
+        }
+    }
+    for (field, blocks, family) in
+        [("blocks", &spec.tunnel.blocks, IpFamily::IPv4), ("blocks6", &spec.tunnel.blocks6, IpFamily::IPv6)]
+    {
+        for (index, block) in blocks.iter().enumerate() {
+            let path = format!("spec.tunnel.{field}[{index}]");
+            problems.check(
+                !spec.blocks.contains(block),
+                &path,
+                &format!("{:?} is not one of the node's blocks", block.as_str()),
+                "the operator lists only blocks from spec.blocks here",
+            );
+            if block.value().is_some_and(|cidr| cidr.family() != family) {
+                problems.add(
+                    path,
+                    format!("{:?} is not an {family} block", block.as_str()),
+                    "tunnel.blocks holds IPv4 blocks, tunnel.blocks6 IPv6 ones",
+                );
+            }
+        }
     }
     if let Some(bgp) = &spec.bgp {
         node_bgp(&mut problems, bgp);
@@ -60,11 +97,15 @@ pub fn node_network_value_errors(spec: &NodeNetworkSpec) -> Vec<FieldError> {
     for (index, pool) in spec.pools.iter().enumerate() {
         problems.decoded(&format!("spec.pools[{index}].cidr"), &pool.cidr);
     }
-    for (index, block) in spec.tunnel.blocks.iter().enumerate() {
-        problems.decoded(&format!("spec.tunnel.blocks[{index}]"), block);
+    for (field, blocks) in [("blocks", &spec.tunnel.blocks), ("blocks6", &spec.tunnel.blocks6)] {
+        for (index, block) in blocks.iter().enumerate() {
+            problems.decoded(&format!("spec.tunnel.{field}[{index}]"), block);
+        }
     }
-    if let Some(mac) = &spec.tunnel.vtep_mac {
-        problems.decoded("spec.tunnel.vtepMAC", mac);
+    for (field, mac) in [("vtepMAC", &spec.tunnel.vtep_mac), ("vtepMACV6", &spec.tunnel.vtep_mac_v6)] {
+        if let Some(mac) = mac {
+            problems.decoded(&format!("spec.tunnel.{field}"), mac);
+        }
     }
     for (field, failsafes) in
         [("failsafeInbound", &spec.policy.failsafe_inbound), ("failsafeOutbound", &spec.policy.failsafe_outbound)]
@@ -122,9 +163,16 @@ fn nets(problems: &mut Problems, path: &str, side: &CompiledMatch) {
     }
 }
 
-/// A member of `set`, decoded and of the set's kind, or the error naming it at `path`.
+/// A member of `set`, decoded and of the set's kind and family, or the error naming it at `path`.
 pub fn set_member<'a>(set: &IpSet, member: &'a Wire<IpSetMember>, path: &str) -> Result<&'a IpSetMember, FieldError> {
     let decoded = member.decoded(path)?;
+    if decoded.family() != set.family {
+        return Err(FieldError {
+            path: path.to_string(),
+            message: format!("{:?} is not an {} member (the set's family)", member.as_str(), set.family),
+            hint: format!("an {} set holds only {} addresses", set.family, set.family),
+        });
+    }
     let (fits, expected) = match (set.kind, decoded) {
         (IpSetKind::Addresses, IpSetMember::Address(_)) | (IpSetKind::AddressPorts, IpSetMember::Port(_)) => (true, ""),
         (IpSetKind::Addresses, IpSetMember::Port(_)) => (false, "an address or CIDR (the set's kind is Addresses)"),
@@ -150,6 +198,21 @@ pub fn validate_ipam_block(spec: &IPAMBlockSpec) -> Result<(), Vec<FieldError>> 
     problems.decoded("spec.nodeAddress", &spec.node_address);
     if let Some(address) = &spec.tunnel_address {
         problems.decoded("spec.tunnelAddress", address);
+    }
+    // Every routing fact of a block is of the block's family: an IPv6 block carries its node's
+    // IPv6 underlay address and IPv6 VTEP.
+    if let Some(family) = spec.cidr.value().map(|cidr| cidr.family()) {
+        let node = spec.node_address.value().map(|net| net.family());
+        let tunnel = spec.tunnel_address.as_ref().and_then(|a| a.value()).map(|a| IpFamily::of(*a));
+        for (path, found) in [("spec.nodeAddress", node), ("spec.tunnelAddress", tunnel)] {
+            if let Some(found) = found.filter(|found| *found != family) {
+                problems.add(
+                    path,
+                    format!("an {found} address on an {family} block"),
+                    "use the node's address of the block's family",
+                );
+            }
+        }
     }
     if let Some(mac) = &spec.vtep_mac {
         problems.decoded("spec.vtepMAC", mac);

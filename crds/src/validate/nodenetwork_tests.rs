@@ -15,7 +15,7 @@ fn session() -> BgpPeerSession {
 }
 
 fn spec(bgp: NodeBgpSpec) -> NodeNetworkSpec {
-    NodeNetworkSpec { address: "10.0.0.1/24".into(), bgp: Some(bgp), ..NodeNetworkSpec::default() }
+    NodeNetworkSpec { address: Some("10.0.0.1/24".into()), bgp: Some(bgp), ..NodeNetworkSpec::default() }
 }
 
 fn bgp() -> NodeBgpSpec {
@@ -107,7 +107,33 @@ fn values_that_do_not_decode_are_reported_with_their_field() {
 
     type Edit = fn(&mut NodeNetworkSpec);
     let cases: &[(&str, Edit, &[&str], bool)] = &[
-        ("bad address", |s| s.address = "10.0.0.1".into(), &["spec.address"], true),
+        ("bad address", |s| s.address = Some("10.0.0.1".into()), &["spec.address"], true),
+        ("no address at all", |s| s.address = None, &["spec.address"], true),
+        ("IPv6 in address", |s| s.address = Some("fd00::2/64".into()), &["spec.address"], true),
+        ("IPv4 in address6", |s| s.address6 = Some("10.0.0.2/24".into()), &["spec.address6"], true),
+        ("bad address6", |s| s.address6 = Some("fd00::x/64".into()), &["spec.address6"], true),
+        ("bad IPv6 vtep", |s| s.tunnel.vtep_mac_v6 = Some("ee".into()), &["spec.tunnel.vtepMACV6"], false),
+        (
+            "IPv6 block as the IPv4 tunnel source",
+            |s| {
+                s.blocks.push("fd00:100::/122".into());
+                s.tunnel.blocks = vec!["fd00:100::/122".into()];
+            },
+            &["spec.tunnel.blocks[0]"],
+            true,
+        ),
+        (
+            "IPv4 block as the IPv6 tunnel source",
+            |s| s.tunnel.blocks6 = vec!["10.0.0.0/26".into()],
+            &["spec.tunnel.blocks6[0]"],
+            true,
+        ),
+        (
+            "IPv6 tunnel block that is not the node's",
+            |s| s.tunnel.blocks6 = vec!["fd00:100::/122".into()],
+            &["spec.tunnel.blocks6[0]"],
+            true,
+        ),
         ("bad block", |s| s.blocks[1] = "10.0.0.64/99".into(), &["spec.blocks[1]"], false),
         ("bad pool", |s| s.pools[0].cidr = "ten".into(), &["spec.pools[0].cidr"], false),
         ("bad vtep", |s| s.tunnel.vtep_mac = Some("ee:ee".into()), &["spec.tunnel.vtepMAC"], false),
@@ -128,6 +154,20 @@ fn values_that_do_not_decode_are_reported_with_their_field() {
         spec
     };
     assert_eq!(validate_node_network(&good()), Ok(()));
+    let ipv6_only = NodeNetworkSpec {
+        address: None,
+        address6: Some("fd00:10::2/64".into()),
+        blocks: vec!["fd00:100::/122".into()],
+        tunnel: crate::api::nodenetwork::TunnelSpec {
+            blocks6: vec!["fd00:100::/122".into()],
+            vtep_mac_v6: Some("ee:ee:ee:ee:ee:02".into()),
+            ..Default::default()
+        },
+        ..good()
+    };
+    assert_eq!(validate_node_network(&ipv6_only), Ok(()), "an IPv6-only node");
+    let dual = NodeNetworkSpec { address: Some("10.0.0.1/24".into()), ..ipv6_only };
+    assert_eq!(validate_node_network(&dual), Ok(()), "a dual-stack node");
     for (case, edit, path, whole) in cases {
         let mut spec = good();
         edit(&mut spec);
@@ -163,6 +203,12 @@ fn span_values_that_do_not_decode_are_reported_with_their_item() {
             &["ipset/gp_a.members[0]"],
         ),
         ("bad set name", |s| s.ip_sets[0].name = "a-b".into(), &["ipset/a-b.name"]),
+        ("IPv6 member in an IPv4 set", |s| s.ip_sets[0].members.push("fd00::1".into()), &["ipset/gs_a.members[1]"]),
+        (
+            "IPv4 named-port member in an IPv6 set",
+            |s| s.ip_sets[2].members.push("10.0.0.1,tcp,80".into()),
+            &["ipset/gp6_a.members[1]"],
+        ),
     ];
     let good = || NodeSpan {
         policies: vec![
@@ -174,9 +220,27 @@ fn span_values_that_do_not_decode_are_reported_with_their_item() {
             .into(),
         ],
         ip_sets: vec![
-            IpSet { name: "gs_a".into(), kind: IpSetKind::Addresses, members: vec!["10.0.0.1".into()] }.into(),
-            IpSet { name: "gp_a".into(), kind: IpSetKind::AddressPorts, members: vec!["10.0.0.1,tcp,80".into()] }
-                .into(),
+            IpSet {
+                name: "gs_a".into(),
+                kind: IpSetKind::Addresses,
+                members: vec!["10.0.0.1".into()],
+                ..IpSet::default()
+            }
+            .into(),
+            IpSet {
+                name: "gp_a".into(),
+                kind: IpSetKind::AddressPorts,
+                members: vec!["10.0.0.1,tcp,80".into()],
+                ..IpSet::default()
+            }
+            .into(),
+            IpSet {
+                name: "gp6_a".into(),
+                family: crate::api::IpFamily::IPv6,
+                kind: IpSetKind::AddressPorts,
+                members: vec!["fd00::1,tcp,80".into()],
+            }
+            .into(),
         ],
         ..NodeSpan::default()
     };
@@ -201,7 +265,21 @@ fn ipam_blocks_report_each_value() {
         releasing: false,
     };
     assert_eq!(validate_ipam_block(&block), Ok(()));
-    let bad = crate::api::IPAMBlockSpec { tunnel_address: Some("10.0.1".into()), vtep_mac: Some("ee".into()), ..block };
+    let bad = crate::api::IPAMBlockSpec {
+        tunnel_address: Some("10.0.1".into()),
+        vtep_mac: Some("ee".into()),
+        ..block.clone()
+    };
     let paths: Vec<String> = validate_ipam_block(&bad).unwrap_err().into_iter().map(|e| e.path).collect();
     assert_eq!(paths, ["spec.tunnelAddress", "spec.vtepMAC"]);
+    let ipv6 = crate::api::IPAMBlockSpec {
+        cidr: "fd00:100::/122".into(),
+        node_address: "fd00:10::3/64".into(),
+        tunnel_address: Some("fd00:100::".into()),
+        ..block.clone()
+    };
+    assert_eq!(validate_ipam_block(&ipv6), Ok(()), "an IPv6 block carries its node's IPv6 facts");
+    let mixed = crate::api::IPAMBlockSpec { tunnel_address: Some("10.0.1.0".into()), ..ipv6 };
+    let paths: Vec<String> = validate_ipam_block(&mixed).unwrap_err().into_iter().map(|e| e.path).collect();
+    assert_eq!(paths, ["spec.tunnelAddress"], "an IPv4 VTEP on an IPv6 block");
 }

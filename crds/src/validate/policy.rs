@@ -3,6 +3,7 @@
 use super::{FieldError, Problems};
 use crate::api::common::{IntOrString, Port};
 use crate::api::policy::{EntityRule, GlobalNetworkPolicySpec, NetworkPolicySpec, PolicyRule};
+use crate::api::value::{Decode, IpFamily, Net};
 
 /// Checks a namespaced policy.
 pub fn validate_network_policy(spec: &NetworkPolicySpec) -> Result<(), Vec<FieldError>> {
@@ -109,6 +110,24 @@ fn check_rule(problems: &mut Problems, path: &str, rule: &PolicyRule) {
     for (field, side) in [("source", &rule.source), ("destination", &rule.destination)] {
         if let Some(side) = side {
             check_entity(problems, &format!("{path}.{field}"), side);
+            if let Some(family) = rule.ip_version.and_then(IpFamily::from_version) {
+                check_family(problems, &format!("{path}.{field}"), side, family);
+            }
+        }
+    }
+}
+
+/// A rule limited to one family (`ipVersion`) takes nets of that family only, as in Calico.
+fn check_family(problems: &mut Problems, path: &str, side: &EntityRule, family: IpFamily) {
+    for (field, nets) in [("nets", &side.nets), ("notNets", &side.not_nets)] {
+        for (index, net) in nets.iter().flatten().enumerate() {
+            let Some(parsed) = Net::decode(net) else { continue };
+            problems.check(
+                parsed.family() != family,
+                &format!("{path}.{field}[{index}]"),
+                &format!("{net} is not an {family} network, and the rule's ipVersion is {}", family.version()),
+                "use nets of the rule's family, or drop ipVersion to match both families",
+            );
         }
     }
 }

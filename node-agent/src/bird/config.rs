@@ -153,7 +153,7 @@ impl BirdConfig {
         };
         let blocks = node_blocks(spec);
         let exported = blocks.iter().filter(|b| !export_disabled(spec, b)).copied().collect();
-        let local = spec.address.value().map(|cidr| cidr.0.addr());
+        let local = spec.address.as_ref().and_then(|address| address.value()).map(|cidr| cidr.0.addr());
         let mut config = Self {
             node: node
                 .chars()

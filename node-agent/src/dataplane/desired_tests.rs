@@ -178,7 +178,7 @@ fn what_cannot_be_programmed_is_explained() {
         ("ipip with kernel support", Box::new(|s, _| s.pools[0] = pool("10.0.0.0/16", Never, Always)), true, ""),
         ("no VTEP MAC", Box::new(|s, _| s.tunnel.vtep_mac = Some("nonsense".into())), true, "spec.tunnel.vtepMAC"),
         ("remote without VTEP", Box::new(|_, b| b[2].vtep_mac = None), true, "IPAMBlock 10.0.2.0/26 of node node-c"),
-        ("bad address", Box::new(|s, _| s.address = "somewhere".into()), true, "spec.address"),
+        ("bad address", Box::new(|s, _| s.address = Some("somewhere".into())), true, "spec.address"),
     ];
     for (name, change, ipip, expected) in cases {
         let mut spec = spec();

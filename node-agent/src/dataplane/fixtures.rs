@@ -20,7 +20,7 @@ pub const TUNNEL: Option<std::net::Ipv4Addr> = Some(std::net::Ipv4Addr::new(10, 
 /// A node spec at `192.168.1.2/24` owning `10.0.0.0/26`, with a VTEP.
 pub fn spec() -> NodeNetworkSpec {
     let mut spec = NodeNetworkSpec {
-        address: "192.168.1.2/24".into(),
+        address: Some("192.168.1.2/24".into()),
         blocks: vec!["10.0.0.0/26".into()],
         ..NodeNetworkSpec::default()
     };
@@ -97,10 +97,16 @@ pub fn policy_span() -> NodeSpan {
             name: "clients".into(),
             kind: IpSetKind::Addresses,
             members: vec!["10.0.1.0/26".into(), "10.0.0.9".into()],
+            ..IpSet::default()
         }
         .into(),
-        IpSet { name: "web_http".into(), kind: IpSetKind::AddressPorts, members: vec!["10.0.0.5,TCP,8080".into()] }
-            .into(),
+        IpSet {
+            name: "web_http".into(),
+            kind: IpSetKind::AddressPorts,
+            members: vec!["10.0.0.5,TCP,8080".into()],
+            ..IpSet::default()
+        }
+        .into(),
     ];
     let http = CompiledRule {
         action: Action::Allow,
@@ -116,7 +122,7 @@ pub fn policy_span() -> NodeSpan {
     let ping = CompiledRule {
         action: Action::Allow,
         protocol: Some(1),
-        icmp: Some(IcmpMatch { type_: 8, code: None }),
+        icmp: Some(IcmpMatch { type_: 8, ..IcmpMatch::default() }),
         ..Default::default()
     };
     let log = CompiledRule { action: Action::Log, ..Default::default() };

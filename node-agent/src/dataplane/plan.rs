@@ -154,7 +154,7 @@ impl NodePlan {
         policy_problems.extend(span_problems.iter().map(|error| format!("{error}; left out")));
         let tunnel = &spec.tunnel;
         Self {
-            address: spec.address.value().and_then(|cidr| cidr.v4()),
+            address: spec.address.as_ref().and_then(|address| address.value()?.v4()),
             blocks: spec.blocks.iter().filter_map(|block| block.value()?.v4()).collect(),
             pools: spec
                 .pools
@@ -176,7 +176,7 @@ impl NodePlan {
                 ipip_mtu: tunnel.ipip_mtu,
             },
             remotes: remotes(node, blocks, &mut routing_problems),
-            policy: span.map(|span| policy(spec, span, &mut policy_problems)),
+            policy: span.map(|span| policy(spec, &crate::ipv4_only::ipv4_span(span), &mut policy_problems)),
             nftables_refresh_seconds: spec.agent.nftables_refresh_seconds,
             routing_problems,
             policy_problems,

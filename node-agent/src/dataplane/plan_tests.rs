@@ -97,13 +97,50 @@ fn policies_fail_closed() {
 }
 
 #[test]
-fn set_members_are_decoded_once_and_ipv6_left_out_quietly() {
+fn set_members_are_decoded_once_and_ipv6_sets_left_out_quietly() {
     let mut span = policy_span();
-    span.ip_sets[0].members.push("fd00::1".into());
+    let mut clients6 = (*span.ip_sets[0]).clone();
+    (clients6.name, clients6.family, clients6.members) =
+        ("clients6".into(), gingham_crds::api::IpFamily::IPv6, vec!["fd00::1".into()]);
+    span.ip_sets.push(clients6.into());
+    let mut policy_v6 = (*span.policies[0]).clone();
+    if let Some(rule) = policy_v6.ingress.first_mut() {
+        rule.source.sets.push("clients6".into());
+    }
+    span.policies[0] = policy_v6.into();
     let plan = NodePlan::build(NODE, &policy_spec(), Some(&span), &[]);
     assert!(plan.policy_problems.is_empty(), "{:?}", plan.policy_problems);
+    assert_eq!(policy(&plan).sets.len(), 2, "the IPv6 set is not programmed");
+    assert_eq!(
+        policy(&plan).policies,
+        policy(&NodePlan::build(NODE, &policy_spec(), Some(&policy_span()), &[])).policies
+    );
     let SetMembers::Addresses(nets) = &policy(&plan).sets[0].members else { panic!("an address set") };
     assert_eq!(nets.iter().map(ToString::to_string).collect::<Vec<_>>(), ["10.0.1.0/26", "10.0.0.9/32"]);
     let SetMembers::AddressPorts(ports) = &policy(&plan).sets[1].members else { panic!("a named-port set") };
     assert_eq!(ports, &[(Ipv4Addr::new(10, 0, 0, 5), IpProtocol::TCP, 8080)]);
+}
+
+#[test]
+fn an_ipv6_member_in_an_ipv4_set_fails_closed() {
+    let mut span = policy_span();
+    span.ip_sets[0].members.push("fd00::1".into());
+    let plan = NodePlan::build(NODE, &policy_spec(), Some(&span), &[]);
+    assert_eq!(plan.policy_problems.len(), 2, "{:?}", plan.policy_problems);
+    assert!(plan.policy_problems[0].contains("is not an IPv4 member"), "{:?}", plan.policy_problems);
+    let names: Vec<&str> = policy(&plan).policies.iter().map(|p| p.name.as_str()).collect();
+    assert!(!names.contains(&"default/allow-http"), "the policy using the set is not programmed: {names:?}");
+}
+
+#[test]
+fn an_ipv6_only_spec_plans_without_a_panic() {
+    let spec = gingham_crds::api::NodeNetworkSpec {
+        address: None,
+        address6: Some("fd00:10::2/64".into()),
+        blocks: vec!["fd00:100::/122".into()],
+        ..policy_spec()
+    };
+    let plan = NodePlan::build(NODE, &spec, Some(&policy_span()), &[]);
+    assert!(plan.routing_problems.is_empty(), "{:?}", plan.routing_problems);
+    assert!(crate::ipv4_only::unsupported(&spec).is_some(), "the agent rejects it with a reason in status");
 }

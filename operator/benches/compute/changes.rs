@@ -66,6 +66,7 @@ impl Loaded {
             name: format!("{ns}/{name}"),
             uid: None,
             address: std::net::Ipv4Addr::from(base + 60).to_string().into(),
+            addresses: Vec::new(),
             interface: String::new(),
         });
         after.ipam.allocated += 1;

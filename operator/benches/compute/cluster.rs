@@ -171,6 +171,7 @@ pub(crate) fn cluster(nodes: usize) -> ClusterSnapshot {
             name: format!("{ns}/{name}"),
             uid: None,
             address: address.into(),
+            addresses: Vec::new(),
             interface: String::new(),
         });
     }

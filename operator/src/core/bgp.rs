@@ -10,6 +10,16 @@
 //!   `node`, or the nodes `nodeSelector` picks.
 //! - Sessions are deduplicated by peer address (mesh first, then node peers, then external ones)
 //!   and named for BIRD: `mesh_10_0_0_2`, `rr_10_0_0_2`, `node_10_0_0_2`, `peer_<bgppeer>`.
+//! - One session per family, as Calico runs (its `bird` and `bird6`): two nodes with IPv4 and
+//!   IPv6 addresses peer twice, between their IPv4 addresses for IPv4 routes and between their
+//!   IPv6 addresses for IPv6 routes (`mesh_fd00__2`). A session carries the routes of its peer
+//!   address's family. Why not one session with both channels (BIRD 2 can): an IPv6-only or
+//!   IPv4-only node has no transport of the other family, the next hop of a route is then the
+//!   peer's own address of that family (the node's underlay address, where the routes point),
+//!   with no extended-next-hop configuration, a BGPPeer's `peerIP` is one address of one family,
+//!   and a family whose path breaks does not take the other's routes down with it.
+//! - The router id is always IPv4-shaped: the node's `gingham.dev/bgp-router-id`, else its IPv4
+//!   address, else Calico's hash of its name ([`NodeFacts::bgp_router_id`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -17,7 +27,7 @@ use std::net::IpAddr;
 use gingham_crds::api::bgp::{NextHopMode, SourceAddress};
 use gingham_crds::api::common::BgpPassword;
 use gingham_crds::api::nodenetwork::{BgpPeerSession, NodeBgpSpec, PeerKind};
-use gingham_crds::api::{BGPConfigurationSpec, BGPPeer, BGPPeerSpec, Wire};
+use gingham_crds::api::{BGPConfigurationSpec, BGPPeer, BGPPeerSpec, IpFamily, Wire};
 use gingham_crds::selector::Selector;
 use gingham_crds::validate::{bird, parse_peer_address, validate_bgp_peer, validate_bgp_session};
 use k8s_openapi::api::core::v1::Secret;
@@ -83,7 +93,7 @@ impl Resolved {
     }
 }
 
-/// Each node's BGP (`None` for nodes without an IPv4 address), and the problems found.
+/// Each node's BGP (`None` for nodes without any underlay address), and the problems found.
 pub fn topology<'a>(input: &BgpInput<'a>) -> (BTreeMap<String, Option<NodeBgp>>, Vec<ObjectProblem>) {
     let mut problems = Vec::new();
     let mut resolved: Vec<Resolved> = Vec::new();
@@ -116,7 +126,8 @@ pub fn topology<'a>(input: &BgpInput<'a>) -> (BTreeMap<String, Option<NodeBgp>>,
     };
     let default_as = input.config.default_as_number();
     let port = input.config.listen_port.unwrap_or(BGP_PORT);
-    let addressed: Vec<&NodeFacts> = input.nodes.values().filter(|n| n.ip().is_some()).collect();
+    let addressed: Vec<&NodeFacts> =
+        input.nodes.values().filter(|n| IpFamily::BOTH.iter().any(|f| n.ip_of(*f).is_some())).collect();
     let reflectors: Vec<&NodeFacts> = addressed.iter().copied().filter(|n| n.rr_cluster_id.is_some()).collect();
     // For each node-selecting BGPPeer: the nodes it applies to and the nodes it selects.
     let node_peerings: Vec<(&Resolved, Vec<&NodeFacts>, Vec<&NodeFacts>)> = resolved
@@ -132,20 +143,30 @@ pub fn topology<'a>(input: &BgpInput<'a>) -> (BTreeMap<String, Option<NodeBgp>>,
         .collect();
     let mut result = BTreeMap::new();
     for node in input.nodes.values() {
-        let Some(ip) = node.ip() else {
+        let families: Vec<IpFamily> = IpFamily::BOTH.into_iter().filter(|f| node.ip_of(*f).is_some()).collect();
+        if families.is_empty() {
             problems.push(ObjectProblem {
                 kind: "Node".into(),
                 namespace: None,
                 name: node.name.clone(),
                 reason: "NoAddress".into(),
-                message: "the node has no IPv4 address: set annotation gingham.dev/ipv4-address (e.g. 192.168.10.2/24) or an InternalIP".into(),
+                message: "the node has no address: set annotation gingham.dev/ipv4-address (e.g. 192.168.10.2/24), gingham.dev/ipv6-address (e.g. fd00:10::2/64) or an InternalIP".into(),
             });
             result.insert(node.name.clone(), None);
             continue;
-        };
+        }
         let mut sessions: Vec<BgpPeerSession> = Vec::new();
-        let node_session = |other: &NodeFacts, kind: PeerKind, template: &BgpPeerSession| {
-            let address = other.ip().map(|a| Wire::from(IpAddr::V4(a))).unwrap_or_default();
+        // The other nodes of `list` with an address of a family this node has, one entry per family.
+        let peers_in = |list: &[&'a NodeFacts]| -> Vec<(&'a NodeFacts, IpFamily)> {
+            families
+                .iter()
+                .flat_map(|family| {
+                    others(list, &node.name).into_iter().filter(|o| o.ip_of(*family).is_some()).map(|o| (o, *family))
+                })
+                .collect()
+        };
+        let node_session = |(other, family): (&NodeFacts, IpFamily), kind: PeerKind, template: &BgpPeerSession| {
+            let address = other.ip_of(family).map(Wire::from).unwrap_or_default();
             let prefix = match kind {
                 PeerKind::Mesh => "mesh",
                 PeerKind::RouteReflector => "rr",
@@ -161,26 +182,39 @@ pub fn topology<'a>(input: &BgpInput<'a>) -> (BTreeMap<String, Option<NodeBgp>>,
                 ..template.clone()
             }
         };
-        let others = |list: &[&'a NodeFacts]| others(list, &node.name);
         if input.config.mesh_enabled() {
-            sessions.extend(others(&addressed).into_iter().map(|o| node_session(o, PeerKind::Mesh, &mesh_template)));
+            sessions.extend(peers_in(&addressed).into_iter().map(|o| node_session(o, PeerKind::Mesh, &mesh_template)));
         } else if node.rr_cluster_id.is_some() {
             let template = BgpPeerSession::default();
-            sessions.extend(others(&reflectors).into_iter().map(|o| node_session(o, PeerKind::Mesh, &template)));
+            sessions.extend(peers_in(&reflectors).into_iter().map(|o| node_session(o, PeerKind::Mesh, &template)));
         }
         for (peer, applies, selected) in &node_peerings {
-            let forward = if peer.applies_to(node) { others(selected) } else { Vec::new() };
-            let backward = if selected.iter().any(|s| s.name == node.name) { others(applies) } else { Vec::new() };
+            let forward = if peer.applies_to(node) { peers_in(selected) } else { Vec::new() };
+            let backward = if selected.iter().any(|s| s.name == node.name) { peers_in(applies) } else { Vec::new() };
             for other in forward.into_iter().chain(backward) {
-                let reflector = node.rr_cluster_id.is_some() || other.rr_cluster_id.is_some();
+                let reflector = node.rr_cluster_id.is_some() || other.0.rr_cluster_id.is_some();
                 let kind = if reflector { PeerKind::RouteReflector } else { PeerKind::Explicit };
                 sessions.push(node_session(other, kind, &peer.session));
             }
         }
         for peer in resolved.iter().filter(|r| r.applies_to(node)) {
             if let Target::Address { address, port: peer_port, as_number } = &peer.target
-                && *address != IpAddr::V4(ip)
+                && node.ip_of(IpFamily::of(*address)) != Some(*address)
             {
+                let family = IpFamily::of(*address);
+                if node.ip_of(family).is_none() {
+                    problems.push(ObjectProblem {
+                        kind: "BGPPeer".into(),
+                        namespace: None,
+                        name: peer.name.clone(),
+                        reason: "NoAddressForPeer".into(),
+                        message: format!(
+                            "node {} has no {family} address, so it does not peer with {address}: give the node one, or narrow the BGPPeer's node or nodeSelector",
+                            node.name
+                        ),
+                    });
+                    continue;
+                }
                 sessions.push(BgpPeerSession {
                     name: format!("peer_{}", sanitise(&peer.name)),
                     kind: PeerKind::Explicit,
@@ -192,7 +226,7 @@ pub fn topology<'a>(input: &BgpInput<'a>) -> (BTreeMap<String, Option<NodeBgp>>,
             }
         }
         let spec = NodeBgpSpec {
-            router_id: ip.into(),
+            router_id: node.bgp_router_id().into(),
             as_number: node.as_number.unwrap_or(default_as),
             listen_port: port,
             route_reflector_cluster_id: node.rr_cluster_id.map(Into::into),

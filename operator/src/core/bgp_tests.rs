@@ -184,14 +184,15 @@ fn sessions_carry_as_ports_passwords_and_timers() {
             ..BGPPeerSpec::default()
         },
     )];
-    let nodes = [node("a", "10.0.0.1/24").annotate(AS_ANNOTATION, "65300"), node("b", "10.0.0.2/24")];
+    let nodes =
+        [node("a", "10.0.0.1/24,fd00::1/64").annotate(AS_ANNOTATION, "65300"), node("b", "10.0.0.2/24,fd00::2/64")];
     let (result, problems) = run(&config, &nodes, &peers, &[secret("bgp", "pw", "s3cret")]);
     assert!(problems.is_empty(), "{problems:?}");
     let a = result["a"].as_ref().unwrap();
     assert_eq!((a.spec.router_id.as_str(), a.spec.as_number, a.spec.listen_port), ("10.0.0.1", 65300, 1179));
     let mesh = &a.peers[0];
     assert_eq!((mesh.address.as_str(), mesh.port, mesh.as_number), ("10.0.0.2", 1179, 65100));
-    let ext = &a.peers[1];
+    let ext = &a.peers[2];
     assert_eq!((ext.address.as_str(), ext.port, ext.as_number), ("2001:db8::1", 2179, 65000));
     assert_eq!(ext.local_as_number, Some(65200));
     assert_eq!(ext.password.as_deref(), Some("s3cret"));
@@ -341,4 +342,79 @@ fn a_hostile_cluster_id_never_reaches_the_node_network() {
     let config = BGPConfigurationSpec::default();
     let (result, _) = topology(&BgpInput { config: &config, nodes: &nodes, peers: &[], secrets: &[], namespace: "x" });
     assert_eq!(result["a"].as_ref().unwrap().spec.route_reflector_cluster_id, None);
+}
+
+/// A session per family: dual-stack nodes peer over IPv4 and over IPv6, an IPv6-only node over
+/// IPv6 with a hashed router id, and a BGPPeer with an IPv6 peerIP reaches only nodes with IPv6.
+#[test]
+fn sessions_are_per_family_between_the_nodes_addresses_of_that_family() {
+    let config = BGPConfigurationSpec::default();
+    let peers = [peer(
+        "tor6",
+        BGPPeerSpec {
+            peer_ip: Some("fd00:10::fe".into()),
+            as_number: Some(AsNumber::new(65000)),
+            ..BGPPeerSpec::default()
+        },
+    )];
+    let nodes = [
+        node("a", "10.0.0.1/24,fd00:10::1/64"),
+        node("b", "10.0.0.2/24,fd00:10::2/64"),
+        node("c", "fd00:10::3/64"),
+        node("d", "10.0.0.4/24"),
+    ];
+    let (result, problems) = run(&config, &nodes, &peers, &[]);
+    let sessions = |name: &str| {
+        result[name].as_ref().unwrap().peers.iter().map(|p| format!("{}={}", p.name, p.address)).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        sessions("a"),
+        [
+            "mesh_10_0_0_2=10.0.0.2",
+            "mesh_10_0_0_4=10.0.0.4",
+            "mesh_fd00_10__2=fd00:10::2",
+            "mesh_fd00_10__3=fd00:10::3",
+            "peer_tor6=fd00:10::fe"
+        ]
+    );
+    assert_eq!(sessions("c"), ["mesh_fd00_10__1=fd00:10::1", "mesh_fd00_10__2=fd00:10::2", "peer_tor6=fd00:10::fe"]);
+    assert_eq!(sessions("d"), ["mesh_10_0_0_1=10.0.0.1", "mesh_10_0_0_2=10.0.0.2"]);
+    let router_id = |name: &str| result[name].as_ref().unwrap().spec.router_id.to_string();
+    assert_eq!(router_id("a"), "10.0.0.1");
+    assert_eq!(router_id("c"), crate::core::facts::hashed_router_id("c").to_string(), "no IPv4: Calico's hash");
+    let reported: Vec<(&str, &str)> = problems.iter().map(|p| (p.name.as_str(), p.reason.as_str())).collect();
+    assert_eq!(reported, [("tor6", "NoAddressForPeer")], "node d cannot reach an IPv6 peer");
+    assert!(problems[0].message.contains("node d"));
+}
+
+/// Route reflectors serve both families: clients peer with them over each family both have.
+#[test]
+fn route_reflectors_reflect_both_families() {
+    let config = BGPConfigurationSpec { node_to_node_mesh_enabled: Some(false), ..BGPConfigurationSpec::default() };
+    let peers = [peer("to-rr", BGPPeerSpec { peer_selector: Some("has(rr)".into()), ..BGPPeerSpec::default() })];
+    let nodes = [
+        node("rr", "10.0.0.1/24,fd00:10::1/64").label("rr", "").label(RR_CLUSTER_ID_KEY, "244.0.0.1"),
+        node("dual", "10.0.0.2/24,fd00:10::2/64"),
+        node("six", "fd00:10::3/64"),
+    ];
+    let (result, problems) = run(&config, &nodes, &peers, &[]);
+    assert!(problems.is_empty(), "{problems:?}");
+    let sessions = |name: &str| {
+        result[name]
+            .as_ref()
+            .unwrap()
+            .peers
+            .iter()
+            .map(|p| (p.address.to_string(), p.kind, p.route_reflector_client))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        sessions("rr"),
+        [
+            ("10.0.0.2".to_string(), PeerKind::RouteReflector, true),
+            ("fd00:10::2".to_string(), PeerKind::RouteReflector, true),
+            ("fd00:10::3".to_string(), PeerKind::RouteReflector, true),
+        ]
+    );
+    assert_eq!(sessions("six"), [("fd00:10::1".to_string(), PeerKind::RouteReflector, false)]);
 }

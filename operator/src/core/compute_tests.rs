@@ -1,7 +1,7 @@
 //! `compute` as a whole: one small cluster, every part of the desired state.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use gingham_crds::api::{FelixConfiguration, FelixConfigurationSpec};
+use gingham_crds::api::{FelixConfiguration, FelixConfigurationSpec, Wire};
 
 use super::testkit::{Meta, PoolExt, ipam_status, meta, node, pool};
 use super::{ClusterSnapshot, OperatorSettings, compute};
@@ -30,7 +30,7 @@ fn every_node_gets_its_network_and_every_block_its_object() {
     let desired = compute(&cluster(), &OperatorSettings::default());
     assert_eq!(desired.node_networks.keys().collect::<Vec<_>>(), ["a", "b"]);
     let a = &desired.node_networks["a"];
-    assert_eq!(a.address, "192.168.0.1/24");
+    assert_eq!(a.address.as_ref().map(Wire::as_str), Some("192.168.0.1/24"));
     assert_eq!(a.blocks, ["10.0.0.0/26"]);
     assert_eq!(
         a.pools.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
@@ -69,4 +69,43 @@ fn an_empty_cluster_wants_only_the_agent() {
     let desired = compute(&ClusterSnapshot::default(), &OperatorSettings::default());
     assert!(desired.node_networks.is_empty() && desired.blocks.is_empty() && desired.problems.is_empty());
     assert!(desired.agent_daemon_set.is_some());
+}
+
+/// A dual-stack cluster with an IPv6-only node: every NodeNetwork holds the node's addresses of
+/// both families, blocks and tunnel sources per family, and pools of both families (each family's
+/// pools are the inside for its natOutgoing); each node's span peers per family; compute as a
+/// whole agrees with the incremental engine (the engine tests' oracle).
+#[test]
+fn a_dual_stack_cluster_gets_both_families_in_every_part() {
+    let mut v6 = pool("v6", "fd00:244::/64").vxlan().created(3);
+    v6.spec.nat_outgoing = true;
+    let snapshot = ClusterSnapshot {
+        pools: vec![pool("v4", "10.0.0.0/16").vxlan().created(1), v6],
+        nodes: vec![node("a", "192.168.0.1/24,fd00:10::1/64"), node("c", "fd00:10::3/64")],
+        ..ClusterSnapshot::default()
+    };
+    let desired = compute(&snapshot, &OperatorSettings::default());
+    let (a, c) = (&desired.node_networks["a"], &desired.node_networks["c"]);
+    assert_eq!(
+        (a.address.as_ref().map(Wire::as_str), a.address6.as_ref().map(Wire::as_str)),
+        (Some("192.168.0.1/24"), Some("fd00:10::1/64"))
+    );
+    assert_eq!(a.blocks, ["10.0.0.0/26", "fd00:244::/122"]);
+    assert_eq!(
+        (a.tunnel.blocks.as_slice(), a.tunnel.blocks6.as_slice()),
+        (["10.0.0.0/26".into()].as_slice(), ["fd00:244::/122".into()].as_slice())
+    );
+    assert!(a.tunnel.vtep_mac.is_some() && a.tunnel.vtep_mac_v6.is_some());
+    let pools: Vec<(&str, bool)> = a.pools.iter().map(|p| (p.cidr.as_str(), p.nat_outgoing)).collect();
+    assert_eq!(pools, [("10.0.0.0/16", false), ("fd00:244::/64", true)]);
+    assert_eq!((c.address.as_ref(), c.blocks.as_slice()), (None, ["fd00:244::40/122".into()].as_slice()));
+    assert_eq!(c.bgp.as_ref().map(|b| b.router_id.to_string()), Some(super::facts::hashed_router_id("c").to_string()));
+    let peers = |node: &str| desired.spans[node].bgp_peers.iter().map(|p| p.address.to_string()).collect::<Vec<_>>();
+    assert_eq!((peers("a"), peers("c")), (vec!["fd00:10::3".to_string()], vec!["fd00:10::1".to_string()]));
+    assert_eq!(desired.blocks["fd00-244---122"].node_address.as_str(), "fd00:10::1/64");
+    let reasons: Vec<(&str, &str)> = desired.problems.iter().map(|p| (p.name.as_str(), p.reason.as_str())).collect();
+    assert_eq!(reasons, [("c", "NoAddressForPool")], "c has no IPv4 address for pool v4");
+    for spec in desired.node_networks.values() {
+        assert_eq!(gingham_crds::validate::validate_node_network(spec), Ok(()));
+    }
 }

@@ -2,12 +2,12 @@
 //! reflector cluster id, a pod's endpoint labels and named ports, a namespace's labels.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use gingham_crds::api::AsNumber;
+use gingham_crds::api::{AsNumber, IpFamily};
 use gingham_crds::selector::Labels;
 use gingham_crds::validate::bird::{AS_NUMBERS, check_range};
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Namespace, Node, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -17,6 +17,13 @@ use super::ObjectProblem;
 pub const ADDRESS_ANNOTATION: &str = "gingham.dev/ipv4-address";
 /// Calico's annotation for the same, read when gingham's is absent.
 pub const CALICO_ADDRESS_ANNOTATION: &str = "projectcalico.org/IPv4Address";
+/// The annotation that gives a node's IPv6 underlay address with its prefix, e.g. `fd00:10::2/64`.
+pub const ADDRESS6_ANNOTATION: &str = "gingham.dev/ipv6-address";
+/// Calico's annotation for the same, read when gingham's is absent.
+pub const CALICO_ADDRESS6_ANNOTATION: &str = "projectcalico.org/IPv6Address";
+/// The annotation that gives a node its BGP router id (dotted IPv4), Calico's Node
+/// `spec.bgp.routerID`: needed on a node without IPv4 only, where it replaces the hashed id.
+pub const ROUTER_ID_ANNOTATION: &str = "gingham.dev/bgp-router-id";
 /// The annotation that gives a node its own AS number.
 pub const AS_ANNOTATION: &str = "gingham.dev/as-number";
 /// Calico's annotation for the same, read when gingham's is absent.
@@ -35,6 +42,10 @@ pub struct NodeFacts {
     pub labels: BTreeMap<String, String>,
     /// The underlay IPv4 address with prefix; `None` when the node has none yet.
     pub address: Option<Ipv4Net>,
+    /// The underlay IPv6 address with prefix; `None` when the node has none.
+    pub address6: Option<Ipv6Net>,
+    /// The BGP router id its annotation gives, when it gives one.
+    pub router_id: Option<Ipv4Addr>,
     /// The AS number from the node's annotation, when it sets one.
     pub as_number: Option<u32>,
     /// The route reflector cluster id, when the node is a route reflector.
@@ -64,21 +75,48 @@ impl NodeFacts {
                 message,
             });
         };
-        let annotated = [ADDRESS_ANNOTATION, CALICO_ADDRESS_ANNOTATION].iter().find_map(|key| annotations.get(*key));
-        let address = match annotated {
-            Some(text) => match text.parse::<Ipv4Net>() {
-                Ok(net) => Some(net),
+        let mut underlay = |keys: [&str; 2], family: IpFamily, example: &str| {
+            let annotated = keys.iter().find_map(|key| annotations.get(*key).map(|text| (*key, text)));
+            match annotated {
+                Some((key, text)) => match text.parse::<IpNet>() {
+                    Ok(net) if IpFamily::of_net(&net) == family => Some(net),
+                    _ => {
+                        problem(
+                            "InvalidAddress",
+                            format!(
+                                "annotation {key} {text:?} is not an {family} address with prefix: write e.g. {example}"
+                            ),
+                        );
+                        internal_ip(node, family)
+                    }
+                },
+                None => internal_ip(node, family),
+            }
+        };
+        let address = match underlay([ADDRESS_ANNOTATION, CALICO_ADDRESS_ANNOTATION], IpFamily::IPv4, "192.168.10.2/24")
+        {
+            Some(IpNet::V4(net)) => Some(net),
+            _ => None,
+        };
+        let address6 =
+            match underlay([ADDRESS6_ANNOTATION, CALICO_ADDRESS6_ANNOTATION], IpFamily::IPv6, "fd00:10::2/64") {
+                Some(IpNet::V6(net)) => Some(net),
+                _ => None,
+            };
+        let router_id = match annotations.get(ROUTER_ID_ANNOTATION) {
+            Some(text) => match text.parse::<Ipv4Addr>() {
+                Ok(id) => Some(id),
                 Err(_) => {
                     problem(
-                        "InvalidAddress",
+                        "InvalidRouterID",
                         format!(
-                            "annotation {ADDRESS_ANNOTATION} {text:?} is not an IPv4 address with prefix: write e.g. 192.168.10.2/24"
+                            "annotation {ROUTER_ID_ANNOTATION} {text:?} is not a dotted IPv4 router id: write e.g. 10.0.0.1"
                         ),
                     );
-                    internal_ip(node)
+                    None
                 }
             },
-            None => internal_ip(node),
+            None => None,
         };
         let as_number = match [AS_ANNOTATION, CALICO_AS_ANNOTATION].iter().find_map(|key| annotations.get(*key)) {
             Some(text) => match AsNumber::parse(text).and_then(|a| check_range("AS number", a.value(), &AS_NUMBERS)) {
@@ -106,22 +144,55 @@ impl NodeFacts {
             },
             None => None,
         };
-        (Self { name, labels, address, as_number, rr_cluster_id }, problems)
+        (Self { name, labels, address, address6, router_id, as_number, rr_cluster_id }, problems)
     }
 
-    /// The bare underlay address.
+    /// The bare IPv4 underlay address.
     pub fn ip(&self) -> Option<Ipv4Addr> {
         self.address.map(|net| net.addr())
     }
+
+    /// The underlay address of a family, with its prefix.
+    pub fn address_of(&self, family: IpFamily) -> Option<IpNet> {
+        match family {
+            IpFamily::IPv4 => self.address.map(IpNet::V4),
+            IpFamily::IPv6 => self.address6.map(IpNet::V6),
+        }
+    }
+
+    /// The bare underlay address of a family.
+    pub fn ip_of(&self, family: IpFamily) -> Option<IpAddr> {
+        self.address_of(family).map(|net| net.addr())
+    }
+
+    /// The BGP router id: the annotation's, else the IPv4 address, else Calico's hashed id of the
+    /// node name ([`hashed_router_id`]). Always IPv4-shaped, as BGP's identifier is 32 bits.
+    pub fn bgp_router_id(&self) -> Ipv4Addr {
+        self.router_id.or_else(|| self.ip()).unwrap_or_else(|| hashed_router_id(&self.name))
+    }
 }
 
-fn internal_ip(node: &Node) -> Option<Ipv4Net> {
+/// Calico's router id for a node without IPv4 (`CALICO_ROUTER_ID=hash`, confd's `hashToIPv4`):
+/// the first four bytes of the SHA-256 of the node name, with a first byte above 223 lowered by
+/// 32 (BGP refuses multicast and reserved ids). Stable, and the same id Calico gives the node.
+pub fn hashed_router_id(node: &str) -> Ipv4Addr {
+    let digest = ring::digest::digest(&ring::digest::SHA256, node.as_bytes());
+    let bytes = digest.as_ref();
+    let first = bytes.first().copied().unwrap_or(0);
+    let first = if first > 223 { first - 32 } else { first };
+    let byte = |at: usize| bytes.get(at).copied().unwrap_or(0);
+    Ipv4Addr::new(first, byte(1), byte(2), byte(3))
+}
+
+/// The node's first InternalIP of a family, as a host prefix (its subnet is unknown).
+fn internal_ip(node: &Node, family: IpFamily) -> Option<IpNet> {
     let addresses = node.status.as_ref()?.addresses.as_ref()?;
     addresses
         .iter()
         .filter(|a| a.type_ == "InternalIP")
-        .find_map(|a| a.address.parse::<Ipv4Addr>().ok())
-        .and_then(|ip| Ipv4Net::new(ip, 32).ok())
+        .filter_map(|a| a.address.parse::<IpAddr>().ok())
+        .find(|ip| IpFamily::of(*ip) == family)
+        .map(IpNet::from)
 }
 
 /// A named container port of a pod.
@@ -332,6 +403,82 @@ mod tests {
                 assert_eq!(got, *reasons, "{value:?}");
             }
         }
+    }
+
+    #[test]
+    fn underlay_addresses_come_from_annotations_or_internal_ips_per_family() {
+        let internal = |addresses: &[&str]| {
+            let mut node = node("n1", "10.0.0.1/24");
+            let status = node.status.get_or_insert_default();
+            status.addresses = Some(
+                addresses
+                    .iter()
+                    .map(|a| k8s_openapi::api::core::v1::NodeAddress {
+                        type_: "InternalIP".into(),
+                        address: (*a).into(),
+                    })
+                    .collect(),
+            );
+            node.metadata.annotations = None;
+            node
+        };
+        type Case = (&'static str, Node, Option<&'static str>, Option<&'static str>, &'static [&'static str]);
+        let cases: Vec<Case> = vec![
+            ("IPv4 annotation only", node("n1", "10.0.0.1/24"), Some("10.0.0.1/24"), None, &[]),
+            (
+                "gingham's IPv6 annotation",
+                node("n1", "10.0.0.1/24").annotate(ADDRESS6_ANNOTATION, "fd00:10::2/64"),
+                Some("10.0.0.1/24"),
+                Some("fd00:10::2/64"),
+                &[],
+            ),
+            (
+                "Calico's IPv6 annotation",
+                node("n1", "10.0.0.1/24").annotate(CALICO_ADDRESS6_ANNOTATION, "fd00:10::3/64"),
+                Some("10.0.0.1/24"),
+                Some("fd00:10::3/64"),
+                &[],
+            ),
+            (
+                "an IPv4 address in the IPv6 annotation",
+                node("n1", "10.0.0.1/24").annotate(ADDRESS6_ANNOTATION, "10.0.0.9/24"),
+                Some("10.0.0.1/24"),
+                None,
+                &["InvalidAddress"],
+            ),
+            (
+                "dual-stack InternalIPs",
+                internal(&["10.0.0.5", "fd00::5"]),
+                Some("10.0.0.5/32"),
+                Some("fd00::5/128"),
+                &[],
+            ),
+            ("IPv6-only InternalIP", internal(&["fd00::6"]), None, Some("fd00::6/128"), &[]),
+        ];
+        for (case, node, v4, v6, reasons) in cases {
+            let (facts, problems) = NodeFacts::from_node(&node);
+            assert_eq!(facts.address.map(|a| a.to_string()).as_deref(), v4, "{case}");
+            assert_eq!(facts.address6.map(|a| a.to_string()).as_deref(), v6, "{case}");
+            let got: Vec<&str> = problems.iter().map(|p| p.reason.as_str()).collect();
+            assert_eq!(got, reasons, "{case}");
+        }
+    }
+
+    #[test]
+    fn the_router_id_is_the_annotation_else_ipv4_else_calicos_hash() {
+        let (dual, _) = NodeFacts::from_node(&node("n1", "10.0.0.1/24"));
+        assert_eq!(dual.bgp_router_id(), Ipv4Addr::new(10, 0, 0, 1));
+        let (annotated, problems) =
+            NodeFacts::from_node(&node("n1", "10.0.0.1/24").annotate(ROUTER_ID_ANNOTATION, "192.0.2.7"));
+        assert_eq!((annotated.bgp_router_id(), problems.len()), (Ipv4Addr::new(192, 0, 2, 7), 0));
+        let (_, problems) = NodeFacts::from_node(&node("n1", "10.0.0.1/24").annotate(ROUTER_ID_ANNOTATION, "fd00::1"));
+        assert_eq!(problems[0].reason, "InvalidRouterID");
+        let ipv6_only = NodeFacts { address: None, ..dual };
+        assert_eq!(ipv6_only.bgp_router_id(), hashed_router_id("n1"));
+        // SHA-256("n1") = 67 6b 8b b8 ...; SHA-256("t") = e3 b9 8a 4d ... (0xe3 > 223: lowered by 32).
+        assert_eq!(hashed_router_id("n1"), Ipv4Addr::new(0x67, 0x6b, 0x8b, 0xb8));
+        assert_eq!(hashed_router_id("t"), Ipv4Addr::new(0xe3 - 32, 0xb9, 0x8a, 0x4d));
+        assert_ne!(hashed_router_id("node-1"), hashed_router_id("node-2"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! | field | goes to | why |
 //! |---|---|---|
-//! | `vxlanVNI`, `vxlanPort`, `vxlanMTU`, `ipipMTU` | NodeNetwork `spec.tunnel` | per node, applied live by the agent |
+//! | `vxlanVNI`, `vxlanPort`, `vxlanMTU`, `vxlanMTUV6`, `ipipMTU` | NodeNetwork `spec.tunnel` | per node, applied live by the agent |
 //! | `routeRefreshInterval`, `nftablesRefreshInterval` | NodeNetwork `spec.agent` | per node, applied live |
 //! | `logSeverityScreen` | NodeNetwork `spec.agent.logLevel` (per node) and the DaemonSet's `LOG_LEVEL` (from `default`, the level the agent starts with) | a `node.<name>` override can only reach one node through its NodeNetwork |
 //! | `defaultEndpointToHostAction`, `failsafeInboundHostPorts`, `failsafeOutboundHostPorts` | NodeNetwork `spec.policy` | part of the node's ruleset |
@@ -59,8 +59,11 @@ pub fn tunnel_settings(spec: &FelixConfigurationSpec) -> TunnelSpec {
         vxlan_vni: spec.vxlan_vni.unwrap_or(DEFAULT_VXLAN_VNI),
         vxlan_port: spec.vxlan_port.unwrap_or(DEFAULT_VXLAN_PORT),
         blocks: Vec::new(),
+        blocks6: Vec::new(),
         vtep_mac: None,
+        vtep_mac_v6: None,
         vxlan_mtu: spec.vxlan_mtu.filter(|m| *m > 0),
+        vxlan_mtu_v6: spec.vxlan_mtu_v6.filter(|m| *m > 0),
         ipip_mtu: spec.ipip_mtu.filter(|m| *m > 0),
     }
 }
@@ -131,6 +134,7 @@ mod tests {
             default_endpoint_to_host_action: Some("ACCEPT".into()),
             failsafe_inbound_host_ports: Some(ports.clone()),
             vxlan_mtu: Some(0),
+            vxlan_mtu_v6: Some(1430),
             ipip_mtu: Some(1480),
             ..FelixConfigurationSpec::default()
         };
@@ -138,5 +142,6 @@ mod tests {
         assert_eq!(header.default_endpoint_to_host_action, EndpointToHostAction::Accept);
         assert_eq!(header.failsafe_inbound, ports);
         assert_eq!((tunnel_settings(&spec).vxlan_mtu, tunnel_settings(&spec).ipip_mtu), (None, Some(1480)));
+        assert_eq!(tunnel_settings(&spec).vxlan_mtu_v6, Some(1430));
     }
 }

@@ -10,7 +10,12 @@
 //!   (a deleted, disabled or invalid pool's blocks are marked `releasing`: no new addresses).
 //! - A deleted node's blocks are released (they are not in the result).
 //! - Each node gets one block from every pool that hands out blocks and selects the node, when it
-//!   has none from that pool yet; the lowest free block, so the result is deterministic.
+//!   has none from that pool yet; the lowest free block, so the result is deterministic. Pools of
+//!   both families are alike (IPv6 blocks are /122 by default), except that a node without an
+//!   underlay address of the pool's family gets no block from it (no other node could route to
+//!   it), and that is reported on the Node (`NoAddressForPool`).
+//! - Every IPAMBlock carries its owner's facts of the block's family: an IPv6 block its IPv6
+//!   underlay address, IPv6 VTEP address and IPv6 VTEP MAC.
 //! - A node whose agent reports `ipam.pressure` gets one more block, but only when its reported
 //!   `capacity` already covers every block it owns: a report older than the last assignment does
 //!   not trigger yet another block.
@@ -20,12 +25,13 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use gingham_crds::api::ippool::AllowedUse;
-use gingham_crds::api::{Cidr, IPAMBlock, IPAMBlockSpec, Mac, Net, NodeNetworkStatus, Wire};
-use gingham_crds::naming::{block_object_name, vtep_mac};
+use gingham_crds::api::{Cidr, IPAMBlock, IPAMBlockSpec, IpFamily, Mac, Net, NodeNetworkStatus, Wire};
+use gingham_crds::naming::{block_object_name, vtep_mac, vtep_mac_v6};
 use gingham_crds::selector::Selector;
 use ipnet::IpNet;
 
-use super::facts::NodeFacts;
+use super::ObjectProblem;
+use super::facts::{ADDRESS_ANNOTATION, ADDRESS6_ANNOTATION, NodeFacts};
 use super::pools::CheckedPool;
 
 /// The result of block assignment.
@@ -37,17 +43,39 @@ pub struct Assignment {
     pub node_blocks: BTreeMap<String, Vec<Wire<Cidr>>>,
     /// Each node's tunnel facts.
     pub tunnels: BTreeMap<String, NodeTunnel>,
+    /// Nodes a pool selects that get no block from it, and why.
+    pub problems: Vec<ObjectProblem>,
 }
 
-/// A node's tunnel endpoint, when its pools encapsulate.
+/// A node's tunnel endpoints, when its pools encapsulate: one per family.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeTunnel {
-    /// The node's blocks its agent may take the tunnel address from: blocks of valid encapsulating
-    /// pools that allow the `Tunnel` use, in address order. Empty: no tunnel address.
+    /// The IPv4 endpoint (VTEP or tunl0).
+    pub v4: FamilyTunnel,
+    /// The IPv6 VTEP.
+    pub v6: FamilyTunnel,
+}
+
+impl NodeTunnel {
+    /// The endpoint of a family.
+    pub fn of(&self, family: IpFamily) -> &FamilyTunnel {
+        match family {
+            IpFamily::IPv4 => &self.v4,
+            IpFamily::IPv6 => &self.v6,
+        }
+    }
+}
+
+/// A node's tunnel endpoint of one family.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FamilyTunnel {
+    /// The node's blocks of the family its agent may take the tunnel address from: blocks of valid
+    /// encapsulating pools that allow the `Tunnel` use (for IPv6: VXLAN pools, IPIP being IPv4
+    /// only), in address order. Empty: no tunnel address.
     pub blocks: Vec<Wire<Cidr>>,
     /// The tunnel address the node's agent reported, while it lies in one of [`Self::blocks`].
     pub address: Option<Wire<IpAddr>>,
-    /// The VTEP MAC, when the node has a block of a VXLAN pool.
+    /// The VTEP MAC, when the node has a block of a VXLAN pool of the family.
     pub vtep_mac: Option<Wire<Mac>>,
 }
 
@@ -116,10 +144,15 @@ pub fn assign(input: &IpamInput<'_>) -> Assignment {
         .filter_map(|p| Selector::parse(&p.spec.node_selector).ok().map(|s| (p, s)))
         .collect();
     let mut cursors: BTreeMap<&str, u128> = BTreeMap::new();
+    let mut assignment = Assignment::default();
     for (name, node) in input.nodes {
         let blocks = owned.entry(name.as_str()).or_default();
-        let matching: Vec<&CheckedPool> =
-            handing_out.iter().filter(|(_, selector)| selector.matches(&node.labels)).map(|(p, _)| *p).collect();
+        let selecting = handing_out.iter().filter(|(_, selector)| selector.matches(&node.labels)).map(|(p, _)| *p);
+        let (matching, unaddressed): (Vec<&CheckedPool>, Vec<&CheckedPool>) = selecting
+            .partition(|pool| pool.network.is_some_and(|net| node.address_of(IpFamily::of_net(&net)).is_some()));
+        for pool in unaddressed.iter().filter(|pool| !blocks.iter().any(|b| b.pool == pool.name)) {
+            assignment.problems.push(no_address(name, pool));
+        }
         for pool in &matching {
             if blocks.len() < input.max_blocks_per_node
                 && !blocks.iter().any(|b| b.pool == pool.name)
@@ -137,22 +170,38 @@ pub fn assign(input: &IpamInput<'_>) -> Assignment {
             }
         }
     }
-    let mut assignment = Assignment::default();
     for (name, mut blocks) in owned {
         let Some(node) = input.nodes.get(name) else { continue };
         blocks.sort_by_key(|b| b.net);
-        let reported = input.statuses.get(name).and_then(|s| s.tunnel_address.as_ref()?.value().copied());
-        let tunnel = tunnel_for(input.pools, &blocks, reported, name);
-        let node_address = node.address.map(|a| Wire::from(Net(a.into()))).unwrap_or_default();
+        let status = input.statuses.get(name);
+        let reported = |address: Option<&Wire<IpAddr>>| address.and_then(|a| a.value().copied());
+        let tunnel = NodeTunnel {
+            v4: tunnel_for(
+                input.pools,
+                &blocks,
+                reported(status.and_then(|s| s.tunnel_address.as_ref())),
+                IpFamily::IPv4,
+                || vtep_mac(name),
+            ),
+            v6: tunnel_for(
+                input.pools,
+                &blocks,
+                reported(status.and_then(|s| s.tunnel_address6.as_ref())),
+                IpFamily::IPv6,
+                || vtep_mac_v6(name),
+            ),
+        };
         for block in &blocks {
             let usable = input.pools.get(&block.pool).is_some_and(|p| p.is_valid() && !p.spec.disabled);
+            let family = IpFamily::of_net(&block.net);
+            let facts = tunnel.of(family);
             let spec = IPAMBlockSpec {
                 cidr: Cidr(block.net).into(),
                 node: name.to_string(),
                 pool: block.pool.clone(),
-                node_address: node_address.clone(),
-                tunnel_address: tunnel.address.clone(),
-                vtep_mac: tunnel.vtep_mac.clone(),
+                node_address: node.address_of(family).map(|a| Wire::from(Net(a))).unwrap_or_default(),
+                tunnel_address: facts.address.clone(),
+                vtep_mac: facts.vtep_mac.clone(),
                 releasing: !usable,
             };
             assignment.blocks.insert(block_object_name(spec.cidr.as_str()), spec);
@@ -208,28 +257,53 @@ fn nth_block(network: &IpNet, size: u8, index: u128) -> Option<IpNet> {
     }
 }
 
-/// The node's tunnel blocks (IPv4 only: VXLAN and IPIP devices carry an IPv4 tunnel address) and
-/// the address its agent reported, while that address lies in one of them.
+/// The problem of a node a pool selects that has no underlay address of the pool's family.
+fn no_address(node: &str, pool: &CheckedPool) -> ObjectProblem {
+    let family = pool.network.map_or(IpFamily::IPv4, |net| IpFamily::of_net(&net));
+    let annotation = match family {
+        IpFamily::IPv4 => ADDRESS_ANNOTATION,
+        IpFamily::IPv6 => ADDRESS6_ANNOTATION,
+    };
+    ObjectProblem {
+        kind: "Node".into(),
+        namespace: None,
+        name: node.to_string(),
+        reason: "NoAddressForPool".into(),
+        message: format!(
+            "pool {:?} ({}) selects the node, but the node has no {family} address, so it gets no block from it: set annotation {annotation} or an {family} InternalIP",
+            pool.name, pool.spec.cidr
+        ),
+    }
+}
+
+/// The node's tunnel blocks of `family` (for IPv4, blocks of IPIP and VXLAN pools; for IPv6, of
+/// VXLAN pools, as IPIP is IPv4 only) and the address its agent reported for the family, while
+/// that address lies in one of them. `mac` gives the family's VTEP MAC.
 fn tunnel_for(
     pools: &BTreeMap<String, CheckedPool>,
     blocks: &[Owned],
     reported: Option<IpAddr>,
-    node: &str,
-) -> NodeTunnel {
-    let encapsulating: Vec<&Owned> = blocks
+    family: IpFamily,
+    mac: impl FnOnce() -> Mac,
+) -> FamilyTunnel {
+    let of_family: Vec<&Owned> = blocks.iter().filter(|b| IpFamily::of_net(&b.net) == family).collect();
+    let pool_of = |block: &Owned| pools.get(&block.pool).filter(|p| p.is_valid());
+    let encapsulating: Vec<&&Owned> = of_family
         .iter()
-        .filter(|b| matches!(b.net, IpNet::V4(_)))
         .filter(|b| {
-            pools
-                .get(&b.pool)
-                .is_some_and(|p| p.is_valid() && p.encapsulates() && p.spec.allowed_uses.contains(&AllowedUse::Tunnel))
+            pool_of(b).is_some_and(|p| {
+                let encapsulates = match family {
+                    IpFamily::IPv4 => p.encapsulates(),
+                    IpFamily::IPv6 => p.spec.vxlan_mode.is_enabled(),
+                };
+                encapsulates && p.spec.allowed_uses.contains(&AllowedUse::Tunnel)
+            })
         })
         .collect();
     let address = reported.filter(|addr| encapsulating.iter().any(|b| b.net.contains(addr))).map(Wire::from);
     let blocks_for_tunnel = encapsulating.iter().map(|b| Cidr(b.net).into()).collect();
-    let vxlan =
-        blocks.iter().any(|b| pools.get(&b.pool).is_some_and(|p| p.is_valid() && p.spec.vxlan_mode.is_enabled()));
-    NodeTunnel { blocks: blocks_for_tunnel, address, vtep_mac: vxlan.then(|| vtep_mac(node).into()) }
+    let vxlan = of_family.iter().any(|b| pool_of(b).is_some_and(|p| p.spec.vxlan_mode.is_enabled()));
+    FamilyTunnel { blocks: blocks_for_tunnel, address, vtep_mac: vxlan.then(|| mac().into()) }
 }
 
 /// Blocks per pool, for pool status.

@@ -153,9 +153,9 @@ fn blocks_carry_the_routing_facts() {
     assert_eq!(first.tunnel_address.as_ref().map(|a| a.as_str()), Some("10.0.0.3"), "the address the agent allocated");
     assert_eq!(first.vtep_mac, Some(gingham_crds::naming::vtep_mac("a").into()));
     assert!(!first.releasing);
-    assert_eq!(assignment.tunnels["a"].blocks, ["10.0.0.0/26"]);
+    assert_eq!(assignment.tunnels["a"].v4.blocks, ["10.0.0.0/26"]);
     assert_eq!(assignment.blocks["10-0-0-64-26"].tunnel_address, None, "node b has not reported one yet");
-    assert_eq!(assignment.tunnels["b"].blocks, ["10.0.0.64/26"], "but may take one from its block");
+    assert_eq!(assignment.tunnels["b"].v4.blocks, ["10.0.0.64/26"], "but may take one from its block");
 
     let ipip = run(&Case { pools: vec![pool("p", "10.0.0.0/24").ipip()], statuses: reporting("10.0.0.3"), ..base() });
     assert_eq!(ipip.blocks["10-0-0-0-26"].tunnel_address.as_ref().map(|a| a.as_str()), Some("10.0.0.3"));
@@ -163,7 +163,7 @@ fn blocks_carry_the_routing_facts() {
 
     let plain = run(&Case { statuses: reporting("10.0.0.3"), ..base() });
     assert_eq!(plain.blocks["10-0-0-0-26"].tunnel_address, None, "a stale report is not published");
-    assert!(plain.tunnels["a"].blocks.is_empty(), "no pool encapsulates: the agent releases its address");
+    assert!(plain.tunnels["a"].v4.blocks.is_empty(), "no pool encapsulates: the agent releases its address");
 
     let disabled = run(&Case {
         pools: vec![pool("p", "10.0.0.0/24").disabled()],
@@ -191,8 +191,8 @@ fn the_published_tunnel_address_is_the_reported_one_inside_a_tunnel_block() {
     ];
     for (name, statuses, expected) in cases {
         let assignment = run(&two_blocks(statuses));
-        assert_eq!(assignment.tunnels["a"].address.as_ref().map(|a| a.as_str()), expected, "{name}");
-        assert_eq!(assignment.tunnels["a"].blocks, ["10.0.0.0/26", "10.0.0.64/26"], "{name}");
+        assert_eq!(assignment.tunnels["a"].v4.address.as_ref().map(|a| a.as_str()), expected, "{name}");
+        assert_eq!(assignment.tunnels["a"].v4.blocks, ["10.0.0.0/26", "10.0.0.64/26"], "{name}");
         for block in assignment.blocks.values() {
             assert_eq!(
                 block.tunnel_address.as_ref().map(|a| a.as_str()),
@@ -209,7 +209,7 @@ fn only_pools_that_allow_the_tunnel_use_give_tunnel_blocks() {
     let mut workloads_only = pool("p", "10.0.0.0/24").vxlan();
     workloads_only.spec.allowed_uses = vec![AllowedUse::Workload];
     let assignment = run(&Case { pools: vec![workloads_only], statuses: reporting("10.0.0.3"), ..base() });
-    assert!(assignment.tunnels["a"].blocks.is_empty());
+    assert!(assignment.tunnels["a"].v4.blocks.is_empty());
     assert_eq!(assignment.blocks["10-0-0-0-26"].tunnel_address, None);
 }
 
@@ -232,4 +232,64 @@ fn node_addresses_come_from_annotations_then_internal_ip() {
         let (facts, _) = NodeFacts::from_node(&node);
         assert_eq!(facts.address.map(|a| a.to_string()).as_deref(), expected, "{}", facts.name);
     }
+}
+
+/// IPv6 pools hand out /122 blocks (Calico's default) to nodes with an IPv6 address, and every
+/// block carries its owner's facts of the block's family.
+#[test]
+fn ipv6_blocks_go_to_nodes_with_an_ipv6_address_and_carry_ipv6_facts() {
+    let v6 = pool("v6", "fd00:100::/120").vxlan();
+    let assignment = run(&Case {
+        pools: vec![pool("v4", "10.0.0.0/24").vxlan(), v6],
+        nodes: vec![node("a", "192.168.0.1/24,fd00:10::1/64"), node("b", "192.168.0.2/24"), node("c", "fd00:10::3/64")],
+        statuses: vec![(
+            "a",
+            NodeNetworkStatus {
+                tunnel_address: Some("10.0.0.1".into()),
+                tunnel_address6: Some("fd00:100::1".into()),
+                ..NodeNetworkStatus::default()
+            },
+        )],
+        ..base()
+    });
+    let blocks = |node: &str| assignment.node_blocks[node].iter().map(|b| b.to_string()).collect::<Vec<_>>();
+    assert_eq!(blocks("a"), ["10.0.0.0/26", "fd00:100::/122"], "a dual-stack node gets a block of each family");
+    assert_eq!(blocks("b"), ["10.0.0.64/26"], "no IPv6 address: no IPv6 block");
+    assert_eq!(blocks("c"), ["fd00:100::40/122"], "no IPv4 address: no IPv4 block");
+    let reported: Vec<(&str, &str)> =
+        assignment.problems.iter().map(|p| (p.name.as_str(), p.reason.as_str())).collect();
+    assert_eq!(reported, [("b", "NoAddressForPool"), ("c", "NoAddressForPool")]);
+    assert!(assignment.problems[0].message.contains("gingham.dev/ipv6-address"), "{:?}", assignment.problems[0]);
+    let v6_block = &assignment.blocks["fd00-100---122"];
+    assert_eq!(v6_block.node_address.as_str(), "fd00:10::1/64", "the owner's IPv6 address and subnet");
+    assert_eq!(v6_block.tunnel_address.as_ref().map(|a| a.as_str()), Some("fd00:100::1"));
+    assert_eq!(
+        v6_block.vtep_mac.as_ref().map(|m| m.to_string()),
+        Some(gingham_crds::naming::vtep_mac_v6("a").to_string())
+    );
+    let v4_block = &assignment.blocks["10-0-0-0-26"];
+    assert_eq!(
+        (v4_block.node_address.as_str(), v4_block.tunnel_address.as_ref().map(|a| a.as_str())),
+        ("192.168.0.1/24", Some("10.0.0.1"))
+    );
+    let a = &assignment.tunnels["a"];
+    assert_eq!((a.v4.blocks.len(), a.v6.blocks[0].as_str()), (1, "fd00:100::/122"));
+    assert_ne!(a.v4.vtep_mac, a.v6.vtep_mac, "two VTEPs, two MACs");
+    assert!(assignment.tunnels["c"].v4.blocks.is_empty() && assignment.tunnels["c"].v4.vtep_mac.is_none());
+    for block in assignment.blocks.values() {
+        assert_eq!(gingham_crds::validate::validate_ipam_block(block), Ok(()), "{block:?}");
+    }
+}
+
+/// IPIP is IPv4 only: an IPv6 pool with ipipMode is invalid and hands out nothing, and a valid
+/// IPv6 pool without VXLAN gives no IPv6 tunnel blocks.
+#[test]
+fn ipv6_tunnels_come_from_vxlan_pools_only() {
+    let assignment = run(&Case {
+        pools: vec![pool("ipip6", "fd00:100::/120").ipip(), pool("plain6", "fd00:200::/120")],
+        nodes: vec![node("a", "fd00:10::1/64")],
+        ..base()
+    });
+    assert_eq!(assignment.node_blocks["a"].iter().map(|b| b.to_string()).collect::<Vec<_>>(), ["fd00:200::/122"]);
+    assert!(assignment.tunnels["a"].v6.blocks.is_empty() && assignment.tunnels["a"].v6.vtep_mac.is_none());
 }

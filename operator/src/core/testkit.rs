@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Container, ContainerPort, Namespace, Node, Pod,
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::Resource;
 
-use super::facts::ADDRESS_ANNOTATION;
+use super::facts::{ADDRESS_ANNOTATION, ADDRESS6_ANNOTATION};
 
 /// Metadata helpers for every Kubernetes object.
 pub trait Meta: Resource + Sized {
@@ -82,10 +82,15 @@ impl PoolExt for IPPool {
     }
 }
 
-/// A node with its underlay address in gingham's annotation (`""`: no address).
-pub fn node(name: &str, address: &str) -> Node {
-    let node = Node { metadata: meta(None, name), ..Node::default() };
-    if address.is_empty() { node } else { node.annotate(ADDRESS_ANNOTATION, address) }
+/// A node with its underlay addresses in gingham's annotations: an IPv4 one, an IPv6 one, or
+/// both separated by a comma (`"10.0.0.1/24,fd00::1/64"`; `""`: no address).
+pub fn node(name: &str, addresses: &str) -> Node {
+    let mut node = Node { metadata: meta(None, name), ..Node::default() };
+    for address in addresses.split(',').filter(|a| !a.is_empty()) {
+        let key = if address.contains(':') { ADDRESS6_ANNOTATION } else { ADDRESS_ANNOTATION };
+        node = node.annotate(key, address);
+    }
+    node
 }
 
 /// A pod with no labels.
@@ -123,7 +128,8 @@ pub fn namespace(name: &str) -> Namespace {
     Namespace { metadata: meta(None, name), ..Namespace::default() }
 }
 
-/// A node status listing endpoints `(namespace/pod, address)`.
+/// A node status listing endpoints `(namespace/pod, address)`; a dual-stack pod's addresses are
+/// separated by a comma (`"10.0.0.1,fd00::1"`).
 pub fn status(endpoints: &[(&str, &str)]) -> NodeNetworkStatus {
     NodeNetworkStatus {
         endpoints: endpoints
@@ -131,7 +137,12 @@ pub fn status(endpoints: &[(&str, &str)]) -> NodeNetworkStatus {
             .map(|(name, address)| LocalEndpoint {
                 name: (*name).into(),
                 uid: None,
-                address: (*address).into(),
+                address: address.split(',').next().unwrap_or_default().into(),
+                addresses: if address.contains(',') {
+                    address.split(',').map(Into::into).collect()
+                } else {
+                    Vec::new()
+                },
                 interface: String::new(),
             })
             .collect(),

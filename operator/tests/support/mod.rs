@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 /// node-1 and node-2's specs: their address and block.
 pub fn node_spec(index: u8) -> NodeNetworkSpec {
     NodeNetworkSpec {
-        address: format!("192.168.10.{index}/24").into(),
+        address: Some(format!("192.168.10.{index}/24").into()),
         blocks: vec![block_cidr(index).into()],
         ..NodeNetworkSpec::default()
     }

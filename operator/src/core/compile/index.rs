@@ -69,9 +69,9 @@ pub struct PolicyEntry {
 struct Endpoint {
     id: EndpointId,
     namespace: String,
-    /// The address its agent reported; `None` while the pod is only scheduled to the node: its
-    /// policy is compiled, but it is in no set.
-    address: Option<IpAddr>,
+    /// The addresses its agent reported (one per family); none while the pod is only scheduled
+    /// to the node: its policy is compiled, but it is in no set.
+    addresses: Vec<IpAddr>,
     /// The Pod UID its agent reported with the address (`None`: not reported, or not known).
     uid: Option<String>,
     contributions: Contributions,
@@ -89,12 +89,10 @@ impl Endpoint {
         namespace_labels: &BTreeMap<String, String>,
         facts: &PodFacts,
     ) -> Vec<IpSetMember> {
-        match self.address {
-            Some(address) if uid_matches(facts.uid.as_deref(), self.uid.as_deref()) => {
-                set.members(&self.namespace, namespace_labels, facts, address)
-            }
-            _ => Vec::new(),
+        if self.addresses.is_empty() || !uid_matches(facts.uid.as_deref(), self.uid.as_deref()) {
+            return Vec::new();
         }
+        set.members(&self.namespace, namespace_labels, facts, &self.addresses)
     }
 }
 
@@ -125,11 +123,10 @@ impl Contributions {
 #[derive(Debug)]
 struct SetEntry {
     key: SetKey,
-    name: String,
     members: BTreeMap<IpSetMember, u32>,
-    /// The set as nodes carry it: one copy, shared by every node that uses the set, rebuilt when
-    /// its members change.
-    view: Shared<IpSet>,
+    /// The set as nodes carry it, its IPv4 and its IPv6 set: one copy each, shared by every node
+    /// that uses the set, rebuilt when its members change.
+    views: [Shared<IpSet>; 2],
     contributors: BTreeSet<EndpointId>,
     users: u32,
 }
@@ -317,14 +314,14 @@ impl PolicyIndex {
         if old.node != new.node {
             if let Some(node) = &old.node {
                 let key = (node.clone(), name.to_string());
-                if self.endpoint(&key).is_some_and(|e| e.address.is_none()) {
+                if self.endpoint(&key).is_some_and(|e| e.addresses.is_empty()) {
                     self.remove_endpoint(&key);
                 }
             }
             if let Some(node) = &new.node {
                 let key = (node.clone(), name.to_string());
                 if self.endpoint(&key).is_none() {
-                    self.add_endpoint(key, None, None);
+                    self.add_endpoint(key, Vec::new(), None);
                 }
             }
         }
@@ -339,30 +336,37 @@ impl PolicyIndex {
         let nodes: Vec<String> = self.by_name.get(name).into_iter().flatten().cloned().collect();
         for node in nodes {
             let Some(endpoint) = self.endpoint(&(node, name.to_string())) else { continue };
-            let (id, addressed) = (endpoint.id, endpoint.address.is_some());
+            let (id, addressed) = (endpoint.id, !endpoint.addresses.is_empty());
             self.unindex_labels(id, old, addressed);
             self.index_labels(id, new, addressed);
         }
     }
 
-    /// Replaces a node's endpoints with what its agent reports (address and Pod UID). An endpoint
-    /// the agent no longer reports stays, without its address, while its pod is still scheduled to
-    /// the node. An address that is not one is logged, and the endpoint is in no set.
+    /// Replaces a node's endpoints with what its agent reports (addresses of both families and
+    /// Pod UID). An endpoint the agent no longer reports stays, without its addresses, while its
+    /// pod is still scheduled to the node. An address that is not one is logged, and the endpoint
+    /// is in no set.
     pub fn set_node_endpoints(&mut self, node: &str, reported: &[LocalEndpoint]) {
-        let address = |(index, endpoint): (usize, &LocalEndpoint)| match endpoint
-            .address
-            .decoded(&format!("status.endpoints[{index}].address"))
-        {
-            Ok(address) => Some(*address),
-            Err(error) => {
-                tracing::warn!(node, %error, "an endpoint the agent reported is in no set");
-                None
+        let addresses = |(index, endpoint): (usize, &LocalEndpoint)| {
+            let mut addresses = Vec::new();
+            for (field, address) in endpoint.all_addresses() {
+                match address.decoded(&format!("status.endpoints[{index}].{field}")) {
+                    Ok(address) => addresses.push(*address),
+                    Err(error) => {
+                        tracing::warn!(node, %error, "an endpoint the agent reported is in no set");
+                        return Vec::new();
+                    }
+                }
             }
+            // IPv4 first, one address per family: the order of members is the sets' business.
+            addresses.sort_by_key(|a| (a.is_ipv6(), *a));
+            addresses.dedup();
+            addresses
         };
-        let wanted: BTreeMap<&str, (Option<IpAddr>, Option<&str>)> = reported
+        let wanted: BTreeMap<&str, (Vec<IpAddr>, Option<&str>)> = reported
             .iter()
             .enumerate()
-            .map(|(index, e)| (e.name.as_str(), (address((index, e)), e.uid.as_deref())))
+            .map(|(index, e)| (e.name.as_str(), (addresses((index, e)), e.uid.as_deref())))
             .collect();
         let existing: Vec<String> = self
             .endpoints
@@ -376,23 +380,23 @@ impl PolicyIndex {
             let key = (node.to_string(), name);
             let scheduled_here = self.pods.get(&key.1).and_then(|facts| facts.node.as_deref()) == Some(node);
             if scheduled_here {
-                self.readdress(&key, None, None);
+                self.readdress(&key, Vec::new(), None);
             } else {
                 self.remove_endpoint(&key);
             }
         }
-        for (name, (address, uid)) in wanted {
+        for (name, (addresses, uid)) in wanted {
             let key = (node.to_string(), name.to_string());
             let uid = uid.map(str::to_string);
             if self.endpoint(&key).is_some() {
-                self.readdress(&key, address, uid);
+                self.readdress(&key, addresses, uid);
             } else {
-                self.add_endpoint(key, address, uid);
+                self.add_endpoint(key, addresses, uid);
             }
         }
     }
 
-    fn add_endpoint(&mut self, key: EndpointKey, address: Option<IpAddr>, uid: Option<String>) {
+    fn add_endpoint(&mut self, key: EndpointKey, addresses: Vec<IpAddr>, uid: Option<String>) {
         let namespace = namespace_of(&key.1).to_string();
         let facts = self.shared_facts(&key.1);
         let id = match self.free_ids.pop() {
@@ -407,7 +411,7 @@ impl PolicyIndex {
                 EndpointId::try_from(self.keys.len() - 1).unwrap_or(EndpointId::MAX)
             }
         };
-        self.index_labels(id, &facts, address.is_some());
+        self.index_labels(id, &facts, !addresses.is_empty());
         match self.by_namespace.get_mut(&namespace) {
             Some(ids) => {
                 ids.insert(id);
@@ -420,7 +424,7 @@ impl PolicyIndex {
         let endpoint = Endpoint {
             id,
             namespace,
-            address,
+            addresses,
             uid,
             contributions: Contributions::default(),
             ingress: Vec::new(),
@@ -431,11 +435,11 @@ impl PolicyIndex {
         self.reevaluate(&key);
     }
 
-    /// Gives an endpoint a new address and reported Pod UID (or none) and re-works out its set
+    /// Gives an endpoint new addresses and reported Pod UID (or none) and re-works out its set
     /// memberships.
-    fn readdress(&mut self, key: &EndpointKey, address: Option<IpAddr>, uid: Option<String>) {
+    fn readdress(&mut self, key: &EndpointKey, addresses: Vec<IpAddr>, uid: Option<String>) {
         let Some(endpoint) = self.endpoint_mut(key) else { return };
-        if endpoint.address == address && endpoint.uid == uid {
+        if endpoint.addresses == addresses && endpoint.uid == uid {
             return;
         }
         if endpoint.uid != uid {
@@ -444,8 +448,8 @@ impl PolicyIndex {
             self.dirty.rebuild.insert(key.0.clone());
         }
         let Some(endpoint) = self.endpoint_mut(key) else { return };
-        let (was, is, id) = (endpoint.address.is_some(), address.is_some(), endpoint.id);
-        endpoint.address = address;
+        let (was, is, id) = (!endpoint.addresses.is_empty(), !addresses.is_empty(), endpoint.id);
+        endpoint.addresses = addresses;
         if was != is {
             let facts = self.shared_facts(&key.1);
             if is {
@@ -464,7 +468,7 @@ impl PolicyIndex {
             self.endpoints.remove(&key.0);
         }
         let facts = self.shared_facts(&key.1);
-        self.unindex_labels(endpoint.id, &facts, endpoint.address.is_some());
+        self.unindex_labels(endpoint.id, &facts, !endpoint.addresses.is_empty());
         for (set, members) in endpoint.contributions.0 {
             self.change_members(set, endpoint.id, &members, &[]);
         }

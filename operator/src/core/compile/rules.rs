@@ -10,15 +10,19 @@
 //! Named ports become one `address,protocol,port` set per side, ORed with the numeric ports. The set
 //! is scoped like the side's selector; a side with neither selector holds the named port of every
 //! endpoint in every namespace (on the policy's own side: of the policy's own endpoints).
-//! Rules the dataplane cannot express (IPv6-only rules, named `notPorts`, service and service
-//! account matches) are left out and reported.
+//!
+//! Both families: a rule keeps its `ipVersion` (absent: both families), its ICMP match says ICMP
+//! or ICMPv6 (from the rule's protocol), and each set is referred to by both its names, the IPv4
+//! and the IPv6 set ([`SetKey::name`]); a packet meets the sets of its own family only.
+//! Rules the dataplane cannot express (named `notPorts`, service and service account matches) are
+//! left out and reported.
 
 use std::collections::BTreeSet;
 
-use gingham_crds::api::Wire;
 use gingham_crds::api::common::PortSpec;
-use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledPolicy, CompiledRule, IcmpMatch, PortRange};
+use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledPolicy, CompiledRule, IcmpMatch, IcmpProtocol, PortRange};
 use gingham_crds::api::policy::{EntityRule, IcmpFields, PolicyRule, PolicyScope, PolicyView};
+use gingham_crds::api::{IpFamily, Wire};
 use gingham_crds::selector::{Expr, Selector};
 
 use super::sets::{NamedPorts, Scope, SetKey};
@@ -68,7 +72,8 @@ pub fn compile_policy(name: &str, view: &PolicyView<'_>) -> (Template, Vec<Strin
     (Template { policy: CompiledPolicy { name: name.to_string(), ingress, egress }, sets }, problems)
 }
 
-/// `Ok(None)`: the rule can never match IPv4 traffic and is dropped silently.
+/// `Ok(None)`: the rule can never match (an `ipVersion` that is neither 4 nor 6, which
+/// validation refuses) and is dropped silently.
 fn compile_rule(
     rule: &PolicyRule,
     home: Option<&str>,
@@ -76,28 +81,35 @@ fn compile_rule(
     ingress: bool,
     sets: &mut BTreeSet<SetKey>,
 ) -> Result<Option<CompiledRule>, String> {
-    if rule.ip_version == Some(6) {
-        return Ok(None);
-    }
+    let ip_version = match rule.ip_version {
+        None => None,
+        Some(version) => match IpFamily::from_version(version) {
+            Some(family) => Some(family),
+            None => return Ok(None),
+        },
+    };
     let protocol = rule.protocol.as_ref().map(|p| p.number()).transpose()?;
     let not_protocol = rule.not_protocol.as_ref().map(|p| p.number()).transpose()?;
     let empty = EntityRule::default();
     let source = compile_side(rule.source.as_ref().unwrap_or(&empty), home, (!ingress).then_some(own), protocol, sets)?;
     let destination =
         compile_side(rule.destination.as_ref().unwrap_or(&empty), home, ingress.then_some(own), protocol, sets)?;
+    // Validation makes icmp/notICMP come with protocol ICMP or ICMPv6; which one names the match.
+    let icmp_protocol = protocol.and_then(IcmpProtocol::of_number).unwrap_or_default();
     Ok(Some(CompiledRule {
         action: rule.action,
+        ip_version,
         protocol,
         not_protocol,
-        icmp: rule.icmp.as_ref().and_then(icmp),
-        not_icmp: rule.not_icmp.as_ref().and_then(icmp),
+        icmp: rule.icmp.as_ref().and_then(|fields| icmp(fields, icmp_protocol)),
+        not_icmp: rule.not_icmp.as_ref().and_then(|fields| icmp(fields, icmp_protocol)),
         source,
         destination,
     }))
 }
 
-fn icmp(fields: &IcmpFields) -> Option<IcmpMatch> {
-    fields.type_.map(|type_| IcmpMatch { type_, code: fields.code })
+fn icmp(fields: &IcmpFields, protocol: IcmpProtocol) -> Option<IcmpMatch> {
+    fields.type_.map(|type_| IcmpMatch { protocol, type_, code: fields.code })
 }
 
 fn parse(field: &str, text: &str) -> Result<Selector, String> {
@@ -134,18 +146,18 @@ fn compile_side(
         ..CompiledMatch::default()
     };
     let mut add = |key: SetKey| {
-        let name = key.name();
+        let names = IpFamily::BOTH.map(|family| key.name(family));
         sets.insert(key);
-        name
+        names
     };
     let selector = side.selector.as_deref().map(|t| parse("selector", t)).transpose()?;
     if selector.is_some() || side.namespace_selector.is_some() {
         let key = SetKey { scope: scope.clone(), selector: selector.clone().unwrap_or_default(), named_ports: None };
-        compiled.sets.push(add(key));
+        compiled.sets.extend(add(key));
     }
     if let Some(text) = side.not_selector.as_deref() {
         let key = SetKey { scope: scope.clone(), selector: parse("notSelector", text)?, named_ports: None };
-        compiled.not_sets.push(add(key));
+        compiled.not_sets.extend(add(key));
     }
     let mut names = BTreeSet::new();
     for port in side.ports.iter().flatten() {
@@ -172,7 +184,9 @@ fn compile_side(
             (selector, _, _) => (scope, selector.unwrap_or_default()),
         };
         let key = SetKey { scope, selector, named_ports: Some(NamedPorts { protocol, names }) };
-        compiled.named_port_set = Some(add(key));
+        let [v4, v6] = add(key);
+        compiled.named_port_set = Some(v4);
+        compiled.named_port_set6 = Some(v6);
     }
     Ok(compiled)
 }
@@ -246,7 +260,7 @@ mod tests {
             let (template, problems) = compile_policy("p", &view(scope, &rules));
             assert!(problems.is_empty(), "{case}");
             assert_eq!(template.sets.iter().next().map(|k| k.scope.clone()), expected, "{case}");
-            assert_eq!(template.policy.ingress[0].source.sets.len(), usize::from(expected.is_some()), "{case}");
+            assert_eq!(template.policy.ingress[0].source.sets.len(), 2 * usize::from(expected.is_some()), "{case}");
         }
     }
 
@@ -280,7 +294,8 @@ mod tests {
         let named = template.sets.iter().find(|k| k.named_ports.is_some()).unwrap();
         assert_eq!(named.scope, Scope::Namespace("shop".into()), "the local side of a namespaced policy stays home");
         assert_eq!(named.selector.to_string(), r#"app == "web""#, "and is narrowed to the policy's own endpoints");
-        assert_eq!(compiled.destination.named_port_set, Some(named.name()));
+        assert_eq!(compiled.destination.named_port_set, Some(named.name(IpFamily::IPv4)));
+        assert_eq!(compiled.destination.named_port_set6, Some(named.name(IpFamily::IPv6)));
     }
 
     #[test]
@@ -331,14 +346,64 @@ mod tests {
 
     #[test]
     fn what_cannot_be_expressed_is_left_out_and_reported() {
-        let ipv6 = PolicyRule { ip_version: Some(6), ..PolicyRule::default() };
         let named_not = rule(
             EntityRule::default(),
             EntityRule { not_ports: Some(vec![Port::named("http")]), ..EntityRule::default() },
         );
-        let rules = [ipv6, named_not, PolicyRule::default()];
+        let rules = [named_not, PolicyRule::default()];
         let (template, problems) = compile_policy("p", &view(PolicyScope::Namespace("a"), &rules));
         assert_eq!(template.policy.ingress.len(), 1);
         assert_eq!(problems.len(), 1, "{problems:?}");
+    }
+
+    #[test]
+    fn rules_keep_their_family_and_icmp_says_which() {
+        use gingham_crds::api::policy::IcmpFields;
+        let icmp = |protocol: &str, version: Option<u8>| PolicyRule {
+            action: Action::Allow,
+            ip_version: version,
+            protocol: Some(Protocol::named(protocol)),
+            icmp: Some(IcmpFields { type_: Some(128), code: Some(0) }),
+            ..PolicyRule::default()
+        };
+        let nets = PolicyRule {
+            action: Action::Deny,
+            source: Some(EntityRule { nets: Some(vec!["fd00:1::/64".into()]), ..EntityRule::default() }),
+            ..PolicyRule::default()
+        };
+        let rules = [
+            icmp("ICMPv6", Some(6)),
+            icmp("ICMP", None),
+            nets,
+            PolicyRule { ip_version: Some(4), ..PolicyRule::default() },
+        ];
+        let (template, problems) = compile_policy("p", &view(PolicyScope::Namespace("a"), &rules));
+        assert!(problems.is_empty(), "{problems:?}");
+        let compiled = &template.policy.ingress;
+        assert_eq!(compiled.len(), 4, "no rule of either family is left out");
+        assert_eq!(compiled[0].ip_version, Some(IpFamily::IPv6));
+        assert_eq!(compiled[0].icmp, Some(IcmpMatch { protocol: IcmpProtocol::ICMPv6, type_: 128, code: Some(0) }));
+        assert_eq!(
+            (compiled[1].ip_version, compiled[1].icmp.as_ref().map(|i| i.protocol)),
+            (None, Some(IcmpProtocol::ICMP))
+        );
+        assert_eq!((compiled[2].ip_version, compiled[2].source.nets.clone()), (None, vec![Wire::new("fd00:1::/64")]));
+        assert_eq!(compiled[3].ip_version, Some(IpFamily::IPv4));
+    }
+
+    #[test]
+    fn a_selector_names_its_set_of_each_family() {
+        let side = EntityRule {
+            selector: Some("role == 'db'".into()),
+            not_selector: Some("x == 'y'".into()),
+            ..EntityRule::default()
+        };
+        let rules = [rule(side, EntityRule::default())];
+        let (template, _) = compile_policy("shop/p", &view(PolicyScope::Namespace("shop"), &rules));
+        let source = &template.policy.ingress[0].source;
+        let key = template.sets.iter().find(|k| k.selector.to_string() == r#"role == "db""#).unwrap();
+        assert_eq!(source.sets, [key.name(IpFamily::IPv4), key.name(IpFamily::IPv6)]);
+        assert_eq!(source.not_sets.len(), 2);
+        assert!(source.sets[1].starts_with("gs6_") && source.not_sets[1].starts_with("gs6_"));
     }
 }

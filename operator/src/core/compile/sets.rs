@@ -1,11 +1,12 @@
-//! Selector memberships as named sets: what a set means ([`SetKey`]), its nftables-safe name, and
-//! which members an endpoint contributes to it.
+//! Selector memberships as named sets: what a set means ([`SetKey`]), its nftables-safe names
+//! (one per family: a key is carried as an IPv4 set and an IPv6 set), and which members an
+//! endpoint contributes to it (a dual-stack pod brings an address of each family).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use gingham_crds::api::nodenetwork::IpSetKind;
-use gingham_crds::api::{IpProtocol, IpSetMember, Net, SetMember};
+use gingham_crds::api::nodenetwork::{IpSet, IpSetKind};
+use gingham_crds::api::{IpFamily, IpProtocol, IpSetMember, Net, SetMember, Wire};
 use gingham_crds::selector::{Expr, Selector};
 
 use crate::core::facts::{LabelList, PodFacts};
@@ -79,11 +80,17 @@ impl SetKey {
         format!("{scope}|{}{ports}", self.selector)
     }
 
-    /// The set's name: `gs_` (addresses) or `gp_` (named ports) and 16 hex digits of a hash of the
-    /// key. 19 characters of `[a-z0-9_]`, safe for nftables and deterministic.
-    pub fn name(&self) -> String {
+    /// The name of the key's set of `family`: `gs` (addresses) or `gp` (named ports), `6` for
+    /// IPv6, `_` and 16 hex digits of a hash of the key (`gs_…`, `gs6_…`). At most 20 characters of
+    /// `[a-z0-9_]`, safe for nftables and deterministic; the IPv4 names are those of before
+    /// dual-stack.
+    pub fn name(&self, family: IpFamily) -> String {
         let prefix = if self.named_ports.is_some() { "gp" } else { "gs" };
-        format!("{prefix}_{:016x}", fnv1a(&self.canonical()))
+        let family = match family {
+            IpFamily::IPv4 => "",
+            IpFamily::IPv6 => "6",
+        };
+        format!("{prefix}{family}_{:016x}", fnv1a(&self.canonical()))
     }
 
     /// What the set holds.
@@ -91,18 +98,19 @@ impl SetKey {
         if self.named_ports.is_some() { IpSetKind::AddressPorts } else { IpSetKind::Addresses }
     }
 
-    /// The members one endpoint contributes: none when it is out of scope or does not match.
+    /// The members one endpoint with `addresses` contributes: none when it is out of scope or
+    /// does not match.
     pub fn members(
         &self,
         namespace: &str,
         namespace_labels: &BTreeMap<String, String>,
         facts: &PodFacts,
-        address: IpAddr,
+        addresses: &[IpAddr],
     ) -> Vec<IpSetMember> {
         if !self.matches(namespace, namespace_labels, &facts.labels) {
             return Vec::new();
         }
-        self.members_of_match(facts, address)
+        self.members_of_match(facts, addresses)
     }
 
     /// Whether an endpoint in `namespace` (with those namespace labels) whose pod carries `labels`
@@ -111,20 +119,37 @@ impl SetKey {
         self.scope.contains(namespace, namespace_labels) && self.selector.matches(labels)
     }
 
-    /// The members an endpoint that [`SetKey::matches`] contributes: its address, or with named
-    /// ports, the address with each of its ports the set names.
-    pub fn members_of_match(&self, facts: &PodFacts, address: IpAddr) -> Vec<IpSetMember> {
+    /// The members an endpoint that [`SetKey::matches`] contributes: each of its addresses (one
+    /// per family), or with named ports, each address with each of its ports the set names.
+    pub fn members_of_match(&self, facts: &PodFacts, addresses: &[IpAddr]) -> Vec<IpSetMember> {
         match &self.named_ports {
-            None => vec![IpSetMember::Address(Net::from(address))],
-            Some(wanted) => facts
-                .named_ports
+            None => addresses.iter().map(|address| IpSetMember::Address(Net::from(*address))).collect(),
+            Some(wanted) => addresses
                 .iter()
-                .filter(|p| wanted.names.contains(&p.name) && wanted.protocol.is_none_or(|proto| proto == p.protocol))
-                .filter_map(|p| {
-                    let proto = IpProtocol::from_number(p.protocol).filter(|proto| proto.supports_ports())?;
-                    Some(IpSetMember::Port(SetMember { addr: address, proto, port: p.port }))
+                .flat_map(|address| {
+                    facts
+                        .named_ports
+                        .iter()
+                        .filter(|p| {
+                            wanted.names.contains(&p.name) && wanted.protocol.is_none_or(|proto| proto == p.protocol)
+                        })
+                        .filter_map(|p| {
+                            let proto = IpProtocol::from_number(p.protocol).filter(|proto| proto.supports_ports())?;
+                            Some(IpSetMember::Port(SetMember { addr: *address, proto, port: p.port }))
+                        })
                 })
                 .collect(),
+        }
+    }
+
+    /// The key's set of `family` holding `members` (those of the family; the others are left
+    /// out), as nodes carry it.
+    pub fn view<'a>(&self, family: IpFamily, members: impl IntoIterator<Item = &'a IpSetMember>) -> IpSet {
+        IpSet {
+            name: self.name(family),
+            family,
+            kind: self.kind(),
+            members: members.into_iter().filter(|m| m.family() == family).map(|m| Wire::from(*m)).collect(),
         }
     }
 }
@@ -152,13 +177,17 @@ mod tests {
         let b = key(Scope::Namespace("dev".into()), "app == 'web'", None);
         let p = key(Scope::Everywhere, "all()", Some((Some(6), &["http"])));
         for set in [&a, &b, &p] {
-            let name = set.name();
-            assert_eq!(name.len(), 19);
-            assert!(name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_'), "{name}");
+            for (family, length) in [(IpFamily::IPv4, 19), (IpFamily::IPv6, 20)] {
+                let name = set.name(family);
+                assert_eq!(name.len(), length);
+                assert!(name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_'), "{name}");
+            }
         }
-        assert_eq!(a.name(), key(Scope::Namespace("prod".into()), "app=='web'", None).name());
-        assert_ne!(a.name(), b.name());
-        assert!(p.name().starts_with("gp_"));
+        let v4 = IpFamily::IPv4;
+        assert_eq!(a.name(v4), key(Scope::Namespace("prod".into()), "app=='web'", None).name(v4));
+        assert_ne!(a.name(v4), b.name(v4));
+        assert!(p.name(v4).starts_with("gp_"));
+        assert_eq!(p.name(IpFamily::IPv6).replacen("gp6_", "gp_", 1), p.name(v4), "one hash, two families");
     }
 
     #[test]
@@ -181,8 +210,36 @@ mod tests {
             (key(Scope::Everywhere, "all()", Some((None, &["http", "dns"]))), "a", vec!["10.0.0.1,tcp,8080"]),
         ];
         for (set, namespace, expected) in cases {
-            let members = set.members(namespace, &prod, &facts, [10, 0, 0, 1].into());
+            let members = set.members(namespace, &prod, &facts, &[[10, 0, 0, 1].into()]);
             assert_eq!(members.iter().map(ToString::to_string).collect::<Vec<_>>(), expected, "{set:?}");
+        }
+    }
+
+    #[test]
+    fn a_dual_stack_endpoint_is_in_the_set_of_each_family() {
+        let facts = PodFacts {
+            labels: [("app".to_string(), "web".to_string())].into_iter().collect(),
+            named_ports: vec![NamedPort { name: "http".into(), protocol: 6, port: 8080 }],
+            node: None,
+            uid: None,
+        };
+        let addresses: [IpAddr; 2] = [[10, 0, 0, 1].into(), "fd00::1".parse().unwrap()];
+        for (set, v4, v6) in [
+            (key(Scope::Everywhere, "app == 'web'", None), vec!["10.0.0.1"], vec!["fd00::1"]),
+            (
+                key(Scope::Everywhere, "all()", Some((Some(6), &["http"]))),
+                vec!["10.0.0.1,tcp,8080"],
+                vec!["fd00::1,tcp,8080"],
+            ),
+        ] {
+            let members = set.members("a", &BTreeMap::new(), &facts, &addresses);
+            let view = |family| {
+                let view = set.view(family, &members);
+                assert_eq!((view.family, view.name), (family, set.name(family)));
+                view.members.iter().map(ToString::to_string).collect::<Vec<_>>()
+            };
+            let strings = |list: Vec<&str>| list.into_iter().map(String::from).collect::<Vec<_>>();
+            assert_eq!((view(IpFamily::IPv4), view(IpFamily::IPv6)), (strings(v4), strings(v6)), "{set:?}");
         }
     }
 }

@@ -67,6 +67,7 @@ impl Changes {
 enum Source {
     Pools,
     Nodes,
+    Ipam,
     Bgp,
     Felix,
     DaemonSet,

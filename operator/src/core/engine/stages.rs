@@ -3,7 +3,7 @@
 
 use gingham_crds::api::nodenetwork::PoolRouting;
 use gingham_crds::api::span::NodeSpan;
-use gingham_crds::api::{BGPConfigurationSpec, Cidr, NodeNetworkSpec, Wire};
+use gingham_crds::api::{BGPConfigurationSpec, Cidr, IpFamily, NodeNetworkSpec, Wire};
 use gingham_crds::naming::block_object_name;
 use gingham_crds::validate::validate_felix_configuration;
 
@@ -84,6 +84,7 @@ impl Engine {
         for name in self.desired.blocks.keys().filter(|n| !assignment.blocks.contains_key(*n)) {
             self.changes.blocks.insert(name.clone());
         }
+        self.set_problems(Source::Ipam, assignment.problems.clone());
         self.desired.blocks = assignment.blocks.clone();
         self.block_counts = blocks_per_pool(&self.desired.blocks);
         self.assignment = assignment;
@@ -220,12 +221,16 @@ impl Engine {
             let felix = merged_for(&configs, name);
             let mut tunnel = tunnel_settings(&felix);
             if let Some(node_tunnel) = self.assignment.tunnels.get(name) {
-                tunnel.blocks.clone_from(&node_tunnel.blocks);
-                tunnel.vtep_mac.clone_from(&node_tunnel.vtep_mac);
+                tunnel.blocks.clone_from(&node_tunnel.v4.blocks);
+                tunnel.vtep_mac.clone_from(&node_tunnel.v4.vtep_mac);
+                tunnel.blocks6.clone_from(&node_tunnel.v6.blocks);
+                tunnel.vtep_mac_v6.clone_from(&node_tunnel.v6.vtep_mac);
             }
             let bgp = self.bgp.get(name).cloned().flatten();
+            let address = |family| facts.address_of(family).map(|a| Wire::from(Cidr(a)));
             let spec = NodeNetworkSpec {
-                address: facts.address.map(|a| Wire::from(Cidr(a.into()))).unwrap_or_default(),
+                address: address(IpFamily::IPv4),
+                address6: address(IpFamily::IPv6),
                 blocks: self.assignment.node_blocks.get(name).cloned().unwrap_or_default(),
                 pools: pools.clone(),
                 tunnel,
@@ -268,16 +273,18 @@ impl Engine {
             }
         }
         for id in dirty.refresh {
-            let Some(view) = self.index.set_view(id) else { continue };
+            let Some(views) = self.index.set_views(id) else { continue };
             for node in self.index.set_users(id).filter(|n| !dirty.rebuild.contains(*n)) {
                 let Some(span) = self.desired.spans.get_mut(node) else { continue };
-                let Ok(position) = span.ip_sets.binary_search_by(|s| s.name.cmp(&view.name)) else {
-                    continue;
-                };
-                let set = &mut span.ip_sets[position];
-                if *set != *view {
-                    *set = view.clone();
-                    self.changes.spans.insert(node.clone());
+                for view in views {
+                    let Ok(position) = span.ip_sets.binary_search_by(|s| s.name.cmp(&view.name)) else {
+                        continue;
+                    };
+                    let set = &mut span.ip_sets[position];
+                    if *set != *view {
+                        *set = view.clone();
+                        self.changes.spans.insert(node.clone());
+                    }
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! Calico policy semantics through compile: order, actions (Allow, Deny, Log, Pass), namespace
-//! scoping of NetworkPolicy and GlobalNetworkPolicy, notSelector, notPorts, nets on egress.
+//! scoping of NetworkPolicy and GlobalNetworkPolicy, notSelector, notPorts, nets on egress, and
+//! the two families: `ipVersion`, ICMP and ICMPv6, nets of each family.
 
 use gingham_crds::api::{GlobalNetworkPolicy, NetworkPolicy};
 use serde_json::{Value, json};
@@ -85,7 +86,64 @@ fn cases() -> Vec<(&'static str, Vec<Policy>, Expect)> {
                 "egress",
                 json!({"selector": "all()", "types": ["Egress"], "egress": [{"action": "Allow", "destination": {"nets": ["10.0.1.0/24"]}}]}),
             )],
-            |s, d, _, _| outside(s) || d.ns == "prod",
+            |s, d, _, _| outside(s) || (d.ns == "prod" && !d.v6),
+        ),
+        (
+            "nets of both families in one rule: each packet meets those of its family",
+            vec![(
+                None,
+                "egress",
+                json!({"selector": "all()", "types": ["Egress"], "egress": [{"action": "Allow", "destination": {"nets": ["10.0.1.0/24", "fd00:2::/64"]}}]}),
+            )],
+            |s, d, _, _| outside(s) || (d.ns == "prod" && !d.v6) || (d.ns == "dev" && d.v6) || d.name == "fd00:2::99",
+        ),
+        (
+            "ipVersion 6 limits a rule to IPv6",
+            vec![(
+                Some("prod"),
+                "v6",
+                json!({"selector": "app == 'db'", "ingress": [{"action": "Allow", "ipVersion": 6}]}),
+            )],
+            |s, d, _, _| !is(d, "prod", "db") || s.v6,
+        ),
+        (
+            "ipVersion 4 limits a rule to IPv4; a rule without it serves both",
+            vec![(
+                Some("prod"),
+                "v4",
+                json!({"selector": "app == 'db'", "ingress": [{"action": "Allow", "ipVersion": 4, "protocol": "TCP"}, {"action": "Allow", "protocol": "UDP"}]}),
+            )],
+            |s, d, proto, _| !is(d, "prod", "db") || (!s.v6 && proto == TCP) || proto == super::world::UDP,
+        ),
+        (
+            "ICMPv6 echo and ICMP echo, each in its family",
+            vec![(
+                Some("prod"),
+                "ping",
+                json!({"selector": "app == 'db'", "ingress": [
+                    {"action": "Allow", "ipVersion": 6, "protocol": "ICMPv6", "icmp": {"type": 128}},
+                    {"action": "Allow", "protocol": "ICMP", "icmp": {"type": 8, "code": 0}}
+                ]}),
+            )],
+            |_, d, proto, _| !is(d, "prod", "db") || proto == super::world::ICMP || proto == super::world::ICMPV6,
+        ),
+        (
+            "notICMP: ICMPv6 but echo",
+            vec![(
+                Some("prod"),
+                "noping",
+                json!({"selector": "app == 'db'", "ingress": [{"action": "Allow", "protocol": "ICMPv6", "notICMP": {"type": 128}}]}),
+            )],
+            |_, d, _, _| !is(d, "prod", "db"),
+        ),
+        (
+            "a selector matches a dual-stack pod in both families, an IPv6-only pod in IPv6",
+            vec![(
+                Some("prod"),
+                "from-dev",
+                json!({"selector": "app == 'db'", "ingress": [{"action": "Allow", "source": {"namespaceSelector": "env == 'dev'"}}]}),
+            )],
+            |s, d, _, _| !is(d, "prod", "db") || s.ns == "dev",
         ),
         (
             "a named destination port without a selector resolves on any destination pod, in any namespace",

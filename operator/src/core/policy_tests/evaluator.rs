@@ -1,10 +1,14 @@
 //! A reference evaluator over the compiled output: decides a packet the way the agent's nftables
-//! program must, reading only NodeNetwork specs (policy lists, compiled rules, sets).
+//! program must, reading only NodeNetwork specs (policy lists, compiled rules, sets), in either
+//! family: a packet meets the rules its family allows (`ipVersion`, ICMP or ICMPv6, nets of its
+//! family) and the sets of its family.
 
-use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule};
+use std::net::IpAddr;
+
+use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule, IcmpMatch, IcmpProtocol};
 use gingham_crds::api::policy::Action;
 use gingham_crds::api::span::NodeSpan;
-use gingham_crds::api::{IpProtocol, Net, Wire};
+use gingham_crds::api::{IpFamily, IpProtocol, Net, Wire};
 
 /// A pod: `namespace/pod`, for finding the endpoint's policy lists, and the node it runs on.
 #[derive(Clone, Copy, Debug)]
@@ -24,44 +28,60 @@ pub struct Side<'a> {
     pub address: &'a str,
 }
 
-/// A packet: protocol number and destination port.
+/// A packet: protocol number and destination port (for ICMP and ICMPv6: the type, code 0).
 #[derive(Clone, Copy, Debug)]
 pub struct Packet {
     /// IP protocol number.
     pub protocol: u8,
-    /// Destination port.
+    /// Destination port, or ICMP type.
     pub port: u16,
 }
 
-fn in_net(address: &str, net: &Wire<Net>) -> bool {
-    let net = net.value().and_then(|n| n.v4()).expect("the operator writes valid nets");
-    address.parse::<std::net::Ipv4Addr>().is_ok_and(|a| net.contains(&a))
+fn address(text: &str) -> IpAddr {
+    text.parse().expect("the world's addresses are addresses")
 }
 
-fn in_set(spec: &NodeSpan, set: &str, member: &str) -> bool {
-    let Some(found) = spec.ip_sets.iter().find(|s| s.name == set) else {
-        panic!("a rule refers to set {set} that the node does not carry")
+fn in_net(address: &str, net: &Wire<Net>) -> bool {
+    let net = net.value().expect("the operator writes valid nets");
+    net.0.contains(&self::address(address))
+}
+
+/// The set `name` of the span, when it is of `family`: a rule names the sets of both families,
+/// and a packet meets those of its own.
+fn set_of<'a>(spec: &'a NodeSpan, name: &str, family: IpFamily) -> Option<&'a gingham_crds::api::nodenetwork::IpSet> {
+    let Some(found) = spec.ip_sets.iter().find(|s| s.name == name) else {
+        panic!("a rule refers to set {name} that the node does not carry")
     };
-    found.members.iter().any(|m| m == member)
+    (found.family == family).then_some(&**found)
+}
+
+fn in_set(set: &gingham_crds::api::nodenetwork::IpSet, member: &str) -> bool {
+    set.members.iter().any(|m| m == member)
 }
 
 fn side_matches(spec: &NodeSpan, side: &CompiledMatch, address: &str, port: Option<u16>, protocol: u8) -> bool {
+    let family = IpFamily::of(self::address(address));
+    // Nets of the other family never match this packet; a side whose nets are all of the other
+    // family matches nothing of this one (Calico's rule: such a rule is for the other family).
     let nets = side.nets.is_empty() || side.nets.iter().any(|n| in_net(address, n));
     let not_nets = !side.not_nets.iter().any(|n| in_net(address, n));
-    let sets = side.sets.iter().all(|s| in_set(spec, s, address));
-    let not_sets = !side.not_sets.iter().any(|s| in_set(spec, s, address));
+    let sets_of = |names: &[String]| -> Vec<&gingham_crds::api::nodenetwork::IpSet> {
+        names.iter().filter_map(|n| set_of(spec, n, family)).collect()
+    };
+    let sets = sets_of(&side.sets).iter().all(|s| in_set(s, address));
+    let not_sets = !sets_of(&side.not_sets).iter().any(|s| in_set(s, address));
+    let named_port_set = match family {
+        IpFamily::IPv4 => side.named_port_set.as_ref(),
+        IpFamily::IPv6 => side.named_port_set6.as_ref(),
+    };
     let ports = match port {
-        None => side.ports.is_empty() && side.named_port_set.is_none(),
+        None => side.ports.is_empty() && named_port_set.is_none(),
         Some(port) => {
             let listed = side.ports.iter().any(|r| r.first <= port && port <= r.last);
-            let named = side.named_port_set.as_ref().is_some_and(|set| {
-                in_set(
-                    spec,
-                    set,
-                    &format!("{address},{},{port}", IpProtocol::from_number(protocol).expect("a protocol")),
-                )
+            let named = named_port_set.and_then(|name| set_of(spec, name, family)).is_some_and(|set| {
+                in_set(set, &format!("{address},{},{port}", IpProtocol::from_number(protocol).expect("a protocol")))
             });
-            (side.ports.is_empty() && side.named_port_set.is_none()) || listed || named
+            (side.ports.is_empty() && named_port_set.is_none()) || listed || named
         }
     };
     let not_ports = port.is_none_or(|port| !side.not_ports.iter().any(|r| r.first <= port && port <= r.last));
@@ -75,7 +95,17 @@ fn rule_matches(
     destination: &Side<'_>,
     packet: Packet,
 ) -> bool {
-    rule.protocol.is_none_or(|p| p == packet.protocol)
+    let family = IpFamily::of(address(source.address));
+    let icmp = |icmp: &IcmpMatch| {
+        IcmpProtocol::of_number(packet.protocol) == Some(icmp.protocol)
+            && icmp.protocol.family() == family
+            && u16::from(icmp.type_) == packet.port
+            && icmp.code.is_none_or(|code| code == 0)
+    };
+    rule.ip_version.is_none_or(|version| version == family)
+        && rule.icmp.as_ref().is_none_or(icmp)
+        && !rule.not_icmp.as_ref().is_some_and(icmp)
+        && rule.protocol.is_none_or(|p| p == packet.protocol)
         && rule.not_protocol.is_none_or(|p| p != packet.protocol)
         && side_matches(spec, &rule.source, source.address, None, packet.protocol)
         && side_matches(spec, &rule.destination, destination.address, Some(packet.port), packet.protocol)

@@ -99,7 +99,7 @@ fn cases() -> Vec<(&'static str, Vec<Value>, Expect)> {
             vec![json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
                 "to": [{"ipBlock": {"cidr": "10.0.2.0/24"}}], "ports": [{"port": "http"}]
             }]})],
-            |s, d, proto, port| s.ns != "prod" || (d.ns == "dev" && serves(d, "http", proto, port)),
+            |s, d, proto, port| s.ns != "prod" || (d.ns == "dev" && !d.v6 && serves(d, "http", proto, port)),
         ),
         (
             "UDP ports",
@@ -118,7 +118,28 @@ fn cases() -> Vec<(&'static str, Vec<Value>, Expect)> {
             vec![json!({"podSelector": {"matchLabels": {"app": "db"}}, "ingress": [{"from": [
                 {"ipBlock": {"cidr": "10.0.0.0/16", "except": ["10.0.2.0/24", "10.0.1.3/32"]}}
             ]}]})],
-            |s, d, _, _| !is(d, "prod", "db") || is(s, "prod", "web"),
+            |s, d, _, _| !is(d, "prod", "db") || (is(s, "prod", "web") && !s.v6),
+        ),
+        (
+            "IPv6 ipBlock with except",
+            vec![json!({"podSelector": {"matchLabels": {"app": "db"}}, "ingress": [{"from": [
+                {"ipBlock": {"cidr": "fd00::/16", "except": ["fd00:2::/64"]}}
+            ]}]})],
+            |s, d, _, _| !is(d, "prod", "db") || (is(s, "prod", "web") && s.v6),
+        ),
+        (
+            "ipBlocks of both families in one rule",
+            vec![json!({"podSelector": {"matchLabels": {"app": "db"}}, "ingress": [{"from": [
+                {"ipBlock": {"cidr": "10.0.2.0/24"}}, {"ipBlock": {"cidr": "fd00:2::/64"}}
+            ]}]})],
+            |s, d, _, _| !is(d, "prod", "db") || s.ns == "dev" || s.name == "10.0.2.99" || s.name == "fd00:2::99",
+        ),
+        (
+            "IPv6 egress deny except to one IPv6 block: IPv4 is isolated too",
+            vec![json!({"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Egress"], "egress": [
+                {"to": [{"ipBlock": {"cidr": "2001:db8::/32"}}]}
+            ]})],
+            |s, d, _, _| !is(s, "prod", "web") || d.name == "2001:db8::7",
         ),
         (
             "ipBlock outside the pod range admits that address only",

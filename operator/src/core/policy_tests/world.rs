@@ -6,7 +6,7 @@ use crate::core::ClusterSnapshot;
 use crate::core::DesiredState;
 use crate::core::testkit::{Meta, namespace, node, pod, status, with_port};
 
-/// (name, namespace, labels, node, address, named ports)
+/// (name, namespace, labels, node, addresses (a dual-stack pod's separated by a comma), named ports)
 pub type PodRow = (
     &'static str,
     &'static str,
@@ -16,26 +16,33 @@ pub type PodRow = (
     &'static [(&'static str, i32, &'static str)],
 );
 
+/// Dual-stack pods, one IPv4-only (prod/api) and one IPv6-only (dev/tool): every pair is probed
+/// in each family both ends have.
 pub const PODS: &[PodRow] = &[
-    ("web", "prod", &[("app", "web"), ("role", "frontend")], "a", "10.0.1.1", &[("http", 8080, "TCP")]),
-    ("db", "prod", &[("app", "db")], "b", "10.0.1.2", &[("pg", 5432, "TCP")]),
+    ("web", "prod", &[("app", "web"), ("role", "frontend")], "a", "10.0.1.1,fd00:1::1", &[("http", 8080, "TCP")]),
+    ("db", "prod", &[("app", "db")], "b", "10.0.1.2,fd00:1::2", &[("pg", 5432, "TCP")]),
     ("api", "prod", &[("app", "api")], "a", "10.0.1.3", &[("http", 8080, "TCP")]),
-    ("web", "dev", &[("app", "web"), ("role", "frontend")], "b", "10.0.2.1", &[("http", 80, "TCP")]),
-    ("tool", "dev", &[("app", "tool")], "a", "10.0.2.2", &[("dns", 53, "UDP")]),
+    ("web", "dev", &[("app", "web"), ("role", "frontend")], "b", "10.0.2.1,fd00:2::1", &[("http", 80, "TCP")]),
+    ("tool", "dev", &[("app", "tool")], "a", "fd00:2::2", &[("dns", 53, "UDP")]),
 ];
 
-/// Addresses that are no pod: one among the dev pods' addresses, one far away. They send and
-/// receive too; only the pod's side of such a packet has policy.
-pub const OUTSIDE: &[&str] = &["10.0.2.99", "192.0.2.7"];
+/// Addresses that are no pod: of each family one among the dev pods' addresses, one far away.
+/// They send and receive too; only the pod's side of such a packet has policy.
+pub const OUTSIDE: &[&str] = &["10.0.2.99", "192.0.2.7", "fd00:2::99", "2001:db8::7"];
 
 pub const TCP: u8 = 6;
 pub const UDP: u8 = 17;
-pub const PROBES: &[(u8, u16)] = &[(TCP, 80), (TCP, 5432), (TCP, 8080), (TCP, 8081), (UDP, 53)];
+/// ICMP, probed with type 8 (echo request) over IPv4.
+pub const ICMP: u8 = 1;
+/// ICMPv6, probed with type 128 (echo request) over IPv6.
+pub const ICMPV6: u8 = 58;
+pub const PROBES: &[(u8, u16)] =
+    &[(TCP, 80), (TCP, 5432), (TCP, 8080), (TCP, 8081), (UDP, 53), (ICMP, 8), (ICMPV6, 128)];
 
 /// Two nodes, two labelled namespaces and the pods above, reported by their nodes.
 pub fn world() -> ClusterSnapshot {
     let mut snapshot = ClusterSnapshot {
-        nodes: vec![node("a", "192.168.0.1/24"), node("b", "192.168.0.2/24")],
+        nodes: vec![node("a", "192.168.0.1/24,fd00:ff::1/64"), node("b", "192.168.0.2/24,fd00:ff::2/64")],
         namespaces: vec![namespace("prod").label("env", "prod"), namespace("dev").label("env", "dev")],
         ..ClusterSnapshot::default()
     };
@@ -55,14 +62,16 @@ pub fn world() -> ClusterSnapshot {
     snapshot
 }
 
-/// A pod as the expectations see it; an address outside the cluster has no namespace and its
-/// address as name.
+/// A pod as the expectations see it, in the family of the probe; an address outside the cluster
+/// has no namespace and its address as name.
 #[derive(Clone, Copy)]
 pub struct P {
     /// Namespace (empty outside the cluster).
     pub ns: &'static str,
     /// Name (the address outside the cluster).
     pub name: &'static str,
+    /// The probe is IPv6.
+    pub v6: bool,
 }
 
 /// Which packets a case allows.
@@ -94,10 +103,17 @@ fn side(end: &End) -> Side<'_> {
     Side { pod: end.2.map(|node| Pod { endpoint: &end.1, node }), address: end.3 }
 }
 
+/// Every end of a probe, once per address: a dual-stack pod is an end in each family.
 fn ends() -> Vec<End> {
-    let pods =
-        PODS.iter().map(|row| (P { ns: row.1, name: row.0 }, format!("{}/{}", row.1, row.0), Some(row.3), row.4));
-    let outside = OUTSIDE.iter().map(|address| (P { ns: "", name: address }, (*address).to_string(), None, *address));
+    let pods = PODS.iter().flat_map(|row| {
+        row.4.split(',').map(|address| {
+            let p = P { ns: row.1, name: row.0, v6: address.contains(':') };
+            (p, format!("{}/{}", row.1, row.0), Some(row.3), address)
+        })
+    });
+    let outside = OUTSIDE.iter().map(|address| {
+        (P { ns: "", name: address, v6: address.contains(':') }, (*address).to_string(), None, *address)
+    });
     pods.chain(outside).collect()
 }
 
@@ -107,12 +123,19 @@ pub fn mismatches(case: &str, desired: &DesiredState, expect: Expect) -> Vec<Str
     let mut failures = Vec::new();
     let ends = ends();
     for src in &ends {
-        for dst in ends.iter().filter(|d| d.1 != src.1 && (d.2.is_some() || src.2.is_some())) {
-            for &(protocol, port) in PROBES {
+        let probed = |d: &&End| d.1 != src.1 && (d.2.is_some() || src.2.is_some()) && d.0.v6 == src.0.v6;
+        for dst in ends.iter().filter(probed) {
+            let icmp_of_other_family =
+                |protocol: u8| (protocol == ICMP && src.0.v6) || (protocol == ICMPV6 && !src.0.v6);
+            for &(protocol, port) in PROBES.iter().filter(|(protocol, _)| !icmp_of_other_family(*protocol)) {
                 let got = allowed(&desired.spans, side(src), side(dst), Packet { protocol, port });
                 let want = expect(src.0, dst.0, protocol, port);
                 if got != want {
-                    failures.push(format!("{case}: {} -> {} {protocol}/{port}: got {got}, want {want}", src.1, dst.1));
+                    let (from, to) = (src.3, dst.3);
+                    failures.push(format!(
+                        "{case}: {} ({from}) -> {} ({to}) {protocol}/{port}: got {got}, want {want}",
+                        src.1, dst.1
+                    ));
                 }
             }
         }

@@ -27,7 +27,7 @@ impl PolicyIndex {
         let mut groups: Map<LabelList, Matched> = Map::default();
         for key in self.endpoint_keys() {
             let Some(endpoint) = self.endpoint(&key) else { continue };
-            let (endpoint_id, address, uid) = (endpoint.id, endpoint.address, endpoint.uid.clone());
+            let (endpoint_id, addresses, uid) = (endpoint.id, endpoint.addresses.clone(), endpoint.uid.clone());
             let namespace = endpoint.namespace.clone();
             let facts = self.shared_facts(&key.1);
             let fresh;
@@ -39,10 +39,10 @@ impl PolicyIndex {
                 }
                 None => groups.entry(facts.labels.clone()).or_insert(self.matched(&namespace, &facts)),
             };
-            if let Some(address) = address.filter(|_| uid_matches(facts.uid.as_deref(), uid.as_deref())) {
+            if !addresses.is_empty() && uid_matches(facts.uid.as_deref(), uid.as_deref()) {
                 for &id in &matched.sets {
                     let Some(set) = self.sets.get(&id) else { continue };
-                    let members = set.key.members_of_match(&facts, address);
+                    let members = set.key.members_of_match(&facts, &addresses);
                     if members.is_empty() {
                         continue;
                     }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use gingham_crds::api::nodenetwork::IpSet;
-use gingham_crds::api::{IpSetMember, Shared, Wire};
+use gingham_crds::api::{IpFamily, IpSetMember, Shared};
 
 use super::{EndpointId, EndpointKey, PolicyIndex, SetEntry, SetId};
 use crate::core::compile::sets::{Scope, SetKey};
@@ -13,8 +13,7 @@ impl PolicyIndex {
     /// The members an endpoint brings to a set being created, if any (none without an address:
     /// a pod only scheduled here, of which there may be many).
     fn joins(&self, set: &SetKey, key: EndpointKey) -> Option<(EndpointKey, EndpointId, Vec<IpSetMember>)> {
-        let endpoint = self.endpoint(&key)?;
-        endpoint.address.as_ref()?;
+        let endpoint = self.endpoint(&key).filter(|e| !e.addresses.is_empty())?;
         let labels = self.namespace_labels(&endpoint.namespace);
         let facts = self.facts(&key.1, &endpoint.namespace);
         let members = endpoint.members_of(set, &labels, &facts);
@@ -60,16 +59,9 @@ impl PolicyIndex {
             Scope::Namespace(ns) => self.sets_by_namespace.entry(ns.clone()).or_default().insert(id),
             Scope::Namespaces(_) | Scope::Everywhere => self.cross_sets.insert(id),
         };
-        let name = key.name();
-        let view = Shared::new(IpSet { name: name.clone(), kind: key.kind(), members: Vec::new() });
-        let set = SetEntry {
-            key: key.clone(),
-            name,
-            members: BTreeMap::new(),
-            view,
-            contributors: BTreeSet::new(),
-            users: 1,
-        };
+        let views = IpFamily::BOTH.map(|family| Shared::new(key.view(family, [])));
+        let set =
+            SetEntry { key: key.clone(), members: BTreeMap::new(), views, contributors: BTreeSet::new(), users: 1 };
         self.sets.insert(id, set);
         if self.deferred {
             return id;
@@ -119,9 +111,10 @@ impl PolicyIndex {
         }
     }
 
-    /// A set as nodes carry it (up to date after [`PolicyIndex::take_dirty`]).
-    pub fn set_view(&self, id: SetId) -> Option<&Shared<IpSet>> {
-        self.sets.get(&id).map(|s| &s.view)
+    /// A set as nodes carry it, its IPv4 and its IPv6 set (up to date after
+    /// [`PolicyIndex::take_dirty`]).
+    pub fn set_views(&self, id: SetId) -> Option<&[Shared<IpSet>; 2]> {
+        self.sets.get(&id).map(|s| &s.views)
     }
 
     /// The nodes that use a set.
@@ -133,8 +126,14 @@ impl PolicyIndex {
     pub(super) fn refresh_views(&mut self) {
         for id in std::mem::take(&mut self.stale_views) {
             if let Some(set) = self.sets.get_mut(&id) {
-                let members = set.members.keys().map(|member| Wire::from(*member)).collect();
-                set.view = Shared::new(IpSet { name: set.name.clone(), kind: set.key.kind(), members });
+                // Each family's view is rebuilt only when it changed, so that an IPv4 member
+                // leaving does not make the IPv6 set look changed.
+                for (view, family) in set.views.iter_mut().zip(IpFamily::BOTH) {
+                    let fresh = set.key.view(family, set.members.keys());
+                    if **view != fresh {
+                        *view = Shared::new(fresh);
+                    }
+                }
             }
         }
     }

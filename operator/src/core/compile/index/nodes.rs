@@ -34,7 +34,7 @@ impl PolicyIndex {
             base.policies.push(policy.compiled.clone());
             used_sets.extend(self.policy_sets.get(name).into_iter().flatten());
         }
-        base.ip_sets = used_sets.iter().filter_map(|id| self.sets.get(id)).map(|s| s.view.clone()).collect();
+        base.ip_sets = used_sets.iter().filter_map(|id| self.sets.get(id)).flat_map(|s| s.views.clone()).collect();
         base.ip_sets.sort_by(|a, b| a.name.cmp(&b.name));
         self.record_usage(node, used_sets, used_policies);
         base

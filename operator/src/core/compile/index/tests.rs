@@ -30,7 +30,8 @@ fn report(index: &mut PolicyIndex, node: &str, endpoints: &[(&str, &str)]) {
         .map(|(name, address)| LocalEndpoint {
             name: format!("ns/{name}"),
             uid: None,
-            address: (*address).into(),
+            address: address.split(',').next().unwrap_or_default().into(),
+            addresses: if address.contains(',') { address.split(',').map(Into::into).collect() } else { Vec::new() },
             interface: String::new(),
         })
         .collect();
@@ -69,7 +70,8 @@ fn probe(index: &mut PolicyIndex, selector: &str, namespaces: Option<&str>, from
     selected.sort();
     let members = keys
         .iter()
-        .filter_map(|key| index.set_ids.get(key).and_then(|id| index.set_view(*id)))
+        .filter_map(|key| index.set_ids.get(key).and_then(|id| index.set_views(*id)))
+        .flatten()
         .flat_map(|view| view.members.iter().map(ToString::to_string).collect::<Vec<_>>())
         .collect();
     index.delete_policy("global/probe");
@@ -150,6 +152,7 @@ fn a_pod_recreated_under_its_name_is_keyed_by_its_uid() {
             name: "ns/p".into(),
             uid: Some(uid.into()),
             address: address.into(),
+            addresses: Vec::new(),
             interface: String::new(),
         };
         index.set_node_endpoints("n1", &[endpoint]);
@@ -174,4 +177,47 @@ fn a_pod_recreated_under_its_name_is_keyed_by_its_uid() {
 
     index.set_pod("ns/p", None);
     assert_eq!(compiled_uid(&mut index).as_deref(), Some("u2"), "without a Pod object, the reported UID");
+}
+
+/// A dual-stack pod is in the IPv4 set and the IPv6 set of every selector it matches; an IPv6-only
+/// pod in the IPv6 one only; losing an address leaves only that family's set.
+#[test]
+fn endpoints_bring_an_address_of_each_family_to_the_set_of_that_family() {
+    let mut index = PolicyIndex::default();
+    for name in ["dual", "v6", "v4"] {
+        index.set_pod(&format!("ns/{name}"), facts(name, "web", Some("n1")));
+    }
+    report(&mut index, "n1", &[("dual", "10.0.0.1,fd00::1"), ("v6", "fd00::2"), ("v4", "10.0.0.3")]);
+    let views = |index: &mut PolicyIndex| {
+        let span = index.build_node("n1");
+        let _ = index.take_dirty();
+        let mut found = Vec::new();
+        let source = EntityRule { selector: Some("app == 'web'".into()), ..EntityRule::default() };
+        let spec = GlobalNetworkPolicySpec {
+            selector: Some("all()".into()),
+            ingress: Some(vec![PolicyRule { action: Action::Allow, source: Some(source), ..PolicyRule::default() }]),
+            ..GlobalNetworkPolicySpec::default()
+        };
+        let (entry, _) = global_policy_entry(&GlobalNetworkPolicy { metadata: meta(None, "web"), spec });
+        index.upsert_policy(entry.unwrap());
+        let _ = index.take_dirty();
+        let span_after = index.build_node("n1");
+        for set in &span_after.ip_sets {
+            found.push((set.family, set.members.iter().map(ToString::to_string).collect::<Vec<_>>()));
+        }
+        index.delete_policy("global/web");
+        assert!(span.ip_sets.is_empty());
+        found
+    };
+    use gingham_crds::api::IpFamily;
+    assert_eq!(
+        views(&mut index),
+        [(IpFamily::IPv6, strings(&["fd00::1", "fd00::2"])), (IpFamily::IPv4, strings(&["10.0.0.1", "10.0.0.3"]))],
+        "sorted by name: gs6_... before gs_..."
+    );
+    report(&mut index, "n1", &[("dual", "10.0.0.1"), ("v6", "fd00::2"), ("v4", "10.0.0.3")]);
+    assert_eq!(
+        views(&mut index),
+        [(IpFamily::IPv6, strings(&["fd00::2"])), (IpFamily::IPv4, strings(&["10.0.0.1", "10.0.0.3"]))]
+    );
 }
