@@ -172,18 +172,20 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
 
     /// The kernel as it is: the last dump with every notification since applied, or a new dump
     /// when there is none, notifications were lost or told of something they cannot describe, or
-    /// the last dump is older than the spec's `routeRefreshSeconds` (the safety net).
+    /// the last dump is older than the spec's `routeRefreshSeconds` (the safety net). Taken out
+    /// of `observed` (not copied); the sync puts it back once it has diffed.
     async fn current(&mut self, view: &NodeView<'_>, nexthops: bool) -> Result<KernelState, NetlinkError> {
         let notices = self.netlink.notices().await;
+        tracing::trace!(?notices, "kernel notifications");
         let refresh = Duration::from_secs(u64::from(view.plan.route_refresh_seconds));
         let due = self.dumped_at.is_none_or(|at| at.elapsed() >= refresh);
-        if let (false, Some(state)) = (due, self.observed.as_mut()) {
+        if let (false, Some(mut state)) = (due, self.observed.take()) {
             let count = notices.len();
-            if notices.into_iter().all(|notice| observed::apply(state, notice)) {
+            if notices.into_iter().all(|notice| observed::apply(&mut state, notice)) {
                 if count > 0 {
                     debug!(count, "kernel state updated from notifications");
                 }
-                return Ok(state.clone());
+                return Ok(state);
             }
             debug!("a notification needs a dump");
         } else if notices.contains(&Notice::Lost) {
@@ -191,11 +193,9 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
         }
         // Notifications from here on are applied over the dump (replaying one the dump already
         // shows changes nothing).
-        self.observed = None;
         self.last.dumped = true;
         let state = self.read(nexthops).await?;
         self.dumped_at = Some(Instant::now());
-        self.observed = Some(state.clone());
         Ok(state)
     }
 
@@ -254,6 +254,7 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
         report.sizes.routes = desired.routes.len();
         let mut failed = Vec::new();
         let ops = diff(&current, &desired);
+        self.observed = Some(current);
         let results = self.netlink.apply(&ops).await;
         for (op, result) in ops.into_iter().zip(results) {
             match result {

@@ -53,6 +53,11 @@ pub fn preferred_id(node: &str, family: Family) -> u32 {
     ID_RANGE.start + u32::try_from(offset).unwrap_or(0)
 }
 
+/// The id after `id`, wrapping in [`ID_RANGE`].
+pub fn next_id(id: u32) -> u32 {
+    if id + 1 >= ID_RANGE.end { ID_RANGE.start } else { id + 1 }
+}
+
 /// An id for every key, in key order: the preferred one, else the next free one (wrapping in
 /// [`ID_RANGE`]). `taken` are the ids of nexthops gingham does not own.
 pub fn assign_ids<'a>(
@@ -64,7 +69,7 @@ pub fn assign_ids<'a>(
     for key in keys {
         let mut id = preferred_id(key.0, key.1);
         while used.contains(&id) {
-            id = if id + 1 >= ID_RANGE.end { ID_RANGE.start } else { id + 1 };
+            id = next_id(id);
         }
         used.insert(id);
         ids.insert(key, id);

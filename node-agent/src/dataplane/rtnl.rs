@@ -359,6 +359,10 @@ fn neighbour_parts(message: &NeighbourMessage) -> (Option<Ipv4Addr>, Option<Mac>
     for attribute in &message.attributes {
         match attribute {
             NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => ip = Some(*a),
+            // An FDB entry's (AF_BRIDGE) destination is not decoded by netlink-packet-route.
+            NeighbourAttribute::Destination(NeighbourAddress::Other(bytes)) => {
+                ip = <[u8; 4]>::try_from(bytes.as_slice()).ok().map(Ipv4Addr::from);
+            }
             NeighbourAttribute::LinkLayerAddress(bytes) => {
                 mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(Mac);
             }
