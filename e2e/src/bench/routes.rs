@@ -352,7 +352,9 @@ pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
     let sync_ms = summarize(&syncs).map(|s| s.p50 * 1000.0);
     let mut sync_row = Row::value(
         5,
-        format!("{BLOCKS} VXLAN blocks, empty → routed: the agent's sync (nexthop, route, neigh, fdb each), median of {REPS}"),
+        format!(
+            "{BLOCKS} VXLAN blocks, empty → routed: the agent's sync (nexthop, route, neigh, fdb each), median of {REPS}"
+        ),
         sync_ms,
         "ms",
         Goal::AtMost(150.0),
@@ -368,7 +370,8 @@ pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
     );
     row.baseline = rate(&batch);
     results.rows.push(row.clone());
-    row.what = "… the agent's sync vs `ip -batch` routes+neigh and `bridge -batch` fdb (what the agent also programs)".into();
+    row.what =
+        "… the agent's sync vs `ip -batch` routes+neigh and `bridge -batch` fdb (what the agent also programs)".into();
     row.baseline = rate(&batch_all);
     row.goal = Goal::None;
     results.rows.push(row);
@@ -384,8 +387,13 @@ pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
 fn idle_rows(results: &mut Results, few: (Option<f64>, Option<f64>), many: (Option<f64>, Option<f64>)) {
     let few_row = Row::value(5, format!("agent CPU per idle sync, {FEW_BLOCKS} remote nodes"), few.0, "ms", Goal::None);
     results.rows.push(few_row);
-    let mut many_row =
-        Row::value(5, format!("agent CPU per idle sync, {BLOCKS} remote nodes (vs {FEW_BLOCKS})"), many.0, "ms", Goal::RatioAtMost(1.5));
+    let mut many_row = Row::value(
+        5,
+        format!("agent CPU per idle sync, {BLOCKS} remote nodes (vs {FEW_BLOCKS})"),
+        many.0,
+        "ms",
+        Goal::RatioAtMost(1.5),
+    );
     many_row.baseline = few.0;
     many_row.note = format!(
         "CPU of the whole agent over {}s of one sync a second, per sync; the syncs' own time {:.2} ms ({FEW_BLOCKS}) and {:.2} ms ({BLOCKS})",

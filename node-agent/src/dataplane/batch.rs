@@ -8,9 +8,9 @@ use std::io;
 use std::time::Duration;
 
 use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_core::{NLMSG_DONE, NLMSG_ERROR};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::protocols::NETLINK_ROUTE;
-use rtnetlink::packet_core::{NLMSG_DONE, NLMSG_ERROR};
 use rtnetlink::sys::{AsyncSocket, AsyncSocketExt, SocketAddr, TokioSocket};
 
 use super::wire::aligned;

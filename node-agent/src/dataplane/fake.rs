@@ -168,7 +168,9 @@ impl FakeNetlink {
 /// What the kernel announces after a change succeeded.
 fn announced(op: &Op, kernel: &FakeNetlink) -> Option<Notice> {
     Some(match op {
-        Op::CreateTunnel(TunnelSpec { name, .. }) | Op::SetLink { name, .. } => Notice::Link(kernel.link(name)?.clone()),
+        Op::CreateTunnel(TunnelSpec { name, .. }) | Op::SetLink { name, .. } => {
+            Notice::Link(kernel.link(name)?.clone())
+        }
         Op::DeleteLink(_) => Notice::LinkGone(0),
         Op::AddAddress(a) => Notice::Address(a.clone()),
         Op::DeleteAddress(a) => Notice::AddressGone(a.clone()),

@@ -11,9 +11,9 @@ use crate::dataplane::fake::FakeNetlink;
 use crate::dataplane::fixtures::{NODE, TUNNEL, endpoint, policy_span, policy_spec, pool, remote_blocks, rules};
 use crate::dataplane::model::{AddressSpec, NexthopSpec, RouteTarget, VXLAN_DEVICE};
 use crate::dataplane::nexthop::{Family, preferred_id};
-use crate::dataplane::observed::Notice;
 use crate::dataplane::nft::apply::FakeNft;
 use crate::dataplane::nft::observe::Observed;
+use crate::dataplane::observed::Notice;
 use crate::dataplane::plan::NodePlan;
 use crate::endpoint::LocalEndpoint;
 

@@ -103,10 +103,8 @@ pub fn through_nexthops(
     for routes in by_node.values_mut() {
         routes.sort();
     }
-    let keyed: Vec<_> = by_node
-        .iter()
-        .filter_map(|(key, routes)| Some((*key, hop(routes.first()?, underlay)?)))
-        .collect();
+    let keyed: Vec<_> =
+        by_node.iter().filter_map(|(key, routes)| Some((*key, hop(routes.first()?, underlay)?))).collect();
     let ids = assign_ids(keyed.iter().map(|(key, _)| *key), taken);
     let mut nexthops = BTreeSet::new();
     let mut chosen = BTreeMap::new();
@@ -118,7 +116,8 @@ pub fn through_nexthops(
     let mut routes = BTreeSet::new();
     for (key, node_routes) in by_node {
         for route in node_routes {
-            let through = chosen.get(&key).filter(|(_, gateway, device)| hop(route, underlay) == Some((*gateway, device)));
+            let through =
+                chosen.get(&key).filter(|(_, gateway, device)| hop(route, underlay) == Some((*gateway, device)));
             let target = through.map_or_else(|| route.target.clone(), |(id, _, _)| RouteTarget::Nexthop(*id));
             routes.insert(RouteSpec { destination: route.destination, target });
         }

@@ -5,7 +5,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 
 use futures::TryStreamExt;
-use tracing::warn;
 use gingham_crds::api::nodenetwork::NodeCapabilities;
 use ipnet::Ipv4Net;
 use netlink_packet_route::AddressFamily;
@@ -20,6 +19,7 @@ use netlink_packet_route::route::{
 };
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
 use rtnetlink::{AddressMessageBuilder, Handle, LinkUnspec, LinkVxlan, RouteMessageBuilder};
+use tracing::warn;
 
 use super::batch::{Batch, Request};
 use super::diff::Op;
