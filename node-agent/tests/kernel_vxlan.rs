@@ -63,6 +63,24 @@ fn cluster(vxlan: EncapsulationMode, ipip: EncapsulationMode) -> Cluster {
     Cluster { nodes }
 }
 
+/// `ip route show proto 249` in `ns`, each route through a nexthop object shown as the plain
+/// route it stands for (`nhid <id>` left out); panics unless every remote block's route names one.
+fn remote_routes(ns: &Netns) -> String {
+    let routes = ns.ip("route show proto 249");
+    let remote = routes.lines().filter(|l| l.contains(" via "));
+    assert!(remote.clone().all(|l| l.contains(" nhid ")), "remote blocks route through nexthops: {routes}");
+    routes
+        .lines()
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let nhid = words.iter().position(|w| *w == "nhid");
+            let kept = words.iter().enumerate().filter(|(i, _)| nhid.is_none_or(|at| *i != at && *i != at + 1));
+            kept.map(|(_, w)| *w).collect::<Vec<_>>().join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Two node namespaces on one underlay link, each with one pod namespace.
 fn lab(test: &str, cluster: &Cluster) -> Vec<Netns> {
     let a = Netns::new(test, "a");
@@ -100,7 +118,7 @@ fn vxlan_carries_pod_traffic_between_two_nodes() {
     assert!(fdb.contains(&format!("{mac_b} dst 192.168.70.2 self permanent")), "{fdb}");
     let neigh = ns[0].ip("neigh show dev vxlan.gingham");
     assert!(neigh.contains(&format!("10.70.1.0 lladdr {mac_b} PERMANENT")), "{neigh}");
-    let routes = ns[0].ip("route show proto 249");
+    let routes = remote_routes(&ns[0]);
     assert!(routes.contains("10.70.1.0/26 via 10.70.1.0 dev vxlan.gingham onlink"), "{routes}");
     assert!(ns[0].ip("addr show dev vxlan.gingham").contains("10.70.0.0/32"));
 
@@ -128,7 +146,7 @@ fn vxlan_carries_pod_traffic_between_two_nodes() {
         .unwrap_or_else(|| panic!("no ping summary: {summary}"));
     eprintln!("VXLAN -> CrossSubnet switch: {received}/40 pings answered");
     assert!(received >= 39, "the switch must lose at most one packet: {summary}");
-    let routes = ns[0].ip("route show proto 249");
+    let routes = remote_routes(&ns[0]);
     assert!(routes.contains("10.70.1.0/26 via 192.168.70.2 dev eth0"), "{routes}");
     let (ok, output) = ns[2].sh("ping -c2 -W2 10.70.1.5");
     assert!(ok, "direct routing on one subnet: {output}");
@@ -181,7 +199,7 @@ fn ipip_tunnel_routes() {
             assert_clean(report);
         }
     }
-    let routes = ns[0].ip("route show proto 249");
+    let routes = remote_routes(&ns[0]);
     assert!(routes.contains("10.70.1.0/26 via 192.168.70.2 dev tunl0 onlink"), "{routes}");
     let tunl0 = ns[0].ip("addr show dev tunl0");
     assert!(tunl0.contains("mtu 1480") && tunl0.contains("10.70.0.0/32") && tunl0.contains(",UP"), "{tunl0}");

@@ -466,7 +466,9 @@ pub enum IpSetKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentSettings {
-    /// Route resync interval in seconds.
+    /// Route resync interval in seconds: how often the agent dumps its routes, devices,
+    /// neighbours, FDB and nexthops in full (between dumps, the kernel's notifications tell it of
+    /// changes).
     #[serde(default = "default_refresh")]
     pub route_refresh_seconds: u32,
     /// nftables resync interval in seconds.
@@ -644,6 +646,10 @@ pub struct NodeCapabilities {
     /// VXLAN.
     #[serde(default)]
     pub vxlan: bool,
+    /// Kernel nexthop objects (`RTM_NEWNEXTHOP`): remote blocks route through one nexthop per
+    /// remote node; without them, through plain routes.
+    #[serde(default)]
+    pub nexthops: bool,
 }
 
 #[cfg(test)]

@@ -7,10 +7,13 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use rtnetlink::packet_core::{NLM_F_ACK, NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_core::{NLMSG_DONE, NLMSG_ERROR};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::protocols::NETLINK_ROUTE;
 use rtnetlink::sys::{AsyncSocket, AsyncSocketExt, SocketAddr, TokioSocket};
+
+use super::wire::aligned;
 
 /// Requests per datagram: few enough that the kernel's answers fit the receive buffer even when
 /// every request of a chunk fails (an answer takes well under 1 KiB of the default 208 KiB).
@@ -21,6 +24,22 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The receive buffer asked for (the kernel caps it at `net.core.rmem_max`).
 const RECEIVE_BUFFER: usize = 1 << 20;
+
+/// One request of a batch.
+#[derive(Debug)]
+pub enum Request {
+    /// A message netlink-packet-route models.
+    Route(NetlinkMessage<RouteNetlinkMessage>),
+    /// A message it does not (nexthop objects): type, flags and payload ([`super::wire`]).
+    Raw {
+        /// `nlmsg_type`.
+        kind: u16,
+        /// `nlmsg_flags` (without `NLM_F_ACK`, which the batch sets).
+        flags: u16,
+        /// The payload after the header.
+        payload: Vec<u8>,
+    },
+}
 
 /// Why a request of a batch has no successful outcome.
 #[derive(Debug, thiserror::Error)]
@@ -61,18 +80,51 @@ impl Batch {
     }
 
     /// Sends the requests in order (their flags as built, acknowledgements set here) and returns
-    /// one outcome per request. A failed request does not stop the ones after it.
-    pub async fn send(&mut self, requests: Vec<NetlinkMessage<RouteNetlinkMessage>>) -> Vec<Result<(), BatchError>> {
+    /// one outcome per request. A failed request does not stop the ones after it. `between` runs
+    /// after each chunk (the caller drains its notifications there, before they overflow).
+    pub async fn send(&mut self, requests: Vec<Request>, mut between: impl FnMut()) -> Vec<Result<(), BatchError>> {
         let mut outcomes = Vec::with_capacity(requests.len());
         let mut requests = requests.into_iter().peekable();
         while requests.peek().is_some() {
             let chunk: Vec<_> = requests.by_ref().take(CHUNK).collect();
             outcomes.extend(self.send_chunk(chunk).await);
+            between();
         }
         outcomes
     }
 
-    async fn send_chunk(&mut self, chunk: Vec<NetlinkMessage<RouteNetlinkMessage>>) -> Vec<Result<(), BatchError>> {
+    /// Dumps objects of a type netlink-packet-route does not model: the messages of the answer,
+    /// each whole (header included). An error answer fails the dump.
+    pub async fn dump(&mut self, kind: u16, payload: &[u8]) -> Result<Vec<Vec<u8>>, BatchError> {
+        self.sequence = self.sequence.wrapping_add(1);
+        let sequence = self.sequence;
+        let mut datagram = Vec::new();
+        super::wire::append(&mut datagram, kind, NLM_F_REQUEST | NLM_F_DUMP, sequence, payload);
+        self.socket.send(&datagram).await.map_err(|e| BatchError::Unconfirmed(format!("send failed: {e}")))?;
+        let mut found = Vec::new();
+        loop {
+            self.buffer.clear();
+            self.buffer.reserve(1 << 16);
+            match tokio::time::timeout(ANSWER_TIMEOUT, self.socket.recv(&mut self.buffer)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => return Err(BatchError::Unconfirmed(format!("receive failed: {error}"))),
+                Err(_) => return Err(BatchError::Unconfirmed(format!("no answer within {ANSWER_TIMEOUT:?}"))),
+            }
+            for message in super::wire::messages(&self.buffer).into_iter().filter(|m| m.sequence == sequence) {
+                match message.kind {
+                    NLMSG_DONE => return Ok(found),
+                    NLMSG_ERROR => {
+                        if let Some((_, Err(error))) = answers(message.bytes).pop() {
+                            return Err(error);
+                        }
+                    }
+                    _ => found.push(message.bytes.to_vec()),
+                }
+            }
+        }
+    }
+
+    async fn send_chunk(&mut self, chunk: Vec<Request>) -> Vec<Result<(), BatchError>> {
         let count = chunk.len();
         let first = self.sequence.wrapping_add(1);
         self.sequence = self.sequence.wrapping_add(u32::try_from(count).unwrap_or(u32::MAX));
@@ -113,26 +165,27 @@ impl Batch {
 
 /// The chunk as one datagram: consecutive sequence numbers from `first`, an acknowledgement asked
 /// for by the last request only.
-fn encode(chunk: Vec<NetlinkMessage<RouteNetlinkMessage>>, first: u32) -> Vec<u8> {
+fn encode(chunk: Vec<Request>, first: u32) -> Vec<u8> {
     let count = chunk.len();
     let mut datagram = Vec::new();
-    for (i, mut message) in chunk.into_iter().enumerate() {
-        message.header.sequence_number = first.wrapping_add(u32::try_from(i).unwrap_or(u32::MAX));
-        message.header.flags &= !NLM_F_ACK;
-        if i + 1 == count {
-            message.header.flags |= NLM_F_ACK;
+    for (i, request) in chunk.into_iter().enumerate() {
+        let sequence = first.wrapping_add(u32::try_from(i).unwrap_or(u32::MAX));
+        let ack = if i + 1 == count { NLM_F_ACK } else { 0 };
+        match request {
+            Request::Route(mut message) => {
+                message.header.sequence_number = sequence;
+                message.header.flags = (message.header.flags & !NLM_F_ACK) | ack;
+                message.finalize();
+                let start = datagram.len();
+                datagram.resize(start + aligned(message.buffer_len()), 0);
+                message.serialize(&mut datagram[start..start + message.buffer_len()]);
+            }
+            Request::Raw { kind, flags, payload } => {
+                super::wire::append(&mut datagram, kind, (flags & !NLM_F_ACK) | ack, sequence, &payload);
+            }
         }
-        message.finalize();
-        let start = datagram.len();
-        datagram.resize(start + aligned(message.buffer_len()), 0);
-        message.serialize(&mut datagram[start..start + message.buffer_len()]);
     }
     datagram
-}
-
-/// Netlink messages start on 4-byte boundaries.
-fn aligned(length: usize) -> usize {
-    (length + 3) & !3
 }
 
 /// The (sequence number, outcome) of every acknowledgement and error in a received datagram.
@@ -167,10 +220,10 @@ mod tests {
 
     use super::*;
 
-    fn route() -> NetlinkMessage<RouteNetlinkMessage> {
+    fn route() -> Request {
         let mut message = NetlinkMessage::from(RouteNetlinkMessage::NewRoute(RouteMessage::default()));
         message.header.flags = NLM_F_REQUEST | NLM_F_ACK;
-        message
+        Request::Route(message)
     }
 
     fn answer(sequence: u32, code: i32) -> Vec<u8> {
@@ -188,15 +241,12 @@ mod tests {
 
     #[test]
     fn only_the_last_request_of_a_chunk_asks_for_an_acknowledgement() {
-        let datagram = encode(vec![route(), route(), route()], 7);
-        let mut offset = 0;
-        let mut seen = Vec::new();
-        while offset < datagram.len() {
-            let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&datagram[offset..]).unwrap();
-            seen.push((message.header.sequence_number, message.header.flags & NLM_F_ACK != 0));
-            offset += aligned(message.header.length as usize);
-        }
-        assert_eq!(seen, [(7, false), (8, false), (9, true)]);
+        let datagram = encode(vec![route(), Request::Raw { kind: 104, flags: 1, payload: vec![0; 8] }, route()], 7);
+        let seen: Vec<(u32, u16, bool)> = super::super::wire::messages(&datagram)
+            .iter()
+            .map(|m| (m.sequence, m.kind, u16::from_ne_bytes([m.bytes[6], m.bytes[7]]) & NLM_F_ACK != 0))
+            .collect();
+        assert_eq!(seen, [(7, 24, false), (8, 104, false), (9, 24, true)]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use super::model::{
     AddressSpec, FdbSpec, IPIP_DEVICE, IPIP_OVERHEAD, Mac, NeighbourSpec, RouteSpec, RouteTarget, SysctlSpec,
     TunnelKind, TunnelSpec, VXLAN_DEVICE, VXLAN_OVERHEAD,
 };
+use super::nexthop::RemoteRoute;
 use super::plan::{PoolPlan, RemoteBlock};
 
 /// The underlay MTU assumed when it cannot be detected.
@@ -129,8 +130,16 @@ fn vtep(block: &RemoteBlock) -> Option<(Ipv4Addr, Mac)> {
     Some((block.tunnel_address?, block.vtep_mac?))
 }
 
-/// Every route gingham should own on this node: pods, owned blocks and encapsulated remote blocks.
+/// Every route gingham should own on this node as plain routes: pods, owned blocks and
+/// encapsulated remote blocks (the fallback when the kernel has no nexthop objects).
 pub fn desired_routes(view: &NodeView<'_>, facts: &HostFacts) -> BTreeSet<RouteSpec> {
+    let mut routes = local_routes(view);
+    routes.extend(remote_routes(view, facts).into_iter().map(|r| r.route));
+    routes
+}
+
+/// The routes of this node's own pods and blocks.
+pub fn local_routes(view: &NodeView<'_>) -> BTreeSet<RouteSpec> {
     let mut routes = BTreeSet::new();
     for endpoint in view.endpoints {
         let destination = Ipv4Net::from(endpoint.address);
@@ -139,7 +148,14 @@ pub fn desired_routes(view: &NodeView<'_>, facts: &HostFacts) -> BTreeSet<RouteS
     for destination in &view.plan.blocks {
         routes.insert(RouteSpec { destination: *destination, target: RouteTarget::Blackhole });
     }
-    let Some(local) = Local::of(view) else { return routes };
+    routes
+}
+
+/// A plain route to each remote block this node routes itself (encapsulated, or direct in
+/// CrossSubnet), with the node that owns the block.
+pub fn remote_routes(view: &NodeView<'_>, facts: &HostFacts) -> Vec<RemoteRoute> {
+    let Some(local) = Local::of(view) else { return Vec::new() };
+    let mut routes = Vec::new();
     for remote in remotes(view, &local) {
         let node_ip = remote.block.node_ip;
         let target = match remote.path {
@@ -151,7 +167,8 @@ pub fn desired_routes(view: &NodeView<'_>, facts: &HostFacts) -> BTreeSet<RouteS
             Path::Direct => RouteTarget::Via { gateway: node_ip, device: None },
             Path::Vxlan | Path::Ipip | Path::Bgp => continue,
         };
-        routes.insert(RouteSpec { destination: remote.block.cidr, target });
+        let route = RouteSpec { destination: remote.block.cidr, target };
+        routes.push(RemoteRoute { node: remote.block.node.clone(), route });
     }
     routes
 }

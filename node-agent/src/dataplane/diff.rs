@@ -1,13 +1,15 @@
 //! The minimal operations that turn the observed kernel state into the desired one.
 //!
 //! Order matters for a loss-free mode change: devices and addresses first, then neighbours and FDB
-//! entries, then route replacements (a prefix that stays is replaced in place, never deleted), and
-//! only at the end the deletions of what is no longer wanted.
+//! entries, then nexthops, then route replacements (a prefix that stays is replaced in place, never
+//! deleted), and only at the end the deletions of what is no longer wanted: nexthops after the
+//! routes (the kernel deletes the routes of a nexthop it deletes).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{
-    AddressSpec, FdbSpec, IPIP_DEVICE, LinkState, Mac, NeighbourSpec, RouteSpec, SysctlSpec, TunnelSpec, VXLAN_DEVICE,
+    AddressSpec, FdbSpec, IPIP_DEVICE, LinkState, Mac, NeighbourSpec, NexthopSpec, RouteSpec, RouteTarget, SysctlSpec,
+    TunnelSpec, VXLAN_DEVICE,
 };
 
 /// What the dataplane wants the kernel to hold.
@@ -15,6 +17,8 @@ use super::model::{
 pub struct DesiredState {
     /// Routes carrying our protocol.
     pub routes: BTreeSet<RouteSpec>,
+    /// Nexthop objects carrying our protocol (none when the kernel has no nexthop objects).
+    pub nexthops: BTreeSet<NexthopSpec>,
     /// Tunnel devices.
     pub tunnels: BTreeSet<TunnelSpec>,
     /// Addresses on tunnel devices.
@@ -41,6 +45,10 @@ pub struct KernelState {
     pub addresses: BTreeSet<AddressSpec>,
     /// Routes carrying our protocol.
     pub routes: BTreeSet<RouteSpec>,
+    /// Nexthop objects carrying our protocol.
+    pub nexthops: BTreeSet<NexthopSpec>,
+    /// The ids of every other nexthop object (never touched; gingham's ids avoid them).
+    pub foreign_nexthops: BTreeSet<u32>,
     /// Permanent IPv4 neighbours.
     pub neighbours: BTreeSet<NeighbourSpec>,
     /// Permanent FDB entries with a destination.
@@ -84,6 +92,10 @@ pub enum Op {
     ReplaceFdb(FdbSpec),
     /// Delete an FDB entry.
     DeleteFdb(FdbSpec),
+    /// Create or replace a nexthop object (with our protocol).
+    ReplaceNexthop(NexthopSpec),
+    /// Delete a nexthop object (only ever one of ours); the kernel deletes the routes using it.
+    DeleteNexthop(NexthopSpec),
     /// Create or replace a route (with our protocol).
     ReplaceRoute(RouteSpec),
     /// Delete a route (only ever one of ours).
@@ -141,7 +153,15 @@ pub fn diff(current: &KernelState, desired: &DesiredState) -> Vec<Op> {
         }
     }
 
-    let routes: Vec<&RouteSpec> = current.routes.iter().filter(|r| r.device().is_none_or(&fresh)).collect();
+    // A recreated device took its nexthops, and their routes, with it.
+    let nexthops: BTreeSet<&NexthopSpec> = current.nexthops.iter().filter(|n| fresh(&n.device)).collect();
+    ops.extend(desired.nexthops.iter().filter(|n| !nexthops.contains(n)).cloned().map(Op::ReplaceNexthop));
+    let standing: BTreeSet<u32> = nexthops.iter().map(|n| n.id).collect();
+    let present = |route: &&RouteSpec| match route.target {
+        RouteTarget::Nexthop(id) => standing.contains(&id),
+        _ => route.device().is_none_or(&fresh),
+    };
+    let routes: Vec<&RouteSpec> = current.routes.iter().filter(present).collect();
     let mut seen: BTreeMap<_, Vec<&RouteSpec>> = BTreeMap::new();
     for route in &routes {
         seen.entry(route.destination).or_default().push(route);
@@ -159,6 +179,8 @@ pub fn diff(current: &KernelState, desired: &DesiredState) -> Vec<Op> {
     }
     // A prefix that stays was replaced in place above; only prefixes no longer wanted are deleted.
     ops.extend(routes.into_iter().filter(|r| !wanted.contains_key(&r.destination)).cloned().map(Op::DeleteRoute));
+    let nexthop_ids: BTreeSet<u32> = desired.nexthops.iter().map(|n| n.id).collect();
+    ops.extend(nexthops.into_iter().filter(|n| !nexthop_ids.contains(&n.id)).cloned().map(Op::DeleteNexthop));
 
     // Entries replaced under the same key above are not deleted: the replacement already overwrote them.
     let neighbour_keys: BTreeSet<_> = desired.neighbours.iter().map(|n| (&n.device, n.address)).collect();

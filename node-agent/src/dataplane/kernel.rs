@@ -12,16 +12,18 @@ use ipnet::Ipv4Net;
 use tracing::{debug, info, warn};
 
 use super::desired::{
-    HostFacts, desired_addresses, desired_fdb, desired_neighbours, desired_routes, desired_sysctls, desired_tunnels,
-    problems,
+    HostFacts, desired_addresses, desired_fdb, desired_neighbours, desired_sysctls, desired_tunnels, local_routes,
+    problems, remote_routes,
 };
 use super::diff::{DesiredState, KernelState, Op, diff};
-use super::model::VXLAN_DEVICE;
+use super::model::{LinkState, ROUTE_PROTOCOL, VXLAN_DEVICE};
 use super::netlink::{Netlink, NetlinkError, describe};
+use super::nexthop::through_nexthops;
 use super::nft::apply::{Nft, NftChange, NftCommand};
 use super::nft::build::{dispatched, ruleset};
 use super::nft::model::Ruleset;
 use super::nft::observe::{Digests, Observed, Plan, plan, trust};
+use super::observed::{self, Notice};
 use super::plan::PolicyPlan;
 use super::rtnl::RtNetlink;
 use super::{Dataplane, NodeView, SyncError, SyncReport};
@@ -52,6 +54,9 @@ pub enum NftOutcome {
 pub struct SyncStats {
     /// Netlink and sysctl changes applied successfully.
     pub netlink_changes: usize,
+    /// The kernel was dumped in full (no picture of it yet, notifications lost, something it does
+    /// not announce happened, or the periodic check was due); otherwise its notifications told.
+    pub dumped: bool,
     /// The nftables step.
     pub nft: NftOutcome,
 }
@@ -67,6 +72,10 @@ pub struct KernelDataplane<N = RtNetlink, F = NftCommand> {
     /// When the table was last listed (and `applied` is what it held, or was made to hold, since).
     listed_at: Option<Instant>,
     last: SyncStats,
+    /// The kernel as last dumped, kept current by its notifications; `None`: dump at the next sync.
+    observed: Option<KernelState>,
+    /// When the kernel was last dumped in full.
+    dumped_at: Option<Instant>,
     /// When a sync last wanted the VXLAN device.
     vxlan_wanted_at: Option<Instant>,
     /// How long the VXLAN device outlives the last sync that wanted it ([`VXLAN_DRAIN`]).
@@ -98,6 +107,8 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
             applied: None,
             listed_at: None,
             last: SyncStats::default(),
+            observed: None,
+            dumped_at: None,
             vxlan_wanted_at: None,
             vxlan_drain: VXLAN_DRAIN,
         }
@@ -134,32 +145,76 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
         if !found.ipip {
             info!("this kernel has no IP-in-IP (no tunl0, no ipip module): IPIP pools cannot be routed here");
         }
+        if found.nexthops {
+            info!(protocol = ROUTE_PROTOCOL, "remote blocks route through nexthop objects, one per remote node");
+        } else {
+            warn!("this kernel has no nexthop objects: remote blocks are programmed as plain routes, one per block");
+        }
         self.capabilities = Some(found.clone());
         found
     }
 
-    async fn read(&mut self) -> Result<KernelState, NetlinkError> {
-        Ok(KernelState {
+    async fn read(&mut self, nexthops: bool) -> Result<KernelState, NetlinkError> {
+        let mut state = KernelState {
             links: self.netlink.links().await?,
             addresses: self.netlink.addresses().await?,
             routes: self.netlink.routes().await?,
             neighbours: self.netlink.neighbours().await?,
             fdb: self.netlink.fdb().await?,
-            sysctls: Default::default(),
-        })
+            ..KernelState::default()
+        };
+        if nexthops {
+            let found = self.netlink.nexthops().await?;
+            (state.nexthops, state.foreign_nexthops) = (found.ours, found.foreign);
+        }
+        Ok(state)
     }
 
-    /// Routes, devices, neighbours, FDB and sysctls. Returns the endpoints (`namespace/pod`) whose
-    /// plumbing is in place.
-    async fn sync_routes(&mut self, view: &NodeView<'_>, ipip: bool, report: &mut SyncReport) -> BTreeSet<String> {
-        let mut current = match self.read().await {
+    /// The kernel as it is: the last dump with every notification since applied, or a new dump
+    /// when there is none, notifications were lost or told of something they cannot describe, or
+    /// the last dump is older than the spec's `routeRefreshSeconds` (the safety net). Taken out
+    /// of `observed` (not copied); the sync puts it back once it has diffed.
+    async fn current(&mut self, view: &NodeView<'_>, nexthops: bool) -> Result<KernelState, NetlinkError> {
+        let notices = self.netlink.notices().await;
+        tracing::trace!(?notices, "kernel notifications");
+        let refresh = Duration::from_secs(u64::from(view.plan.route_refresh_seconds));
+        let due = self.dumped_at.is_none_or(|at| at.elapsed() >= refresh);
+        if let (false, Some(mut state)) = (due, self.observed.take()) {
+            let count = notices.len();
+            if notices.into_iter().all(|notice| observed::apply(&mut state, notice)) {
+                if count > 0 {
+                    debug!(count, "kernel state updated from notifications");
+                }
+                return Ok(state);
+            }
+            debug!("a notification needs a dump");
+        } else if notices.contains(&Notice::Lost) {
+            debug!("notifications were lost");
+        }
+        // Notifications from here on are applied over the dump (replaying one the dump already
+        // shows changes nothing).
+        self.last.dumped = true;
+        let state = self.read(nexthops).await?;
+        self.dumped_at = Some(Instant::now());
+        Ok(state)
+    }
+
+    /// Routes, devices, neighbours, FDB, nexthops and sysctls. Returns the endpoints
+    /// (`namespace/pod`) whose plumbing is in place.
+    async fn sync_routes(
+        &mut self,
+        view: &NodeView<'_>,
+        capabilities: &NodeCapabilities,
+        report: &mut SyncReport,
+    ) -> BTreeSet<String> {
+        let mut current = match self.current(view, capabilities.nexthops).await {
             Ok(current) => current,
             Err(error) => {
                 report.errors.push(error.into());
                 return BTreeSet::new();
             }
         };
-        let facts = HostFacts { underlay_mtu: underlay_mtu(view, &current), ipip };
+        let facts = HostFacts { underlay_mtu: underlay(view, &current).map(|l| l.mtu), ipip: capabilities.ipip };
         let present: BTreeSet<&str> = current.links.iter().map(|l| l.name.as_str()).collect();
         let (ready, waiting): (Vec<_>, Vec<_>) =
             view.endpoints.iter().partition(|e| present.contains(e.interface.as_str()));
@@ -173,8 +228,18 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
             self.vxlan_wanted_at = Some(now);
         }
         let keep_vxlan_device = self.vxlan_wanted_at.is_some_and(|at| now.duration_since(at) < self.vxlan_drain);
+        let remote = remote_routes(&ready_view, &facts);
+        let (remote, nexthops) = if capabilities.nexthops {
+            let underlay = underlay(view, &current).map(|l| l.name.as_str());
+            through_nexthops(&remote, underlay, &current.foreign_nexthops)
+        } else {
+            (remote.into_iter().map(|r| r.route).collect(), BTreeSet::new())
+        };
+        let mut routes = local_routes(&ready_view);
+        routes.extend(remote);
         let desired = DesiredState {
-            routes: desired_routes(&ready_view, &facts),
+            routes,
+            nexthops,
             tunnels,
             keep_vxlan_device,
             addresses: desired_addresses(&ready_view, &facts),
@@ -189,6 +254,7 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
         report.sizes.routes = desired.routes.len();
         let mut failed = Vec::new();
         let ops = diff(&current, &desired);
+        self.observed = Some(current);
         let results = self.netlink.apply(&ops).await;
         for (op, result) in ops.into_iter().zip(results) {
             match result {
@@ -285,11 +351,11 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
     }
 }
 
-/// The MTU of the device holding the node's underlay address.
-fn underlay_mtu(view: &NodeView<'_>, current: &KernelState) -> Option<u32> {
+/// The device holding the node's underlay address.
+fn underlay<'a>(view: &NodeView<'_>, current: &'a KernelState) -> Option<&'a LinkState> {
     let node = view.plan.address?.addr();
     let device = current.addresses.iter().find(|a| a.address.addr() == node)?;
-    current.link(&device.device).map(|link| link.mtu)
+    current.link(&device.device)
 }
 
 /// Whether a failed change concerns an endpoint.
@@ -307,7 +373,7 @@ impl<N: Netlink, F: Nft> Dataplane for KernelDataplane<N, F> {
         self.last = SyncStats::default();
         let capabilities = self.capabilities().await;
         let mut report = SyncReport { capabilities: capabilities.clone(), ..SyncReport::default() };
-        let plumbed = self.sync_routes(view, capabilities.ipip, &mut report).await;
+        let plumbed = self.sync_routes(view, &capabilities, &mut report).await;
         match &view.plan.policy {
             Some(policy) => {
                 report.policy_programmed = self.sync_policy(view, policy, &mut report).await;

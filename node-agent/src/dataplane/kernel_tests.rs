@@ -9,9 +9,11 @@ use gingham_crds::api::span::NodeSpan;
 use super::*;
 use crate::dataplane::fake::FakeNetlink;
 use crate::dataplane::fixtures::{NODE, TUNNEL, endpoint, policy_span, policy_spec, pool, remote_blocks, rules};
-use crate::dataplane::model::{AddressSpec, RouteTarget, VXLAN_DEVICE};
+use crate::dataplane::model::{AddressSpec, NexthopSpec, RouteTarget, VXLAN_DEVICE};
+use crate::dataplane::nexthop::{Family, preferred_id};
 use crate::dataplane::nft::apply::FakeNft;
 use crate::dataplane::nft::observe::Observed;
+use crate::dataplane::observed::Notice;
 use crate::dataplane::plan::NodePlan;
 use crate::endpoint::LocalEndpoint;
 
@@ -128,13 +130,14 @@ async fn drift_is_repaired_with_the_smallest_change() {
     let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
     sync(&mut dataplane, &spec, &span, &pods).await;
     let route = dataplane.netlink_mut().routes.iter().find(|r| r.target == RouteTarget::Blackhole).cloned().unwrap();
-    dataplane.netlink_mut().routes.remove(&route);
+    dataplane.netlink_mut().delete_route_by_hand(&route);
     let table = dataplane.nft_mut().table.as_mut().unwrap();
     table.elements.get_mut("s_clients").unwrap().remove("10.0.0.9");
     sync(&mut dataplane, &spec, &span, &pods).await;
     assert!(dataplane.netlink_mut().routes.contains(&route));
     assert!(dataplane.nft_mut().table.as_ref().unwrap().elements["s_clients"].contains("10.0.0.9"));
     assert_eq!((dataplane.last_sync().netlink_changes, dataplane.last_sync().nft), (1, NftOutcome::Elements));
+    assert!(!dataplane.last_sync().dumped, "the route's deletion was learned from its notification");
     assert_eq!(dataplane.nft_mut().rewrites, 1);
 }
 
@@ -313,4 +316,121 @@ async fn the_real_dataplane_sync_can_be_spawned_on_a_multithreaded_runtime() {
     let view = NodeView { plan: &plan, endpoints: &[], tunnel_address: TUNNEL };
     let future = dataplane.sync(&view);
     assert_send(&future);
+}
+
+/// Syncs with the fixtures' remote blocks changed by `change`.
+async fn sync_blocks(
+    dataplane: &mut KernelDataplane<FakeNetlink, FakeNft>,
+    spec: &NodeNetworkSpec,
+    change: impl FnOnce(&mut Vec<gingham_crds::api::IPAMBlockSpec>),
+) -> SyncReport {
+    let mut blocks = remote_blocks();
+    change(&mut blocks);
+    let plan = NodePlan::build(NODE, spec, Some(&policy_span()), &blocks);
+    dataplane.sync(&NodeView { plan: &plan, endpoints: &[], tunnel_address: TUNNEL }).await
+}
+
+fn nexthop_of(node: &str, gateway: &str) -> NexthopSpec {
+    let id = preferred_id(node, Family::V4);
+    NexthopSpec { id, gateway: gateway.parse().unwrap(), device: VXLAN_DEVICE.into() }
+}
+
+#[tokio::test]
+async fn remote_blocks_route_through_one_nexthop_per_node_and_an_idle_sync_dumps_nothing() {
+    let spec = policy_spec();
+    let mut dataplane = KernelDataplane::new(host(&[]), FakeNft::default());
+    let report = sync_blocks(&mut dataplane, &spec, |_| {}).await;
+    assert!(report.errors.is_empty() && report.capabilities.nexthops, "{report:?}");
+    assert!(dataplane.last_sync().dumped);
+    let (b, c) = (nexthop_of("node-b", "10.0.1.0"), nexthop_of("node-c", "10.0.2.0"));
+    let kernel = dataplane.netlink_mut();
+    assert_eq!(kernel.nexthops, [b.clone(), c.clone()].into());
+    let remote: Vec<_> = kernel.routes.iter().filter(|r| r.target != RouteTarget::Blackhole).collect();
+    assert_eq!(
+        remote.iter().map(|r| (r.destination.to_string(), r.target.clone())).collect::<Vec<_>>(),
+        [("10.0.1.0/26".into(), RouteTarget::Nexthop(b.id)), ("10.0.2.0/26".into(), RouteTarget::Nexthop(c.id))]
+    );
+    let dumps = kernel.dumps;
+    for _ in 0..3 {
+        sync_blocks(&mut dataplane, &spec, |_| {}).await;
+        assert_eq!((dataplane.last_sync().dumped, dataplane.last_sync().netlink_changes), (false, 0));
+    }
+    assert_eq!(dataplane.netlink_mut().dumps, dumps, "idle syncs learn from notifications only");
+}
+
+#[tokio::test]
+async fn moving_a_node_rewrites_its_nexthop_and_no_route() {
+    let spec = policy_spec();
+    let mut dataplane = KernelDataplane::new(host(&[]), FakeNft::default());
+    sync_blocks(&mut dataplane, &spec, |_| {}).await;
+    dataplane.netlink_mut().applied.clear();
+    // node-b's VTEP moves (a new tunnel address), and so does its underlay address.
+    let report = sync_blocks(&mut dataplane, &spec, |blocks| {
+        blocks[1].tunnel_address = Some("10.0.1.1".into());
+        blocks[1].node_address = "192.168.1.33/24".into();
+    })
+    .await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let applied = &dataplane.netlink_mut().applied;
+    let moved = nexthop_of("node-b", "10.0.1.1");
+    assert!(applied.contains(&Op::ReplaceNexthop(moved)), "{applied:?}");
+    assert!(!applied.iter().any(|op| matches!(op, Op::ReplaceRoute(_) | Op::DeleteRoute(_))), "{applied:?}");
+    assert!(!dataplane.last_sync().dumped);
+}
+
+#[tokio::test]
+async fn a_restarted_agent_adopts_its_nexthops_and_leaves_foreign_ones_alone() {
+    let spec = policy_spec();
+    let mut kernel = host(&[]);
+    let b = preferred_id("node-b", Family::V4);
+    kernel.foreign_nexthops.insert(b);
+    let mut first = KernelDataplane::new(kernel, FakeNft::default());
+    sync_blocks(&mut first, &spec, |_| {}).await;
+    let kernel = std::mem::take(first.netlink_mut());
+    assert!(kernel.nexthops.iter().any(|n| n.id == b + 1), "the foreign id is skipped: {:?}", kernel.nexthops);
+    assert!(kernel.foreign_nexthops.contains(&b));
+
+    let mut restarted = KernelDataplane::new(FakeNetlink { applied: vec![], ..kernel }, FakeNft::default());
+    let report = sync_blocks(&mut restarted, &spec, |_| {}).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(restarted.last_sync().dumped);
+    assert_eq!(restarted.netlink_mut().applied, Vec::new(), "the same plan gives the same ids");
+}
+
+#[tokio::test]
+async fn without_nexthop_objects_remote_blocks_are_plain_routes() {
+    let spec = policy_spec();
+    let mut kernel = host(&[]);
+    kernel.capabilities.nexthops = false;
+    let mut dataplane = KernelDataplane::new(kernel, FakeNft::default());
+    let report = sync_blocks(&mut dataplane, &spec, |_| {}).await;
+    assert!(report.errors.is_empty() && !report.capabilities.nexthops, "{report:?}");
+    let kernel = dataplane.netlink_mut();
+    assert!(kernel.nexthops.is_empty());
+    let gateway = "10.0.1.0".parse().unwrap();
+    let plain = RouteTarget::Via { gateway, device: Some(VXLAN_DEVICE.into()) };
+    assert!(kernel.routes.iter().any(|r| r.target == plain), "{:?}", kernel.routes);
+    sync_blocks(&mut dataplane, &spec, |_| {}).await;
+    assert_eq!((dataplane.last_sync().dumped, dataplane.last_sync().netlink_changes), (false, 0));
+}
+
+#[tokio::test]
+async fn silent_changes_wait_for_the_full_check_and_lost_notifications_force_one() {
+    let mut spec = policy_spec();
+    let mut dataplane = KernelDataplane::new(host(&[]), FakeNft::default());
+    sync_blocks(&mut dataplane, &spec, |_| {}).await;
+    let route = dataplane.netlink_mut().routes.iter().find(|r| r.target == RouteTarget::Blackhole).cloned().unwrap();
+    dataplane.netlink_mut().routes.remove(&route);
+    sync_blocks(&mut dataplane, &spec, |_| {}).await;
+    assert_eq!((dataplane.last_sync().dumped, dataplane.last_sync().netlink_changes), (false, 0), "not told");
+    spec.agent.route_refresh_seconds = 0;
+    sync_blocks(&mut dataplane, &spec, |_| {}).await;
+    assert_eq!((dataplane.last_sync().dumped, dataplane.last_sync().netlink_changes), (true, 1), "the full check");
+    assert!(dataplane.netlink_mut().routes.contains(&route));
+
+    spec.agent.route_refresh_seconds = 90;
+    dataplane.netlink_mut().routes.remove(&route);
+    dataplane.netlink_mut().pending.push(Notice::Lost);
+    sync_blocks(&mut dataplane, &spec, |_| {}).await;
+    assert_eq!((dataplane.last_sync().dumped, dataplane.last_sync().netlink_changes), (true, 1), "lost: a dump");
 }

@@ -11,7 +11,9 @@
 //! |---|---|
 //! | decode the inputs once, report what does not decode (pure) | [`plan`] |
 //! | desired routes, devices, addresses, neighbours, FDB, sysctls (pure) | [`desired`], [`model`] |
-//! | read the kernel, diff, apply in a loss-minimising order | [`netlink`] ([`rtnl`], [`batch`]; `fake` in unit tests), [`diff`] |
+//! | remote blocks through one nexthop object per remote node and family, stable ids (pure) | [`nexthop`] |
+//! | the kernel as last dumped, kept current by its notifications (pure) | [`observed`] ([`notify`] reads them) |
+//! | read the kernel, diff, apply in a loss-minimising order | [`netlink`] ([`rtnl`], [`batch`], [`wire`]; `fake` in unit tests), [`diff`] |
 //! | desired nftables ruleset (pure), render, compare with the listing, apply atomically | [`nft`] |
 //! | orchestration and the [`SyncReport`] | [`kernel`] |
 //!
@@ -29,9 +31,13 @@ pub mod fake;
 pub mod kernel;
 pub mod model;
 pub mod netlink;
+pub mod nexthop;
 pub mod nft;
+pub mod notify;
+pub mod observed;
 pub mod plan;
 pub mod rtnl;
+pub mod wire;
 
 #[cfg(test)]
 mod fixtures;

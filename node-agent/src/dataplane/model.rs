@@ -2,7 +2,7 @@
 //! sysctls. Desired and observed state use the same types, so a diff is a comparison of sets.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::Ipv4Net;
 
@@ -35,6 +35,8 @@ pub enum RouteTarget {
         /// The output device, with `onlink`; `None` to let the kernel resolve the gateway.
         device: Option<String>,
     },
+    /// `nhid <id>`: through a kernel nexthop object gingham owns ([`NexthopSpec`]).
+    Nexthop(u32),
 }
 
 /// One IPv4 route in the main table, carrying [`ROUTE_PROTOCOL`].
@@ -51,7 +53,7 @@ impl RouteSpec {
     pub fn device(&self) -> Option<&str> {
         match &self.target {
             RouteTarget::Device(device) | RouteTarget::Via { device: Some(device), .. } => Some(device),
-            RouteTarget::Blackhole | RouteTarget::Via { device: None, .. } => None,
+            RouteTarget::Blackhole | RouteTarget::Via { device: None, .. } | RouteTarget::Nexthop(_) => None,
         }
     }
 
@@ -78,7 +80,27 @@ impl fmt::Display for RouteSpec {
                 write!(f, "{} via {gateway} dev {device} onlink", self.destination)
             }
             RouteTarget::Via { gateway, device: None } => write!(f, "{} via {gateway}", self.destination),
+            RouteTarget::Nexthop(id) => write!(f, "{} nhid {id}", self.destination),
         }
+    }
+}
+
+/// A kernel nexthop object gingham owns (it carries [`ROUTE_PROTOCOL`]): `id <id> via <gateway>
+/// dev <device> onlink`. One per remote node and address family; routes name it by id. The
+/// gateway's family is the nexthop's.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NexthopSpec {
+    /// The kernel's id for it, stable for a node and family (see [`super::nexthop`]).
+    pub id: u32,
+    /// The next hop: the remote VTEP or the remote node's underlay address.
+    pub gateway: IpAddr,
+    /// The output device (always `onlink`).
+    pub device: String,
+}
+
+impl fmt::Display for NexthopSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "id {} via {} dev {} onlink", self.id, self.gateway, self.device)
     }
 }
 

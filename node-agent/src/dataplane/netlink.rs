@@ -8,7 +8,8 @@ use gingham_crds::api::nodenetwork::NodeCapabilities;
 
 use super::batch::BatchError;
 use super::diff::Op;
-use super::model::{AddressSpec, FdbSpec, LinkState, NeighbourSpec, RouteSpec};
+use super::model::{AddressSpec, FdbSpec, LinkState, NeighbourSpec, NexthopSpec, RouteSpec};
+use super::observed::Notice;
 
 /// A failed netlink or sysctl operation.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,15 @@ impl NetlinkError {
     }
 }
 
+/// The kernel's nexthop objects.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Nexthops {
+    /// Those carrying [`super::model::ROUTE_PROTOCOL`].
+    pub ours: BTreeSet<NexthopSpec>,
+    /// The ids of all the others.
+    pub foreign: BTreeSet<u32>,
+}
+
 /// Reads and changes the kernel's links, addresses, routes, neighbours, FDB and sysctls.
 #[allow(async_fn_in_trait)]
 pub trait Netlink {
@@ -87,9 +97,15 @@ pub trait Netlink {
     async fn neighbours(&mut self) -> Result<BTreeSet<NeighbourSpec>, NetlinkError>;
     /// Permanent FDB entries that carry a destination.
     async fn fdb(&mut self) -> Result<BTreeSet<FdbSpec>, NetlinkError>;
+    /// Every nexthop object: gingham's, and the ids of the others. Fails on a kernel without
+    /// nexthop objects.
+    async fn nexthops(&mut self) -> Result<Nexthops, NetlinkError>;
+    /// The kernel's notifications (links, addresses, routes, neighbours, FDB, nexthops) received
+    /// since the last call, in order, without waiting; [`Notice::Lost`] when some were dropped.
+    async fn notices(&mut self) -> Vec<Notice>;
     /// A sysctl's value (below `/proc/sys`), `None` when it cannot be read.
     fn sysctl(&mut self, path: &str) -> Option<String>;
-    /// What the kernel supports (IP-in-IP, VXLAN).
+    /// What the kernel supports (IP-in-IP, VXLAN, nexthop objects).
     async fn capabilities(&mut self) -> NodeCapabilities;
     /// Applies the changes in this order, one result per change: a failed change does not stop
     /// the ones after it.
@@ -108,6 +124,8 @@ pub fn describe(op: &Op) -> String {
         Op::DeleteNeighbour(n) => format!("delete neighbour {} dev {}", n.address, n.device),
         Op::ReplaceFdb(f) => format!("replace fdb {} dst {} dev {}", f.mac, f.destination, f.device),
         Op::DeleteFdb(f) => format!("delete fdb {} dst {} dev {}", f.mac, f.destination, f.device),
+        Op::ReplaceNexthop(n) => format!("replace nexthop {n}"),
+        Op::DeleteNexthop(n) => format!("delete nexthop {n}"),
         Op::ReplaceRoute(r) => format!("replace route {r}"),
         Op::DeleteRoute(r) => format!("delete route {r}"),
         Op::WriteSysctl(s) => format!("write {} to {}", s.value, s.path),

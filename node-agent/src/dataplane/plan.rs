@@ -45,6 +45,9 @@ pub struct NodePlan {
     pub policy: Option<PolicyPlan>,
     /// How often the nftables table is listed, in seconds.
     pub nftables_refresh_seconds: u32,
+    /// How often the routes, devices, neighbours, FDB and nexthops are dumped in full, in seconds
+    /// (between dumps, the kernel's notifications keep the agent's picture of them current).
+    pub route_refresh_seconds: u32,
     /// Routing values that did not decode, each with its field path; left out.
     pub routing_problems: Vec<String>,
     /// Policy values that did not decode, and the policies left out for them.
@@ -178,6 +181,7 @@ impl NodePlan {
             remotes: remotes(node, blocks, &mut routing_problems),
             policy: span.map(|span| policy(spec, &crate::ipv4_only::ipv4_span(span), &mut policy_problems)),
             nftables_refresh_seconds: spec.agent.nftables_refresh_seconds,
+            route_refresh_seconds: spec.agent.route_refresh_seconds,
             routing_problems,
             policy_problems,
         }

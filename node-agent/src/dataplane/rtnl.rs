@@ -17,31 +17,39 @@ use netlink_packet_route::neighbour::{
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
-use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage};
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
 use rtnetlink::{AddressMessageBuilder, Handle, LinkUnspec, LinkVxlan, RouteMessageBuilder};
+use tracing::warn;
 
-use super::batch::Batch;
+use super::batch::{Batch, Request};
 use super::diff::Op;
 use super::model::{
-    AddressSpec, FdbSpec, IPIP_DEVICE, LinkState, Mac, NeighbourSpec, ROUTE_PROTOCOL, RouteSpec, RouteTarget,
-    SysctlSpec, TunnelKind, TunnelSpec, VXLAN_DEVICE,
+    AddressSpec, FdbSpec, IPIP_DEVICE, LinkState, Mac, NeighbourSpec, NexthopSpec, ROUTE_PROTOCOL, RouteSpec,
+    RouteTarget, SysctlSpec, TunnelKind, TunnelSpec, VXLAN_DEVICE,
 };
-use super::netlink::{Netlink, NetlinkError, describe};
+use super::netlink::{Netlink, NetlinkError, Nexthops, describe};
+use super::notify::Notifications;
+use super::observed::Notice;
+use super::wire::{self, RTM_DELNEXTHOP, RTM_GETNEXTHOP, RTM_NEWNEXTHOP};
 
 /// The kernel's netlink, bound to the network namespace of the thread that called [`Self::connect`].
 #[derive(Debug)]
 pub struct RtNetlink {
     handle: Handle,
     batch: Batch,
+    /// The kernel's notifications; `None` when the socket could not be opened (then every
+    /// [`Netlink::notices`] says [`Notice::Lost`], and every sync dumps).
+    notifications: Option<Notifications>,
     /// Interface names by index, from the last [`Netlink::links`] dump (which a sync reads
-    /// first): the address, route and neighbour dumps after it name their devices with it.
+    /// first) and the link notifications since: the other dumps and notifications name their
+    /// devices with it.
     names: Option<Vec<(u32, String)>>,
 }
 
 /// How one [`Op`] is made.
 enum Change<'a> {
     /// A request for the [`Batch`].
-    Netlink(NetlinkMessage<RouteNetlinkMessage>),
+    Netlink(Request),
     /// A write below `/proc/sys`.
     Sysctl(&'a SysctlSpec),
 }
@@ -51,12 +59,16 @@ enum Change<'a> {
 type Indexes = HashMap<String, u32>;
 
 impl RtNetlink {
-    /// Opens two netlink sockets (requests and dumps, and [`Batch`]es of changes) and spawns the
-    /// first's connection task on the current tokio runtime.
+    /// Opens three netlink sockets (requests and dumps, [`Batch`]es of changes, and the
+    /// kernel's notifications) and spawns the first's connection task on the current tokio
+    /// runtime.
     pub fn connect() -> Result<Self, NetlinkError> {
+        let notifications = Notifications::open()
+            .inspect_err(|error| warn!(%error, "cannot watch the kernel's notifications; every sync dumps it"))
+            .ok();
         let (connection, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
         tokio::spawn(connection);
-        Ok(Self { handle, batch: Batch::open().map_err(NetlinkError::Connect)?, names: None })
+        Ok(Self { handle, batch: Batch::open().map_err(NetlinkError::Connect)?, notifications, names: None })
     }
 
     async fn index(&self, op: &Op, name: &str, indexes: &mut Indexes) -> Result<u32, NetlinkError> {
@@ -99,6 +111,11 @@ impl RtNetlink {
                 builder.gateway(*gateway).output_interface(self.index(op, device, indexes).await?).onlink()
             }
             RouteTarget::Via { gateway, device: None } => builder.gateway(*gateway),
+            RouteTarget::Nexthop(id) => {
+                let mut message = builder.build();
+                message.attributes.push(RouteAttribute::NhId(*id));
+                return Ok(message);
+            }
         };
         Ok(builder.build())
     }
@@ -168,25 +185,36 @@ impl RtNetlink {
             Op::DeleteRoute(route) => {
                 (RouteNetlinkMessage::DelRoute(self.route_message(op, route, indexes).await?), NLM_F_REQUEST)
             }
+            Op::ReplaceNexthop(n) => {
+                let oif = self.index(op, &n.device, indexes).await?;
+                let payload = wire::new_nexthop(n.id, n.gateway, oif, ROUTE_PROTOCOL);
+                return Ok(Change::Netlink(Request::Raw { kind: RTM_NEWNEXTHOP, flags: REPLACE, payload }));
+            }
+            Op::DeleteNexthop(n) => {
+                let payload = wire::delete_nexthop(n.id);
+                return Ok(Change::Netlink(Request::Raw { kind: RTM_DELNEXTHOP, flags: NLM_F_REQUEST, payload }));
+            }
             Op::WriteSysctl(sysctl) => return Ok(Change::Sysctl(sysctl)),
         };
         let mut message = NetlinkMessage::from(message);
         message.header.flags = flags;
-        Ok(Change::Netlink(message))
+        Ok(Change::Netlink(Request::Route(message)))
     }
 
     /// Sends the pending requests and records their outcomes in `results`.
     async fn flush(
         &mut self,
         ops: &[Op],
-        pending: &mut Vec<(usize, NetlinkMessage<RouteNetlinkMessage>)>,
+        pending: &mut Vec<(usize, Request)>,
         results: &mut [Result<(), NetlinkError>],
     ) {
         if pending.is_empty() {
             return;
         }
         let (positions, requests): (Vec<usize>, Vec<_>) = pending.drain(..).unzip();
-        for (position, outcome) in positions.into_iter().zip(self.batch.send(requests).await) {
+        let notifications = &mut self.notifications;
+        let drain = || notifications.iter_mut().for_each(Notifications::drain);
+        for (position, outcome) in positions.into_iter().zip(self.batch.send(requests, drain).await) {
             if let (Err(source), Some(result), Some(op)) = (outcome, results.get_mut(position), ops.get(position)) {
                 *result = Err(NetlinkError::Apply { op: describe(op), source });
             }
@@ -274,30 +302,56 @@ fn named(names: &[(u32, String)], index: u32) -> Option<String> {
     names.iter().find(|(i, _)| *i == index).map(|(_, n)| n.clone())
 }
 
-fn route_spec(message: &RouteMessage, names: &[(u32, String)]) -> Option<RouteSpec> {
+/// The destination of an IPv4 route in the main table, and whether it carries our protocol.
+fn main_route(message: &RouteMessage) -> Option<(Ipv4Net, bool)> {
     let header = &message.header;
     let mut table = u32::from(header.table);
-    let (mut destination, mut gateway, mut oif) = (None, None, None);
+    let mut destination = None;
     for attribute in &message.attributes {
         match attribute {
             RouteAttribute::Destination(RouteAddress::Inet(a)) => destination = Some(*a),
-            RouteAttribute::Gateway(RouteAddress::Inet(a)) => gateway = Some(*a),
-            RouteAttribute::Oif(index) => oif = named(names, *index),
             RouteAttribute::Table(t) => table = *t,
             _ => {}
         }
     }
-    if table != u32::from(RouteHeader::RT_TABLE_MAIN) || header.protocol != RouteProtocol::from(ROUTE_PROTOCOL) {
+    if header.address_family != AddressFamily::Inet || table != u32::from(RouteHeader::RT_TABLE_MAIN) {
         return None;
     }
     let destination =
         Ipv4Net::new(destination.unwrap_or(Ipv4Addr::UNSPECIFIED), header.destination_prefix_length).ok()?;
-    let target = match (header.kind, gateway) {
-        (RouteType::BlackHole, _) => RouteTarget::Blackhole,
-        (_, Some(gateway)) => RouteTarget::Via { gateway, device: oif },
-        (_, None) => RouteTarget::Device(oif?),
+    Some((destination, header.protocol == RouteProtocol::from(ROUTE_PROTOCOL)))
+}
+
+fn route_spec(message: &RouteMessage, names: &[(u32, String)]) -> Option<RouteSpec> {
+    let (destination, true) = main_route(message)? else { return None };
+    let (mut gateway, mut oif, mut nexthop) = (None, None, None);
+    for attribute in &message.attributes {
+        match attribute {
+            RouteAttribute::Gateway(RouteAddress::Inet(a)) => gateway = Some(*a),
+            RouteAttribute::Oif(index) => oif = named(names, *index),
+            RouteAttribute::NhId(id) => nexthop = Some(*id),
+            _ => {}
+        }
+    }
+    let target = match (message.header.kind, nexthop, gateway) {
+        (RouteType::BlackHole, _, _) => RouteTarget::Blackhole,
+        (_, Some(id), _) => RouteTarget::Nexthop(id),
+        (_, None, Some(gateway)) => RouteTarget::Via { gateway, device: oif },
+        (_, None, None) => RouteTarget::Device(oif?),
     };
     Some(RouteSpec { destination, target })
+}
+
+fn address_spec(message: &AddressMessage, names: &[(u32, String)]) -> Option<AddressSpec> {
+    if message.header.family != AddressFamily::Inet {
+        return None;
+    }
+    let ip = message.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(IpAddr::V4(ip)) | AddressAttribute::Address(IpAddr::V4(ip)) => Some(*ip),
+        _ => None,
+    })?;
+    let address = Ipv4Net::new(ip, message.header.prefix_len).ok()?;
+    Some(AddressSpec { device: named(names, message.header.index)?, address })
 }
 
 fn neighbour_parts(message: &NeighbourMessage) -> (Option<Ipv4Addr>, Option<Mac>) {
@@ -305,6 +359,10 @@ fn neighbour_parts(message: &NeighbourMessage) -> (Option<Ipv4Addr>, Option<Mac>
     for attribute in &message.attributes {
         match attribute {
             NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => ip = Some(*a),
+            // An FDB entry's (AF_BRIDGE) destination is not decoded by netlink-packet-route.
+            NeighbourAttribute::Destination(NeighbourAddress::Other(bytes)) => {
+                ip = <[u8; 4]>::try_from(bytes.as_slice()).ok().map(Ipv4Addr::from);
+            }
             NeighbourAttribute::LinkLayerAddress(bytes) => {
                 mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(Mac);
             }
@@ -312,6 +370,75 @@ fn neighbour_parts(message: &NeighbourMessage) -> (Option<Ipv4Addr>, Option<Mac>
         }
     }
     (ip, mac)
+}
+
+/// A permanent IPv4 neighbour.
+fn neighbour_spec(message: &NeighbourMessage, names: &[(u32, String)]) -> Option<NeighbourSpec> {
+    let (Some(address), Some(mac)) = neighbour_parts(message) else { return None };
+    let permanent = message.header.family == AddressFamily::Inet && message.header.state == NeighbourState::Permanent;
+    permanent.then(|| Some(NeighbourSpec { device: named(names, message.header.ifindex)?, address, mac }))?
+}
+
+/// A permanent FDB entry with a destination.
+fn fdb_spec(message: &NeighbourMessage, names: &[(u32, String)]) -> Option<FdbSpec> {
+    let (Some(destination), Some(mac)) = neighbour_parts(message) else { return None };
+    let permanent = message.header.family == AddressFamily::Bridge && message.header.state == NeighbourState::Permanent;
+    permanent.then(|| Some(FdbSpec { device: named(names, message.header.ifindex)?, mac, destination }))?
+}
+
+/// A nexthop of ours as a spec, or the id of someone else's.
+fn nexthop_of(nexthop: &wire::WireNexthop, names: &[(u32, String)]) -> Result<NexthopSpec, u32> {
+    let device = nexthop.oif.and_then(|index| named(names, index));
+    match (nexthop.protocol == ROUTE_PROTOCOL, nexthop.gateway, device) {
+        (true, Some(gateway), Some(device)) => Ok(NexthopSpec { id: nexthop.id, gateway, device }),
+        _ => Err(nexthop.id),
+    }
+}
+
+/// What one notification says, for the kinds the dataplane manages (links update `names`).
+fn notice(raw: &wire::Raw<'_>, names: &mut Vec<(u32, String)>) -> Option<Notice> {
+    if matches!(raw.kind, RTM_NEWNEXTHOP | RTM_DELNEXTHOP) {
+        let nexthop = wire::decode_nexthop(raw.payload)?;
+        return Some(match (raw.kind, nexthop_of(&nexthop, names)) {
+            (RTM_DELNEXTHOP, _) => Notice::NexthopGone(nexthop.id),
+            (_, Ok(ours)) => Notice::Nexthop(ours),
+            (_, Err(id)) => Notice::ForeignNexthop(id),
+        });
+    }
+    let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(raw.bytes).ok()?;
+    let replace = message.header.flags & NLM_F_REPLACE != 0;
+    let NetlinkPayload::InnerMessage(inner) = message.payload else { return None };
+    let gone_neighbour = |m: &NeighbourMessage, names: &[(u32, String)]| {
+        let device = named(names, m.header.ifindex)?;
+        match (m.header.family, neighbour_parts(m)) {
+            (AddressFamily::Inet, (Some(address), _)) => Some(Notice::NeighbourGone { device, address }),
+            (AddressFamily::Bridge, (_, Some(mac))) => Some(Notice::FdbGone { device, mac }),
+            _ => None,
+        }
+    };
+    match inner {
+        RouteNetlinkMessage::NewLink(m) => {
+            let link = link_state(&m)?;
+            names.retain(|(index, _)| *index != link.index);
+            names.push((link.index, link.name.clone()));
+            Some(Notice::Link(link))
+        }
+        RouteNetlinkMessage::DelLink(m) => Some(Notice::LinkGone(m.header.index)),
+        RouteNetlinkMessage::NewAddress(m) => address_spec(&m, names).map(Notice::Address),
+        RouteNetlinkMessage::DelAddress(m) => address_spec(&m, names).map(Notice::AddressGone),
+        RouteNetlinkMessage::NewRoute(m) => match (route_spec(&m, names), main_route(&m)) {
+            (Some(route), _) => Some(Notice::Route(route)),
+            (None, Some((destination, false))) if replace => Some(Notice::RouteTaken(destination)),
+            _ => None,
+        },
+        RouteNetlinkMessage::DelRoute(m) => route_spec(&m, names).map(Notice::RouteGone),
+        RouteNetlinkMessage::NewNeighbour(m) => neighbour_spec(&m, names)
+            .map(Notice::Neighbour)
+            .or_else(|| fdb_spec(&m, names).map(Notice::Fdb))
+            .or_else(|| gone_neighbour(&m, names)),
+        RouteNetlinkMessage::DelNeighbour(m) => gone_neighbour(&m, names),
+        _ => None,
+    }
 }
 
 impl Netlink for RtNetlink {
@@ -339,18 +466,7 @@ impl Netlink for RtNetlink {
             .try_collect()
             .await
             .map_err(|source| NetlinkError::List { what: "addresses", source })?;
-        let mut out = BTreeSet::new();
-        for message in messages.iter().filter(|m| m.header.family == AddressFamily::Inet) {
-            let local = message.attributes.iter().find_map(|a| match a {
-                AddressAttribute::Local(IpAddr::V4(ip)) | AddressAttribute::Address(IpAddr::V4(ip)) => Some(*ip),
-                _ => None,
-            });
-            let (Some(ip), Some(device)) = (local, named(&names, message.header.index)) else { continue };
-            if let Ok(address) = Ipv4Net::new(ip, message.header.prefix_len) {
-                out.insert(AddressSpec { device, address });
-            }
-        }
-        Ok(out)
+        Ok(messages.iter().filter_map(|m| address_spec(m, &names)).collect())
     }
 
     async fn routes(&mut self) -> Result<BTreeSet<RouteSpec>, NetlinkError> {
@@ -378,13 +494,7 @@ impl Netlink for RtNetlink {
             .try_collect()
             .await
             .map_err(|source| NetlinkError::List { what: "neighbours", source })?;
-        let permanent = messages.iter().filter(|m| m.header.state == NeighbourState::Permanent);
-        Ok(permanent
-            .filter_map(|m| {
-                let (Some(address), Some(mac)) = neighbour_parts(m) else { return None };
-                Some(NeighbourSpec { device: named(&names, m.header.ifindex)?, address, mac })
-            })
-            .collect())
+        Ok(messages.iter().filter_map(|m| neighbour_spec(m, &names)).collect())
     }
 
     async fn fdb(&mut self) -> Result<BTreeSet<FdbSpec>, NetlinkError> {
@@ -398,13 +508,47 @@ impl Netlink for RtNetlink {
             .try_collect()
             .await
             .map_err(|source| NetlinkError::List { what: "fdb entries", source })?;
-        let permanent = messages.iter().filter(|m| m.header.state == NeighbourState::Permanent);
-        Ok(permanent
-            .filter_map(|m| {
-                let (Some(destination), Some(mac)) = neighbour_parts(m) else { return None };
-                Some(FdbSpec { device: named(&names, m.header.ifindex)?, mac, destination })
-            })
-            .collect())
+        Ok(messages.iter().filter_map(|m| fdb_spec(m, &names)).collect())
+    }
+
+    async fn nexthops(&mut self) -> Result<Nexthops, NetlinkError> {
+        let names = self.name_of().await?;
+        let messages = self
+            .batch
+            .dump(RTM_GETNEXTHOP, &wire::dump_nexthops())
+            .await
+            .map_err(|source| NetlinkError::Apply { op: "list nexthops".into(), source })?;
+        let mut found = Nexthops::default();
+        for bytes in &messages {
+            let decoded = wire::messages(bytes).first().and_then(|raw| wire::decode_nexthop(raw.payload));
+            match decoded.as_ref().map(|n| nexthop_of(n, &names)) {
+                Some(Ok(ours)) => {
+                    found.ours.insert(ours);
+                }
+                Some(Err(id)) => {
+                    found.foreign.insert(id);
+                }
+                None => {}
+            }
+        }
+        Ok(found)
+    }
+
+    async fn notices(&mut self) -> Vec<Notice> {
+        let Some(notifications) = self.notifications.as_mut() else { return vec![Notice::Lost] };
+        let received = notifications.take();
+        let mut names = self.names.take().unwrap_or_default();
+        let mut notices: Vec<Notice> = received
+            .datagrams
+            .iter()
+            .flat_map(|datagram| wire::messages(datagram))
+            .filter_map(|raw| notice(&raw, &mut names))
+            .collect();
+        self.names = Some(names);
+        if received.lost {
+            notices.push(Notice::Lost);
+        }
+        notices
     }
 
     fn sysctl(&mut self, path: &str) -> Option<String> {
@@ -416,7 +560,14 @@ impl Netlink for RtNetlink {
         let has = |name: &str, module: &str| {
             links.iter().any(|l| l.name == name) || std::path::Path::new("/sys/module").join(module).exists()
         };
-        NodeCapabilities { ipip: has(IPIP_DEVICE, "ipip"), vxlan: has(VXLAN_DEVICE, "vxlan") }
+        let nexthops = match self.nexthops().await {
+            Ok(_) => true,
+            Err(error) => {
+                warn!(%error, "no nexthop objects");
+                false
+            }
+        };
+        NodeCapabilities { ipip: has(IPIP_DEVICE, "ipip"), vxlan: has(VXLAN_DEVICE, "vxlan"), nexthops }
     }
 
     /// Netlink changes go out in [`Batch`]es, which the kernel handles in order; a sysctl, or a
