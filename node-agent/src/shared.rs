@@ -103,7 +103,9 @@ impl Shared {
         } else if !programmed.synced {
             Err("the dataplane has not been synced yet")
         } else if programmed.waiting_for_span {
-            Err("waiting for this node's span (its policies, IP sets and BGP sessions) from the operator's stream or --span-file")
+            Err(
+                "waiting for this node's span (its policies, IP sets and BGP sessions) from the operator's stream or --span-file",
+            )
         } else {
             Ok(())
         }

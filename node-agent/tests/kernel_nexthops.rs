@@ -38,7 +38,7 @@ fn node_a() -> Node {
         block("10.71.2.0/26", "node-c", "192.168.72.3/24", "10.71.2.0"),
     ];
     let mut spec = NodeNetworkSpec {
-        address: "192.168.71.1/24".into(),
+        address: Some("192.168.71.1/24".into()),
         blocks: vec!["10.71.0.0/26".into()],
         pools: vec![PoolRouting {
             name: "default".into(),

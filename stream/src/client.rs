@@ -129,10 +129,12 @@ impl StreamServer {
         let connected = match self {
             Self::Tcp(endpoint) => with_keepalive((**endpoint).clone()).connect().await,
             Self::Tls { tls: None, .. } => return Err(TlsError::NoCa { server: self.to_string() }.into()),
-            Self::Tls { endpoint, tls: Some(tls) } => match with_keepalive((**endpoint).clone()).tls_config(tls.config()?) {
-                Ok(endpoint) => endpoint.connect().await,
-                Err(error) => Err(error),
-            },
+            Self::Tls { endpoint, tls: Some(tls) } => {
+                match with_keepalive((**endpoint).clone()).tls_config(tls.config()?) {
+                    Ok(endpoint) => endpoint.connect().await,
+                    Err(error) => Err(error),
+                }
+            }
             Self::Unix(path) => {
                 let path = path.clone();
                 // The URI is a placeholder: the connector decides where to connect.

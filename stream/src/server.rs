@@ -336,9 +336,8 @@ async fn serve_tcp_with<V: WireItem>(
 /// leaves three pings unanswered, so that a subscriber cut off the network does not hold its task.
 fn router<V: WireItem>(builder: tonic::transport::Server, service: SpanService<V>) -> tonic::transport::server::Router {
     let heartbeat = service.heartbeat;
-    let mut builder = builder
-        .http2_keepalive_interval(Some(heartbeat))
-        .http2_keepalive_timeout(Some(heartbeat.saturating_mul(3)));
+    let mut builder =
+        builder.http2_keepalive_interval(Some(heartbeat)).http2_keepalive_timeout(Some(heartbeat.saturating_mul(3)));
     builder.add_service(proto::span_server::SpanServer::new(service))
 }
 

@@ -16,6 +16,9 @@ use crate::cluster::{
 };
 use crate::fanout::{Fanout, StreamCost};
 
+/// Makes a change's steps for round `r` on the loaded engine.
+type Case = Box<dyn Fn(&Loaded, usize) -> Vec<Step>>;
+
 /// The engine with the API server and the stream it has written to.
 pub(crate) struct Loaded {
     pub(crate) engine: Engine,
@@ -78,7 +81,7 @@ impl Loaded {
     }
 
     /// The changes, by what they are, with the rounds of each (fewer above 5,000 nodes).
-    fn cases(&self) -> Vec<(usize, Box<dyn Fn(&Self, usize) -> Vec<Step>>)> {
+    fn cases(&self) -> Vec<(usize, Case)> {
         let nodes = self.nodes;
         let namespaces = nodes * PODS_PER_NODE / PODS_PER_NAMESPACE;
         // pod-10 lives in a tenant namespace, pod-1 in a platform one (selected cluster-wide).

@@ -114,7 +114,12 @@ async fn subscribe_all(
     let mut client = SpanClient::connect(format!("http://{address}")).await.unwrap();
     let mut outcomes = Vec::new();
     for (token, node) in subscriptions {
-        let mut request = tonic::Request::new(proto::SubscribeRequest { node: node.to_string(), revision: None, origin: None, held: None });
+        let mut request = tonic::Request::new(proto::SubscribeRequest {
+            node: node.to_string(),
+            revision: None,
+            origin: None,
+            held: None,
+        });
         if let Some(token) = token {
             request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
         }
