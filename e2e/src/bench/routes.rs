@@ -43,6 +43,9 @@ fn block(i: u32) -> (String, Ipv4Addr, String, Ipv4Addr) {
 fn write_yaml(path: &Path, value: &serde_json::Value) -> Result<(), BenchError> {
     let text =
         serde_saphyr::to_string(value).map_err(|e| BenchError::Failed(format!("render {}: {e}", path.display())))?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(BenchError::io(format!("create {}", parent.display())))?;
+    }
     std::fs::write(path, text).map_err(BenchError::io(format!("write {}", path.display())))
 }
 
