@@ -4,13 +4,13 @@
 //! - A node without an IPv4 address (`spec.address` absent, IPv6-only) is not supported: its spec
 //!   is rejected with a reason in status, and the last good spec stays in force.
 //! - IPv6 blocks, IPv6 tunnel blocks, IPv6 IP sets, rules limited to IPv6 (`ipVersion: 6`, ICMPv6)
-//!   and BGP sessions to IPv6 peers are left aside, with one log line per process the first time
+//!   are left aside, with one log line per process the first time
 //!   any is seen. The IPv4 rules and sets are programmed exactly as before.
 
 use std::collections::BTreeSet;
 use std::sync::Once;
 
-use gingham_crds::api::nodenetwork::{BgpPeerSession, CompiledMatch, CompiledPolicy, CompiledRule, IcmpProtocol};
+use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledPolicy, CompiledRule, IcmpProtocol};
 use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::{IpFamily, NodeNetworkSpec};
 
@@ -20,7 +20,7 @@ static IGNORED: Once = Once::new();
 fn note_ignored() {
     IGNORED.call_once(|| {
         tracing::info!(
-            "this agent programs IPv4 only for now: the IPv6 blocks, sets, rules and BGP sessions of the spec and span are left aside"
+            "this agent programs IPv4 only for now: the IPv6 blocks, sets and rules of the spec and span are left aside (BIRD runs IPv6 sessions)"
         );
     });
 }
@@ -42,18 +42,8 @@ pub fn note_spec(spec: &NodeNetworkSpec) {
     }
 }
 
-/// The BGP sessions this agent programs: those to IPv4 peers.
-pub fn ipv4_sessions(peers: &[BgpPeerSession]) -> Vec<BgpPeerSession> {
-    let (kept, ipv6): (Vec<&BgpPeerSession>, Vec<&BgpPeerSession>) =
-        peers.iter().partition(|peer| !peer.address.value().is_some_and(std::net::IpAddr::is_ipv6));
-    if !ipv6.is_empty() {
-        note_ignored();
-    }
-    kept.into_iter().cloned().collect()
-}
-
 /// The span as this agent programs it: without IPv6 sets, and each policy without its IPv6-only
-/// rules and its references to IPv6 sets. Sessions are left as they are (see [`ipv4_sessions`]).
+/// rules and its references to IPv6 sets. Sessions are left as they are (BIRD runs both families).
 pub fn ipv4_span(span: &NodeSpan) -> NodeSpan {
     let ipv6_sets: BTreeSet<&str> =
         span.ip_sets.iter().filter(|set| set.family == IpFamily::IPv6).map(|set| set.name.as_str()).collect();
@@ -165,11 +155,7 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_sessions_and_ipv6_only_nodes_are_left_aside() {
-        let peer =
-            |address: &str| BgpPeerSession { name: "p".into(), address: address.into(), ..BgpPeerSession::default() };
-        let kept = ipv4_sessions(&[peer("10.0.0.2"), peer("fd00::2")]);
-        assert_eq!(kept.iter().map(|p| p.address.as_str()).collect::<Vec<_>>(), ["10.0.0.2"]);
+    fn ipv6_only_nodes_are_left_aside() {
         let ipv6_only = NodeNetworkSpec { address6: Some("fd00::1/64".into()), ..NodeNetworkSpec::default() };
         assert!(unsupported(&ipv6_only).unwrap().contains("IPv6-only nodes are not supported"));
         let dual = NodeNetworkSpec { address: Some("10.0.0.1/24".into()), ..ipv6_only };

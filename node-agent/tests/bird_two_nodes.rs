@@ -31,8 +31,11 @@ impl Lab {
         }
         let [a, b] = &namespaces;
         run(&["ip", "-n", a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", b]);
-        for (ns, dev, address) in [(a, "va", "10.99.0.1/24"), (b, "vb", "10.99.0.2/24")] {
+        for (ns, dev, address, address6) in
+            [(a, "va", "10.99.0.1/24", "fd00:99::1/64"), (b, "vb", "10.99.0.2/24", "fd00:99::2/64")]
+        {
             run(&["ip", "-n", ns, "addr", "add", address, "dev", dev]);
+            run(&["ip", "-n", ns, "addr", "add", address6, "dev", dev, "nodad"]);
             run(&["ip", "-n", ns, "link", "set", dev, "up"]);
         }
         Self { namespaces, pids: Vec::new() }
@@ -40,6 +43,10 @@ impl Lab {
 
     fn routes(&self, index: usize) -> String {
         run(&["ip", "-n", &self.namespaces[index], "-4", "route", "show"])
+    }
+
+    fn routes6(&self, index: usize) -> String {
+        run(&["ip", "-n", &self.namespaces[index], "-6", "route", "show"])
     }
 }
 
@@ -192,6 +199,52 @@ async fn two_birds_exchange_their_blocks() {
             .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("Daemon is up"))
     })
     .await;
+}
+
+/// A dual-stack node: an IPv4 and an IPv6 block, and a session per family to the other node.
+fn dual_stack_node(index: u8) -> BgpNode {
+    let other = 3 - index;
+    let (mut spec, bgp, mut sessions) =
+        node(&format!("10.99.0.{index}"), &format!("10.244.{index}.0/26"), &format!("10.99.0.{other}"));
+    spec.address6 = Some(format!("fd00:99::{index}/64").into());
+    spec.blocks.push(format!("fd00:244:0:{index}::/122").into());
+    spec.pools.push(PoolRouting { name: "v6".into(), cidr: "fd00:244::/48".into(), ..Default::default() });
+    sessions.push(BgpPeerSession {
+        name: format!("Mesh_fd00_99__{other}"),
+        address: format!("fd00:99::{other}").into(),
+        ..sessions[0].clone()
+    });
+    (spec, bgp, sessions)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_dual_stack_birds_exchange_the_blocks_of_both_families_each_over_its_own_session() {
+    let mut lab = Lab::new("6");
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = [dual_stack_node(1), dual_stack_node(2)];
+    let mut birds = Vec::new();
+    for (index, (spec, bgp, peers)) in nodes.iter().enumerate() {
+        let mut bird = BirdSupervisor::new(paths(&lab, dir.path(), index));
+        bird.apply(&render(&format!("node-{index}"), spec, bgp, peers).unwrap()).await.unwrap();
+        lab.pids.push(bird.pid().unwrap());
+        birds.push(bird);
+    }
+    wait_for("node 1 to learn node 0's IPv4 block", || lab.routes(1).contains(ROUTE_TO_0)).await;
+    wait_for("node 0 to learn node 1's IPv6 block", || {
+        lab.routes6(0).contains("fd00:244:0:2::/122 via fd00:99::2 dev va proto bird")
+    })
+    .await;
+    wait_for("node 1 to learn node 0's IPv6 block", || {
+        lab.routes6(1).contains("fd00:244:0:1::/122 via fd00:99::1 dev vb proto bird")
+    })
+    .await;
+    assert!(!lab.routes6(0).contains("fd00:244:0:1::/122"), "a node's own IPv6 blackhole is not written by BIRD");
+    assert!(!lab.routes(0).contains("fd00"), "no IPv6 route in the IPv4 table");
+    let output = birds[0].paths().birdc(&["show", "protocols"]).await.unwrap();
+    let sessions = parse_protocols(&output, &nodes[0].2);
+    assert_eq!(summary(&sessions), "2/2", "{output}");
+    let route = birds[0].paths().birdc(&["show", "route", "for", "fd00:244:0:2::1", "all"]).await.unwrap();
+    assert!(route.contains("Mesh_fd00_99__2"), "the IPv6 block came over the IPv6 session: {route}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -22,12 +22,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         let mut left_out = Vec::new();
         let outcome = match (&spec.bgp, span) {
             (Some(_), None) => return,
-            (Some(bgp), Some(span)) => match bird::BirdConfig::decode(
-                &self.options.node,
-                spec,
-                bgp,
-                &crate::ipv4_only::ipv4_sessions(&span.bgp_peers),
-            ) {
+            (Some(bgp), Some(span)) => match bird::BirdConfig::decode(&self.options.node, spec, bgp, &span.bgp_peers) {
                 Ok((config, invalid)) => {
                     let (rejected, outcome) = bird.apply_config(config).await;
                     left_out.extend(invalid.into_iter().chain(rejected));

@@ -14,7 +14,7 @@ use gingham_crds::api::NodeNetworkSpec;
 use gingham_crds::api::nodenetwork::{BgpPeerSession, NodeBgpSpec, PeerKind};
 use gingham_crds::validate::bird::{check_name, check_quotable};
 use gingham_crds::validate::{validate_bgp_session, validate_node_bgp};
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 use super::BirdError;
 
@@ -96,6 +96,53 @@ pub struct Session {
     pub rr_client: bool,
 }
 
+/// An address family, as BIRD's channels name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
+    /// The `ipv4` channels.
+    Ipv4,
+    /// The `ipv6` channels.
+    Ipv6,
+}
+
+impl Family {
+    /// The family of an address.
+    pub fn of(address: &IpAddr) -> Self {
+        if address.is_ipv4() { Self::Ipv4 } else { Self::Ipv6 }
+    }
+
+    /// The family of a prefix.
+    pub fn of_net(net: &IpNet) -> Self {
+        Self::of(&net.addr())
+    }
+
+    /// BIRD's channel keyword: `ipv4` or `ipv6`.
+    pub fn channel(self) -> &'static str {
+        match self {
+            Self::Ipv4 => "ipv4",
+            Self::Ipv6 => "ipv6",
+        }
+    }
+
+    /// The suffix of this family's protocol and filter names: none for IPv4 (the names of
+    /// before), `6` for IPv6.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Self::Ipv4 => "",
+            Self::Ipv6 => "6",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ipv4 => "IPv4",
+            Self::Ipv6 => "IPv6",
+        })
+    }
+}
+
 /// The node's whole BIRD configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BirdConfig {
@@ -109,10 +156,13 @@ pub struct BirdConfig {
     pub listen_port: u16,
     /// The route-reflector cluster id, when this node is a reflector.
     pub cluster_id: Option<Ipv4Addr>,
-    /// The node's blocks, announced as blackholes.
-    pub blocks: Vec<Ipv4Net>,
+    /// The families the node routes: those it has an underlay address of (a node gets blocks only
+    /// of those).
+    pub families: Vec<Family>,
+    /// The node's blocks of both families, announced as blackholes.
+    pub blocks: Vec<IpNet>,
     /// The blocks that are exported over BGP.
-    pub exported: Vec<Ipv4Net>,
+    pub exported: Vec<IpNet>,
     /// The sessions.
     pub sessions: Vec<Session>,
 }
@@ -153,7 +203,8 @@ impl BirdConfig {
         };
         let blocks = node_blocks(spec);
         let exported = blocks.iter().filter(|b| !export_disabled(spec, b)).copied().collect();
-        let local = spec.address.as_ref().and_then(|address| address.value()).map(|cidr| cidr.0.addr());
+        let local = NodeAddresses::of(spec);
+        let families = local.families();
         let mut config = Self {
             node: node
                 .chars()
@@ -163,13 +214,14 @@ impl BirdConfig {
             as_number: bgp.as_number,
             listen_port: bgp.listen_port,
             cluster_id,
+            families,
             blocks,
             exported,
             sessions: Vec::with_capacity(peers.len()),
         };
         let mut left_out = Vec::new();
         for (index, peer) in peers.iter().enumerate() {
-            match session(&format!("bgppeers/{node}[{index}]"), peer, bgp, local, cluster_id.is_some()) {
+            match session(&format!("bgppeers/{node}[{index}]"), peer, bgp, &local, cluster_id.is_some()) {
                 Ok(session) => config.sessions.push(session),
                 Err(reason) => left_out.push(LeftOut { peer: peer.name.clone(), reason }),
             }
@@ -178,11 +230,50 @@ impl BirdConfig {
     }
 }
 
+/// The node's underlay address of each family, the source of sessions to peers of that family.
+/// An address that is in the spec but does not decode still makes its family routed (the spec is
+/// rejected by validation anyway); its sessions then render without a source.
+struct NodeAddresses {
+    ipv4: NodeAddress,
+    ipv6: NodeAddress,
+}
+
+/// One family's address of the node.
+#[derive(Clone, Copy)]
+struct NodeAddress {
+    /// The spec has an address of this family.
+    present: bool,
+    /// The address, when it decoded.
+    decoded: Option<IpAddr>,
+}
+
+impl NodeAddresses {
+    fn of(spec: &NodeNetworkSpec) -> Self {
+        let address = |field: &Option<gingham_crds::api::Wire<gingham_crds::api::Cidr>>| NodeAddress {
+            present: field.is_some(),
+            decoded: field.as_ref().and_then(|address| address.value()).map(|cidr| cidr.0.addr()),
+        };
+        Self { ipv4: address(&spec.address), ipv6: address(&spec.address6) }
+    }
+
+    fn families(&self) -> Vec<Family> {
+        [(Family::Ipv4, self.ipv4), (Family::Ipv6, self.ipv6)]
+            .into_iter()
+            .filter_map(|(family, address)| address.present.then_some(family))
+            .collect()
+    }
+
+    /// The node's address of `peer`'s family.
+    fn facing(&self, peer: &IpAddr) -> NodeAddress {
+        if peer.is_ipv4() { self.ipv4 } else { self.ipv6 }
+    }
+}
+
 fn session(
     path: &str,
     peer: &BgpPeerSession,
     bgp: &NodeBgpSpec,
-    local: Option<IpAddr>,
+    local: &NodeAddresses,
     reflector: bool,
 ) -> Result<Session, String> {
     validate_bgp_session(path, peer).map_err(|errors| join(&errors))?;
@@ -192,14 +283,23 @@ fn session(
         Some("Keep") => NextHop::Keep,
         Some(other) => return Err(format!("{other:?} is not a next-hop mode")),
     };
+    let address = *peer.address.decoded(&format!("{path}.address")).map_err(|e| e.to_string())?;
+    let local = local.facing(&address);
+    if !local.present {
+        let family = Family::of(&address);
+        return Err(format!(
+            "the peer {address} is {family} but this node has no {family} address (spec.address{}): a session carries the routes of its peer's family",
+            if address.is_ipv4() { "" } else { "6" }
+        ));
+    }
     Ok(Session {
         name: Name::new(&peer.name)?,
         kind: peer.kind,
-        address: *peer.address.decoded(&format!("{path}.address")).map_err(|e| e.to_string())?,
+        address,
         port: peer.port,
         as_number: peer.as_number,
         local_as: peer.local_as_number.unwrap_or(bgp.as_number),
-        source: local.filter(|_| peer.use_node_source_address),
+        source: local.decoded.filter(|_| peer.use_node_source_address),
         password: peer.password.as_deref().map(Quoted::new).transpose()?,
         keepalive: peer.keepalive_seconds,
         restart: peer.max_restart_seconds,
@@ -214,13 +314,13 @@ fn join(errors: &[gingham_crds::validate::FieldError]) -> String {
     errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
-/// The node's IPv4 blocks (BIRD's channels here are IPv4).
-fn node_blocks(spec: &NodeNetworkSpec) -> Vec<Ipv4Net> {
-    spec.blocks.iter().filter_map(|b| b.value()?.v4()).map(|net| net.trunc()).collect()
+/// The node's blocks of both families (each family has its own channels).
+fn node_blocks(spec: &NodeNetworkSpec) -> Vec<IpNet> {
+    spec.blocks.iter().filter_map(|b| b.value()).map(|cidr| cidr.0.trunc()).collect()
 }
 
-fn export_disabled(spec: &NodeNetworkSpec, block: &Ipv4Net) -> bool {
-    spec.pools.iter().any(|pool| {
-        pool.disable_bgp_export && pool.cidr.value().and_then(|cidr| cidr.v4()).is_some_and(|net| net.contains(block))
-    })
+fn export_disabled(spec: &NodeNetworkSpec, block: &IpNet) -> bool {
+    spec.pools
+        .iter()
+        .any(|pool| pool.disable_bgp_export && pool.cidr.value().is_some_and(|cidr| cidr.0.contains(block)))
 }

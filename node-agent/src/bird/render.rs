@@ -1,13 +1,16 @@
 //! `bird.conf` from the typed [`BirdConfig`] (pure). The layout follows Calico's confd templates.
 //! Every value written is typed (see [`super::config`]): no text from a spec or a span is interpolated.
 //!
+//! - Each family the node routes (it has an address or a block of it) has its own protocols, as
+//!   Calico's `bird` and `bird6`: IPv4's `gingham_kernel`, `gingham_blocks`, `gingham_export_blocks`
+//!   keep their names, IPv6's end in `6`. The router id is IPv4-shaped for both.
 //! - `protocol static gingham_blocks` announces every block of the node as a blackhole; the export
 //!   filter keeps out blocks of pools with `disableBGPExport`.
 //! - `protocol kernel` writes BGP-learned routes (only those) into the kernel with their own metric
 //!   (they show up `proto bird`), and learns the kernel's other routes for next-hop resolution.
 //! - `protocol direct` is enabled only for next-hop resolution of iBGP sessions, as in Calico (its
 //!   routes are never exported anywhere); pod veths are excluded.
-//! - One `protocol bgp` per peer session, with short connect and error timers so that a session
+//! - One `protocol bgp` per peer session, with the channel of its peer address's family, with short connect and error timers so that a session
 //!   to a joining node comes up within about a second. A route reflector also passes on what it
 //!   learned.
 
@@ -18,7 +21,7 @@ use gingham_crds::api::NodeNetworkSpec;
 use gingham_crds::api::nodenetwork::{BgpPeerSession, NodeBgpSpec};
 
 use super::BirdError;
-use super::config::{BirdConfig, NextHop, Session};
+use super::config::{BirdConfig, Family, NextHop, Session};
 
 /// The metric of routes BIRD writes into the kernel.
 pub const KERNEL_METRIC: u32 = 512;
@@ -68,39 +71,16 @@ pub fn render_config(config: &BirdConfig) -> Rendered {
     line(w, "protocol device {\n  scan time 10;\n}");
     line(w, "");
     line(w, "# Interface routes, for next-hop resolution only: never exported.");
-    line(w, "protocol direct gingham_direct {\n  ipv4;\n  interface -\"gh*\", \"*\";\n}");
+    line(w, "protocol direct gingham_direct {");
+    for family in &config.families {
+        line(w, &format!("  {};", family.channel()));
+    }
+    line(w, "  interface -\"gh*\", \"*\";\n}");
     line(w, "");
     line(w, "# BGP-learned routes go into the kernel; other kernel routes are learned for next-hop resolution.");
     line(w, "filter gingham_kernel_export {\n  if source = RTS_BGP then accept;\n  reject;\n}");
-    line(w, "");
-    line(
-        w,
-        "protocol kernel gingham_kernel {\n  learn;\n  persist;\n  scan time 10;\n  merge paths on;\n  graceful restart;",
-    );
-    line(w, &format!("  metric {KERNEL_METRIC};"));
-    line(w, "  ipv4 {\n    import all;\n    export filter gingham_kernel_export;\n  };\n}");
-    line(w, "");
-    line(w, "# The node's blocks, announced as blackholes.");
-    line(w, "protocol static gingham_blocks {\n  ipv4;");
-    for block in &config.blocks {
-        line(w, &format!("  route {block} blackhole;"));
-    }
-    line(w, "}");
-    line(w, "");
-    line(w, "# The blocks of pools without disableBGPExport.");
-    line(w, "filter gingham_export_blocks {");
-    for block in &config.exported {
-        line(w, &format!("  if net = {block} then accept;"));
-    }
-    line(w, "  reject;\n}");
-    if config.cluster_id.is_some() {
-        line(w, "");
-        line(w, "# A route reflector passes on what it learned, too.");
-        line(w, "filter gingham_export_reflected {");
-        for block in &config.exported {
-            line(w, &format!("  if net = {block} then accept;"));
-        }
-        line(w, "  if source = RTS_BGP then accept;\n  reject;\n}");
+    for family in &config.families {
+        family_protocols(w, config, *family);
     }
     let mut sessions = Vec::with_capacity(config.sessions.len());
     let mut lines = w.lines().count();
@@ -113,6 +93,48 @@ pub fn render_config(config: &BirdConfig) -> Rendered {
         w.push_str(&block);
     }
     Rendered { text: out, sessions }
+}
+
+/// One family's kernel and static protocols and export filters (IPv4's keep the names of before;
+/// IPv6's end in `6`, as Calico's `bird6` config is a twin of `bird`'s).
+fn family_protocols(w: &mut String, config: &BirdConfig, family: Family) {
+    let (channel, suffix) = (family.channel(), family.suffix());
+    let of_family = |blocks: &[ipnet::IpNet]| -> Vec<ipnet::IpNet> {
+        blocks.iter().filter(|block| Family::of_net(block) == family).copied().collect()
+    };
+    let (blocks, exported) = (of_family(&config.blocks), of_family(&config.exported));
+    line(w, "");
+    line(
+        w,
+        &format!(
+            "protocol kernel gingham_kernel{suffix} {{\n  learn;\n  persist;\n  scan time 10;\n  merge paths on;\n  graceful restart;"
+        ),
+    );
+    line(w, &format!("  metric {KERNEL_METRIC};"));
+    line(w, &format!("  {channel} {{\n    import all;\n    export filter gingham_kernel_export;\n  }};\n}}"));
+    line(w, "");
+    line(w, &format!("# The node's {family} blocks, announced as blackholes."));
+    line(w, &format!("protocol static gingham_blocks{suffix} {{\n  {channel};"));
+    for block in &blocks {
+        line(w, &format!("  route {block} blackhole;"));
+    }
+    line(w, "}");
+    line(w, "");
+    line(w, &format!("# The {family} blocks of pools without disableBGPExport."));
+    line(w, &format!("filter gingham_export_blocks{suffix} {{"));
+    for block in &exported {
+        line(w, &format!("  if net = {block} then accept;"));
+    }
+    line(w, "  reject;\n}");
+    if config.cluster_id.is_some() {
+        line(w, "");
+        line(w, "# A route reflector passes on what it learned, too.");
+        line(w, &format!("filter gingham_export_reflected{suffix} {{"));
+        for block in &exported {
+            line(w, &format!("  if net = {block} then accept;"));
+        }
+        line(w, "  if source = RTS_BGP then accept;\n  reject;\n}");
+    }
 }
 
 fn peer_protocol(w: &mut String, config: &BirdConfig, peer: &Session) {
@@ -147,8 +169,11 @@ fn peer_protocol(w: &mut String, config: &BirdConfig, peer: &Session) {
     if let (Some(cluster), true) = (config.cluster_id, peer.rr_client) {
         line(w, &format!("  rr client;\n  rr cluster id {cluster};"));
     }
+    // A session carries the routes of its peer address's family.
+    let family = Family::of(&peer.address);
     let filter = if config.cluster_id.is_some() { "gingham_export_reflected" } else { "gingham_export_blocks" };
-    line(w, &format!("  ipv4 {{\n    import all;\n    export filter {filter};"));
+    let (channel, suffix) = (family.channel(), family.suffix());
+    line(w, &format!("  {channel} {{\n    import all;\n    export filter {filter}{suffix};"));
     match peer.next_hop {
         NextHop::SelfHop => line(w, "    next hop self;"),
         NextHop::Keep => line(w, "    next hop keep;"),
