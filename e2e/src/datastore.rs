@@ -9,7 +9,9 @@ use gingham_datastore::atomic::{AtomicWriteError, PUBLIC_FILE, write_atomic};
 use gingham_datastore::layout::{IPAM_BLOCKS, node_network_path, node_status_path, user_object_path};
 use serde_json::{Value, json};
 
+use crate::family::Family;
 use crate::scenario::{NamespaceSpec, PodSpec};
+use crate::state::NodeRecord;
 
 /// Reading or writing the datastore failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,8 @@ pub enum DatastoreError {
 
 /// The annotation carrying a node's underlay address and prefix length.
 pub const NODE_ADDRESS_ANNOTATION: &str = "gingham.dev/ipv4-address";
+/// The annotation that gives a Node its IPv6 underlay address and prefix.
+pub const NODE_ADDRESS6_ANNOTATION: &str = "gingham.dev/ipv6-address";
 
 fn str_of<'a>(value: &'a Value, pointer: &str) -> &'a str {
     value.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
@@ -101,16 +105,27 @@ pub fn parse_manifests(text: &str, name: &str) -> Result<Vec<Value>, DatastoreEr
     Ok(objects)
 }
 
-/// A v1 Node with its labels and underlay address annotation.
-pub fn node_object(name: &str, address: &str, labels: &BTreeMap<String, String>) -> Value {
+/// A v1 Node with its labels and its underlay addresses: the annotation of each family
+/// (`gingham.dev/ipv4-address`, `gingham.dev/ipv6-address`, with prefix) and an InternalIP each.
+pub fn node_object(node: &NodeRecord, labels: &BTreeMap<String, String>) -> Value {
     let mut labels = labels.clone();
-    labels.insert("kubernetes.io/hostname".into(), name.into());
+    labels.insert("kubernetes.io/hostname".into(), node.name.clone());
     labels.insert("kubernetes.io/os".into(), "linux".into());
-    let ip = address.split('/').next().unwrap_or_default();
+    let mut annotations = serde_json::Map::new();
+    let mut addresses = Vec::new();
+    for (family, annotation) in [(Family::V4, NODE_ADDRESS_ANNOTATION), (Family::V6, NODE_ADDRESS6_ANNOTATION)] {
+        let with_prefix =
+            [Some(&node.address), node.address6.as_ref()].into_iter().flatten().find(|a| Family::of(a) == family);
+        if let (Some(with_prefix), Some(ip)) = (with_prefix, node.ip(family)) {
+            annotations.insert(annotation.into(), json!(with_prefix));
+            addresses.push(json!({"type": "InternalIP", "address": ip}));
+        }
+    }
+    addresses.push(json!({"type": "Hostname", "address": node.name}));
     json!({
         "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": labels, "annotations": {NODE_ADDRESS_ANNOTATION: address}},
-        "status": {"addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}]},
+        "metadata": {"name": node.name, "labels": labels, "annotations": annotations},
+        "status": {"addresses": addresses},
     })
 }
 
@@ -121,8 +136,9 @@ pub fn namespace_object(ns: &NamespaceSpec) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns.name, "labels": labels}})
 }
 
-/// A v1 Pod with its `uid`, labels, node and named container ports; `address` fills status.podIP.
-pub fn pod_object(pod: &PodSpec, uid: &str, address: Option<&str>) -> Value {
+/// A v1 Pod with its `uid`, labels, node and named container ports; `addresses` fill
+/// status.podIP (the first) and status.podIPs (all), as Kubernetes does for dual-stack pods.
+pub fn pod_object(pod: &PodSpec, uid: &str, addresses: &[String]) -> Value {
     let ports: Vec<Value> = pod
         .ports
         .iter()
@@ -140,10 +156,10 @@ pub fn pod_object(pod: &PodSpec, uid: &str, address: Option<&str>) -> Value {
         "spec": {"nodeName": pod.node, "containers": [{"name": "main", "image": "gingham-lab", "ports": ports}]},
         "status": {"phase": "Running"},
     });
-    if let (Some(ip), Some(status)) = (address, object.get_mut("status").and_then(Value::as_object_mut)) {
-        let ip = ip.split('/').next().unwrap_or_default();
+    let ips: Vec<&str> = addresses.iter().filter_map(|a| a.split('/').next()).collect();
+    if let (Some(ip), Some(status)) = (ips.first(), object.get_mut("status").and_then(Value::as_object_mut)) {
         status.insert("podIP".into(), json!(ip));
-        status.insert("podIPs".into(), json!([{"ip": ip}]));
+        status.insert("podIPs".into(), ips.iter().map(|ip| json!({"ip": ip})).collect());
     }
     object
 }

@@ -116,7 +116,7 @@ pub fn up(scenario: &Scenario, options: &UpOptions) -> Result<LabState, LabError
     }
     for node in &scenario.nodes {
         let record = topology::add_node(&mut state, &node.name, &node.subnet)?;
-        datastore::put(&store, &datastore::node_object(&node.name, &record.address, &node.labels))?;
+        datastore::put(&store, &datastore::node_object(&record, &node.labels))?;
     }
     if options.topology_only {
         return Ok(state);
@@ -225,7 +225,7 @@ pub fn start_agent_from(state: &mut LabState, node: &NodeRecord, source: &SpanSo
 /// Adds a node to a running lab: namespace, Node object, agent (the operator assigns its blocks).
 pub fn add_node(state: &mut LabState, spec: &crate::scenario::NodeSpec) -> Result<NodeRecord, LabError> {
     let record = topology::add_node(state, &spec.name, &spec.subnet)?;
-    datastore::put(&state.datastore(), &datastore::node_object(&spec.name, &record.address, &spec.labels))?;
+    datastore::put(&state.datastore(), &datastore::node_object(&record, &spec.labels))?;
     start_agent(state, &record)?;
     wait_for_socket(state, &record, Duration::from_secs(60))?;
     Ok(record)

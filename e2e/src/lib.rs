@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod cmd;
 pub mod datastore;
+pub mod family;
 pub mod harness;
 pub mod lab;
 pub mod live;

@@ -173,10 +173,11 @@ fn run_plugin(
     Err(PodError::Cni { pod: pod.key(), node: pod.node.clone(), command: command.into(), detail })
 }
 
-/// The first address of a CNI result (`ips[0].address`).
-pub fn result_address(result: &str) -> Option<String> {
-    let value: Value = serde_json::from_str(result).ok()?;
-    value.pointer("/ips/0/address").and_then(Value::as_str).map(str::to_string)
+/// Every address of a CNI result (`ips[].address`), in its order (the first is the primary).
+pub fn result_addresses(result: &str) -> Vec<String> {
+    let value: Value = serde_json::from_str(result).unwrap_or_default();
+    let ips = value.get("ips").and_then(Value::as_array).cloned().unwrap_or_default();
+    ips.iter().filter_map(|ip| ip.get("address")?.as_str().map(str::to_string)).collect()
 }
 
 /// Adds a pod: namespace, Pod object with a new UID, CNI ADD (retried after a DEL for up to 60 s while the node gets its blocks), Pod
@@ -201,12 +202,13 @@ pub fn add(state: &mut LabState, spec: &PodSpec) -> Result<PodRecord, PodError> 
         container_id: format!("{}-{}-{}-{}", state.prefix, spec.namespace, spec.name, uid.get(..8).unwrap_or(&uid)),
         uid,
         address: None,
+        addresses: Vec::new(),
     };
     topology::add_netns(state, &netns)?;
     state.pods.push(record.clone());
     state.save()?;
     // As in Kubernetes, the Pod exists before CNI ADD: the operator compiles its policy from it.
-    datastore::put(&state.datastore(), &datastore::pod_object(spec, &record.uid, None))?;
+    datastore::put(&state.datastore(), &datastore::pod_object(spec, &record.uid, &[]))?;
     // As a kubelet does: a failed ADD is cleaned up with DEL before it is tried again.
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen: Vec<String> = Vec::new();
@@ -233,12 +235,14 @@ pub fn add(state: &mut LabState, spec: &PodSpec) -> Result<PodRecord, PodError> 
             }
         }
     };
-    record.address = result_address(&result);
+    record.addresses = result_addresses(&result);
+    record.address = record.addresses.first().cloned();
     if let Some(saved) = state.pods.iter_mut().find(|p| p.netns == netns) {
         saved.address.clone_from(&record.address);
+        saved.addresses.clone_from(&record.addresses);
     }
     state.save()?;
-    datastore::put(&state.datastore(), &datastore::pod_object(spec, &record.uid, record.address.as_deref()))?;
+    datastore::put(&state.datastore(), &datastore::pod_object(spec, &record.uid, &record.addresses))?;
     start_server(state, &record, spec)?;
     Ok(record)
 }
@@ -250,7 +254,7 @@ pub fn update(state: &LabState, spec: &PodSpec) -> Result<(), PodError> {
     let Some(record) = record else {
         return Err(PodError::UnknownPod { pod: format!("{}/{}", spec.namespace, spec.name) });
     };
-    datastore::put(&state.datastore(), &datastore::pod_object(spec, &record.uid, record.address.as_deref()))?;
+    datastore::put(&state.datastore(), &datastore::pod_object(spec, &record.uid, &record.addresses))?;
     Ok(())
 }
 

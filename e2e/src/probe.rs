@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::process::Command;
 
 use crate::cmd;
+use crate::family::{Family, socket_text};
 use crate::lab::LAB;
 use crate::state::{LabState, PodRecord};
 
@@ -50,7 +51,7 @@ pub fn probe_command(state: &LabState, from: &str, address: &str, probe: Probe) 
         Probe::Icmp => cmd::in_netns(from, "ping", &["-c1", "-W1", "-q", address]),
         Probe::Tcp(port) | Probe::Udp(port) => {
             let lab = state.bin_dir.join(LAB).display().to_string();
-            let target = format!("{address}:{port}");
+            let target = socket_text(address, port);
             let mut args = vec!["connect", target.as_str()];
             if matches!(probe, Probe::Udp(_)) {
                 args.push("--udp");
@@ -69,9 +70,16 @@ pub fn reach(state: &LabState, from: &str, address: &str, probe: Probe) -> Reach
     }
 }
 
-/// Probes every pair of pods (not a pod to itself), 16 at a time.
+/// Probes every pair of pods (not a pod to itself), 16 at a time, in the lab's first family (IPv4
+/// unless the lab is IPv6-only).
 pub fn matrix(state: &LabState, probe: Probe) -> Matrix {
-    let pods: Vec<&PodRecord> = state.pods.iter().filter(|p| p.address.is_some()).collect();
+    let family = state.families().first().copied().unwrap_or(Family::V4);
+    matrix_in(state, probe, family)
+}
+
+/// Probes every pair of pods that have an address of `family`, to that address.
+pub fn matrix_in(state: &LabState, probe: Probe, family: Family) -> Matrix {
+    let pods: Vec<&PodRecord> = state.pods.iter().filter(|p| p.ip(family).is_some()).collect();
     let pairs: Vec<(&PodRecord, &PodRecord)> =
         pods.iter().flat_map(|a| pods.iter().filter(move |b| a.netns != b.netns).map(move |b| (*a, *b))).collect();
     let mut result = Matrix::new();
@@ -80,7 +88,7 @@ pub fn matrix(state: &LabState, probe: Probe) -> Matrix {
             let handles: Vec<_> = chunk
                 .iter()
                 .map(|(a, b)| {
-                    let address = b.address.as_deref().unwrap_or_default().split('/').next().unwrap_or_default();
+                    let address = b.ip(family).unwrap_or_default();
                     let handle = scope.spawn(move || reach(state, &a.netns, address, probe));
                     ((a.key(), b.key()), handle)
                 })
@@ -95,22 +103,51 @@ pub fn matrix(state: &LabState, probe: Probe) -> Matrix {
 
 /// Renders a matrix as a table: rows are sources, columns destinations.
 pub fn render(state: &LabState, matrix: &Matrix) -> String {
+    let family = state.families().first().copied().unwrap_or(Family::V4);
+    render_families(state, &[(family, matrix.clone())])
+}
+
+/// Renders the matrices of several families as one table: each cell shows one result per family,
+/// in the order given (`ok/--`: reached over the first, not over the second).
+pub fn render_families(state: &LabState, matrices: &[(Family, Matrix)]) -> String {
     let pods: Vec<String> = state.pods.iter().map(PodRecord::key).collect();
     let width = pods.iter().map(String::len).max().unwrap_or(4).max(9) + 3;
-    let mut out = format!("{:width$}  ", "from \\ to");
+    let cell_width = 3 * matrices.len().max(1) + 1;
+    let mut out = String::new();
+    if matrices.len() > 1 {
+        let families: Vec<String> = matrices.iter().map(|(family, _)| family.to_string()).collect();
+        let _ = writeln!(out, "each cell: {}", families.join("/"));
+    }
+    let _ = write!(out, "{:width$}  ", "from \\ to");
     for (i, _) in pods.iter().enumerate() {
-        let _ = write!(out, "{:>4}", i + 1);
+        let _ = write!(out, "{:>cell_width$}", i + 1);
     }
     out.push('\n');
     for (i, from) in pods.iter().enumerate() {
         let _ = write!(out, "{:width$}  ", format!("{} {from}", i + 1));
         for to in &pods {
-            let cell = matrix.get(&(from.clone(), to.clone())).map_or("", |r| r.symbol());
-            let _ = write!(out, "{cell:>4}");
+            let key = (from.clone(), to.clone());
+            let cells: Vec<&str> = matrices.iter().filter_map(|(_, m)| m.get(&key).map(|r| r.symbol())).collect();
+            let _ = write!(out, "{:>cell_width$}", cells.join("/"));
         }
         out.push('\n');
     }
-    let ok = matrix.values().filter(|r| **r == Reach::Ok).count();
-    let _ = writeln!(out, "{ok}/{} pairs reachable (ok = reached, rst = refused, -- = no answer)", matrix.len());
+    for (family, matrix) in matrices {
+        let ok = matrix.values().filter(|r| **r == Reach::Ok).count();
+        let _ = writeln!(
+            out,
+            "{family}: {ok}/{} pairs reachable (ok = reached, rst = refused, -- = no answer)",
+            matrix.len()
+        );
+    }
     out
+}
+
+/// The matrix of every family the lab has, or of `only` that one.
+pub fn matrices(state: &LabState, probe: Probe, only: Option<Family>) -> Vec<(Family, Matrix)> {
+    let families = match only {
+        Some(family) => vec![family],
+        None => state.families(),
+    };
+    families.into_iter().map(|family| (family, matrix_in(state, probe, family))).collect()
 }

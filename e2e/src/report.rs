@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use crate::cmd;
 use crate::datastore;
+use crate::family::Family;
 use crate::state::LabState;
 
 /// The `gingham` CLI's datastore flag for this lab, and the environment variable that sets it.
@@ -55,23 +56,36 @@ pub fn readiness_table(state: &LabState) -> String {
 pub fn status(state: &LabState) -> String {
     let mut out = cli_hint(state) + "\n" + &readiness_table(state);
     for node in &state.nodes {
-        let _ = writeln!(out, "\n=== {} ({}, netns {}) ===", node.name, node.address, node.netns);
-        let routes = cmd::ip(Some(&node.netns), &["-4", "route", "show", "table", "all"])
-            .or_else(|_| cmd::ip(Some(&node.netns), &["route"]))
-            .unwrap_or_else(|e| e.to_string());
-        let main: Vec<&str> =
-            routes.lines().filter(|l| !l.contains("table local") && !l.starts_with("local ")).collect();
-        let _ = writeln!(out, "--- ip route\n{}", main.join("\n"));
+        let addresses = [Some(&node.address), node.address6.as_ref()].into_iter().flatten();
+        let addresses: Vec<&str> =
+            addresses.map(String::as_str).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let _ = writeln!(out, "\n=== {} ({}, netns {}) ===", node.name, addresses.join(" "), node.netns);
+        for family in state.families() {
+            let routes = cmd::ip(Some(&node.netns), &[family.ip_flag(), "route", "show", "table", "all"])
+                .unwrap_or_else(|e| e.to_string());
+            // The kernel's own: local and broadcast routes, and IPv6 link-local and multicast ones.
+            let main: Vec<&str> = routes
+                .lines()
+                .filter(|l| !l.contains("table local") && !l.starts_with("local ") && !l.starts_with("multicast "))
+                .filter(|l| !l.starts_with("fe80::/64"))
+                .collect();
+            let _ = writeln!(out, "--- ip {} route\n{}", family.ip_flag(), main.join("\n"));
+        }
         let status = datastore::node_status(&state.datastore(), &node.name).ok().flatten();
-        let tunnel = status.as_ref().and_then(|s| s.get("tunnelAddress")).and_then(|v| v.as_str()).unwrap_or("none");
+        let field = |name: &str| status.as_ref().and_then(|s| s.get(name)).and_then(|v| v.as_str()).map(str::to_string);
+        let tunnel = field("tunnelAddress").unwrap_or_else(|| "none".into());
         let _ = writeln!(out, "--- tunnel address (IPAM handle tunnel-addr-{}): {tunnel}", node.name);
+        if state.families().contains(&Family::V6) {
+            let tunnel6 = field("tunnelAddress6").unwrap_or_else(|| "none".into());
+            let _ = writeln!(out, "--- IPv6 tunnel address (IPAM handle tunnel-addr-v6-{}): {tunnel6}", node.name);
+        }
         let _ = writeln!(out, "--- BGP sessions (from status)");
         let sessions = status.as_ref().map(datastore::bgp_sessions).unwrap_or_default();
         if sessions.is_empty() {
             let _ = writeln!(out, "(none reported)");
         }
         for [name, peer, bird_state, info] in sessions {
-            let _ = writeln!(out, "{name:<20} {peer:<16} {bird_state:<6} {info}");
+            let _ = writeln!(out, "{name:<24} {peer:<24} {bird_state:<6} {info}");
         }
         let nft = cmd::run_in(&node.netns, "nft", &["list", "table", "inet", "gingham"])
             .unwrap_or_else(|e| format!("(no table: {e})"));

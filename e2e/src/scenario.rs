@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use gingham_crds::manifest::{Document, Manifest};
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -19,6 +19,13 @@ pub const UNDERLAY_RANGE: &str = "10.231.0.0/16";
 pub const POOL_RANGE: &str = "10.232.0.0/16";
 /// Addresses of the "outside" namespace (natOutgoing target), outside every pool.
 pub const OUTSIDE_RANGE: &str = "10.233.0.0/24";
+/// Every IPv6 underlay subnet lies inside this range (unique local addresses: the lab never
+/// routes them anywhere but between its own namespaces).
+pub const UNDERLAY_RANGE6: &str = "fd00:231::/32";
+/// Every IPv6 IPPool lies inside this range.
+pub const POOL_RANGE6: &str = "fd00:232::/32";
+/// IPv6 addresses of the "outside" namespace, outside every pool.
+pub const OUTSIDE_RANGE6: &str = "fd00:233::/64";
 
 /// One problem in a scenario, with where it is and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,8 +64,24 @@ pub struct LabSpec {
 pub struct SubnetSpec {
     /// The subnet's name, used by nodes.
     pub name: String,
-    /// Its CIDR, inside [`UNDERLAY_RANGE`].
-    pub cidr: String,
+    /// Its IPv4 CIDR, inside [`UNDERLAY_RANGE`]; absent on an IPv6-only lab.
+    #[serde(default)]
+    pub cidr: Option<String>,
+    /// Its IPv6 CIDR, inside [`UNDERLAY_RANGE6`]: a dual-stack (with `cidr`) or IPv6-only lab.
+    #[serde(default)]
+    pub cidr6: Option<String>,
+}
+
+/// A subnet, parsed: an IPv4 CIDR, an IPv6 CIDR or both (every subnet of a lab has the same
+/// families).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetPlan {
+    /// The subnet's name.
+    pub name: String,
+    /// Its IPv4 CIDR.
+    pub v4: Option<Ipv4Net>,
+    /// Its IPv6 CIDR.
+    pub v6: Option<Ipv6Net>,
 }
 
 /// A node: a network namespace with an agent.
@@ -155,7 +178,7 @@ pub struct Scenario {
     /// How the operator runs.
     pub operator: OperatorSpec,
     /// The subnets, parsed.
-    pub subnets: Vec<(String, Ipv4Net)>,
+    pub subnets: Vec<SubnetPlan>,
     /// The nodes.
     pub nodes: Vec<NodeSpec>,
     /// Every namespace, including those only named by pods.
@@ -215,31 +238,17 @@ fn check(raw: RawScenario) -> Result<Scenario, ScenarioErrors> {
             "use e.g. {replicas: 2}",
         ));
     }
-    let underlay: Ipv4Net = UNDERLAY_RANGE.parse().unwrap_or_default();
     let pools: Ipv4Net = POOL_RANGE.parse().unwrap_or_default();
-    let mut subnets: Vec<(String, Ipv4Net)> = Vec::new();
-    if raw.subnets.is_empty() || raw.subnets.len() > 2 {
-        errors.push(err(0, "subnets", "the lab needs one or two subnets", "list one subnet, or two for CrossSubnet"));
+    let subnets = check_subnets(&raw, &mut errors);
+    if raw.lab.operator.stream == crate::stream::Transport::Tcp && subnets.iter().any(|s| s.v4.is_none()) {
+        errors.push(err(
+            raw.lab.prefix.referenced.line(),
+            "lab.operator.stream",
+            "the tcp stream's control host is on the IPv4 underlay, and this lab has none",
+            "use {stream: unix} on an IPv6-only lab",
+        ));
     }
-    for (i, subnet) in raw.subnets.iter().enumerate() {
-        let line = subnet.referenced.line();
-        let field = format!("subnets[{i}]");
-        match subnet.value.cidr.parse::<Ipv4Net>() {
-            Ok(net) if underlay.contains(&net) && (16..=26).contains(&net.prefix_len()) && net.trunc() == net => {
-                if subnets.iter().any(|(_, other)| other.contains(&net.network()) || net.contains(&other.network())) {
-                    errors.push(err(line, format!("{field}.cidr"), "overlaps another subnet", "pick disjoint subnets"));
-                }
-                subnets.push((subnet.value.name.clone(), net));
-            }
-            _ => errors.push(err(
-                line,
-                format!("{field}.cidr"),
-                format!("{:?} is not a network CIDR /16-/26 inside {UNDERLAY_RANGE}", subnet.value.cidr),
-                "use e.g. 10.231.1.0/24 (the lab only uses addresses inside its own range)",
-            )),
-        }
-    }
-    let subnet_names: Vec<String> = raw.subnets.iter().map(|s| s.value.name.clone()).collect();
+    let subnet_names: Vec<String> = subnets.iter().map(|s| s.name.clone()).collect();
     let mut node_names = BTreeSet::new();
     if raw.nodes.is_empty() {
         errors.push(err(0, "nodes", "the lab needs at least one node", "add a node under nodes:"));
@@ -340,6 +349,77 @@ fn check(raw: RawScenario) -> Result<Scenario, ScenarioErrors> {
     })
 }
 
+/// The subnets, each checked: its CIDRs inside the lab's ranges, disjoint, and every subnet of
+/// the same families.
+fn check_subnets(raw: &RawScenario, errors: &mut Vec<ScenarioError>) -> Vec<SubnetPlan> {
+    let underlay: Ipv4Net = UNDERLAY_RANGE.parse().unwrap_or_default();
+    let underlay6: Ipv6Net = UNDERLAY_RANGE6.parse().unwrap_or_default();
+    let mut subnets: Vec<SubnetPlan> = Vec::new();
+    if raw.subnets.is_empty() || raw.subnets.len() > 2 {
+        errors.push(err(0, "subnets", "the lab needs one or two subnets", "list one subnet, or two for CrossSubnet"));
+    }
+    for (i, subnet) in raw.subnets.iter().enumerate() {
+        let line = subnet.referenced.line();
+        let field = format!("subnets[{i}]");
+        let spec = &subnet.value;
+        if spec.cidr.is_none() && spec.cidr6.is_none() {
+            errors.push(err(
+                line,
+                format!("{field}.cidr"),
+                "the subnet has neither cidr nor cidr6",
+                "give cidr (IPv4), cidr6 (IPv6) or both (dual-stack)",
+            ));
+        }
+        let v4 = spec.cidr.as_ref().and_then(|cidr| match cidr.parse::<Ipv4Net>() {
+            Ok(net) if underlay.contains(&net) && (16..=26).contains(&net.prefix_len()) && net.trunc() == net => {
+                Some(net)
+            }
+            _ => {
+                errors.push(err(
+                    line,
+                    format!("{field}.cidr"),
+                    format!("{cidr:?} is not a network CIDR /16-/26 inside {UNDERLAY_RANGE}"),
+                    "use e.g. 10.231.1.0/24 (the lab only uses addresses inside its own range)",
+                ));
+                None
+            }
+        });
+        let v6 = spec.cidr6.as_ref().and_then(|cidr| match cidr.parse::<Ipv6Net>() {
+            Ok(net) if underlay6.contains(&net) && (48..=120).contains(&net.prefix_len()) && net.trunc() == net => {
+                Some(net)
+            }
+            _ => {
+                errors.push(err(
+                    line,
+                    format!("{field}.cidr6"),
+                    format!("{cidr:?} is not a network CIDR /48-/120 inside {UNDERLAY_RANGE6}"),
+                    "use e.g. fd00:231:1::/64 (unique local addresses inside the lab's own range)",
+                ));
+                None
+            }
+        });
+        let overlaps = |a: IpNet, b: IpNet| a.contains(&b.network()) || b.contains(&a.network());
+        let mine: Vec<IpNet> = v4.map(IpNet::V4).into_iter().chain(v6.map(IpNet::V6)).collect();
+        let others = subnets.iter().flat_map(|o| o.v4.map(IpNet::V4).into_iter().chain(o.v6.map(IpNet::V6)));
+        if others.into_iter().any(|other| mine.iter().any(|net| overlaps(*net, other))) {
+            errors.push(err(line, format!("{field}.cidr"), "overlaps another subnet", "pick disjoint subnets"));
+        }
+        if let Some(first) = raw.subnets.first().filter(|_| i > 0) {
+            let families = |s: &SubnetSpec| (s.cidr.is_some(), s.cidr6.is_some());
+            if families(&first.value) != families(spec) {
+                errors.push(err(
+                    line,
+                    format!("{field}.cidr6"),
+                    "this subnet's families (cidr, cidr6) differ from the first subnet's",
+                    "give every subnet the same families: the lab is IPv4, IPv6 or dual-stack as a whole",
+                ));
+            }
+        }
+        subnets.push(SubnetPlan { name: spec.name.clone(), v4, v6 });
+    }
+    subnets
+}
+
 fn check_object(i: usize, object: &Spanned<serde_json::Value>, pools: Ipv4Net, errors: &mut Vec<ScenarioError>) {
     let line = object.referenced.line();
     let field = format!("objects[{i}]");
@@ -374,13 +454,18 @@ fn check_object(i: usize, object: &Spanned<serde_json::Value>, pools: Ipv4Net, e
             "declare it under nodes:, pods: or namespaces: instead",
         )),
         Manifest::IPPool(pool) => {
-            let inside = pool.spec.cidr.parse::<Ipv4Net>().is_ok_and(|net| pools.contains(&net));
+            let pools6: Ipv6Net = POOL_RANGE6.parse().unwrap_or_default();
+            let inside = match pool.spec.cidr.parse::<IpNet>() {
+                Ok(IpNet::V4(net)) => pools.contains(&net),
+                Ok(IpNet::V6(net)) => pools6.contains(&net),
+                Err(_) => false,
+            };
             if !inside {
                 errors.push(err(
                     line,
                     format!("{field}.spec.cidr"),
-                    format!("{:?} is outside the lab's pool range {POOL_RANGE}", pool.spec.cidr),
-                    "use a CIDR inside 10.232.0.0/16",
+                    format!("{:?} is outside the lab's pool ranges {POOL_RANGE} and {POOL_RANGE6}", pool.spec.cidr),
+                    "use a CIDR inside 10.232.0.0/16 (IPv4) or fd00:232::/32 (IPv6)",
                 ));
             }
         }

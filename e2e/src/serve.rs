@@ -26,7 +26,8 @@ fn io(what: String) -> impl FnOnce(std::io::Error) -> ServeError {
     move |source| ServeError::Io { what, source }
 }
 
-/// Serves `tcp:N`/`udp:N` ports (comma-separated) until killed.
+/// Serves `tcp:N`/`udp:N` ports (comma-separated) until killed, on both families where the
+/// namespace has IPv6 (one `[::]` socket also takes IPv4), else on IPv4.
 pub fn serve(name: &str, ports: &str) -> Result<(), ServeError> {
     let mut threads = Vec::new();
     for spec in ports.split(',').filter(|s| !s.is_empty()) {
@@ -35,7 +36,9 @@ pub fn serve(name: &str, ports: &str) -> Result<(), ServeError> {
         let reply = format!("{name}\n");
         match proto {
             "tcp" => {
-                let listener = TcpListener::bind(("0.0.0.0", port)).map_err(io(format!("listen on tcp:{port}")))?;
+                let listener = TcpListener::bind(("::", port))
+                    .or_else(|_| TcpListener::bind(("0.0.0.0", port)))
+                    .map_err(io(format!("listen on tcp:{port}")))?;
                 threads.push(std::thread::spawn(move || {
                     for mut stream in listener.incoming().flatten() {
                         let _ = stream.write_all(reply.as_bytes());
@@ -43,7 +46,9 @@ pub fn serve(name: &str, ports: &str) -> Result<(), ServeError> {
                 }));
             }
             "udp" => {
-                let socket = UdpSocket::bind(("0.0.0.0", port)).map_err(io(format!("bind udp:{port}")))?;
+                let socket = UdpSocket::bind(("::", port))
+                    .or_else(|_| UdpSocket::bind(("0.0.0.0", port)))
+                    .map_err(io(format!("bind udp:{port}")))?;
                 threads.push(std::thread::spawn(move || {
                     let mut buf = [0u8; 1500];
                     while let Ok((_, from)) = socket.recv_from(&mut buf) {
@@ -64,7 +69,8 @@ pub fn serve(name: &str, ports: &str) -> Result<(), ServeError> {
 pub fn connect(address: SocketAddr, udp: bool, timeout: Duration) -> Result<String, ServeError> {
     let mut reply = String::new();
     if udp {
-        let socket = UdpSocket::bind("0.0.0.0:0").map_err(io("bind".into()))?;
+        let any = if address.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+        let socket = UdpSocket::bind(any).map_err(io("bind".into()))?;
         socket.set_read_timeout(Some(timeout)).map_err(io("timeout".into()))?;
         socket.send_to(b"probe", address).map_err(io(format!("send to udp {address}")))?;
         let mut buf = [0u8; 1500];

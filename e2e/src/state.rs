@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::family::Family;
+
 /// Where labs keep their state unless told otherwise: `/run/gingham-lab/<prefix>`.
 pub const STATE_ROOT: &str = "/run/gingham-lab";
 
@@ -48,14 +50,29 @@ pub struct NodeRecord {
     pub name: String,
     /// Its network namespace.
     pub netns: String,
-    /// Its underlay address with prefix length.
+    /// Its primary underlay address with prefix length: IPv4 when the lab has IPv4, else IPv6.
     pub address: String,
+    /// Its IPv6 underlay address with prefix length, when the lab has IPv6 (on an IPv6-only lab the
+    /// same as `address`).
+    #[serde(default)]
+    pub address6: Option<String>,
     /// Its subnet's name.
     pub subnet: String,
     /// The veth's name inside the underlay namespace.
     pub underlay_link: String,
     /// The agent's state directory, CNI socket and BIRD directory live here.
     pub dir: PathBuf,
+}
+
+impl NodeRecord {
+    /// Its underlay address of `family`, without prefix length.
+    pub fn ip(&self, family: Family) -> Option<&str> {
+        [Some(&self.address), self.address6.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|a| Family::of(a) == family)
+            .and_then(|a| a.split('/').next())
+    }
 }
 
 /// A pod of the lab.
@@ -74,15 +91,38 @@ pub struct PodRecord {
     /// The Pod object's `metadata.uid`, passed to CNI as `K8S_POD_UID` (empty in older states).
     #[serde(default)]
     pub uid: String,
-    /// The address CNI ADD returned.
+    /// The first address CNI ADD returned (the primary: IPv4 when the pod has one).
     pub address: Option<String>,
+    /// Every address CNI ADD returned, one per family.
+    #[serde(default)]
+    pub addresses: Vec<String>,
 }
 
 impl PodRecord {
+    /// Its address of `family`, without prefix length.
+    pub fn ip(&self, family: Family) -> Option<&str> {
+        match crate::family::address_of(&self.addresses, family) {
+            Some(address) => Some(address),
+            // A state written before dual-stack has the one address only.
+            None => self.address.as_deref().filter(|a| Family::of(a) == family).and_then(|a| a.split('/').next()),
+        }
+    }
+
     /// `namespace/name`.
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
     }
+}
+
+/// An underlay subnet: a bridge with an IPv4 CIDR, an IPv6 CIDR, or both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubnetRecord {
+    /// The subnet's name.
+    pub name: String,
+    /// Its IPv4 CIDR.
+    pub cidr: Option<String>,
+    /// Its IPv6 CIDR.
+    pub cidr6: Option<String>,
 }
 
 /// Everything a lab created.
@@ -102,8 +142,8 @@ pub struct LabState {
     pub nodes: Vec<NodeRecord>,
     /// Pods.
     pub pods: Vec<PodRecord>,
-    /// Underlay subnets: name and CIDR.
-    pub subnets: Vec<(String, String)>,
+    /// Underlay subnets.
+    pub subnets: Vec<SubnetRecord>,
     /// How the operator runs: its replicas and the stream's transport.
     #[serde(default)]
     pub operator: crate::stream::OperatorSpec,
@@ -160,5 +200,14 @@ impl LabState {
     /// The node with this name.
     pub fn node(&self, name: &str) -> Option<&NodeRecord> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The families the lab's underlay carries (every subnet has the same), IPv4 first.
+    pub fn families(&self) -> Vec<Family> {
+        let Some(subnet) = self.subnets.first() else { return vec![Family::V4] };
+        [(Family::V4, subnet.cidr.is_some()), (Family::V6, subnet.cidr6.is_some())]
+            .into_iter()
+            .filter_map(|(family, present)| present.then_some(family))
+            .collect()
     }
 }

@@ -87,7 +87,7 @@ pub fn replica_log(state: &LabState, replica: usize) -> PathBuf {
 
 /// The control host's underlay address (`.2` of the first subnet).
 pub fn control_address(state: &LabState) -> Option<std::net::Ipv4Addr> {
-    let net: Ipv4Net = state.subnets.first()?.1.parse().ok()?;
+    let net: Ipv4Net = state.subnets.first()?.cidr.as_ref()?.parse().ok()?;
     Some(topology::host(net, CONTROL_HOST_INDEX))
 }
 
@@ -102,7 +102,7 @@ pub fn operator_netns(state: &LabState) -> String {
 /// Creates what the transport needs before any replica starts: the control host for TCP.
 pub fn setup(state: &mut LabState) -> Result<(), TopologyError> {
     if state.operator.stream == Transport::Tcp {
-        let subnet = state.subnets.first().map(|(name, _)| name.clone()).unwrap_or_default();
+        let subnet = state.subnets.first().map(|subnet| subnet.name.clone()).unwrap_or_default();
         topology::add_host(state, CONTROL_HOST, &subnet, CONTROL_HOST_INDEX)?;
         state.save()?;
     }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use gingham_e2e::family::Family;
 use gingham_e2e::harness::LabGuard;
 use gingham_e2e::probe::{self, Probe, Reach};
 use gingham_e2e::state::LabState;
@@ -62,6 +63,46 @@ fn the_underlay_joins_nodes_across_subnets_and_down_removes_everything() {
     drop(guard);
     assert!(!process::is_running(&record), "down must stop the processes it started");
     assert_no_lab_left(&prefix, &dir);
+}
+
+const DUAL_STACK: &str = "lab: {prefix: xx}
+subnets:
+  - {name: a, cidr: 10.231.1.0/24, cidr6: \"fd00:231:1::/64\"}
+  - {name: b, cidr: 10.231.2.0/24, cidr6: \"fd00:231:2::/64\"}
+nodes:
+  - {name: n1, subnet: a}
+  - {name: n2, subnet: a}
+  - {name: n3, subnet: b}
+";
+
+#[test]
+fn a_dual_stack_underlay_joins_nodes_in_both_families_with_unique_local_addresses_only() {
+    let guard = LabGuard::up(DUAL_STACK, "ghtopo6", &bin_dir(), true).unwrap();
+    let state = &guard.state;
+    assert_eq!(state.families(), [Family::V4, Family::V6]);
+    let ip = |n: usize, family| state.nodes[n].ip(family).unwrap().to_string();
+    assert_eq!((ip(0, Family::V4), ip(0, Family::V6)), ("10.231.1.10".into(), "fd00:231:1::a".into()));
+    assert_eq!(ip(2, Family::V6), "fd00:231:2::a");
+    for (from, to) in [
+        (0, ip(1, Family::V6)),
+        (0, ip(2, Family::V6)),
+        (2, ip(0, Family::V4)),
+        (1, topology::OUTSIDE_ADDRESS6.to_string()),
+    ] {
+        assert_eq!(probe::reach(state, &state.nodes[from].netns, &to, Probe::Icmp), Reach::Ok, "{from} -> {to}");
+    }
+    let node = cmd::ip(Some(&state.nodes[0].netns), &["-6", "addr", "show", "dev", "eth0"]).unwrap();
+    assert!(!node.contains("tentative"), "underlay addresses skip DAD: {node}");
+    // An IPv6-only lab: the same shape without IPv4; a node's primary address is its IPv6 one.
+    let v6_only = DUAL_STACK.replace("cidr: 10.231.1.0/24, ", "").replace("cidr: 10.231.2.0/24, ", "");
+    let scenario = gingham_e2e::scenario::parse(&v6_only).unwrap();
+    assert!(scenario.subnets.iter().all(|s| s.v4.is_none() && s.v6.is_some()));
+    let mixed = DUAL_STACK.replace("cidr: 10.231.2.0/24, ", "");
+    let error = gingham_e2e::scenario::parse(&mixed).unwrap_err().to_string();
+    assert!(error.contains("subnets[1].cidr6") && error.contains("same families"), "{error}");
+    let outside = DUAL_STACK.replace("fd00:231:2::/64", "2001:db8::/64");
+    let error = gingham_e2e::scenario::parse(&outside).unwrap_err().to_string();
+    assert!(error.contains("inside fd00:231::/32"), "{error}");
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use gingham_crds::manifest::read_manifest_file;
+use gingham_e2e::family::Family;
 use gingham_e2e::lab::{self, UpOptions};
 use gingham_e2e::probe::{self, Probe};
 use gingham_e2e::scenario::{self, DEFAULT_SCENARIO};
@@ -79,7 +80,8 @@ enum Cmd {
         #[command(flatten)]
         which: Which,
     },
-    /// Print the pod-to-pod connectivity matrix (ICMP, or TCP with --port).
+    /// Print the pod-to-pod connectivity matrix (ICMP, or TCP with --port), over every family
+    /// the lab has (one result per family in each cell), or one with -4 or -6.
     Probe {
         /// Probe this TCP port instead of pinging.
         #[arg(long)]
@@ -87,6 +89,12 @@ enum Cmd {
         /// With --port: probe UDP instead of TCP.
         #[arg(long)]
         udp: bool,
+        /// Probe over IPv4 only.
+        #[arg(short = '4', conflicts_with = "ipv6")]
+        ipv4: bool,
+        /// Probe over IPv6 only.
+        #[arg(short = '6')]
+        ipv6: bool,
         #[command(flatten)]
         which: Which,
     },
@@ -160,7 +168,7 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("lab {} is up (state in {})\n", state.prefix, state.state_dir.display());
             println!("{}", report::readiness_table(&state));
             if !state.pods.is_empty() {
-                println!("{}", probe::render(&state, &probe::matrix(&state, Probe::Icmp)));
+                println!("{}", probe::render_families(&state, &probe::matrices(&state, Probe::Icmp, None)));
             }
             print!("{}", report::cli_hint(&state));
             println!("tear it down with: gingham-lab down --prefix {}", state.prefix);
@@ -192,14 +200,26 @@ fn run(cli: Cli) -> Result<(), String> {
                 );
             }
         }
-        Cmd::Probe { port, udp, which } => {
+        Cmd::Probe { port, udp, ipv4, ipv6, which } => {
             let state = load(&which)?;
             let probe = match port {
                 Some(p) if udp => Probe::Udp(p),
                 Some(p) => Probe::Tcp(p),
                 None => Probe::Icmp,
             };
-            print!("{}", probe::render(&state, &probe::matrix(&state, probe)));
+            let only = match (ipv4, ipv6) {
+                (true, _) => Some(Family::V4),
+                (_, true) => Some(Family::V6),
+                _ => None,
+            };
+            if let Some(family) = only.filter(|family| !state.families().contains(family)) {
+                return Err(format!(
+                    "-{}: this lab has no {family} underlay (its families: {:?})",
+                    if family == Family::V4 { 4 } else { 6 },
+                    state.families()
+                ));
+            }
+            print!("{}", probe::render_families(&state, &probe::matrices(&state, probe, only)));
         }
         Cmd::Status { which } => print!("{}", report::status(&load(&which)?)),
         Cmd::Down { which } => {

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use gingham_e2e::cmd;
+use gingham_e2e::family::Family;
 use gingham_e2e::harness::LabGuard;
 use gingham_e2e::probe::{self, Probe, Reach};
 
@@ -13,6 +14,58 @@ pub fn bin_dir() -> PathBuf {
     match std::env::var_os("GINGHAM_LAB_BIN_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from(env!("CARGO_BIN_EXE_gingham-lab")).parent().unwrap().to_path_buf(),
+    }
+}
+
+/// The families a lab runs: the same tests run on each (IPv4-only, IPv6-only, dual-stack).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    /// IPv4 underlay and pool.
+    V4,
+    /// IPv6 (ULA) underlay and pool only.
+    V6,
+    /// Both.
+    Dual,
+}
+
+impl Stack {
+    /// The families, IPv4 first.
+    pub fn families(self) -> Vec<Family> {
+        match self {
+            Self::V4 => vec![Family::V4],
+            Self::V6 => vec![Family::V6],
+            Self::Dual => vec![Family::V4, Family::V6],
+        }
+    }
+
+    /// A subnet line of the scenario: subnet `a` is 10.231.1.0/24 and fd00:231:1::/64, `b`
+    /// 10.231.2.0/24 and fd00:231:2::/64, in this stack's families.
+    pub fn subnet(self, name: &str) -> String {
+        let n = if name == "a" { 1 } else { 2 };
+        let v4 = format!("cidr: 10.231.{n}.0/24");
+        let v6 = format!("cidr6: \"fd00:231:{n}::/64\"");
+        let cidrs = match self {
+            Self::V4 => v4,
+            Self::V6 => v6,
+            Self::Dual => format!("{v4}, {v6}"),
+        };
+        format!("  - {{name: {name}, {cidrs}}}\n")
+    }
+
+    /// The scenario's `objects:` items for the pools: 10.232.0.0/16 (/26 blocks) and
+    /// fd00:232::/48 (/122 blocks, Calico's default), in this stack's families.
+    pub fn pools(self, vxlan: &str, nat: bool) -> String {
+        let mut text = String::new();
+        for family in self.families() {
+            let (name, cidr, block) = match family {
+                Family::V4 => ("pool", "10.232.0.0/16", 26),
+                Family::V6 => ("pool6", "\"fd00:232::/48\"", 122),
+            };
+            text.push_str(&format!(
+                "  - apiVersion: gingham.dev/v1\n    kind: IPPool\n    metadata: {{name: {name}}}\n    spec: {{cidr: {cidr}, blockSize: {block}, vxlanMode: {vxlan}, natOutgoing: {nat}}}\n"
+            ));
+        }
+        text
     }
 }
 
@@ -26,9 +79,15 @@ pub fn pool(vxlan: &str, nat: bool) -> String {
 /// A scenario: nodes `(name, subnet)` on subnets a (10.231.1.0/24) and, if used, b
 /// (10.231.2.0/24); one pod `default/p-<node>` per node (label app=p, port http 80); the pool.
 pub fn scenario(nodes: &[(&str, &str)], vxlan: &str) -> String {
-    let mut text = String::from("lab: {prefix: tt}\nsubnets:\n  - {name: a, cidr: 10.231.1.0/24}\n");
+    scenario_in(Stack::V4, nodes, vxlan)
+}
+
+/// [`scenario`] in the families of `stack`.
+pub fn scenario_in(stack: Stack, nodes: &[(&str, &str)], vxlan: &str) -> String {
+    let mut text = String::from("lab: {prefix: tt}\nsubnets:\n");
+    text.push_str(&stack.subnet("a"));
     if nodes.iter().any(|(_, s)| *s == "b") {
-        text.push_str("  - {name: b, cidr: 10.231.2.0/24}\n");
+        text.push_str(&stack.subnet("b"));
     }
     text.push_str("nodes:\n");
     for (node, subnet) in nodes {
@@ -41,9 +100,7 @@ pub fn scenario(nodes: &[(&str, &str)], vxlan: &str) -> String {
         ));
     }
     text.push_str("objects:\n");
-    for line in pool(vxlan, true).lines() {
-        text.push_str(&format!("  {}{line}\n", if line.starts_with("apiVersion") { "- " } else { "  " }));
-    }
+    text.push_str(&stack.pools(vxlan, true));
     text
 }
 
@@ -72,12 +129,19 @@ pub fn wrong_pairs(lab: &LabGuard, allowed: impl Fn(&str, &str) -> bool) -> Vec<
         .collect()
 }
 
-/// Every pod reaches every other pod by ICMP.
+/// Every pod reaches every other pod by ICMP, in every family the lab has.
 pub fn assert_full_mesh(lab: &LabGuard) {
-    let matrix = probe::matrix(&lab.state, Probe::Icmp);
-    assert_eq!(matrix.len(), lab.state.pods.len() * (lab.state.pods.len() - 1));
-    let bad: Vec<_> = matrix.iter().filter(|(_, r)| **r != Reach::Ok).collect();
-    assert!(bad.is_empty(), "unreachable pairs: {bad:?}\n{}", probe::render(&lab.state, &matrix));
+    for family in lab.state.families() {
+        let matrix = probe::matrix_in(&lab.state, Probe::Icmp, family);
+        assert_eq!(
+            matrix.len(),
+            lab.state.pods.len() * (lab.state.pods.len() - 1),
+            "{family}: every pod has an address"
+        );
+        let bad: Vec<_> = matrix.iter().filter(|(_, r)| **r != Reach::Ok).collect();
+        let table = probe::render_families(&lab.state, &[(family, matrix.clone())]);
+        assert!(bad.is_empty(), "{family}: unreachable pairs: {bad:?}\n{table}");
+    }
 }
 
 /// A counter of a device in a node's namespace (`tx_packets`, ...); 0 when the device is absent.
@@ -100,7 +164,18 @@ pub fn ping(netns: &str, address: &str, count: u32) -> u64 {
 
 /// The routes of a node's namespace.
 pub fn routes(lab: &LabGuard, node: &str) -> String {
-    cmd::ip(Some(&lab.node_netns(node)), &["-4", "route"]).unwrap()
+    routes_in(lab, node, Family::V4)
+}
+
+/// The routes of one family of a node's namespace.
+pub fn routes_in(lab: &LabGuard, node: &str, family: Family) -> String {
+    cmd::ip(Some(&lab.node_netns(node)), &[family.ip_flag(), "route"]).unwrap()
+}
+
+/// A pod's address of `family`, by `namespace/name`.
+pub fn pod_ip(lab: &LabGuard, key: &str, family: Family) -> String {
+    let pod = lab.state.pods.iter().find(|p| p.key() == key).unwrap();
+    pod.ip(family).unwrap_or_else(|| panic!("{key} has no {family} address: {pod:?}")).to_string()
 }
 
 /// Three nodes, namespaces prod (env=prod) and dev (env=dev), and four pods: prod/web (app=web,
