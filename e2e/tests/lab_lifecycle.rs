@@ -7,7 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_full_mesh, ping, routes, scenario, up};
+use common::{Stack, assert_full_mesh, ping, routes, scenario, scenario_in, up};
+use gingham_e2e::family::Family;
 use gingham_e2e::harness::Pinger;
 use gingham_e2e::scenario::NodeSpec;
 use gingham_e2e::{cmd, datastore, lab, topology};
@@ -54,23 +55,42 @@ fn an_agent_killed_and_restarted_loses_no_packet_and_flushes_nothing() {
     assert_eq!(before.2, after.2, "the nftables table must survive the restart unchanged");
 }
 
+/// Per family: a pod reaches the outside, which sees the node's address of that family and no pool
+/// address (NAT66 for IPv6 pools, as NAT44 for IPv4).
+fn nat_outgoing_in(stack: Stack, prefix: &str) {
+    let lab = up(&scenario_in(stack, &[("n1", "a"), ("n2", "a")], "Never"), prefix);
+    let outside = topology::names::outside(&lab.state.prefix);
+    let (from, _) = lab.pod("default/p-n1");
+    for family in stack.families() {
+        let (filter, target, ip, pool) = match family {
+            Family::V4 => ("icmp", topology::OUTSIDE_ADDRESS, "IP", "10.232."),
+            Family::V6 => ("icmp6", topology::OUTSIDE_ADDRESS6, "IP6", "fd00:232:"),
+        };
+        let mut capture =
+            cmd::in_netns(&outside, "timeout", &["8", "tcpdump", "-n", "-l", "-c", "3", "-i", "eth0", filter]);
+        let capture = capture.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(ping(&from, target, 3), 3, "{family}: a pod must reach the outside with natOutgoing");
+        let seen = String::from_utf8_lossy(&capture.wait_with_output().unwrap().stdout).into_owned();
+        let node = lab.state.node("n1").unwrap().ip(family).unwrap().to_string();
+        assert!(seen.contains(&format!("{ip} {node} > {target}")), "{family}: the outside must see {node}:\n{seen}");
+        assert!(!seen.contains(&format!("{ip} {pool}")), "{family}: no pool address may leave the cluster:\n{seen}");
+    }
+}
+
 #[test]
 fn nat_outgoing_shows_the_node_address_to_the_outside() {
-    let lab = up(&scenario(&[("n1", "a"), ("n2", "a")], "Never"), "ghnat");
-    let outside = topology::names::outside(&lab.state.prefix);
-    let mut capture =
-        cmd::in_netns(&outside, "timeout", &["8", "tcpdump", "-n", "-l", "-c", "3", "-i", "eth0", "icmp"]);
-    let capture = capture.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let (from, _) = lab.pod("default/p-n1");
-    assert_eq!(ping(&from, topology::OUTSIDE_ADDRESS, 3), 3, "a pod must reach the outside with natOutgoing");
-    let seen = String::from_utf8_lossy(&capture.wait_with_output().unwrap().stdout).into_owned();
-    let node = lab.state.node("n1").unwrap().address.split('/').next().unwrap().to_string();
-    assert!(
-        seen.contains(&format!("IP {node} > {}", topology::OUTSIDE_ADDRESS)),
-        "the outside must see {node}:\n{seen}"
-    );
-    assert!(!seen.contains("IP 10.232."), "no pool address may leave the cluster:\n{seen}");
+    nat_outgoing_in(Stack::V4, "ghnat");
+}
+
+#[test]
+fn nat66_shows_the_node_ipv6_address_to_the_outside_on_ipv6_only() {
+    nat_outgoing_in(Stack::V6, "ghnat6");
+}
+
+#[test]
+fn nat_outgoing_masquerades_each_family_to_its_node_address_on_dual_stack() {
+    nat_outgoing_in(Stack::Dual, "ghnatd");
 }
 
 #[test]

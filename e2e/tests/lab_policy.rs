@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{POLICY_SCENARIO as SCENARIO, up};
+use common::{Stack, host_len, pod_ip, policy_scenario, pool_cidr, up};
 use gingham_e2e::probe::{self, Probe, Reach};
 
 const SOURCES: [&str; 3] = ["prod/client", "prod/other", "dev/client"];
@@ -25,7 +25,10 @@ struct Case {
     expect: [(bool, bool); 3],
 }
 
-fn cases(prod_client_ip: &str, web_ip: &str) -> Vec<Case> {
+/// The cases; `except_client` is an ingress peer list allowing the pools but prod/client, and
+/// `to_web` an egress `to` list of prod/web's addresses (each in every family of the lab, so that
+/// the expectations hold in each).
+fn cases(except_client: &str, to_web: &str) -> Vec<Case> {
     let allow = |from: &str| {
         knp("allow", "prod", &format!("  podSelector: {{matchLabels: {{app: web}}}}\n  ingress:\n  - from:\n{from}"))
     };
@@ -52,8 +55,7 @@ fn cases(prod_client_ip: &str, web_ip: &str) -> Vec<Case> {
         },
         Case {
             name: "ipBlock with except",
-            policies: knp("deny", "prod", DENY_PROD)
-                + &allow(&format!("    - ipBlock: {{cidr: 10.232.0.0/16, except: [{prod_client_ip}/32]}}\n")),
+            policies: knp("deny", "prod", DENY_PROD) + &allow(except_client),
             expect: [(false, false), (true, true), (true, true)],
         },
         Case {
@@ -83,7 +85,7 @@ fn cases(prod_client_ip: &str, web_ip: &str) -> Vec<Case> {
                     "to-web",
                     "dev",
                     &format!(
-                        "  podSelector: {{}}\n  policyTypes: [Egress]\n  egress:\n  - to: [{{ipBlock: {{cidr: {web_ip}/32}}}}]\n    ports: [{{port: 80}}]\n"
+                        "  podSelector: {{}}\n  policyTypes: [Egress]\n  egress:\n  - to: [{to_web}]\n    ports: [{{port: 80}}]\n"
                     ),
                 ),
             expect: [(true, true), (true, true), (true, false)],
@@ -91,23 +93,39 @@ fn cases(prod_client_ip: &str, web_ip: &str) -> Vec<Case> {
     ]
 }
 
-#[test]
-fn kubernetes_network_policy_matrix() {
-    let lab = up(SCENARIO, "ghpolicy");
-    let (_, web) = lab.pod("prod/web");
-    let (_, prod_client) = lab.pod("prod/client");
+/// The Kubernetes NetworkPolicy cases in every family of `stack`: a pod selected by a policy is
+/// isolated in each family at once, and every case decides the same in each.
+fn kubernetes_network_policy_matrix_in(stack: Stack, prefix: &str) {
+    let lab = up(&policy_scenario(stack), prefix);
+    let families = stack.families();
+    let except_client: String = families
+        .iter()
+        .map(|f| {
+            let client = pod_ip(&lab, "prod/client", *f);
+            format!("    - ipBlock: {{cidr: {}, except: [\"{client}/{}\"]}}\n", pool_cidr(*f), host_len(*f))
+        })
+        .collect();
+    let to_web: Vec<String> = families
+        .iter()
+        .map(|f| format!("{{ipBlock: {{cidr: \"{}/{}\"}}}}", pod_ip(&lab, "prod/web", *f), host_len(*f)))
+        .collect();
     let mut failures = Vec::new();
-    for case in cases(&prod_client, &web) {
+    for case in cases(&except_client, &to_web.join(", ")) {
         if !case.policies.is_empty() {
             lab.apply(&case.policies).unwrap();
         }
-        for (source, (on_80, on_8080)) in SOURCES.iter().zip(case.expect) {
-            let (netns, _) = lab.pod(source);
-            for (port, expected) in [(80, on_80), (8080, on_8080)] {
-                let seen = probe::reach(&lab.state, &netns, &web, Probe::Tcp(port));
-                if (seen == Reach::Ok) != expected {
-                    failures
-                        .push(format!("{}: {source} -> prod/web:{port} expected {expected}, saw {seen:?}", case.name));
+        for family in &families {
+            let web = pod_ip(&lab, "prod/web", *family);
+            for (source, (on_80, on_8080)) in SOURCES.iter().zip(case.expect) {
+                let (netns, _) = lab.pod(source);
+                for (port, expected) in [(80, on_80), (8080, on_8080)] {
+                    let seen = probe::reach(&lab.state, &netns, &web, Probe::Tcp(port));
+                    if (seen == Reach::Ok) != expected {
+                        failures.push(format!(
+                            "{} ({family}): {source} -> prod/web:{port} expected {expected}, saw {seen:?}",
+                            case.name
+                        ));
+                    }
                 }
             }
         }
@@ -118,18 +136,30 @@ fn kubernetes_network_policy_matrix() {
     assert!(failures.is_empty(), "policy cases failed:\n{}", failures.join("\n"));
 }
 
+#[test]
+fn kubernetes_network_policy_matrix() {
+    kubernetes_network_policy_matrix_in(Stack::V4, "ghpolicy");
+}
+
+#[test]
+fn kubernetes_network_policy_matrix_on_ipv6_only() {
+    kubernetes_network_policy_matrix_in(Stack::V6, "ghpol6");
+}
+
+#[test]
+fn kubernetes_network_policy_matrix_in_both_families_on_dual_stack() {
+    kubernetes_network_policy_matrix_in(Stack::Dual, "ghpold");
+}
+
 fn gnp(name: &str, order: u32, rules: &str) -> String {
     format!(
         "---\napiVersion: gingham.dev/v1\nkind: GlobalNetworkPolicy\nmetadata: {{name: {name}}}\nspec:\n  order: {order}\n  selector: app == 'web'\n  types: [Ingress]\n  ingress:\n{rules}"
     )
 }
 
-/// GlobalNetworkPolicies are evaluated by order before the (translated) Kubernetes policies: the
-/// first Allow or Deny decides, Pass skips the remaining policies.
-#[test]
-fn global_network_policy_order_deny_and_pass() {
-    let lab = up(SCENARIO, "ghgnp");
-    let (_, web) = lab.pod("prod/web");
+/// The GlobalNetworkPolicy cases, probed in every family of `stack`.
+fn global_network_policy_order_deny_and_pass_in(stack: Stack, prefix: &str) {
+    let lab = up(&policy_scenario(stack), prefix);
     let deny_or_pass = gnp(
         "deny-other-pass-clients",
         10,
@@ -157,14 +187,31 @@ fn global_network_policy_order_deny_and_pass() {
     let mut failures = Vec::new();
     for (name, policies, expect) in cases {
         lab.apply(&policies).unwrap();
-        for (source, expected) in SOURCES.iter().zip(expect) {
-            let (netns, _) = lab.pod(source);
-            let seen = probe::reach(&lab.state, &netns, &web, Probe::Tcp(80));
-            if (seen == Reach::Ok) != expected {
-                failures.push(format!("{name}: {source} -> prod/web:80 expected {expected}, saw {seen:?}"));
+        for family in stack.families() {
+            let web = pod_ip(&lab, "prod/web", family);
+            for (source, expected) in SOURCES.iter().zip(expect) {
+                let (netns, _) = lab.pod(source);
+                let seen = probe::reach(&lab.state, &netns, &web, Probe::Tcp(80));
+                if (seen == Reach::Ok) != expected {
+                    failures
+                        .push(format!("{name} ({family}): {source} -> prod/web:80 expected {expected}, saw {seen:?}"));
+                }
             }
         }
         lab.delete(&policies).unwrap();
     }
     assert!(failures.is_empty(), "GlobalNetworkPolicy cases failed:\n{}", failures.join("\n"));
+}
+
+/// GlobalNetworkPolicies are evaluated by order before the (translated) Kubernetes policies: the
+/// first Allow or Deny decides, Pass skips the remaining policies.
+#[test]
+fn global_network_policy_order_deny_and_pass() {
+    global_network_policy_order_deny_and_pass_in(Stack::V4, "ghgnp");
+}
+
+/// The same, on a dual-stack lab: a selector's sets hold each pod's address of each family.
+#[test]
+fn global_network_policy_order_deny_and_pass_in_both_families_on_dual_stack() {
+    global_network_policy_order_deny_and_pass_in(Stack::Dual, "ghgnpd");
 }

@@ -37,6 +37,16 @@ fn bgp_full_mesh_without_encapsulation_routes_every_block_by_bird() {
     bgp_full_mesh(Stack::V4, "ghbgp");
 }
 
+#[test]
+fn bgp_full_mesh_routes_every_block_by_bird_on_ipv6_only() {
+    bgp_full_mesh(Stack::V6, "ghbgp6");
+}
+
+#[test]
+fn bgp_full_mesh_routes_every_block_by_bird_in_both_families_on_dual_stack() {
+    bgp_full_mesh(Stack::Dual, "ghbgpd");
+}
+
 fn vxlan_always(stack: Stack, prefix: &str) {
     let lab = up(&scenario_in(stack, &[("n1", "a"), ("n2", "a")], "Always"), prefix);
     assert_full_mesh(&lab);
@@ -57,6 +67,16 @@ fn vxlan_always(stack: Stack, prefix: &str) {
 #[test]
 fn vxlan_always_encapsulates_traffic_between_nodes() {
     vxlan_always(Stack::V4, "ghvxa");
+}
+
+#[test]
+fn vxlan_always_encapsulates_over_an_ipv6_underlay_on_ipv6_only() {
+    vxlan_always(Stack::V6, "ghvxa6");
+}
+
+#[test]
+fn vxlan_always_encapsulates_each_family_on_its_own_device_on_dual_stack() {
+    vxlan_always(Stack::Dual, "ghvxad");
 }
 
 fn vxlan_cross_subnet(stack: Stack, prefix: &str) {
@@ -86,4 +106,14 @@ fn vxlan_cross_subnet(stack: Stack, prefix: &str) {
 #[test]
 fn vxlan_cross_subnet_encapsulates_only_across_subnets() {
     vxlan_cross_subnet(Stack::V4, "ghvxc");
+}
+
+#[test]
+fn vxlan_cross_subnet_encapsulates_only_across_ipv6_subnets_on_ipv6_only() {
+    vxlan_cross_subnet(Stack::V6, "ghvxc6");
+}
+
+#[test]
+fn vxlan_cross_subnet_decides_per_family_on_dual_stack() {
+    vxlan_cross_subnet(Stack::Dual, "ghvxcd");
 }

@@ -201,3 +201,31 @@ objects:
     metadata: {name: pool}
     spec: {cidr: 10.232.0.0/16, blockSize: 26, vxlanMode: Never}
 ";
+
+/// [`POLICY_SCENARIO`] in the families of `stack`.
+pub fn policy_scenario(stack: Stack) -> String {
+    let start = POLICY_SCENARIO.find("nodes:").unwrap();
+    let end = POLICY_SCENARIO.find("objects:").unwrap();
+    format!(
+        "lab: {{prefix: tt}}\nsubnets:\n{}{}objects:\n{}",
+        stack.subnet("a"),
+        &POLICY_SCENARIO[start..end],
+        stack.pools("Never", false)
+    )
+}
+
+/// The lab's pool CIDR of a family (quoted for YAML).
+pub fn pool_cidr(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "10.232.0.0/16",
+        Family::V6 => "\"fd00:232::/32\"",
+    }
+}
+
+/// The host prefix length of a family: 32 or 128.
+pub fn host_len(family: Family) -> u8 {
+    match family {
+        Family::V4 => 32,
+        Family::V6 => 128,
+    }
+}
