@@ -7,14 +7,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use serde_json::{Value, json};
 
 use crate::cmd::{self, CmdError};
 use crate::datastore::{self, DatastoreError};
+use crate::family::Family;
 use crate::lab::{self, LabError};
 use crate::pods::{self, PodError};
 use crate::probe::{self, Probe, Reach};
@@ -107,6 +108,25 @@ pub fn pool(name: &str, encap: Encap) -> Value {
             "natOutgoing": true}})
 }
 
+/// The IPv6 IPPool `name` on the lab's IPv6 pool range (fd00:232::/48, /122 blocks, natOutgoing)
+/// with `encap`'s VXLAN mode (IPIP is IPv4 only); the live scenario's is `pool6`.
+pub fn pool6(name: &str, encap: Encap) -> Value {
+    json!({"apiVersion": "gingham.dev/v1", "kind": "IPPool", "metadata": {"name": name},
+        "spec": {"cidr": "fd00:232::/48", "blockSize": 122, "vxlanMode": encap.vxlan, "natOutgoing": true}})
+}
+
+/// The pools of a lab of `families`: [`pool`] `pool_name` for IPv4, [`pool6`] `<pool_name>6` for
+/// IPv6.
+pub fn pools(pool_name: &str, encap: Encap, families: &[Family]) -> Vec<Value> {
+    families
+        .iter()
+        .map(|family| match family {
+            Family::V4 => pool(pool_name, encap),
+            Family::V6 => pool6(&format!("{pool_name}6"), encap),
+        })
+        .collect()
+}
+
 /// The nodes of the live scenario and their subnets: n1 and n2 share subnet a, n3 is on b, across
 /// the router, so that CrossSubnet encapsulates some pairs and not others.
 pub const NODES: [(&str, &str); 3] = [("n1", "a"), ("n2", "a"), ("n3", "b")];
@@ -114,9 +134,23 @@ pub const NODES: [(&str, &str); 3] = [("n1", "a"), ("n2", "a"), ("n3", "b")];
 /// Scenario text: [`NODES`] on subnets a (10.231.1.0/24) and b (10.231.2.0/24), `pods_per_node`
 /// pods `default/p-<node>-<i>` on each, and [`pool`] `pool` with `encap`.
 pub fn scenario(prefix: &str, pods_per_node: usize, encap: Encap) -> String {
-    let mut text = format!(
-        "lab: {{prefix: {prefix}}}\nsubnets:\n  - {{name: a, cidr: 10.231.1.0/24}}\n  - {{name: b, cidr: 10.231.2.0/24}}\nnodes:\n"
-    );
+    scenario_in(prefix, pods_per_node, encap, &[Family::V4])
+}
+
+/// [`scenario`] in `families`: subnets a and b also (or only) fd00:231:1::/64 and fd00:231:2::/64,
+/// and the [`pools`] of those families.
+pub fn scenario_in(prefix: &str, pods_per_node: usize, encap: Encap, families: &[Family]) -> String {
+    let subnet = |name: &str, n: u8| {
+        let mut cidrs = Vec::new();
+        if families.contains(&Family::V4) {
+            cidrs.push(format!("cidr: 10.231.{n}.0/24"));
+        }
+        if families.contains(&Family::V6) {
+            cidrs.push(format!("cidr6: \"fd00:231:{n}::/64\""));
+        }
+        format!("  - {{name: {name}, {}}}\n", cidrs.join(", "))
+    };
+    let mut text = format!("lab: {{prefix: {prefix}}}\nsubnets:\n{}{}nodes:\n", subnet("a", 1), subnet("b", 2));
     for (node, subnet) in NODES {
         let _ = writeln!(text, "  - {{name: {node}, subnet: {subnet}}}");
     }
@@ -126,7 +160,10 @@ pub fn scenario(prefix: &str, pods_per_node: usize, encap: Encap) -> String {
             let _ = writeln!(text, "  - {{name: p-{node}-{i}, node: {node}, labels: {{app: p}}}}");
         }
     }
-    let _ = writeln!(text, "objects:\n  - {}", pool("pool", encap));
+    text.push_str("objects:\n");
+    for pool in pools("pool", encap, families) {
+        let _ = writeln!(text, "  - {pool}");
+    }
     text
 }
 
@@ -150,7 +187,7 @@ pub fn apply(state: &LabState, objects: &[Value]) -> Result<Duration, LiveError>
 pub fn fabric_routes(state: &LabState, on: bool) -> Result<(), LiveError> {
     let router = names::router(&state.prefix);
     for (cidr, node) in datastore::ipam_blocks(&state.datastore()) {
-        let via = state.node(&node).and_then(|n| n.address.split('/').next().map(str::to_string));
+        let via = state.node(&node).and_then(|n| n.ip(Family::of(&cidr)).map(str::to_string));
         match via {
             Some(via) if on => {
                 cmd::ip(Some(&router), &["route", "replace", &cidr, "via", &via])?;
@@ -164,14 +201,15 @@ pub fn fabric_routes(state: &LabState, on: bool) -> Result<(), LiveError> {
     Ok(())
 }
 
-/// Switches the IPPool `pool_name` to `encap` and waits until every node applied it; the router
-/// routes the pool's blocks only while there is no encapsulation ([`fabric_routes`]: on before
-/// the switch to Never, off after a switch away from it). Returns how long the nodes took.
+/// Switches the IPPool `pool_name` (and on a lab with IPv6 its twin `<pool_name>6`) to `encap` and
+/// waits until every node applied it; the router routes the pools' blocks only while there is no
+/// encapsulation ([`fabric_routes`]: on before the switch to Never, off after a switch away from
+/// it). Returns how long the nodes took.
 pub fn switch(state: &LabState, pool_name: &str, encap: Encap) -> Result<Duration, LiveError> {
     if encap == Encap::NONE {
         fabric_routes(state, true)?;
     }
-    let took = apply(state, &[pool(pool_name, encap)])?;
+    let took = apply(state, &pools(pool_name, encap, &state.families()))?;
     if encap != Encap::NONE {
         fabric_routes(state, false)?;
     }
@@ -179,13 +217,19 @@ pub fn switch(state: &LabState, pool_name: &str, encap: Encap) -> Result<Duratio
 }
 
 /// The pod matrix, probed again until every pair answers or `settle` has passed (routes learned
-/// over BGP may follow the status by a moment); returns the last matrix.
+/// over BGP may follow the status by a moment); returns the last matrix. In the lab's first family.
 pub fn settled_matrix(state: &LabState, settle: Duration) -> probe::Matrix {
+    settled_matrices(state, settle).into_iter().next().map(|(_, matrix)| matrix).unwrap_or_default()
+}
+
+/// [`settled_matrix`] in every family of the lab.
+pub fn settled_matrices(state: &LabState, settle: Duration) -> Vec<(Family, probe::Matrix)> {
     let deadline = Instant::now() + settle;
     loop {
-        let matrix = probe::matrix(state, Probe::Icmp);
-        if matrix.values().all(|r| *r == Reach::Ok) || Instant::now() >= deadline {
-            return matrix;
+        let matrices = probe::matrices(state, Probe::Icmp, None);
+        let all = matrices.iter().all(|(_, m)| m.values().all(|r| *r == Reach::Ok));
+        if all || Instant::now() >= deadline {
+            return matrices;
         }
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -194,20 +238,22 @@ pub fn settled_matrix(state: &LabState, settle: Duration) -> probe::Matrix {
 /// Every problem the lab shows now: unreachable pod pairs (after up to `settle`), pod addresses on
 /// a node's own devices (such as the tunnel device), and tunnel addresses the status does not show.
 pub fn check(state: &LabState, settle: Duration) -> Vec<String> {
-    let matrix = settled_matrix(state, settle);
+    let matrices = settled_matrices(state, settle);
     let mut problems = Vec::new();
     let expected = state.pods.len() * state.pods.len().saturating_sub(1);
-    let bad: Vec<String> =
-        matrix.iter().filter(|(_, r)| **r != Reach::Ok).map(|((a, b), _)| format!("{a} → {b}")).collect();
-    if !bad.is_empty() || matrix.len() != expected {
-        problems.push(format!(
-            "{} of {} pod pairs unreachable ({} probed): {}\n{}",
-            bad.len(),
-            expected,
-            matrix.len(),
-            bad.join(", "),
-            probe::render(state, &matrix)
-        ));
+    for (family, matrix) in &matrices {
+        let bad: Vec<String> =
+            matrix.iter().filter(|(_, r)| **r != Reach::Ok).map(|((a, b), _)| format!("{a} → {b}")).collect();
+        if !bad.is_empty() || matrix.len() != expected {
+            problems.push(format!(
+                "{family}: {} of {} pod pairs unreachable ({} probed): {}\n{}",
+                bad.len(),
+                expected,
+                matrix.len(),
+                bad.join(", "),
+                probe::render_families(state, &matrices)
+            ));
+        }
     }
     problems.extend(pod_addresses_on_nodes(state));
     problems.extend(tunnels_not_in_status(state));
@@ -228,14 +274,13 @@ pub fn node_addresses(netns: &str) -> Result<BTreeMap<String, Vec<String>>, CmdE
         .collect())
 }
 
-fn pod_address(address: Option<&str>) -> Option<&str> {
-    address.and_then(|a| a.split('/').next())
-}
-
 /// A pod's address held by a device of a node (the tunnel device took it: the pod is cut off).
 fn pod_addresses_on_nodes(state: &LabState) -> Vec<String> {
-    let pods: BTreeMap<&str, String> =
-        state.pods.iter().filter_map(|p| Some((pod_address(p.address.as_deref())?, p.key()))).collect();
+    let pods: BTreeMap<&str, String> = state
+        .pods
+        .iter()
+        .flat_map(|p| state.families().into_iter().filter_map(|family| Some((p.ip(family)?, p.key()))))
+        .collect();
     let mut problems = Vec::new();
     for node in &state.nodes {
         match node_addresses(&node.netns) {
@@ -255,63 +300,83 @@ fn pod_addresses_on_nodes(state: &LabState) -> Vec<String> {
     problems
 }
 
-/// The tunnel address on a node's tunnel device (VXLAN or IPIP), if it has one in the pool range.
-pub fn tunnel_address(netns: &str) -> Option<String> {
-    let pools: Ipv4Net = crate::scenario::POOL_RANGE.parse().ok()?;
-    let devices = node_addresses(netns).ok()?;
-    ["vxlan.gingham", "tunl0"].iter().filter_map(|d| devices.get(*d)).flatten().find_map(|a| {
-        let address: Ipv4Addr = a.parse().ok()?;
+/// The tunnel address of `family` on a node's tunnel device (VXLAN or IPIP for IPv4, `vxlan-v6`
+/// for IPv6), if it has one in the lab's pool range of that family.
+pub fn tunnel_address(netns: &str, family: Family) -> Option<String> {
+    let (range, devices): (&str, &[&str]) = match family {
+        Family::V4 => (crate::scenario::POOL_RANGE, &["vxlan.gingham", "tunl0"]),
+        Family::V6 => (crate::scenario::POOL_RANGE6, &["vxlan-v6.gingham"]),
+    };
+    let pools: IpNet = range.parse().ok()?;
+    let held = node_addresses(netns).ok()?;
+    devices.iter().filter_map(|d| held.get(*d)).flatten().find_map(|a| {
+        let address: IpAddr = a.parse().ok()?;
         pools.contains(&address).then(|| a.clone())
     })
 }
 
 /// A node whose tunnel address (on its device) `gingham-lab status` does not show in the node's
-/// section, on its `--- tunnel address ...: <address>` line.
+/// section, on its `--- tunnel address ...: <address>` line (`--- IPv6 tunnel address` for IPv6).
 fn tunnels_not_in_status(state: &LabState) -> Vec<String> {
     let text = report::status(state);
-    state
-        .nodes
-        .iter()
-        .filter_map(|node| {
-            let tunnel = tunnel_address(&node.netns)?;
+    let mut problems = Vec::new();
+    for node in &state.nodes {
+        for family in state.families() {
+            let Some(tunnel) = tunnel_address(&node.netns, family) else { continue };
+            let heading = if family == Family::V4 { "--- tunnel address" } else { "--- IPv6 tunnel address" };
             let section = text.split("\n=== ").find(|s| s.starts_with(&format!("{} (", node.name))).unwrap_or("");
-            let shown = section
-                .lines()
-                .any(|l| l.starts_with("--- tunnel address") && l.split_whitespace().last() == Some(tunnel.as_str()));
-            let line =
-                section.lines().find(|l| l.starts_with("--- tunnel address")).unwrap_or("(no tunnel address line)");
-            (!shown)
-                .then(|| format!("{}: tunnel address {tunnel} not shown by `gingham-lab status`: {line}", node.name))
-        })
-        .collect()
+            let line = section.lines().find(|l| l.starts_with(heading));
+            if line.and_then(|l| l.split_whitespace().last()) != Some(tunnel.as_str()) {
+                problems.push(format!(
+                    "{}: tunnel address {tunnel} not shown by `gingham-lab status`: {}",
+                    node.name,
+                    line.unwrap_or("(no tunnel address line)")
+                ));
+            }
+        }
+    }
+    problems
 }
 
-/// Whether each node's pods hold the lowest addresses of the node's block (so that an address the
-/// tunnel takes later can only be a pod's if IPAM lets it): a problem per node where they do not.
+/// Whether each node's pods hold the lowest addresses of the node's block, in each family (so
+/// that an address the tunnel takes later can only be a pod's if IPAM lets it): a problem per node
+/// and family where they do not.
 pub fn pods_hold_low_addresses(state: &LabState) -> Vec<String> {
     let blocks = datastore::ipam_blocks(&state.datastore());
     let mut problems = Vec::new();
     for node in &state.nodes {
-        let held: BTreeSet<Ipv4Addr> = state
-            .pods
-            .iter()
-            .filter(|p| p.node == node.name)
-            .filter_map(|p| pod_address(p.address.as_deref())?.parse().ok())
-            .collect();
-        let block = blocks.iter().filter(|(_, n)| *n == node.name).find_map(|(cidr, _)| {
-            let net: Ipv4Net = cidr.parse().ok()?;
-            held.iter().any(|a| net.contains(a)).then_some(net)
-        });
-        let Some(block) = block else {
-            problems.push(format!("{}: no block of the node holds its pods' addresses {held:?}", node.name));
-            continue;
-        };
-        let lowest: BTreeSet<Ipv4Addr> = block.hosts().take(held.len()).collect();
-        let first = u32::from(block.network());
-        let lowest_from_zero: BTreeSet<Ipv4Addr> =
-            (0..u32::try_from(held.len()).unwrap_or(0)).map(|i| Ipv4Addr::from(first + i)).collect();
-        if held != lowest && held != lowest_from_zero {
-            problems.push(format!("{}: pods hold {held:?}, not the lowest addresses of block {block}", node.name));
+        for family in state.families() {
+            let held: BTreeSet<IpAddr> =
+                state.pods.iter().filter(|p| p.node == node.name).filter_map(|p| p.ip(family)?.parse().ok()).collect();
+            let block = blocks.iter().filter(|(_, n)| *n == node.name).find_map(|(cidr, _)| {
+                let net: IpNet = cidr.parse().ok()?;
+                held.iter().any(|a| net.contains(a)).then_some(net)
+            });
+            let Some(block) = block else {
+                problems
+                    .push(format!("{} {family}: no block of the node holds its pods' addresses {held:?}", node.name));
+                continue;
+            };
+            // The first addresses from the block's network address, or from the one after it.
+            let first = match block.network() {
+                IpAddr::V4(address) => u128::from(u32::from(address)),
+                IpAddr::V6(address) => u128::from(address),
+            };
+            let at = |offset: u128| -> IpAddr {
+                match family {
+                    Family::V4 => IpAddr::V4(u32::try_from(first + offset).unwrap_or(u32::MAX).into()),
+                    Family::V6 => IpAddr::V6((first + offset).into()),
+                }
+            };
+            let count = held.len() as u128;
+            let lowest_from_zero: BTreeSet<IpAddr> = (0..count).map(at).collect();
+            let lowest: BTreeSet<IpAddr> = (1..=count).map(at).collect();
+            if held != lowest && held != lowest_from_zero {
+                problems.push(format!(
+                    "{} {family}: pods hold {held:?}, not the lowest addresses of block {block}",
+                    node.name
+                ));
+            }
         }
     }
     problems
