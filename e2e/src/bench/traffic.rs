@@ -1,5 +1,5 @@
-//! Benchmarks on one two-node lab: pod-to-pod iperf3 against node-to-node (2, no encapsulation
-//! and VXLAN), the per-packet cost of non-matching policy (3); on a lab of its own, a node joining
+//! Benchmarks on one two-node dual-stack lab: pod-to-pod iperf3 against node-to-node (2, no
+//! encapsulation and VXLAN, each over IPv4 and over IPv6), the per-packet cost of non-matching policy (3); on a lab of its own, a node joining
 //! until routed (8). Encapsulation switches (9) are in [`super::switch`].
 
 use std::process::{Child, Stdio};
@@ -10,10 +10,13 @@ use serde_json::{Value, json};
 use super::guard::{self, BenchLab};
 use super::stats::summarize;
 use super::{BenchError, Goal, Options, Results, Row};
+use crate::family::Family;
 use crate::scenario::NodeSpec;
+use crate::state::{NodeRecord, PodRecord};
 use crate::{cmd, datastore, lab};
 
-const SCENARIO: &str = "lab: {prefix: ghb}\nsubnets:\n  - {name: a, cidr: 10.231.1.0/24}\nnodes:\n  - {name: n1, subnet: a}\n  - {name: n2, subnet: a}\npods:\n  - {name: c, node: n1, labels: {app: c}}\n  - {name: s, node: n2, labels: {role: server}}\n  - {name: s0, node: n2, labels: {role: plain}}\nobjects:\n  - apiVersion: gingham.dev/v1\n    kind: IPPool\n    metadata: {name: pool}\n    spec: {cidr: 10.232.0.0/16, blockSize: 26, vxlanMode: Never, natOutgoing: false}\n";
+/// Dual-stack, so that group 2 measures both families on the same lab.
+const SCENARIO: &str = "lab: {prefix: ghb}\nsubnets:\n  - {name: a, cidr: 10.231.1.0/24, cidr6: \"fd00:231:1::/64\"}\nnodes:\n  - {name: n1, subnet: a}\n  - {name: n2, subnet: a}\npods:\n  - {name: c, node: n1, labels: {app: c}}\n  - {name: s, node: n2, labels: {role: server}}\n  - {name: s0, node: n2, labels: {role: plain}}\nobjects:\n  - apiVersion: gingham.dev/v1\n    kind: IPPool\n    metadata: {name: pool}\n    spec: {cidr: 10.232.0.0/16, blockSize: 26, vxlanMode: Never, natOutgoing: false}\n  - apiVersion: gingham.dev/v1\n    kind: IPPool\n    metadata: {name: pool6}\n    spec: {cidr: \"fd00:232::/48\", blockSize: 122, vxlanMode: Never, natOutgoing: false}\n";
 /// Nodes joined, one after the other (benchmark 8).
 pub const JOINS: usize = 5;
 /// Non-matching set elements before the matching rule (benchmark 3).
@@ -83,9 +86,13 @@ pub fn apply(lab: &BenchLab, objects: &[Value]) -> Result<Duration, BenchError> 
     Ok(start.elapsed())
 }
 
-fn pool(mode: &str) -> Value {
-    json!({"apiVersion": "gingham.dev/v1", "kind": "IPPool", "metadata": {"name": "pool"},
-        "spec": {"cidr": "10.232.0.0/16", "blockSize": 26, "vxlanMode": mode, "natOutgoing": false}})
+fn pools(mode: &str) -> [Value; 2] {
+    [
+        json!({"apiVersion": "gingham.dev/v1", "kind": "IPPool", "metadata": {"name": "pool"},
+            "spec": {"cidr": "10.232.0.0/16", "blockSize": 26, "vxlanMode": mode, "natOutgoing": false}}),
+        json!({"apiVersion": "gingham.dev/v1", "kind": "IPPool", "metadata": {"name": "pool6"},
+            "spec": {"cidr": "fd00:232::/48", "blockSize": 122, "vxlanMode": mode, "natOutgoing": false}}),
+    ]
 }
 
 /// A GlobalNetworkPolicy on the server: `elements` non-matching source nets, then the client.
@@ -103,31 +110,42 @@ pub fn cost_policy(elements: usize, client: &str) -> Value {
 struct Lab2 {
     lab: BenchLab,
     n1: String,
-    n2: String,
-    n2_ip: String,
+    n2: NodeRecord,
     client: String,
     client_ip: String,
-    server: (String, String),
+    server: PodRecord,
     plain: (String, String),
 }
 
 fn pod(lab: &BenchLab, name: &str) -> (String, String) {
     let p = lab.state.pods.iter().find(|p| p.name == name);
-    let address = p.and_then(|p| p.address.as_deref()).unwrap_or_default();
-    (p.map(|p| p.netns.clone()).unwrap_or_default(), address.split('/').next().unwrap_or_default().to_string())
+    let address = p.and_then(|p| p.ip(Family::V4)).unwrap_or_default();
+    (p.map(|p| p.netns.clone()).unwrap_or_default(), address.to_string())
 }
 
-fn throughput(options: &Options, l: &Lab2, results: &mut Results, mode: &str, goal: f64) -> Result<(), BenchError> {
-    let sides = [
-        (l.n2.as_str(), l.n1.as_str(), l.n2_ip.as_str()),
-        (l.server.0.as_str(), l.client.as_str(), l.server.1.as_str()),
-    ];
+/// Group 2 in one family: pod to pod against node to node over the same family's underlay.
+fn throughput(
+    options: &Options,
+    l: &Lab2,
+    results: &mut Results,
+    (mode, family): (&str, Family),
+    goal: f64,
+) -> Result<(), BenchError> {
+    let missing = |what: &str| BenchError::Failed(format!("{what} has no {family} address"));
+    let n2_ip = l.n2.ip(family).ok_or_else(|| missing("node n2"))?;
+    let server_ip = l.server.ip(family).ok_or_else(|| missing("pod s"))?;
+    let sides = [(l.n2.netns.as_str(), l.n1.as_str(), n2_ip), (l.server.netns.as_str(), l.client.as_str(), server_ip)];
     let samples = alternate(options, &sides)?;
-    results.samples("iperf.csv", &format!("{mode}_node_to_node_gbps"), &samples[0]);
-    results.samples("iperf.csv", &format!("{mode}_pod_to_pod_gbps"), &samples[1]);
+    // The IPv4 rows keep the names of before; IPv6's say so.
+    let (key, label) = match family {
+        Family::V4 => (mode.to_string(), mode.to_string()),
+        Family::V6 => (format!("{mode}_ipv6"), format!("{mode}, IPv6")),
+    };
+    results.samples("iperf.csv", &format!("{key}_node_to_node_gbps"), &samples[0]);
+    results.samples("iperf.csv", &format!("{key}_pod_to_pod_gbps"), &samples[1]);
     let mut row = Row::value(
         2,
-        format!("pod-to-pod TCP, {mode}, median"),
+        format!("pod-to-pod TCP, {label}, median"),
         median(&samples[1]),
         "Gbit/s",
         Goal::RatioAtLeast(goal),
@@ -142,7 +160,7 @@ fn policy_cost(options: &Options, l: &Lab2, results: &mut Results) -> Result<(),
         let took = apply(&l.lab, &[cost_policy(elements, &l.client_ip)])?;
         let sides = [
             (l.plain.0.as_str(), l.client.as_str(), l.plain.1.as_str()),
-            (l.server.0.as_str(), l.client.as_str(), l.server.1.as_str()),
+            (l.server.netns.as_str(), l.client.as_str(), l.server.ip(Family::V4).unwrap_or_default()),
         ];
         let samples = alternate(options, &sides)?;
         results.samples("policy-cost.csv", &format!("{elements}_no_policy_gbps"), &samples[0]);
@@ -168,7 +186,7 @@ fn join(l: &mut Lab2, results: &mut Results, reps: usize) -> Result<(), BenchErr
         let start = Instant::now();
         lab::add_node(&mut l.lab.state, &spec)?;
         let store = l.lab.state.datastore();
-        let (n1, n2) = (l.n1.clone(), l.n2.clone());
+        let (n1, n2) = (l.n1.clone(), l.n2.netns.clone());
         guard::wait_for(
             "the new node's block on every node",
             Duration::from_secs(60),
@@ -208,23 +226,25 @@ fn lab2(options: &Options, letter: char) -> Result<Lab2, BenchError> {
     let node = |n: &str| lab.state.node(n).cloned().ok_or_else(|| BenchError::Failed(format!("node {n} missing")));
     let (n1, n2) = (node("n1")?, node("n2")?);
     let (client, client_ip) = pod(&lab, "c");
-    let server = pod(&lab, "s");
+    let server = lab.state.pods.iter().find(|p| p.name == "s").cloned();
+    let server = server.ok_or_else(|| BenchError::Failed("pod s missing".into()))?;
     let plain = pod(&lab, "s0");
-    let n2_ip = n2.address.split('/').next().unwrap_or_default().to_string();
-    Ok(Lab2 { n1: n1.netns, n2: n2.netns, n2_ip, client, client_ip, server, plain, lab })
+    Ok(Lab2 { n1: n1.netns, n2, client, client_ip, server, plain, lab })
 }
 
 /// Runs benchmarks 2 and 3 on one lab.
 pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
     let l = lab2(options, 't')?;
-    throughput(options, &l, results, "no encapsulation", 0.95)?;
+    throughput(options, &l, results, ("no encapsulation", Family::V4), 0.95)?;
+    throughput(options, &l, results, ("no encapsulation", Family::V6), 0.95)?;
     if let Err(e) = policy_cost(options, &l, results) {
         let mut row = Row::value(3, "policy cost: did not complete", None, "", Goal::None);
         row.note = e.to_string();
         results.rows.push(row);
     }
-    apply(&l.lab, &[pool("Always")])?;
-    throughput(options, &l, results, "VXLAN", 0.90)
+    apply(&l.lab, &pools("Always"))?;
+    throughput(options, &l, results, ("VXLAN", Family::V4), 0.90)?;
+    throughput(options, &l, results, ("VXLAN", Family::V6), 0.90)
 }
 
 /// Runs benchmark 8 on a lab of its own.
