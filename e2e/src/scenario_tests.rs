@@ -11,6 +11,26 @@ fn the_default_scenario_is_valid() {
     assert_eq!(scenario.objects.len(), 2);
 }
 
+#[test]
+fn the_dual_stack_scenario_is_valid_with_both_families_everywhere() {
+    let scenario = parse(include_str!("../scenarios/dual-stack.yaml")).unwrap();
+    assert!(scenario.subnets.iter().all(|s| s.v4.is_some() && s.v6.is_some()));
+    let cidrs: Vec<&str> =
+        scenario.objects.iter().filter_map(|o| o.pointer("/spec/cidr").and_then(serde_json::Value::as_str)).collect();
+    assert_eq!(cidrs, ["10.232.0.0/16", "fd00:232::/48"]);
+}
+
+#[test]
+fn an_ipv6_pool_outside_the_lab_range_and_a_tcp_stream_without_ipv4_are_refused() {
+    let ipv6_only = "lab: {prefix: t1, operator: {stream: tcp}}\nsubnets:\n  - {name: a, cidr6: \"fd00:231:1::/64\"}\nnodes:\n  - {name: n1, subnet: a}\nobjects:\n  - {apiVersion: gingham.dev/v1, kind: IPPool, metadata: {name: p}, spec: {cidr: \"2001:db8::/48\", blockSize: 122}}\n";
+    let errors = parse(ipv6_only).unwrap_err().0;
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert!(fields.contains(&"lab.operator.stream") && fields.contains(&"objects[0].spec.cidr"), "{errors:?}");
+    let neither = "lab: {prefix: t1}\nsubnets:\n  - {name: a}\nnodes:\n  - {name: n1, subnet: a}\n";
+    let errors = parse(neither).unwrap_err().0;
+    assert!(errors.iter().any(|e| e.field == "subnets[0].cidr" && e.message.contains("neither")), "{errors:?}");
+}
+
 const BASE: &str =
     "lab: {prefix: t1}\nsubnets:\n  - {name: a, cidr: 10.231.1.0/24}\nnodes:\n  - {name: n1, subnet: a}\n";
 
