@@ -305,7 +305,7 @@ fn pod_addresses_on_nodes(state: &LabState) -> Vec<String> {
 pub fn tunnel_address(netns: &str, family: Family) -> Option<String> {
     let (range, devices): (&str, &[&str]) = match family {
         Family::V4 => (crate::scenario::POOL_RANGE, &["vxlan.gingham", "tunl0"]),
-        Family::V6 => (crate::scenario::POOL_RANGE6, &["vxlan-v6.gingham"]),
+        Family::V6 => (crate::scenario::POOL_RANGE6, &["vxlan6.gingham"]),
     };
     let pools: IpNet = range.parse().ok()?;
     let held = node_addresses(netns).ok()?;

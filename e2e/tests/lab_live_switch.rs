@@ -30,7 +30,7 @@ fn every_vxlan_switch_each_way_keeps_every_pod_pair_with_three_pods_per_node_on_
     check_switches(&live::scenario("tt", 3, Encap::NONE), "ghlive", "pool", VXLAN_SWITCHES);
 }
 
-/// The same table on an IPv6-only lab: `vxlan-v6.gingham` over the IPv6 underlay.
+/// The same table on an IPv6-only lab: `vxlan6.gingham` over the IPv6 underlay.
 #[test]
 fn every_vxlan_switch_each_way_keeps_every_ipv6_pod_pair_on_ipv6_only() {
     check_switches(&live::scenario_in("tt", 3, Encap::NONE, &[Family::V6]), "ghlive6", "pool", VXLAN_SWITCHES);

@@ -11,7 +11,7 @@ use common::{Stack, assert_full_mesh, counter, ping, pod_ip, routes_in, scenario
 fn vxlan(family: gingham_e2e::family::Family) -> &'static str {
     match family {
         gingham_e2e::family::Family::V4 => "vxlan.gingham",
-        gingham_e2e::family::Family::V6 => "vxlan-v6.gingham",
+        gingham_e2e::family::Family::V6 => "vxlan6.gingham",
     }
 }
 
