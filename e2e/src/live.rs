@@ -300,7 +300,7 @@ fn pod_addresses_on_nodes(state: &LabState) -> Vec<String> {
     problems
 }
 
-/// The tunnel address of `family` on a node's tunnel device (VXLAN or IPIP for IPv4, `vxlan-v6`
+/// The tunnel address of `family` on a node's tunnel device (VXLAN or IPIP for IPv4, `vxlan6.gingham`
 /// for IPv6), if it has one in the lab's pool range of that family.
 pub fn tunnel_address(netns: &str, family: Family) -> Option<String> {
     let (range, devices): (&str, &[&str]) = match family {
