@@ -171,7 +171,8 @@ fn failsafes_and_nat_pools_of_both_families_are_kept() {
 /// policy out, in both families.
 #[test]
 fn a_set_of_the_wrong_kind_fails_closed() {
-    let cases: &[(&str, fn(&mut NodeSpan))] = &[
+    type Edit = fn(&mut NodeSpan);
+    let cases: &[(&str, Edit)] = &[
         ("named-port set as a selector", |s| s.policies[0].ingress[0].source.sets = vec!["web_http".into()]),
         ("address set as named ports", |s| {
             s.policies[0].ingress[0].destination.named_port_set6 = Some("clients".into());

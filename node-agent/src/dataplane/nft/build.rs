@@ -11,6 +11,11 @@
 //! operator compiles a pod's policy once it is scheduled to the node, so when CNI ADD creates the
 //! veth its policy is already in force and ADD changes no nftables state. An entry compiled for
 //! another Pod UID than the local endpoint of that name is left out ([`dispatched`]).
+//!
+//! One `inet` table serves both families: the sets are typed by family, each compiled rule is
+//! rendered for the families it can match ([`super::policy`]), the drops that isolate a pod name
+//! no family, neighbour discovery and MLD pass before any policy ([`ICMPV6_ALWAYS`]), and
+//! natOutgoing masquerades in both families (`all_pools`/`nat_pools`, `all_pools6`/`nat_pools6`).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -34,6 +34,8 @@ pub fn address_ports(members: impl IntoIterator<Item = (IpAddr, IpProtocol, u16)
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn nets(texts: &[&str]) -> Vec<IpNet> {
