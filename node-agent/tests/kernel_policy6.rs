@@ -107,6 +107,8 @@ fn lab(test: &str, node: &Node) -> Lab {
     link(&host, "eth0", "192.168.86.1/24", &outside, "eth0", "192.168.86.2/24");
     host.ip("-6 addr add fd00:99::1/64 dev eth0 nodad");
     outside.ip("-6 addr add fd00:99::2/64 dev eth0 nodad");
+    // Proxy ARP answers for 169.254.1.1 only when the node has a route to it.
+    host.ip("route add default via 192.168.86.2");
     // Without masquerade the outside would answer the pods directly.
     outside.ip("route add 10.86.0.0/16 via 192.168.86.1");
     outside.ip("-6 route add fd00:86::/48 via fd00:99::1");
