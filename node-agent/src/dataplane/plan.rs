@@ -114,6 +114,8 @@ pub struct PolicyPlan {
     pub sets: Vec<SetPlan>,
     /// What natOutgoing masquerades, in both families.
     pub nat: NatPlan,
+    /// The families the node has an address of (those that decoded), IPv4 first.
+    pub node_families: Vec<IpFamily>,
 }
 
 /// natOutgoing in both families: traffic from a natOutgoing pool to a destination outside every
@@ -279,6 +281,10 @@ fn policy(spec: &NodeNetworkSpec, span: &NodeSpan, problems: &mut Vec<String>) -
         policies,
         sets,
         nat: nat(spec),
+        node_families: [&spec.address, &spec.address6]
+            .into_iter()
+            .filter_map(|address| Some(address.as_ref()?.value()?.family()))
+            .collect(),
     }
 }
 

@@ -33,7 +33,7 @@ use super::model::{
 use super::policy::{SetIndex, policy_rules, set_name};
 use super::render::{FINGERPRINT_PREFIX, fingerprint};
 use crate::dataplane::NodeView;
-use crate::dataplane::plan::{PolicyPlan, SetMembers};
+use crate::dataplane::plan::{PolicyPlan, SetMembers, SetPlan};
 use crate::endpoint::uid_matches;
 
 /// The verdict map for traffic leaving pods.
@@ -83,9 +83,19 @@ fn endpoint_chain(direction: Direction, policies: &[String]) -> String {
 
 /// The whole ruleset for the view and its policy.
 pub fn ruleset(view: &NodeView<'_>, policy: &PolicyPlan) -> Ruleset {
+    // An empty set of a family the node has no address of is not programmed (an IPv4-only
+    // cluster's empty IPv6 set per selector): its rules treat it as the empty set it is.
+    let programmed = |set: &SetPlan| {
+        let empty = match &set.members {
+            SetMembers::Addresses(members) => members.is_empty(),
+            SetMembers::AddressPorts(members) => members.is_empty(),
+        };
+        !empty || policy.node_families.is_empty() || policy.node_families.contains(&set.family)
+    };
     let mut sets: Vec<Set> = policy
         .sets
         .iter()
+        .filter(|set| programmed(set))
         .map(|set| {
             let (kind, elements) = match &set.members {
                 SetMembers::Addresses(nets) => (SetType::Addresses, elements::addresses(nets.iter().copied())),
@@ -98,7 +108,7 @@ pub fn ruleset(view: &NodeView<'_>, policy: &PolicyPlan) -> Ruleset {
         .collect();
     sets.extend(pool_sets(&policy.nat.pools, &policy.nat.nat_outgoing));
 
-    let index = SetIndex::new(&policy.sets);
+    let index = SetIndex::new(&policy.sets, programmed);
     warn_undefined_sets(policy, &index);
     let known: BTreeSet<&str> = policy.policies.iter().map(|p| p.name.as_str()).collect();
     let mut chains: BTreeMap<String, Chain> = BTreeMap::new();

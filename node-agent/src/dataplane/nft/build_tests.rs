@@ -215,6 +215,37 @@ fn golden_ipv6_only_node() {
     insta::assert_snapshot!(rendered(&spec, &span, &["web"]));
 }
 
+/// On an IPv4-only node the operator's empty IPv6 sets are not programmed, and the IPv4 rules are
+/// exactly those of a table that holds them.
+#[test]
+fn empty_sets_of_a_family_the_node_has_no_address_of_are_not_programmed() {
+    let mut span = dual_stack_span();
+    for set in &mut span.ip_sets {
+        if set.family == IpFamily::IPv6 {
+            let mut emptied = (**set).clone();
+            emptied.members.clear();
+            *set = emptied.into();
+        }
+    }
+    let web = [endpoint("web", [10, 0, 0, 5])];
+    let ipv4_only = rules(&policy_spec(), &span, &web);
+    let both = rules(&dual_stack_spec(), &span, &web);
+    let names = |rules: &Ruleset| rules.sets.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&ipv4_only), ["s_gs_clients", "s_gp_http", ALL_POOLS, NAT_POOLS, ALL_POOLS6, NAT_POOLS6]);
+    assert_eq!(names(&both).len(), names(&ipv4_only).len() + 2, "a dual-stack node holds them");
+    let ipv4_rules = |rules: &Ruleset| -> Vec<String> {
+        let chains = rules.chains.iter().filter(|c| c.name.starts_with("p"));
+        let texts = chains.flat_map(|c| c.rules.iter().map(render::rule_text));
+        texts.filter(|t| !t.contains("ip6 ") && !t.contains("ipv6")).collect()
+    };
+    assert_eq!(ipv4_rules(&ipv4_only), ipv4_rules(&both));
+    let http = ipv4_only.chains.iter().find(|c| c.name.starts_with("pi_default_allow_http")).unwrap();
+    assert!(
+        http.rules.iter().map(render::rule_text).all(|t| !t.contains("s_gs6") && !t.contains("s_gp6")),
+        "no rule names a set the table does not hold"
+    );
+}
+
 /// A pod selected by a policy is isolated in both families at once: its endpoint chain ends in a
 /// drop with no family in it, and the forward chain's drop of pods without policy has none either.
 #[test]

@@ -8,7 +8,8 @@
 //! - `sets`/`notSets` list the sets of both families: a packet is checked against the sets of its
 //!   own family only. A side with sets none of which is of a family never matches that family (its
 //!   selector has no members there). A set the span does not define is an empty set of both
-//!   families: named in `sets` the rule never matches, in `notSets` it excludes nothing.
+//!   families: named in `sets` the rule never matches, in `notSets` it excludes nothing. An empty
+//!   set the table does not hold ([`SetIndex::new`]) is taken the same way in its family.
 //! - `namedPortSet` serves IPv4, `namedPortSet6` IPv6; a side whose only port condition is a
 //!   named-port set absent in a family never matches that family.
 //!
@@ -31,13 +32,16 @@ pub fn set_name(name: &str) -> String {
     format!("s_{name}")
 }
 
-/// The family and kind of every set the span defines, by its span name.
+/// The family and kind of every set the span defines, by its span name, and whether the table
+/// holds it (an empty set may be left out, see [`SetIndex::new`]).
 #[derive(Clone, Debug, Default)]
-pub struct SetIndex<'a>(BTreeMap<&'a str, (IpFamily, SetType)>);
+pub struct SetIndex<'a>(BTreeMap<&'a str, (IpFamily, SetType, bool)>);
 
 impl<'a> SetIndex<'a> {
-    /// Indexes the plan's sets.
-    pub fn new(sets: &'a [SetPlan]) -> Self {
+    /// Indexes the plan's sets; those `programmed` refuses are known empty sets the table does not
+    /// hold: a rule that needs an address in one never matches that family, one that excludes
+    /// its members excludes nothing.
+    pub fn new(sets: &'a [SetPlan], programmed: impl Fn(&SetPlan) -> bool) -> Self {
         Self(
             sets.iter()
                 .map(|set| {
@@ -45,15 +49,20 @@ impl<'a> SetIndex<'a> {
                         SetMembers::Addresses(_) => SetType::Addresses,
                         SetMembers::AddressPorts(_) => SetType::AddressPorts,
                     };
-                    (set.name.as_str(), (set.family, kind))
+                    (set.name.as_str(), (set.family, kind, programmed(set)))
                 })
                 .collect(),
         )
     }
 
-    /// Whether `name` is a set of this family and kind.
+    /// Whether `name` is a set of this family and kind that the table holds.
     fn is(&self, name: &str, family: IpFamily, kind: SetType) -> bool {
-        self.0.get(name) == Some(&(family, kind))
+        self.0.get(name) == Some(&(family, kind, true))
+    }
+
+    /// Whether `name` is an empty set of this family that the table does not hold.
+    fn left_out(&self, name: &str, family: IpFamily) -> bool {
+        self.0.get(name).is_some_and(|(f, _, programmed)| *f == family && !programmed)
     }
 
     /// Whether the span defines `name`.
@@ -160,7 +169,7 @@ fn side_matches(side: Side, matched: &CompiledMatch, family: IpFamily, sets: &Se
     if !not_nets.is_empty() {
         out.push(address(true, AddressSet::Literal(not_nets)));
     }
-    if matched.sets.iter().any(|name| !sets.defines(name)) {
+    if matched.sets.iter().any(|name| !sets.defines(name) || sets.left_out(name, family)) {
         return None;
     }
     let own = |names: &[String]| -> Vec<String> {

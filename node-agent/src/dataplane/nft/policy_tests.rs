@@ -155,7 +155,7 @@ fn each_rule_matches_only_the_families_the_contract_allows() {
         ),
     ];
     let plans = sets();
-    let index = SetIndex::new(&plans);
+    let index = SetIndex::new(&plans, |_| true);
     for (case, rule, expected) in cases {
         let texts: Vec<String> = policy_rules("p", &rule, &index).iter().map(rule_text).collect();
         assert_eq!(texts, expected, "{case}");
@@ -165,7 +165,7 @@ fn each_rule_matches_only_the_families_the_contract_allows() {
 #[test]
 fn a_rule_never_matches_a_family_it_should_not() {
     let plans = sets();
-    let index = SetIndex::new(&plans);
+    let index = SetIndex::new(&plans, |_| true);
     let limited = [
         (IpFamily::IPv4, deny(|r| r.ip_version = Some(IpFamily::IPv4))),
         (IpFamily::IPv6, deny(|r| r.icmp = icmp(IcmpProtocol::ICMPv6, 128))),
@@ -184,7 +184,7 @@ fn a_rule_never_matches_a_family_it_should_not() {
 #[test]
 fn log_and_allow_keep_their_statements_in_both_families() {
     let plans = sets();
-    let index = SetIndex::new(&plans);
+    let index = SetIndex::new(&plans, |_| true);
     let allow = CompiledRule {
         action: Action::Allow,
         source: CompiledMatch { sets: names(&["a", "a6"]), ..CompiledMatch::default() },
@@ -201,4 +201,28 @@ fn log_and_allow_keep_their_statements_in_both_families() {
     let log = CompiledRule { action: Action::Log, ..CompiledRule::default() };
     let texts: Vec<String> = policy_rules("ns/p", &log, &index).iter().map(rule_text).collect();
     assert_eq!(texts, ["log prefix \"gingham ns/p: \""], "one rule, for both families");
+}
+
+/// An empty set the table does not hold (of a family the node has no address of) is taken as the
+/// empty set it is: in `sets` that family never matches, in `notSets` it excludes nothing; the
+/// other family is as before.
+#[test]
+fn an_empty_set_left_out_of_the_table_fails_closed_in_its_family_only() {
+    let plans = sets();
+    let index = SetIndex::new(&plans, |set| set.family == IpFamily::IPv4);
+    let cases: Vec<(CompiledRule, &[&str])> = vec![
+        (deny(|r| r.source.sets = names(&["a", "a6"])), &["ip saddr @s_a drop"]),
+        (deny(|r| r.source.not_sets = names(&["n", "n6"])), &["ip saddr != @s_n drop", "meta nfproto ipv6 drop"]),
+        (
+            deny(|r| {
+                r.destination.named_port_set = Some("p".into());
+                r.destination.named_port_set6 = Some("p6".into());
+            }),
+            &["ip daddr . meta l4proto . th dport @s_p drop"],
+        ),
+    ];
+    for (rule, expected) in cases {
+        let texts: Vec<String> = policy_rules("p", &rule, &index).iter().map(rule_text).collect();
+        assert_eq!(texts, expected, "{rule:?}");
+    }
 }
