@@ -57,11 +57,31 @@ fn node() -> Node {
         source: CompiledMatch { sets: PEER_SETS.map(String::from).to_vec(), ..Default::default() },
         ..Default::default()
     };
+    let named_ports = |name: &str, family, member: &str| {
+        IpSet { name: name.into(), family, kind: IpSetKind::AddressPorts, members: vec![member.into()] }.into()
+    };
+    // TCP to web's named port `http`, from anywhere (pings are not concerned).
+    let allow_http = CompiledRule {
+        action: Action::Allow,
+        protocol: Some(6),
+        destination: CompiledMatch {
+            named_port_set: Some("gp_web".into()),
+            named_port_set6: Some("gp6_web".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     let span = NodeSpan {
-        ip_sets: vec![set(PEER_SETS[0], IpFamily::IPv4, "10.86.0.6"), set(PEER_SETS[1], IpFamily::IPv6, PODS[1].2)],
+        ip_sets: vec![
+            set(PEER_SETS[0], IpFamily::IPv4, "10.86.0.6"),
+            set(PEER_SETS[1], IpFamily::IPv6, PODS[1].2),
+            named_ports("gp_web", IpFamily::IPv4, "10.86.0.7,TCP,8080"),
+            named_ports("gp6_web", IpFamily::IPv6, "fd00:86::7,TCP,8080"),
+        ],
         policies: vec![
             CompiledPolicy { name: "default/deny-all".into(), ingress: vec![], egress: vec![] }.into(),
-            CompiledPolicy { name: "default/allow-peer".into(), ingress: vec![allow_peer], egress: vec![] }.into(),
+            CompiledPolicy { name: "default/allow-peer".into(), ingress: vec![allow_peer, allow_http], egress: vec![] }
+                .into(),
         ],
         endpoints: vec![
             EndpointPolicy {
@@ -150,6 +170,9 @@ fn a_deny_all_policy_isolates_a_pod_in_both_families_while_neighbour_discovery_w
     let (iso, peer, web) = (&lab.pods[0], &lab.pods[1], &lab.pods[2]);
     let (report, _) = lab.host.sync(&node);
     assert_clean(&report);
+    let (report, stats) = lab.host.sync(&node);
+    assert_clean(&report);
+    assert_eq!(stats.nft, NftOutcome::UpToDate, "IPv6 elements compare equal to what nft lists");
 
     let v4 = |pod: usize| IpAddr::from(PODS[pod].1);
     let v6 = |pod: usize| IpAddr::from(v6(pod));
@@ -230,13 +253,14 @@ fn nat66_rewrites_the_source_of_traffic_leaving_the_pools() {
     let lab = lab("nat6", &node);
     let peer = &lab.pods[1];
     serve_peer_address6(&lab.outside, 7070);
-    serve_peer_address6(&lab.pods[2], 7070);
+    serve_peer_address6(&lab.pods[2], 8080);
     assert_clean(&lab.host.sync(&node).0);
     let (outside4, outside6) =
         (IpAddr::from([192, 168, 86, 2]), IpAddr::from("fd00:99::2".parse::<Ipv6Addr>().unwrap()));
     assert_eq!(connect(peer, outside6, 7070).as_deref(), Some("fd00:99::1"), "the far side sees the node's IPv6");
     assert_eq!(connect(peer, outside4, 7070).as_deref(), Some("192.168.86.1"), "and its IPv4");
-    assert_eq!(connect(peer, v6(2).into(), 7070).as_deref(), Some(PODS[1].2), "inside the pools: not masqueraded");
+    assert_eq!(connect(peer, v6(2).into(), 8080).as_deref(), Some(PODS[1].2), "inside the pools: not masqueraded");
+    assert_eq!(connect(&lab.pods[0], v6(2).into(), 8080), None, "web's named port is open, but iso's egress is denied");
 
     node.spec.pools[1].nat_outgoing = false;
     let (report, stats) = lab.host.sync(&node);
@@ -244,4 +268,50 @@ fn nat66_rewrites_the_source_of_traffic_leaving_the_pools() {
     assert_eq!(stats.nft, NftOutcome::Elements, "natOutgoing of a pool is an element of nat_pools6");
     assert_eq!(connect(peer, outside6, 7070).as_deref(), Some(PODS[1].2), "natOutgoing off: the pod itself");
     assert_eq!(connect(peer, outside4, 7070).as_deref(), Some("192.168.86.1"), "the IPv4 pool still masquerades");
+}
+
+/// The ruleset of an IPv6-only node (no IPv4 address, IPv6 pools and sets, an IPv6 failsafe) loads
+/// into the kernel, and nft lists exactly the elements and chains the agent expects.
+#[test]
+fn an_ipv6_only_node_ruleset_loads_and_lists_as_expected() {
+    use gingham_node_agent::dataplane::NodeView;
+    use gingham_node_agent::dataplane::nft::apply::{Nft, NftChange, NftCommand};
+    use gingham_node_agent::dataplane::nft::build::ruleset;
+    use gingham_node_agent::dataplane::nft::observe::Observed;
+    use gingham_node_agent::dataplane::plan::NodePlan;
+
+    require_root();
+    let mut node = node();
+    node.spec.address = None;
+    node.spec.blocks.retain(|b| b.as_str().contains(':'));
+    node.spec.pools.retain(|p| p.cidr.as_str().contains(':'));
+    node.spec.policy.failsafe_inbound = vec![gingham_crds::api::felix::ProtoPort {
+        protocol: "TCP".into(),
+        port: 22,
+        net: Some("fd00:99::/64".into()),
+    }];
+    // The operator's IPv4 sets are empty on an IPv6-only cluster.
+    for set in &mut node.span_mut().ip_sets {
+        if set.family == IpFamily::IPv4 {
+            *set = IpSet { members: vec![], ..(**set).clone() }.into();
+        }
+    }
+    let host = Netns::new("v6only", "node");
+    let plan = NodePlan::build(&node.name, &node.spec, node.span.as_ref(), &[]);
+    let view = NodeView { plan: &plan, endpoints: &node.endpoints, tunnel_address: None };
+    let rules = ruleset(&view, plan.policy.as_ref().unwrap());
+    let names: Vec<&str> = rules.sets.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["s_gs6_peer", "s_gp6_web", "all_pools", "nat_pools", "all_pools6", "nat_pools6"]);
+    let applied = rules.clone();
+    let listed = host.run(move || async move {
+        let mut nft = NftCommand::default();
+        nft.apply(NftChange::Rewrite(&applied)).await.unwrap();
+        nft.list().await.unwrap().unwrap()
+    });
+    let expected = Observed::expected(&rules);
+    assert_eq!(listed.elements, expected.elements);
+    assert_eq!(listed.chains, expected.chains);
+    assert_eq!(listed.fingerprint, expected.fingerprint);
+    let (ok, text) = host.sh("nft list chain inet gingham endpoint_to_host");
+    assert!(ok && text.contains("ip6 saddr fd00:99::/64 tcp dport 22 accept"), "{text}");
 }
