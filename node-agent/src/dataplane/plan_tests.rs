@@ -187,3 +187,23 @@ fn a_set_of_the_wrong_kind_fails_closed() {
         assert!(plan.policy_problems[0].contains("not of the kind"), "{case}: {:?}", plan.policy_problems);
     }
 }
+
+/// The fail-closed rule holds for IPv6 sets: a policy naming an IPv6 set with a member that does
+/// not decode, or is IPv4, is left out (both families of it).
+#[test]
+fn a_bad_member_of_an_ipv6_set_fails_closed() {
+    for bad in ["fd00::x", "10.0.0.1"] {
+        let mut span = policy_span();
+        let mut clients6 = (*span.ip_sets[0]).clone();
+        (clients6.name, clients6.family, clients6.members) =
+            ("clients6".into(), IpFamily::IPv6, vec!["fd00::1".into(), bad.into()]);
+        span.ip_sets.push(clients6.into());
+        let mut allow = (*span.policies[0]).clone();
+        allow.ingress[0].source.sets.push("clients6".into());
+        span.policies[0] = allow.into();
+        let plan = NodePlan::build(NODE, &policy_spec(), Some(&span), &[]);
+        let names: Vec<&str> = policy(&plan).policies.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["global/audit"], "{bad}");
+        assert!(plan.policy_problems.iter().any(|p| p.contains("set clients6")), "{bad}: {:?}", plan.policy_problems);
+    }
+}
