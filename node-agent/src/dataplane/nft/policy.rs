@@ -19,9 +19,9 @@
 
 use std::collections::BTreeMap;
 
-use gingham_crds::api::IpFamily;
 use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule, IcmpMatch, IcmpProtocol};
 use gingham_crds::api::policy::Action;
+use gingham_crds::api::{IpFamily, Net, Wire};
 
 use super::elements;
 use super::model::{AddressSet, Match, Rule, SetType, Side, Statement, Verdict};
@@ -154,7 +154,7 @@ fn family_variants(rule: &CompiledRule, family: IpFamily, sets: &SetIndex<'_>) -
 /// match that family. The plan holds only policies whose nets all decoded.
 fn side_matches(side: Side, matched: &CompiledMatch, family: IpFamily, sets: &SetIndex<'_>) -> Option<Vec<Match>> {
     let mut out = Vec::new();
-    let of_family = |nets: &[gingham_crds::api::Wire<gingham_crds::api::Net>]| -> Vec<String> {
+    let of_family = |nets: &[Wire<Net>]| -> Vec<String> {
         let nets = nets.iter().filter_map(|net| net.value().map(|net| net.0));
         elements::addresses(nets.filter(|net| IpFamily::of_net(net) == family)).into_iter().collect()
     };
