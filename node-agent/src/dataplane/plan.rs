@@ -7,12 +7,13 @@
 //! `gingham-operator validate` runs, [`node_network_value_errors`] and [`span_value_errors`]).
 //! What did not decode is left out, and fails closed: a policy whose net, or a set whose member
 //! or name, does not decode is not programmed, so the endpoints that use it have their traffic
-//! dropped, never allowed. IPv6 values decode but are left out quietly: the dataplane is
-//! IPv4-only for now. While the span is not known the plan has no policy at all
-//! ([`NodePlan::policy`] is `None`), and the dataplane leaves nftables as it is.
+//! dropped, never allowed. The policy part holds both families (sets typed by family, failsafes
+//! and natOutgoing pools of either family); the routing part is IPv4-only for now. While the
+//! span is not known the plan has no policy at all ([`NodePlan::policy`] is `None`), and the
+//! dataplane leaves nftables as it is.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use gingham_crds::api::common::EncapsulationMode;
 use gingham_crds::api::felix::Failsafe;
@@ -20,11 +21,11 @@ use gingham_crds::api::nodenetwork::{
     CompiledMatch, CompiledPolicy, EndpointPolicy, EndpointToHostAction, IpSet, IpSetKind, NodeNetworkSpec,
 };
 use gingham_crds::api::span::NodeSpan;
-use gingham_crds::api::{IPAMBlockSpec, IpProtocol, IpSetMember, Mac, Shared};
+use gingham_crds::api::{IPAMBlockSpec, IpFamily, IpProtocol, IpSetMember, Mac, Shared};
 use gingham_crds::validate::{
     is_set_name, node_network_value_errors, set_member, span_value_errors, validate_ipam_block,
 };
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 
 use super::{SyncError, SyncReport};
 
@@ -102,15 +103,30 @@ pub struct RemoteBlock {
 pub struct PolicyPlan {
     /// What happens to traffic from local pods to the node itself.
     pub default_endpoint_to_host_action: EndpointToHostAction,
-    /// Inbound ports on the node that stay open whatever the policy (those that decoded; a
-    /// failsafe for an IPv6 network is left out: the table is IPv4-only).
-    pub failsafe_inbound: Vec<(Failsafe, Option<Ipv4Net>)>,
+    /// Inbound ports on the node that stay open whatever the policy (those that decoded), each
+    /// for any source or for a network of either family.
+    pub failsafe_inbound: Vec<(Failsafe, Option<IpNet>)>,
     /// Every local endpoint whose policy is known.
     pub endpoints: Vec<EndpointPolicy>,
     /// The policies whose every value, and every set they name, decoded.
     pub policies: Vec<Shared<CompiledPolicy>>,
     /// The sets whose name nftables can take, with the members that decoded.
     pub sets: Vec<SetPlan>,
+    /// What natOutgoing masquerades, in both families.
+    pub nat: NatPlan,
+    /// The families the node has an address of (those that decoded), IPv4 first.
+    pub node_families: Vec<IpFamily>,
+}
+
+/// natOutgoing in both families: traffic from a natOutgoing pool to a destination outside every
+/// pool of its family is masqueraded to the node's address of that family. The pools are the
+/// spec's (the routing part of the plan keeps its own view of them, for encapsulation).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NatPlan {
+    /// Every pool's CIDR, of both families.
+    pub pools: Vec<IpNet>,
+    /// The CIDRs of the pools with natOutgoing.
+    pub nat_outgoing: Vec<IpNet>,
 }
 
 /// One named set.
@@ -118,17 +134,19 @@ pub struct PolicyPlan {
 pub struct SetPlan {
     /// The set's name in the span.
     pub name: String,
+    /// The family of every member: a rule checks a packet against the sets of its own family.
+    pub family: IpFamily,
     /// Its members.
     pub members: SetMembers,
 }
 
-/// The members of a set, by kind (IPv4 only).
+/// The members of a set, by kind, each of the set's family.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SetMembers {
     /// Addresses and networks.
-    Addresses(Vec<Ipv4Net>),
+    Addresses(Vec<IpNet>),
     /// Address, protocol and port triples.
-    AddressPorts(Vec<(Ipv4Addr, IpProtocol, u16)>),
+    AddressPorts(Vec<(IpAddr, IpProtocol, u16)>),
 }
 
 impl NodePlan {
@@ -179,7 +197,7 @@ impl NodePlan {
                 ipip_mtu: tunnel.ipip_mtu,
             },
             remotes: remotes(node, blocks, &mut routing_problems),
-            policy: span.map(|span| policy(spec, &crate::ipv4_only::ipv4_span(span), &mut policy_problems)),
+            policy: span.map(|span| policy(spec, span, &mut policy_problems)),
             nftables_refresh_seconds: spec.agent.nftables_refresh_seconds,
             route_refresh_seconds: spec.agent.route_refresh_seconds,
             routing_problems,
@@ -228,13 +246,14 @@ fn policy(spec: &NodeNetworkSpec, span: &NodeSpan, problems: &mut Vec<String>) -
         if !complete {
             tainted.insert(set.name.as_str(), "has a member that does not decode");
         }
-        sets.push(SetPlan { name: set.name.clone(), members });
+        sets.push(SetPlan { name: set.name.clone(), family: set.family, members });
     }
+    let kinds: BTreeMap<&str, IpSetKind> = span.ip_sets.iter().map(|set| (set.name.as_str(), set.kind)).collect();
     let policies = span
         .policies
         .iter()
         .filter(|compiled| {
-            let why = left_out(compiled, &tainted);
+            let why = left_out(compiled, &tainted, &kinds);
             if let Some(why) = &why {
                 problems.push(format!(
                     "policy {} is not programmed (its endpoints' traffic is dropped): {why}",
@@ -253,19 +272,33 @@ fn policy(spec: &NodeNetworkSpec, span: &NodeSpan, problems: &mut Vec<String>) -
             .iter()
             // One that does not decode is reported by `node_network_value_errors`.
             .filter_map(|port| port.decode("").ok())
-            .filter_map(|failsafe| match failsafe.net {
-                None => Some((failsafe, None)),
-                Some(net) => net.v4().map(|net| (failsafe, Some(net))),
+            .map(|failsafe| {
+                let net = failsafe.net.as_ref().map(|net| net.0);
+                (failsafe, net)
             })
             .collect(),
         endpoints: span.endpoints.clone(),
         policies,
         sets,
+        nat: nat(spec),
+        node_families: [&spec.address, &spec.address6]
+            .into_iter()
+            .filter_map(|address| Some(address.as_ref()?.value()?.family()))
+            .collect(),
     }
 }
 
-/// A set's IPv4 members, and whether every member decoded (one that did not is reported by
-/// `span_value_errors`).
+/// The pools' CIDRs that decoded (one that did not is reported by `node_network_value_errors`).
+fn nat(spec: &NodeNetworkSpec) -> NatPlan {
+    let decoded = || spec.pools.iter().filter_map(|pool| Some((pool.cidr.value()?.0, pool.nat_outgoing)));
+    NatPlan {
+        pools: decoded().map(|(cidr, _)| cidr).collect(),
+        nat_outgoing: decoded().filter(|(_, nat)| *nat).map(|(cidr, _)| cidr).collect(),
+    }
+}
+
+/// A set's members, and whether every member decoded and is of the set's family (one that is
+/// not is reported by `span_value_errors`).
 fn set_members(set: &IpSet) -> (SetMembers, bool) {
     let decoded: Vec<IpSetMember> = set
         .members
@@ -276,41 +309,46 @@ fn set_members(set: &IpSet) -> (SetMembers, bool) {
     let complete = decoded.len() == set.members.len();
     let members = match set.kind {
         IpSetKind::Addresses => SetMembers::Addresses(
-            decoded.iter().filter_map(|m| if let IpSetMember::Address(net) = m { net.v4() } else { None }).collect(),
+            decoded.iter().filter_map(|m| if let IpSetMember::Address(net) = m { Some(net.0) } else { None }).collect(),
         ),
         IpSetKind::AddressPorts => SetMembers::AddressPorts(
             decoded
                 .iter()
-                .filter_map(|m| match m {
-                    IpSetMember::Port(m) => match m.addr {
-                        std::net::IpAddr::V4(addr) => Some((addr, m.proto, m.port)),
-                        std::net::IpAddr::V6(_) => None,
-                    },
-                    IpSetMember::Address(_) => None,
-                })
+                .filter_map(|m| if let IpSetMember::Port(m) = m { Some((m.addr, m.proto, m.port)) } else { None })
                 .collect(),
         ),
     };
     (members, complete)
 }
 
-/// Why a policy cannot be programmed as compiled: a net that does not decode, or a set that cannot
-/// be programmed whole.
-fn left_out(policy: &CompiledPolicy, tainted: &BTreeMap<&str, &str>) -> Option<String> {
+/// Why a policy cannot be programmed as compiled: a net that does not decode, a set that cannot
+/// be programmed whole, or a set named where its kind cannot serve (nftables would refuse the
+/// table).
+fn left_out(
+    policy: &CompiledPolicy,
+    tainted: &BTreeMap<&str, &str>,
+    kinds: &BTreeMap<&str, IpSetKind>,
+) -> Option<String> {
     let sides = policy.ingress.iter().chain(&policy.egress).flat_map(|rule| [&rule.source, &rule.destination]);
     for side in sides {
         if let Some(net) = side.nets.iter().chain(&side.not_nets).find(|net| net.value().is_none()) {
             return Some(format!("net {:?} does not decode", net.as_str()));
         }
-        if let Some((set, why)) = names(side).find_map(|name| tainted.get_key_value(name)) {
+        if let Some((set, why)) = names(side).find_map(|(name, _)| tainted.get_key_value(name)) {
             return Some(format!("set {set} {why}"));
+        }
+        if let Some((set, _)) = names(side).find(|(name, kind)| kinds.get(name).is_some_and(|k| k != kind)) {
+            return Some(format!("set {set} is not of the kind the rule needs (addresses or named ports)"));
         }
     }
     None
 }
 
-fn names(side: &CompiledMatch) -> impl Iterator<Item = &str> {
-    side.sets.iter().chain(&side.not_sets).chain(&side.named_port_set).map(String::as_str)
+/// Every set a side names, with the kind it needs.
+fn names(side: &CompiledMatch) -> impl Iterator<Item = (&str, IpSetKind)> {
+    let addresses = side.sets.iter().chain(&side.not_sets).map(|name| (name.as_str(), IpSetKind::Addresses));
+    let ports = side.named_port_set.iter().chain(&side.named_port_set6);
+    addresses.chain(ports.map(|name| (name.as_str(), IpSetKind::AddressPorts)))
 }
 
 #[cfg(test)]

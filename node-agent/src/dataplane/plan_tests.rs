@@ -97,7 +97,7 @@ fn policies_fail_closed() {
 }
 
 #[test]
-fn set_members_are_decoded_once_and_ipv6_sets_left_out_quietly() {
+fn set_members_are_decoded_once_in_both_families() {
     let mut span = policy_span();
     let mut clients6 = (*span.ip_sets[0]).clone();
     (clients6.name, clients6.family, clients6.members) =
@@ -110,15 +110,15 @@ fn set_members_are_decoded_once_and_ipv6_sets_left_out_quietly() {
     span.policies[0] = policy_v6.into();
     let plan = NodePlan::build(NODE, &policy_spec(), Some(&span), &[]);
     assert!(plan.policy_problems.is_empty(), "{:?}", plan.policy_problems);
-    assert_eq!(policy(&plan).sets.len(), 2, "the IPv6 set is not programmed");
-    assert_eq!(
-        policy(&plan).policies,
-        policy(&NodePlan::build(NODE, &policy_spec(), Some(&policy_span()), &[])).policies
-    );
+    let families: Vec<(&str, IpFamily)> = policy(&plan).sets.iter().map(|s| (s.name.as_str(), s.family)).collect();
+    assert_eq!(families, [("clients", IpFamily::IPv4), ("web_http", IpFamily::IPv4), ("clients6", IpFamily::IPv6)]);
+    assert_eq!(policy(&plan).policies, span.policies, "the policies as compiled, both families");
     let SetMembers::Addresses(nets) = &policy(&plan).sets[0].members else { panic!("an address set") };
     assert_eq!(nets.iter().map(ToString::to_string).collect::<Vec<_>>(), ["10.0.1.0/26", "10.0.0.9/32"]);
     let SetMembers::AddressPorts(ports) = &policy(&plan).sets[1].members else { panic!("a named-port set") };
-    assert_eq!(ports, &[(Ipv4Addr::new(10, 0, 0, 5), IpProtocol::TCP, 8080)]);
+    assert_eq!(ports, &[(IpAddr::from(Ipv4Addr::new(10, 0, 0, 5)), IpProtocol::TCP, 8080)]);
+    let SetMembers::Addresses(nets) = &policy(&plan).sets[2].members else { panic!("an address set") };
+    assert_eq!(nets.iter().map(ToString::to_string).collect::<Vec<_>>(), ["fd00::1/128"]);
 }
 
 #[test]
@@ -143,4 +143,67 @@ fn an_ipv6_only_spec_plans_without_a_panic() {
     let plan = NodePlan::build(NODE, &spec, Some(&policy_span()), &[]);
     assert!(plan.routing_problems.is_empty(), "{:?}", plan.routing_problems);
     assert!(crate::ipv4_only::unsupported(&spec).is_some(), "the agent rejects it with a reason in status");
+}
+
+/// The policy part keeps both families: failsafes for IPv6 networks, natOutgoing pools of both.
+#[test]
+fn failsafes_and_nat_pools_of_both_families_are_kept() {
+    let mut spec = policy_spec();
+    let mut pool6 = spec.pools[0].clone();
+    pool6.cidr = "fd00:10::/48".into();
+    spec.pools.push(pool6.clone());
+    spec.pools.push(gingham_crds::api::nodenetwork::PoolRouting {
+        nat_outgoing: false,
+        cidr: "fd00:20::/48".into(),
+        ..pool6
+    });
+    spec.policy.failsafe_inbound[0].net = Some("fd00:192::/64".into());
+    let plan = NodePlan::build(NODE, &spec, Some(&policy_span()), &[]);
+    let nets: Vec<Option<String>> =
+        policy(&plan).failsafe_inbound.iter().map(|(_, net)| net.map(|n| n.to_string())).collect();
+    assert_eq!(nets, [Some("fd00:192::/64".to_string()), None]);
+    let shown = |nets: &[IpNet]| nets.iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(shown(&policy(&plan).nat.pools), ["10.0.0.0/16", "fd00:10::/48", "fd00:20::/48"]);
+    assert_eq!(shown(&policy(&plan).nat.nat_outgoing), ["10.0.0.0/16", "fd00:10::/48"]);
+}
+
+/// A rule that names a set where its kind cannot serve (nftables would refuse the table) leaves its
+/// policy out, in both families.
+#[test]
+fn a_set_of_the_wrong_kind_fails_closed() {
+    type Edit = fn(&mut NodeSpan);
+    let cases: &[(&str, Edit)] = &[
+        ("named-port set as a selector", |s| s.policies[0].ingress[0].source.sets = vec!["web_http".into()]),
+        ("address set as named ports", |s| {
+            s.policies[0].ingress[0].destination.named_port_set6 = Some("clients".into());
+        }),
+    ];
+    for (case, edit) in cases {
+        let mut span = policy_span();
+        edit(&mut span);
+        let plan = NodePlan::build(NODE, &policy_spec(), Some(&span), &[]);
+        let names: Vec<&str> = policy(&plan).policies.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["global/audit"], "{case}");
+        assert!(plan.policy_problems[0].contains("not of the kind"), "{case}: {:?}", plan.policy_problems);
+    }
+}
+
+/// The fail-closed rule holds for IPv6 sets: a policy naming an IPv6 set with a member that does
+/// not decode, or is IPv4, is left out (both families of it).
+#[test]
+fn a_bad_member_of_an_ipv6_set_fails_closed() {
+    for bad in ["fd00::x", "10.0.0.1"] {
+        let mut span = policy_span();
+        let mut clients6 = (*span.ip_sets[0]).clone();
+        (clients6.name, clients6.family, clients6.members) =
+            ("clients6".into(), IpFamily::IPv6, vec!["fd00::1".into(), bad.into()]);
+        span.ip_sets.push(clients6.into());
+        let mut allow = (*span.policies[0]).clone();
+        allow.ingress[0].source.sets.push("clients6".into());
+        span.policies[0] = allow.into();
+        let plan = NodePlan::build(NODE, &policy_spec(), Some(&span), &[]);
+        let names: Vec<&str> = policy(&plan).policies.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["global/audit"], "{bad}");
+        assert!(plan.policy_problems.iter().any(|p| p.contains("set clients6")), "{bad}: {:?}", plan.policy_problems);
+    }
 }

@@ -11,15 +11,18 @@
 //! operator compiles a pod's policy once it is scheduled to the node, so when CNI ADD creates the
 //! veth its policy is already in force and ADD changes no nftables state. An entry compiled for
 //! another Pod UID than the local endpoint of that name is left out ([`dispatched`]).
+//!
+//! One `inet` table serves both families: the sets are typed by family, each compiled rule is
+//! rendered for the families it can match ([`super::policy`]), the drops that isolate a pod name
+//! no family, neighbour discovery and MLD pass before any policy ([`ICMPV6_ALWAYS`]), and
+//! natOutgoing masquerades in both families (`all_pools`/`nat_pools`, `all_pools6`/`nat_pools6`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use gingham_crds::api::nodenetwork::{
-    CompiledMatch, CompiledPolicy, CompiledRule, EndpointPolicy, EndpointToHostAction,
-};
-use gingham_crds::api::policy::Action;
-use gingham_crds::api::{Net, Wire};
+use gingham_crds::api::IpFamily;
+use gingham_crds::api::nodenetwork::{CompiledPolicy, EndpointPolicy, EndpointToHostAction};
 use gingham_crds::naming::{INTERFACE_PREFIX, endpoint_interface_name};
+use ipnet::IpNet;
 use tracing::warn;
 
 use super::elements;
@@ -27,29 +30,35 @@ use super::model::{
     AddressSet, Chain, Hook, Interface, Match, Rule, Ruleset, Set, SetType, Side, Statement, Verdict, VerdictMap,
     stable_hash,
 };
+use super::policy::{SetIndex, policy_rules, set_name};
 use super::render::{FINGERPRINT_PREFIX, fingerprint};
 use crate::dataplane::NodeView;
-use crate::dataplane::plan::{PolicyPlan, SetMembers};
+use crate::dataplane::plan::{PolicyPlan, SetMembers, SetPlan};
 use crate::endpoint::uid_matches;
 
 /// The verdict map for traffic leaving pods.
 pub const FROM_ENDPOINT: &str = "from_endpoint";
 /// The verdict map for traffic entering pods.
 pub const TO_ENDPOINT: &str = "to_endpoint";
-/// The set of every pool CIDR.
+/// The set of every IPv4 pool CIDR.
 pub const ALL_POOLS: &str = "all_pools";
-/// The set of the natOutgoing pool CIDRs.
+/// The set of the IPv4 natOutgoing pool CIDRs.
 pub const NAT_POOLS: &str = "nat_pools";
+/// The set of every IPv6 pool CIDR.
+pub const ALL_POOLS6: &str = "all_pools6";
+/// The set of the IPv6 natOutgoing pool CIDRs.
+pub const NAT_POOLS6: &str = "nat_pools6";
+
+/// The ICMPv6 types a default deny never drops, to or from a pod: MLD query, report and done
+/// (130-132), router solicitation and advertisement (133, 134), neighbour solicitation and
+/// advertisement (135, 136) and the MLDv2 report (143). Felix accepts 130-133, 135 and 136 from
+/// workloads before their policy; errors such as packet-too-big arrive as `ct state related`.
+pub const ICMPV6_ALWAYS: &[u8] = &[130, 131, 132, 133, 134, 135, 136, 143];
 
 #[derive(Clone, Copy)]
 enum Direction {
     Ingress,
     Egress,
-}
-
-/// The name of a span-defined set in the table.
-pub fn set_name(name: &str) -> String {
-    format!("s_{name}")
 }
 
 fn chain_name(prefix: &str, key: &str) -> String {
@@ -74,9 +83,19 @@ fn endpoint_chain(direction: Direction, policies: &[String]) -> String {
 
 /// The whole ruleset for the view and its policy.
 pub fn ruleset(view: &NodeView<'_>, policy: &PolicyPlan) -> Ruleset {
+    // An empty set of a family the node has no address of is not programmed (an IPv4-only
+    // cluster's empty IPv6 set per selector): its rules treat it as the empty set it is.
+    let programmed = |set: &SetPlan| {
+        let empty = match &set.members {
+            SetMembers::Addresses(members) => members.is_empty(),
+            SetMembers::AddressPorts(members) => members.is_empty(),
+        };
+        !empty || policy.node_families.is_empty() || policy.node_families.contains(&set.family)
+    };
     let mut sets: Vec<Set> = policy
         .sets
         .iter()
+        .filter(|set| programmed(set))
         .map(|set| {
             let (kind, elements) = match &set.members {
                 SetMembers::Addresses(nets) => (SetType::Addresses, elements::addresses(nets.iter().copied())),
@@ -84,26 +103,18 @@ pub fn ruleset(view: &NodeView<'_>, policy: &PolicyPlan) -> Ruleset {
                     (SetType::AddressPorts, elements::address_ports(members.iter().copied()))
                 }
             };
-            Set { name: set_name(&set.name), kind, elements }
+            Set { name: set_name(&set.name), family: set.family, kind, elements }
         })
         .collect();
-    let pools = view.plan.pools.iter();
-    sets.push(Set {
-        name: ALL_POOLS.into(),
-        kind: SetType::Addresses,
-        elements: elements::addresses(pools.clone().map(|p| p.cidr)),
-    });
-    sets.push(Set {
-        name: NAT_POOLS.into(),
-        kind: SetType::Addresses,
-        elements: elements::addresses(pools.filter(|p| p.nat_outgoing).map(|p| p.cidr)),
-    });
+    sets.extend(pool_sets(&policy.nat.pools, &policy.nat.nat_outgoing));
 
+    let index = SetIndex::new(&policy.sets, programmed);
+    warn_undefined_sets(policy, &index);
     let known: BTreeSet<&str> = policy.policies.iter().map(|p| p.name.as_str()).collect();
     let mut chains: BTreeMap<String, Chain> = BTreeMap::new();
     for compiled in &policy.policies {
         for direction in [Direction::Ingress, Direction::Egress] {
-            let chain = compiled_policy_chain(compiled, direction);
+            let chain = compiled_policy_chain(compiled, direction, &index);
             chains.insert(chain.name.clone(), chain);
         }
     }
@@ -126,8 +137,6 @@ pub fn ruleset(view: &NodeView<'_>, policy: &PolicyPlan) -> Ruleset {
     ];
     let mut ruleset = Ruleset { sets, maps, chains: base_chains(policy) };
     ruleset.chains.extend(chains.into_values());
-    let missing = missing_sets(&ruleset);
-    ruleset.sets.extend(missing);
     let print = fingerprint(&ruleset);
     if let Some(first) = ruleset.chains.first_mut().and_then(|chain| chain.rules.first_mut()) {
         first.comment = Some(format!("{FINGERPRINT_PREFIX}{print}"));
@@ -146,28 +155,33 @@ pub fn dispatched<'a>(view: &NodeView<'a>, policy: &'a PolicyPlan) -> impl Itera
         .filter(move |entry| local.get(&entry.name).is_none_or(|actual| uid_matches(entry.uid.as_deref(), *actual)))
 }
 
-/// Empty sets for the ones rules name but the span does not define: nft would refuse the whole
-/// table otherwise.
-fn missing_sets(ruleset: &Ruleset) -> Vec<Set> {
-    let defined: BTreeSet<&str> = ruleset.sets.iter().map(|s| s.name.as_str()).collect();
-    let mut missing = BTreeMap::new();
-    for m in ruleset.chains.iter().flat_map(|c| c.rules.iter()).flat_map(|r| r.matches.iter()) {
-        let (name, kind) = match m {
-            Match::Address { set: AddressSet::Named(name), .. } => (name, SetType::Addresses),
-            Match::NamedPort { set, .. } => (set, SetType::AddressPorts),
-            _ => continue,
-        };
-        if !defined.contains(name.as_str()) {
-            missing.entry(name.clone()).or_insert(kind);
-        }
+/// The pool sets of both families: every pool, and the natOutgoing ones (`all_pools`,
+/// `nat_pools` for IPv4, `all_pools6`, `nat_pools6` for IPv6).
+fn pool_sets(pools: &[IpNet], nat_outgoing: &[IpNet]) -> Vec<Set> {
+    fn of(nets: &[IpNet], family: IpFamily) -> impl Iterator<Item = IpNet> + '_ {
+        nets.iter().copied().filter(move |net| IpFamily::of_net(net) == family)
     }
-    missing
+    [(IpFamily::IPv4, ALL_POOLS, NAT_POOLS), (IpFamily::IPv6, ALL_POOLS6, NAT_POOLS6)]
         .into_iter()
-        .map(|(name, kind)| {
-            warn!(set = %name, "a policy rule names a set the span does not define; using an empty set");
-            Set { name, kind, elements: BTreeSet::new() }
+        .flat_map(|(family, all, nat)| {
+            [(all, elements::addresses(of(pools, family))), (nat, elements::addresses(of(nat_outgoing, family)))]
+                .map(|(name, elements)| Set { name: name.into(), family, kind: SetType::Addresses, elements })
         })
         .collect()
+}
+
+/// Logs each set a policy rule names that the span does not define: the rule treats it as an empty
+/// set of both families (see [`super::policy`]).
+fn warn_undefined_sets(policy: &PolicyPlan, index: &SetIndex<'_>) {
+    let rules = policy.policies.iter().flat_map(|p| p.ingress.iter().chain(&p.egress));
+    let names = rules.flat_map(|rule| [&rule.source, &rule.destination]).flat_map(|side| {
+        let ports = side.named_port_set.iter().chain(&side.named_port_set6);
+        side.sets.iter().chain(&side.not_sets).chain(ports)
+    });
+    let undefined: BTreeSet<&String> = names.filter(|name| !index.defines(name)).collect();
+    for name in undefined {
+        warn!(set = %name, "a policy rule names a set the span does not define; it is taken as empty");
+    }
 }
 
 fn pod_interfaces() -> String {
@@ -176,6 +190,8 @@ fn pod_interfaces() -> String {
 
 fn base_chains(policy: &PolicyPlan) -> Vec<Chain> {
     let established = || Rule::verdict(vec![Match::CtState("established,related")], Verdict::Accept);
+    let icmpv6 =
+        || Rule::verdict(vec![Match::Family(IpFamily::IPv6), Match::Icmpv6Types(ICMPV6_ALWAYS)], Verdict::Accept);
     let clear = || Rule::new(vec![], vec![Statement::ClearAllowMark]);
     let unknown = |interface| {
         Rule::verdict(vec![Match::InterfaceName(interface, pod_interfaces()), Match::NotAllowed], Verdict::Drop)
@@ -186,6 +202,7 @@ fn base_chains(policy: &PolicyPlan) -> Vec<Chain> {
         hook: Some(Hook::Forward),
         rules: vec![
             established(),
+            icmpv6(),
             Rule::verdict(vec![Match::CtState("invalid")], Verdict::Drop),
             clear(),
             dispatch(Interface::In, FROM_ENDPOINT),
@@ -206,22 +223,20 @@ fn base_chains(policy: &PolicyPlan) -> Vec<Chain> {
             ),
         ],
     };
-    let mut to_host: Vec<Rule> = policy
-        .failsafe_inbound
-        .iter()
-        .map(|(failsafe, net)| {
-            let mut matches = Vec::new();
-            if let Some(net) = net {
-                matches.push(Match::Address {
-                    side: Side::Source,
-                    negate: false,
-                    set: AddressSet::Literal(elements::addresses([*net]).into_iter().collect()),
-                });
-            }
-            matches.push(Match::Service { protocol: failsafe.protocol.to_string(), port: failsafe.port });
-            Rule::verdict(matches, Verdict::Accept)
-        })
-        .collect();
+    let failsafes = policy.failsafe_inbound.iter().map(|(failsafe, net)| {
+        let mut matches = Vec::new();
+        if let Some(net) = net {
+            matches.push(Match::Address {
+                family: IpFamily::of_net(net),
+                side: Side::Source,
+                negate: false,
+                set: AddressSet::Literal(elements::addresses([*net]).into_iter().collect()),
+            });
+        }
+        matches.push(Match::Service { protocol: failsafe.protocol.to_string(), port: failsafe.port });
+        Rule::verdict(matches, Verdict::Accept)
+    });
+    let mut to_host: Vec<Rule> = std::iter::once(icmpv6()).chain(failsafes).collect();
     match policy.default_endpoint_to_host_action {
         EndpointToHostAction::Drop => to_host.push(Rule::verdict(vec![], Verdict::Drop)),
         action => {
@@ -231,16 +246,21 @@ fn base_chains(policy: &PolicyPlan) -> Vec<Chain> {
         }
     }
     let endpoint_to_host = Chain { name: "endpoint_to_host".into(), hook: None, rules: to_host };
+    let masquerade = |family, nat: &str, all: &str| {
+        let named =
+            |side, negate, name: &str| Match::Address { family, side, negate, set: AddressSet::Named(name.into()) };
+        Rule::new(
+            vec![named(Side::Source, false, nat), named(Side::Destination, true, all)],
+            vec![Statement::Masquerade],
+        )
+    };
     let postrouting = Chain {
         name: "postrouting".into(),
         hook: Some(Hook::Postrouting),
-        rules: vec![Rule::new(
-            vec![
-                Match::Address { side: Side::Source, negate: false, set: AddressSet::Named(NAT_POOLS.into()) },
-                Match::Address { side: Side::Destination, negate: true, set: AddressSet::Named(ALL_POOLS.into()) },
-            ],
-            vec![Statement::Masquerade],
-        )],
+        rules: vec![
+            masquerade(IpFamily::IPv4, NAT_POOLS, ALL_POOLS),
+            masquerade(IpFamily::IPv6, NAT_POOLS6, ALL_POOLS6),
+        ],
     };
     vec![forward, input, endpoint_to_host, postrouting]
 }
@@ -267,100 +287,13 @@ fn endpoint_policy_chain(direction: Direction, policies: &[String], known: &BTre
     Chain { name: endpoint_chain(direction, policies), hook: None, rules }
 }
 
-fn compiled_policy_chain(policy: &CompiledPolicy, direction: Direction) -> Chain {
+fn compiled_policy_chain(policy: &CompiledPolicy, direction: Direction, sets: &SetIndex<'_>) -> Chain {
     let compiled = match direction {
         Direction::Ingress => &policy.ingress,
         Direction::Egress => &policy.egress,
     };
-    let rules = compiled.iter().flat_map(|rule| policy_rules(&policy.name, rule)).collect();
+    let rules = compiled.iter().flat_map(|rule| policy_rules(&policy.name, rule, sets)).collect();
     Chain { name: policy_chain(direction, &policy.name), hook: None, rules }
-}
-
-/// A rule's action as statements. Pass skips the remaining policies and counts as allowed, as the
-/// operator compiles it (one tier; past it Calico's default profile allows).
-fn action_statements(policy: &str, action: Action) -> Vec<Statement> {
-    match action {
-        Action::Allow | Action::Pass => vec![Statement::SetAllowMark, Statement::Verdict(Verdict::Return)],
-        Action::Deny => vec![Statement::Verdict(Verdict::Drop)],
-        Action::Log => {
-            let name: String = policy.chars().filter(|c| c.is_ascii_graphic()).take(100).collect();
-            vec![Statement::Log(format!("gingham {name}: "))]
-        }
-    }
-}
-
-/// One compiled rule as nft rules: more than one when named ports are ORed with port ranges.
-fn policy_rules(policy: &str, rule: &CompiledRule) -> Vec<Rule> {
-    let mut common = Vec::new();
-    if let Some(number) = rule.protocol {
-        common.push(Match::Protocol { negate: false, number });
-    }
-    if let Some(number) = rule.not_protocol {
-        common.push(Match::Protocol { negate: true, number });
-    }
-    if let Some(icmp) = &rule.icmp {
-        common.push(Match::Icmp { negate: false, type_: icmp.type_, code: icmp.code });
-    }
-    if let Some(icmp) = &rule.not_icmp {
-        common.push(Match::Icmp { negate: true, type_: icmp.type_, code: icmp.code });
-    }
-    let mut variants = vec![common];
-    for (side, matched) in [(Side::Source, &rule.source), (Side::Destination, &rule.destination)] {
-        let Some(base) = side_matches(side, matched) else { return Vec::new() };
-        let alternatives = port_alternatives(side, matched);
-        let mut next = Vec::new();
-        for prefix in &variants {
-            for alternative in &alternatives {
-                next.push(prefix.iter().chain(&base).chain(alternative).cloned().collect());
-            }
-        }
-        variants = next;
-    }
-    variants.into_iter().map(|matches| Rule::new(matches, action_statements(policy, rule.action))).collect()
-}
-
-/// The address and negated-port conditions of one side; `None` when the rule cannot match IPv4
-/// (its nets are all IPv6). The plan holds only policies whose nets all decoded.
-fn side_matches(side: Side, matched: &CompiledMatch) -> Option<Vec<Match>> {
-    let mut out = Vec::new();
-    let ipv4 = |nets: &[Wire<Net>]| -> Vec<String> {
-        elements::addresses(nets.iter().filter_map(|net| net.value()?.v4())).into_iter().collect()
-    };
-    let (nets, not_nets) = (ipv4(&matched.nets), ipv4(&matched.not_nets));
-    if !matched.nets.is_empty() && nets.is_empty() {
-        return None;
-    }
-    if !nets.is_empty() {
-        out.push(Match::Address { side, negate: false, set: AddressSet::Literal(nets) });
-    }
-    if !not_nets.is_empty() {
-        out.push(Match::Address { side, negate: true, set: AddressSet::Literal(not_nets) });
-    }
-    for set in &matched.sets {
-        out.push(Match::Address { side, negate: false, set: AddressSet::Named(set_name(set)) });
-    }
-    for set in &matched.not_sets {
-        out.push(Match::Address { side, negate: true, set: AddressSet::Named(set_name(set)) });
-    }
-    if !matched.not_ports.is_empty() {
-        out.push(Match::Ports { side, negate: true, ranges: matched.not_ports.clone() });
-    }
-    Some(out)
-}
-
-/// The port conditions of one side, as alternatives (ORed): ranges, a named-port set, or both.
-fn port_alternatives(side: Side, matched: &CompiledMatch) -> Vec<Vec<Match>> {
-    let mut alternatives = Vec::new();
-    if !matched.ports.is_empty() {
-        alternatives.push(vec![Match::Ports { side, negate: false, ranges: matched.ports.clone() }]);
-    }
-    if let Some(set) = &matched.named_port_set {
-        alternatives.push(vec![Match::NamedPort { side, set: set_name(set) }]);
-    }
-    if alternatives.is_empty() {
-        alternatives.push(Vec::new());
-    }
-    alternatives
 }
 
 #[cfg(test)]

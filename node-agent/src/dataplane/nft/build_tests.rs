@@ -1,6 +1,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use gingham_crds::api::nodenetwork::{EndpointPolicy, EndpointToHostAction, NodeNetworkSpec};
+use gingham_crds::api::IpFamily;
+use gingham_crds::api::nodenetwork::{
+    CompiledMatch, CompiledPolicy, CompiledRule, EndpointPolicy, EndpointToHostAction, IcmpMatch, IcmpProtocol, IpSet,
+    IpSetKind, NodeNetworkSpec,
+};
+use gingham_crds::api::policy::Action;
 use gingham_crds::api::span::NodeSpan;
 
 use super::*;
@@ -85,45 +90,196 @@ fn a_missing_policy_fails_closed() {
 }
 
 #[test]
-fn ipv6_nets_never_break_the_ipv4_table() {
-    use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule};
-    let rule = |nets: &[&str], not_nets: &[&str]| CompiledRule {
-        action: gingham_crds::api::policy::Action::Allow,
-        source: CompiledMatch {
-            nets: nets.iter().map(|n| (*n).into()).collect(),
-            not_nets: not_nets.iter().map(|n| (*n).into()).collect(),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let cases: &[(&[&str], &[&str], &[&str])] = &[
-        (&["::/0"], &[], &[]),
-        (&["::/0", "0.0.0.0/0"], &[], &["ip saddr { 0.0.0.0/0 } meta mark set meta mark | 0x10000 return"]),
-        (&[], &["fd00::/8"], &["meta mark set meta mark | 0x10000 return"]),
-    ];
-    for (nets, not_nets, expected) in cases {
-        let texts: Vec<String> = policy_rules("p", &rule(nets, not_nets)).iter().map(render::rule_text).collect();
-        assert_eq!(texts, *expected, "{nets:?} {not_nets:?}");
-    }
-}
-
-#[test]
-fn sets_a_rule_names_but_the_span_lacks_are_created_empty() {
+fn rules_naming_sets_the_span_lacks_never_match_and_no_set_is_invented() {
     let mut span = policy_span();
     span.ip_sets.clear();
     let endpoints = [endpoint("web", [10, 0, 0, 5])];
     let rules = rules(&policy_spec(), &span, &endpoints);
-    let sets: Vec<(&str, SetType, usize)> =
-        rules.sets.iter().map(|s| (s.name.as_str(), s.kind, s.elements.len())).collect();
+    let sets: Vec<(&str, IpFamily, SetType, usize)> =
+        rules.sets.iter().map(|s| (s.name.as_str(), s.family, s.kind, s.elements.len())).collect();
     assert_eq!(
         sets,
         vec![
-            (ALL_POOLS, SetType::Addresses, 1),
-            (NAT_POOLS, SetType::Addresses, 1),
-            ("s_clients", SetType::Addresses, 0),
-            ("s_web_http", SetType::AddressPorts, 0)
+            (ALL_POOLS, IpFamily::IPv4, SetType::Addresses, 1),
+            (NAT_POOLS, IpFamily::IPv4, SetType::Addresses, 1),
+            (ALL_POOLS6, IpFamily::IPv6, SetType::Addresses, 0),
+            (NAT_POOLS6, IpFamily::IPv6, SetType::Addresses, 0),
         ]
     );
+    let http = rules.chains.iter().find(|c| c.name.starts_with("pi_default_allow_http")).unwrap();
+    let texts: Vec<String> = http.rules.iter().map(render::rule_text).collect();
+    assert_eq!(
+        texts,
+        ["meta nfproto ipv4 meta l4proto 1 icmp type 8 meta mark set meta mark | 0x10000 return"],
+        "the rules from the missing `clients` set are gone, the ping rule stays"
+    );
+}
+
+/// A node with addresses of both families: pools of both with natOutgoing, a failsafe for an IPv6
+/// network, and a policy whose selectors name the sets of both families.
+fn dual_stack_spec() -> NodeNetworkSpec {
+    let mut spec = policy_spec();
+    spec.address6 = Some("fd00:192::2/64".into());
+    spec.blocks.push("fd00:10::/122".into());
+    let mut pool6 = spec.pools[0].clone();
+    (pool6.name, pool6.cidr) = ("pool6".into(), "fd00:10::/48".into());
+    spec.pools.push(pool6);
+    let mut failsafe6 = spec.policy.failsafe_inbound[0].clone();
+    failsafe6.net = Some("fd00:192::/64".into());
+    spec.policy.failsafe_inbound.push(failsafe6);
+    spec
+}
+
+fn set(name: &str, family: IpFamily, kind: IpSetKind, members: &[&str]) -> gingham_crds::api::Shared<IpSet> {
+    IpSet { name: name.into(), family, kind, members: members.iter().map(|m| (*m).into()).collect() }.into()
+}
+
+/// The operator's shape of a dual-stack span: each selector is a set per family, each named port
+/// too; one ICMPv6 rule, one IPv6-only deny, an IPv4 ping rule.
+fn dual_stack_span() -> NodeSpan {
+    let (v4, v6) = (IpFamily::IPv4, IpFamily::IPv6);
+    let ip_sets = vec![
+        set("gs_clients", v4, IpSetKind::Addresses, &["10.0.0.9", "10.0.1.0/26"]),
+        set("gs6_clients", v6, IpSetKind::Addresses, &["fd00:10::9", "fd00:10:0:1::/64"]),
+        set("gp_http", v4, IpSetKind::AddressPorts, &["10.0.0.5,TCP,8080"]),
+        set("gp6_http", v6, IpSetKind::AddressPorts, &["fd00:10::5,TCP,8080"]),
+    ];
+    let http = CompiledRule {
+        action: Action::Allow,
+        protocol: Some(6),
+        source: CompiledMatch { sets: vec!["gs_clients".into(), "gs6_clients".into()], ..Default::default() },
+        destination: CompiledMatch {
+            named_port_set: Some("gp_http".into()),
+            named_port_set6: Some("gp6_http".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let icmp = |protocol, type_| Some(IcmpMatch { protocol, type_, code: None });
+    let ping6 = CompiledRule {
+        action: Action::Allow,
+        protocol: Some(58),
+        icmp: icmp(IcmpProtocol::ICMPv6, 128),
+        ..Default::default()
+    };
+    let ping = CompiledRule {
+        action: Action::Allow,
+        protocol: Some(1),
+        icmp: icmp(IcmpProtocol::ICMP, 8),
+        ..Default::default()
+    };
+    let deny6 = CompiledRule {
+        action: Action::Deny,
+        ip_version: Some(v6),
+        destination: CompiledMatch {
+            nets: vec!["fd00:dead::/32".into()],
+            not_nets: vec!["10.0.0.0/8".into(), "fd00:dead:1::/48".into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let policies = vec![
+        CompiledPolicy { name: "default/allow-http".into(), ingress: vec![http, ping6, ping], egress: vec![] }.into(),
+        CompiledPolicy { name: "global/no-dead".into(), ingress: vec![], egress: vec![deny6] }.into(),
+    ];
+    let endpoints = vec![EndpointPolicy {
+        name: "default/web".into(),
+        uid: None,
+        ingress: vec!["default/allow-http".into()],
+        egress: vec!["global/no-dead".into()],
+    }];
+    NodeSpan { endpoints, policies, ip_sets, bgp_peers: Vec::new() }
+}
+
+#[test]
+fn golden_dual_stack_policy() {
+    insta::assert_snapshot!(rendered(&dual_stack_spec(), &dual_stack_span(), &["web"]));
+}
+
+/// An IPv6-only node: no IPv4 address, IPv6 blocks and pool; the operator still sends both sets
+/// of each selector (the IPv4 ones empty).
+#[test]
+fn golden_ipv6_only_node() {
+    let mut spec = dual_stack_spec();
+    spec.address = None;
+    spec.blocks.retain(|b| b.as_str().contains(':'));
+    spec.pools.retain(|p| p.cidr.as_str().contains(':'));
+    let mut span = dual_stack_span();
+    for set in &mut span.ip_sets {
+        if set.family == IpFamily::IPv4 {
+            let mut emptied = (**set).clone();
+            emptied.members.clear();
+            *set = emptied.into();
+        }
+    }
+    insta::assert_snapshot!(rendered(&spec, &span, &["web"]));
+}
+
+/// On an IPv4-only node the operator's empty IPv6 sets are not programmed, and the IPv4 rules are
+/// exactly those of a table that holds them.
+#[test]
+fn empty_sets_of_a_family_the_node_has_no_address_of_are_not_programmed() {
+    let mut span = dual_stack_span();
+    for set in &mut span.ip_sets {
+        if set.family == IpFamily::IPv6 {
+            let mut emptied = (**set).clone();
+            emptied.members.clear();
+            *set = emptied.into();
+        }
+    }
+    let web = [endpoint("web", [10, 0, 0, 5])];
+    let ipv4_only = rules(&policy_spec(), &span, &web);
+    let both = rules(&dual_stack_spec(), &span, &web);
+    let names = |rules: &Ruleset| rules.sets.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&ipv4_only), ["s_gs_clients", "s_gp_http", ALL_POOLS, NAT_POOLS, ALL_POOLS6, NAT_POOLS6]);
+    assert_eq!(names(&both).len(), names(&ipv4_only).len() + 2, "a dual-stack node holds them");
+    let ipv4_rules = |rules: &Ruleset| -> Vec<String> {
+        let chains = rules.chains.iter().filter(|c| c.name.starts_with("p"));
+        let texts = chains.flat_map(|c| c.rules.iter().map(render::rule_text));
+        texts.filter(|t| !t.contains("ip6 ") && !t.contains("ipv6")).collect()
+    };
+    assert_eq!(ipv4_rules(&ipv4_only), ipv4_rules(&both));
+    let http = ipv4_only.chains.iter().find(|c| c.name.starts_with("pi_default_allow_http")).unwrap();
+    assert!(
+        http.rules.iter().map(render::rule_text).all(|t| !t.contains("s_gs6") && !t.contains("s_gp6")),
+        "no rule names a set the table does not hold"
+    );
+}
+
+/// A pod selected by a policy is isolated in both families at once: its endpoint chain ends in a
+/// drop with no family in it, and the forward chain's drop of pods without policy has none either.
+#[test]
+fn isolation_is_family_agnostic() {
+    let rules = rules(&dual_stack_spec(), &dual_stack_span(), &[endpoint("web", [10, 0, 0, 5])]);
+    let to = &rules.maps.iter().find(|m| m.name == TO_ENDPOINT).unwrap().elements;
+    let web = gingham_crds::naming::endpoint_interface_name("default", "web");
+    let chain = rules.chains.iter().find(|c| Some(&c.name) == to.get(&web)).unwrap();
+    let last = chain.rules.last().unwrap();
+    assert_eq!(render::rule_text(last), "drop");
+    let forward = rules.chains.iter().find(|c| c.name == "forward").unwrap();
+    let drops = forward.rules.iter().filter(|r| r.statements == [Statement::Verdict(Verdict::Drop)]);
+    for drop in drops {
+        assert!(drop.matches.iter().all(|m| m.family().is_none()), "{drop:?}");
+    }
+}
+
+/// Neighbour discovery and MLD pass before any policy, from pods to the node and through the
+/// forward chain, whatever the endpoint-to-host action.
+#[test]
+fn neighbour_discovery_is_never_dropped_by_a_default_deny() {
+    for action in [EndpointToHostAction::Drop, EndpointToHostAction::Return, EndpointToHostAction::Accept] {
+        let mut spec = dual_stack_spec();
+        spec.policy.default_endpoint_to_host_action = action;
+        let rules = rules(&spec, &dual_stack_span(), &[endpoint("web", [10, 0, 0, 5])]);
+        let ndp = "meta nfproto ipv6 icmpv6 type { 130, 131, 132, 133, 134, 135, 136, 143 } accept";
+        for chain in ["forward", "endpoint_to_host"] {
+            let chain = rules.chains.iter().find(|c| c.name == chain).unwrap();
+            let texts: Vec<String> = chain.rules.iter().map(render::rule_text).collect();
+            let at = texts.iter().position(|t| t == ndp).unwrap_or_else(|| panic!("{action:?}: {texts:#?}"));
+            let first_drop = texts.iter().position(|t| t.ends_with("drop")).unwrap();
+            assert!(at < first_drop, "{action:?}: {texts:#?}");
+        }
+    }
 }
 
 /// A compiled endpoint policy is dispatched to the pod's interface only when it was compiled for

@@ -57,13 +57,13 @@ impl Delta {
 
 /// The structural change from the table `last` describes to `desired`, without elements; `None`
 /// when only a rewrite can make it (a base chain appears, goes or changes its hook, or a set
-/// changes its type).
+/// changes its type or family).
 pub fn structure(last: &Ruleset, desired: &Ruleset) -> Option<Delta> {
     let mut delta = Delta::default();
     let old_sets: BTreeMap<&str, &Set> = last.sets.iter().map(|s| (s.name.as_str(), s)).collect();
     for set in &desired.sets {
         match old_sets.get(set.name.as_str()) {
-            Some(old) if old.kind != set.kind => return None,
+            Some(old) if (old.family, old.kind) != (set.family, set.kind) => return None,
             Some(_) => {}
             None => delta.new_sets.push(Set { elements: BTreeSet::new(), ..set.clone() }),
         }

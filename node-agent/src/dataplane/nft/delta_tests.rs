@@ -172,3 +172,59 @@ fn golden_delta_for_a_new_pod_and_its_removal() {
     }
     insta::assert_snapshot!(text);
 }
+
+/// `policy_span` with an IPv6 set `clients6` the `allow-http` rule also names.
+fn with_clients6(members: &[&str]) -> NodeSpan {
+    let mut span = policy_span();
+    let mut clients6 = (*span.ip_sets[0]).clone();
+    clients6.name = "clients6".into();
+    clients6.family = gingham_crds::api::IpFamily::IPv6;
+    clients6.members = members.iter().map(|m| (*m).into()).collect();
+    span.ip_sets.push(clients6.into());
+    let mut policy = (*span.policies[0]).clone();
+    policy.ingress[0].source.sets.push("clients6".into());
+    span.policies[0] = policy.into();
+    span
+}
+
+fn dual_stack_rules(span: &NodeSpan) -> Ruleset {
+    let mut spec = policy_spec();
+    spec.address6 = Some("fd00:192::2/64".into());
+    crate::dataplane::fixtures::rules(&spec, span, &pods(&["web", "db"]))
+}
+
+#[test]
+fn ipv6_set_members_are_added_and_removed_as_elements() {
+    let last = dual_stack_rules(&with_clients6(&["fd00:10::9", "fd00:10::7"]));
+    let desired = dual_stack_rules(&with_clients6(&["fd00:10::9", "fd00:10:0:1::/64"]));
+    let Plan::Changes(delta) = plan(&desired, Some(&Observed::expected(&last)), &Digests::new(), Some(&last)) else {
+        panic!("expected a delta")
+    };
+    assert!(!delta.is_structural(), "{delta:?}");
+    assert_eq!(
+        render::delta(&delta),
+        "delete element inet gingham s_clients6 { fd00:10::7 }\nadd element inet gingham s_clients6 { fd00:10:0:1::/64 }\n"
+    );
+    let mut retyped = desired.clone();
+    retyped
+        .sets
+        .iter_mut()
+        .filter(|s| s.name == "s_clients6")
+        .for_each(|s| s.family = gingham_crds::api::IpFamily::IPv4);
+    assert_eq!(structure(&desired, &retyped), None, "a set that changes its family needs a rewrite");
+}
+
+#[test]
+fn an_empty_set_left_out_gets_programmed_by_a_delta_when_it_gains_a_member() {
+    let ipv4_only = |span: &NodeSpan| crate::dataplane::fixtures::rules(&policy_spec(), span, &pods(&["web", "db"]));
+    let last = ipv4_only(&with_clients6(&[]));
+    assert!(last.sets.iter().all(|s| s.name != "s_clients6"), "an empty IPv6 set on an IPv4-only node");
+    let desired = ipv4_only(&with_clients6(&["fd00:10::9"]));
+    let Plan::Changes(delta) = plan(&desired, Some(&Observed::expected(&last)), &Digests::new(), Some(&last)) else {
+        panic!("expected a delta, not a rewrite")
+    };
+    assert_eq!(delta.new_sets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["s_clients6"]);
+    let refilled = chain_names(&delta.refilled);
+    assert!(refilled.iter().any(|c| c.starts_with("pi_default_allow_http")), "{refilled:?}");
+    assert_eq!(delta.add["s_clients6"], ["fd00:10::9".to_string()].into());
+}

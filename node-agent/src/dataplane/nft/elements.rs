@@ -2,22 +2,23 @@
 //! as plain strings. The members come decoded from the [`crate::dataplane::plan::NodePlan`].
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use gingham_crds::api::IpProtocol;
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
-fn shown(net: &Ipv4Net) -> String {
-    if net.prefix_len() == 32 { net.addr().to_string() } else { net.to_string() }
+fn shown(net: &IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() { net.addr().to_string() } else { net.to_string() }
 }
 
-/// Interval-set elements: truncated to their network (`10.0.0.1` for a /32, else the network
-/// `10.0.0.0/24`), and without members another member already covers (nft refuses overlapping
-/// intervals).
-pub fn addresses(members: impl IntoIterator<Item = Ipv4Net>) -> BTreeSet<String> {
-    let mut nets: Vec<Ipv4Net> = members.into_iter().map(|net| net.trunc()).collect();
+/// Interval-set elements of one family: truncated to their network (`10.0.0.1` for a /32,
+/// `fd00::5` for a /128, else the network `10.0.0.0/24`), and without members another member
+/// already covers (nft refuses overlapping intervals). IPv6 addresses are written compressed
+/// (RFC 5952), as nft lists them.
+pub fn addresses(members: impl IntoIterator<Item = IpNet>) -> BTreeSet<String> {
+    let mut nets: Vec<IpNet> = members.into_iter().map(|net| net.trunc()).collect();
     nets.sort();
-    let mut kept: Vec<Ipv4Net> = Vec::new();
+    let mut kept: Vec<IpNet> = Vec::new();
     for net in nets {
         if !kept.last().is_some_and(|last| last.contains(&net)) {
             kept.push(net);
@@ -26,31 +27,48 @@ pub fn addresses(members: impl IntoIterator<Item = Ipv4Net>) -> BTreeSet<String>
     kept.iter().map(shown).collect()
 }
 
-/// Named-port elements: `10.0.0.1 . tcp . 8080`.
-pub fn address_ports(members: impl IntoIterator<Item = (Ipv4Addr, IpProtocol, u16)>) -> BTreeSet<String> {
+/// Named-port elements: `10.0.0.1 . tcp . 8080`, `fd00::5 . tcp . 8080`.
+pub fn address_ports(members: impl IntoIterator<Item = (IpAddr, IpProtocol, u16)>) -> BTreeSet<String> {
     members.into_iter().map(|(ip, proto, port)| format!("{ip} . {proto} . {port}")).collect()
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
-    fn nets(texts: &[&str]) -> Vec<Ipv4Net> {
-        texts.iter().filter_map(|t| t.parse().ok()).collect()
+    fn nets(texts: &[&str]) -> Vec<IpNet> {
+        texts.iter().map(|t| t.parse().unwrap()).collect()
     }
 
     #[test]
     fn addresses_are_normalised_and_covered_members_dropped() {
-        let got = addresses(nets(&["10.0.0.1/32", "10.0.0.7/32", "10.1.2.3/16", "10.1.5.0/24", "10.0.0.1/32"]));
-        assert_eq!(got.into_iter().collect::<Vec<_>>(), vec!["10.0.0.1", "10.0.0.7", "10.1.0.0/16"]);
+        let cases: &[(&[&str], &[&str])] = &[
+            (
+                &["10.0.0.1/32", "10.0.0.7/32", "10.1.2.3/16", "10.1.5.0/24", "10.0.0.1/32"],
+                &["10.0.0.1", "10.0.0.7", "10.1.0.0/16"],
+            ),
+            (
+                &["fd00:0:0:0::5/128", "fd00:1::7/64", "fd00:1::/48", "fd00:0:0:1:0:0:0:1/128"],
+                &["fd00:0:0:1::1", "fd00:1::/48", "fd00::5"],
+            ),
+        ];
+        for (members, expected) in cases {
+            assert_eq!(addresses(nets(members)).into_iter().collect::<Vec<_>>(), *expected);
+        }
     }
 
     #[test]
     fn named_ports_are_shown_as_nft_lists_them() {
         let got = address_ports([
-            (Ipv4Addr::new(10, 0, 0, 1), IpProtocol::TCP, 8080),
-            (Ipv4Addr::new(10, 0, 0, 2), IpProtocol::UDP, 53),
+            ("10.0.0.1".parse().unwrap(), IpProtocol::TCP, 8080),
+            ("10.0.0.2".parse().unwrap(), IpProtocol::UDP, 53),
+            ("fd00::0:2".parse().unwrap(), IpProtocol::TCP, 80),
         ]);
-        assert_eq!(got.into_iter().collect::<Vec<_>>(), vec!["10.0.0.1 . tcp . 8080", "10.0.0.2 . udp . 53"]);
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            vec!["10.0.0.1 . tcp . 8080", "10.0.0.2 . udp . 53", "fd00::2 . tcp . 80"]
+        );
     }
 }

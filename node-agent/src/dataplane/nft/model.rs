@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use gingham_crds::api::IpFamily;
 use gingham_crds::api::nodenetwork::PortRange;
 
 /// The family and name of gingham's private table.
@@ -24,9 +25,9 @@ pub struct Ruleset {
 /// What a set holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetType {
-    /// IPv4 addresses and prefixes (`flags interval`).
+    /// Addresses and prefixes of the set's family (`flags interval`).
     Addresses,
-    /// `ipv4_addr . inet_proto . inet_service` triples (named ports).
+    /// `ipv4_addr . inet_proto . inet_service` (or `ipv6_addr . ...`) triples (named ports).
     AddressPorts,
 }
 
@@ -35,6 +36,8 @@ pub enum SetType {
 pub struct Set {
     /// The set's name.
     pub name: String,
+    /// The family of its addresses (`ipv4_addr` or `ipv6_addr`).
+    pub family: IpFamily,
     /// What it holds.
     pub kind: SetType,
     /// The elements, in nft syntax (normalised, so they compare with what nft lists).
@@ -113,6 +116,8 @@ pub enum AddressSet {
 /// One condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Match {
+    /// `meta nfproto ipv4|ipv6`: the packet is of this family.
+    Family(IpFamily),
     /// `ct state <states>`.
     CtState(&'static str),
     /// `iifname|oifname "<pattern>"`.
@@ -128,8 +133,10 @@ pub enum Match {
         /// The IP protocol number.
         number: u8,
     },
-    /// `icmp type [!=] <type> [icmp code <code>]`.
+    /// `icmp|icmpv6 type [!=] <type> [icmp|icmpv6 code <code>]`.
     Icmp {
+        /// ICMP (IPv4) or ICMPv6 (IPv6).
+        family: IpFamily,
         /// Negated.
         negate: bool,
         /// The ICMP type.
@@ -137,8 +144,12 @@ pub enum Match {
         /// The ICMP code.
         code: Option<u8>,
     },
-    /// `ip saddr|daddr [!=] <set>`.
+    /// `icmpv6 type { <types> }`: one of these ICMPv6 types.
+    Icmpv6Types(&'static [u8]),
+    /// `ip|ip6 saddr|daddr [!=] <set>`.
     Address {
+        /// The family of the address (and of the set).
+        family: IpFamily,
         /// Which address.
         side: Side,
         /// Negated.
@@ -155,8 +166,10 @@ pub enum Match {
         /// The ranges.
         ranges: Vec<PortRange>,
     },
-    /// `ip daddr . meta l4proto . th dport @set` (named ports).
+    /// `ip|ip6 daddr . meta l4proto . th dport @set` (named ports).
     NamedPort {
+        /// The family of the address (and of the set).
+        family: IpFamily,
         /// Which end.
         side: Side,
         /// The set's name.
@@ -199,6 +212,27 @@ pub enum Verdict {
     Return,
     /// `jump <chain>`.
     Jump(String),
+}
+
+impl Match {
+    /// The family this condition belongs to, if it belongs to one.
+    pub fn family(&self) -> Option<IpFamily> {
+        match self {
+            Self::Family(family)
+            | Self::Icmp { family, .. }
+            | Self::Address { family, .. }
+            | Self::NamedPort { family, .. } => Some(*family),
+            Self::Icmpv6Types(_) => Some(IpFamily::IPv6),
+            _ => None,
+        }
+    }
+
+    /// Whether nft itself limits the rule to the condition's family: an `ip`/`ip6` address
+    /// carries a `meta nfproto` dependency in an `inet` table; `icmp type` only implies
+    /// `meta l4proto`.
+    pub fn fixes_family(&self) -> bool {
+        matches!(self, Self::Family(_) | Self::Address { .. } | Self::NamedPort { .. })
+    }
 }
 
 impl Rule {

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
+use gingham_crds::api::IpFamily;
 use gingham_crds::api::nodenetwork::PortRange;
 
 use super::delta::Delta;
@@ -27,7 +28,7 @@ pub fn transaction(ruleset: &Ruleset) -> String {
 pub fn delta(delta: &Delta) -> String {
     let mut out = String::new();
     for set in &delta.new_sets {
-        let _ = writeln!(out, "add set {TABLE} {} {{ {}; }}", set.name, set_type(set.kind).join("; "));
+        let _ = writeln!(out, "add set {TABLE} {} {{ {}; }}", set.name, set_type(set.family, set.kind).join("; "));
     }
     for map in &delta.new_maps {
         let _ = writeln!(out, "add map {TABLE} {map} {{ {MAP_TYPE}; }}");
@@ -66,11 +67,21 @@ fn element_updates(out: &mut String, verb: &str, changes: &BTreeMap<String, BTre
     }
 }
 
-/// The declaration lines of a set of this type.
-fn set_type(kind: SetType) -> &'static [&'static str] {
-    match kind {
-        SetType::Addresses => &["type ipv4_addr", "flags interval"],
-        SetType::AddressPorts => &["type ipv4_addr . inet_proto . inet_service"],
+/// The declaration lines of a set of this family and type.
+fn set_type(family: IpFamily, kind: SetType) -> &'static [&'static str] {
+    match (family, kind) {
+        (IpFamily::IPv4, SetType::Addresses) => &["type ipv4_addr", "flags interval"],
+        (IpFamily::IPv6, SetType::Addresses) => &["type ipv6_addr", "flags interval"],
+        (IpFamily::IPv4, SetType::AddressPorts) => &["type ipv4_addr . inet_proto . inet_service"],
+        (IpFamily::IPv6, SetType::AddressPorts) => &["type ipv6_addr . inet_proto . inet_service"],
+    }
+}
+
+/// The nft names of a family: its `meta nfproto`, its address expression and its ICMP.
+fn family_words(family: IpFamily) -> (&'static str, &'static str, &'static str) {
+    match family {
+        IpFamily::IPv4 => ("ipv4", "ip", "icmp"),
+        IpFamily::IPv6 => ("ipv6", "ip6", "icmpv6"),
     }
 }
 
@@ -90,7 +101,7 @@ pub fn table(ruleset: &Ruleset) -> String {
     let mut out = format!("table {TABLE} {{\n");
     for set in &ruleset.sets {
         let _ = writeln!(out, "\tset {} {{", set.name);
-        for line in set_type(set.kind) {
+        for line in set_type(set.family, set.kind) {
             let _ = writeln!(out, "\t\t{line}");
         }
         elements(&mut out, set.elements.iter().map(String::as_str));
@@ -166,28 +177,37 @@ fn ranges(ranges: &[PortRange]) -> String {
 
 fn match_text(m: &Match) -> String {
     match m {
+        Match::Family(family) => format!("meta nfproto {}", family_words(*family).0),
         Match::CtState(states) => format!("ct state {states}"),
         Match::InterfaceName(interface, pattern) => format!("{} {}", interface_key(*interface), quoted(pattern)),
         Match::NotAllowed => format!("meta mark & {ALLOW_MARK:#x} == 0"),
         Match::Allowed => format!("meta mark & {ALLOW_MARK:#x} == {ALLOW_MARK:#x}"),
         Match::Protocol { negate, number } => format!("meta l4proto {}{number}", not(*negate)),
-        Match::Icmp { negate, type_, code: None } => format!("icmp type {}{type_}", not(*negate)),
-        Match::Icmp { negate: false, type_, code: Some(code) } => format!("icmp type {type_} icmp code {code}"),
-        Match::Icmp { negate: true, type_, code: Some(code) } => {
-            format!("icmp type . icmp code != {{ {type_} . {code} }}")
+        Match::Icmp { family, negate, type_, code } => {
+            let icmp = family_words(*family).2;
+            match (negate, code) {
+                (_, None) => format!("{icmp} type {}{type_}", not(*negate)),
+                (false, Some(code)) => format!("{icmp} type {type_} {icmp} code {code}"),
+                (true, Some(code)) => format!("{icmp} type . {icmp} code != {{ {type_} . {code} }}"),
+            }
         }
-        Match::Address { side: s, negate, set } => {
+        Match::Icmpv6Types(types) => {
+            let types: Vec<String> = types.iter().map(u8::to_string).collect();
+            format!("icmpv6 type {{ {} }}", types.join(", "))
+        }
+        Match::Address { family, side: s, negate, set } => {
             let target = match set {
                 AddressSet::Named(name) => format!("@{name}"),
                 AddressSet::Literal(items) => format!("{{ {} }}", items.join(", ")),
             };
-            format!("ip {} {}{target}", side(*s, "", "addr"), not(*negate))
+            format!("{} {} {}{target}", family_words(*family).1, side(*s, "", "addr"), not(*negate))
         }
         Match::Ports { side: s, negate, ranges: r } => {
             format!("th {} {}{}", side(*s, "", "port"), not(*negate), ranges(r))
         }
-        Match::NamedPort { side: s, set } => {
-            format!("ip {} . meta l4proto . th {} @{set}", side(*s, "", "addr"), side(*s, "", "port"))
+        Match::NamedPort { family, side: s, set } => {
+            let ip = family_words(*family).1;
+            format!("{ip} {} . meta l4proto . th {} @{set}", side(*s, "", "addr"), side(*s, "", "port"))
         }
         Match::Service { protocol, port } => format!("{protocol} dport {port}"),
     }
