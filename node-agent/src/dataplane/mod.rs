@@ -17,7 +17,8 @@
 //! | desired nftables ruleset (pure), render, compare with the listing, apply atomically | [`nft`] |
 //! | orchestration and the [`SyncReport`] | [`kernel`] |
 //!
-//! Known limits: IPv4 only (IPv6 set members and IPv6-only rules are left out). Failsafe inbound
+//! Known limits: routes, devices, neighbours, FDB entries and nexthops are of both families; the
+//! nftables table is IPv4 only (IPv6 set members and IPv6-only rules are left out). Failsafe inbound
 //! ports are accepted first for traffic from pods to their node; the table never filters the
 //! node's own traffic or traffic to it from elsewhere, so outbound failsafes and node reachability
 //! need no rules. Drift inside a rule is detected only by a running agent (it remembers the rules
@@ -58,6 +59,9 @@ pub struct NodeView<'a> {
     /// This node's tunnel address (VTEP and `tunl0`), allocated through its IPAM; `None` when no
     /// pool encapsulates or none could be allocated.
     pub tunnel_address: Option<std::net::Ipv4Addr>,
+    /// This node's IPv6 VTEP address (on `vxlan-v6.gingham`), allocated through its IPAM from
+    /// `spec.tunnel.blocks6`; `None` when no IPv6 pool uses VXLAN or none could be allocated.
+    pub tunnel_address6: Option<std::net::Ipv6Addr>,
 }
 
 /// What one sync achieved, for status.

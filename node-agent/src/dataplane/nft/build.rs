@@ -87,16 +87,20 @@ pub fn ruleset(view: &NodeView<'_>, policy: &PolicyPlan) -> Ruleset {
             Set { name: set_name(&set.name), kind, elements }
         })
         .collect();
-    let pools = view.plan.pools.iter();
+    // The table is IPv4 (nft6 makes it dual-stack): IPv4 pools only.
+    let pools = view.plan.pools.iter().filter_map(|p| match p.cidr {
+        ipnet::IpNet::V4(cidr) => Some((cidr, p.nat_outgoing)),
+        ipnet::IpNet::V6(_) => None,
+    });
     sets.push(Set {
         name: ALL_POOLS.into(),
         kind: SetType::Addresses,
-        elements: elements::addresses(pools.clone().map(|p| p.cidr)),
+        elements: elements::addresses(pools.clone().map(|(cidr, _)| cidr)),
     });
     sets.push(Set {
         name: NAT_POOLS.into(),
         kind: SetType::Addresses,
-        elements: elements::addresses(pools.filter(|p| p.nat_outgoing).map(|p| p.cidr)),
+        elements: elements::addresses(pools.filter(|(_, nat)| *nat).map(|(cidr, _)| cidr)),
     });
 
     let known: BTreeSet<&str> = policy.policies.iter().map(|p| p.name.as_str()).collect();
