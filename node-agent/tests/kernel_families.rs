@@ -59,7 +59,7 @@ static FAMILIES: [Family; 2] = [
         c: "fd00:82::3/64",
         pool: "fd00:181::/48",
         blocks: ["fd00:181::/122", "fd00:181:0:1::/122", "fd00:181:0:1::40/122", "fd00:181:0:2::/122"],
-        device: "vxlan-v6.gingham",
+        device: "vxlan6.gingham",
     },
 ];
 
@@ -209,7 +209,7 @@ async fn sync<N: Netlink>(dataplane: &mut KernelDataplane<N, NftCommand>, node: 
 async fn settle<N: Netlink>(dataplane: &mut KernelDataplane<N, NftCommand>, node: &Node) -> SyncStats {
     let first = sync(dataplane, node).await;
     let again = sync(dataplane, node).await;
-    assert_eq!((again.dumped, again.netlink_changes), (false, 0), "a second sync changes nothing");
+    assert_eq!(again.netlink_changes, 0, "a second sync changes nothing");
     first
 }
 

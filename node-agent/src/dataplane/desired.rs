@@ -236,7 +236,7 @@ pub fn remote_routes(view: &NodeView<'_>, facts: &HostFacts) -> Vec<RemoteRoute>
     routes
 }
 
-/// The tunnel devices some pool needs: `vxlan.gingham` and `vxlan-v6.gingham` (each with the
+/// The tunnel devices some pool needs: `vxlan.gingham` and `vxlan6.gingham` (each with the
 /// node's underlay address of its family as `local`), and `tunl0` (only when the kernel has it).
 pub fn desired_tunnels(view: &NodeView<'_>, facts: &HostFacts) -> BTreeSet<TunnelSpec> {
     let mut tunnels = BTreeSet::new();
@@ -277,7 +277,7 @@ fn tunnel_family(tunnel: &TunnelSpec) -> Family {
 }
 
 /// The tunnel address of its family on every desired tunnel device: `/32` on `vxlan.gingham`
-/// and `tunl0`, `/128` on `vxlan-v6.gingham`.
+/// and `tunl0`, `/128` on `vxlan6.gingham`.
 pub fn desired_addresses(view: &NodeView<'_>, facts: &HostFacts) -> BTreeSet<AddressSpec> {
     desired_tunnels(view, facts)
         .into_iter()

@@ -266,8 +266,8 @@ fn ipv6_routes_follow_the_ipv6_pool_mode_and_cross_subnet_compares_ipv6_addresse
             Always,
             &[
                 "blackhole fd00:100::/122",
-                "fd00:100:0:1::/122 via fd00:100:0:1:: dev vxlan-v6.gingham onlink",
-                "fd00:100:0:2::/122 via fd00:100:0:2:: dev vxlan-v6.gingham onlink",
+                "fd00:100:0:1::/122 via fd00:100:0:1:: dev vxlan6.gingham onlink",
+                "fd00:100:0:2::/122 via fd00:100:0:2:: dev vxlan6.gingham onlink",
             ],
         ),
         (
@@ -276,7 +276,7 @@ fn ipv6_routes_follow_the_ipv6_pool_mode_and_cross_subnet_compares_ipv6_addresse
             &[
                 "blackhole fd00:100::/122",
                 "fd00:100:0:1::/122 via fd00:10::3",
-                "fd00:100:0:2::/122 via fd00:100:0:2:: dev vxlan-v6.gingham onlink",
+                "fd00:100:0:2::/122 via fd00:100:0:2:: dev vxlan6.gingham onlink",
             ],
         ),
         (Never, &["blackhole fd00:100::/122"]),
@@ -310,20 +310,20 @@ fn a_dual_stack_node_has_a_vxlan_device_per_family_with_its_own_address_mac_and_
     assert_eq!(
         tunnels,
         [
-            "vxlan-v6.gingham local fd00:10::2 mtu 1400 mac 02:00:00:00:01:0a",
+            "vxlan6.gingham local fd00:10::2 mtu 1400 mac 02:00:00:00:01:0a",
             "vxlan.gingham local 192.168.1.2 mtu 8950 mac 02:00:00:00:00:0a",
         ]
     );
     let addresses: Vec<String> =
         desired_addresses(&view, &FACTS).iter().map(|a| format!("{} {}", a.device, a.address)).collect();
-    assert_eq!(addresses, ["vxlan-v6.gingham fd00:100::/128", "vxlan.gingham 10.0.0.0/32"]);
+    assert_eq!(addresses, ["vxlan6.gingham fd00:100::/128", "vxlan.gingham 10.0.0.0/32"]);
     let neighbours: Vec<String> =
         desired_neighbours(&view).iter().map(|n| format!("{} {} {}", n.device, n.address, n.mac)).collect();
     assert_eq!(
         neighbours,
         [
-            "vxlan-v6.gingham fd00:100:0:1:: 02:00:00:00:01:0b",
-            "vxlan-v6.gingham fd00:100:0:2:: 02:00:00:00:01:0c",
+            "vxlan6.gingham fd00:100:0:1:: 02:00:00:00:01:0b",
+            "vxlan6.gingham fd00:100:0:2:: 02:00:00:00:01:0c",
             "vxlan.gingham 10.0.1.0 02:00:00:00:00:0b",
             "vxlan.gingham 10.0.2.0 02:00:00:00:00:0c",
         ]
@@ -333,8 +333,8 @@ fn a_dual_stack_node_has_a_vxlan_device_per_family_with_its_own_address_mac_and_
     assert_eq!(
         fdb,
         [
-            "vxlan-v6.gingham 02:00:00:00:01:0b fd00:10::3",
-            "vxlan-v6.gingham 02:00:00:00:01:0c fd00:20::4",
+            "vxlan6.gingham 02:00:00:00:01:0b fd00:10::3",
+            "vxlan6.gingham 02:00:00:00:01:0c fd00:20::4",
             "vxlan.gingham 02:00:00:00:00:0b 192.168.1.3",
             "vxlan.gingham 02:00:00:00:00:0c 192.168.2.4",
         ]
@@ -352,7 +352,7 @@ fn an_ipv6_only_node_gets_its_ipv6_routes_and_its_vxlan_v6_device_and_no_ipv4() 
     let endpoints = [endpoint("web", [10, 0, 0, 5])];
     let view = NodeView { tunnel_address: None, ..dual_view(&plan, &endpoints) };
     let routes = desired_routes(&view, &FACTS);
-    let remote: Vec<String> = ipv6(&routes).into_iter().filter(|r| r.contains("vxlan-v6.gingham")).collect();
+    let remote: Vec<String> = ipv6(&routes).into_iter().filter(|r| r.contains("vxlan6.gingham")).collect();
     assert_eq!(remote.len(), 2, "{routes:?}");
     assert!(
         routes
@@ -361,7 +361,7 @@ fn an_ipv6_only_node_gets_its_ipv6_routes_and_its_vxlan_v6_device_and_no_ipv4() 
         "no IPv4 block route: {routes:?}"
     );
     let tunnels: Vec<String> = desired_tunnels(&view, &FACTS).iter().map(|t| t.name.clone()).collect();
-    assert_eq!(tunnels, ["vxlan-v6.gingham"]);
+    assert_eq!(tunnels, ["vxlan6.gingham"]);
     assert_eq!(desired_addresses(&view, &FACTS).len(), 1);
     assert!(desired_fdb(&view).iter().all(|f| f.destination.is_ipv6()) && desired_fdb(&view).len() == 2);
     assert!(

@@ -76,7 +76,7 @@ pub struct KernelDataplane<N = RtNetlink, F = NftCommand> {
     observed: Option<KernelState>,
     /// When the kernel was last dumped in full.
     dumped_at: Option<Instant>,
-    /// When a sync last wanted each VXLAN device (`vxlan.gingham`, `vxlan-v6.gingham`).
+    /// When a sync last wanted each VXLAN device (`vxlan.gingham`, `vxlan6.gingham`).
     vxlan_wanted_at: BTreeMap<String, Instant>,
     /// How long a VXLAN device outlives the last sync that wanted it ([`VXLAN_DRAIN`]).
     vxlan_drain: Duration,
@@ -264,6 +264,11 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
                 Ok(()) => {
                     debug!(change = %describe(&op), "applied");
                     self.last.netlink_changes += 1;
+                    if let (Op::AddAddress(address), Some(observed)) = (&op, self.observed.as_mut()) {
+                        // The kernel announces a new IPv6 address from its address-configuration
+                        // work, after it answered: maybe only after the next sync has looked.
+                        observed.addresses.insert(address.clone());
+                    }
                 }
                 Err(error) => {
                     warn!(%error, "netlink change failed");

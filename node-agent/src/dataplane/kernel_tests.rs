@@ -469,7 +469,7 @@ async fn both_families_route_through_nexthops_of_their_family_and_a_second_sync_
             kernel.nexthops.iter().filter(|n| n.gateway.is_ipv6()).map(ToString::to_string).collect();
         let mut expected = vec![
             format!("id {b6} via fd00:10::3 dev eth0 onlink"),
-            format!("id {c6} via fd00:100:0:2:: dev vxlan-v6.gingham onlink"),
+            format!("id {c6} via fd00:100:0:2:: dev vxlan6.gingham onlink"),
         ];
         expected.sort_by_key(|h| h.split(' ').nth(1).map(|id| id.parse::<u32>().unwrap()));
         assert_eq!(hops, expected, "{name}");

@@ -59,7 +59,7 @@ pub struct NodeView<'a> {
     /// This node's tunnel address (VTEP and `tunl0`), allocated through its IPAM; `None` when no
     /// pool encapsulates or none could be allocated.
     pub tunnel_address: Option<std::net::Ipv4Addr>,
-    /// This node's IPv6 VTEP address (on `vxlan-v6.gingham`), allocated through its IPAM from
+    /// This node's IPv6 VTEP address (on `vxlan6.gingham`), allocated through its IPAM from
     /// `spec.tunnel.blocks6`; `None` when no IPv6 pool uses VXLAN or none could be allocated.
     pub tunnel_address6: Option<std::net::Ipv6Addr>,
 }

@@ -14,8 +14,9 @@ pub const ROUTE_PROTOCOL: u8 = 249;
 pub const VXLAN_DEVICE: &str = "vxlan.gingham";
 
 /// The VXLAN device gingham creates for IPv6 (Calico's `vxlan-v6.calico`): same VNI and port,
-/// IPv6 underlay.
-pub const VXLAN6_DEVICE: &str = "vxlan-v6.gingham";
+/// IPv6 underlay. Not `vxlan-v6.gingham`: that is 16 bytes, and the kernel takes interface names
+/// of at most 15 (`IFNAMSIZ` less its NUL).
+pub const VXLAN6_DEVICE: &str = "vxlan6.gingham";
 
 /// The IP-in-IP fallback device.
 pub const IPIP_DEVICE: &str = "tunl0";
@@ -294,6 +295,13 @@ mod tests {
     }
 
     #[test]
+    fn every_device_name_fits_the_kernels_interface_names() {
+        for name in [VXLAN_DEVICE, VXLAN6_DEVICE, IPIP_DEVICE] {
+            assert!(name.len() <= 15, "{name} is longer than IFNAMSIZ - 1");
+        }
+    }
+
+    #[test]
     fn routes_of_both_families_display_as_ip_shows_them() {
         let route = |destination: &str, target| RouteSpec {
             destination: destination.parse().unwrap_or_else(|_| unreachable!()),
@@ -311,7 +319,7 @@ mod tests {
             [
                 "fd00:2::5/128 dev gh1 scope link",
                 "blackhole fd00:2::/122",
-                "fd00:1::/122 via fd00:1:: dev vxlan-v6.gingham onlink",
+                "fd00:1::/122 via fd00:1:: dev vxlan6.gingham onlink",
                 "10.0.1.0/26 nhid 7",
             ]
         );

@@ -110,8 +110,8 @@ fn routes_a_nexthop_cannot_carry_stay_plain() {
 fn a_dual_stack_node_gets_one_nexthop_per_family_through_its_family_underlay() {
     let remote = vec![
         remote("node-b", via("10.0.1.0/26", "10.0.1.0", Some("vxlan.gingham"))),
-        remote("node-b", via("fd00:1::/122", "fd00:1::", Some("vxlan-v6.gingham"))),
-        remote("node-b", via("fd00:1::40/122", "fd00:1::", Some("vxlan-v6.gingham"))),
+        remote("node-b", via("fd00:1::/122", "fd00:1::", Some("vxlan6.gingham"))),
+        remote("node-b", via("fd00:1::40/122", "fd00:1::", Some("vxlan6.gingham"))),
         // CrossSubnet, direct: out of the IPv6 underlay device.
         remote("node-c", via("fd00:2::/122", "fd00:10::3", None)),
     ];
@@ -121,7 +121,7 @@ fn a_dual_stack_node_gets_one_nexthop_per_family_through_its_family_underlay() {
     let hops: Vec<_> = nexthops.iter().map(|n| (n.id, n.gateway.to_string(), n.device.as_str())).collect();
     let mut expected = vec![
         (b4, "10.0.1.0".to_string(), "vxlan.gingham"),
-        (b6, "fd00:1::".to_string(), "vxlan-v6.gingham"),
+        (b6, "fd00:1::".to_string(), "vxlan6.gingham"),
         (c6, "fd00:10::3".to_string(), "eth1"),
     ];
     expected.sort();
