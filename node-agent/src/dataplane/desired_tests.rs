@@ -310,22 +310,22 @@ fn a_dual_stack_node_has_a_vxlan_device_per_family_with_its_own_address_mac_and_
     assert_eq!(
         tunnels,
         [
-            "vxlan6.gingham local fd00:10::2 mtu 1400 mac 02:00:00:00:01:0a",
             "vxlan.gingham local 192.168.1.2 mtu 8950 mac 02:00:00:00:00:0a",
+            "vxlan6.gingham local fd00:10::2 mtu 1400 mac 02:00:00:00:01:0a",
         ]
     );
     let addresses: Vec<String> =
         desired_addresses(&view, &FACTS).iter().map(|a| format!("{} {}", a.device, a.address)).collect();
-    assert_eq!(addresses, ["vxlan6.gingham fd00:100::/128", "vxlan.gingham 10.0.0.0/32"]);
+    assert_eq!(addresses, ["vxlan.gingham 10.0.0.0/32", "vxlan6.gingham fd00:100::/128"]);
     let neighbours: Vec<String> =
         desired_neighbours(&view).iter().map(|n| format!("{} {} {}", n.device, n.address, n.mac)).collect();
     assert_eq!(
         neighbours,
         [
-            "vxlan6.gingham fd00:100:0:1:: 02:00:00:00:01:0b",
-            "vxlan6.gingham fd00:100:0:2:: 02:00:00:00:01:0c",
             "vxlan.gingham 10.0.1.0 02:00:00:00:00:0b",
             "vxlan.gingham 10.0.2.0 02:00:00:00:00:0c",
+            "vxlan6.gingham fd00:100:0:1:: 02:00:00:00:01:0b",
+            "vxlan6.gingham fd00:100:0:2:: 02:00:00:00:01:0c",
         ]
     );
     let fdb: Vec<String> =
@@ -333,20 +333,20 @@ fn a_dual_stack_node_has_a_vxlan_device_per_family_with_its_own_address_mac_and_
     assert_eq!(
         fdb,
         [
-            "vxlan6.gingham 02:00:00:00:01:0b fd00:10::3",
-            "vxlan6.gingham 02:00:00:00:01:0c fd00:20::4",
             "vxlan.gingham 02:00:00:00:00:0b 192.168.1.3",
             "vxlan.gingham 02:00:00:00:00:0c 192.168.2.4",
+            "vxlan6.gingham 02:00:00:00:01:0b fd00:10::3",
+            "vxlan6.gingham 02:00:00:00:01:0c fd00:20::4",
         ]
     );
     spec.tunnel.vxlan_mtu_v6 = None;
     let plan = NodePlan::build(NODE, &spec, None, &[]);
     let mtus: Vec<u32> = desired_tunnels(&dual_view(&plan, &[]), &FACTS).iter().map(|t| t.mtu).collect();
-    assert_eq!(mtus, [9000 - 70, 9000 - 50], "unset: the underlay's less 70 over IPv6");
+    assert_eq!(mtus, [9000 - 50, 9000 - 70], "unset: the underlay's less 70 over IPv6");
 }
 
 #[test]
-fn an_ipv6_only_node_gets_its_ipv6_routes_and_its_vxlan_v6_device_and_no_ipv4() {
+fn an_ipv6_only_node_gets_its_ipv6_routes_and_its_vxlan6_device_and_no_ipv4() {
     let plan = NodePlan::build(NODE, &ipv6_only(Always), None, &remote_blocks_dual());
     assert_eq!(plan.address, None);
     let endpoints = [endpoint("web", [10, 0, 0, 5])];
