@@ -87,6 +87,11 @@ impl Family {
 
     /// node-a of this family only, with its pool in `mode`.
     fn node(&self, mode: EncapsulationMode) -> Node {
+        self.member("node-a", mode)
+    }
+
+    /// node-a or node-b of this family only (node-b owns two blocks), with its pool in `mode`.
+    fn member(&self, name: &str, mode: EncapsulationMode) -> Node {
         let [own, b1, b2, c] = self.blocks;
         // Each node's VTEP is the first address of its first block.
         let blocks = vec![
@@ -95,8 +100,9 @@ impl Family {
             self.block(b2, "node-b", self.b, bare(b1)),
             self.block(c, "node-c", self.c, bare(c)),
         ];
+        let (address, owned) = if name == "node-a" { (self.a, vec![own]) } else { (self.b, vec![b1, b2]) };
         let mut spec = NodeNetworkSpec {
-            blocks: vec![own.into()],
+            blocks: owned.iter().map(|b| (*b).into()).collect(),
             pools: vec![PoolRouting {
                 name: "default".into(),
                 cidr: self.pool.into(),
@@ -107,16 +113,17 @@ impl Family {
         };
         spec.tunnel.vxlan_vni = 4096;
         spec.tunnel.vxlan_port = 4789;
+        let tunnel_blocks = vec![owned[0].into()];
         if self.v6() {
-            spec.address6 = Some(self.a.into());
-            spec.tunnel.blocks6 = vec![own.into()];
-            spec.tunnel.vtep_mac_v6 = Some(self.mac("node-a").into());
+            spec.address6 = Some(address.into());
+            spec.tunnel.blocks6 = tunnel_blocks;
+            spec.tunnel.vtep_mac_v6 = Some(self.mac(name).into());
         } else {
-            spec.address = Some(self.a.into());
-            spec.tunnel.blocks = vec![own.into()];
-            spec.tunnel.vtep_mac = Some(self.mac("node-a").into());
+            spec.address = Some(address.into());
+            spec.tunnel.blocks = tunnel_blocks;
+            spec.tunnel.vtep_mac = Some(self.mac(name).into());
         }
-        Node { name: "node-a".into(), spec, span: None, blocks, endpoints: vec![] }
+        Node { name: name.into(), spec, span: None, blocks, endpoints: vec![] }
     }
 
     /// node-a and node-b, linked (addresses without duplicate address detection, so they are
@@ -360,5 +367,24 @@ fn drift_in_each_family_is_repaired_from_notifications() {
         assert!(!stats.dumped, "{}: learned from the notifications, not a dump", a.name);
         assert_eq!(stats.netlink_changes, 3, "{}: the route, the blackhole and the neighbour", a.name);
         assert_vxlan(f, &a);
+    }
+}
+
+#[test]
+fn vxlan_of_each_family_carries_traffic_between_two_nodes_vteps() {
+    require_root();
+    for f in &FAMILIES {
+        let (a, b) = f.lab("carry");
+        for (ns, name) in [(&a, "node-a"), (&b, "node-b")] {
+            let (report, _) = ns.sync(&f.member(name, Always));
+            assert!(report.routes_programmed, "{}: {:?}", ns.name, report.errors);
+        }
+        // From node-a's VTEP to node-b's: over the tunnel both ways (each VTEP address is only
+        // on its VXLAN device, so the reply is encapsulated too).
+        let (from, to) = (bare(f.blocks[0]), bare(f.blocks[1]));
+        let (reached, output) = a.sh(&format!("ping {} -c1 -W2 -I {from} {to}", f.flag));
+        assert!(reached, "{}: {output}", a.name);
+        let (_, received) = b.sh(&format!("cat /sys/class/net/{}/statistics/rx_packets", f.device));
+        assert!(received.trim().parse::<u64>().unwrap() > 0, "{}: node-b's {} received it", b.name, f.device);
     }
 }
