@@ -26,6 +26,7 @@ use super::nft::observe::{Digests, Observed, Plan, plan, trust};
 use super::observed::{self, Notice};
 use super::plan::PolicyPlan;
 use super::rtnl::RtNetlink;
+use super::settled::Settled;
 use super::{Dataplane, NodeView, SyncError, SyncReport};
 
 /// What the nftables step of the last sync did.
@@ -57,6 +58,9 @@ pub struct SyncStats {
     /// The kernel was dumped in full (no picture of it yet, notifications lost, something it does
     /// not announce happened, or the periodic check was due); otherwise its notifications told.
     pub dumped: bool,
+    /// Nothing changed since the last sync (the same inputs, no kernel notification, no full
+    /// check due): the netlink side was neither computed nor compared.
+    pub unchanged: bool,
     /// The nftables step.
     pub nft: NftOutcome,
 }
@@ -76,6 +80,8 @@ pub struct KernelDataplane<N = RtNetlink, F = NftCommand> {
     observed: Option<KernelState>,
     /// When the kernel was last dumped in full.
     dumped_at: Option<Instant>,
+    /// The inputs of the last netlink sync that left the kernel as desired.
+    settled: Option<Settled>,
     /// When a sync last wanted each VXLAN device (`vxlan.gingham`, `vxlan6.gingham`).
     vxlan_wanted_at: BTreeMap<String, Instant>,
     /// How long a VXLAN device outlives the last sync that wanted it ([`VXLAN_DRAIN`]).
@@ -109,6 +115,7 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
             last: SyncStats::default(),
             observed: None,
             dumped_at: None,
+            settled: None,
             vxlan_wanted_at: BTreeMap::new(),
             vxlan_drain: VXLAN_DRAIN,
         }
@@ -174,11 +181,7 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
     /// when there is none, notifications were lost or told of something they cannot describe, or
     /// the last dump is older than the spec's `routeRefreshSeconds` (the safety net). Taken out
     /// of `observed` (not copied); the sync puts it back once it has diffed.
-    async fn current(&mut self, view: &NodeView<'_>, nexthops: bool) -> Result<KernelState, NetlinkError> {
-        let notices = self.netlink.notices().await;
-        tracing::trace!(?notices, "kernel notifications");
-        let refresh = Duration::from_secs(u64::from(view.plan.route_refresh_seconds));
-        let due = self.dumped_at.is_none_or(|at| at.elapsed() >= refresh);
+    async fn current(&mut self, notices: Vec<Notice>, due: bool, nexthops: bool) -> Result<KernelState, NetlinkError> {
         if let (false, Some(mut state)) = (due, self.observed.take()) {
             let count = notices.len();
             if notices.into_iter().all(|notice| observed::apply(&mut state, notice)) {
@@ -200,14 +203,31 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
     }
 
     /// Routes, devices, neighbours, FDB, nexthops and sysctls. Returns the endpoints
-    /// (`namespace/pod`) whose plumbing is in place.
+    /// (`namespace/pod`) whose plumbing is in place. With the same inputs as the last sync that
+    /// left the kernel as desired, no notification since and no full check due, it is that
+    /// sync's outcome again ([`Settled`]); a sysctl changed by hand is then found at the full
+    /// check (`routeRefreshSeconds`), as a route removed silently is.
     async fn sync_routes(
         &mut self,
         view: &NodeView<'_>,
         capabilities: &NodeCapabilities,
         report: &mut SyncReport,
     ) -> BTreeSet<String> {
-        let mut current = match self.current(view, capabilities.nexthops).await {
+        let notices = self.netlink.notices().await;
+        tracing::trace!(?notices, "kernel notifications");
+        let refresh = Duration::from_secs(u64::from(view.plan.route_refresh_seconds));
+        let due = self.dumped_at.is_none_or(|at| at.elapsed() >= refresh);
+        if let (true, false, Some(settled)) = (notices.is_empty(), due, self.settled.as_ref())
+            && settled.matches(view)
+        {
+            self.last.unchanged = true;
+            report.errors.extend(settled.problems.iter().cloned());
+            report.sizes.routes = settled.routes;
+            report.routes_programmed = report.errors.is_empty();
+            return settled.plumbed.clone();
+        }
+        self.settled = None;
+        let mut current = match self.current(notices, due, capabilities.nexthops).await {
             Ok(current) => current,
             Err(error) => {
                 report.errors.push(error.into());
@@ -229,7 +249,8 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
             self.vxlan_wanted_at.insert(tunnel.name.clone(), now);
         }
         self.vxlan_wanted_at.retain(|_, at| now.duration_since(*at) < self.vxlan_drain);
-        let keep_vxlan_devices = self.vxlan_wanted_at.keys().cloned().collect();
+        let keep_vxlan_devices: BTreeSet<String> = self.vxlan_wanted_at.keys().cloned().collect();
+        let draining = keep_vxlan_devices.iter().any(|name| !tunnels.iter().any(|t| &t.name == name));
         let remote = remote_routes(&ready_view, &facts);
         let (remote, nexthops) = if capabilities.nexthops {
             let name = |family| underlay(view, &current, family).map(|l| l.name.as_str());
@@ -277,14 +298,20 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
                 }
             }
         }
-        report.errors.extend(problems(view, &facts).into_iter().map(SyncError::unprogrammable));
+        let problems: Vec<SyncError> = problems(view, &facts).into_iter().map(SyncError::unprogrammable).collect();
+        report.errors.extend(problems.iter().cloned());
         report.routes_programmed = report.errors.is_empty();
-        ready_view
+        let plumbed: BTreeSet<String> = ready_view
             .endpoints
             .iter()
             .filter(|e| !failed.iter().any(|op| touches(op, &e.interface, &e.addresses())))
             .map(|e| e.key())
-            .collect()
+            .collect();
+        // A draining VXLAN device goes with time alone: no sync is skipped until it has.
+        if failed.is_empty() && !draining {
+            self.settled = Some(Settled::new(view, plumbed.clone(), problems, report.sizes.routes));
+        }
+        plumbed
     }
 
     /// The table as it is: listed when the last listing is older than the spec's

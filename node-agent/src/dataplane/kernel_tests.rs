@@ -509,3 +509,58 @@ async fn without_nexthop_objects_ipv6_remote_blocks_are_plain_routes() {
     let plain = RouteTarget::Via { gateway, device: Some(VXLAN6_DEVICE.into()) };
     assert!(kernel.routes.iter().any(|r| r.target == plain), "{:?}", kernel.routes);
 }
+
+#[tokio::test]
+async fn an_idle_sync_computes_nothing_until_an_input_or_the_kernel_changes() {
+    let (spec, span, pods) = (policy_spec(), policy_span(), pods());
+    let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
+    let first = sync(&mut dataplane, &spec, &span, &pods).await;
+    sync(&mut dataplane, &spec, &span, &pods).await;
+    assert!(!dataplane.last_sync().unchanged, "the notifications of the first sync's changes are read");
+    let idle = sync(&mut dataplane, &spec, &span, &pods).await;
+    assert!(dataplane.last_sync().unchanged);
+    assert_eq!(idle, first, "the same outcome, vouched for again");
+
+    let one = sync(&mut dataplane, &spec, &span, &pods[..1]).await;
+    assert!(!dataplane.last_sync().unchanged && dataplane.last_sync().netlink_changes > 0, "an endpoint went");
+    assert_eq!(one.programmed_endpoints, ["default/web".to_string()].into());
+    sync(&mut dataplane, &spec, &span, &pods[..1]).await;
+    sync(&mut dataplane, &spec, &span, &pods[..1]).await;
+    assert!(dataplane.last_sync().unchanged);
+
+    let mut moved = spec.clone();
+    moved.tunnel.vxlan_mtu = Some(1400);
+    sync(&mut dataplane, &moved, &span, &pods[..1]).await;
+    assert_eq!(
+        (dataplane.last_sync().unchanged, dataplane.last_sync().netlink_changes),
+        (false, 1),
+        "the plan changed"
+    );
+
+    let blackhole =
+        dataplane.netlink_mut().routes.iter().find(|r| r.target == RouteTarget::Blackhole).cloned().unwrap();
+    sync(&mut dataplane, &moved, &span, &pods[..1]).await;
+    dataplane.netlink_mut().delete_route_by_hand(&blackhole);
+    sync(&mut dataplane, &moved, &span, &pods[..1]).await;
+    assert_eq!((dataplane.last_sync().unchanged, dataplane.last_sync().netlink_changes), (false, 1), "a notification");
+    assert!(dataplane.netlink_mut().routes.contains(&blackhole));
+}
+
+#[tokio::test]
+async fn no_sync_is_skipped_while_a_vxlan_device_drains_or_after_a_failure() {
+    let (mut spec, span, pods) = (policy_spec(), policy_span(), pods());
+    let mut netlink = host(&pods);
+    netlink.fail_matching = Some(format!("route {}/32", pods[0].address));
+    let mut dataplane = KernelDataplane::new(netlink, FakeNft::default());
+    for _ in 0..3 {
+        sync(&mut dataplane, &spec, &span, &pods).await;
+        assert!(!dataplane.last_sync().unchanged, "a failed change is tried again at every sync");
+    }
+    dataplane.netlink_mut().fail_matching = None;
+    sync(&mut dataplane, &spec, &span, &pods).await;
+    spec.pools[0].vxlan_mode = Never;
+    for _ in 0..3 {
+        sync(&mut dataplane, &spec, &span, &pods).await;
+        assert!(!dataplane.last_sync().unchanged, "the device drains for VXLAN_DRAIN");
+    }
+}

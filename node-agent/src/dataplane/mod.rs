@@ -13,6 +13,7 @@
 //! | desired routes, devices, addresses, neighbours, FDB, sysctls (pure) | [`desired`], [`model`] |
 //! | remote blocks through one nexthop object per remote node and family, stable ids (pure) | [`nexthop`] |
 //! | the kernel as last dumped, kept current by its notifications (pure) | [`observed`] ([`notify`] reads them) |
+//! | an idle sync (same inputs, no notification) skips compute and compare | [`settled`] |
 //! | read the kernel, diff, apply in a loss-minimising order | [`netlink`] ([`rtnl`], [`batch`], [`wire`]; `fake` in unit tests), [`diff`] |
 //! | desired nftables ruleset (pure), render, compare with the listing, apply atomically | [`nft`] |
 //! | orchestration and the [`SyncReport`] | [`kernel`] |
@@ -38,6 +39,7 @@ pub mod notify;
 pub mod observed;
 pub mod plan;
 pub mod rtnl;
+pub mod settled;
 pub mod wire;
 
 #[cfg(test)]

@@ -153,6 +153,31 @@ impl NodePlan {
         report.errors.extend(problems.cloned().map(SyncError::undecodable));
     }
 
+    /// The routing part of this plan alone (what the netlink side reads), without policy.
+    pub fn routing(&self) -> Self {
+        Self {
+            address: self.address,
+            address6: self.address6,
+            blocks: self.blocks.clone(),
+            pools: self.pools.clone(),
+            tunnel: self.tunnel.clone(),
+            remotes: self.remotes.clone(),
+            route_refresh_seconds: self.route_refresh_seconds,
+            ..Self::default()
+        }
+    }
+
+    /// Whether two plans route alike (their [`Self::routing`] parts are equal), without copying.
+    pub fn same_routing(&self, other: &Self) -> bool {
+        self.address == other.address
+            && self.address6 == other.address6
+            && self.route_refresh_seconds == other.route_refresh_seconds
+            && self.tunnel == other.tunnel
+            && self.blocks == other.blocks
+            && self.pools == other.pools
+            && self.remotes == other.remotes
+    }
+
     /// Decodes one revision for `node`: its spec, its span when known, and every IPAMBlock (its
     /// own are skipped).
     pub fn build(node: &str, spec: &NodeNetworkSpec, span: Option<&NodeSpan>, blocks: &[IPAMBlockSpec]) -> Self {
