@@ -165,6 +165,26 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_notices_are_keyed_like_ipv4_ones() {
+        let mut state = KernelState::default();
+        let address: IpAddr = "fd00:100:0:1::".parse().unwrap();
+        let neighbour = |mac: [u8; 6]| NeighbourSpec { device: "vxlan6.gingham".into(), address, mac: Mac(mac) };
+        state.routes.insert(route("fd00:100::/122", RouteTarget::Blackhole));
+        for notice in [
+            Notice::Route(route("fd00:100:0:1::/122", RouteTarget::Nexthop(7))),
+            Notice::Neighbour(neighbour([2, 0, 0, 0, 1, 1])),
+            Notice::Neighbour(neighbour([2, 0, 0, 0, 1, 2])),
+            Notice::RouteTaken("fd00:100::/122".parse().unwrap()),
+        ] {
+            assert!(apply(&mut state, notice));
+        }
+        assert_eq!(state.routes, [route("fd00:100:0:1::/122", RouteTarget::Nexthop(7))].into());
+        assert_eq!(state.neighbours, [neighbour([2, 0, 0, 0, 1, 2])].into(), "replaced by its address");
+        assert!(apply(&mut state, Notice::NeighbourGone { device: "vxlan6.gingham".into(), address }));
+        assert!(state.neighbours.is_empty());
+    }
+
+    #[test]
     fn what_the_kernel_does_silently_ends_the_cache() {
         let mut state = KernelState { links: vec![link(3, "x", true)], ..KernelState::default() };
         assert!(apply(&mut state, Notice::Link(link(4, "y", false))), "a new link that is down drops nothing");

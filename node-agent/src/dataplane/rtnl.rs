@@ -662,3 +662,59 @@ impl Netlink for RtNetlink {
         results
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ipv6_route(destination: &str, kind: RouteType, protocol: u8) -> RouteMessage {
+        let net: IpNet = destination.parse().unwrap();
+        let mut message = RouteMessage::default();
+        message.header.address_family = AddressFamily::Inet6;
+        message.header.destination_prefix_length = net.prefix_len();
+        message.header.table = RouteHeader::RT_TABLE_MAIN;
+        message.header.protocol = RouteProtocol::from(protocol);
+        message.header.kind = kind;
+        message.attributes.push(RouteAttribute::Destination(net.addr().into()));
+        message.attributes.push(RouteAttribute::Priority(1024));
+        message
+    }
+
+    #[test]
+    fn ipv6_routes_decode_as_gingham_wrote_them_and_the_kernels_own_are_not_ours() {
+        let names = vec![(1, "lo".to_string()), (7, "vxlan6.gingham".to_string())];
+        // The kernel reports an IPv6 blackhole through lo, with a metric.
+        let mut blackhole = ipv6_route("fd00:100::/122", RouteType::BlackHole, ROUTE_PROTOCOL);
+        blackhole.attributes.push(RouteAttribute::Oif(1));
+        assert_eq!(route_spec(&blackhole, &names).unwrap().to_string(), "blackhole fd00:100::/122");
+        let mut via = ipv6_route("fd00:100:0:1::/122", RouteType::Unicast, ROUTE_PROTOCOL);
+        via.attributes.push(RouteAttribute::Gateway("fd00:100:0:1::".parse::<IpAddr>().unwrap().into()));
+        via.attributes.push(RouteAttribute::Oif(7));
+        assert_eq!(
+            route_spec(&via, &names).unwrap().to_string(),
+            "fd00:100:0:1::/122 via fd00:100:0:1:: dev vxlan6.gingham onlink"
+        );
+        let kernel = ipv6_route("fe80::/64", RouteType::Unicast, 2);
+        assert_eq!(main_route(&kernel).map(|(net, ours)| (net.to_string(), ours)), Some(("fe80::/64".into(), false)));
+        assert_eq!(route_spec(&kernel, &names), None);
+        let mut cloned = ipv6_route("fd00:100:0:1::5/128", RouteType::Unicast, ROUTE_PROTOCOL);
+        cloned.header.flags.insert(RouteFlags::Cloned);
+        assert_eq!(main_route(&cloned), None, "an exception route is nobody's");
+    }
+
+    #[test]
+    fn ipv6_addresses_and_fdb_destinations_decode() {
+        let names = vec![(7, "vxlan6.gingham".to_string())];
+        let message = address_message("fd00:100::/128".parse().unwrap(), 7);
+        assert_eq!(message.header.flags, AddressHeaderFlags::Nodad, "no duplicate address detection");
+        let spec = address_spec(&message, &names).unwrap();
+        assert_eq!((spec.device.as_str(), spec.address.to_string()), ("vxlan6.gingham", "fd00:100::/128".into()));
+        let mut fdb = neighbour(AddressFamily::Bridge, 7);
+        fdb.attributes.push(NeighbourAttribute::LinkLayerAddress(vec![2, 0, 0, 0, 1, 0xb]));
+        let destination: Ipv6Addr = "fd00:10::3".parse().unwrap();
+        fdb.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Other(destination.octets().to_vec())));
+        let entry = fdb_spec(&fdb, &names).unwrap();
+        assert_eq!(entry.destination, IpAddr::V6(destination));
+    }
+}
