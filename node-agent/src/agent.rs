@@ -215,7 +215,13 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             }
         };
         let tunnel_error = self.ensure_tunnel().await.err();
-        let view = NodeView { plan: &plan, endpoints: &endpoints, tunnel_address: self.state.tunnel_address };
+        // The IPv6 VTEP address is wired from IPAM at the dual-stack merge.
+        let view = NodeView {
+            plan: &plan,
+            endpoints: &endpoints,
+            tunnel_address: self.state.tunnel_address,
+            tunnel_address6: None,
+        };
         let started = Instant::now();
         let mut report = self.dataplane.sync(&view).await;
         plan.report(&mut report);

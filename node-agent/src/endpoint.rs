@@ -26,4 +26,9 @@ impl LocalEndpoint {
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.pod)
     }
+
+    /// Every address of the pod, IPv4 first.
+    pub fn addresses(&self) -> Vec<std::net::IpAddr> {
+        vec![self.address.into()]
+    }
 }

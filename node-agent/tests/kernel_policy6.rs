@@ -298,7 +298,7 @@ fn an_ipv6_only_node_ruleset_loads_and_lists_as_expected() {
     }
     let host = Netns::new("v6only", "node");
     let plan = NodePlan::build(&node.name, &node.spec, node.span.as_ref(), &[]);
-    let view = NodeView { plan: &plan, endpoints: &node.endpoints, tunnel_address: None };
+    let view = NodeView { plan: &plan, endpoints: &node.endpoints, tunnel_address: None, tunnel_address6: None };
     let rules = ruleset(&view, plan.policy.as_ref().unwrap());
     let names: Vec<&str> = rules.sets.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["s_gs6_peer", "s_gp6_web", "all_pools", "nat_pools", "all_pools6", "nat_pools6"]);

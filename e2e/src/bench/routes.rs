@@ -3,10 +3,13 @@
 //! to "every route on vxlan.gingham" against `ip -batch` adding the same routes to a VXLAN device
 //! in a scratch namespace; measures the agent's CPU per idle sync with 10 and with 5,000 remote
 //! nodes (the spec lists nftables every second, so the agent syncs every second); and reads the
-//! agent's VmRSS/VmHWM idle, routed, and with 110 pods.
+//! agent's VmRSS/VmHWM idle, routed, and with 110 pods. In IPv6, the same 5,000 remote blocks of
+//! an IPv6 pool in VXLAN CrossSubnet, all on the node's IPv6 subnet (so reached directly, through
+//! one nexthop per remote node: the agent's IPv6 VTEP address comes from IPAM, which this
+//! one-node lab does not wire), against `ip -6 -batch` adding the same routes.
 
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -40,6 +43,17 @@ fn block(i: u32) -> (String, Ipv4Addr, String, Ipv4Addr) {
     (format!("{}/26", Ipv4Addr::from(base)), Ipv4Addr::from(base + 1), mac, node)
 }
 
+/// The `i`th remote IPv6 block (a `/122` of `fd00:64::/48`) and its node's address, on the
+/// node's IPv6 subnet.
+fn block6(i: u32) -> (String, Ipv6Addr) {
+    let base = u128::from(Ipv6Addr::new(0xfd00, 0x64, 0, 0, 0, 0, 0, 0)) + u128::from(i + 2) * 64;
+    let node = u128::from(NODE6) + u128::from(i) + 2;
+    (format!("{}/122", Ipv6Addr::from(base)), Ipv6Addr::from(node))
+}
+
+/// The node's IPv6 underlay address (on its `eth0`, added by the bench), in a `/64`.
+const NODE6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x231, 0, 0, 0, 0, 0, 1);
+
 fn write_yaml(path: &Path, value: &serde_json::Value) -> Result<(), BenchError> {
     let text =
         serde_saphyr::to_string(value).map_err(|e| BenchError::Failed(format!("render {}: {e}", path.display())))?;
@@ -65,8 +79,9 @@ fn prepare(
 ) -> Result<(), BenchError> {
     std::fs::create_dir_all(store.join(NODE_NETWORKS)).map_err(BenchError::io("create the NodeNetworks' directory"))?;
     let spec = json!({"apiVersion": "gingham.dev/v1", "kind": "NodeNetwork", "metadata": {"name": "n1", "generation": 1},
-        "spec": {"address": node.address, "blocks": ["10.64.0.0/26", "10.64.0.64/26"],
-            "pools": [{"name": "bench", "cidr": "10.64.0.0/10", "ipipMode": "Never", "vxlanMode": "Always", "natOutgoing": false}],
+        "spec": {"address": node.address, "address6": format!("{NODE6}/64"), "blocks": ["10.64.0.0/26", "10.64.0.64/26"],
+            "pools": [{"name": "bench", "cidr": "10.64.0.0/10", "ipipMode": "Never", "vxlanMode": "Always", "natOutgoing": false},
+                {"name": "bench6", "cidr": "fd00:64::/48", "ipipMode": "Never", "vxlanMode": "CrossSubnet", "natOutgoing": false}],
             "tunnel": {"vxlanVNI": 4096, "vxlanPort": 4789, "blocks": ["10.64.0.0/26"], "vtepMAC": "02:aa:00:00:00:01"},
             // A sync every second (the nftables refresh), a full netlink dump every 90 s.
             "agent": {"routeRefreshSeconds": 90, "nftablesRefreshSeconds": 1}}});
@@ -80,6 +95,18 @@ fn prepare(
             "spec": {"cidr": cidr, "node": format!("r{i}"), "pool": "bench", "nodeAddress": format!("{address}/16"),
                 "tunnelAddress": tunnel.to_string(), "vtepMAC": mac}});
         write_yaml(&staged.join(format!("r{i}.yaml")), &object)?;
+    }
+    Ok(())
+}
+
+/// Writes the remote IPv6 blocks into `staged`.
+fn prepare6(staged: &Path) -> Result<(), BenchError> {
+    std::fs::create_dir_all(staged).map_err(BenchError::io("create the staged IPv6 blocks"))?;
+    for i in 0..BLOCKS {
+        let (cidr, address) = block6(i);
+        let object = json!({"apiVersion": "gingham.dev/v1", "kind": "IPAMBlock", "metadata": {"name": format!("s{i}")},
+            "spec": {"cidr": cidr, "node": format!("s{i}"), "pool": "bench6", "nodeAddress": format!("{address}/64")}});
+        write_yaml(&staged.join(format!("s{i}.yaml")), &object)?;
     }
     Ok(())
 }
@@ -134,6 +161,30 @@ fn vxlan_routes(pid: i32) -> usize {
         .map_or(0, |t| t.lines().filter(|l| l.starts_with("vxlan.gingham")).count())
 }
 
+/// Routes to the remote IPv6 blocks (`fd00:64::/48`) in the agent's namespace (via its /proc).
+fn ipv6_routes(pid: i32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/net/ipv6_route"))
+        .map_or(0, |t| t.lines().filter(|l| l.starts_with("fd000064")).count())
+}
+
+/// Which routes a run waits for.
+#[derive(Clone, Copy)]
+enum Family {
+    /// [`BLOCKS`] IPv4 blocks over VXLAN.
+    V4,
+    /// [`BLOCKS`] IPv6 blocks, direct.
+    V6,
+}
+
+impl Family {
+    fn routed(self, pid: i32) -> usize {
+        match self {
+            Self::V4 => vxlan_routes(pid),
+            Self::V6 => ipv6_routes(pid),
+        }
+    }
+}
+
 /// VmRSS and VmHWM, in MiB, when readable.
 pub type Memory = (Option<f64>, Option<f64>);
 
@@ -176,7 +227,11 @@ impl RouteLab {
         if self.live.exists() {
             std::fs::rename(&self.live, &self.staged).map_err(BenchError::io("unstage the blocks"))?;
         }
+        // What the agent left (it adopts what it finds): the VXLAN device takes its IPv4 routes
+        // and nexthops with it; the IPv6 ones go through eth0.
         let _ = cmd::ip(Some(&self.node.netns), &["link", "del", "vxlan.gingham"]);
+        let _ = cmd::ip(Some(&self.node.netns), &["nexthop", "flush"]);
+        let _ = cmd::ip(Some(&self.node.netns), &["-6", "route", "flush", "proto", "249"]);
         Ok(())
     }
 
@@ -200,10 +255,10 @@ impl RouteLab {
         Ok(cost)
     }
 
-    /// One agent run: blocks appear, until every route is there; seconds, the seconds of the
-    /// agent's syncs in that time (the rest is the datastore's poll and reading the blocks), and
-    /// the idle memory.
-    fn agent_run(&mut self) -> Result<(f64, Option<f64>, Memory, i32), BenchError> {
+    /// One agent run: blocks appear, until every route of `family` is there; seconds, the
+    /// seconds of the agent's syncs in that time (the rest is the datastore's poll and reading
+    /// the blocks), and the idle memory.
+    fn agent_run(&mut self, family: Family) -> Result<(f64, Option<f64>, Memory, i32), BenchError> {
         let pid = self.start_agent()?;
         guard::sleep(Duration::from_millis(500))?;
         let idle = memory(pid);
@@ -212,8 +267,8 @@ impl RouteLab {
         std::fs::rename(&self.staged, &self.live).map_err(BenchError::io("move the blocks in"))?;
         let wanted = BLOCKS as usize;
         // Each look reads the whole table from /proc: every 10 ms, not to slow the agent down.
-        guard::wait_for("5,000 routes on vxlan.gingham", Duration::from_secs(120), Duration::from_millis(10), || {
-            vxlan_routes(pid) >= wanted
+        guard::wait_for("5,000 remote block routes", Duration::from_secs(120), Duration::from_millis(10), || {
+            family.routed(pid) >= wanted
         })?;
         let elapsed = start.elapsed().as_secs_f64();
         // The sync that programmed the routes ends with the nftables step, after the last route.
@@ -255,7 +310,21 @@ fn baseline_run(netns: &str, dir: &Path, with_neighbours: bool) -> Result<f64, B
     Ok(start.elapsed().as_secs_f64())
 }
 
+/// The IPv6 baseline: `ip -6 -batch` adding the same routes (after flushing the last run's).
+fn baseline_run6(netns: &str, dir: &Path) -> Result<f64, BenchError> {
+    cmd::ip(Some(netns), &["-6", "route", "flush", "proto", "249"])?;
+    let start = Instant::now();
+    cmd::ip(Some(netns), &["-6", "-batch", &dir.join("routes6.batch").display().to_string()])?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
 fn baseline_files(dir: &Path) -> Result<(), BenchError> {
+    let mut routes6 = String::new();
+    for i in 0..BLOCKS {
+        let (cidr, node) = block6(i);
+        let _ = writeln!(routes6, "route add {cidr} via {node} dev d0 proto 249");
+    }
+    std::fs::write(dir.join("routes6.batch"), routes6).map_err(BenchError::io("write routes6.batch"))?;
     let (mut routes, mut all, mut fdb) = (String::new(), String::new(), String::new());
     for i in 0..BLOCKS {
         let (cidr, tunnel, mac, node) = block(i);
@@ -298,25 +367,42 @@ pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
     let mut lab = BenchLab::up(SCENARIO, &guard::prefix('r'), &options.bin_dir, true)?;
     let node = lab.state.node("n1").cloned().ok_or_else(|| BenchError::Failed("node n1 missing".into()))?;
     let staged = lab.state.state_dir.join("staged-blocks");
+    let staged6 = lab.state.state_dir.join("staged-blocks6");
     let live = lab.state.datastore().join(IPAM_BLOCKS);
     let pods: Vec<String> = (0..PODS).map(|i| lab.scratch(&format!("p{i}"))).collect();
     prepare(&lab.state.datastore(), &span_file(&node), &staged, &node, &pods)?;
+    prepare6(&staged6)?;
+    cmd::ip(Some(&node.netns), &["-6", "addr", "add", &format!("{NODE6}/64"), "dev", "eth0", "nodad"])?;
     let scratch = lab.scratch("routes");
     topology::add_netns(&mut lab.state, &scratch).map_err(LabError::from)?;
     cmd::ip(Some(&scratch), &["link", "add", "d0", "type", "veth", "peer", "name", "d1"])?;
     cmd::ip(Some(&scratch), &["link", "set", "d1", "up"])?;
     cmd::ip(Some(&scratch), &["addr", "add", "10.231.1.50/24", "dev", "d0"])?;
+    cmd::ip(Some(&scratch), &["-6", "addr", "add", "fd00:231::50/64", "dev", "d0", "nodad"])?;
     cmd::ip(Some(&scratch), &["link", "set", "d0", "up"])?;
     baseline_files(&lab.state.state_dir)?;
     let dir = lab.state.state_dir.clone();
-    let mut rl = RouteLab { lab, node: node.clone(), staged, live };
+    let mut rl = RouteLab { lab, node: node.clone(), staged: staged6, live };
+    let (mut ours6, mut syncs6, mut batch6) = (Vec::new(), Vec::new(), Vec::new());
+    for rep in 0..=REPS {
+        guard::check()?;
+        let (seconds, synced, _, _) = rl.agent_run(Family::V6)?;
+        let ip = baseline_run6(&scratch, &dir)?;
+        if rep > 0 {
+            ours6.push(seconds);
+            syncs6.extend(synced);
+            batch6.push(ip);
+        }
+        rl.stop_agent()?;
+    }
+    rl.staged = staged;
     let idle_few = rl.idle_with_few()?;
     let (mut ours, mut batch, mut batch_all, mut idle) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut syncs = Vec::new();
     let mut pid = 0;
     for rep in 0..=REPS {
         guard::check()?;
-        let (seconds, synced, memory_idle, agent) = rl.agent_run()?;
+        let (seconds, synced, memory_idle, agent) = rl.agent_run(Family::V4)?;
         let ip = baseline_run(&scratch, &dir, false)?;
         let all = baseline_run(&scratch, &dir, true)?;
         if rep > 0 {
@@ -378,11 +464,46 @@ pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
     row.baseline = rate(&batch_all);
     row.goal = Goal::None;
     results.rows.push(row);
+    ipv6_rows(results, (&ours6, &syncs6, &batch6));
     idle_rows(results, idle_few, idle_many);
     add_pods(&mut rl.lab, options, &node)?;
     guard::sleep(Duration::from_secs(3))?;
     memory_rows(results, &idle, routed, memory(pid));
     Ok(())
+}
+
+/// The IPv6 rows: the agent's sync of the 5,000 IPv6 blocks against `ip -6 -batch`.
+fn ipv6_rows(results: &mut Results, (ours, syncs, batch): (&[f64], &[f64], &[f64])) {
+    results.samples("routes.csv", "agent6_s", ours);
+    results.samples("routes.csv", "agent6_sync_s", syncs);
+    results.samples("routes.csv", "ip6_batch_routes_s", batch);
+    let rate = |s: &[f64]| summarize(s).map(|s| f64::from(BLOCKS) / s.p50);
+    let sync_ms = summarize(syncs).map(|s| s.p50 * 1000.0);
+    let mut sync_row = Row::value(
+        5,
+        format!(
+            "{BLOCKS} IPv6 blocks (direct), empty → routed: the agent's sync (nexthop, route each), median of {REPS}"
+        ),
+        sync_ms,
+        "ms",
+        Goal::AtMost(150.0),
+    );
+    if let Some(total) = summarize(ours) {
+        sync_row.note = format!(
+            "IPv6 pool in VXLAN CrossSubnet, every remote node on the node's /64: one nexthop per node via its address on eth0; blocks appear → routed median {:.2} s",
+            total.p50
+        );
+    }
+    results.rows.push(sync_row);
+    let mut row = Row::value(
+        5,
+        "… the agent's IPv6 sync vs `ip -6 -batch`, routes only (the same 5,000 routes, one by one)".to_string(),
+        rate(syncs),
+        "routes/s",
+        Goal::RatioAtLeast(1.5),
+    );
+    row.baseline = rate(batch);
+    results.rows.push(row);
 }
 
 /// CPU per idle sync with few and many remote nodes: the many's baseline is the few's (flat is

@@ -9,13 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{
     AddressSpec, FdbSpec, IPIP_DEVICE, LinkState, Mac, NeighbourSpec, NexthopSpec, RouteSpec, RouteTarget, SysctlSpec,
-    TunnelSpec, VXLAN_DEVICE,
+    TunnelSpec, VXLAN_DEVICE, VXLAN6_DEVICE, is_tunnel,
 };
 
 /// What the dataplane wants the kernel to hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DesiredState {
-    /// Routes carrying our protocol.
+    /// Routes carrying our protocol, of both families.
     pub routes: BTreeSet<RouteSpec>,
     /// Nexthop objects carrying our protocol (none when the kernel has no nexthop objects).
     pub nexthops: BTreeSet<NexthopSpec>,
@@ -23,17 +23,17 @@ pub struct DesiredState {
     pub tunnels: BTreeSet<TunnelSpec>,
     /// Addresses on tunnel devices.
     pub addresses: BTreeSet<AddressSpec>,
-    /// Permanent neighbours on the VXLAN device.
+    /// Permanent neighbours on the VXLAN devices.
     pub neighbours: BTreeSet<NeighbourSpec>,
-    /// Permanent FDB entries on the VXLAN device.
+    /// Permanent FDB entries on the VXLAN devices.
     pub fdb: BTreeSet<FdbSpec>,
     /// Sysctl values.
     pub sysctls: BTreeSet<SysctlSpec>,
     /// Endpoint interfaces that must be up.
     pub endpoint_links: BTreeSet<String>,
-    /// The VXLAN device is no longer needed but stays for now, without address, neighbours, FDB
-    /// or routes: nodes that have not yet switched away from VXLAN still send to it.
-    pub keep_vxlan_device: bool,
+    /// The VXLAN devices no longer needed that stay for now, without address, neighbours, FDB
+    /// or routes: nodes that have not yet switched away from VXLAN still send to them.
+    pub keep_vxlan_devices: BTreeSet<String>,
 }
 
 /// What the kernel holds, as far as the dataplane manages it.
@@ -41,7 +41,7 @@ pub struct DesiredState {
 pub struct KernelState {
     /// Every link.
     pub links: Vec<LinkState>,
-    /// IPv4 addresses on every link.
+    /// IPv4 and IPv6 addresses on every link.
     pub addresses: BTreeSet<AddressSpec>,
     /// Routes carrying our protocol.
     pub routes: BTreeSet<RouteSpec>,
@@ -49,7 +49,7 @@ pub struct KernelState {
     pub nexthops: BTreeSet<NexthopSpec>,
     /// The ids of every other nexthop object (never touched; gingham's ids avoid them).
     pub foreign_nexthops: BTreeSet<u32>,
-    /// Permanent IPv4 neighbours.
+    /// Permanent IPv4 and IPv6 neighbours.
     pub neighbours: BTreeSet<NeighbourSpec>,
     /// Permanent FDB entries with a destination.
     pub fdb: BTreeSet<FdbSpec>,
@@ -104,9 +104,17 @@ pub enum Op {
     WriteSysctl(SysctlSpec),
 }
 
-/// Devices whose state gingham manages (addresses, neighbours, FDB entries).
-fn managed(device: &str) -> bool {
-    device == VXLAN_DEVICE || device == IPIP_DEVICE
+/// The VXLAN devices, whose neighbours and FDB entries gingham manages.
+const VXLAN_DEVICES: [&str; 2] = [VXLAN_DEVICE, VXLAN6_DEVICE];
+
+fn is_vxlan(device: &str) -> bool {
+    VXLAN_DEVICES.contains(&device)
+}
+
+/// An address gingham manages: on one of its tunnels, and not the IPv6 link-local address the
+/// kernel gives every device with a MAC.
+fn managed(address: &AddressSpec) -> bool {
+    is_tunnel(&address.device) && !address.is_link_local()
 }
 
 /// The operations that make `current` match `desired`, in a loss-minimising order.
@@ -138,13 +146,13 @@ pub fn diff(current: &KernelState, desired: &DesiredState) -> Vec<Op> {
     let fresh = |device: &str| !recreated.contains(device);
 
     let addresses: BTreeSet<&AddressSpec> =
-        current.addresses.iter().filter(|a| managed(&a.device) && fresh(&a.device)).collect();
+        current.addresses.iter().filter(|a| managed(a) && fresh(&a.device)).collect();
     ops.extend(desired.addresses.iter().filter(|a| !addresses.contains(a)).cloned().map(Op::AddAddress));
 
     let neighbours: BTreeSet<&NeighbourSpec> =
-        current.neighbours.iter().filter(|n| n.device == VXLAN_DEVICE && fresh(&n.device)).collect();
+        current.neighbours.iter().filter(|n| is_vxlan(&n.device) && fresh(&n.device)).collect();
     ops.extend(desired.neighbours.iter().filter(|n| !neighbours.contains(n)).cloned().map(Op::ReplaceNeighbour));
-    let fdb: BTreeSet<&FdbSpec> = current.fdb.iter().filter(|f| f.device == VXLAN_DEVICE && fresh(&f.device)).collect();
+    let fdb: BTreeSet<&FdbSpec> = current.fdb.iter().filter(|f| is_vxlan(&f.device) && fresh(&f.device)).collect();
     ops.extend(desired.fdb.iter().filter(|f| !fdb.contains(f)).cloned().map(Op::ReplaceFdb));
 
     for sysctl in &desired.sysctls {
@@ -194,11 +202,13 @@ pub fn diff(current: &KernelState, desired: &DesiredState) -> Vec<Op> {
     let fdb_keys: BTreeSet<_> = desired.fdb.iter().map(|f| (&f.device, f.mac)).collect();
     ops.extend(fdb.into_iter().filter(|f| !fdb_keys.contains(&(&f.device, f.mac))).cloned().map(Op::DeleteFdb));
     ops.extend(addresses.into_iter().filter(|a| !desired.addresses.contains(a)).cloned().map(Op::DeleteAddress));
-    if current.link(VXLAN_DEVICE).is_some()
-        && !desired.keep_vxlan_device
-        && !desired.tunnels.iter().any(|t| t.name == VXLAN_DEVICE)
-    {
-        ops.push(Op::DeleteLink(VXLAN_DEVICE.into()));
+    for device in VXLAN_DEVICES {
+        if current.link(device).is_some()
+            && !desired.keep_vxlan_devices.contains(device)
+            && !desired.tunnels.iter().any(|t| t.name == device)
+        {
+            ops.push(Op::DeleteLink(device.into()));
+        }
     }
     ops
 }

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)]
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::*;
 use crate::dataplane::model::{RouteTarget, TunnelKind};
@@ -24,7 +24,7 @@ fn route(text: &str) -> RouteSpec {
 fn vxlan(vni: u32, mtu: u32) -> TunnelSpec {
     TunnelSpec {
         name: VXLAN_DEVICE.into(),
-        kind: TunnelKind::Vxlan { vni, port: 4789, local: Ipv4Addr::new(192, 168, 1, 2) },
+        kind: TunnelKind::Vxlan { vni, port: 4789, local: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 2)) },
         mtu,
         mac: gingham_crds::api::Decode::decode("02:00:00:00:00:0a"),
     }
@@ -115,7 +115,7 @@ fn a_recreated_device_gets_its_routes_and_entries_back() {
     let via = route("10.0.1.0/26 via 10.0.1.0 dev vxlan.gingham");
     let neighbour = NeighbourSpec {
         device: VXLAN_DEVICE.into(),
-        address: Ipv4Addr::new(10, 0, 1, 0),
+        address: IpAddr::V4(Ipv4Addr::new(10, 0, 1, 0)),
         mac: Mac([2, 0, 0, 0, 0, 0xb]),
     };
     let current = KernelState {
@@ -140,8 +140,8 @@ fn a_recreated_device_gets_its_routes_and_entries_back() {
 fn neighbour_and_fdb_changes_replace_without_deleting_the_replacement() {
     let old = Mac([2, 0, 0, 0, 0, 1]);
     let new = Mac([2, 0, 0, 0, 0, 2]);
-    let address = Ipv4Addr::new(10, 0, 1, 0);
-    let gone = Ipv4Addr::new(10, 0, 3, 0);
+    let address = IpAddr::V4(Ipv4Addr::new(10, 0, 1, 0));
+    let gone = IpAddr::V4(Ipv4Addr::new(10, 0, 3, 0));
     let current = KernelState {
         neighbours: [
             NeighbourSpec { device: VXLAN_DEVICE.into(), address, mac: old },
@@ -149,12 +149,22 @@ fn neighbour_and_fdb_changes_replace_without_deleting_the_replacement() {
             NeighbourSpec { device: "eth0".into(), address: gone, mac: old },
         ]
         .into(),
-        fdb: [FdbSpec { device: VXLAN_DEVICE.into(), mac: new, destination: Ipv4Addr::new(192, 168, 1, 3) }].into(),
+        fdb: [FdbSpec {
+            device: VXLAN_DEVICE.into(),
+            mac: new,
+            destination: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 3)),
+        }]
+        .into(),
         ..KernelState::default()
     };
     let desired = DesiredState {
         neighbours: [NeighbourSpec { device: VXLAN_DEVICE.into(), address, mac: new }].into(),
-        fdb: [FdbSpec { device: VXLAN_DEVICE.into(), mac: new, destination: Ipv4Addr::new(192, 168, 1, 4) }].into(),
+        fdb: [FdbSpec {
+            device: VXLAN_DEVICE.into(),
+            mac: new,
+            destination: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 4)),
+        }]
+        .into(),
         ..DesiredState::default()
     };
     let ops = diff(&current, &desired);
@@ -165,7 +175,7 @@ fn neighbour_and_fdb_changes_replace_without_deleting_the_replacement() {
             Op::ReplaceFdb(FdbSpec {
                 device: VXLAN_DEVICE.into(),
                 mac: new,
-                destination: Ipv4Addr::new(192, 168, 1, 4)
+                destination: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 4))
             }),
             Op::DeleteNeighbour(NeighbourSpec { device: VXLAN_DEVICE.into(), address: gone, mac: old }),
         ]
@@ -199,4 +209,41 @@ fn addresses_only_change_on_managed_devices() {
             Op::DeleteAddress(address(VXLAN_DEVICE, "10.0.9.0/32"))
         ]
     );
+}
+
+#[test]
+fn the_kernels_link_local_addresses_on_tunnels_are_left_alone() {
+    let address = |device: &str, text: &str| AddressSpec { device: device.into(), address: text.parse().unwrap() };
+    let current = KernelState {
+        addresses: [
+            address(VXLAN6_DEVICE, "fe80::ff:fe00:10a/64"),
+            address(VXLAN_DEVICE, "fe80::ff:fe00:a/64"),
+            address(VXLAN6_DEVICE, "fd00:100::9/128"),
+        ]
+        .into(),
+        ..KernelState::default()
+    };
+    let desired =
+        DesiredState { addresses: [address(VXLAN6_DEVICE, "fd00:100::/128")].into(), ..DesiredState::default() };
+    assert_eq!(
+        diff(&current, &desired),
+        vec![
+            Op::AddAddress(address(VXLAN6_DEVICE, "fd00:100::/128")),
+            Op::DeleteAddress(address(VXLAN6_DEVICE, "fd00:100::9/128"))
+        ]
+    );
+}
+
+#[test]
+fn each_vxlan_device_drains_on_its_own() {
+    let v4 = vxlan(4096, 1450);
+    let v6 = TunnelSpec { name: VXLAN6_DEVICE.into(), ..vxlan(4096, 1430) };
+    let current = KernelState {
+        links: vec![link(&v4, true), LinkState { index: 8, ..link(&v6, true) }],
+        ..KernelState::default()
+    };
+    let draining = DesiredState { keep_vxlan_devices: [VXLAN6_DEVICE.to_string()].into(), ..DesiredState::default() };
+    assert_eq!(diff(&current, &draining), vec![Op::DeleteLink(VXLAN_DEVICE.into())]);
+    let gone = diff(&current, &DesiredState::default());
+    assert_eq!(gone, vec![Op::DeleteLink(VXLAN_DEVICE.into()), Op::DeleteLink(VXLAN6_DEVICE.into())]);
 }

@@ -29,6 +29,47 @@ pub fn spec() -> NodeNetworkSpec {
     spec
 }
 
+/// This node's IPv6 VTEP address in fixtures (from the [`dual_stack`] spec's IPv6 tunnel block).
+pub const TUNNEL6: Option<std::net::Ipv6Addr> = Some(std::net::Ipv6Addr::new(0xfd00, 0x100, 0, 0, 0, 0, 0, 0));
+
+/// [`spec`] with IPv6 too: `fd00:10::2/64`, owning `fd00:100::/122` (its IPv6 tunnel block), an
+/// IPv6 VTEP MAC, and a VXLAN pool of each family.
+pub fn dual_stack(vxlan6: EncapsulationMode) -> NodeNetworkSpec {
+    let mut spec = spec();
+    spec.address6 = Some("fd00:10::2/64".into());
+    spec.blocks.push("fd00:100::/122".into());
+    spec.tunnel.blocks6 = vec!["fd00:100::/122".into()];
+    spec.tunnel.vtep_mac_v6 = Some("02:00:00:00:01:0a".into());
+    spec.pools = vec![
+        pool("10.0.0.0/16", EncapsulationMode::Always, EncapsulationMode::Never),
+        pool("fd00:100::/48", vxlan6, EncapsulationMode::Never),
+    ];
+    spec
+}
+
+/// [`dual_stack`] without any IPv4: no address, no IPv4 block, pool or VTEP.
+pub fn ipv6_only(vxlan6: EncapsulationMode) -> NodeNetworkSpec {
+    let mut spec = dual_stack(vxlan6);
+    spec.address = None;
+    spec.blocks.retain(|b| b.as_str().contains(':'));
+    spec.pools.retain(|p| p.cidr.as_str().contains(':'));
+    spec.tunnel.blocks.clear();
+    spec.tunnel.vtep_mac = None;
+    spec
+}
+
+/// [`remote_blocks`] and the IPv6 blocks of the same nodes: node-b on this node's IPv6 subnet,
+/// node-c on another; each IPv6 block carries its node's IPv6 address, VTEP and VTEP MAC.
+pub fn remote_blocks_dual() -> Vec<IPAMBlockSpec> {
+    let mut blocks = remote_blocks();
+    blocks.extend([
+        block("fd00:100::/122", NODE, "fd00:10::2/64", "fd00:100::", "02:00:00:00:01:0a"),
+        block("fd00:100:0:1::/122", "node-b", "fd00:10::3/64", "fd00:100:0:1::", "02:00:00:00:01:0b"),
+        block("fd00:100:0:2::/122", "node-c", "fd00:20::4/64", "fd00:100:0:2::", "02:00:00:00:01:0c"),
+    ]);
+    blocks
+}
+
 /// A pool with the given encapsulation modes.
 pub fn pool(cidr: &str, vxlan: EncapsulationMode, ipip: EncapsulationMode) -> PoolRouting {
     PoolRouting {
@@ -156,5 +197,5 @@ pub fn plan(spec: &NodeNetworkSpec, span: &NodeSpan) -> NodePlan {
 pub fn rules(spec: &NodeNetworkSpec, span: &NodeSpan, endpoints: &[LocalEndpoint]) -> Ruleset {
     let plan = plan(spec, span);
     let policy = plan.policy.as_ref().unwrap_or_else(|| unreachable!("a plan with a span has a policy"));
-    ruleset(&NodeView { plan: &plan, endpoints, tunnel_address: TUNNEL }, policy)
+    ruleset(&NodeView { plan: &plan, endpoints, tunnel_address: TUNNEL, tunnel_address6: None }, policy)
 }

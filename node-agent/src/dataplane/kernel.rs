@@ -3,12 +3,12 @@
 //! While the node's span is not known (the plan has no policy) nftables is not touched at all: a
 //! restarted agent keeps enforcing the table it finds until its span arrives.
 
-use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use gingham_crds::api::nodenetwork::NodeCapabilities;
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use tracing::{debug, info, warn};
 
 use super::desired::{
@@ -16,9 +16,9 @@ use super::desired::{
     problems, remote_routes,
 };
 use super::diff::{DesiredState, KernelState, Op, diff};
-use super::model::{LinkState, ROUTE_PROTOCOL, VXLAN_DEVICE};
+use super::model::{Family, LinkState, ROUTE_PROTOCOL, TunnelKind};
 use super::netlink::{Netlink, NetlinkError, describe};
-use super::nexthop::through_nexthops;
+use super::nexthop::{Underlay, through_nexthops};
 use super::nft::apply::{Nft, NftChange, NftCommand};
 use super::nft::build::{dispatched, ruleset};
 use super::nft::model::Ruleset;
@@ -26,6 +26,7 @@ use super::nft::observe::{Digests, Observed, Plan, plan, trust};
 use super::observed::{self, Notice};
 use super::plan::PolicyPlan;
 use super::rtnl::RtNetlink;
+use super::settled::Settled;
 use super::{Dataplane, NodeView, SyncError, SyncReport};
 
 /// What the nftables step of the last sync did.
@@ -57,6 +58,9 @@ pub struct SyncStats {
     /// The kernel was dumped in full (no picture of it yet, notifications lost, something it does
     /// not announce happened, or the periodic check was due); otherwise its notifications told.
     pub dumped: bool,
+    /// Nothing changed since the last sync (the same inputs, no kernel notification, no full
+    /// check due): the netlink side was neither computed nor compared.
+    pub unchanged: bool,
     /// The nftables step.
     pub nft: NftOutcome,
 }
@@ -76,13 +80,15 @@ pub struct KernelDataplane<N = RtNetlink, F = NftCommand> {
     observed: Option<KernelState>,
     /// When the kernel was last dumped in full.
     dumped_at: Option<Instant>,
-    /// When a sync last wanted the VXLAN device.
-    vxlan_wanted_at: Option<Instant>,
-    /// How long the VXLAN device outlives the last sync that wanted it ([`VXLAN_DRAIN`]).
+    /// The inputs of the last netlink sync that left the kernel as desired.
+    settled: Option<Settled>,
+    /// When a sync last wanted each VXLAN device (`vxlan.gingham`, `vxlan6.gingham`).
+    vxlan_wanted_at: BTreeMap<String, Instant>,
+    /// How long a VXLAN device outlives the last sync that wanted it ([`VXLAN_DRAIN`]).
     vxlan_drain: Duration,
 }
 
-/// How long the VXLAN device stays after its pools stop using VXLAN, so that it still receives
+/// How long a VXLAN device stays after its pools stop using VXLAN, so that it still receives
 /// from the nodes whose agents have not switched yet: every agent reacts to its own NodeNetwork,
 /// and the last ones may take a few seconds on a loaded cluster. Without this, each pair lost a
 /// packet or two on a switch to Never (bench group 9). It goes at the first sync after this.
@@ -109,7 +115,8 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
             last: SyncStats::default(),
             observed: None,
             dumped_at: None,
-            vxlan_wanted_at: None,
+            settled: None,
+            vxlan_wanted_at: BTreeMap::new(),
             vxlan_drain: VXLAN_DRAIN,
         }
     }
@@ -174,11 +181,7 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
     /// when there is none, notifications were lost or told of something they cannot describe, or
     /// the last dump is older than the spec's `routeRefreshSeconds` (the safety net). Taken out
     /// of `observed` (not copied); the sync puts it back once it has diffed.
-    async fn current(&mut self, view: &NodeView<'_>, nexthops: bool) -> Result<KernelState, NetlinkError> {
-        let notices = self.netlink.notices().await;
-        tracing::trace!(?notices, "kernel notifications");
-        let refresh = Duration::from_secs(u64::from(view.plan.route_refresh_seconds));
-        let due = self.dumped_at.is_none_or(|at| at.elapsed() >= refresh);
+    async fn current(&mut self, notices: Vec<Notice>, due: bool, nexthops: bool) -> Result<KernelState, NetlinkError> {
         if let (false, Some(mut state)) = (due, self.observed.take()) {
             let count = notices.len();
             if notices.into_iter().all(|notice| observed::apply(&mut state, notice)) {
@@ -200,21 +203,39 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
     }
 
     /// Routes, devices, neighbours, FDB, nexthops and sysctls. Returns the endpoints
-    /// (`namespace/pod`) whose plumbing is in place.
+    /// (`namespace/pod`) whose plumbing is in place. With the same inputs as the last sync that
+    /// left the kernel as desired, no notification since and no full check due, it is that
+    /// sync's outcome again ([`Settled`]); a sysctl changed by hand is then found at the full
+    /// check (`routeRefreshSeconds`), as a route removed silently is.
     async fn sync_routes(
         &mut self,
         view: &NodeView<'_>,
         capabilities: &NodeCapabilities,
         report: &mut SyncReport,
     ) -> BTreeSet<String> {
-        let mut current = match self.current(view, capabilities.nexthops).await {
+        let notices = self.netlink.notices().await;
+        tracing::trace!(?notices, "kernel notifications");
+        let refresh = Duration::from_secs(u64::from(view.plan.route_refresh_seconds));
+        let due = self.dumped_at.is_none_or(|at| at.elapsed() >= refresh);
+        if let (true, false, Some(settled)) = (notices.is_empty(), due, self.settled.as_ref())
+            && settled.matches(view)
+        {
+            self.last.unchanged = true;
+            report.errors.extend(settled.problems.iter().cloned());
+            report.sizes.routes = settled.routes;
+            report.routes_programmed = report.errors.is_empty();
+            return settled.plumbed.clone();
+        }
+        self.settled = None;
+        let mut current = match self.current(notices, due, capabilities.nexthops).await {
             Ok(current) => current,
             Err(error) => {
                 report.errors.push(error.into());
                 return BTreeSet::new();
             }
         };
-        let facts = HostFacts { underlay_mtu: underlay(view, &current).map(|l| l.mtu), ipip: capabilities.ipip };
+        let underlay_mtu = underlay(view, &current, Family::V4).or_else(|| underlay(view, &current, Family::V6));
+        let facts = HostFacts { underlay_mtu: underlay_mtu.map(|l| l.mtu), ipip: capabilities.ipip };
         let present: BTreeSet<&str> = current.links.iter().map(|l| l.name.as_str()).collect();
         let (ready, waiting): (Vec<_>, Vec<_>) =
             view.endpoints.iter().partition(|e| present.contains(e.interface.as_str()));
@@ -224,13 +245,16 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
         let ready_view = NodeView { endpoints: &ready.into_iter().cloned().collect::<Vec<_>>(), ..view.clone() };
         let tunnels = desired_tunnels(&ready_view, &facts);
         let now = Instant::now();
-        if tunnels.iter().any(|t| t.name == VXLAN_DEVICE) {
-            self.vxlan_wanted_at = Some(now);
+        for tunnel in tunnels.iter().filter(|t| matches!(t.kind, TunnelKind::Vxlan { .. })) {
+            self.vxlan_wanted_at.insert(tunnel.name.clone(), now);
         }
-        let keep_vxlan_device = self.vxlan_wanted_at.is_some_and(|at| now.duration_since(at) < self.vxlan_drain);
+        self.vxlan_wanted_at.retain(|_, at| now.duration_since(*at) < self.vxlan_drain);
+        let keep_vxlan_devices: BTreeSet<String> = self.vxlan_wanted_at.keys().cloned().collect();
+        let draining = keep_vxlan_devices.iter().any(|name| !tunnels.iter().any(|t| &t.name == name));
         let remote = remote_routes(&ready_view, &facts);
         let (remote, nexthops) = if capabilities.nexthops {
-            let underlay = underlay(view, &current).map(|l| l.name.as_str());
+            let name = |family| underlay(view, &current, family).map(|l| l.name.as_str());
+            let underlay = Underlay { v4: name(Family::V4), v6: name(Family::V6) };
             through_nexthops(&remote, underlay, &current.foreign_nexthops)
         } else {
             (remote.into_iter().map(|r| r.route).collect(), BTreeSet::new())
@@ -241,7 +265,7 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
             routes,
             nexthops,
             tunnels,
-            keep_vxlan_device,
+            keep_vxlan_devices,
             addresses: desired_addresses(&ready_view, &facts),
             neighbours: desired_neighbours(&ready_view),
             fdb: desired_fdb(&ready_view),
@@ -261,6 +285,11 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
                 Ok(()) => {
                     debug!(change = %describe(&op), "applied");
                     self.last.netlink_changes += 1;
+                    if let (Op::AddAddress(address), Some(observed)) = (&op, self.observed.as_mut()) {
+                        // The kernel announces a new IPv6 address from its address-configuration
+                        // work, after it answered: maybe only after the next sync has looked.
+                        observed.addresses.insert(address.clone());
+                    }
                 }
                 Err(error) => {
                     warn!(%error, "netlink change failed");
@@ -269,14 +298,20 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
                 }
             }
         }
-        report.errors.extend(problems(view, &facts).into_iter().map(SyncError::unprogrammable));
+        let problems: Vec<SyncError> = problems(view, &facts).into_iter().map(SyncError::unprogrammable).collect();
+        report.errors.extend(problems.iter().cloned());
         report.routes_programmed = report.errors.is_empty();
-        ready_view
+        let plumbed: BTreeSet<String> = ready_view
             .endpoints
             .iter()
-            .filter(|e| !failed.iter().any(|op| touches(op, &e.interface, e.address)))
+            .filter(|e| !failed.iter().any(|op| touches(op, &e.interface, &e.addresses())))
             .map(|e| e.key())
-            .collect()
+            .collect();
+        // A draining VXLAN device goes with time alone: no sync is skipped until it has.
+        if failed.is_empty() && !draining {
+            self.settled = Some(Settled::new(view, plumbed.clone(), problems, report.sizes.routes));
+        }
+        plumbed
     }
 
     /// The table as it is: listed when the last listing is older than the spec's
@@ -351,17 +386,23 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
     }
 }
 
-/// The device holding the node's underlay address.
-fn underlay<'a>(view: &NodeView<'_>, current: &'a KernelState) -> Option<&'a LinkState> {
-    let node = view.plan.address?.addr();
+/// The device holding the node's underlay address of a family.
+fn underlay<'a>(view: &NodeView<'_>, current: &'a KernelState, family: Family) -> Option<&'a LinkState> {
+    let node = match family {
+        Family::V4 => IpAddr::V4(view.plan.address?.addr()),
+        Family::V6 => IpAddr::V6(view.plan.address6?.addr()),
+    };
     let device = current.addresses.iter().find(|a| a.address.addr() == node)?;
     current.link(&device.device)
 }
 
-/// Whether a failed change concerns an endpoint.
-fn touches(op: &Op, interface: &str, address: Ipv4Addr) -> bool {
+/// Whether a failed change concerns an endpoint (its interface, or a route to one of its
+/// addresses).
+fn touches(op: &Op, interface: &str, addresses: &[IpAddr]) -> bool {
     match op {
-        Op::ReplaceRoute(route) | Op::DeleteRoute(route) => route.destination == Ipv4Net::from(address),
+        Op::ReplaceRoute(route) | Op::DeleteRoute(route) => {
+            addresses.iter().any(|address| route.destination == IpNet::from(*address))
+        }
         Op::SetLink { name, .. } => name == interface,
         Op::WriteSysctl(sysctl) => sysctl.path.split('/').any(|part| part == interface),
         _ => false,

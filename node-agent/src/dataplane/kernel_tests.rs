@@ -8,8 +8,11 @@ use gingham_crds::api::span::NodeSpan;
 
 use super::*;
 use crate::dataplane::fake::FakeNetlink;
-use crate::dataplane::fixtures::{NODE, TUNNEL, endpoint, policy_span, policy_spec, pool, remote_blocks, rules};
-use crate::dataplane::model::{AddressSpec, NexthopSpec, RouteTarget, VXLAN_DEVICE};
+use crate::dataplane::fixtures::{
+    NODE, TUNNEL, TUNNEL6, dual_stack, endpoint, ipv6_only, policy_span, policy_spec, pool, remote_blocks,
+    remote_blocks_dual, rules,
+};
+use crate::dataplane::model::{AddressSpec, NexthopSpec, RouteTarget, VXLAN_DEVICE, VXLAN6_DEVICE};
 use crate::dataplane::nexthop::{Family, preferred_id};
 use crate::dataplane::nft::apply::FakeNft;
 use crate::dataplane::nft::observe::Observed;
@@ -35,7 +38,7 @@ async fn sync<'a>(
     endpoints: &[LocalEndpoint],
 ) -> SyncReport {
     let plan = NodePlan::build(NODE, spec, span.into(), &remote_blocks());
-    dataplane.sync(&NodeView { plan: &plan, endpoints, tunnel_address: TUNNEL }).await
+    dataplane.sync(&NodeView { plan: &plan, endpoints, tunnel_address: TUNNEL, tunnel_address6: None }).await
 }
 
 fn pods() -> Vec<LocalEndpoint> {
@@ -313,7 +316,7 @@ async fn the_real_dataplane_sync_can_be_spawned_on_a_multithreaded_runtime() {
     fn assert_send<T: Send>(_: &T) {}
     let mut dataplane = KernelDataplane::connect().unwrap();
     let plan = NodePlan::build(NODE, &policy_spec(), Some(&policy_span()), &[]);
-    let view = NodeView { plan: &plan, endpoints: &[], tunnel_address: TUNNEL };
+    let view = NodeView { plan: &plan, endpoints: &[], tunnel_address: TUNNEL, tunnel_address6: None };
     let future = dataplane.sync(&view);
     assert_send(&future);
 }
@@ -327,7 +330,7 @@ async fn sync_blocks(
     let mut blocks = remote_blocks();
     change(&mut blocks);
     let plan = NodePlan::build(NODE, spec, Some(&policy_span()), &blocks);
-    dataplane.sync(&NodeView { plan: &plan, endpoints: &[], tunnel_address: TUNNEL }).await
+    dataplane.sync(&NodeView { plan: &plan, endpoints: &[], tunnel_address: TUNNEL, tunnel_address6: None }).await
 }
 
 fn nexthop_of(node: &str, gateway: &str) -> NexthopSpec {
@@ -433,4 +436,131 @@ async fn silent_changes_wait_for_the_full_check_and_lost_notifications_force_one
     dataplane.netlink_mut().pending.push(Notice::Lost);
     sync_blocks(&mut dataplane, &spec, |_| {}).await;
     assert_eq!((dataplane.last_sync().dumped, dataplane.last_sync().netlink_changes), (true, 1), "lost: a dump");
+}
+
+/// A dual-stack host: `eth0` holds both underlay addresses.
+fn dual_host() -> FakeNetlink {
+    let mut netlink = host(&[]);
+    netlink.addresses.insert(AddressSpec { device: "eth0".into(), address: "fd00:10::2/64".parse().unwrap() });
+    netlink
+}
+
+async fn sync_dual(
+    dataplane: &mut KernelDataplane<FakeNetlink, FakeNft>,
+    spec: &NodeNetworkSpec,
+    tunnel_address: Option<std::net::Ipv4Addr>,
+) -> SyncReport {
+    let plan = NodePlan::build(NODE, spec, Some(&policy_span()), &remote_blocks_dual());
+    dataplane.sync(&NodeView { plan: &plan, endpoints: &[], tunnel_address, tunnel_address6: TUNNEL6 }).await
+}
+
+#[tokio::test]
+async fn both_families_route_through_nexthops_of_their_family_and_a_second_sync_changes_nothing() {
+    use gingham_crds::api::common::EncapsulationMode::CrossSubnet;
+    for (name, spec, tunnel) in
+        [("dual-stack", dual_stack(CrossSubnet), TUNNEL), ("IPv6-only", ipv6_only(CrossSubnet), None)]
+    {
+        let mut dataplane = KernelDataplane::new(dual_host(), FakeNft::default());
+        let report = sync_dual(&mut dataplane, &spec, tunnel).await;
+        assert!(report.errors.is_empty() && report.routes_programmed, "{name}: {:?}", report.errors);
+        let kernel = dataplane.netlink_mut();
+        let (b6, c6) = (preferred_id("node-b", Family::V6), preferred_id("node-c", Family::V6));
+        let hops: Vec<String> =
+            kernel.nexthops.iter().filter(|n| n.gateway.is_ipv6()).map(ToString::to_string).collect();
+        let mut expected = vec![
+            format!("id {b6} via fd00:10::3 dev eth0 onlink"),
+            format!("id {c6} via fd00:100:0:2:: dev vxlan6.gingham onlink"),
+        ];
+        expected.sort_by_key(|h| h.split(' ').nth(1).map(|id| id.parse::<u32>().unwrap()));
+        assert_eq!(hops, expected, "{name}");
+        let remote6: Vec<String> = kernel
+            .routes
+            .iter()
+            .filter(|r| r.destination.addr().is_ipv6() && r.target != RouteTarget::Blackhole)
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            remote6,
+            [format!("fd00:100:0:1::/122 nhid {b6}"), format!("fd00:100:0:2::/122 nhid {c6}")],
+            "{name}"
+        );
+        let vxlan6 = kernel.link(VXLAN6_DEVICE).unwrap();
+        assert_eq!(vxlan6.mtu, 1430, "{name}: underlay 1500 less 70");
+        assert_eq!(kernel.link(VXLAN_DEVICE).is_some(), tunnel.is_some(), "{name}");
+        assert_eq!(kernel.sysctls.get("net/ipv6/conf/all/forwarding").map(String::as_str), Some("1"));
+        let ipv4_routes = kernel.routes.iter().filter(|r| r.destination.addr().is_ipv4()).count();
+        assert_eq!(ipv4_routes, if tunnel.is_some() { 3 } else { 0 }, "{name}");
+
+        sync_dual(&mut dataplane, &spec, tunnel).await;
+        assert_eq!((dataplane.last_sync().dumped, dataplane.last_sync().netlink_changes), (false, 0), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn without_nexthop_objects_ipv6_remote_blocks_are_plain_routes() {
+    let mut kernel = dual_host();
+    kernel.capabilities.nexthops = false;
+    let mut dataplane = KernelDataplane::new(kernel, FakeNft::default());
+    let report = sync_dual(&mut dataplane, &dual_stack(Always), TUNNEL).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let kernel = dataplane.netlink_mut();
+    assert!(kernel.nexthops.is_empty());
+    let gateway = "fd00:100:0:1::".parse().unwrap();
+    let plain = RouteTarget::Via { gateway, device: Some(VXLAN6_DEVICE.into()) };
+    assert!(kernel.routes.iter().any(|r| r.target == plain), "{:?}", kernel.routes);
+}
+
+#[tokio::test]
+async fn an_idle_sync_computes_nothing_until_an_input_or_the_kernel_changes() {
+    let (spec, span, pods) = (policy_spec(), policy_span(), pods());
+    let mut dataplane = KernelDataplane::new(host(&pods), FakeNft::default());
+    let first = sync(&mut dataplane, &spec, &span, &pods).await;
+    sync(&mut dataplane, &spec, &span, &pods).await;
+    assert!(!dataplane.last_sync().unchanged, "the notifications of the first sync's changes are read");
+    let idle = sync(&mut dataplane, &spec, &span, &pods).await;
+    assert!(dataplane.last_sync().unchanged);
+    assert_eq!(idle, first, "the same outcome, vouched for again");
+
+    let one = sync(&mut dataplane, &spec, &span, &pods[..1]).await;
+    assert!(!dataplane.last_sync().unchanged && dataplane.last_sync().netlink_changes > 0, "an endpoint went");
+    assert_eq!(one.programmed_endpoints, ["default/web".to_string()].into());
+    sync(&mut dataplane, &spec, &span, &pods[..1]).await;
+    sync(&mut dataplane, &spec, &span, &pods[..1]).await;
+    assert!(dataplane.last_sync().unchanged);
+
+    let mut moved = spec.clone();
+    moved.tunnel.vxlan_mtu = Some(1400);
+    sync(&mut dataplane, &moved, &span, &pods[..1]).await;
+    assert_eq!(
+        (dataplane.last_sync().unchanged, dataplane.last_sync().netlink_changes),
+        (false, 1),
+        "the plan changed"
+    );
+
+    let blackhole =
+        dataplane.netlink_mut().routes.iter().find(|r| r.target == RouteTarget::Blackhole).cloned().unwrap();
+    sync(&mut dataplane, &moved, &span, &pods[..1]).await;
+    dataplane.netlink_mut().delete_route_by_hand(&blackhole);
+    sync(&mut dataplane, &moved, &span, &pods[..1]).await;
+    assert_eq!((dataplane.last_sync().unchanged, dataplane.last_sync().netlink_changes), (false, 1), "a notification");
+    assert!(dataplane.netlink_mut().routes.contains(&blackhole));
+}
+
+#[tokio::test]
+async fn no_sync_is_skipped_while_a_vxlan_device_drains_or_after_a_failure() {
+    let (mut spec, span, pods) = (policy_spec(), policy_span(), pods());
+    let mut netlink = host(&pods);
+    netlink.fail_matching = Some(format!("route {}/32", pods[0].address));
+    let mut dataplane = KernelDataplane::new(netlink, FakeNft::default());
+    for _ in 0..3 {
+        sync(&mut dataplane, &spec, &span, &pods).await;
+        assert!(!dataplane.last_sync().unchanged, "a failed change is tried again at every sync");
+    }
+    dataplane.netlink_mut().fail_matching = None;
+    sync(&mut dataplane, &spec, &span, &pods).await;
+    spec.pools[0].vxlan_mode = Never;
+    for _ in 0..3 {
+        sync(&mut dataplane, &spec, &span, &pods).await;
+        assert!(!dataplane.last_sync().unchanged, "the device drains for VXLAN_DRAIN");
+    }
 }

@@ -13,11 +13,13 @@
 //! | desired routes, devices, addresses, neighbours, FDB, sysctls (pure) | [`desired`], [`model`] |
 //! | remote blocks through one nexthop object per remote node and family, stable ids (pure) | [`nexthop`] |
 //! | the kernel as last dumped, kept current by its notifications (pure) | [`observed`] ([`notify`] reads them) |
+//! | an idle sync (same inputs, no notification) skips compute and compare | [`settled`] |
 //! | read the kernel, diff, apply in a loss-minimising order | [`netlink`] ([`rtnl`], [`batch`], [`wire`]; `fake` in unit tests), [`diff`] |
 //! | desired nftables ruleset (pure), render, compare with the listing, apply atomically | [`nft`] |
 //! | orchestration and the [`SyncReport`] | [`kernel`] |
 //!
-//! Known limits: IPv4 only (IPv6 set members and IPv6-only rules are left out). Failsafe inbound
+//! Known limits: routes, devices, neighbours, FDB entries and nexthops are of both families; the
+//! nftables table is IPv4 only (IPv6 set members and IPv6-only rules are left out). Failsafe inbound
 //! ports are accepted first for traffic from pods to their node; the table never filters the
 //! node's own traffic or traffic to it from elsewhere, so outbound failsafes and node reachability
 //! need no rules. Drift inside a rule is detected only by a running agent (it remembers the rules
@@ -37,6 +39,7 @@ pub mod notify;
 pub mod observed;
 pub mod plan;
 pub mod rtnl;
+pub mod settled;
 pub mod wire;
 
 #[cfg(test)]
@@ -58,6 +61,9 @@ pub struct NodeView<'a> {
     /// This node's tunnel address (VTEP and `tunl0`), allocated through its IPAM; `None` when no
     /// pool encapsulates or none could be allocated.
     pub tunnel_address: Option<std::net::Ipv4Addr>,
+    /// This node's IPv6 VTEP address (on `vxlan6.gingham`), allocated through its IPAM from
+    /// `spec.tunnel.blocks6`; `None` when no IPv6 pool uses VXLAN or none could be allocated.
+    pub tunnel_address6: Option<std::net::Ipv6Addr>,
 }
 
 /// What one sync achieved, for status.

@@ -1,22 +1,86 @@
 //! Typed kernel state the dataplane manages: routes, links, addresses, neighbours, FDB entries and
-//! sysctls. Desired and observed state use the same types, so a diff is a comparison of sets.
+//! sysctls, of both address families. Desired and observed state use the same types, so a diff is
+//! a comparison of sets.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 /// The route protocol number that marks routes as gingham's. Only routes with it are ever deleted.
 pub const ROUTE_PROTOCOL: u8 = 249;
 
-/// The VXLAN device gingham creates.
+/// The VXLAN device gingham creates for IPv4 (Calico's `vxlan.calico`).
 pub const VXLAN_DEVICE: &str = "vxlan.gingham";
+
+/// The VXLAN device gingham creates for IPv6 (Calico's `vxlan-v6.calico`): same VNI and port,
+/// IPv6 underlay. Not `vxlan-v6.gingham`: that is 16 bytes, and the kernel takes interface names
+/// of at most 15 (`IFNAMSIZ` less its NUL).
+pub const VXLAN6_DEVICE: &str = "vxlan6.gingham";
 
 /// The IP-in-IP fallback device.
 pub const IPIP_DEVICE: &str = "tunl0";
 
 /// Bytes of VXLAN overhead (outer IPv4, UDP, VXLAN and Ethernet headers).
 pub const VXLAN_OVERHEAD: u32 = 50;
+
+/// Bytes of VXLAN overhead over IPv6 (the outer header is 20 bytes longer).
+pub const VXLAN6_OVERHEAD: u32 = 70;
+
+/// An address family: the key of a nexthop and of each per-family decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl Family {
+    /// Both families, IPv4 first.
+    pub const BOTH: [Self; 2] = [Self::V4, Self::V6];
+
+    /// The family of an address.
+    pub fn of(address: &IpAddr) -> Self {
+        if address.is_ipv4() { Self::V4 } else { Self::V6 }
+    }
+
+    /// The family of a network.
+    pub fn of_net(net: &IpNet) -> Self {
+        Self::of(&net.addr())
+    }
+
+    /// This family's VXLAN device.
+    pub fn vxlan_device(self) -> &'static str {
+        match self {
+            Self::V4 => VXLAN_DEVICE,
+            Self::V6 => VXLAN6_DEVICE,
+        }
+    }
+
+    /// This family's VXLAN overhead.
+    pub fn vxlan_overhead(self) -> u32 {
+        match self {
+            Self::V4 => VXLAN_OVERHEAD,
+            Self::V6 => VXLAN6_OVERHEAD,
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::V4 => "IPv4",
+            Self::V6 => "IPv6",
+        })
+    }
+}
+
+/// Whether a device is one of gingham's tunnels (whose addresses, neighbours and FDB entries it
+/// manages).
+pub fn is_tunnel(device: &str) -> bool {
+    matches!(device, VXLAN_DEVICE | VXLAN6_DEVICE | IPIP_DEVICE)
+}
 
 /// Bytes of IP-in-IP overhead (the outer IPv4 header).
 pub const IPIP_OVERHEAD: u32 = 20;
@@ -30,8 +94,8 @@ pub enum RouteTarget {
     Blackhole,
     /// `via <gateway> [dev <device> onlink]`; without a device the kernel picks the interface.
     Via {
-        /// The next hop.
-        gateway: Ipv4Addr,
+        /// The next hop, of the destination's family.
+        gateway: IpAddr,
         /// The output device, with `onlink`; `None` to let the kernel resolve the gateway.
         device: Option<String>,
     },
@@ -39,11 +103,13 @@ pub enum RouteTarget {
     Nexthop(u32),
 }
 
-/// One IPv4 route in the main table, carrying [`ROUTE_PROTOCOL`].
+/// One IPv4 or IPv6 route in the main table, carrying [`ROUTE_PROTOCOL`]. Its metric is not
+/// part of it: gingham never sets one (IPv6 routes get the kernel's default, 1024), and one
+/// found with another is still the route to its destination.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RouteSpec {
     /// The destination prefix.
-    pub destination: Ipv4Net,
+    pub destination: IpNet,
     /// Where matching packets go.
     pub target: RouteTarget,
 }
@@ -63,7 +129,7 @@ impl RouteSpec {
     pub fn satisfied_by(&self, observed: &RouteSpec) -> bool {
         match (&self.target, &observed.target) {
             (RouteTarget::Via { gateway, device: None }, RouteTarget::Via { gateway: seen, device }) => {
-                let through_tunnel = matches!(device.as_deref(), Some(IPIP_DEVICE | VXLAN_DEVICE));
+                let through_tunnel = device.as_deref().is_some_and(is_tunnel);
                 self.destination == observed.destination && gateway == seen && !through_tunnel
             }
             _ => self == observed,
@@ -115,8 +181,8 @@ pub enum TunnelKind {
         vni: u32,
         /// The UDP destination port.
         port: u16,
-        /// The underlay source address.
-        local: Ipv4Addr,
+        /// The underlay source address (`IFLA_VXLAN_LOCAL` or `IFLA_VXLAN_LOCAL6`).
+        local: IpAddr,
     },
     /// The IP-in-IP fallback device `tunl0`.
     Ipip,
@@ -152,22 +218,32 @@ pub struct LinkState {
     pub up: bool,
 }
 
-/// An IPv4 address on a device.
+/// An IPv4 or IPv6 address on a device.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AddressSpec {
     /// The device name.
     pub device: String,
     /// The address and prefix length.
-    pub address: Ipv4Net,
+    pub address: IpNet,
 }
 
-/// A permanent neighbour (ARP) entry: a remote VTEP address and its MAC.
+impl AddressSpec {
+    /// An IPv6 link-local address (`fe80::/10`): the kernel's own, never gingham's.
+    pub fn is_link_local(&self) -> bool {
+        match self.address.addr() {
+            IpAddr::V6(address) => address.is_unicast_link_local(),
+            IpAddr::V4(_) => false,
+        }
+    }
+}
+
+/// A permanent neighbour (ARP or NDP) entry: a remote VTEP address and its MAC.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NeighbourSpec {
     /// The device name.
     pub device: String,
     /// The neighbour's address.
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     /// The neighbour's MAC.
     pub mac: Mac,
 }
@@ -179,8 +255,8 @@ pub struct FdbSpec {
     pub device: String,
     /// The remote VTEP MAC.
     pub mac: Mac,
-    /// The remote node's underlay address.
-    pub destination: Ipv4Addr,
+    /// The remote node's underlay address, of the device's family.
+    pub destination: IpAddr,
 }
 
 /// A `/proc/sys` setting.
@@ -198,18 +274,54 @@ mod tests {
 
     #[test]
     fn a_deviceless_route_is_satisfied_by_any_device_but_a_tunnel() {
-        let gateway = Ipv4Addr::new(192, 168, 1, 3);
-        let destination: Ipv4Net = "10.0.1.0/26".parse().unwrap_or_default();
-        let desired = RouteSpec { destination, target: RouteTarget::Via { gateway, device: None } };
-        let seen = RouteSpec { destination, target: RouteTarget::Via { gateway, device: Some("eth0".into()) } };
-        assert!(desired.satisfied_by(&seen));
-        let other = RouteSpec { destination, target: RouteTarget::Via { gateway: Ipv4Addr::LOCALHOST, device: None } };
-        assert!(!desired.satisfied_by(&other));
-        assert!(!seen.satisfied_by(&desired));
-        for tunnel in [IPIP_DEVICE, VXLAN_DEVICE] {
-            let encapsulated =
-                RouteSpec { destination, target: RouteTarget::Via { gateway, device: Some(tunnel.into()) } };
-            assert!(!desired.satisfied_by(&encapsulated), "IPIP Always -> CrossSubnet must leave {tunnel}");
+        let families = [("10.0.1.0/26", "192.168.1.3", "127.0.0.1"), ("fd00:1::/122", "fd00:10::3", "::1")];
+        for (destination, gateway, other) in families {
+            let destination: IpNet = destination.parse().unwrap_or_else(|_| unreachable!());
+            let gateway: IpAddr = gateway.parse().unwrap_or_else(|_| unreachable!());
+            let desired = RouteSpec { destination, target: RouteTarget::Via { gateway, device: None } };
+            let seen = RouteSpec { destination, target: RouteTarget::Via { gateway, device: Some("eth0".into()) } };
+            assert!(desired.satisfied_by(&seen));
+            let gateway_elsewhere = other.parse().unwrap_or_else(|_| unreachable!());
+            let other =
+                RouteSpec { destination, target: RouteTarget::Via { gateway: gateway_elsewhere, device: None } };
+            assert!(!desired.satisfied_by(&other));
+            assert!(!seen.satisfied_by(&desired));
+            for tunnel in [IPIP_DEVICE, VXLAN_DEVICE, VXLAN6_DEVICE] {
+                let encapsulated =
+                    RouteSpec { destination, target: RouteTarget::Via { gateway, device: Some(tunnel.into()) } };
+                assert!(!desired.satisfied_by(&encapsulated), "Always -> CrossSubnet must leave {tunnel}");
+            }
         }
+    }
+
+    #[test]
+    fn every_device_name_fits_the_kernels_interface_names() {
+        for name in [VXLAN_DEVICE, VXLAN6_DEVICE, IPIP_DEVICE] {
+            assert!(name.len() <= 15, "{name} is longer than IFNAMSIZ - 1");
+        }
+    }
+
+    #[test]
+    fn routes_of_both_families_display_as_ip_shows_them() {
+        let route = |destination: &str, target| RouteSpec {
+            destination: destination.parse().unwrap_or_else(|_| unreachable!()),
+            target,
+        };
+        let gateway = "fd00:1::".parse().unwrap_or_else(|_| unreachable!());
+        let shown = [
+            route("fd00:2::5/128", RouteTarget::Device("gh1".into())).to_string(),
+            route("fd00:2::/122", RouteTarget::Blackhole).to_string(),
+            route("fd00:1::/122", RouteTarget::Via { gateway, device: Some(VXLAN6_DEVICE.into()) }).to_string(),
+            route("10.0.1.0/26", RouteTarget::Nexthop(7)).to_string(),
+        ];
+        assert_eq!(
+            shown,
+            [
+                "fd00:2::5/128 dev gh1 scope link",
+                "blackhole fd00:2::/122",
+                "fd00:1::/122 via fd00:1:: dev vxlan6.gingham onlink",
+                "10.0.1.0/26 nhid 7",
+            ]
+        );
     }
 }

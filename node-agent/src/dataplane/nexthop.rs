@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::ops::Range;
 
+pub use super::model::Family;
 use super::model::{NexthopSpec, RouteSpec, RouteTarget};
 use super::nft::model::stable_hash;
 
@@ -26,19 +27,23 @@ pub struct RemoteRoute {
     pub route: RouteSpec,
 }
 
-/// An address family, as part of a nexthop's key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Family {
-    /// IPv4.
-    V4,
-    /// IPv6.
-    V6,
+/// The devices holding the node's underlay addresses, by family: where a deviceless route (the
+/// direct path of CrossSubnet) leaves, and so its nexthop's device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Underlay<'a> {
+    /// The device holding the node's IPv4 address.
+    pub v4: Option<&'a str>,
+    /// The device holding the node's IPv6 address.
+    pub v6: Option<&'a str>,
 }
 
-impl Family {
-    /// The family of an address.
-    pub fn of(address: &IpAddr) -> Self {
-        if address.is_ipv4() { Self::V4 } else { Self::V6 }
+impl<'a> Underlay<'a> {
+    /// The underlay device of a family.
+    pub fn of(&self, family: Family) -> Option<&'a str> {
+        match family {
+            Family::V4 => self.v4,
+            Family::V6 => self.v6,
+        }
     }
 }
 
@@ -78,26 +83,28 @@ pub fn assign_ids<'a>(
 }
 
 /// Where a plain remote route sends packets, as a nexthop would: the gateway and the device. A
-/// deviceless route (the direct path of CrossSubnet) goes out of the underlay device.
-fn hop<'a>(route: &'a RouteSpec, underlay: Option<&'a str>) -> Option<(IpAddr, &'a str)> {
+/// deviceless route (the direct path of CrossSubnet) goes out of its family's underlay device.
+fn hop<'a>(route: &'a RouteSpec, underlay: Underlay<'a>) -> Option<(IpAddr, &'a str)> {
     match &route.target {
-        RouteTarget::Via { gateway, device } => Some((IpAddr::V4(*gateway), device.as_deref().or(underlay)?)),
+        RouteTarget::Via { gateway, device } => {
+            Some((*gateway, device.as_deref().or_else(|| underlay.of(Family::of(gateway)))?))
+        }
         RouteTarget::Device(_) | RouteTarget::Blackhole | RouteTarget::Nexthop(_) => None,
     }
 }
 
-/// The remote routes through nexthops, and those nexthops. Each node and family gets one
-/// nexthop, the hop of its first block's route; a block of the same node that goes elsewhere
-/// (a pool with another encapsulation) keeps a plain route, as does a deviceless route while
-/// the underlay device is not known.
+/// The remote routes through nexthops, and those nexthops. Each node and family (the family of
+/// the block, and so of its gateway) gets one nexthop, the hop of its first block's route; a
+/// block of the same node that goes elsewhere (a pool with another encapsulation) keeps a plain
+/// route, as does a deviceless route while its family's underlay device is not known.
 pub fn through_nexthops(
     remote: &[RemoteRoute],
-    underlay: Option<&str>,
+    underlay: Underlay<'_>,
     taken: &BTreeSet<u32>,
 ) -> (BTreeSet<RouteSpec>, BTreeSet<NexthopSpec>) {
     let mut by_node: BTreeMap<(&str, Family), Vec<&RouteSpec>> = BTreeMap::new();
     for r in remote {
-        let family = hop(&r.route, underlay).map_or(Family::V4, |(gateway, _)| Family::of(&gateway));
+        let family = Family::of_net(&r.route.destination);
         by_node.entry((r.node.as_str(), family)).or_default().push(&r.route);
     }
     for routes in by_node.values_mut() {

@@ -1,15 +1,15 @@
 #![allow(clippy::unwrap_used)]
 
-use std::net::Ipv4Addr;
-
 use super::*;
 
-fn via(destination: &str, gateway: [u8; 4], device: Option<&str>) -> RouteSpec {
+fn via(destination: &str, gateway: &str, device: Option<&str>) -> RouteSpec {
     RouteSpec {
         destination: destination.parse().unwrap(),
-        target: RouteTarget::Via { gateway: Ipv4Addr::from(gateway), device: device.map(Into::into) },
+        target: RouteTarget::Via { gateway: gateway.parse().unwrap(), device: device.map(Into::into) },
     }
 }
+
+const ETH0: Underlay<'static> = Underlay { v4: Some("eth0"), v6: Some("eth1") };
 
 fn remote(node: &str, route: RouteSpec) -> RemoteRoute {
     RemoteRoute { node: node.into(), route }
@@ -47,11 +47,11 @@ fn two_nodes_with_the_same_preferred_id_get_two_ids_in_key_order() {
 #[test]
 fn each_node_gets_one_nexthop_that_its_routes_name() {
     let remote = vec![
-        remote("node-b", via("10.0.1.0/26", [10, 0, 1, 0], Some("vxlan.gingham"))),
-        remote("node-b", via("10.0.1.64/26", [10, 0, 1, 0], Some("vxlan.gingham"))),
-        remote("node-c", via("10.0.2.0/26", [10, 0, 2, 0], Some("vxlan.gingham"))),
+        remote("node-b", via("10.0.1.0/26", "10.0.1.0", Some("vxlan.gingham"))),
+        remote("node-b", via("10.0.1.64/26", "10.0.1.0", Some("vxlan.gingham"))),
+        remote("node-c", via("10.0.2.0/26", "10.0.2.0", Some("vxlan.gingham"))),
     ];
-    let (routes, nexthops) = through_nexthops(&remote, Some("eth0"), &BTreeSet::new());
+    let (routes, nexthops) = through_nexthops(&remote, ETH0, &BTreeSet::new());
     let b = preferred_id("node-b", Family::V4);
     let c = preferred_id("node-c", Family::V4);
     assert_eq!(
@@ -76,16 +76,16 @@ fn each_node_gets_one_nexthop_that_its_routes_name() {
 #[test]
 fn moving_a_node_changes_its_nexthop_and_none_of_its_routes() {
     let before = vec![
-        remote("node-b", via("10.0.1.0/26", [10, 0, 1, 0], Some("vxlan.gingham"))),
-        remote("node-b", via("10.0.1.64/26", [10, 0, 1, 0], Some("vxlan.gingham"))),
+        remote("node-b", via("10.0.1.0/26", "10.0.1.0", Some("vxlan.gingham"))),
+        remote("node-b", via("10.0.1.64/26", "10.0.1.0", Some("vxlan.gingham"))),
     ];
     // CrossSubnet: node-b moved into this node's subnet, so it is now reached directly.
     let after = vec![
-        remote("node-b", via("10.0.1.0/26", [192, 168, 1, 9], None)),
-        remote("node-b", via("10.0.1.64/26", [192, 168, 1, 9], None)),
+        remote("node-b", via("10.0.1.0/26", "192.168.1.9", None)),
+        remote("node-b", via("10.0.1.64/26", "192.168.1.9", None)),
     ];
-    let (routes_before, hops_before) = through_nexthops(&before, Some("eth0"), &BTreeSet::new());
-    let (routes_after, hops_after) = through_nexthops(&after, Some("eth0"), &BTreeSet::new());
+    let (routes_before, hops_before) = through_nexthops(&before, ETH0, &BTreeSet::new());
+    let (routes_after, hops_after) = through_nexthops(&after, ETH0, &BTreeSet::new());
     assert_eq!(routes_before, routes_after);
     let hop = hops_after.first().unwrap();
     assert_eq!((hop.gateway.to_string(), hop.device.as_str()), ("192.168.1.9".to_string(), "eth0"));
@@ -95,13 +95,44 @@ fn moving_a_node_changes_its_nexthop_and_none_of_its_routes() {
 #[test]
 fn routes_a_nexthop_cannot_carry_stay_plain() {
     let remote = vec![
-        remote("node-b", via("10.0.1.0/26", [10, 0, 1, 0], Some("vxlan.gingham"))),
+        remote("node-b", via("10.0.1.0/26", "10.0.1.0", Some("vxlan.gingham"))),
         // Another pool of node-b's, over IPIP: not the node's nexthop.
-        remote("node-b", via("10.1.1.0/26", [192, 168, 2, 3], Some("tunl0"))),
+        remote("node-b", via("10.1.1.0/26", "192.168.2.3", Some("tunl0"))),
         // Direct, with no underlay device known.
-        remote("node-c", via("10.0.2.0/26", [192, 168, 1, 4], None)),
+        remote("node-c", via("10.0.2.0/26", "192.168.1.4", None)),
     ];
-    let (routes, nexthops) = through_nexthops(&remote, None, &BTreeSet::new());
+    let (routes, nexthops) = through_nexthops(&remote, Underlay::default(), &BTreeSet::new());
     assert_eq!(nexthops.len(), 1, "{nexthops:?}");
     assert!(routes.contains(&remote[1].route) && routes.contains(&remote[2].route), "{routes:?}");
+}
+
+#[test]
+fn a_dual_stack_node_gets_one_nexthop_per_family_through_its_family_underlay() {
+    let remote = vec![
+        remote("node-b", via("10.0.1.0/26", "10.0.1.0", Some("vxlan.gingham"))),
+        remote("node-b", via("fd00:1::/122", "fd00:1::", Some("vxlan6.gingham"))),
+        remote("node-b", via("fd00:1::40/122", "fd00:1::", Some("vxlan6.gingham"))),
+        // CrossSubnet, direct: out of the IPv6 underlay device.
+        remote("node-c", via("fd00:2::/122", "fd00:10::3", None)),
+    ];
+    let (routes, nexthops) = through_nexthops(&remote, ETH0, &BTreeSet::new());
+    let (b4, b6, c6) =
+        (preferred_id("node-b", Family::V4), preferred_id("node-b", Family::V6), preferred_id("node-c", Family::V6));
+    let hops: Vec<_> = nexthops.iter().map(|n| (n.id, n.gateway.to_string(), n.device.as_str())).collect();
+    let mut expected = vec![
+        (b4, "10.0.1.0".to_string(), "vxlan.gingham"),
+        (b6, "fd00:1::".to_string(), "vxlan6.gingham"),
+        (c6, "fd00:10::3".to_string(), "eth1"),
+    ];
+    expected.sort();
+    assert_eq!(hops, expected);
+    let targets: BTreeMap<String, RouteTarget> =
+        routes.iter().map(|r| (r.destination.to_string(), r.target.clone())).collect();
+    assert_eq!(targets["fd00:1::/122"], RouteTarget::Nexthop(b6));
+    assert_eq!(targets["fd00:1::40/122"], RouteTarget::Nexthop(b6));
+    assert_eq!(targets["fd00:2::/122"], RouteTarget::Nexthop(c6));
+    assert_eq!(targets["10.0.1.0/26"], RouteTarget::Nexthop(b4));
+
+    let (plain, none) = through_nexthops(&remote[3..], Underlay { v4: Some("eth0"), v6: None }, &BTreeSet::new());
+    assert!(none.is_empty() && plain.contains(&remote[3].route), "no IPv6 underlay device known: a plain route");
 }

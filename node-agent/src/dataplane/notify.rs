@@ -1,5 +1,6 @@
-//! The kernel's rtnetlink notifications: a socket in the multicast groups of links, IPv4
-//! addresses and routes, neighbours (and FDB) and nexthops, read without waiting. Datagrams are
+//! The kernel's rtnetlink notifications: a socket in the multicast groups of links, IPv4 and IPv6
+//! addresses and routes, neighbours (ARP, NDP and FDB: one group) and nexthops, read without
+//! waiting. Datagrams are
 //! kept as they come; [`super::rtnl`] decodes them.
 
 use std::io;
@@ -13,6 +14,12 @@ const RTNLGRP_LINK: u32 = 1;
 const RTNLGRP_NEIGH: u32 = 3;
 const RTNLGRP_IPV4_IFADDR: u32 = 5;
 const RTNLGRP_IPV4_ROUTE: u32 = 7;
+const RTNLGRP_IPV6_IFADDR: u32 = 9;
+const RTNLGRP_IPV6_ROUTE: u32 = 11;
+
+/// Every group below 32 the socket binds to.
+const GROUPS: [u32; 6] =
+    [RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE];
 
 /// The receive buffer asked for (the kernel caps it at `net.core.rmem_max`); the socket is also
 /// drained after every chunk of a batch, so the agent's own changes do not overflow it.
@@ -45,9 +52,7 @@ impl Notifications {
     /// gets the other groups only.
     pub fn open() -> io::Result<Self> {
         let mut socket = Socket::new(NETLINK_ROUTE)?;
-        let groups = [RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE]
-            .iter()
-            .fold(0u32, |mask, group| mask | (1 << (group - 1)));
+        let groups = GROUPS.iter().fold(0u32, |mask, group| mask | (1 << (group - 1)));
         socket.bind(&SocketAddr::new(0, groups))?;
         // Best effort: an older kernel has no nexthop group, and no nexthop objects to watch.
         let _ = socket.add_membership(RTNLGRP_NEXTHOP);

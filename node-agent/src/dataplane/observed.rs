@@ -1,11 +1,13 @@
 //! What the kernel holds, kept up to date from its notifications (pure): a sync with nothing
 //! changed dumps nothing. A dump fills a [`KernelState`]; every [`Notice`] received after it is
 //! applied in order. Notices are keyed replacements, so a notice that a dump already reflects does
-//! no harm when applied again. What the kernel changes without telling (IPv4 drops the routes of a
-//! link that goes down or away without a notification) and lost notices end the cache instead: the
-//! next sync dumps again.
+//! no harm when applied again. Both families are watched alike. What the kernel changes without
+//! telling (IPv4 drops the routes of a link that goes down or away without a notification; IPv6
+//! marks them dead) and lost notices end the cache instead: the next sync dumps again.
 
-use ipnet::Ipv4Net;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
 
 use super::diff::KernelState;
 use super::model::{AddressSpec, FdbSpec, LinkState, Mac, NeighbourSpec, NexthopSpec, RouteSpec, RouteTarget};
@@ -26,7 +28,7 @@ pub enum Notice {
     /// A route of ours was deleted.
     RouteGone(RouteSpec),
     /// Another owner's route replaced whatever was at this destination.
-    RouteTaken(Ipv4Net),
+    RouteTaken(IpNet),
     /// A permanent neighbour was added or changed.
     Neighbour(NeighbourSpec),
     /// A neighbour stopped being permanent or was deleted.
@@ -34,7 +36,7 @@ pub enum Notice {
         /// The device.
         device: String,
         /// The neighbour's address.
-        address: std::net::Ipv4Addr,
+        address: IpAddr,
     },
     /// A permanent FDB entry was added or changed.
     Fdb(FdbSpec),
@@ -114,7 +116,7 @@ pub fn apply(state: &mut KernelState, notice: Notice) -> bool {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::net::{IpAddr, Ipv4Addr};
+    use std::net::Ipv4Addr;
 
     use super::*;
 
@@ -160,6 +162,26 @@ mod tests {
         assert!(apply(&mut state, Notice::NexthopGone(7)));
         assert!(apply(&mut state, Notice::RouteTaken("10.1.1.0/26".parse().unwrap())));
         assert!(state.routes.is_empty(), "{:?}", state.routes);
+    }
+
+    #[test]
+    fn ipv6_notices_are_keyed_like_ipv4_ones() {
+        let mut state = KernelState::default();
+        let address: IpAddr = "fd00:100:0:1::".parse().unwrap();
+        let neighbour = |mac: [u8; 6]| NeighbourSpec { device: "vxlan6.gingham".into(), address, mac: Mac(mac) };
+        state.routes.insert(route("fd00:100::/122", RouteTarget::Blackhole));
+        for notice in [
+            Notice::Route(route("fd00:100:0:1::/122", RouteTarget::Nexthop(7))),
+            Notice::Neighbour(neighbour([2, 0, 0, 0, 1, 1])),
+            Notice::Neighbour(neighbour([2, 0, 0, 0, 1, 2])),
+            Notice::RouteTaken("fd00:100::/122".parse().unwrap()),
+        ] {
+            assert!(apply(&mut state, notice));
+        }
+        assert_eq!(state.routes, [route("fd00:100:0:1::/122", RouteTarget::Nexthop(7))].into());
+        assert_eq!(state.neighbours, [neighbour([2, 0, 0, 0, 1, 2])].into(), "replaced by its address");
+        assert!(apply(&mut state, Notice::NeighbourGone { device: "vxlan6.gingham".into(), address }));
+        assert!(state.neighbours.is_empty());
     }
 
     #[test]

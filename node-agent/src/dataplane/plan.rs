@@ -7,13 +7,13 @@
 //! `gingham-operator validate` runs, [`node_network_value_errors`] and [`span_value_errors`]).
 //! What did not decode is left out, and fails closed: a policy whose net, or a set whose member
 //! or name, does not decode is not programmed, so the endpoints that use it have their traffic
-//! dropped, never allowed. The policy part holds both families (sets typed by family, failsafes
-//! and natOutgoing pools of either family); the routing part is IPv4-only for now. While the
-//! span is not known the plan has no policy at all ([`NodePlan::policy`] is `None`), and the
-//! dataplane leaves nftables as it is.
+//! dropped, never allowed. Both parts hold both families: every routing fact of a remote block is
+//! of the block's family, and the policy has sets typed by family, failsafes and natOutgoing
+//! pools of either family. While the span is not known the plan has no policy at all
+//! ([`NodePlan::policy`] is `None`), and the dataplane leaves nftables as it is.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use gingham_crds::api::common::EncapsulationMode;
 use gingham_crds::api::felix::Failsafe;
@@ -25,22 +25,26 @@ use gingham_crds::api::{IPAMBlockSpec, IpFamily, IpProtocol, IpSetMember, Mac, S
 use gingham_crds::validate::{
     is_set_name, node_network_value_errors, set_member, span_value_errors, validate_ipam_block,
 };
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{SyncError, SyncReport};
 
 /// One revision of this node's desired state, decoded. Immutable once built.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NodePlan {
-    /// The node's underlay address and subnet; `None` when it is not IPv4.
+    /// The node's IPv4 underlay address and subnet (`spec.address`); `None` on a node without
+    /// IPv4.
     pub address: Option<Ipv4Net>,
-    /// The blocks this node owns.
-    pub blocks: Vec<Ipv4Net>,
-    /// The pools, for encapsulation decisions and natOutgoing.
+    /// The node's IPv6 underlay address and subnet (`spec.address6`); `None` on a node without
+    /// IPv6.
+    pub address6: Option<Ipv6Net>,
+    /// The blocks this node owns, of both families.
+    pub blocks: Vec<IpNet>,
+    /// The pools of both families, for encapsulation decisions and natOutgoing.
     pub pools: Vec<PoolPlan>,
     /// The tunnel devices' settings.
     pub tunnel: TunnelPlan,
-    /// The other nodes' blocks.
+    /// The other nodes' blocks, of both families.
     pub remotes: Vec<RemoteBlock>,
     /// The policy of the node's endpoints; `None` while the node's span is not known.
     pub policy: Option<PolicyPlan>,
@@ -58,9 +62,9 @@ pub struct NodePlan {
 /// One pool.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolPlan {
-    /// The pool's CIDR.
-    pub cidr: Ipv4Net,
-    /// IP-in-IP mode.
+    /// The pool's CIDR (its family is the pool's).
+    pub cidr: IpNet,
+    /// IP-in-IP mode (IPv4 pools only; an IPv6 pool's is never used).
     pub ipip_mode: EncapsulationMode,
     /// VXLAN mode.
     pub vxlan_mode: EncapsulationMode,
@@ -75,26 +79,31 @@ pub struct TunnelPlan {
     pub vxlan_vni: u32,
     /// The VXLAN UDP port.
     pub vxlan_port: u16,
-    /// This node's VTEP MAC.
+    /// This node's IPv4 VTEP MAC (`vtepMAC`).
     pub vtep_mac: Option<Mac>,
-    /// VXLAN device MTU, when set.
+    /// This node's IPv6 VTEP MAC (`vtepMACV6`).
+    pub vtep_mac_v6: Option<Mac>,
+    /// IPv4 VXLAN device MTU, when set.
     pub vxlan_mtu: Option<u32>,
+    /// IPv6 VXLAN device MTU (`vxlanMTUV6`), when set.
+    pub vxlan_mtu_v6: Option<u32>,
     /// tunl0 MTU, when set.
     pub ipip_mtu: Option<u32>,
 }
 
-/// Another node's block.
+/// Another node's block. Every fact of it is of the block's family (the IPAMBlock contract): an
+/// IPv6 block carries its owner's IPv6 underlay address, IPv6 VTEP address and IPv6 VTEP MAC.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteBlock {
     /// The block.
-    pub cidr: Ipv4Net,
+    pub cidr: IpNet,
     /// The node that owns it.
     pub node: String,
-    /// That node's underlay address.
-    pub node_ip: Ipv4Addr,
-    /// That node's tunnel address, when it has a valid IPv4 one.
-    pub tunnel_address: Option<Ipv4Addr>,
-    /// That node's VTEP MAC, when it has a valid one.
+    /// That node's underlay address of the block's family.
+    pub node_ip: IpAddr,
+    /// That node's tunnel (VTEP) address, when it has a valid one of the block's family.
+    pub tunnel_address: Option<IpAddr>,
+    /// That node's VTEP MAC of the block's family, when it has a valid one.
     pub vtep_mac: Option<Mac>,
 }
 
@@ -161,6 +170,31 @@ impl NodePlan {
         report.errors.extend(problems.cloned().map(SyncError::undecodable));
     }
 
+    /// The routing part of this plan alone (what the netlink side reads), without policy.
+    pub fn routing(&self) -> Self {
+        Self {
+            address: self.address,
+            address6: self.address6,
+            blocks: self.blocks.clone(),
+            pools: self.pools.clone(),
+            tunnel: self.tunnel.clone(),
+            remotes: self.remotes.clone(),
+            route_refresh_seconds: self.route_refresh_seconds,
+            ..Self::default()
+        }
+    }
+
+    /// Whether two plans route alike (their [`Self::routing`] parts are equal), without copying.
+    pub fn same_routing(&self, other: &Self) -> bool {
+        self.address == other.address
+            && self.address6 == other.address6
+            && self.route_refresh_seconds == other.route_refresh_seconds
+            && self.tunnel == other.tunnel
+            && self.blocks == other.blocks
+            && self.pools == other.pools
+            && self.remotes == other.remotes
+    }
+
     /// Decodes one revision for `node`: its spec, its span when known, and every IPAMBlock (its
     /// own are skipped).
     pub fn build(node: &str, spec: &NodeNetworkSpec, span: Option<&NodeSpan>, blocks: &[IPAMBlockSpec]) -> Self {
@@ -176,13 +210,14 @@ impl NodePlan {
         let tunnel = &spec.tunnel;
         Self {
             address: spec.address.as_ref().and_then(|address| address.value()?.v4()),
-            blocks: spec.blocks.iter().filter_map(|block| block.value()?.v4()).collect(),
+            address6: spec.address6.as_ref().and_then(|address| address.value()?.v6()),
+            blocks: spec.blocks.iter().filter_map(|block| Some(block.value()?.0)).collect(),
             pools: spec
                 .pools
                 .iter()
                 .filter_map(|pool| {
                     Some(PoolPlan {
-                        cidr: pool.cidr.value()?.v4()?,
+                        cidr: pool.cidr.value()?.0,
                         ipip_mode: pool.ipip_mode,
                         vxlan_mode: pool.vxlan_mode,
                         nat_outgoing: pool.nat_outgoing,
@@ -193,7 +228,9 @@ impl NodePlan {
                 vxlan_vni: tunnel.vxlan_vni,
                 vxlan_port: tunnel.vxlan_port,
                 vtep_mac: tunnel.vtep_mac.as_ref().and_then(|mac| mac.value().copied()),
+                vtep_mac_v6: tunnel.vtep_mac_v6.as_ref().and_then(|mac| mac.value().copied()),
                 vxlan_mtu: tunnel.vxlan_mtu,
+                vxlan_mtu_v6: tunnel.vxlan_mtu_v6,
                 ipip_mtu: tunnel.ipip_mtu,
             },
             remotes: remotes(node, blocks, &mut routing_problems),
@@ -213,20 +250,15 @@ fn remotes(node: &str, blocks: &[IPAMBlockSpec], problems: &mut Vec<String>) -> 
             let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
             problems.push(format!("IPAMBlock {} of node {}: {}; left out", block.cidr, block.node, errors.join("; ")));
         }
-        let (Some(cidr), Some(node_ip)) = (
-            block.cidr.value().and_then(|c| c.v4()),
-            block.node_address.value().and_then(|n| n.v4()).map(|n| n.addr()),
-        ) else {
-            continue;
-        };
+        // A value of another family than the block's was reported above; it is left out.
+        let Some(cidr) = block.cidr.value().map(|c| c.0) else { continue };
+        let same_family = |address: &IpAddr| address.is_ipv4() == cidr.addr().is_ipv4();
+        let Some(node_ip) = block.node_address.value().map(|n| n.0.addr()).filter(same_family) else { continue };
         out.push(RemoteBlock {
             cidr,
             node: block.node.clone(),
             node_ip,
-            tunnel_address: block.tunnel_address.as_ref().and_then(|a| match a.value() {
-                Some(std::net::IpAddr::V4(address)) => Some(*address),
-                _ => None,
-            }),
+            tunnel_address: block.tunnel_address.as_ref().and_then(|a| a.value().copied()).filter(same_family),
             vtep_mac: block.vtep_mac.as_ref().and_then(|mac| mac.value().copied()),
         });
     }

@@ -116,7 +116,7 @@ fn set_members_are_decoded_once_in_both_families() {
     let SetMembers::Addresses(nets) = &policy(&plan).sets[0].members else { panic!("an address set") };
     assert_eq!(nets.iter().map(ToString::to_string).collect::<Vec<_>>(), ["10.0.1.0/26", "10.0.0.9/32"]);
     let SetMembers::AddressPorts(ports) = &policy(&plan).sets[1].members else { panic!("a named-port set") };
-    assert_eq!(ports, &[(IpAddr::from(Ipv4Addr::new(10, 0, 0, 5)), IpProtocol::TCP, 8080)]);
+    assert_eq!(ports, &[(IpAddr::from(std::net::Ipv4Addr::new(10, 0, 0, 5)), IpProtocol::TCP, 8080)]);
     let SetMembers::Addresses(nets) = &policy(&plan).sets[2].members else { panic!("an address set") };
     assert_eq!(nets.iter().map(ToString::to_string).collect::<Vec<_>>(), ["fd00::1/128"]);
 }

@@ -1,24 +1,30 @@
 //! [`Netlink`] over rtnetlink: the real kernel, in the network namespace of the thread that
-//! connected.
+//! connected. Routes, addresses, neighbours, FDB entries, VXLAN devices and nexthops of both
+//! families are encoded and decoded here.
+//!
+//! IPv6 specifics: the kernel's own routes (`fe80::/64`, multicast) carry another protocol and are
+//! never ours; a route's metric is not compared (gingham never sets one, IPv6 gives 1024); cloned
+//! (exception) routes are ignored; an IPv6 address gingham adds skips duplicate address detection
+//! (a VTEP address is allocated by IPAM, and a tentative address would not be usable at once).
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
 use gingham_crds::api::nodenetwork::NodeCapabilities;
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
-use rtnetlink::{AddressMessageBuilder, Handle, LinkUnspec, LinkVxlan, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkUnspec, LinkVxlan};
 use tracing::warn;
 
 use super::batch::{Batch, Request};
@@ -93,31 +99,39 @@ impl RtNetlink {
         Ok(self.names.clone().unwrap_or_default())
     }
 
+    /// A route in the main table with our protocol, of its destination's family, without a
+    /// metric (IPv6 then gets the kernel's default, and a deletion matches any).
     async fn route_message(
         &self,
         op: &Op,
         route: &RouteSpec,
         indexes: &mut Indexes,
     ) -> Result<RouteMessage, NetlinkError> {
-        let builder = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(route.destination.addr(), route.destination.prefix_len())
-            .protocol(RouteProtocol::from(ROUTE_PROTOCOL));
-        let builder = match &route.target {
+        let mut message = RouteMessage::default();
+        let header = &mut message.header;
+        header.address_family = family(&route.destination.addr());
+        header.destination_prefix_length = route.destination.prefix_len();
+        header.table = RouteHeader::RT_TABLE_MAIN;
+        header.protocol = RouteProtocol::from(ROUTE_PROTOCOL);
+        header.scope = RouteScope::Universe;
+        header.kind = RouteType::Unicast;
+        message.attributes.push(RouteAttribute::Destination(route.destination.addr().into()));
+        match &route.target {
             RouteTarget::Device(device) => {
-                builder.output_interface(self.index(op, device, indexes).await?).scope(RouteScope::Link)
+                message.header.scope = RouteScope::Link;
+                message.attributes.push(RouteAttribute::Oif(self.index(op, device, indexes).await?));
             }
-            RouteTarget::Blackhole => builder.kind(RouteType::BlackHole),
-            RouteTarget::Via { gateway, device: Some(device) } => {
-                builder.gateway(*gateway).output_interface(self.index(op, device, indexes).await?).onlink()
+            RouteTarget::Blackhole => message.header.kind = RouteType::BlackHole,
+            RouteTarget::Via { gateway, device } => {
+                message.attributes.push(RouteAttribute::Gateway((*gateway).into()));
+                if let Some(device) = device {
+                    message.attributes.push(RouteAttribute::Oif(self.index(op, device, indexes).await?));
+                    message.header.flags.insert(RouteFlags::Onlink);
+                }
             }
-            RouteTarget::Via { gateway, device: None } => builder.gateway(*gateway),
-            RouteTarget::Nexthop(id) => {
-                let mut message = builder.build();
-                message.attributes.push(RouteAttribute::NhId(*id));
-                return Ok(message);
-            }
-        };
-        Ok(builder.build())
+            RouteTarget::Nexthop(id) => message.attributes.push(RouteAttribute::NhId(*id)),
+        }
+        Ok(message)
     }
 
     /// How to make a change: the netlink request, with the flags rtnetlink's own requests use
@@ -141,39 +155,29 @@ impl RtNetlink {
                 (RouteNetlinkMessage::DelLink(LinkUnspec::new_with_name(name).build()), NLM_F_REQUEST)
             }
             Op::AddAddress(a) => {
-                let index = self.index(op, &a.device, indexes).await?;
-                let message = AddressMessageBuilder::<Ipv4Addr>::new()
-                    .index(index)
-                    .address(a.address.addr(), a.address.prefix_len())
-                    .build();
+                let message = address_message(a.address, self.index(op, &a.device, indexes).await?);
                 (RouteNetlinkMessage::NewAddress(message), REPLACE)
             }
             Op::DeleteAddress(a) => {
-                let ip = IpAddr::V4(a.address.addr());
-                let mut message = AddressMessage::default();
-                message.header.family = AddressFamily::Inet;
-                message.header.index = self.index(op, &a.device, indexes).await?;
-                message.header.prefix_len = a.address.prefix_len();
-                message.attributes.push(AddressAttribute::Local(ip));
-                message.attributes.push(AddressAttribute::Address(ip));
+                let message = address_message(a.address, self.index(op, &a.device, indexes).await?);
                 (RouteNetlinkMessage::DelAddress(message), NLM_F_REQUEST)
             }
             Op::ReplaceNeighbour(n) => {
-                let mut message = neighbour(AddressFamily::Inet, self.index(op, &n.device, indexes).await?);
-                message.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(n.address)));
+                let mut message = neighbour(family(&n.address), self.index(op, &n.device, indexes).await?);
+                message.attributes.push(NeighbourAttribute::Destination(n.address.into()));
                 message.attributes.push(NeighbourAttribute::LinkLayerAddress(n.mac.0.to_vec()));
                 (RouteNetlinkMessage::NewNeighbour(message), REPLACE)
             }
             Op::DeleteNeighbour(n) => {
-                let mut message = neighbour(AddressFamily::Inet, self.index(op, &n.device, indexes).await?);
-                message.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(n.address)));
+                let mut message = neighbour(family(&n.address), self.index(op, &n.device, indexes).await?);
+                message.attributes.push(NeighbourAttribute::Destination(n.address.into()));
                 (RouteNetlinkMessage::DelNeighbour(message), NLM_F_REQUEST)
             }
             Op::ReplaceFdb(f) | Op::DeleteFdb(f) => {
                 let mut message = neighbour(AddressFamily::Bridge, self.index(op, &f.device, indexes).await?);
                 message.header.flags = NeighbourFlags::Own;
                 message.attributes.push(NeighbourAttribute::LinkLayerAddress(f.mac.0.to_vec()));
-                message.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(f.destination)));
+                message.attributes.push(NeighbourAttribute::Destination(f.destination.into()));
                 match op {
                     Op::ReplaceFdb(_) => (RouteNetlinkMessage::NewNeighbour(message), REPLACE),
                     _ => (RouteNetlinkMessage::DelNeighbour(message), NLM_F_REQUEST),
@@ -222,6 +226,26 @@ impl RtNetlink {
     }
 }
 
+/// The netlink family of an address.
+fn family(address: &IpAddr) -> AddressFamily {
+    if address.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 }
+}
+
+/// An address on a device (to add or delete). An IPv6 one skips duplicate address detection.
+fn address_message(address: IpNet, index: u32) -> AddressMessage {
+    let ip = address.addr();
+    let mut message = AddressMessage::default();
+    message.header.family = family(&ip);
+    message.header.index = index;
+    message.header.prefix_len = address.prefix_len();
+    if ip.is_ipv6() {
+        message.header.flags = AddressHeaderFlags::Nodad;
+    }
+    message.attributes.push(AddressAttribute::Local(ip));
+    message.attributes.push(AddressAttribute::Address(ip));
+    message
+}
+
 /// A permanent neighbour or FDB entry on a device, without addresses yet.
 fn neighbour(family: AddressFamily, index: u32) -> NeighbourMessage {
     let mut message = NeighbourMessage::default();
@@ -237,13 +261,12 @@ fn neighbour(family: AddressFamily, index: u32) -> NeighbourMessage {
 fn tunnel_message(tunnel: &TunnelSpec) -> LinkMessage {
     match &tunnel.kind {
         TunnelKind::Vxlan { vni, port, local } => {
-            let mut builder = LinkVxlan::new(&tunnel.name, *vni)
-                .port(*port)
-                .local(*local)
-                .learning(false)
-                .udp_csum(false)
-                .mtu(tunnel.mtu)
-                .up();
+            let builder = LinkVxlan::new(&tunnel.name, *vni);
+            let builder = match local {
+                IpAddr::V4(local) => builder.local(*local),
+                IpAddr::V6(local) => builder.local6(*local),
+            };
+            let mut builder = builder.port(*port).learning(false).udp_csum(false).mtu(tunnel.mtu).up();
             if let Some(mac) = tunnel.mac {
                 builder = builder.address(mac.0.to_vec());
             }
@@ -273,7 +296,8 @@ fn link_state(message: &LinkMessage) -> Option<LinkState> {
                                 match item {
                                     InfoVxlan::Id(id) => vxlan.0 = Some(*id),
                                     InfoVxlan::Port(port) => vxlan.1 = Some(*port),
-                                    InfoVxlan::Local(local) => vxlan.2 = Some(*local),
+                                    InfoVxlan::Local(local) => vxlan.2 = Some(IpAddr::V4(*local)),
+                                    InfoVxlan::Local6(local) => vxlan.2 = Some(IpAddr::V6(*local)),
                                     _ => {}
                                 }
                             }
@@ -302,23 +326,33 @@ fn named(names: &[(u32, String)], index: u32) -> Option<String> {
     names.iter().find(|(i, _)| *i == index).map(|(_, n)| n.clone())
 }
 
-/// The destination of an IPv4 route in the main table, and whether it carries our protocol.
-fn main_route(message: &RouteMessage) -> Option<(Ipv4Net, bool)> {
+/// The destination of an IPv4 or IPv6 route in the main table, and whether it carries our
+/// protocol. Cloned (exception) routes are not routes anyone added.
+fn main_route(message: &RouteMessage) -> Option<(IpNet, bool)> {
     let header = &message.header;
     let mut table = u32::from(header.table);
     let mut destination = None;
     for attribute in &message.attributes {
         match attribute {
-            RouteAttribute::Destination(RouteAddress::Inet(a)) => destination = Some(*a),
+            RouteAttribute::Destination(RouteAddress::Inet(a)) => destination = Some(IpAddr::V4(*a)),
+            RouteAttribute::Destination(RouteAddress::Inet6(a)) => destination = Some(IpAddr::V6(*a)),
             RouteAttribute::Table(t) => table = *t,
             _ => {}
         }
     }
-    if header.address_family != AddressFamily::Inet || table != u32::from(RouteHeader::RT_TABLE_MAIN) {
+    if table != u32::from(RouteHeader::RT_TABLE_MAIN) || header.flags.contains(RouteFlags::Cloned) {
         return None;
     }
-    let destination =
-        Ipv4Net::new(destination.unwrap_or(Ipv4Addr::UNSPECIFIED), header.destination_prefix_length).ok()?;
+    let unspecified = match header.address_family {
+        AddressFamily::Inet => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        _ => return None,
+    };
+    let destination = destination.unwrap_or(unspecified);
+    if family(&destination) != header.address_family {
+        return None;
+    }
+    let destination = IpNet::new(destination, header.destination_prefix_length).ok()?;
     Some((destination, header.protocol == RouteProtocol::from(ROUTE_PROTOCOL)))
 }
 
@@ -327,12 +361,14 @@ fn route_spec(message: &RouteMessage, names: &[(u32, String)]) -> Option<RouteSp
     let (mut gateway, mut oif, mut nexthop) = (None, None, None);
     for attribute in &message.attributes {
         match attribute {
-            RouteAttribute::Gateway(RouteAddress::Inet(a)) => gateway = Some(*a),
+            RouteAttribute::Gateway(RouteAddress::Inet(a)) => gateway = Some(IpAddr::V4(*a)),
+            RouteAttribute::Gateway(RouteAddress::Inet6(a)) => gateway = Some(IpAddr::V6(*a)),
             RouteAttribute::Oif(index) => oif = named(names, *index),
             RouteAttribute::NhId(id) => nexthop = Some(*id),
             _ => {}
         }
     }
+    // An IPv6 blackhole is reported through `lo`: its type says what it is.
     let target = match (message.header.kind, nexthop, gateway) {
         (RouteType::BlackHole, _, _) => RouteTarget::Blackhole,
         (_, Some(id), _) => RouteTarget::Nexthop(id),
@@ -342,26 +378,38 @@ fn route_spec(message: &RouteMessage, names: &[(u32, String)]) -> Option<RouteSp
     Some(RouteSpec { destination, target })
 }
 
+/// An IPv4 or IPv6 address (`IFA_LOCAL`, else `IFA_ADDRESS`) on a named device.
 fn address_spec(message: &AddressMessage, names: &[(u32, String)]) -> Option<AddressSpec> {
-    if message.header.family != AddressFamily::Inet {
+    let local = message.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(ip) => Some(*ip),
+        _ => None,
+    });
+    let ip = local.or_else(|| {
+        message.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Address(ip) => Some(*ip),
+            _ => None,
+        })
+    })?;
+    if family(&ip) != message.header.family {
         return None;
     }
-    let ip = message.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Local(IpAddr::V4(ip)) | AddressAttribute::Address(IpAddr::V4(ip)) => Some(*ip),
-        _ => None,
-    })?;
-    let address = Ipv4Net::new(ip, message.header.prefix_len).ok()?;
+    let address = IpNet::new(ip, message.header.prefix_len).ok()?;
     Some(AddressSpec { device: named(names, message.header.index)?, address })
 }
 
-fn neighbour_parts(message: &NeighbourMessage) -> (Option<Ipv4Addr>, Option<Mac>) {
+fn neighbour_parts(message: &NeighbourMessage) -> (Option<IpAddr>, Option<Mac>) {
     let (mut ip, mut mac) = (None, None);
     for attribute in &message.attributes {
         match attribute {
-            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => ip = Some(*a),
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => ip = Some(IpAddr::V4(*a)),
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => ip = Some(IpAddr::V6(*a)),
             // An FDB entry's (AF_BRIDGE) destination is not decoded by netlink-packet-route.
             NeighbourAttribute::Destination(NeighbourAddress::Other(bytes)) => {
-                ip = <[u8; 4]>::try_from(bytes.as_slice()).ok().map(Ipv4Addr::from);
+                ip = match bytes.len() {
+                    4 => <[u8; 4]>::try_from(bytes.as_slice()).ok().map(|b| IpAddr::V4(b.into())),
+                    16 => <[u8; 16]>::try_from(bytes.as_slice()).ok().map(|b| IpAddr::V6(b.into())),
+                    _ => None,
+                };
             }
             NeighbourAttribute::LinkLayerAddress(bytes) => {
                 mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(Mac);
@@ -372,10 +420,10 @@ fn neighbour_parts(message: &NeighbourMessage) -> (Option<Ipv4Addr>, Option<Mac>
     (ip, mac)
 }
 
-/// A permanent IPv4 neighbour.
+/// A permanent IPv4 (ARP) or IPv6 (NDP) neighbour.
 fn neighbour_spec(message: &NeighbourMessage, names: &[(u32, String)]) -> Option<NeighbourSpec> {
     let (Some(address), Some(mac)) = neighbour_parts(message) else { return None };
-    let permanent = message.header.family == AddressFamily::Inet && message.header.state == NeighbourState::Permanent;
+    let permanent = family(&address) == message.header.family && message.header.state == NeighbourState::Permanent;
     permanent.then(|| Some(NeighbourSpec { device: named(names, message.header.ifindex)?, address, mac }))?
 }
 
@@ -411,7 +459,9 @@ fn notice(raw: &wire::Raw<'_>, names: &mut Vec<(u32, String)>) -> Option<Notice>
     let gone_neighbour = |m: &NeighbourMessage, names: &[(u32, String)]| {
         let device = named(names, m.header.ifindex)?;
         match (m.header.family, neighbour_parts(m)) {
-            (AddressFamily::Inet, (Some(address), _)) => Some(Notice::NeighbourGone { device, address }),
+            (AddressFamily::Inet | AddressFamily::Inet6, (Some(address), _)) => {
+                Some(Notice::NeighbourGone { device, address })
+            }
             (AddressFamily::Bridge, (_, Some(mac))) => Some(Notice::FdbGone { device, mac }),
             _ => None,
         }
@@ -471,30 +521,39 @@ impl Netlink for RtNetlink {
 
     async fn routes(&mut self) -> Result<BTreeSet<RouteSpec>, NetlinkError> {
         let names = self.name_of().await?;
-        let request = RouteMessageBuilder::<Ipv4Addr>::new().build();
-        let messages: Vec<RouteMessage> = self
-            .handle
-            .route()
-            .get(request)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|source| NetlinkError::List { what: "routes", source })?;
-        Ok(messages.iter().filter_map(|m| route_spec(m, &names)).collect())
+        let mut routes = BTreeSet::new();
+        for (family, what) in [(AddressFamily::Inet, "IPv4 routes"), (AddressFamily::Inet6, "IPv6 routes")] {
+            let mut request = RouteMessage::default();
+            request.header.address_family = family;
+            let messages: Vec<RouteMessage> = self
+                .handle
+                .route()
+                .get(request)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|source| NetlinkError::List { what, source })?;
+            routes.extend(messages.iter().filter_map(|m| route_spec(m, &names)));
+        }
+        Ok(routes)
     }
 
     async fn neighbours(&mut self) -> Result<BTreeSet<NeighbourSpec>, NetlinkError> {
         let names = self.name_of().await?;
-        let messages: Vec<NeighbourMessage> = self
-            .handle
-            .neighbours()
-            .get()
-            .set_address_family(AddressFamily::Inet)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|source| NetlinkError::List { what: "neighbours", source })?;
-        Ok(messages.iter().filter_map(|m| neighbour_spec(m, &names)).collect())
+        let mut neighbours = BTreeSet::new();
+        for (family, what) in [(AddressFamily::Inet, "IPv4 neighbours"), (AddressFamily::Inet6, "IPv6 neighbours")] {
+            let messages: Vec<NeighbourMessage> = self
+                .handle
+                .neighbours()
+                .get()
+                .set_address_family(family)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|source| NetlinkError::List { what, source })?;
+            neighbours.extend(messages.iter().filter_map(|m| neighbour_spec(m, &names)));
+        }
+        Ok(neighbours)
     }
 
     async fn fdb(&mut self) -> Result<BTreeSet<FdbSpec>, NetlinkError> {
@@ -601,5 +660,61 @@ impl Netlink for RtNetlink {
         }
         self.flush(ops, &mut pending, &mut results).await;
         results
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ipv6_route(destination: &str, kind: RouteType, protocol: u8) -> RouteMessage {
+        let net: IpNet = destination.parse().unwrap();
+        let mut message = RouteMessage::default();
+        message.header.address_family = AddressFamily::Inet6;
+        message.header.destination_prefix_length = net.prefix_len();
+        message.header.table = RouteHeader::RT_TABLE_MAIN;
+        message.header.protocol = RouteProtocol::from(protocol);
+        message.header.kind = kind;
+        message.attributes.push(RouteAttribute::Destination(net.addr().into()));
+        message.attributes.push(RouteAttribute::Priority(1024));
+        message
+    }
+
+    #[test]
+    fn ipv6_routes_decode_as_gingham_wrote_them_and_the_kernels_own_are_not_ours() {
+        let names = vec![(1, "lo".to_string()), (7, "vxlan6.gingham".to_string())];
+        // The kernel reports an IPv6 blackhole through lo, with a metric.
+        let mut blackhole = ipv6_route("fd00:100::/122", RouteType::BlackHole, ROUTE_PROTOCOL);
+        blackhole.attributes.push(RouteAttribute::Oif(1));
+        assert_eq!(route_spec(&blackhole, &names).unwrap().to_string(), "blackhole fd00:100::/122");
+        let mut via = ipv6_route("fd00:100:0:1::/122", RouteType::Unicast, ROUTE_PROTOCOL);
+        via.attributes.push(RouteAttribute::Gateway("fd00:100:0:1::".parse::<IpAddr>().unwrap().into()));
+        via.attributes.push(RouteAttribute::Oif(7));
+        assert_eq!(
+            route_spec(&via, &names).unwrap().to_string(),
+            "fd00:100:0:1::/122 via fd00:100:0:1:: dev vxlan6.gingham onlink"
+        );
+        let kernel = ipv6_route("fe80::/64", RouteType::Unicast, 2);
+        assert_eq!(main_route(&kernel).map(|(net, ours)| (net.to_string(), ours)), Some(("fe80::/64".into(), false)));
+        assert_eq!(route_spec(&kernel, &names), None);
+        let mut cloned = ipv6_route("fd00:100:0:1::5/128", RouteType::Unicast, ROUTE_PROTOCOL);
+        cloned.header.flags.insert(RouteFlags::Cloned);
+        assert_eq!(main_route(&cloned), None, "an exception route is nobody's");
+    }
+
+    #[test]
+    fn ipv6_addresses_and_fdb_destinations_decode() {
+        let names = vec![(7, "vxlan6.gingham".to_string())];
+        let message = address_message("fd00:100::/128".parse().unwrap(), 7);
+        assert_eq!(message.header.flags, AddressHeaderFlags::Nodad, "no duplicate address detection");
+        let spec = address_spec(&message, &names).unwrap();
+        assert_eq!((spec.device.as_str(), spec.address.to_string()), ("vxlan6.gingham", "fd00:100::/128".into()));
+        let mut fdb = neighbour(AddressFamily::Bridge, 7);
+        fdb.attributes.push(NeighbourAttribute::LinkLayerAddress(vec![2, 0, 0, 0, 1, 0xb]));
+        let destination: Ipv6Addr = "fd00:10::3".parse().unwrap();
+        fdb.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Other(destination.octets().to_vec())));
+        let entry = fdb_spec(&fdb, &names).unwrap();
+        assert_eq!(entry.destination, IpAddr::V6(destination));
     }
 }

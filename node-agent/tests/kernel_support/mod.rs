@@ -190,16 +190,20 @@ impl Node {
         NodePlan::build(&self.name, &self.spec, self.span.as_ref(), &self.blocks)
     }
 
-    /// The borrowed view the dataplane takes over the node's [`Node::plan`]; the tunnel address
-    /// is the one its own IPAMBlock publishes (what its IPAM allocated).
+    /// The borrowed view the dataplane takes over the node's [`Node::plan`]; the tunnel addresses
+    /// are those its own IPAMBlocks publish (what its IPAM allocated), one per family.
     pub fn view<'a>(&'a self, plan: &'a NodePlan) -> NodeView<'a> {
-        let tunnel_address = self.blocks.iter().find(|b| b.node == self.name).and_then(|b| {
-            match b.tunnel_address.as_ref()?.value()? {
-                std::net::IpAddr::V4(address) => Some(*address),
-                std::net::IpAddr::V6(_) => None,
-            }
+        let tunnels =
+            || self.blocks.iter().filter(|b| b.node == self.name).filter_map(|b| b.tunnel_address.as_ref()?.value());
+        let tunnel_address = tunnels().find_map(|address| match address {
+            std::net::IpAddr::V4(address) => Some(*address),
+            std::net::IpAddr::V6(_) => None,
         });
-        NodeView { plan, endpoints: &self.endpoints, tunnel_address }
+        let tunnel_address6 = tunnels().find_map(|address| match address {
+            std::net::IpAddr::V6(address) => Some(*address),
+            std::net::IpAddr::V4(_) => None,
+        });
+        NodeView { plan, endpoints: &self.endpoints, tunnel_address, tunnel_address6 }
     }
 
     /// Gives every endpoint an empty (allow-all) policy entry in the node's span.

@@ -302,8 +302,10 @@ fn an_endpoint_policy_applies_only_to_the_pod_it_was_compiled_for() {
         web.uid = local.map(str::to_string);
         let endpoints = if case.starts_with("no endpoint") { vec![] } else { vec![web] };
         let plan = plan(&policy_spec(), &span);
-        let (view, policy) =
-            (NodeView { plan: &plan, endpoints: &endpoints, tunnel_address: TUNNEL }, plan.policy.as_ref().unwrap());
+        let (view, policy) = (
+            NodeView { plan: &plan, endpoints: &endpoints, tunnel_address: TUNNEL, tunnel_address6: None },
+            plan.policy.as_ref().unwrap(),
+        );
         for map in &ruleset(&view, policy).maps {
             assert_eq!(map.elements.contains_key(&interface), dispatched_here, "{case}: {}", map.name);
         }
