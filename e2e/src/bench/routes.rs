@@ -77,15 +77,7 @@ fn prepare(
     node: &NodeRecord,
     pods: &[String],
 ) -> Result<(), BenchError> {
-    std::fs::create_dir_all(store.join(NODE_NETWORKS)).map_err(BenchError::io("create the NodeNetworks' directory"))?;
-    let spec = json!({"apiVersion": "gingham.dev/v1", "kind": "NodeNetwork", "metadata": {"name": "n1", "generation": 1},
-        "spec": {"address": node.address, "address6": format!("{NODE6}/64"), "blocks": ["10.64.0.0/26", "10.64.0.64/26"],
-            "pools": [{"name": "bench", "cidr": "10.64.0.0/10", "ipipMode": "Never", "vxlanMode": "Always", "natOutgoing": false},
-                {"name": "bench6", "cidr": "fd00:64::/48", "ipipMode": "Never", "vxlanMode": "CrossSubnet", "natOutgoing": false}],
-            "tunnel": {"vxlanVNI": 4096, "vxlanPort": 4789, "blocks": ["10.64.0.0/26"], "vtepMAC": "02:aa:00:00:00:01"},
-            // A sync every second (the nftables refresh), a full netlink dump every 90 s.
-            "agent": {"routeRefreshSeconds": 90, "nftablesRefreshSeconds": 1}}});
-    write_yaml(&node_network_path(store, "n1"), &spec)?;
+    write_spec(store, node, false)?;
     let span = json!({"endpoints": pods.iter().map(|ns| json!({"name": format!("bench/m-{ns}"), "ingress": [], "egress": []})).collect::<Vec<_>>()});
     write_yaml(span_file, &span)?;
     std::fs::create_dir_all(staged).map_err(BenchError::io("create the staged blocks"))?;
@@ -97,6 +89,25 @@ fn prepare(
         write_yaml(&staged.join(format!("r{i}.yaml")), &object)?;
     }
     Ok(())
+}
+
+/// Writes the node's NodeNetwork: IPv4 (VXLAN Always), and with `ipv6` also its IPv6 address and
+/// an IPv6 pool in VXLAN CrossSubnet.
+fn write_spec(store: &Path, node: &NodeRecord, ipv6: bool) -> Result<(), BenchError> {
+    std::fs::create_dir_all(store.join(NODE_NETWORKS)).map_err(BenchError::io("create the NodeNetworks' directory"))?;
+    let mut spec = json!({"apiVersion": "gingham.dev/v1", "kind": "NodeNetwork", "metadata": {"name": "n1", "generation": 1},
+        "spec": {"address": node.address, "blocks": ["10.64.0.0/26", "10.64.0.64/26"],
+            "pools": [{"name": "bench", "cidr": "10.64.0.0/10", "ipipMode": "Never", "vxlanMode": "Always", "natOutgoing": false}],
+            "tunnel": {"vxlanVNI": 4096, "vxlanPort": 4789, "blocks": ["10.64.0.0/26"], "vtepMAC": "02:aa:00:00:00:01"},
+            // A sync every second (the nftables refresh), a full netlink dump every 90 s.
+            "agent": {"routeRefreshSeconds": 90, "nftablesRefreshSeconds": 1}}});
+    if ipv6 {
+        spec["spec"]["address6"] = json!(format!("{NODE6}/64"));
+        if let Some(pools) = spec["spec"]["pools"].as_array_mut() {
+            pools.push(json!({"name": "bench6", "cidr": "fd00:64::/48", "ipipMode": "Never", "vxlanMode": "CrossSubnet", "natOutgoing": false}));
+        }
+    }
+    write_yaml(&node_network_path(store, "n1"), &spec)
 }
 
 /// Writes the remote IPv6 blocks into `staged`.
@@ -206,16 +217,28 @@ struct RouteLab {
 }
 
 impl RouteLab {
-    /// Starts a fresh agent with no remote blocks; its PID once it is Ready.
-    fn start_agent(&mut self) -> Result<i32, BenchError> {
+    /// Starts a fresh agent with no remote blocks; its PID once it is Ready (IPv4) or has synced
+    /// (IPv6: its IPv6 VTEP address is wired from IPAM at the dual-stack merge; until then it
+    /// reports the IPv6 pool's VXLAN as not programmable, so it is not Ready, and syncs all the
+    /// same).
+    fn start_agent(&mut self, family: Family) -> Result<i32, BenchError> {
         let _ = std::fs::remove_file(node_status_path(&self.lab.state.datastore(), "n1"));
         let span = lab::SpanSource::File(span_file(&self.node));
         lab::start_agent_from(&mut self.lab.state, &self.node, &span)?;
         let pid = self.lab.state.processes.last().map_or(0, |p| p.pid);
         let state = &self.lab.state;
-        guard::wait_for("the agent to be Ready", Duration::from_secs(60), Duration::from_millis(50), || {
-            lab::not_ready(state, "n1").is_none()
-        })?;
+        match family {
+            Family::V4 => {
+                guard::wait_for("the agent to be Ready", Duration::from_secs(60), Duration::from_millis(50), || {
+                    lab::not_ready(state, "n1").is_none()
+                })?;
+            }
+            Family::V6 => {
+                guard::wait_for("the agent's first sync", Duration::from_secs(60), Duration::from_millis(50), || {
+                    syncs(&self.node.netns).is_some_and(|(_, count)| count >= 1.0)
+                })?;
+            }
+        }
         Ok(pid)
     }
 
@@ -244,7 +267,7 @@ impl RouteLab {
             std::fs::copy(self.staged.join(&name), self.live.join(&name))
                 .map_err(BenchError::io(format!("copy {name}")))?;
         }
-        let pid = self.start_agent()?;
+        let pid = self.start_agent(Family::V4)?;
         let wanted = FEW_BLOCKS as usize;
         guard::wait_for("10 routes on vxlan.gingham", Duration::from_secs(60), Duration::from_millis(50), || {
             vxlan_routes(pid) >= wanted
@@ -259,7 +282,7 @@ impl RouteLab {
     /// seconds of the agent's syncs in that time (the rest is the datastore's poll and reading
     /// the blocks), and the idle memory.
     fn agent_run(&mut self, family: Family) -> Result<(f64, Option<f64>, Memory, i32), BenchError> {
-        let pid = self.start_agent()?;
+        let pid = self.start_agent(family)?;
         guard::sleep(Duration::from_millis(500))?;
         let idle = memory(pid);
         let synced_before = sync_seconds(&self.node.netns);
@@ -382,6 +405,8 @@ pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
     cmd::ip(Some(&scratch), &["link", "set", "d0", "up"])?;
     baseline_files(&lab.state.state_dir)?;
     let dir = lab.state.state_dir.clone();
+    let store = lab.state.datastore();
+    write_spec(&store, &node, true)?;
     let mut rl = RouteLab { lab, node: node.clone(), staged: staged6, live };
     let (mut ours6, mut syncs6, mut batch6) = (Vec::new(), Vec::new(), Vec::new());
     for rep in 0..=REPS {
@@ -396,6 +421,7 @@ pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
         rl.stop_agent()?;
     }
     rl.staged = staged;
+    write_spec(&store, &node, false)?;
     let idle_few = rl.idle_with_few()?;
     let (mut ours, mut batch, mut batch_all, mut idle) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut syncs = Vec::new();
