@@ -51,6 +51,7 @@ async fn the_socket_speaks_one_json_line_each_way() {
                 namespace: "default".into(),
                 pod: "web".into(),
                 uid: None,
+                assign: Default::default(),
             })
             .unwrap();
         (garbage, unknown, status, add)
@@ -101,6 +102,7 @@ async fn add_pod(context: &ApiContext, pod: &str, uid: Option<&str>) {
         namespace: "default".into(),
         pod: pod.into(),
         uid: uid.map(str::to_string),
+        assign: Default::default(),
     };
     assert!(matches!(handle(context, add).await, Response::Allocated { .. }));
 }
@@ -171,7 +173,7 @@ fn ready_answers_at_once_with_the_route_when_the_pods_policy_is_in_force() {
                 let seq_before_ready = context.shared.current_seq();
                 let answer = handle(&context, ready("c")).await;
                 if fast {
-                    let again = gingham_node_agent::cni::ensure_host_route(&host, "10.66.0.0".parse().unwrap());
+                    let again = gingham_node_agent::cni::ensure_host_routes(&host, &["10.66.0.0".parse().unwrap()]);
                     assert!(matches!(again, Ok(false)), "{case}: the route is found in place: {again:?}");
                 }
                 let listed = context.ipam.list().unwrap();

@@ -141,8 +141,9 @@ pub fn desired_routes(view: &NodeView<'_>, facts: &HostFacts) -> BTreeSet<RouteS
 /// The routes of this node's own pods and blocks.
 pub fn local_routes(view: &NodeView<'_>) -> BTreeSet<RouteSpec> {
     let mut routes = BTreeSet::new();
-    for endpoint in view.endpoints {
-        let destination = Ipv4Net::from(endpoint.address);
+    // An IPv6-only pod has no IPv4 route.
+    for (endpoint, address) in view.endpoints.iter().filter_map(|e| Some((e, e.address?))) {
+        let destination = Ipv4Net::from(address);
         routes.insert(RouteSpec { destination, target: RouteTarget::Device(endpoint.interface.clone()) });
     }
     for destination in &view.plan.blocks {

@@ -359,9 +359,11 @@ fn underlay<'a>(view: &NodeView<'_>, current: &'a KernelState) -> Option<&'a Lin
 }
 
 /// Whether a failed change concerns an endpoint.
-fn touches(op: &Op, interface: &str, address: Ipv4Addr) -> bool {
+fn touches(op: &Op, interface: &str, address: Option<Ipv4Addr>) -> bool {
     match op {
-        Op::ReplaceRoute(route) | Op::DeleteRoute(route) => route.destination == Ipv4Net::from(address),
+        Op::ReplaceRoute(route) | Op::DeleteRoute(route) => {
+            address.is_some_and(|address| route.destination == Ipv4Net::from(address))
+        }
         Op::SetLink { name, .. } => name == interface,
         Op::WriteSysctl(sysctl) => sysctl.path.split('/').any(|part| part == interface),
         _ => false,

@@ -237,7 +237,7 @@ async fn endpoints_wait_for_their_interface_and_their_policy() {
         [("default/late".to_string(), None), ("default/web".to_string(), None)].into(),
         "late's policy is in force before its veth exists; db has none"
     );
-    assert!(!dataplane.netlink_mut().routes.iter().any(|r| r.destination.addr() == late.address));
+    assert!(!dataplane.netlink_mut().routes.iter().any(|r| Some(r.destination.addr()) == late.address));
 }
 
 #[tokio::test]
@@ -262,7 +262,7 @@ async fn ipip_without_kernel_support_is_reported_not_fatal() {
 async fn a_failed_netlink_change_is_reported_and_the_rest_still_applies() {
     let (spec, span, pods) = (policy_spec(), policy_span(), pods());
     let mut netlink = host(&pods);
-    netlink.fail_matching = Some(format!("route {}/32", pods[0].address));
+    netlink.fail_matching = Some(format!("route {}/32", pods[0].address.unwrap()));
     let mut dataplane = KernelDataplane::new(netlink, FakeNft::default());
     let report = sync(&mut dataplane, &spec, &span, &pods).await;
     assert!(!report.routes_programmed);

@@ -26,6 +26,7 @@ impl PolicyIndex {
                 uid,
                 ingress: endpoint.ingress.iter().map(|p| p.to_string()).collect(),
                 egress: endpoint.egress.iter().map(|p| p.to_string()).collect(),
+                ..EndpointPolicy::default()
             });
         }
         let mut used_sets: BTreeSet<SetId> = BTreeSet::new();
