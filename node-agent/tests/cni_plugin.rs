@@ -390,3 +390,62 @@ fn ten_concurrent_adds_get_distinct_addresses() {
         assert!(pod.has_link("eth0"));
     }
 }
+
+/// How long after ADD returns the pod's first IPv6 ping to its gateway is answered by the host
+/// side, and the same with the host side's DAD left on (a pair made by hand as the plugin makes
+/// it, but brought up with `accept_dad` at its default). Asserts that both are answered, and (a
+/// ratio in the same run, not a timed goal) that the plugin's pod waits far less than DAD's;
+/// prints both times (net of a warm ping's own start-up) for docs/node-agent.md.
+#[test]
+fn the_first_ipv6_ping_is_answered_without_waiting_for_dad() {
+    require_root();
+    let ping = |pod: &Netns| {
+        let started = std::time::Instant::now();
+        pod.run(&["ping", "-6", "-c", "1", "-i", "0.002", "-w", "5", "fe80::ecee:eeff:feee:eeee%eth0"]);
+        started.elapsed()
+    };
+    let agent = TestAgent::start(&["fd00:66:2::/122"]);
+    let (node, pod) = (Netns::new("dad-node"), Netns::new("dad-pod"));
+    let (output, result) = invoke(&node, "ADD", "c1", &pod, "dad", config(&agent.socket)).run();
+    assert!(output.status.success(), "ADD: {result}");
+    let first = ping(&pod);
+    let warm = ping(&pod);
+
+    // DAD left on: the same pair by hand, the host side up with accept_dad at its default (1).
+    let (node2, pod2) = (Netns::new("dad-on-node"), Netns::new("dad-on-pod"));
+    let host = "dad-on-host";
+    node2.run(&[
+        "ip",
+        "link",
+        "add",
+        host,
+        "address",
+        "ee:ee:ee:ee:ee:ee",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        &pod2.name,
+    ]);
+    node2.run(&["ip", "link", "set", host, "up"]);
+    pod2.run(&["ip", "link", "set", "eth0", "up"]);
+    pod2.run(&["ip", "-6", "addr", "add", "fd00:66:2::1/128", "dev", "eth0", "nodad"]);
+    pod2.run(&["ip", "-6", "route", "add", "fe80::ecee:eeff:feee:eeee", "dev", "eth0"]);
+    pod2.run(&["ip", "-6", "route", "add", "default", "via", "fe80::ecee:eeff:feee:eeee", "dev", "eth0"]);
+    let dad_on = ping(&pod2);
+    let dad_on_warm = ping(&pod2);
+
+    let net = |elapsed: std::time::Duration, warm: std::time::Duration| elapsed.saturating_sub(warm);
+    eprintln!(
+        "first IPv6 ping reply after ADD: {:?} (a warm ping: {:?}, net {:?}); with DAD left on: {:?} (warm {:?}, net {:?})",
+        first,
+        warm,
+        net(first, warm),
+        dad_on,
+        dad_on_warm,
+        net(dad_on, dad_on_warm)
+    );
+    assert!(first * 10 < dad_on, "DAD held up the first ping: {first:?}, with DAD on {dad_on:?}");
+}
