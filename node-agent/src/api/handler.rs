@@ -147,7 +147,8 @@ fn ipam_error(error: IpamError) -> Response {
         IpamError::Exhausted { .. }
         | IpamError::NoBlocks
         | IpamError::NoBlockOfFamily { .. }
-        | IpamError::NoBlockInPools { .. } => TRY_AGAIN,
+        | IpamError::NoBlockInPools { .. }
+        | IpamError::UnresolvedPool { .. } => TRY_AGAIN,
         IpamError::NotFound { .. } => UNKNOWN_CONTAINER,
         _ => IO,
     };

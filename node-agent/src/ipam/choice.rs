@@ -59,21 +59,37 @@ pub struct RequestedPools {
     pub ipv4: Vec<IpNet>,
     /// IPv6 pools, in order.
     pub ipv6: Vec<IpNet>,
+    /// Values the operator could not resolve to a pool (kept as the annotation wrote them), by
+    /// family: asking for that family fails naming them.
+    pub unresolved: Vec<(IpFamily, String)>,
 }
 
 impl RequestedPools {
-    /// The pools of a span entry. A pool that did not decode is left out: the plan reports it
-    /// (`span_value_errors`), and the entry's other pools still limit the choice.
+    /// The pools of a span entry; a value that does not decode as a CIDR is one the operator
+    /// could not resolve (it reports it on the Pod), kept in [`RequestedPools::unresolved`].
     pub fn of(entry: &EndpointPolicy) -> Self {
-        let decoded = |pools: &[gingham_crds::api::Wire<gingham_crds::api::Cidr>]| {
-            pools.iter().filter_map(|pool| pool.value()).map(|cidr| cidr.0.trunc()).collect()
-        };
-        Self { ipv4: decoded(&entry.ipv4_pools), ipv6: decoded(&entry.ipv6_pools) }
+        let mut pools = Self::default();
+        for (family, listed) in [(IpFamily::IPv4, &entry.ipv4_pools), (IpFamily::IPv6, &entry.ipv6_pools)] {
+            for pool in listed {
+                match pool.value() {
+                    Some(cidr) => pools.of_family_mut(family).push(cidr.0.trunc()),
+                    None => pools.unresolved.push((family, pool.as_str().to_string())),
+                }
+            }
+        }
+        pools
     }
 
     /// Whether no family is limited.
     pub fn is_empty(&self) -> bool {
-        self.ipv4.is_empty() && self.ipv6.is_empty()
+        self.ipv4.is_empty() && self.ipv6.is_empty() && self.unresolved.is_empty()
+    }
+
+    fn of_family_mut(&mut self, family: IpFamily) -> &mut Vec<IpNet> {
+        match family {
+            IpFamily::IPv4 => &mut self.ipv4,
+            IpFamily::IPv6 => &mut self.ipv6,
+        }
     }
 
     fn of_family(&self, family: IpFamily) -> &[IpNet] {
@@ -118,6 +134,13 @@ pub fn choose(blocks: &BlockSet, assign: Assign, pools: &RequestedPools) -> Resu
                 return Err(IpamError::NoBlockOfFamily { family, field: assign_field(family) });
             }
             continue;
+        }
+        if let Some((_, value)) = pools.unresolved.iter().find(|(f, _)| *f == family) {
+            return Err(IpamError::UnresolvedPool {
+                family,
+                annotation: pools_annotation(family),
+                value: value.clone(),
+            });
         }
         let pools = pools.of_family(family).to_vec();
         if !pools.is_empty() && blocks.usable(family, &pools).is_empty() {
@@ -183,7 +206,7 @@ mod tests {
             (&[], None, None, (&[], &[]), Err(&["no blocks"])),
         ];
         for (blocks, ipv4, ipv6, (pools4, pools6), expected) in cases {
-            let requested = RequestedPools { ipv4: nets(pools4), ipv6: nets(pools6) };
+            let requested = RequestedPools { ipv4: nets(pools4), ipv6: nets(pools6), unresolved: Vec::new() };
             let got = choose(&node(blocks), Assign { ipv4, ipv6 }, &requested);
             let case = format!("{blocks:?} assign {ipv4:?}/{ipv6:?} pools {pools4:?}/{pools6:?}");
             match expected {
@@ -212,7 +235,14 @@ mod tests {
         }))
         .unwrap();
         let pools = RequestedPools::of(&entry);
-        assert_eq!((pools.ipv4, pools.ipv6), (nets(&["10.1.0.0/16"]), nets(&["fd00:1::/64"])));
+        assert_eq!((&pools.ipv4, &pools.ipv6), (&nets(&["10.1.0.0/16"]), &nets(&["fd00:1::/64"])));
+        assert_eq!(pools.unresolved, [(IPv4, "bad".to_string())]);
         assert!(RequestedPools::of(&EndpointPolicy::default()).is_empty());
+        // Asking for IPv4 fails naming the value; IPv6 alone is fine.
+        let dual = node(DUAL);
+        let error = choose(&dual, Assign::default(), &pools).unwrap_err().to_string();
+        assert!(error.contains("cni.projectcalico.org/ipv4pools") && error.contains("\"bad\""), "{error}");
+        let ipv6 = choose(&dual, Assign { ipv4: Some(false), ipv6: Some(true) }, &pools).unwrap();
+        assert_eq!(ipv6, [FamilyRequest { family: IPv6, pools: nets(&["fd00:1::/64"]) }]);
     }
 }

@@ -91,6 +91,18 @@ pub enum IpamError {
         /// The pools it names, as CIDRs.
         pools: Vec<IpNet>,
     },
+    /// The pod's pool annotation names something the operator did not resolve to a pool.
+    #[error(
+        "the pod's annotation {annotation} names {value:?}, which is no usable {family} IPPool (the operator reports it on the Pod); fix the annotation or create the pool"
+    )]
+    UnresolvedPool {
+        /// The family.
+        family: IpFamily,
+        /// The annotation.
+        annotation: &'static str,
+        /// The value as the annotation wrote it.
+        value: String,
+    },
     /// The node has no blocks at all (or all are being released).
     #[error(
         "the node has no blocks to hand out addresses from; the operator assigns them from the pools that select the node, check `kubectl get nodenetworks` and the IPPools' status"
@@ -116,6 +128,7 @@ impl IpamError {
             Self::NoBlockOfFamily { .. } => "no_block_of_family",
             Self::NoBlockInPools { .. } => "no_block_in_pools",
             Self::NoBlocks => "no_blocks",
+            Self::UnresolvedPool { .. } => "unresolved_pool",
             Self::NotFound { .. } => "not_found",
         }
     }

@@ -14,9 +14,12 @@ use crate::core::compile::{global_name, global_policy_entry, namespaced_name, ne
 use crate::core::facts::{NodeFacts, namespace_labels};
 use crate::core::felix::{agent_settings, default_config, merged_for, policy_settings, tunnel_settings};
 use crate::core::ipam::{IpamInput, assign, blocks_per_pool};
+use crate::core::pod_pools::pod_pools;
 use crate::core::pools::{attribute_addresses, check_pools, pool_statuses};
 use crate::core::translate::{PREFIX, translate};
 use crate::core::{ObjectProblem, daemonset};
+use ipnet::IpNet;
+use std::collections::BTreeMap;
 
 fn namespace_or_default(namespace: &str) -> &str {
     if namespace.is_empty() { "default" } else { namespace }
@@ -29,6 +32,7 @@ impl Engine {
             let (checked, problems) = check_pools(&self.store.pools());
             self.pools = checked;
             self.set_problems(Source::Pools, problems);
+            self.pods_pools();
         }
         if work.nodes {
             self.read_nodes();
@@ -323,6 +327,7 @@ impl Engine {
         match (kind, current) {
             (Kind::Pod, _) => {
                 let facts = self.store.pods().get(key).cloned();
+                self.pod_pool_problems(key, facts.as_deref());
                 self.index.set_pod(&format!("{namespace}/{}", key.1), facts);
             }
             (Kind::Namespace, current) => {
@@ -380,6 +385,34 @@ impl Engine {
             }
             _ => {}
         }
+    }
+
+    /// Hands the usable pools to the policy index (pods' pool annotations resolve against them)
+    /// and, when they changed, reports again on every pod with a pool annotation.
+    fn pods_pools(&mut self) {
+        let usable: BTreeMap<String, IpNet> =
+            self.pools.values().filter(|p| p.is_valid()).filter_map(|p| Some((p.name.clone(), p.network?))).collect();
+        if &usable == self.index.pools() {
+            return;
+        }
+        self.index.set_pools(usable);
+        let annotated: Vec<(Key, std::sync::Arc<crate::core::facts::PodFacts>)> = self
+            .store
+            .pods()
+            .iter()
+            .filter(|(_, facts)| facts.pool_annotations.iter().any(Option::is_some))
+            .map(|(key, facts)| (key.clone(), facts.clone()))
+            .collect();
+        for (key, facts) in annotated {
+            self.pod_pool_problems(&key, Some(&facts));
+        }
+    }
+
+    /// Reports (or clears) the problems of a pod's pool annotations.
+    fn pod_pool_problems(&mut self, key: &Key, facts: Option<&crate::core::facts::PodFacts>) {
+        let namespace = namespace_or_default(&key.0);
+        let problems = facts.map(|facts| pod_pools(namespace, &key.1, facts, self.index.pools()).1).unwrap_or_default();
+        self.set_problems(Source::Object(Kind::Pod, key.clone()), problems);
     }
 
     fn set_problems(&mut self, source: Source, problems: Vec<ObjectProblem>) {

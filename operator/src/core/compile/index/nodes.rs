@@ -8,6 +8,12 @@ use gingham_crds::api::nodenetwork::EndpointPolicy;
 use gingham_crds::api::span::NodeSpan;
 
 use super::{PolicyIndex, SetId};
+use crate::core::pod_pools::pod_pools;
+
+/// The pod's name in an endpoint named `namespace/pod`.
+fn pod_name(name: &str) -> &str {
+    name.split_once('/').map_or(name, |(_, pod)| pod)
+}
 
 impl PolicyIndex {
     /// Builds the policy part of a node's span (its endpoints, their policies and the sets those
@@ -20,13 +26,19 @@ impl PolicyIndex {
             used_policies.extend(endpoint.ingress.iter().cloned());
             used_policies.extend(endpoint.egress.iter().cloned());
             // The Pod's UID; without a Pod object, the one its agent reported.
-            let uid = self.pods.get(name).and_then(|facts| facts.uid.clone()).or_else(|| endpoint.uid.clone());
+            let facts = self.pods.get(name);
+            let uid = facts.and_then(|facts| facts.uid.clone()).or_else(|| endpoint.uid.clone());
+            // The pools its annotations ask for (their problems go on the Pod, see the engine).
+            let [ipv4_pools, ipv6_pools] = facts
+                .map(|facts| pod_pools(&endpoint.namespace, pod_name(name), facts, &self.pools).0)
+                .unwrap_or_default();
             base.endpoints.push(EndpointPolicy {
                 name: name.clone(),
                 uid,
                 ingress: endpoint.ingress.iter().map(|p| p.to_string()).collect(),
                 egress: endpoint.egress.iter().map(|p| p.to_string()).collect(),
-                ..EndpointPolicy::default()
+                ipv4_pools,
+                ipv6_pools,
             });
         }
         let mut used_sets: BTreeSet<SetId> = BTreeSet::new();
