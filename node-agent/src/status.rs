@@ -307,4 +307,41 @@ mod tests {
         let changed = build(&StatusInputs { spec_error: Some("x"), ..inputs }, &time(300));
         assert!(!equivalent(&first, &changed));
     }
+
+    /// Each endpoint's primary address is its IPv4 one when it has one; `addresses` lists both of a
+    /// dual-stack pod and is absent otherwise (an IPv4 pod's status is written as before); both
+    /// tunnel addresses are reported.
+    #[test]
+    fn endpoints_list_their_addresses_and_both_tunnel_addresses_are_reported() {
+        let endpoint = |pod: &str, v4: Option<&str>, v6: Option<&str>| LocalEndpoint {
+            namespace: "ns".into(),
+            pod: pod.into(),
+            uid: None,
+            container_id: format!("c-{pod}"),
+            interface: format!("gh-{pod}"),
+            address: v4.map(|a| a.parse().unwrap()),
+            address6: v6.map(|a| a.parse().unwrap()),
+        };
+        let endpoints = [
+            endpoint("v4", Some("10.0.0.1"), None),
+            endpoint("dual", Some("10.0.0.2"), Some("fd00::2")),
+            endpoint("v6", None, Some("fd00::3")),
+        ];
+        let inputs = StatusInputs {
+            endpoints: &endpoints,
+            tunnel_address: Some("10.0.0.0".parse().unwrap()),
+            tunnel_address6: Some("fd00::".parse().unwrap()),
+            ..Default::default()
+        };
+        let status = build(&inputs, &time(1));
+        let listed: Vec<(&str, Vec<&str>)> = status
+            .endpoints
+            .iter()
+            .map(|e| (e.address.as_str(), e.addresses.iter().map(|a| a.as_str()).collect()))
+            .collect();
+        assert_eq!(listed, [("10.0.0.1", vec![]), ("10.0.0.2", vec!["10.0.0.2", "fd00::2"]), ("fd00::3", vec![])]);
+        let tunnels =
+            (status.tunnel_address.as_ref().map(|a| a.as_str()), status.tunnel_address6.as_ref().map(|a| a.as_str()));
+        assert_eq!(tunnels, (Some("10.0.0.0"), Some("fd00::")));
+    }
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 use gingham_crds::naming::endpoint_interface_name;
 use serde_json::{Value, json};
 
-use super::plumbing::{self, HostSide, Veth, gateway_for};
+use super::plumbing::{self, HostSide, Veth};
+use super::routes::gateway_for;
 use super::{CniError, CniResult, CniVersion, Command, Interface, Invocation, NetConf, codes};
 use crate::api::{AgentClient, ClientError, Request, Response};
 use crate::ipam::Allocation;

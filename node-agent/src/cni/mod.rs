@@ -6,6 +6,7 @@ mod config;
 mod invocation;
 mod plumbing;
 mod result;
+mod routes;
 mod version;
 
 use serde_json::{Value, json};
