@@ -284,8 +284,7 @@ impl PodFacts {
             named_ports: Vec::new(),
             node: scheduled_node(pod),
             uid: pod.metadata.uid.clone().filter(|uid| !uid.is_empty()),
-            pool_annotations: POOL_ANNOTATIONS
-                .map(|key| pod.metadata.annotations.as_ref().and_then(|a| a.get(key)).cloned()),
+            pool_annotations: pool_annotations(&pod.metadata),
         };
         let containers = pod.spec.iter().flat_map(|spec| spec.containers.iter());
         for port in containers.flat_map(|c| c.ports.iter().flatten()) {
@@ -346,6 +345,11 @@ impl PodFacts {
             status: None,
         }
     }
+}
+
+/// An object's pool annotations (a Pod's or a Namespace's), IPv4 then IPv6.
+pub fn pool_annotations(meta: &ObjectMeta) -> [Option<String>; 2] {
+    POOL_ANNOTATIONS.map(|key| meta.annotations.as_ref().and_then(|a| a.get(key)).cloned())
 }
 
 /// The pool annotations a pod's facts keep, IPv4 then IPv6.

@@ -64,29 +64,45 @@ pub fn resolve(text: &str, family: IpFamily, pools: &BTreeMap<String, IpNet>) ->
     (resolved, problems)
 }
 
-/// The pod's span-entry pools, IPv4 then IPv6 (empty where it has no annotation), and its
-/// problems as Problems on the Pod `namespace/name`.
+/// The pod's span-entry pools, IPv4 then IPv6 (empty where it has no annotation): for each
+/// family its own annotation, else its namespace's (`namespace_annotations`), as Calico does.
 pub fn pod_pools(
-    namespace: &str,
-    name: &str,
     facts: &PodFacts,
+    namespace_annotations: &[Option<String>; 2],
     pools: &BTreeMap<String, IpNet>,
-) -> ([Vec<Wire<Cidr>>; 2], Vec<ObjectProblem>) {
-    let mut problems = Vec::new();
+) -> [Vec<Wire<Cidr>>; 2] {
     let mut lists = [Vec::new(), Vec::new()];
-    for (slot, family) in lists.iter_mut().zip(IpFamily::BOTH) {
-        let Some(text) = facts.pool_annotation(family) else { continue };
-        let (resolved, messages) = resolve(text, family, pools);
-        *slot = resolved;
-        problems.extend(messages.into_iter().map(|message| ObjectProblem {
-            kind: "Pod".into(),
-            namespace: Some(namespace.to_string()),
+    for ((slot, family), inherited) in lists.iter_mut().zip(IpFamily::BOTH).zip(namespace_annotations) {
+        if let Some(text) = facts.pool_annotation(family).or(inherited.as_deref()) {
+            *slot = resolve(text, family, pools).0;
+        }
+    }
+    lists
+}
+
+/// The problems of an object's pool annotations (`annotations`, IPv4 then IPv6), as Problems
+/// `InvalidPoolAnnotation` on that object (a Pod, or a Namespace, whose annotations its pods
+/// without their own inherit).
+pub fn annotation_problems(
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    annotations: &[Option<String>; 2],
+    pools: &BTreeMap<String, IpNet>,
+) -> Vec<ObjectProblem> {
+    IpFamily::BOTH
+        .into_iter()
+        .zip(annotations)
+        .filter_map(|(family, text)| Some(resolve(text.as_deref()?, family, pools).1))
+        .flatten()
+        .map(|message| ObjectProblem {
+            kind: kind.into(),
+            namespace: namespace.map(str::to_string),
             name: name.to_string(),
             reason: "InvalidPoolAnnotation".into(),
             message,
-        }));
-    }
-    (lists, problems)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -175,6 +175,8 @@ pub struct PolicyIndex {
     policy_nodes: Map<Arc<str>, BTreeSet<String>>,
     /// Every usable pool's network by name, for the pools pods' annotations ask for.
     pools: BTreeMap<String, ipnet::IpNet>,
+    /// Namespaces' pool annotations (IPv4, IPv6), for their pods that have none of their own.
+    namespace_pools: Map<String, [Option<String>; 2]>,
     deferred: bool,
     dirty: Dirty,
 }
@@ -344,6 +346,20 @@ impl PolicyIndex {
         let nodes: Vec<String> =
             annotated.flat_map(|(name, _)| self.by_name.get(name).into_iter().flatten().cloned()).collect();
         self.dirty.rebuild.extend(nodes);
+    }
+
+    /// Records a namespace's pool annotations (IPv4, IPv6; `None`s: none, or the namespace is
+    /// gone); the nodes of its endpoints are rebuilt when they change.
+    pub fn set_namespace_pools(&mut self, name: &str, annotations: [Option<String>; 2]) {
+        let changed = if annotations.iter().all(Option::is_none) {
+            self.namespace_pools.remove(name).is_some()
+        } else {
+            self.namespace_pools.insert(name.to_string(), annotations.clone()) != Some(annotations)
+        };
+        if changed {
+            let keys = self.keys_of(self.by_namespace.get(name).into_iter().flatten().copied());
+            self.dirty.rebuild.extend(keys.into_iter().map(|(node, _)| node));
+        }
     }
 
     /// The usable pools by name, as last set.

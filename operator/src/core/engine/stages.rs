@@ -11,10 +11,10 @@ use super::store::{Key, Kind, Object};
 use super::{Engine, Source, Work, ipam_report};
 use crate::core::bgp::{BgpInput, topology};
 use crate::core::compile::{global_name, global_policy_entry, namespaced_name, network_policy_entry};
-use crate::core::facts::{NodeFacts, namespace_labels};
+use crate::core::facts::{NodeFacts, namespace_labels, pool_annotations};
 use crate::core::felix::{agent_settings, default_config, merged_for, policy_settings, tunnel_settings};
 use crate::core::ipam::{IpamInput, assign, blocks_per_pool};
-use crate::core::pod_pools::pod_pools;
+use crate::core::pod_pools::annotation_problems;
 use crate::core::pools::{attribute_addresses, check_pools, pool_statuses};
 use crate::core::translate::{PREFIX, translate};
 use crate::core::{ObjectProblem, daemonset};
@@ -327,15 +327,18 @@ impl Engine {
         match (kind, current) {
             (Kind::Pod, _) => {
                 let facts = self.store.pods().get(key).cloned();
-                self.pod_pool_problems(key, facts.as_deref());
+                let pools = facts.as_ref().map(|f| f.pool_annotations.clone()).unwrap_or_default();
+                self.annotation_problems(Kind::Pod, key, &pools);
                 self.index.set_pod(&format!("{namespace}/{}", key.1), facts);
             }
             (Kind::Namespace, current) => {
-                let labels = match current {
-                    Some(Object::Namespace(ns)) => Some(namespace_labels(ns)),
-                    _ => None,
+                let (labels, pools) = match current {
+                    Some(Object::Namespace(ns)) => (Some(namespace_labels(ns)), pool_annotations(&ns.metadata)),
+                    _ => (None, [None, None]),
                 };
                 self.index.set_namespace(&key.1, labels);
+                self.annotation_problems(Kind::Namespace, key, &pools);
+                self.index.set_namespace_pools(&key.1, pools);
             }
             (Kind::NetworkPolicy, _) if key.1.starts_with(PREFIX) => {}
             (Kind::NetworkPolicy, Some(Object::NetworkPolicy(policy))) => {
@@ -396,23 +399,34 @@ impl Engine {
             return;
         }
         self.index.set_pools(usable);
-        let annotated: Vec<(Key, std::sync::Arc<crate::core::facts::PodFacts>)> = self
+        let mut annotated: Vec<(Kind, Key, [Option<String>; 2])> = self
             .store
             .pods()
             .iter()
             .filter(|(_, facts)| facts.pool_annotations.iter().any(Option::is_some))
-            .map(|(key, facts)| (key.clone(), facts.clone()))
+            .map(|(key, facts)| (Kind::Pod, key.clone(), facts.pool_annotations.clone()))
             .collect();
-        for (key, facts) in annotated {
-            self.pod_pool_problems(&key, Some(&facts));
+        for object in self.store.all(Kind::Namespace) {
+            if let Object::Namespace(ns) = object {
+                let pools = pool_annotations(&ns.metadata);
+                if pools.iter().any(Option::is_some) {
+                    annotated.push((Kind::Namespace, object.key(), pools));
+                }
+            }
+        }
+        for (kind, key, pools) in annotated {
+            self.annotation_problems(kind, &key, &pools);
         }
     }
 
-    /// Reports (or clears) the problems of a pod's pool annotations.
-    fn pod_pool_problems(&mut self, key: &Key, facts: Option<&crate::core::facts::PodFacts>) {
-        let namespace = namespace_or_default(&key.0);
-        let problems = facts.map(|facts| pod_pools(namespace, &key.1, facts, self.index.pools()).1).unwrap_or_default();
-        self.set_problems(Source::Object(Kind::Pod, key.clone()), problems);
+    /// Reports (or clears) the problems of a Pod's or Namespace's pool annotations.
+    fn annotation_problems(&mut self, kind: Kind, key: &Key, annotations: &[Option<String>; 2]) {
+        let (kind_name, namespace) = match kind {
+            Kind::Pod => ("Pod", Some(namespace_or_default(&key.0))),
+            _ => ("Namespace", None),
+        };
+        let problems = annotation_problems(kind_name, namespace, &key.1, annotations, self.index.pools());
+        self.set_problems(Source::Object(kind, key.clone()), problems);
     }
 
     fn set_problems(&mut self, source: Source, problems: Vec<ObjectProblem>) {

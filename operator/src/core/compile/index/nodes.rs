@@ -10,11 +10,6 @@ use gingham_crds::api::span::NodeSpan;
 use super::{PolicyIndex, SetId};
 use crate::core::pod_pools::pod_pools;
 
-/// The pod's name in an endpoint named `namespace/pod`.
-fn pod_name(name: &str) -> &str {
-    name.split_once('/').map_or(name, |(_, pod)| pod)
-}
-
 impl PolicyIndex {
     /// Builds the policy part of a node's span (its endpoints, their policies and the sets those
     /// use; no BGP sessions) and records which sets and policies the node now uses.
@@ -28,10 +23,11 @@ impl PolicyIndex {
             // The Pod's UID; without a Pod object, the one its agent reported.
             let facts = self.pods.get(name);
             let uid = facts.and_then(|facts| facts.uid.clone()).or_else(|| endpoint.uid.clone());
-            // The pools its annotations ask for (their problems go on the Pod, see the engine).
-            let [ipv4_pools, ipv6_pools] = facts
-                .map(|facts| pod_pools(&endpoint.namespace, pod_name(name), facts, &self.pools).0)
-                .unwrap_or_default();
+            // The pools its annotations (or its namespace's) ask for; their problems go on the
+            // Pod or the Namespace (see the engine).
+            let inherited = self.namespace_pools.get(&endpoint.namespace).cloned().unwrap_or_default();
+            let [ipv4_pools, ipv6_pools] =
+                facts.map(|facts| pod_pools(facts, &inherited, &self.pools)).unwrap_or_default();
             base.endpoints.push(EndpointPolicy {
                 name: name.clone(),
                 uid,
