@@ -72,7 +72,10 @@ fn live_pod(view: &ClusterView, node: &str, allocation: &Allocation) -> bool {
 fn release(paths: &AgentPaths, allocation: &Allocation, report: &mut ReleaseReport) {
     let label = format!(
         "{} ({}/{}, container {})",
-        allocation.address, allocation.namespace, allocation.pod, allocation.container_id
+        allocation.addresses().iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        allocation.namespace,
+        allocation.pod,
+        allocation.container_id
     );
     let request = Request::Del { container_id: allocation.container_id.clone(), ifname: allocation.ifname.clone() };
     match AgentClient::new(&paths.cni_socket, Duration::from_secs(10)).call(&request) {
@@ -90,7 +93,7 @@ pub fn release_ip(
     force: bool,
 ) -> Result<ReleaseReport, String> {
     let node = crate::node::this_node(paths.node.clone());
-    let found = allocations(paths)?.into_iter().find(|a| IpAddr::V4(a.address) == address);
+    let found = allocations(paths)?.into_iter().find(|a| a.addresses().contains(&address));
     let Some(allocation) = found else {
         return Err(format!(
             "{address} is not allocated on node {node} (IPAM table in {}); run this on the node that holds it (`gingham ipam show --ip {address}`)",
@@ -122,7 +125,10 @@ pub fn fix(
     let mut report = ReleaseReport::default();
     let leaks = check.findings.iter().filter(|f| f.kind == FindingKind::Leaked && f.node == node);
     for leak in leaks {
-        let Some(allocation) = table.iter().find(|a| a.address.to_string() == leak.subject) else { continue };
+        let Some(allocation) = table.iter().find(|a| a.addresses().iter().any(|held| held.to_string() == leak.subject))
+        else {
+            continue;
+        };
         let age = now.saturating_sub(allocation.allocated_at);
         if age < grace.as_secs() {
             report.kept.push(format!("{}: allocated {age} s ago, within the grace period", leak.subject));

@@ -20,8 +20,8 @@ use gingham_crds::api::NodeNetworkSpec;
 use gingham_crds::api::NodeNetworkStatus;
 use gingham_crds::api::nodenetwork::{BgpSessionStatus, IpamUsage, StreamStatus};
 use gingham_crds::api::span::NodeSpan;
-use gingham_crds::validate::{FieldError, validate_node_network_structure};
-use ipnet::Ipv4Net;
+use gingham_crds::validate::validate_node_network_structure;
+use ipnet::IpNet;
 use tokio::sync::watch;
 
 use crate::bird::BirdSupervisor;
@@ -30,8 +30,7 @@ use crate::dataplane::{Dataplane, NodeView, SyncReport};
 use crate::dataplane::{SPAN_UNKNOWN, SyncError};
 use crate::datastore::{NodeNetworkState, Snapshot, StatusSink};
 use crate::endpoint::LocalEndpoint;
-use crate::ipam::{Allocation, BlockSet, IpamStore, tunnel_handle};
-use crate::ipv4_only;
+use crate::ipam::{Allocation, BlockSet, IpamStore};
 use crate::logging::LogControl;
 use crate::metrics::Metrics;
 use crate::shared::{Programmed, Shared};
@@ -109,8 +108,8 @@ struct LoopState {
     ipam_usage: IpamUsage,
     /// Why the last IPAM call of the loop failed.
     ipam_error: Option<String>,
-    /// The tunnel address IPAM holds for this node, as last read.
-    tunnel_address: Option<std::net::Ipv4Addr>,
+    /// The tunnel addresses IPAM holds for this node, as last read.
+    tunnel: crate::ipam::TunnelAddresses,
     bird_apply_error: Option<String>,
     /// BGP sessions left out of BIRD's config, each with the reason.
     bird_left_out: Vec<String>,
@@ -191,6 +190,9 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             let mut snapshot = self.inputs.borrow_and_update().clone();
             self.state.stream.clone_from(&snapshot.stream);
             self.state.span = snapshot.span.take().map(Arc::new);
+            if let Some(span) = &self.state.span {
+                self.services.shared.set_span_pools(span);
+            }
             self.accept(&snapshot);
             self.plan(&snapshot);
         }
@@ -215,12 +217,11 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             }
         };
         let tunnel_error = self.ensure_tunnel().await.err();
-        // The IPv6 VTEP address is wired from IPAM at the dual-stack merge.
         let view = NodeView {
             plan: &plan,
             endpoints: &endpoints,
-            tunnel_address: self.state.tunnel_address,
-            tunnel_address6: None,
+            tunnel_address: self.state.tunnel.ipv4,
+            tunnel_address6: self.state.tunnel.ipv6,
         };
         let started = Instant::now();
         let mut report = self.dataplane.sync(&view).await;
@@ -264,15 +265,15 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         self.state.ipam_error = Some(message);
     }
 
-    /// Allocates, keeps or releases this node's tunnel address through IPAM, as the spec's tunnel
-    /// blocks call for. On failure the last known address stays in use.
+    /// Allocates, keeps or releases this node's tunnel addresses (both families) through IPAM, as
+    /// the spec's tunnel blocks call for. On failure the last known addresses stay in use.
     async fn ensure_tunnel(&mut self) -> Result<(), LoopIpamError> {
         let Some(blocks) = self.state.blocks.clone() else { return Ok(()) };
-        let handle = tunnel_handle(&self.options.node);
-        let result = self.ipam.call("tunnel", move |store| store.ensure_tunnel(&blocks, &handle)).await;
+        let node = self.options.node.clone();
+        let result = self.ipam.call("tunnel", move |store| store.ensure_tunnels(&blocks, &node)).await;
         match result {
-            Ok(address) => {
-                self.state.tunnel_address = address;
+            Ok(addresses) => {
+                self.state.tunnel = addresses;
                 Ok(())
             }
             Err(error) => {
@@ -317,18 +318,13 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             NodeNetworkState::Malformed(message) => {
                 Some(format!("NodeNetwork {node} rejected: {message}; the last good spec stays in force"))
             }
-            NodeNetworkState::Found(network) => match validate_node_network_structure(&network.spec).and_then(|()| {
-                ipv4_only::unsupported(&network.spec).map_or(Ok(()), |message| {
-                    Err(vec![FieldError { path: "spec.address".into(), message, hint: String::new() }])
-                })
-            }) {
+            NodeNetworkState::Found(network) => match validate_node_network_structure(&network.spec) {
                 Ok(()) => {
-                    ipv4_only::note_spec(&network.spec);
-                    let releasing: Vec<Ipv4Net> = snapshot
+                    let releasing: Vec<IpNet> = snapshot
                         .blocks
                         .iter()
                         .filter(|b| b.node == *node && b.releasing)
-                        .filter_map(|b| b.cidr.value()?.v4())
+                        .filter_map(|b| Some(b.cidr.value()?.0))
                         .collect();
                     let blocks = BlockSet::from_spec(&network.spec, &releasing);
                     self.services.shared.set_blocks(blocks.clone());
@@ -379,7 +375,7 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
         match reaped.await {
             Ok((stale, gone)) => {
                 let log = |allocation: &Allocation, what: &str| {
-                    tracing::info!(pod = %allocation.endpoint().key(), address = %allocation.address, "{what}");
+                    tracing::info!(pod = %allocation.endpoint().key(), addresses = ?allocation.addresses(), "{what}");
                 };
                 stale.iter().for_each(|a| log(a, "released an address whose ADD never completed"));
                 gone.iter().for_each(|a| log(a, "released the address of a pod whose interface is gone"));
@@ -420,7 +416,8 @@ impl<D: Dataplane, S: StatusSink> Agent<D, S> {
             ipam_error: self.state.ipam_error.as_deref(),
             endpoints: &self.state.endpoints,
             ipam,
-            tunnel_address: self.state.tunnel_address,
+            tunnel_address: self.state.tunnel.ipv4,
+            tunnel_address6: self.state.tunnel.ipv6,
             stream: self.state.stream.as_ref(),
         };
         let mut next = status::build(

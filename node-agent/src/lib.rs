@@ -12,7 +12,6 @@ pub mod datastore;
 pub mod endpoint;
 pub mod http;
 pub mod ipam;
-pub mod ipv4_only;
 pub mod logging;
 pub mod metrics;
 pub mod private_files;

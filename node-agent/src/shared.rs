@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
 use crate::endpoint::{LocalEndpoint, uid_matches};
-use crate::ipam::BlockSet;
+use crate::ipam::{BlockSet, RequestedPools};
 
 /// What the last dataplane sync achieved, for waiters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,6 +32,9 @@ pub struct Programmed {
 #[derive(Debug)]
 pub struct Shared {
     blocks: watch::Sender<Option<BlockSet>>,
+    /// The pools each endpoint of the span asks for (`namespace/pod` → the Pod UID the entry was
+    /// compiled for, and its pools); only entries that ask for some.
+    pools: std::sync::RwLock<BTreeMap<String, (Option<String>, RequestedPools)>>,
     programmed: watch::Sender<Programmed>,
     seq: AtomicU64,
     changed: Notify,
@@ -44,6 +47,7 @@ impl Default for Shared {
     fn default() -> Self {
         Self {
             blocks: watch::Sender::new(None),
+            pools: std::sync::RwLock::default(),
             programmed: watch::Sender::new(Programmed::default()),
             seq: AtomicU64::new(0),
             changed: Notify::new(),
@@ -66,6 +70,28 @@ impl Shared {
             *current = Some(blocks);
             changed
         });
+    }
+
+    /// Takes the pools the span's endpoint entries ask for (the loop, when the span changes).
+    pub fn set_span_pools(&self, span: &gingham_crds::api::span::NodeSpan) {
+        let pools = span
+            .endpoints
+            .iter()
+            .map(|entry| (entry.name.clone(), (entry.uid.clone(), RequestedPools::of(entry))))
+            .filter(|(_, (_, pools))| !pools.is_empty())
+            .collect();
+        *self.pools.write().unwrap_or_else(std::sync::PoisonError::into_inner) = pools;
+    }
+
+    /// The pools the span's entry for `key` (`namespace/pod`) asks for, when it was compiled for
+    /// this Pod (`uid`, see [`uid_matches`]); none (any pool) otherwise.
+    pub fn requested_pools(&self, key: &str, uid: Option<&str>) -> RequestedPools {
+        let pools = self.pools.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pools
+            .get(key)
+            .filter(|(compiled, _)| uid_matches(compiled.as_deref(), uid))
+            .map(|(_, pools)| pools.clone())
+            .unwrap_or_default()
     }
 
     /// Records an endpoint change and wakes the loop; returns the new change number.

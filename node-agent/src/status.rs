@@ -41,8 +41,10 @@ pub struct StatusInputs<'a> {
     pub endpoints: &'a [LocalEndpoint],
     /// IPAM usage.
     pub ipam: IpamUsage,
-    /// The tunnel address IPAM holds for this node.
+    /// The IPv4 tunnel address IPAM holds for this node.
     pub tunnel_address: Option<std::net::Ipv4Addr>,
+    /// The IPv6 tunnel (VTEP) address IPAM holds for this node.
+    pub tunnel_address6: Option<std::net::Ipv6Addr>,
     /// How the operator's stream stands, when the agent follows it.
     pub stream: Option<&'a StreamStatus>,
 }
@@ -131,24 +133,29 @@ pub fn build(inputs: &StatusInputs<'_>, now: &Time) -> NodeNetworkStatus {
         bgp_summary: inputs.bgp_enabled.then(|| summary(inputs.sessions)),
         bgp_sessions: inputs.sessions.to_vec(),
         endpoint_count: u32::try_from(inputs.endpoints.len()).unwrap_or(u32::MAX),
-        endpoints: inputs
-            .endpoints
-            .iter()
-            .map(|e| StatusEndpoint {
-                name: e.key(),
-                uid: e.uid.clone(),
-                address: IpAddr::V4(e.address).into(),
-                addresses: Vec::new(),
-                interface: e.interface.clone(),
-            })
-            .collect(),
+        endpoints: inputs.endpoints.iter().filter_map(status_endpoint).collect(),
         ipam: inputs.ipam.clone(),
         tunnel_address: inputs.tunnel_address.map(|a| IpAddr::V4(a).into()),
-        tunnel_address6: None,
+        tunnel_address6: inputs.tunnel_address6.map(|a| IpAddr::V6(a).into()),
         capabilities: inputs.report.map(|r| r.capabilities.clone()).unwrap_or_default(),
         last_error: (!errors.is_empty()).then(|| errors.join("; ")),
         stream: inputs.stream.cloned(),
     }
+}
+
+/// An endpoint as status lists it: `address` the primary (IPv4 when the pod has one), and
+/// `addresses` every address when it has more than one (absent, `address` says it all, as an
+/// IPv4 pod's status was written before dual-stack). `None` for an endpoint without addresses.
+fn status_endpoint(endpoint: &LocalEndpoint) -> Option<StatusEndpoint> {
+    let addresses = endpoint.addresses();
+    let primary = *addresses.first()?;
+    Some(StatusEndpoint {
+        name: endpoint.key(),
+        uid: endpoint.uid.clone(),
+        address: primary.into(),
+        addresses: if addresses.len() > 1 { addresses.into_iter().map(Into::into).collect() } else { Vec::new() },
+        interface: endpoint.interface.clone(),
+    })
 }
 
 /// Keeps the transition time of every condition whose status did not change.
@@ -299,5 +306,42 @@ mod tests {
         assert_eq!(second.conditions[0].last_transition_time, time(100), "an unchanged condition keeps its time");
         let changed = build(&StatusInputs { spec_error: Some("x"), ..inputs }, &time(300));
         assert!(!equivalent(&first, &changed));
+    }
+
+    /// Each endpoint's primary address is its IPv4 one when it has one; `addresses` lists both of a
+    /// dual-stack pod and is absent otherwise (an IPv4 pod's status is written as before); both
+    /// tunnel addresses are reported.
+    #[test]
+    fn endpoints_list_their_addresses_and_both_tunnel_addresses_are_reported() {
+        let endpoint = |pod: &str, v4: Option<&str>, v6: Option<&str>| LocalEndpoint {
+            namespace: "ns".into(),
+            pod: pod.into(),
+            uid: None,
+            container_id: format!("c-{pod}"),
+            interface: format!("gh-{pod}"),
+            address: v4.map(|a| a.parse().unwrap()),
+            address6: v6.map(|a| a.parse().unwrap()),
+        };
+        let endpoints = [
+            endpoint("v4", Some("10.0.0.1"), None),
+            endpoint("dual", Some("10.0.0.2"), Some("fd00::2")),
+            endpoint("v6", None, Some("fd00::3")),
+        ];
+        let inputs = StatusInputs {
+            endpoints: &endpoints,
+            tunnel_address: Some("10.0.0.0".parse().unwrap()),
+            tunnel_address6: Some("fd00::".parse().unwrap()),
+            ..Default::default()
+        };
+        let status = build(&inputs, &time(1));
+        let listed: Vec<(&str, Vec<&str>)> = status
+            .endpoints
+            .iter()
+            .map(|e| (e.address.as_str(), e.addresses.iter().map(|a| a.as_str()).collect()))
+            .collect();
+        assert_eq!(listed, [("10.0.0.1", vec![]), ("10.0.0.2", vec!["10.0.0.2", "fd00::2"]), ("fd00::3", vec![])]);
+        let tunnels =
+            (status.tunnel_address.as_ref().map(|a| a.as_str()), status.tunnel_address6.as_ref().map(|a| a.as_str()));
+        assert_eq!(tunnels, (Some("10.0.0.0"), Some("fd00::")));
     }
 }

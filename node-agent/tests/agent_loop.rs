@@ -8,12 +8,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use gingham_crds::api::IpFamily;
 use gingham_node_agent::agent::{Agent, AgentOptions, Services};
 use gingham_node_agent::api::{ApiContext, Request, Response, handle};
 use gingham_node_agent::dataplane::plan::NodePlan;
 use gingham_node_agent::dataplane::{Dataplane, NodeView, SyncError, SyncReport};
 use gingham_node_agent::datastore::file::{FileDatastore, FileStatus};
-use gingham_node_agent::ipam::{AllocationRequest, BlockSet, IpamStore, LOCK_TIMEOUT};
+use gingham_node_agent::ipam::{AllocationRequest, BlockSet, FamilyRequest, IpamStore, LOCK_TIMEOUT};
 use gingham_node_agent::logging::LogControl;
 use gingham_node_agent::metrics::Metrics;
 use gingham_node_agent::shared::Shared;
@@ -65,6 +66,7 @@ fn add_request(container: &str, pod: &str) -> Request {
         namespace: "default".into(),
         pod: pod.into(),
         uid: None,
+        assign: Default::default(),
     }
 }
 
@@ -172,7 +174,7 @@ async fn the_loop_programs_reports_and_keeps_the_last_good_spec() {
             let Response::Allocated { allocation } = handle(&context, ready_request).await else {
                 panic!("not programmed")
             };
-            assert_eq!(allocation.address.to_string(), "10.70.0.0");
+            assert_eq!(allocation.addresses(), ["10.70.0.0".parse::<std::net::IpAddr>().unwrap()]);
             let with_pod = wait_status(dir.path(), "the endpoint", |s| s["endpointCount"] == 1).await;
             assert_eq!(with_pod["endpoints"][0]["name"], "default/web");
             assert_eq!(with_pod["endpoints"][0]["address"], "10.70.0.0");
@@ -236,6 +238,7 @@ async fn addresses_of_pods_whose_interface_is_gone_are_released() {
         namespace: "default".into(),
         pod: pod.into(),
         uid: None,
+        families: vec![FamilyRequest::any(IpFamily::IPv4)],
     };
     let gone = ipam.allocate(&blocks, &request("gone", "deleted")).unwrap();
     ipam.mark_ready("gone", "eth0").unwrap();
@@ -278,6 +281,7 @@ async fn a_held_ipam_lock_fails_add_fast_and_the_loop_keeps_syncing() {
         namespace: "default".into(),
         pod: "web".into(),
         uid: None,
+        families: vec![FamilyRequest::any(IpFamily::IPv4)],
     };
     ipam.allocate(&blocks, &web).unwrap();
     ipam.mark_ready("c1", "eth0").unwrap();

@@ -51,6 +51,7 @@ async fn the_socket_speaks_one_json_line_each_way() {
                 namespace: "default".into(),
                 pod: "web".into(),
                 uid: None,
+                assign: Default::default(),
             })
             .unwrap();
         (garbage, unknown, status, add)
@@ -101,6 +102,7 @@ async fn add_pod(context: &ApiContext, pod: &str, uid: Option<&str>) {
         namespace: "default".into(),
         pod: pod.into(),
         uid: uid.map(str::to_string),
+        assign: Default::default(),
     };
     assert!(matches!(handle(context, add).await, Response::Allocated { .. }));
 }
@@ -171,7 +173,7 @@ fn ready_answers_at_once_with_the_route_when_the_pods_policy_is_in_force() {
                 let seq_before_ready = context.shared.current_seq();
                 let answer = handle(&context, ready("c")).await;
                 if fast {
-                    let again = gingham_node_agent::cni::ensure_host_route(&host, "10.66.0.0".parse().unwrap());
+                    let again = gingham_node_agent::cni::ensure_host_routes(&host, &["10.66.0.0".parse().unwrap()]);
                     assert!(matches!(again, Ok(false)), "{case}: the route is found in place: {again:?}");
                 }
                 let listed = context.ipam.list().unwrap();
@@ -184,5 +186,70 @@ fn ready_answers_at_once_with_the_route_when_the_pods_policy_is_in_force() {
         assert_eq!(seq_after_add, u64::from(!fast), "{case}: ADD syncs at once only to drop a predecessor's policy");
         let routes = node.run(&["ip", "-4", "route", "show", "proto", "249"]);
         assert_eq!(routes.contains(&format!("10.66.0.0 dev {host} scope link")), fast, "{case}: {routes}");
+    }
+}
+
+/// ADD takes the families the CNI configuration asks for and the pools the pod's span entry
+/// names (its annotations, resolved by the operator); a pool the node has no block of, or a
+/// value the operator could not resolve, fails the ADD naming the annotation and the pool.
+#[tokio::test]
+async fn add_allocates_from_the_families_and_pools_the_pod_asks_for() {
+    use gingham_crds::api::nodenetwork::EndpointPolicy;
+    use gingham_crds::api::span::NodeSpan;
+    use gingham_node_agent::ipam::Assign;
+
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Arc::new(Shared::default());
+    let blocks = ["10.66.0.0/30", "10.77.0.0/30", "fd00:66::/126", "fd00:77::/126"];
+    shared.set_blocks(BlockSet {
+        blocks: blocks.iter().map(|b| b.parse().unwrap()).collect(),
+        releasing: BTreeSet::new(),
+        tunnel_blocks: Vec::new(),
+    });
+    let entry = |pod: &str, v4: &[&str], v6: &[&str]| EndpointPolicy {
+        name: format!("default/{pod}"),
+        ipv4_pools: v4.iter().map(|p| (*p).into()).collect(),
+        ipv6_pools: v6.iter().map(|p| (*p).into()).collect(),
+        ..EndpointPolicy::default()
+    };
+    shared.set_span_pools(&NodeSpan {
+        endpoints: vec![
+            entry("blue", &["10.77.0.0/16"], &["fd00:77::/48"]),
+            entry("elsewhere", &[], &["fd00:99::/48"]),
+            entry("unknown", &["green"], &[]),
+        ],
+        ..NodeSpan::default()
+    });
+    let context = ApiContext { ipam: IpamStore::open(dir.path()).unwrap(), shared };
+    let add = |pod: &str, assign: Assign| Request::Add {
+        container_id: format!("c-{pod}"),
+        netns: "/run/netns/x".into(),
+        ifname: "eth0".into(),
+        namespace: "default".into(),
+        pod: pod.into(),
+        uid: None,
+        assign,
+    };
+    let allocated = |answer: Response| match answer {
+        Response::Allocated { allocation } => {
+            allocation.addresses().iter().map(ToString::to_string).collect::<Vec<_>>()
+        }
+        other => panic!("{other:?}"),
+    };
+    let v6_only = Assign { ipv4: Some(false), ipv6: Some(true) };
+    let v4_only = Assign { ipv4: Some(true), ipv6: None };
+    assert_eq!(allocated(handle(&context, add("plain", Assign::default())).await), ["10.66.0.0", "fd00:66::"]);
+    assert_eq!(allocated(handle(&context, add("blue", Assign::default())).await), ["10.77.0.0", "fd00:77::"]);
+    assert_eq!(allocated(handle(&context, add("v6", v6_only)).await), ["fd00:66::1"]);
+    assert_eq!(allocated(handle(&context, add("v4", v4_only)).await), ["10.66.0.1"]);
+    assert_eq!(allocated(handle(&context, add("elsewhere", v4_only)).await), ["10.66.0.2"], "IPv6 not asked for");
+    for (pod, words) in [
+        ("elsewhere", ["cni.projectcalico.org/ipv6pools", "fd00:99::/48"]),
+        ("unknown", ["cni.projectcalico.org/ipv4pools", "\"green\""]),
+    ] {
+        let answer = handle(&context, add(pod, Assign::default())).await;
+        let Response::Error { code, msg, .. } = answer else { panic!("{pod}: {answer:?}") };
+        assert_eq!(code, 11, "{pod}: {msg}");
+        assert!(words.iter().all(|w| msg.contains(w)), "{pod}: {msg}");
     }
 }

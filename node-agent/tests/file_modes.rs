@@ -10,7 +10,7 @@ use std::process::Command;
 
 use gingham_node_agent::api;
 use gingham_node_agent::bird::{BirdPaths, BirdSupervisor};
-use gingham_node_agent::ipam::{AllocationRequest, BlockSet, IpamStore};
+use gingham_node_agent::ipam::{AllocationRequest, BlockSet, FamilyRequest, IpamStore};
 
 fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -83,6 +83,7 @@ async fn everything_the_agent_writes_is_root_only() {
         namespace: "default".into(),
         pod: "web".into(),
         uid: None,
+        families: vec![FamilyRequest::any(gingham_crds::api::IpFamily::IPv4)],
     };
     ipam.allocate(&blocks, &request).unwrap();
     ipam.mark_ready("c", "eth0").unwrap();

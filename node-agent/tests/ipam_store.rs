@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 mod ipam_support;
 
+use gingham_crds::api::IpFamily;
 use gingham_node_agent::ipam::{Attachment, BlockSet, IpamError, IpamStore, LOCK_TIMEOUT};
 use ipam_support::{blocks, request};
 
 /// A store whose tunnel address is already allocated (the first address of `set`'s tunnel block).
 fn with_tunnel(dir: &std::path::Path, set: &BlockSet) -> IpamStore {
     let store = IpamStore::open(dir).unwrap();
-    store.ensure_tunnel(set, "tunnel-addr-test").unwrap();
+    store.ensure_tunnel(set, IpFamily::IPv4, "tunnel-addr-test").unwrap();
     store
 }
 
@@ -24,11 +25,11 @@ fn allocations_survive_reopen_and_add_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let set = blocks(&["10.244.0.0/30"], &["10.244.0.0/30"]);
     let first = with_tunnel(dir.path(), &set).allocate(&set, &request("a")).unwrap();
-    assert_eq!(first.address.to_string(), "10.244.0.1", "the tunnel address is skipped");
+    assert_eq!(first.address.unwrap().to_string(), "10.244.0.1", "the tunnel address is skipped");
     let reopened = IpamStore::open(dir.path()).unwrap();
     assert_eq!(reopened.allocate(&set, &request("a")).unwrap(), first, "same container, same address");
     let second = reopened.allocate(&set, &request("b")).unwrap();
-    assert_eq!(second.address.to_string(), "10.244.0.2");
+    assert_eq!(second.address.unwrap().to_string(), "10.244.0.2");
     assert_eq!(reopened.list().unwrap(), vec![first, second]);
 }
 
@@ -122,7 +123,7 @@ fn concurrent_allocations_from_many_handles_never_collide() {
             std::thread::spawn(move || {
                 // A separate store (and so a separate lock file description) per thread, like separate processes.
                 let store = IpamStore::open(dir.path()).unwrap();
-                store.allocate(&set, &request(&format!("c{index}"))).unwrap().address
+                store.allocate(&set, &request(&format!("c{index}"))).unwrap().address.unwrap()
             })
         })
         .collect();
@@ -142,7 +143,7 @@ fn child_process_allocates() {
     };
     let store = IpamStore::open(std::path::Path::new(&dir)).unwrap();
     let allocation = store.allocate(&blocks(&["10.244.0.0/26"], &[]), &request(&id)).unwrap();
-    println!("ADDRESS={}", allocation.address);
+    println!("ADDRESS={}", allocation.address.unwrap());
 }
 
 #[test]

@@ -86,9 +86,9 @@ fn node() -> Node {
         endpoints: vec![
             EndpointPolicy {
                 name: "default/iso".into(),
-                uid: None,
                 ingress: vec!["default/deny-all".into()],
                 egress: vec!["default/deny-all".into()],
+                ..Default::default()
             },
             EndpointPolicy { name: "default/peer".into(), ..Default::default() },
             EndpointPolicy {

@@ -282,7 +282,22 @@ pub struct EndpointPolicy {
     /// Policies (by name) applying to traffic out of the endpoint; empty: allow all.
     #[serde(default)]
     pub egress: Vec<String>,
+    /// The IPv4 pools (CIDRs) the pod's IPv4 address must come from, in order, from its
+    /// [`IPV4_POOLS_ANNOTATION`] (or its namespace's); empty: any of the node's blocks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipv4_pools: Vec<Wire<Cidr>>,
+    /// The IPv6 pools (CIDRs) the pod's IPv6 address must come from, in order, from its
+    /// [`IPV6_POOLS_ANNOTATION`] (or its namespace's); empty: any of the node's blocks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipv6_pools: Vec<Wire<Cidr>>,
 }
+
+/// Calico's per-pod (and per-namespace) annotation naming the IPv4 pools a pod's address comes
+/// from: a JSON list of pool CIDRs or names.
+pub const IPV4_POOLS_ANNOTATION: &str = "cni.projectcalico.org/ipv4pools";
+/// Calico's per-pod (and per-namespace) annotation naming the IPv6 pools a pod's address comes
+/// from: a JSON list of pool CIDRs or names.
+pub const IPV6_POOLS_ANNOTATION: &str = "cni.projectcalico.org/ipv6pools";
 
 /// Whether a policy compiled for the Pod with UID `compiled` may apply to an endpoint of the Pod
 /// with UID `actual`. Endpoints are matched by `namespace/pod` name; when both sides know the UID

@@ -134,6 +134,24 @@ pub fn span_value_errors(span: &NodeSpan) -> Vec<FieldError> {
             }
         }
     }
+    for endpoint in &span.endpoints {
+        for (field, pools, family) in
+            [("ipv4Pools", &endpoint.ipv4_pools, IpFamily::IPv4), ("ipv6Pools", &endpoint.ipv6_pools, IpFamily::IPv6)]
+        {
+            for (index, pool) in pools.iter().enumerate() {
+                let path = format!("endpoint/{}.{field}[{index}]", endpoint.name);
+                match pool.decoded(&path) {
+                    Ok(cidr) if cidr.family() != family => problems.add(
+                        &path,
+                        format!("{cidr} is not an {family} pool"),
+                        "ipv4Pools holds the pod's IPv4 pools, ipv6Pools its IPv6 ones",
+                    ),
+                    Ok(_) => {}
+                    Err(error) => problems.push(error),
+                }
+            }
+        }
+    }
     for set in &span.ip_sets {
         problems.check(
             !is_set_name(&set.name),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{Request, Response};
 use crate::cni::codes::{IO, TRY_AGAIN, UNKNOWN_CONTAINER};
-use crate::ipam::{AllocationRequest, IpamError, IpamStore};
+use crate::ipam::{AllocationRequest, IpamError, IpamStore, choose};
 use crate::shared::Shared;
 
 /// What the API server needs.
@@ -20,7 +20,7 @@ pub struct ApiContext {
 /// Answers one request.
 pub async fn handle(context: &ApiContext, request: Request) -> Response {
     match request {
-        Request::Add { container_id, netns, ifname, namespace, pod, uid } => {
+        Request::Add { container_id, netns, ifname, namespace, pod, uid, assign } => {
             let Some(blocks) = context.shared.blocks() else {
                 return Response::error(
                     TRY_AGAIN,
@@ -29,7 +29,14 @@ pub async fn handle(context: &ApiContext, request: Request) -> Response {
                 );
             };
             tracing::info!(%container_id, %netns, %ifname, %namespace, %pod, uid = uid.as_deref().unwrap_or(""), "CNI ADD: allocating");
-            let request = AllocationRequest { container_id, ifname, namespace, pod, uid };
+            // The pools the pod's annotations ask for, from its span entry (the operator resolves
+            // them); without an entry yet, any pool.
+            let pools = context.shared.requested_pools(&format!("{namespace}/{pod}"), uid.as_deref());
+            let families = match choose(&blocks, assign, &pools) {
+                Ok(families) => families,
+                Err(error) => return ipam_error(error),
+            };
+            let request = AllocationRequest { container_id, ifname, namespace, pod, uid, families };
             let ipam = context.ipam.clone();
             match blocking(move || ipam.allocate(&blocks, &request)).await {
                 Ok(allocation) => {
@@ -56,15 +63,15 @@ pub async fn handle(context: &ApiContext, request: Request) -> Response {
             // compiled it for this Pod before ADD; it is dispatched by interface name), only the
             // host's route to the pod is left: make sure it is there, then answer.
             if context.shared.policy_in_force(&endpoint) {
-                let (interface, address) = (allocation.interface.clone(), allocation.address);
+                let (interface, addresses) = (allocation.interface.clone(), allocation.addresses());
                 let routed =
-                    tokio::task::spawn_blocking(move || crate::cni::ensure_host_route(&interface, address)).await;
+                    tokio::task::spawn_blocking(move || crate::cni::ensure_host_routes(&interface, &addresses)).await;
                 match routed {
                     Ok(Ok(added)) => {
                         if added {
                             tracing::info!(endpoint = %key, interface = %allocation.interface, "CNI ADD: added the host route the plugin did not add");
                         }
-                        tracing::info!(endpoint = %key, address = %allocation.address, "CNI ADD: policy already in force");
+                        tracing::info!(endpoint = %key, addresses = ?allocation.addresses(), "CNI ADD: policy already in force");
                         return Response::Allocated { allocation };
                     }
                     Ok(Err(error)) => {
@@ -78,7 +85,7 @@ pub async fn handle(context: &ApiContext, request: Request) -> Response {
             let wait = Duration::from_secs(u64::from(timeout_seconds.max(1)));
             match tokio::time::timeout(wait, context.shared.wait_programmed(seq, &key)).await {
                 Ok(()) => {
-                    tracing::info!(endpoint = %key, address = %allocation.address, "CNI ADD: endpoint programmed");
+                    tracing::info!(endpoint = %key, addresses = ?allocation.addresses(), "CNI ADD: endpoint programmed");
                     Response::Allocated { allocation }
                 }
                 Err(_) => Response::error(
@@ -122,7 +129,7 @@ fn released(context: &ApiContext, result: Result<Vec<crate::ipam::Allocation>, I
     match result {
         Ok(allocations) => {
             for allocation in &allocations {
-                tracing::info!(container = %allocation.container_id, address = %allocation.address, "released");
+                tracing::info!(container = %allocation.container_id, addresses = ?allocation.addresses(), "released");
             }
             if !allocations.is_empty() {
                 context.shared.endpoints_changed();
@@ -136,7 +143,12 @@ fn released(context: &ApiContext, result: Result<Vec<crate::ipam::Allocation>, I
 fn ipam_error(error: IpamError) -> Response {
     tracing::warn!(%error, "CNI request failed");
     let code = match error {
-        IpamError::Exhausted { .. } => TRY_AGAIN,
+        // The operator may yet assign a block (of the family, or in the pools).
+        IpamError::Exhausted { .. }
+        | IpamError::NoBlocks
+        | IpamError::NoBlockOfFamily { .. }
+        | IpamError::NoBlockInPools { .. }
+        | IpamError::UnresolvedPool { .. } => TRY_AGAIN,
         IpamError::NotFound { .. } => UNKNOWN_CONTAINER,
         _ => IO,
     };

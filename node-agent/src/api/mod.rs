@@ -17,7 +17,7 @@ pub use client::{AgentClient, ClientError};
 pub use handler::{ApiContext, handle};
 pub use server::{ServerError, bind, serve};
 
-use crate::ipam::{Allocation, Attachment};
+use crate::ipam::{Allocation, Assign, Attachment};
 
 /// A request from the plugin.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +39,10 @@ pub enum Request {
         /// sends none.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         uid: Option<String>,
+        /// The families the CNI configuration asks for (`ipam.assign_ipv4`/`assign_ipv6`); an
+        /// older plugin sends none: every family the node has blocks of.
+        #[serde(default)]
+        assign: Assign,
     },
     /// The veth exists: program the endpoint and answer once it is programmed.
     Ready {

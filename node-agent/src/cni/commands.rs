@@ -10,7 +10,8 @@ use std::time::Duration;
 use gingham_crds::naming::endpoint_interface_name;
 use serde_json::{Value, json};
 
-use super::plumbing::{self, GATEWAY_ADDRESS, HostSide, Veth};
+use super::plumbing::{self, HostSide, Veth};
+use super::routes::gateway_for;
 use super::{CniError, CniResult, CniVersion, Command, Interface, Invocation, NetConf, codes};
 use crate::api::{AgentClient, ClientError, Request, Response};
 use crate::ipam::Allocation;
@@ -66,6 +67,7 @@ fn add(invocation: &Invocation, conf: &NetConf) -> Result<Value, CniError> {
         namespace,
         pod,
         uid: invocation.args.get("K8S_POD_UID").filter(|uid| !uid.is_empty()).cloned(),
+        assign: conf.assign,
     };
     let (pair, allocation) = plumbing::create_pair_while(&veth, || allocated(client.call(&add)));
     // Releasing is idempotent, and a request that timed out may still have allocated: always release.
@@ -84,7 +86,8 @@ fn add(invocation: &Invocation, conf: &NetConf) -> Result<Value, CniError> {
         tracing::warn!(%error, "creating the veth pair failed too");
     }
     let allocation = allocation.map_err(undo)?;
-    let pod_mac = pair.and_then(|()| plumbing::address(&veth, allocation.address)).map_err(|e| {
+    let addresses = allocation.addresses();
+    let pod_mac = pair.and_then(|()| plumbing::address(&veth, &addresses)).map_err(|e| {
         undo(CniError::new(codes::IO, format!("creating the pod's veth failed: {e}")).details(e.to_string()))
     })?;
     let waiting = AgentClient::new(&conf.socket_path, Duration::from_secs(u64::from(conf.timeout_seconds) + 5));
@@ -95,7 +98,7 @@ fn add(invocation: &Invocation, conf: &NetConf) -> Result<Value, CniError> {
     }))
     .map_err(undo)?;
     let pod = Interface { name: veth.ifname.to_string(), mac: Some(pod_mac), sandbox: Some(veth.netns.to_string()) };
-    Ok(CniResult::attached(veth.host, pod, allocation.address, GATEWAY_ADDRESS).to_json(conf.cni_version))
+    Ok(CniResult::attached(veth.host, pod, &addresses, gateway_for).to_json(conf.cni_version))
 }
 
 /// The pod's veth with host-side name `host`.
@@ -141,16 +144,17 @@ fn check(invocation: &Invocation, conf: &NetConf, client: &AgentClient) -> Resul
             container_id: invocation.container_id.clone(),
             ifname: invocation.ifname.clone(),
         }))?;
-    let address = ipnet::IpNet::V4(allocation.address.into());
-    let listed = prev.ips.iter().any(|ip| ip.address == address);
+    let addresses = allocation.addresses();
     let failed = |msg: String| CniError::new(codes::NOT_AVAILABLE, msg);
-    if !listed {
-        return Err(failed(format!(
-            "prevResult does not list the agent's address {address}; delete and re-create the pod"
-        )));
+    for address in addresses.iter().map(|a| ipnet::IpNet::from(*a)) {
+        if !prev.ips.iter().any(|ip| ip.address == address) {
+            return Err(failed(format!(
+                "prevResult does not list the agent's address {address}; delete and re-create the pod"
+            )));
+        }
     }
     let veth = veth(invocation, conf, &allocation.interface);
-    plumbing::check(&veth, allocation.address).map_err(|e| failed(format!("{e}; delete and re-create the pod")))
+    plumbing::check(&veth, &addresses).map_err(|e| failed(format!("{e}; delete and re-create the pod")))
 }
 
 /// Releases what is not in `cni.dev/valid-attachments` and removes the host veths of the released,
@@ -164,7 +168,7 @@ fn gc(conf: &NetConf, client: &AgentClient) -> Result<(), CniError> {
         )
     })?;
     for allocation in released(client, &Request::Gc { valid })? {
-        tracing::info!(container = %allocation.container_id, address = %allocation.address, "GC released");
+        tracing::info!(container = %allocation.container_id, addresses = ?allocation.addresses(), "GC released");
         let host = HostSide { name: &allocation.interface, owner: &allocation.container_id, unmarked: true };
         if let Err(error) = plumbing::remove(None, &allocation.ifname, Some(host)) {
             tracing::warn!(%error, interface = %allocation.interface, "GC: removing a leaked veth failed");

@@ -1,5 +1,6 @@
 //! The network configuration on stdin: CNI's common fields plus gingham's (`socketPath`, `mtu`,
-//! `timeoutSeconds`). Each problem names its field.
+//! `timeoutSeconds`) and Calico's IPAM options `ipam.assign_ipv4` and `ipam.assign_ipv6`. Each
+//! problem names its field.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::{CniError, CniResult, CniVersion, codes};
-use crate::ipam::Attachment;
+use crate::ipam::{Assign, Attachment};
 
 /// The agent's socket when `socketPath` is not set.
 pub const DEFAULT_SOCKET: &str = "/run/gingham/cni.sock";
@@ -42,6 +43,8 @@ pub struct NetConf {
     pub mtu: u32,
     /// `timeoutSeconds`: how long ADD waits for the agent.
     pub timeout_seconds: u32,
+    /// `ipam.assign_ipv4` and `ipam.assign_ipv6`: which families the pod gets.
+    pub assign: Assign,
     /// `prevResult` (CHECK), read from any supported version.
     pub prev_result: Option<CniResult>,
     /// `cni.dev/valid-attachments` (GC); `None` when the field is absent.
@@ -73,6 +76,7 @@ impl NetConf {
         }
         let mtu = number(&value, "mtu", 68, 65535)?.unwrap_or(DEFAULT_MTU);
         let timeout_seconds = number(&value, "timeoutSeconds", 1, 600)?.unwrap_or(DEFAULT_TIMEOUT_SECONDS);
+        let assign = assign(&value)?;
         let valid_attachments = match value.get("cni.dev/valid-attachments") {
             None | Some(Value::Null) => None,
             Some(list) => Some(serde_json::from_value(list.clone()).map_err(|e| {
@@ -83,8 +87,36 @@ impl NetConf {
             None | Some(Value::Null) => None,
             Some(prev) => Some(CniResult::decode(prev)?),
         };
-        Ok(Self { cni_version, name, socket_path, mtu, timeout_seconds, prev_result, valid_attachments })
+        Ok(Self { cni_version, name, socket_path, mtu, timeout_seconds, assign, prev_result, valid_attachments })
     }
+}
+
+/// Calico's `ipam.assign_ipv4` and `ipam.assign_ipv6`: the strings `"true"` and `"false"` (as
+/// Calico writes them) or JSON booleans; other `ipam` fields (Calico's `type`, ...) are ignored.
+fn assign(value: &Value) -> Result<Assign, CniError> {
+    let ipam = match value.get("ipam") {
+        None | Some(Value::Null) => return Ok(Assign::default()),
+        Some(Value::Object(ipam)) => ipam,
+        Some(other) => return Err(invalid("ipam", &other.to_string(), "it must be an object")),
+    };
+    let flag = |field: &str| -> Result<Option<bool>, CniError> {
+        match ipam.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(flag)) => Ok(Some(*flag)),
+            Some(Value::String(text)) if text == "true" => Ok(Some(true)),
+            Some(Value::String(text)) if text == "false" => Ok(Some(false)),
+            Some(other) => Err(invalid(&format!("ipam.{field}"), &other.to_string(), "use \"true\" or \"false\"")),
+        }
+    };
+    let assign = Assign { ipv4: flag("assign_ipv4")?, ipv6: flag("assign_ipv6")? };
+    if assign.ipv4 == Some(false) && assign.ipv6 != Some(true) {
+        return Err(invalid(
+            "ipam.assign_ipv4",
+            "\"false\"",
+            "with it, set ipam.assign_ipv6 to \"true\": a pod needs an address of some family",
+        ));
+    }
+    Ok(assign)
 }
 
 fn string(value: &Value, field: &str) -> Result<Option<String>, CniError> {
@@ -149,6 +181,38 @@ mod tests {
         assert_eq!(NetConf::parse(&format!("{base}}}")).unwrap().valid_attachments, None);
         let empty = NetConf::parse(&format!(r#"{base},"cni.dev/valid-attachments":[]}}"#)).unwrap();
         assert_eq!(empty.valid_attachments, Some(Vec::new()));
+    }
+
+    /// `ipam.assign_ipv4`/`assign_ipv6`: Calico's strings, JSON booleans, absent (the node's
+    /// families decide), and what is refused.
+    #[test]
+    fn the_ipam_options_choose_the_families() {
+        let conf = |ipam: &str| format!(r#"{{"cniVersion":"1.1.0","name":"k","type":"gingham","ipam":{ipam}}}"#);
+        let ok = [
+            ("null", Assign::default()),
+            ("{}", Assign::default()),
+            (r#"{"type":"calico-ipam"}"#, Assign::default()),
+            (r#"{"assign_ipv4":"true","assign_ipv6":"false"}"#, Assign { ipv4: Some(true), ipv6: Some(false) }),
+            (r#"{"assign_ipv4":"false","assign_ipv6":"true"}"#, Assign { ipv4: Some(false), ipv6: Some(true) }),
+            (r#"{"assign_ipv6":"true"}"#, Assign { ipv4: None, ipv6: Some(true) }),
+            (r#"{"assign_ipv4":true,"assign_ipv6":true}"#, Assign { ipv4: Some(true), ipv6: Some(true) }),
+        ];
+        for (ipam, assign) in ok {
+            assert_eq!(NetConf::parse(&conf(ipam)).unwrap().assign, assign, "{ipam}");
+        }
+        let bad = [
+            (r#"{"assign_ipv4":"yes"}"#, "ipam.assign_ipv4"),
+            (r#"{"assign_ipv6":"True"}"#, "ipam.assign_ipv6"),
+            (r#"{"assign_ipv6":1}"#, "ipam.assign_ipv6"),
+            (r#"{"assign_ipv4":"false"}"#, "ipam.assign_ipv4"),
+            (r#"{"assign_ipv4":"false","assign_ipv6":"false"}"#, "ipam.assign_ipv6"),
+            (r#""calico-ipam""#, "ipam"),
+        ];
+        for (ipam, field) in bad {
+            let error = NetConf::parse(&conf(ipam)).unwrap_err();
+            assert_eq!(error.code, codes::INVALID_CONFIG, "{ipam}: {error}");
+            assert!(error.msg.contains(field), "{ipam}: {}", error.msg);
+        }
     }
 
     #[test]

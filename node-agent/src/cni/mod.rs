@@ -6,6 +6,7 @@ mod config;
 mod invocation;
 mod plumbing;
 mod result;
+mod routes;
 mod version;
 
 use serde_json::{Value, json};
@@ -13,7 +14,7 @@ use serde_json::{Value, json};
 pub use commands::{requested_version, run};
 pub use config::{DEFAULT_MTU, DEFAULT_SOCKET, DEFAULT_TIMEOUT_SECONDS, NetConf, read_stdin};
 pub use invocation::{Command, Invocation};
-pub use plumbing::{HOST_MAC, PlumbingError, ensure_host_route};
+pub use plumbing::{GATEWAY, GATEWAY6, HOST_MAC, PlumbingError, ensure_host_routes};
 pub use result::{CniResult, Interface, IpConfig, Route};
 pub use version::CniVersion;
 

@@ -2,6 +2,13 @@
 //! routed the Calico way: the plugin also adds the host's route to the pod, as Calico's plugin does,
 //! so that ADD need not wait for an agent sync when the pod's policy is already in force.
 //!
+//! Both families: an IPv4 address is a /32 with routes to and via [`GATEWAY`] (answered by proxy
+//! ARP on the host side); an IPv6 address is a /128 added without duplicate address detection
+//! (`IFA_F_NODAD`), with routes to and via [`GATEWAY6`], the EUI-64 link-local address of the host
+//! side's MAC [`HOST_MAC`]. The host side holds that address itself (the kernel makes it when the
+//! link comes up) and answers neighbour solicitations for it; it is created down and brought up
+//! only after `accept_dad=0`, so the address is usable at once instead of after DAD's second.
+//!
 //! Each call runs on a worker thread of its own with a single-threaded runtime, so callers inside
 //! a runtime are not nested and no other thread of the process ever changes namespace. The worker
 //! opens one netlink socket in the plugin's namespace and one in the pod's (it enters the pod's
@@ -19,30 +26,34 @@
 use std::fs::File;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
 use futures::TryStreamExt;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
-};
+use netlink_packet_route::route::{RouteAttribute, RouteFlags, RouteMessage};
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, setns};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-use crate::dataplane::model::{Mac, ROUTE_PROTOCOL};
+use super::routes::{gateway_for, has_address, has_pod_routes, host_length, host_route, pod_routes};
+use crate::dataplane::model::Mac;
 
 /// The MAC of every host-side veth (the pod's gateway answers with it through proxy ARP).
 pub const HOST_MAC: &str = "ee:ee:ee:ee:ee:ee";
 /// The pod's link-local gateway.
 pub const GATEWAY: &str = "169.254.1.1";
 
+/// The pod's IPv6 gateway: the EUI-64 link-local address of [`HOST_MAC`], as Calico's.
+pub const GATEWAY6: &str = "fe80::ecee:eeff:feee:eeee";
+
 /// [`HOST_MAC`] as bytes.
 const HOST_MAC_BYTES: [u8; 6] = [0xee; 6];
 /// [`GATEWAY`] as an address.
 pub(super) const GATEWAY_ADDRESS: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+/// [`GATEWAY6`] as an address.
+pub(super) const GATEWAY6_ADDRESS: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0xecee, 0xeeff, 0xfeee, 0xeeee);
 /// How errors name the namespace the plugin runs in.
 const OWN_NETNS: &str = "the plugin's network namespace";
 /// The worker thread's own network namespace, to return to after opening the pod's socket.
@@ -132,10 +143,11 @@ pub fn create_pair_while<T>(veth: &Veth<'_>, meanwhile: impl FnOnce() -> T) -> (
     on_worker_while(|| create_pair_on_worker(veth), meanwhile)
 }
 
-/// Gives the pair [`create_pair_while`] made its address: the host's route to the pod, and inside the pod
-/// the address and the routes to and via [`GATEWAY`]. Returns the pod-side MAC.
-pub fn address(veth: &Veth<'_>, address: Ipv4Addr) -> Result<String, PlumbingError> {
-    on_worker(|| address_on_worker(veth, address))
+/// Gives the pair [`create_pair_while`] made its addresses (one per family): the host's routes
+/// to the pod, and inside the pod the addresses and the routes to and via the gateway of each
+/// family. Returns the pod-side MAC.
+pub fn address(veth: &Veth<'_>, addresses: &[IpAddr]) -> Result<String, PlumbingError> {
+    on_worker(|| address_on_worker(veth, addresses))
 }
 
 /// Removes what a container's attachment left: `ifname` in the container's `netns` (whatever it
@@ -145,42 +157,50 @@ pub fn remove(netns: Option<&str>, ifname: &str, host: Option<HostSide<'_>>) -> 
     on_worker(|| remove_on_worker(netns, ifname, host))
 }
 
-/// Makes sure the host's route to the pod (`ADDRESS/32 dev HOST`, the agent's protocol) is in the
-/// calling process's namespace, adding it when it is not (a plugin older than the agent may not
-/// add it). Returns whether it had to be added; fails when `host` does not exist.
-pub fn ensure_host_route(host: &str, address: Ipv4Addr) -> Result<bool, PlumbingError> {
-    on_worker(|| ensure_host_route_on_worker(host, address))
+/// Makes sure the host's routes to the pod (`ADDRESS/32` or `/128 dev HOST`, the agent's
+/// protocol) are in the calling process's namespace, adding those that are not (a plugin older
+/// than the agent may not add them). Returns whether any had to be added; fails when `host` does
+/// not exist.
+pub fn ensure_host_routes(host: &str, addresses: &[IpAddr]) -> Result<bool, PlumbingError> {
+    on_worker(|| ensure_host_routes_on_worker(host, addresses))
 }
 
-async fn ensure_host_route_on_worker(host: &str, address: Ipv4Addr) -> Result<bool, PlumbingError> {
+async fn ensure_host_routes_on_worker(host: &str, addresses: &[IpAddr]) -> Result<bool, PlumbingError> {
     let handle = connect(OWN_NETNS)?;
     let what = || format!("looking up {host} in {OWN_NETNS}");
     let link = find_link(&handle, host)
         .await
         .map_err(netlink(what))?
         .ok_or_else(|| PlumbingError::Mismatch(format!("host interface {host} is missing")))?;
-    let wanted = host_route(address, link.header.index);
-    // A lookup, not a dump (a node may hold many routes): the FIB entry the kernel uses for the
-    // address, with its protocol. A failed lookup (no route at all) means it is missing.
-    let mut lookup = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(address, 32).build();
-    lookup.header.flags = RouteFlags::FibMatch;
-    let found: Vec<RouteMessage> = handle.route().get(lookup).execute().try_collect().await.unwrap_or_default();
-    let present = found.iter().any(|r| {
-        r.header.protocol == wanted.header.protocol
-            && r.header.destination_prefix_length == 32
-            && r.attributes.contains(&RouteAttribute::Oif(link.header.index))
-    });
-    if present {
-        return Ok(false);
+    let mut added = false;
+    for address in addresses {
+        let wanted = host_route(*address, link.header.index);
+        let length = wanted.header.destination_prefix_length;
+        // A lookup, not a dump (a node may hold many routes): the FIB entry the kernel uses for
+        // the address, with its protocol. A failed lookup (no route at all) means it is missing.
+        let mut lookup = match address {
+            IpAddr::V4(a) => RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(*a, 32).build(),
+            IpAddr::V6(a) => RouteMessageBuilder::<Ipv6Addr>::new().destination_prefix(*a, 128).build(),
+        };
+        lookup.header.flags = RouteFlags::FibMatch;
+        let found: Vec<RouteMessage> = handle.route().get(lookup).execute().try_collect().await.unwrap_or_default();
+        let present = found.iter().any(|r| {
+            r.header.protocol == wanted.header.protocol
+                && r.header.destination_prefix_length == length
+                && r.attributes.contains(&RouteAttribute::Oif(link.header.index))
+        });
+        if !present {
+            let what = || format!("adding the route {address}/{length} dev {host}");
+            handle.route().add(wanted).replace().execute().await.map_err(netlink(what))?;
+            added = true;
+        }
     }
-    let what = || format!("adding the route {address}/32 dev {host}");
-    handle.route().add(wanted).replace().execute().await.map_err(netlink(what))?;
-    Ok(true)
+    Ok(added)
 }
 
-/// Verifies that the veth is as [`create_pair_while`] and [`address`] left it.
-pub fn check(veth: &Veth<'_>, address: Ipv4Addr) -> Result<(), PlumbingError> {
-    on_worker(|| check_on_worker(veth, address))
+/// Verifies that the veth is as [`create_pair_while`] and [`address`] left it, for every address.
+pub fn check(veth: &Veth<'_>, addresses: &[IpAddr]) -> Result<(), PlumbingError> {
+    on_worker(|| check_on_worker(veth, addresses))
 }
 
 async fn create_pair_on_worker(veth: &Veth<'_>) -> Result<(), PlumbingError> {
@@ -217,25 +237,52 @@ async fn create_pair_on_worker(veth: &Veth<'_>) -> Result<(), PlumbingError> {
     let pair = veth_message(veth, &pod_netns);
     let what = || format!("creating veth {} with peer {} in {}", veth.host, veth.ifname, veth.netns);
     host.link().add(pair).execute().await.map_err(netlink(what))?;
-    // The kernel ignores an alias in the request that creates a link: set it after.
-    let what = || format!("marking {} as owned by container {}", veth.host, veth.owner);
-    let mark = LinkUnspec::new_with_name(veth.host).alias(veth.owner).build();
-    host.link().set(mark).execute().await.map_err(netlink(what))?;
     sysctl(&format!("/proc/sys/net/ipv4/conf/{}/proxy_arp", veth.host), "1")?;
-    sysctl(&format!("/proc/sys/net/ipv4/neigh/{}/proxy_delay", veth.host), "0")
+    sysctl(&format!("/proc/sys/net/ipv4/neigh/{}/proxy_delay", veth.host), "0")?;
+    // Before the link is up: its link-local address (the pod's IPv6 gateway) is then valid as
+    // soon as the kernel makes it, with no DAD to wait for.
+    if ipv6_enabled() {
+        sysctl(&format!("/proc/sys/net/ipv6/conf/{}/accept_dad", veth.host), "0")?;
+    }
+    // The kernel ignores an alias in the request that creates a link: set it after, with up.
+    let what = || format!("marking {} as owned by container {} and setting it up", veth.host, veth.owner);
+    let mark = LinkUnspec::new_with_name(veth.host).alias(veth.owner).up().build();
+    host.link().set(mark).execute().await.map_err(netlink(what))?;
+    Ok(())
 }
 
-async fn address_on_worker(veth: &Veth<'_>, address: Ipv4Addr) -> Result<String, PlumbingError> {
+/// Whether the kernel has IPv6 (in the calling thread's namespace).
+fn ipv6_enabled() -> bool {
+    std::path::Path::new("/proc/sys/net/ipv6").exists()
+}
+
+async fn address_on_worker(veth: &Veth<'_>, addresses: &[IpAddr]) -> Result<String, PlumbingError> {
+    let ipv6 = addresses.iter().any(IpAddr::is_ipv6);
     let host = connect(OWN_NETNS)?;
     let what = || format!("looking up {} in {OWN_NETNS}", veth.host);
     let host_link = find_link(&host, veth.host)
         .await
         .map_err(netlink(what))?
         .ok_or_else(|| PlumbingError::Mismatch(format!("{} is missing right after creating the veth", veth.host)))?;
-    let what = || format!("adding the route {address}/32 dev {}", veth.host);
-    host.route().add(host_route(address, host_link.header.index)).replace().execute().await.map_err(netlink(what))?;
+    if ipv6 {
+        // The host side needs its link-local address (the gateway), also where IPv6 is off by
+        // default.
+        sysctl(&format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", veth.host), "0")?;
+    }
+    for address in addresses {
+        let route = host_route(*address, host_link.header.index);
+        let what =
+            || format!("adding the route {address}/{} dev {}", route.header.destination_prefix_length, veth.host);
+        host.route().add(route.clone()).replace().execute().await.map_err(netlink(what))?;
+    }
 
-    let pod = connect_in(&open_netns(veth.netns)?, veth.netns)?;
+    let pod_netns = open_netns(veth.netns)?;
+    if ipv6 {
+        // A runtime may create the pod's namespace with IPv6 off.
+        let path = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", veth.ifname);
+        in_netns(&pod_netns, veth.netns, || sysctl(&path, "0"))??;
+    }
+    let pod = connect_in(&pod_netns, veth.netns)?;
     let what = || format!("looking up {} in {}", veth.ifname, veth.netns);
     let link = find_link(&pod, veth.ifname).await.map_err(netlink(what))?.ok_or_else(|| {
         PlumbingError::Mismatch(format!("{} is missing in {} right after creating the veth", veth.ifname, veth.netns))
@@ -243,11 +290,22 @@ async fn address_on_worker(veth: &Veth<'_>, address: Ipv4Addr) -> Result<String,
     let index = link.header.index;
     let what = || format!("setting {} in {} up", veth.ifname, veth.netns);
     pod.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await.map_err(netlink(what))?;
-    let what = || format!("adding {address}/32 to {} in {}", veth.ifname, veth.netns);
-    pod.address().add(index, IpAddr::V4(address), 32).execute().await.map_err(netlink(what))?;
-    for (route, kind) in pod_routes(index).into_iter().zip(["to", "default via"]) {
-        let what = || format!("adding the route {kind} {GATEWAY} dev {} in {}", veth.ifname, veth.netns);
-        pod.route().add(route).execute().await.map_err(netlink(what))?;
+    for address in addresses {
+        let length = host_length(*address);
+        let mut add = pod.address().add(index, *address, length);
+        if address.is_ipv6() {
+            // Each address is the pod's alone (IPAM says so): no DAD to delay its first packet.
+            let message = add.message_mut();
+            message.header.flags = AddressHeaderFlags::Nodad;
+            message.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        let what = || format!("adding {address}/{length} to {} in {}", veth.ifname, veth.netns);
+        add.execute().await.map_err(netlink(what))?;
+        let gateway = gateway_for(*address);
+        for (route, kind) in pod_routes(index, gateway).into_iter().zip(["to", "default via"]) {
+            let what = || format!("adding the route {kind} {gateway} dev {} in {}", veth.ifname, veth.netns);
+            pod.route().add(route).execute().await.map_err(netlink(what))?;
+        }
     }
     Ok(mac(&link))
 }
@@ -295,7 +353,7 @@ async fn remove_host_side(handle: &Handle, side: HostSide<'_>) -> Result<(), Plu
     }
 }
 
-async fn check_on_worker(veth: &Veth<'_>, address: Ipv4Addr) -> Result<(), PlumbingError> {
+async fn check_on_worker(veth: &Veth<'_>, addresses: &[IpAddr]) -> Result<(), PlumbingError> {
     let mismatch = |what: String| Err(PlumbingError::Mismatch(what));
     let host = connect(OWN_NETNS)?;
     let what = || format!("looking up {} in {OWN_NETNS}", veth.host);
@@ -314,18 +372,24 @@ async fn check_on_worker(veth: &Veth<'_>, address: Ipv4Addr) -> Result<(), Plumb
         return mismatch(format!("{} in {} is missing", veth.ifname, veth.netns));
     };
     let index = link.header.index;
-    let mut request = pod.address().get().set_link_index_filter(index);
-    request.message_mut().header.family = netlink_packet_route::AddressFamily::Inet;
+    let request = pod.address().get().set_link_index_filter(index);
     let what = || format!("listing the addresses of {} in {}", veth.ifname, veth.netns);
-    let addresses: Vec<AddressMessage> = request.execute().try_collect().await.map_err(netlink(what))?;
-    if !has_address(&addresses, address) {
-        return mismatch(format!("{} in {} lacks address {address}/32", veth.ifname, veth.netns));
-    }
-    let what = || format!("listing the routes in {}", veth.netns);
-    let dump = pod.route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
-    let routes: Vec<RouteMessage> = dump.try_collect().await.map_err(netlink(what))?;
-    if !has_pod_routes(&routes, index) {
-        return mismatch(format!("{} in {} lacks the routes to and via {GATEWAY}", veth.ifname, veth.netns));
+    let held: Vec<AddressMessage> = request.execute().try_collect().await.map_err(netlink(what))?;
+    for address in addresses {
+        let length = host_length(*address);
+        if !has_address(&held, *address) {
+            return mismatch(format!("{} in {} lacks address {address}/{length}", veth.ifname, veth.netns));
+        }
+        let what = || format!("listing the routes in {}", veth.netns);
+        let dump = match address {
+            IpAddr::V4(_) => pod.route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute(),
+            IpAddr::V6(_) => pod.route().get(RouteMessageBuilder::<Ipv6Addr>::new().build()).execute(),
+        };
+        let routes: Vec<RouteMessage> = dump.try_collect().await.map_err(netlink(what))?;
+        let gateway = gateway_for(*address);
+        if !has_pod_routes(&routes, index, gateway) {
+            return mismatch(format!("{} in {} lacks the routes to and via {gateway}", veth.ifname, veth.netns));
+        }
     }
     Ok(())
 }
@@ -380,71 +444,32 @@ fn connect(netns: &str) -> Result<Handle, PlumbingError> {
 /// A netlink connection in the namespace `file` (at path `netns`): the thread enters it just to
 /// create the socket and returns to its own namespace before anything else happens.
 fn connect_in(file: &File, netns: &str) -> Result<Handle, PlumbingError> {
+    in_netns(file, netns, || connect(netns))?
+}
+
+/// Runs `work` with the calling thread in the namespace `file` (at path `netns`), and returns the
+/// thread to its own namespace before anything else happens.
+fn in_netns<T>(file: &File, netns: &str, work: impl FnOnce() -> T) -> Result<T, PlumbingError> {
     let failed = |netns: &str, source: io::Error| PlumbingError::Netns { netns: netns.to_string(), source };
     let own = File::open(THREAD_NETNS).map_err(|e| failed(THREAD_NETNS, e))?;
     setns(file, CloneFlags::CLONE_NEWNET).map_err(|e| failed(netns, e.into()))?;
-    let connected = connect(netns);
+    let done = work();
     setns(&own, CloneFlags::CLONE_NEWNET).map_err(|e| failed(THREAD_NETNS, e.into()))?;
-    connected
+    Ok(done)
 }
 
-/// The pair: the host side named, addressed with [`HOST_MAC`] and up in the plugin's namespace, the
-/// pod side named inside `pod_netns`; both with the MTU. (The kernel cannot bring a veth's peer up
-/// while it creates the pair: that fails with ENOTCONN.)
+/// The pair: the host side named and addressed with [`HOST_MAC`] in the plugin's namespace (down:
+/// it goes up once its sysctls are set), the pod side named inside `pod_netns`; both with the
+/// MTU. (The kernel cannot bring a veth's peer up while it creates the pair: that fails with
+/// ENOTCONN.)
 fn veth_message(veth: &Veth<'_>, pod_netns: &File) -> LinkMessage {
     let peer = LinkUnspec::new_with_name(veth.ifname).mtu(veth.mtu).setns_by_fd(pod_netns.as_raw_fd()).build();
     LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
         .name(veth.host)
         .mtu(veth.mtu)
         .address(HOST_MAC_BYTES.to_vec())
-        .up()
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
         .build()
-}
-
-/// `ADDRESS/32 dev HOST scope link`, exactly as the agent programs an endpoint's route (its
-/// protocol, main table), so the agent's next sync finds it in place and leaves it.
-fn host_route(address: Ipv4Addr, index: u32) -> RouteMessage {
-    RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(address, 32)
-        .output_interface(index)
-        .scope(RouteScope::Link)
-        .protocol(RouteProtocol::from(ROUTE_PROTOCOL))
-        .build()
-}
-
-/// `GATEWAY dev IFNAME scope link` and `default via GATEWAY dev IFNAME`, as `ip route add` makes
-/// them (protocol boot, main table).
-fn pod_routes(index: u32) -> [RouteMessage; 2] {
-    let route = || RouteMessageBuilder::<Ipv4Addr>::new().output_interface(index).protocol(RouteProtocol::Boot);
-    [
-        route().destination_prefix(GATEWAY_ADDRESS, 32).scope(RouteScope::Link).build(),
-        route().gateway(GATEWAY_ADDRESS).build(),
-    ]
-}
-
-fn has_address(addresses: &[AddressMessage], address: Ipv4Addr) -> bool {
-    addresses
-        .iter()
-        .any(|a| a.header.prefix_len == 32 && a.attributes.contains(&AddressAttribute::Local(IpAddr::V4(address))))
-}
-
-/// Whether the main table has both [`pod_routes`] through the interface `index`.
-fn has_pod_routes(routes: &[RouteMessage], index: u32) -> bool {
-    let gateway = RouteAttribute::Gateway(RouteAddress::Inet(GATEWAY_ADDRESS));
-    let through = |r: &&RouteMessage| {
-        r.header.table == RouteHeader::RT_TABLE_MAIN && r.attributes.contains(&RouteAttribute::Oif(index))
-    };
-    let to_gateway = routes.iter().filter(through).any(|r| {
-        r.header.destination_prefix_length == 32
-            && r.attributes.contains(&RouteAttribute::Destination(RouteAddress::Inet(GATEWAY_ADDRESS)))
-            && !r.attributes.contains(&gateway)
-    });
-    let default = routes
-        .iter()
-        .filter(through)
-        .any(|r| r.header.destination_prefix_length == 0 && r.attributes.contains(&gateway));
-    to_gateway && default
 }
 
 /// The link named `name`, or `None` when there is none.
@@ -502,42 +527,16 @@ mod tests {
     #[test]
     fn the_constants_agree_with_their_text() {
         assert_eq!(GATEWAY.parse::<Ipv4Addr>().ok(), Some(GATEWAY_ADDRESS));
+        assert_eq!(GATEWAY6.parse::<Ipv6Addr>().ok(), Some(GATEWAY6_ADDRESS));
+        // The EUI-64 link-local address of the host MAC: the kernel gives it to the host side.
+        let mut eui64 = [0u8; 8];
+        eui64[..3].copy_from_slice(&HOST_MAC_BYTES[..3]);
+        eui64[3..5].copy_from_slice(&[0xff, 0xfe]);
+        eui64[5..].copy_from_slice(&HOST_MAC_BYTES[3..]);
+        eui64[0] ^= 0x02;
+        assert_eq!(&GATEWAY6_ADDRESS.octets()[8..], &eui64);
         let mut link = LinkMessage::default();
         link.attributes.push(LinkAttribute::Address(HOST_MAC_BYTES.to_vec()));
         assert_eq!(mac(&link), HOST_MAC);
-    }
-
-    #[test]
-    fn check_accepts_the_routes_create_adds_and_nothing_less() {
-        let [to_gateway, default] = pod_routes(7);
-        let elsewhere = pod_routes(8);
-        let mut local_table = pod_routes(7);
-        for route in &mut local_table {
-            route.header.table = 255; // local
-        }
-        let cases: [(&str, Vec<RouteMessage>, bool); 5] = [
-            ("both", vec![to_gateway.clone(), default.clone()], true),
-            ("no default", vec![to_gateway.clone()], false),
-            ("no route to the gateway", vec![default.clone()], false),
-            ("through another interface", elsewhere.to_vec(), false),
-            ("in another table", local_table.to_vec(), false),
-        ];
-        for (case, routes, want) in cases {
-            assert_eq!(has_pod_routes(&routes, 7), want, "{case}");
-        }
-    }
-
-    #[test]
-    fn check_wants_the_address_as_a_32() {
-        let address = Ipv4Addr::new(10, 0, 0, 5);
-        let message = |prefix_len: u8, local: Ipv4Addr| {
-            let mut m = AddressMessage::default();
-            m.header.prefix_len = prefix_len;
-            m.attributes.push(AddressAttribute::Local(IpAddr::V4(local)));
-            m
-        };
-        assert!(has_address(&[message(32, address)], address));
-        assert!(!has_address(&[message(24, address)], address));
-        assert!(!has_address(&[message(32, Ipv4Addr::new(10, 0, 0, 6))], address));
     }
 }

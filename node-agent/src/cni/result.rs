@@ -4,9 +4,9 @@
 //! "6"); from 1.0.0 it does not. 1.1.0's additions (route `mtu`, `table`, ...) gingham does not
 //! emit, so 1.0.0 and 1.1.0 results differ only in `cniVersion`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -69,21 +69,31 @@ pub struct Route {
 }
 
 impl CniResult {
-    /// gingham's ADD result: the host veth, the pod's interface holding `address`/32, and the
-    /// default route via `gateway`.
-    pub fn attached(host: &str, pod: Interface, address: Ipv4Addr, gateway: Ipv4Addr) -> Self {
+    /// gingham's ADD result: the host veth, the pod's interface holding each of `addresses` as a
+    /// single-address network (/32, /128), and for each family the default route (`0.0.0.0/0`,
+    /// `::/0`) via its gateway (`gateway_for`).
+    pub fn attached(host: &str, pod: Interface, addresses: &[IpAddr], gateway_for: impl Fn(IpAddr) -> IpAddr) -> Self {
         let host = Interface { name: host.to_string(), mac: Some(super::HOST_MAC.to_string()), sandbox: None };
-        Self {
-            interfaces: vec![host, pod],
-            ips: vec![IpConfig {
+        let ips = addresses
+            .iter()
+            .map(|address| IpConfig {
                 version: None,
-                address: IpNet::V4(Ipv4Net::from(address)),
+                address: IpNet::from(*address),
                 gateway: None,
                 interface: Some(1),
-            }],
-            routes: vec![Route { dst: IpNet::V4(Ipv4Net::default()), gw: Some(IpAddr::V4(gateway)) }],
-            dns: Map::new(),
-        }
+            })
+            .collect();
+        let routes = addresses
+            .iter()
+            .map(|address| {
+                let default = match address {
+                    IpAddr::V4(_) => IpNet::V4(ipnet::Ipv4Net::default()),
+                    IpAddr::V6(_) => IpNet::V6(ipnet::Ipv6Net::default()),
+                };
+                Route { dst: default, gw: Some(gateway_for(*address)) }
+            })
+            .collect();
+        Self { interfaces: vec![host, pod], ips, routes, dns: Map::new() }
     }
 
     /// Reads a `prevResult` written in any supported version (code 6 when it does not decode).

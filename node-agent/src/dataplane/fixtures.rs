@@ -111,7 +111,8 @@ pub fn endpoint(pod: &str, address: [u8; 4]) -> LocalEndpoint {
         uid: None,
         container_id: format!("c-{pod}"),
         interface: gingham_crds::naming::endpoint_interface_name("default", pod),
-        address: address.into(),
+        address: Some(address.into()),
+        address6: None,
     }
 }
 
@@ -182,6 +183,7 @@ pub fn policy_span() -> NodeSpan {
             uid: None,
             ingress: vec!["default/allow-http".into()],
             egress: vec!["global/audit".into()],
+            ..EndpointPolicy::default()
         },
         EndpointPolicy { name: "default/db".into(), ..EndpointPolicy::default() },
     ];

@@ -240,7 +240,7 @@ async fn endpoints_wait_for_their_interface_and_their_policy() {
         [("default/late".to_string(), None), ("default/web".to_string(), None)].into(),
         "late's policy is in force before its veth exists; db has none"
     );
-    assert!(!dataplane.netlink_mut().routes.iter().any(|r| r.destination.addr() == late.address));
+    assert!(!dataplane.netlink_mut().routes.iter().any(|r| late.addresses().contains(&r.destination.addr())));
 }
 
 #[tokio::test]
@@ -265,7 +265,7 @@ async fn ipip_without_kernel_support_is_reported_not_fatal() {
 async fn a_failed_netlink_change_is_reported_and_the_rest_still_applies() {
     let (spec, span, pods) = (policy_spec(), policy_span(), pods());
     let mut netlink = host(&pods);
-    netlink.fail_matching = Some(format!("route {}/32", pods[0].address));
+    netlink.fail_matching = Some(format!("route {}/32", pods[0].address.unwrap()));
     let mut dataplane = KernelDataplane::new(netlink, FakeNft::default());
     let report = sync(&mut dataplane, &spec, &span, &pods).await;
     assert!(!report.routes_programmed);
@@ -550,7 +550,7 @@ async fn an_idle_sync_computes_nothing_until_an_input_or_the_kernel_changes() {
 async fn no_sync_is_skipped_while_a_vxlan_device_drains_or_after_a_failure() {
     let (mut spec, span, pods) = (policy_spec(), policy_span(), pods());
     let mut netlink = host(&pods);
-    netlink.fail_matching = Some(format!("route {}/32", pods[0].address));
+    netlink.fail_matching = Some(format!("route {}/32", pods[0].addresses()[0]));
     let mut dataplane = KernelDataplane::new(netlink, FakeNft::default());
     for _ in 0..3 {
         sync(&mut dataplane, &spec, &span, &pods).await;

@@ -133,7 +133,7 @@ fn an_ipv6_member_in_an_ipv4_set_fails_closed() {
 }
 
 #[test]
-fn an_ipv6_only_spec_plans_without_a_panic() {
+fn an_ipv6_only_spec_plans_its_ipv6_routing() {
     let spec = gingham_crds::api::NodeNetworkSpec {
         address: None,
         address6: Some("fd00:10::2/64".into()),
@@ -142,7 +142,9 @@ fn an_ipv6_only_spec_plans_without_a_panic() {
     };
     let plan = NodePlan::build(NODE, &spec, Some(&policy_span()), &[]);
     assert!(plan.routing_problems.is_empty(), "{:?}", plan.routing_problems);
-    assert!(crate::ipv4_only::unsupported(&spec).is_some(), "the agent rejects it with a reason in status");
+    assert_eq!(plan.address, None);
+    assert_eq!(plan.address6, Some("fd00:10::2/64".parse().unwrap()));
+    assert_eq!(plan.blocks, ["fd00:100::/122".parse::<ipnet::IpNet>().unwrap()]);
 }
 
 /// The policy part keeps both families: failsafes for IPv6 networks, natOutgoing pools of both.

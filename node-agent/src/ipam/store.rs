@@ -4,15 +4,20 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use gingham_crds::api::IpFamily;
 use gingham_crds::api::nodenetwork::IpamUsage;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::lock::{Gate, Held};
-use super::{Allocation, AllocationRequest, Attachment, BlockSet, IpamError, TunnelAllocation, unix_now};
+use super::{
+    Allocation, AllocationRequest, Attachment, BlockSet, IpamError, TunnelAddresses, TunnelAllocation, list,
+    tunnel_handle, unix_now,
+};
 use crate::private_files::{self, PRIVATE_FILE};
 use gingham_datastore::atomic::write_atomic;
 
@@ -33,21 +38,39 @@ pub struct IpamStore {
 struct Table {
     version: u32,
     allocations: Vec<Allocation>,
-    /// The node's tunnel address, in the same table as the pods' so neither can take the other's.
+    /// The node's IPv4 tunnel address, in the same table as the pods' so neither can take the
+    /// other's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tunnel: Option<TunnelAllocation>,
+    /// The node's IPv6 tunnel (VTEP) address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tunnel6: Option<TunnelAllocation>,
 }
 
 impl Table {
-    /// Every address an allocation holds: the pods' and the tunnel's.
-    fn used(&self) -> BTreeSet<Ipv4Addr> {
-        self.allocations.iter().map(|a| a.address).chain(self.tunnel.as_ref().map(|t| t.address)).collect()
+    /// Every address an allocation holds: the pods' and the tunnels', of both families.
+    fn used(&self) -> BTreeSet<IpAddr> {
+        self.pods().into_iter().chain([&self.tunnel, &self.tunnel6].into_iter().flatten().map(|t| t.address)).collect()
     }
 
-    fn exhausted(&self, blocks: &[ipnet::Ipv4Net]) -> IpamError {
+    /// Every address a pod holds.
+    fn pods(&self) -> BTreeSet<IpAddr> {
+        self.allocations.iter().flat_map(Allocation::addresses).collect()
+    }
+
+    fn tunnel_of(&mut self, family: IpFamily) -> &mut Option<TunnelAllocation> {
+        match family {
+            IpFamily::IPv4 => &mut self.tunnel,
+            IpFamily::IPv6 => &mut self.tunnel6,
+        }
+    }
+
+    fn exhausted(&self, family: IpFamily, blocks: &[IpNet]) -> IpamError {
+        let tunnels = usize::from(self.tunnel.is_some()) + usize::from(self.tunnel6.is_some());
         IpamError::Exhausted {
-            blocks: blocks.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
-            allocated: self.allocations.len() + usize::from(self.tunnel.is_some()),
+            family,
+            blocks: list(blocks),
+            allocated: self.allocations.iter().map(|a| a.addresses().len()).sum::<usize>() + tunnels,
         }
     }
 }
@@ -66,8 +89,10 @@ impl IpamStore {
         Ok(Self { dir, gate: Arc::default() })
     }
 
-    /// The allocation for `request`'s container and interface: the existing one, or a new address.
-    /// Another allocation for the same pod (an old sandbox) is replaced.
+    /// The allocation for `request`'s container and interface: the existing one, or one new
+    /// address of each family `request.families` asks for, from its pools (all or none: when
+    /// one family has no free address, nothing is allocated). Another allocation for the same
+    /// pod (an old sandbox) is replaced.
     pub fn allocate(&self, blocks: &BlockSet, request: &AllocationRequest) -> Result<Allocation, IpamError> {
         self.update(|table| {
             if let Some(existing) = table.allocations.iter().find(|a| a.matches(&request.container_id, &request.ifname))
@@ -77,56 +102,62 @@ impl IpamStore {
             table.allocations.retain(|a| {
                 let stale = a.namespace == request.namespace && a.pod == request.pod;
                 if stale {
-                    tracing::info!(older = %a.container_id, newer = %request.container_id, address = %a.address, "a newer sandbox of the pod replaces the older sandbox's allocation");
+                    tracing::info!(older = %a.container_id, newer = %request.container_id, addresses = ?a.addresses(), "a newer sandbox of the pod replaces the older sandbox's allocation");
                 }
                 !stale
             });
-            let address = blocks.first_free(&table.used()).ok_or_else(|| table.exhausted(&blocks.blocks))?;
-            let allocation = Allocation::new(request, address);
+            let used = table.used();
+            let mut addresses = Vec::with_capacity(request.families.len());
+            for wanted in &request.families {
+                let address = blocks
+                    .first_free(wanted.family, &wanted.pools, &used)
+                    .ok_or_else(|| table.exhausted(wanted.family, &blocks.usable(wanted.family, &wanted.pools)))?;
+                addresses.push(address);
+            }
+            let allocation = Allocation::new(request, &addresses);
             table.allocations.push(allocation.clone());
             Ok(allocation)
         })
     }
 
-    /// Makes the table hold the tunnel address `blocks` call for, under `handle`, and returns it.
-    /// The address held stays while a tunnel block may hold it and no pod does; otherwise the first
-    /// free address of the tunnel blocks is taken (so a tunnel that collided with a pod moves, and
-    /// the pod keeps its address). With no tunnel blocks (no pool encapsulates) the address is
-    /// released to its block.
-    pub fn ensure_tunnel(&self, blocks: &BlockSet, handle: &str) -> Result<Option<Ipv4Addr>, IpamError> {
+    /// Makes the table hold the tunnel addresses of both families `blocks` call for, under the
+    /// handles of `node` ([`tunnel_handle`]), and returns them (see [`IpamStore::ensure_tunnel`]).
+    /// One lock and at most one write for both.
+    pub fn ensure_tunnels(&self, blocks: &BlockSet, node: &str) -> Result<TunnelAddresses, IpamError> {
         self.update(|table| {
-            if blocks.tunnel_blocks.is_empty() {
-                if let Some(released) = table.tunnel.take() {
-                    tracing::info!(address = %released.address, handle = %released.handle, "released the tunnel address: no pool encapsulates");
-                }
-                return Ok(None);
-            }
-            let pods: BTreeSet<Ipv4Addr> = table.allocations.iter().map(|a| a.address).collect();
-            if let Some(held) = &table.tunnel
-                && held.handle == handle
-                && blocks.tunnel_may_hold(held.address)
-                && !pods.contains(&held.address)
-            {
-                return Ok(Some(held.address));
-            }
-            let address = blocks.first_free_for_tunnel(&pods).ok_or_else(|| table.exhausted(&blocks.tunnel_blocks))?;
-            let previous = table.tunnel.replace(TunnelAllocation {
-                handle: handle.to_string(),
-                address,
-                allocated_at: unix_now(),
-            });
-            match previous {
-                Some(old) => tracing::info!(from = %old.address, to = %address, handle, "moved the tunnel address"),
-                None => tracing::info!(%address, handle, "allocated the tunnel address"),
-            }
-            Ok(Some(address))
+            let ipv4 = ensure_tunnel_in(table, blocks, IpFamily::IPv4, &tunnel_handle(IpFamily::IPv4, node))?;
+            let ipv6 = ensure_tunnel_in(table, blocks, IpFamily::IPv6, &tunnel_handle(IpFamily::IPv6, node))?;
+            Ok(TunnelAddresses {
+                ipv4: ipv4.and_then(|a| match a {
+                    IpAddr::V4(a) => Some(a),
+                    IpAddr::V6(_) => None,
+                }),
+                ipv6: ipv6.and_then(|a| match a {
+                    IpAddr::V4(_) => None,
+                    IpAddr::V6(a) => Some(a),
+                }),
+            })
         })
     }
 
-    /// The tunnel address the table holds, if any.
-    pub fn tunnel(&self) -> Result<Option<TunnelAllocation>, IpamError> {
+    /// Makes the table hold the tunnel address of `family` that `blocks` call for, under
+    /// `handle`, and returns it. The address held stays while a tunnel block may hold it and no
+    /// pod does; otherwise the first free address of the family's tunnel blocks is taken (so a
+    /// tunnel that collided with a pod moves, and the pod keeps its address). With no tunnel
+    /// blocks of the family (no pool of it encapsulates) the address is released to its block.
+    pub fn ensure_tunnel(
+        &self,
+        blocks: &BlockSet,
+        family: IpFamily,
+        handle: &str,
+    ) -> Result<Option<IpAddr>, IpamError> {
+        self.update(|table| ensure_tunnel_in(table, blocks, family, handle))
+    }
+
+    /// The tunnel address of `family` the table holds, if any.
+    pub fn tunnel(&self, family: IpFamily) -> Result<Option<TunnelAllocation>, IpamError> {
         let _lock = self.lock()?;
-        Ok(self.read()?.tunnel)
+        Ok(self.read()?.tunnel_of(family).take())
     }
 
     /// Marks an allocation's interface as created, so the dataplane programs it.
@@ -192,7 +223,8 @@ impl IpamStore {
         Ok(IpamUsage { allocated, capacity, pressure })
     }
 
-    /// Applies `change` under the lock and writes the table back, unless it did not change.
+    /// Applies `change` under the lock and writes the table back, unless it did not change (nor
+    /// when `change` fails: then nothing is written).
     fn update<T>(&self, change: impl FnOnce(&mut Table) -> Result<T, IpamError>) -> Result<T, IpamError> {
         let _lock = self.lock()?;
         let mut table = self.read()?;
@@ -224,4 +256,39 @@ impl IpamStore {
     fn table_path(&self) -> PathBuf {
         self.dir.join("allocations.json")
     }
+}
+
+/// [`IpamStore::ensure_tunnel`] on the table, under its lock.
+fn ensure_tunnel_in(
+    table: &mut Table,
+    blocks: &BlockSet,
+    family: IpFamily,
+    handle: &str,
+) -> Result<Option<IpAddr>, IpamError> {
+    let tunnel_blocks = blocks.tunnel_blocks(family);
+    if tunnel_blocks.is_empty() {
+        if let Some(released) = table.tunnel_of(family).take() {
+            tracing::info!(address = %released.address, handle = %released.handle, %family, "released the tunnel address: no pool of its family encapsulates");
+        }
+        return Ok(None);
+    }
+    let pods = table.pods();
+    if let Some(held) = table.tunnel_of(family).as_ref()
+        && held.handle == handle
+        && blocks.tunnel_may_hold(held.address)
+        && !pods.contains(&held.address)
+    {
+        return Ok(Some(held.address));
+    }
+    let address = blocks.first_free_for_tunnel(family, &pods).ok_or_else(|| table.exhausted(family, &tunnel_blocks))?;
+    let previous = table.tunnel_of(family).replace(TunnelAllocation {
+        handle: handle.to_string(),
+        address,
+        allocated_at: unix_now(),
+    });
+    match previous {
+        Some(old) => tracing::info!(from = %old.address, to = %address, handle, "moved the tunnel address"),
+        None => tracing::info!(%address, handle, "allocated the tunnel address"),
+    }
+    Ok(Some(address))
 }

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use gingham_node_agent::ipam::{AllocationRequest, BlockSet};
+use gingham_crds::api::IpFamily;
+use gingham_node_agent::ipam::{AllocationRequest, BlockSet, FamilyRequest};
 
 /// The node's blocks `cidrs`, of which `tunnel_blocks` belong to pools that encapsulate.
 pub fn blocks(cidrs: &[&str], tunnel_blocks: &[&str]) -> BlockSet {
@@ -14,13 +15,20 @@ pub fn blocks(cidrs: &[&str], tunnel_blocks: &[&str]) -> BlockSet {
     }
 }
 
-/// The request of container `id` for pod `default/pod-<id>`.
+/// The request of container `id` for pod `default/pod-<id>`: an IPv4 address.
 pub fn request(id: &str) -> AllocationRequest {
+    request_of(id, &[IpFamily::IPv4])
+}
+
+/// The request of container `id` for pod `default/pod-<id>`: an address of each of `families`,
+/// from any block.
+pub fn request_of(id: &str, families: &[IpFamily]) -> AllocationRequest {
     AllocationRequest {
         container_id: id.into(),
         ifname: "eth0".into(),
         namespace: "default".into(),
         pod: format!("pod-{id}"),
         uid: None,
+        families: families.iter().map(|f| FamilyRequest::any(*f)).collect(),
     }
 }

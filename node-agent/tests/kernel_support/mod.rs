@@ -151,7 +151,7 @@ pub fn link(a: &Netns, a_if: &str, a_address: &str, b: &Netns, b_if: &str, b_add
 pub fn plumb_pod(node: &Netns, pod_ns: &Netns, endpoint: &LocalEndpoint) {
     node.ip(&format!("link add {} type veth peer name eth0 netns {}", endpoint.interface, pod_ns.name));
     node.ip(&format!("link set {} address ee:ee:ee:ee:ee:ee", endpoint.interface));
-    pod_ns.ip(&format!("addr add {}/32 dev eth0", endpoint.address));
+    pod_ns.ip(&format!("addr add {}/32 dev eth0", endpoint.address.expect("an IPv4 endpoint")));
     pod_ns.ip("link set eth0 up");
     pod_ns.ip("route add 169.254.1.1 dev eth0 scope link");
     pod_ns.ip("route add default via 169.254.1.1 dev eth0");
@@ -165,7 +165,8 @@ pub fn endpoint(pod: &str, address: [u8; 4]) -> LocalEndpoint {
         uid: None,
         container_id: format!("c-{pod}"),
         interface: gingham_crds::naming::endpoint_interface_name("default", pod),
-        address: address.into(),
+        address: Some(address.into()),
+        address6: None,
     }
 }
 

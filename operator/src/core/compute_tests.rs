@@ -109,3 +109,74 @@ fn a_dual_stack_cluster_gets_both_families_in_every_part() {
         assert_eq!(gingham_crds::validate::validate_node_network(spec), Ok(()));
     }
 }
+
+/// A pod's pool annotations reach its span entry as the pools' CIDRs (names resolved), before
+/// its CNI ADD, and a pod without one of them inherits its namespace's (as in Calico); a name that
+/// is no pool, or text that is no JSON list, is kept as written (so the agent fails the ADD naming
+/// it) and reported as a Problem on the Pod or the Namespace.
+#[test]
+fn pool_annotations_become_the_span_entrys_pools_and_bad_ones_problems() {
+    use gingham_crds::api::nodenetwork::{IPV4_POOLS_ANNOTATION, IPV6_POOLS_ANNOTATION};
+
+    use super::testkit::{namespace, pod, scheduled};
+    let mut snapshot = cluster();
+    snapshot.pools.push(pool("six", "fd00:10::/48").created(3));
+    snapshot.namespaces = vec![
+        namespace("tenant")
+            .annotate(IPV4_POOLS_ANNOTATION, r#"["main"]"#)
+            .annotate(IPV6_POOLS_ANNOTATION, r#"["six"]"#),
+        namespace("broken").annotate(IPV4_POOLS_ANNOTATION, r#"["nope"]"#),
+    ];
+    snapshot.pods = vec![
+        scheduled(pod("ns", "named").annotate(IPV4_POOLS_ANNOTATION, r#"["main"]"#), "a", false),
+        scheduled(
+            pod("ns", "both")
+                .annotate(IPV4_POOLS_ANNOTATION, r#"["10.0.0.0/16"]"#)
+                .annotate(IPV6_POOLS_ANNOTATION, r#"["six"]"#),
+            "a",
+            false,
+        ),
+        scheduled(pod("ns", "unknown").annotate(IPV4_POOLS_ANNOTATION, r#"["green"]"#), "a", false),
+        scheduled(pod("ns", "garbled").annotate(IPV6_POOLS_ANNOTATION, "six"), "a", false),
+        scheduled(pod("ns", "plain"), "a", false),
+        scheduled(pod("tenant", "child"), "a", false),
+        scheduled(pod("tenant", "own").annotate(IPV4_POOLS_ANNOTATION, r#"["green"]"#), "a", false),
+    ];
+    let desired = compute(&snapshot, &OperatorSettings::default());
+    let pools = |name: &str| {
+        let entry = desired.spans["a"].endpoints.iter().find(|e| e.name == name).unwrap();
+        let text =
+            |pools: &[Wire<gingham_crds::api::Cidr>]| pools.iter().map(|p| p.as_str().to_string()).collect::<Vec<_>>();
+        (text(&entry.ipv4_pools), text(&entry.ipv6_pools))
+    };
+    let list = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let cases = [
+        ("ns/named", list(&["10.0.0.0/16"]), list(&[])),
+        ("ns/both", list(&["10.0.0.0/16"]), list(&["fd00:10::/48"])),
+        ("ns/unknown", list(&["green"]), list(&[])),
+        ("ns/garbled", list(&[]), list(&["six"])),
+        ("ns/plain", list(&[]), list(&[])),
+        ("tenant/child", list(&["10.0.0.0/16"]), list(&["fd00:10::/48"])),
+        ("tenant/own", list(&["green"]), list(&["fd00:10::/48"])),
+    ];
+    for (name, v4, v6) in cases {
+        assert_eq!(pools(name), (v4, v6), "{name}");
+    }
+    let problems: Vec<(&str, &str, &str)> = desired
+        .problems
+        .iter()
+        .filter(|p| p.reason == "InvalidPoolAnnotation")
+        .map(|p| (p.kind.as_str(), p.name.as_str(), p.reason.as_str()))
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            ("Namespace", "broken", "InvalidPoolAnnotation"),
+            ("Pod", "garbled", "InvalidPoolAnnotation"),
+            ("Pod", "unknown", "InvalidPoolAnnotation"),
+            ("Pod", "own", "InvalidPoolAnnotation"),
+        ]
+    );
+    let json = serde_json::to_value(&desired.spans["a"].endpoints).unwrap();
+    assert!(json.to_string().contains(r#""ipv4Pools":["10.0.0.0/16"]"#), "{json}");
+}

@@ -251,6 +251,9 @@ pub struct PodFacts {
     /// The Pod's `metadata.uid`: a pod re-created under the same name is another Pod, and the
     /// policy compiled for it carries its UID so that the agent never applies it to the other.
     pub uid: Option<String>,
+    /// Its `cni.projectcalico.org/ipv4pools` and `ipv6pools` annotations, as written
+    /// ([`crate::core::pod_pools`] resolves them).
+    pub pool_annotations: [Option<String>; 2],
 }
 
 impl PodFacts {
@@ -261,7 +264,13 @@ impl PodFacts {
             named_ports: Vec::new(),
             node: None,
             uid: None,
+            pool_annotations: [None, None],
         }
+    }
+
+    /// The pod's pool annotation of `family`, if it has one.
+    pub fn pool_annotation(&self, family: IpFamily) -> Option<&str> {
+        self.pool_annotations[usize::from(family == IpFamily::IPv6)].as_deref()
     }
 
     /// Reads the facts off a Pod.
@@ -275,6 +284,7 @@ impl PodFacts {
             named_ports: Vec::new(),
             node: scheduled_node(pod),
             uid: pod.metadata.uid.clone().filter(|uid| !uid.is_empty()),
+            pool_annotations: pool_annotations(&pod.metadata),
         };
         let containers = pod.spec.iter().flat_map(|spec| spec.containers.iter());
         for port in containers.flat_map(|c| c.ports.iter().flatten()) {
@@ -317,6 +327,13 @@ impl PodFacts {
                 name: Some(name.into()),
                 namespace: Some(namespace.into()),
                 labels: Some(labels),
+                annotations: self.pool_annotations.iter().any(Option::is_some).then(|| {
+                    POOL_ANNOTATIONS
+                        .iter()
+                        .zip(&self.pool_annotations)
+                        .filter_map(|(key, value)| Some((key.to_string(), value.clone()?)))
+                        .collect()
+                }),
                 uid: self.uid.clone(),
                 ..ObjectMeta::default()
             },
@@ -329,6 +346,15 @@ impl PodFacts {
         }
     }
 }
+
+/// An object's pool annotations (a Pod's or a Namespace's), IPv4 then IPv6.
+pub fn pool_annotations(meta: &ObjectMeta) -> [Option<String>; 2] {
+    POOL_ANNOTATIONS.map(|key| meta.annotations.as_ref().and_then(|a| a.get(key)).cloned())
+}
+
+/// The pool annotations a pod's facts keep, IPv4 then IPv6.
+const POOL_ANNOTATIONS: [&str; 2] =
+    [gingham_crds::api::nodenetwork::IPV4_POOLS_ANNOTATION, gingham_crds::api::nodenetwork::IPV6_POOLS_ANNOTATION];
 
 /// The node a pod is scheduled to, unless it has no pod network there (host network) or has
 /// finished (its sandbox is gone).

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod facts;
 pub mod felix;
 pub mod ipam;
+pub mod pod_pools;
 pub mod pools;
 pub mod span;
 #[cfg(test)]

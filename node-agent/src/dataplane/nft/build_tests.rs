@@ -184,9 +184,9 @@ fn dual_stack_span() -> NodeSpan {
     ];
     let endpoints = vec![EndpointPolicy {
         name: "default/web".into(),
-        uid: None,
         ingress: vec!["default/allow-http".into()],
         egress: vec!["global/no-dead".into()],
+        ..EndpointPolicy::default()
     }];
     NodeSpan { endpoints, policies, ip_sets, bgp_peers: Vec::new() }
 }

@@ -173,6 +173,10 @@ pub struct PolicyIndex {
     set_nodes: Map<SetId, BTreeSet<String>>,
     node_policies: Map<String, BTreeSet<Arc<str>>>,
     policy_nodes: Map<Arc<str>, BTreeSet<String>>,
+    /// Every usable pool's network by name, for the pools pods' annotations ask for.
+    pools: BTreeMap<String, ipnet::IpNet>,
+    /// Namespaces' pool annotations (IPv4, IPv6), for their pods that have none of their own.
+    namespace_pools: Map<String, [Option<String>; 2]>,
     deferred: bool,
     dirty: Dirty,
 }
@@ -306,8 +310,8 @@ impl PolicyIndex {
         if old.labels != new.labels {
             self.relabel(name, &old, &new);
         }
-        if old.uid != new.uid {
-            // The compiled endpoint policy carries the UID.
+        if old.uid != new.uid || old.pool_annotations != new.pool_annotations {
+            // The compiled endpoint policy carries the UID and the pools.
             let nodes = self.by_name.get(name).into_iter().flatten().cloned();
             self.dirty.rebuild.extend(nodes);
         }
@@ -329,6 +333,38 @@ impl PolicyIndex {
         for node in nodes {
             self.reevaluate(&(node, name.to_string()));
         }
+    }
+
+    /// Records the usable pools by name (their networks); the nodes of pods whose annotations
+    /// name pools are rebuilt when they change.
+    pub fn set_pools(&mut self, pools: BTreeMap<String, ipnet::IpNet>) {
+        if pools == self.pools {
+            return;
+        }
+        self.pools = pools;
+        let annotated = self.pods.iter().filter(|(_, facts)| facts.pool_annotations.iter().any(Option::is_some));
+        let nodes: Vec<String> =
+            annotated.flat_map(|(name, _)| self.by_name.get(name).into_iter().flatten().cloned()).collect();
+        self.dirty.rebuild.extend(nodes);
+    }
+
+    /// Records a namespace's pool annotations (IPv4, IPv6; `None`s: none, or the namespace is
+    /// gone); the nodes of its endpoints are rebuilt when they change.
+    pub fn set_namespace_pools(&mut self, name: &str, annotations: [Option<String>; 2]) {
+        let changed = if annotations.iter().all(Option::is_none) {
+            self.namespace_pools.remove(name).is_some()
+        } else {
+            self.namespace_pools.insert(name.to_string(), annotations.clone()) != Some(annotations)
+        };
+        if changed {
+            let keys = self.keys_of(self.by_namespace.get(name).into_iter().flatten().copied());
+            self.dirty.rebuild.extend(keys.into_iter().map(|(node, _)| node));
+        }
+    }
+
+    /// The usable pools by name, as last set.
+    pub fn pools(&self) -> &BTreeMap<String, ipnet::IpNet> {
+        &self.pools
     }
 
     /// Moves a pod's endpoints in the label indexes from its old labels to its new ones.

@@ -197,6 +197,7 @@ mod tests {
             named_ports: vec![NamedPort { name: "http".into(), protocol: 6, port: 8080 }],
             node: None,
             uid: None,
+            pool_annotations: [None, None],
         };
         let prod = BTreeMap::from([("env".into(), "prod".into())]);
         let cases = [
@@ -222,6 +223,7 @@ mod tests {
             named_ports: vec![NamedPort { name: "http".into(), protocol: 6, port: 8080 }],
             node: None,
             uid: None,
+            pool_annotations: [None, None],
         };
         let addresses: [IpAddr; 2] = [[10, 0, 0, 1].into(), "fd00::1".parse().unwrap()];
         for (set, v4, v6) in [

@@ -11,12 +11,15 @@ use super::store::{Key, Kind, Object};
 use super::{Engine, Source, Work, ipam_report};
 use crate::core::bgp::{BgpInput, topology};
 use crate::core::compile::{global_name, global_policy_entry, namespaced_name, network_policy_entry};
-use crate::core::facts::{NodeFacts, namespace_labels};
+use crate::core::facts::{NodeFacts, namespace_labels, pool_annotations};
 use crate::core::felix::{agent_settings, default_config, merged_for, policy_settings, tunnel_settings};
 use crate::core::ipam::{IpamInput, assign, blocks_per_pool};
+use crate::core::pod_pools::annotation_problems;
 use crate::core::pools::{attribute_addresses, check_pools, pool_statuses};
 use crate::core::translate::{PREFIX, translate};
 use crate::core::{ObjectProblem, daemonset};
+use ipnet::IpNet;
+use std::collections::BTreeMap;
 
 fn namespace_or_default(namespace: &str) -> &str {
     if namespace.is_empty() { "default" } else { namespace }
@@ -29,6 +32,7 @@ impl Engine {
             let (checked, problems) = check_pools(&self.store.pools());
             self.pools = checked;
             self.set_problems(Source::Pools, problems);
+            self.pods_pools();
         }
         if work.nodes {
             self.read_nodes();
@@ -323,14 +327,18 @@ impl Engine {
         match (kind, current) {
             (Kind::Pod, _) => {
                 let facts = self.store.pods().get(key).cloned();
+                let pools = facts.as_ref().map(|f| f.pool_annotations.clone()).unwrap_or_default();
+                self.annotation_problems(Kind::Pod, key, &pools);
                 self.index.set_pod(&format!("{namespace}/{}", key.1), facts);
             }
             (Kind::Namespace, current) => {
-                let labels = match current {
-                    Some(Object::Namespace(ns)) => Some(namespace_labels(ns)),
-                    _ => None,
+                let (labels, pools) = match current {
+                    Some(Object::Namespace(ns)) => (Some(namespace_labels(ns)), pool_annotations(&ns.metadata)),
+                    _ => (None, [None, None]),
                 };
                 self.index.set_namespace(&key.1, labels);
+                self.annotation_problems(Kind::Namespace, key, &pools);
+                self.index.set_namespace_pools(&key.1, pools);
             }
             (Kind::NetworkPolicy, _) if key.1.starts_with(PREFIX) => {}
             (Kind::NetworkPolicy, Some(Object::NetworkPolicy(policy))) => {
@@ -380,6 +388,45 @@ impl Engine {
             }
             _ => {}
         }
+    }
+
+    /// Hands the usable pools to the policy index (pods' pool annotations resolve against them)
+    /// and, when they changed, reports again on every pod with a pool annotation.
+    fn pods_pools(&mut self) {
+        let usable: BTreeMap<String, IpNet> =
+            self.pools.values().filter(|p| p.is_valid()).filter_map(|p| Some((p.name.clone(), p.network?))).collect();
+        if &usable == self.index.pools() {
+            return;
+        }
+        self.index.set_pools(usable);
+        let mut annotated: Vec<(Kind, Key, [Option<String>; 2])> = self
+            .store
+            .pods()
+            .iter()
+            .filter(|(_, facts)| facts.pool_annotations.iter().any(Option::is_some))
+            .map(|(key, facts)| (Kind::Pod, key.clone(), facts.pool_annotations.clone()))
+            .collect();
+        for object in self.store.all(Kind::Namespace) {
+            if let Object::Namespace(ns) = object {
+                let pools = pool_annotations(&ns.metadata);
+                if pools.iter().any(Option::is_some) {
+                    annotated.push((Kind::Namespace, object.key(), pools));
+                }
+            }
+        }
+        for (kind, key, pools) in annotated {
+            self.annotation_problems(kind, &key, &pools);
+        }
+    }
+
+    /// Reports (or clears) the problems of a Pod's or Namespace's pool annotations.
+    fn annotation_problems(&mut self, kind: Kind, key: &Key, annotations: &[Option<String>; 2]) {
+        let (kind_name, namespace) = match kind {
+            Kind::Pod => ("Pod", Some(namespace_or_default(&key.0))),
+            _ => ("Namespace", None),
+        };
+        let problems = annotation_problems(kind_name, namespace, &key.1, annotations, self.index.pools());
+        self.set_problems(Source::Object(kind, key.clone()), problems);
     }
 
     fn set_problems(&mut self, source: Source, problems: Vec<ObjectProblem>) {

@@ -8,6 +8,7 @@ use gingham_crds::api::nodenetwork::EndpointPolicy;
 use gingham_crds::api::span::NodeSpan;
 
 use super::{PolicyIndex, SetId};
+use crate::core::pod_pools::pod_pools;
 
 impl PolicyIndex {
     /// Builds the policy part of a node's span (its endpoints, their policies and the sets those
@@ -20,12 +21,20 @@ impl PolicyIndex {
             used_policies.extend(endpoint.ingress.iter().cloned());
             used_policies.extend(endpoint.egress.iter().cloned());
             // The Pod's UID; without a Pod object, the one its agent reported.
-            let uid = self.pods.get(name).and_then(|facts| facts.uid.clone()).or_else(|| endpoint.uid.clone());
+            let facts = self.pods.get(name);
+            let uid = facts.and_then(|facts| facts.uid.clone()).or_else(|| endpoint.uid.clone());
+            // The pools its annotations (or its namespace's) ask for; their problems go on the
+            // Pod or the Namespace (see the engine).
+            let inherited = self.namespace_pools.get(&endpoint.namespace).cloned().unwrap_or_default();
+            let [ipv4_pools, ipv6_pools] =
+                facts.map(|facts| pod_pools(facts, &inherited, &self.pools)).unwrap_or_default();
             base.endpoints.push(EndpointPolicy {
                 name: name.clone(),
                 uid,
                 ingress: endpoint.ingress.iter().map(|p| p.to_string()).collect(),
                 egress: endpoint.egress.iter().map(|p| p.to_string()).collect(),
+                ipv4_pools,
+                ipv6_pools,
             });
         }
         let mut used_sets: BTreeSet<SetId> = BTreeSet::new();
