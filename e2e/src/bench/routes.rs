@@ -401,7 +401,7 @@ pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
     cmd::ip(Some(&scratch), &["link", "add", "d0", "type", "veth", "peer", "name", "d1"])?;
     cmd::ip(Some(&scratch), &["link", "set", "d1", "up"])?;
     cmd::ip(Some(&scratch), &["addr", "add", "10.231.1.50/24", "dev", "d0"])?;
-    cmd::ip(Some(&scratch), &["-6", "addr", "add", "fd00:231::50/64", "dev", "d0", "nodad"])?;
+    cmd::ip(Some(&scratch), &["-6", "addr", "add", "fd00:231::ffff:50/64", "dev", "d0", "nodad"])?;
     cmd::ip(Some(&scratch), &["link", "set", "d0", "up"])?;
     baseline_files(&lab.state.state_dir)?;
     let dir = lab.state.state_dir.clone();
