@@ -202,6 +202,7 @@ impl Engine {
         let (old, new) = (status(previous).unwrap_or_default(), status(current));
         let new_ipam = new.as_ref().map(|s| s.ipam.clone()).unwrap_or_default();
         let new_tunnel = new.as_ref().and_then(|s| s.tunnel_address.clone());
+        let new_tunnel6 = new.as_ref().and_then(|s| s.tunnel_address6.clone());
         if old.endpoints != new.as_ref().map(|s| s.endpoints.clone()).unwrap_or_default() {
             self.index.set_node_endpoints(node, new.as_ref().map_or(&[], |s| s.endpoints.as_slice()));
         }
@@ -220,18 +221,20 @@ impl Engine {
         Work {
             ipam: old.ipam.pressure != new_ipam.pressure
                 || old.ipam.capacity != new_ipam.capacity
-                || old.tunnel_address != new_tunnel,
+                || old.tunnel_address != new_tunnel
+                || old.tunnel_address6 != new_tunnel6,
             statuses: allocated_changed,
             ..Work::default()
         }
     }
 }
 
-/// What block assignment reads of an agent's status: IPAM usage and the tunnel address.
+/// What block assignment reads of an agent's status: IPAM usage and the tunnel addresses.
 fn ipam_report(status: &NodeNetworkStatus) -> NodeNetworkStatus {
     NodeNetworkStatus {
         ipam: status.ipam.clone(),
         tunnel_address: status.tunnel_address.clone(),
+        tunnel_address6: status.tunnel_address6.clone(),
         ..NodeNetworkStatus::default()
     }
 }

@@ -423,3 +423,21 @@ proptest! {
         }
     }
 }
+
+/// An agent reporting its IPv6 VTEP address (and nothing else new) gets it into its IPv6
+/// IPAMBlock, so that the other nodes route that block over `vxlan6.gingham`.
+#[test]
+fn an_ipv6_tunnel_address_reported_alone_reaches_the_ipv6_block() {
+    let mut engine = Engine::new(OperatorSettings::default());
+    engine.apply(Event::Upsert(Object::Node(node("n0", "fd00:10::2/64"))));
+    engine.apply(Event::Upsert(Object::Pool(pool("p6", "fd00:232::/48").vxlan())));
+    let tunnel = |engine: &Engine| -> Vec<Option<String>> {
+        engine.desired().blocks.values().map(|b| b.tunnel_address.as_ref().map(|a| a.as_str().to_string())).collect()
+    };
+    assert_eq!(tunnel(&engine), [None], "no VTEP address reported yet");
+    engine.take_changes();
+    let report = NodeNetworkStatus { tunnel_address6: Some("fd00:232::".into()), ..status(&[]) };
+    engine.apply(Event::Upsert(Object::NodeStatus("n0".into(), report)));
+    assert_eq!(tunnel(&engine), [Some("fd00:232::".to_string())]);
+    assert_eq!(engine.take_changes().object_count(), 1, "the block is rewritten");
+}
