@@ -3,12 +3,19 @@
 //! families are encoded and decoded here.
 //!
 //! IPv6 specifics: the kernel's own routes (`fe80::/64`, multicast) carry another protocol and are
-//! never ours; a route's metric is not compared (gingham never sets one, IPv6 gives 1024); cloned
+//! never ours; a route's metric is not compared (gingham sets none but on IPv6 routes to remote
+//! blocks, [`IPV6_REMOTE_METRIC`]; the kernel gives the others 1024); cloned
 //! (exception) routes are ignored; an IPv6 address gingham adds skips duplicate address detection
 //! (a VTEP address is allocated by IPAM, and a tentative address would not be usable at once).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The metric of gingham's IPv6 routes to remote blocks (encapsulated, or direct in CrossSubnet):
+/// below BIRD's ([`crate::bird::KERNEL_METRIC`]), as an IPv4 route without a metric (0) is, so
+/// that they win over the route BIRD learned for the same block. The kernel would give an IPv6
+/// route without a metric 1024, and BIRD's would win.
+pub const IPV6_REMOTE_METRIC: u32 = 256;
 
 use futures::TryStreamExt;
 use gingham_crds::api::nodenetwork::NodeCapabilities;
@@ -100,7 +107,8 @@ impl RtNetlink {
     }
 
     /// A route in the main table with our protocol, of its destination's family, without a
-    /// metric (IPv6 then gets the kernel's default, and a deletion matches any).
+    /// metric but for an IPv6 route to a remote block ([`IPV6_REMOTE_METRIC`]; others get the
+    /// kernel's default, 0 for IPv4 and 1024 for IPv6, and a deletion without one matches any).
     async fn route_message(
         &self,
         op: &Op,
@@ -130,6 +138,10 @@ impl RtNetlink {
                 }
             }
             RouteTarget::Nexthop(id) => message.attributes.push(RouteAttribute::NhId(*id)),
+        }
+        let remote = matches!(route.target, RouteTarget::Via { .. } | RouteTarget::Nexthop(_));
+        if remote && route.destination.addr().is_ipv6() {
+            message.attributes.push(RouteAttribute::Priority(IPV6_REMOTE_METRIC));
         }
         Ok(message)
     }
