@@ -64,7 +64,8 @@ fn nat_outgoing_in(stack: Stack, prefix: &str) {
     for family in stack.families() {
         let (filter, target, ip, pool) = match family {
             Family::V4 => ("icmp", topology::OUTSIDE_ADDRESS, "IP", "10.232."),
-            Family::V6 => ("icmp6", topology::OUTSIDE_ADDRESS6, "IP6", "fd00:232:"),
+            // Echo requests only: neighbour discovery is ICMPv6 too.
+            Family::V6 => ("icmp6 and ip6[40] == 128", topology::OUTSIDE_ADDRESS6, "IP6", "fd00:232:"),
         };
         let mut capture =
             cmd::in_netns(&outside, "timeout", &["8", "tcpdump", "-n", "-l", "-c", "3", "-i", "eth0", filter]);

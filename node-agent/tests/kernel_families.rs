@@ -146,10 +146,14 @@ impl Family {
     }
 
     /// Our routes to the remote blocks (`ip route show proto 249` less the blackhole), sorted.
+    /// The node's routes to remote blocks (not its blackholes, nor the IPv6 VTEP host routes).
     fn remote_routes(&self, ns: &str) -> Vec<String> {
         let shown = self.ip(ns, "route show proto 249");
-        let mut routes: Vec<String> =
-            shown.lines().filter(|l| !l.starts_with("blackhole")).map(|l| l.trim().to_string()).collect();
+        let mut routes: Vec<String> = shown
+            .lines()
+            .filter(|l| !l.starts_with("blackhole") && l.contains('/'))
+            .map(|l| l.trim().to_string())
+            .collect();
         routes.sort();
         routes
     }

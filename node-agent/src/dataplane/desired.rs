@@ -194,8 +194,23 @@ fn vtep(block: &RemoteBlock) -> Option<(IpAddr, Mac)> {
 /// objects).
 pub fn desired_routes(view: &NodeView<'_>, facts: &HostFacts) -> BTreeSet<RouteSpec> {
     let mut routes = local_routes(view);
+    routes.extend(vtep_routes(view));
     routes.extend(remote_routes(view, facts).into_iter().map(|r| r.route));
     routes
+}
+
+/// A `/128` route onto the IPv6 VXLAN device for each remote IPv6 VTEP. The kernel checks an IPv6
+/// `onlink` nexthop's gateway against its routes: without these, the VTEP would route through the
+/// BGP-learned route of its block (via the underlay device) and the nexthop would be refused.
+pub fn vtep_routes(view: &NodeView<'_>) -> BTreeSet<RouteSpec> {
+    vxlan_remotes(view)
+        .into_iter()
+        .filter(|(_, address, _, _)| address.is_ipv6())
+        .map(|(device, address, _, _)| RouteSpec {
+            destination: IpNet::from(address),
+            target: RouteTarget::Device(device.into()),
+        })
+        .collect()
 }
 
 /// The routes of this node's own pods (`/32` and `/128` to their veth) and blocks (blackholes).

@@ -284,9 +284,14 @@ fn ipv6_routes_follow_the_ipv6_pool_mode_and_cross_subnet_compares_ipv6_addresse
     for (mode, expected) in cases {
         let plan = NodePlan::build(NODE, &dual_stack(*mode), None, &remote_blocks_dual());
         let routes = desired_routes(&dual_view(&plan, &[]), &FACTS);
-        let mut got = ipv6(&routes);
+        let (mut got, vteps): (Vec<String>, Vec<String>) = ipv6(&routes).into_iter().partition(|r| !r.contains("/128"));
         got.sort();
         assert_eq!(got, *expected, "{mode:?}");
+        // A host route onto vxlan6.gingham per remote VTEP reached over VXLAN, so that the kernel
+        // takes the onlink nexthop through it.
+        let over_vxlan = expected.iter().filter(|r| r.contains("dev vxlan6.gingham")).count();
+        assert_eq!(vteps.len(), over_vxlan, "{mode:?}: {vteps:?}");
+        assert!(vteps.iter().all(|r| r.ends_with("/128 dev vxlan6.gingham scope link")), "{vteps:?}");
         let ipv4: Vec<String> =
             routes.iter().filter(|r| r.destination.addr().is_ipv4()).map(ToString::to_string).collect();
         assert_eq!(ipv4.len(), 3, "{mode:?}: the IPv4 pool (VXLAN Always) is routed as before: {ipv4:?}");
@@ -352,7 +357,8 @@ fn an_ipv6_only_node_gets_its_ipv6_routes_and_its_vxlan6_device_and_no_ipv4() {
     let endpoints = [endpoint("web", [10, 0, 0, 5])];
     let view = NodeView { tunnel_address: None, ..dual_view(&plan, &endpoints) };
     let routes = desired_routes(&view, &FACTS);
-    let remote: Vec<String> = ipv6(&routes).into_iter().filter(|r| r.contains("vxlan6.gingham")).collect();
+    let remote: Vec<String> =
+        ipv6(&routes).into_iter().filter(|r| r.contains("vxlan6.gingham") && !r.contains("/128")).collect();
     assert_eq!(remote.len(), 2, "{routes:?}");
     assert!(
         routes

@@ -163,7 +163,7 @@ pub fn diff(current: &KernelState, desired: &DesiredState) -> Vec<Op> {
 
     // A recreated device took its nexthops, and their routes, with it.
     let nexthops: BTreeSet<&NexthopSpec> = current.nexthops.iter().filter(|n| fresh(&n.device)).collect();
-    ops.extend(desired.nexthops.iter().filter(|n| !nexthops.contains(n)).cloned().map(Op::ReplaceNexthop));
+    let nexthop_ops = desired.nexthops.iter().filter(|n| !nexthops.contains(n)).cloned().map(Op::ReplaceNexthop);
     let standing: BTreeSet<u32> = nexthops.iter().map(|n| n.id).collect();
     let present = |route: &&RouteSpec| match route.target {
         RouteTarget::Nexthop(id) => standing.contains(&id),
@@ -178,13 +178,17 @@ pub fn diff(current: &KernelState, desired: &DesiredState) -> Vec<Op> {
     for route in &desired.routes {
         wanted.entry(route.destination).or_insert(route);
     }
-    for route in wanted.values() {
-        // A route is only ever satisfied by one with the same destination.
-        let there = seen.get(&route.destination).is_some_and(|same| same.iter().any(|r| route.satisfied_by(r)));
-        if !there {
-            ops.push(Op::ReplaceRoute((*route).clone()));
-        }
-    }
+    // A route is only ever satisfied by one with the same destination.
+    let missing = wanted
+        .values()
+        .filter(|route| !seen.get(&route.destination).is_some_and(|same| same.iter().any(|r| route.satisfied_by(r))));
+    // Routes onto a VXLAN device (the remote VTEPs of IPv6) go before the nexthops through them:
+    // the kernel refuses an IPv6 `onlink` nexthop whose gateway it routes through another device.
+    let (onto_vxlan, other): (Vec<&&RouteSpec>, Vec<&&RouteSpec>) =
+        missing.partition(|route| matches!(&route.target, RouteTarget::Device(device) if is_vxlan(device)));
+    ops.extend(onto_vxlan.into_iter().map(|route| Op::ReplaceRoute((**route).clone())));
+    ops.extend(nexthop_ops);
+    ops.extend(other.into_iter().map(|route| Op::ReplaceRoute((**route).clone())));
     // A prefix that stays was replaced in place above; only prefixes no longer wanted are deleted.
     ops.extend(routes.into_iter().filter(|r| !wanted.contains_key(&r.destination)).cloned().map(Op::DeleteRoute));
     let nexthop_ids: BTreeSet<u32> = desired.nexthops.iter().map(|n| n.id).collect();

@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 
 use super::desired::{
     HostFacts, desired_addresses, desired_fdb, desired_neighbours, desired_sysctls, desired_tunnels, local_routes,
-    problems, remote_routes,
+    problems, remote_routes, vtep_routes,
 };
 use super::diff::{DesiredState, KernelState, Op, diff};
 use super::model::{Family, LinkState, ROUTE_PROTOCOL, TunnelKind};
@@ -260,6 +260,7 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
             (remote.into_iter().map(|r| r.route).collect(), BTreeSet::new())
         };
         let mut routes = local_routes(&ready_view);
+        routes.extend(vtep_routes(&ready_view));
         routes.extend(remote);
         let desired = DesiredState {
             routes,
