@@ -25,9 +25,11 @@ const WARMUP: usize = 5;
 /// The namespace of the benchmark's pods; a policy there selects each of them.
 const NAMESPACE: &str = "bench";
 
+/// Dual-stack: the IPv4 rows ask for IPv4 only (`assign_ipv6: "false"`), the dual-stack rows for
+/// both.
 const SCENARIO: &str = "lab: {prefix: ghb}
 subnets:
-  - {name: a, cidr: 10.231.1.0/24}
+  - {name: a, cidr: 10.231.1.0/24, cidr6: \"fd00:231:1::/64\"}
 nodes:
   - {name: n1, subnet: a}
 objects:
@@ -35,6 +37,10 @@ objects:
     kind: IPPool
     metadata: {name: pool}
     spec: {cidr: 10.232.0.0/16, blockSize: 26, vxlanMode: Never, natOutgoing: false}
+  - apiVersion: gingham.dev/v1
+    kind: IPPool
+    metadata: {name: pool6}
+    spec: {cidr: \"fd00:232::/48\", blockSize: 122, vxlanMode: Never, natOutgoing: false}
   - apiVersion: gingham.dev/v1
     kind: NetworkPolicy
     metadata: {name: from-clients, namespace: bench}
@@ -53,14 +59,15 @@ pub struct Plugin {
 }
 
 impl Plugin {
-    /// `gingham-cni` talking to the agent on `socket`.
-    pub fn gingham(bin_dir: &Path, socket: &Path) -> Self {
+    /// `gingham-cni` talking to the agent on `socket`, assigning IPv6 too when `dual`.
+    pub fn gingham(bin_dir: &Path, socket: &Path, dual: bool) -> Self {
+        let ipam = json!({"assign_ipv4": "true", "assign_ipv6": if dual { "true" } else { "false" }});
         Self {
             name: "gingham",
             binary: bin_dir.join(CNI),
             path: bin_dir.display().to_string(),
             config: json!({"cniVersion": "1.0.0", "name": "gingham", "type": "gingham",
-                "socketPath": socket.display().to_string()})
+                "socketPath": socket.display().to_string(), "ipam": ipam})
             .to_string(),
         }
     }
@@ -146,18 +153,24 @@ fn concurrent(plugin: &Plugin, node: &str, netns: &[String], into: &mut Series) 
     Ok(())
 }
 
-fn plugins(options: &Options, lab: &BenchLab) -> Result<(Plugin, Option<Plugin>), BenchError> {
+/// gingham and, where installed, the reference ptp + host-local, for IPv4 pods or (`dual`)
+/// dual-stack pods (host-local then takes a range of each family).
+fn plugins(options: &Options, lab: &BenchLab, dual: bool) -> Result<(Plugin, Option<Plugin>), BenchError> {
     let node = lab.state.node("n1").ok_or_else(|| BenchError::Failed("node n1 missing".into()))?;
-    let ours = Plugin::gingham(&options.bin_dir, &cni_socket(node));
+    let ours = Plugin::gingham(&options.bin_dir, &cni_socket(node), dual);
     let reference = Path::new(REFERENCE_DIR);
     let present = ["ptp", "host-local"].iter().all(|p| reference.join(p).is_file());
     if !present {
         eprintln!("baseline missing: {REFERENCE_DIR}/ptp and host-local (apt install containernetworking-plugins)");
         return Ok((ours, None));
     }
-    let data_dir = lab.state.state_dir.join("host-local");
+    let data_dir = lab.state.state_dir.join(if dual { "host-local-dual" } else { "host-local" });
+    let mut ranges = vec![json!([{"subnet": "10.234.0.0/16"}])];
+    if dual {
+        ranges.push(json!([{"subnet": "fd00:234::/64"}]));
+    }
     let config = json!({"cniVersion": "1.0.0", "name": "reference", "type": "ptp", "ipMasq": false,
-        "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.234.0.0/16"}]], "dataDir": data_dir}});
+        "ipam": {"type": "host-local", "ranges": ranges, "dataDir": data_dir}});
     let baseline =
         Plugin { name: "ptp", binary: reference.join("ptp"), path: REFERENCE_DIR.into(), config: config.to_string() };
     Ok((ours, Some(baseline)))
@@ -193,7 +206,8 @@ fn schedule(lab: &BenchLab, containers: &[String]) -> Result<(), BenchError> {
 pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
     let mut lab = BenchLab::up(SCENARIO, &guard::prefix('c'), &options.bin_dir, false)?;
     let node = lab.state.node("n1").map(|n| n.netns.clone()).unwrap_or_default();
-    let (ours, baseline) = plugins(options, &lab)?;
+    let (ours, baseline) = plugins(options, &lab, false)?;
+    let (ours_dual, baseline_dual) = plugins(options, &lab, true)?;
     let pods: Vec<String> = (0..CONCURRENT).map(|i| lab.scratch(&format!("p{i}"))).collect();
     for ns in &pods {
         topology::add_netns(&mut lab.state, ns).map_err(crate::lab::LabError::from)?;
@@ -201,6 +215,7 @@ pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
     let containers: Vec<String> = (0..WARMUP)
         .map(|i| format!("warm-{i}"))
         .chain((0..options.cni_cycles).map(|i| format!("seq-{i}")))
+        .chain((0..options.cni_cycles).map(|i| format!("dual-{i}")))
         .chain(pods.iter().map(|ns| format!("c-{ns}")))
         .collect();
     schedule(&lab, &containers)?;
@@ -224,6 +239,16 @@ pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
         }
     }
     report(results, &series, options.cni_cycles, baseline.is_some());
+    let dual_sides: Vec<&Plugin> = std::iter::once(&ours_dual).chain(baseline_dual.as_ref()).collect();
+    let mut dual: Vec<Series> = dual_sides.iter().map(|_| Series::default()).collect();
+    for i in 0..options.cni_cycles {
+        guard::check()?;
+        for (plugin, out) in dual_sides.iter().zip(dual.iter_mut()) {
+            cycle(plugin, &node, &format!("dual-{i}"), &pods[0], out)?;
+        }
+    }
+    let label = format!("ADD sequential, dual-stack pod ({} cycles)", options.cni_cycles);
+    rows(results, &label, &dual, |s| &s.add, baseline_dual.is_some());
     Ok(())
 }
 
@@ -240,32 +265,36 @@ fn report(results: &mut Results, series: &[Series], cycles: usize, has_baseline:
             results.samples("cni.csv", &format!("{name}_{label}_ms"), &ms);
         }
     }
-    let ours = &series[0];
-    let base = series.get(1);
-    let pick = |s: &Series, i: usize| -> Vec<f64> {
-        [&s.add, &s.del, &s.add_concurrent, &s.del_concurrent][i].iter().map(|v| v * 1000.0).collect()
-    };
     let labels = [
         format!("ADD sequential ({cycles} cycles)"),
         format!("DEL sequential ({cycles} cycles)"),
         format!("ADD {CONCURRENT} concurrent (x{CONCURRENT_ROUNDS})"),
         format!("DEL {CONCURRENT} concurrent (x{CONCURRENT_ROUNDS})"),
     ];
-    for (i, label) in labels.iter().enumerate() {
-        let mine = summarize(&pick(ours, i));
-        let theirs = base.and_then(|b| summarize(&pick(b, i)));
-        let is_add = i % 2 == 0;
-        for (stat, goal) in [("p50", Goal::RatioAtMost(0.5)), ("p99", Goal::RatioAtMost(1.0))] {
-            let get = |s: super::stats::Summary| if stat == "p50" { s.p50 } else { s.p99 };
-            let mut row = Row::value(1, format!("{label} {stat}"), mine.map(get), "ms", Goal::None);
-            row.baseline = theirs.map(get);
-            if is_add {
-                row.goal = goal;
-            }
-            if !has_baseline {
-                row.note = format!("baseline missing: {REFERENCE_DIR}/ptp + host-local; no ratio");
-            }
-            results.rows.push(row);
+    let accessors: [fn(&Series) -> &Vec<f64>; 4] =
+        [|s| &s.add, |s| &s.del, |s| &s.add_concurrent, |s| &s.del_concurrent];
+    for (label, accessor) in labels.iter().zip(accessors) {
+        rows(results, label, series, accessor, has_baseline);
+    }
+}
+
+/// The p50 and p99 rows of one measure: gingham's series first, the baseline's second if any; ADD
+/// rows carry the goals (p50 at most half the baseline's, p99 at most the baseline's).
+fn rows(results: &mut Results, label: &str, series: &[Series], of: fn(&Series) -> &Vec<f64>, has_baseline: bool) {
+    let ms = |s: &Series| -> Vec<f64> { of(s).iter().map(|v| v * 1000.0).collect() };
+    let mine = series.first().and_then(|s| summarize(&ms(s)));
+    let theirs = series.get(1).and_then(|b| summarize(&ms(b)));
+    let is_add = label.starts_with("ADD");
+    for (stat, goal) in [("p50", Goal::RatioAtMost(0.5)), ("p99", Goal::RatioAtMost(1.0))] {
+        let get = |s: super::stats::Summary| if stat == "p50" { s.p50 } else { s.p99 };
+        let mut row = Row::value(1, format!("{label} {stat}"), mine.map(get), "ms", Goal::None);
+        row.baseline = theirs.map(get);
+        if is_add {
+            row.goal = goal;
         }
+        if !has_baseline {
+            row.note = format!("baseline missing: {REFERENCE_DIR}/ptp + host-local; no ratio");
+        }
+        results.rows.push(row);
     }
 }

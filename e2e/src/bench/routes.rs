@@ -364,7 +364,7 @@ fn baseline_files(dir: &Path) -> Result<(), BenchError> {
 }
 
 fn add_pods(lab: &mut BenchLab, options: &Options, node: &NodeRecord) -> Result<(), BenchError> {
-    let plugin = Plugin::gingham(&options.bin_dir, &cni_socket(node));
+    let plugin = Plugin::gingham(&options.bin_dir, &cni_socket(node), false);
     let netns: Vec<String> = (0..PODS).map(|i| lab.scratch(&format!("p{i}"))).collect();
     // The node's NodeNetwork names these endpoints (no operator runs here): see `prepare`.
     for ns in &netns {
