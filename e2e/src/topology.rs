@@ -125,12 +125,13 @@ pub fn build_underlay(state: &mut LabState, subnets: &[SubnetPlan]) -> Result<()
     add_netns(state, &ul)?;
     add_netns(state, &rt)?;
     add_netns(state, &out)?;
-    for netns in [&ul, &rt, &out] {
-        without_dad(netns)?;
-    }
     sysctl(&rt, "net.ipv4.ip_forward=1")?;
+    // IPv6 settings only where the lab has IPv6: an IPv4 lab runs on a kernel without it.
     let ipv6 = subnets.iter().any(|s| s.v6.is_some());
     if ipv6 {
+        for netns in [&ul, &rt, &out] {
+            without_dad(netns)?;
+        }
         sysctl(&rt, "net.ipv6.conf.all.forwarding=1")?;
     }
     for (i, subnet) in subnets.iter().enumerate() {
@@ -223,7 +224,9 @@ pub fn add_node(state: &mut LabState, name: &str, subnet_name: &str) -> Result<N
     let (ul, ns) = (names::underlay(&state.prefix), names::node(&state.prefix, name));
     let underlay_link = format!("vn{link_index}");
     add_netns(state, &ns)?;
-    without_dad(&ns)?;
+    if v6.is_some() {
+        without_dad(&ns)?;
+    }
     cmd::ip(Some(&ul), &["link", "add", &underlay_link, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
     cmd::ip(Some(&ul), &["link", "set", &underlay_link, "master", &bridge, "up"])?;
     let (address, address6) = plumb_underlay(&ns, "eth0", (v4, v6), host_index)?;
@@ -290,7 +293,9 @@ pub fn add_host(state: &mut LabState, name: &str, subnet_name: &str, host_index:
     let (ul, ns) = (names::underlay(&state.prefix), format!("{}-{name}", state.prefix));
     let link = format!("vh{}", state.namespaces.len());
     add_netns(state, &ns)?;
-    without_dad(&ns)?;
+    if v6.is_some() {
+        without_dad(&ns)?;
+    }
     cmd::ip(Some(&ul), &["link", "add", &link, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
     cmd::ip(Some(&ul), &["link", "set", &link, "master", &format!("br{index}"), "up"])?;
     plumb_underlay(&ns, "eth0", (v4, v6), host_index)?;
