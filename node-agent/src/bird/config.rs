@@ -10,8 +10,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
-use gingham_crds::api::NodeNetworkSpec;
 use gingham_crds::api::nodenetwork::{BgpPeerSession, NodeBgpSpec, PeerKind};
+use gingham_crds::api::{IpFamily, NodeNetworkSpec};
 use gingham_crds::validate::bird::{check_name, check_quotable};
 use gingham_crds::validate::{validate_bgp_session, validate_node_bgp};
 use ipnet::IpNet;
@@ -96,50 +96,20 @@ pub struct Session {
     pub rr_client: bool,
 }
 
-/// An address family, as BIRD's channels name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Family {
-    /// The `ipv4` channels.
-    Ipv4,
-    /// The `ipv6` channels.
-    Ipv6,
-}
-
-impl Family {
-    /// The family of an address.
-    pub fn of(address: &IpAddr) -> Self {
-        if address.is_ipv4() { Self::Ipv4 } else { Self::Ipv6 }
-    }
-
-    /// The family of a prefix.
-    pub fn of_net(net: &IpNet) -> Self {
-        Self::of(&net.addr())
-    }
-
-    /// BIRD's channel keyword: `ipv4` or `ipv6`.
-    pub fn channel(self) -> &'static str {
-        match self {
-            Self::Ipv4 => "ipv4",
-            Self::Ipv6 => "ipv6",
-        }
-    }
-
-    /// The suffix of this family's protocol and filter names: none for IPv4 (the names of
-    /// before), `6` for IPv6.
-    pub fn suffix(self) -> &'static str {
-        match self {
-            Self::Ipv4 => "",
-            Self::Ipv6 => "6",
-        }
+/// BIRD's channel keyword of a family: `ipv4` or `ipv6`.
+pub fn channel(family: IpFamily) -> &'static str {
+    match family {
+        IpFamily::IPv4 => "ipv4",
+        IpFamily::IPv6 => "ipv6",
     }
 }
 
-impl fmt::Display for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Ipv4 => "IPv4",
-            Self::Ipv6 => "IPv6",
-        })
+/// The suffix of a family's protocol and filter names: none for IPv4 (the names of before), `6`
+/// for IPv6.
+pub fn suffix(family: IpFamily) -> &'static str {
+    match family {
+        IpFamily::IPv4 => "",
+        IpFamily::IPv6 => "6",
     }
 }
 
@@ -158,7 +128,7 @@ pub struct BirdConfig {
     pub cluster_id: Option<Ipv4Addr>,
     /// The families the node routes: those it has an underlay address of (a node gets blocks only
     /// of those).
-    pub families: Vec<Family>,
+    pub families: Vec<IpFamily>,
     /// The node's blocks of both families, announced as blackholes.
     pub blocks: Vec<IpNet>,
     /// The blocks that are exported over BGP.
@@ -256,8 +226,8 @@ impl NodeAddresses {
         Self { ipv4: address(&spec.address), ipv6: address(&spec.address6) }
     }
 
-    fn families(&self) -> Vec<Family> {
-        [(Family::Ipv4, self.ipv4), (Family::Ipv6, self.ipv6)]
+    fn families(&self) -> Vec<IpFamily> {
+        [(IpFamily::IPv4, self.ipv4), (IpFamily::IPv6, self.ipv6)]
             .into_iter()
             .filter_map(|(family, address)| address.present.then_some(family))
             .collect()
@@ -286,7 +256,7 @@ fn session(
     let address = *peer.address.decoded(&format!("{path}.address")).map_err(|e| e.to_string())?;
     let local = local.facing(&address);
     if !local.present {
-        let family = Family::of(&address);
+        let family = IpFamily::of(address);
         return Err(format!(
             "the peer {address} is {family} but this node has no {family} address (spec.address{}): a session carries the routes of its peer's family",
             if address.is_ipv4() { "" } else { "6" }

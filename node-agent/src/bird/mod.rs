@@ -10,7 +10,7 @@ mod supervisor;
 
 use std::path::PathBuf;
 
-pub use config::{BirdConfig, Family, LeftOut, Name, NextHop, Quoted, Session};
+pub use config::{BirdConfig, LeftOut, Name, NextHop, Quoted, Session};
 pub use control::BirdPaths;
 pub use protocols::{is_established, parse_protocols, summary};
 pub use render::{KERNEL_METRIC, Rendered, render, render_config};

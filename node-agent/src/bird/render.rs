@@ -17,11 +17,11 @@
 use std::fmt::Write;
 use std::ops::RangeInclusive;
 
-use gingham_crds::api::NodeNetworkSpec;
 use gingham_crds::api::nodenetwork::{BgpPeerSession, NodeBgpSpec};
+use gingham_crds::api::{IpFamily, NodeNetworkSpec};
 
 use super::BirdError;
-use super::config::{BirdConfig, Family, NextHop, Session};
+use super::config::{BirdConfig, NextHop, Session, channel, suffix};
 
 /// The metric of routes BIRD writes into the kernel.
 pub const KERNEL_METRIC: u32 = 512;
@@ -73,7 +73,7 @@ pub fn render_config(config: &BirdConfig) -> Rendered {
     line(w, "# Interface routes, for next-hop resolution only: never exported.");
     line(w, "protocol direct gingham_direct {");
     for family in &config.families {
-        line(w, &format!("  {};", family.channel()));
+        line(w, &format!("  {};", channel(*family)));
     }
     line(w, "  interface -\"gh*\", \"*\";\n}");
     line(w, "");
@@ -97,10 +97,10 @@ pub fn render_config(config: &BirdConfig) -> Rendered {
 
 /// One family's kernel and static protocols and export filters (IPv4's keep the names of before;
 /// IPv6's end in `6`, as Calico's `bird6` config is a twin of `bird`'s).
-fn family_protocols(w: &mut String, config: &BirdConfig, family: Family) {
-    let (channel, suffix) = (family.channel(), family.suffix());
+fn family_protocols(w: &mut String, config: &BirdConfig, family: IpFamily) {
+    let (channel, suffix) = (channel(family), suffix(family));
     let of_family = |blocks: &[ipnet::IpNet]| -> Vec<ipnet::IpNet> {
-        blocks.iter().filter(|block| Family::of_net(block) == family).copied().collect()
+        blocks.iter().filter(|block| IpFamily::of_net(block) == family).copied().collect()
     };
     let (blocks, exported) = (of_family(&config.blocks), of_family(&config.exported));
     line(w, "");
@@ -170,9 +170,9 @@ fn peer_protocol(w: &mut String, config: &BirdConfig, peer: &Session) {
         line(w, &format!("  rr client;\n  rr cluster id {cluster};"));
     }
     // A session carries the routes of its peer address's family.
-    let family = Family::of(&peer.address);
+    let family = IpFamily::of(peer.address);
     let filter = if config.cluster_id.is_some() { "gingham_export_reflected" } else { "gingham_export_blocks" };
-    let (channel, suffix) = (family.channel(), family.suffix());
+    let (channel, suffix) = (channel(family), suffix(family));
     line(w, &format!("  {channel} {{\n    import all;\n    export filter {filter}{suffix};"));
     match peer.next_hop {
         NextHop::SelfHop => line(w, "    next hop self;"),

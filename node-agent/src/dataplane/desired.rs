@@ -9,13 +9,14 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use gingham_crds::api::IpFamily;
 use gingham_crds::api::common::EncapsulationMode;
 use ipnet::IpNet;
 
 use super::NodeView;
 use super::model::{
-    AddressSpec, Family, FdbSpec, IPIP_DEVICE, IPIP_OVERHEAD, Mac, NeighbourSpec, RouteSpec, RouteTarget, SysctlSpec,
-    TunnelKind, TunnelSpec,
+    AddressSpec, FdbSpec, IPIP_DEVICE, IPIP_OVERHEAD, Mac, NeighbourSpec, RouteSpec, RouteTarget, SysctlSpec,
+    TunnelKind, TunnelSpec, vxlan_device, vxlan_overhead,
 };
 use super::nexthop::RemoteRoute;
 use super::plan::{PoolPlan, RemoteBlock};
@@ -43,7 +44,7 @@ enum Path {
 
 /// Facts about this node, of one family, that every decision of that family needs.
 struct Local {
-    family: Family,
+    family: IpFamily,
     /// The underlay address with its subnet (CrossSubnet compares remote nodes with it).
     address: IpNet,
     tunnel_address: Option<IpAddr>,
@@ -52,16 +53,16 @@ struct Local {
 
 impl Local {
     /// This node's facts of `family`; `None` when it has no underlay address of that family.
-    fn of(view: &NodeView<'_>, family: Family) -> Option<Self> {
+    fn of(view: &NodeView<'_>, family: IpFamily) -> Option<Self> {
         let plan = view.plan;
         Some(match family {
-            Family::V4 => Self {
+            IpFamily::IPv4 => Self {
                 family,
                 address: plan.address?.into(),
                 tunnel_address: view.tunnel_address.map(IpAddr::V4),
                 vtep_mac: plan.tunnel.vtep_mac,
             },
-            Family::V6 => Self {
+            IpFamily::IPv6 => Self {
                 family,
                 address: plan.address6?.into(),
                 tunnel_address: view.tunnel_address6.map(IpAddr::V6),
@@ -83,33 +84,33 @@ struct Fields {
     vtep_mac: &'static str,
 }
 
-fn fields(family: Family) -> Fields {
+fn fields(family: IpFamily) -> Fields {
     match family {
-        Family::V4 => {
+        IpFamily::IPv4 => {
             Fields { address: "spec.address", tunnel_blocks: "spec.tunnel.blocks", vtep_mac: "spec.tunnel.vtepMAC" }
         }
-        Family::V6 => {
+        IpFamily::IPv6 => {
             Fields { address: "spec.address6", tunnel_blocks: "spec.tunnel.blocks6", vtep_mac: "spec.tunnel.vtepMACV6" }
         }
     }
 }
 
-fn pools_of<'a>(view: &'a NodeView<'_>, family: Family) -> impl Iterator<Item = &'a PoolPlan> {
-    view.plan.pools.iter().filter(move |pool| Family::of_net(&pool.cidr) == family)
+fn pools_of<'a>(view: &'a NodeView<'_>, family: IpFamily) -> impl Iterator<Item = &'a PoolPlan> {
+    view.plan.pools.iter().filter(move |pool| IpFamily::of_net(&pool.cidr) == family)
 }
 
 fn pool_for<'a>(view: &'a NodeView<'_>, block: &IpNet) -> Option<&'a PoolPlan> {
     view.plan.pools.iter().find(|pool| pool.cidr.contains(block))
 }
 
-fn path(pool: &PoolPlan, family: Family, same_subnet: bool) -> Path {
+fn path(pool: &PoolPlan, family: IpFamily, same_subnet: bool) -> Path {
     let choose = |mode: EncapsulationMode, encapsulated: Path| match mode {
         EncapsulationMode::Always => Some(encapsulated),
         EncapsulationMode::CrossSubnet if same_subnet => Some(Path::Direct),
         EncapsulationMode::CrossSubnet => Some(encapsulated),
         EncapsulationMode::Never => None,
     };
-    let ipip = || if family == Family::V4 { choose(pool.ipip_mode, Path::Ipip) } else { None };
+    let ipip = || if family == IpFamily::IPv4 { choose(pool.ipip_mode, Path::Ipip) } else { None };
     choose(pool.vxlan_mode, Path::Vxlan).or_else(ipip).unwrap_or(Path::Bgp)
 }
 
@@ -125,7 +126,7 @@ fn remotes<'a>(view: &'a NodeView<'_>, local: &Local) -> Vec<Remote<'a>> {
     view.plan
         .remotes
         .iter()
-        .filter(|block| Family::of_net(&block.cidr) == local.family)
+        .filter(|block| IpFamily::of_net(&block.cidr) == local.family)
         .filter_map(|block| {
             let pool = pool_for(view, &block.cidr)?;
             Some(Remote { block, path: path(pool, local.family, local.address.contains(&block.node_ip)) })
@@ -134,10 +135,10 @@ fn remotes<'a>(view: &'a NodeView<'_>, local: &Local) -> Vec<Remote<'a>> {
 }
 
 /// Which tunnel devices the pools of a family need: (VXLAN, IP-in-IP). IP-in-IP is IPv4 only.
-fn needs(view: &NodeView<'_>, family: Family) -> (bool, bool) {
+fn needs(view: &NodeView<'_>, family: IpFamily) -> (bool, bool) {
     let vxlan = pools_of(view, family).any(|p| p.vxlan_mode.is_enabled());
-    let ipip =
-        family == Family::V4 && pools_of(view, family).any(|p| p.ipip_mode.is_enabled() && !p.vxlan_mode.is_enabled());
+    let ipip = family == IpFamily::IPv4
+        && pools_of(view, family).any(|p| p.ipip_mode.is_enabled() && !p.vxlan_mode.is_enabled());
     (vxlan, ipip)
 }
 
@@ -147,15 +148,15 @@ fn needs(view: &NodeView<'_>, family: Family) -> (bool, bool) {
 /// (it routes nothing of that family), unless it owns blocks of it.
 pub fn problems(view: &NodeView<'_>, facts: &HostFacts) -> Vec<String> {
     let mut problems = Vec::new();
-    if needs(view, Family::V4).1 && !facts.ipip {
+    if needs(view, IpFamily::IPv4).1 && !facts.ipip {
         problems.push(
             "a pool uses IPIP but this kernel has no IP-in-IP: its remote blocks are not routed; use VXLAN".into(),
         );
     }
-    for family in Family::BOTH {
+    for family in IpFamily::BOTH {
         let fields = fields(family);
         let Some(local) = Local::of(view, family) else {
-            if view.plan.blocks.iter().any(|block| Family::of_net(block) == family) {
+            if view.plan.blocks.iter().any(|block| IpFamily::of_net(block) == family) {
                 problems.push(format!(
                     "{} is not an {family} address with prefix length, yet the node owns {family} blocks: no {family} remote block is routed",
                     fields.address
@@ -168,7 +169,7 @@ pub fn problems(view: &NodeView<'_>, facts: &HostFacts) -> Vec<String> {
                 "an {family} pool uses VXLAN but the node has no {family} tunnel address (see the IPAM error, or {} is empty) or {} is missing or invalid: no {} device",
                 fields.tunnel_blocks,
                 fields.vtep_mac,
-                family.vxlan_device()
+                vxlan_device(family)
             ));
             continue;
         }
@@ -232,13 +233,13 @@ pub fn local_routes(view: &NodeView<'_>) -> BTreeSet<RouteSpec> {
 /// CrossSubnet), of both families, with the node that owns the block.
 pub fn remote_routes(view: &NodeView<'_>, facts: &HostFacts) -> Vec<RemoteRoute> {
     let mut routes = Vec::new();
-    for local in Family::BOTH.into_iter().filter_map(|family| Local::of(view, family)) {
+    for local in IpFamily::BOTH.into_iter().filter_map(|family| Local::of(view, family)) {
         for remote in remotes(view, &local) {
             let node_ip = remote.block.node_ip;
             let target = match remote.path {
                 Path::Vxlan if local.vxlan_ready() => {
                     let Some((gateway, _)) = vtep(remote.block) else { continue };
-                    RouteTarget::Via { gateway, device: Some(local.family.vxlan_device().into()) }
+                    RouteTarget::Via { gateway, device: Some(vxlan_device(local.family).into()) }
                 }
                 Path::Ipip if facts.ipip => RouteTarget::Via { gateway: node_ip, device: Some(IPIP_DEVICE.into()) },
                 Path::Direct => RouteTarget::Via { gateway: node_ip, device: None },
@@ -257,17 +258,17 @@ pub fn desired_tunnels(view: &NodeView<'_>, facts: &HostFacts) -> BTreeSet<Tunne
     let mut tunnels = BTreeSet::new();
     let underlay = facts.underlay_mtu.unwrap_or(FALLBACK_UNDERLAY_MTU);
     let tunnel = &view.plan.tunnel;
-    for local in Family::BOTH.into_iter().filter_map(|family| Local::of(view, family)) {
+    for local in IpFamily::BOTH.into_iter().filter_map(|family| Local::of(view, family)) {
         let (vxlan, ipip) = needs(view, local.family);
         if vxlan && local.vxlan_ready() {
             let mtu = match local.family {
-                Family::V4 => tunnel.vxlan_mtu,
-                Family::V6 => tunnel.vxlan_mtu_v6,
+                IpFamily::IPv4 => tunnel.vxlan_mtu,
+                IpFamily::IPv6 => tunnel.vxlan_mtu_v6,
             };
             tunnels.insert(TunnelSpec {
-                name: local.family.vxlan_device().into(),
+                name: vxlan_device(local.family).into(),
                 kind: TunnelKind::Vxlan { vni: tunnel.vxlan_vni, port: tunnel.vxlan_port, local: local.address.addr() },
-                mtu: mtu.filter(|m| *m > 0).unwrap_or(underlay.saturating_sub(local.family.vxlan_overhead())),
+                mtu: mtu.filter(|m| *m > 0).unwrap_or(underlay.saturating_sub(vxlan_overhead(local.family))),
                 mac: local.vtep_mac,
             });
         }
@@ -284,10 +285,10 @@ pub fn desired_tunnels(view: &NodeView<'_>, facts: &HostFacts) -> BTreeSet<Tunne
 }
 
 /// The family of a tunnel device: its underlay's (IP-in-IP is IPv4).
-fn tunnel_family(tunnel: &TunnelSpec) -> Family {
+fn tunnel_family(tunnel: &TunnelSpec) -> IpFamily {
     match &tunnel.kind {
-        TunnelKind::Vxlan { local, .. } => Family::of(local),
-        TunnelKind::Ipip => Family::V4,
+        TunnelKind::Vxlan { local, .. } => IpFamily::of(*local),
+        TunnelKind::Ipip => IpFamily::IPv4,
     }
 }
 
@@ -325,11 +326,11 @@ pub fn desired_fdb(view: &NodeView<'_>) -> BTreeSet<FdbSpec> {
 /// goes to, of both families.
 fn vxlan_remotes(view: &NodeView<'_>) -> Vec<(&'static str, IpAddr, Mac, IpAddr)> {
     let mut out = Vec::new();
-    let locals = Family::BOTH.into_iter().filter_map(|family| Local::of(view, family));
+    let locals = IpFamily::BOTH.into_iter().filter_map(|family| Local::of(view, family));
     for local in locals.filter(Local::vxlan_ready) {
         for remote in remotes(view, &local).into_iter().filter(|r| r.path == Path::Vxlan) {
             if let Some((address, mac)) = vtep(remote.block) {
-                out.push((local.family.vxlan_device(), address, mac, remote.block.node_ip));
+                out.push((vxlan_device(local.family), address, mac, remote.block.node_ip));
             }
         }
     }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use gingham_crds::api::IpFamily;
 use gingham_crds::api::nodenetwork::NodeCapabilities;
 use ipnet::IpNet;
 use tracing::{debug, info, warn};
@@ -16,7 +17,7 @@ use super::desired::{
     problems, remote_routes, vtep_routes,
 };
 use super::diff::{DesiredState, KernelState, Op, diff};
-use super::model::{Family, LinkState, ROUTE_PROTOCOL, TunnelKind};
+use super::model::{LinkState, ROUTE_PROTOCOL, TunnelKind};
 use super::netlink::{Netlink, NetlinkError, describe};
 use super::nexthop::{Underlay, through_nexthops};
 use super::nft::apply::{Nft, NftChange, NftCommand};
@@ -234,7 +235,8 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
                 return BTreeSet::new();
             }
         };
-        let underlay_mtu = underlay(view, &current, Family::V4).or_else(|| underlay(view, &current, Family::V6));
+        let underlay_mtu =
+            underlay(view, &current, IpFamily::IPv4).or_else(|| underlay(view, &current, IpFamily::IPv6));
         let facts = HostFacts { underlay_mtu: underlay_mtu.map(|l| l.mtu), ipip: capabilities.ipip };
         let present: BTreeSet<&str> = current.links.iter().map(|l| l.name.as_str()).collect();
         let (ready, waiting): (Vec<_>, Vec<_>) =
@@ -254,7 +256,7 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
         let remote = remote_routes(&ready_view, &facts);
         let (remote, nexthops) = if capabilities.nexthops {
             let name = |family| underlay(view, &current, family).map(|l| l.name.as_str());
-            let underlay = Underlay { v4: name(Family::V4), v6: name(Family::V6) };
+            let underlay = Underlay { v4: name(IpFamily::IPv4), v6: name(IpFamily::IPv6) };
             through_nexthops(&remote, underlay, &current.foreign_nexthops)
         } else {
             (remote.into_iter().map(|r| r.route).collect(), BTreeSet::new())
@@ -388,10 +390,10 @@ impl<N: Netlink, F: Nft> KernelDataplane<N, F> {
 }
 
 /// The device holding the node's underlay address of a family.
-fn underlay<'a>(view: &NodeView<'_>, current: &'a KernelState, family: Family) -> Option<&'a LinkState> {
+fn underlay<'a>(view: &NodeView<'_>, current: &'a KernelState, family: IpFamily) -> Option<&'a LinkState> {
     let node = match family {
-        Family::V4 => IpAddr::V4(view.plan.address?.addr()),
-        Family::V6 => IpAddr::V6(view.plan.address6?.addr()),
+        IpFamily::IPv4 => IpAddr::V4(view.plan.address?.addr()),
+        IpFamily::IPv6 => IpAddr::V6(view.plan.address6?.addr()),
     };
     let device = current.addresses.iter().find(|a| a.address.addr() == node)?;
     current.link(&device.device)

@@ -13,7 +13,7 @@ use crate::dataplane::fixtures::{
     remote_blocks_dual, rules,
 };
 use crate::dataplane::model::{AddressSpec, NexthopSpec, RouteTarget, VXLAN_DEVICE, VXLAN6_DEVICE};
-use crate::dataplane::nexthop::{Family, preferred_id};
+use crate::dataplane::nexthop::preferred_id;
 use crate::dataplane::nft::apply::FakeNft;
 use crate::dataplane::nft::observe::Observed;
 use crate::dataplane::observed::Notice;
@@ -334,7 +334,7 @@ async fn sync_blocks(
 }
 
 fn nexthop_of(node: &str, gateway: &str) -> NexthopSpec {
-    let id = preferred_id(node, Family::V4);
+    let id = preferred_id(node, IpFamily::IPv4);
     NexthopSpec { id, gateway: gateway.parse().unwrap(), device: VXLAN_DEVICE.into() }
 }
 
@@ -385,7 +385,7 @@ async fn moving_a_node_rewrites_its_nexthop_and_no_route() {
 async fn a_restarted_agent_adopts_its_nexthops_and_leaves_foreign_ones_alone() {
     let spec = policy_spec();
     let mut kernel = host(&[]);
-    let b = preferred_id("node-b", Family::V4);
+    let b = preferred_id("node-b", IpFamily::IPv4);
     kernel.foreign_nexthops.insert(b);
     let mut first = KernelDataplane::new(kernel, FakeNft::default());
     sync_blocks(&mut first, &spec, |_| {}).await;
@@ -464,7 +464,7 @@ async fn both_families_route_through_nexthops_of_their_family_and_a_second_sync_
         let report = sync_dual(&mut dataplane, &spec, tunnel).await;
         assert!(report.errors.is_empty() && report.routes_programmed, "{name}: {:?}", report.errors);
         let kernel = dataplane.netlink_mut();
-        let (b6, c6) = (preferred_id("node-b", Family::V6), preferred_id("node-c", Family::V6));
+        let (b6, c6) = (preferred_id("node-b", IpFamily::IPv6), preferred_id("node-c", IpFamily::IPv6));
         let hops: Vec<String> =
             kernel.nexthops.iter().filter(|n| n.gateway.is_ipv6()).map(ToString::to_string).collect();
         let mut expected = vec![

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use gingham_crds::api::IpFamily;
 use ipnet::IpNet;
 
 /// The route protocol number that marks routes as gingham's. Only routes with it are ever deleted.
@@ -27,52 +28,19 @@ pub const VXLAN_OVERHEAD: u32 = 50;
 /// Bytes of VXLAN overhead over IPv6 (the outer header is 20 bytes longer).
 pub const VXLAN6_OVERHEAD: u32 = 70;
 
-/// An address family: the key of a nexthop and of each per-family decision.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Family {
-    /// IPv4.
-    V4,
-    /// IPv6.
-    V6,
-}
-
-impl Family {
-    /// Both families, IPv4 first.
-    pub const BOTH: [Self; 2] = [Self::V4, Self::V6];
-
-    /// The family of an address.
-    pub fn of(address: &IpAddr) -> Self {
-        if address.is_ipv4() { Self::V4 } else { Self::V6 }
-    }
-
-    /// The family of a network.
-    pub fn of_net(net: &IpNet) -> Self {
-        Self::of(&net.addr())
-    }
-
-    /// This family's VXLAN device.
-    pub fn vxlan_device(self) -> &'static str {
-        match self {
-            Self::V4 => VXLAN_DEVICE,
-            Self::V6 => VXLAN6_DEVICE,
-        }
-    }
-
-    /// This family's VXLAN overhead.
-    pub fn vxlan_overhead(self) -> u32 {
-        match self {
-            Self::V4 => VXLAN_OVERHEAD,
-            Self::V6 => VXLAN6_OVERHEAD,
-        }
+/// A family's VXLAN device.
+pub fn vxlan_device(family: IpFamily) -> &'static str {
+    match family {
+        IpFamily::IPv4 => VXLAN_DEVICE,
+        IpFamily::IPv6 => VXLAN6_DEVICE,
     }
 }
 
-impl fmt::Display for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::V4 => "IPv4",
-            Self::V6 => "IPv6",
-        })
+/// A family's VXLAN overhead.
+pub fn vxlan_overhead(family: IpFamily) -> u32 {
+    match family {
+        IpFamily::IPv4 => VXLAN_OVERHEAD,
+        IpFamily::IPv6 => VXLAN6_OVERHEAD,
     }
 }
 

@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::ops::Range;
 
-pub use super::model::Family;
+use gingham_crds::api::IpFamily;
+
 use super::model::{NexthopSpec, RouteSpec, RouteTarget};
 use super::nft::model::stable_hash;
 
@@ -39,19 +40,19 @@ pub struct Underlay<'a> {
 
 impl<'a> Underlay<'a> {
     /// The underlay device of a family.
-    pub fn of(&self, family: Family) -> Option<&'a str> {
+    pub fn of(&self, family: IpFamily) -> Option<&'a str> {
         match family {
-            Family::V4 => self.v4,
-            Family::V6 => self.v6,
+            IpFamily::IPv4 => self.v4,
+            IpFamily::IPv6 => self.v6,
         }
     }
 }
 
 /// The id a node's nexthop of this family is given when nothing else holds it.
-pub fn preferred_id(node: &str, family: Family) -> u32 {
+pub fn preferred_id(node: &str, family: IpFamily) -> u32 {
     let suffix = match family {
-        Family::V4 => "4",
-        Family::V6 => "6",
+        IpFamily::IPv4 => "4",
+        IpFamily::IPv6 => "6",
     };
     let span = u64::from(ID_RANGE.end - ID_RANGE.start);
     let offset = stable_hash(&format!("{node}/{suffix}")) % span;
@@ -66,9 +67,9 @@ pub fn next_id(id: u32) -> u32 {
 /// An id for every key, in key order: the preferred one, else the next free one (wrapping in
 /// [`ID_RANGE`]). `taken` are the ids of nexthops gingham does not own.
 pub fn assign_ids<'a>(
-    keys: impl IntoIterator<Item = (&'a str, Family)>,
+    keys: impl IntoIterator<Item = (&'a str, IpFamily)>,
     taken: &BTreeSet<u32>,
-) -> BTreeMap<(&'a str, Family), u32> {
+) -> BTreeMap<(&'a str, IpFamily), u32> {
     let mut used = taken.clone();
     let mut ids = BTreeMap::new();
     for key in keys {
@@ -87,7 +88,7 @@ pub fn assign_ids<'a>(
 fn hop<'a>(route: &'a RouteSpec, underlay: Underlay<'a>) -> Option<(IpAddr, &'a str)> {
     match &route.target {
         RouteTarget::Via { gateway, device } => {
-            Some((*gateway, device.as_deref().or_else(|| underlay.of(Family::of(gateway)))?))
+            Some((*gateway, device.as_deref().or_else(|| underlay.of(IpFamily::of(*gateway)))?))
         }
         RouteTarget::Device(_) | RouteTarget::Blackhole | RouteTarget::Nexthop(_) => None,
     }
@@ -102,9 +103,9 @@ pub fn through_nexthops(
     underlay: Underlay<'_>,
     taken: &BTreeSet<u32>,
 ) -> (BTreeSet<RouteSpec>, BTreeSet<NexthopSpec>) {
-    let mut by_node: BTreeMap<(&str, Family), Vec<&RouteSpec>> = BTreeMap::new();
+    let mut by_node: BTreeMap<(&str, IpFamily), Vec<&RouteSpec>> = BTreeMap::new();
     for r in remote {
-        let family = Family::of_net(&r.route.destination);
+        let family = IpFamily::of_net(&r.route.destination);
         by_node.entry((r.node.as_str(), family)).or_default().push(&r.route);
     }
     for routes in by_node.values_mut() {

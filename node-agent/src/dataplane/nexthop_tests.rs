@@ -17,11 +17,11 @@ fn remote(node: &str, route: RouteSpec) -> RemoteRoute {
 
 #[test]
 fn ids_are_stable_in_range_and_skip_what_is_taken() {
-    let first = preferred_id("node-b", Family::V4);
-    assert_eq!(first, preferred_id("node-b", Family::V4), "the same node and family, the same id");
-    assert_ne!(first, preferred_id("node-b", Family::V6), "each family has its own nexthop");
+    let first = preferred_id("node-b", IpFamily::IPv4);
+    assert_eq!(first, preferred_id("node-b", IpFamily::IPv4), "the same node and family, the same id");
+    assert_ne!(first, preferred_id("node-b", IpFamily::IPv6), "each family has its own nexthop");
     assert!(ID_RANGE.contains(&first));
-    let keys = [("node-b", Family::V4), ("node-c", Family::V4)];
+    let keys = [("node-b", IpFamily::IPv4), ("node-c", IpFamily::IPv4)];
     let free = assign_ids(keys, &BTreeSet::new());
     assert_eq!(free[&keys[0]], first);
     let taken = assign_ids(keys, &[first].into());
@@ -36,12 +36,15 @@ fn two_nodes_with_the_same_preferred_id_get_two_ids_in_key_order() {
     let (a, b) = (0..1_000_000u32)
         .find_map(|i| {
             let name = format!("n{i}");
-            seen.insert(preferred_id(&name, Family::V4), name.clone()).map(|other| (other, name))
+            seen.insert(preferred_id(&name, IpFamily::IPv4), name.clone()).map(|other| (other, name))
         })
         .unwrap();
-    let keys = [(a.as_str(), Family::V4), (b.as_str(), Family::V4)];
+    let keys = [(a.as_str(), IpFamily::IPv4), (b.as_str(), IpFamily::IPv4)];
     let ids = assign_ids(keys, &BTreeSet::new());
-    assert_eq!((ids[&keys[0]], ids[&keys[1]]), (preferred_id(&a, Family::V4), preferred_id(&a, Family::V4) + 1));
+    assert_eq!(
+        (ids[&keys[0]], ids[&keys[1]]),
+        (preferred_id(&a, IpFamily::IPv4), preferred_id(&a, IpFamily::IPv4) + 1)
+    );
 }
 
 #[test]
@@ -52,8 +55,8 @@ fn each_node_gets_one_nexthop_that_its_routes_name() {
         remote("node-c", via("10.0.2.0/26", "10.0.2.0", Some("vxlan.gingham"))),
     ];
     let (routes, nexthops) = through_nexthops(&remote, ETH0, &BTreeSet::new());
-    let b = preferred_id("node-b", Family::V4);
-    let c = preferred_id("node-c", Family::V4);
+    let b = preferred_id("node-b", IpFamily::IPv4);
+    let c = preferred_id("node-c", IpFamily::IPv4);
     assert_eq!(
         nexthops,
         [
@@ -116,8 +119,11 @@ fn a_dual_stack_node_gets_one_nexthop_per_family_through_its_family_underlay() {
         remote("node-c", via("fd00:2::/122", "fd00:10::3", None)),
     ];
     let (routes, nexthops) = through_nexthops(&remote, ETH0, &BTreeSet::new());
-    let (b4, b6, c6) =
-        (preferred_id("node-b", Family::V4), preferred_id("node-b", Family::V6), preferred_id("node-c", Family::V6));
+    let (b4, b6, c6) = (
+        preferred_id("node-b", IpFamily::IPv4),
+        preferred_id("node-b", IpFamily::IPv6),
+        preferred_id("node-c", IpFamily::IPv6),
+    );
     let hops: Vec<_> = nexthops.iter().map(|n| (n.id, n.gateway.to_string(), n.device.as_str())).collect();
     let mut expected = vec![
         (b4, "10.0.1.0".to_string(), "vxlan.gingham"),
