@@ -9,9 +9,10 @@ use gingham_datastore::atomic::{AtomicWriteError, PUBLIC_FILE, write_atomic};
 use gingham_datastore::layout::{IPAM_BLOCKS, node_network_path, node_status_path, user_object_path};
 use serde_json::{Value, json};
 
-use crate::family::Family;
+use crate::family::family_of;
 use crate::scenario::{NamespaceSpec, PodSpec};
 use crate::state::NodeRecord;
+use gingham_crds::api::IpFamily;
 
 /// Reading or writing the datastore failed.
 #[derive(Debug, thiserror::Error)]
@@ -113,9 +114,10 @@ pub fn node_object(node: &NodeRecord, labels: &BTreeMap<String, String>) -> Valu
     labels.insert("kubernetes.io/os".into(), "linux".into());
     let mut annotations = serde_json::Map::new();
     let mut addresses = Vec::new();
-    for (family, annotation) in [(Family::V4, NODE_ADDRESS_ANNOTATION), (Family::V6, NODE_ADDRESS6_ANNOTATION)] {
+    for (family, annotation) in [(IpFamily::IPv4, NODE_ADDRESS_ANNOTATION), (IpFamily::IPv6, NODE_ADDRESS6_ANNOTATION)]
+    {
         let with_prefix =
-            [Some(&node.address), node.address6.as_ref()].into_iter().flatten().find(|a| Family::of(a) == family);
+            [Some(&node.address), node.address6.as_ref()].into_iter().flatten().find(|a| family_of(a) == family);
         if let (Some(with_prefix), Some(ip)) = (with_prefix, node.ip(family)) {
             annotations.insert(annotation.into(), json!(with_prefix));
             addresses.push(json!({"type": "InternalIP", "address": ip}));

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::cmd::{self, CmdError};
 use crate::datastore::{self, DatastoreError};
-use crate::family::Family;
+use crate::family::family_of;
 use crate::lab::{self, LabError};
 use crate::pods::{self, PodError};
 use crate::probe::{self, Probe, Reach};
@@ -23,6 +23,7 @@ use crate::report;
 use crate::scenario::PodSpec;
 use crate::state::LabState;
 use crate::topology::names;
+use gingham_crds::api::IpFamily;
 
 /// A live-change run failed to act (not a failed check: those are reported in [`Step`]).
 #[derive(Debug, thiserror::Error)]
@@ -117,12 +118,12 @@ pub fn pool6(name: &str, encap: Encap) -> Value {
 
 /// The pools of a lab of `families`: [`pool`] `pool_name` for IPv4, [`pool6`] `<pool_name>6` for
 /// IPv6.
-pub fn pools(pool_name: &str, encap: Encap, families: &[Family]) -> Vec<Value> {
+pub fn pools(pool_name: &str, encap: Encap, families: &[IpFamily]) -> Vec<Value> {
     families
         .iter()
         .map(|family| match family {
-            Family::V4 => pool(pool_name, encap),
-            Family::V6 => pool6(&format!("{pool_name}6"), encap),
+            IpFamily::IPv4 => pool(pool_name, encap),
+            IpFamily::IPv6 => pool6(&format!("{pool_name}6"), encap),
         })
         .collect()
 }
@@ -134,18 +135,18 @@ pub const NODES: [(&str, &str); 3] = [("n1", "a"), ("n2", "a"), ("n3", "b")];
 /// Scenario text: [`NODES`] on subnets a (10.231.1.0/24) and b (10.231.2.0/24), `pods_per_node`
 /// pods `default/p-<node>-<i>` on each, and [`pool`] `pool` with `encap`.
 pub fn scenario(prefix: &str, pods_per_node: usize, encap: Encap) -> String {
-    scenario_in(prefix, pods_per_node, encap, &[Family::V4])
+    scenario_in(prefix, pods_per_node, encap, &[IpFamily::IPv4])
 }
 
 /// [`scenario`] in `families`: subnets a and b also (or only) fd00:231:1::/64 and fd00:231:2::/64,
 /// and the [`pools`] of those families.
-pub fn scenario_in(prefix: &str, pods_per_node: usize, encap: Encap, families: &[Family]) -> String {
+pub fn scenario_in(prefix: &str, pods_per_node: usize, encap: Encap, families: &[IpFamily]) -> String {
     let subnet = |name: &str, n: u8| {
         let mut cidrs = Vec::new();
-        if families.contains(&Family::V4) {
+        if families.contains(&IpFamily::IPv4) {
             cidrs.push(format!("cidr: 10.231.{n}.0/24"));
         }
-        if families.contains(&Family::V6) {
+        if families.contains(&IpFamily::IPv6) {
             cidrs.push(format!("cidr6: \"fd00:231:{n}::/64\""));
         }
         format!("  - {{name: {name}, {}}}\n", cidrs.join(", "))
@@ -187,7 +188,7 @@ pub fn apply(state: &LabState, objects: &[Value]) -> Result<Duration, LiveError>
 pub fn fabric_routes(state: &LabState, on: bool) -> Result<(), LiveError> {
     let router = names::router(&state.prefix);
     for (cidr, node) in datastore::ipam_blocks(&state.datastore()) {
-        let via = state.node(&node).and_then(|n| n.ip(Family::of(&cidr)).map(str::to_string));
+        let via = state.node(&node).and_then(|n| n.ip(family_of(&cidr)).map(str::to_string));
         match via {
             Some(via) if on => {
                 cmd::ip(Some(&router), &["route", "replace", &cidr, "via", &via])?;
@@ -223,7 +224,7 @@ pub fn settled_matrix(state: &LabState, settle: Duration) -> probe::Matrix {
 }
 
 /// [`settled_matrix`] in every family of the lab.
-pub fn settled_matrices(state: &LabState, settle: Duration) -> Vec<(Family, probe::Matrix)> {
+pub fn settled_matrices(state: &LabState, settle: Duration) -> Vec<(IpFamily, probe::Matrix)> {
     let deadline = Instant::now() + settle;
     loop {
         let matrices = probe::matrices(state, Probe::Icmp, None);
@@ -302,10 +303,10 @@ fn pod_addresses_on_nodes(state: &LabState) -> Vec<String> {
 
 /// The tunnel address of `family` on a node's tunnel device (VXLAN or IPIP for IPv4, `vxlan6.gingham`
 /// for IPv6), if it has one in the lab's pool range of that family.
-pub fn tunnel_address(netns: &str, family: Family) -> Option<String> {
+pub fn tunnel_address(netns: &str, family: IpFamily) -> Option<String> {
     let (range, devices): (&str, &[&str]) = match family {
-        Family::V4 => (crate::scenario::POOL_RANGE, &["vxlan.gingham", "tunl0"]),
-        Family::V6 => (crate::scenario::POOL_RANGE6, &["vxlan6.gingham"]),
+        IpFamily::IPv4 => (crate::scenario::POOL_RANGE, &["vxlan.gingham", "tunl0"]),
+        IpFamily::IPv6 => (crate::scenario::POOL_RANGE6, &["vxlan6.gingham"]),
     };
     let pools: IpNet = range.parse().ok()?;
     let held = node_addresses(netns).ok()?;
@@ -323,7 +324,7 @@ fn tunnels_not_in_status(state: &LabState) -> Vec<String> {
     for node in &state.nodes {
         for family in state.families() {
             let Some(tunnel) = tunnel_address(&node.netns, family) else { continue };
-            let heading = if family == Family::V4 { "--- tunnel address" } else { "--- IPv6 tunnel address" };
+            let heading = if family == IpFamily::IPv4 { "--- tunnel address" } else { "--- IPv6 tunnel address" };
             let section = text.split("\n=== ").find(|s| s.starts_with(&format!("{} (", node.name))).unwrap_or("");
             let line = section.lines().find(|l| l.starts_with(heading));
             if line.and_then(|l| l.split_whitespace().last()) != Some(tunnel.as_str()) {
@@ -364,8 +365,8 @@ pub fn pods_hold_low_addresses(state: &LabState) -> Vec<String> {
             };
             let at = |offset: u128| -> IpAddr {
                 match family {
-                    Family::V4 => IpAddr::V4(u32::try_from(first + offset).unwrap_or(u32::MAX).into()),
-                    Family::V6 => IpAddr::V6((first + offset).into()),
+                    IpFamily::IPv4 => IpAddr::V4(u32::try_from(first + offset).unwrap_or(u32::MAX).into()),
+                    IpFamily::IPv6 => IpAddr::V6((first + offset).into()),
                 }
             };
             let count = held.len() as u128;

@@ -70,8 +70,8 @@ fn encapsulations_are_labelled_as_a_reader_names_them() {
 
 #[test]
 fn the_dual_stack_live_scenario_has_both_underlays_and_a_pool_per_family() {
-    use crate::family::Family;
-    let text = super::scenario_in("lv", 2, Encap::vxlan("Always"), &[Family::V4, Family::V6]);
+    use gingham_crds::api::IpFamily;
+    let text = super::scenario_in("lv", 2, Encap::vxlan("Always"), &[IpFamily::IPv4, IpFamily::IPv6]);
     let parsed = crate::scenario::parse(&text).unwrap();
     assert!(parsed.subnets.iter().all(|s| s.v4.is_some() && s.v6.is_some()), "{:?}", parsed.subnets);
     let pools: Vec<(&str, &str)> = parsed
@@ -85,7 +85,7 @@ fn the_dual_stack_live_scenario_has_both_underlays_and_a_pool_per_family() {
         })
         .collect();
     assert_eq!(pools, [("10.232.0.0/16", "Always"), ("fd00:232::/48", "Always")]);
-    let ipv6_only = crate::scenario::parse(&super::scenario_in("lv", 1, Encap::NONE, &[Family::V6])).unwrap();
+    let ipv6_only = crate::scenario::parse(&super::scenario_in("lv", 1, Encap::NONE, &[IpFamily::IPv6])).unwrap();
     assert!(ipv6_only.subnets.iter().all(|s| s.v4.is_none()));
     assert_eq!(ipv6_only.objects.len(), 1);
 }

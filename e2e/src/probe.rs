@@ -6,9 +6,10 @@ use std::fmt::Write as _;
 use std::process::Command;
 
 use crate::cmd;
-use crate::family::{Family, socket_text};
+use crate::family::socket_text;
 use crate::lab::LAB;
 use crate::state::{LabState, PodRecord};
+use gingham_crds::api::IpFamily;
 
 /// How to probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,12 +74,12 @@ pub fn reach(state: &LabState, from: &str, address: &str, probe: Probe) -> Reach
 /// Probes every pair of pods (not a pod to itself), 16 at a time, in the lab's first family (IPv4
 /// unless the lab is IPv6-only).
 pub fn matrix(state: &LabState, probe: Probe) -> Matrix {
-    let family = state.families().first().copied().unwrap_or(Family::V4);
+    let family = state.families().first().copied().unwrap_or(IpFamily::IPv4);
     matrix_in(state, probe, family)
 }
 
 /// Probes every pair of pods that have an address of `family`, to that address.
-pub fn matrix_in(state: &LabState, probe: Probe, family: Family) -> Matrix {
+pub fn matrix_in(state: &LabState, probe: Probe, family: IpFamily) -> Matrix {
     let pods: Vec<&PodRecord> = state.pods.iter().filter(|p| p.ip(family).is_some()).collect();
     let pairs: Vec<(&PodRecord, &PodRecord)> =
         pods.iter().flat_map(|a| pods.iter().filter(move |b| a.netns != b.netns).map(move |b| (*a, *b))).collect();
@@ -103,13 +104,13 @@ pub fn matrix_in(state: &LabState, probe: Probe, family: Family) -> Matrix {
 
 /// Renders a matrix as a table: rows are sources, columns destinations.
 pub fn render(state: &LabState, matrix: &Matrix) -> String {
-    let family = state.families().first().copied().unwrap_or(Family::V4);
+    let family = state.families().first().copied().unwrap_or(IpFamily::IPv4);
     render_families(state, &[(family, matrix.clone())])
 }
 
 /// Renders the matrices of several families as one table: each cell shows one result per family,
 /// in the order given (`ok/--`: reached over the first, not over the second).
-pub fn render_families(state: &LabState, matrices: &[(Family, Matrix)]) -> String {
+pub fn render_families(state: &LabState, matrices: &[(IpFamily, Matrix)]) -> String {
     let pods: Vec<String> = state.pods.iter().map(PodRecord::key).collect();
     let width = pods.iter().map(String::len).max().unwrap_or(4).max(9) + 3;
     let cell_width = 3 * matrices.len().max(1) + 1;
@@ -144,7 +145,7 @@ pub fn render_families(state: &LabState, matrices: &[(Family, Matrix)]) -> Strin
 }
 
 /// The matrix of every family the lab has, or of `only` that one.
-pub fn matrices(state: &LabState, probe: Probe, only: Option<Family>) -> Vec<(Family, Matrix)> {
+pub fn matrices(state: &LabState, probe: Probe, only: Option<IpFamily>) -> Vec<(IpFamily, Matrix)> {
     let families = match only {
         Some(family) => vec![family],
         None => state.families(),

@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 
 use crate::cmd;
 use crate::datastore;
-use crate::family::Family;
+use crate::family::ip_flag;
 use crate::state::LabState;
+use gingham_crds::api::IpFamily;
 
 /// The `gingham` CLI's datastore flag for this lab, and the environment variable that sets it.
 pub fn cli_hint(state: &LabState) -> String {
@@ -61,7 +62,7 @@ pub fn status(state: &LabState) -> String {
             addresses.map(String::as_str).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         let _ = writeln!(out, "\n=== {} ({}, netns {}) ===", node.name, addresses.join(" "), node.netns);
         for family in state.families() {
-            let routes = cmd::ip(Some(&node.netns), &[family.ip_flag(), "route", "show", "table", "all"])
+            let routes = cmd::ip(Some(&node.netns), &[ip_flag(family), "route", "show", "table", "all"])
                 .unwrap_or_else(|e| e.to_string());
             // The kernel's own: local and broadcast routes, and IPv6 link-local and multicast ones.
             let main: Vec<&str> = routes
@@ -69,13 +70,13 @@ pub fn status(state: &LabState) -> String {
                 .filter(|l| !l.contains("table local") && !l.starts_with("local ") && !l.starts_with("multicast "))
                 .filter(|l| !l.starts_with("fe80::/64"))
                 .collect();
-            let _ = writeln!(out, "--- ip {} route\n{}", family.ip_flag(), main.join("\n"));
+            let _ = writeln!(out, "--- ip {} route\n{}", ip_flag(family), main.join("\n"));
         }
         let status = datastore::node_status(&state.datastore(), &node.name).ok().flatten();
         let field = |name: &str| status.as_ref().and_then(|s| s.get(name)).and_then(|v| v.as_str()).map(str::to_string);
         let tunnel = field("tunnelAddress").unwrap_or_else(|| "none".into());
         let _ = writeln!(out, "--- tunnel address (IPAM handle tunnel-addr-{}): {tunnel}", node.name);
-        if state.families().contains(&Family::V6) {
+        if state.families().contains(&IpFamily::IPv6) {
             let tunnel6 = field("tunnelAddress6").unwrap_or_else(|| "none".into());
             let _ = writeln!(out, "--- IPv6 tunnel address (IPAM handle tunnel-addr-v6-{}): {tunnel6}", node.name);
         }

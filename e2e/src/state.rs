@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::family::Family;
+use crate::family::family_of;
+use gingham_crds::api::IpFamily;
 
 /// Where labs keep their state unless told otherwise: `/run/gingham-lab/<prefix>`.
 pub const STATE_ROOT: &str = "/run/gingham-lab";
@@ -66,11 +67,11 @@ pub struct NodeRecord {
 
 impl NodeRecord {
     /// Its underlay address of `family`, without prefix length.
-    pub fn ip(&self, family: Family) -> Option<&str> {
+    pub fn ip(&self, family: IpFamily) -> Option<&str> {
         [Some(&self.address), self.address6.as_ref()]
             .into_iter()
             .flatten()
-            .find(|a| Family::of(a) == family)
+            .find(|a| family_of(a) == family)
             .and_then(|a| a.split('/').next())
     }
 }
@@ -100,11 +101,11 @@ pub struct PodRecord {
 
 impl PodRecord {
     /// Its address of `family`, without prefix length.
-    pub fn ip(&self, family: Family) -> Option<&str> {
+    pub fn ip(&self, family: IpFamily) -> Option<&str> {
         match crate::family::address_of(&self.addresses, family) {
             Some(address) => Some(address),
             // A state written before dual-stack has the one address only.
-            None => self.address.as_deref().filter(|a| Family::of(a) == family).and_then(|a| a.split('/').next()),
+            None => self.address.as_deref().filter(|a| family_of(a) == family).and_then(|a| a.split('/').next()),
         }
     }
 
@@ -203,9 +204,9 @@ impl LabState {
     }
 
     /// The families the lab's underlay carries (every subnet has the same), IPv4 first.
-    pub fn families(&self) -> Vec<Family> {
-        let Some(subnet) = self.subnets.first() else { return vec![Family::V4] };
-        [(Family::V4, subnet.cidr.is_some()), (Family::V6, subnet.cidr6.is_some())]
+    pub fn families(&self) -> Vec<IpFamily> {
+        let Some(subnet) = self.subnets.first() else { return vec![IpFamily::IPv4] };
+        [(IpFamily::IPv4, subnet.cidr.is_some()), (IpFamily::IPv6, subnet.cidr6.is_some())]
             .into_iter()
             .filter_map(|(family, present)| present.then_some(family))
             .collect()

@@ -4,8 +4,9 @@
 mod common;
 
 use common::{Stack, assert_full_mesh, routes_in, up};
+use gingham_crds::api::IpFamily;
 use gingham_e2e::datastore;
-use gingham_e2e::family::Family;
+use gingham_e2e::family::family_of;
 
 /// Three clients and a route reflector, without the mesh, in the families of `stack`.
 fn route_reflector(stack: Stack) -> String {
@@ -102,8 +103,8 @@ fn an_external_router_learns_every_block_in(stack: Stack, prefix: &str) {
     let mut lab = up(&common::scenario_in(stack, &[("n1", "a"), ("n2", "a"), ("n3", "a")], "Never"), prefix);
     let tor = gingham_e2e::topology::add_host(&mut lab.state, "tor", "a", 250).unwrap();
     let tor_ip = |family| match family {
-        Family::V4 => "10.231.1.250",
-        Family::V6 => "fd00:231:1::fa",
+        IpFamily::IPv4 => "10.231.1.250",
+        IpFamily::IPv6 => "fd00:231:1::fa",
     };
     let locals: Vec<String> = stack.families().iter().map(|f| format!("\"{}\"", tor_ip(*f))).collect();
     // The router id is IPv4-shaped in every family, as BGP's.
@@ -114,7 +115,7 @@ fn an_external_router_learns_every_block_in(stack: Stack, prefix: &str) {
     for node in &lab.state.nodes {
         for family in stack.families() {
             let address = node.ip(family).unwrap();
-            let afi = if family == Family::V4 { "ipv4-unicast" } else { "ipv6-unicast" };
+            let afi = if family == IpFamily::IPv4 { "ipv4-unicast" } else { "ipv6-unicast" };
             config.push_str(&format!(
                 "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{address}\"\n    peer-as = 64512\n  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{afi}\"\n"
             ));
@@ -131,7 +132,7 @@ fn an_external_router_learns_every_block_in(stack: Stack, prefix: &str) {
     lab.state.save().unwrap();
     for family in stack.families() {
         let peer = tor_ip(family);
-        let name = if family == Family::V4 { "tor" } else { "tor6" };
+        let name = if family == IpFamily::IPv4 { "tor" } else { "tor6" };
         lab.apply(&format!(
             "apiVersion: gingham.dev/v1\nkind: BGPPeer\nmetadata: {{name: {name}}}\nspec: {{peerIP: \"{peer}\", asNumber: 64513}}\n"
         ))
@@ -139,8 +140,8 @@ fn an_external_router_learns_every_block_in(stack: Stack, prefix: &str) {
     }
     let blocks = datastore::ipam_blocks(&lab.datastore());
     assert_eq!(blocks.len(), 3 * stack.families().len(), "{blocks:?}");
-    let rib_of = |family: Family| {
-        let afi = if family == Family::V4 { "ipv4" } else { "ipv6" };
+    let rib_of = |family: IpFamily| {
+        let afi = if family == IpFamily::IPv4 { "ipv4" } else { "ipv6" };
         gingham_e2e::cmd::run_in(&tor, "gobgp", &["global", "rib", "-a", afi]).unwrap_or_default()
     };
     let mut ribs = String::new();
@@ -152,7 +153,7 @@ fn an_external_router_learns_every_block_in(stack: Stack, prefix: &str) {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     for (cidr, node) in &blocks {
-        let next_hop = lab.state.node(node).unwrap().ip(Family::of(cidr)).unwrap().to_string();
+        let next_hop = lab.state.node(node).unwrap().ip(family_of(cidr)).unwrap().to_string();
         let line = ribs.lines().find(|l| l.contains(cidr.as_str()));
         assert!(line.is_some_and(|l| l.contains(&next_hop)), "the router must learn {cidr} via {next_hop}:\n{ribs}");
     }

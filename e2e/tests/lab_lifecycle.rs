@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Stack, assert_full_mesh, ping, routes, scenario, scenario_in, up};
-use gingham_e2e::family::Family;
+use gingham_crds::api::IpFamily;
 use gingham_e2e::harness::Pinger;
 use gingham_e2e::scenario::NodeSpec;
 use gingham_e2e::{cmd, datastore, lab, topology};
@@ -63,9 +63,9 @@ fn nat_outgoing_in(stack: Stack, prefix: &str) {
     let (from, _) = lab.pod("default/p-n1");
     for family in stack.families() {
         let (filter, target, ip, pool) = match family {
-            Family::V4 => ("icmp", topology::OUTSIDE_ADDRESS, "IP", "10.232."),
+            IpFamily::IPv4 => ("icmp", topology::OUTSIDE_ADDRESS, "IP", "10.232."),
             // Echo requests only: neighbour discovery is ICMPv6 too.
-            Family::V6 => ("icmp6 and ip6[40] == 128", topology::OUTSIDE_ADDRESS6, "IP6", "fd00:232:"),
+            IpFamily::IPv6 => ("icmp6 and ip6[40] == 128", topology::OUTSIDE_ADDRESS6, "IP6", "fd00:232:"),
         };
         let mut capture =
             cmd::in_netns(&outside, "timeout", &["8", "tcpdump", "-n", "-l", "-c", "3", "-i", "eth0", filter]);

@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::up;
-use gingham_e2e::family::Family;
+use gingham_crds::api::IpFamily;
 use gingham_e2e::live::{self, Encap, VXLAN_SWITCHES};
 use gingham_e2e::scenario::DEFAULT_SCENARIO;
 
@@ -33,13 +33,13 @@ fn every_vxlan_switch_each_way_keeps_every_pod_pair_with_three_pods_per_node_on_
 /// The same table on an IPv6-only lab: `vxlan6.gingham` over the IPv6 underlay.
 #[test]
 fn every_vxlan_switch_each_way_keeps_every_ipv6_pod_pair_on_ipv6_only() {
-    check_switches(&live::scenario_in("tt", 3, Encap::NONE, &[Family::V6]), "ghlive6", "pool", VXLAN_SWITCHES);
+    check_switches(&live::scenario_in("tt", 3, Encap::NONE, &[IpFamily::IPv6]), "ghlive6", "pool", VXLAN_SWITCHES);
 }
 
 /// The same table on a dual-stack lab, both pools switched together: every pair in both families.
 #[test]
 fn every_vxlan_switch_each_way_keeps_every_pod_pair_in_both_families_on_dual_stack() {
-    let families = [Family::V4, Family::V6];
+    let families = [IpFamily::IPv4, IpFamily::IPv6];
     check_switches(&live::scenario_in("tt", 3, Encap::NONE, &families), "ghlived", "pool", VXLAN_SWITCHES);
 }
 

@@ -6,12 +6,13 @@
 mod common;
 
 use common::{Stack, assert_full_mesh, counter, ping, pod_ip, routes_in, scenario_in, up};
+use gingham_crds::api::IpFamily;
 
 /// The VXLAN device of a family.
-fn vxlan(family: gingham_e2e::family::Family) -> &'static str {
+fn vxlan(family: IpFamily) -> &'static str {
     match family {
-        gingham_e2e::family::Family::V4 => "vxlan.gingham",
-        gingham_e2e::family::Family::V6 => "vxlan6.gingham",
+        IpFamily::IPv4 => "vxlan.gingham",
+        IpFamily::IPv6 => "vxlan6.gingham",
     }
 }
 

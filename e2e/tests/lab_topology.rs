@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use gingham_e2e::family::Family;
+use gingham_crds::api::IpFamily;
 use gingham_e2e::harness::LabGuard;
 use gingham_e2e::probe::{self, Probe, Reach};
 use gingham_e2e::state::LabState;
@@ -79,14 +79,14 @@ nodes:
 fn a_dual_stack_underlay_joins_nodes_in_both_families_with_unique_local_addresses_only() {
     let guard = LabGuard::up(DUAL_STACK, "ghtopo6", &bin_dir(), true).unwrap();
     let state = &guard.state;
-    assert_eq!(state.families(), [Family::V4, Family::V6]);
+    assert_eq!(state.families(), [IpFamily::IPv4, IpFamily::IPv6]);
     let ip = |n: usize, family| state.nodes[n].ip(family).unwrap().to_string();
-    assert_eq!((ip(0, Family::V4), ip(0, Family::V6)), ("10.231.1.10".into(), "fd00:231:1::a".into()));
-    assert_eq!(ip(2, Family::V6), "fd00:231:2::a");
+    assert_eq!((ip(0, IpFamily::IPv4), ip(0, IpFamily::IPv6)), ("10.231.1.10".into(), "fd00:231:1::a".into()));
+    assert_eq!(ip(2, IpFamily::IPv6), "fd00:231:2::a");
     for (from, to) in [
-        (0, ip(1, Family::V6)),
-        (0, ip(2, Family::V6)),
-        (2, ip(0, Family::V4)),
+        (0, ip(1, IpFamily::IPv6)),
+        (0, ip(2, IpFamily::IPv6)),
+        (2, ip(0, IpFamily::IPv4)),
         (1, topology::OUTSIDE_ADDRESS6.to_string()),
     ] {
         assert_eq!(probe::reach(state, &state.nodes[from].netns, &to, Probe::Icmp), Reach::Ok, "{from} -> {to}");

@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use super::guard::{self, BenchLab};
 use super::stats::summarize;
 use super::{BenchError, Goal, Options, Results, Row};
-use crate::family::Family;
 use crate::scenario::NodeSpec;
 use crate::state::{NodeRecord, PodRecord};
 use crate::{cmd, datastore, lab};
+use gingham_crds::api::IpFamily;
 
 /// Dual-stack, so that group 2 measures both families on the same lab.
 const SCENARIO: &str = "lab: {prefix: ghb}\nsubnets:\n  - {name: a, cidr: 10.231.1.0/24, cidr6: \"fd00:231:1::/64\"}\nnodes:\n  - {name: n1, subnet: a}\n  - {name: n2, subnet: a}\npods:\n  - {name: c, node: n1, labels: {app: c}}\n  - {name: s, node: n2, labels: {role: server}}\n  - {name: s0, node: n2, labels: {role: plain}}\nobjects:\n  - apiVersion: gingham.dev/v1\n    kind: IPPool\n    metadata: {name: pool}\n    spec: {cidr: 10.232.0.0/16, blockSize: 26, vxlanMode: Never, natOutgoing: false}\n  - apiVersion: gingham.dev/v1\n    kind: IPPool\n    metadata: {name: pool6}\n    spec: {cidr: \"fd00:232::/48\", blockSize: 122, vxlanMode: Never, natOutgoing: false}\n";
@@ -119,7 +119,7 @@ struct Lab2 {
 
 fn pod(lab: &BenchLab, name: &str) -> (String, String) {
     let p = lab.state.pods.iter().find(|p| p.name == name);
-    let address = p.and_then(|p| p.ip(Family::V4)).unwrap_or_default();
+    let address = p.and_then(|p| p.ip(IpFamily::IPv4)).unwrap_or_default();
     (p.map(|p| p.netns.clone()).unwrap_or_default(), address.to_string())
 }
 
@@ -128,7 +128,7 @@ fn throughput(
     options: &Options,
     l: &Lab2,
     results: &mut Results,
-    (mode, family): (&str, Family),
+    (mode, family): (&str, IpFamily),
     goal: f64,
 ) -> Result<(), BenchError> {
     let missing = |what: &str| BenchError::Failed(format!("{what} has no {family} address"));
@@ -138,8 +138,8 @@ fn throughput(
     let samples = alternate(options, &sides)?;
     // The IPv4 rows keep the names of before; IPv6's say so.
     let (key, label) = match family {
-        Family::V4 => (mode.to_string(), mode.to_string()),
-        Family::V6 => (format!("{mode}_ipv6"), format!("{mode}, IPv6")),
+        IpFamily::IPv4 => (mode.to_string(), mode.to_string()),
+        IpFamily::IPv6 => (format!("{mode}_ipv6"), format!("{mode}, IPv6")),
     };
     results.samples("iperf.csv", &format!("{key}_node_to_node_gbps"), &samples[0]);
     results.samples("iperf.csv", &format!("{key}_pod_to_pod_gbps"), &samples[1]);
@@ -160,7 +160,7 @@ fn policy_cost(options: &Options, l: &Lab2, results: &mut Results) -> Result<(),
         let took = apply(&l.lab, &[cost_policy(elements, &l.client_ip)])?;
         let sides = [
             (l.plain.0.as_str(), l.client.as_str(), l.plain.1.as_str()),
-            (l.server.netns.as_str(), l.client.as_str(), l.server.ip(Family::V4).unwrap_or_default()),
+            (l.server.netns.as_str(), l.client.as_str(), l.server.ip(IpFamily::IPv4).unwrap_or_default()),
         ];
         let samples = alternate(options, &sides)?;
         results.samples("policy-cost.csv", &format!("{elements}_no_policy_gbps"), &samples[0]);
@@ -235,16 +235,16 @@ fn lab2(options: &Options, letter: char) -> Result<Lab2, BenchError> {
 /// Runs benchmarks 2 and 3 on one lab.
 pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
     let l = lab2(options, 't')?;
-    throughput(options, &l, results, ("no encapsulation", Family::V4), 0.95)?;
-    throughput(options, &l, results, ("no encapsulation", Family::V6), 0.95)?;
+    throughput(options, &l, results, ("no encapsulation", IpFamily::IPv4), 0.95)?;
+    throughput(options, &l, results, ("no encapsulation", IpFamily::IPv6), 0.95)?;
     if let Err(e) = policy_cost(options, &l, results) {
         let mut row = Row::value(3, "policy cost: did not complete", None, "", Goal::None);
         row.note = e.to_string();
         results.rows.push(row);
     }
     apply(&l.lab, &pools("Always"))?;
-    throughput(options, &l, results, ("VXLAN", Family::V4), 0.90)?;
-    throughput(options, &l, results, ("VXLAN", Family::V6), 0.90)
+    throughput(options, &l, results, ("VXLAN", IpFamily::IPv4), 0.90)?;
+    throughput(options, &l, results, ("VXLAN", IpFamily::IPv6), 0.90)
 }
 
 /// Runs benchmark 8 on a lab of its own.

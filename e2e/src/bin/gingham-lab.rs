@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use gingham_crds::api::IpFamily;
 use gingham_crds::manifest::read_manifest_file;
-use gingham_e2e::family::Family;
 use gingham_e2e::lab::{self, UpOptions};
 use gingham_e2e::probe::{self, Probe};
 use gingham_e2e::scenario::{self, DEFAULT_SCENARIO};
@@ -208,14 +208,14 @@ fn run(cli: Cli) -> Result<(), String> {
                 None => Probe::Icmp,
             };
             let only = match (ipv4, ipv6) {
-                (true, _) => Some(Family::V4),
-                (_, true) => Some(Family::V6),
+                (true, _) => Some(IpFamily::IPv4),
+                (_, true) => Some(IpFamily::IPv6),
                 _ => None,
             };
             if let Some(family) = only.filter(|family| !state.families().contains(family)) {
                 return Err(format!(
                     "-{}: this lab has no {family} underlay (its families: {:?})",
-                    if family == Family::V4 { 4 } else { 6 },
+                    if family == IpFamily::IPv4 { 4 } else { 6 },
                     state.families()
                 ));
             }

@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
+use gingham_crds::api::IpFamily;
 use gingham_e2e::cmd;
-use gingham_e2e::family::Family;
+use gingham_e2e::family::ip_flag;
 use gingham_e2e::harness::LabGuard;
 use gingham_e2e::probe::{self, Probe, Reach};
 
@@ -30,11 +31,11 @@ pub enum Stack {
 
 impl Stack {
     /// The families, IPv4 first.
-    pub fn families(self) -> Vec<Family> {
+    pub fn families(self) -> Vec<IpFamily> {
         match self {
-            Self::V4 => vec![Family::V4],
-            Self::V6 => vec![Family::V6],
-            Self::Dual => vec![Family::V4, Family::V6],
+            Self::V4 => vec![IpFamily::IPv4],
+            Self::V6 => vec![IpFamily::IPv6],
+            Self::Dual => vec![IpFamily::IPv4, IpFamily::IPv6],
         }
     }
 
@@ -58,8 +59,8 @@ impl Stack {
         let mut text = String::new();
         for family in self.families() {
             let (name, cidr, block) = match family {
-                Family::V4 => ("pool", "10.232.0.0/16", 26),
-                Family::V6 => ("pool6", "\"fd00:232::/48\"", 122),
+                IpFamily::IPv4 => ("pool", "10.232.0.0/16", 26),
+                IpFamily::IPv6 => ("pool6", "\"fd00:232::/48\"", 122),
             };
             text.push_str(&format!(
                 "  - apiVersion: gingham.dev/v1\n    kind: IPPool\n    metadata: {{name: {name}}}\n    spec: {{cidr: {cidr}, blockSize: {block}, vxlanMode: {vxlan}, natOutgoing: {nat}}}\n"
@@ -164,16 +165,16 @@ pub fn ping(netns: &str, address: &str, count: u32) -> u64 {
 
 /// The routes of a node's namespace.
 pub fn routes(lab: &LabGuard, node: &str) -> String {
-    routes_in(lab, node, Family::V4)
+    routes_in(lab, node, IpFamily::IPv4)
 }
 
 /// The routes of one family of a node's namespace.
-pub fn routes_in(lab: &LabGuard, node: &str, family: Family) -> String {
-    cmd::ip(Some(&lab.node_netns(node)), &[family.ip_flag(), "route"]).unwrap()
+pub fn routes_in(lab: &LabGuard, node: &str, family: IpFamily) -> String {
+    cmd::ip(Some(&lab.node_netns(node)), &[ip_flag(family), "route"]).unwrap()
 }
 
 /// A pod's address of `family`, by `namespace/name`.
-pub fn pod_ip(lab: &LabGuard, key: &str, family: Family) -> String {
+pub fn pod_ip(lab: &LabGuard, key: &str, family: IpFamily) -> String {
     let pod = lab.state.pods.iter().find(|p| p.key() == key).unwrap();
     pod.ip(family).unwrap_or_else(|| panic!("{key} has no {family} address: {pod:?}")).to_string()
 }
@@ -215,17 +216,17 @@ pub fn policy_scenario(stack: Stack) -> String {
 }
 
 /// The lab's pool CIDR of a family (quoted for YAML).
-pub fn pool_cidr(family: Family) -> &'static str {
+pub fn pool_cidr(family: IpFamily) -> &'static str {
     match family {
-        Family::V4 => "10.232.0.0/16",
-        Family::V6 => "\"fd00:232::/32\"",
+        IpFamily::IPv4 => "10.232.0.0/16",
+        IpFamily::IPv6 => "\"fd00:232::/32\"",
     }
 }
 
 /// The host prefix length of a family: 32 or 128.
-pub fn host_len(family: Family) -> u8 {
+pub fn host_len(family: IpFamily) -> u8 {
     match family {
-        Family::V4 => 32,
-        Family::V6 => 128,
+        IpFamily::IPv4 => 32,
+        IpFamily::IPv6 => 128,
     }
 }
