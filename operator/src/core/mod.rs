@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPAMBlockSpec, IPPool, IPPoolStatus,
-    NetworkPolicy, NodeNetworkSpec, NodeNetworkStatus,
+    NetworkPolicy, NodeNetworkSpec, NodeNetworkStatus, Tier,
 };
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
@@ -48,6 +48,8 @@ pub struct ClusterSnapshot {
     pub network_policies: Vec<NetworkPolicy>,
     /// GlobalNetworkPolicies.
     pub global_network_policies: Vec<GlobalNetworkPolicy>,
+    /// Policy tiers (the built-in ones exist without an object).
+    pub tiers: Vec<Tier>,
     /// Kubernetes NetworkPolicies, to translate.
     pub kube_network_policies: Vec<KubeNetworkPolicy>,
     /// Nodes.

@@ -25,6 +25,7 @@ use gingham_crds::api::NodeNetworkStatus;
 pub use self::store::Event;
 use self::store::{Key, Kind, Object, Store};
 use super::bgp::NodeBgp;
+use super::compile::Tiers;
 use super::compile::index::PolicyIndex;
 use super::facts::NodeFacts;
 use super::ipam::Assignment;
@@ -96,6 +97,7 @@ pub struct Engine {
     assignment: Assignment,
     bgp: BTreeMap<String, Option<NodeBgp>>,
     index: PolicyIndex,
+    tiers: Tiers,
     addresses: BTreeMap<String, BTreeMap<String, u64>>,
     address_totals: BTreeMap<String, u64>,
     block_counts: BTreeMap<String, u32>,
@@ -128,6 +130,7 @@ impl Engine {
             assignment: Assignment::default(),
             bgp: BTreeMap::new(),
             index: PolicyIndex::batch(),
+            tiers: Tiers::default(),
             addresses: BTreeMap::new(),
             address_totals: BTreeMap::new(),
             block_counts: BTreeMap::new(),
@@ -135,6 +138,7 @@ impl Engine {
             desired: DesiredState::default(),
             changes: Changes::default(),
         };
+        engine.tiers = Tiers::new(&engine.store.tiers());
         engine.load_policy_inputs();
         engine.index.finish_batch();
         // No span exists yet: each is built once, whole, when its node's routing is first worked
@@ -190,6 +194,7 @@ impl Engine {
             Kind::Pod | Kind::Namespace | Kind::NetworkPolicy | Kind::GlobalNetworkPolicy | Kind::KubeNetworkPolicy => {
                 self.policy_object_changed(kind, &key, current.as_ref());
             }
+            Kind::Tier => self.tiers_changed(),
         }
         self.run(work);
     }

@@ -10,7 +10,7 @@ use gingham_crds::validate::validate_felix_configuration;
 use super::store::{Key, Kind, Object};
 use super::{Engine, Source, Work, ipam_report};
 use crate::core::bgp::{BgpInput, topology};
-use crate::core::compile::{global_name, global_policy_entry, namespaced_name, network_policy_entry};
+use crate::core::compile::{Tiers, global_name, global_policy_entry, namespaced_name, network_policy_entry};
 use crate::core::facts::{NodeFacts, namespace_labels, pool_annotations};
 use crate::core::felix::{agent_settings, default_config, merged_for, policy_settings, tunnel_settings};
 use crate::core::ipam::{IpamInput, assign, blocks_per_pool};
@@ -294,6 +294,22 @@ impl Engine {
         }
     }
 
+    /// Takes in the tiers as they are now; when any changed (one came or went, or its order or
+    /// default action changed), every policy is compiled again, since each names its tier.
+    pub(super) fn tiers_changed(&mut self) {
+        let tiers = Tiers::new(&self.store.tiers());
+        if tiers == self.tiers {
+            return;
+        }
+        self.tiers = tiers;
+        for kind in [Kind::NetworkPolicy, Kind::GlobalNetworkPolicy, Kind::KubeNetworkPolicy] {
+            let objects: Vec<Object> = self.store.all(kind).cloned().collect();
+            for object in objects {
+                self.policy_object_changed(kind, &object.key(), Some(&object));
+            }
+        }
+    }
+
     /// Feeds namespaces, pods, node reports and policies to the index (the batch load).
     pub(super) fn load_policy_inputs(&mut self) {
         let pods: Vec<Key> = self.store.pods().keys().cloned().collect();
@@ -342,7 +358,7 @@ impl Engine {
             }
             (Kind::NetworkPolicy, _) if key.1.starts_with(PREFIX) => {}
             (Kind::NetworkPolicy, Some(Object::NetworkPolicy(policy))) => {
-                let (entry, problems) = network_policy_entry(policy);
+                let (entry, problems) = network_policy_entry(policy, &self.tiers);
                 self.set_problems(Source::Object(kind, key.clone()), problems);
                 match entry {
                     Some(entry) => self.index.upsert_policy(entry),
@@ -350,7 +366,7 @@ impl Engine {
                 }
             }
             (Kind::GlobalNetworkPolicy, Some(Object::GlobalNetworkPolicy(policy))) => {
-                let (entry, problems) = global_policy_entry(policy);
+                let (entry, problems) = global_policy_entry(policy, &self.tiers);
                 self.set_problems(Source::Object(kind, key.clone()), problems);
                 match entry {
                     Some(entry) => self.index.upsert_policy(entry),
@@ -359,7 +375,7 @@ impl Engine {
             }
             (Kind::KubeNetworkPolicy, Some(Object::KubeNetworkPolicy(knp))) => {
                 let (translated_key, translated, problem) = translate(knp);
-                let (entry, mut problems) = network_policy_entry(&translated);
+                let (entry, mut problems) = network_policy_entry(&translated, &self.tiers);
                 problems.extend(problem);
                 self.set_problems(Source::Object(kind, key.clone()), problems);
                 if self.desired.translated_policies.get(&translated_key) != Some(&translated) {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy,
-    NodeNetworkStatus,
+    NodeNetworkStatus, Tier,
 };
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
@@ -33,6 +33,8 @@ pub enum Object {
     NetworkPolicy(NetworkPolicy),
     /// A GlobalNetworkPolicy.
     GlobalNetworkPolicy(GlobalNetworkPolicy),
+    /// A policy Tier.
+    Tier(Tier),
     /// A Kubernetes NetworkPolicy.
     KubeNetworkPolicy(KubeNetworkPolicy),
     /// A Node.
@@ -64,6 +66,8 @@ pub enum Kind {
     NetworkPolicy,
     /// GlobalNetworkPolicy.
     GlobalNetworkPolicy,
+    /// Tier.
+    Tier,
     /// Kubernetes NetworkPolicy.
     KubeNetworkPolicy,
     /// Node.
@@ -107,6 +111,7 @@ impl Object {
             Object::FelixConfiguration(_) => Kind::FelixConfiguration,
             Object::NetworkPolicy(_) => Kind::NetworkPolicy,
             Object::GlobalNetworkPolicy(_) => Kind::GlobalNetworkPolicy,
+            Object::Tier(_) => Kind::Tier,
             Object::KubeNetworkPolicy(_) => Kind::KubeNetworkPolicy,
             Object::Node(_) => Kind::Node,
             Object::Pod(_) => Kind::Pod,
@@ -126,6 +131,7 @@ impl Object {
             Object::FelixConfiguration(o) => key_of(o),
             Object::NetworkPolicy(o) => key_of(o),
             Object::GlobalNetworkPolicy(o) => key_of(o),
+            Object::Tier(o) => key_of(o),
             Object::KubeNetworkPolicy(o) => key_of(o),
             Object::Node(o) => key_of(o),
             Object::Pod(o) => key_of(o),
@@ -148,6 +154,7 @@ pub fn objects(snapshot: ClusterSnapshot) -> impl Iterator<Item = Object> {
         .chain(s.felix_configurations.into_iter().map(Object::FelixConfiguration))
         .chain(s.network_policies.into_iter().map(Object::NetworkPolicy))
         .chain(s.global_network_policies.into_iter().map(Object::GlobalNetworkPolicy))
+        .chain(s.tiers.into_iter().map(Object::Tier))
         .chain(s.kube_network_policies.into_iter().map(Object::KubeNetworkPolicy))
         .chain(s.nodes.into_iter().map(Object::Node))
         .chain(s.pods.into_iter().map(Object::Pod))
@@ -233,6 +240,7 @@ impl Store {
                 Object::FelixConfiguration(o) => s.felix_configurations.push(o),
                 Object::NetworkPolicy(o) => s.network_policies.push(o),
                 Object::GlobalNetworkPolicy(o) => s.global_network_policies.push(o),
+                Object::Tier(o) => s.tiers.push(o),
                 Object::KubeNetworkPolicy(o) => s.kube_network_policies.push(o),
                 Object::Node(o) => s.nodes.push(o),
                 Object::Pod(o) => s.pods.push(o),
@@ -263,6 +271,7 @@ macro_rules! typed {
 }
 
 typed!(pools, Pool, IPPool, Pool);
+typed!(tiers, Tier, Tier, Tier);
 typed!(bgp_peers, BgpPeer, BGPPeer, BgpPeer);
 typed!(felix_configurations, FelixConfiguration, FelixConfiguration, FelixConfiguration);
 typed!(secrets, Secret, Secret, Secret);

@@ -5,6 +5,7 @@ use std::fmt::Debug;
 
 use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy, NodeNetwork,
+    Tier,
 };
 use gingham_crds::manifest::Manifest;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -108,6 +109,7 @@ watched!(NetworkPolicy, NetworkPolicy, NetworkPolicy, |o| messages_of(Manifest::
 watched!(GlobalNetworkPolicy, GlobalNetworkPolicy, GlobalNetworkPolicy, |o| messages_of(
     Manifest::GlobalNetworkPolicy(o.clone()).validate()
 ));
+watched!(Tier, Tier, Tier, |o| messages_of(Manifest::Tier(o.clone()).validate()));
 watched!(KubeNetworkPolicy, KubeNetworkPolicy, KubeNetworkPolicy);
 watched!(Node, Node, Node);
 watched!(Pod, Pod, Pod);
