@@ -5,7 +5,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use crate::api::{
-    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy, NodeNetwork,
+    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock, IPPool, NetworkPolicy,
+    NetworkSet, NodeNetwork,
 };
 
 /// The header written at the top of every generated file.
@@ -20,6 +21,8 @@ pub fn all_crds() -> Vec<(String, CustomResourceDefinition)> {
         FelixConfiguration::crd(),
         NetworkPolicy::crd(),
         GlobalNetworkPolicy::crd(),
+        NetworkSet::crd(),
+        GlobalNetworkSet::crd(),
         NodeNetwork::crd(),
         IPAMBlock::crd(),
     ]

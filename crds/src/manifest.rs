@@ -12,8 +12,8 @@ use serde_json::Value;
 use serde_saphyr::Spanned;
 
 use crate::api::{
-    API_VERSION, BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy,
-    NodeNetwork,
+    API_VERSION, BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock, IPPool,
+    NetworkPolicy, NetworkSet, NodeNetwork,
 };
 use crate::validate::{self, FieldError};
 
@@ -244,6 +244,10 @@ pub enum Manifest {
     NetworkPolicy(NetworkPolicy),
     /// gingham.dev/v1 GlobalNetworkPolicy.
     GlobalNetworkPolicy(GlobalNetworkPolicy),
+    /// gingham.dev/v1 NetworkSet.
+    NetworkSet(NetworkSet),
+    /// gingham.dev/v1 GlobalNetworkSet.
+    GlobalNetworkSet(GlobalNetworkSet),
     /// gingham.dev/v1 NodeNetwork.
     NodeNetwork(NodeNetwork),
     /// gingham.dev/v1 IPAMBlock.
@@ -277,6 +281,8 @@ impl Manifest {
             (API_VERSION, "FelixConfiguration") => Self::FelixConfiguration(typed(value, line, &kind)?),
             (API_VERSION, "NetworkPolicy") => Self::NetworkPolicy(typed(value, line, &kind)?),
             (API_VERSION, "GlobalNetworkPolicy") => Self::GlobalNetworkPolicy(typed(value, line, &kind)?),
+            (API_VERSION, "NetworkSet") => Self::NetworkSet(typed(value, line, &kind)?),
+            (API_VERSION, "GlobalNetworkSet") => Self::GlobalNetworkSet(typed(value, line, &kind)?),
             (API_VERSION, "NodeNetwork") => Self::NodeNetwork(typed(value, line, &kind)?),
             (API_VERSION, "IPAMBlock") => Self::IPAMBlock(typed(value, line, &kind)?),
             ("v1", "Node") => Self::Node(Box::new(typed(value, line, &kind)?)),
@@ -312,6 +318,8 @@ impl Manifest {
             Self::FelixConfiguration(o) => serde_json::to_value(o),
             Self::NetworkPolicy(o) => serde_json::to_value(o),
             Self::GlobalNetworkPolicy(o) => serde_json::to_value(o),
+            Self::NetworkSet(o) => serde_json::to_value(o),
+            Self::GlobalNetworkSet(o) => serde_json::to_value(o),
             Self::NodeNetwork(o) => serde_json::to_value(o),
             Self::IPAMBlock(o) => serde_json::to_value(o),
             Self::Node(o) => serde_json::to_value(o),
@@ -331,6 +339,8 @@ impl Manifest {
             Self::FelixConfiguration(_) => "FelixConfiguration",
             Self::NetworkPolicy(_) | Self::KubeNetworkPolicy(_) => "NetworkPolicy",
             Self::GlobalNetworkPolicy(_) => "GlobalNetworkPolicy",
+            Self::NetworkSet(_) => "NetworkSet",
+            Self::GlobalNetworkSet(_) => "GlobalNetworkSet",
             Self::NodeNetwork(_) => "NodeNetwork",
             Self::IPAMBlock(_) => "IPAMBlock",
             Self::Node(_) => "Node",
@@ -349,6 +359,8 @@ impl Manifest {
             Self::FelixConfiguration(config) => validate::validate_felix_configuration(config),
             Self::NetworkPolicy(policy) => validate::validate_network_policy(&policy.spec),
             Self::GlobalNetworkPolicy(policy) => validate::validate_global_network_policy(&policy.spec),
+            Self::NetworkSet(set) => validate::validate_network_set(set.spec.view()),
+            Self::GlobalNetworkSet(set) => validate::validate_network_set(set.spec.view()),
             Self::NodeNetwork(network) => validate::validate_node_network(&network.spec),
             Self::IPAMBlock(block) => validate_applied_block(&block.spec),
             Self::Node(_) | Self::Pod(_) | Self::Namespace(_) | Self::Secret(_) | Self::KubeNetworkPolicy(_) => Ok(()),

@@ -137,6 +137,9 @@ const EXPECTED_REASONS: &[(&str, &str)] = &[
     ("ipv6-ippool-03", "spec.blockSize: must be less than or equal to 128"),
     ("ipv6-ippool-04", "blockSize must be between 20 and 32 for IPv4 pools and between 116 and 128 for IPv6"),
     ("ipv6-policy-01", "source.nets[0]: 10.0.0.0/8 is not an IPv6 network"),
+    ("netset-01", "spec.nets[1]: \"203.0.113.300/24\" is not an IP address or CIDR"),
+    ("netset-02", "spec.nets[0]: \"2001:db8::/129\" is not an IP address or CIDR"),
+    ("netset-03", "allowedEgressDomains is a Calico Enterprise feature gingham does not implement"),
 ];
 
 #[test]

@@ -5,7 +5,7 @@
 //! # failurePolicy: `Fail`, for the user-facing gingham kinds only
 //!
 //! The configuration (written in `config/`) should match IPPool, BGPConfiguration, BGPPeer,
-//! FelixConfiguration, NetworkPolicy and GlobalNetworkPolicy (CREATE and UPDATE) with
+//! FelixConfiguration, NetworkPolicy, GlobalNetworkPolicy, NetworkSet and GlobalNetworkSet (CREATE and UPDATE) with
 //! `failurePolicy: Fail`, and exclude objects labelled `app.kubernetes.io/managed-by:
 //! gingham-operator` with an `objectSelector`. The reasoning:
 //! - What the webhook checks cannot be checked anywhere else before the object is stored: an
