@@ -12,8 +12,8 @@ use serde_json::Value;
 use serde_saphyr::Spanned;
 
 use crate::api::{
-    API_VERSION, BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock, IPPool,
-    NetworkPolicy, NetworkSet, NodeNetwork,
+    API_VERSION, BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock,
+    IPPool, NetworkPolicy, NetworkSet, NodeNetwork,
 };
 use crate::validate::{self, FieldError};
 

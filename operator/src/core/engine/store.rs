@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gingham_crds::api::{
-    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy,
-    NodeNetworkStatus,
+    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock, IPPool,
+    NetworkPolicy, NetworkSet, NodeNetworkStatus,
 };
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
@@ -33,6 +33,10 @@ pub enum Object {
     NetworkPolicy(NetworkPolicy),
     /// A GlobalNetworkPolicy.
     GlobalNetworkPolicy(GlobalNetworkPolicy),
+    /// A NetworkSet.
+    NetworkSet(NetworkSet),
+    /// A GlobalNetworkSet.
+    GlobalNetworkSet(GlobalNetworkSet),
     /// A Kubernetes NetworkPolicy.
     KubeNetworkPolicy(KubeNetworkPolicy),
     /// A Node.
@@ -64,6 +68,10 @@ pub enum Kind {
     NetworkPolicy,
     /// GlobalNetworkPolicy.
     GlobalNetworkPolicy,
+    /// NetworkSet.
+    NetworkSet,
+    /// GlobalNetworkSet.
+    GlobalNetworkSet,
     /// Kubernetes NetworkPolicy.
     KubeNetworkPolicy,
     /// Node.
@@ -107,6 +115,8 @@ impl Object {
             Object::FelixConfiguration(_) => Kind::FelixConfiguration,
             Object::NetworkPolicy(_) => Kind::NetworkPolicy,
             Object::GlobalNetworkPolicy(_) => Kind::GlobalNetworkPolicy,
+            Object::NetworkSet(_) => Kind::NetworkSet,
+            Object::GlobalNetworkSet(_) => Kind::GlobalNetworkSet,
             Object::KubeNetworkPolicy(_) => Kind::KubeNetworkPolicy,
             Object::Node(_) => Kind::Node,
             Object::Pod(_) => Kind::Pod,
@@ -126,6 +136,8 @@ impl Object {
             Object::FelixConfiguration(o) => key_of(o),
             Object::NetworkPolicy(o) => key_of(o),
             Object::GlobalNetworkPolicy(o) => key_of(o),
+            Object::NetworkSet(o) => key_of(o),
+            Object::GlobalNetworkSet(o) => key_of(o),
             Object::KubeNetworkPolicy(o) => key_of(o),
             Object::Node(o) => key_of(o),
             Object::Pod(o) => key_of(o),
@@ -148,6 +160,8 @@ pub fn objects(snapshot: ClusterSnapshot) -> impl Iterator<Item = Object> {
         .chain(s.felix_configurations.into_iter().map(Object::FelixConfiguration))
         .chain(s.network_policies.into_iter().map(Object::NetworkPolicy))
         .chain(s.global_network_policies.into_iter().map(Object::GlobalNetworkPolicy))
+        .chain(s.network_sets.into_iter().map(Object::NetworkSet))
+        .chain(s.global_network_sets.into_iter().map(Object::GlobalNetworkSet))
         .chain(s.kube_network_policies.into_iter().map(Object::KubeNetworkPolicy))
         .chain(s.nodes.into_iter().map(Object::Node))
         .chain(s.pods.into_iter().map(Object::Pod))
@@ -233,6 +247,8 @@ impl Store {
                 Object::FelixConfiguration(o) => s.felix_configurations.push(o),
                 Object::NetworkPolicy(o) => s.network_policies.push(o),
                 Object::GlobalNetworkPolicy(o) => s.global_network_policies.push(o),
+                Object::NetworkSet(o) => s.network_sets.push(o),
+                Object::GlobalNetworkSet(o) => s.global_network_sets.push(o),
                 Object::KubeNetworkPolicy(o) => s.kube_network_policies.push(o),
                 Object::Node(o) => s.nodes.push(o),
                 Object::Pod(o) => s.pods.push(o),

@@ -4,7 +4,8 @@
 use std::fmt::Debug;
 
 use gingham_crds::api::{
-    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy, NodeNetwork,
+    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock, IPPool,
+    NetworkPolicy, NetworkSet, NodeNetwork,
 };
 use gingham_crds::manifest::Manifest;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -107,6 +108,10 @@ watched!(FelixConfiguration, FelixConfiguration, FelixConfiguration, |o| message
 watched!(NetworkPolicy, NetworkPolicy, NetworkPolicy, |o| messages_of(Manifest::NetworkPolicy(o.clone()).validate()));
 watched!(GlobalNetworkPolicy, GlobalNetworkPolicy, GlobalNetworkPolicy, |o| messages_of(
     Manifest::GlobalNetworkPolicy(o.clone()).validate()
+));
+watched!(NetworkSet, NetworkSet, NetworkSet, |o| messages_of(Manifest::NetworkSet(o.clone()).validate()));
+watched!(GlobalNetworkSet, GlobalNetworkSet, GlobalNetworkSet, |o| messages_of(
+    Manifest::GlobalNetworkSet(o.clone()).validate()
 ));
 watched!(KubeNetworkPolicy, KubeNetworkPolicy, KubeNetworkPolicy);
 watched!(Node, Node, Node);

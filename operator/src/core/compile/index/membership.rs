@@ -8,6 +8,7 @@ use gingham_crds::api::{IpFamily, IpSetMember, Shared};
 
 use super::{EndpointId, EndpointKey, PolicyIndex, SetEntry, SetId};
 use crate::core::compile::sets::{Scope, SetKey};
+use crate::core::netsets::NetSetKey;
 
 impl PolicyIndex {
     /// The members an endpoint brings to a set being created, if any (none without an address:
@@ -24,21 +25,30 @@ impl PolicyIndex {
     /// Moves an endpoint's contribution to set `id` from `old` to `new` members.
     pub(super) fn change_members(&mut self, id: SetId, endpoint: EndpointId, old: &[IpSetMember], new: &[IpSetMember]) {
         let Some(set) = self.sets.get_mut(&id) else { return };
-        for member in old {
-            if let Some(count) = set.members.get_mut(member) {
-                *count -= 1;
-                if *count == 0 {
-                    set.members.remove(member);
-                }
-            }
-        }
-        for member in new {
-            *set.members.entry(*member).or_insert(0) += 1;
-        }
+        set.move_members(old, new);
         if new.is_empty() {
             set.contributors.remove(&endpoint);
         } else {
             set.contributors.insert(endpoint);
+        }
+        self.stale_views.insert(id);
+        self.dirty.refresh.insert(id);
+    }
+
+    /// Moves a network set's contribution to set `id` from `old` to `new` members.
+    pub(super) fn change_net_members(
+        &mut self,
+        id: SetId,
+        net_set: &NetSetKey,
+        old: &[IpSetMember],
+        new: &[IpSetMember],
+    ) {
+        let Some(set) = self.sets.get_mut(&id) else { return };
+        set.move_members(old, new);
+        if new.is_empty() {
+            set.net_contributors.remove(net_set);
+        } else {
+            set.net_contributors.insert(net_set.clone());
         }
         self.stale_views.insert(id);
         self.dirty.refresh.insert(id);
@@ -60,8 +70,14 @@ impl PolicyIndex {
             Scope::Namespaces(_) | Scope::Everywhere => self.cross_sets.insert(id),
         };
         let views = IpFamily::BOTH.map(|family| Shared::new(key.view(family, [])));
-        let set =
-            SetEntry { key: key.clone(), members: BTreeMap::new(), views, contributors: BTreeSet::new(), users: 1 };
+        let set = SetEntry {
+            key: key.clone(),
+            members: BTreeMap::new(),
+            views,
+            contributors: BTreeSet::new(),
+            net_contributors: BTreeSet::new(),
+            users: 1,
+        };
         self.sets.insert(id, set);
         if self.deferred {
             return id;
@@ -81,6 +97,7 @@ impl PolicyIndex {
                 endpoint.contributions.insert(id, members);
             }
         }
+        self.join_net_sets(id);
         id
     }
 
@@ -97,6 +114,11 @@ impl PolicyIndex {
         for key in self.keys_of(set.contributors.iter().copied()) {
             if let Some(endpoint) = self.endpoint_mut(&key) {
                 endpoint.contributions.remove(id);
+            }
+        }
+        for key in &set.net_contributors {
+            if let Some(entry) = self.net_sets.get_mut(key) {
+                entry.contributions.remove(id);
             }
         }
         match &key.scope {
@@ -135,6 +157,24 @@ impl PolicyIndex {
                     }
                 }
             }
+        }
+    }
+}
+
+impl SetEntry {
+    /// Counts `old` members out and `new` ones in: a member stays while anything contributes it
+    /// (two pods or network sets may bring the same address or CIDR).
+    fn move_members(&mut self, old: &[IpSetMember], new: &[IpSetMember]) {
+        for member in old {
+            if let Some(count) = self.members.get_mut(member) {
+                *count -= 1;
+                if *count == 0 {
+                    self.members.remove(member);
+                }
+            }
+        }
+        for member in new {
+            *self.members.entry(*member).or_insert(0) += 1;
         }
     }
 }
