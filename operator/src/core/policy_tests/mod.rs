@@ -5,4 +5,5 @@
 mod calico_order;
 mod evaluator;
 mod knp_matrix;
+mod network_sets;
 pub(super) mod world;
