@@ -1,6 +1,6 @@
 //! `gingham convert`, run as a user would: the whole Calico conformance corpus converts to
 //! manifests that `gingham validate` accepts, and a Calico cluster's own objects (crd.projectcalico.org
-//! blocks and affinities, a Kubernetes NetworkPolicy, kinds gingham lacks) convert with every
+//! blocks and affinities, a Kubernetes NetworkPolicy, a GlobalNetworkSet, kinds gingham lacks) convert with every
 //! field that does not carry over named.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -77,6 +77,11 @@ metadata: {name: web, namespace: prod}
 spec:
   podSelector: {matchLabels: {app: web}}
   ingress: [{ports: [{port: 80}]}]
+---
+apiVersion: crd.projectcalico.org/v1
+kind: GlobalNetworkSet
+metadata: {name: partners, labels: {feed: partners}, uid: 5678}
+spec: {nets: [198.51.100.0/28]}
 ";
 
 #[test]
@@ -98,7 +103,8 @@ fn a_calico_clusters_objects_convert_with_what_does_not_carry_over_named() {
         "# not carried over: spec.reachableBy (gingham has no such field)\n".into(),
         "# PROBLEM: gingham has no HostEndpoint: left out\n".into(),
         "kind: NetworkPolicy\nmetadata:\n  name: knp.web\n  namespace: prod\n".into(),
-        "# 7 documents: 5 converted cleanly, 2 with problems\n".into(),
+        "kind: GlobalNetworkSet\nmetadata:\n  labels:\n    feed: partners\n  name: partners\nspec:\n  nets:\n  - 198.51.100.0/28\n".into(),
+        "# 8 documents: 6 converted cleanly, 2 with problems\n".into(),
     ] {
         assert!(out.contains(&expected), "missing {expected:?} in\n{out}");
     }

@@ -141,6 +141,9 @@ const EXPECTED_REASONS: &[(&str, &str)] = &[
     ("tier-02", "unsupported value"),
     ("tier-03", "fixed order"),
     ("tier-04", "not a DNS label"),
+    ("netset-01", "spec.nets[1]: \"203.0.113.300/24\" is not an IP address or CIDR"),
+    ("netset-02", "spec.nets[0]: \"2001:db8::/129\" is not an IP address or CIDR"),
+    ("netset-03", "allowedEgressDomains is a Calico Enterprise feature gingham does not implement"),
 ];
 
 #[test]

@@ -142,6 +142,12 @@ fn cases() -> Vec<Case> {
             Some("preDNAT"),
         ),
         case("GlobalNetworkPolicy", json!({"doNotTrack": true}), Some("applyOnForward")),
+        // Network sets: Calico Enterprise's allowedEgressDomains is refused (nets are the Rust
+        // validator's: see the conformance corpus).
+        case("NetworkSet", json!({"nets": ["198.51.100.0/28", "2001:db8::/64", "192.0.2.1"]}), None),
+        case("GlobalNetworkSet", json!({"nets": ["198.51.100.0/28"]}), None),
+        case("NetworkSet", json!({"allowedEgressDomains": ["db.com"]}), Some("allowedEgressDomains")),
+        case("GlobalNetworkSet", json!({"allowedEgressDomains": ["db.com"]}), Some("allowedEgressDomains")),
         // BGPConfiguration.
         case("BGPConfiguration", json!({"asNumber": 64512, "nodeToNodeMeshEnabled": false}), None),
         case(

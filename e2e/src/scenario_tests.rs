@@ -95,3 +95,14 @@ fn the_operator_runs_one_replica_on_a_socket_unless_told_otherwise() {
     let errors = parse(&BASE.replace("{prefix: t1}", "{prefix: t1, operator: {stream: udp}}")).unwrap_err().0;
     assert!(errors[0].message.contains("udp"), "{errors:?}");
 }
+
+#[test]
+fn network_sets_are_scenario_objects_and_a_bad_net_is_named() {
+    let sets = "objects:\n  - {apiVersion: gingham.dev/v1, kind: GlobalNetworkSet, metadata: {name: partners, labels: {feed: partners}}, spec: {nets: [10.233.0.1/32, \"fd00:233::/64\"]}}\n  - {apiVersion: gingham.dev/v1, kind: NetworkSet, metadata: {name: db, namespace: prod}, spec: {nets: [10.233.0.0/24]}}\n";
+    let scenario = parse(&format!("{BASE}{sets}")).unwrap();
+    let kinds: Vec<&str> = scenario.objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert_eq!(kinds, ["GlobalNetworkSet", "NetworkSet"]);
+    let bad = "objects:\n  - {apiVersion: gingham.dev/v1, kind: GlobalNetworkSet, metadata: {name: p}, spec: {nets: [10.233.0.300/32]}}\n";
+    let errors = parse(&format!("{BASE}{bad}")).unwrap_err().0;
+    assert!(errors.iter().any(|e| e.field == "objects[0].spec.nets[0]"), "{errors:?}");
+}

@@ -304,3 +304,38 @@ fn structural_changes_are_incremental_and_leave_the_table_a_rewrite_would() {
     assert_eq!(stats.nft, NftOutcome::Rewrite);
     assert_eq!(listing(&lab.host), added, "the incremental change left exactly the rewritten table");
 }
+
+/// A set holding overlapping and nested CIDRs (from several network sets and pods' addresses, as
+/// the operator sends them) programs as one interval set, and every change is an element update
+/// that keeps the transaction valid: when a covering CIDR goes, the ones it covered come back.
+#[test]
+fn overlapping_cidrs_program_and_change_as_element_updates() {
+    require_root();
+    let mut node = node();
+    let lab = lab("cidrs", &node);
+    let (client, server) = (&lab.pods[0], &lab.pods[1]);
+    server.serve_peer_address(8080);
+    assert_clean(&lab.host.sync(&node).0);
+    let elements = || {
+        let (ok, text) = lab.host.sh("nft list set inet gingham s_clients");
+        assert!(ok, "{text}");
+        let inside = text.split("elements = {").nth(1).map_or("", |rest| rest.split('}').next().unwrap_or(""));
+        inside.split(',').map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect::<Vec<_>>()
+    };
+    let steps: [(&[&str], &[&str], bool); 5] = [
+        (&["10.80.0.0/26", "10.80.0.4/30", "10.80.0.5"], &["10.80.0.0/26"], true),
+        (&["10.80.0.4/30", "10.80.0.5"], &["10.80.0.4/30"], true),
+        (&["10.80.0.5"], &["10.80.0.5"], true),
+        (&["10.80.0.8/29"], &["10.80.0.8/29"], false),
+        (&["10.80.0.0/24", "10.80.0.8/29", "10.80.0.6"], &["10.80.0.0/24"], true),
+    ];
+    for (members, programmed, allowed) in steps {
+        node.span_mut().ip_sets[0].members = members.iter().map(|m| (*m).into()).collect();
+        let (report, stats) = lab.host.sync(&node);
+        assert_clean(&report);
+        assert_eq!(stats.nft, NftOutcome::Elements, "{members:?} is an element update");
+        assert_eq!(elements(), *programmed, "{members:?}");
+        let reached = client.connect(SERVER.into(), 8080);
+        assert_eq!(reached.is_some(), allowed, "{members:?}: the client (10.80.0.5) is allowed: {allowed}");
+    }
+}

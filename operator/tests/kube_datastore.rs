@@ -30,6 +30,13 @@ fn node(name: &str, address: &str) -> Value {
            "status": {"addresses": [{"type": "InternalIP", "address": address}]}})
 }
 
+fn network_set(namespace: Option<&str>, name: &str, net: &str) -> Value {
+    let kind = if namespace.is_some() { "NetworkSet" } else { "GlobalNetworkSet" };
+    json!({"apiVersion": "gingham.dev/v1", "kind": kind,
+           "metadata": {"name": name, "namespace": namespace, "resourceVersion": "1", "labels": {"feed": "partners"}},
+           "spec": {"nets": [net]}})
+}
+
 /// The list each collection path returns.
 fn lists() -> BTreeMap<&'static str, Vec<Value>> {
     BTreeMap::from([
@@ -46,6 +53,7 @@ fn lists() -> BTreeMap<&'static str, Vec<Value>> {
             "metadata": {"name": "garbled", "resourceVersion": "1"}, "spec": {"peerIP": "192.0.2.1", "asNumber": "x"}})],
         ),
         ("/api/v1/nodes", vec![node("node-1", "192.168.10.1"), node("node-2", "192.168.10.2")]),
+        ("/apis/gingham.dev/v1/globalnetworksets", vec![network_set(None, "partners", "192.0.2.0/24")]),
     ])
 }
 
@@ -117,6 +125,7 @@ async fn the_first_round_lists_everything_writes_derived_objects_and_reports_bad
     assert_eq!(snapshot.pools.len(), 1);
     assert_eq!(snapshot.nodes.len(), 2);
     assert!(snapshot.bgp_peers.is_empty(), "the garbled peer is skipped");
+    assert_eq!(snapshot.global_network_sets.len(), 1, "GlobalNetworkSets are read");
 
     let lists: Vec<(String, String)> = log
         .lock()
@@ -134,6 +143,8 @@ async fn the_first_round_lists_everything_writes_derived_objects_and_reports_bad
         "/apis/gingham.dev/v1/networkpolicies",
         "/apis/gingham.dev/v1/globalnetworkpolicies",
         "/apis/gingham.dev/v1/tiers",
+        "/apis/gingham.dev/v1/networksets",
+        "/apis/gingham.dev/v1/globalnetworksets",
         "/apis/gingham.dev/v1/ipamblocks",
         "/apis/gingham.dev/v1/nodenetworks",
         "/apis/networking.k8s.io/v1/networkpolicies",
@@ -219,4 +230,27 @@ async fn a_node_joining_later_is_handled_incrementally() {
     assert!(writes.contains(&(Method::PATCH, "/apis/gingham.dev/v1/nodenetworks/node-3".into())), "{writes:?}");
     assert!(writes.contains(&(Method::POST, "/apis/gingham.dev/v1/ipamblocks".into())), "{writes:?}");
     assert!(!writes.iter().any(|(_, path)| path.contains("daemonsets")), "{writes:?}");
+}
+
+#[tokio::test]
+async fn network_sets_arrive_as_events_and_a_bad_one_is_skipped() {
+    let added = |set: Value| json!({"type": "ADDED", "object": set});
+    let events = vec![
+        added(network_set(Some("shop"), "good", "198.51.100.0/28")),
+        added(network_set(Some("shop"), "typo", "198.51.100.300/28")),
+    ];
+    let (mut datastore, _, release) = start(BTreeMap::from([("/apis/gingham.dev/v1/networksets", events)]));
+    let Observation::Snapshot(snapshot) = datastore.next().await.unwrap() else { panic!("a snapshot comes first") };
+    assert!(snapshot.network_sets.is_empty());
+    release.notify_one();
+    let observation = tokio::time::timeout(Duration::from_secs(10), datastore.next()).await.unwrap().unwrap();
+    let Observation::Events(events) = observation else { panic!("expected events, got a snapshot") };
+    let upserts: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Upsert(object) => Some(object.key()),
+            Event::Delete(..) => None,
+        })
+        .collect();
+    assert_eq!(upserts, [("shop".to_string(), "good".to_string())], "the set with a bad net is skipped and reported");
 }

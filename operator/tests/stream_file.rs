@@ -12,7 +12,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use gingham_crds::api::span::SpanItem;
+use gingham_crds::api::span::{SpanItem, SpanPatch};
+use gingham_crds::api::{IpSetMember, Wire};
 use gingham_stream::wire::proto::{self, SyncMessage, item_update::Change, span_client::SpanClient};
 use gingham_stream::wire::{decode, held_to_wire};
 use gingham_stream::{Delivery, Replica};
@@ -209,6 +210,64 @@ async fn the_operator_streams_each_node_its_span_and_a_set_change_as_one_patch()
 
     let refused = subscribe(port, &ca, "n2", "t1").await.unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied, "{}", refused.message());
+}
+
+/// A GlobalNetworkSet of `count` /24s from 172.16.0.0, one of them replaced by `changed`.
+fn partners(count: u32, changed: Option<&str>) -> String {
+    let mut nets: Vec<String> = (0..count).map(|i| format!("172.{}.{}.0/24", 16 + i / 256, i % 256)).collect();
+    if let Some(changed) = changed {
+        nets[0] = changed.to_string();
+    }
+    format!(
+        "apiVersion: gingham.dev/v1\nkind: GlobalNetworkSet\nmetadata: {{name: partners, labels: {{feed: partners}}}}\nspec:\n  nets: [{}]\n---\napiVersion: gingham.dev/v1\nkind: GlobalNetworkPolicy\nmetadata: {{name: db-from-partners}}\nspec:\n  selector: app == 'db'\n  ingress: [{{action: Allow, source: {{selector: feed == 'partners'}}}}]\n",
+        nets.join(", ")
+    )
+}
+
+#[tokio::test]
+async fn one_cidr_of_a_network_set_changed_travels_as_one_element_delta() {
+    let dir = tempfile::tempdir().unwrap();
+    write_atomic(&dir.path().join("store/cluster.yaml"), CLUSTER);
+    write_atomic(&dir.path().join("store/partners.yaml"), &partners(1000, None));
+    write_atomic(&dir.path().join("store/status/nodenetworks/n1.yaml"), &n1_status(&[("prod/web", "10.244.0.5")]));
+    let port = free_port();
+    let ca = write_certificate(dir.path());
+    let _operator = start(dir.path(), port);
+
+    let mut n2 = subscribe(port, &ca, "n2", "t2").await.unwrap();
+    let snapshot = next(&mut n2, Duration::from_secs(20)).await.expect("n2's snapshot");
+    let whole = snapshot
+        .updates
+        .iter()
+        .find(|u| matches!(&u.change, Some(Change::Set(b)) if String::from_utf8_lossy(b).contains("172.16.0.0/24")))
+        .expect("the GNP's source set holds the GlobalNetworkSet's nets");
+    let Some(Change::Set(bytes)) = &whole.change else { unreachable!() };
+    let SpanItem::IpSet(set) = serde_json::from_slice::<SpanItem>(bytes).unwrap() else { panic!("not a set") };
+    assert_eq!(set.members.len(), 1000, "every net of the set, and no pod (none is labelled feed)");
+
+    write_atomic(&dir.path().join("store/partners.yaml"), &partners(1000, Some("198.51.100.0/28")));
+    let delta = loop {
+        let message = next(&mut n2, Duration::from_secs(20)).await.expect("n2 hears of the changed net");
+        if !message.updates.is_empty() {
+            break message;
+        }
+    };
+    assert!(!delta.snapshot);
+    assert_eq!(delta.updates.len(), 1, "only the set changed: {:?}", names(&delta));
+    let Some(Change::Patch(bytes)) = &delta.updates[0].change else { panic!("the set travels as a patch") };
+    let patch: SpanPatch = serde_json::from_slice(bytes).unwrap();
+    let SpanPatch::IpSetMembers(members) = patch;
+    let text = |list: &[Wire<IpSetMember>]| list.iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(
+        (text(&members.added), text(&members.removed)),
+        (vec!["198.51.100.0/28".to_string()], vec!["172.16.0.0/24".to_string()])
+    );
+    assert!(
+        delta.updates[0].encoded_len() * 100 < whole.encoded_len(),
+        "the delta is {} bytes, the whole set {}",
+        delta.updates[0].encoded_len(),
+        whole.encoded_len()
+    );
 }
 
 fn signal(operator: &Operator, signal: Signal) {

@@ -24,6 +24,8 @@ const SAME_SHAPE: &[&str] = &[
     "NetworkPolicy",
     "GlobalNetworkPolicy",
     "Tier",
+    "NetworkSet",
+    "GlobalNetworkSet",
 ];
 /// Calico's API groups.
 const CALICO_V3: &str = "projectcalico.org/v3";

@@ -6,6 +6,7 @@ pub mod common;
 pub mod felix;
 pub mod ipamblock;
 pub mod ippool;
+pub mod networkset;
 pub mod nodenetwork;
 pub mod policy;
 pub mod protocol;
@@ -19,6 +20,7 @@ pub use common::{AsNumber, Condition, EncapsulationMode, IntOrString, Port, Port
 pub use felix::{FelixConfiguration, FelixConfigurationSpec};
 pub use ipamblock::{IPAMBlock, IPAMBlockSpec};
 pub use ippool::{IPPool, IPPoolSpec, IPPoolStatus};
+pub use networkset::{GlobalNetworkSet, GlobalNetworkSetSpec, NetworkSet, NetworkSetSpec};
 pub use nodenetwork::{NodeNetwork, NodeNetworkSpec, NodeNetworkStatus};
 pub use policy::{GlobalNetworkPolicy, GlobalNetworkPolicySpec, NetworkPolicy, NetworkPolicySpec, PolicyRule};
 pub use protocol::IpProtocol;

@@ -7,6 +7,7 @@ mod bgp;
 pub mod bird;
 mod felix;
 mod ippool;
+mod networkset;
 mod nodenetwork;
 mod policy;
 
@@ -21,6 +22,7 @@ use crate::selector::Selector;
 pub use bgp::{validate_bgp_configuration, validate_bgp_peer};
 pub use felix::validate_felix_configuration;
 pub use ippool::{PoolOverlap, find_pool_overlaps, validate_ippool};
+pub use networkset::validate_network_set;
 pub use nodenetwork::{
     is_set_name, node_network_value_errors, set_member, span_value_errors, validate_bgp_session, validate_ipam_block,
     validate_node_bgp, validate_node_network, validate_node_network_structure,

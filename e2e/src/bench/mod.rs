@@ -9,6 +9,7 @@
 pub mod cni;
 pub mod fanout;
 pub mod guard;
+pub mod netsets;
 pub mod operator;
 pub mod policy;
 pub mod report;
@@ -211,6 +212,7 @@ pub fn method(options: &Options) -> Vec<String> {
             options.iperf_reps, options.iperf_seconds
         ),
         "3: a GlobalNetworkPolicy on the server pod with one Deny rule whose source set has N non-matching /32s, then the matching Allow; baseline: a pod on the same node that no policy selects".into(),
+        format!("3 (network sets): two server pods on one node, each under a GlobalNetworkPolicy whose TCP Deny rule's source selects a GlobalNetworkSet of non-matching /30s ({:?} CIDRs), then Allow; probed alternately with a pod no policy selects", netsets::SIZES),
         format!("4: {} timed changes per case and level after one warm-up change; levels {:?}", 5, policy::LEVELS),
         format!("5, 6: {} remote blocks (one per remote node), 1 warm-up + 3 timed runs per side, alternating agent / ip -batch", routes::BLOCKS),
         format!("8: {} joins, one after the other", traffic::JOINS),

@@ -16,7 +16,7 @@ use crate::{cmd, datastore, lab};
 use gingham_crds::api::IpFamily;
 
 /// Dual-stack, so that group 2 measures both families on the same lab.
-const SCENARIO: &str = "lab: {prefix: ghb}\nsubnets:\n  - {name: a, cidr: 10.231.1.0/24, cidr6: \"fd00:231:1::/64\"}\nnodes:\n  - {name: n1, subnet: a}\n  - {name: n2, subnet: a}\npods:\n  - {name: c, node: n1, labels: {app: c}}\n  - {name: s, node: n2, labels: {role: server}}\n  - {name: s0, node: n2, labels: {role: plain}}\nobjects:\n  - apiVersion: gingham.dev/v1\n    kind: IPPool\n    metadata: {name: pool}\n    spec: {cidr: 10.232.0.0/16, blockSize: 26, vxlanMode: Never, natOutgoing: false}\n  - apiVersion: gingham.dev/v1\n    kind: IPPool\n    metadata: {name: pool6}\n    spec: {cidr: \"fd00:232::/48\", blockSize: 122, vxlanMode: Never, natOutgoing: false}\n";
+const SCENARIO: &str = "lab: {prefix: ghb}\nsubnets:\n  - {name: a, cidr: 10.231.1.0/24, cidr6: \"fd00:231:1::/64\"}\nnodes:\n  - {name: n1, subnet: a}\n  - {name: n2, subnet: a}\npods:\n  - {name: c, node: n1, labels: {app: c}}\n  - {name: s, node: n2, labels: {role: server}}\n  - {name: s0, node: n2, labels: {role: plain}}\n  - {name: s10, node: n2, labels: {role: server10}}\nobjects:\n  - apiVersion: gingham.dev/v1\n    kind: IPPool\n    metadata: {name: pool}\n    spec: {cidr: 10.232.0.0/16, blockSize: 26, vxlanMode: Never, natOutgoing: false}\n  - apiVersion: gingham.dev/v1\n    kind: IPPool\n    metadata: {name: pool6}\n    spec: {cidr: \"fd00:232::/48\", blockSize: 122, vxlanMode: Never, natOutgoing: false}\n";
 /// Nodes joined, one after the other (benchmark 8).
 pub const JOINS: usize = 5;
 /// Non-matching set elements before the matching rule (benchmark 3).
@@ -58,7 +58,7 @@ pub fn iperf(server: &str, client: &str, address: &str, seconds: u32) -> Result<
 }
 
 /// Warm-up, then `reps` runs of each side alternated A B A B; Gbit/s per side.
-fn alternate(options: &Options, sides: &[(&str, &str, &str)]) -> Result<Vec<Vec<f64>>, BenchError> {
+pub(super) fn alternate(options: &Options, sides: &[(&str, &str, &str)]) -> Result<Vec<Vec<f64>>, BenchError> {
     for (server, client, address) in sides {
         iperf(server, client, address, 1)?;
     }
@@ -76,7 +76,7 @@ fn median(samples: &[f64]) -> Option<f64> {
 }
 
 /// Writes objects and waits until the operator wrote new specs and every node applied them.
-pub fn apply(lab: &BenchLab, objects: &[Value]) -> Result<Duration, BenchError> {
+pub(super) fn apply(lab: &BenchLab, objects: &[Value]) -> Result<Duration, BenchError> {
     let start = Instant::now();
     for object in objects {
         datastore::put(&lab.state.datastore(), object).map_err(lab::LabError::from)?;
@@ -107,14 +107,16 @@ pub fn cost_policy(elements: usize, client: &str) -> Value {
         "spec": {"selector": "role == 'server'", "types": ["Ingress"], "ingress": ingress}})
 }
 
-struct Lab2 {
-    lab: BenchLab,
+/// The two-node lab of groups 2 and 3 with its pods: the client on n1, the servers on n2.
+pub(super) struct Lab2 {
+    pub(super) lab: BenchLab,
     n1: String,
-    n2: NodeRecord,
-    client: String,
-    client_ip: String,
-    server: PodRecord,
-    plain: (String, String),
+    pub(super) n2: NodeRecord,
+    pub(super) client: String,
+    pub(super) client_ip: String,
+    pub(super) server: PodRecord,
+    /// The pod no policy selects (namespace, address).
+    pub(super) plain: (String, String),
 }
 
 fn pod(lab: &BenchLab, name: &str) -> (String, String) {
@@ -232,13 +234,18 @@ fn lab2(options: &Options, letter: char) -> Result<Lab2, BenchError> {
     Ok(Lab2 { n1: n1.netns, n2, client, client_ip, server, plain, lab })
 }
 
-/// Runs benchmarks 2 and 3 on one lab.
+/// Runs benchmarks 2 and 3 (rule nets, then network sets) on one lab.
 pub fn run(options: &Options, results: &mut Results) -> Result<(), BenchError> {
     let l = lab2(options, 't')?;
     throughput(options, &l, results, ("no encapsulation", IpFamily::IPv4), 0.95)?;
     throughput(options, &l, results, ("no encapsulation", IpFamily::IPv6), 0.95)?;
     if let Err(e) = policy_cost(options, &l, results) {
         let mut row = Row::value(3, "policy cost: did not complete", None, "", Goal::None);
+        row.note = e.to_string();
+        results.rows.push(row);
+    }
+    if let Err(e) = super::netsets::cost(options, &l, results) {
+        let mut row = Row::value(3, "network set cost: did not complete", None, "", Goal::None);
         row.note = e.to_string();
         results.rows.push(row);
     }

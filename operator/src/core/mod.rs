@@ -10,6 +10,7 @@ pub mod engine;
 pub mod facts;
 pub mod felix;
 pub mod ipam;
+pub mod netsets;
 pub mod pod_pools;
 pub mod pools;
 pub mod span;
@@ -26,8 +27,8 @@ use std::collections::BTreeMap;
 
 use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::{
-    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPAMBlockSpec, IPPool, IPPoolStatus,
-    NetworkPolicy, NodeNetworkSpec, NodeNetworkStatus, Tier,
+    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock, IPAMBlockSpec,
+    IPPool, IPPoolStatus, NetworkPolicy, NetworkSet, NodeNetworkSpec, NodeNetworkStatus, Tier,
 };
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
@@ -50,6 +51,10 @@ pub struct ClusterSnapshot {
     pub global_network_policies: Vec<GlobalNetworkPolicy>,
     /// Policy tiers (the built-in ones exist without an object).
     pub tiers: Vec<Tier>,
+    /// NetworkSets (namespaced labelled nets that rule selectors match).
+    pub network_sets: Vec<NetworkSet>,
+    /// GlobalNetworkSets.
+    pub global_network_sets: Vec<GlobalNetworkSet>,
     /// Kubernetes NetworkPolicies, to translate.
     pub kube_network_policies: Vec<KubeNetworkPolicy>,
     /// Nodes.

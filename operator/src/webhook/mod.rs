@@ -5,7 +5,8 @@
 //! # failurePolicy: `Fail`, for the user-facing gingham kinds only
 //!
 //! The configuration (written in `config/`) should match IPPool, BGPConfiguration, BGPPeer,
-//! FelixConfiguration, NetworkPolicy, GlobalNetworkPolicy (CREATE and UPDATE) and Tier (also
+//! FelixConfiguration, NetworkPolicy, GlobalNetworkPolicy, NetworkSet, GlobalNetworkSet (CREATE and
+//! UPDATE) and Tier (also
 //! DELETE: the built-in tiers and a tier that still holds policies stay) with
 //! `failurePolicy: Fail`, and exclude objects labelled `app.kubernetes.io/managed-by:
 //! gingham-operator` with an `objectSelector`. The reasoning:

@@ -60,6 +60,19 @@ mod tests {
     }
 
     #[test]
+    fn when_a_covering_cidr_goes_the_members_it_covered_come_back() {
+        let before = addresses(nets(&["10.0.0.0/16", "10.0.1.0/24", "10.0.1.5/32", "10.2.0.0/16"]));
+        let after = addresses(nets(&["10.0.1.0/24", "10.0.1.5/32", "10.2.0.0/16"]));
+        let added: Vec<&str> = after.difference(&before).map(String::as_str).collect();
+        let removed: Vec<&str> = before.difference(&after).map(String::as_str).collect();
+        assert_eq!(
+            (added, removed),
+            (vec!["10.0.1.0/24"], vec!["10.0.0.0/16"]),
+            "the /24 comes back, not the /32 it covers"
+        );
+    }
+
+    #[test]
     fn named_ports_are_shown_as_nft_lists_them() {
         let got = address_ports([
             ("10.0.0.1".parse().unwrap(), IpProtocol::TCP, 8080),

@@ -1,8 +1,9 @@
 //! The policy index: endpoints, policies and selector sets, kept up to date one change at a time,
 //! with a record of which nodes' compiled policy must be rebuilt and which of their sets refreshed.
 //!
-//! Memberships are tracked per endpoint (which members it contributes to which set), so a pod
-//! change touches only the sets it enters or leaves and the nodes that use those sets. Endpoints
+//! Memberships are tracked per endpoint and per network set (which members it contributes to
+//! which set), so a pod or network set change touches only the sets it enters or leaves and the
+//! nodes that use those sets. Endpoints
 //! are also indexed by label ([`labels`]), so a policy or set whose selector requires a label
 //! looks only at the endpoints carrying it.
 
@@ -19,12 +20,15 @@ use gingham_crds::selector::Selector;
 mod batch;
 mod labels;
 mod membership;
+mod netsets;
 mod nodes;
 
 use self::labels::LabelIndex;
+use self::netsets::NetSetEntry;
 use super::fxhash::Map;
 use super::sets::{SetKey, namespace_selector_matches};
 use crate::core::facts::{PodFacts, implicit_namespace_labels};
+use crate::core::netsets::NetSetKey;
 
 /// An endpoint: `(node, namespace/pod)`.
 pub type EndpointKey = (String, String);
@@ -131,6 +135,8 @@ struct SetEntry {
     /// that uses the set, rebuilt when its members change.
     views: [Shared<IpSet>; 2],
     contributors: BTreeSet<EndpointId>,
+    /// The network sets contributing members.
+    net_contributors: BTreeSet<NetSetKey>,
     users: u32,
 }
 
@@ -149,6 +155,8 @@ pub struct Dirty {
 pub struct PolicyIndex {
     namespaces: Map<String, BTreeMap<String, String>>,
     pods: Map<String, Arc<PodFacts>>,
+    /// NetworkSets and GlobalNetworkSets, with what each contributes to which set.
+    net_sets: Map<NetSetKey, NetSetEntry>,
     /// Endpoints by node, then by name (so a node's endpoints come out sorted).
     endpoints: Map<String, BTreeMap<String, Endpoint>>,
     /// Each endpoint's key by its id; the ids of removed endpoints wait in `free_ids`.
@@ -298,6 +306,9 @@ impl PolicyIndex {
             let keys = self.keys_of(self.by_namespace.get(name).into_iter().flatten().copied());
             for key in keys {
                 self.reevaluate(&key);
+            }
+            for key in self.net_sets_in(name) {
+                self.reevaluate_net_set(&key);
             }
         }
     }

@@ -23,7 +23,7 @@ use gingham_crds::api::common::PortSpec;
 use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledPolicy, CompiledRule, IcmpMatch, IcmpProtocol, PortRange};
 use gingham_crds::api::policy::{EntityRule, IcmpFields, PolicyRule, PolicyScope, PolicyView};
 use gingham_crds::api::{IpFamily, Wire};
-use gingham_crds::selector::{Expr, Selector};
+use gingham_crds::selector::Selector;
 
 use super::sets::{NamedPorts, Scope, SetKey};
 
@@ -136,7 +136,7 @@ fn compile_side(
     let scope = match side.namespace_selector.as_deref() {
         Some(text) => {
             let selector = parse("namespaceSelector", text)?;
-            if matches!(selector.expr(), Expr::All) { Scope::Everywhere } else { Scope::Namespaces(selector) }
+            Scope::Namespaces(selector)
         }
         None => home.map_or(Scope::Everywhere, |ns| Scope::Namespace(ns.to_string())),
     };
@@ -249,10 +249,10 @@ mod tests {
                 Some(Scope::Namespaces("env == 'x'".parse().unwrap())),
             ),
             (
-                "namespaceSelector all() is everywhere",
+                "namespaceSelector all() is every namespace (not GlobalNetworkSets)",
                 PolicyScope::Namespace("shop"),
                 side(None, Some("all()")),
-                Some(Scope::Everywhere),
+                Some(Scope::Namespaces("all()".parse().unwrap())),
             ),
             ("no selector: no set", PolicyScope::Namespace("shop"), side(None, None), None),
         ];

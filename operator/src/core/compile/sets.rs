@@ -1,6 +1,13 @@
 //! Selector memberships as named sets: what a set means ([`SetKey`]), its nftables-safe names
 //! (one per family: a key is carried as an IPv4 set and an IPv6 set), and which members an
-//! endpoint contributes to it (a dual-stack pod brings an address of each family).
+//! endpoint contributes to it (a dual-stack pod brings an address of each family) and a network
+//! set (its nets).
+//!
+//! Scoping follows libcalico-go's `getEndpointSelector`: a rule's namespace selector becomes a
+//! selector over the endpoint's namespace labels in which `all()` means "namespaced" and
+//! `global()` "not namespaced"; a GlobalNetworkSet has no namespace (and so no namespace labels).
+//! A rule without `namespaceSelector` stays in a namespaced policy's namespace and is unscoped in
+//! a global one (pods and NetworkSets of every namespace, and GlobalNetworkSets).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -10,15 +17,18 @@ use gingham_crds::api::{IpFamily, IpProtocol, IpSetMember, Net, SetMember, Wire}
 use gingham_crds::selector::{Expr, Selector};
 
 use crate::core::facts::{LabelList, PodFacts};
+use crate::core::netsets::NetSetFacts;
 
 /// Where a set's endpoints may live.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
     /// One namespace (a namespaced policy's rule without `namespaceSelector`).
     Namespace(String),
-    /// The namespaces whose labels match (a rule's `namespaceSelector`; `global()` matches none).
+    /// The namespaces whose labels match a rule's `namespaceSelector` (`all()`: every namespace),
+    /// and, where the selector says `global()`, the non-namespaced resources.
     Namespaces(Selector),
-    /// Every namespace (a global policy's rule, or `namespaceSelector: all()`).
+    /// Every namespace and every non-namespaced resource (a global policy's rule without
+    /// `namespaceSelector`).
     Everywhere,
 }
 
@@ -31,12 +41,34 @@ impl Scope {
             Scope::Everywhere => true,
         }
     }
+
+    /// Whether a non-namespaced resource (a GlobalNetworkSet) is in scope.
+    pub fn contains_global(&self) -> bool {
+        match self {
+            Scope::Namespace(_) => false,
+            Scope::Namespaces(selector) => in_namespace_scope(selector.expr(), None),
+            Scope::Everywhere => true,
+        }
+    }
 }
 
-/// A namespace selector over namespace labels. `global()` means non-namespaced endpoints (host
-/// endpoints, which gingham does not have), so it matches no namespace.
+/// A namespace selector over the labels of a namespace.
 pub fn namespace_selector_matches(selector: &Selector, labels: &BTreeMap<String, String>) -> bool {
-    !matches!(selector.expr(), Expr::Global) && selector.matches(labels)
+    in_namespace_scope(selector.expr(), Some(labels))
+}
+
+/// A namespace selector against a resource's namespace labels (`None`: it is not namespaced), as
+/// Calico rewrites it: `all()` is `has(projectcalico.org/namespace)`, `global()` its negation, and
+/// label terms look at the namespace's labels, which a non-namespaced resource has none of.
+fn in_namespace_scope(expr: &Expr, labels: Option<&BTreeMap<String, String>>) -> bool {
+    match expr {
+        Expr::All => labels.is_some(),
+        Expr::Global => labels.is_none(),
+        Expr::Not(inner) => !in_namespace_scope(inner, labels),
+        Expr::And(left, right) => in_namespace_scope(left, labels) && in_namespace_scope(right, labels),
+        Expr::Or(left, right) => in_namespace_scope(left, labels) || in_namespace_scope(right, labels),
+        term => term.matches(labels.unwrap_or(&BTreeMap::new())),
+    }
 }
 
 /// Named ports a set matches: an optional protocol and the port names.
@@ -140,6 +172,20 @@ impl SetKey {
                 })
                 .collect(),
         }
+    }
+
+    /// The members a network set contributes: its nets when it is in scope, matches the selector
+    /// and the key is no named-port set (network sets have no ports). `namespace_labels` are
+    /// those of its namespace (unused for a GlobalNetworkSet).
+    pub fn net_members(&self, set: &NetSetFacts, namespace_labels: &BTreeMap<String, String>) -> Vec<IpSetMember> {
+        let in_scope = match &set.namespace {
+            Some(namespace) => self.scope.contains(namespace, namespace_labels),
+            None => self.scope.contains_global(),
+        };
+        if self.named_ports.is_some() || !in_scope || !self.selector.matches(&set.labels) {
+            return Vec::new();
+        }
+        set.nets.iter().map(|net| IpSetMember::Address(*net)).collect()
     }
 
     /// The key's set of `family` holding `members` (those of the family; the others are left

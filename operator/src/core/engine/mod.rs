@@ -191,7 +191,13 @@ impl Engine {
             Kind::BgpConfiguration | Kind::BgpPeer | Kind::Secret => work.bgp = true,
             Kind::FelixConfiguration => work.felix = true,
             Kind::NodeStatus => work = self.node_status_changed(&key.1, previous.as_ref(), current.as_ref()),
-            Kind::Pod | Kind::Namespace | Kind::NetworkPolicy | Kind::GlobalNetworkPolicy | Kind::KubeNetworkPolicy => {
+            Kind::Pod
+            | Kind::Namespace
+            | Kind::NetworkPolicy
+            | Kind::GlobalNetworkPolicy
+            | Kind::KubeNetworkPolicy
+            | Kind::NetworkSet
+            | Kind::GlobalNetworkSet => {
                 self.policy_object_changed(kind, &key, current.as_ref());
             }
             Kind::Tier => self.tiers_changed(),

@@ -14,6 +14,7 @@ use crate::core::compile::{Tiers, global_name, global_policy_entry, namespaced_n
 use crate::core::facts::{NodeFacts, namespace_labels, pool_annotations};
 use crate::core::felix::{agent_settings, default_config, merged_for, policy_settings, tunnel_settings};
 use crate::core::ipam::{IpamInput, assign, blocks_per_pool};
+use crate::core::netsets::NetSetFacts;
 use crate::core::pod_pools::annotation_problems;
 use crate::core::pools::{attribute_addresses, check_pools, pool_statuses};
 use crate::core::translate::{PREFIX, translate};
@@ -322,6 +323,8 @@ impl Engine {
             Kind::NetworkPolicy,
             Kind::GlobalNetworkPolicy,
             Kind::KubeNetworkPolicy,
+            Kind::NetworkSet,
+            Kind::GlobalNetworkSet,
         ];
         for kind in kinds {
             let keys: Vec<Key> = self.store.all(kind).map(Object::key).collect();
@@ -355,6 +358,18 @@ impl Engine {
                 self.index.set_namespace(&key.1, labels);
                 self.annotation_problems(Kind::Namespace, key, &pools);
                 self.index.set_namespace_pools(&key.1, pools);
+            }
+            (Kind::NetworkSet | Kind::GlobalNetworkSet, current) => {
+                let (set_key, facts, problems) = match current {
+                    Some(Object::NetworkSet(set)) => NetSetFacts::of_network_set(set),
+                    Some(Object::GlobalNetworkSet(set)) => NetSetFacts::of_global_network_set(set),
+                    _ => {
+                        let namespace = (kind == Kind::NetworkSet).then(|| namespace.to_string());
+                        ((namespace, key.1.clone()), NetSetFacts::default(), Vec::new())
+                    }
+                };
+                self.set_problems(Source::Object(kind, key.clone()), problems);
+                self.index.set_network_set(set_key, current.is_some().then_some(facts));
             }
             (Kind::NetworkPolicy, _) if key.1.starts_with(PREFIX) => {}
             (Kind::NetworkPolicy, Some(Object::NetworkPolicy(policy))) => {

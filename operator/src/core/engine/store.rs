@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gingham_crds::api::{
-    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy,
-    NodeNetworkStatus, Tier,
+    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock, IPPool,
+    NetworkPolicy, NetworkSet, NodeNetworkStatus, Tier,
 };
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
@@ -35,6 +35,10 @@ pub enum Object {
     GlobalNetworkPolicy(GlobalNetworkPolicy),
     /// A policy Tier.
     Tier(Tier),
+    /// A NetworkSet.
+    NetworkSet(NetworkSet),
+    /// A GlobalNetworkSet.
+    GlobalNetworkSet(GlobalNetworkSet),
     /// A Kubernetes NetworkPolicy.
     KubeNetworkPolicy(KubeNetworkPolicy),
     /// A Node.
@@ -68,6 +72,10 @@ pub enum Kind {
     GlobalNetworkPolicy,
     /// Tier.
     Tier,
+    /// NetworkSet.
+    NetworkSet,
+    /// GlobalNetworkSet.
+    GlobalNetworkSet,
     /// Kubernetes NetworkPolicy.
     KubeNetworkPolicy,
     /// Node.
@@ -112,6 +120,8 @@ impl Object {
             Object::NetworkPolicy(_) => Kind::NetworkPolicy,
             Object::GlobalNetworkPolicy(_) => Kind::GlobalNetworkPolicy,
             Object::Tier(_) => Kind::Tier,
+            Object::NetworkSet(_) => Kind::NetworkSet,
+            Object::GlobalNetworkSet(_) => Kind::GlobalNetworkSet,
             Object::KubeNetworkPolicy(_) => Kind::KubeNetworkPolicy,
             Object::Node(_) => Kind::Node,
             Object::Pod(_) => Kind::Pod,
@@ -132,6 +142,8 @@ impl Object {
             Object::NetworkPolicy(o) => key_of(o),
             Object::GlobalNetworkPolicy(o) => key_of(o),
             Object::Tier(o) => key_of(o),
+            Object::NetworkSet(o) => key_of(o),
+            Object::GlobalNetworkSet(o) => key_of(o),
             Object::KubeNetworkPolicy(o) => key_of(o),
             Object::Node(o) => key_of(o),
             Object::Pod(o) => key_of(o),
@@ -155,6 +167,8 @@ pub fn objects(snapshot: ClusterSnapshot) -> impl Iterator<Item = Object> {
         .chain(s.network_policies.into_iter().map(Object::NetworkPolicy))
         .chain(s.global_network_policies.into_iter().map(Object::GlobalNetworkPolicy))
         .chain(s.tiers.into_iter().map(Object::Tier))
+        .chain(s.network_sets.into_iter().map(Object::NetworkSet))
+        .chain(s.global_network_sets.into_iter().map(Object::GlobalNetworkSet))
         .chain(s.kube_network_policies.into_iter().map(Object::KubeNetworkPolicy))
         .chain(s.nodes.into_iter().map(Object::Node))
         .chain(s.pods.into_iter().map(Object::Pod))
@@ -241,6 +255,8 @@ impl Store {
                 Object::NetworkPolicy(o) => s.network_policies.push(o),
                 Object::GlobalNetworkPolicy(o) => s.global_network_policies.push(o),
                 Object::Tier(o) => s.tiers.push(o),
+                Object::NetworkSet(o) => s.network_sets.push(o),
+                Object::GlobalNetworkSet(o) => s.global_network_sets.push(o),
                 Object::KubeNetworkPolicy(o) => s.kube_network_policies.push(o),
                 Object::Node(o) => s.nodes.push(o),
                 Object::Pod(o) => s.pods.push(o),

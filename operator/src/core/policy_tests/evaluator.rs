@@ -1,7 +1,7 @@
 //! A reference evaluator over the compiled output: decides a packet the way the agent's nftables
 //! program must, reading only the nodes' spans (tiered policy lists, compiled rules, sets), in either
 //! family: a packet meets the rules its family allows (`ipVersion`, ICMP or ICMPv6, nets of its
-//! family) and the sets of its family.
+//! family) and the sets of its family, whose members are addresses or CIDRs (network sets).
 
 use std::net::IpAddr;
 
@@ -9,7 +9,7 @@ use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule, IcmpMatch, Icm
 use gingham_crds::api::policy::Action;
 use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::tier::TierDefaultAction;
-use gingham_crds::api::{IpFamily, IpProtocol, Net, Wire};
+use gingham_crds::api::{IpFamily, IpProtocol, IpSetMember, Net, Wire};
 
 /// A pod: `namespace/pod`, for finding the endpoint's policy lists, and the node it runs on.
 #[derive(Clone, Copy, Debug)]
@@ -56,8 +56,17 @@ fn set_of<'a>(spec: &'a NodeSpan, name: &str, family: IpFamily) -> Option<&'a gi
     (found.family == family).then_some(&**found)
 }
 
+/// Whether `member` (an address, or an `address,protocol,port` triple) is in the set: an address
+/// is in an address set when one of its members (an address or a CIDR, from a network set)
+/// contains it; a triple only when it is one.
 fn in_set(set: &gingham_crds::api::nodenetwork::IpSet, member: &str) -> bool {
-    set.members.iter().any(|m| m == member)
+    match member.parse::<IpAddr>() {
+        Ok(address) => set.members.iter().any(|m| match m.value().expect("the operator writes valid members") {
+            IpSetMember::Address(net) => net.0.contains(&address),
+            IpSetMember::Port(_) => false,
+        }),
+        Err(_) => set.members.iter().any(|m| m == member),
+    }
 }
 
 fn side_matches(spec: &NodeSpan, side: &CompiledMatch, address: &str, port: Option<u16>, protocol: u8) -> bool {

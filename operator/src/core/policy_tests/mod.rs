@@ -5,5 +5,6 @@
 mod calico_order;
 mod evaluator;
 mod knp_matrix;
+mod network_sets;
 mod tiers;
 pub(super) mod world;

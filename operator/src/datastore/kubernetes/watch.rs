@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use gingham_crds::api::{
-    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy, NodeNetwork,
-    Tier,
+    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock, IPPool,
+    NetworkPolicy, NetworkSet, NodeNetwork, Tier,
 };
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
@@ -38,6 +38,8 @@ pub struct Stores {
     network_policies: Guarded<NetworkPolicy>,
     global_network_policies: Guarded<GlobalNetworkPolicy>,
     tiers: Guarded<Tier>,
+    network_sets: Guarded<NetworkSet>,
+    global_network_sets: Guarded<GlobalNetworkSet>,
     kube_network_policies: Guarded<KubeNetworkPolicy>,
     nodes: Guarded<Node>,
     pods: Guarded<Pod>,
@@ -87,6 +89,8 @@ impl Stores {
             network_policies: watch(Api::all(client.clone()), all.clone(), sender),
             global_network_policies: watch(Api::all(client.clone()), all.clone(), sender),
             tiers: watch(Api::all(client.clone()), all.clone(), sender),
+            network_sets: watch(Api::all(client.clone()), all.clone(), sender),
+            global_network_sets: watch(Api::all(client.clone()), all.clone(), sender),
             kube_network_policies: watch(Api::all(client.clone()), all.clone(), sender),
             nodes: watch(Api::all(client.clone()), all.clone(), sender),
             pods: watch(Api::all(client.clone()), all.clone(), sender),
@@ -108,6 +112,8 @@ impl Stores {
         self.network_policies.wait_until_ready().await.map_err(stopped)?;
         self.global_network_policies.wait_until_ready().await.map_err(stopped)?;
         self.tiers.wait_until_ready().await.map_err(stopped)?;
+        self.network_sets.wait_until_ready().await.map_err(stopped)?;
+        self.global_network_sets.wait_until_ready().await.map_err(stopped)?;
         self.kube_network_policies.wait_until_ready().await.map_err(stopped)?;
         self.nodes.wait_until_ready().await.map_err(stopped)?;
         self.pods.wait_until_ready().await.map_err(stopped)?;
@@ -131,6 +137,8 @@ impl Stores {
             network_policies: valid(&self.network_policies, &mut rejected),
             global_network_policies: valid(&self.global_network_policies, &mut rejected),
             tiers: valid(&self.tiers, &mut rejected),
+            network_sets: valid(&self.network_sets, &mut rejected),
+            global_network_sets: valid(&self.global_network_sets, &mut rejected),
             kube_network_policies: valid(&self.kube_network_policies, &mut rejected),
             nodes: valid(&self.nodes, &mut rejected),
             pods: valid(&self.pods, &mut rejected),

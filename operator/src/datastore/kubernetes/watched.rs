@@ -4,8 +4,8 @@
 use std::fmt::Debug;
 
 use gingham_crds::api::{
-    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy, NodeNetwork,
-    Tier,
+    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock, IPPool,
+    NetworkPolicy, NetworkSet, NodeNetwork, Tier,
 };
 use gingham_crds::manifest::Manifest;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -110,6 +110,10 @@ watched!(GlobalNetworkPolicy, GlobalNetworkPolicy, GlobalNetworkPolicy, |o| mess
     Manifest::GlobalNetworkPolicy(o.clone()).validate()
 ));
 watched!(Tier, Tier, Tier, |o| messages_of(Manifest::Tier(o.clone()).validate()));
+watched!(NetworkSet, NetworkSet, NetworkSet, |o| messages_of(Manifest::NetworkSet(o.clone()).validate()));
+watched!(GlobalNetworkSet, GlobalNetworkSet, GlobalNetworkSet, |o| messages_of(
+    Manifest::GlobalNetworkSet(o.clone()).validate()
+));
 watched!(KubeNetworkPolicy, KubeNetworkPolicy, KubeNetworkPolicy);
 watched!(Node, Node, Node);
 watched!(Pod, Pod, Pod);

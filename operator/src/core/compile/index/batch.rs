@@ -1,4 +1,5 @@
-//! The end of a batch load: every endpoint's set memberships and policies at once. Endpoints whose
+//! The end of a batch load: every endpoint's set memberships and policies at once, then every
+//! network set's memberships. Endpoints whose
 //! pods carry the same labels (which name their namespace) are in the same sets and under the same
 //! policies, so each such group is matched once; only the members (addresses, named ports) are
 //! worked out per endpoint.
@@ -55,6 +56,10 @@ impl PolicyIndex {
             if self.endpoint(&key).is_some_and(|e| e.ingress != matched.ingress || e.egress != matched.egress) {
                 self.set_policies(&key, matched.ingress.clone(), matched.egress.clone());
             }
+        }
+        let net_sets: Vec<_> = self.net_sets.keys().cloned().collect();
+        for key in net_sets {
+            self.reevaluate_net_set(&key);
         }
     }
 

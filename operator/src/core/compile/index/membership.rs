@@ -8,6 +8,7 @@ use gingham_crds::api::{IpFamily, IpSetMember, Shared};
 
 use super::{EndpointId, EndpointKey, PolicyIndex, SetEntry, SetId};
 use crate::core::compile::sets::{Scope, SetKey};
+use crate::core::netsets::NetSetKey;
 
 impl PolicyIndex {
     /// The members an endpoint brings to a set being created, if any (none without an address:
@@ -24,21 +25,33 @@ impl PolicyIndex {
     /// Moves an endpoint's contribution to set `id` from `old` to `new` members.
     pub(super) fn change_members(&mut self, id: SetId, endpoint: EndpointId, old: &[IpSetMember], new: &[IpSetMember]) {
         let Some(set) = self.sets.get_mut(&id) else { return };
-        for member in old {
-            if let Some(count) = set.members.get_mut(member) {
-                *count -= 1;
-                if *count == 0 {
-                    set.members.remove(member);
-                }
-            }
-        }
-        for member in new {
-            *set.members.entry(*member).or_insert(0) += 1;
-        }
+        set.move_members(old, new);
         if new.is_empty() {
             set.contributors.remove(&endpoint);
         } else {
             set.contributors.insert(endpoint);
+        }
+        self.stale_views.insert(id);
+        self.dirty.refresh.insert(id);
+    }
+
+    /// Moves a network set's contribution to set `id` from `old` to `new` members (both sorted, as
+    /// a network set's nets are): only the members that differ are counted out and in, so one CIDR
+    /// changed in a set of 100,000 is two map operations, not 200,000.
+    pub(super) fn change_net_members(
+        &mut self,
+        id: SetId,
+        net_set: &NetSetKey,
+        old: &[IpSetMember],
+        new: &[IpSetMember],
+    ) {
+        let Some(set) = self.sets.get_mut(&id) else { return };
+        let (gone, came) = sorted_difference(old, new);
+        set.move_members(&gone, &came);
+        if new.is_empty() {
+            set.net_contributors.remove(net_set);
+        } else {
+            set.net_contributors.insert(net_set.clone());
         }
         self.stale_views.insert(id);
         self.dirty.refresh.insert(id);
@@ -60,8 +73,14 @@ impl PolicyIndex {
             Scope::Namespaces(_) | Scope::Everywhere => self.cross_sets.insert(id),
         };
         let views = IpFamily::BOTH.map(|family| Shared::new(key.view(family, [])));
-        let set =
-            SetEntry { key: key.clone(), members: BTreeMap::new(), views, contributors: BTreeSet::new(), users: 1 };
+        let set = SetEntry {
+            key: key.clone(),
+            members: BTreeMap::new(),
+            views,
+            contributors: BTreeSet::new(),
+            net_contributors: BTreeSet::new(),
+            users: 1,
+        };
         self.sets.insert(id, set);
         if self.deferred {
             return id;
@@ -81,6 +100,7 @@ impl PolicyIndex {
                 endpoint.contributions.insert(id, members);
             }
         }
+        self.join_net_sets(id);
         id
     }
 
@@ -97,6 +117,11 @@ impl PolicyIndex {
         for key in self.keys_of(set.contributors.iter().copied()) {
             if let Some(endpoint) = self.endpoint_mut(&key) {
                 endpoint.contributions.remove(id);
+            }
+        }
+        for key in &set.net_contributors {
+            if let Some(entry) = self.net_sets.get_mut(key) {
+                entry.contributions.remove(id);
             }
         }
         match &key.scope {
@@ -136,5 +161,73 @@ impl PolicyIndex {
                 }
             }
         }
+    }
+}
+
+impl SetEntry {
+    /// Counts `old` members out and `new` ones in: a member stays while anything contributes it
+    /// (two pods or network sets may bring the same address or CIDR).
+    fn move_members(&mut self, old: &[IpSetMember], new: &[IpSetMember]) {
+        for member in old {
+            if let Some(count) = self.members.get_mut(member) {
+                *count -= 1;
+                if *count == 0 {
+                    self.members.remove(member);
+                }
+            }
+        }
+        for member in new {
+            *self.members.entry(*member).or_insert(0) += 1;
+        }
+    }
+}
+
+/// The members only in `old` and those only in `new`, of two sorted lists.
+fn sorted_difference(old: &[IpSetMember], new: &[IpSetMember]) -> (Vec<IpSetMember>, Vec<IpSetMember>) {
+    let (mut gone, mut came) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    loop {
+        match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) if a == b => {
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a < b => {
+                gone.push(*a);
+                i += 1;
+            }
+            (Some(a), None) => {
+                gone.push(*a);
+                i += 1;
+            }
+            (_, Some(b)) => {
+                came.push(*b);
+                j += 1;
+            }
+            (None, None) => return (gone, came),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use gingham_crds::api::Decode;
+
+    use super::*;
+
+    fn members(texts: &[&str]) -> Vec<IpSetMember> {
+        let mut list: Vec<IpSetMember> = texts.iter().map(|t| IpSetMember::decode(t).unwrap()).collect();
+        list.sort();
+        list
+    }
+
+    #[test]
+    fn sorted_lists_differ_by_what_each_alone_holds() {
+        let old = members(&["10.0.0.0/8", "10.1.0.0/16", "fd00::/64"]);
+        let new = members(&["10.1.0.0/16", "10.2.0.0/16", "fd00::/64"]);
+        assert_eq!(sorted_difference(&old, &new), (members(&["10.0.0.0/8"]), members(&["10.2.0.0/16"])));
+        assert_eq!(sorted_difference(&[], &members(&["10.0.0.1"])), (vec![], members(&["10.0.0.1"])));
+        assert_eq!(sorted_difference(&old, &old), (vec![], vec![]));
     }
 }

@@ -2,7 +2,7 @@
 //! namespaces relabelled: what a policy selects and what its rule's set holds.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use gingham_crds::api::GlobalNetworkPolicy;
@@ -222,4 +222,56 @@ fn endpoints_bring_an_address_of_each_family_to_the_set_of_that_family() {
         views(&mut index),
         [(IpFamily::IPv6, strings(&["fd00::2"])), (IpFamily::IPv4, strings(&["10.0.0.1", "10.0.0.3"]))]
     );
+}
+
+/// A network set change touches only the sets it enters, leaves or changes in; two network sets
+/// bringing the same CIDR keep it until both are gone.
+#[test]
+fn a_network_set_change_touches_only_the_sets_it_is_in() {
+    use crate::core::netsets::NetSetFacts;
+    let mut index = PolicyIndex::default();
+    let mut ids: Vec<BTreeSet<u32>> = Vec::new();
+    for (name, selector) in [("feeds", "feed == 'x'"), ("web", "app == 'web'")] {
+        let source = EntityRule { selector: Some(selector.into()), ..EntityRule::default() };
+        let spec = GlobalNetworkPolicySpec {
+            selector: Some("all()".into()),
+            ingress: Some(vec![PolicyRule { action: Action::Allow, source: Some(source), ..PolicyRule::default() }]),
+            ..GlobalNetworkPolicySpec::default()
+        };
+        let (entry, _) =
+            global_policy_entry(&GlobalNetworkPolicy { metadata: meta(None, name), spec }, &Tiers::default());
+        index.upsert_policy(entry.unwrap());
+        let policy: &str = &format!("global/{name}");
+        ids.push(index.policy_sets.get(policy).unwrap().iter().copied().collect::<BTreeSet<u32>>());
+    }
+    let (feeds, web) = (ids[0].clone(), ids[1].clone());
+    let _ = index.take_dirty();
+    let set = |label: &str, nets: &[&str]| NetSetFacts {
+        namespace: None,
+        labels: [("feed".to_string(), label.to_string())].into_iter().collect(),
+        nets: nets.iter().map(|n| n.parse::<ipnet::IpNet>().map(gingham_crds::api::Net).unwrap()).collect(),
+    };
+    let members = |index: &mut PolicyIndex, ids: &BTreeSet<u32>| {
+        let _ = index.take_dirty();
+        ids.iter()
+            .filter_map(|id| index.set_views(*id))
+            .flatten()
+            .flat_map(|view| view.members.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+
+    index.set_network_set((None, "a".into()), Some(set("x", &["192.0.2.0/24", "2001:db8::/32"])));
+    assert_eq!(index.take_dirty().refresh, feeds, "only the set whose selector it matches");
+    assert_eq!(members(&mut index, &feeds), strings(&["192.0.2.0/24", "2001:db8::/32"]));
+    index.set_network_set((None, "b".into()), Some(set("x", &["192.0.2.0/24"])));
+    index.set_network_set((None, "a".into()), Some(set("x", &["2001:db8::/32"])));
+    assert_eq!(members(&mut index, &feeds), strings(&["192.0.2.0/24", "2001:db8::/32"]), "b still brings it");
+    index.set_network_set((None, "b".into()), None);
+    assert_eq!(members(&mut index, &feeds), strings(&["2001:db8::/32"]));
+    index.set_network_set((None, "a".into()), Some(set("y", &["2001:db8::/32"])));
+    assert_eq!(index.take_dirty().refresh, feeds, "it left the set; the web set is untouched");
+    assert!(members(&mut index, &feeds).is_empty());
+    index.set_network_set((None, "a".into()), Some(set("y", &["2001:db8::/48"])));
+    assert!(index.take_dirty().refresh.is_empty(), "a set in no policy's set touches nothing");
+    assert!(members(&mut index, &web).is_empty(), "network sets have no app label");
 }
