@@ -46,7 +46,21 @@ fn lists() -> BTreeMap<&'static str, Vec<Value>> {
             "metadata": {"name": "garbled", "resourceVersion": "1"}, "spec": {"peerIP": "192.0.2.1", "asNumber": "x"}})],
         ),
         ("/api/v1/nodes", vec![node("node-1", "192.168.10.1"), node("node-2", "192.168.10.2")]),
+        (
+            "/api/v1/serviceaccounts",
+            vec![json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "api", "namespace": "shop", "resourceVersion": "1", "labels": {"team": "a"}}})],
+        ),
+        ("/apis/discovery.k8s.io/v1/endpointslices", vec![slice("10.244.0.5")]),
     ])
+}
+
+fn slice(address: &str) -> Value {
+    json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+           "metadata": {"name": "web-abc", "namespace": "shop", "resourceVersion": "1",
+                        "labels": {"kubernetes.io/service-name": "web"}},
+           "addressType": "IPv4", "endpoints": [{"addresses": [address]}],
+           "ports": [{"port": 8080, "protocol": "TCP"}]})
 }
 
 type TestBody = http_body_util::StreamBody<BoxStream<'static, Result<Frame<Bytes>, Infallible>>>;
@@ -117,6 +131,8 @@ async fn the_first_round_lists_everything_writes_derived_objects_and_reports_bad
     assert_eq!(snapshot.pools.len(), 1);
     assert_eq!(snapshot.nodes.len(), 2);
     assert!(snapshot.bgp_peers.is_empty(), "the garbled peer is skipped");
+    assert_eq!(snapshot.service_accounts.len(), 1, "service accounts are read, for serviceAccounts matches");
+    assert_eq!(snapshot.endpoint_slices.len(), 1, "endpoint slices are read, for services matches");
 
     let lists: Vec<(String, String)> = log
         .lock()
@@ -140,11 +156,13 @@ async fn the_first_round_lists_everything_writes_derived_objects_and_reports_bad
         "/api/v1/pods",
         "/api/v1/namespaces",
         "/api/v1/namespaces/gingham-system/secrets",
+        "/api/v1/serviceaccounts",
+        "/apis/discovery.k8s.io/v1/endpointslices",
         "/apis/apps/v1/namespaces/gingham-system/daemonsets",
     ] {
         assert!(paths.contains(expected), "{expected} was not listed: {paths:?}");
     }
-    assert_eq!(paths.len(), 14, "{paths:?}");
+    assert_eq!(paths.len(), 16, "{paths:?}");
     let daemon_sets = lists.iter().find(|(p, _)| p.ends_with("/daemonsets")).unwrap();
     assert!(
         daemon_sets.1.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dgingham-operator"),
@@ -217,4 +235,22 @@ async fn a_node_joining_later_is_handled_incrementally() {
     assert!(writes.contains(&(Method::PATCH, "/apis/gingham.dev/v1/nodenetworks/node-3".into())), "{writes:?}");
     assert!(writes.contains(&(Method::POST, "/apis/gingham.dev/v1/ipamblocks".into())), "{writes:?}");
     assert!(!writes.iter().any(|(_, path)| path.contains("daemonsets")), "{writes:?}");
+}
+
+#[tokio::test]
+async fn an_endpoint_slice_change_reaches_the_engine_as_an_event() {
+    let moved = json!({"type": "MODIFIED", "object": slice("10.244.0.9")});
+    let (mut datastore, _, release) = start(BTreeMap::from([("/apis/discovery.k8s.io/v1/endpointslices", vec![moved])]));
+    let Observation::Snapshot(_) = datastore.next().await.unwrap() else { panic!("a snapshot comes first") };
+    release.notify_one();
+    let observation = tokio::time::timeout(Duration::from_secs(10), datastore.next()).await.unwrap().unwrap();
+    let Observation::Events(events) = observation else { panic!("expected events, got a snapshot") };
+    let slices: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Upsert(object @ gingham_operator::core::engine::store::Object::EndpointSlice(_)) => Some(object.key()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(slices, [("shop".to_string(), "web-abc".to_string())]);
 }

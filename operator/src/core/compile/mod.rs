@@ -7,9 +7,11 @@
 //! Pass skips the remaining policies (and allows, as Calico's default profile does). When policies
 //! apply but none decides, the traffic is denied; when none apply, it is allowed.
 
+pub mod accounts;
 mod fxhash;
 pub mod index;
 pub mod rules;
+pub mod services;
 pub mod sets;
 
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use gingham_crds::selector::Selector;
 use gingham_crds::validate::{validate_global_network_policy, validate_network_policy};
 
 use self::index::{Applies, PolicyEntry};
-use self::rules::compile_policy;
+use self::rules::{compile_policy, policy_selector};
 use super::ObjectProblem;
 
 /// The compiled name of a namespaced policy.
@@ -49,11 +51,9 @@ fn entry(
     applies: Applies,
     report: &dyn Fn(&str, String) -> ObjectProblem,
 ) -> (Option<PolicyEntry>, Vec<ObjectProblem>) {
-    let selector = match view.selector.map(Selector::parse).transpose() {
-        Ok(selector) => selector.unwrap_or_default(),
-        Err(error) => {
-            return (None, vec![report("InvalidPolicy", format!("spec.selector: {error}; the policy is not applied"))]);
-        }
+    let selector = match policy_selector(view) {
+        Ok(selector) => selector,
+        Err(error) => return (None, vec![report("InvalidPolicy", format!("{error}; the policy is not applied"))]),
     };
     let (template, messages) = compile_policy(&compiled_name, view);
     let problems = messages.into_iter().map(|m| report("UnsupportedRule", m)).collect();

@@ -26,6 +26,7 @@ pub use self::store::Event;
 use self::store::{Key, Kind, Object, Store};
 use super::bgp::NodeBgp;
 use super::compile::index::PolicyIndex;
+use super::compile::services::service_of;
 use super::facts::NodeFacts;
 use super::ipam::Assignment;
 use super::pools::CheckedPool;
@@ -187,8 +188,22 @@ impl Engine {
             Kind::BgpConfiguration | Kind::BgpPeer | Kind::Secret => work.bgp = true,
             Kind::FelixConfiguration => work.felix = true,
             Kind::NodeStatus => work = self.node_status_changed(&key.1, previous.as_ref(), current.as_ref()),
-            Kind::Pod | Kind::Namespace | Kind::NetworkPolicy | Kind::GlobalNetworkPolicy | Kind::KubeNetworkPolicy => {
+            Kind::Pod
+            | Kind::Namespace
+            | Kind::NetworkPolicy
+            | Kind::GlobalNetworkPolicy
+            | Kind::KubeNetworkPolicy
+            | Kind::ServiceAccount => {
                 self.policy_object_changed(kind, &key, current.as_ref());
+            }
+            Kind::EndpointSlice => {
+                let services = [previous.as_ref(), current.as_ref()].into_iter().flatten().filter_map(|o| match o {
+                    Object::EndpointSlice(slice) => service_of(slice),
+                    _ => None,
+                });
+                for service in services.collect::<BTreeSet<_>>() {
+                    self.service_changed(&service);
+                }
             }
         }
         self.run(work);

@@ -2,6 +2,7 @@
 //! over the compiled NodeNetworks.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod accounts_services;
 mod calico_order;
 mod evaluator;
 mod knp_matrix;
