@@ -113,7 +113,9 @@ mod tests {
     #[test]
     fn a_log_prefix_is_short_stable_and_found_again_in_a_kernel_line() {
         let long = format!("a-namespace/{}", "p".repeat(250));
-        for (policy, ingress, rule) in [("shop/web", true, 0), ("global/deny-all", false, 17), (long.as_str(), true, 999)] {
+        for (policy, ingress, rule) in
+            [("shop/web", true, 0), ("global/deny-all", false, 17), (long.as_str(), true, 999)]
+        {
             let tag = super::LogTag::new(policy, ingress, rule);
             let prefix = tag.prefix();
             assert!(prefix.len() <= 29, "{prefix:?}");
@@ -123,7 +125,13 @@ mod tests {
         }
         assert_eq!(super::policy_log_hash("shop/web"), super::policy_log_hash("shop/web"));
         assert_ne!(super::policy_log_hash("shop/web"), super::policy_log_hash("shop/db"));
-        for bad in ["gingham", "gingham xyz i0:", "gingham 0123456789ab x0:", "gingham 0123456789ab i:", "other 0123456789ab i0:"] {
+        for bad in [
+            "gingham",
+            "gingham xyz i0:",
+            "gingham 0123456789ab x0:",
+            "gingham 0123456789ab i:",
+            "other 0123456789ab i0:",
+        ] {
             assert_eq!(super::LogTag::find(bad), None, "{bad}");
         }
     }

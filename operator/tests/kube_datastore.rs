@@ -240,7 +240,8 @@ async fn a_node_joining_later_is_handled_incrementally() {
 #[tokio::test]
 async fn an_endpoint_slice_change_reaches_the_engine_as_an_event() {
     let moved = json!({"type": "MODIFIED", "object": slice("10.244.0.9")});
-    let (mut datastore, _, release) = start(BTreeMap::from([("/apis/discovery.k8s.io/v1/endpointslices", vec![moved])]));
+    let (mut datastore, _, release) =
+        start(BTreeMap::from([("/apis/discovery.k8s.io/v1/endpointslices", vec![moved])]));
     let Observation::Snapshot(_) = datastore.next().await.unwrap() else { panic!("a snapshot comes first") };
     release.notify_one();
     let observation = tokio::time::timeout(Duration::from_secs(10), datastore.next()).await.unwrap().unwrap();
@@ -248,7 +249,9 @@ async fn an_endpoint_slice_change_reaches_the_engine_as_an_event() {
     let slices: Vec<(String, String)> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Upsert(object @ gingham_operator::core::engine::store::Object::EndpointSlice(_)) => Some(object.key()),
+            Event::Upsert(object @ gingham_operator::core::engine::store::Object::EndpointSlice(_)) => {
+                Some(object.key())
+            }
             _ => None,
         })
         .collect();

@@ -284,8 +284,10 @@ impl PodFacts {
         }
         let own = self.labels.iter().filter(|(k, _)| !is_service_account_label(k)).cloned();
         let name = self.service_account.iter().map(|account| (SERVICE_ACCOUNT_LABEL.to_string(), account.clone()));
-        let inherited =
-            account_labels.into_iter().flatten().map(|(k, v)| (format!("{SERVICE_ACCOUNT_LABEL_PREFIX}{k}"), v.clone()));
+        let inherited = account_labels
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (format!("{SERVICE_ACCOUNT_LABEL_PREFIX}{k}"), v.clone()));
         Arc::new(Self { labels: own.chain(name).chain(inherited).collect(), ..(**self).clone() })
     }
 

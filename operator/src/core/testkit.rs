@@ -170,8 +170,13 @@ pub fn with_account(mut pod: Pod, account: &str) -> Pod {
 }
 
 /// A ServiceAccount with labels.
-pub fn service_account(namespace: &str, name: &str, labels: &[(&str, &str)]) -> k8s_openapi::api::core::v1::ServiceAccount {
-    let account = k8s_openapi::api::core::v1::ServiceAccount { metadata: meta(Some(namespace), name), ..Default::default() };
+pub fn service_account(
+    namespace: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> k8s_openapi::api::core::v1::ServiceAccount {
+    let account =
+        k8s_openapi::api::core::v1::ServiceAccount { metadata: meta(Some(namespace), name), ..Default::default() };
     labels.iter().fold(account, |a, (k, v)| a.label(k, v))
 }
 

@@ -15,9 +15,11 @@ use crate::core::facts::{SERVICE_ACCOUNT_LABEL, SERVICE_ACCOUNT_LABEL_PREFIX};
 /// The selector a `serviceAccounts` match stands for (`None`: it sets no condition, as an empty
 /// match does in Calico).
 pub fn account_match(field: &str, accounts: &ServiceAccountMatch) -> Result<Option<Selector>, String> {
-    let names = accounts.names.iter().flatten().filter(|n| !n.is_empty()).cloned().collect::<std::collections::BTreeSet<_>>();
+    let names =
+        accounts.names.iter().flatten().filter(|n| !n.is_empty()).cloned().collect::<std::collections::BTreeSet<_>>();
     let by_name = (!names.is_empty()).then(|| Expr::In(SERVICE_ACCOUNT_LABEL.into(), names));
-    let by_label = accounts.selector.as_deref().map(|text| account_labels(&format!("{field}.selector"), text)).transpose()?;
+    let by_label =
+        accounts.selector.as_deref().map(|text| account_labels(&format!("{field}.selector"), text)).transpose()?;
     let joined = and(by_label.map(|s| s.expr().clone()), by_name);
     joined.map(|expr| Selector::try_from(expr).map_err(|e| format!("{field}: {e}"))).transpose()
 }

@@ -112,8 +112,13 @@ fn compile_rule(
     let empty = EntityRule::default();
     let source =
         compile_side(rule.source.as_ref().unwrap_or(&empty), home, (!ingress).then_some(own), (protocol, false), sets)?;
-    let destination =
-        compile_side(rule.destination.as_ref().unwrap_or(&empty), home, ingress.then_some(own), (protocol, true), sets)?;
+    let destination = compile_side(
+        rule.destination.as_ref().unwrap_or(&empty),
+        home,
+        ingress.then_some(own),
+        (protocol, true),
+        sets,
+    )?;
     // Validation makes icmp/notICMP come with protocol ICMP or ICMPv6; which one names the match.
     let icmp_protocol = protocol.and_then(IcmpProtocol::of_number).unwrap_or_default();
     Ok(Some(CompiledRule {
@@ -206,7 +211,8 @@ fn compile_side(
         compiled.sets.extend(add(key));
     }
     if let Some(text) = side.not_selector.as_deref() {
-        let key = SetKey { scope: scope.clone(), selector: parse("notSelector", text)?, named_ports: None, service: None };
+        let key =
+            SetKey { scope: scope.clone(), selector: parse("notSelector", text)?, named_ports: None, service: None };
         compiled.not_sets.extend(add(key));
     }
     let mut names = BTreeSet::new();

@@ -40,7 +40,10 @@ fn rule(b: u8, c: u8) -> PolicyRule {
             }),
             ..EntityRule::default()
         },
-        6 => EntityRule { services: Some(ServiceMatch { name: "svc0".into(), namespace: None }), ..EntityRule::default() },
+        6 => EntityRule {
+            services: Some(ServiceMatch { name: "svc0".into(), namespace: None }),
+            ..EntityRule::default()
+        },
         0 => EntityRule { selector: Some("app == 'a0'".into()), ..EntityRule::default() },
         1 => EntityRule { namespace_selector: Some("env == 'e1'".into()), ..EntityRule::default() },
         2 => EntityRule {
@@ -52,7 +55,10 @@ fn rule(b: u8, c: u8) -> PolicyRule {
         _ => EntityRule::default(),
     };
     let destination = match c % 4 {
-        3 => EntityRule { services: Some(ServiceMatch { name: "svc0".into(), namespace: None }), ..EntityRule::default() },
+        3 => EntityRule {
+            services: Some(ServiceMatch { name: "svc0".into(), namespace: None }),
+            ..EntityRule::default()
+        },
         0 => EntityRule { ports: Some(vec![Port::named("http")]), ..EntityRule::default() },
         1 => EntityRule { ports: Some(vec![Port::number(80)]), ..EntityRule::default() },
         _ => EntityRule::default(),
@@ -167,7 +173,8 @@ fn event(op: u8, a: u8, b: u8, c: u8) -> Event {
                 &[("team", &format!("t{}", c / 3 % 2))],
             ))),
             _ => {
-                let addresses: Vec<String> = (0..3).filter(|j| b >> j & 1 == 1).map(|j| format!("10.9.0.{j}")).collect();
+                let addresses: Vec<String> =
+                    (0..3).filter(|j| b >> j & 1 == 1).map(|j| format!("10.9.0.{j}")).collect();
                 let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
                 let port = 80 + i32::from(c / 3 % 2);
                 upsert(Object::EndpointSlice(endpoint_slice(&format!("ns{}", a % 2), "svc0", &refs, &[("TCP", port)])))
@@ -520,11 +527,16 @@ fn an_endpoint_slice_change_patches_only_the_service_set() {
     }
     engine.apply(Event::Upsert(Object::Pod(pod("ns0", "pod0").label("app", "a1"))));
     engine.apply(Event::Upsert(Object::NodeStatus("n0".into(), status(&[("ns0/pod0", "10.9.0.1")]))));
-    let to_service = EntityRule { services: Some(ServiceMatch { name: "svc0".into(), namespace: None }), ..EntityRule::default() };
+    let to_service =
+        EntityRule { services: Some(ServiceMatch { name: "svc0".into(), namespace: None }), ..EntityRule::default() };
     let spec = NetworkPolicySpec {
         selector: Some("app == 'a1'".into()),
         types: Some(vec![PolicyType::Egress]),
-        egress: Some(vec![PolicyRule { action: Action::Allow, destination: Some(to_service), ..PolicyRule::default() }]),
+        egress: Some(vec![PolicyRule {
+            action: Action::Allow,
+            destination: Some(to_service),
+            ..PolicyRule::default()
+        }]),
         ..NetworkPolicySpec::default()
     };
     engine.apply(Event::Upsert(Object::NetworkPolicy(NetworkPolicy { metadata: meta(Some("ns0"), "svc"), spec })));

@@ -24,7 +24,8 @@ type Policy = (Option<&'static str>, &'static str, Value);
 
 fn accounts_and_services() -> ClusterSnapshot {
     let mut snapshot = world();
-    let accounts = [("prod", "web", "web-sa"), ("prod", "api", "api-sa"), ("dev", "web", "web-sa"), ("dev", "tool", "api-sa")];
+    let accounts =
+        [("prod", "web", "web-sa"), ("prod", "api", "api-sa"), ("dev", "web", "web-sa"), ("dev", "tool", "api-sa")];
     for pod in &mut snapshot.pods {
         let (ns, name) = (pod.metadata.namespace.clone().unwrap(), pod.metadata.name.clone().unwrap());
         if let Some((_, _, account)) = accounts.iter().find(|(n, p, _)| (*n, *p) == (ns.as_str(), name.as_str())) {
@@ -83,7 +84,11 @@ fn cases() -> Vec<(&'static str, Vec<Policy>, Expect)> {
         ),
         (
             "serviceAccountSelector picks the policy's endpoints by their account's labels",
-            vec![(None, "lock-web-team", json!({"selector": "all()", "serviceAccountSelector": "team == 'web'", "ingress": [{"action": "Deny"}]}))],
+            vec![(
+                None,
+                "lock-web-team",
+                json!({"selector": "all()", "serviceAccountSelector": "team == 'web'", "ingress": [{"action": "Deny"}]}),
+            )],
             |_, d, _, _| !is(d, "prod", "web") && !is(d, "dev", "web"),
         ),
         (
