@@ -138,7 +138,8 @@ impl LabGuard {
             .pods
             .iter()
             .filter_map(|spec| {
-                let record = self.state.pods.iter().find(|p| (&p.namespace, &p.name) == (&spec.namespace, &spec.name))?;
+                let record =
+                    self.state.pods.iter().find(|p| (&p.namespace, &p.name) == (&spec.namespace, &spec.name))?;
                 Some((spec, record))
             })
             .collect();

@@ -119,7 +119,8 @@ mod tests {
         );
         assert_eq!(slices[0]["ports"], json!([{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}]));
         assert_eq!(slices[0]["metadata"]["labels"]["kubernetes.io/service-name"], "front");
-        let headless = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x", "namespace": "prod"}, "spec": {}});
+        let headless =
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x", "namespace": "prod"}, "spec": {}});
         assert!(endpoint_slices(&headless, &refs).is_empty(), "no selector: no slice");
     }
 }

@@ -126,15 +126,16 @@ fn a_log_rule_logs_with_its_prefix_and_the_next_rule_decides() {
     let _logging = LogAllNetns::on();
     let policy = "apiVersion: gingham.dev/v1\nkind: GlobalNetworkPolicy\nmetadata: {name: log-web}\nspec:\n  order: 1\n  selector: app == 'web'\n  ingress:\n  - {action: Log, protocol: TCP, destination: {ports: [80]}}\n  - {action: Deny, source: {selector: app == 'other'}}\n  - {action: Allow}\n";
     lab.apply(policy).unwrap();
-    let failures = mismatches(&lab, "Log, then Deny other, then Allow", |from, to, _| {
-        to != "prod/web" || from != "prod/other"
-    });
+    let failures =
+        mismatches(&lab, "Log, then Deny other, then Allow", |from, to, _| to != "prod/web" || from != "prod/other");
     let prefix = LogTag::new("global/log-web", true, 0).prefix();
     let web = lab.pod("prod/web").1;
     let kernel = cmd::run("dmesg", &[]).unwrap();
     let logged = |from: &str| {
         let source = lab.pod(from).1;
-        kernel.lines().any(|l| l.contains(&prefix) && l.contains(&format!("SRC={source} DST={web} ")) && l.contains("DPT=80 "))
+        kernel
+            .lines()
+            .any(|l| l.contains(&prefix) && l.contains(&format!("SRC={source} DST={web} ")) && l.contains("DPT=80 "))
     };
     let mut problems = failures;
     for from in ["prod/client", "prod/other", "dev/client"] {

@@ -35,7 +35,7 @@ fn rule(b: u8, c: u8) -> PolicyRule {
     let side = match b % 7 {
         5 => EntityRule {
             service_accounts: Some(ServiceAccountMatch {
-                names: (c % 2 == 0).then(|| vec!["sa0".into()]),
+                names: c.is_multiple_of(2).then(|| vec!["sa0".into()]),
                 selector: Some("team == 't0'".into()),
             }),
             ..EntityRule::default()
@@ -154,7 +154,7 @@ fn event(op: u8, a: u8, b: u8, c: u8) -> Event {
             if c % 2 == 1 {
                 p = with_port(p, "http", 80 + i32::from(c % 4), "TCP");
             }
-            if c % 3 != 0 {
+            if !c.is_multiple_of(3) {
                 p = with_account(p, &format!("sa{}", c % 3 - 1));
             }
             match a / 8 % 4 {
