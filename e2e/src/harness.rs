@@ -108,7 +108,7 @@ impl LabGuard {
     /// A Service also writes its EndpointSlices ([`crate::services`]).
     pub fn apply(&self, manifests: &str) -> Result<(), HarnessError> {
         for object in datastore::parse_manifests(manifests, "<test>").map_err(LabError::from)? {
-            for slice in self.derived(&object) {
+            for slice in crate::services::derived(&self.state, &object).map_err(LabError::from)? {
                 datastore::put(&self.datastore(), &slice).map_err(LabError::from)?;
             }
             datastore::put(&self.datastore(), &object).map_err(LabError::from)?;
@@ -120,30 +120,12 @@ impl LabGuard {
     /// every node applied the change.
     pub fn delete(&self, manifests: &str) -> Result<(), HarnessError> {
         for object in datastore::parse_manifests(manifests, "<test>").map_err(LabError::from)? {
-            for slice in self.derived(&object) {
+            for slice in crate::services::derived(&self.state, &object).map_err(LabError::from)? {
                 datastore::remove(&self.datastore(), &slice).map_err(LabError::from)?;
             }
             datastore::remove(&self.datastore(), &object).map_err(LabError::from)?;
         }
         self.converge()
-    }
-
-    /// The objects the lab derives from one it is given: a Service's EndpointSlices.
-    fn derived(&self, object: &serde_json::Value) -> Vec<serde_json::Value> {
-        if !crate::services::is_service(object) {
-            return Vec::new();
-        }
-        let pods: Vec<_> = self
-            .scenario
-            .pods
-            .iter()
-            .filter_map(|spec| {
-                let record =
-                    self.state.pods.iter().find(|p| (&p.namespace, &p.name) == (&spec.namespace, &spec.name))?;
-                Some((spec, record))
-            })
-            .collect();
-        crate::services::endpoint_slices(object, &pods)
     }
 
     /// Waits (up to 60 s) until the operator has reacted and every node applied its latest spec.
