@@ -423,11 +423,14 @@ impl Engine {
         }
     }
 
-    /// Gives the policy index a Service's endpoints, from all of its EndpointSlices.
+    /// Gives the policy index a Service's endpoints, from all of its EndpointSlices (those of its
+    /// namespace are looked at, not every slice).
     pub(super) fn service_changed(&mut self, (namespace, name): &(String, String)) {
         let slices: Vec<&EndpointSlice> = self
             .store
-            .all(Kind::EndpointSlice)
+            .in_namespace(Kind::EndpointSlice, namespace)
+            // A slice written without a namespace is in `default`, as a pod is.
+            .chain(self.store.in_namespace(Kind::EndpointSlice, "").filter(|_| namespace == "default"))
             .filter_map(|o| if let Object::EndpointSlice(slice) = o { Some(slice) } else { None })
             .filter(|slice| service_of(slice).is_some_and(|(ns, n)| (&ns, &n) == (namespace, name)))
             .collect();

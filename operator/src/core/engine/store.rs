@@ -216,6 +216,16 @@ impl Store {
         self.objects.get(&kind).into_iter().flat_map(|objects| objects.values())
     }
 
+    /// The objects of one kind in one namespace (pods excepted), by key.
+    pub fn in_namespace<'a>(&'a self, kind: Kind, namespace: &'a str) -> impl Iterator<Item = &'a Object> {
+        let objects = self.objects.get(&kind).into_iter();
+        objects
+            .flat_map(move |objects| {
+                objects.range((namespace.to_string(), String::new())..).take_while(move |((ns, _), _)| ns == namespace)
+            })
+            .map(|(_, object)| object)
+    }
+
     /// Every pod's facts, by key.
     pub fn pods(&self) -> &BTreeMap<Key, Arc<PodFacts>> {
         &self.pods
