@@ -87,6 +87,12 @@ pub enum PolicyCommand {
         #[arg(long)]
         port: Option<crate::policy::explain::PortArg>,
     },
+    /// Which policy and rule logged a packet: give the `gingham <hash> i<rule>:` prefix or the whole
+    /// kernel log line.
+    Log {
+        /// The prefix, or a kernel log line holding it.
+        text: String,
+    },
     /// Which pod pairs and ports a change would allow or deny, before it is applied (file datastore).
     Preview {
         /// The change: manifests to apply on top of the current state.

@@ -119,6 +119,13 @@ pub async fn run(cli: Cli) -> ExitCode {
                         }
                     }
                 }
+                Command::Policy(PolicyCommand::Log { text }) => match policy::log::explain_log(&view, &text) {
+                    Ok(report) => exit(emit(&report, format)),
+                    Err(message) => {
+                        eprintln!("error: {message}");
+                        ExitCode::from(PROBLEMS)
+                    }
+                },
                 Command::Policy(PolicyCommand::Preview { .. })
                 | Command::Validate(_)
                 | Command::Convert { .. }

@@ -36,10 +36,20 @@ async fn serve(mut handle: Handle, pods_path: &str) {
         ("/apis/gingham.dev/v1/ippools", list(gingham, "IPPool", json!([pool]))),
         (pods_path, list("v1", "Pod", json!([pod]))),
     ];
+    let within = pods_path.strip_suffix("/pods").and_then(|p| p.strip_prefix("/api/v1")).unwrap_or_default();
+    let policies = [
+        (format!("/apis/gingham.dev/v1{within}/networkpolicies"), list(gingham, "NetworkPolicy", json!([]))),
+        ("/apis/gingham.dev/v1/globalnetworkpolicies".to_string(), list(gingham, "GlobalNetworkPolicy", json!([]))),
+        (
+            format!("/apis/networking.k8s.io/v1{within}/networkpolicies"),
+            list("networking.k8s.io/v1", "NetworkPolicy", json!([])),
+        ),
+    ];
+    let answers = answers.into_iter().map(|(p, r)| (p.to_string(), r)).chain(policies);
     for (path, response) in answers {
         let (request, respond) = handle.next_request().await.unwrap();
         assert_eq!(request.method(), "GET");
-        assert_eq!(request.uri().path(), path);
+        assert_eq!(request.uri().path(), path.as_str());
         respond.send_response(response);
     }
 }

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
 use kube::ResourceExt;
 use serde::de::DeserializeOwned;
@@ -263,6 +264,12 @@ pub enum Manifest {
     Namespace(Namespace),
     /// v1 Secret.
     Secret(Secret),
+    /// v1 ServiceAccount.
+    ServiceAccount(ServiceAccount),
+    /// v1 Service.
+    Service(Box<Service>),
+    /// discovery.k8s.io/v1 EndpointSlice.
+    EndpointSlice(Box<EndpointSlice>),
     /// networking.k8s.io/v1 NetworkPolicy.
     KubeNetworkPolicy(Box<KubeNetworkPolicy>),
 }
@@ -293,13 +300,16 @@ impl Manifest {
             ("v1", "Pod") => Self::Pod(Box::new(typed(value, line, &kind)?)),
             ("v1", "Namespace") => Self::Namespace(typed(value, line, &kind)?),
             ("v1", "Secret") => Self::Secret(typed(value, line, &kind)?),
+            ("v1", "ServiceAccount") => Self::ServiceAccount(typed(value, line, &kind)?),
+            ("v1", "Service") => Self::Service(Box::new(typed(value, line, &kind)?)),
+            ("discovery.k8s.io/v1", "EndpointSlice") => Self::EndpointSlice(Box::new(typed(value, line, &kind)?)),
             ("networking.k8s.io/v1", "NetworkPolicy") => Self::KubeNetworkPolicy(Box::new(typed(value, line, &kind)?)),
             _ => {
                 let hint = if api_version == "projectcalico.org/v3" {
                     format!("change apiVersion to {API_VERSION}: gingham reads Calico manifests unchanged otherwise")
                 } else {
                     format!(
-                        "gingham reads {API_VERSION} kinds plus v1 Node, Pod, Namespace, Secret and networking.k8s.io/v1 NetworkPolicy"
+                        "gingham reads {API_VERSION} kinds plus v1 Node, Pod, Namespace, Secret, ServiceAccount, Service, discovery.k8s.io/v1 EndpointSlice and networking.k8s.io/v1 NetworkPolicy"
                     )
                 };
                 return Err(ManifestError::UnknownKind {
@@ -331,6 +341,9 @@ impl Manifest {
             Self::Pod(o) => serde_json::to_value(o),
             Self::Namespace(o) => serde_json::to_value(o),
             Self::Secret(o) => serde_json::to_value(o),
+            Self::ServiceAccount(o) => serde_json::to_value(o),
+            Self::Service(o) => serde_json::to_value(o),
+            Self::EndpointSlice(o) => serde_json::to_value(o),
             Self::KubeNetworkPolicy(o) => serde_json::to_value(o),
         }
     }
@@ -353,6 +366,9 @@ impl Manifest {
             Self::Pod(_) => "Pod",
             Self::Namespace(_) => "Namespace",
             Self::Secret(_) => "Secret",
+            Self::ServiceAccount(_) => "ServiceAccount",
+            Self::Service(_) => "Service",
+            Self::EndpointSlice(_) => "EndpointSlice",
         }
     }
 
@@ -376,7 +392,14 @@ impl Manifest {
             Self::GlobalNetworkSet(set) => validate::validate_network_set(set.spec.view()),
             Self::NodeNetwork(network) => validate::validate_node_network(&network.spec),
             Self::IPAMBlock(block) => validate_applied_block(&block.spec),
-            Self::Node(_) | Self::Pod(_) | Self::Namespace(_) | Self::Secret(_) | Self::KubeNetworkPolicy(_) => Ok(()),
+            Self::Node(_)
+            | Self::Pod(_)
+            | Self::Namespace(_)
+            | Self::Secret(_)
+            | Self::ServiceAccount(_)
+            | Self::Service(_)
+            | Self::EndpointSlice(_)
+            | Self::KubeNetworkPolicy(_) => Ok(()),
         }
     }
 }

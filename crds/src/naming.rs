@@ -51,6 +51,58 @@ pub fn vtep_mac_v6(node: &str) -> Mac {
     vtep_mac(&format!("v6/{node}"))
 }
 
+/// The word every gingham log prefix starts with.
+pub const LOG_PREFIX_WORD: &str = "gingham";
+
+/// Where a `Log` rule sits: the policy's compiled name hashed (12 hex digits of FNV-1a), the
+/// direction and the rule's position among the policy's compiled rules of that direction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogTag {
+    /// 12 hex digits of a hash of the compiled policy name (`ns/name` or `global/name`).
+    pub policy_hash: String,
+    /// An ingress rule (else egress).
+    pub ingress: bool,
+    /// The rule's index among the policy's compiled rules of that direction.
+    pub rule: usize,
+}
+
+impl LogTag {
+    /// The tag of rule `rule` of `policy` (its compiled name) in a direction.
+    pub fn new(policy: &str, ingress: bool, rule: usize) -> Self {
+        Self { policy_hash: policy_log_hash(policy), ingress, rule }
+    }
+
+    /// The nftables log prefix: `gingham <hash> i<rule>: ` (or `e<rule>`), at most 29 bytes for
+    /// rule indexes below 1000: within nftables' limit (the kernel's `NF_LOG_PREFIXLEN`, 128 bytes
+    /// with the terminating NUL) and even iptables' `LOG` limit of 29 characters, whatever the
+    /// length of the policy's name.
+    pub fn prefix(&self) -> String {
+        let direction = if self.ingress { 'i' } else { 'e' };
+        format!("{LOG_PREFIX_WORD} {} {direction}{}: ", self.policy_hash, self.rule)
+    }
+
+    /// Finds a tag in text: a prefix, or a whole kernel log line (`... gingham 3fa2c91b0d7e i0:
+    /// IN=... SRC=...`).
+    pub fn find(text: &str) -> Option<Self> {
+        let mut words = text.split_whitespace().skip_while(|w| *w != LOG_PREFIX_WORD).skip(1);
+        let hash = words.next()?;
+        let place = words.next()?.strip_suffix(':')?;
+        let valid_hash = hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        let (ingress, rule) = match place.split_at_checked(1)? {
+            ("i", rule) => (true, rule),
+            ("e", rule) => (false, rule),
+            _ => return None,
+        };
+        let rule = rule.parse().ok()?;
+        valid_hash.then(|| Self { policy_hash: hash.to_ascii_lowercase(), ingress, rule })
+    }
+}
+
+/// 12 hex digits of FNV-1a of a compiled policy name: what a log prefix carries of the policy.
+pub fn policy_log_hash(policy: &str) -> String {
+    format!("{:012x}", fnv1a(policy) >> 16)
+}
+
 /// The object name of the IPAMBlock for a CIDR: `10.244.0.64/26` becomes `10-244-0-64-26`.
 pub fn block_object_name(cidr: &str) -> String {
     cidr.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
@@ -58,6 +110,32 @@ pub fn block_object_name(cidr: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_log_prefix_is_short_stable_and_found_again_in_a_kernel_line() {
+        let long = format!("a-namespace/{}", "p".repeat(250));
+        for (policy, ingress, rule) in
+            [("shop/web", true, 0), ("global/deny-all", false, 17), (long.as_str(), true, 999)]
+        {
+            let tag = super::LogTag::new(policy, ingress, rule);
+            let prefix = tag.prefix();
+            assert!(prefix.len() <= 29, "{prefix:?}");
+            let line = format!("[ 12.3] {prefix}IN=ghabc OUT=gh123 SRC=10.0.0.1 DST=10.0.0.2 PROTO=TCP");
+            assert_eq!(super::LogTag::find(&line), Some(tag.clone()), "{line}");
+            assert_eq!(super::LogTag::find(&prefix), Some(tag));
+        }
+        assert_eq!(super::policy_log_hash("shop/web"), super::policy_log_hash("shop/web"));
+        assert_ne!(super::policy_log_hash("shop/web"), super::policy_log_hash("shop/db"));
+        for bad in [
+            "gingham",
+            "gingham xyz i0:",
+            "gingham 0123456789ab x0:",
+            "gingham 0123456789ab i:",
+            "other 0123456789ab i0:",
+        ] {
+            assert_eq!(super::LogTag::find(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

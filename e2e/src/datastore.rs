@@ -158,6 +158,9 @@ pub fn pod_object(pod: &PodSpec, uid: &str, addresses: &[String]) -> Value {
         "spec": {"nodeName": pod.node, "containers": [{"name": "main", "image": "gingham-lab", "ports": ports}]},
         "status": {"phase": "Running"},
     });
+    if let (Some(account), Some(spec)) = (&pod.service_account, object.get_mut("spec").and_then(Value::as_object_mut)) {
+        spec.insert("serviceAccountName".into(), json!(account));
+    }
     let ips: Vec<&str> = addresses.iter().filter_map(|a| a.split('/').next()).collect();
     if let (Some(ip), Some(status)) = (ips.first(), object.get_mut("status").and_then(Value::as_object_mut)) {
         status.insert("podIP".into(), json!(ip));

@@ -105,16 +105,24 @@ impl LabGuard {
     }
 
     /// Applies manifest text (as `gingham-lab apply -f`) and waits until every node applied it.
+    /// A Service also writes its EndpointSlices ([`crate::services`]).
     pub fn apply(&self, manifests: &str) -> Result<(), HarnessError> {
         for object in datastore::parse_manifests(manifests, "<test>").map_err(LabError::from)? {
+            for slice in crate::services::derived(&self.state, &object).map_err(LabError::from)? {
+                datastore::put(&self.datastore(), &slice).map_err(LabError::from)?;
+            }
             datastore::put(&self.datastore(), &object).map_err(LabError::from)?;
         }
         self.converge()
     }
 
-    /// Deletes the objects of manifest text and waits until every node applied the change.
+    /// Deletes the objects of manifest text (a Service with its EndpointSlices) and waits until
+    /// every node applied the change.
     pub fn delete(&self, manifests: &str) -> Result<(), HarnessError> {
         for object in datastore::parse_manifests(manifests, "<test>").map_err(LabError::from)? {
+            for slice in crate::services::derived(&self.state, &object).map_err(LabError::from)? {
+                datastore::remove(&self.datastore(), &slice).map_err(LabError::from)?;
+            }
             datastore::remove(&self.datastore(), &object).map_err(LabError::from)?;
         }
         self.converge()

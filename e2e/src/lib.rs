@@ -19,6 +19,7 @@ pub mod process;
 pub mod report;
 pub mod scenario;
 pub mod serve;
+pub mod services;
 pub mod state;
 pub mod stream;
 pub mod topology;

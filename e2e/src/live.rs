@@ -392,6 +392,7 @@ pub fn add_pod(state: &mut LabState, name: &str, index: usize) -> Result<String,
         node,
         labels: [("app".to_string(), "p".to_string())].into(),
         ports: Vec::new(),
+        service_account: None,
     };
     Ok(pods::add(state, &spec)?.key())
 }

@@ -143,6 +143,10 @@ pub struct PodSpec {
     /// Container ports; the lab serves each of them (TCP and UDP echo).
     #[serde(default)]
     pub ports: Vec<PortSpec>,
+    /// The pod's service account (`spec.serviceAccountName`; none when absent). Its
+    /// ServiceAccount object, with labels, goes under `objects:` or is applied.
+    #[serde(default, rename = "serviceAccount")]
+    pub service_account: Option<String>,
 }
 
 fn default_namespace() -> String {

@@ -73,6 +73,7 @@ fn fifty_pods_added_and_deleted_keep_addresses_unique_and_leak_nothing() {
             node: node.into(),
             labels: [("app".to_string(), "churn".to_string())].into(),
             ports: Vec::new(),
+            service_account: None,
         };
         let record = pods::add(&mut lab.state, &spec).unwrap();
         keys.push(record.key());

@@ -105,6 +105,7 @@ fn a_node_joining_and_leaving_updates_routes_everywhere_and_releases_its_blocks(
         node: "n3".into(),
         labels: [("app".to_string(), "p".to_string())].into(),
         ports: Vec::new(),
+        service_account: None,
     };
     gingham_e2e::pods::add(&mut lab.state, &pod).unwrap();
     lab.converge().unwrap();

@@ -54,7 +54,21 @@ fn lists() -> BTreeMap<&'static str, Vec<Value>> {
         ),
         ("/api/v1/nodes", vec![node("node-1", "192.168.10.1"), node("node-2", "192.168.10.2")]),
         ("/apis/gingham.dev/v1/globalnetworksets", vec![network_set(None, "partners", "192.0.2.0/24")]),
+        (
+            "/api/v1/serviceaccounts",
+            vec![json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "api", "namespace": "shop", "resourceVersion": "1", "labels": {"team": "a"}}})],
+        ),
+        ("/apis/discovery.k8s.io/v1/endpointslices", vec![slice("10.244.0.5")]),
     ])
+}
+
+fn slice(address: &str) -> Value {
+    json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+           "metadata": {"name": "web-abc", "namespace": "shop", "resourceVersion": "1",
+                        "labels": {"kubernetes.io/service-name": "web"}},
+           "addressType": "IPv4", "endpoints": [{"addresses": [address]}],
+           "ports": [{"port": 8080, "protocol": "TCP"}]})
 }
 
 type TestBody = http_body_util::StreamBody<BoxStream<'static, Result<Frame<Bytes>, Infallible>>>;
@@ -126,6 +140,8 @@ async fn the_first_round_lists_everything_writes_derived_objects_and_reports_bad
     assert_eq!(snapshot.nodes.len(), 2);
     assert!(snapshot.bgp_peers.is_empty(), "the garbled peer is skipped");
     assert_eq!(snapshot.global_network_sets.len(), 1, "GlobalNetworkSets are read");
+    assert_eq!(snapshot.service_accounts.len(), 1, "service accounts are read, for serviceAccounts matches");
+    assert_eq!(snapshot.endpoint_slices.len(), 1, "endpoint slices are read, for services matches");
 
     let lists: Vec<(String, String)> = log
         .lock()
@@ -152,6 +168,8 @@ async fn the_first_round_lists_everything_writes_derived_objects_and_reports_bad
         "/api/v1/pods",
         "/api/v1/namespaces",
         "/api/v1/namespaces/gingham-system/secrets",
+        "/api/v1/serviceaccounts",
+        "/apis/discovery.k8s.io/v1/endpointslices",
         "/apis/apps/v1/namespaces/gingham-system/daemonsets",
     ];
     for path in expected {
@@ -253,4 +271,25 @@ async fn network_sets_arrive_as_events_and_a_bad_one_is_skipped() {
         })
         .collect();
     assert_eq!(upserts, [("shop".to_string(), "good".to_string())], "the set with a bad net is skipped and reported");
+}
+
+#[tokio::test]
+async fn an_endpoint_slice_change_reaches_the_engine_as_an_event() {
+    let moved = json!({"type": "MODIFIED", "object": slice("10.244.0.9")});
+    let (mut datastore, _, release) =
+        start(BTreeMap::from([("/apis/discovery.k8s.io/v1/endpointslices", vec![moved])]));
+    let Observation::Snapshot(_) = datastore.next().await.unwrap() else { panic!("a snapshot comes first") };
+    release.notify_one();
+    let observation = tokio::time::timeout(Duration::from_secs(10), datastore.next()).await.unwrap().unwrap();
+    let Observation::Events(events) = observation else { panic!("expected events, got a snapshot") };
+    let slices: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Upsert(object @ gingham_operator::core::engine::store::Object::EndpointSlice(_)) => {
+                Some(object.key())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(slices, [("shop".to_string(), "web-abc".to_string())]);
 }

@@ -2,10 +2,11 @@
 //! kubectl's `--kubeconfig` and `--context` (in-cluster when neither is given and no kubeconfig
 //! is found).
 
-use gingham_crds::api::{IPAMBlock, IPPool, NodeNetwork};
+use gingham_crds::api::{GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy, NodeNetwork};
 use gingham_operator::core::daemonset::NAME as AGENT;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
 use kube::api::ListParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
@@ -49,7 +50,20 @@ pub(super) async fn load_with(client: Client, namespace: Option<&str>) -> Result
         Some(namespace) => Api::namespaced(client, namespace),
         None => Api::all(client),
     };
-    view.snapshot.pods = list::<Pod>(pods, "pods").await?;
+    view.snapshot.pods = list::<Pod>(pods.clone(), "pods").await?;
+    // Policies, for the commands that name them (`policy log` maps a log prefix back to one).
+    let namespaced = |client: Client| -> (Api<NetworkPolicy>, Api<KubeNetworkPolicy>) {
+        match namespace {
+            Some(namespace) => (Api::namespaced(client.clone(), namespace), Api::namespaced(client, namespace)),
+            None => (Api::all(client.clone()), Api::all(client)),
+        }
+    };
+    let client = pods.into_client();
+    let (policies, kube_policies) = namespaced(client.clone());
+    view.snapshot.network_policies = list(policies, "networkpolicies.gingham.dev").await?;
+    view.snapshot.global_network_policies =
+        list::<GlobalNetworkPolicy>(Api::all(client), "globalnetworkpolicies").await?;
+    view.snapshot.kube_network_policies = list(kube_policies, "networkpolicies.networking.k8s.io").await?;
     Ok(view)
 }
 

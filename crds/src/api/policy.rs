@@ -252,7 +252,8 @@ pub struct EntityRule {
     /// The endpoint runs as one of these service accounts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_accounts: Option<ServiceAccountMatch>,
-    /// The endpoint backs this Kubernetes service (accepted; not implemented yet).
+    /// The endpoint backs this Kubernetes service: its EndpointSlices' addresses (and, as a
+    /// destination, their ports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub services: Option<ServiceMatch>,
 }
@@ -287,6 +288,8 @@ pub struct PolicyView<'a> {
     pub order: Option<f64>,
     /// The endpoint selector.
     pub selector: Option<&'a str>,
+    /// The selector over the labels of the endpoints' service accounts (ANDed with `selector`).
+    pub service_account_selector: Option<&'a str>,
     /// The namespace selector (global policies) or the namespace (namespaced ones).
     pub scope: PolicyScope<'a>,
     /// The directions it governs, with Calico's default applied.
@@ -323,6 +326,7 @@ impl NetworkPolicy {
             tier: policy_tier(spec.tier.as_deref()),
             order: spec.order,
             selector: spec.selector.as_deref(),
+            service_account_selector: spec.service_account_selector.as_deref(),
             scope: PolicyScope::Namespace(self.metadata.namespace.as_deref().unwrap_or("default")),
             types: effective_types(spec.types.as_ref(), spec.egress.as_ref()),
             ingress: spec.ingress.as_deref().unwrap_or_default(),
@@ -339,6 +343,7 @@ impl GlobalNetworkPolicy {
             tier: policy_tier(spec.tier.as_deref()),
             order: spec.order,
             selector: spec.selector.as_deref(),
+            service_account_selector: spec.service_account_selector.as_deref(),
             scope: PolicyScope::NamespaceSelector(spec.namespace_selector.as_deref()),
             types: effective_types(spec.types.as_ref(), spec.egress.as_ref()),
             ingress: spec.ingress.as_deref().unwrap_or_default(),

@@ -206,4 +206,29 @@ fn check_entity(problems: &mut Problems, path: &str, side: &EntityRule) {
         "ports and notPorts cannot be combined with services",
         "remove ports: the service's own ports are used",
     );
+    if let Some(service) = &side.services {
+        // Calico's validator refuses these combinations: a service names its endpoints itself.
+        let combined = [
+            ("selector", side.selector.is_some()),
+            ("notSelector", side.not_selector.is_some()),
+            ("namespaceSelector", side.namespace_selector.is_some()),
+            ("serviceAccounts", side.service_accounts.is_some()),
+            ("nets", side.nets.is_some()),
+            ("notNets", side.not_nets.is_some()),
+        ];
+        for (field, given) in combined {
+            problems.check(
+                given,
+                &format!("{path}.services"),
+                &format!("{field} cannot be combined with services"),
+                "use a rule of its own for the service, or name the endpoints by selector instead",
+            );
+        }
+        problems.check(
+            service.name.is_empty(),
+            &format!("{path}.services.name"),
+            "a services match must name a service",
+            "set services.name (and services.namespace for a service of another namespace)",
+        );
+    }
 }

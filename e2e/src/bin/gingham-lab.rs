@@ -12,7 +12,7 @@ use gingham_e2e::lab::{self, UpOptions};
 use gingham_e2e::probe::{self, Probe};
 use gingham_e2e::scenario::{self, DEFAULT_SCENARIO};
 use gingham_e2e::state::LabState;
-use gingham_e2e::{datastore, report, serve};
+use gingham_e2e::{datastore, report, serve, services};
 
 /// A multi-node gingham cluster in network namespaces (run as root).
 #[derive(Parser)]
@@ -185,6 +185,11 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Apply { file, which } => {
             let state = load(&which)?;
             for object in datastore::read_manifests(&file).map_err(|e| e.to_string())? {
+                // A Service brings its EndpointSlices (the lab is the EndpointSlice controller).
+                for slice in services::derived(&state, &object).map_err(|e| e.to_string())? {
+                    let path = datastore::put(&state.datastore(), &slice).map_err(|e| e.to_string())?;
+                    println!("applied {}", path.display());
+                }
                 let path = datastore::put(&state.datastore(), &object).map_err(|e| e.to_string())?;
                 println!("applied {}", path.display());
             }
@@ -192,6 +197,9 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Delete { file, which } => {
             let state = load(&which)?;
             for object in datastore::read_manifests(&file).map_err(|e| e.to_string())? {
+                for slice in services::derived(&state, &object).map_err(|e| e.to_string())? {
+                    datastore::remove(&state.datastore(), &slice).map_err(|e| e.to_string())?;
+                }
                 let gone = datastore::remove(&state.datastore(), &object).map_err(|e| e.to_string())?;
                 println!(
                     "{} {}",

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use gingham_crds::api::{AsNumber, IpFamily};
 use gingham_crds::selector::Labels;
@@ -254,6 +255,9 @@ pub struct PodFacts {
     /// Its `cni.projectcalico.org/ipv4pools` and `ipv6pools` annotations, as written
     /// ([`crate::core::pod_pools`] resolves them).
     pub pool_annotations: [Option<String>; 2],
+    /// Its `spec.serviceAccountName` (`None` when empty). The policy index sees it, with the
+    /// account's labels, as pseudo-labels ([`PodFacts::with_service_account`]).
+    pub service_account: Option<String>,
 }
 
 impl PodFacts {
@@ -265,7 +269,26 @@ impl PodFacts {
             node: None,
             uid: None,
             pool_annotations: [None, None],
+            service_account: None,
         }
+    }
+
+    /// The facts as policy sees them (Calico's pseudo-labels): the pod's own labels without any
+    /// that pretend to be a service account's, plus `projectcalico.org/serviceaccount: <name>`
+    /// and the account's labels each under `pcsa.<key>` (`account_labels`: `None` while the
+    /// ServiceAccount object is unknown: only the name label then). A pod without a service
+    /// account and without such labels is returned as it is (shared, not copied).
+    pub fn with_service_account(self: &Arc<Self>, account_labels: Option<&BTreeMap<String, String>>) -> Arc<Self> {
+        if self.service_account.is_none() && !self.labels.iter().any(|(k, _)| is_service_account_label(k)) {
+            return self.clone();
+        }
+        let own = self.labels.iter().filter(|(k, _)| !is_service_account_label(k)).cloned();
+        let name = self.service_account.iter().map(|account| (SERVICE_ACCOUNT_LABEL.to_string(), account.clone()));
+        let inherited = account_labels
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (format!("{SERVICE_ACCOUNT_LABEL_PREFIX}{k}"), v.clone()));
+        Arc::new(Self { labels: own.chain(name).chain(inherited).collect(), ..(**self).clone() })
     }
 
     /// The pod's pool annotation of `family`, if it has one.
@@ -285,6 +308,11 @@ impl PodFacts {
             node: scheduled_node(pod),
             uid: pod.metadata.uid.clone().filter(|uid| !uid.is_empty()),
             pool_annotations: pool_annotations(&pod.metadata),
+            service_account: pod
+                .spec
+                .as_ref()
+                .and_then(|spec| spec.service_account_name.clone())
+                .filter(|name| !name.is_empty()),
         };
         let containers = pod.spec.iter().flat_map(|spec| spec.containers.iter());
         for port in containers.flat_map(|c| c.ports.iter().flatten()) {
@@ -337,9 +365,10 @@ impl PodFacts {
                 uid: self.uid.clone(),
                 ..ObjectMeta::default()
             },
-            spec: (!ports.is_empty() || self.node.is_some()).then(|| PodSpec {
+            spec: (!ports.is_empty() || self.node.is_some() || self.service_account.is_some()).then(|| PodSpec {
                 containers: vec![Container { name: "main".into(), ports: Some(ports), ..Container::default() }],
                 node_name: self.node.clone(),
+                service_account_name: self.service_account.clone(),
                 ..PodSpec::default()
             }),
             status: None,
@@ -366,6 +395,18 @@ fn scheduled_node(pod: &Pod) -> Option<String> {
         return None;
     }
     spec.node_name.clone().filter(|name| !name.is_empty())
+}
+
+/// The pseudo-label naming a pod's service account (Calico's `projectcalico.org/serviceaccount`).
+pub const SERVICE_ACCOUNT_LABEL: &str = "projectcalico.org/serviceaccount";
+
+/// The prefix under which a pod carries its service account's labels (Calico's `pcsa.`).
+pub const SERVICE_ACCOUNT_LABEL_PREFIX: &str = "pcsa.";
+
+/// Whether a label key is one of the service-account pseudo-labels, which a pod's own labels
+/// cannot set (as Calico strips them, so that a pod cannot pretend to run as another account).
+fn is_service_account_label(key: &str) -> bool {
+    key == SERVICE_ACCOUNT_LABEL || key.starts_with(SERVICE_ACCOUNT_LABEL_PREFIX)
 }
 
 /// `namespace/name` of a pod, the name endpoints carry.

@@ -31,7 +31,8 @@ use gingham_crds::api::{
     IPPool, IPPoolStatus, NetworkPolicy, NetworkSet, NodeNetworkSpec, NodeNetworkStatus, Tier,
 };
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
 
 /// Everything the operator observes.
@@ -65,6 +66,10 @@ pub struct ClusterSnapshot {
     pub namespaces: Vec<Namespace>,
     /// Secrets in the operator's namespace (BGP passwords).
     pub secrets: Vec<Secret>,
+    /// ServiceAccounts (their labels, for `serviceAccounts` matches).
+    pub service_accounts: Vec<ServiceAccount>,
+    /// EndpointSlices (the addresses and ports of services, for `services` matches).
+    pub endpoint_slices: Vec<EndpointSlice>,
     /// The IPAM blocks assigned so far: the operator's own state, kept stable across recomputes.
     pub blocks: Vec<IPAMBlock>,
     /// Each node agent's last report (endpoints and their addresses, IPAM pressure), by node name.

@@ -162,3 +162,50 @@ pub fn block(cidr: &str, node: &str, pool: &str) -> IPAMBlock {
         spec: IPAMBlockSpec { cidr: cidr.into(), node: node.into(), pool: pool.into(), ..IPAMBlockSpec::default() },
     }
 }
+
+/// Runs a pod as a service account (`spec.serviceAccountName`).
+pub fn with_account(mut pod: Pod, account: &str) -> Pod {
+    pod.spec.get_or_insert_with(PodSpec::default).service_account_name = Some(account.into());
+    pod
+}
+
+/// A ServiceAccount with labels.
+pub fn service_account(
+    namespace: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> k8s_openapi::api::core::v1::ServiceAccount {
+    let account =
+        k8s_openapi::api::core::v1::ServiceAccount { metadata: meta(Some(namespace), name), ..Default::default() };
+    labels.iter().fold(account, |a, (k, v)| a.label(k, v))
+}
+
+/// An EndpointSlice of service `service` (named after it), with these addresses and
+/// `(protocol, port)`s.
+pub fn endpoint_slice(
+    namespace: &str,
+    service: &str,
+    addresses: &[&str],
+    ports: &[(&str, i32)],
+) -> k8s_openapi::api::discovery::v1::EndpointSlice {
+    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
+    EndpointSlice {
+        metadata: meta(Some(namespace), &format!("{service}-slice")),
+        address_type: "IPv4".into(),
+        endpoints: addresses
+            .iter()
+            .map(|a| Endpoint { addresses: vec![(*a).to_string()], ..Endpoint::default() })
+            .collect(),
+        ports: Some(
+            ports
+                .iter()
+                .map(|(protocol, port)| EndpointPort {
+                    protocol: Some((*protocol).into()),
+                    port: Some(*port),
+                    ..EndpointPort::default()
+                })
+                .collect(),
+        ),
+    }
+    .label(crate::core::compile::services::SERVICE_NAME_LABEL, service)
+}

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use gingham_crds::api::IpFamily;
 use gingham_crds::api::nodenetwork::{CompiledPolicy, EndpointPolicy, EndpointToHostAction, TierPolicies};
 use gingham_crds::api::tier::TierDefaultAction;
-use gingham_crds::naming::{INTERFACE_PREFIX, endpoint_interface_name};
+use gingham_crds::naming::{INTERFACE_PREFIX, LogTag, endpoint_interface_name};
 use ipnet::IpNet;
 use tracing::warn;
 
@@ -331,7 +331,12 @@ fn compiled_policy_chain(policy: &CompiledPolicy, direction: Direction, sets: &S
         Direction::Ingress => &policy.ingress,
         Direction::Egress => &policy.egress,
     };
-    let rules = compiled.iter().flat_map(|rule| policy_rules(&policy.name, rule, sets)).collect();
+    let ingress = matches!(direction, Direction::Ingress);
+    let rules = compiled
+        .iter()
+        .enumerate()
+        .flat_map(|(index, rule)| policy_rules(&LogTag::new(&policy.name, ingress, index), rule, sets))
+        .collect();
     Chain { name: policy_chain(direction, &policy.name), hook: None, rules }
 }
 

@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule, IcmpMatch, IcmpProtocol};
 use gingham_crds::api::policy::Action;
 use gingham_crds::api::{IpFamily, Net, Wire};
+use gingham_crds::naming::LogTag;
 
 use super::elements;
 use super::model::{AddressSet, Match, Rule, SetType, Side, Statement, Verdict};
@@ -72,11 +73,12 @@ impl<'a> SetIndex<'a> {
 }
 
 /// One compiled rule as nft rules: one per family it can match (or one for both), and more than
-/// one per family when named ports are ORed with port ranges.
-pub fn policy_rules(policy: &str, rule: &CompiledRule, sets: &SetIndex<'_>) -> Vec<Rule> {
+/// one per family when named ports are ORed with port ranges. `log` says where the rule sits, for
+/// the prefix of a `Log` rule.
+pub fn policy_rules(log: &LogTag, rule: &CompiledRule, sets: &SetIndex<'_>) -> Vec<Rule> {
     let [ipv4, ipv6] = IpFamily::BOTH.map(|family| family_variants(rule, family, sets));
     let neutral = |variants: &[Vec<Match>]| variants.iter().flatten().all(|m| m.family().is_none());
-    let statements = action_statements(policy, rule.action);
+    let statements = action_statements(log, rule.action);
     if ipv4 == ipv6 && neutral(&ipv4) {
         return ipv4.into_iter().map(|matches| Rule::new(matches, statements.clone())).collect();
     }
@@ -93,16 +95,15 @@ pub fn policy_rules(policy: &str, rule: &CompiledRule, sets: &SetIndex<'_>) -> V
 }
 
 /// A rule's action as statements. Allow and Pass mark the packet and return to the tier's chain,
-/// which ends the tier: Allow allows, Pass goes on to the next tier.
-fn action_statements(policy: &str, action: Action) -> Vec<Statement> {
+/// which ends the tier: Allow allows, Pass goes on to the next tier. Log logs with the
+/// rule's prefix ([`LogTag::prefix`]: the policy's hash, direction and rule, which `gingham policy
+/// log` maps back to the policy) and goes on to the next rule.
+fn action_statements(log: &LogTag, action: Action) -> Vec<Statement> {
     match action {
         Action::Allow => vec![Statement::SetAllowMark, Statement::Verdict(Verdict::Return)],
         Action::Pass => vec![Statement::SetPassMark, Statement::Verdict(Verdict::Return)],
         Action::Deny => vec![Statement::Verdict(Verdict::Drop)],
-        Action::Log => {
-            let name: String = policy.chars().filter(|c| c.is_ascii_graphic()).take(100).collect();
-            vec![Statement::Log(format!("gingham {name}: "))]
-        }
+        Action::Log => vec![Statement::Log(log.prefix())],
     }
 }
 

@@ -157,7 +157,7 @@ fn each_rule_matches_only_the_families_the_contract_allows() {
     let plans = sets();
     let index = SetIndex::new(&plans, |_| true);
     for (case, rule, expected) in cases {
-        let texts: Vec<String> = policy_rules("p", &rule, &index).iter().map(rule_text).collect();
+        let texts: Vec<String> = policy_rules(&tag(), &rule, &index).iter().map(rule_text).collect();
         assert_eq!(texts, expected, "{case}");
     }
 }
@@ -173,7 +173,7 @@ fn a_rule_never_matches_a_family_it_should_not() {
         (IpFamily::IPv4, deny(|r| r.destination.sets = names(&["a"]))),
     ];
     for (family, rule) in limited {
-        for nft in policy_rules("p", &rule, &index) {
+        for nft in policy_rules(&tag(), &rule, &index) {
             let families: Vec<IpFamily> = nft.matches.iter().filter_map(Match::family).collect();
             assert!(nft.matches.iter().any(Match::fixes_family), "{nft:?} is limited to its family");
             assert!(families.iter().all(|f| *f == family), "{nft:?} is of {family:?} only");
@@ -190,7 +190,7 @@ fn log_and_allow_keep_their_statements_in_both_families() {
         source: CompiledMatch { sets: names(&["a", "a6"]), ..CompiledMatch::default() },
         ..CompiledRule::default()
     };
-    let texts: Vec<String> = policy_rules("ns/p", &allow, &index).iter().map(rule_text).collect();
+    let texts: Vec<String> = policy_rules(&tag(), &allow, &index).iter().map(rule_text).collect();
     assert_eq!(
         texts,
         [
@@ -199,8 +199,9 @@ fn log_and_allow_keep_their_statements_in_both_families() {
         ]
     );
     let log = CompiledRule { action: Action::Log, ..CompiledRule::default() };
-    let texts: Vec<String> = policy_rules("ns/p", &log, &index).iter().map(rule_text).collect();
-    assert_eq!(texts, ["log prefix \"gingham ns/p: \""], "one rule, for both families");
+    let texts: Vec<String> = policy_rules(&tag(), &log, &index).iter().map(rule_text).collect();
+    let expected = format!("log prefix \"gingham {} i0: \"", gingham_crds::naming::policy_log_hash("ns/p"));
+    assert_eq!(texts, [expected], "one rule, for both families, with the rule's own prefix");
 }
 
 /// An empty set the table does not hold (of a family the node has no address of) is taken as the
@@ -222,7 +223,12 @@ fn an_empty_set_left_out_of_the_table_fails_closed_in_its_family_only() {
         ),
     ];
     for (rule, expected) in cases {
-        let texts: Vec<String> = policy_rules("p", &rule, &index).iter().map(rule_text).collect();
+        let texts: Vec<String> = policy_rules(&tag(), &rule, &index).iter().map(rule_text).collect();
         assert_eq!(texts, expected, "{rule:?}");
     }
+}
+
+/// Where the rules of these tests sit: rule 0 of ingress of `ns/p`.
+fn tag() -> LogTag {
+    LogTag::new("ns/p", true, 0)
 }

@@ -26,6 +26,7 @@ mod nodes;
 use self::labels::LabelIndex;
 use self::netsets::NetSetEntry;
 use super::fxhash::Map;
+use super::services::ServiceEndpoints;
 use super::sets::{SetKey, namespace_selector_matches};
 use crate::core::facts::{PodFacts, implicit_namespace_labels};
 use crate::core::netsets::NetSetKey;
@@ -178,6 +179,9 @@ pub struct PolicyIndex {
     next_set: SetId,
     sets_by_namespace: Map<String, BTreeSet<SetId>>,
     cross_sets: BTreeSet<SetId>,
+    /// Services' endpoints, by (namespace, name), and the sets of each.
+    services: Map<(String, String), ServiceEndpoints>,
+    service_sets: Map<(String, String), BTreeSet<SetId>>,
     /// Sets whose members changed since their view was built.
     stale_views: BTreeSet<SetId>,
     node_sets: Map<String, BTreeSet<SetId>>,

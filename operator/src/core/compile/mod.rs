@@ -12,9 +12,11 @@
 //! A policy whose tier does not exist is not applied (and reported); [`Tiers`] holds the tiers
 //! that exist, built-in or not.
 
+pub mod accounts;
 mod fxhash;
 pub mod index;
 pub mod rules;
+pub mod services;
 pub mod sets;
 
 use std::collections::BTreeMap;
@@ -27,7 +29,7 @@ use gingham_crds::selector::Selector;
 use gingham_crds::validate::{validate_global_network_policy, validate_network_policy, validate_policy_tier};
 
 use self::index::{Applies, PolicyEntry};
-use self::rules::compile_policy;
+use self::rules::{compile_policy, policy_selector};
 use super::ObjectProblem;
 
 /// The compiled name of a namespaced policy.
@@ -92,11 +94,9 @@ fn entry(
         );
         return (None, vec![report("MissingTier", message)]);
     };
-    let selector = match view.selector.map(Selector::parse).transpose() {
-        Ok(selector) => selector.unwrap_or_default(),
-        Err(error) => {
-            return (None, vec![report("InvalidPolicy", format!("spec.selector: {error}; the policy is not applied"))]);
-        }
+    let selector = match policy_selector(view) {
+        Ok(selector) => selector,
+        Err(error) => return (None, vec![report("InvalidPolicy", format!("{error}; the policy is not applied"))]),
     };
     let (template, messages) = compile_policy(&compiled_name, view);
     let problems = messages.into_iter().map(|m| report("UnsupportedRule", m)).collect();

@@ -14,8 +14,14 @@
 //! Both families: a rule keeps its `ipVersion` (absent: both families), its ICMP match says ICMP
 //! or ICMPv6 (from the rule's protocol), and each set is referred to by both its names, the IPv4
 //! and the IPv6 set ([`SetKey::name`]); a packet meets the sets of its own family only.
-//! Rules the dataplane cannot express (named `notPorts`, service and service account matches) are
-//! left out and reported.
+//! `serviceAccounts` matches (and the policy's `serviceAccountSelector`) are selectors over the
+//! endpoints' service-account pseudo-labels, ANDed with the side's selector and scoped like it
+//! ([`super::accounts`]). A `services` match is a set of the Service's endpoints
+//! ([`super::services`]): as a source, their addresses; as a destination, `address,protocol,port`
+//! with the service's ports, referred to as the side's named-port set. Its namespace defaults to
+//! the policy's (for a global policy: `default`).
+//!
+//! Rules the dataplane cannot express (named `notPorts`) are left out and reported.
 
 use std::collections::BTreeSet;
 
@@ -25,6 +31,7 @@ use gingham_crds::api::policy::{EntityRule, IcmpFields, PolicyRule, PolicyScope,
 use gingham_crds::api::{IpFamily, Wire};
 use gingham_crds::selector::Selector;
 
+use super::accounts::{account_labels, account_match, and};
 use super::sets::{NamedPorts, Scope, SetKey};
 
 /// A compiled policy and the sets its rules refer to.
@@ -45,7 +52,7 @@ pub fn compile_policy(name: &str, view: &PolicyView<'_>) -> (Template, Vec<Strin
         PolicyScope::Namespace(ns) => Some(ns),
         PolicyScope::NamespaceSelector(_) => None,
     };
-    let applies_to = Selector::parse(view.selector.unwrap_or_default()).unwrap_or_default();
+    let applies_to = policy_selector(view).unwrap_or_default();
     let applies_in = match view.scope {
         PolicyScope::Namespace(ns) => Scope::Namespace(ns.to_string()),
         PolicyScope::NamespaceSelector(Some(text)) => {
@@ -53,7 +60,7 @@ pub fn compile_policy(name: &str, view: &PolicyView<'_>) -> (Template, Vec<Strin
         }
         PolicyScope::NamespaceSelector(None) => Scope::Everywhere,
     };
-    let own = SetKey { scope: applies_in, selector: applies_to, named_ports: None };
+    let own = SetKey { scope: applies_in, selector: applies_to, named_ports: None, service: None };
     let mut compile_all = |direction: &str, rules: &[PolicyRule], ingress: bool| -> Vec<CompiledRule> {
         rules
             .iter()
@@ -70,6 +77,18 @@ pub fn compile_policy(name: &str, view: &PolicyView<'_>) -> (Template, Vec<Strin
     let ingress = compile_all("ingress", view.ingress, true);
     let egress = compile_all("egress", view.egress, false);
     (Template { policy: CompiledPolicy { name: name.to_string(), ingress, egress }, sets }, problems)
+}
+
+/// The endpoints a policy applies to: its `selector` ANDed with its `serviceAccountSelector`
+/// (over the endpoints' service-account labels).
+pub fn policy_selector(view: &PolicyView<'_>) -> Result<Selector, String> {
+    let selector = parse("spec.selector", view.selector.unwrap_or_default())?;
+    let accounts =
+        view.service_account_selector.map(|text| account_labels("spec.serviceAccountSelector", text)).transpose()?;
+    match and(Some(selector.expr().clone()), accounts.map(|a| a.expr().clone())) {
+        Some(expr) => Selector::try_from(expr).map_err(|e| format!("spec.serviceAccountSelector: {e}")),
+        None => Ok(Selector::all()),
+    }
 }
 
 /// `Ok(None)`: the rule can never match (an `ipVersion` that is neither 4 nor 6, which
@@ -91,9 +110,15 @@ fn compile_rule(
     let protocol = rule.protocol.as_ref().map(|p| p.number()).transpose()?;
     let not_protocol = rule.not_protocol.as_ref().map(|p| p.number()).transpose()?;
     let empty = EntityRule::default();
-    let source = compile_side(rule.source.as_ref().unwrap_or(&empty), home, (!ingress).then_some(own), protocol, sets)?;
-    let destination =
-        compile_side(rule.destination.as_ref().unwrap_or(&empty), home, ingress.then_some(own), protocol, sets)?;
+    let source =
+        compile_side(rule.source.as_ref().unwrap_or(&empty), home, (!ingress).then_some(own), (protocol, false), sets)?;
+    let destination = compile_side(
+        rule.destination.as_ref().unwrap_or(&empty),
+        home,
+        ingress.then_some(own),
+        (protocol, true),
+        sets,
+    )?;
     // Validation makes icmp/notICMP come with protocol ICMP or ICMPv6; which one names the match.
     let icmp_protocol = protocol.and_then(IcmpProtocol::of_number).unwrap_or_default();
     Ok(Some(CompiledRule {
@@ -124,14 +149,36 @@ fn compile_side(
     side: &EntityRule,
     home: Option<&str>,
     own: Option<&SetKey>,
-    protocol: Option<u8>,
+    (protocol, destination): (Option<u8>, bool),
     sets: &mut BTreeSet<SetKey>,
 ) -> Result<CompiledMatch, String> {
-    if side.services.is_some() {
-        return Err("services matches are not supported yet".into());
-    }
-    if side.service_accounts.is_some() {
-        return Err("serviceAccounts matches are not supported yet".into());
+    let mut add = |key: SetKey| {
+        let names = IpFamily::BOTH.map(|family| key.name(family));
+        sets.insert(key);
+        names
+    };
+    if let Some(service) = &side.services {
+        let combined = [
+            ("selector", side.selector.is_some()),
+            ("notSelector", side.not_selector.is_some()),
+            ("namespaceSelector", side.namespace_selector.is_some()),
+            ("serviceAccounts", side.service_accounts.is_some()),
+            ("nets", side.nets.is_some()),
+            ("notNets", side.not_nets.is_some()),
+            ("ports", side.ports.is_some()),
+            ("notPorts", side.not_ports.is_some()),
+        ];
+        if let Some((field, _)) = combined.iter().find(|(_, given)| *given) {
+            return Err(format!("services cannot be combined with {field} (as in Calico)"));
+        }
+        // A destination: the service's endpoints with its ports; a source: their addresses.
+        let namespace = service.namespace.as_deref().or(home).unwrap_or("default");
+        let [v4, v6] = add(SetKey::service(namespace, &service.name, destination));
+        return Ok(if destination {
+            CompiledMatch { named_port_set: Some(v4), named_port_set6: Some(v6), ..CompiledMatch::default() }
+        } else {
+            CompiledMatch { sets: vec![v4, v6], ..CompiledMatch::default() }
+        });
     }
     let scope = match side.namespace_selector.as_deref() {
         Some(text) => {
@@ -145,18 +192,27 @@ fn compile_side(
         not_nets: side.not_nets.iter().flatten().map(|net| Wire::new(net.as_str())).collect(),
         ..CompiledMatch::default()
     };
-    let mut add = |key: SetKey| {
-        let names = IpFamily::BOTH.map(|family| key.name(family));
-        sets.insert(key);
-        names
-    };
     let selector = side.selector.as_deref().map(|t| parse("selector", t)).transpose()?;
+    let accounts = side.service_accounts.as_ref().map(|a| account_match("serviceAccounts", a)).transpose()?.flatten();
+    // A side with a selector (even `all()`) or an account match selects endpoints; one without
+    // sets no condition on the peer.
+    let given = selector.is_some() || accounts.is_some();
+    let selector = match and(selector.map(|s| s.expr().clone()), accounts.map(|s| s.expr().clone())) {
+        Some(expr) => Some(Selector::try_from(expr).map_err(|e| format!("serviceAccounts: {e}"))?),
+        None => given.then(Selector::all),
+    };
     if selector.is_some() || side.namespace_selector.is_some() {
-        let key = SetKey { scope: scope.clone(), selector: selector.clone().unwrap_or_default(), named_ports: None };
+        let key = SetKey {
+            scope: scope.clone(),
+            selector: selector.clone().unwrap_or_default(),
+            named_ports: None,
+            service: None,
+        };
         compiled.sets.extend(add(key));
     }
     if let Some(text) = side.not_selector.as_deref() {
-        let key = SetKey { scope: scope.clone(), selector: parse("notSelector", text)?, named_ports: None };
+        let key =
+            SetKey { scope: scope.clone(), selector: parse("notSelector", text)?, named_ports: None, service: None };
         compiled.not_sets.extend(add(key));
     }
     let mut names = BTreeSet::new();
@@ -183,7 +239,7 @@ fn compile_side(
             (None, false, None) => (Scope::Everywhere, Selector::default()),
             (selector, _, _) => (scope, selector.unwrap_or_default()),
         };
-        let key = SetKey { scope, selector, named_ports: Some(NamedPorts { protocol, names }) };
+        let key = SetKey { scope, selector, named_ports: Some(NamedPorts { protocol, names }), service: None };
         let [v4, v6] = add(key);
         compiled.named_port_set = Some(v4);
         compiled.named_port_set6 = Some(v6);
@@ -204,6 +260,7 @@ mod tests {
             tier: "default",
             order: None,
             selector: Some("app == 'web'"),
+            service_account_selector: None,
             scope,
             types: vec![PolicyType::Ingress],
             ingress,

@@ -80,8 +80,22 @@ pub struct NamedPorts {
     pub names: BTreeSet<String>,
 }
 
+/// A Kubernetes Service whose endpoints a set holds (a rule's `services` match).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceSet {
+    /// The Service's namespace.
+    pub namespace: String,
+    /// The Service's name.
+    pub name: String,
+    /// `address,protocol,port` members (a destination match: the service's ports too), rather
+    /// than addresses (a source match).
+    pub ports: bool,
+}
+
 /// What a set means: the endpoints in `scope` matching `selector` (their addresses), or with
-/// `named_ports` their `address,protocol,port` triples. Equal keys share one set.
+/// `named_ports` their `address,protocol,port` triples; or, with `service`, a Service's
+/// endpoints (from its EndpointSlices; `scope` and `selector` are then `Everywhere` and `all()`
+/// and no pod contributes). Equal keys share one set.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SetKey {
     /// Where members may live.
@@ -90,6 +104,8 @@ pub struct SetKey {
     pub selector: Selector,
     /// For named-port sets: which ports.
     pub named_ports: Option<NamedPorts>,
+    /// For service sets: which service.
+    pub service: Option<ServiceSet>,
 }
 
 /// FNV-1a, 64-bit: stable across platforms and versions.
@@ -109,7 +125,17 @@ impl SetKey {
             Some(p) => format!("|ports={:?}:{}", p.protocol, p.names.iter().cloned().collect::<Vec<_>>().join(",")),
             None => String::new(),
         };
-        format!("{scope}|{}{ports}", self.selector)
+        let service = match &self.service {
+            Some(s) => format!("|svc={}/{}:{}", s.namespace, s.name, if s.ports { "ports" } else { "addresses" }),
+            None => String::new(),
+        };
+        format!("{scope}|{}{ports}{service}", self.selector)
+    }
+
+    /// A set of a Service's endpoints.
+    pub fn service(namespace: &str, name: &str, ports: bool) -> Self {
+        let service = ServiceSet { namespace: namespace.into(), name: name.into(), ports };
+        Self { scope: Scope::Everywhere, selector: Selector::all(), named_ports: None, service: Some(service) }
     }
 
     /// The name of the key's set of `family`: `gs` (addresses) or `gp` (named ports), `6` for
@@ -117,7 +143,10 @@ impl SetKey {
     /// `[a-z0-9_]`, safe for nftables and deterministic; the IPv4 names are those of before
     /// dual-stack.
     pub fn name(&self, family: IpFamily) -> String {
-        let prefix = if self.named_ports.is_some() { "gp" } else { "gs" };
+        let prefix = match self.kind() {
+            IpSetKind::AddressPorts => "gp",
+            IpSetKind::Addresses => "gs",
+        };
         let family = match family {
             IpFamily::IPv4 => "",
             IpFamily::IPv6 => "6",
@@ -127,7 +156,8 @@ impl SetKey {
 
     /// What the set holds.
     pub fn kind(&self) -> IpSetKind {
-        if self.named_ports.is_some() { IpSetKind::AddressPorts } else { IpSetKind::Addresses }
+        let service_ports = self.service.as_ref().is_some_and(|s| s.ports);
+        if self.named_ports.is_some() || service_ports { IpSetKind::AddressPorts } else { IpSetKind::Addresses }
     }
 
     /// The members one endpoint with `addresses` contributes: none when it is out of scope or
@@ -146,9 +176,10 @@ impl SetKey {
     }
 
     /// Whether an endpoint in `namespace` (with those namespace labels) whose pod carries `labels`
-    /// is in scope and matches the selector.
+    /// is in scope and matches the selector (never for a service set: its members come from
+    /// EndpointSlices).
     pub fn matches(&self, namespace: &str, namespace_labels: &BTreeMap<String, String>, labels: &LabelList) -> bool {
-        self.scope.contains(namespace, namespace_labels) && self.selector.matches(labels)
+        self.service.is_none() && self.scope.contains(namespace, namespace_labels) && self.selector.matches(labels)
     }
 
     /// The members an endpoint that [`SetKey::matches`] contributes: each of its addresses (one
@@ -214,6 +245,7 @@ mod tests {
                 protocol,
                 names: names.iter().map(|n| (*n).to_string()).collect(),
             }),
+            service: None,
         }
     }
 
@@ -244,6 +276,7 @@ mod tests {
             node: None,
             uid: None,
             pool_annotations: [None, None],
+            service_account: None,
         };
         let prod = BTreeMap::from([("env".into(), "prod".into())]);
         let cases = [
@@ -270,6 +303,7 @@ mod tests {
             node: None,
             uid: None,
             pool_annotations: [None, None],
+            service_account: None,
         };
         let addresses: [IpAddr; 2] = [[10, 0, 0, 1].into(), "fd00::1".parse().unwrap()];
         for (set, v4, v6) in [

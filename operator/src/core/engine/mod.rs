@@ -27,6 +27,7 @@ use self::store::{Key, Kind, Object, Store};
 use super::bgp::NodeBgp;
 use super::compile::Tiers;
 use super::compile::index::PolicyIndex;
+use super::compile::services::service_of;
 use super::facts::NodeFacts;
 use super::ipam::Assignment;
 use super::pools::CheckedPool;
@@ -197,10 +198,20 @@ impl Engine {
             | Kind::GlobalNetworkPolicy
             | Kind::KubeNetworkPolicy
             | Kind::NetworkSet
-            | Kind::GlobalNetworkSet => {
+            | Kind::GlobalNetworkSet
+            | Kind::ServiceAccount => {
                 self.policy_object_changed(kind, &key, current.as_ref());
             }
             Kind::Tier => self.tiers_changed(),
+            Kind::EndpointSlice => {
+                let services = [previous.as_ref(), current.as_ref()].into_iter().flatten().filter_map(|o| match o {
+                    Object::EndpointSlice(slice) => service_of(slice),
+                    _ => None,
+                });
+                for service in services.collect::<BTreeSet<_>>() {
+                    self.service_changed(&service);
+                }
+            }
         }
         self.run(work);
     }

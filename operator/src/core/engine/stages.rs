@@ -10,6 +10,7 @@ use gingham_crds::validate::validate_felix_configuration;
 use super::store::{Key, Kind, Object};
 use super::{Engine, Source, Work, ipam_report};
 use crate::core::bgp::{BgpInput, topology};
+use crate::core::compile::services::{ServiceEndpoints, service_of};
 use crate::core::compile::{Tiers, global_name, global_policy_entry, namespaced_name, network_policy_entry};
 use crate::core::facts::{NodeFacts, namespace_labels, pool_annotations};
 use crate::core::felix::{agent_settings, default_config, merged_for, policy_settings, tunnel_settings};
@@ -20,7 +21,8 @@ use crate::core::pools::{attribute_addresses, check_pools, pool_statuses};
 use crate::core::translate::{PREFIX, translate};
 use crate::core::{ObjectProblem, daemonset};
 use ipnet::IpNet;
-use std::collections::BTreeMap;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use std::collections::{BTreeMap, BTreeSet};
 
 fn namespace_or_default(namespace: &str) -> &str {
     if namespace.is_empty() { "default" } else { namespace }
@@ -317,6 +319,14 @@ impl Engine {
         for key in pods {
             self.policy_object_changed(Kind::Pod, &key, None);
         }
+        let services: BTreeSet<(String, String)> = self
+            .store
+            .all(Kind::EndpointSlice)
+            .filter_map(|o| if let Object::EndpointSlice(slice) = o { service_of(slice) } else { None })
+            .collect();
+        for service in services {
+            self.service_changed(&service);
+        }
         let kinds = [
             Kind::Namespace,
             Kind::NodeStatus,
@@ -348,7 +358,30 @@ impl Engine {
                 let facts = self.store.pods().get(key).cloned();
                 let pools = facts.as_ref().map(|f| f.pool_annotations.clone()).unwrap_or_default();
                 self.annotation_problems(Kind::Pod, key, &pools);
+                let facts = facts.map(|facts| {
+                    let account = facts.service_account.as_ref().map(|name| (key.0.clone(), name.clone()));
+                    let labels = account.and_then(|account| match self.store.get(Kind::ServiceAccount, &account) {
+                        Some(Object::ServiceAccount(sa)) => sa.metadata.labels.as_ref(),
+                        _ => None,
+                    });
+                    facts.with_service_account(labels)
+                });
                 self.index.set_pod(&format!("{namespace}/{}", key.1), facts);
+            }
+            (Kind::ServiceAccount, _) => {
+                // Its pods see its labels as pseudo-labels: re-feed them (the index moves only
+                // those whose labels changed, in the sets that care).
+                let pods: Vec<Key> = self
+                    .store
+                    .pods()
+                    .range((key.0.clone(), String::new())..)
+                    .take_while(|((ns, _), _)| *ns == key.0)
+                    .filter(|(_, facts)| facts.service_account.as_deref() == Some(key.1.as_str()))
+                    .map(|(pod, _)| pod.clone())
+                    .collect();
+                for pod in pods {
+                    self.policy_object_changed(Kind::Pod, &pod, None);
+                }
             }
             (Kind::Namespace, current) => {
                 let (labels, pools) = match current {
@@ -419,6 +452,21 @@ impl Engine {
             }
             _ => {}
         }
+    }
+
+    /// Gives the policy index a Service's endpoints, from all of its EndpointSlices (those of its
+    /// namespace are looked at, not every slice).
+    pub(super) fn service_changed(&mut self, (namespace, name): &(String, String)) {
+        let slices: Vec<&EndpointSlice> = self
+            .store
+            .in_namespace(Kind::EndpointSlice, namespace)
+            // A slice written without a namespace is in `default`, as a pod is.
+            .chain(self.store.in_namespace(Kind::EndpointSlice, "").filter(|_| namespace == "default"))
+            .filter_map(|o| if let Object::EndpointSlice(slice) = o { Some(slice) } else { None })
+            .filter(|slice| service_of(slice).is_some_and(|(ns, n)| (&ns, &n) == (namespace, name)))
+            .collect();
+        let endpoints = (!slices.is_empty()).then(|| ServiceEndpoints::from_slices(slices));
+        self.index.set_service(namespace, name, endpoints);
     }
 
     /// Hands the usable pools to the policy index (pods' pool annotations resolve against them)

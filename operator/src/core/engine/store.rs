@@ -7,7 +7,8 @@ use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock, IPPool,
     NetworkPolicy, NetworkSet, NodeNetworkStatus, Tier,
 };
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
 use kube::Resource;
 
@@ -49,6 +50,10 @@ pub enum Object {
     Namespace(Namespace),
     /// A Secret.
     Secret(Secret),
+    /// A ServiceAccount (its labels, for `serviceAccounts` matches).
+    ServiceAccount(ServiceAccount),
+    /// An EndpointSlice (its service's addresses and ports, for `services` matches).
+    EndpointSlice(EndpointSlice),
     /// An IPAMBlock.
     Block(IPAMBlock),
     /// A node agent's report: node name and status.
@@ -86,6 +91,10 @@ pub enum Kind {
     Namespace,
     /// Secret.
     Secret,
+    /// ServiceAccount.
+    ServiceAccount,
+    /// EndpointSlice.
+    EndpointSlice,
     /// IPAMBlock.
     Block,
     /// A node agent's report (keyed by node name).
@@ -127,6 +136,8 @@ impl Object {
             Object::Pod(_) => Kind::Pod,
             Object::Namespace(_) => Kind::Namespace,
             Object::Secret(_) => Kind::Secret,
+            Object::ServiceAccount(_) => Kind::ServiceAccount,
+            Object::EndpointSlice(_) => Kind::EndpointSlice,
             Object::Block(_) => Kind::Block,
             Object::NodeStatus(..) => Kind::NodeStatus,
         }
@@ -149,6 +160,8 @@ impl Object {
             Object::Pod(o) => key_of(o),
             Object::Namespace(o) => key_of(o),
             Object::Secret(o) => key_of(o),
+            Object::ServiceAccount(o) => key_of(o),
+            Object::EndpointSlice(o) => key_of(o),
             Object::Block(o) => key_of(o),
             Object::NodeStatus(node, _) => (String::new(), node.clone()),
         }
@@ -174,6 +187,8 @@ pub fn objects(snapshot: ClusterSnapshot) -> impl Iterator<Item = Object> {
         .chain(s.pods.into_iter().map(Object::Pod))
         .chain(s.namespaces.into_iter().map(Object::Namespace))
         .chain(s.secrets.into_iter().map(Object::Secret))
+        .chain(s.service_accounts.into_iter().map(Object::ServiceAccount))
+        .chain(s.endpoint_slices.into_iter().map(Object::EndpointSlice))
         .chain(s.blocks.into_iter().map(Object::Block))
         .chain(s.node_statuses.into_iter().map(|(n, st)| Object::NodeStatus(n, st)))
 }
@@ -222,6 +237,16 @@ impl Store {
         self.objects.get(&kind).into_iter().flat_map(|objects| objects.values())
     }
 
+    /// The objects of one kind in one namespace (pods excepted), by key.
+    pub fn in_namespace<'a>(&'a self, kind: Kind, namespace: &'a str) -> impl Iterator<Item = &'a Object> {
+        let objects = self.objects.get(&kind).into_iter();
+        objects
+            .flat_map(move |objects| {
+                objects.range((namespace.to_string(), String::new())..).take_while(move |((ns, _), _)| ns == namespace)
+            })
+            .map(|(_, object)| object)
+    }
+
     /// Every pod's facts, by key.
     pub fn pods(&self) -> &BTreeMap<Key, Arc<PodFacts>> {
         &self.pods
@@ -262,6 +287,8 @@ impl Store {
                 Object::Pod(o) => s.pods.push(o),
                 Object::Namespace(o) => s.namespaces.push(o),
                 Object::Secret(o) => s.secrets.push(o),
+                Object::ServiceAccount(o) => s.service_accounts.push(o),
+                Object::EndpointSlice(o) => s.endpoint_slices.push(o),
                 Object::Block(o) => s.blocks.push(o),
                 Object::NodeStatus(node, status) => {
                     s.node_statuses.insert(node, status);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use gingham_crds::api::common::{AsNumber, BgpPassword, SecretKeySelector};
 use gingham_crds::api::nodenetwork::{EndpointPolicy, tiered_policy_names};
-use gingham_crds::api::policy::{Action, EntityRule, PolicyRule, PolicyType};
+use gingham_crds::api::policy::{Action, EntityRule, PolicyRule, PolicyType, ServiceAccountMatch, ServiceMatch};
 use gingham_crds::api::{
     BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec, FelixConfiguration, FelixConfigurationSpec,
     GlobalNetworkPolicy, GlobalNetworkPolicySpec, NetworkPolicy, NetworkPolicySpec, Port, Protocol,
@@ -20,7 +20,10 @@ use serde_json::json;
 use super::store::{Event, Kind, Object};
 use super::*;
 use crate::core::facts::RR_CLUSTER_ID_KEY;
-use crate::core::testkit::{Meta, PoolExt, block, meta, namespace, node, pod, pool, scheduled, status, with_port};
+use crate::core::testkit::{
+    Meta, PoolExt, block, endpoint_slice, meta, namespace, node, pod, pool, scheduled, service_account, status,
+    with_account, with_port,
+};
 use crate::core::{DesiredState, compute};
 
 const PODS: usize = 6;
@@ -30,7 +33,18 @@ fn pod_name(j: usize) -> (String, String) {
 }
 
 fn rule(b: u8, c: u8) -> PolicyRule {
-    let side = match b % 5 {
+    let side = match b % 7 {
+        5 => EntityRule {
+            service_accounts: Some(ServiceAccountMatch {
+                names: c.is_multiple_of(2).then(|| vec!["sa0".into()]),
+                selector: Some("team == 't0'".into()),
+            }),
+            ..EntityRule::default()
+        },
+        6 => EntityRule {
+            services: Some(ServiceMatch { name: "svc0".into(), namespace: None }),
+            ..EntityRule::default()
+        },
         0 => EntityRule { selector: Some("app == 'a0'".into()), ..EntityRule::default() },
         1 => EntityRule { namespace_selector: Some("env == 'e1'".into()), ..EntityRule::default() },
         2 => EntityRule {
@@ -41,7 +55,11 @@ fn rule(b: u8, c: u8) -> PolicyRule {
         3 => EntityRule { nets: Some(vec!["10.9.0.0/24".into()]), ..EntityRule::default() },
         _ => EntityRule::default(),
     };
-    let destination = match c % 3 {
+    let destination = match c % 4 {
+        3 => EntityRule {
+            services: Some(ServiceMatch { name: "svc0".into(), namespace: None }),
+            ..EntityRule::default()
+        },
         0 => EntityRule { ports: Some(vec![Port::named("http")]), ..EntityRule::default() },
         1 => EntityRule { ports: Some(vec![Port::number(80)]), ..EntityRule::default() },
         _ => EntityRule::default(),
@@ -137,6 +155,9 @@ fn event(op: u8, a: u8, b: u8, c: u8) -> Event {
             if c % 2 == 1 {
                 p = with_port(p, "http", 80 + i32::from(c % 4), "TCP");
             }
+            if !c.is_multiple_of(3) {
+                p = with_account(p, &format!("sa{}", c % 3 - 1));
+            }
             match a / 8 % 4 {
                 0 => {}
                 1 => p = scheduled(p, "n0", false),
@@ -145,7 +166,21 @@ fn event(op: u8, a: u8, b: u8, c: u8) -> Event {
             }
             upsert(Object::Pod(p))
         }
-        6 => upsert(Object::Namespace(namespace(&format!("ns{}", a % 3)).label("env", &format!("e{}", b % 2)))),
+        6 => match c % 3 {
+            0 => upsert(Object::Namespace(namespace(&format!("ns{}", a % 3)).label("env", &format!("e{}", b % 2)))),
+            1 => upsert(Object::ServiceAccount(service_account(
+                &format!("ns{}", a % 2),
+                &format!("sa{}", b % 2),
+                &[("team", &format!("t{}", c / 3 % 2))],
+            ))),
+            _ => {
+                let addresses: Vec<String> =
+                    (0..3).filter(|j| b >> j & 1 == 1).map(|j| format!("10.9.0.{j}")).collect();
+                let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
+                let port = 80 + i32::from(c / 3 % 2);
+                upsert(Object::EndpointSlice(endpoint_slice(&format!("ns{}", a % 2), "svc0", &refs, &[("TCP", port)])))
+            }
+        },
         7 => {
             let types = [None, Some(vec![PolicyType::Ingress, PolicyType::Egress]), Some(vec![PolicyType::Egress])]
                 [usize::from(c % 3)]
@@ -245,6 +280,8 @@ fn event(op: u8, a: u8, b: u8, c: u8) -> Event {
                 (Kind::BgpPeer, String::new(), format!("peer{}", b % 3)),
                 (Kind::FelixConfiguration, String::new(), "node.n0".to_string()),
                 (Kind::Secret, "gingham-system".to_string(), "bgp".to_string()),
+                (Kind::ServiceAccount, format!("ns{}", b % 2), format!("sa{}", b / 2 % 2)),
+                (Kind::EndpointSlice, format!("ns{}", b % 2), "svc0-slice".to_string()),
             ];
             let (kind, ns, name) = kinds[usize::from(c) % kinds.len()].clone();
             Event::Delete(kind, (ns, name))
@@ -442,4 +479,79 @@ fn an_ipv6_tunnel_address_reported_alone_reaches_the_ipv6_block() {
     engine.apply(Event::Upsert(Object::NodeStatus("n0".into(), report)));
     assert_eq!(tunnel(&engine), [Some("fd00:232::".to_string())]);
     assert_eq!(engine.take_changes().object_count(), 1, "the block is rewritten");
+}
+
+#[test]
+fn a_service_account_label_change_moves_only_its_pods_in_the_sets_that_care() {
+    let mut engine = Engine::new(OperatorSettings::default());
+    for n in 0..3 {
+        engine.apply(event(0, n, 1, 1));
+    }
+    engine.apply(Event::Upsert(Object::Pod(with_account(pod("ns0", "pod0"), "sa0"))));
+    engine.apply(Event::Upsert(Object::Pod(with_account(pod("ns0", "pod1"), "sa1"))));
+    engine.apply(Event::Upsert(Object::Pod(pod("ns0", "pod2").label("app", "a1"))));
+    engine.apply(Event::Upsert(Object::NodeStatus("n0".into(), status(&[("ns0/pod0", "10.9.0.1")]))));
+    engine.apply(Event::Upsert(Object::NodeStatus("n1".into(), status(&[("ns0/pod1", "10.9.0.2")]))));
+    engine.apply(Event::Upsert(Object::NodeStatus("n2".into(), status(&[("ns0/pod2", "10.9.0.3")]))));
+    let from_team = EntityRule {
+        service_accounts: Some(ServiceAccountMatch { names: None, selector: Some("team == 't0'".into()) }),
+        ..EntityRule::default()
+    };
+    let spec = NetworkPolicySpec {
+        selector: Some("app == 'a1'".into()),
+        ingress: Some(vec![PolicyRule { action: Action::Allow, source: Some(from_team), ..PolicyRule::default() }]),
+        ..NetworkPolicySpec::default()
+    };
+    engine.apply(Event::Upsert(Object::NetworkPolicy(NetworkPolicy { metadata: meta(Some("ns0"), "team"), spec })));
+    let members = |engine: &Engine| -> Vec<String> {
+        engine.desired().spans["n2"].ip_sets.iter().flat_map(|s| s.members.iter().map(ToString::to_string)).collect()
+    };
+    assert!(members(&engine).is_empty(), "no account carries the label yet");
+    engine.take_changes();
+
+    engine.apply(Event::Upsert(Object::ServiceAccount(service_account("ns0", "sa0", &[("team", "t0")]))));
+    assert_eq!(members(&engine), ["10.9.0.1"], "pod0 runs as sa0");
+    assert_eq!(engine.take_changes().spans, ["n2".to_string()].into(), "only the node using the set");
+    engine.apply(Event::Upsert(Object::ServiceAccount(service_account("ns0", "sa1", &[("team", "t1")]))));
+    assert!(engine.take_changes().spans.is_empty(), "sa1's label is in no set: nothing changes");
+    engine.apply(Event::Upsert(Object::ServiceAccount(service_account("ns1", "sa0", &[("team", "t1")]))));
+    assert!(engine.take_changes().spans.is_empty(), "another namespace's sa0 is another account");
+    engine.apply(Event::Delete(Kind::ServiceAccount, ("ns0".into(), "sa0".into())));
+    assert!(members(&engine).is_empty());
+    assert_eq!(compute(&engine.snapshot(), &OperatorSettings::default()).spans, engine.desired().spans);
+}
+
+#[test]
+fn an_endpoint_slice_change_patches_only_the_service_set() {
+    let mut engine = Engine::new(OperatorSettings::default());
+    for n in 0..2 {
+        engine.apply(event(0, n, 1, 1));
+    }
+    engine.apply(Event::Upsert(Object::Pod(pod("ns0", "pod0").label("app", "a1"))));
+    engine.apply(Event::Upsert(Object::NodeStatus("n0".into(), status(&[("ns0/pod0", "10.9.0.1")]))));
+    let to_service =
+        EntityRule { services: Some(ServiceMatch { name: "svc0".into(), namespace: None }), ..EntityRule::default() };
+    let spec = NetworkPolicySpec {
+        selector: Some("app == 'a1'".into()),
+        types: Some(vec![PolicyType::Egress]),
+        egress: Some(vec![PolicyRule {
+            action: Action::Allow,
+            destination: Some(to_service),
+            ..PolicyRule::default()
+        }]),
+        ..NetworkPolicySpec::default()
+    };
+    engine.apply(Event::Upsert(Object::NetworkPolicy(NetworkPolicy { metadata: meta(Some("ns0"), "svc"), spec })));
+    engine.take_changes();
+    let members = |engine: &Engine| -> Vec<String> {
+        engine.desired().spans["n0"].ip_sets.iter().flat_map(|s| s.members.iter().map(ToString::to_string)).collect()
+    };
+    engine.apply(Event::Upsert(Object::EndpointSlice(endpoint_slice("ns0", "svc0", &["10.9.0.7"], &[("UDP", 53)]))));
+    assert_eq!(members(&engine), ["10.9.0.7,udp,53"]);
+    assert_eq!(engine.take_changes().spans, ["n0".to_string()].into());
+    engine.apply(Event::Upsert(Object::EndpointSlice(endpoint_slice("ns1", "svc0", &["10.9.0.8"], &[("UDP", 53)]))));
+    assert!(engine.take_changes().spans.is_empty(), "ns1's svc0 is another service");
+    engine.apply(Event::Delete(Kind::EndpointSlice, ("ns0".into(), "svc0-slice".into())));
+    assert!(members(&engine).is_empty());
+    assert_eq!(compute(&engine.snapshot(), &OperatorSettings::default()).spans, engine.desired().spans);
 }

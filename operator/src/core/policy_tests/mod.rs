@@ -2,6 +2,7 @@
 //! a reference evaluator over the compiled spans.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod accounts_services;
 mod calico_order;
 mod evaluator;
 mod knp_matrix;

@@ -287,6 +287,8 @@ fn add(snapshot: &mut ClusterSnapshot, object: Object) {
         Object::Pod(o) => snapshot.pods.push(o),
         Object::Namespace(o) => snapshot.namespaces.push(o),
         Object::Secret(o) => snapshot.secrets.push(o),
+        Object::ServiceAccount(o) => snapshot.service_accounts.push(o),
+        Object::EndpointSlice(o) => snapshot.endpoint_slices.push(o),
         Object::KubeNetworkPolicy(o) => snapshot.kube_network_policies.push(o),
         Object::NodeStatus(node, status) => {
             snapshot.node_statuses.insert(node, status);
@@ -311,6 +313,11 @@ fn object(manifest: Manifest) -> Option<Object> {
         Manifest::Pod(o) => Object::Pod(*o),
         Manifest::Namespace(o) => Object::Namespace(o),
         Manifest::Secret(o) => Object::Secret(o),
+        Manifest::ServiceAccount(o) => Object::ServiceAccount(o),
+        Manifest::EndpointSlice(o) => Object::EndpointSlice(*o),
+        // The operator resolves `services` matches from EndpointSlices alone (as Felix does): a
+        // Service object is accepted (the lab writes one next to its slice) and not read.
+        Manifest::Service(_) => return None,
         Manifest::KubeNetworkPolicy(o) => Object::KubeNetworkPolicy(*o),
         Manifest::NodeNetwork(_) => return None,
     })

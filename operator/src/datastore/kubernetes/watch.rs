@@ -11,7 +11,8 @@ use gingham_crds::api::{
     NetworkPolicy, NetworkSet, NodeNetwork, Tier,
 };
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -45,6 +46,8 @@ pub struct Stores {
     pods: Guarded<Pod>,
     namespaces: Guarded<Namespace>,
     secrets: Guarded<Secret>,
+    service_accounts: Guarded<ServiceAccount>,
+    endpoint_slices: Guarded<EndpointSlice>,
     blocks: Guarded<IPAMBlock>,
     node_networks: Guarded<NodeNetwork>,
     daemon_sets: Guarded<DaemonSet>,
@@ -96,6 +99,8 @@ impl Stores {
             pods: watch(Api::all(client.clone()), all.clone(), sender),
             namespaces: watch(Api::all(client.clone()), all.clone(), sender),
             secrets: watch(Api::namespaced(client.clone(), namespace), all.clone(), sender),
+            service_accounts: watch(Api::all(client.clone()), all.clone(), sender),
+            endpoint_slices: watch(Api::all(client.clone()), all.clone(), sender),
             blocks: watch(Api::all(client.clone()), all.clone(), sender),
             node_networks: watch(Api::all(client.clone()), all, sender),
             daemon_sets: watch(Api::namespaced(client.clone(), namespace), ours, sender),
@@ -119,6 +124,8 @@ impl Stores {
         self.pods.wait_until_ready().await.map_err(stopped)?;
         self.namespaces.wait_until_ready().await.map_err(stopped)?;
         self.secrets.wait_until_ready().await.map_err(stopped)?;
+        self.service_accounts.wait_until_ready().await.map_err(stopped)?;
+        self.endpoint_slices.wait_until_ready().await.map_err(stopped)?;
         self.blocks.wait_until_ready().await.map_err(stopped)?;
         self.node_networks.wait_until_ready().await.map_err(stopped)?;
         self.daemon_sets.wait_until_ready().await.map_err(stopped)?;
@@ -144,6 +151,8 @@ impl Stores {
             pods: valid(&self.pods, &mut rejected),
             namespaces: valid(&self.namespaces, &mut rejected),
             secrets: valid(&self.secrets, &mut rejected),
+            service_accounts: valid(&self.service_accounts, &mut rejected),
+            endpoint_slices: valid(&self.endpoint_slices, &mut rejected),
             blocks: valid(&self.blocks, &mut rejected),
             node_statuses: node_networks
                 .iter()

@@ -9,7 +9,8 @@ use gingham_crds::api::{
 };
 use gingham_crds::manifest::Manifest;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::DeserializeGuard;
@@ -119,6 +120,8 @@ watched!(Node, Node, Node);
 watched!(Pod, Pod, Pod);
 watched!(Namespace, Namespace, Namespace);
 watched!(Secret, Secret, Secret);
+watched!(ServiceAccount, ServiceAccount, ServiceAccount);
+watched!(EndpointSlice, EndpointSlice, EndpointSlice);
 watched!(IPAMBlock, Block, Block);
 
 /// A NodeNetwork is, for the core, its agent's report.

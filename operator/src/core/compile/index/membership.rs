@@ -7,6 +7,7 @@ use gingham_crds::api::nodenetwork::IpSet;
 use gingham_crds::api::{IpFamily, IpSetMember, Shared};
 
 use super::{EndpointId, EndpointKey, PolicyIndex, SetEntry, SetId};
+use crate::core::compile::services::ServiceEndpoints;
 use crate::core::compile::sets::{Scope, SetKey};
 use crate::core::netsets::NetSetKey;
 
@@ -68,10 +69,6 @@ impl PolicyIndex {
         let id = self.next_set;
         self.next_set += 1;
         self.set_ids.insert(key.clone(), id);
-        match &key.scope {
-            Scope::Namespace(ns) => self.sets_by_namespace.entry(ns.clone()).or_default().insert(id),
-            Scope::Namespaces(_) | Scope::Everywhere => self.cross_sets.insert(id),
-        };
         let views = IpFamily::BOTH.map(|family| Shared::new(key.view(family, [])));
         let set = SetEntry {
             key: key.clone(),
@@ -82,6 +79,18 @@ impl PolicyIndex {
             users: 1,
         };
         self.sets.insert(id, set);
+        if let Some(service) = &key.service {
+            // No endpoint contributes: the members are the service's, whenever it is known.
+            let name = (service.namespace.clone(), service.name.clone());
+            self.service_sets.entry(name.clone()).or_default().insert(id);
+            let members = self.services.get(&name).map(|s| s.members(service.ports)).unwrap_or_default();
+            self.replace_members(id, members);
+            return id;
+        }
+        match &key.scope {
+            Scope::Namespace(ns) => self.sets_by_namespace.entry(ns.clone()).or_default().insert(id),
+            Scope::Namespaces(_) | Scope::Everywhere => self.cross_sets.insert(id),
+        };
         if self.deferred {
             return id;
         }
@@ -124,6 +133,16 @@ impl PolicyIndex {
                 entry.contributions.remove(id);
             }
         }
+        if let Some(service) = &key.service {
+            let name = (service.namespace.clone(), service.name.clone());
+            if let Some(ids) = self.service_sets.get_mut(&name) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.service_sets.remove(&name);
+                }
+            }
+            return;
+        }
         match &key.scope {
             Scope::Namespace(ns) => {
                 if let Some(ids) = self.sets_by_namespace.get_mut(ns) {
@@ -133,6 +152,39 @@ impl PolicyIndex {
             Scope::Namespaces(_) | Scope::Everywhere => {
                 self.cross_sets.remove(&id);
             }
+        }
+    }
+
+    /// Records a Service's endpoints (`None`: it has no EndpointSlice any more) and gives the
+    /// sets of that service their new members: only those sets change, and only the nodes that
+    /// use them are patched.
+    pub fn set_service(&mut self, namespace: &str, name: &str, endpoints: Option<ServiceEndpoints>) {
+        let key = (namespace.to_string(), name.to_string());
+        let changed = match endpoints {
+            Some(endpoints) => self.services.insert(key.clone(), endpoints.clone()) != Some(endpoints),
+            None => self.services.remove(&key).is_some(),
+        };
+        if !changed {
+            return;
+        }
+        let ids: Vec<SetId> = self.service_sets.get(&key).into_iter().flatten().copied().collect();
+        for id in ids {
+            let Some(ports) = self.sets.get(&id).and_then(|set| set.key.service.as_ref()).map(|s| s.ports) else {
+                continue;
+            };
+            let members = self.services.get(&key).map(|s| s.members(ports)).unwrap_or_default();
+            self.replace_members(id, members);
+        }
+    }
+
+    /// Gives a set that no endpoint contributes to (a service set) exactly these members.
+    fn replace_members(&mut self, id: SetId, members: Vec<IpSetMember>) {
+        let Some(set) = self.sets.get_mut(&id) else { return };
+        let fresh: BTreeMap<IpSetMember, u32> = members.into_iter().map(|m| (m, 1)).collect();
+        if set.members != fresh {
+            set.members = fresh;
+            self.stale_views.insert(id);
+            self.dirty.refresh.insert(id);
         }
     }
 
