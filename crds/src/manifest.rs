@@ -15,6 +15,8 @@ use crate::api::{
     API_VERSION, BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy,
     NodeNetwork,
 };
+use crate::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
+use crate::netpolapi::v1alpha2::ClusterNetworkPolicy;
 use crate::validate::{self, FieldError};
 
 /// A manifest could not be read.
@@ -258,6 +260,12 @@ pub enum Manifest {
     Secret(Secret),
     /// networking.k8s.io/v1 NetworkPolicy.
     KubeNetworkPolicy(Box<KubeNetworkPolicy>),
+    /// policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy.
+    ClusterNetworkPolicy(Box<ClusterNetworkPolicy>),
+    /// policy.networking.k8s.io/v1alpha1 AdminNetworkPolicy.
+    AdminNetworkPolicy(Box<AdminNetworkPolicy>),
+    /// policy.networking.k8s.io/v1alpha1 BaselineAdminNetworkPolicy.
+    BaselineAdminNetworkPolicy(Box<BaselineAdminNetworkPolicy>),
 }
 
 impl Manifest {
@@ -284,12 +292,21 @@ impl Manifest {
             ("v1", "Namespace") => Self::Namespace(typed(value, line, &kind)?),
             ("v1", "Secret") => Self::Secret(typed(value, line, &kind)?),
             ("networking.k8s.io/v1", "NetworkPolicy") => Self::KubeNetworkPolicy(Box::new(typed(value, line, &kind)?)),
+            ("policy.networking.k8s.io/v1alpha2", "ClusterNetworkPolicy") => {
+                Self::ClusterNetworkPolicy(Box::new(typed(value, line, &kind)?))
+            }
+            ("policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy") => {
+                Self::AdminNetworkPolicy(Box::new(typed(value, line, &kind)?))
+            }
+            ("policy.networking.k8s.io/v1alpha1", "BaselineAdminNetworkPolicy") => {
+                Self::BaselineAdminNetworkPolicy(Box::new(typed(value, line, &kind)?))
+            }
             _ => {
                 let hint = if api_version == "projectcalico.org/v3" {
                     format!("change apiVersion to {API_VERSION}: gingham reads Calico manifests unchanged otherwise")
                 } else {
                     format!(
-                        "gingham reads {API_VERSION} kinds plus v1 Node, Pod, Namespace, Secret and networking.k8s.io/v1 NetworkPolicy"
+                        "gingham reads {API_VERSION} kinds plus v1 Node, Pod, Namespace, Secret, networking.k8s.io/v1 NetworkPolicy, policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy and v1alpha1 AdminNetworkPolicy and BaselineAdminNetworkPolicy"
                     )
                 };
                 return Err(ManifestError::UnknownKind {
@@ -319,6 +336,9 @@ impl Manifest {
             Self::Namespace(o) => serde_json::to_value(o),
             Self::Secret(o) => serde_json::to_value(o),
             Self::KubeNetworkPolicy(o) => serde_json::to_value(o),
+            Self::ClusterNetworkPolicy(o) => serde_json::to_value(o),
+            Self::AdminNetworkPolicy(o) => serde_json::to_value(o),
+            Self::BaselineAdminNetworkPolicy(o) => serde_json::to_value(o),
         }
     }
 
@@ -337,6 +357,9 @@ impl Manifest {
             Self::Pod(_) => "Pod",
             Self::Namespace(_) => "Namespace",
             Self::Secret(_) => "Secret",
+            Self::ClusterNetworkPolicy(_) => "ClusterNetworkPolicy",
+            Self::AdminNetworkPolicy(_) => "AdminNetworkPolicy",
+            Self::BaselineAdminNetworkPolicy(_) => "BaselineAdminNetworkPolicy",
         }
     }
 
@@ -351,7 +374,14 @@ impl Manifest {
             Self::GlobalNetworkPolicy(policy) => validate::validate_global_network_policy(&policy.spec),
             Self::NodeNetwork(network) => validate::validate_node_network(&network.spec),
             Self::IPAMBlock(block) => validate_applied_block(&block.spec),
-            Self::Node(_) | Self::Pod(_) | Self::Namespace(_) | Self::Secret(_) | Self::KubeNetworkPolicy(_) => Ok(()),
+            Self::Node(_)
+            | Self::Pod(_)
+            | Self::Namespace(_)
+            | Self::Secret(_)
+            | Self::KubeNetworkPolicy(_)
+            | Self::ClusterNetworkPolicy(_)
+            | Self::AdminNetworkPolicy(_)
+            | Self::BaselineAdminNetworkPolicy(_) => Ok(()),
         }
     }
 }
