@@ -15,6 +15,7 @@
 //! the nodes that use them. [`crate::core::compute`] is `Engine::from_snapshot`, the oracle the
 //! incremental path is tested against.
 
+mod cluster_policies;
 mod stages;
 pub mod store;
 
@@ -45,6 +46,8 @@ pub struct Changes {
     pub pool_statuses: BTreeSet<String>,
     /// Translated policies, by (namespace, name).
     pub translated_policies: BTreeSet<(String, String)>,
+    /// Translated global policies (of the network-policy-api kinds), by name.
+    pub translated_global_policies: BTreeSet<String>,
     /// The agent DaemonSet.
     pub agent_daemon_set: bool,
     /// The problem list.
@@ -58,6 +61,7 @@ impl Changes {
             + self.blocks.len()
             + self.pool_statuses.len()
             + self.translated_policies.len()
+            + self.translated_global_policies.len()
             + usize::from(self.agent_daemon_set)
     }
 }
@@ -96,6 +100,10 @@ pub struct Engine {
     assignment: Assignment,
     bgp: BTreeMap<String, Option<NodeBgp>>,
     index: PolicyIndex,
+    /// What `nodes` peers of cluster policies can select.
+    node_peers: Vec<super::cluster_policy::translate::NodePeer>,
+    /// The translation's name of each cluster policy, by (kind, source name).
+    cluster_translations: BTreeMap<(Kind, String), String>,
     addresses: BTreeMap<String, BTreeMap<String, u64>>,
     address_totals: BTreeMap<String, u64>,
     block_counts: BTreeMap<String, u32>,
@@ -128,6 +136,8 @@ impl Engine {
             assignment: Assignment::default(),
             bgp: BTreeMap::new(),
             index: PolicyIndex::batch(),
+            node_peers: Vec::new(),
+            cluster_translations: BTreeMap::new(),
             addresses: BTreeMap::new(),
             address_totals: BTreeMap::new(),
             block_counts: BTreeMap::new(),
@@ -187,7 +197,14 @@ impl Engine {
             Kind::BgpConfiguration | Kind::BgpPeer | Kind::Secret => work.bgp = true,
             Kind::FelixConfiguration => work.felix = true,
             Kind::NodeStatus => work = self.node_status_changed(&key.1, previous.as_ref(), current.as_ref()),
-            Kind::Pod | Kind::Namespace | Kind::NetworkPolicy | Kind::GlobalNetworkPolicy | Kind::KubeNetworkPolicy => {
+            Kind::Pod
+            | Kind::Namespace
+            | Kind::NetworkPolicy
+            | Kind::GlobalNetworkPolicy
+            | Kind::KubeNetworkPolicy
+            | Kind::ClusterNetworkPolicy
+            | Kind::AdminNetworkPolicy
+            | Kind::BaselineAdminNetworkPolicy => {
                 self.policy_object_changed(kind, &key, current.as_ref());
             }
         }

@@ -8,6 +8,8 @@ use gingham_crds::api::{
     NodeNetworkStatus,
 };
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
+use gingham_crds::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
+use gingham_crds::netpolapi::v1alpha2::ClusterNetworkPolicy;
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
 use kube::Resource;
 
@@ -35,6 +37,12 @@ pub enum Object {
     GlobalNetworkPolicy(GlobalNetworkPolicy),
     /// A Kubernetes NetworkPolicy.
     KubeNetworkPolicy(KubeNetworkPolicy),
+    /// A ClusterNetworkPolicy (policy.networking.k8s.io/v1alpha2).
+    ClusterNetworkPolicy(ClusterNetworkPolicy),
+    /// An AdminNetworkPolicy (policy.networking.k8s.io/v1alpha1).
+    AdminNetworkPolicy(AdminNetworkPolicy),
+    /// A BaselineAdminNetworkPolicy (policy.networking.k8s.io/v1alpha1).
+    BaselineAdminNetworkPolicy(BaselineAdminNetworkPolicy),
     /// A Node.
     Node(Node),
     /// A Pod.
@@ -66,6 +74,12 @@ pub enum Kind {
     GlobalNetworkPolicy,
     /// Kubernetes NetworkPolicy.
     KubeNetworkPolicy,
+    /// ClusterNetworkPolicy.
+    ClusterNetworkPolicy,
+    /// AdminNetworkPolicy.
+    AdminNetworkPolicy,
+    /// BaselineAdminNetworkPolicy.
+    BaselineAdminNetworkPolicy,
     /// Node.
     Node,
     /// Pod.
@@ -108,6 +122,9 @@ impl Object {
             Object::NetworkPolicy(_) => Kind::NetworkPolicy,
             Object::GlobalNetworkPolicy(_) => Kind::GlobalNetworkPolicy,
             Object::KubeNetworkPolicy(_) => Kind::KubeNetworkPolicy,
+            Object::ClusterNetworkPolicy(_) => Kind::ClusterNetworkPolicy,
+            Object::AdminNetworkPolicy(_) => Kind::AdminNetworkPolicy,
+            Object::BaselineAdminNetworkPolicy(_) => Kind::BaselineAdminNetworkPolicy,
             Object::Node(_) => Kind::Node,
             Object::Pod(_) => Kind::Pod,
             Object::Namespace(_) => Kind::Namespace,
@@ -127,6 +144,9 @@ impl Object {
             Object::NetworkPolicy(o) => key_of(o),
             Object::GlobalNetworkPolicy(o) => key_of(o),
             Object::KubeNetworkPolicy(o) => key_of(o),
+            Object::ClusterNetworkPolicy(o) => key_of(o),
+            Object::AdminNetworkPolicy(o) => key_of(o),
+            Object::BaselineAdminNetworkPolicy(o) => key_of(o),
             Object::Node(o) => key_of(o),
             Object::Pod(o) => key_of(o),
             Object::Namespace(o) => key_of(o),
@@ -149,6 +169,9 @@ pub fn objects(snapshot: ClusterSnapshot) -> impl Iterator<Item = Object> {
         .chain(s.network_policies.into_iter().map(Object::NetworkPolicy))
         .chain(s.global_network_policies.into_iter().map(Object::GlobalNetworkPolicy))
         .chain(s.kube_network_policies.into_iter().map(Object::KubeNetworkPolicy))
+        .chain(s.cluster_network_policies.into_iter().map(Object::ClusterNetworkPolicy))
+        .chain(s.admin_network_policies.into_iter().map(Object::AdminNetworkPolicy))
+        .chain(s.baseline_admin_network_policies.into_iter().map(Object::BaselineAdminNetworkPolicy))
         .chain(s.nodes.into_iter().map(Object::Node))
         .chain(s.pods.into_iter().map(Object::Pod))
         .chain(s.namespaces.into_iter().map(Object::Namespace))
@@ -234,6 +257,9 @@ impl Store {
                 Object::NetworkPolicy(o) => s.network_policies.push(o),
                 Object::GlobalNetworkPolicy(o) => s.global_network_policies.push(o),
                 Object::KubeNetworkPolicy(o) => s.kube_network_policies.push(o),
+                Object::ClusterNetworkPolicy(o) => s.cluster_network_policies.push(o),
+                Object::AdminNetworkPolicy(o) => s.admin_network_policies.push(o),
+                Object::BaselineAdminNetworkPolicy(o) => s.baseline_admin_network_policies.push(o),
                 Object::Node(o) => s.nodes.push(o),
                 Object::Pod(o) => s.pods.push(o),
                 Object::Namespace(o) => s.namespaces.push(o),

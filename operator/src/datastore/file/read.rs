@@ -285,6 +285,9 @@ fn add(snapshot: &mut ClusterSnapshot, object: Object) {
         Object::Namespace(o) => snapshot.namespaces.push(o),
         Object::Secret(o) => snapshot.secrets.push(o),
         Object::KubeNetworkPolicy(o) => snapshot.kube_network_policies.push(o),
+        Object::ClusterNetworkPolicy(o) => snapshot.cluster_network_policies.push(o),
+        Object::AdminNetworkPolicy(o) => snapshot.admin_network_policies.push(o),
+        Object::BaselineAdminNetworkPolicy(o) => snapshot.baseline_admin_network_policies.push(o),
         Object::NodeStatus(node, status) => {
             snapshot.node_statuses.insert(node, status);
         }
@@ -306,6 +309,9 @@ fn object(manifest: Manifest) -> Option<Object> {
         Manifest::Namespace(o) => Object::Namespace(o),
         Manifest::Secret(o) => Object::Secret(o),
         Manifest::KubeNetworkPolicy(o) => Object::KubeNetworkPolicy(*o),
+        Manifest::ClusterNetworkPolicy(o) => Object::ClusterNetworkPolicy(*o),
+        Manifest::AdminNetworkPolicy(o) => Object::AdminNetworkPolicy(*o),
+        Manifest::BaselineAdminNetworkPolicy(o) => Object::BaselineAdminNetworkPolicy(*o),
         Manifest::NodeNetwork(_) => return None,
     })
 }
@@ -342,7 +348,9 @@ fn parse(file: &Path, text: &str, area: Area, problems: &mut Vec<String>) -> Vec
                 }
             },
             Area::Blocks | Area::Policies => match Manifest::from_document(&document) {
-                Ok(manifest @ (Manifest::IPAMBlock(_) | Manifest::NetworkPolicy(_))) => {
+                Ok(
+                    manifest @ (Manifest::IPAMBlock(_) | Manifest::NetworkPolicy(_) | Manifest::GlobalNetworkPolicy(_)),
+                ) => {
                     objects.extend(object(manifest))
                 }
                 Ok(other) => problem(format!("unexpected {} in a generated directory: ignored", other.kind())),

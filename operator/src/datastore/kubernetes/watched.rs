@@ -7,6 +7,8 @@ use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy, NodeNetwork,
 };
 use gingham_crds::manifest::Manifest;
+use gingham_crds::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
+use gingham_crds::netpolapi::v1alpha2::ClusterNetworkPolicy;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
@@ -109,6 +111,9 @@ watched!(GlobalNetworkPolicy, GlobalNetworkPolicy, GlobalNetworkPolicy, |o| mess
     Manifest::GlobalNetworkPolicy(o.clone()).validate()
 ));
 watched!(KubeNetworkPolicy, KubeNetworkPolicy, KubeNetworkPolicy);
+watched!(ClusterNetworkPolicy, ClusterNetworkPolicy, ClusterNetworkPolicy);
+watched!(AdminNetworkPolicy, AdminNetworkPolicy, AdminNetworkPolicy);
+watched!(BaselineAdminNetworkPolicy, BaselineAdminNetworkPolicy, BaselineAdminNetworkPolicy);
 watched!(Node, Node, Node);
 watched!(Pod, Pod, Pod);
 watched!(Namespace, Namespace, Namespace);
