@@ -46,9 +46,10 @@ struct Optional<K: Watched> {
 impl<K: Watched> Optional<K> {
     async fn wait_until_ready(&self) -> Result<(), KubeError> {
         let mut absent = self.absent.clone();
+        // Once the kind is found served, the sender is gone and only the store's readiness counts.
         tokio::select! {
             ready = self.store.wait_until_ready() => ready.map_err(|_| KubeError::WatchStopped),
-            seen = absent.wait_for(|absent| *absent) => seen.map(|_| ()).map_err(|_| KubeError::WatchStopped),
+            Ok(_) = absent.wait_for(|absent| *absent) => Ok(()),
         }
     }
 }
