@@ -46,15 +46,22 @@ impl Api {
     fn admin(self, name: &str, priority: u32, subject: &str, ingress: &str) -> String {
         let (head, allow) = match self {
             Api::V1alpha2 => (
-                format!("apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {{name: {name}}}\nspec:\n  tier: Admin\n"),
+                format!(
+                    "apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {{name: {name}}}\nspec:\n  tier: Admin\n"
+                ),
                 "Accept",
             ),
             Api::V1alpha1 => (
-                format!("apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {{name: {name}}}\nspec:\n"),
+                format!(
+                    "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {{name: {name}}}\nspec:\n"
+                ),
                 "Allow",
             ),
         };
-        format!("---\n{head}  priority: {priority}\n  subject: {subject}\n  ingress:\n{}", ingress.replace("ALLOW", allow))
+        format!(
+            "---\n{head}  priority: {priority}\n  subject: {subject}\n  ingress:\n{}",
+            ingress.replace("ALLOW", allow)
+        )
     }
 
     /// A Baseline policy with ingress rules. v1alpha1 has one, named `default`, without priority.
@@ -139,11 +146,9 @@ fn cases(api: Api, web: &str) -> Vec<(&'static str, String, Expect)> {
             "---\napiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {{name: not-web}}\nspec:\n  priority: 1\n  subject: {dev}\n  egress: [{{action: Deny, to: [{{networks: [{web}]}}]}}]\n"
         ),
     };
-    cases.push((
-        "an Admin egress Deny to a network beats the NetworkPolicy's allow",
-        egress,
-        |src, dst| network_policy(src, dst) && !(src.0 == "dev" && dst == ("prod", "web")),
-    ));
+    cases.push(("an Admin egress Deny to a network beats the NetworkPolicy's allow", egress, |src, dst| {
+        network_policy(src, dst) && !(src.0 == "dev" && dst == ("prod", "web"))
+    }));
     cases
 }
 

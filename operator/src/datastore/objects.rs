@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use gingham_crds::api::{
-    API_VERSION, GlobalNetworkPolicy, IPAMBlock, IPAMBlockSpec, IPPoolStatus, NetworkPolicy, NodeNetwork, NodeNetworkSpec,
+    API_VERSION, GlobalNetworkPolicy, IPAMBlock, IPAMBlockSpec, IPPoolStatus, NetworkPolicy, NodeNetwork,
+    NodeNetworkSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};

@@ -106,9 +106,9 @@ pub fn translated_name(kind: SourceKind, tier: KubeTier, name: &str) -> String {
 /// GlobalNetworkPolicies with such names and uses its own fresh translations.
 pub fn is_translated_name(name: &str) -> bool {
     [ADMIN_TIER, BASELINE_TIER].iter().any(|tier| {
-        name.strip_prefix(tier).and_then(|rest| rest.strip_prefix('.')).is_some_and(|rest| {
-            ["cnp.", "anp.", "banp."].iter().any(|short| rest.starts_with(short))
-        })
+        name.strip_prefix(tier)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .is_some_and(|rest| ["cnp.", "anp.", "banp."].iter().any(|short| rest.starts_with(short)))
     })
 }
 

@@ -80,7 +80,17 @@ pub fn from_cnp(cnp: &ClusterNetworkPolicy) -> (Option<ClusterPolicy>, Vec<Objec
         .enumerate()
         .map(|(i, r)| {
             let ports = r.protocols.as_deref().map(|p| (p, protocol_ports as PortReader<ProtocolMatch>));
-            rule(&format!("spec.ingress[{i}]"), &r.name, action(r.action), "from", &r.from, ports, true, V1ALPHA2, &mut report)
+            rule(
+                &format!("spec.ingress[{i}]"),
+                &r.name,
+                action(r.action),
+                "from",
+                &r.from,
+                ports,
+                true,
+                V1ALPHA2,
+                &mut report,
+            )
         })
         .collect();
     let egress = spec
@@ -89,7 +99,17 @@ pub fn from_cnp(cnp: &ClusterNetworkPolicy) -> (Option<ClusterPolicy>, Vec<Objec
         .enumerate()
         .map(|(i, r)| {
             let ports = r.protocols.as_deref().map(|p| (p, protocol_ports as PortReader<ProtocolMatch>));
-            rule(&format!("spec.egress[{i}]"), &r.name, action(r.action), "to", &r.to, ports, false, V1ALPHA2, &mut report)
+            rule(
+                &format!("spec.egress[{i}]"),
+                &r.name,
+                action(r.action),
+                "to",
+                &r.to,
+                ports,
+                false,
+                V1ALPHA2,
+                &mut report,
+            )
         })
         .collect();
     let policy = subject.map(|subject| ClusterPolicy {
@@ -179,7 +199,10 @@ fn v1alpha1_rules(
                     v1alpha1::Action::Pass => (Action::Deny, true),
                 };
                 if pass_refused {
-                    report.add(&format!("{field}.action"), "a BaselineAdminNetworkPolicy rule is Allow or Deny, not Pass; the rule denies (fail closed)");
+                    report.add(
+                        &format!("{field}.action"),
+                        "a BaselineAdminNetworkPolicy rule is Allow or Deny, not Pass; the rule denies (fail closed)",
+                    );
                 }
                 let ports = r.ports.as_deref().map(|p| (p, policy_port as PortReader<PolicyPort>));
                 rule(&field, &r.name, action, peers_field, peers, ports, is_ingress, V1ALPHA1, report)

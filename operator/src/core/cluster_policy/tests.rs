@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::normalize::{from_anp, from_banp, from_cnp};
 use super::translate::{NodePeer, translate};
 use super::{ClusterPolicy, is_translated_name};
-use crate::core::engine::store::{Event, Kind, Object};
 use crate::core::engine::Engine;
+use crate::core::engine::store::{Event, Kind, Object};
 use crate::core::testkit::{Meta, node};
 use crate::core::{ObjectProblem, OperatorSettings};
 
@@ -45,8 +45,8 @@ fn run(normalized: (Option<ClusterPolicy>, Vec<ObjectProblem>)) -> (Option<Globa
 }
 
 fn rules(policy: &GlobalNetworkPolicy, ingress: bool) -> Vec<Value> {
-    let rules: &[PolicyRule] = if ingress { policy.spec.ingress.as_deref() } else { policy.spec.egress.as_deref() }
-        .unwrap_or_default();
+    let rules: &[PolicyRule] =
+        if ingress { policy.spec.ingress.as_deref() } else { policy.spec.egress.as_deref() }.unwrap_or_default();
     rules
         .iter()
         .map(|r| {
@@ -102,14 +102,20 @@ fn tiers_and_names_of_every_kind() {
         assert_eq!((policy.spec.tier.as_deref(), policy.spec.order), (Some(tier), Some(order)), "{name}");
         assert_eq!(policy.spec.types, Some(vec![PolicyType::Egress]), "{name}");
         assert_eq!(policy.spec.namespace_selector.as_deref(), Some("all()"), "empty namespaces: every namespace");
-        assert_eq!(rules(&policy, false), vec![json!({"action": "Allow", "destination": {"namespaceSelector": "all()"}})]);
+        assert_eq!(
+            rules(&policy, false),
+            vec![json!({"action": "Allow", "destination": {"namespaceSelector": "all()"}})]
+        );
     }
-    assert!(!is_translated_name("kube-admin.mine") && !is_translated_name("default.cnp.x") && !is_translated_name("knp.x"));
+    assert!(
+        !is_translated_name("kube-admin.mine") && !is_translated_name("default.cnp.x") && !is_translated_name("knp.x")
+    );
 }
 
 #[test]
 fn a_policy_without_rules_has_no_translation() {
-    let (policy, problems) = run(from_cnp(&cnp("idle", json!({"tier": "Admin", "priority": 1, "subject": {"namespaces": {}}}))));
+    let (policy, problems) =
+        run(from_cnp(&cnp("idle", json!({"tier": "Admin", "priority": 1, "subject": {"namespaces": {}}}))));
     assert!(policy.is_none() && problems.is_empty());
 }
 
@@ -204,7 +210,11 @@ fn what_cannot_be_matched_fails_closed_and_is_reported_by_field() {
         "Accept rules match nothing; Deny and Pass rules deny everything"
     );
     let fields: Vec<&str> = problems.iter().map(|p| p.split(':').next().unwrap()).collect();
-    assert_eq!(fields, ["spec.egress[0].to[0]", "spec.egress[1].to[0]", "spec.egress[2].to[0]", "spec.egress[3]"], "{problems:?}");
+    assert_eq!(
+        fields,
+        ["spec.egress[0].to[0]", "spec.egress[1].to[0]", "spec.egress[2].to[0]", "spec.egress[3]"],
+        "{problems:?}"
+    );
     assert!(problems[0].contains("domainNames"));
 }
 
@@ -227,8 +237,10 @@ fn invalid_objects_are_problems_naming_the_field() {
     assert!(problems.iter().any(|p| p.starts_with("spec.subject:")), "{problems:?}");
 
     let many: Vec<Value> = (0..26).map(|_| json!({"action": "Deny", "from": [{"namespaces": {}}]})).collect();
-    let (_, problems) =
-        run(from_cnp(&cnp("m", json!({"tier": "Admin", "priority": 1, "subject": {"namespaces": {}}, "ingress": many}))));
+    let (_, problems) = run(from_cnp(&cnp(
+        "m",
+        json!({"tier": "Admin", "priority": 1, "subject": {"namespaces": {}}, "ingress": many}),
+    )));
     assert!(problems.iter().any(|p| p.starts_with("spec.ingress:") && p.contains("at most 25")), "{problems:?}");
     let (_, problems) = run(from_cnp(&cnp(
         "r",
@@ -245,9 +257,8 @@ fn the_engine_translates_again_when_nodes_change_and_moves_a_policy_between_tier
     let to_infra = json!({"tier": "Admin", "priority": 1, "subject": {"namespaces": {}},
                           "egress": [{"action": "Deny", "to": [{"nodes": {"matchLabels": {"role": "infra"}}}]}]});
     engine.apply(Event::Upsert(Object::ClusterNetworkPolicy(cnp("n", to_infra.clone()))));
-    let nets = |engine: &Engine, name: &str| {
-        engine.desired().translated_global_policies.get(name).map(|p| rules(p, false))
-    };
+    let nets =
+        |engine: &Engine, name: &str| engine.desired().translated_global_policies.get(name).map(|p| rules(p, false));
     assert_eq!(nets(&engine, "kube-admin.cnp.n"), Some(vec![]), "no node yet: the rule matches nothing");
     engine.take_changes();
     engine.apply(Event::Upsert(Object::Node(node("n1", "192.168.0.1/24").label("role", "infra"))));

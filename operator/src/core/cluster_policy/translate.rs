@@ -81,8 +81,9 @@ pub fn translate(
     };
     let subject = match &policy.subject {
         Subject::Namespaces(namespaces) => selector_text(namespaces).map(|ns| ("all()".to_string(), ns)),
-        Subject::Pods(pods) => selector_text(&pods.pod_selector)
-            .and_then(|pod| Ok((pod, selector_text(&pods.namespace_selector)?))),
+        Subject::Pods(pods) => {
+            selector_text(&pods.pod_selector).and_then(|pod| Ok((pod, selector_text(&pods.namespace_selector)?)))
+        }
     };
     let (selector, namespace_selector) = match subject {
         Ok(pair) => pair,
@@ -123,7 +124,11 @@ pub fn translate(
         block_owner_deletion: Some(true),
     });
     let translated = GlobalNetworkPolicy {
-        metadata: ObjectMeta { name: Some(name.clone()), owner_references: owner.map(|o| vec![o]), ..ObjectMeta::default() },
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            owner_references: owner.map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
         spec: GlobalNetworkPolicySpec {
             tier: Some(policy.tier.name().into()),
             order: Some(policy.order),
@@ -155,13 +160,16 @@ fn rule_set(rule: &Rule, ingress: bool, nodes: &[NodePeer]) -> Result<Vec<Policy
     }
     let groups: Vec<(Option<Protocol>, Option<Vec<Port>>)> = match &rule.ports {
         None => vec![(None, None)],
-        Some(ports) => port_groups(ports).into_iter().map(|(p, ports)| (p.as_deref().map(Protocol::named), ports)).collect(),
+        Some(ports) => {
+            port_groups(ports).into_iter().map(|(p, ports)| (p.as_deref().map(Protocol::named), ports)).collect()
+        }
     };
     let mut out = Vec::new();
     for peer in &entities {
         for (protocol, ports) in &groups {
             let (source, destination) = if ingress {
-                let destination = ports.as_ref().map(|p| EntityRule { ports: Some(p.clone()), ..EntityRule::default() });
+                let destination =
+                    ports.as_ref().map(|p| EntityRule { ports: Some(p.clone()), ..EntityRule::default() });
                 (Some(peer.clone()), destination)
             } else {
                 (None, Some(EntityRule { ports: ports.clone(), ..peer.clone() }))

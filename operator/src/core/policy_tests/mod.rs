@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod calico_order;
+mod cluster_matrix;
 mod evaluator;
 mod knp_matrix;
 pub(super) mod world;

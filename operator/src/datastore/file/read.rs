@@ -350,9 +350,7 @@ fn parse(file: &Path, text: &str, area: Area, problems: &mut Vec<String>) -> Vec
             Area::Blocks | Area::Policies => match Manifest::from_document(&document) {
                 Ok(
                     manifest @ (Manifest::IPAMBlock(_) | Manifest::NetworkPolicy(_) | Manifest::GlobalNetworkPolicy(_)),
-                ) => {
-                    objects.extend(object(manifest))
-                }
+                ) => objects.extend(object(manifest)),
                 Ok(other) => problem(format!("unexpected {} in a generated directory: ignored", other.kind())),
                 Err(e) => problem(e.to_string()),
             },

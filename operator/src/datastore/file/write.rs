@@ -15,7 +15,9 @@ use serde::Serialize;
 use super::FileError;
 use crate::core::DesiredState;
 use crate::core::engine::Changes;
-use crate::datastore::objects::{ipam_block, node_network, pool_status, stamp_conditions, translated_global_policy, translated_policy};
+use crate::datastore::objects::{
+    ipam_block, node_network, pool_status, stamp_conditions, translated_global_policy, translated_policy,
+};
 use crate::datastore::{WriteOp, WriteSummary};
 
 /// What a write did: the counts, and the files it wrote or removed.

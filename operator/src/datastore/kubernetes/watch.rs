@@ -9,10 +9,10 @@ use futures::StreamExt;
 use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy, NodeNetwork,
 };
-use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
 use gingham_crds::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
 use gingham_crds::netpolapi::v1alpha2::ClusterNetworkPolicy;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
 use kube::api::ListParams;
 use kube::core::DeserializeGuard;
@@ -248,7 +248,10 @@ impl Stores {
                 .into_iter()
                 .map(|o| ((o.namespace().unwrap_or_default(), o.name_any()), o))
                 .collect(),
-            global_policies: by_name(pick(&self.global_network_policies, &cluster(&changes.translated_global_policies))),
+            global_policies: by_name(pick(
+                &self.global_network_policies,
+                &cluster(&changes.translated_global_policies),
+            )),
             pools: by_name(pick(&self.pools, &cluster(&changes.pool_statuses))),
             daemon_sets: if changes.agent_daemon_set {
                 by_name(valid(&self.daemon_sets, &mut Vec::new()))
