@@ -249,8 +249,11 @@ fn event(op: u8, a: u8, b: u8, c: u8) -> Event {
                     serde_json::from_value(object(format!("a{}", c % 2), spec(json!({"priority": b % 4})))).unwrap(),
                 ),
                 _ => Object::BaselineAdminNetworkPolicy(
-                    serde_json::from_value(object(["default", "other"][usize::from(c % 5 == 0)].into(), spec(json!({}))))
-                        .unwrap(),
+                    serde_json::from_value(object(
+                        ["default", "other"][usize::from(c % 5 == 0)].into(),
+                        spec(json!({})),
+                    ))
+                    .unwrap(),
                 ),
             })
         }
