@@ -250,7 +250,7 @@ fn event(op: u8, a: u8, b: u8, c: u8) -> Event {
                 ),
                 _ => Object::BaselineAdminNetworkPolicy(
                     serde_json::from_value(object(
-                        ["default", "other"][usize::from(c % 5 == 0)].into(),
+                        ["default", "other"][usize::from(c.is_multiple_of(5))].into(),
                         spec(json!({})),
                     ))
                     .unwrap(),
