@@ -3,6 +3,7 @@
 //! datastore has no schema). What cannot be matched fails closed, as the API says.
 
 use gingham_crds::api::policy::Action;
+use gingham_crds::manifest::Manifest;
 use gingham_crds::netpolapi::v1alpha1::{
     self, AdminNetworkPolicy, BASELINE_NAME, BaselineAdminNetworkPolicy, PolicyPort,
 };
@@ -53,6 +54,17 @@ impl Report<'_> {
         if count > most {
             self.add(field, &format!("{count} items, at most {most} are allowed (translated anyway)"));
         }
+    }
+}
+
+/// The problems of a manifest of one of the three kinds, as the operator would report them
+/// (none for other kinds): what `gingham-operator validate` adds to the schema's checks.
+pub fn check_cluster_policy(manifest: &Manifest) -> Vec<ObjectProblem> {
+    match manifest {
+        Manifest::ClusterNetworkPolicy(o) => from_cnp(o).1,
+        Manifest::AdminNetworkPolicy(o) => from_anp(o).1,
+        Manifest::BaselineAdminNetworkPolicy(o) => from_banp(o).1,
+        _ => Vec::new(),
     }
 }
 
