@@ -6,6 +6,7 @@ use kube::CustomResourceExt;
 
 use crate::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy, NodeNetwork,
+    Tier,
 };
 
 /// The header written at the top of every generated file.
@@ -20,6 +21,7 @@ pub fn all_crds() -> Vec<(String, CustomResourceDefinition)> {
         FelixConfiguration::crd(),
         NetworkPolicy::crd(),
         GlobalNetworkPolicy::crd(),
+        Tier::crd(),
         NodeNetwork::crd(),
         IPAMBlock::crd(),
     ]

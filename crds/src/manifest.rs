@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
+use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
 use crate::api::{
     API_VERSION, BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy,
-    NodeNetwork,
+    NodeNetwork, Tier,
 };
 use crate::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
 use crate::netpolapi::v1alpha2::ClusterNetworkPolicy;
@@ -246,6 +247,8 @@ pub enum Manifest {
     NetworkPolicy(NetworkPolicy),
     /// gingham.dev/v1 GlobalNetworkPolicy.
     GlobalNetworkPolicy(GlobalNetworkPolicy),
+    /// gingham.dev/v1 Tier.
+    Tier(Tier),
     /// gingham.dev/v1 NodeNetwork.
     NodeNetwork(NodeNetwork),
     /// gingham.dev/v1 IPAMBlock.
@@ -285,6 +288,7 @@ impl Manifest {
             (API_VERSION, "FelixConfiguration") => Self::FelixConfiguration(typed(value, line, &kind)?),
             (API_VERSION, "NetworkPolicy") => Self::NetworkPolicy(typed(value, line, &kind)?),
             (API_VERSION, "GlobalNetworkPolicy") => Self::GlobalNetworkPolicy(typed(value, line, &kind)?),
+            (API_VERSION, "Tier") => Self::Tier(typed(value, line, &kind)?),
             (API_VERSION, "NodeNetwork") => Self::NodeNetwork(typed(value, line, &kind)?),
             (API_VERSION, "IPAMBlock") => Self::IPAMBlock(typed(value, line, &kind)?),
             ("v1", "Node") => Self::Node(Box::new(typed(value, line, &kind)?)),
@@ -329,6 +333,7 @@ impl Manifest {
             Self::FelixConfiguration(o) => serde_json::to_value(o),
             Self::NetworkPolicy(o) => serde_json::to_value(o),
             Self::GlobalNetworkPolicy(o) => serde_json::to_value(o),
+            Self::Tier(o) => serde_json::to_value(o),
             Self::NodeNetwork(o) => serde_json::to_value(o),
             Self::IPAMBlock(o) => serde_json::to_value(o),
             Self::Node(o) => serde_json::to_value(o),
@@ -351,6 +356,7 @@ impl Manifest {
             Self::FelixConfiguration(_) => "FelixConfiguration",
             Self::NetworkPolicy(_) | Self::KubeNetworkPolicy(_) => "NetworkPolicy",
             Self::GlobalNetworkPolicy(_) => "GlobalNetworkPolicy",
+            Self::Tier(_) => "Tier",
             Self::NodeNetwork(_) => "NodeNetwork",
             Self::IPAMBlock(_) => "IPAMBlock",
             Self::Node(_) => "Node",
@@ -370,8 +376,15 @@ impl Manifest {
             Self::BGPConfiguration(config) => validate::validate_bgp_configuration(&config.spec),
             Self::BGPPeer(peer) => validate::validate_bgp_peer(&peer.spec),
             Self::FelixConfiguration(config) => validate::validate_felix_configuration(config),
-            Self::NetworkPolicy(policy) => validate::validate_network_policy(&policy.spec),
-            Self::GlobalNetworkPolicy(policy) => validate::validate_global_network_policy(&policy.spec),
+            Self::NetworkPolicy(policy) => both(
+                validate::validate_policy_tier(&policy.name_any(), policy.spec.tier.as_deref()),
+                validate::validate_network_policy(&policy.spec),
+            ),
+            Self::GlobalNetworkPolicy(policy) => both(
+                validate::validate_policy_tier(&policy.name_any(), policy.spec.tier.as_deref()),
+                validate::validate_global_network_policy(&policy.spec),
+            ),
+            Self::Tier(tier) => validate::validate_tier(tier),
             Self::NodeNetwork(network) => validate::validate_node_network(&network.spec),
             Self::IPAMBlock(block) => validate_applied_block(&block.spec),
             Self::Node(_)
@@ -384,6 +397,12 @@ impl Manifest {
             | Self::BaselineAdminNetworkPolicy(_) => Ok(()),
         }
     }
+}
+
+/// Every problem of two checks.
+fn both(first: Result<(), Vec<FieldError>>, second: Result<(), Vec<FieldError>>) -> Result<(), Vec<FieldError>> {
+    let errors: Vec<FieldError> = [first, second].into_iter().filter_map(Result::err).flatten().collect();
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
 /// An IPAMBlock as a user applies it (one converted from Calico, say): an empty `nodeAddress` is

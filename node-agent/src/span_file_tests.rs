@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use gingham_crds::api::nodenetwork::TierPolicies;
+
 use super::*;
 
 const YAML: &str = "endpoints:
@@ -27,7 +29,11 @@ fn a_span_file_holds_one_node_span_document_in_yaml_or_json() {
     let path = dir.path().join("span.yaml");
     std::fs::write(&path, YAML).unwrap();
     let span = read(&path).unwrap();
-    assert_eq!(span.endpoints[0].ingress, ["global/web"]);
+    assert_eq!(
+        span.endpoints[0].ingress,
+        [TierPolicies::default_tier(["global/web"])],
+        "a bare name is a default-tier policy"
+    );
     assert_eq!(span.ip_sets[0].members, ["10.244.0.5"]);
     assert_eq!(span.bgp_peers[0].address, "10.0.0.2");
     std::fs::write(&path, serde_json::to_string(&span).unwrap()).unwrap();

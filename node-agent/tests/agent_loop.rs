@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gingham_crds::api::IpFamily;
+use gingham_crds::api::nodenetwork::TierPolicies;
 use gingham_node_agent::agent::{Agent, AgentOptions, Services};
 use gingham_node_agent::api::{ApiContext, Request, Response, handle};
 use gingham_node_agent::dataplane::plan::NodePlan;
@@ -414,7 +415,7 @@ async fn until_the_span_arrives_policy_waits_and_pods_are_not_ready() {
                 let plan = dataplane.last_plan.lock().unwrap().clone();
                 plan.and_then(|p| p.policy).map(|p| p.endpoints[0].ingress.clone())
             };
-            while ingress() != Some(vec!["global/web".to_string()]) {
+            while ingress() != Some(vec![TierPolicies::default_tier(["global/web"])]) {
                 assert!(started.elapsed() < Duration::from_secs(10), "the changed span file was not read again");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

@@ -9,7 +9,7 @@ mod kernel_support;
 
 use gingham_crds::api::nodenetwork::{
     CompiledMatch, CompiledPolicy, CompiledRule, EndpointPolicy, IpSet, IpSetKind, NodeNetworkSpec, PoolRouting,
-    PortRange,
+    PortRange, TierPolicies,
 };
 use gingham_crds::api::policy::Action;
 use gingham_crds::api::span::NodeSpan;
@@ -68,7 +68,7 @@ fn node() -> Node {
             EndpointPolicy { name: "default/client".into(), ..Default::default() },
             EndpointPolicy {
                 name: "default/server".into(),
-                ingress: vec!["default/allow-8080".into()],
+                ingress: vec![TierPolicies::default_tier(["default/allow-8080"])],
                 ..Default::default()
             },
         ],

@@ -16,6 +16,7 @@ use std::time::Duration;
 use gingham_crds::api::IpFamily;
 use gingham_crds::api::nodenetwork::{
     CompiledMatch, CompiledPolicy, CompiledRule, EndpointPolicy, IpSet, IpSetKind, NodeNetworkSpec, PoolRouting,
+    TierPolicies,
 };
 use gingham_crds::api::policy::Action;
 use gingham_crds::api::span::NodeSpan;
@@ -86,14 +87,14 @@ fn node() -> Node {
         endpoints: vec![
             EndpointPolicy {
                 name: "default/iso".into(),
-                ingress: vec!["default/deny-all".into()],
-                egress: vec!["default/deny-all".into()],
+                ingress: vec![TierPolicies::default_tier(["default/deny-all"])],
+                egress: vec![TierPolicies::default_tier(["default/deny-all"])],
                 ..Default::default()
             },
             EndpointPolicy { name: "default/peer".into(), ..Default::default() },
             EndpointPolicy {
                 name: "default/web".into(),
-                ingress: vec!["default/allow-peer".into()],
+                ingress: vec![TierPolicies::default_tier(["default/allow-peer"])],
                 ..Default::default()
             },
         ],

@@ -1,9 +1,10 @@
 //! Evaluating one packet against one node's compiled policy (its span, as the stream sends it), rule by
 //! rule, with the semantics the agent's nftables ruleset gives it
 //! (node-agent/src/dataplane/nft/build.rs): an endpoint without compiled policy is dropped; an
-//! empty list allows; otherwise policies in order, rules in order, the first Allow or Pass allows
-//! (Pass skips the remaining policies of the only tier, as compiled), Deny drops, Log goes on, and
-//! a packet no policy allowed is dropped. A condition on a port never matches a portless packet
+//! empty list allows; otherwise tier by tier, policies in order, rules in order: the first Allow
+//! allows, Deny drops, Log goes on, Pass skips the rest of the tier; a tier none of whose policies
+//! decides ends with its default action (Deny drops, Pass goes on), and past the last tier the
+//! packet is allowed. A condition on a port never matches a portless packet
 //! (ICMP), nor does an ICMP condition, negated or not, match a non-ICMP packet, as in nftables.
 //! Families: a rule with `ipVersion` matches packets of that family only, an ICMP condition those
 //! of its ICMP's family, and a packet meets only the sets of its own family (each selector names
@@ -11,10 +12,11 @@
 
 use std::net::IpAddr;
 
-use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule, IpSet, PortRange};
+use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule, IpSet, PortRange, TierPolicies};
 use gingham_crds::api::policy::Action;
 use gingham_crds::api::protocol::IpProtocol;
 use gingham_crds::api::span::NodeSpan;
+use gingham_crds::api::tier::TierDefaultAction;
 use gingham_crds::api::value::{IpFamily, IpSetMember, Net, SetMember, Wire};
 use serde::Serialize;
 
@@ -91,10 +93,44 @@ pub fn evaluate(policy: &NodeSpan, endpoint: &str, direction: Direction, packet:
         return SideVerdict::end(true, Vec::new(), "no policy selects the endpoint in this direction: allowed");
     }
     let mut steps = Vec::new();
-    for (index, name) in list.iter().enumerate() {
-        let position = index + 1;
+    let mut position = 0;
+    for tier in list {
+        match evaluate_tier(policy, tier, direction, packet, &mut position, &mut steps) {
+            TierOutcome::Decided(allowed, reason) => return SideVerdict::end(allowed, steps, reason),
+            TierOutcome::Passed => {}
+            TierOutcome::Undecided if tier.default_action == TierDefaultAction::Pass => {}
+            TierOutcome::Undecided => {
+                let reason = format!("no policy of tier {} decided: dropped by the tier's default action", tier.tier);
+                return SideVerdict::end(false, steps, reason);
+            }
+        }
+    }
+    SideVerdict::end(true, steps, "every tier passed it on: allowed past the last tier")
+}
+
+/// How one tier ended.
+enum TierOutcome {
+    /// A policy allowed (`true`) or denied or dropped (`false`) the packet, for this reason.
+    Decided(bool, String),
+    /// A policy passed it to the next tier.
+    Passed,
+    /// No policy decided: the tier's default action applies.
+    Undecided,
+}
+
+/// Evaluates one tier's policies in order, recording each rule looked at.
+fn evaluate_tier(
+    policy: &NodeSpan,
+    tier: &TierPolicies,
+    direction: Direction,
+    packet: &Packet,
+    position: &mut usize,
+    steps: &mut Vec<Step>,
+) -> TierOutcome {
+    for name in &tier.policies {
+        *position += 1;
         let Some(compiled) = policy.policies.iter().find(|p| p.name == *name) else {
-            return SideVerdict::end(false, steps, format!("policy {name} is not in the node's span: dropped"));
+            return TierOutcome::Decided(false, format!("policy {name} is not in the node's span: dropped"));
         };
         let rules = match direction {
             Direction::Egress => &compiled.egress,
@@ -102,7 +138,7 @@ pub fn evaluate(policy: &NodeSpan, endpoint: &str, direction: Direction, packet:
         };
         for (rule_index, rule) in rules.iter().enumerate() {
             let step = |matched, why: String| Step {
-                position,
+                position: *position,
                 policy: name.clone(),
                 rule: Some(rule_index),
                 action: Some(rule.action),
@@ -115,24 +151,23 @@ pub fn evaluate(policy: &NodeSpan, endpoint: &str, direction: Direction, packet:
                     Action::Log => steps.push(step(true, "logged; evaluation goes on".into())),
                     Action::Allow => {
                         steps.push(step(true, "allowed".into()));
-                        return SideVerdict::end(true, steps, format!("allowed by {name} rule {rule_index}"));
+                        return TierOutcome::Decided(true, format!("allowed by {name} rule {rule_index}"));
                     }
                     Action::Pass => {
-                        steps.push(step(true, "passed: the remaining policies are skipped".into()));
-                        let reason = format!("passed by {name} rule {rule_index} (past the only tier: allowed)");
-                        return SideVerdict::end(true, steps, reason);
+                        steps.push(step(true, format!("passed: the rest of tier {} is skipped", tier.tier)));
+                        return TierOutcome::Passed;
                     }
                     Action::Deny => {
                         steps.push(step(true, "denied".into()));
-                        return SideVerdict::end(false, steps, format!("denied by {name} rule {rule_index}"));
+                        return TierOutcome::Decided(false, format!("denied by {name} rule {rule_index}"));
                     }
                 },
             }
         }
         let why = "no rule matched: on to the next policy".to_string();
-        steps.push(Step { position, policy: name.clone(), rule: None, action: None, matched: false, why });
+        steps.push(Step { position: *position, policy: name.clone(), rule: None, action: None, matched: false, why });
     }
-    SideVerdict::end(false, steps, "no policy allowed it: dropped at the end of the endpoint's list")
+    TierOutcome::Undecided
 }
 
 /// The protocol's name from the one protocol table, or its number.
@@ -320,7 +355,7 @@ mod tests {
         NodeSpan {
             endpoints: vec![EndpointPolicy {
                 name: "prod/web".into(),
-                ingress: vec!["global/first".into(), "prod/second".into()],
+                ingress: vec![TierPolicies::default_tier(["global/first", "prod/second"])],
                 ..EndpointPolicy::default()
             }],
             policies: vec![first.into(), second.into()],
@@ -347,12 +382,12 @@ mod tests {
     fn rules_are_evaluated_in_order_with_the_agents_semantics() {
         let cases: [Case; 9] = [
             ("10.0.0.9", Some(80), false, "denied by global/first rule 1", None),
-            ("10.0.0.3", Some(8080), true, "passed by global/first rule 2 (past the only tier: allowed)", None),
+            ("10.0.0.3", Some(8080), true, "every tier passed it on: allowed past the last tier", None),
             (
                 "10.0.0.5",
                 Some(8080),
                 false,
-                "no policy allowed it: dropped at the end of the endpoint's list",
+                "no policy of tier default decided: dropped by the tier's default action",
                 Some("destination port 8080 is not among the rule's ports"),
             ),
             (
@@ -366,7 +401,7 @@ mod tests {
                 "10.0.0.4",
                 Some(80),
                 false,
-                "no policy allowed it: dropped at the end of the endpoint's list",
+                "no policy of tier default decided: dropped by the tier's default action",
                 Some("source 10.0.0.4 is in notNets 10.0.0.4/32"),
             ),
             ("10.0.0.4", None, true, "allowed by prod/second rule 0", Some("protocol is TCP, the packet's ICMP")),
@@ -374,7 +409,7 @@ mod tests {
                 "fd00::3",
                 Some(8080),
                 true,
-                "passed by global/first rule 2 (past the only tier: allowed)",
+                "every tier passed it on: allowed past the last tier",
                 Some("source fd00::3 is in none of nets 10.0.0.9/32"),
             ),
             (

@@ -11,6 +11,7 @@ pub mod policy;
 pub mod protocol;
 pub mod shared;
 pub mod span;
+pub mod tier;
 pub mod value;
 
 pub use bgp::{BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec};
@@ -22,6 +23,7 @@ pub use nodenetwork::{NodeNetwork, NodeNetworkSpec, NodeNetworkStatus};
 pub use policy::{GlobalNetworkPolicy, GlobalNetworkPolicySpec, NetworkPolicy, NetworkPolicySpec, PolicyRule};
 pub use protocol::IpProtocol;
 pub use shared::Shared;
+pub use tier::{Tier, TierSpec};
 pub use value::{Cidr, Decode, IpFamily, IpSetMember, Mac, Net, SetMember, Wire};
 
 /// The API group of every gingham resource.

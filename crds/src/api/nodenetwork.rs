@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::common::{Condition, EncapsulationMode};
 use super::felix::ProtoPort;
 use super::policy::Action;
+use super::tier::{DEFAULT_TIER, TierDefaultAction};
 use super::value::{Cidr, IpFamily, IpSetMember, Mac, Net, Wire};
 
 /// Everything one node's agent needs to program its dataplane. Named after the node.
@@ -276,12 +277,14 @@ pub struct EndpointPolicy {
     /// the name alone decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
-    /// Policies (by name) applying to traffic into the endpoint; empty: allow all.
-    #[serde(default)]
-    pub ingress: Vec<String>,
-    /// Policies (by name) applying to traffic out of the endpoint; empty: allow all.
-    #[serde(default)]
-    pub egress: Vec<String>,
+    /// The tiers whose policies apply to traffic into the endpoint, in evaluation order (only
+    /// tiers with at least one such policy); empty: allow all. A bare policy name, as spans
+    /// written before tiers list them, reads as a policy of the `default` tier.
+    #[serde(default, deserialize_with = "tiered_or_names")]
+    pub ingress: Vec<TierPolicies>,
+    /// The same for traffic out of the endpoint.
+    #[serde(default, deserialize_with = "tiered_or_names")]
+    pub egress: Vec<TierPolicies>,
     /// The IPv4 pools (CIDRs) the pod's IPv4 address must come from, in order, from its
     /// [`IPV4_POOLS_ANNOTATION`] (or its namespace's); empty: any of the node's blocks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -290,6 +293,63 @@ pub struct EndpointPolicy {
     /// [`IPV6_POOLS_ANNOTATION`] (or its namespace's); empty: any of the node's blocks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ipv6_pools: Vec<Wire<Cidr>>,
+}
+
+/// The policies of one tier that apply to an endpoint in one direction, and what happens when
+/// none of them decides.
+///
+/// The agent evaluates an endpoint's tiers in order: within a tier, the policies in order; the
+/// first Allow allows, the first Deny drops, Log goes on, Pass ends the tier. A tier none of whose
+/// policies decides ends with its `defaultAction`: Deny drops, Pass goes on. Past the last tier
+/// (every tier passed), the traffic is allowed, as Calico's profiles allow it in Kubernetes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TierPolicies {
+    /// The tier's name.
+    pub tier: String,
+    /// What happens when none of the policies decides.
+    #[serde(default)]
+    pub default_action: TierDefaultAction,
+    /// The policies (by compiled name), in evaluation order; never empty.
+    pub policies: Vec<String>,
+}
+
+impl TierPolicies {
+    /// Policies of the `default` tier (default action Deny): the shape every list had before tiers.
+    pub fn default_tier(policies: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            tier: DEFAULT_TIER.to_string(),
+            default_action: TierDefaultAction::Deny,
+            policies: policies.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// One entry of a tiered list as read: a tier, or a bare policy name of the `default` tier.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TierOrName {
+    Tier(TierPolicies),
+    Name(String),
+}
+
+/// Reads a tiered list, taking consecutive bare names as one `default` tier.
+fn tiered_or_names<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<TierPolicies>, D::Error> {
+    let entries = Vec::<TierOrName>::deserialize(deserializer)?;
+    let mut tiers: Vec<TierPolicies> = Vec::new();
+    for entry in entries {
+        match (entry, tiers.last_mut()) {
+            (TierOrName::Tier(tier), _) => tiers.push(tier),
+            (TierOrName::Name(name), Some(last)) if last.tier == DEFAULT_TIER => last.policies.push(name),
+            (TierOrName::Name(name), _) => tiers.push(TierPolicies::default_tier([name])),
+        }
+    }
+    Ok(tiers)
+}
+
+/// Every policy name of a tiered list, in evaluation order.
+pub fn tiered_policy_names(tiers: &[TierPolicies]) -> impl Iterator<Item = &String> {
+    tiers.iter().flat_map(|tier| &tier.policies)
 }
 
 /// Calico's per-pod (and per-namespace) annotation naming the IPv4 pools a pod's address comes

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{Port, Protocol};
+use super::tier::policy_tier;
 
 /// CEL: numeric ports (in any of the four port lists) need a protocol of TCP, UDP or SCTP.
 const NUMERIC_PORTS_NEED_PROTOCOL: &str = "\
@@ -47,7 +48,8 @@ const ICMP_FIELDS_NEED_ICMP: &str = "\
 )]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkPolicySpec {
-    /// The policy tier (only `default` is implemented; others are accepted and evaluated as `default`).
+    /// The policy's tier (absent: `default`). In a tier other than `default` the policy is named
+    /// `<tier>.<name>`, and the tier must exist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
     /// Lower orders apply first; policies without an order come last.
@@ -96,7 +98,8 @@ pub struct NetworkPolicySpec {
 #[x_kube(validation = Rule::new("!((has(self.preDNAT) && self.preDNAT) || (has(self.doNotTrack) && self.doNotTrack)) || (has(self.applyOnForward) && self.applyOnForward)")
     .message("applyOnForward must be true when preDNAT or doNotTrack is true"))]
 pub struct GlobalNetworkPolicySpec {
-    /// The policy tier (only `default` is implemented; others are accepted and evaluated as `default`).
+    /// The policy's tier (absent: `default`). In a tier other than `default` the policy is named
+    /// `<tier>.<name>`, and the tier must exist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
     /// Lower orders apply first; policies without an order come last.
@@ -153,7 +156,7 @@ pub enum Action {
     Deny,
     /// Log the packet and go on to the next rule.
     Log,
-    /// Skip the rest of this tier's policies and go on to the profiles / default.
+    /// Skip the rest of this tier's policies and go on to the next tier (past the last: allow).
     Pass,
 }
 
@@ -278,6 +281,8 @@ pub struct ServiceMatch {
 /// The parts shared by namespaced and global policies, as the compiler sees them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PolicyView<'a> {
+    /// The policy's tier (`default` when it names none).
+    pub tier: &'a str,
     /// The policy's order (`None` sorts last).
     pub order: Option<f64>,
     /// The endpoint selector.
@@ -315,6 +320,7 @@ impl NetworkPolicy {
     pub fn view(&self) -> PolicyView<'_> {
         let spec = &self.spec;
         PolicyView {
+            tier: policy_tier(spec.tier.as_deref()),
             order: spec.order,
             selector: spec.selector.as_deref(),
             scope: PolicyScope::Namespace(self.metadata.namespace.as_deref().unwrap_or("default")),
@@ -330,6 +336,7 @@ impl GlobalNetworkPolicy {
     pub fn view(&self) -> PolicyView<'_> {
         let spec = &self.spec;
         PolicyView {
+            tier: policy_tier(spec.tier.as_deref()),
             order: spec.order,
             selector: spec.selector.as_deref(),
             scope: PolicyScope::NamespaceSelector(spec.namespace_selector.as_deref()),

@@ -137,7 +137,7 @@ impl Item for SpanItem {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::api::nodenetwork::IpSetKind;
+    use crate::api::nodenetwork::{IpSetKind, TierPolicies};
 
     fn set(members: &[&str]) -> SpanItem {
         SpanItem::IpSet(Shared::new(IpSet {
@@ -184,7 +184,7 @@ mod tests {
         let span = NodeSpan {
             endpoints: vec![EndpointPolicy {
                 name: "ns/a".into(),
-                ingress: vec!["global/a".into()],
+                ingress: vec![TierPolicies::default_tier(["global/a"])],
                 ..Default::default()
             }],
             policies: vec![Shared::new(CompiledPolicy { name: "global/a".into(), ..Default::default() })],

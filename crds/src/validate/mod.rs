@@ -25,7 +25,9 @@ pub use nodenetwork::{
     is_set_name, node_network_value_errors, set_member, span_value_errors, validate_bgp_session, validate_ipam_block,
     validate_node_bgp, validate_node_network, validate_node_network_structure,
 };
-pub use policy::{validate_global_network_policy, validate_network_policy, validate_rule};
+pub use policy::{
+    validate_global_network_policy, validate_network_policy, validate_policy_tier, validate_rule, validate_tier,
+};
 
 /// One problem with one field.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,8 +1,9 @@
-//! NetworkPolicy and GlobalNetworkPolicy rules.
+//! NetworkPolicy and GlobalNetworkPolicy rules, and tiers.
 
 use super::{FieldError, Problems};
 use crate::api::common::{IntOrString, Port};
 use crate::api::policy::{EntityRule, GlobalNetworkPolicySpec, NetworkPolicySpec, PolicyRule};
+use crate::api::tier::{DEFAULT_TIER, Tier, builtin_order, policy_tier};
 use crate::api::value::{Decode, IpFamily, Net};
 
 /// Checks a namespaced policy.
@@ -37,6 +38,47 @@ pub fn validate_global_network_policy(spec: &GlobalNetworkPolicySpec) -> Result<
     );
     check_rules(&mut problems, "spec.ingress", spec.ingress.as_deref());
     check_rules(&mut problems, "spec.egress", spec.egress.as_deref());
+    problems.into_result()
+}
+
+/// Checks Calico's naming rule for policies in a tier: a policy in tier `T` other than `default`
+/// is named `T.<name>`. `name` is the policy's `metadata.name`, `tier` its `spec.tier`.
+pub fn validate_policy_tier(name: &str, tier: Option<&str>) -> Result<(), Vec<FieldError>> {
+    let mut problems = Problems::default();
+    let tier = policy_tier(tier);
+    if tier != DEFAULT_TIER && !name.starts_with(&format!("{tier}.")) {
+        problems.add(
+            "metadata.name",
+            format!("a policy in tier {tier:?} must be named {tier}.<name>, not {name:?}"),
+            format!("rename it to {tier}.{name}"),
+        );
+    }
+    problems.into_result()
+}
+
+/// Checks a tier: its name is a DNS label and a built-in tier keeps its order.
+pub fn validate_tier(tier: &Tier) -> Result<(), Vec<FieldError>> {
+    let mut problems = Problems::default();
+    let name = tier.metadata.name.as_deref().unwrap_or_default();
+    let label = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    problems.check(
+        !label,
+        "metadata.name",
+        &format!("tier name {name:?} is not a DNS label (policies are named <tier>.<name>)"),
+        "use lowercase letters, digits and '-', at most 63 characters",
+    );
+    if let (Some(fixed), Some(order)) = (builtin_order(name), tier.spec.order) {
+        problems.check(
+            order != fixed,
+            "spec.order",
+            &format!("the built-in tier {name} has the fixed order {fixed}, not {order}"),
+            "remove spec.order",
+        );
+    }
     problems.into_result()
 }
 

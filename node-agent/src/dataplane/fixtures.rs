@@ -132,6 +132,7 @@ pub fn policy_spec() -> NodeNetworkSpec {
 pub fn policy_span() -> NodeSpan {
     use gingham_crds::api::nodenetwork::{
         CompiledMatch, CompiledPolicy, CompiledRule, EndpointPolicy, IcmpMatch, IpSet, IpSetKind, PortRange,
+        TierPolicies,
     };
     use gingham_crds::api::policy::Action;
     let ip_sets = vec![
@@ -181,8 +182,8 @@ pub fn policy_span() -> NodeSpan {
         EndpointPolicy {
             name: "default/web".into(),
             uid: None,
-            ingress: vec!["default/allow-http".into()],
-            egress: vec!["global/audit".into()],
+            ingress: vec![TierPolicies::default_tier(["default/allow-http"])],
+            egress: vec![TierPolicies::default_tier(["global/audit"])],
             ..EndpointPolicy::default()
         },
         EndpointPolicy { name: "default/db".into(), ..EndpointPolicy::default() },

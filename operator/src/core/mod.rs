@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPAMBlockSpec, IPPool, IPPoolStatus,
-    NetworkPolicy, NodeNetworkSpec, NodeNetworkStatus,
+    NetworkPolicy, NodeNetworkSpec, NodeNetworkStatus, Tier,
 };
 use gingham_crds::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
 use gingham_crds::netpolapi::v1alpha2::ClusterNetworkPolicy;
@@ -51,6 +51,8 @@ pub struct ClusterSnapshot {
     pub network_policies: Vec<NetworkPolicy>,
     /// GlobalNetworkPolicies.
     pub global_network_policies: Vec<GlobalNetworkPolicy>,
+    /// Policy tiers (the built-in ones exist without an object).
+    pub tiers: Vec<Tier>,
     /// Kubernetes NetworkPolicies, to translate.
     pub kube_network_policies: Vec<KubeNetworkPolicy>,
     /// ClusterNetworkPolicies (policy.networking.k8s.io/v1alpha2), to translate.

@@ -5,7 +5,8 @@
 //! # failurePolicy: `Fail`, for the user-facing gingham kinds only
 //!
 //! The configuration (written in `config/`) should match IPPool, BGPConfiguration, BGPPeer,
-//! FelixConfiguration, NetworkPolicy and GlobalNetworkPolicy (CREATE and UPDATE) with
+//! FelixConfiguration, NetworkPolicy, GlobalNetworkPolicy (CREATE and UPDATE) and Tier (also
+//! DELETE: the built-in tiers and a tier that still holds policies stay) with
 //! `failurePolicy: Fail`, and exclude objects labelled `app.kubernetes.io/managed-by:
 //! gingham-operator` with an `objectSelector`. The reasoning:
 //! - What the webhook checks cannot be checked anywhere else before the object is stored: an
@@ -29,10 +30,11 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use gingham_crds::api::IPPool;
-use kube::Client;
+use gingham_crds::api::tier::{builtin_order, policy_tier};
+use gingham_crds::api::{GlobalNetworkPolicy, IPPool, NetworkPolicy, Tier};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::{Client, ResourceExt};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tower::ServiceExt;
@@ -113,6 +115,20 @@ async fn admit(
         Err(error) => return Json(AdmissionResponse::invalid(error.to_string()).into_review()),
     };
     let response = AdmissionResponse::from(&request);
+    let kind = request.kind.kind.as_str();
+    if request.operation == Operation::Delete && kind == "Tier" {
+        // A built-in tier stays whatever it holds: no need to list the policies.
+        let policies = if builtin_order(&request.name).is_some() {
+            Ok(Vec::new())
+        } else {
+            policies_in_tier(&client, &request.name).await
+        };
+        let problems = match policies {
+            Ok(policies) => review::tier_deletion(&request.name, &policies),
+            Err(error) => vec![format!("cannot list policies to check the tier is empty: {error}")],
+        };
+        return Json(verdict(response, problems).into_review());
+    }
     let object = match (&request.operation, &request.object) {
         (Operation::Create | Operation::Update, Some(object)) => object,
         _ => return Json(response.into_review()),
@@ -121,8 +137,8 @@ async fn admit(
         Ok(value) => value,
         Err(error) => return Json(response.deny(format!("cannot read the object: {error}")).into_review()),
     };
-    let pools = if request.kind.kind == "IPPool" {
-        match Api::<IPPool>::all(client).list(&ListParams::default()).await {
+    let pools = if kind == "IPPool" {
+        match Api::<IPPool>::all(client.clone()).list(&ListParams::default()).await {
             Ok(list) => list.items,
             Err(error) => {
                 return Json(response.deny(format!("cannot list IPPools to check overlap: {error}")).into_review());
@@ -131,9 +147,35 @@ async fn admit(
     } else {
         Vec::new()
     };
-    let problems = review::review(&value, &pools);
-    let response = if problems.is_empty() { response } else { response.deny(problems.join("; ")) };
-    Json(response.into_review())
+    let mut problems = review::review(&value, &pools);
+    if problems.is_empty()
+        && matches!(kind, "NetworkPolicy" | "GlobalNetworkPolicy")
+        && let Some(tier) = review::custom_tier(&value)
+    {
+        match Api::<Tier>::all(client).get_opt(tier).await {
+            Ok(found) => problems.extend(review::missing_tier(tier, found.is_some())),
+            Err(error) => problems.push(format!("cannot read Tier {tier} to check it exists: {error}")),
+        }
+    }
+    Json(verdict(response, problems).into_review())
+}
+
+fn verdict(response: AdmissionResponse, problems: Vec<String>) -> AdmissionResponse {
+    if problems.is_empty() { response } else { response.deny(problems.join("; ")) }
+}
+
+/// The names of every NetworkPolicy (`namespace/name`) and GlobalNetworkPolicy in `tier`.
+async fn policies_in_tier(client: &Client, tier: &str) -> Result<Vec<String>, kube::Error> {
+    let in_tier = |spec_tier: Option<&str>| policy_tier(spec_tier) == tier;
+    let namespaced = Api::<NetworkPolicy>::all(client.clone()).list(&ListParams::default()).await?;
+    let global = Api::<GlobalNetworkPolicy>::all(client.clone()).list(&ListParams::default()).await?;
+    let namespaced = namespaced
+        .items
+        .into_iter()
+        .filter(|p| in_tier(p.spec.tier.as_deref()))
+        .map(|p| format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()));
+    let global = global.items.into_iter().filter(|p| in_tier(p.spec.tier.as_deref())).map(|p| p.name_any());
+    Ok(namespaced.chain(global).collect())
 }
 
 fn server_config(material: &tls::TlsMaterial) -> Result<rustls::ServerConfig, WebhookError> {

@@ -1,7 +1,9 @@
 //! The webhook's verdict on one object, without I/O: the CRD schema (defaults, CEL), the Rust
-//! validators, and for IPPools overlap with the pools that exist.
+//! validators, for IPPools overlap with the pools that exist, for policies whether their tier
+//! exists, and for a tier's deletion whether it may go.
 
 use gingham_crds::api::IPPool;
+use gingham_crds::api::tier::{builtin_order, policy_tier};
 use gingham_crds::manifest::{Document, Manifest};
 use gingham_crds::offline::validate_document;
 use gingham_crds::validate::find_pool_overlaps;
@@ -41,6 +43,35 @@ pub fn review(object: &Value, pools: &[IPPool]) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// The tier a policy object names, when it is not a built-in one (those always exist).
+pub fn custom_tier(object: &Value) -> Option<&str> {
+    let tier = policy_tier(object.pointer("/spec/tier").and_then(Value::as_str));
+    builtin_order(tier).is_none().then_some(tier)
+}
+
+/// The problem with a policy naming `tier`, when the tier does not exist.
+pub fn missing_tier(tier: &str, exists: bool) -> Option<String> {
+    (!exists).then(|| {
+        format!("spec.tier: the tier {tier:?} does not exist (fix: create the Tier first, or use an existing tier)")
+    })
+}
+
+/// The problems with deleting tier `name` that holds `policies`: the built-in tiers always exist,
+/// and a tier that still holds policies stays until they are moved or deleted.
+pub fn tier_deletion(name: &str, policies: &[String]) -> Vec<String> {
+    if builtin_order(name).is_some() {
+        return vec![format!("the tier {name} is built in and cannot be deleted")];
+    }
+    if policies.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "the tier {name} still holds {} policies ({}): delete them or move them to another tier first",
+        policies.len(),
+        policies.join(", ")
+    )]
 }
 
 #[cfg(test)]

@@ -30,13 +30,24 @@ fn pool(name: &str, cidr: &str) -> Value {
 /// Posts a review to the router, answering the pool list (when `pools` is given) from a mock
 /// API server; returns the response's `response` object.
 async fn admit(body: Value, pools: Option<Vec<Value>>) -> Value {
+    let answers = pools.map(|items| {
+        let list = json!({"apiVersion": "gingham.dev/v1", "kind": "IPPoolList", "metadata": {}, "items": items});
+        ("/apis/gingham.dev/v1/ippools", 200, list)
+    });
+    admit_answering(body, answers.into_iter().collect()).await
+}
+
+/// Posts a review to the router; the mock API server expects exactly these requests, in order
+/// (path), and answers each with its status and body.
+async fn admit_answering(body: Value, answers: Vec<(&'static str, u16, Value)>) -> Value {
     let (service, mut handle) = tower_test::mock::pair::<Request<kube::client::Body>, Response<kube::client::Body>>();
     let server = tokio::spawn(async move {
-        if let Some(items) = pools {
+        for (path, status, answer) in answers {
             let (request, respond) = handle.next_request().await.unwrap();
-            assert_eq!(request.uri().path(), "/apis/gingham.dev/v1/ippools");
-            let list = json!({"apiVersion": "gingham.dev/v1", "kind": "IPPoolList", "metadata": {}, "items": items});
-            respond.send_response(Response::new(kube::client::Body::from(serde_json::to_vec(&list).unwrap())));
+            assert_eq!(request.uri().path(), path);
+            let mut response = Response::new(kube::client::Body::from(serde_json::to_vec(&answer).unwrap()));
+            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            respond.send_response(response);
         }
         assert!(handle.next_request().await.is_none(), "unexpected request");
     });
@@ -49,6 +60,74 @@ async fn admit(body: Value, pools: Option<Vec<Value>>) -> Value {
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     server.await.unwrap();
     serde_json::from_slice::<Value>(&bytes).unwrap()["response"].clone()
+}
+
+fn global_policy(name: &str, tier: &str) -> Value {
+    json!({"apiVersion": "gingham.dev/v1", "kind": "GlobalNetworkPolicy", "metadata": {"name": name},
+           "spec": {"tier": tier, "selector": "all()"}})
+}
+
+#[tokio::test]
+async fn a_policy_in_a_missing_tier_is_rejected_and_one_in_an_existing_tier_admitted() {
+    let not_found =
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404});
+    let policy = global_policy("security.block", "security");
+    let response = admit_answering(
+        review("GlobalNetworkPolicy", "globalnetworkpolicies", "CREATE", policy.clone()),
+        vec![("/apis/gingham.dev/v1/tiers/security", 404, not_found)],
+    )
+    .await;
+    assert_eq!(response["allowed"], false);
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(message.contains("spec.tier: the tier \"security\" does not exist"), "{message}");
+    let tier = json!({"apiVersion": "gingham.dev/v1", "kind": "Tier", "metadata": {"name": "security"}, "spec": {"order": 100}});
+    let response = admit_answering(
+        review("GlobalNetworkPolicy", "globalnetworkpolicies", "CREATE", policy),
+        vec![("/apis/gingham.dev/v1/tiers/security", 200, tier)],
+    )
+    .await;
+    assert_eq!(response["allowed"], true, "{response}");
+    let builtin = global_policy("kube-admin.block", "kube-admin");
+    let response =
+        admit_answering(review("GlobalNetworkPolicy", "globalnetworkpolicies", "CREATE", builtin), vec![]).await;
+    assert_eq!(response["allowed"], true, "a built-in tier needs no lookup: {response}");
+    let misnamed = global_policy("block", "kube-admin");
+    let response =
+        admit_answering(review("GlobalNetworkPolicy", "globalnetworkpolicies", "CREATE", misnamed), vec![]).await;
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("metadata.name: a policy in tier \"kube-admin\" must be named kube-admin.<name>"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_tier_holding_policies_and_the_built_in_tiers_cannot_be_deleted() {
+    let delete = |name: &str| {
+        let mut body = review("Tier", "tiers", "DELETE", json!({"metadata": {"name": name}}));
+        body["request"]["object"] = Value::Null;
+        body["request"]["oldObject"] =
+            json!({"apiVersion": "gingham.dev/v1", "kind": "Tier", "metadata": {"name": name}});
+        body
+    };
+    let response = admit_answering(delete("default"), vec![]).await;
+    assert_eq!(response["allowed"], false);
+    assert!(response["status"]["message"].as_str().unwrap().contains("built in"), "{response}");
+    let list = |kind: &str, items: Vec<Value>| json!({"apiVersion": "gingham.dev/v1", "kind": kind, "metadata": {}, "items": items});
+    let namespaced = json!({"apiVersion": "gingham.dev/v1", "kind": "NetworkPolicy",
+                            "metadata": {"name": "security.x", "namespace": "shop"}, "spec": {"tier": "security"}});
+    let answers = |global: Vec<Value>| {
+        vec![
+            ("/apis/gingham.dev/v1/networkpolicies", 200, list("NetworkPolicyList", vec![namespaced.clone()])),
+            ("/apis/gingham.dev/v1/globalnetworkpolicies", 200, list("GlobalNetworkPolicyList", global)),
+        ]
+    };
+    let response = admit_answering(delete("security"), answers(vec![global_policy("security.y", "security")])).await;
+    assert_eq!(response["allowed"], false);
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(message.contains("still holds 2 policies (shop/security.x, security.y)"), "{message}");
+    let response = admit_answering(delete("audit"), answers(vec![])).await;
+    assert_eq!(response["allowed"], true, "a tier none of the listed policies is in may go: {response}");
 }
 
 #[tokio::test]

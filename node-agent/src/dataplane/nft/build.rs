@@ -3,8 +3,10 @@
 //!
 //! Forwarded packets from a pod jump, through the `from_endpoint` verdict map, to a chain for the
 //! pod's egress policy list; packets to a pod jump through `to_endpoint` to its ingress chain. Such
-//! a chain jumps to each policy's chain in order; a policy that allows sets [`super::model::ALLOW_MARK`] and
-//! returns. A pod interface that is in neither map (its policy is not known yet) is dropped.
+//! a chain jumps to a chain per tier, in order, and each tier's chain to each of its policies'
+//! chains; a policy that allows sets [`super::model::ALLOW_MARK`] and returns, one that passes sets
+//! [`super::model::PASS_MARK`] and returns, which ends its tier ([`endpoint_policy_chains`]). A pod
+//! interface that is in neither map (its policy is not known yet) is dropped.
 //!
 //! The maps hold every endpoint the span compiles policy for, by its host interface name
 //! (`gingham_crds::naming::endpoint_interface_name`), also before the pod's veth exists: the
@@ -20,7 +22,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use gingham_crds::api::IpFamily;
-use gingham_crds::api::nodenetwork::{CompiledPolicy, EndpointPolicy, EndpointToHostAction};
+use gingham_crds::api::nodenetwork::{CompiledPolicy, EndpointPolicy, EndpointToHostAction, TierPolicies};
+use gingham_crds::api::tier::TierDefaultAction;
 use gingham_crds::naming::{INTERFACE_PREFIX, endpoint_interface_name};
 use ipnet::IpNet;
 use tracing::warn;
@@ -73,12 +76,28 @@ fn policy_chain(direction: Direction, policy: &str) -> String {
     }
 }
 
-fn endpoint_chain(direction: Direction, policies: &[String]) -> String {
+/// A text that tells one tier's policy list from another: tier, default action, policies.
+fn tier_key(tier: &TierPolicies) -> String {
+    format!("{}|{:?}|{}", tier.tier, tier.default_action, tier.policies.join("\n"))
+}
+
+fn endpoint_chain(direction: Direction, tiers: &[TierPolicies]) -> String {
     let prefix = match direction {
         Direction::Ingress => "ei",
         Direction::Egress => "ee",
     };
-    if policies.is_empty() { format!("{prefix}_allow_all") } else { chain_name(prefix, &policies.join("\n")) }
+    if tiers.is_empty() {
+        format!("{prefix}_allow_all")
+    } else {
+        chain_name(prefix, &tiers.iter().map(tier_key).collect::<Vec<_>>().join("\n\n"))
+    }
+}
+
+fn tier_chain(direction: Direction, tier: &TierPolicies) -> String {
+    match direction {
+        Direction::Ingress => chain_name("ti", &tier_key(tier)),
+        Direction::Egress => chain_name("te", &tier_key(tier)),
+    }
 }
 
 /// The whole ruleset for the view and its policy.
@@ -126,9 +145,9 @@ pub fn ruleset(view: &NodeView<'_>, policy: &PolicyPlan) -> Ruleset {
         for (direction, policies, map) in
             [(Direction::Egress, &entry.egress, &mut from), (Direction::Ingress, &entry.ingress, &mut to)]
         {
-            let chain = endpoint_policy_chain(direction, policies, &known);
-            map.insert(interface.clone(), chain.name.clone());
-            chains.insert(chain.name.clone(), chain);
+            let endpoint_chains = endpoint_policy_chains(direction, policies, &known);
+            map.insert(interface.clone(), endpoint_chain(direction, policies));
+            chains.extend(endpoint_chains.into_iter().map(|chain| (chain.name.clone(), chain)));
         }
     }
     let maps = vec![
@@ -265,26 +284,46 @@ fn base_chains(policy: &PolicyPlan) -> Vec<Chain> {
     vec![forward, input, endpoint_to_host, postrouting]
 }
 
-/// A chain for one list of policies: no policies allow everything; otherwise the first policy
-/// that allows (or passes) wins and the rest is dropped.
-fn endpoint_policy_chain(direction: Direction, policies: &[String], known: &BTreeSet<&str>) -> Chain {
-    if policies.is_empty() {
-        let rules = vec![Rule::new(vec![], vec![Statement::SetAllowMark])];
-        return Chain { name: endpoint_chain(direction, policies), hook: None, rules };
-    }
+/// The chains for one endpoint's tiered policy list: the endpoint's chain, which jumps to each
+/// tier's chain in order and returns as soon as one allows (no tiers: it allows everything; every
+/// tier passed: it allows), and one chain per tier. A tier's chain jumps to each policy's chain
+/// in order and returns as soon as one allows or passes; when none decides, it ends with the
+/// tier's default action (Deny drops; Pass returns, on to the next tier). A policy the span does
+/// not hold drops the packet (comment on the rule).
+fn endpoint_policy_chains(direction: Direction, tiers: &[TierPolicies], known: &BTreeSet<&str>) -> Vec<Chain> {
     let mut rules = vec![Rule::new(vec![], vec![Statement::ClearAllowMark])];
-    for name in policies {
-        if !known.contains(name.as_str()) {
-            let mut missing = Rule::verdict(vec![], Verdict::Drop);
-            missing.comment = Some(format!("policy {name} is not in the span"));
-            rules.push(missing);
-            break;
-        }
-        rules.push(Rule::verdict(vec![], Verdict::Jump(policy_chain(direction, name))));
+    let mut chains = Vec::new();
+    for tier in tiers {
+        let chain = tier_policy_chain(direction, tier, known);
+        rules.push(Rule::verdict(vec![], Verdict::Jump(chain.name.clone())));
         rules.push(Rule::verdict(vec![Match::Allowed], Verdict::Return));
+        chains.push(chain);
     }
-    rules.push(Rule::verdict(vec![], Verdict::Drop));
-    Chain { name: endpoint_chain(direction, policies), hook: None, rules }
+    rules.push(Rule::new(vec![], vec![Statement::SetAllowMark]));
+    chains.insert(0, Chain { name: endpoint_chain(direction, tiers), hook: None, rules });
+    chains
+}
+
+fn tier_policy_chain(direction: Direction, tier: &TierPolicies, known: &BTreeSet<&str>) -> Chain {
+    let name = tier_chain(direction, tier);
+    let mut rules = vec![Rule::new(vec![], vec![Statement::ClearPassMark])];
+    for policy in &tier.policies {
+        if !known.contains(policy.as_str()) {
+            let mut missing = Rule::verdict(vec![], Verdict::Drop);
+            missing.comment = Some(format!("policy {policy} is not in the span"));
+            rules.push(missing);
+            return Chain { name, hook: None, rules };
+        }
+        rules.push(Rule::verdict(vec![], Verdict::Jump(policy_chain(direction, policy))));
+        rules.push(Rule::verdict(vec![Match::Allowed], Verdict::Return));
+        rules.push(Rule::verdict(vec![Match::Passed], Verdict::Return));
+    }
+    if tier.default_action == TierDefaultAction::Deny {
+        let mut deny = Rule::verdict(vec![], Verdict::Drop);
+        deny.comment = Some(format!("tier {} default action", tier.tier));
+        rules.push(deny);
+    }
+    Chain { name, hook: None, rules }
 }
 
 fn compiled_policy_chain(policy: &CompiledPolicy, direction: Direction, sets: &SetIndex<'_>) -> Chain {

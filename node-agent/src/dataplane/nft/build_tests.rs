@@ -3,7 +3,7 @@
 use gingham_crds::api::IpFamily;
 use gingham_crds::api::nodenetwork::{
     CompiledMatch, CompiledPolicy, CompiledRule, EndpointPolicy, EndpointToHostAction, IcmpMatch, IcmpProtocol, IpSet,
-    IpSetKind, NodeNetworkSpec,
+    IpSetKind, NodeNetworkSpec, TierPolicies,
 };
 use gingham_crds::api::policy::Action;
 use gingham_crds::api::span::NodeSpan;
@@ -59,7 +59,7 @@ fn membership_changes_keep_the_structure() {
     assert_ne!(before.elements(), after.elements());
 
     let mut new_policy = span.clone();
-    new_policy.endpoints[1].ingress = vec!["default/allow-http".into()];
+    new_policy.endpoints[1].ingress = vec![TierPolicies::default_tier(["default/allow-http"])];
     let restructured = rules(&spec, &new_policy, &endpoints);
     assert_ne!(render::fingerprint(&after), render::fingerprint(&restructured), "a new policy list is structure");
 }
@@ -80,13 +80,22 @@ fn endpoints_without_known_policy_are_left_to_the_default_drop() {
 #[test]
 fn a_missing_policy_fails_closed() {
     let mut span = policy_span();
-    span.endpoints[0].ingress = vec!["default/gone".into()];
+    span.endpoints[0].ingress = vec![TierPolicies::default_tier(["default/gone"])];
     let endpoints = [endpoint("web", [10, 0, 0, 5])];
     let rules = rules(&policy_spec(), &span, &endpoints);
     let to = &rules.maps.iter().find(|m| m.name == TO_ENDPOINT).unwrap().elements;
     let chain = rules.chains.iter().find(|c| Some(&c.name) == to.get(&endpoints[0].interface)).unwrap();
-    let texts: Vec<String> = chain.rules.iter().map(render::rule_text).collect();
+    let texts: Vec<String> = tier_chain_of(&rules, chain).rules.iter().map(render::rule_text).collect();
     assert_eq!(texts[1], "drop comment \"policy default/gone is not in the span\"");
+}
+
+/// The chain of the first tier an endpoint chain jumps to.
+fn tier_chain_of<'a>(rules: &'a Ruleset, endpoint_chain: &Chain) -> &'a Chain {
+    let tier = endpoint_chain.rules.iter().find_map(|rule| match &rule.statements[..] {
+        [Statement::Verdict(Verdict::Jump(tier))] => Some(tier),
+        _ => None,
+    });
+    rules.chains.iter().find(|c| Some(&c.name) == tier).unwrap()
 }
 
 #[test]
@@ -184,8 +193,8 @@ fn dual_stack_span() -> NodeSpan {
     ];
     let endpoints = vec![EndpointPolicy {
         name: "default/web".into(),
-        ingress: vec!["default/allow-http".into()],
-        egress: vec!["global/no-dead".into()],
+        ingress: vec![TierPolicies::default_tier(["default/allow-http"])],
+        egress: vec![TierPolicies::default_tier(["global/no-dead"])],
         ..EndpointPolicy::default()
     }];
     NodeSpan { endpoints, policies, ip_sets, bgp_peers: Vec::new() }
@@ -254,8 +263,8 @@ fn isolation_is_family_agnostic() {
     let to = &rules.maps.iter().find(|m| m.name == TO_ENDPOINT).unwrap().elements;
     let web = gingham_crds::naming::endpoint_interface_name("default", "web");
     let chain = rules.chains.iter().find(|c| Some(&c.name) == to.get(&web)).unwrap();
-    let last = chain.rules.last().unwrap();
-    assert_eq!(render::rule_text(last), "drop");
+    let last = tier_chain_of(&rules, chain).rules.last().unwrap();
+    assert_eq!(render::rule_text(last), "drop comment \"tier default default action\"");
     let forward = rules.chains.iter().find(|c| c.name == "forward").unwrap();
     let drops = forward.rules.iter().filter(|r| r.statements == [Statement::Verdict(Verdict::Drop)]);
     for drop in drops {

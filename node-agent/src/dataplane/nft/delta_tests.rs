@@ -105,7 +105,8 @@ fn a_new_policy_adds_its_chains_and_sets_and_refills_the_endpoint_chain() {
     let delta = structure(&last, &desired).unwrap();
     let new: Vec<&str> = chain_names(&delta.new_chains);
     assert!(new.iter().any(|c| c.starts_with("pi_default_allow_http")), "{new:?}");
-    assert!(new.iter().any(|c| c.starts_with("ei_default_allow_http")), "{new:?}");
+    assert!(new.iter().any(|c| c.starts_with("ei_default_Deny_default_allow_http")), "{new:?}");
+    assert!(new.iter().any(|c| c.starts_with("ti_default_Deny_default_allow_http")), "{new:?}");
     let sets: Vec<(&str, SetType)> = delta.new_sets.iter().map(|s| (s.name.as_str(), s.kind)).collect();
     assert_eq!(sets, vec![("s_clients", SetType::Addresses), ("s_web_http", SetType::AddressPorts)]);
     assert!(delta.new_sets.iter().all(|s| s.elements.is_empty()), "elements travel as element additions");

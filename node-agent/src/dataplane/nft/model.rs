@@ -10,6 +10,8 @@ pub const TABLE: &str = "inet gingham";
 
 /// The packet-mark bit a policy chain sets when it allows a packet (Calico uses the high bits too).
 pub const ALLOW_MARK: u32 = 0x0001_0000;
+/// The packet-mark bit a policy chain sets when a rule passes the packet to the next tier.
+pub const PASS_MARK: u32 = 0x0002_0000;
 
 /// gingham's table: sets, verdict maps and chains.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -126,6 +128,8 @@ pub enum Match {
     NotAllowed,
     /// `meta mark & ALLOW_MARK == ALLOW_MARK`: a policy allowed the packet.
     Allowed,
+    /// `meta mark & PASS_MARK == PASS_MARK`: a policy passed the packet to the next tier.
+    Passed,
     /// `meta l4proto [!=] <number>`.
     Protocol {
         /// Negated.
@@ -191,6 +195,10 @@ pub enum Statement {
     ClearAllowMark,
     /// `meta mark set meta mark | ALLOW_MARK`.
     SetAllowMark,
+    /// `meta mark set meta mark & ~PASS_MARK`.
+    ClearPassMark,
+    /// `meta mark set meta mark | PASS_MARK`.
+    SetPassMark,
     /// `log prefix "<prefix>"`.
     Log(String),
     /// `iifname|oifname vmap @<map>`.

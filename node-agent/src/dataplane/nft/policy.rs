@@ -92,11 +92,12 @@ pub fn policy_rules(policy: &str, rule: &CompiledRule, sets: &SetIndex<'_>) -> V
         .collect()
 }
 
-/// A rule's action as statements. Pass skips the remaining policies and counts as allowed, as the
-/// operator compiles it (one tier; past it Calico's default profile allows).
+/// A rule's action as statements. Allow and Pass mark the packet and return to the tier's chain,
+/// which ends the tier: Allow allows, Pass goes on to the next tier.
 fn action_statements(policy: &str, action: Action) -> Vec<Statement> {
     match action {
-        Action::Allow | Action::Pass => vec![Statement::SetAllowMark, Statement::Verdict(Verdict::Return)],
+        Action::Allow => vec![Statement::SetAllowMark, Statement::Verdict(Verdict::Return)],
+        Action::Pass => vec![Statement::SetPassMark, Statement::Verdict(Verdict::Return)],
         Action::Deny => vec![Statement::Verdict(Verdict::Drop)],
         Action::Log => {
             let name: String = policy.chars().filter(|c| c.is_ascii_graphic()).take(100).collect();

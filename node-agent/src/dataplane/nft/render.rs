@@ -9,7 +9,8 @@ use gingham_crds::api::nodenetwork::PortRange;
 
 use super::delta::Delta;
 use super::model::{
-    ALLOW_MARK, AddressSet, Chain, Hook, Interface, Match, Rule, Ruleset, SetType, Side, Statement, TABLE, Verdict,
+    ALLOW_MARK, AddressSet, Chain, Hook, Interface, Match, PASS_MARK, Rule, Ruleset, SetType, Side, Statement, TABLE,
+    Verdict,
 };
 
 /// The prefix of the rule comment that carries the structure fingerprint.
@@ -182,6 +183,7 @@ fn match_text(m: &Match) -> String {
         Match::InterfaceName(interface, pattern) => format!("{} {}", interface_key(*interface), quoted(pattern)),
         Match::NotAllowed => format!("meta mark & {ALLOW_MARK:#x} == 0"),
         Match::Allowed => format!("meta mark & {ALLOW_MARK:#x} == {ALLOW_MARK:#x}"),
+        Match::Passed => format!("meta mark & {PASS_MARK:#x} == {PASS_MARK:#x}"),
         Match::Protocol { negate, number } => format!("meta l4proto {}{number}", not(*negate)),
         Match::Icmp { family, negate, type_, code } => {
             let icmp = family_words(*family).2;
@@ -224,6 +226,8 @@ fn statement_text(statement: &Statement) -> String {
     match statement {
         Statement::ClearAllowMark => format!("meta mark set meta mark & {:#010x}", !ALLOW_MARK),
         Statement::SetAllowMark => format!("meta mark set meta mark | {ALLOW_MARK:#x}"),
+        Statement::ClearPassMark => format!("meta mark set meta mark & {:#010x}", !PASS_MARK),
+        Statement::SetPassMark => format!("meta mark set meta mark | {PASS_MARK:#x}"),
         Statement::Log(prefix) => format!("log prefix {}", quoted(prefix)),
         Statement::Dispatch(interface, map) => format!("{} vmap @{map}", interface_key(*interface)),
         Statement::Masquerade => "masquerade".into(),

@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use gingham_crds::api::nodenetwork::{CompiledPolicy, IpSet, LocalEndpoint, uid_matches};
+use gingham_crds::api::tier::TierRank;
 use gingham_crds::api::{IpSetMember, Shared};
 use gingham_crds::selector::Selector;
 
@@ -47,7 +48,9 @@ pub enum Applies {
 pub struct PolicyEntry {
     /// `ns/name` or `global/name`.
     pub name: Arc<str>,
-    /// Order; `None` sorts last.
+    /// Its tier: policies are evaluated tier by tier.
+    pub tier: TierRank,
+    /// Order within the tier; `None` sorts last.
     pub order: Option<f64>,
     /// The endpoint selector.
     pub selector: Selector,
@@ -186,11 +189,16 @@ fn namespace_of(name: &str) -> &str {
     name.split_once('/').map_or("default", |(ns, _)| ns)
 }
 
+/// Evaluation order: by tier, then by order (none last), then by name.
 fn policy_order(a: &PolicyEntry, b: &PolicyEntry) -> std::cmp::Ordering {
     let key = |p: &PolicyEntry| (p.order.is_none(), p.order.unwrap_or(0.0));
     let (a_none, a_order) = key(a);
     let (b_none, b_order) = key(b);
-    a_none.cmp(&b_none).then(a_order.total_cmp(&b_order)).then_with(|| a.name.cmp(&b.name))
+    a.tier
+        .evaluation_order(&b.tier)
+        .then(a_none.cmp(&b_none))
+        .then(a_order.total_cmp(&b_order))
+        .then_with(|| a.name.cmp(&b.name))
 }
 
 impl PolicyIndex {

@@ -201,6 +201,7 @@ mod tests {
 
     fn view<'a>(scope: PolicyScope<'a>, ingress: &'a [PolicyRule]) -> PolicyView<'a> {
         PolicyView {
+            tier: "default",
             order: None,
             selector: Some("app == 'web'"),
             scope,

@@ -63,7 +63,7 @@ impl Engine {
             self.index.delete_policy(&global_name(&old));
         }
         if let Some((name, Some(policy))) = translated {
-            let (entry, more) = global_policy_entry(&policy);
+            let (entry, more) = global_policy_entry(&policy, &self.tiers);
             problems.extend(more);
             match entry {
                 Some(entry) => self.index.upsert_policy(entry),

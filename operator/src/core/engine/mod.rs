@@ -26,6 +26,7 @@ use gingham_crds::api::NodeNetworkStatus;
 pub use self::store::Event;
 use self::store::{Key, Kind, Object, Store};
 use super::bgp::NodeBgp;
+use super::compile::Tiers;
 use super::compile::index::PolicyIndex;
 use super::facts::NodeFacts;
 use super::ipam::Assignment;
@@ -104,6 +105,7 @@ pub struct Engine {
     node_peers: Vec<super::cluster_policy::translate::NodePeer>,
     /// The translation's name of each cluster policy, by (kind, source name).
     cluster_translations: BTreeMap<(Kind, String), String>,
+    tiers: Tiers,
     addresses: BTreeMap<String, BTreeMap<String, u64>>,
     address_totals: BTreeMap<String, u64>,
     block_counts: BTreeMap<String, u32>,
@@ -138,6 +140,7 @@ impl Engine {
             index: PolicyIndex::batch(),
             node_peers: Vec::new(),
             cluster_translations: BTreeMap::new(),
+            tiers: Tiers::default(),
             addresses: BTreeMap::new(),
             address_totals: BTreeMap::new(),
             block_counts: BTreeMap::new(),
@@ -145,6 +148,7 @@ impl Engine {
             desired: DesiredState::default(),
             changes: Changes::default(),
         };
+        engine.tiers = Tiers::new(&engine.store.tiers());
         engine.load_policy_inputs();
         engine.index.finish_batch();
         // No span exists yet: each is built once, whole, when its node's routing is first worked
@@ -207,6 +211,7 @@ impl Engine {
             | Kind::BaselineAdminNetworkPolicy => {
                 self.policy_object_changed(kind, &key, current.as_ref());
             }
+            Kind::Tier => self.tiers_changed(),
         }
         self.run(work);
     }

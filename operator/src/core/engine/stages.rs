@@ -11,7 +11,7 @@ use super::store::{Key, Kind, Object};
 use super::{Engine, Source, Work, ipam_report};
 use crate::core::bgp::{BgpInput, topology};
 use crate::core::cluster_policy::is_translated_name;
-use crate::core::compile::{global_name, global_policy_entry, namespaced_name, network_policy_entry};
+use crate::core::compile::{Tiers, global_name, global_policy_entry, namespaced_name, network_policy_entry};
 use crate::core::facts::{NodeFacts, namespace_labels, pool_annotations};
 use crate::core::felix::{agent_settings, default_config, merged_for, policy_settings, tunnel_settings};
 use crate::core::ipam::{IpamInput, assign, blocks_per_pool};
@@ -296,6 +296,30 @@ impl Engine {
         }
     }
 
+    /// Takes in the tiers as they are now; when any changed (one came or went, or its order or
+    /// default action changed), every policy is compiled again, since each names its tier.
+    pub(super) fn tiers_changed(&mut self) {
+        let tiers = Tiers::new(&self.store.tiers());
+        if tiers == self.tiers {
+            return;
+        }
+        self.tiers = tiers;
+        let kinds = [
+            Kind::NetworkPolicy,
+            Kind::GlobalNetworkPolicy,
+            Kind::KubeNetworkPolicy,
+            Kind::ClusterNetworkPolicy,
+            Kind::AdminNetworkPolicy,
+            Kind::BaselineAdminNetworkPolicy,
+        ];
+        for kind in kinds {
+            let objects: Vec<Object> = self.store.all(kind).cloned().collect();
+            for object in objects {
+                self.policy_object_changed(kind, &object.key(), Some(&object));
+            }
+        }
+    }
+
     /// Feeds namespaces, pods, node reports and policies to the index (the batch load).
     pub(super) fn load_policy_inputs(&mut self) {
         self.refresh_node_peers();
@@ -352,7 +376,7 @@ impl Engine {
                 self.cluster_policy_changed(kind, key, current);
             }
             (Kind::NetworkPolicy, Some(Object::NetworkPolicy(policy))) => {
-                let (entry, problems) = network_policy_entry(policy);
+                let (entry, problems) = network_policy_entry(policy, &self.tiers);
                 self.set_problems(Source::Object(kind, key.clone()), problems);
                 match entry {
                     Some(entry) => self.index.upsert_policy(entry),
@@ -360,7 +384,7 @@ impl Engine {
                 }
             }
             (Kind::GlobalNetworkPolicy, Some(Object::GlobalNetworkPolicy(policy))) => {
-                let (entry, problems) = global_policy_entry(policy);
+                let (entry, problems) = global_policy_entry(policy, &self.tiers);
                 self.set_problems(Source::Object(kind, key.clone()), problems);
                 match entry {
                     Some(entry) => self.index.upsert_policy(entry),
@@ -369,7 +393,7 @@ impl Engine {
             }
             (Kind::KubeNetworkPolicy, Some(Object::KubeNetworkPolicy(knp))) => {
                 let (translated_key, translated, problem) = translate(knp);
-                let (entry, mut problems) = network_policy_entry(&translated);
+                let (entry, mut problems) = network_policy_entry(&translated, &self.tiers);
                 problems.extend(problem);
                 self.set_problems(Source::Object(kind, key.clone()), problems);
                 if self.desired.translated_policies.get(&translated_key) != Some(&translated) {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy,
-    NodeNetworkStatus,
+    NodeNetworkStatus, Tier,
 };
 use gingham_crds::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
 use gingham_crds::netpolapi::v1alpha2::ClusterNetworkPolicy;
@@ -35,6 +35,8 @@ pub enum Object {
     NetworkPolicy(NetworkPolicy),
     /// A GlobalNetworkPolicy.
     GlobalNetworkPolicy(GlobalNetworkPolicy),
+    /// A policy Tier.
+    Tier(Tier),
     /// A Kubernetes NetworkPolicy.
     KubeNetworkPolicy(KubeNetworkPolicy),
     /// A ClusterNetworkPolicy (policy.networking.k8s.io/v1alpha2).
@@ -72,6 +74,8 @@ pub enum Kind {
     NetworkPolicy,
     /// GlobalNetworkPolicy.
     GlobalNetworkPolicy,
+    /// Tier.
+    Tier,
     /// Kubernetes NetworkPolicy.
     KubeNetworkPolicy,
     /// ClusterNetworkPolicy.
@@ -121,6 +125,7 @@ impl Object {
             Object::FelixConfiguration(_) => Kind::FelixConfiguration,
             Object::NetworkPolicy(_) => Kind::NetworkPolicy,
             Object::GlobalNetworkPolicy(_) => Kind::GlobalNetworkPolicy,
+            Object::Tier(_) => Kind::Tier,
             Object::KubeNetworkPolicy(_) => Kind::KubeNetworkPolicy,
             Object::ClusterNetworkPolicy(_) => Kind::ClusterNetworkPolicy,
             Object::AdminNetworkPolicy(_) => Kind::AdminNetworkPolicy,
@@ -143,6 +148,7 @@ impl Object {
             Object::FelixConfiguration(o) => key_of(o),
             Object::NetworkPolicy(o) => key_of(o),
             Object::GlobalNetworkPolicy(o) => key_of(o),
+            Object::Tier(o) => key_of(o),
             Object::KubeNetworkPolicy(o) => key_of(o),
             Object::ClusterNetworkPolicy(o) => key_of(o),
             Object::AdminNetworkPolicy(o) => key_of(o),
@@ -168,6 +174,7 @@ pub fn objects(snapshot: ClusterSnapshot) -> impl Iterator<Item = Object> {
         .chain(s.felix_configurations.into_iter().map(Object::FelixConfiguration))
         .chain(s.network_policies.into_iter().map(Object::NetworkPolicy))
         .chain(s.global_network_policies.into_iter().map(Object::GlobalNetworkPolicy))
+        .chain(s.tiers.into_iter().map(Object::Tier))
         .chain(s.kube_network_policies.into_iter().map(Object::KubeNetworkPolicy))
         .chain(s.cluster_network_policies.into_iter().map(Object::ClusterNetworkPolicy))
         .chain(s.admin_network_policies.into_iter().map(Object::AdminNetworkPolicy))
@@ -256,6 +263,7 @@ impl Store {
                 Object::FelixConfiguration(o) => s.felix_configurations.push(o),
                 Object::NetworkPolicy(o) => s.network_policies.push(o),
                 Object::GlobalNetworkPolicy(o) => s.global_network_policies.push(o),
+                Object::Tier(o) => s.tiers.push(o),
                 Object::KubeNetworkPolicy(o) => s.kube_network_policies.push(o),
                 Object::ClusterNetworkPolicy(o) => s.cluster_network_policies.push(o),
                 Object::AdminNetworkPolicy(o) => s.admin_network_policies.push(o),
@@ -289,6 +297,7 @@ macro_rules! typed {
 }
 
 typed!(pools, Pool, IPPool, Pool);
+typed!(tiers, Tier, Tier, Tier);
 typed!(bgp_peers, BgpPeer, BGPPeer, BgpPeer);
 typed!(felix_configurations, FelixConfiguration, FelixConfiguration, FelixConfiguration);
 typed!(secrets, Secret, Secret, Secret);

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use gingham_crds::api::common::{AsNumber, BgpPassword, SecretKeySelector};
+use gingham_crds::api::nodenetwork::{EndpointPolicy, tiered_policy_names};
 use gingham_crds::api::policy::{Action, EntityRule, PolicyRule, PolicyType};
 use gingham_crds::api::{
     BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec, FelixConfiguration, FelixConfigurationSpec,
@@ -411,7 +412,8 @@ fn a_scheduled_pod_has_its_policy_before_its_agent_reports_it() {
     engine.apply(Event::Upsert(Object::Pod(scheduled(pod("ns0", "host"), "n0", true))));
     engine.take_changes();
     let endpoints = |engine: &Engine, node: &str| -> Vec<(String, Vec<String>)> {
-        engine.desired().spans[node].endpoints.iter().map(|e| (e.name.clone(), e.ingress.clone())).collect()
+        let names = |e: &EndpointPolicy| tiered_policy_names(&e.ingress).cloned().collect();
+        engine.desired().spans[node].endpoints.iter().map(|e| (e.name.clone(), names(e))).collect()
     };
     let members = |engine: &Engine| -> Vec<String> {
         engine.desired().spans["n1"].ip_sets.iter().flat_map(|s| s.members.iter().map(ToString::to_string)).collect()

@@ -1,5 +1,5 @@
 //! A reference evaluator over the compiled output: decides a packet the way the agent's nftables
-//! program must, reading only NodeNetwork specs (policy lists, compiled rules, sets), in either
+//! program must, reading only the nodes' spans (tiered policy lists, compiled rules, sets), in either
 //! family: a packet meets the rules its family allows (`ipVersion`, ICMP or ICMPv6, nets of its
 //! family) and the sets of its family.
 
@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledRule, IcmpMatch, IcmpProtocol};
 use gingham_crds::api::policy::Action;
 use gingham_crds::api::span::NodeSpan;
+use gingham_crds::api::tier::TierDefaultAction;
 use gingham_crds::api::{IpFamily, IpProtocol, Net, Wire};
 
 /// A pod: `namespace/pod`, for finding the endpoint's policy lists, and the node it runs on.
@@ -124,24 +125,27 @@ fn verdict(
     let Some(endpoint) = spec.endpoints.iter().find(|e| e.name == local) else {
         panic!("endpoint {local} has no policy entry on its node, so its traffic would be dropped")
     };
-    let policies = if ingress { &endpoint.ingress } else { &endpoint.egress };
-    if policies.is_empty() {
-        return true;
-    }
-    for name in policies {
-        let Some(policy) = spec.policies.iter().find(|p| &p.name == name) else {
-            panic!("policy {name} is listed but not compiled on the node")
-        };
-        let rules = if ingress { &policy.ingress } else { &policy.egress };
-        for rule in rules.iter().filter(|r| rule_matches(spec, r, source, destination, packet)) {
-            match rule.action {
-                Action::Allow | Action::Pass => return true,
-                Action::Deny => return false,
-                Action::Log => {}
+    let tiers = if ingress { &endpoint.ingress } else { &endpoint.egress };
+    'tiers: for tier in tiers {
+        for name in &tier.policies {
+            let Some(policy) = spec.policies.iter().find(|p| &p.name == name) else {
+                panic!("policy {name} is listed but not compiled on the node")
+            };
+            let rules = if ingress { &policy.ingress } else { &policy.egress };
+            for rule in rules.iter().filter(|r| rule_matches(spec, r, source, destination, packet)) {
+                match rule.action {
+                    Action::Allow => return true,
+                    Action::Deny => return false,
+                    Action::Pass => continue 'tiers,
+                    Action::Log => {}
+                }
             }
         }
+        if tier.default_action == TierDefaultAction::Deny {
+            return false;
+        }
     }
-    false
+    true
 }
 
 /// Whether the packet gets from `source` to `destination`: allowed on egress at the source's node

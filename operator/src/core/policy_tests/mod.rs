@@ -1,9 +1,10 @@
-//! End-to-end policy tests: Kubernetes NetworkPolicy semantics checked by a reference evaluator
-//! over the compiled NodeNetworks.
+//! End-to-end policy tests: Kubernetes NetworkPolicy, Calico policy and tier semantics checked by
+//! a reference evaluator over the compiled spans.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod calico_order;
 mod cluster_matrix;
 mod evaluator;
 mod knp_matrix;
+mod tiers;
 pub(super) mod world;

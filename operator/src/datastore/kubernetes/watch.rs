@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy, NodeNetwork,
+    Tier,
 };
 use gingham_crds::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
 use gingham_crds::netpolapi::v1alpha2::ClusterNetworkPolicy;
@@ -63,6 +64,7 @@ pub struct Stores {
     felix_configurations: Guarded<FelixConfiguration>,
     network_policies: Guarded<NetworkPolicy>,
     global_network_policies: Guarded<GlobalNetworkPolicy>,
+    tiers: Guarded<Tier>,
     kube_network_policies: Guarded<KubeNetworkPolicy>,
     cluster_network_policies: Optional<ClusterNetworkPolicy>,
     admin_network_policies: Optional<AdminNetworkPolicy>,
@@ -147,6 +149,7 @@ impl Stores {
             felix_configurations: watch(Api::all(client.clone()), all.clone(), sender),
             network_policies: watch(Api::all(client.clone()), all.clone(), sender),
             global_network_policies: watch(Api::all(client.clone()), all.clone(), sender),
+            tiers: watch(Api::all(client.clone()), all.clone(), sender),
             kube_network_policies: watch(Api::all(client.clone()), all.clone(), sender),
             cluster_network_policies: watch_optional(client, sender),
             admin_network_policies: watch_optional(client, sender),
@@ -170,6 +173,7 @@ impl Stores {
         self.felix_configurations.wait_until_ready().await.map_err(stopped)?;
         self.network_policies.wait_until_ready().await.map_err(stopped)?;
         self.global_network_policies.wait_until_ready().await.map_err(stopped)?;
+        self.tiers.wait_until_ready().await.map_err(stopped)?;
         self.kube_network_policies.wait_until_ready().await.map_err(stopped)?;
         self.cluster_network_policies.wait_until_ready().await?;
         self.admin_network_policies.wait_until_ready().await?;
@@ -195,6 +199,7 @@ impl Stores {
             felix_configurations: valid(&self.felix_configurations, &mut rejected),
             network_policies: valid(&self.network_policies, &mut rejected),
             global_network_policies: valid(&self.global_network_policies, &mut rejected),
+            tiers: valid(&self.tiers, &mut rejected),
             kube_network_policies: valid(&self.kube_network_policies, &mut rejected),
             cluster_network_policies: valid(&self.cluster_network_policies.store, &mut rejected),
             admin_network_policies: valid(&self.admin_network_policies.store, &mut rejected),

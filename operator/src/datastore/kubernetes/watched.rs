@@ -5,6 +5,7 @@ use std::fmt::Debug;
 
 use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy, NodeNetwork,
+    Tier,
 };
 use gingham_crds::manifest::Manifest;
 use gingham_crds::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
@@ -110,6 +111,7 @@ watched!(NetworkPolicy, NetworkPolicy, NetworkPolicy, |o| messages_of(Manifest::
 watched!(GlobalNetworkPolicy, GlobalNetworkPolicy, GlobalNetworkPolicy, |o| messages_of(
     Manifest::GlobalNetworkPolicy(o.clone()).validate()
 ));
+watched!(Tier, Tier, Tier, |o| messages_of(Manifest::Tier(o.clone()).validate()));
 watched!(KubeNetworkPolicy, KubeNetworkPolicy, KubeNetworkPolicy);
 watched!(ClusterNetworkPolicy, ClusterNetworkPolicy, ClusterNetworkPolicy);
 watched!(AdminNetworkPolicy, AdminNetworkPolicy, AdminNetworkPolicy);

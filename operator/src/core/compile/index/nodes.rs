@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use gingham_crds::api::nodenetwork::EndpointPolicy;
+use gingham_crds::api::nodenetwork::{EndpointPolicy, TierPolicies};
 use gingham_crds::api::span::NodeSpan;
 
 use super::{PolicyIndex, SetId};
@@ -31,8 +31,8 @@ impl PolicyIndex {
             base.endpoints.push(EndpointPolicy {
                 name: name.clone(),
                 uid,
-                ingress: endpoint.ingress.iter().map(|p| p.to_string()).collect(),
-                egress: endpoint.egress.iter().map(|p| p.to_string()).collect(),
+                ingress: self.tiered(&endpoint.ingress),
+                egress: self.tiered(&endpoint.egress),
                 ipv4_pools,
                 ipv6_pools,
             });
@@ -47,6 +47,23 @@ impl PolicyIndex {
         base.ip_sets.sort_by(|a, b| a.name.cmp(&b.name));
         self.record_usage(node, used_sets, used_policies);
         base
+    }
+
+    /// An endpoint's policy list (in evaluation order, tier by tier) grouped by tier.
+    fn tiered(&self, policies: &[Arc<str>]) -> Vec<TierPolicies> {
+        let mut tiers: Vec<TierPolicies> = Vec::new();
+        for name in policies {
+            let Some(tier) = self.policies.get(name).map(|policy| &policy.tier) else { continue };
+            match tiers.last_mut() {
+                Some(last) if last.tier == tier.name => last.policies.push(name.to_string()),
+                _ => tiers.push(TierPolicies {
+                    tier: tier.name.clone(),
+                    default_action: tier.default_action,
+                    policies: vec![name.to_string()],
+                }),
+            }
+        }
+        tiers
     }
 
     /// Forgets what a node uses (the node is gone).

@@ -11,7 +11,7 @@ use gingham_crds::api::nodenetwork::LocalEndpoint;
 use gingham_crds::api::policy::{Action, EntityRule, PolicyRule, PolicyType};
 
 use super::PolicyIndex;
-use crate::core::compile::global_policy_entry;
+use crate::core::compile::{Tiers, global_policy_entry};
 use crate::core::facts::PodFacts;
 use crate::core::testkit::{Meta, meta, pod, scheduled};
 
@@ -54,7 +54,8 @@ fn probe(index: &mut PolicyIndex, selector: &str, namespaces: Option<&str>, from
         ingress: Some(vec![PolicyRule { action: Action::Allow, source: Some(source), ..PolicyRule::default() }]),
         ..GlobalNetworkPolicySpec::default()
     };
-    let (entry, problems) = global_policy_entry(&GlobalNetworkPolicy { metadata: meta(None, "probe"), spec });
+    let (entry, problems) =
+        global_policy_entry(&GlobalNetworkPolicy { metadata: meta(None, "probe"), spec }, &Tiers::default());
     assert!(problems.is_empty(), "{problems:?}");
     let entry = entry.unwrap();
     let keys: Vec<_> = entry.sets.iter().cloned().collect();
@@ -198,7 +199,8 @@ fn endpoints_bring_an_address_of_each_family_to_the_set_of_that_family() {
             ingress: Some(vec![PolicyRule { action: Action::Allow, source: Some(source), ..PolicyRule::default() }]),
             ..GlobalNetworkPolicySpec::default()
         };
-        let (entry, _) = global_policy_entry(&GlobalNetworkPolicy { metadata: meta(None, "web"), spec });
+        let (entry, _) =
+            global_policy_entry(&GlobalNetworkPolicy { metadata: meta(None, "web"), spec }, &Tiers::default());
         index.upsert_policy(entry.unwrap());
         let _ = index.take_dirty();
         let span_after = index.build_node("n1");
