@@ -95,3 +95,13 @@ fn the_operator_runs_one_replica_on_a_socket_unless_told_otherwise() {
     let errors = parse(&BASE.replace("{prefix: t1}", "{prefix: t1, operator: {stream: udp}}")).unwrap_err().0;
     assert!(errors[0].message.contains("udp"), "{errors:?}");
 }
+
+#[test]
+fn scenarios_accept_the_network_policy_api_kinds() {
+    let text = format!(
+        "{BASE}objects:\n  - {{apiVersion: policy.networking.k8s.io/v1alpha2, kind: ClusterNetworkPolicy, metadata: {{name: c}}, spec: {{tier: Baseline, priority: 1, subject: {{namespaces: {{}}}}}}}}\n  - {{apiVersion: policy.networking.k8s.io/v1alpha1, kind: AdminNetworkPolicy, metadata: {{name: a}}, spec: {{priority: 1, subject: {{namespaces: {{}}}}}}}}\n  - {{apiVersion: policy.networking.k8s.io/v1alpha1, kind: BaselineAdminNetworkPolicy, metadata: {{name: default}}, spec: {{subject: {{namespaces: {{}}}}}}}}\n"
+    );
+    let scenario = parse(&text).unwrap();
+    let kinds: Vec<&str> = scenario.objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert_eq!(kinds, ["ClusterNetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy"]);
+}
