@@ -5,6 +5,7 @@ pub mod api;
 pub mod crdgen;
 pub mod manifest;
 pub mod naming;
+pub mod netpolapi;
 #[cfg(feature = "offline")]
 pub mod offline;
 pub mod selector;

@@ -17,6 +17,8 @@ use crate::api::{
     API_VERSION, BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock,
     IPPool, NetworkPolicy, NetworkSet, NodeNetwork, Tier,
 };
+use crate::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
+use crate::netpolapi::v1alpha2::ClusterNetworkPolicy;
 use crate::validate::{self, FieldError};
 
 /// A manifest could not be read.
@@ -272,6 +274,12 @@ pub enum Manifest {
     EndpointSlice(Box<EndpointSlice>),
     /// networking.k8s.io/v1 NetworkPolicy.
     KubeNetworkPolicy(Box<KubeNetworkPolicy>),
+    /// policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy.
+    ClusterNetworkPolicy(Box<ClusterNetworkPolicy>),
+    /// policy.networking.k8s.io/v1alpha1 AdminNetworkPolicy.
+    AdminNetworkPolicy(Box<AdminNetworkPolicy>),
+    /// policy.networking.k8s.io/v1alpha1 BaselineAdminNetworkPolicy.
+    BaselineAdminNetworkPolicy(Box<BaselineAdminNetworkPolicy>),
 }
 
 impl Manifest {
@@ -304,12 +312,21 @@ impl Manifest {
             ("v1", "Service") => Self::Service(Box::new(typed(value, line, &kind)?)),
             ("discovery.k8s.io/v1", "EndpointSlice") => Self::EndpointSlice(Box::new(typed(value, line, &kind)?)),
             ("networking.k8s.io/v1", "NetworkPolicy") => Self::KubeNetworkPolicy(Box::new(typed(value, line, &kind)?)),
+            ("policy.networking.k8s.io/v1alpha2", "ClusterNetworkPolicy") => {
+                Self::ClusterNetworkPolicy(Box::new(typed(value, line, &kind)?))
+            }
+            ("policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy") => {
+                Self::AdminNetworkPolicy(Box::new(typed(value, line, &kind)?))
+            }
+            ("policy.networking.k8s.io/v1alpha1", "BaselineAdminNetworkPolicy") => {
+                Self::BaselineAdminNetworkPolicy(Box::new(typed(value, line, &kind)?))
+            }
             _ => {
                 let hint = if api_version == "projectcalico.org/v3" {
                     format!("change apiVersion to {API_VERSION}: gingham reads Calico manifests unchanged otherwise")
                 } else {
                     format!(
-                        "gingham reads {API_VERSION} kinds plus v1 Node, Pod, Namespace, Secret, ServiceAccount, Service, discovery.k8s.io/v1 EndpointSlice and networking.k8s.io/v1 NetworkPolicy"
+                        "gingham reads {API_VERSION} kinds plus v1 Node, Pod, Namespace, Secret, ServiceAccount, Service, discovery.k8s.io/v1 EndpointSlice, networking.k8s.io/v1 NetworkPolicy, policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy and v1alpha1 AdminNetworkPolicy and BaselineAdminNetworkPolicy"
                     )
                 };
                 return Err(ManifestError::UnknownKind {
@@ -345,6 +362,9 @@ impl Manifest {
             Self::Service(o) => serde_json::to_value(o),
             Self::EndpointSlice(o) => serde_json::to_value(o),
             Self::KubeNetworkPolicy(o) => serde_json::to_value(o),
+            Self::ClusterNetworkPolicy(o) => serde_json::to_value(o),
+            Self::AdminNetworkPolicy(o) => serde_json::to_value(o),
+            Self::BaselineAdminNetworkPolicy(o) => serde_json::to_value(o),
         }
     }
 
@@ -369,6 +389,9 @@ impl Manifest {
             Self::ServiceAccount(_) => "ServiceAccount",
             Self::Service(_) => "Service",
             Self::EndpointSlice(_) => "EndpointSlice",
+            Self::ClusterNetworkPolicy(_) => "ClusterNetworkPolicy",
+            Self::AdminNetworkPolicy(_) => "AdminNetworkPolicy",
+            Self::BaselineAdminNetworkPolicy(_) => "BaselineAdminNetworkPolicy",
         }
     }
 
@@ -399,7 +422,10 @@ impl Manifest {
             | Self::ServiceAccount(_)
             | Self::Service(_)
             | Self::EndpointSlice(_)
-            | Self::KubeNetworkPolicy(_) => Ok(()),
+            | Self::KubeNetworkPolicy(_)
+            | Self::ClusterNetworkPolicy(_)
+            | Self::AdminNetworkPolicy(_)
+            | Self::BaselineAdminNetworkPolicy(_) => Ok(()),
         }
     }
 }

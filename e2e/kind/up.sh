@@ -18,6 +18,14 @@ docker build -f "$REPO_ROOT/config/images/operator.Dockerfile" -t "$OPERATOR_IMA
 log "loading images into kind"
 kind load docker-image --name "$KIND_CLUSTER" "$AGENT_IMAGE" "$OPERATOR_IMAGE"
 
+# The network-policy-api CRDs are not gingham's: kubernetes-sigs/network-policy-api publishes them
+# (docs/cluster-network-policy.md). Installed first, so that the operator finds them at start.
+NETPOL_API=https://raw.githubusercontent.com/kubernetes-sigs/network-policy-api
+log "installing the network-policy-api CRDs (ClusterNetworkPolicy v0.2.0, ANP/BANP v0.1.7)"
+k apply -f "$NETPOL_API/v0.2.0/config/crd/experimental/policy.networking.k8s.io_clusternetworkpolicies.yaml"
+k apply -f "$NETPOL_API/v0.1.7/config/crd/experimental/policy.networking.k8s.io_adminnetworkpolicies.yaml"
+k apply -f "$NETPOL_API/v0.1.7/config/crd/experimental/policy.networking.k8s.io_baselineadminnetworkpolicies.yaml"
+
 log "installing gingham"
 k apply -k "$REPO_ROOT/config/"
 k wait --for=condition=Established crd --all --timeout=60s

@@ -106,3 +106,13 @@ fn network_sets_are_scenario_objects_and_a_bad_net_is_named() {
     let errors = parse(&format!("{BASE}{bad}")).unwrap_err().0;
     assert!(errors.iter().any(|e| e.field == "objects[0].spec.nets[0]"), "{errors:?}");
 }
+
+#[test]
+fn scenarios_accept_the_network_policy_api_kinds() {
+    let text = format!(
+        "{BASE}objects:\n  - {{apiVersion: policy.networking.k8s.io/v1alpha2, kind: ClusterNetworkPolicy, metadata: {{name: c}}, spec: {{tier: Baseline, priority: 1, subject: {{namespaces: {{}}}}}}}}\n  - {{apiVersion: policy.networking.k8s.io/v1alpha1, kind: AdminNetworkPolicy, metadata: {{name: a}}, spec: {{priority: 1, subject: {{namespaces: {{}}}}}}}}\n  - {{apiVersion: policy.networking.k8s.io/v1alpha1, kind: BaselineAdminNetworkPolicy, metadata: {{name: default}}, spec: {{subject: {{namespaces: {{}}}}}}}}\n"
+    );
+    let scenario = parse(&text).unwrap();
+    let kinds: Vec<&str> = scenario.objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert_eq!(kinds, ["ClusterNetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy"]);
+}

@@ -16,7 +16,7 @@ use crate::cli::RenderArgs;
 use crate::core::{self, OperatorSettings};
 use crate::datastore::file::FileError;
 use crate::datastore::file::read::Reader;
-use crate::datastore::objects::{ipam_block, node_network, translated_policy};
+use crate::datastore::objects::{ipam_block, node_network, translated_global_policy, translated_policy};
 
 /// The rendered YAML, and the problems found in the directory (to print on stderr).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -86,6 +86,9 @@ pub fn render(dir: &Path, selection: Selection<'_>, settings: &OperatorSettings)
     if node.is_none() {
         for (key, policy) in &desired.translated_policies {
             documents.push(yaml(&translated_policy(key, policy))?);
+        }
+        for (name, policy) in &desired.translated_global_policies {
+            documents.push(yaml(&translated_global_policy(name, policy))?);
         }
         if let Some(daemon_set) = &desired.agent_daemon_set {
             documents.push(yaml(daemon_set)?);

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use gingham_crds::manifest::{Document, Manifest, read_documents, read_manifest_file};
 use gingham_crds::offline::validate_document;
 use gingham_crds::validate::find_pool_overlaps;
+
+use crate::core::cluster_policy::normalize::check_cluster_policy;
 use serde_json::Value;
 
 use gingham_datastore::files::{YamlFilesError, yaml_files};
@@ -173,7 +175,17 @@ fn validate_file(file: &Path, report: &mut Report, pools: &mut Vec<PoolSeen>) {
                 file: file.to_path_buf(),
                 line: document.line,
             }),
-            Ok(_) => {}
+            Ok(manifest) => {
+                let found = check_cluster_policy(&manifest);
+                report.invalid += usize::from(!found.is_empty());
+                for p in found {
+                    let (path, message) = match p.message.split_once(": ") {
+                        Some((path, message)) => (Some(path.to_string()), message.to_string()),
+                        None => (None, p.message.clone()),
+                    };
+                    report.problems.push(problem(document.line, Some(object.clone()), path, message));
+                }
+            }
             Err(found) => {
                 report.invalid += 1;
                 for p in found {
@@ -211,6 +223,12 @@ mod tests {
                 "--- {apiVersion: gingham.dev/v1, kind: IPPool, metadata: {name: p}, spec: {cidr: 10.0.0.0/33}}\n",
                 (1, 1),
                 "1: IPPool/p: ",
+            ),
+            (
+                "a cluster policy's problems name the field",
+                "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: BaselineAdminNetworkPolicy\nmetadata: {name: mine}\nspec: {subject: {namespaces: {}}}\n",
+                (1, 1),
+                "1: BaselineAdminNetworkPolicy/mine: metadata.name: only one",
             ),
             (
                 "a bare y is no name",

@@ -256,3 +256,59 @@ async fn after_a_snapshot_the_datastore_reports_written_files_as_events_and_rest
     assert_eq!(summary.writes.get(&("NodeNetwork", WriteOp::Apply)), Some(&1), "{summary:?}");
     assert_eq!(node_network(dir.path(), "node-1").spec, node_spec(1));
 }
+
+const CLUSTER_POLICIES: &str = "\
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: guard}
+spec:
+  tier: Admin
+  priority: 5
+  subject: {namespaces: {}}
+  ingress: [{action: Deny, from: [{namespaces: {matchLabels: {env: dev}}}]}]
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: BaselineAdminNetworkPolicy
+metadata: {name: default}
+spec:
+  subject: {namespaces: {}}
+  egress: [{action: Deny, to: [{networks: [0.0.0.0/0]}]}]
+";
+
+#[test]
+fn cluster_policies_are_read_translated_written_and_their_translations_ignored_when_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cluster-policies.yaml"), CLUSTER_POLICIES).unwrap();
+    let mut reader = Reader::new(dir.path());
+    let outcome = reader.read().unwrap();
+    assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+    assert_eq!(outcome.snapshot.cluster_network_policies.len(), 1);
+    assert_eq!(outcome.snapshot.baseline_admin_network_policies.len(), 1);
+    let settings = gingham_operator::core::OperatorSettings::default();
+    let desired = gingham_operator::core::compute(&outcome.snapshot, &settings);
+    let names: Vec<&str> = desired.translated_global_policies.keys().map(String::as_str).collect();
+    assert_eq!(names, ["kube-admin.cnp.guard", "kube-baseline.banp.default"]);
+    write_desired(dir.path(), &desired).unwrap();
+    let written = dir.path().join("generated/networkpolicies/global.kube-admin.cnp.guard.yaml");
+    let text = std::fs::read_to_string(&written).unwrap();
+    let object = read_documents(&text).unwrap().remove(0).value;
+    assert_eq!(
+        (object["kind"].as_str(), object["spec"]["tier"].as_str()),
+        (Some("GlobalNetworkPolicy"), Some("kube-admin"))
+    );
+    assert_eq!(object["metadata"]["labels"]["app.kubernetes.io/managed-by"], "gingham-operator");
+
+    // Read back, the translations are state, not input: the same desired state comes out.
+    let again = reader.read().unwrap();
+    assert!(again.problems.is_empty(), "{:?}", again.problems);
+    assert_eq!(again.snapshot.global_network_policies.len(), 2, "translations are read back");
+    assert_eq!(gingham_operator::core::compute(&again.snapshot, &settings), desired);
+
+    // The source removed, its translation goes.
+    std::fs::write(dir.path().join("cluster-policies.yaml"), "").unwrap();
+    let emptied = reader.read().unwrap();
+    let desired = gingham_operator::core::compute(&emptied.snapshot, &settings);
+    assert!(desired.translated_global_policies.is_empty());
+    write_desired(dir.path(), &desired).unwrap();
+    assert!(!written.exists());
+}

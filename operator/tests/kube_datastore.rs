@@ -60,6 +60,14 @@ fn lists() -> BTreeMap<&'static str, Vec<Value>> {
             "metadata": {"name": "api", "namespace": "shop", "resourceVersion": "1", "labels": {"team": "a"}}})],
         ),
         ("/apis/discovery.k8s.io/v1/endpointslices", vec![slice("10.244.0.5")]),
+        (
+            "/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies",
+            vec![json!({
+            "apiVersion": "policy.networking.k8s.io/v1alpha2", "kind": "ClusterNetworkPolicy",
+            "metadata": {"name": "guard", "resourceVersion": "1", "uid": "u-guard"},
+            "spec": {"tier": "Admin", "priority": 5, "subject": {"namespaces": {}},
+                     "ingress": [{"action": "Deny", "from": [{"namespaces": {"matchLabels": {"env": "dev"}}}]}]}})],
+        ),
     ])
 }
 
@@ -70,6 +78,9 @@ fn slice(address: &str) -> Value {
            "addressType": "IPv4", "endpoints": [{"addresses": [address]}],
            "ports": [{"port": 8080, "protocol": "TCP"}]})
 }
+
+/// A kind whose CRD is not installed: the API server answers 404.
+const UNSERVED: &str = "/apis/policy.networking.k8s.io/v1alpha1/baselineadminnetworkpolicies";
 
 type TestBody = http_body_util::StreamBody<BoxStream<'static, Result<Frame<Bytes>, Infallible>>>;
 
@@ -110,6 +121,13 @@ async fn answer(
     let bytes = request.into_body().collect_bytes().await.unwrap();
     let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
     log.lock().unwrap().push((method.clone(), path.clone(), query, body.clone()));
+    if method == Method::GET && path == UNSERVED {
+        let status = json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": "NotFound",
+                            "code": 404, "message": "the server could not find the requested resource"});
+        let mut response = Response::new(body_of(&status));
+        *response.status_mut() = http::StatusCode::NOT_FOUND;
+        return Ok(response);
+    }
     let response = if method == Method::GET {
         let items = lists().remove(path.as_str()).unwrap_or_default();
         json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "5"}, "items": items})
@@ -171,11 +189,15 @@ async fn the_first_round_lists_everything_writes_derived_objects_and_reports_bad
         "/api/v1/serviceaccounts",
         "/apis/discovery.k8s.io/v1/endpointslices",
         "/apis/apps/v1/namespaces/gingham-system/daemonsets",
+        "/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies",
+        "/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies",
+        UNSERVED,
     ];
     for path in expected {
         assert!(paths.contains(path), "{path} was not listed: {paths:?}");
     }
     assert_eq!(paths.len(), expected.len(), "only those are listed: {paths:?}");
+    assert_eq!(snapshot.cluster_network_policies.len(), 1, "a kind not served leaves the others working");
     let daemon_sets = lists.iter().find(|(p, _)| p.ends_with("/daemonsets")).unwrap();
     assert!(
         daemon_sets.1.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dgingham-operator"),
@@ -197,6 +219,7 @@ async fn the_first_round_lists_everything_writes_derived_objects_and_reports_bad
         applied,
         [
             "/apis/apps/v1/namespaces/gingham-system/daemonsets/gingham-node-agent",
+            "/apis/gingham.dev/v1/globalnetworkpolicies/kube-admin.cnp.guard",
             // New blocks are created (a precondition: they must not exist yet).
             "/apis/gingham.dev/v1/ipamblocks",
             "/apis/gingham.dev/v1/ipamblocks",
@@ -205,7 +228,10 @@ async fn the_first_round_lists_everything_writes_derived_objects_and_reports_bad
             "/apis/gingham.dev/v1/nodenetworks/node-2",
         ]
     );
-    assert_eq!(summary.total(), 6);
+    assert_eq!(summary.total(), 7);
+    let translation = writes.iter().find(|(_, path, ..)| path.ends_with("/kube-admin.cnp.guard")).unwrap();
+    assert_eq!(translation.3["spec"]["tier"], "kube-admin");
+    assert_eq!(translation.3["metadata"]["ownerReferences"][0]["uid"], "u-guard");
     let events: Vec<&Value> =
         writes.iter().filter(|(m, p, ..)| m == Method::POST && p.contains("/events")).map(|w| &w.3).collect();
     assert!(

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use gingham_crds::api::{IPAMBlock, IPPool, NetworkPolicy};
+use gingham_crds::api::{GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy};
 use gingham_operator::core::DesiredState;
 use gingham_operator::core::engine::Changes;
 use gingham_operator::datastore::kubernetes::plan::{Observed, Write, plan};
@@ -110,6 +110,7 @@ impl ApiServer {
             node_networks: pick(&held.node_networks, changes.node_networks.iter().cloned()),
             blocks: pick(&held.blocks, changes.blocks.iter().cloned()),
             policies: pick(&held.policies, policy_names),
+            global_policies: pick(&held.global_policies, changes.translated_global_policies.iter().cloned()),
             pools: pick(&held.pools, changes.pool_statuses.iter().cloned()),
             daemon_sets: if changes.agent_daemon_set { held.daemon_sets.clone() } else { BTreeMap::new() },
         }
@@ -126,6 +127,7 @@ impl ApiServer {
                     "NodeNetwork" => drop(held.node_networks.remove(&name)),
                     "IPAMBlock" => drop(held.blocks.remove(&name)),
                     "NetworkPolicy" => drop(held.policies.remove(&(target.namespace.unwrap_or_default(), name))),
+                    "GlobalNetworkPolicy" => drop(held.global_policies.remove(&name)),
                     _ => drop(held.daemon_sets.remove(&name)),
                 }
                 return;
@@ -160,6 +162,11 @@ impl ApiServer {
             (_, "NetworkPolicy") => {
                 if let Some(policy) = from_body::<NetworkPolicy>(body) {
                     held.policies.insert((target.namespace.unwrap_or_default(), name), policy);
+                }
+            }
+            (_, "GlobalNetworkPolicy") => {
+                if let Some(policy) = from_body::<GlobalNetworkPolicy>(body) {
+                    held.global_policies.insert(name, policy);
                 }
             }
             _ => {

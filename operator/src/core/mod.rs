@@ -4,6 +4,7 @@
 //! with it.
 
 pub mod bgp;
+pub mod cluster_policy;
 pub mod compile;
 pub mod daemonset;
 pub mod engine;
@@ -30,6 +31,8 @@ use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock, IPAMBlockSpec,
     IPPool, IPPoolStatus, NetworkPolicy, NetworkSet, NodeNetworkSpec, NodeNetworkStatus, Tier,
 };
+use gingham_crds::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
+use gingham_crds::netpolapi::v1alpha2::ClusterNetworkPolicy;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -58,6 +61,12 @@ pub struct ClusterSnapshot {
     pub global_network_sets: Vec<GlobalNetworkSet>,
     /// Kubernetes NetworkPolicies, to translate.
     pub kube_network_policies: Vec<KubeNetworkPolicy>,
+    /// ClusterNetworkPolicies (policy.networking.k8s.io/v1alpha2), to translate.
+    pub cluster_network_policies: Vec<ClusterNetworkPolicy>,
+    /// AdminNetworkPolicies (policy.networking.k8s.io/v1alpha1), to translate.
+    pub admin_network_policies: Vec<AdminNetworkPolicy>,
+    /// BaselineAdminNetworkPolicies (policy.networking.k8s.io/v1alpha1), to translate.
+    pub baseline_admin_network_policies: Vec<BaselineAdminNetworkPolicy>,
     /// Nodes.
     pub nodes: Vec<Node>,
     /// Pods (labels, node, named container ports).
@@ -130,6 +139,9 @@ pub struct DesiredState {
     pub pool_statuses: BTreeMap<String, IPPoolStatus>,
     /// The `knp.<name>` translations of Kubernetes NetworkPolicies, by (namespace, name).
     pub translated_policies: BTreeMap<(String, String), NetworkPolicy>,
+    /// The translations of the network-policy-api kinds, by name (`kube-admin.cnp.<name>` and so
+    /// on, see [`cluster_policy`]).
+    pub translated_global_policies: BTreeMap<String, GlobalNetworkPolicy>,
     /// The agent DaemonSet, rendered from the merged FelixConfiguration.
     pub agent_daemon_set: Option<DaemonSet>,
     /// Problems to surface as conditions and Events.

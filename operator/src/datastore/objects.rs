@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use gingham_crds::api::{
-    API_VERSION, IPAMBlock, IPAMBlockSpec, IPPoolStatus, NetworkPolicy, NodeNetwork, NodeNetworkSpec,
+    API_VERSION, GlobalNetworkPolicy, IPAMBlock, IPAMBlockSpec, IPPoolStatus, NetworkPolicy, NodeNetwork,
+    NodeNetworkSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
@@ -55,6 +56,17 @@ pub fn translated_policy(key: &(String, String), policy: &NetworkPolicy) -> Netw
     let mut object = policy.clone();
     object.metadata.name = Some(translated_policy_name(&key.1, policy));
     object.metadata.namespace = Some(key.0.clone());
+    object.metadata.labels.get_or_insert_with(BTreeMap::new).extend(managed_labels());
+    object.metadata.resource_version = None;
+    object.metadata.managed_fields = None;
+    object
+}
+
+/// A translated global policy (of a network-policy-api kind), named, with the operator's labels
+/// added to the core's.
+pub fn translated_global_policy(name: &str, policy: &GlobalNetworkPolicy) -> GlobalNetworkPolicy {
+    let mut object = policy.clone();
+    object.metadata.name = Some(name.to_string());
     object.metadata.labels.get_or_insert_with(BTreeMap::new).extend(managed_labels());
     object.metadata.resource_version = None;
     object.metadata.managed_fields = None;

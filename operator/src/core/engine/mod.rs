@@ -15,6 +15,7 @@
 //! the nodes that use them. [`crate::core::compute`] is `Engine::from_snapshot`, the oracle the
 //! incremental path is tested against.
 
+mod cluster_policies;
 mod stages;
 pub mod store;
 
@@ -47,6 +48,8 @@ pub struct Changes {
     pub pool_statuses: BTreeSet<String>,
     /// Translated policies, by (namespace, name).
     pub translated_policies: BTreeSet<(String, String)>,
+    /// Translated global policies (of the network-policy-api kinds), by name.
+    pub translated_global_policies: BTreeSet<String>,
     /// The agent DaemonSet.
     pub agent_daemon_set: bool,
     /// The problem list.
@@ -60,6 +63,7 @@ impl Changes {
             + self.blocks.len()
             + self.pool_statuses.len()
             + self.translated_policies.len()
+            + self.translated_global_policies.len()
             + usize::from(self.agent_daemon_set)
     }
 }
@@ -98,6 +102,10 @@ pub struct Engine {
     assignment: Assignment,
     bgp: BTreeMap<String, Option<NodeBgp>>,
     index: PolicyIndex,
+    /// What `nodes` peers of cluster policies can select.
+    node_peers: Vec<super::cluster_policy::translate::NodePeer>,
+    /// The translation's name of each cluster policy, by (kind, source name).
+    cluster_translations: BTreeMap<(Kind, String), String>,
     tiers: Tiers,
     addresses: BTreeMap<String, BTreeMap<String, u64>>,
     address_totals: BTreeMap<String, u64>,
@@ -131,6 +139,8 @@ impl Engine {
             assignment: Assignment::default(),
             bgp: BTreeMap::new(),
             index: PolicyIndex::batch(),
+            node_peers: Vec::new(),
+            cluster_translations: BTreeMap::new(),
             tiers: Tiers::default(),
             addresses: BTreeMap::new(),
             address_totals: BTreeMap::new(),
@@ -199,7 +209,10 @@ impl Engine {
             | Kind::KubeNetworkPolicy
             | Kind::NetworkSet
             | Kind::GlobalNetworkSet
-            | Kind::ServiceAccount => {
+            | Kind::ServiceAccount
+            | Kind::ClusterNetworkPolicy
+            | Kind::AdminNetworkPolicy
+            | Kind::BaselineAdminNetworkPolicy => {
                 self.policy_object_changed(kind, &key, current.as_ref());
             }
             Kind::Tier => self.tiers_changed(),

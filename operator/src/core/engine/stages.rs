@@ -10,6 +10,7 @@ use gingham_crds::validate::validate_felix_configuration;
 use super::store::{Key, Kind, Object};
 use super::{Engine, Source, Work, ipam_report};
 use crate::core::bgp::{BgpInput, topology};
+use crate::core::cluster_policy::is_translated_name;
 use crate::core::compile::services::{ServiceEndpoints, service_of};
 use crate::core::compile::{Tiers, global_name, global_policy_entry, namespaced_name, network_policy_entry};
 use crate::core::facts::{NodeFacts, namespace_labels, pool_annotations};
@@ -39,6 +40,7 @@ impl Engine {
         }
         if work.nodes {
             self.read_nodes();
+            self.refresh_node_peers();
         }
         let ipam = work.pools || work.nodes || work.ipam;
         if ipam {
@@ -305,7 +307,15 @@ impl Engine {
             return;
         }
         self.tiers = tiers;
-        for kind in [Kind::NetworkPolicy, Kind::GlobalNetworkPolicy, Kind::KubeNetworkPolicy] {
+        let kinds = [
+            Kind::NetworkPolicy,
+            Kind::GlobalNetworkPolicy,
+            Kind::KubeNetworkPolicy,
+            Kind::ClusterNetworkPolicy,
+            Kind::AdminNetworkPolicy,
+            Kind::BaselineAdminNetworkPolicy,
+        ];
+        for kind in kinds {
             let objects: Vec<Object> = self.store.all(kind).cloned().collect();
             for object in objects {
                 self.policy_object_changed(kind, &object.key(), Some(&object));
@@ -315,6 +325,7 @@ impl Engine {
 
     /// Feeds namespaces, pods, node reports and policies to the index (the batch load).
     pub(super) fn load_policy_inputs(&mut self) {
+        self.refresh_node_peers();
         let pods: Vec<Key> = self.store.pods().keys().cloned().collect();
         for key in pods {
             self.policy_object_changed(Kind::Pod, &key, None);
@@ -335,6 +346,9 @@ impl Engine {
             Kind::KubeNetworkPolicy,
             Kind::NetworkSet,
             Kind::GlobalNetworkSet,
+            Kind::ClusterNetworkPolicy,
+            Kind::AdminNetworkPolicy,
+            Kind::BaselineAdminNetworkPolicy,
         ];
         for kind in kinds {
             let keys: Vec<Key> = self.store.all(kind).map(Object::key).collect();
@@ -405,6 +419,10 @@ impl Engine {
                 self.index.set_network_set(set_key, current.is_some().then_some(facts));
             }
             (Kind::NetworkPolicy, _) if key.1.starts_with(PREFIX) => {}
+            (Kind::GlobalNetworkPolicy, _) if is_translated_name(&key.1) => {}
+            (Kind::ClusterNetworkPolicy | Kind::AdminNetworkPolicy | Kind::BaselineAdminNetworkPolicy, current) => {
+                self.cluster_policy_changed(kind, key, current);
+            }
             (Kind::NetworkPolicy, Some(Object::NetworkPolicy(policy))) => {
                 let (entry, problems) = network_policy_entry(policy, &self.tiers);
                 self.set_problems(Source::Object(kind, key.clone()), problems);
@@ -508,7 +526,7 @@ impl Engine {
         self.set_problems(Source::Object(kind, key.clone()), problems);
     }
 
-    fn set_problems(&mut self, source: Source, problems: Vec<ObjectProblem>) {
+    pub(super) fn set_problems(&mut self, source: Source, problems: Vec<ObjectProblem>) {
         let previous = self.problems.get(&source).map_or(&[][..], Vec::as_slice);
         if previous == problems.as_slice() {
             return;

@@ -7,6 +7,8 @@ use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock, IPPool,
     NetworkPolicy, NetworkSet, NodeNetworkStatus, Tier,
 };
+use gingham_crds::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
+use gingham_crds::netpolapi::v1alpha2::ClusterNetworkPolicy;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
@@ -42,6 +44,12 @@ pub enum Object {
     GlobalNetworkSet(GlobalNetworkSet),
     /// A Kubernetes NetworkPolicy.
     KubeNetworkPolicy(KubeNetworkPolicy),
+    /// A ClusterNetworkPolicy (policy.networking.k8s.io/v1alpha2).
+    ClusterNetworkPolicy(ClusterNetworkPolicy),
+    /// An AdminNetworkPolicy (policy.networking.k8s.io/v1alpha1).
+    AdminNetworkPolicy(AdminNetworkPolicy),
+    /// A BaselineAdminNetworkPolicy (policy.networking.k8s.io/v1alpha1).
+    BaselineAdminNetworkPolicy(BaselineAdminNetworkPolicy),
     /// A Node.
     Node(Node),
     /// A Pod.
@@ -83,6 +91,12 @@ pub enum Kind {
     GlobalNetworkSet,
     /// Kubernetes NetworkPolicy.
     KubeNetworkPolicy,
+    /// ClusterNetworkPolicy.
+    ClusterNetworkPolicy,
+    /// AdminNetworkPolicy.
+    AdminNetworkPolicy,
+    /// BaselineAdminNetworkPolicy.
+    BaselineAdminNetworkPolicy,
     /// Node.
     Node,
     /// Pod.
@@ -132,6 +146,9 @@ impl Object {
             Object::NetworkSet(_) => Kind::NetworkSet,
             Object::GlobalNetworkSet(_) => Kind::GlobalNetworkSet,
             Object::KubeNetworkPolicy(_) => Kind::KubeNetworkPolicy,
+            Object::ClusterNetworkPolicy(_) => Kind::ClusterNetworkPolicy,
+            Object::AdminNetworkPolicy(_) => Kind::AdminNetworkPolicy,
+            Object::BaselineAdminNetworkPolicy(_) => Kind::BaselineAdminNetworkPolicy,
             Object::Node(_) => Kind::Node,
             Object::Pod(_) => Kind::Pod,
             Object::Namespace(_) => Kind::Namespace,
@@ -156,6 +173,9 @@ impl Object {
             Object::NetworkSet(o) => key_of(o),
             Object::GlobalNetworkSet(o) => key_of(o),
             Object::KubeNetworkPolicy(o) => key_of(o),
+            Object::ClusterNetworkPolicy(o) => key_of(o),
+            Object::AdminNetworkPolicy(o) => key_of(o),
+            Object::BaselineAdminNetworkPolicy(o) => key_of(o),
             Object::Node(o) => key_of(o),
             Object::Pod(o) => key_of(o),
             Object::Namespace(o) => key_of(o),
@@ -183,6 +203,9 @@ pub fn objects(snapshot: ClusterSnapshot) -> impl Iterator<Item = Object> {
         .chain(s.network_sets.into_iter().map(Object::NetworkSet))
         .chain(s.global_network_sets.into_iter().map(Object::GlobalNetworkSet))
         .chain(s.kube_network_policies.into_iter().map(Object::KubeNetworkPolicy))
+        .chain(s.cluster_network_policies.into_iter().map(Object::ClusterNetworkPolicy))
+        .chain(s.admin_network_policies.into_iter().map(Object::AdminNetworkPolicy))
+        .chain(s.baseline_admin_network_policies.into_iter().map(Object::BaselineAdminNetworkPolicy))
         .chain(s.nodes.into_iter().map(Object::Node))
         .chain(s.pods.into_iter().map(Object::Pod))
         .chain(s.namespaces.into_iter().map(Object::Namespace))
@@ -283,6 +306,9 @@ impl Store {
                 Object::NetworkSet(o) => s.network_sets.push(o),
                 Object::GlobalNetworkSet(o) => s.global_network_sets.push(o),
                 Object::KubeNetworkPolicy(o) => s.kube_network_policies.push(o),
+                Object::ClusterNetworkPolicy(o) => s.cluster_network_policies.push(o),
+                Object::AdminNetworkPolicy(o) => s.admin_network_policies.push(o),
+                Object::BaselineAdminNetworkPolicy(o) => s.baseline_admin_network_policies.push(o),
                 Object::Node(o) => s.nodes.push(o),
                 Object::Pod(o) => s.pods.push(o),
                 Object::Namespace(o) => s.namespaces.push(o),

@@ -99,7 +99,7 @@ fn knp(i: u8, b: u8) -> KubeNetworkPolicy {
 /// One event from four small numbers: the kind, which object, and two knobs.
 fn event(op: u8, a: u8, b: u8, c: u8) -> Event {
     let upsert = |o: Object| Event::Upsert(o);
-    match op % 16 {
+    match op % 17 {
         0 => {
             let address =
                 if b.is_multiple_of(5) { String::new() } else { format!("192.168.{}.{}/24", a % 2, a % 4 + 1) };
@@ -262,8 +262,42 @@ fn event(op: u8, a: u8, b: u8, c: u8) -> Event {
             let data = BTreeMap::from([("pw".to_string(), ByteString(vec![b'a' + c % 3]))]);
             upsert(Object::Secret(Secret { metadata: meta(Some(ns), "bgp"), data: Some(data), ..Secret::default() }))
         }
+        14 => {
+            // Cluster policies with nodes peers: translated again when nodes change.
+            let nodes = json!({"nodes": {"matchLabels": {"zone": format!("z{}", c % 2)}}});
+            let all = json!({"namespaces": {}});
+            let spec = |extra: serde_json::Value| {
+                let mut spec = json!({"subject": {"namespaces": {"matchLabels": {"env": format!("e{}", b % 2)}}},
+                    "ingress": [{"action": "Deny", "from": [all]}], "egress": [{"action": "Deny", "to": [nodes, {"networks": ["10.9.0.0/16"]}]}]});
+                spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+                spec
+            };
+            let object = |name: String, spec: serde_json::Value| json!({"metadata": {"name": name}, "spec": spec});
+            upsert(match a % 3 {
+                0 => Object::ClusterNetworkPolicy(
+                    serde_json::from_value(object(
+                        format!("c{}", c % 2),
+                        spec(json!({"tier": (["Admin", "Baseline"][usize::from(b / 2 % 2)]), "priority": b % 4})),
+                    ))
+                    .unwrap(),
+                ),
+                1 => Object::AdminNetworkPolicy(
+                    serde_json::from_value(object(format!("a{}", c % 2), spec(json!({"priority": b % 4})))).unwrap(),
+                ),
+                _ => Object::BaselineAdminNetworkPolicy(
+                    serde_json::from_value(object(
+                        ["default", "other"][usize::from(c.is_multiple_of(5))].into(),
+                        spec(json!({})),
+                    ))
+                    .unwrap(),
+                ),
+            })
+        }
         _ => {
             let kinds = [
+                (Kind::ClusterNetworkPolicy, String::new(), format!("c{}", b % 2)),
+                (Kind::AdminNetworkPolicy, String::new(), format!("a{}", b % 2)),
+                (Kind::BaselineAdminNetworkPolicy, String::new(), "default".to_string()),
                 (Kind::Node, String::new(), format!("n{}", b % 4)),
                 (Kind::Pool, String::new(), format!("p{}", b % 3)),
                 (
@@ -308,6 +342,11 @@ fn write(mirror: &mut DesiredState, desired: &DesiredState, changes: &Changes) {
     sync(&mut mirror.blocks, &desired.blocks, &changes.blocks);
     sync(&mut mirror.pool_statuses, &desired.pool_statuses, &changes.pool_statuses);
     sync(&mut mirror.translated_policies, &desired.translated_policies, &changes.translated_policies);
+    sync(
+        &mut mirror.translated_global_policies,
+        &desired.translated_global_policies,
+        &changes.translated_global_policies,
+    );
     if changes.agent_daemon_set {
         mirror.agent_daemon_set.clone_from(&desired.agent_daemon_set);
     }

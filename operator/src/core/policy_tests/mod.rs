@@ -4,6 +4,7 @@
 
 mod accounts_services;
 mod calico_order;
+mod cluster_matrix;
 mod evaluator;
 mod knp_matrix;
 mod network_sets;

@@ -290,6 +290,9 @@ fn add(snapshot: &mut ClusterSnapshot, object: Object) {
         Object::ServiceAccount(o) => snapshot.service_accounts.push(o),
         Object::EndpointSlice(o) => snapshot.endpoint_slices.push(o),
         Object::KubeNetworkPolicy(o) => snapshot.kube_network_policies.push(o),
+        Object::ClusterNetworkPolicy(o) => snapshot.cluster_network_policies.push(o),
+        Object::AdminNetworkPolicy(o) => snapshot.admin_network_policies.push(o),
+        Object::BaselineAdminNetworkPolicy(o) => snapshot.baseline_admin_network_policies.push(o),
         Object::NodeStatus(node, status) => {
             snapshot.node_statuses.insert(node, status);
         }
@@ -319,6 +322,9 @@ fn object(manifest: Manifest) -> Option<Object> {
         // Service object is accepted (the lab writes one next to its slice) and not read.
         Manifest::Service(_) => return None,
         Manifest::KubeNetworkPolicy(o) => Object::KubeNetworkPolicy(*o),
+        Manifest::ClusterNetworkPolicy(o) => Object::ClusterNetworkPolicy(*o),
+        Manifest::AdminNetworkPolicy(o) => Object::AdminNetworkPolicy(*o),
+        Manifest::BaselineAdminNetworkPolicy(o) => Object::BaselineAdminNetworkPolicy(*o),
         Manifest::NodeNetwork(_) => return None,
     })
 }
@@ -355,9 +361,9 @@ fn parse(file: &Path, text: &str, area: Area, problems: &mut Vec<String>) -> Vec
                 }
             },
             Area::Blocks | Area::Policies => match Manifest::from_document(&document) {
-                Ok(manifest @ (Manifest::IPAMBlock(_) | Manifest::NetworkPolicy(_))) => {
-                    objects.extend(object(manifest))
-                }
+                Ok(
+                    manifest @ (Manifest::IPAMBlock(_) | Manifest::NetworkPolicy(_) | Manifest::GlobalNetworkPolicy(_)),
+                ) => objects.extend(object(manifest)),
                 Ok(other) => problem(format!("unexpected {} in a generated directory: ignored", other.kind())),
                 Err(e) => problem(e.to_string()),
             },

@@ -15,7 +15,9 @@ use serde::Serialize;
 use super::FileError;
 use crate::core::DesiredState;
 use crate::core::engine::Changes;
-use crate::datastore::objects::{ipam_block, node_network, pool_status, stamp_conditions, translated_policy};
+use crate::datastore::objects::{
+    ipam_block, node_network, pool_status, stamp_conditions, translated_global_policy, translated_policy,
+};
 use crate::datastore::{WriteOp, WriteSummary};
 
 /// What a write did: the counts, and the files it wrote or removed.
@@ -64,7 +66,7 @@ pub fn write_changes(root: &Path, desired: &DesiredState, changes: &Changes) -> 
     for name in &changes.blocks {
         write_block(root, name, desired.blocks.get(name), &mut written)?;
     }
-    if !changes.translated_policies.is_empty() {
+    if !changes.translated_policies.is_empty() || !changes.translated_global_policies.is_empty() {
         write_translated_policies(root, desired, &mut written)?;
     }
     let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -80,6 +82,7 @@ fn count_managed(desired: &DesiredState, summary: &mut WriteSummary) {
         ("NodeNetwork", desired.node_networks.len() as u64),
         ("IPAMBlock", desired.blocks.len() as u64),
         ("NetworkPolicy", desired.translated_policies.len() as u64),
+        ("GlobalNetworkPolicy", desired.translated_global_policies.len() as u64),
         ("IPPool", desired.pool_statuses.len() as u64),
     ]
     .into_iter()
@@ -124,6 +127,9 @@ fn write_pool_status(
     write_if_changed(&path, &pool_status(pool, &status), "IPPool", written)
 }
 
+/// The file name prefix of translated global policies, beside the `<namespace>.` of namespaced ones.
+const GLOBAL_FILE_PREFIX: &str = "global.";
+
 fn write_translated_policies(root: &Path, desired: &DesiredState, written: &mut Written) -> Result<(), FileError> {
     let mut names = BTreeSet::new();
     for (key, policy) in &desired.translated_policies {
@@ -131,6 +137,12 @@ fn write_translated_policies(root: &Path, desired: &DesiredState, written: &mut 
         let name = format!("{}.{}", key.0, object.metadata.name.as_deref().unwrap_or_default());
         write_if_changed(&object_path(root, NETWORK_POLICIES, &name), &object, "NetworkPolicy", written)?;
         names.insert(name);
+    }
+    for (name, policy) in &desired.translated_global_policies {
+        let object = translated_global_policy(name, policy);
+        let file = format!("{GLOBAL_FILE_PREFIX}{name}");
+        write_if_changed(&object_path(root, NETWORK_POLICIES, &file), &object, "GlobalNetworkPolicy", written)?;
+        names.insert(file);
     }
     remove_stale(root, NETWORK_POLICIES, &names, "NetworkPolicy", written)
 }

@@ -10,13 +10,20 @@ use super::watched::Rejected;
 use crate::core::ObjectProblem;
 use crate::datastore::objects::MANAGER;
 
-/// The apiVersion of a kind the operator reads.
-fn api_version(kind: &str) -> &'static str {
-    match kind {
-        "Node" | "Pod" | "Namespace" | "Secret" => "v1",
-        "DaemonSet" => "apps/v1",
+/// The apiVersion and kind of an object the operator reads, from the kind a problem names: a bare
+/// kind, or `Kind.group` for a kind that shares its name with a gingham one or comes from
+/// another group (`NetworkPolicy.networking.k8s.io`, `ClusterNetworkPolicy.policy.networking.k8s.io`).
+fn reference_of(kind: &str) -> (&'static str, &str) {
+    let (kind, group) = kind.split_once('.').unwrap_or((kind, ""));
+    let api_version = match (kind, group) {
+        ("Node" | "Pod" | "Namespace" | "Secret", _) => "v1",
+        ("DaemonSet", _) => "apps/v1",
+        ("NetworkPolicy", "networking.k8s.io") => "networking.k8s.io/v1",
+        ("ClusterNetworkPolicy", _) => "policy.networking.k8s.io/v1alpha2",
+        ("AdminNetworkPolicy" | "BaselineAdminNetworkPolicy", _) => "policy.networking.k8s.io/v1alpha1",
         _ => gingham_crds::api::API_VERSION,
-    }
+    };
+    (api_version, kind)
 }
 
 /// Publishes Warning events, remembering what it published so that each problem is told once.
@@ -48,9 +55,10 @@ impl Events {
                 continue;
             }
             let (kind, namespace, name, reason, message) = &item;
+            let (api_version, bare_kind) = reference_of(kind);
             let reference = ObjectReference {
-                api_version: Some(api_version(kind).into()),
-                kind: Some(kind.clone()),
+                api_version: Some(api_version.into()),
+                kind: Some(bare_kind.into()),
                 namespace: namespace.clone(),
                 name: Some(name.clone()),
                 ..ObjectReference::default()
@@ -67,5 +75,28 @@ impl Events {
             }
         }
         self.published = current;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reference_of;
+
+    #[test]
+    fn problems_point_at_the_object_in_its_own_group() {
+        let cases = [
+            ("Pod", ("v1", "Pod")),
+            ("IPPool", ("gingham.dev/v1", "IPPool")),
+            ("NetworkPolicy", ("gingham.dev/v1", "NetworkPolicy")),
+            ("NetworkPolicy.networking.k8s.io", ("networking.k8s.io/v1", "NetworkPolicy")),
+            (
+                "ClusterNetworkPolicy.policy.networking.k8s.io",
+                ("policy.networking.k8s.io/v1alpha2", "ClusterNetworkPolicy"),
+            ),
+            ("BaselineAdminNetworkPolicy", ("policy.networking.k8s.io/v1alpha1", "BaselineAdminNetworkPolicy")),
+        ];
+        for (kind, expected) in cases {
+            assert_eq!(reference_of(kind), expected, "{kind}");
+        }
     }
 }

@@ -160,6 +160,7 @@ impl Datastore for KubeDatastore {
             ("NodeNetwork", desired.node_networks.len() as u64),
             ("IPAMBlock", desired.blocks.len() as u64),
             ("NetworkPolicy", desired.translated_policies.len() as u64),
+            ("GlobalNetworkPolicy", desired.translated_global_policies.len() as u64),
             ("DaemonSet", u64::from(desired.agent_daemon_set.is_some())),
         ]
         .into_iter()

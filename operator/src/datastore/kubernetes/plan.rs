@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use gingham_crds::api::common::conditions_equivalent;
-use gingham_crds::api::{IPAMBlock, IPPool, IPPoolStatus, NetworkPolicy, NodeNetwork};
+use gingham_crds::api::{GlobalNetworkPolicy, IPAMBlock, IPPool, IPPoolStatus, NetworkPolicy, NodeNetwork};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::core::ApiResource;
@@ -14,7 +14,8 @@ use serde_json::Value;
 use crate::core::DesiredState;
 use crate::core::engine::Changes;
 use crate::datastore::objects::{
-    ipam_block, is_managed, managed_labels, node_network, pool_status, stamp_conditions, translated_policy,
+    ipam_block, is_managed, managed_labels, node_network, pool_status, stamp_conditions, translated_global_policy,
+    translated_policy,
 };
 
 /// The annotation holding a hash of the DaemonSet the operator last applied (the API server
@@ -30,6 +31,8 @@ pub struct Observed {
     pub blocks: BTreeMap<String, IPAMBlock>,
     /// gingham NetworkPolicies by (namespace, name).
     pub policies: BTreeMap<(String, String), NetworkPolicy>,
+    /// GlobalNetworkPolicies with translation names (see `core::cluster_policy`), by name.
+    pub global_policies: BTreeMap<String, GlobalNetworkPolicy>,
     /// IPPools by name (for their status).
     pub pools: BTreeMap<String, IPPool>,
     /// The agent DaemonSets in the operator's namespace, by name.
@@ -168,6 +171,18 @@ pub fn plan(desired: &DesiredState, observed: &Observed, changes: Option<&Change
         }
         wanted_policies.insert((key.0.clone(), name));
     }
+    let global_changed = |name: &String| changes.is_none_or(|c| c.translated_global_policies.contains(name));
+    for (name, policy) in desired.translated_global_policies.iter().filter(|(name, _)| global_changed(name)) {
+        let object = translated_global_policy(name, policy);
+        if observed.global_policies.get(name).is_none_or(|c| {
+            c.spec != object.spec
+                || c.metadata.owner_references != object.metadata.owner_references
+                || !is_managed(c.metadata.labels.as_ref())
+        }) {
+            let body = serde_json::to_value(&object);
+            writes.extend(apply(target::<GlobalNetworkPolicy>("GlobalNetworkPolicy", None, name), body));
+        }
+    }
     for (name, status) in desired.pool_statuses.iter().filter(|(n, _)| wanted(changes.map(|c| &c.pool_statuses), n)) {
         let Some(pool) = observed.pools.get(name) else { continue };
         let status = stamp_conditions(status, pool.status.as_ref(), now);
@@ -211,6 +226,11 @@ pub fn plan(desired: &DesiredState, observed: &Observed, changes: Option<&Change
         let key = (namespace.clone(), name.clone());
         if !wanted_policies.contains(&key) && is_managed(current.metadata.labels.as_ref()) {
             writes.push(delete(target::<NetworkPolicy>("NetworkPolicy", Some(namespace), name)));
+        }
+    }
+    for (name, current) in &observed.global_policies {
+        if !desired.translated_global_policies.contains_key(name) && is_managed(current.metadata.labels.as_ref()) {
+            writes.push(delete(target::<GlobalNetworkPolicy>("GlobalNetworkPolicy", None, name)));
         }
     }
     for (name, current) in &observed.daemon_sets {

@@ -10,10 +10,13 @@ use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock, IPPool,
     NetworkPolicy, NetworkSet, NodeNetwork, Tier,
 };
+use gingham_crds::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
+use gingham_crds::netpolapi::v1alpha2::ClusterNetworkPolicy;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
+use kube::api::ListParams;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -24,10 +27,34 @@ use super::KubeError;
 use super::plan::Observed;
 use super::watched::{Message, Rejected, Watched, judge, messages};
 use crate::core::ClusterSnapshot;
+use crate::core::cluster_policy::is_translated_name;
 use crate::core::engine::Changes;
 use crate::datastore::objects::{MANAGED_BY_LABEL, MANAGER, translated_policy_name};
 
 type Guarded<K> = Store<DeserializeGuard<K>>;
+
+/// How often a kind the API server does not serve is looked for again.
+const ABSENT_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The cache of a kind whose CRD another project publishes (the network-policy-api kinds): the
+/// cluster may not serve it. While the API server answers 404 the kind counts as ready and empty,
+/// and is looked for again every minute; once served, it is watched like any other kind.
+#[derive(Clone)]
+struct Optional<K: Watched> {
+    store: Guarded<K>,
+    absent: tokio::sync::watch::Receiver<bool>,
+}
+
+impl<K: Watched> Optional<K> {
+    async fn wait_until_ready(&self) -> Result<(), KubeError> {
+        let mut absent = self.absent.clone();
+        // Once the kind is found served, the sender is gone and only the store's readiness counts.
+        tokio::select! {
+            ready = self.store.wait_until_ready() => ready.map_err(|_| KubeError::WatchStopped),
+            Ok(_) = absent.wait_for(|absent| *absent) => Ok(()),
+        }
+    }
+}
 
 /// The local caches of every watched kind.
 #[derive(Clone)]
@@ -42,6 +69,9 @@ pub struct Stores {
     network_sets: Guarded<NetworkSet>,
     global_network_sets: Guarded<GlobalNetworkSet>,
     kube_network_policies: Guarded<KubeNetworkPolicy>,
+    cluster_network_policies: Optional<ClusterNetworkPolicy>,
+    admin_network_policies: Optional<AdminNetworkPolicy>,
+    baseline_admin_network_policies: Optional<BaselineAdminNetworkPolicy>,
     nodes: Guarded<Node>,
     pods: Guarded<Pod>,
     namespaces: Guarded<Namespace>,
@@ -58,10 +88,43 @@ fn watch<K: Watched>(
     config: watcher::Config,
     sender: &UnboundedSender<Message>,
 ) -> Guarded<K> {
+    watch_when(api, config, sender, None)
+}
+
+/// Watches a kind the cluster may not serve (see [`Optional`]).
+fn watch_optional<K: Watched>(client: &Client, sender: &UnboundedSender<Message>) -> Optional<K> {
+    let (absent_sender, absent) = tokio::sync::watch::channel(false);
+    let store = watch_when(Api::all(client.clone()), watcher::Config::default(), sender, Some(absent_sender));
+    Optional { store, absent }
+}
+
+/// Starts the watch; with `absent`, first waits until the API server serves the kind, saying so
+/// on `absent` meanwhile.
+fn watch_when<K: Watched>(
+    api: Api<DeserializeGuard<K>>,
+    config: watcher::Config,
+    sender: &UnboundedSender<Message>,
+    absent: Option<tokio::sync::watch::Sender<bool>>,
+) -> Guarded<K> {
     let (reader, writer) = reflector::store();
     let sender = sender.clone();
     tokio::spawn(async move {
         let kind = K::kind(&()).to_string();
+        if let Some(absent) = absent {
+            loop {
+                match api.list(&ListParams::default().limit(1)).await {
+                    Ok(_) => break,
+                    Err(kube::Error::Api(status)) if status.is_not_found() => {
+                        if !*absent.borrow() {
+                            tracing::info!(kind, "the API server does not serve this kind; looking again every minute");
+                        }
+                        absent.send_replace(true);
+                    }
+                    Err(error) => tracing::warn!(kind, %error, "cannot list; retrying"),
+                }
+                tokio::time::sleep(ABSENT_RECHECK).await;
+            }
+        }
         let mut events = std::pin::pin!(watcher(api, config).default_backoff().reflect(writer));
         while let Some(event) = events.next().await {
             match event {
@@ -95,6 +158,9 @@ impl Stores {
             network_sets: watch(Api::all(client.clone()), all.clone(), sender),
             global_network_sets: watch(Api::all(client.clone()), all.clone(), sender),
             kube_network_policies: watch(Api::all(client.clone()), all.clone(), sender),
+            cluster_network_policies: watch_optional(client, sender),
+            admin_network_policies: watch_optional(client, sender),
+            baseline_admin_network_policies: watch_optional(client, sender),
             nodes: watch(Api::all(client.clone()), all.clone(), sender),
             pods: watch(Api::all(client.clone()), all.clone(), sender),
             namespaces: watch(Api::all(client.clone()), all.clone(), sender),
@@ -120,6 +186,9 @@ impl Stores {
         self.network_sets.wait_until_ready().await.map_err(stopped)?;
         self.global_network_sets.wait_until_ready().await.map_err(stopped)?;
         self.kube_network_policies.wait_until_ready().await.map_err(stopped)?;
+        self.cluster_network_policies.wait_until_ready().await?;
+        self.admin_network_policies.wait_until_ready().await?;
+        self.baseline_admin_network_policies.wait_until_ready().await?;
         self.nodes.wait_until_ready().await.map_err(stopped)?;
         self.pods.wait_until_ready().await.map_err(stopped)?;
         self.namespaces.wait_until_ready().await.map_err(stopped)?;
@@ -147,6 +216,9 @@ impl Stores {
             network_sets: valid(&self.network_sets, &mut rejected),
             global_network_sets: valid(&self.global_network_sets, &mut rejected),
             kube_network_policies: valid(&self.kube_network_policies, &mut rejected),
+            cluster_network_policies: valid(&self.cluster_network_policies.store, &mut rejected),
+            admin_network_policies: valid(&self.admin_network_policies.store, &mut rejected),
+            baseline_admin_network_policies: valid(&self.baseline_admin_network_policies.store, &mut rejected),
             nodes: valid(&self.nodes, &mut rejected),
             pods: valid(&self.pods, &mut rejected),
             namespaces: valid(&self.namespaces, &mut rejected),
@@ -174,6 +246,12 @@ impl Stores {
                     .into_iter()
                     .map(|o| ((o.namespace().unwrap_or_default(), o.name_any()), o))
                     .collect(),
+                global_policies: by_name(
+                    valid(&self.global_network_policies, &mut ignored)
+                        .into_iter()
+                        .filter(|o| is_translated_name(&o.name_any()))
+                        .collect(),
+                ),
                 pools: by_name(valid(&self.pools, &mut ignored)),
                 daemon_sets: by_name(valid(&self.daemon_sets, &mut ignored)),
             };
@@ -192,6 +270,10 @@ impl Stores {
                 .into_iter()
                 .map(|o| ((o.namespace().unwrap_or_default(), o.name_any()), o))
                 .collect(),
+            global_policies: by_name(pick(
+                &self.global_network_policies,
+                &cluster(&changes.translated_global_policies),
+            )),
             pools: by_name(pick(&self.pools, &cluster(&changes.pool_statuses))),
             daemon_sets: if changes.agent_daemon_set {
                 by_name(valid(&self.daemon_sets, &mut Vec::new()))

@@ -8,6 +8,8 @@ use gingham_crds::api::{
     NetworkPolicy, NetworkSet, NodeNetwork, Tier,
 };
 use gingham_crds::manifest::Manifest;
+use gingham_crds::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
+use gingham_crds::netpolapi::v1alpha2::ClusterNetworkPolicy;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -116,6 +118,9 @@ watched!(GlobalNetworkSet, GlobalNetworkSet, GlobalNetworkSet, |o| messages_of(
     Manifest::GlobalNetworkSet(o.clone()).validate()
 ));
 watched!(KubeNetworkPolicy, KubeNetworkPolicy, KubeNetworkPolicy);
+watched!(ClusterNetworkPolicy, ClusterNetworkPolicy, ClusterNetworkPolicy);
+watched!(AdminNetworkPolicy, AdminNetworkPolicy, AdminNetworkPolicy);
+watched!(BaselineAdminNetworkPolicy, BaselineAdminNetworkPolicy, BaselineAdminNetworkPolicy);
 watched!(Node, Node, Node);
 watched!(Pod, Pod, Pod);
 watched!(Namespace, Namespace, Namespace);
