@@ -5,8 +5,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use crate::api::{
-    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy, NodeNetwork,
-    Tier,
+    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, HostEndpoint, IPAMBlock, IPPool, NetworkPolicy,
+    NodeNetwork, Tier,
 };
 
 /// The header written at the top of every generated file.
@@ -22,6 +22,7 @@ pub fn all_crds() -> Vec<(String, CustomResourceDefinition)> {
         NetworkPolicy::crd(),
         GlobalNetworkPolicy::crd(),
         Tier::crd(),
+        HostEndpoint::crd(),
         NodeNetwork::crd(),
         IPAMBlock::crd(),
     ]

@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 
 use crate::api::{
     API_VERSION, BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy,
-    NodeNetwork, Tier,
+    HostEndpoint, NodeNetwork, Tier,
 };
 use crate::validate::{self, FieldError};
 
@@ -247,6 +247,8 @@ pub enum Manifest {
     GlobalNetworkPolicy(GlobalNetworkPolicy),
     /// gingham.dev/v1 Tier.
     Tier(Tier),
+    /// gingham.dev/v1 HostEndpoint.
+    HostEndpoint(HostEndpoint),
     /// gingham.dev/v1 NodeNetwork.
     NodeNetwork(NodeNetwork),
     /// gingham.dev/v1 IPAMBlock.
@@ -281,6 +283,7 @@ impl Manifest {
             (API_VERSION, "NetworkPolicy") => Self::NetworkPolicy(typed(value, line, &kind)?),
             (API_VERSION, "GlobalNetworkPolicy") => Self::GlobalNetworkPolicy(typed(value, line, &kind)?),
             (API_VERSION, "Tier") => Self::Tier(typed(value, line, &kind)?),
+            (API_VERSION, "HostEndpoint") => Self::HostEndpoint(typed(value, line, &kind)?),
             (API_VERSION, "NodeNetwork") => Self::NodeNetwork(typed(value, line, &kind)?),
             (API_VERSION, "IPAMBlock") => Self::IPAMBlock(typed(value, line, &kind)?),
             ("v1", "Node") => Self::Node(Box::new(typed(value, line, &kind)?)),
@@ -317,6 +320,7 @@ impl Manifest {
             Self::NetworkPolicy(o) => serde_json::to_value(o),
             Self::GlobalNetworkPolicy(o) => serde_json::to_value(o),
             Self::Tier(o) => serde_json::to_value(o),
+            Self::HostEndpoint(o) => serde_json::to_value(o),
             Self::NodeNetwork(o) => serde_json::to_value(o),
             Self::IPAMBlock(o) => serde_json::to_value(o),
             Self::Node(o) => serde_json::to_value(o),
@@ -337,6 +341,7 @@ impl Manifest {
             Self::NetworkPolicy(_) | Self::KubeNetworkPolicy(_) => "NetworkPolicy",
             Self::GlobalNetworkPolicy(_) => "GlobalNetworkPolicy",
             Self::Tier(_) => "Tier",
+            Self::HostEndpoint(_) => "HostEndpoint",
             Self::NodeNetwork(_) => "NodeNetwork",
             Self::IPAMBlock(_) => "IPAMBlock",
             Self::Node(_) => "Node",
@@ -362,6 +367,7 @@ impl Manifest {
                 validate::validate_global_network_policy(&policy.spec),
             ),
             Self::Tier(tier) => validate::validate_tier(tier),
+            Self::HostEndpoint(endpoint) => validate::validate_host_endpoint(endpoint),
             Self::NodeNetwork(network) => validate::validate_node_network(&network.spec),
             Self::IPAMBlock(block) => validate_applied_block(&block.spec),
             Self::Node(_) | Self::Pod(_) | Self::Namespace(_) | Self::Secret(_) | Self::KubeNetworkPolicy(_) => Ok(()),

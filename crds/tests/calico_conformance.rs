@@ -137,6 +137,10 @@ const EXPECTED_REASONS: &[(&str, &str)] = &[
     ("ipv6-ippool-03", "spec.blockSize: must be less than or equal to 128"),
     ("ipv6-ippool-04", "blockSize must be between 20 and 32 for IPv4 pools and between 116 and 128 for IPv6"),
     ("ipv6-policy-01", "source.nets[0]: 10.0.0.0/8 is not an IPv6 network"),
+    ("hep-01", "at least one of interfaceName and expectedIPs must be set"),
+    ("hep-02", "* stands alone for all interfaces"),
+    ("hep-03", "spec.expectedIPs[0]"),
+    ("hep-04", "TCP, UDP or SCTP"),
 ];
 
 #[test]

@@ -6,6 +6,7 @@
 mod bgp;
 pub mod bird;
 mod felix;
+mod hostendpoint;
 mod ippool;
 mod nodenetwork;
 mod policy;
@@ -20,6 +21,7 @@ use crate::selector::Selector;
 
 pub use bgp::{validate_bgp_configuration, validate_bgp_peer};
 pub use felix::validate_felix_configuration;
+pub use hostendpoint::validate_host_endpoint;
 pub use ippool::{PoolOverlap, find_pool_overlaps, validate_ippool};
 pub use nodenetwork::{
     is_set_name, node_network_value_errors, set_member, span_value_errors, validate_bgp_session, validate_ipam_block,
