@@ -9,6 +9,7 @@ pub mod daemonset;
 pub mod engine;
 pub mod facts;
 pub mod felix;
+pub mod hosts;
 pub mod ipam;
 pub mod pod_pools;
 pub mod pools;
@@ -27,7 +28,7 @@ use std::collections::BTreeMap;
 use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPAMBlockSpec, IPPool, IPPoolStatus,
-    NetworkPolicy, NodeNetworkSpec, NodeNetworkStatus, Tier,
+    HostEndpoint, NetworkPolicy, NodeNetworkSpec, NodeNetworkStatus, Tier,
 };
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
@@ -50,6 +51,8 @@ pub struct ClusterSnapshot {
     pub global_network_policies: Vec<GlobalNetworkPolicy>,
     /// Policy tiers (the built-in ones exist without an object).
     pub tiers: Vec<Tier>,
+    /// Host endpoints (the automatic ones exist without an object).
+    pub host_endpoints: Vec<HostEndpoint>,
     /// Kubernetes NetworkPolicies, to translate.
     pub kube_network_policies: Vec<KubeNetworkPolicy>,
     /// Nodes.

@@ -84,6 +84,7 @@ struct Work {
     bgp: bool,
     statuses: bool,
     felix: bool,
+    hosts: bool,
 }
 
 /// The incremental engine. See the module documentation.
@@ -144,7 +145,7 @@ impl Engine {
         // No span exists yet: each is built once, whole, when its node's routing is first worked
         // out, so what the batch marked dirty needs no second rebuild.
         engine.index.take_dirty();
-        let all = Work { pools: true, nodes: true, ipam: true, bgp: true, statuses: true, felix: true };
+        let all = Work { pools: true, nodes: true, ipam: true, bgp: true, statuses: true, felix: true, hosts: true };
         engine.run(all);
         engine
     }
@@ -195,6 +196,7 @@ impl Engine {
                 self.policy_object_changed(kind, &key, current.as_ref());
             }
             Kind::Tier => self.tiers_changed(),
+            Kind::HostEndpoint => work.hosts = true,
         }
         self.run(work);
     }

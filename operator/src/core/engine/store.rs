@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy,
-    NodeNetworkStatus, Tier,
+    HostEndpoint, NodeNetworkStatus, Tier,
 };
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy as KubeNetworkPolicy;
@@ -35,6 +35,8 @@ pub enum Object {
     GlobalNetworkPolicy(GlobalNetworkPolicy),
     /// A policy Tier.
     Tier(Tier),
+    /// A HostEndpoint.
+    HostEndpoint(HostEndpoint),
     /// A Kubernetes NetworkPolicy.
     KubeNetworkPolicy(KubeNetworkPolicy),
     /// A Node.
@@ -68,6 +70,8 @@ pub enum Kind {
     GlobalNetworkPolicy,
     /// Tier.
     Tier,
+    /// HostEndpoint.
+    HostEndpoint,
     /// Kubernetes NetworkPolicy.
     KubeNetworkPolicy,
     /// Node.
@@ -112,6 +116,7 @@ impl Object {
             Object::NetworkPolicy(_) => Kind::NetworkPolicy,
             Object::GlobalNetworkPolicy(_) => Kind::GlobalNetworkPolicy,
             Object::Tier(_) => Kind::Tier,
+            Object::HostEndpoint(_) => Kind::HostEndpoint,
             Object::KubeNetworkPolicy(_) => Kind::KubeNetworkPolicy,
             Object::Node(_) => Kind::Node,
             Object::Pod(_) => Kind::Pod,
@@ -132,6 +137,7 @@ impl Object {
             Object::NetworkPolicy(o) => key_of(o),
             Object::GlobalNetworkPolicy(o) => key_of(o),
             Object::Tier(o) => key_of(o),
+            Object::HostEndpoint(o) => key_of(o),
             Object::KubeNetworkPolicy(o) => key_of(o),
             Object::Node(o) => key_of(o),
             Object::Pod(o) => key_of(o),
@@ -155,6 +161,7 @@ pub fn objects(snapshot: ClusterSnapshot) -> impl Iterator<Item = Object> {
         .chain(s.network_policies.into_iter().map(Object::NetworkPolicy))
         .chain(s.global_network_policies.into_iter().map(Object::GlobalNetworkPolicy))
         .chain(s.tiers.into_iter().map(Object::Tier))
+        .chain(s.host_endpoints.into_iter().map(Object::HostEndpoint))
         .chain(s.kube_network_policies.into_iter().map(Object::KubeNetworkPolicy))
         .chain(s.nodes.into_iter().map(Object::Node))
         .chain(s.pods.into_iter().map(Object::Pod))
@@ -241,6 +248,7 @@ impl Store {
                 Object::NetworkPolicy(o) => s.network_policies.push(o),
                 Object::GlobalNetworkPolicy(o) => s.global_network_policies.push(o),
                 Object::Tier(o) => s.tiers.push(o),
+                Object::HostEndpoint(o) => s.host_endpoints.push(o),
                 Object::KubeNetworkPolicy(o) => s.kube_network_policies.push(o),
                 Object::Node(o) => s.nodes.push(o),
                 Object::Pod(o) => s.pods.push(o),
@@ -272,6 +280,7 @@ macro_rules! typed {
 
 typed!(pools, Pool, IPPool, Pool);
 typed!(tiers, Tier, Tier, Tier);
+typed!(host_endpoints, HostEndpoint, HostEndpoint, HostEndpoint);
 typed!(bgp_peers, BgpPeer, BGPPeer, BgpPeer);
 typed!(felix_configurations, FelixConfiguration, FelixConfiguration, FelixConfiguration);
 typed!(secrets, Secret, Secret, Secret);

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy, NodeNetwork,
-    Tier,
+    HostEndpoint, Tier,
 };
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
@@ -38,6 +38,7 @@ pub struct Stores {
     network_policies: Guarded<NetworkPolicy>,
     global_network_policies: Guarded<GlobalNetworkPolicy>,
     tiers: Guarded<Tier>,
+    host_endpoints: Guarded<HostEndpoint>,
     kube_network_policies: Guarded<KubeNetworkPolicy>,
     nodes: Guarded<Node>,
     pods: Guarded<Pod>,
@@ -87,6 +88,7 @@ impl Stores {
             network_policies: watch(Api::all(client.clone()), all.clone(), sender),
             global_network_policies: watch(Api::all(client.clone()), all.clone(), sender),
             tiers: watch(Api::all(client.clone()), all.clone(), sender),
+            host_endpoints: watch(Api::all(client.clone()), all.clone(), sender),
             kube_network_policies: watch(Api::all(client.clone()), all.clone(), sender),
             nodes: watch(Api::all(client.clone()), all.clone(), sender),
             pods: watch(Api::all(client.clone()), all.clone(), sender),
@@ -108,6 +110,7 @@ impl Stores {
         self.network_policies.wait_until_ready().await.map_err(stopped)?;
         self.global_network_policies.wait_until_ready().await.map_err(stopped)?;
         self.tiers.wait_until_ready().await.map_err(stopped)?;
+        self.host_endpoints.wait_until_ready().await.map_err(stopped)?;
         self.kube_network_policies.wait_until_ready().await.map_err(stopped)?;
         self.nodes.wait_until_ready().await.map_err(stopped)?;
         self.pods.wait_until_ready().await.map_err(stopped)?;
@@ -131,6 +134,7 @@ impl Stores {
             network_policies: valid(&self.network_policies, &mut rejected),
             global_network_policies: valid(&self.global_network_policies, &mut rejected),
             tiers: valid(&self.tiers, &mut rejected),
+            host_endpoints: valid(&self.host_endpoints, &mut rejected),
             kube_network_policies: valid(&self.kube_network_policies, &mut rejected),
             nodes: valid(&self.nodes, &mut rejected),
             pods: valid(&self.pods, &mut rejected),

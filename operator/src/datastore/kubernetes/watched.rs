@@ -5,7 +5,7 @@ use std::fmt::Debug;
 
 use gingham_crds::api::{
     BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy, NodeNetwork,
-    Tier,
+    HostEndpoint, Tier,
 };
 use gingham_crds::manifest::Manifest;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -110,6 +110,7 @@ watched!(GlobalNetworkPolicy, GlobalNetworkPolicy, GlobalNetworkPolicy, |o| mess
     Manifest::GlobalNetworkPolicy(o.clone()).validate()
 ));
 watched!(Tier, Tier, Tier, |o| messages_of(Manifest::Tier(o.clone()).validate()));
+watched!(HostEndpoint, HostEndpoint, HostEndpoint, |o| messages_of(Manifest::HostEndpoint(o.clone()).validate()));
 watched!(KubeNetworkPolicy, KubeNetworkPolicy, KubeNetworkPolicy);
 watched!(Node, Node, Node);
 watched!(Pod, Pod, Pod);
