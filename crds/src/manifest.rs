@@ -13,8 +13,8 @@ use serde_json::Value;
 use serde_saphyr::Spanned;
 
 use crate::api::{
-    API_VERSION, BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy,
-    HostEndpoint, NodeNetwork, Tier,
+    API_VERSION, BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, HostEndpoint, IPAMBlock, IPPool,
+    NetworkPolicy, NodeNetwork, Tier,
 };
 use crate::validate::{self, FieldError};
 

@@ -9,7 +9,9 @@ mod kernel_support;
 
 use gingham_crds::api::felix::ProtoPort;
 use gingham_crds::api::hostpolicy::HostEndpointPolicy;
-use gingham_crds::api::nodenetwork::{CompiledMatch, CompiledPolicy, CompiledRule, NodeNetworkSpec, PoolRouting, PortRange, TierPolicies};
+use gingham_crds::api::nodenetwork::{
+    CompiledMatch, CompiledPolicy, CompiledRule, NodeNetworkSpec, PoolRouting, PortRange, TierPolicies,
+};
 use gingham_crds::api::policy::Action;
 use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::tier::TierDefaultAction;
@@ -29,7 +31,11 @@ fn rule(action: Action, port: Option<(bool, u16)>) -> CompiledRule {
     rule
 }
 
-fn policy(name: &str, ingress: Vec<CompiledRule>, egress: Vec<CompiledRule>) -> gingham_crds::api::Shared<CompiledPolicy> {
+fn policy(
+    name: &str,
+    ingress: Vec<CompiledRule>,
+    egress: Vec<CompiledRule>,
+) -> gingham_crds::api::Shared<CompiledPolicy> {
     CompiledPolicy { name: name.into(), ingress, egress }.into()
 }
 
@@ -60,7 +66,10 @@ fn hep_node() -> Node {
                 vec![rule(Action::Allow, Some((false, 7070)))],
             ),
         ],
-        endpoints: vec![gingham_crds::api::nodenetwork::EndpointPolicy { name: "default/pod".into(), ..Default::default() }],
+        endpoints: vec![gingham_crds::api::nodenetwork::EndpointPolicy {
+            name: "default/pod".into(),
+            ..Default::default()
+        }],
         host_endpoints: vec![HostEndpointPolicy {
             name: "node-a-eth0".into(),
             interface_name: Some("eth0".into()),

@@ -42,7 +42,7 @@ pub struct NodeSpan {
 impl NodeSpan {
     /// The span as the stream's items for `node`: each policy and set under its own name (shared
     /// with every node that uses it; cloning one clones a pointer), the peers and endpoints under
-    /// the node's name.
+    /// the node's name, and its host endpoints (when it has any) under the node's name.
     pub fn items(&self, node: &str) -> Vec<(ItemKey, SpanItem)> {
         let mut items = Vec::with_capacity(self.policies.len() + self.ip_sets.len() + 3);
         for compiled in &self.policies {
@@ -53,10 +53,13 @@ impl NodeSpan {
         }
         items.push((ItemKey::new(ItemKind::BgpPeers, node), SpanItem::BgpPeers(self.bgp_peers.clone())));
         items.push((ItemKey::new(ItemKind::Endpoints, node), SpanItem::Endpoints(self.endpoints.clone())));
-        items.push((
-            ItemKey::new(ItemKind::HostEndpoints, node),
-            SpanItem::HostEndpoints(self.host_endpoints.clone()),
-        ));
+        // Only when the node has host endpoints: an agent that predates them keeps working.
+        if !self.host_endpoints.is_empty() {
+            items.push((
+                ItemKey::new(ItemKind::HostEndpoints, node),
+                SpanItem::HostEndpoints(self.host_endpoints.clone()),
+            ));
+        }
         items
     }
 

@@ -114,14 +114,18 @@ mod tests {
             (base(), vec!["spec.interfaceName"]),
             (HostEndpointSpec { interface_name: Some(String::new()), ..base() }, vec!["spec.interfaceName"]),
             (HostEndpointSpec { interface_name: Some("eth*".into()), ..base() }, vec!["spec.interfaceName"]),
-            (HostEndpointSpec { interface_name: Some("a-very-long-interface".into()), ..base() }, vec![
-                "spec.interfaceName",
-            ]),
+            (
+                HostEndpointSpec { interface_name: Some("a-very-long-interface".into()), ..base() },
+                vec!["spec.interfaceName"],
+            ),
             (
                 HostEndpointSpec { node: String::new(), interface_name: Some("eth0".into()), ..base() },
                 vec!["spec.node"],
             ),
-            (HostEndpointSpec { expected_ips: Some(vec!["10.0.0.0/24".into()]), ..base() }, vec!["spec.expectedIPs[0]"]),
+            (
+                HostEndpointSpec { expected_ips: Some(vec!["10.0.0.0/24".into()]), ..base() },
+                vec!["spec.expectedIPs[0]"],
+            ),
             (
                 HostEndpointSpec {
                     interface_name: Some("eth0".into()),

@@ -17,10 +17,10 @@ use std::net::IpAddr;
 
 use gingham_crds::api::common::EncapsulationMode;
 use gingham_crds::api::felix::Failsafe;
+use gingham_crds::api::hostpolicy::HostEndpointPolicy;
 use gingham_crds::api::nodenetwork::{
     CompiledMatch, CompiledPolicy, EndpointPolicy, EndpointToHostAction, IpSet, IpSetKind, NodeNetworkSpec,
 };
-use gingham_crds::api::hostpolicy::HostEndpointPolicy;
 use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::{IPAMBlockSpec, IpFamily, IpProtocol, IpSetMember, Mac, Shared};
 use gingham_crds::validate::{

@@ -114,13 +114,16 @@ mod tests {
     #[test]
     fn the_automatic_endpoint_is_all_interfaces_with_the_nodes_labels_and_default_allow() {
         let endpoints = node_host_endpoints(&node(), &[], true);
-        assert_eq!(endpoints, [HostEndpointFacts {
-            name: "node-a-auto-hep".into(),
-            interface_name: Some("*".into()),
-            expected_ips: vec!["10.0.0.1".parse().unwrap()],
-            labels: node().labels,
-            default_allow: true,
-        }]);
+        assert_eq!(
+            endpoints,
+            [HostEndpointFacts {
+                name: "node-a-auto-hep".into(),
+                interface_name: Some("*".into()),
+                expected_ips: vec!["10.0.0.1".parse().unwrap()],
+                labels: node().labels,
+                default_allow: true,
+            }]
+        );
         assert!(node_host_endpoints(&node(), &[], false).is_empty());
         let felix = FelixConfigurationSpec { host_endpoint_auto_create: Some("Enabled".into()), ..Default::default() };
         assert!(auto_create(&felix) && !auto_create(&FelixConfigurationSpec::default()));

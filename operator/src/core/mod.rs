@@ -27,8 +27,8 @@ use std::collections::BTreeMap;
 
 use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::{
-    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPAMBlockSpec, IPPool, IPPoolStatus,
-    HostEndpoint, NetworkPolicy, NodeNetworkSpec, NodeNetworkStatus, Tier,
+    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, HostEndpoint, IPAMBlock, IPAMBlockSpec, IPPool,
+    IPPoolStatus, NetworkPolicy, NodeNetworkSpec, NodeNetworkStatus, Tier,
 };
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};

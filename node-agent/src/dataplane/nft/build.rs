@@ -29,12 +29,12 @@ use ipnet::IpNet;
 use tracing::warn;
 
 use super::elements;
+use super::hosts::host_rules;
 use super::model::{
     AddressSet, Chain, Hook, Interface, Match, Rule, Ruleset, Set, SetType, Side, Statement, Verdict, VerdictMap,
     stable_hash,
 };
 use super::policy::{SetIndex, policy_rules, set_name};
-use super::hosts::host_rules;
 use super::render::{FINGERPRINT_PREFIX, fingerprint};
 use crate::dataplane::NodeView;
 use crate::dataplane::plan::{PolicyPlan, SetMembers, SetPlan};

@@ -145,7 +145,10 @@ pub(super) fn host_rules(policy: &PolicyPlan, known: &BTreeSet<&str>) -> Option<
         for chain in dispatch_chains(kind, hosts, known) {
             chains.insert(chain.name.clone(), chain);
         }
-        vec![Rule::new(vec![], vec![Statement::ClearAllowMark]), Rule::verdict(vec![], Verdict::Jump(kind.dispatch.into()))]
+        vec![
+            Rule::new(vec![], vec![Statement::ClearAllowMark]),
+            Rule::verdict(vec![], Verdict::Jump(kind.dispatch.into())),
+        ]
     };
     let used = |kind: &ListKind| hosts.iter().any(|h| !(kind.lists)(h).is_empty());
     let inbound = failsafes(&policy.failsafe_inbound, Side::Source, Side::Destination);
@@ -161,7 +164,8 @@ pub(super) fn host_rules(policy: &PolicyPlan, known: &BTreeSet<&str>) -> Option<
             continue;
         }
         // No connection tracking here: replies from the other direction's failsafe ports too.
-        let (ours, side) = if hook == Hook::RawPrerouting { (&open_in, Side::Source) } else { (&open_out, Side::Destination) };
+        let (ours, side) =
+            if hook == Hook::RawPrerouting { (&open_in, Side::Source) } else { (&open_out, Side::Destination) };
         let mut rules = ours.clone();
         rules.extend(failsafes(replies, side, Side::Source));
         rules.extend(dispatch(kind));
@@ -223,7 +227,11 @@ fn failsafes(ports: &[(Failsafe, Option<IpNet>)], net_side: Side, port_side: Sid
                     set: AddressSet::Literal(elements::addresses([*net]).into_iter().collect()),
                 });
             }
-            matches.push(Match::Service { protocol: failsafe.protocol.to_string(), side: port_side, port: failsafe.port });
+            matches.push(Match::Service {
+                protocol: failsafe.protocol.to_string(),
+                side: port_side,
+                port: failsafe.port,
+            });
             Rule::verdict(matches, Verdict::Accept)
         })
         .collect()
@@ -244,7 +252,10 @@ fn dispatch_chains(kind: &ListKind, hosts: &[HostEndpointPolicy], known: &BTreeS
         if interface == ALL_INTERFACES {
             wildcard.get_or_insert(target);
         } else {
-            rules.push(Rule::verdict(vec![Match::InterfaceName(kind.interface, interface.into())], Verdict::Goto(target)));
+            rules.push(Rule::verdict(
+                vec![Match::InterfaceName(kind.interface, interface.into())],
+                Verdict::Goto(target),
+            ));
         }
     }
     if let Some(target) = wildcard {

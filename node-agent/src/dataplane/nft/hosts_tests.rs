@@ -112,8 +112,13 @@ fn each_list_is_on_its_hook_after_the_failsafes_and_the_tunnels() {
         }
     }
     let forward = chain(&rules, "forward");
-    assert!(!forward.rules.iter().any(|r| r.statements.contains(&Statement::Verdict(Verdict::Jump("hep_forward_in".into())))),
-        "no forward ingress policy: no chain");
+    assert!(
+        !forward
+            .rules
+            .iter()
+            .any(|r| r.statements.contains(&Statement::Verdict(Verdict::Jump("hep_forward_in".into())))),
+        "no forward ingress policy: no chain"
+    );
     assert_eq!(forward.rules[0].matches, [Match::UntrackedAllowed], "untracked packets are accepted first");
 }
 
@@ -127,10 +132,17 @@ fn named_interfaces_come_first_and_all_interfaces_skips_pods_and_lo() {
     assert_eq!(text[1..3], ["iifname \"gh*\" return".to_string(), "iifname \"lo\" return".to_string()]);
     assert_eq!(text[3], "goto ei_allow_all", "the default-allow profile allows what no policy decides");
     // eth0's own traffic: the deny-all tier, then a drop (no allowing profile).
-    let Verdict::Goto(eth0) = dispatch.rules[0].statements.last().map(|s| match s {
-        Statement::Verdict(v) => v.clone(),
-        _ => Verdict::Accept,
-    }).unwrap() else { panic!() };
+    let Verdict::Goto(eth0) = dispatch.rules[0]
+        .statements
+        .last()
+        .map(|s| match s {
+            Statement::Verdict(v) => v.clone(),
+            _ => Verdict::Accept,
+        })
+        .unwrap()
+    else {
+        panic!()
+    };
     assert_eq!(chain(&rules, &eth0).rules.last().unwrap().statements, [Statement::Verdict(Verdict::Drop)]);
 }
 

@@ -3,7 +3,7 @@
 
 use gingham_crds::api::nodenetwork::PoolRouting;
 use gingham_crds::api::span::NodeSpan;
-use gingham_crds::api::{BGPConfigurationSpec, HostEndpoint, Cidr, IpFamily, NodeNetworkSpec, Wire};
+use gingham_crds::api::{BGPConfigurationSpec, Cidr, HostEndpoint, IpFamily, NodeNetworkSpec, Wire};
 use gingham_crds::naming::block_object_name;
 use gingham_crds::validate::validate_felix_configuration;
 
@@ -12,8 +12,8 @@ use super::{Engine, Source, Work, ipam_report};
 use crate::core::bgp::{BgpInput, topology};
 use crate::core::compile::{Tiers, global_name, global_policy_entry, namespaced_name, network_policy_entry};
 use crate::core::facts::{NodeFacts, namespace_labels, pool_annotations};
-use crate::core::hosts::{auto_create, host_endpoint_facts, node_host_endpoints};
 use crate::core::felix::{agent_settings, default_config, merged_for, policy_settings, tunnel_settings};
+use crate::core::hosts::{auto_create, host_endpoint_facts, node_host_endpoints};
 use crate::core::ipam::{IpamInput, assign, blocks_per_pool};
 use crate::core::pod_pools::annotation_problems;
 use crate::core::pools::{attribute_addresses, check_pools, pool_statuses};
@@ -303,8 +303,8 @@ impl Engine {
         for node in &dirty.rebuild {
             let Some(span) = self.desired.spans.get_mut(node) else { continue };
             let rebuilt = self.index.build_node(node);
-            if (&span.endpoints, &span.policies, &span.ip_sets)
-                != (&rebuilt.endpoints, &rebuilt.policies, &rebuilt.ip_sets)
+            if (&span.endpoints, &span.policies, &span.ip_sets, &span.host_endpoints)
+                != (&rebuilt.endpoints, &rebuilt.policies, &rebuilt.ip_sets, &rebuilt.host_endpoints)
             {
                 *span = NodeSpan { bgp_peers: std::mem::take(&mut span.bgp_peers), ..rebuilt };
                 self.changes.spans.insert(node.clone());

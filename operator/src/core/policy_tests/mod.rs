@@ -4,6 +4,7 @@
 
 mod calico_order;
 mod evaluator;
+mod hosts;
 mod knp_matrix;
 mod tiers;
 pub(super) mod world;

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use gingham_crds::api::{
-    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy, NodeNetwork,
-    HostEndpoint, Tier,
+    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, HostEndpoint, IPAMBlock, IPPool, NetworkPolicy,
+    NodeNetwork, Tier,
 };
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};

@@ -4,8 +4,8 @@
 use std::fmt::Debug;
 
 use gingham_crds::api::{
-    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, IPAMBlock, IPPool, NetworkPolicy, NodeNetwork,
-    HostEndpoint, Tier,
+    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, HostEndpoint, IPAMBlock, IPPool, NetworkPolicy,
+    NodeNetwork, Tier,
 };
 use gingham_crds::manifest::Manifest;
 use k8s_openapi::api::apps::v1::DaemonSet;

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use gingham_crds::api::nodenetwork::{EndpointPolicy, TierPolicies};
-use gingham_crds::api::tier::TierDefaultAction;
 use gingham_crds::api::span::NodeSpan;
+use gingham_crds::api::tier::TierDefaultAction;
 
 use super::{PolicyIndex, SetId};
 use crate::core::pod_pools::pod_pools;
@@ -40,7 +40,11 @@ impl PolicyIndex {
         }
         base.host_endpoints = self.host_endpoint_policies(node);
         for host in &base.host_endpoints {
-            used_policies.extend(host.policy_names().filter_map(|name| self.policies.get_key_value(name.as_str())).map(|(k, _)| k.clone()));
+            used_policies.extend(
+                host.policy_names()
+                    .filter_map(|name| self.policies.get_key_value(name.as_str()))
+                    .map(|(k, _)| k.clone()),
+            );
         }
         let mut used_sets: BTreeSet<SetId> = BTreeSet::new();
         for name in &used_policies {
@@ -61,7 +65,11 @@ impl PolicyIndex {
 
     /// The same, with every tier's default action replaced by `default_action` when one is given
     /// (Pass for the untracked and pre-DNAT lists of host endpoints).
-    pub(super) fn tiered_as(&self, policies: &[Arc<str>], default_action: Option<TierDefaultAction>) -> Vec<TierPolicies> {
+    pub(super) fn tiered_as(
+        &self,
+        policies: &[Arc<str>],
+        default_action: Option<TierDefaultAction>,
+    ) -> Vec<TierPolicies> {
         let mut tiers: Vec<TierPolicies> = Vec::new();
         for name in policies {
             let Some(tier) = self.policies.get(name).map(|policy| &policy.tier) else { continue };
