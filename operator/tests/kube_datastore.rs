@@ -134,6 +134,7 @@ async fn the_first_round_lists_everything_writes_derived_objects_and_reports_bad
         "/apis/gingham.dev/v1/networkpolicies",
         "/apis/gingham.dev/v1/globalnetworkpolicies",
         "/apis/gingham.dev/v1/tiers",
+        "/apis/gingham.dev/v1/hostendpoints",
         "/apis/gingham.dev/v1/ipamblocks",
         "/apis/gingham.dev/v1/nodenetworks",
         "/apis/networking.k8s.io/v1/networkpolicies",
