@@ -16,8 +16,15 @@ use ipnet::IpNet;
 use serde_json::{Map, Value, json};
 
 /// Calico kinds whose spec gingham reads unchanged.
-const SAME_SHAPE: [&str; 6] =
-    ["IPPool", "BGPConfiguration", "BGPPeer", "FelixConfiguration", "NetworkPolicy", "GlobalNetworkPolicy"];
+const SAME_SHAPE: [&str; 7] = [
+    "IPPool",
+    "BGPConfiguration",
+    "BGPPeer",
+    "FelixConfiguration",
+    "NetworkPolicy",
+    "GlobalNetworkPolicy",
+    "HostEndpoint",
+];
 /// Calico's API groups.
 const CALICO_V3: &str = "projectcalico.org/v3";
 const CALICO_CRD: &str = "crd.projectcalico.org/v1";
