@@ -5,8 +5,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use crate::api::{
-    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock, IPPool,
-    NetworkPolicy, NetworkSet, NodeNetwork, Tier,
+    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, HostEndpoint, IPAMBlock,
+    IPPool, NetworkPolicy, NetworkSet, NodeNetwork, Tier,
 };
 
 /// The header written at the top of every generated file.
@@ -24,6 +24,7 @@ pub fn all_crds() -> Vec<(String, CustomResourceDefinition)> {
         Tier::crd(),
         NetworkSet::crd(),
         GlobalNetworkSet::crd(),
+        HostEndpoint::crd(),
         NodeNetwork::crd(),
         IPAMBlock::crd(),
     ]

@@ -14,8 +14,8 @@ use serde_json::Value;
 use serde_saphyr::Spanned;
 
 use crate::api::{
-    API_VERSION, BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock,
-    IPPool, NetworkPolicy, NetworkSet, NodeNetwork, Tier,
+    API_VERSION, BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, HostEndpoint,
+    IPAMBlock, IPPool, NetworkPolicy, NetworkSet, NodeNetwork, Tier,
 };
 use crate::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
 use crate::netpolapi::v1alpha2::ClusterNetworkPolicy;
@@ -254,6 +254,8 @@ pub enum Manifest {
     NetworkSet(NetworkSet),
     /// gingham.dev/v1 GlobalNetworkSet.
     GlobalNetworkSet(GlobalNetworkSet),
+    /// gingham.dev/v1 HostEndpoint.
+    HostEndpoint(HostEndpoint),
     /// gingham.dev/v1 NodeNetwork.
     NodeNetwork(NodeNetwork),
     /// gingham.dev/v1 IPAMBlock.
@@ -302,6 +304,7 @@ impl Manifest {
             (API_VERSION, "Tier") => Self::Tier(typed(value, line, &kind)?),
             (API_VERSION, "NetworkSet") => Self::NetworkSet(typed(value, line, &kind)?),
             (API_VERSION, "GlobalNetworkSet") => Self::GlobalNetworkSet(typed(value, line, &kind)?),
+            (API_VERSION, "HostEndpoint") => Self::HostEndpoint(typed(value, line, &kind)?),
             (API_VERSION, "NodeNetwork") => Self::NodeNetwork(typed(value, line, &kind)?),
             (API_VERSION, "IPAMBlock") => Self::IPAMBlock(typed(value, line, &kind)?),
             ("v1", "Node") => Self::Node(Box::new(typed(value, line, &kind)?)),
@@ -352,6 +355,7 @@ impl Manifest {
             Self::Tier(o) => serde_json::to_value(o),
             Self::NetworkSet(o) => serde_json::to_value(o),
             Self::GlobalNetworkSet(o) => serde_json::to_value(o),
+            Self::HostEndpoint(o) => serde_json::to_value(o),
             Self::NodeNetwork(o) => serde_json::to_value(o),
             Self::IPAMBlock(o) => serde_json::to_value(o),
             Self::Node(o) => serde_json::to_value(o),
@@ -380,6 +384,7 @@ impl Manifest {
             Self::Tier(_) => "Tier",
             Self::NetworkSet(_) => "NetworkSet",
             Self::GlobalNetworkSet(_) => "GlobalNetworkSet",
+            Self::HostEndpoint(_) => "HostEndpoint",
             Self::NodeNetwork(_) => "NodeNetwork",
             Self::IPAMBlock(_) => "IPAMBlock",
             Self::Node(_) => "Node",
@@ -413,6 +418,7 @@ impl Manifest {
             Self::Tier(tier) => validate::validate_tier(tier),
             Self::NetworkSet(set) => validate::validate_network_set(set.spec.view()),
             Self::GlobalNetworkSet(set) => validate::validate_network_set(set.spec.view()),
+            Self::HostEndpoint(endpoint) => validate::validate_host_endpoint(endpoint),
             Self::NodeNetwork(network) => validate::validate_node_network(&network.spec),
             Self::IPAMBlock(block) => validate_applied_block(&block.spec),
             Self::Node(_)

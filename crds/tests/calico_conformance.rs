@@ -149,6 +149,10 @@ const EXPECTED_REASONS: &[(&str, &str)] = &[
     ("netset-01", "spec.nets[1]: \"203.0.113.300/24\" is not an IP address or CIDR"),
     ("netset-02", "spec.nets[0]: \"2001:db8::/129\" is not an IP address or CIDR"),
     ("netset-03", "allowedEgressDomains is a Calico Enterprise feature gingham does not implement"),
+    ("hep-01", "at least one of interfaceName and expectedIPs must be set"),
+    ("hep-02", "* stands alone for all interfaces"),
+    ("hep-03", "spec.expectedIPs[0]"),
+    ("hep-04", "TCP, UDP or SCTP"),
 ];
 
 #[test]

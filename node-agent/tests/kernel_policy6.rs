@@ -98,7 +98,7 @@ fn node() -> Node {
                 ..Default::default()
             },
         ],
-        bgp_peers: Vec::new(),
+        ..NodeSpan::default()
     };
     Node { name: "node-a".into(), spec, span: Some(span), blocks: vec![], endpoints }
 }

@@ -179,6 +179,7 @@ async fn the_first_round_lists_everything_writes_derived_objects_and_reports_bad
         "/apis/gingham.dev/v1/tiers",
         "/apis/gingham.dev/v1/networksets",
         "/apis/gingham.dev/v1/globalnetworksets",
+        "/apis/gingham.dev/v1/hostendpoints",
         "/apis/gingham.dev/v1/ipamblocks",
         "/apis/gingham.dev/v1/nodenetworks",
         "/apis/networking.k8s.io/v1/networkpolicies",

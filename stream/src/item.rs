@@ -20,6 +20,8 @@ pub enum ItemKind {
     BgpPeers,
     /// A node's local endpoints and the policies that apply to each.
     Endpoints,
+    /// A node's host endpoints and the policies of each hook.
+    HostEndpoints,
 }
 
 impl ItemKind {
@@ -30,6 +32,7 @@ impl ItemKind {
             Self::IpSet => "ipset",
             Self::BgpPeers => "bgppeers",
             Self::Endpoints => "endpoints",
+            Self::HostEndpoints => "hostendpoints",
         }
     }
 }

@@ -126,6 +126,7 @@ fn kind_to_wire(kind: ItemKind) -> proto::ItemKind {
         ItemKind::IpSet => proto::ItemKind::IpSet,
         ItemKind::BgpPeers => proto::ItemKind::BgpPeers,
         ItemKind::Endpoints => proto::ItemKind::Endpoints,
+        ItemKind::HostEndpoints => proto::ItemKind::HostEndpoints,
     }
 }
 
@@ -135,6 +136,7 @@ fn key_from_wire(key: proto::ItemKey) -> Result<ItemKey, WireError> {
         Ok(proto::ItemKind::IpSet) => ItemKind::IpSet,
         Ok(proto::ItemKind::BgpPeers) => ItemKind::BgpPeers,
         Ok(proto::ItemKind::Endpoints) => ItemKind::Endpoints,
+        Ok(proto::ItemKind::HostEndpoints) => ItemKind::HostEndpoints,
         Ok(proto::ItemKind::Unspecified) | Err(_) => {
             return Err(WireError::UnknownKind { name: key.name, kind: key.kind });
         }

@@ -26,6 +26,7 @@ const SAME_SHAPE: &[&str] = &[
     "Tier",
     "NetworkSet",
     "GlobalNetworkSet",
+    "HostEndpoint",
 ];
 /// Calico's API groups.
 const CALICO_V3: &str = "projectcalico.org/v3";

@@ -65,6 +65,15 @@ pub struct FelixConfigurationSpec {
     /// Outbound host ports that are always open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failsafe_outbound_host_ports: Option<Vec<ProtoPort>>,
+    /// gingham's counterpart of Calico's `KubeControllersConfiguration`
+    /// `controllers.node.hostEndpoint.autoCreate`: `Enabled` gives each node (or, in a
+    /// `node.<name>` configuration, that node) a host endpoint `<node>-auto-hep` for all its
+    /// interfaces (`*`), with the node's labels and addresses and the profile
+    /// `projectcalico-default-allow`. Default `Disabled`. The operator computes it; no
+    /// HostEndpoint object is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(Enabled|Disabled)$"))]
+    pub host_endpoint_auto_create: Option<String>,
 
     /// Enable IP-in-IP (set automatically from the pools; accepted for compatibility).
     #[serde(default, skip_serializing_if = "Option::is_none")]

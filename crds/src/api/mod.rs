@@ -4,6 +4,8 @@
 pub mod bgp;
 pub mod common;
 pub mod felix;
+pub mod hostendpoint;
+pub mod hostpolicy;
 pub mod ipamblock;
 pub mod ippool;
 pub mod networkset;
@@ -18,6 +20,7 @@ pub mod value;
 pub use bgp::{BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec};
 pub use common::{AsNumber, Condition, EncapsulationMode, IntOrString, Port, PortSpec, Protocol};
 pub use felix::{FelixConfiguration, FelixConfigurationSpec};
+pub use hostendpoint::{HostEndpoint, HostEndpointSpec};
 pub use ipamblock::{IPAMBlock, IPAMBlockSpec};
 pub use ippool::{IPPool, IPPoolSpec, IPPoolStatus};
 pub use networkset::{GlobalNetworkSet, GlobalNetworkSetSpec, NetworkSet, NetworkSetSpec};

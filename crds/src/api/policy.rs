@@ -123,13 +123,17 @@ pub struct GlobalNetworkPolicySpec {
     /// Rules for traffic leaving the selected endpoints, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress: Option<Vec<PolicyRule>>,
-    /// Untracked policy, for host endpoints (accepted; host endpoints are not implemented).
+    /// Untracked policy: applies to host endpoints only, in the raw hooks, before connection
+    /// tracking; an allowed packet is not tracked and skips every later policy. Needs
+    /// `applyOnForward`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub do_not_track: Option<bool>,
-    /// Apply before DNAT, for host endpoints (accepted; host endpoints are not implemented).
+    /// Apply before DNAT: applies to host endpoints only, to traffic in through them (ingress
+    /// rules only), forwarded traffic included. Needs `applyOnForward`.
     #[serde(default, rename = "preDNAT", skip_serializing_if = "Option::is_none")]
     pub pre_dnat: Option<bool>,
-    /// Also apply to forwarded traffic, for host endpoints.
+    /// Also apply to traffic forwarded through the host endpoints the policy selects (not only
+    /// to traffic to and from the host itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apply_on_forward: Option<bool>,
     /// Performance hints (accepted for compatibility).

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use gingham_stream::{Item, ItemKey, ItemKind, PatchError, SetPatch};
 use serde::{Deserialize, Serialize};
 
+use super::hostpolicy::HostEndpointPolicy;
 use super::nodenetwork::{BgpPeerSession, CompiledPolicy, EndpointPolicy, IpSet};
 use super::shared::Shared;
 use super::value::{IpSetMember, Wire};
@@ -32,14 +33,18 @@ pub struct NodeSpan {
     /// The BGP sessions BIRD should run (empty when BGP is off for the node).
     #[serde(default)]
     pub bgp_peers: Vec<BgpPeerSession>,
+    /// The node's host endpoints, with the policies of each hook (empty: none; the host's
+    /// interfaces are not policed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_endpoints: Vec<HostEndpointPolicy>,
 }
 
 impl NodeSpan {
     /// The span as the stream's items for `node`: each policy and set under its own name (shared
     /// with every node that uses it; cloning one clones a pointer), the peers and endpoints under
-    /// the node's name.
+    /// the node's name, and its host endpoints (when it has any) under the node's name.
     pub fn items(&self, node: &str) -> Vec<(ItemKey, SpanItem)> {
-        let mut items = Vec::with_capacity(self.policies.len() + self.ip_sets.len() + 2);
+        let mut items = Vec::with_capacity(self.policies.len() + self.ip_sets.len() + 3);
         for compiled in &self.policies {
             items.push((ItemKey::new(ItemKind::Policy, compiled.name.clone()), SpanItem::Policy(compiled.clone())));
         }
@@ -48,6 +53,13 @@ impl NodeSpan {
         }
         items.push((ItemKey::new(ItemKind::BgpPeers, node), SpanItem::BgpPeers(self.bgp_peers.clone())));
         items.push((ItemKey::new(ItemKind::Endpoints, node), SpanItem::Endpoints(self.endpoints.clone())));
+        // Only when the node has host endpoints: an agent that predates them keeps working.
+        if !self.host_endpoints.is_empty() {
+            items.push((
+                ItemKey::new(ItemKind::HostEndpoints, node),
+                SpanItem::HostEndpoints(self.host_endpoints.clone()),
+            ));
+        }
         items
     }
 
@@ -62,7 +74,8 @@ impl NodeSpan {
                 SpanItem::IpSet(set) => span.ip_sets.push(Shared::clone(set)),
                 SpanItem::BgpPeers(peers) if key.name == node => span.bgp_peers.clone_from(peers),
                 SpanItem::Endpoints(endpoints) if key.name == node => span.endpoints.clone_from(endpoints),
-                SpanItem::BgpPeers(_) | SpanItem::Endpoints(_) => {}
+                SpanItem::HostEndpoints(hosts) if key.name == node => span.host_endpoints.clone_from(hosts),
+                SpanItem::BgpPeers(_) | SpanItem::Endpoints(_) | SpanItem::HostEndpoints(_) => {}
             }
         }
         span
@@ -82,6 +95,8 @@ pub enum SpanItem {
     BgpPeers(Vec<BgpPeerSession>),
     /// A node's local endpoints and the policies of each (key: the node's name).
     Endpoints(Vec<EndpointPolicy>),
+    /// A node's host endpoints and the policies of each hook (key: the node's name).
+    HostEndpoints(Vec<HostEndpointPolicy>),
 }
 
 impl SpanItem {
@@ -92,6 +107,7 @@ impl SpanItem {
             Self::IpSet(_) => ItemKind::IpSet,
             Self::BgpPeers(_) => ItemKind::BgpPeers,
             Self::Endpoints(_) => ItemKind::Endpoints,
+            Self::HostEndpoints(_) => ItemKind::HostEndpoints,
         }
     }
 }
@@ -190,10 +206,19 @@ mod tests {
             policies: vec![Shared::new(CompiledPolicy { name: "global/a".into(), ..Default::default() })],
             ip_sets: vec![ip_set],
             bgp_peers: vec![BgpPeerSession { name: "mesh_b".into(), ..Default::default() }],
+            host_endpoints: vec![HostEndpointPolicy {
+                name: "node-a-eth0".into(),
+                interface_name: Some("eth0".into()),
+                pre_dnat_ingress: vec![TierPolicies::default_tier(["global/a"])],
+                ..Default::default()
+            }],
         };
         let mut items = span.items("node-a");
         let keys: Vec<String> = items.iter().map(|(key, _)| key.to_string()).collect();
-        assert_eq!(keys, ["policy/global/a", "ipset/s_web", "bgppeers/node-a", "endpoints/node-a"]);
+        assert_eq!(
+            keys,
+            ["policy/global/a", "ipset/s_web", "bgppeers/node-a", "endpoints/node-a", "hostendpoints/node-a"]
+        );
         // Another node's own items, as a replica never holds them but a careless caller might pass.
         items.push((ItemKey::new(ItemKind::Endpoints, "node-b"), SpanItem::Endpoints(Vec::new())));
         items.sort_by(|a, b| a.0.cmp(&b.0));

@@ -146,7 +146,10 @@ fn objects_round_trip_to_the_same_document() {
                     "members": ["10.0.0.1,TCP,80", "10.0.0.2,17,53"]},
                    {"name": "gs6_a", "family": "IPv6", "kind": "Addresses", "members": ["fd00::1", "FD00::/120"]}],
         "bgpPeers": [{"name": "mesh_192_168_10_3", "kind": "Mesh", "address": "192.168.10.3", "port": 179,
-                      "asNumber": 64512, "routeReflectorClient": false, "useNodeSourceAddress": true}]
+                      "asNumber": 64512, "routeReflectorClient": false, "useNodeSourceAddress": true}],
+        "hostEndpoints": [{"name": "a-auto-hep", "interfaceName": "*", "expectedIPs": ["10.0.0.9", "not-an-ip"],
+                           "defaultAllow": true,
+                           "preDNATIngress": [{"tier": "default", "defaultAction": "Pass", "policies": ["global/p"]}]}]
     });
     let decoded: NodeSpan = serde_json::from_value(span.clone()).unwrap();
     assert_eq!(serde_json::to_value(&decoded).unwrap(), span);

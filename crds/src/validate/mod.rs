@@ -6,6 +6,7 @@
 mod bgp;
 pub mod bird;
 mod felix;
+mod hostendpoint;
 mod ippool;
 mod networkset;
 mod nodenetwork;
@@ -21,6 +22,7 @@ use crate::selector::Selector;
 
 pub use bgp::{validate_bgp_configuration, validate_bgp_peer};
 pub use felix::validate_felix_configuration;
+pub use hostendpoint::validate_host_endpoint;
 pub use ippool::{PoolOverlap, find_pool_overlaps, validate_ippool};
 pub use networkset::validate_network_set;
 pub use nodenetwork::{

@@ -152,6 +152,11 @@ pub fn span_value_errors(span: &NodeSpan) -> Vec<FieldError> {
             }
         }
     }
+    for host in &span.host_endpoints {
+        for (index, address) in host.expected_ips.iter().enumerate() {
+            problems.decoded(&format!("hostendpoint/{}.expectedIPs[{index}]", host.name), address);
+        }
+    }
     for set in &span.ip_sets {
         problems.check(
             !is_set_name(&set.name),

@@ -2,7 +2,7 @@
 
 use super::{FieldError, Problems};
 use crate::api::common::{IntOrString, Port};
-use crate::api::policy::{EntityRule, GlobalNetworkPolicySpec, NetworkPolicySpec, PolicyRule};
+use crate::api::policy::{EntityRule, GlobalNetworkPolicySpec, NetworkPolicySpec, PolicyRule, PolicyType};
 use crate::api::tier::{DEFAULT_TIER, Tier, builtin_order, policy_tier};
 use crate::api::value::{Decode, IpFamily, Net};
 
@@ -35,6 +35,13 @@ pub fn validate_global_network_policy(spec: &GlobalNetworkPolicySpec) -> Result<
         "spec.applyOnForward",
         "applyOnForward must be true when preDNAT or doNotTrack is true",
         "set applyOnForward: true",
+    );
+    let egress_types = spec.types.iter().flatten().any(|t| *t == PolicyType::Egress);
+    problems.check(
+        pre_dnat && (spec.egress.as_ref().is_some_and(|rules| !rules.is_empty()) || egress_types),
+        "spec.egress",
+        "a preDNAT policy applies to incoming traffic only: it cannot have egress rules or the Egress type",
+        "move the egress rules to a policy without preDNAT",
     );
     check_rules(&mut problems, "spec.ingress", spec.ingress.as_deref());
     check_rules(&mut problems, "spec.egress", spec.egress.as_deref());

@@ -188,7 +188,7 @@ pub fn policy_span() -> NodeSpan {
         },
         EndpointPolicy { name: "default/db".into(), ..EndpointPolicy::default() },
     ];
-    NodeSpan { endpoints, policies, ip_sets, bgp_peers: Vec::new() }
+    NodeSpan { endpoints, policies, ip_sets, ..NodeSpan::default() }
 }
 
 /// The plan of `spec` and `span` with no other node's blocks.

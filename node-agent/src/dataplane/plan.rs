@@ -17,6 +17,7 @@ use std::net::IpAddr;
 
 use gingham_crds::api::common::EncapsulationMode;
 use gingham_crds::api::felix::Failsafe;
+use gingham_crds::api::hostpolicy::HostEndpointPolicy;
 use gingham_crds::api::nodenetwork::{
     CompiledMatch, CompiledPolicy, EndpointPolicy, EndpointToHostAction, IpSet, IpSetKind, NodeNetworkSpec,
 };
@@ -115,6 +116,14 @@ pub struct PolicyPlan {
     /// Inbound ports on the node that stay open whatever the policy (those that decoded), each
     /// for any source or for a network of either family.
     pub failsafe_inbound: Vec<(Failsafe, Option<IpNet>)>,
+    /// Outbound ports from the node that stay open whatever the host endpoint policy, each to
+    /// any destination or to a network.
+    pub failsafe_outbound: Vec<(Failsafe, Option<IpNet>)>,
+    /// The node's host endpoints the agent enforces: those with an interface name (one given by
+    /// `expectedIPs` only is reported and not enforced).
+    pub host_endpoints: Vec<HostEndpointPolicy>,
+    /// The VXLAN UDP port: the node's own tunnel traffic passes host endpoint policy.
+    pub vxlan_port: u16,
     /// Every local endpoint whose policy is known.
     pub endpoints: Vec<EndpointPolicy>,
     /// The policies whose every value, and every set they name, decoded.
@@ -297,10 +306,8 @@ fn policy(spec: &NodeNetworkSpec, span: &NodeSpan, problems: &mut Vec<String>) -
         .cloned()
         .collect();
     let header = &spec.policy;
-    PolicyPlan {
-        default_endpoint_to_host_action: header.default_endpoint_to_host_action,
-        failsafe_inbound: header
-            .failsafe_inbound
+    let decoded = |ports: &[gingham_crds::api::felix::ProtoPort]| -> Vec<(Failsafe, Option<IpNet>)> {
+        ports
             .iter()
             // One that does not decode is reported by `node_network_value_errors`.
             .filter_map(|port| port.decode("").ok())
@@ -308,7 +315,29 @@ fn policy(spec: &NodeNetworkSpec, span: &NodeSpan, problems: &mut Vec<String>) -
                 let net = failsafe.net.as_ref().map(|net| net.0);
                 (failsafe, net)
             })
-            .collect(),
+            .collect()
+    };
+    let host_endpoints = span
+        .host_endpoints
+        .iter()
+        .filter(|host| {
+            let enforced = host.interface_name.is_some();
+            if !enforced {
+                problems.push(format!(
+                    "host endpoint {} names no interface (expectedIPs only): not enforced; set interfaceName",
+                    host.name
+                ));
+            }
+            enforced
+        })
+        .cloned()
+        .collect();
+    PolicyPlan {
+        default_endpoint_to_host_action: header.default_endpoint_to_host_action,
+        failsafe_inbound: decoded(&header.failsafe_inbound),
+        failsafe_outbound: decoded(&header.failsafe_outbound),
+        host_endpoints,
+        vxlan_port: spec.tunnel.vxlan_port,
         endpoints: span.endpoints.clone(),
         policies,
         sets,

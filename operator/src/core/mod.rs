@@ -10,6 +10,7 @@ pub mod daemonset;
 pub mod engine;
 pub mod facts;
 pub mod felix;
+pub mod hosts;
 pub mod ipam;
 pub mod netsets;
 pub mod pod_pools;
@@ -28,8 +29,8 @@ use std::collections::BTreeMap;
 
 use gingham_crds::api::span::NodeSpan;
 use gingham_crds::api::{
-    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock, IPAMBlockSpec,
-    IPPool, IPPoolStatus, NetworkPolicy, NetworkSet, NodeNetworkSpec, NodeNetworkStatus, Tier,
+    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, HostEndpoint, IPAMBlock,
+    IPAMBlockSpec, IPPool, IPPoolStatus, NetworkPolicy, NetworkSet, NodeNetworkSpec, NodeNetworkStatus, Tier,
 };
 use gingham_crds::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
 use gingham_crds::netpolapi::v1alpha2::ClusterNetworkPolicy;
@@ -59,6 +60,8 @@ pub struct ClusterSnapshot {
     pub network_sets: Vec<NetworkSet>,
     /// GlobalNetworkSets.
     pub global_network_sets: Vec<GlobalNetworkSet>,
+    /// Host endpoints (the automatic ones exist without an object).
+    pub host_endpoints: Vec<HostEndpoint>,
     /// Kubernetes NetworkPolicies, to translate.
     pub kube_network_policies: Vec<KubeNetworkPolicy>,
     /// ClusterNetworkPolicies (policy.networking.k8s.io/v1alpha2), to translate.

@@ -29,6 +29,7 @@ use ipnet::IpNet;
 use tracing::warn;
 
 use super::elements;
+use super::hosts::host_rules;
 use super::model::{
     AddressSet, Chain, Hook, Interface, Match, Rule, Ruleset, Set, SetType, Side, Statement, Verdict, VerdictMap,
     stable_hash,
@@ -59,7 +60,7 @@ pub const NAT_POOLS6: &str = "nat_pools6";
 pub const ICMPV6_ALWAYS: &[u8] = &[130, 131, 132, 133, 134, 135, 136, 143];
 
 #[derive(Clone, Copy)]
-enum Direction {
+pub(super) enum Direction {
     Ingress,
     Egress,
 }
@@ -81,13 +82,33 @@ fn tier_key(tier: &TierPolicies) -> String {
     format!("{}|{:?}|{}", tier.tier, tier.default_action, tier.policies.join("\n"))
 }
 
-fn endpoint_chain(direction: Direction, tiers: &[TierPolicies]) -> String {
-    let prefix = match direction {
-        Direction::Ingress => "ei",
-        Direction::Egress => "ee",
+/// What happens to a packet when an endpoint's list is empty or every tier passed it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum ListEnd {
+    /// It is allowed (pods; host endpoints' forward lists and default-allow profile).
+    Allow,
+    /// It is dropped (a host endpoint's own traffic without an allowing profile).
+    Drop,
+    /// Nothing is decided: it goes on (pre-DNAT and untracked lists).
+    Undecided,
+}
+
+pub(super) fn endpoint_chain(direction: Direction, tiers: &[TierPolicies], end: ListEnd) -> String {
+    let prefix = match (direction, end) {
+        (Direction::Ingress, ListEnd::Allow) => "ei",
+        (Direction::Egress, ListEnd::Allow) => "ee",
+        (Direction::Ingress, ListEnd::Drop) => "hi",
+        (Direction::Egress, ListEnd::Drop) => "he",
+        (Direction::Ingress, ListEnd::Undecided) => "ui",
+        (Direction::Egress, ListEnd::Undecided) => "ue",
     };
     if tiers.is_empty() {
-        format!("{prefix}_allow_all")
+        let what = match end {
+            ListEnd::Allow => "allow",
+            ListEnd::Drop => "drop",
+            ListEnd::Undecided => "none",
+        };
+        format!("{prefix}_{what}_all")
     } else {
         chain_name(prefix, &tiers.iter().map(tier_key).collect::<Vec<_>>().join("\n\n"))
     }
@@ -145,8 +166,8 @@ pub fn ruleset(view: &NodeView<'_>, policy: &PolicyPlan) -> Ruleset {
         for (direction, policies, map) in
             [(Direction::Egress, &entry.egress, &mut from), (Direction::Ingress, &entry.ingress, &mut to)]
         {
-            let endpoint_chains = endpoint_policy_chains(direction, policies, &known);
-            map.insert(interface.clone(), endpoint_chain(direction, policies));
+            let endpoint_chains = endpoint_policy_chains(direction, policies, &known, ListEnd::Allow);
+            map.insert(interface.clone(), endpoint_chain(direction, policies, ListEnd::Allow));
             chains.extend(endpoint_chains.into_iter().map(|chain| (chain.name.clone(), chain)));
         }
     }
@@ -154,7 +175,12 @@ pub fn ruleset(view: &NodeView<'_>, policy: &PolicyPlan) -> Ruleset {
         VerdictMap { name: FROM_ENDPOINT.into(), elements: from },
         VerdictMap { name: TO_ENDPOINT.into(), elements: to },
     ];
-    let mut ruleset = Ruleset { sets, maps, chains: base_chains(policy) };
+    let mut base = base_chains(policy);
+    if let Some(hosts) = host_rules(policy, &known) {
+        hosts.merge_into(&mut base);
+        chains.extend(hosts.chains.into_iter().map(|chain| (chain.name.clone(), chain)));
+    }
+    let mut ruleset = Ruleset { sets, maps, chains: base };
     ruleset.chains.extend(chains.into_values());
     let print = fingerprint(&ruleset);
     if let Some(first) = ruleset.chains.first_mut().and_then(|chain| chain.rules.first_mut()) {
@@ -203,7 +229,7 @@ fn warn_undefined_sets(policy: &PolicyPlan, index: &SetIndex<'_>) {
     }
 }
 
-fn pod_interfaces() -> String {
+pub(super) fn pod_interfaces() -> String {
     format!("{INTERFACE_PREFIX}*")
 }
 
@@ -252,7 +278,11 @@ fn base_chains(policy: &PolicyPlan) -> Vec<Chain> {
                 set: AddressSet::Literal(elements::addresses([*net]).into_iter().collect()),
             });
         }
-        matches.push(Match::Service { protocol: failsafe.protocol.to_string(), port: failsafe.port });
+        matches.push(Match::Service {
+            protocol: failsafe.protocol.to_string(),
+            side: Side::Destination,
+            port: failsafe.port,
+        });
         Rule::verdict(matches, Verdict::Accept)
     });
     let mut to_host: Vec<Rule> = std::iter::once(icmpv6()).chain(failsafes).collect();
@@ -285,12 +315,17 @@ fn base_chains(policy: &PolicyPlan) -> Vec<Chain> {
 }
 
 /// The chains for one endpoint's tiered policy list: the endpoint's chain, which jumps to each
-/// tier's chain in order and returns as soon as one allows (no tiers: it allows everything; every
-/// tier passed: it allows), and one chain per tier. A tier's chain jumps to each policy's chain
+/// tier's chain in order and returns as soon as one allows (no tiers, or every tier passed: `end`
+/// decides), and one chain per tier. A tier's chain jumps to each policy's chain
 /// in order and returns as soon as one allows or passes; when none decides, it ends with the
 /// tier's default action (Deny drops; Pass returns, on to the next tier). A policy the span does
 /// not hold drops the packet (comment on the rule).
-fn endpoint_policy_chains(direction: Direction, tiers: &[TierPolicies], known: &BTreeSet<&str>) -> Vec<Chain> {
+pub(super) fn endpoint_policy_chains(
+    direction: Direction,
+    tiers: &[TierPolicies],
+    known: &BTreeSet<&str>,
+    end: ListEnd,
+) -> Vec<Chain> {
     let mut rules = vec![Rule::new(vec![], vec![Statement::ClearAllowMark])];
     let mut chains = Vec::new();
     for tier in tiers {
@@ -299,8 +334,16 @@ fn endpoint_policy_chains(direction: Direction, tiers: &[TierPolicies], known: &
         rules.push(Rule::verdict(vec![Match::Allowed], Verdict::Return));
         chains.push(chain);
     }
-    rules.push(Rule::new(vec![], vec![Statement::SetAllowMark]));
-    chains.insert(0, Chain { name: endpoint_chain(direction, tiers), hook: None, rules });
+    match end {
+        ListEnd::Allow => rules.push(Rule::new(vec![], vec![Statement::SetAllowMark])),
+        ListEnd::Drop => {
+            let mut drop = Rule::verdict(vec![], Verdict::Drop);
+            drop.comment = Some("no policy allowed it and no profile allows all".into());
+            rules.push(drop);
+        }
+        ListEnd::Undecided => {}
+    }
+    chains.insert(0, Chain { name: endpoint_chain(direction, tiers, end), hook: None, rules });
     chains
 }
 

@@ -197,7 +197,7 @@ fn dual_stack_span() -> NodeSpan {
         egress: vec![TierPolicies::default_tier(["global/no-dead"])],
         ..EndpointPolicy::default()
     }];
-    NodeSpan { endpoints, policies, ip_sets, bgp_peers: Vec::new() }
+    NodeSpan { endpoints, policies, ip_sets, ..NodeSpan::default() }
 }
 
 #[test]

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod build;
 pub mod delta;
 pub mod elements;
+mod hosts;
 pub mod model;
 pub mod observe;
 pub mod policy;

@@ -12,6 +12,10 @@ pub const TABLE: &str = "inet gingham";
 pub const ALLOW_MARK: u32 = 0x0001_0000;
 /// The packet-mark bit a policy chain sets when a rule passes the packet to the next tier.
 pub const PASS_MARK: u32 = 0x0002_0000;
+/// The packet-mark bit the raw hooks set on a packet an untracked (`doNotTrack`) host endpoint
+/// policy allowed: the filter hooks accept it before any other policy (Calico's
+/// `AcceptedByUntracked`).
+pub const UNTRACKED_MARK: u32 = 0x0004_0000;
 
 /// gingham's table: sets, verdict maps and chains.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -64,6 +68,14 @@ pub enum Hook {
     Input,
     /// `type nat hook postrouting priority srcnat`.
     Postrouting,
+    /// `type filter hook output priority filter`: traffic from the host.
+    Output,
+    /// `type filter hook prerouting priority raw`: before connection tracking (untracked policy).
+    RawPrerouting,
+    /// `type filter hook output priority raw`: before connection tracking (untracked policy).
+    RawOutput,
+    /// `type filter hook prerouting priority dstnat - 10`: before DNAT (pre-DNAT policy).
+    PreDnat,
 }
 
 /// A chain; a base chain has a hook and the policy accept.
@@ -130,6 +142,8 @@ pub enum Match {
     Allowed,
     /// `meta mark & PASS_MARK == PASS_MARK`: a policy passed the packet to the next tier.
     Passed,
+    /// `meta mark & UNTRACKED_MARK == UNTRACKED_MARK`: untracked policy allowed the packet.
+    UntrackedAllowed,
     /// `meta l4proto [!=] <number>`.
     Protocol {
         /// Negated.
@@ -179,10 +193,12 @@ pub enum Match {
         /// The set's name.
         set: String,
     },
-    /// `<protocol> dport <port>` (failsafe ports).
+    /// `<protocol> dport|sport <port>` (failsafe ports, the VXLAN port).
     Service {
         /// `tcp`, `udp` or `sctp`.
         protocol: String,
+        /// Which port.
+        side: Side,
         /// The port.
         port: u16,
     },
@@ -205,6 +221,10 @@ pub enum Statement {
     Dispatch(Interface, String),
     /// `masquerade`.
     Masquerade,
+    /// `notrack`: no connection tracking for the packet.
+    Notrack,
+    /// `meta mark set meta mark | UNTRACKED_MARK`.
+    SetUntrackedMark,
     /// A verdict.
     Verdict(Verdict),
 }
@@ -220,6 +240,8 @@ pub enum Verdict {
     Return,
     /// `jump <chain>`.
     Jump(String),
+    /// `goto <chain>`: its return goes back to this chain's caller.
+    Goto(String),
 }
 
 impl Match {

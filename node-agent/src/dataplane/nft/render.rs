@@ -10,7 +10,7 @@ use gingham_crds::api::nodenetwork::PortRange;
 use super::delta::Delta;
 use super::model::{
     ALLOW_MARK, AddressSet, Chain, Hook, Interface, Match, PASS_MARK, Rule, Ruleset, SetType, Side, Statement, TABLE,
-    Verdict,
+    UNTRACKED_MARK, Verdict,
 };
 
 /// The prefix of the rule comment that carries the structure fingerprint.
@@ -134,6 +134,10 @@ fn render_chain(out: &mut String, chain: &Chain) {
         Some(Hook::Forward) => out.push_str("\t\ttype filter hook forward priority filter; policy accept;\n"),
         Some(Hook::Input) => out.push_str("\t\ttype filter hook input priority filter; policy accept;\n"),
         Some(Hook::Postrouting) => out.push_str("\t\ttype nat hook postrouting priority srcnat; policy accept;\n"),
+        Some(Hook::Output) => out.push_str("\t\ttype filter hook output priority filter; policy accept;\n"),
+        Some(Hook::RawPrerouting) => out.push_str("\t\ttype filter hook prerouting priority raw; policy accept;\n"),
+        Some(Hook::RawOutput) => out.push_str("\t\ttype filter hook output priority raw; policy accept;\n"),
+        Some(Hook::PreDnat) => out.push_str("\t\ttype filter hook prerouting priority dstnat - 10; policy accept;\n"),
         None => {}
     }
     for rule in &chain.rules {
@@ -184,6 +188,7 @@ fn match_text(m: &Match) -> String {
         Match::NotAllowed => format!("meta mark & {ALLOW_MARK:#x} == 0"),
         Match::Allowed => format!("meta mark & {ALLOW_MARK:#x} == {ALLOW_MARK:#x}"),
         Match::Passed => format!("meta mark & {PASS_MARK:#x} == {PASS_MARK:#x}"),
+        Match::UntrackedAllowed => format!("meta mark & {UNTRACKED_MARK:#x} == {UNTRACKED_MARK:#x}"),
         Match::Protocol { negate, number } => format!("meta l4proto {}{number}", not(*negate)),
         Match::Icmp { family, negate, type_, code } => {
             let icmp = family_words(*family).2;
@@ -211,7 +216,7 @@ fn match_text(m: &Match) -> String {
             let ip = family_words(*family).1;
             format!("{ip} {} . meta l4proto . th {} @{set}", side(*s, "", "addr"), side(*s, "", "port"))
         }
-        Match::Service { protocol, port } => format!("{protocol} dport {port}"),
+        Match::Service { protocol, side: s, port } => format!("{protocol} {} {port}", side(*s, "", "port")),
     }
 }
 
@@ -231,9 +236,12 @@ fn statement_text(statement: &Statement) -> String {
         Statement::Log(prefix) => format!("log prefix {}", quoted(prefix)),
         Statement::Dispatch(interface, map) => format!("{} vmap @{map}", interface_key(*interface)),
         Statement::Masquerade => "masquerade".into(),
+        Statement::Notrack => "notrack".into(),
+        Statement::SetUntrackedMark => format!("meta mark set meta mark | {UNTRACKED_MARK:#x}"),
         Statement::Verdict(Verdict::Accept) => "accept".into(),
         Statement::Verdict(Verdict::Drop) => "drop".into(),
         Statement::Verdict(Verdict::Return) => "return".into(),
         Statement::Verdict(Verdict::Jump(chain)) => format!("jump {chain}"),
+        Statement::Verdict(Verdict::Goto(chain)) => format!("goto {chain}"),
     }
 }

@@ -18,11 +18,13 @@ use gingham_crds::api::{IpSetMember, Shared};
 use gingham_crds::selector::Selector;
 
 mod batch;
+mod hosts;
 mod labels;
 mod membership;
 mod netsets;
 mod nodes;
 
+pub use self::hosts::HostEndpointFacts;
 use self::labels::LabelIndex;
 use self::netsets::NetSetEntry;
 use super::fxhash::Map;
@@ -48,6 +50,21 @@ pub enum Applies {
     Namespaces(Option<Selector>),
 }
 
+/// Where a GlobalNetworkPolicy applies on host endpoints (Calico's `applyOnForward`, `preDNAT`
+/// and `doNotTrack`; see [`hosts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HostMode {
+    /// Traffic to and from the host (and pods, as any policy).
+    #[default]
+    Normal,
+    /// Also traffic forwarded through the host endpoint.
+    ApplyOnForward,
+    /// Before DNAT, traffic in through the host endpoint; host endpoints only.
+    PreDnat,
+    /// Untracked, in the raw hooks; host endpoints only.
+    DoNotTrack,
+}
+
 /// A compiled policy as the index holds it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PolicyEntry {
@@ -65,6 +82,8 @@ pub struct PolicyEntry {
     pub ingress: bool,
     /// It governs egress.
     pub egress: bool,
+    /// Where it applies on host endpoints (a `PreDnat` or `DoNotTrack` policy applies to no pod).
+    pub host: HostMode,
     /// The compiled rules (one copy, shared by every node that uses the policy).
     pub compiled: Shared<CompiledPolicy>,
     /// The sets its rules use.
@@ -188,6 +207,8 @@ pub struct PolicyIndex {
     set_nodes: Map<SetId, BTreeSet<String>>,
     node_policies: Map<String, BTreeSet<Arc<str>>>,
     policy_nodes: Map<Arc<str>, BTreeSet<String>>,
+    /// Each node's host endpoints, sorted by name.
+    host_endpoints: Map<String, Vec<HostEndpointFacts>>,
     /// Every usable pool's network by name, for the pools pods' annotations ask for.
     pools: BTreeMap<String, ipnet::IpNet>,
     /// Namespaces' pool annotations (IPv4, IPv6), for their pods that have none of their own.
@@ -611,6 +632,7 @@ impl PolicyIndex {
                 Applies::Namespaces(None) => true,
                 Applies::Namespaces(Some(selector)) => namespace_selector_matches(selector, namespace_labels),
             })
+            .filter(|p| !matches!(p.host, HostMode::PreDnat | HostMode::DoNotTrack))
             .filter(|p| p.selector.matches(&facts.labels))
             .collect();
         applying.sort_by(|a, b| policy_order(a, b));
@@ -637,7 +659,9 @@ impl PolicyIndex {
         let set_ids: Vec<SetId> = entry.sets.iter().map(|key| self.acquire_set(key)).collect();
         if let Some(old) = self.remove_policy_entry(&entry.name) {
             affected.extend(self.selected_endpoints(&old));
+            self.dirty.rebuild.extend(self.host_nodes_selected(&old));
         }
+        self.dirty.rebuild.extend(self.host_nodes_selected(&entry));
         self.policy_sets.insert(entry.name.clone(), set_ids);
         affected.extend(self.selected_endpoints(&entry));
         match &entry.applies {
@@ -660,6 +684,7 @@ impl PolicyIndex {
     pub fn delete_policy(&mut self, name: &str) {
         if let Some(old) = self.remove_policy_entry(name) {
             self.dirty.rebuild.extend(self.policy_nodes.get(name).into_iter().flatten().cloned());
+            self.dirty.rebuild.extend(self.host_nodes_selected(&old));
             for key in self.selected_endpoints(&old) {
                 self.reapply(&key);
             }

@@ -24,11 +24,11 @@ use std::sync::Arc;
 
 use gingham_crds::api::policy::{PolicyScope, PolicyType, PolicyView};
 use gingham_crds::api::tier::{TierRank, builtin_ranks};
-use gingham_crds::api::{GlobalNetworkPolicy, NetworkPolicy, Tier};
+use gingham_crds::api::{GlobalNetworkPolicy, GlobalNetworkPolicySpec, NetworkPolicy, Tier};
 use gingham_crds::selector::Selector;
 use gingham_crds::validate::{validate_global_network_policy, validate_network_policy, validate_policy_tier};
 
-use self::index::{Applies, PolicyEntry};
+use self::index::{Applies, HostMode, PolicyEntry};
 use self::rules::{compile_policy, policy_selector};
 use super::ObjectProblem;
 
@@ -108,6 +108,7 @@ fn entry(
         applies,
         ingress: view.types.contains(&PolicyType::Ingress),
         egress: view.types.contains(&PolicyType::Egress),
+        host: HostMode::Normal,
         compiled: template.policy.into(),
         sets: template.sets,
     };
@@ -154,5 +155,17 @@ pub fn global_policy_entry(policy: &GlobalNetworkPolicy, tiers: &Tiers) -> (Opti
     };
     let (entry, more) = entry(global_name(name), &view, applies, tiers, &report);
     problems.extend(more);
-    (entry, problems)
+    let host = host_mode(&policy.spec);
+    (entry.map(|entry| PolicyEntry { host, ..entry }), problems)
+}
+
+/// Where a global policy applies on host endpoints: `preDNAT` and `doNotTrack` first (each needs
+/// `applyOnForward`, which validation checks), then `applyOnForward`.
+fn host_mode(spec: &GlobalNetworkPolicySpec) -> HostMode {
+    match (spec.pre_dnat, spec.do_not_track, spec.apply_on_forward) {
+        (Some(true), _, _) => HostMode::PreDnat,
+        (_, Some(true), _) => HostMode::DoNotTrack,
+        (_, _, Some(true)) => HostMode::ApplyOnForward,
+        _ => HostMode::Normal,
+    }
 }

@@ -89,6 +89,7 @@ struct Work {
     bgp: bool,
     statuses: bool,
     felix: bool,
+    hosts: bool,
 }
 
 /// The incremental engine. See the module documentation.
@@ -155,7 +156,7 @@ impl Engine {
         // No span exists yet: each is built once, whole, when its node's routing is first worked
         // out, so what the batch marked dirty needs no second rebuild.
         engine.index.take_dirty();
-        let all = Work { pools: true, nodes: true, ipam: true, bgp: true, statuses: true, felix: true };
+        let all = Work { pools: true, nodes: true, ipam: true, bgp: true, statuses: true, felix: true, hosts: true };
         engine.run(all);
         engine
     }
@@ -225,6 +226,7 @@ impl Engine {
                     self.service_changed(&service);
                 }
             }
+            Kind::HostEndpoint => work.hosts = true,
         }
         self.run(work);
     }

@@ -3,7 +3,7 @@
 
 use gingham_crds::api::nodenetwork::PoolRouting;
 use gingham_crds::api::span::NodeSpan;
-use gingham_crds::api::{BGPConfigurationSpec, Cidr, IpFamily, NodeNetworkSpec, Wire};
+use gingham_crds::api::{BGPConfigurationSpec, Cidr, HostEndpoint, IpFamily, NodeNetworkSpec, Wire};
 use gingham_crds::naming::block_object_name;
 use gingham_crds::validate::validate_felix_configuration;
 
@@ -15,6 +15,7 @@ use crate::core::compile::services::{ServiceEndpoints, service_of};
 use crate::core::compile::{Tiers, global_name, global_policy_entry, namespaced_name, network_policy_entry};
 use crate::core::facts::{NodeFacts, namespace_labels, pool_annotations};
 use crate::core::felix::{agent_settings, default_config, merged_for, policy_settings, tunnel_settings};
+use crate::core::hosts::{auto_create, host_endpoint_facts, node_host_endpoints};
 use crate::core::ipam::{IpamInput, assign, blocks_per_pool};
 use crate::core::netsets::NetSetFacts;
 use crate::core::pod_pools::annotation_problems;
@@ -54,6 +55,9 @@ impl Engine {
         }
         if ipam || work.statuses {
             self.pool_statuses();
+        }
+        if work.nodes || work.felix || work.hosts {
+            self.host_endpoints();
         }
         if ipam || work.bgp || work.felix {
             self.refresh_routing();
@@ -200,6 +204,35 @@ impl Engine {
         }
     }
 
+    /// Works out every node's host endpoints (objects and automatic ones) and hands them to the
+    /// policy index, which rebuilds the nodes whose endpoints changed.
+    fn host_endpoints(&mut self) {
+        let mut objects = Vec::new();
+        let stored: Vec<HostEndpoint> = self.store.host_endpoints();
+        let mut reported = Vec::new();
+        for object in stored {
+            let (facts, problems) = host_endpoint_facts(&object);
+            objects.extend(facts.map(|facts| (object.spec.node.clone(), facts)));
+            let source = Source::Object(Kind::HostEndpoint, Object::HostEndpoint(object).key());
+            reported.push(source.clone());
+            self.set_problems(source, problems);
+        }
+        let gone: Vec<Source> = self
+            .problems
+            .keys()
+            .filter(|source| matches!(source, Source::Object(Kind::HostEndpoint, _)) && !reported.contains(source))
+            .cloned()
+            .collect();
+        for source in gone {
+            self.set_problems(source, Vec::new());
+        }
+        let configs = self.store.felix_configurations();
+        for (name, facts) in &self.nodes {
+            let endpoints = node_host_endpoints(facts, &objects, auto_create(&merged_for(&configs, name)));
+            self.index.set_host_endpoints(name, endpoints);
+        }
+    }
+
     /// Rewrites every node's NodeNetwork and the BGP sessions of its span, writing only what
     /// changed; adds NodeNetworks and spans for new nodes and drops those of deleted ones.
     fn refresh_routing(&mut self) {
@@ -222,6 +255,7 @@ impl Engine {
         for node in gone {
             self.desired.node_networks.remove(&node);
             self.desired.spans.remove(&node);
+            self.index.set_host_endpoints(&node, Vec::new());
             self.index.forget_node(&node);
             self.changes.node_networks.insert(node.clone());
             self.changes.spans.insert(node);
@@ -274,8 +308,8 @@ impl Engine {
         for node in &dirty.rebuild {
             let Some(span) = self.desired.spans.get_mut(node) else { continue };
             let rebuilt = self.index.build_node(node);
-            if (&span.endpoints, &span.policies, &span.ip_sets)
-                != (&rebuilt.endpoints, &rebuilt.policies, &rebuilt.ip_sets)
+            if (&span.endpoints, &span.policies, &span.ip_sets, &span.host_endpoints)
+                != (&rebuilt.endpoints, &rebuilt.policies, &rebuilt.ip_sets, &rebuilt.host_endpoints)
             {
                 *span = NodeSpan { bgp_peers: std::mem::take(&mut span.bgp_peers), ..rebuilt };
                 self.changes.spans.insert(node.clone());

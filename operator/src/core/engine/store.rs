@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gingham_crds::api::{
-    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock, IPPool,
-    NetworkPolicy, NetworkSet, NodeNetworkStatus, Tier,
+    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, HostEndpoint, IPAMBlock,
+    IPPool, NetworkPolicy, NetworkSet, NodeNetworkStatus, Tier,
 };
 use gingham_crds::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
 use gingham_crds::netpolapi::v1alpha2::ClusterNetworkPolicy;
@@ -42,6 +42,8 @@ pub enum Object {
     NetworkSet(NetworkSet),
     /// A GlobalNetworkSet.
     GlobalNetworkSet(GlobalNetworkSet),
+    /// A HostEndpoint.
+    HostEndpoint(HostEndpoint),
     /// A Kubernetes NetworkPolicy.
     KubeNetworkPolicy(KubeNetworkPolicy),
     /// A ClusterNetworkPolicy (policy.networking.k8s.io/v1alpha2).
@@ -89,6 +91,8 @@ pub enum Kind {
     NetworkSet,
     /// GlobalNetworkSet.
     GlobalNetworkSet,
+    /// HostEndpoint.
+    HostEndpoint,
     /// Kubernetes NetworkPolicy.
     KubeNetworkPolicy,
     /// ClusterNetworkPolicy.
@@ -145,6 +149,7 @@ impl Object {
             Object::Tier(_) => Kind::Tier,
             Object::NetworkSet(_) => Kind::NetworkSet,
             Object::GlobalNetworkSet(_) => Kind::GlobalNetworkSet,
+            Object::HostEndpoint(_) => Kind::HostEndpoint,
             Object::KubeNetworkPolicy(_) => Kind::KubeNetworkPolicy,
             Object::ClusterNetworkPolicy(_) => Kind::ClusterNetworkPolicy,
             Object::AdminNetworkPolicy(_) => Kind::AdminNetworkPolicy,
@@ -172,6 +177,7 @@ impl Object {
             Object::Tier(o) => key_of(o),
             Object::NetworkSet(o) => key_of(o),
             Object::GlobalNetworkSet(o) => key_of(o),
+            Object::HostEndpoint(o) => key_of(o),
             Object::KubeNetworkPolicy(o) => key_of(o),
             Object::ClusterNetworkPolicy(o) => key_of(o),
             Object::AdminNetworkPolicy(o) => key_of(o),
@@ -202,6 +208,7 @@ pub fn objects(snapshot: ClusterSnapshot) -> impl Iterator<Item = Object> {
         .chain(s.tiers.into_iter().map(Object::Tier))
         .chain(s.network_sets.into_iter().map(Object::NetworkSet))
         .chain(s.global_network_sets.into_iter().map(Object::GlobalNetworkSet))
+        .chain(s.host_endpoints.into_iter().map(Object::HostEndpoint))
         .chain(s.kube_network_policies.into_iter().map(Object::KubeNetworkPolicy))
         .chain(s.cluster_network_policies.into_iter().map(Object::ClusterNetworkPolicy))
         .chain(s.admin_network_policies.into_iter().map(Object::AdminNetworkPolicy))
@@ -305,6 +312,7 @@ impl Store {
                 Object::Tier(o) => s.tiers.push(o),
                 Object::NetworkSet(o) => s.network_sets.push(o),
                 Object::GlobalNetworkSet(o) => s.global_network_sets.push(o),
+                Object::HostEndpoint(o) => s.host_endpoints.push(o),
                 Object::KubeNetworkPolicy(o) => s.kube_network_policies.push(o),
                 Object::ClusterNetworkPolicy(o) => s.cluster_network_policies.push(o),
                 Object::AdminNetworkPolicy(o) => s.admin_network_policies.push(o),
@@ -341,6 +349,7 @@ macro_rules! typed {
 
 typed!(pools, Pool, IPPool, Pool);
 typed!(tiers, Tier, Tier, Tier);
+typed!(host_endpoints, HostEndpoint, HostEndpoint, HostEndpoint);
 typed!(bgp_peers, BgpPeer, BGPPeer, BgpPeer);
 typed!(felix_configurations, FelixConfiguration, FelixConfiguration, FelixConfiguration);
 typed!(secrets, Secret, Secret, Secret);

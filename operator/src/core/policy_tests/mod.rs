@@ -6,6 +6,7 @@ mod accounts_services;
 mod calico_order;
 mod cluster_matrix;
 mod evaluator;
+mod hosts;
 mod knp_matrix;
 mod network_sets;
 mod tiers;

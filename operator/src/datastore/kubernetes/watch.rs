@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use gingham_crds::api::{
-    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock, IPPool,
-    NetworkPolicy, NetworkSet, NodeNetwork, Tier,
+    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, HostEndpoint, IPAMBlock,
+    IPPool, NetworkPolicy, NetworkSet, NodeNetwork, Tier,
 };
 use gingham_crds::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
 use gingham_crds::netpolapi::v1alpha2::ClusterNetworkPolicy;
@@ -68,6 +68,7 @@ pub struct Stores {
     tiers: Guarded<Tier>,
     network_sets: Guarded<NetworkSet>,
     global_network_sets: Guarded<GlobalNetworkSet>,
+    host_endpoints: Guarded<HostEndpoint>,
     kube_network_policies: Guarded<KubeNetworkPolicy>,
     cluster_network_policies: Optional<ClusterNetworkPolicy>,
     admin_network_policies: Optional<AdminNetworkPolicy>,
@@ -157,6 +158,7 @@ impl Stores {
             tiers: watch(Api::all(client.clone()), all.clone(), sender),
             network_sets: watch(Api::all(client.clone()), all.clone(), sender),
             global_network_sets: watch(Api::all(client.clone()), all.clone(), sender),
+            host_endpoints: watch(Api::all(client.clone()), all.clone(), sender),
             kube_network_policies: watch(Api::all(client.clone()), all.clone(), sender),
             cluster_network_policies: watch_optional(client, sender),
             admin_network_policies: watch_optional(client, sender),
@@ -185,6 +187,7 @@ impl Stores {
         self.tiers.wait_until_ready().await.map_err(stopped)?;
         self.network_sets.wait_until_ready().await.map_err(stopped)?;
         self.global_network_sets.wait_until_ready().await.map_err(stopped)?;
+        self.host_endpoints.wait_until_ready().await.map_err(stopped)?;
         self.kube_network_policies.wait_until_ready().await.map_err(stopped)?;
         self.cluster_network_policies.wait_until_ready().await?;
         self.admin_network_policies.wait_until_ready().await?;
@@ -215,6 +218,7 @@ impl Stores {
             tiers: valid(&self.tiers, &mut rejected),
             network_sets: valid(&self.network_sets, &mut rejected),
             global_network_sets: valid(&self.global_network_sets, &mut rejected),
+            host_endpoints: valid(&self.host_endpoints, &mut rejected),
             kube_network_policies: valid(&self.kube_network_policies, &mut rejected),
             cluster_network_policies: valid(&self.cluster_network_policies.store, &mut rejected),
             admin_network_policies: valid(&self.admin_network_policies.store, &mut rejected),

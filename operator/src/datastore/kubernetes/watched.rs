@@ -4,8 +4,8 @@
 use std::fmt::Debug;
 
 use gingham_crds::api::{
-    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, IPAMBlock, IPPool,
-    NetworkPolicy, NetworkSet, NodeNetwork, Tier,
+    BGPConfiguration, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet, HostEndpoint, IPAMBlock,
+    IPPool, NetworkPolicy, NetworkSet, NodeNetwork, Tier,
 };
 use gingham_crds::manifest::Manifest;
 use gingham_crds::netpolapi::v1alpha1::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
@@ -117,6 +117,7 @@ watched!(NetworkSet, NetworkSet, NetworkSet, |o| messages_of(Manifest::NetworkSe
 watched!(GlobalNetworkSet, GlobalNetworkSet, GlobalNetworkSet, |o| messages_of(
     Manifest::GlobalNetworkSet(o.clone()).validate()
 ));
+watched!(HostEndpoint, HostEndpoint, HostEndpoint, |o| messages_of(Manifest::HostEndpoint(o.clone()).validate()));
 watched!(KubeNetworkPolicy, KubeNetworkPolicy, KubeNetworkPolicy);
 watched!(ClusterNetworkPolicy, ClusterNetworkPolicy, ClusterNetworkPolicy);
 watched!(AdminNetworkPolicy, AdminNetworkPolicy, AdminNetworkPolicy);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use gingham_crds::api::nodenetwork::{EndpointPolicy, TierPolicies};
 use gingham_crds::api::span::NodeSpan;
+use gingham_crds::api::tier::TierDefaultAction;
 
 use super::{PolicyIndex, SetId};
 use crate::core::pod_pools::pod_pools;
@@ -37,6 +38,14 @@ impl PolicyIndex {
                 ipv6_pools,
             });
         }
+        base.host_endpoints = self.host_endpoint_policies(node);
+        for host in &base.host_endpoints {
+            used_policies.extend(
+                host.policy_names()
+                    .filter_map(|name| self.policies.get_key_value(name.as_str()))
+                    .map(|(k, _)| k.clone()),
+            );
+        }
         let mut used_sets: BTreeSet<SetId> = BTreeSet::new();
         for name in &used_policies {
             let Some(policy) = self.policies.get(name) else { continue };
@@ -51,6 +60,16 @@ impl PolicyIndex {
 
     /// An endpoint's policy list (in evaluation order, tier by tier) grouped by tier.
     fn tiered(&self, policies: &[Arc<str>]) -> Vec<TierPolicies> {
+        self.tiered_as(policies, None)
+    }
+
+    /// The same, with every tier's default action replaced by `default_action` when one is given
+    /// (Pass for the untracked and pre-DNAT lists of host endpoints).
+    pub(super) fn tiered_as(
+        &self,
+        policies: &[Arc<str>],
+        default_action: Option<TierDefaultAction>,
+    ) -> Vec<TierPolicies> {
         let mut tiers: Vec<TierPolicies> = Vec::new();
         for name in policies {
             let Some(tier) = self.policies.get(name).map(|policy| &policy.tier) else { continue };
@@ -58,7 +77,7 @@ impl PolicyIndex {
                 Some(last) if last.tier == tier.name => last.policies.push(name.to_string()),
                 _ => tiers.push(TierPolicies {
                     tier: tier.name.clone(),
-                    default_action: tier.default_action,
+                    default_action: default_action.unwrap_or(tier.default_action),
                     policies: vec![name.to_string()],
                 }),
             }
