@@ -48,6 +48,12 @@ fn errors_name_the_line_and_the_field() {
         ),
         ("unknown kind", "objects:\n  - {apiVersion: v1, kind: ConfigMap, metadata: {name: x}}\n", 7, "objects[0]"),
         ("node object", "objects:\n  - {apiVersion: v1, kind: Node, metadata: {name: x}}\n", 7, "objects[0].kind"),
+        (
+            "host endpoint without interface or addresses",
+            "objects:\n  - {apiVersion: gingham.dev/v1, kind: HostEndpoint, metadata: {name: h}, spec: {node: n1}}\n",
+            7,
+            "objects[0].spec.interfaceName",
+        ),
     ];
     for (what, extra, line, field) in cases {
         let errors = parse(&format!("{BASE}{extra}")).expect_err(what).0;
@@ -94,4 +100,13 @@ fn the_operator_runs_one_replica_on_a_socket_unless_told_otherwise() {
     assert_eq!(errors[0].field, "lab.operator.replicas", "{errors:?}");
     let errors = parse(&BASE.replace("{prefix: t1}", "{prefix: t1, operator: {stream: udp}}")).unwrap_err().0;
     assert!(errors[0].message.contains("udp"), "{errors:?}");
+}
+
+#[test]
+fn host_endpoints_are_scenario_objects() {
+    let text = format!(
+        "{BASE}objects:\n  - apiVersion: gingham.dev/v1\n    kind: HostEndpoint\n    metadata: {{name: n1-eth0, labels: {{uplink: eth0}}}}\n    spec: {{node: n1, interfaceName: eth0}}\n"
+    );
+    let scenario = parse(&text).unwrap();
+    assert_eq!(scenario.objects[0]["kind"], "HostEndpoint");
 }
