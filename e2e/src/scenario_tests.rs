@@ -48,6 +48,12 @@ fn errors_name_the_line_and_the_field() {
         ),
         ("unknown kind", "objects:\n  - {apiVersion: v1, kind: ConfigMap, metadata: {name: x}}\n", 7, "objects[0]"),
         ("node object", "objects:\n  - {apiVersion: v1, kind: Node, metadata: {name: x}}\n", 7, "objects[0].kind"),
+        (
+            "host endpoint without interface or addresses",
+            "objects:\n  - {apiVersion: gingham.dev/v1, kind: HostEndpoint, metadata: {name: h}, spec: {node: n1}}\n",
+            7,
+            "objects[0].spec.interfaceName",
+        ),
     ];
     for (what, extra, line, field) in cases {
         let errors = parse(&format!("{BASE}{extra}")).expect_err(what).0;
@@ -115,4 +121,13 @@ fn scenarios_accept_the_network_policy_api_kinds() {
     let scenario = parse(&text).unwrap();
     let kinds: Vec<&str> = scenario.objects.iter().filter_map(|o| o["kind"].as_str()).collect();
     assert_eq!(kinds, ["ClusterNetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy"]);
+}
+
+#[test]
+fn host_endpoints_are_scenario_objects() {
+    let text = format!(
+        "{BASE}objects:\n  - apiVersion: gingham.dev/v1\n    kind: HostEndpoint\n    metadata: {{name: n1-eth0, labels: {{uplink: eth0}}}}\n    spec: {{node: n1, interfaceName: eth0}}\n"
+    );
+    let scenario = parse(&text).unwrap();
+    assert_eq!(scenario.objects[0]["kind"], "HostEndpoint");
 }

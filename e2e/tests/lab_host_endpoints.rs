@@ -75,10 +75,29 @@ fn host_endpoint_truth_tables_on_eth0() {
     };
     let bgp_connects = || reaches_port(179);
     let outside_pings_node = || ping(&outside, &n1, 2) > 0;
+    let node_netns = lab.node_netns("n1");
+    // Conntrack in n1's namespace: the ping ids of the outside's pings to n1 (entries of earlier
+    // pings linger, so a ping is judged by the ids it adds).
+    let conntrack = || gingham_e2e::cmd::run_in(&node_netns, "cat", &["/proc/net/nf_conntrack"]).unwrap_or_default();
+    let pings_from_outside = |table: &str| -> std::collections::BTreeSet<String> {
+        let pair = format!("src={} dst={n1}", topology::OUTSIDE_ADDRESS);
+        table
+            .lines()
+            .filter(|l| l.contains("icmp") && l.contains(&pair))
+            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("id=")).map(str::to_string))
+            .collect()
+    };
+    let tracked_ping = || {
+        let before = pings_from_outside(&conntrack());
+        let pinged = outside_pings_node();
+        (pinged, pings_from_outside(&conntrack()).difference(&before).count() > 0)
+    };
     let pod_reaches_outside = || ping(&pod, topology::OUTSIDE_ADDRESS, 2) > 0;
+    let (_, tracked) = tracked_ping();
     check(
         "no host endpoint",
         &[
+            ("a ping from the outside is tracked", tracked, true),
             ("n2 opens a new BGP connection to n1", bgp_connects(), true),
             ("n2 reaches n1's port 8081", reaches_port(8081), true),
             ("outside pings n1", outside_pings_node(), true),
@@ -148,7 +167,6 @@ fn host_endpoint_truth_tables_on_eth0() {
     );
     lab.apply(&(deny_all.clone() + &untracked)).unwrap();
     failures.extend(wrong_pairs(&lab, |_, _| true).into_iter().map(|pair| format!("doNotTrack: pod matrix: {pair}")));
-    let node_netns = lab.node_netns("n1");
     let raw = gingham_e2e::cmd::run_in(&node_netns, "nft", &["list", "chain", "inet", "gingham", "hep_raw_prerouting"])
         .unwrap_or_default();
     check(
@@ -157,6 +175,17 @@ fn host_endpoint_truth_tables_on_eth0() {
             ("outside pings n1", outside_pings_node(), true),
             ("the raw hook skips conntrack", raw.contains("notrack"), true),
             ("n2 opens a new BGP connection to n1", bgp_connects(), true),
+        ],
+        &mut failures,
+    );
+    let (pinged, tracked) = tracked_ping();
+    let after = conntrack();
+    check(
+        "doNotTrack",
+        &[
+            ("conntrack lists the BGP connection", after.contains("dport=179"), true),
+            ("outside pings n1 again", pinged, true),
+            ("that ping is tracked", tracked, false),
         ],
         &mut failures,
     );
