@@ -262,6 +262,24 @@ pub struct EntityRule {
     pub services: Option<ServiceMatch>,
 }
 
+impl EntityRule {
+    /// The fields set on this side that Calico refuses next to `services` (a service names its
+    /// endpoints itself), in the order they are reported; `ports` and `notPorts` are refused too,
+    /// and checked on their own.
+    pub fn fields_beside_services(&self) -> impl Iterator<Item = &'static str> {
+        [
+            ("selector", self.selector.is_some()),
+            ("notSelector", self.not_selector.is_some()),
+            ("namespaceSelector", self.namespace_selector.is_some()),
+            ("serviceAccounts", self.service_accounts.is_some()),
+            ("nets", self.nets.is_some()),
+            ("notNets", self.not_nets.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(field, given)| given.then_some(field))
+    }
+}
+
 /// Service accounts to match.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ServiceAccountMatch {

@@ -215,19 +215,10 @@ fn check_entity(problems: &mut Problems, path: &str, side: &EntityRule) {
     );
     if let Some(service) = &side.services {
         // Calico's validator refuses these combinations: a service names its endpoints itself.
-        let combined = [
-            ("selector", side.selector.is_some()),
-            ("notSelector", side.not_selector.is_some()),
-            ("namespaceSelector", side.namespace_selector.is_some()),
-            ("serviceAccounts", side.service_accounts.is_some()),
-            ("nets", side.nets.is_some()),
-            ("notNets", side.not_nets.is_some()),
-        ];
-        for (field, given) in combined {
-            problems.check(
-                given,
-                &format!("{path}.services"),
-                &format!("{field} cannot be combined with services"),
+        for field in side.fields_beside_services() {
+            problems.add(
+                format!("{path}.services"),
+                format!("{field} cannot be combined with services"),
                 "use a rule of its own for the service, or name the endpoints by selector instead",
             );
         }

@@ -158,17 +158,9 @@ fn compile_side(
         names
     };
     if let Some(service) = &side.services {
-        let combined = [
-            ("selector", side.selector.is_some()),
-            ("notSelector", side.not_selector.is_some()),
-            ("namespaceSelector", side.namespace_selector.is_some()),
-            ("serviceAccounts", side.service_accounts.is_some()),
-            ("nets", side.nets.is_some()),
-            ("notNets", side.not_nets.is_some()),
-            ("ports", side.ports.is_some()),
-            ("notPorts", side.not_ports.is_some()),
-        ];
-        if let Some((field, _)) = combined.iter().find(|(_, given)| *given) {
+        let ports = [("ports", side.ports.is_some()), ("notPorts", side.not_ports.is_some())];
+        let ports = ports.into_iter().filter_map(|(field, given)| given.then_some(field));
+        if let Some(field) = side.fields_beside_services().chain(ports).next() {
             return Err(format!("services cannot be combined with {field} (as in Calico)"));
         }
         // A destination: the service's endpoints with its ports; a source: their addresses.

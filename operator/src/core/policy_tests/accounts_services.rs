@@ -11,16 +11,13 @@
 //! Services (EndpointSlices): `prod/pg` is prod/db's addresses on 5432/TCP; `prod/front` is
 //! prod/web's addresses on 8080/TCP.
 
-use gingham_crds::api::{GlobalNetworkPolicy, NetworkPolicy};
-use serde_json::{Value, json};
+use gingham_crds::api::GlobalNetworkPolicy;
+use serde_json::json;
 
-use super::world::{Expect, TCP, is, mismatches, world};
+use super::world::{Expect, Policy, TCP, add_policies, is, mismatches, world};
 use crate::core::ClusterSnapshot;
 use crate::core::testkit::{endpoint_slice, meta, service_account, with_account};
 use crate::core::{OperatorSettings, compute};
-
-/// A gingham NetworkPolicy (namespace given) or GlobalNetworkPolicy (`None`).
-type Policy = (Option<&'static str>, &'static str, Value);
 
 fn accounts_and_services() -> ClusterSnapshot {
     let mut snapshot = world();
@@ -126,18 +123,7 @@ fn service_account_and_service_matches_select_the_right_packets() {
     let mut failures = Vec::new();
     for (case, policies, expect) in cases() {
         let mut snapshot = accounts_and_services();
-        for (namespace, name, spec) in policies {
-            match namespace {
-                Some(ns) => snapshot.network_policies.push(NetworkPolicy {
-                    metadata: meta(Some(ns), name),
-                    spec: serde_json::from_value(spec).expect("a NetworkPolicy spec"),
-                }),
-                None => snapshot.global_network_policies.push(GlobalNetworkPolicy {
-                    metadata: meta(None, name),
-                    spec: serde_json::from_value(spec).expect("a GlobalNetworkPolicy spec"),
-                }),
-            }
-        }
+        add_policies(&mut snapshot, policies);
         let desired = compute(&snapshot, &OperatorSettings::default());
         assert!(desired.problems.is_empty(), "{case}: {:?}", desired.problems);
         failures.extend(mismatches(case, &desired, expect));

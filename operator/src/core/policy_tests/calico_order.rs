@@ -2,15 +2,10 @@
 //! scoping of NetworkPolicy and GlobalNetworkPolicy, notSelector, notPorts, nets on egress, and
 //! the two families: `ipVersion`, ICMP and ICMPv6, nets of each family.
 
-use gingham_crds::api::{GlobalNetworkPolicy, NetworkPolicy};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::world::{Expect, TCP, is, mismatches, outside, serves, world};
-use crate::core::testkit::meta;
+use super::world::{Expect, Policy, TCP, add_policies, is, mismatches, outside, serves, world};
 use crate::core::{OperatorSettings, compute};
-
-/// A gingham NetworkPolicy (namespace given) or GlobalNetworkPolicy (`None`).
-type Policy = (Option<&'static str>, &'static str, Value);
 
 fn cases() -> Vec<(&'static str, Vec<Policy>, Expect)> {
     let deny_all = json!({"selector": "all()", "ingress": [{"action": "Deny"}]});
@@ -176,18 +171,7 @@ fn calico_policies_are_ordered_scoped_and_acted_on() {
     let mut failures = Vec::new();
     for (case, policies, expect) in cases() {
         let mut snapshot = world();
-        for (namespace, name, spec) in policies {
-            match namespace {
-                Some(ns) => snapshot.network_policies.push(NetworkPolicy {
-                    metadata: meta(Some(ns), name),
-                    spec: serde_json::from_value(spec).expect("a NetworkPolicy spec"),
-                }),
-                None => snapshot.global_network_policies.push(GlobalNetworkPolicy {
-                    metadata: meta(None, name),
-                    spec: serde_json::from_value(spec).expect("a GlobalNetworkPolicy spec"),
-                }),
-            }
-        }
+        add_policies(&mut snapshot, policies);
         let desired = compute(&snapshot, &OperatorSettings::default());
         assert!(desired.problems.is_empty(), "{case}: {:?}", desired.problems);
         failures.extend(mismatches(case, &desired, expect));

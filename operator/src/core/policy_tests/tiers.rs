@@ -2,18 +2,16 @@
 //! around `default`, a policy in a missing tier (reported, not applied), and a tier's change of
 //! order or default action on a running engine.
 
-use gingham_crds::api::{GlobalNetworkPolicy, NetworkPolicy, Tier};
-use serde_json::{Value, json};
+use gingham_crds::api::Tier;
+use serde_json::json;
 
-use super::world::{Expect, TCP, UDP, is, mismatches, outside, world};
+use super::world::{Expect, Policy, TCP, UDP, add_policies, is, mismatches, outside, world};
 use crate::core::engine::{Engine, Event, store::Object};
 use crate::core::testkit::meta;
 use crate::core::{ClusterSnapshot, OperatorSettings, compute};
 
 /// A Tier: name, order, default action.
 type TierRow = (&'static str, Option<f64>, Option<&'static str>);
-/// A policy: namespace (`None`: global), name, spec (with its `tier`).
-type Policy = (Option<&'static str>, &'static str, Value);
 
 fn tier((name, order, action): TierRow) -> Tier {
     let mut spec = json!({});
@@ -29,18 +27,7 @@ fn tier((name, order, action): TierRow) -> Tier {
 fn snapshot(tiers: &[TierRow], policies: Vec<Policy>) -> ClusterSnapshot {
     let mut snapshot = world();
     snapshot.tiers = tiers.iter().copied().map(tier).collect();
-    for (namespace, name, spec) in policies {
-        match namespace {
-            Some(ns) => snapshot.network_policies.push(NetworkPolicy {
-                metadata: meta(Some(ns), name),
-                spec: serde_json::from_value(spec).expect("a NetworkPolicy spec"),
-            }),
-            None => snapshot.global_network_policies.push(GlobalNetworkPolicy {
-                metadata: meta(None, name),
-                spec: serde_json::from_value(spec).expect("a GlobalNetworkPolicy spec"),
-            }),
-        }
-    }
+    add_policies(&mut snapshot, policies);
     snapshot
 }
 

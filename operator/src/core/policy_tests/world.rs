@@ -142,3 +142,23 @@ pub fn mismatches(case: &str, desired: &DesiredState, expect: Expect) -> Vec<Str
     }
     failures
 }
+
+/// A gingham policy as the cases write it: namespace (`None`: a GlobalNetworkPolicy), name, spec.
+pub type Policy = (Option<&'static str>, &'static str, serde_json::Value);
+
+/// Adds the cases' policies to a snapshot: NetworkPolicies and GlobalNetworkPolicies.
+pub fn add_policies(snapshot: &mut ClusterSnapshot, policies: Vec<Policy>) {
+    use gingham_crds::api::{GlobalNetworkPolicy, NetworkPolicy};
+    for (namespace, name, spec) in policies {
+        match namespace {
+            Some(ns) => snapshot.network_policies.push(NetworkPolicy {
+                metadata: crate::core::testkit::meta(Some(ns), name),
+                spec: serde_json::from_value(spec).expect("a NetworkPolicy spec"),
+            }),
+            None => snapshot.global_network_policies.push(GlobalNetworkPolicy {
+                metadata: crate::core::testkit::meta(None, name),
+                spec: serde_json::from_value(spec).expect("a GlobalNetworkPolicy spec"),
+            }),
+        }
+    }
+}
